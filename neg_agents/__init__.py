@@ -1,0 +1,1 @@
+"""Negative agents built on stable-baselines3."""

@@ -1,0 +1,256 @@
+"""Configuration and vectorised physics shared by the single and the batched collision env.
+
+Every function here works on arrays with a leading batch axis ``B`` (the single env uses
+``B = 1``), so both environments run literally the same arithmetic and a sub-env of the batched
+env reproduces the single env's trajectory bit for bit. Nothing here imports pygame.
+
+World: the unit square ``[0, 1] x [0, 1]``; ``y`` grows upwards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+#: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
+UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
+ACTION_NAMES = ("up", "down", "left", "right", "stay")
+#: Unit displacement of each action, indexed by action.
+MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+
+OBSERVATION_MODES = ("absolute", "nearest")
+MAX_OBSTACLES = 100_000
+MAX_RADIUS = 0.1
+MAX_SPEED = 0.1
+MAX_K_NEAREST = 1024
+#: Obstacles start at least this many contact distances away from the agent.
+SPAWN_CLEARANCE = 2.0
+DTYPE = np.float32
+
+
+def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
+    return value
+
+
+def validate_action(action: Any, n: int, start: int = 0) -> int:
+    """Return ``action`` as an ``int`` in ``[start, start + n)`` or raise a clear error.
+
+    Accepts Python and numpy integers and integer arrays of size one (what SB3's ``predict``
+    returns); rejects bools, floats, NaN, other shapes and out-of-range values.
+    """
+    if isinstance(action, np.ndarray):
+        if action.size != 1:
+            raise ValueError(f"action must be a single integer, got an array of shape {action.shape}")
+        if not np.issubdtype(action.dtype, np.integer):
+            raise TypeError(f"action must be an integer, got an array of dtype {action.dtype}: {action!r}")
+        action = action.reshape(()).item()
+    elif isinstance(action, bool) or not isinstance(action, (int, np.integer)):
+        raise TypeError(f"action must be an integer in [{start}, {start + n}), got {type(action).__name__} {action!r}")
+    if not start <= action < start + n:
+        raise ValueError(f"action must be in [{start}, {start + n}), got {action}")
+    return int(action)
+
+
+def check_int(name: str, value: int, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class CollisionConfig:
+    """Validated parameters of a ``NegCollision`` environment (see ``NegCollisionEnv``).
+
+    Constructing one raises ``ValueError``/``TypeError`` naming the bad parameter and its range.
+    """
+
+    num_obstacles: int = 10
+    obstacle_radius: float = 0.03
+    obstacle_speed: float | tuple[float, float] = 0.01
+    agent_radius: float = 0.02
+    agent_step: float = 0.02
+    collision_penalty: float = 1.0
+    move_penalty: float = 0.01
+    terminate_on_collision: bool = False
+    observation: str = "absolute"
+    k_nearest: int = 8
+    allow_stay: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "num_obstacles", check_int("num_obstacles", self.num_obstacles, 0, MAX_OBSTACLES))
+        for name in ("obstacle_radius", "agent_radius"):
+            set_(self, name, check_range(name, getattr(self, name), 0.0, MAX_RADIUS, low_open=True))
+        set_(self, "agent_step", check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True))
+        set_(self, "obstacle_speed", self._checked_speed(self.obstacle_speed))
+        for name in ("collision_penalty", "move_penalty"):
+            set_(self, name, check_range(name, getattr(self, name), 0.0, 1e6))
+        for name in ("terminate_on_collision", "allow_stay"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            set_(self, name, bool(getattr(self, name)))
+        if self.observation not in OBSERVATION_MODES:
+            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}")
+        set_(self, "k_nearest", check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST))
+
+    @staticmethod
+    def _checked_speed(speed: float | tuple[float, float]) -> float | tuple[float, float]:
+        if isinstance(speed, (tuple, list)):
+            if len(speed) != 2:
+                raise ValueError(f"obstacle_speed as a range must be (low, high), got {speed!r}")
+            low = check_range("obstacle_speed[0]", speed[0], 0.0, MAX_SPEED)
+            high = check_range("obstacle_speed[1]", speed[1], 0.0, MAX_SPEED)
+            if low > high:
+                raise ValueError(f"obstacle_speed range needs low <= high, got {speed!r}")
+            return (low, high)
+        return check_range("obstacle_speed", speed, 0.0, MAX_SPEED)
+
+    @property
+    def speed_range(self) -> tuple[float, float]:
+        """Lowest and highest obstacle speed (world units per step)."""
+        s = self.obstacle_speed
+        return s if isinstance(s, tuple) else (s, s)
+
+    @property
+    def num_actions(self) -> int:
+        return 5 if self.allow_stay else 4
+
+    @property
+    def contact_distance(self) -> float:
+        return self.agent_radius + self.obstacle_radius
+
+    @property
+    def velocity_scale(self) -> float:
+        """Observed velocities are divided by the top speed so they lie in [-1, 1]."""
+        top = self.speed_range[1]
+        return 1.0 / top if top > 0 else 1.0
+
+    @property
+    def obs_size(self) -> int:
+        if self.observation == "absolute":
+            return 2 + 4 * self.num_obstacles
+        return 2 + 5 * self.k_nearest
+
+    def observation_space(self) -> spaces.Box:
+        """Documented finite bounds of one observation.
+
+        ``absolute``: agent (x, y) in [0, 1], then per obstacle (x, y) in [0, 1] and its velocity
+        (dx, dy) / top speed in [-1, 1].
+        ``nearest``: agent (x, y) in [0, 1], then for the ``k_nearest`` closest obstacles, nearest
+        first, (present, rel_x, rel_y, dx, dy): present is 1 (0 for padding when fewer than k
+        obstacles exist, all other fields 0), rel_* = obstacle - agent in [-1, 1], velocity as above.
+        """
+        low = np.full(self.obs_size, -1.0, dtype=DTYPE)
+        high = np.ones(self.obs_size, dtype=DTYPE)
+        low[:2] = 0.0
+        if self.observation == "absolute":
+            low[2:].reshape(self.num_obstacles, 4)[:, :2] = 0.0
+        else:
+            low[2:].reshape(self.k_nearest, 5)[:, 0] = 0.0
+        return spaces.Box(low, high, dtype=DTYPE)
+
+    def action_space(self) -> spaces.Discrete:
+        return spaces.Discrete(self.num_actions)
+
+
+def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw a fresh scene: agent at the centre, obstacles uniform and clear of the agent.
+
+    Returns ``agent (2,)``, ``positions (N, 2)`` and ``velocities (N, 2)`` (world units per step).
+    Rejected obstacles are redrawn together, round by round, so the number of RNG draws depends
+    only on the seed.
+    """
+    n, r = cfg.num_obstacles, cfg.obstacle_radius
+    agent = np.full(2, 0.5, dtype=DTYPE)
+    pos = rng.uniform(r, 1.0 - r, size=(n, 2)).astype(DTYPE)
+    clearance2 = (SPAWN_CLEARANCE * cfg.contact_distance) ** 2
+    bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
+    while bad.any():
+        pos[bad] = rng.uniform(r, 1.0 - r, size=(int(bad.sum()), 2))
+        bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
+    heading = rng.uniform(0.0, 2.0 * np.pi, size=n)
+    low, high = cfg.speed_range
+    speed = rng.uniform(low, high, size=n) if high > low else np.full(n, low)
+    vel = (speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)).astype(DTYPE)
+    return agent, pos, vel
+
+
+def move_agents(agent: np.ndarray, actions: np.ndarray, cfg: CollisionConfig) -> None:
+    """Move each agent ``(B, 2)`` one step in place; the arena's wall stops it."""
+    agent += MOVES[actions] * DTYPE(cfg.agent_step)
+    np.clip(agent, cfg.agent_radius, 1.0 - cfg.agent_radius, out=agent)
+
+
+def move_obstacles(pos: np.ndarray, vel: np.ndarray, cfg: CollisionConfig) -> None:
+    """Advance obstacles ``(B, N, 2)`` in place, reflecting them off the walls.
+
+    Speeds and radii are capped at 0.1, so one reflection per step always suffices.
+    """
+    pos += vel
+    low, high = DTYPE(cfg.obstacle_radius), DTYPE(1.0 - cfg.obstacle_radius)
+    below = pos < low
+    above = pos > high
+    np.subtract(2 * low, pos, out=pos, where=below)
+    np.subtract(2 * high, pos, out=pos, where=above)
+    np.negative(vel, out=vel, where=below | above)
+
+
+def squared_distances(agent: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Squared agent-obstacle distances ``(B, N)``."""
+    diff = pos - agent[:, None, :]
+    return np.einsum("bnk,bnk->bn", diff, diff)
+
+
+def contacts(dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+    """Boolean ``(B, N)``: which obstacles touch the agent."""
+    return dist2 < DTYPE(cfg.contact_distance) ** 2
+
+
+def punishments(num_contacts: np.ndarray, moved: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+    """Reward ``(B,)``: ``-collision_penalty`` per touching obstacle, ``-move_penalty`` per move.
+
+    Both penalties are non-negative, so the reward is never positive.
+    """
+    return -(cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)
+
+
+def observe(agent: np.ndarray, pos: np.ndarray, vel: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+    """Build fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
+    batch = agent.shape[0]
+    obs = np.empty((batch, cfg.obs_size), dtype=DTYPE)
+    obs[:, :2] = agent
+    scale = DTYPE(cfg.velocity_scale)
+    if cfg.observation == "absolute":
+        per_obstacle = obs[:, 2:].reshape(batch, cfg.num_obstacles, 4)
+        per_obstacle[..., :2] = pos
+        np.multiply(vel, scale, out=per_obstacle[..., 2:])
+        return obs
+    k, n = cfg.k_nearest, cfg.num_obstacles
+    slots = obs[:, 2:].reshape(batch, k, 5)
+    slots[...] = 0.0
+    shown = min(k, n)
+    if shown == 0:
+        return obs
+    if n > k:
+        nearest = np.argpartition(dist2, k - 1, axis=1)[:, :k]
+    else:
+        nearest = np.broadcast_to(np.arange(n), (batch, n))
+    order = np.argsort(np.take_along_axis(dist2, nearest, axis=1), axis=1, kind="stable")
+    nearest = np.take_along_axis(nearest, order, axis=1)[..., None]
+    slots[:, :shown, 0] = 1.0
+    slots[:, :shown, 1:3] = np.take_along_axis(pos, nearest, axis=1) - agent[:, None, :]
+    slots[:, :shown, 3:5] = np.take_along_axis(vel, nearest, axis=1) * scale
+    return obs

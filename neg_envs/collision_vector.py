@@ -1,0 +1,161 @@
+"""``NegCollisionVectorEnv``: many ``NegCollision`` envs simulated in one set of numpy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from neg_envs import collision_core as core
+from neg_envs.collision_core import CollisionConfig
+
+
+class NegCollisionVectorEnv(VectorEnv):
+    """``num_envs`` collision envs stepped together, with same-step autoreset.
+
+    ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards and
+    observations are those of ``NegCollisionEnv`` (same arguments): with the same seeds and
+    actions, sub-env ``i`` reproduces the single env's trajectory exactly. Each sub-env keeps its
+    own RNG; ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i`` as Gymnasium's
+    ``SyncVectorEnv`` does.
+
+    Episodes are truncated after ``max_episode_steps`` steps. A sub-env whose episode ends is
+    reset within the same step: the returned observation is the new episode's first one, and
+    ``info["final_obs"]``/``info["final_info"]`` (with ``_final_obs``/``_final_info`` masks)
+    hold the ended episode's last observation and info. Per-step info arrays: ``collisions``,
+    ``cumulative_collisions`` (of the episode that took the step), ``moved``, ``cost``, and
+    ``episode_return`` (at the final step only, inside ``final_info``).
+
+    :param num_envs: number of sub-envs, 1 to 1,000,000.
+    :param max_episode_steps: steps before truncation, >= 1.
+    :param render_mode: must be None; render a single ``NegCollisionEnv`` to watch an episode.
+    :param kwargs: the ``NegCollisionEnv`` parameters (see there).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = 500,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("window_size", None)
+        self.config = CollisionConfig(**kwargs)
+        self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
+        self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
+        if render_mode is not None:
+            raise ValueError("NegCollisionVectorEnv does not render; render a single NegCollisionEnv instead")
+        self.render_mode = None
+        self.single_observation_space = self.config.observation_space()
+        self.single_action_space = self.config.action_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        b, n = self.num_envs, self.config.num_obstacles
+        self._agent = np.zeros((b, 2), dtype=core.DTYPE)
+        self._pos = np.zeros((b, n, 2), dtype=core.DTYPE)
+        self._vel = np.zeros((b, n, 2), dtype=core.DTYPE)
+        self._steps = np.zeros(b, dtype=np.int64)
+        self._cumulative = np.zeros(b, dtype=np.int64)
+        self._returns = np.zeros(b, dtype=np.float64)
+        self._rngs: list[np.random.Generator] | None = None
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array)."""
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
+        if self._rngs is None:
+            if not mask.all():
+                raise RuntimeError("the first reset must reset every sub-env")
+            self._rngs = [None] * self.num_envs
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None or self._rngs[i] is None:
+                self._rngs[i], _ = seeding.np_random(seeds[i])
+        self._reset_envs(np.flatnonzero(mask))
+        dist2 = core.squared_distances(self._agent, self._pos)
+        obs = core.observe(self._agent, self._pos, self._vel, dist2, self.config)
+        zeros = np.zeros(self.num_envs, dtype=np.int64)
+        return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
+
+    def _reset_envs(self, indices: np.ndarray) -> None:
+        # One draw per ended episode, not per obstacle: the scene itself is sampled vectorised.
+        for i in indices:
+            self._agent[i], self._pos[i], self._vel[i] = core.sample_scene(self._rngs[i], self.config)
+        self._steps[indices] = 0
+        self._cumulative[indices] = 0
+        self._returns[indices] = 0.0
+
+    def step(self, actions: Any):
+        if self._rngs is None:
+            raise RuntimeError("call reset() before step()")
+        actions = self._validated(actions)
+        cfg = self.config
+        core.move_agents(self._agent, actions, cfg)
+        core.move_obstacles(self._pos, self._vel, cfg)
+        dist2 = core.squared_distances(self._agent, self._pos)
+        collisions = core.contacts(dist2, cfg).sum(axis=1)
+        moved = actions != core.STAY
+        rewards = core.punishments(collisions, moved, cfg)
+        self._steps += 1
+        self._cumulative += collisions
+        self._returns += rewards
+        terminated = (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
+        truncated = self._steps >= self.max_episode_steps
+        obs = core.observe(self._agent, self._pos, self._vel, dist2, cfg)
+        info = self._step_info(collisions, self._cumulative.copy(), moved)
+        done = np.flatnonzero(terminated | truncated)
+        if done.size:
+            self._finish_episodes(done, obs, info)
+        return obs, rewards, terminated, truncated, info
+
+    def _finish_episodes(self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any]) -> None:
+        final_mask = np.zeros(self.num_envs, dtype=bool)
+        final_mask[done] = True
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in done:
+            final_obs[i] = obs[i].copy()
+        final_info = {key: value.copy() for key, value in info.items()}
+        final_info["episode_return"] = self._returns.copy()
+        final_info["_episode_return"] = final_mask.copy()
+        info.update(final_obs=final_obs, _final_obs=final_mask, final_info=final_info, _final_info=final_mask.copy())
+        self._reset_envs(done)
+        sub = (done,)
+        dist2 = core.squared_distances(self._agent[sub], self._pos[sub])
+        obs[done] = core.observe(self._agent[sub], self._pos[sub], self._vel[sub], dist2, self.config)
+
+    def _validated(self, actions: Any) -> np.ndarray:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer):
+            raise TypeError(f"actions must be integers, got dtype {actions.dtype}")
+        n = self.config.num_actions
+        bad = (actions < 0) | (actions >= n)
+        if bad.any():
+            raise ValueError(f"actions must be in [0, {n}), got {actions[bad][:5].tolist()} at sub-envs {np.flatnonzero(bad)[:5].tolist()}")
+        return actions
+
+    def _step_info(self, collisions: np.ndarray, cumulative: np.ndarray, moved: np.ndarray) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "collisions": collisions,
+            "cumulative_collisions": cumulative,
+            "moved": moved,
+            "cost": collisions.astype(np.float64),
+        }
+        everywhere = np.ones(self.num_envs, dtype=bool)
+        info.update({f"_{key}": everywhere for key in list(info)})
+        return info

@@ -1,0 +1,101 @@
+"""Wrappers that make any Gymnasium env negative: negative actions, punishment-only rewards."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from neg_envs.collision_core import validate_action
+
+
+class NegativeActionWrapper(gym.Wrapper):
+    """The agent says which action *not* to take; one of the others is executed.
+
+    Action ``k`` means "do not do k": the environment executes one of the remaining ``n - 1``
+    actions, chosen uniformly with the wrapped env's seeded ``np_random`` (so ``reset(seed=...)``
+    makes the choice reproducible). ``info["executed_action"]`` says which action ran.
+    Works on any env whose action space is ``Discrete(n)`` with ``n >= 2`` (any ``start``).
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.action_space
+        if not isinstance(space, spaces.Discrete):
+            raise TypeError(f"NegativeActionWrapper needs a Discrete action space, got {space}")
+        if space.n < 2:
+            raise ValueError(f"NegativeActionWrapper needs at least 2 actions, got Discrete({space.n})")
+        self._n, self._start = int(space.n), int(space.start)
+
+    def step(self, action: Any):
+        forbidden = validate_action(action, self._n, self._start)
+        draw = self._start + int(self.np_random.integers(self._n - 1))
+        executed = draw + (draw >= forbidden)
+        obs, reward, terminated, truncated, info = self.env.step(executed)
+        info = dict(info, executed_action=executed, forbidden_action=forbidden)
+        return obs, reward, terminated, truncated, info
+
+
+class PunishmentOnlyWrapper(gym.Wrapper):
+    """Turn any env's reward into a punishment that is never positive.
+
+    Rules (``mode``):
+
+    - ``"shift"``: ``r - max_reward``. Preserves the ranking of policies for episodes of fixed
+      length. A reward above ``max_reward`` raises (your bound was wrong), it is never clipped.
+    - ``"negative_part"``: ``min(r, 0)``. Positive rewards are discarded by design.
+
+    Because a shifted env punishes every step of a long episode, ending early can look
+    attractive; ``termination_penalty`` is charged once when the episode *terminates* (not when
+    it is truncated) to keep dying costly, e.g. CartPole with ``mode="shift", max_reward=1``
+    gives 0 per surviving step, so pass ``termination_penalty=1`` or more.
+
+    :param env: any Gymnasium env with scalar rewards.
+    :param mode: ``"shift"`` or ``"negative_part"``.
+    :param max_reward: the largest reward a step can give (``"shift"`` only).
+    :param termination_penalty: punishment (>= 0) added when the episode terminates.
+    """
+
+    MODES = ("shift", "negative_part")
+
+    def __init__(
+        self,
+        env: gym.Env,
+        mode: str = "shift",
+        max_reward: float | None = None,
+        termination_penalty: float = 0.0,
+    ) -> None:
+        super().__init__(env)
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if mode == "shift":
+            if max_reward is None or not math.isfinite(max_reward):
+                raise ValueError("mode='shift' needs a finite max_reward: the largest reward one step can give")
+        elif max_reward is not None:
+            raise ValueError("max_reward is only used with mode='shift'")
+        if not math.isfinite(termination_penalty) or termination_penalty < 0:
+            raise ValueError(f"termination_penalty must be finite and >= 0, got {termination_penalty}")
+        self.mode = mode
+        self.max_reward = max_reward
+        self.termination_penalty = float(termination_penalty)
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, self.punish(reward, terminated), terminated, truncated, info
+
+    def punish(self, reward: SupportsFloat, terminated: bool) -> float:
+        """The punishment for one step's ``reward``."""
+        reward = float(reward)
+        if self.mode == "shift":
+            if reward > self.max_reward:
+                raise ValueError(
+                    f"reward {reward} exceeds max_reward={self.max_reward}; pass the env's true maximal step reward"
+                )
+            punishment = reward - self.max_reward
+        else:
+            punishment = min(reward, 0.0)
+        if terminated:
+            punishment -= self.termination_penalty
+        return punishment

@@ -1,0 +1,1 @@
+"""Negative-learning supervised models, datasets, occlusions and training utilities."""
