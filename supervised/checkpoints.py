@@ -1,0 +1,85 @@
+"""Checkpoints: model (and optimiser) state plus plain metadata, loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` (and ``optimizer``) state with plain metadata (numbers, strings, lists, dicts).
+
+    :param path: destination file; parent folders are created.
+    :param model: the model whose ``state_dict`` is saved.
+    :param optimizer: optionally, the optimiser whose state is saved too.
+    :param metadata: e.g. the mode, seed and epoch; must be safe for ``weights_only`` loading.
+    """
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": model.state_dict(), "metadata": dict(metadata or {})}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    torch.save(state, destination)
+    return destination
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    map_location: str | torch.device | None = "cpu",
+) -> dict[str, Any]:
+    """Load a checkpoint saved by :func:`save_checkpoint` into ``model`` and return its metadata.
+
+    Only tensors and plain containers are unpickled (``weights_only=True``), so a malicious
+    file cannot run code; keys must match the model exactly.
+
+    :param path: checkpoint file.
+    :param model: receives the saved parameters and buffers.
+    :param optimizer: receives the saved optimiser state when given.
+    :param map_location: device the tensors are loaded onto first.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(
+            f"checkpoint {source} does not exist; check the path or train a model first"
+        )
+    try:
+        state = torch.load(source, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {source}: it is corrupt, truncated or holds objects other than "
+            f"tensors and plain data ({error}); re-save it with save_checkpoint"
+        ) from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(
+            f"{source} is not a negdl checkpoint (no 'model' entry); save it with save_checkpoint"
+        )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"checkpoint {source} does not fit {type(model).__name__}: {error}"
+        ) from error
+    if optimizer is not None:
+        if "optimizer" not in state:
+            raise CheckpointError(
+                f"checkpoint {source} holds no optimizer state; load it without optimizer="
+            )
+        optimizer.load_state_dict(state["optimizer"])
+    return state.get("metadata", {})

@@ -1,0 +1,29 @@
+"""Dataset readers (MNIST, EMNIST, CIFAR-10) that load official files into tensors, no torchvision."""
+
+from supervised.data.cifar10 import CIFAR10_CLASSES, RestrictedUnpickler, load_cifar10
+from supervised.data.common import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    DataFileError,
+    LabelledImages,
+    resolve_data_dir,
+)
+from supervised.data.emnist import EMNIST_CLASSES, load_emnist
+from supervised.data.mnist import MNIST_CLASSES, MNIST_MEAN, MNIST_STD, load_mnist
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATA_DIR_ENV",
+    "DEFAULT_DATA_DIR",
+    "EMNIST_CLASSES",
+    "MNIST_CLASSES",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "DataFileError",
+    "LabelledImages",
+    "RestrictedUnpickler",
+    "load_cifar10",
+    "load_emnist",
+    "load_mnist",
+    "resolve_data_dir",
+]

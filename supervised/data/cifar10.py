@@ -1,0 +1,180 @@
+"""CIFAR-10 from the official python batches, read without executing arbitrary pickle code.
+
+Accepted layouts (torchvision's): ``<root>/cifar-10-python.tar.gz`` or the extracted
+``<root>/cifar-10-batches-py/``. Each batch is a pickled dict with ``data`` (uint8 ``(N, 3072)``,
+channel-major 32x32) and ``labels``; a restricted unpickler admits only numpy's array
+reconstruction, so a tampered file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from supervised.data.common import (
+    DataFileError,
+    LabelledImages,
+    download,
+    images_and_labels,
+    resolve_data_dir,
+)
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_BATCHES = ("test_batch",)
+_PIXELS = 3 * 32 * 32
+
+# What numpy needs to rebuild a pickled ndarray, whether pickled by numpy 1 or 2, and the codec
+# helper Python 3 protocol-2 pickles use for bytes. Nothing else may be resolved.
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): __import__("codecs").encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals needed for numpy arrays of plain data."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: CIFAR-10 batches contain only numpy "
+                "arrays, lists and strings"
+            ) from None
+
+
+def _text(value: Any) -> Any:
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+def parse_cifar_batch(
+    raw: bytes, source: str, how_to_fix: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Parse one pickled CIFAR-10 batch into uint8 images ``(N, 3, 32, 32)`` and int64 labels."""
+    try:
+        batch = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as error:
+        raise DataFileError(
+            f"{source} is not a valid CIFAR-10 batch ({error}); {how_to_fix}"
+        ) from error
+    if not isinstance(batch, dict):
+        raise DataFileError(
+            f"{source} holds a {type(batch).__name__}, not a CIFAR-10 batch dict; {how_to_fix}"
+        )
+    batch = {_text(key): value for key, value in batch.items()}
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or labels is None:
+        raise DataFileError(f"{source} lacks the 'data' array or 'labels' list; {how_to_fix}")
+    if (
+        data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _PIXELS
+        or len(data) != len(labels)
+    ):
+        raise DataFileError(
+            f"{source} has data {data.dtype} {data.shape} and {len(labels)} labels; expected uint8 "
+            f"(N, {_PIXELS}) with N labels; {how_to_fix}"
+        )
+    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+    return images, torch.as_tensor(np.asarray(labels, dtype=np.int64))
+
+
+def _batch_reader(root: Path, how_to_fix: str):
+    """A function name -> bytes over the extracted folder, else the archive."""
+    folder = root / CIFAR10_FOLDER
+    if folder.is_dir():
+
+        def read_extracted(name: str) -> bytes:
+            path = folder / name
+            if not path.is_file():
+                raise DataFileError(f"missing CIFAR-10 batch {path}; {how_to_fix}")
+            return path.read_bytes()
+
+        return read_extracted
+    archive = root / CIFAR10_ARCHIVE
+    if not archive.is_file():
+        raise DataFileError(
+            f"missing CIFAR-10 data: neither {folder} nor {archive} exists; {how_to_fix}"
+        )
+
+    def read_archived(name: str) -> bytes:
+        member = f"{CIFAR10_FOLDER}/{name}"
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise KeyError(member)
+                return handle.read()
+        except KeyError as error:
+            raise DataFileError(f"{archive} has no member {member}; {how_to_fix}") from error
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+            raise DataFileError(
+                f"{archive} is corrupt or truncated ({error}); {how_to_fix}"
+            ) from error
+
+    return read_archived
+
+
+def load_cifar10(
+    train: bool = True, root: str | os.PathLike[str] | None = None, download_missing: bool = False
+) -> LabelledImages:
+    """Load the CIFAR-10 training (50000) or test (10000) split as tensors.
+
+    :param train: the training split when True, else the test split.
+    :param root: data directory holding ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``;
+        default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
+    :param download_missing: fetch the archive (about 170 MB, md5-verified) when it is missing.
+    """
+    root_path = resolve_data_dir(root)
+    if download_missing and not (root_path / CIFAR10_FOLDER).is_dir():
+        download([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
+    how_to_fix = (
+        f"download {CIFAR10_URL} into {root_path} (or pass download_missing=True; set "
+        "NEGDL_DATA_DIR or root= to the folder that contains it)"
+    )
+    read = _batch_reader(root_path, how_to_fix)
+    parts = [
+        parse_cifar_batch(read(name), name, how_to_fix)
+        for name in (_TRAIN_BATCHES if train else _TEST_BATCHES)
+    ]
+    images = torch.cat([images for images, _ in parts])
+    labels = torch.cat([labels for _, labels in parts])
+    return images_and_labels(
+        images, labels, CIFAR10_CLASSES, f"CIFAR-10 {'train' if train else 'test'}", how_to_fix
+    )

@@ -1,0 +1,66 @@
+"""MNIST from the official IDX gzip files in ``<root>/MNIST/raw/`` (torchvision's layout)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from supervised.data.common import (
+    LabelledImages,
+    download,
+    images_and_labels,
+    parse_idx,
+    read_maybe_gzip,
+    resolve_data_dir,
+)
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+#: Official file names and md5 sums.
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+#: Per-pixel mean and std of the training split, for input standardisation.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def _raw_file(raw_dir: Path, name: str) -> Path:
+    """The gzip file, or the uncompressed copy torchvision leaves next to it."""
+    gz = raw_dir / name
+    plain = raw_dir / name.removesuffix(".gz")
+    return plain if not gz.exists() and plain.exists() else gz
+
+
+def load_mnist(
+    train: bool = True, root: str | os.PathLike[str] | None = None, download_missing: bool = False
+) -> LabelledImages:
+    """Load the MNIST training (60000) or test (10000) split as tensors.
+
+    :param train: the training split when True, else the test split.
+    :param root: data directory holding ``MNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
+        ``~/.cache/negdl/data``.
+    :param download_missing: fetch missing files from the official mirrors (md5-verified).
+    """
+    raw_dir = resolve_data_dir(root) / "MNIST" / "raw"
+    prefix = "train" if train else "t10k"
+    names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
+    if download_missing:
+        for name in names:
+            if not _raw_file(raw_dir, name).exists():
+                download(
+                    [mirror + name for mirror in MNIST_MIRRORS], raw_dir / name, MNIST_FILES[name]
+                )
+    how_to_fix = (
+        f"put the official MNIST files in {raw_dir} (set NEGDL_DATA_DIR or root= to the folder "
+        "that contains MNIST/raw/) or pass download_missing=True"
+    )
+    image_path, label_path = (_raw_file(raw_dir, name) for name in names)
+    images = parse_idx(read_maybe_gzip(image_path, how_to_fix), str(image_path), 3, how_to_fix)
+    labels = parse_idx(read_maybe_gzip(label_path, how_to_fix), str(label_path), 1, how_to_fix)
+    return images_and_labels(images, labels, MNIST_CLASSES, str(raw_dir), how_to_fix)

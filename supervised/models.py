@@ -1,0 +1,277 @@
+"""Models as a feature extractor plus a classifier head, with an optional negation in between.
+
+:class:`NegatableClassifier` is the shape every supervised model in negdl takes, so negation,
+synergy heads and attacks can plug in between the two parts. Input standardisation is the
+first layer of each extractor, so data, occlusions and attacks all work on raw ``[0, 1]`` pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu6": nn.ReLU6,
+    "leaky_relu": lambda: nn.LeakyReLU(0.1),
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """An activation module by name: one of ``ACTIVATIONS``."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class Standardize(nn.Module):
+    """Per-channel ``(x - mean) / std`` with fixed buffers (never trained).
+
+    :param mean: per-channel means of the training pixels.
+    :param std: per-channel standard deviations.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if len(mean) != len(std) or min(std) <= 0:
+            raise ValueError(
+                f"mean and std need one entry per channel and std > 0, got {mean}, {std}"
+            )
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+
+class NegatableClassifier(nn.Module):
+    """``head(negation(extractor(x)))`` with the negation switchable on and off.
+
+    :param extractor: maps inputs to a flat feature vector ``(N, F)``.
+    :param head: maps features to class logits.
+    :param negation: applied to features while :attr:`negate` is True; checked against
+        ``output_activation``.
+    :param output_activation: the activation that produces the extractor's output; defaults to
+        ``extractor.output_activation``.
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        head: nn.Module,
+        negation: FeatureNegation | None = None,
+        output_activation: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.extractor, self.head = extractor, head
+        activation = (
+            output_activation
+            if output_activation is not None
+            else getattr(extractor, "output_activation", None)
+        )
+        if negation is None and activation is not None:
+            negation = negation_for(activation)
+        if negation is not None:
+            if activation is None:
+                raise ValueError(
+                    "cannot check the negation: pass output_activation or give the extractor an output_activation attribute"
+                )
+            negation.check_activation(activation)
+        self.negation = negation
+        self.negate = False
+        self.extractor_frozen = False
+
+    def set_negation(self, enabled: bool) -> None:
+        """Switch feature negation on or off."""
+        if enabled and self.negation is None:
+            raise ValueError("this model has no negation; construct it with negation=...")
+        self.negate = bool(enabled)
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The extractor's features, before any negation."""
+        return self.extractor(inputs)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from extractor features, negated first when :attr:`negate` is on."""
+        if self.negate:
+            features = self.negation(features)
+        return self.head(features)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(inputs))
+
+    def freeze_extractor(self) -> None:
+        """Stop training every extractor parameter and keep the extractor in eval mode."""
+        for parameter in self.extractor.parameters():
+            parameter.requires_grad_(False)
+        self.extractor_frozen = True
+        self.extractor.eval()
+
+    def train(self, mode: bool = True) -> NegatableClassifier:
+        super().train(mode)
+        if self.extractor_frozen:
+            # A frozen extractor must not update batch-norm statistics or apply dropout.
+            self.extractor.eval()
+        return self
+
+    def reset_head(self, seed: int | None = None) -> None:
+        """Re-initialise every head layer with its default initialiser (seeded when given)."""
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for layer in self.head.modules():
+                if layer is not self.head and hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+
+    def negate_kernels(self) -> nn.Conv2d:
+        """Kernel negation: negate the last convolution's weights and bias in place."""
+        return negate_last_conv_(self.extractor)
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters that still require gradients."""
+        return (parameter for parameter in self.parameters() if parameter.requires_grad)
+
+    def clone(self) -> NegatableClassifier:
+        """An independent deep copy (parameters, buffers, negation state)."""
+        return copy.deepcopy(self)
+
+
+class MnistFeatures(nn.Module):
+    """The source's MNIST conv block: conv(1->20, 5) + maxpool 2 + act; conv(20->50, 5) +
+    maxpool 2 + act; flatten to 800 features.
+
+    :param activation: activation name after each conv block (the negation must match it).
+    :param in_channels: image channels.
+    :param mean: input standardisation mean (MNIST's by default).
+    :param std: input standardisation std.
+    """
+
+    def __init__(
+        self,
+        activation: str = "relu",
+        in_channels: int = 1,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+    ) -> None:
+        super().__init__()
+        self.standardize = Standardize([mean] * in_channels, [std] * in_channels)
+        self.conv1 = nn.Conv2d(in_channels, 20, 5)
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.act1, self.output_activation = make_activation(activation), make_activation(activation)
+        self.out_features = 50 * 4 * 4
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        hidden = self.act1(self.pool(self.conv1(self.standardize(images))))
+        return self.output_activation(self.pool(self.conv2(hidden))).flatten(1)
+
+
+def mlp_head(sizes: Sequence[int]) -> nn.Sequential:
+    """Fully connected layers with ReLU between them, e.g. ``[800, 500, 10]``."""
+    layers: list[nn.Module] = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if index:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(fan_in, fan_out))
+    return nn.Sequential(*layers)
+
+
+def mnist_net(
+    num_classes: int = 10, activation: str = "relu", negation: FeatureNegation | None = None
+) -> NegatableClassifier:
+    """The source's MNIST/EMNIST net: :class:`MnistFeatures` then FC 800 -> 500 -> classes.
+
+    :param num_classes: 10 for MNIST, 47 for EMNIST-balanced.
+    :param activation: conv-block activation; the default negation matches it.
+    :param negation: override the default negation (must match ``activation``).
+    """
+    extractor = MnistFeatures(activation)
+    return NegatableClassifier(
+        extractor, mlp_head([extractor.out_features, 500, num_classes]), negation
+    )
+
+
+class LeNetFeatures(nn.Module):
+    """The CIFAR-10 LeNet conv block: conv(3->6, 5) + ReLU + pool; conv(6->16, 5) + ReLU + pool;
+    flatten to 400 features, on inputs standardised with mean/std 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.standardize = Standardize([0.5] * 3, [0.5] * 3)
+        self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.act1, self.output_activation = nn.ReLU(), nn.ReLU()
+        self.out_features = 16 * 5 * 5
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        hidden = self.pool(self.act1(self.conv1(self.standardize(images))))
+        return self.pool(self.output_activation(self.conv2(hidden))).flatten(1)
+
+
+def cifar_lenet(
+    num_classes: int = 10, negation: FeatureNegation | None = None
+) -> NegatableClassifier:
+    """The source's CIFAR-10 LeNet: :class:`LeNetFeatures` then FC 400 -> 120 -> 84 -> classes."""
+    extractor = LeNetFeatures()
+    return NegatableClassifier(
+        extractor, mlp_head([extractor.out_features, 120, 84, num_classes]), negation
+    )
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv + batch norm, identity or 1x1 projection shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        hidden = self.relu(self.bn1(self.conv1(inputs)))
+        return self.relu(self.bn2(self.conv2(hidden)) + self.shortcut(inputs))
+
+
+class ResNet18Features(nn.Module):
+    """CIFAR ResNet18 (3x3 stem, no stem pooling, stages of 64-128-256-512) pooled to 512
+    features; the output passes through the last block's ReLU, so ``1 - x`` matches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.standardize = Standardize([0.5] * 3, [0.5] * 3)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
+        )
+        stages, in_planes = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages += [BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)]
+            in_planes = planes
+        self.blocks = nn.Sequential(*stages)
+        self.output_activation = self.blocks[-1].relu
+        self.out_features = 512
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        hidden = self.blocks(self.stem(self.standardize(images)))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(hidden, 1), 1)
+
+
+def cifar_resnet18(
+    num_classes: int = 10, negation: FeatureNegation | None = None
+) -> NegatableClassifier:
+    """CIFAR ResNet18 as extractor plus a single linear head."""
+    extractor = ResNet18Features()
+    return NegatableClassifier(extractor, nn.Linear(extractor.out_features, num_classes), negation)

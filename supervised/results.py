@@ -1,0 +1,72 @@
+"""Result tables: long-format rows to CSV, and mean +- std summaries to markdown."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+Row = Mapping[str, object]
+
+
+def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
+    """Write rows (dicts with the same keys) to ``path`` as CSV."""
+    if not rows:
+        raise ValueError("no rows to write")
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with open(destination, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return destination
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``mean +- std`` over seeds (sample std), or just the mean for a single value."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key: str) -> str:
+    """Pivot rows into a markdown table of ``mean +- std`` of ``value_key``, in first-seen order."""
+    cells: dict[tuple[object, object], list[float]] = defaultdict(list)
+    row_names: dict[object, None] = {}
+    column_names: dict[object, None] = {}
+    for row in rows:
+        row_names.setdefault(row[row_key])
+        column_names.setdefault(row[column_key])
+        cells[row[row_key], row[column_key]].append(float(row[value_key]))  # type: ignore[arg-type]
+    lines = [
+        "| " + " | ".join([row_key, *map(str, column_names)]) + " |",
+        "| --- |" + " ---: |" * len(column_names),
+    ]
+    for name in row_names:
+        values = [
+            mean_std(cells[name, column]) if cells[name, column] else "" for column in column_names
+        ]
+        lines.append("| " + " | ".join([str(name), *values]) + " |")
+    return "\n".join(lines)
+
+
+def machine_description(device: torch.device) -> str:
+    """One line naming the hardware a result was measured on."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"CPU {cpu}, {cores} cores available, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

@@ -1,0 +1,64 @@
+"""Where and how reproducibly code runs: device selection, seeding, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``device`` when given, else CUDA when present, else CPU.
+
+    :param device: e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``; asking for CUDA without one is an error.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"invalid device {device!r}; use 'cpu', 'cuda' or 'cuda:<index>'"
+        ) from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was requested but CUDA is not available; use 'cpu' or leave it unset"
+        )
+    return chosen
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, numpy and torch (all devices) and optionally ask for deterministic kernels.
+
+    :param seed: the seed.
+    :param deterministic: use deterministic algorithms where torch offers them (a warning, not
+        an error, where it does not) and disable cuDNN autotuning.
+    """
+    random.seed(seed)
+    # Legacy global numpy RNG on purpose: third-party code (e.g. gymnasium helpers) draws from it.
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; it must be set before first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def derive_seed(seed: int, *names: object) -> int:
+    """A seed for one named random stream, stable across processes and Python versions.
+
+    Separate streams (model init, shuffling of each phase, head reset) keep each one
+    reproducible on its own, e.g. phase 2 does not depend on how phase 1 consumed randomness.
+    """
+    text = "/".join(str(part) for part in (seed, *names))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def make_generator(seed: int, *names: object) -> torch.Generator:
+    """A CPU generator seeded for the named stream (CPU so results match across devices)."""
+    return torch.Generator().manual_seed(derive_seed(seed, *names))
