@@ -9,6 +9,8 @@ Importing this package registers:
 Both have a natively batched version: ``gym.make_vec(id, num_envs=...)``.
 """
 
+import multiprocessing
+
 from gymnasium.envs.registration import register
 
 from neg_envs.collision import NegCollisionEnv
@@ -47,3 +49,7 @@ for _env_id, _kwargs in ENV_IDS.items():
         max_episode_steps=500,
         kwargs=_kwargs,
     )
+
+# SB3's SubprocVecEnv starts workers from a forkserver, which imports only ``__main__``: preload
+# this package there too so plain ids like "NegCollision-v0" resolve in the workers.
+multiprocessing.set_forkserver_preload(["__main__", "neg_envs"])

@@ -86,35 +86,35 @@ class NegCollisionEnv(gym.Env):
         self.observation_space = self.config.observation_space()
         self.action_space = self.config.action_space()
         self._renderer = None
-        self._agent = self._pos = self._vel = self._dist2 = None
+        self._moves = self.config.agent_moves.tolist()
+        self._agent = self._obstacles = self._dist2 = None
+        self._contact2 = self.config.contact_distance**2
 
     # State is kept with a batch axis of one so the batched env's functions apply unchanged.
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        agent, pos, vel = core.sample_scene(self.np_random, self.config)
-        self._agent, self._pos, self._vel = agent[None], pos[None], vel[None]
-        self._dist2 = core.squared_distances(self._agent, self._pos)
-        self._contacts = core.contacts(self._dist2, self.config)[0]
+        agent, obstacles = core.sample_scene(self.np_random, self.config)
+        self._agent, self._obstacles = agent[None], obstacles[:, None]
+        self._dist2 = core.squared_distances(self._agent, self._obstacles)
         self.steps = 0
         self.cumulative_collisions = 0
         self.episode_return = 0.0
         self.last_action: int | None = None
         if self.render_mode == "human":
             self.render()
-        return core.observe(self._agent, self._pos, self._vel, self._dist2, self.config)[0], self._info(0, False)
+        return core.observe(self._agent, self._obstacles, self._dist2, self.config)[0], self._info(0, False)
 
     def step(self, action: Any):
         if self._agent is None:
             raise RuntimeError("call reset() before step()")
         cfg = self.config
         action = core.validate_action(action, cfg.num_actions)
-        core.move_agents(self._agent, np.array([action]), cfg)
-        core.move_obstacles(self._pos, self._vel, cfg)
-        self._dist2 = core.squared_distances(self._agent, self._pos)
-        self._contacts = core.contacts(self._dist2, cfg)[0]
-        collisions = int(self._contacts.sum())
+        self._move_agent(action)
+        core.move_obstacles(self._obstacles, cfg)
+        self._dist2 = core.squared_distances(self._agent, self._obstacles)
+        collisions = np.count_nonzero(self._dist2 < self._contact2)  # count_contacts for B = 1
         moved = action != core.STAY
-        reward = float(core.punishments(np.array([collisions]), np.array([moved]), cfg)[0])
+        reward = core.punishments(collisions, moved, cfg)
         self.steps += 1
         self.cumulative_collisions += collisions
         self.episode_return += reward
@@ -122,8 +122,16 @@ class NegCollisionEnv(gym.Env):
         terminated = cfg.terminate_on_collision and collisions > 0
         if self.render_mode == "human":
             self.render()
-        obs = core.observe(self._agent, self._pos, self._vel, self._dist2, cfg)[0]
+        obs = core.observe(self._agent, self._obstacles, self._dist2, cfg)[0]
         return obs, reward, terminated, False, self._info(collisions, moved)
+
+    def _move_agent(self, action: int) -> None:
+        """``core.move_agents`` for one agent, in Python floats (the same float64 arithmetic)."""
+        low, high = self.config.agent_radius, 1.0 - self.config.agent_radius
+        dx, dy = self._moves[action]
+        x, y = self._agent[0].tolist()
+        self._agent[0, 0] = min(max(x + dx, low), high)
+        self._agent[0, 1] = min(max(y + dy, low), high)
 
     def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
         return {
@@ -141,12 +149,12 @@ class NegCollisionEnv(gym.Env):
     @property
     def obstacle_positions(self) -> np.ndarray:
         """A copy of the obstacles' positions, shape (N, 2)."""
-        return self._pos[0].copy()
+        return self._obstacles[:2, 0].T.copy()
 
     @property
     def obstacle_velocities(self) -> np.ndarray:
         """A copy of the obstacles' velocities (world units per step), shape (N, 2)."""
-        return self._vel[0].copy()
+        return self._obstacles[2:, 0].T.copy()
 
     def set_state(self, agent: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Place the agent and obstacles by hand (tests, demos); call after ``reset``.
@@ -166,9 +174,9 @@ class NegCollisionEnv(gym.Env):
             raise ValueError("agent and obstacle positions must lie in the unit square [0, 1]^2")
         if self._agent is None:
             raise RuntimeError("call reset() before set_state()")
-        self._agent, self._pos, self._vel = agent[None].copy(), positions[None].copy(), velocities[None].copy()
-        self._dist2 = core.squared_distances(self._agent, self._pos)
-        self._contacts = core.contacts(self._dist2, self.config)[0]
+        self._agent = agent[None].copy()
+        self._obstacles = np.concatenate([positions.T, velocities.T])[:, None]
+        self._dist2 = core.squared_distances(self._agent, self._obstacles)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -183,9 +191,9 @@ class NegCollisionEnv(gym.Env):
         return self._renderer.draw(
             agent=self._agent[0],
             agent_radius=self.config.agent_radius,
-            obstacles=self._pos[0],
+            obstacles=self._obstacles[:2, 0].T,
             obstacle_radius=self.config.obstacle_radius,
-            contacts=self._contacts,
+            contacts=self._dist2[0] < self._contact2,
             heading=core.MOVES[self.last_action] if self.last_action is not None else core.MOVES[core.RIGHT],
             hud=(f"step {self.steps}", f"collisions {self.cumulative_collisions}", f"return {self.episode_return:.2f}"),
         )

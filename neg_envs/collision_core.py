@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,10 @@ MAX_SPEED = 0.1
 MAX_K_NEAREST = 1024
 #: Obstacles start at least this many contact distances away from the agent.
 SPAWN_CLEARANCE = 2.0
-DTYPE = np.float32
+#: State is float64 so the single env can move its agent with Python floats, bit-identical to
+#: the batched env's numpy arithmetic; observations are float32.
+DTYPE = np.float64
+OBS_DTYPE = np.float32
 
 
 def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
@@ -118,27 +122,32 @@ class CollisionConfig:
             return (low, high)
         return check_range("obstacle_speed", speed, 0.0, MAX_SPEED)
 
-    @property
+    @cached_property
     def speed_range(self) -> tuple[float, float]:
         """Lowest and highest obstacle speed (world units per step)."""
         s = self.obstacle_speed
         return s if isinstance(s, tuple) else (s, s)
 
-    @property
+    @cached_property
     def num_actions(self) -> int:
         return 5 if self.allow_stay else 4
 
-    @property
+    @cached_property
     def contact_distance(self) -> float:
         return self.agent_radius + self.obstacle_radius
 
-    @property
+    @cached_property
     def velocity_scale(self) -> float:
         """Observed velocities are divided by the top speed so they lie in [-1, 1]."""
         top = self.speed_range[1]
         return 1.0 / top if top > 0 else 1.0
 
-    @property
+    @cached_property
+    def obstacle_obs_scale(self) -> np.ndarray:
+        """Multiplier ``(4, 1, 1)`` from the obstacle planes (x, y, vx, vy) to their observation."""
+        return np.array([1.0, 1.0, self.velocity_scale, self.velocity_scale])[:, None, None]
+
+    @cached_property
     def obs_size(self) -> int:
         if self.observation == "absolute":
             return 2 + 4 * self.num_obstacles
@@ -153,29 +162,35 @@ class CollisionConfig:
         first, (present, rel_x, rel_y, dx, dy): present is 1 (0 for padding when fewer than k
         obstacles exist, all other fields 0), rel_* = obstacle - agent in [-1, 1], velocity as above.
         """
-        low = np.full(self.obs_size, -1.0, dtype=DTYPE)
-        high = np.ones(self.obs_size, dtype=DTYPE)
+        low = np.full(self.obs_size, -1.0, dtype=OBS_DTYPE)
+        high = np.ones(self.obs_size, dtype=OBS_DTYPE)
         low[:2] = 0.0
         if self.observation == "absolute":
             low[2:].reshape(self.num_obstacles, 4)[:, :2] = 0.0
         else:
             low[2:].reshape(self.k_nearest, 5)[:, 0] = 0.0
-        return spaces.Box(low, high, dtype=DTYPE)
+        return spaces.Box(low, high, dtype=OBS_DTYPE)
 
     def action_space(self) -> spaces.Discrete:
         return spaces.Discrete(self.num_actions)
 
+    @cached_property
+    def agent_moves(self) -> np.ndarray:
+        """Displacement of each action, ``(num_actions, 2)``."""
+        return MOVES[: self.num_actions] * self.agent_step
 
-def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Draw a fresh scene: agent at the centre, obstacles uniform and clear of the agent.
 
-    Returns ``agent (2,)``, ``positions (N, 2)`` and ``velocities (N, 2)`` (world units per step).
-    Rejected obstacles are redrawn together, round by round, so the number of RNG draws depends
-    only on the seed.
+    Returns ``agent (2,)`` and ``obstacles (4, N)``: planes x, y, vx, vy (velocity in world
+    units per step). Planes rather than rows so that every physics op runs on contiguous
+    memory; ``obstacles[:2]`` are the positions and ``obstacles[2:]`` the velocities. Rejected obstacles are redrawn together, round by round, so the number of RNG draws
+    depends only on the seed.
     """
     n, r = cfg.num_obstacles, cfg.obstacle_radius
     agent = np.full(2, 0.5, dtype=DTYPE)
-    pos = rng.uniform(r, 1.0 - r, size=(n, 2)).astype(DTYPE)
+    pos = rng.uniform(r, 1.0 - r, size=(n, 2))
     clearance2 = (SPAWN_CLEARANCE * cfg.contact_distance) ** 2
     bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
     while bad.any():
@@ -184,59 +199,67 @@ def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.nda
     heading = rng.uniform(0.0, 2.0 * np.pi, size=n)
     low, high = cfg.speed_range
     speed = rng.uniform(low, high, size=n) if high > low else np.full(n, low)
-    vel = (speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)).astype(DTYPE)
-    return agent, pos, vel
+    vel = speed * np.stack([np.cos(heading), np.sin(heading)])
+    return agent, np.concatenate([pos.T, vel])
 
 
 def move_agents(agent: np.ndarray, actions: np.ndarray, cfg: CollisionConfig) -> None:
-    """Move each agent ``(B, 2)`` one step in place; the arena's wall stops it."""
-    agent += MOVES[actions] * DTYPE(cfg.agent_step)
-    np.clip(agent, cfg.agent_radius, 1.0 - cfg.agent_radius, out=agent)
+    """Move each agent ``(B, 2)`` one step in place; the arena's wall stops it.
 
-
-def move_obstacles(pos: np.ndarray, vel: np.ndarray, cfg: CollisionConfig) -> None:
-    """Advance obstacles ``(B, N, 2)`` in place, reflecting them off the walls.
-
-    Speeds and radii are capped at 0.1, so one reflection per step always suffices.
+    ``NegCollisionEnv._move_agent`` is the same arithmetic on Python floats.
     """
+    agent += cfg.agent_moves[actions]
+    np.maximum(agent, cfg.agent_radius, out=agent)
+    np.minimum(agent, 1.0 - cfg.agent_radius, out=agent)
+
+
+def move_obstacles(obstacles: np.ndarray, cfg: CollisionConfig) -> None:
+    """Advance obstacles (planes ``(4, B, N)``, see ``sample_scene``) in place.
+
+    Those that cross a wall are reflected. Speeds and radii are capped at 0.1, so one
+    reflection per step always suffices. Few obstacles touch a wall in a step, so only those
+    are fixed, by flat index.
+    """
+    pos, vel = obstacles[:2], obstacles[2:]
     pos += vel
-    low, high = DTYPE(cfg.obstacle_radius), DTYPE(1.0 - cfg.obstacle_radius)
-    below = pos < low
-    above = pos > high
-    np.subtract(2 * low, pos, out=pos, where=below)
-    np.subtract(2 * high, pos, out=pos, where=above)
-    np.negative(vel, out=vel, where=below | above)
+    low, high = cfg.obstacle_radius, 1.0 - cfg.obstacle_radius
+    flat_pos, flat_vel = pos.reshape(-1), vel.reshape(-1)
+    for bound, crossed in ((low, pos < low), (high, pos > high)):
+        if np.count_nonzero(crossed):  # cheaper than flatnonzero when nothing crossed
+            hit = np.flatnonzero(crossed)
+            flat_pos[hit] = 2 * bound - flat_pos[hit]
+            flat_vel[hit] = -flat_vel[hit]
 
 
-def squared_distances(agent: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Squared agent-obstacle distances ``(B, N)``."""
-    diff = pos - agent[:, None, :]
-    return np.einsum("bnk,bnk->bn", diff, diff)
+def squared_distances(agent: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
+    """Squared agent-obstacle distances ``(B, N)`` for agents ``(B, 2)``, obstacles ``(4, B, N)``."""
+    diff = obstacles[:2] - agent.T[:, :, None]
+    diff *= diff
+    return diff[0] + diff[1]
 
 
-def contacts(dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
-    """Boolean ``(B, N)``: which obstacles touch the agent."""
-    return dist2 < DTYPE(cfg.contact_distance) ** 2
+def count_contacts(dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+    """Number of obstacles touching each agent, ``(B,)``."""
+    return (dist2 < cfg.contact_distance**2).sum(axis=-1)
 
 
-def punishments(num_contacts: np.ndarray, moved: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
-    """Reward ``(B,)``: ``-collision_penalty`` per touching obstacle, ``-move_penalty`` per move.
+def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
+    """Reward: ``-collision_penalty`` per touching obstacle, ``-move_penalty`` per move.
 
-    Both penalties are non-negative, so the reward is never positive.
+    Works on Python scalars and numpy arrays alike (same float64 arithmetic). Both penalties
+    are non-negative, so the reward is never positive.
     """
     return -(cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)
 
 
-def observe(agent: np.ndarray, pos: np.ndarray, vel: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+def observe(agent: np.ndarray, obstacles: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
     """Build fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
     batch = agent.shape[0]
-    obs = np.empty((batch, cfg.obs_size), dtype=DTYPE)
+    obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
     obs[:, :2] = agent
-    scale = DTYPE(cfg.velocity_scale)
     if cfg.observation == "absolute":
-        per_obstacle = obs[:, 2:].reshape(batch, cfg.num_obstacles, 4)
-        per_obstacle[..., :2] = pos
-        np.multiply(vel, scale, out=per_obstacle[..., 2:])
+        fields = obs[:, 2:].reshape(batch, cfg.num_obstacles, 4).transpose(2, 0, 1)  # (4, B, N) view
+        np.multiply(obstacles, cfg.obstacle_obs_scale, out=fields, casting="same_kind")
         return obs
     k, n = cfg.k_nearest, cfg.num_obstacles
     slots = obs[:, 2:].reshape(batch, k, 5)
@@ -249,8 +272,9 @@ def observe(agent: np.ndarray, pos: np.ndarray, vel: np.ndarray, dist2: np.ndarr
     else:
         nearest = np.broadcast_to(np.arange(n), (batch, n))
     order = np.argsort(np.take_along_axis(dist2, nearest, axis=1), axis=1, kind="stable")
-    nearest = np.take_along_axis(nearest, order, axis=1)[..., None]
+    nearest = np.take_along_axis(nearest, order, axis=1)
     slots[:, :shown, 0] = 1.0
-    slots[:, :shown, 1:3] = np.take_along_axis(pos, nearest, axis=1) - agent[:, None, :]
-    slots[:, :shown, 3:5] = np.take_along_axis(vel, nearest, axis=1) * scale
+    for axis in range(2):
+        slots[:, :shown, 1 + axis] = np.take_along_axis(obstacles[axis], nearest, axis=1) - agent[:, axis, None]
+        slots[:, :shown, 3 + axis] = np.take_along_axis(obstacles[2 + axis], nearest, axis=1) * cfg.velocity_scale
     return obs

@@ -58,8 +58,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         b, n = self.num_envs, self.config.num_obstacles
         self._agent = np.zeros((b, 2), dtype=core.DTYPE)
-        self._pos = np.zeros((b, n, 2), dtype=core.DTYPE)
-        self._vel = np.zeros((b, n, 2), dtype=core.DTYPE)
+        self._obstacles = np.zeros((4, b, n), dtype=core.DTYPE)
         self._steps = np.zeros(b, dtype=np.int64)
         self._cumulative = np.zeros(b, dtype=np.int64)
         self._returns = np.zeros(b, dtype=np.float64)
@@ -86,15 +85,15 @@ class NegCollisionVectorEnv(VectorEnv):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
         self._reset_envs(np.flatnonzero(mask))
-        dist2 = core.squared_distances(self._agent, self._pos)
-        obs = core.observe(self._agent, self._pos, self._vel, dist2, self.config)
+        dist2 = core.squared_distances(self._agent, self._obstacles)
+        obs = core.observe(self._agent, self._obstacles, dist2, self.config)
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
 
     def _reset_envs(self, indices: np.ndarray) -> None:
         # One draw per ended episode, not per obstacle: the scene itself is sampled vectorised.
         for i in indices:
-            self._agent[i], self._pos[i], self._vel[i] = core.sample_scene(self._rngs[i], self.config)
+            self._agent[i], self._obstacles[:, i] = core.sample_scene(self._rngs[i], self.config)
         self._steps[indices] = 0
         self._cumulative[indices] = 0
         self._returns[indices] = 0.0
@@ -105,9 +104,9 @@ class NegCollisionVectorEnv(VectorEnv):
         actions = self._validated(actions)
         cfg = self.config
         core.move_agents(self._agent, actions, cfg)
-        core.move_obstacles(self._pos, self._vel, cfg)
-        dist2 = core.squared_distances(self._agent, self._pos)
-        collisions = core.contacts(dist2, cfg).sum(axis=1)
+        core.move_obstacles(self._obstacles, cfg)
+        dist2 = core.squared_distances(self._agent, self._obstacles)
+        collisions = core.count_contacts(dist2, cfg)
         moved = actions != core.STAY
         rewards = core.punishments(collisions, moved, cfg)
         self._steps += 1
@@ -115,7 +114,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self._returns += rewards
         terminated = (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
         truncated = self._steps >= self.max_episode_steps
-        obs = core.observe(self._agent, self._pos, self._vel, dist2, cfg)
+        obs = core.observe(self._agent, self._obstacles, dist2, cfg)
         info = self._step_info(collisions, self._cumulative.copy(), moved)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
@@ -133,9 +132,8 @@ class NegCollisionVectorEnv(VectorEnv):
         final_info["_episode_return"] = final_mask.copy()
         info.update(final_obs=final_obs, _final_obs=final_mask, final_info=final_info, _final_info=final_mask.copy())
         self._reset_envs(done)
-        sub = (done,)
-        dist2 = core.squared_distances(self._agent[sub], self._pos[sub])
-        obs[done] = core.observe(self._agent[sub], self._pos[sub], self._vel[sub], dist2, self.config)
+        agent, obstacles = self._agent[done], self._obstacles[:, done]
+        obs[done] = core.observe(agent, obstacles, core.squared_distances(agent, obstacles), self.config)
 
     def _validated(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)
