@@ -112,7 +112,7 @@ class NegCollisionEnv(gym.Env):
         self._move_agent(action)
         core.move_obstacles(self._obstacles, cfg)
         self._dist2 = core.squared_distances(self._agent, self._obstacles)
-        collisions = np.count_nonzero(self._dist2 < self._contact2)  # count_contacts for B = 1
+        collisions = int(np.count_nonzero(self._dist2 < self._contact2))  # count_contacts for B = 1
         moved = action != core.STAY
         reward = core.punishments(collisions, moved, cfg)
         self.steps += 1

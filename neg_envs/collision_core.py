@@ -218,17 +218,16 @@ def move_obstacles(obstacles: np.ndarray, cfg: CollisionConfig) -> None:
 
     Those that cross a wall are reflected. Speeds and radii are capped at 0.1, so one
     reflection per step always suffices. Few obstacles touch a wall in a step, so only those
-    are fixed, by flat index.
+    are fixed, by index.
     """
     pos, vel = obstacles[:2], obstacles[2:]
     pos += vel
     low, high = cfg.obstacle_radius, 1.0 - cfg.obstacle_radius
-    flat_pos, flat_vel = pos.reshape(-1), vel.reshape(-1)
     for bound, crossed in ((low, pos < low), (high, pos > high)):
-        if np.count_nonzero(crossed):  # cheaper than flatnonzero when nothing crossed
-            hit = np.flatnonzero(crossed)
-            flat_pos[hit] = 2 * bound - flat_pos[hit]
-            flat_vel[hit] = -flat_vel[hit]
+        if np.count_nonzero(crossed):  # cheaper than nonzero when nothing crossed
+            hit = np.nonzero(crossed)
+            pos[hit] = 2 * bound - pos[hit]
+            vel[hit] = -vel[hit]
 
 
 def squared_distances(agent: np.ndarray, obstacles: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ class CollisionRenderer:
         canvas.fill(BACKGROUND)
         radius_px = max(1, round(obstacle_radius * self.size))
         centres = np.rint(self._to_px(obstacles)).astype(int).tolist()
-        for (x, y), touching in zip(centres, contacts.tolist()):
+        for (x, y), touching in zip(centres, contacts.tolist(), strict=True):
             pg.draw.circle(canvas, CONTACT if touching else OBSTACLE, (x, y), radius_px)
         if np.any(heading):
             self._heading = np.asarray(heading, dtype=float)
