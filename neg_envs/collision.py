@@ -79,7 +79,9 @@ class NegCollisionEnv(gym.Env):
             allow_stay=allow_stay,
         )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         core.check_int("window_size", window_size, 64, 4096)
         self.render_mode = render_mode
         self.window_size = int(window_size)
@@ -102,7 +104,9 @@ class NegCollisionEnv(gym.Env):
         self.last_action: int | None = None
         if self.render_mode == "human":
             self.render()
-        return core.observe(self._agent, self._obstacles, self._dist2, self.config)[0], self._info(0, False)
+        return core.observe(self._agent, self._obstacles, self._dist2, self.config)[0], self._info(
+            0, False
+        )
 
     def step(self, action: Any):
         if self._agent is None:
@@ -170,7 +174,9 @@ class NegCollisionEnv(gym.Env):
                 f"expected agent (2,), positions ({n}, 2), velocities ({n}, 2); got "
                 f"{agent.shape}, {positions.shape}, {velocities.shape}"
             )
-        if not (np.all((agent >= 0) & (agent <= 1)) and np.all((positions >= 0) & (positions <= 1))):
+        if not (
+            np.all((agent >= 0) & (agent <= 1)) and np.all((positions >= 0) & (positions <= 1))
+        ):
             raise ValueError("agent and obstacle positions must lie in the unit square [0, 1]^2")
         if self._agent is None:
             raise RuntimeError("call reset() before set_state()")
@@ -180,22 +186,32 @@ class NegCollisionEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'")
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='human' or 'rgb_array'"
+            )
             return None
         if self._agent is None:
             raise RuntimeError("call reset() before render()")
         if self._renderer is None:
             from neg_envs.rendering import CollisionRenderer
 
-            self._renderer = CollisionRenderer(self.window_size, self.render_mode, self.metadata["render_fps"])
+            self._renderer = CollisionRenderer(
+                self.window_size, self.render_mode, self.metadata["render_fps"]
+            )
         return self._renderer.draw(
             agent=self._agent[0],
             agent_radius=self.config.agent_radius,
             obstacles=self._obstacles[:2, 0].T,
             obstacle_radius=self.config.obstacle_radius,
             contacts=self._dist2[0] < self._contact2,
-            heading=core.MOVES[self.last_action] if self.last_action is not None else core.MOVES[core.RIGHT],
-            hud=(f"step {self.steps}", f"collisions {self.cumulative_collisions}", f"return {self.episode_return:.2f}"),
+            heading=core.MOVES[self.last_action]
+            if self.last_action is not None
+            else core.MOVES[core.RIGHT],
+            hud=(
+                f"step {self.steps}",
+                f"collisions {self.cumulative_collisions}",
+                f"return {self.episode_return:.2f}",
+            ),
         )
 
     def close(self) -> None:

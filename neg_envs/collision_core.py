@@ -36,7 +36,9 @@ DTYPE = np.float64
 OBS_DTYPE = np.float32
 
 
-def check_range(name: str, value: float, low: float, high: float, *, low_open: bool = False) -> float:
+def check_range(
+    name: str, value: float, low: float, high: float, *, low_open: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
@@ -55,12 +57,18 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
     """
     if isinstance(action, np.ndarray):
         if action.size != 1:
-            raise ValueError(f"action must be a single integer, got an array of shape {action.shape}")
+            raise ValueError(
+                f"action must be a single integer, got an array of shape {action.shape}"
+            )
         if not np.issubdtype(action.dtype, np.integer):
-            raise TypeError(f"action must be an integer, got an array of dtype {action.dtype}: {action!r}")
+            raise TypeError(
+                f"action must be an integer, got an array of dtype {action.dtype}: {action!r}"
+            )
         action = action.reshape(()).item()
     elif isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-        raise TypeError(f"action must be an integer in [{start}, {start + n}), got {type(action).__name__} {action!r}")
+        raise TypeError(
+            f"action must be an integer in [{start}, {start + n}), got {type(action).__name__} {action!r}"
+        )
     if not start <= action < start + n:
         raise ValueError(f"action must be in [{start}, {start + n}), got {action}")
     return int(action)
@@ -95,10 +103,16 @@ class CollisionConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "num_obstacles", check_int("num_obstacles", self.num_obstacles, 0, MAX_OBSTACLES))
+        set_(
+            self, "num_obstacles", check_int("num_obstacles", self.num_obstacles, 0, MAX_OBSTACLES)
+        )
         for name in ("obstacle_radius", "agent_radius"):
             set_(self, name, check_range(name, getattr(self, name), 0.0, MAX_RADIUS, low_open=True))
-        set_(self, "agent_step", check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True))
+        set_(
+            self,
+            "agent_step",
+            check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
+        )
         set_(self, "obstacle_speed", self._checked_speed(self.obstacle_speed))
         for name in ("collision_penalty", "move_penalty"):
             set_(self, name, check_range(name, getattr(self, name), 0.0, 1e6))
@@ -107,7 +121,9 @@ class CollisionConfig:
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
             set_(self, name, bool(getattr(self, name)))
         if self.observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}")
+            raise ValueError(
+                f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}"
+            )
         set_(self, "k_nearest", check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST))
 
     @staticmethod
@@ -251,13 +267,17 @@ def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
     return -(cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)
 
 
-def observe(agent: np.ndarray, obstacles: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
+def observe(
+    agent: np.ndarray, obstacles: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig
+) -> np.ndarray:
     """Build fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
     batch = agent.shape[0]
     obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
     obs[:, :2] = agent
     if cfg.observation == "absolute":
-        fields = obs[:, 2:].reshape(batch, cfg.num_obstacles, 4).transpose(2, 0, 1)  # (4, B, N) view
+        fields = (
+            obs[:, 2:].reshape(batch, cfg.num_obstacles, 4).transpose(2, 0, 1)
+        )  # (4, B, N) view
         np.multiply(obstacles, cfg.obstacle_obs_scale, out=fields, casting="same_kind")
         return obs
     k, n = cfg.k_nearest, cfg.num_obstacles
@@ -274,6 +294,10 @@ def observe(agent: np.ndarray, obstacles: np.ndarray, dist2: np.ndarray, cfg: Co
     nearest = np.take_along_axis(nearest, order, axis=1)
     slots[:, :shown, 0] = 1.0
     for axis in range(2):
-        slots[:, :shown, 1 + axis] = np.take_along_axis(obstacles[axis], nearest, axis=1) - agent[:, axis, None]
-        slots[:, :shown, 3 + axis] = np.take_along_axis(obstacles[2 + axis], nearest, axis=1) * cfg.velocity_scale
+        slots[:, :shown, 1 + axis] = (
+            np.take_along_axis(obstacles[axis], nearest, axis=1) - agent[:, axis, None]
+        )
+        slots[:, :shown, 3 + axis] = (
+            np.take_along_axis(obstacles[2 + axis], nearest, axis=1) * cfg.velocity_scale
+        )
     return obs

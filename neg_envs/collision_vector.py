@@ -50,7 +50,9 @@ class NegCollisionVectorEnv(VectorEnv):
         self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
         self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
         if render_mode is not None:
-            raise ValueError("NegCollisionVectorEnv does not render; render a single NegCollisionEnv instead")
+            raise ValueError(
+                "NegCollisionVectorEnv does not render; render a single NegCollisionEnv instead"
+            )
         self.render_mode = None
         self.single_observation_space = self.config.observation_space()
         self.single_action_space = self.config.action_space()
@@ -64,19 +66,28 @@ class NegCollisionVectorEnv(VectorEnv):
         self._returns = np.zeros(b, dtype=np.float64)
         self._rngs: list[np.random.Generator] | None = None
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ):
         """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array)."""
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
-                raise ValueError(f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+                raise ValueError(
+                    f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}"
+                )
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)"
+                )
         if self._rngs is None:
             if not mask.all():
                 raise RuntimeError("the first reset must reset every sub-env")
@@ -112,7 +123,9 @@ class NegCollisionVectorEnv(VectorEnv):
         self._steps += 1
         self._cumulative += collisions
         self._returns += rewards
-        terminated = (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
+        terminated = (
+            (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
+        )
         truncated = self._steps >= self.max_episode_steps
         obs = core.observe(self._agent, self._obstacles, dist2, cfg)
         info = self._step_info(collisions, self._cumulative.copy(), moved)
@@ -130,10 +143,17 @@ class NegCollisionVectorEnv(VectorEnv):
         final_info = {key: value.copy() for key, value in info.items()}
         final_info["episode_return"] = self._returns.copy()
         final_info["_episode_return"] = final_mask.copy()
-        info.update(final_obs=final_obs, _final_obs=final_mask, final_info=final_info, _final_info=final_mask.copy())
+        info.update(
+            final_obs=final_obs,
+            _final_obs=final_mask,
+            final_info=final_info,
+            _final_info=final_mask.copy(),
+        )
         self._reset_envs(done)
         agent, obstacles = self._agent[done], self._obstacles[:, done]
-        obs[done] = core.observe(agent, obstacles, core.squared_distances(agent, obstacles), self.config)
+        obs[done] = core.observe(
+            agent, obstacles, core.squared_distances(agent, obstacles), self.config
+        )
 
     def _validated(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)
@@ -144,10 +164,14 @@ class NegCollisionVectorEnv(VectorEnv):
         n = self.config.num_actions
         bad = (actions < 0) | (actions >= n)
         if bad.any():
-            raise ValueError(f"actions must be in [0, {n}), got {actions[bad][:5].tolist()} at sub-envs {np.flatnonzero(bad)[:5].tolist()}")
+            raise ValueError(
+                f"actions must be in [0, {n}), got {actions[bad][:5].tolist()} at sub-envs {np.flatnonzero(bad)[:5].tolist()}"
+            )
         return actions
 
-    def _step_info(self, collisions: np.ndarray, cumulative: np.ndarray, moved: np.ndarray) -> dict[str, Any]:
+    def _step_info(
+        self, collisions: np.ndarray, cumulative: np.ndarray, moved: np.ndarray
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "collisions": collisions,
             "cumulative_collisions": cumulative,

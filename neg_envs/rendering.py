@@ -71,7 +71,9 @@ class CollisionRenderer:
             self._heading = np.asarray(heading, dtype=float)
         self._draw_bird(self._to_px(agent), agent_radius * self.size, bool(contacts.any()))
         for row, text in enumerate(hud):
-            canvas.blit(self.font.render(text, True, HUD_TEXT), (6, 4 + row * self.font.get_linesize()))
+            canvas.blit(
+                self.font.render(text, True, HUD_TEXT), (6, 4 + row * self.font.get_linesize())
+            )
         if self.render_mode == "human":
             pg.event.pump()
             self.window.blit(canvas, (0, 0))

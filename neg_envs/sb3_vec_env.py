@@ -35,7 +35,9 @@ class SB3VecEnvAdapter(VecEnv):
             )
         self.vector_env = vector_env
         self._actions: np.ndarray | None = None
-        super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
+        super().__init__(
+            vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space
+        )
 
     def reset(self) -> np.ndarray:
         seeds = None if all(s is None for s in self._seeds) else self._seeds
@@ -70,13 +72,19 @@ class SB3VecEnvAdapter(VecEnv):
         return [value for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        raise AttributeError("SB3VecEnvAdapter shares one state across sub-envs; set attributes on vector_env")
+        raise AttributeError(
+            "SB3VecEnvAdapter shares one state across sub-envs; set attributes on vector_env"
+        )
 
-    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs
+    ) -> list[Any]:
         result = getattr(self.vector_env, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:

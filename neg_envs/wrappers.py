@@ -26,7 +26,9 @@ class NegativeActionWrapper(gym.Wrapper):
         if not isinstance(space, spaces.Discrete):
             raise TypeError(f"NegativeActionWrapper needs a Discrete action space, got {space}")
         if space.n < 2:
-            raise ValueError(f"NegativeActionWrapper needs at least 2 actions, got Discrete({space.n})")
+            raise ValueError(
+                f"NegativeActionWrapper needs at least 2 actions, got Discrete({space.n})"
+            )
         self._n, self._start = int(space.n), int(space.start)
 
     def step(self, action: Any):
@@ -72,11 +74,15 @@ class PunishmentOnlyWrapper(gym.Wrapper):
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         if mode == "shift":
             if max_reward is None or not math.isfinite(max_reward):
-                raise ValueError("mode='shift' needs a finite max_reward: the largest reward one step can give")
+                raise ValueError(
+                    "mode='shift' needs a finite max_reward: the largest reward one step can give"
+                )
         elif max_reward is not None:
             raise ValueError("max_reward is only used with mode='shift'")
         if not math.isfinite(termination_penalty) or termination_penalty < 0:
-            raise ValueError(f"termination_penalty must be finite and >= 0, got {termination_penalty}")
+            raise ValueError(
+                f"termination_penalty must be finite and >= 0, got {termination_penalty}"
+            )
         self.mode = mode
         self.max_reward = max_reward
         self.termination_penalty = float(termination_penalty)

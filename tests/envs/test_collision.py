@@ -39,7 +39,9 @@ def test_module_prefixed_id_works():
     assert isinstance(env.unwrapped, NegCollisionEnv)
 
 
-@pytest.mark.parametrize("kwargs", OPTION_COMBINATIONS + [{"num_obstacles": 200, "obstacle_radius": 0.08}])
+@pytest.mark.parametrize(
+    "kwargs", OPTION_COMBINATIONS + [{"num_obstacles": 200, "obstacle_radius": 0.08}]
+)
 def test_rewards_are_never_positive(kwargs):
     env = gym.make("NegCollision-v0", **kwargs)
     rng = np.random.default_rng(0)
@@ -72,7 +74,9 @@ def test_reward_formula_and_truncation():
 
 
 def test_collisions_counted_on_hand_placed_scene():
-    env = NegCollisionEnv(num_obstacles=4, agent_radius=0.05, obstacle_radius=0.05, obstacle_speed=0.0)
+    env = NegCollisionEnv(
+        num_obstacles=4, agent_radius=0.05, obstacle_radius=0.05, obstacle_speed=0.0
+    )
     env.reset(seed=0)
     # contact distance 0.1: touching (0.09), touching (0.094), 0.11 away, far
     positions = [[0.5, 0.59], [0.42, 0.45], [0.5, 0.39], [0.8, 0.8]]
@@ -174,7 +178,10 @@ def test_nearest_observation_sorted_egocentric_and_padded():
 
 
 def test_nearest_observation_size_independent_of_obstacle_count():
-    shapes = {NegCollisionEnv(num_obstacles=n, observation="nearest").observation_space.shape for n in (0, 5, 500)}
+    shapes = {
+        NegCollisionEnv(num_obstacles=n, observation="nearest").observation_space.shape
+        for n in (0, 5, 500)
+    }
     assert shapes == {(2 + 5 * 8,)}
 
 

@@ -10,7 +10,9 @@ from neg_envs.rendering import CONTACT
 
 
 def test_rgb_array_frame_shape_and_contact_highlight():
-    env = NegCollisionEnv(num_obstacles=1, obstacle_speed=0.0, render_mode="rgb_array", window_size=200)
+    env = NegCollisionEnv(
+        num_obstacles=1, obstacle_speed=0.0, render_mode="rgb_array", window_size=200
+    )
     env.reset(seed=0)
     env.set_state([0.5, 0.5], [[0.2, 0.2]], [[0.0, 0.0]])
     frame = env.render()

@@ -23,7 +23,9 @@ def test_each_sub_env_reproduces_the_single_env(kwargs):
     num_envs, horizon = 4, 60
     vector = gym.make_vec("NegCollision-v0", num_envs=num_envs, max_episode_steps=horizon, **kwargs)
     assert isinstance(vector, NegCollisionVectorEnv)
-    singles = [gym.make("NegCollision-v0", max_episode_steps=horizon, **kwargs) for _ in range(num_envs)]
+    singles = [
+        gym.make("NegCollision-v0", max_episode_steps=horizon, **kwargs) for _ in range(num_envs)
+    ]
     vector_obs, _ = vector.reset(seed=11)
     for i, env in enumerate(singles):
         obs, _ = env.reset(seed=11 + i)
@@ -43,7 +45,9 @@ def test_each_sub_env_reproduces_the_single_env(kwargs):
                 episodes_ended += 1
                 np.testing.assert_array_equal(obs, info["final_obs"][i])
                 assert info["_final_obs"][i]
-                assert info["final_info"]["episode_return"][i] == pytest.approx(env.unwrapped.episode_return)
+                assert info["final_info"]["episode_return"][i] == pytest.approx(
+                    env.unwrapped.episode_return
+                )
                 obs, _ = env.reset()
             np.testing.assert_array_equal(obs, vector_obs[i])
     assert episodes_ended >= num_envs * 2

@@ -67,7 +67,9 @@ def test_negative_action_rejects_bad_spaces_and_actions():
 
 
 def test_shift_rule_on_cartpole():
-    env = PunishmentOnlyWrapper(gym.make("CartPole-v1"), mode="shift", max_reward=1.0, termination_penalty=10.0)
+    env = PunishmentOnlyWrapper(
+        gym.make("CartPole-v1"), mode="shift", max_reward=1.0, termination_penalty=10.0
+    )
     env.reset(seed=0)
     rewards, terminated = [], False
     while not terminated:
