@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from supervised.cbomf import MODES, CBOMFConfig, train_modes
+from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.cli import parse_args
 from supervised.data import load_emnist, load_mnist
-from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.results import machine_description, markdown_table, write_csv
@@ -74,6 +74,8 @@ class Args:
     """where results and TensorBoard runs go"""
     progress: bool = True
     """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
 
 def load_dataset(args: Args):
@@ -110,6 +112,8 @@ def comparison_table(rows: list[dict]) -> str:
 def main(args: Args) -> None:
     start = time.perf_counter()
     device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = CBOMFConfig(
         args.lr,
         args.momentum,
@@ -137,7 +141,9 @@ def main(args: Args) -> None:
         writers: dict[str, SummaryWriter] = {}
 
         def writer_for(mode: str, seed: int = seed, writers: dict = writers) -> SummaryWriter:
-            return writers.setdefault(mode, SummaryWriter(str(out_dir / f"seed{seed}" / mode)))
+            if mode not in writers:
+                writers[mode] = SummaryWriter(str(out_dir / f"seed{seed}" / mode))
+            return writers[mode]
 
         def factory():
             return mnist_net(train.num_classes, args.activation)
@@ -145,10 +151,7 @@ def main(args: Args) -> None:
         trained = train_modes(
             args.modes, factory, train, config, seed, device, writer_for, args.progress
         )
-        for mode, result in trained.items():
-            accuracies = evaluate(
-                result.model, test_sets, writer=writer_for(mode), step=result.global_step
-            )
+        for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
             rows += [
                 {
                     "dataset": args.dataset,

@@ -265,3 +265,58 @@ def train_mode(
 def available_modes() -> Iterable[str]:
     """Names of the CBOMF modes."""
     return MODES.keys()
+
+
+def evaluate_modes(
+    trained: dict[str, TrainedMode],
+    test_sets: dict[str, LabelledImages],
+    device: torch.device | str | None = None,
+    writer_for: Callable[[str], SummaryWriter | None] | None = None,
+    batch_size: int = 1000,
+) -> dict[str, dict[str, float]]:
+    """Accuracy (%) of every trained mode on every named test set.
+
+    Modes whose extractors are identical (SN, HN, NR, ALT and TP share SN's; the two kernel
+    modes share theirs) reuse one pass of the extractor over the test sets; each head then
+    classifies the cached features exactly as ``model(x)`` would.
+
+    :param trained: result of :func:`train_modes`.
+    :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
+    :param device: where to evaluate.
+    :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
+    :param batch_size: evaluation batch size.
+    """
+    cache: list[tuple[NegatableClassifier, dict[str, torch.Tensor]]] = []
+    results = {}
+    for mode, result in trained.items():
+        model = result.model
+        model.eval()
+        target_device = next(model.parameters()).device if device is None else torch.device(device)
+        features = next((feats for other, feats in cache if _same_extractor(other, model)), None)
+        if features is None:
+            features = {
+                name: extract_features(model, data.images, target_device, batch_size)
+                for name, data in test_sets.items()
+            }
+            cache.append((model, features))
+        writer = writer_for(mode) if writer_for is not None else None
+        results[mode] = {}
+        with torch.no_grad():
+            for name, data in test_sets.items():
+                predictions = predict_logits(
+                    model.classify, features[name], batch_size, target_device
+                ).argmax(1)
+                accuracy = (
+                    100.0 * (predictions == data.labels.to(target_device)).float().mean().item()
+                )
+                results[mode][name] = accuracy
+                if writer is not None:
+                    writer.add_scalar(f"eval/{name}/accuracy", accuracy, result.global_step)
+    return results
+
+
+def _same_extractor(a: NegatableClassifier, b: NegatableClassifier) -> bool:
+    state_a, state_b = a.extractor.state_dict(), b.extractor.state_dict()
+    return state_a.keys() == state_b.keys() and all(
+        torch.equal(state_a[k], state_b[k]) for k in state_a
+    )
