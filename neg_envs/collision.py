@@ -89,34 +89,34 @@ class NegCollisionEnv(gym.Env):
         self.action_space = self.config.action_space()
         self._renderer = None
         self._moves = self.config.agent_moves.tolist()
-        self._agent = self._obstacles = self._dist2 = None
-        self._contact2 = self.config.contact_distance**2
+        self._sim = core.CollisionSimulation(self.config, batch=1)
+        self._started = False
 
-    # State is kept with a batch axis of one so the batched env's functions apply unchanged.
+    # The state is a CollisionSimulation of one scene: the batched env's physics, unchanged.
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        agent, obstacles = core.sample_scene(self.np_random, self.config)
-        self._agent, self._obstacles = agent[None], obstacles[:, None]
-        self._dist2 = core.squared_distances(self._agent, self._obstacles)
+        self._sim.place(0, *core.sample_scene(self.np_random, self.config))
+        self._sim.update_distances()
+        self._started = True
         self.steps = 0
         self.cumulative_collisions = 0
         self.episode_return = 0.0
         self.last_action: int | None = None
         if self.render_mode == "human":
             self.render()
-        return core.observe(self._agent, self._obstacles, self._dist2, self.config)[0], self._info(
-            0, False
-        )
+        return self._sim.observe()[0], self._info(0, False)
 
     def step(self, action: Any):
-        if self._agent is None:
+        if not self._started:
             raise RuntimeError("call reset() before step()")
-        cfg = self.config
+        cfg, sim = self.config, self._sim
         action = core.validate_action(action, cfg.num_actions)
         self._move_agent(action)
-        core.move_obstacles(self._obstacles, cfg)
-        self._dist2 = core.squared_distances(self._agent, self._obstacles)
-        collisions = int(np.count_nonzero(self._dist2 < self._contact2))  # count_contacts for B = 1
+        sim.move_obstacles()
+        sim.update_distances()
+        collisions = int(
+            np.count_nonzero(sim.contacts())
+        )  # count_contacts() for one scene, cheaper
         moved = action != core.STAY
         reward = core.punishments(collisions, moved, cfg)
         self.steps += 1
@@ -126,16 +126,17 @@ class NegCollisionEnv(gym.Env):
         terminated = cfg.terminate_on_collision and collisions > 0
         if self.render_mode == "human":
             self.render()
-        obs = core.observe(self._agent, self._obstacles, self._dist2, cfg)[0]
+        obs = sim.observe()[0]
         return obs, reward, terminated, False, self._info(collisions, moved)
 
     def _move_agent(self, action: int) -> None:
-        """``core.move_agents`` for one agent, in Python floats (the same float64 arithmetic)."""
+        """``CollisionSimulation.move_agents`` for one agent, in Python floats (same float64 arithmetic)."""
         low, high = self.config.agent_radius, 1.0 - self.config.agent_radius
         dx, dy = self._moves[action]
-        x, y = self._agent[0].tolist()
-        self._agent[0, 0] = min(max(x + dx, low), high)
-        self._agent[0, 1] = min(max(y + dy, low), high)
+        agent = self._sim.agent
+        x, y = agent[0].tolist()
+        agent[0, 0] = min(max(x + dx, low), high)
+        agent[0, 1] = min(max(y + dy, low), high)
 
     def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
         return {
@@ -148,17 +149,17 @@ class NegCollisionEnv(gym.Env):
     @property
     def agent_position(self) -> np.ndarray:
         """A copy of the agent's (x, y)."""
-        return self._agent[0].copy()
+        return self._sim.agent[0].copy()
 
     @property
     def obstacle_positions(self) -> np.ndarray:
         """A copy of the obstacles' positions, shape (N, 2)."""
-        return self._obstacles[:2, 0].T.copy()
+        return self._sim.obstacles[:2, 0].T.copy()
 
     @property
     def obstacle_velocities(self) -> np.ndarray:
         """A copy of the obstacles' velocities (world units per step), shape (N, 2)."""
-        return self._obstacles[2:, 0].T.copy()
+        return self._sim.obstacles[2:, 0].T.copy()
 
     def set_state(self, agent: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Place the agent and obstacles by hand (tests, demos); call after ``reset``.
@@ -178,11 +179,10 @@ class NegCollisionEnv(gym.Env):
             np.all((agent >= 0) & (agent <= 1)) and np.all((positions >= 0) & (positions <= 1))
         ):
             raise ValueError("agent and obstacle positions must lie in the unit square [0, 1]^2")
-        if self._agent is None:
+        if not self._started:
             raise RuntimeError("call reset() before set_state()")
-        self._agent = agent[None].copy()
-        self._obstacles = np.concatenate([positions.T, velocities.T])[:, None]
-        self._dist2 = core.squared_distances(self._agent, self._obstacles)
+        self._sim.place(0, agent, np.concatenate([positions.T, velocities.T]))
+        self._sim.update_distances()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -190,7 +190,7 @@ class NegCollisionEnv(gym.Env):
                 "render() called without a render_mode; pass render_mode='human' or 'rgb_array'"
             )
             return None
-        if self._agent is None:
+        if not self._started:
             raise RuntimeError("call reset() before render()")
         if self._renderer is None:
             from neg_envs.rendering import CollisionRenderer
@@ -199,11 +199,11 @@ class NegCollisionEnv(gym.Env):
                 self.window_size, self.render_mode, self.metadata["render_fps"]
             )
         return self._renderer.draw(
-            agent=self._agent[0],
+            agent=self._sim.agent[0],
             agent_radius=self.config.agent_radius,
-            obstacles=self._obstacles[:2, 0].T,
+            obstacles=self._sim.obstacles[:2, 0].T,
             obstacle_radius=self.config.obstacle_radius,
-            contacts=self._dist2[0] < self._contact2,
+            contacts=self._sim.contacts()[0],
             heading=core.MOVES[self.last_action]
             if self.last_action is not None
             else core.MOVES[core.RIGHT],

@@ -55,6 +55,8 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
     Accepts Python and numpy integers and integer arrays of size one (what SB3's ``predict``
     returns); rejects bools, floats, NaN, other shapes and out-of-range values.
     """
+    if type(action) is int and start <= action < start + n:  # the common case, checked first
+        return action
     if isinstance(action, np.ndarray):
         if action.size != 1:
             raise ValueError(
@@ -219,43 +221,109 @@ def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.nda
     return agent, np.concatenate([pos.T, vel])
 
 
-def move_agents(agent: np.ndarray, actions: np.ndarray, cfg: CollisionConfig) -> None:
-    """Move each agent ``(B, 2)`` one step in place; the arena's wall stops it.
+class CollisionSimulation:
+    """State and physics of ``batch`` collision scenes, stepped together.
 
-    ``NegCollisionEnv._move_agent`` is the same arithmetic on Python floats.
+    ``agent`` is ``(B, 2)``; ``obstacles`` is ``(4, B, N)``: planes x, y, vx, vy, so every op
+    runs on contiguous memory (``obstacles[:2]`` positions, ``obstacles[2:]`` velocities, world
+    units per step). Scratch buffers and views are made once: at one scene (the single env)
+    numpy's per-call overhead, not arithmetic, is what a step costs.
+
+    :param cfg: validated environment parameters.
+    :param batch: number of scenes B.
     """
-    agent += cfg.agent_moves[actions]
-    np.maximum(agent, cfg.agent_radius, out=agent)
-    np.minimum(agent, 1.0 - cfg.agent_radius, out=agent)
 
+    def __init__(self, cfg: CollisionConfig, batch: int) -> None:
+        n = cfg.num_obstacles
+        self.cfg = cfg
+        self.agent = np.zeros((batch, 2), dtype=DTYPE)
+        self.obstacles = np.zeros((4, batch, n), dtype=DTYPE)
+        self.dist2 = np.zeros((batch, n), dtype=DTYPE)
+        self._agent_planes = self.agent.T[:, :, None]  # (2, B, 1) view, broadcasts over obstacles
+        self._diff = np.empty((2, batch, n), dtype=DTYPE)
+        self._obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
+        # The absolute observation's per-obstacle fields as (4, B, N) planes: one scaled copy fills them.
+        if cfg.observation == "absolute":
+            self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
+        self._contact2 = cfg.contact_distance**2
+        # Flat views of the (contiguous) position and velocity planes for fixing wall hits.
+        self._flat_pos = self.obstacles[:2].reshape(-1)
+        self._flat_vel = self.obstacles[2:].reshape(-1)
+        assert np.shares_memory(self._flat_pos, self.obstacles) or n == 0
 
-def move_obstacles(obstacles: np.ndarray, cfg: CollisionConfig) -> None:
-    """Advance obstacles (planes ``(4, B, N)``, see ``sample_scene``) in place.
+    def place(self, index: int | np.ndarray, agent: np.ndarray, obstacles: np.ndarray) -> None:
+        """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``)."""
+        self.agent[index] = agent
+        self.obstacles[:, index] = obstacles
 
-    Those that cross a wall are reflected. Speeds and radii are capped at 0.1, so one
-    reflection per step always suffices. Few obstacles touch a wall in a step, so only those
-    are fixed, by index.
-    """
-    pos, vel = obstacles[:2], obstacles[2:]
-    pos += vel
-    low, high = cfg.obstacle_radius, 1.0 - cfg.obstacle_radius
-    for bound, crossed in ((low, pos < low), (high, pos > high)):
-        if np.count_nonzero(crossed):  # cheaper than nonzero when nothing crossed
-            hit = np.nonzero(crossed)
-            pos[hit] = 2 * bound - pos[hit]
-            vel[hit] = -vel[hit]
+    def move_agents(self, actions: np.ndarray) -> None:
+        """Move each agent one step; the arena's wall stops it.
 
+        ``NegCollisionEnv._move_agent`` is the same arithmetic on Python floats.
+        """
+        agent = self.agent
+        agent += self.cfg.agent_moves[actions]
+        np.maximum(agent, self.cfg.agent_radius, out=agent)
+        np.minimum(agent, 1.0 - self.cfg.agent_radius, out=agent)
 
-def squared_distances(agent: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
-    """Squared agent-obstacle distances ``(B, N)`` for agents ``(B, 2)``, obstacles ``(4, B, N)``."""
-    diff = obstacles[:2] - agent.T[:, :, None]
-    diff *= diff
-    return diff[0] + diff[1]
+    def move_obstacles(self) -> None:
+        """Advance obstacles, reflecting those that cross a wall.
 
+        Speeds and radii are capped at 0.1, so one reflection per step always suffices. Few
+        obstacles touch a wall in a step, so only those are fixed, by flat index.
+        """
+        pos, vel = self.obstacles[:2], self.obstacles[2:]
+        pos += vel
+        low, high = self.cfg.obstacle_radius, 1.0 - self.cfg.obstacle_radius
+        for bound, crossed in ((low, pos < low), (high, pos > high)):
+            if np.count_nonzero(crossed):  # cheaper than flatnonzero when nothing crossed
+                hit = np.flatnonzero(crossed)
+                self._flat_pos[hit] = 2 * bound - self._flat_pos[hit]
+                self._flat_vel[hit] = -self._flat_vel[hit]
 
-def count_contacts(dist2: np.ndarray, cfg: CollisionConfig) -> np.ndarray:
-    """Number of obstacles touching each agent, ``(B,)``."""
-    return (dist2 < cfg.contact_distance**2).sum(axis=-1)
+    def update_distances(self) -> np.ndarray:
+        """Recompute and return the squared agent-obstacle distances ``dist2`` ``(B, N)``."""
+        diff = np.subtract(self.obstacles[:2], self._agent_planes, out=self._diff)
+        np.multiply(diff, diff, out=diff)
+        return np.add(diff[0], diff[1], out=self.dist2)
+
+    def contacts(self) -> np.ndarray:
+        """Boolean ``(B, N)``: which obstacles touch their agent (after ``update_distances``)."""
+        return self.dist2 < self._contact2
+
+    def count_contacts(self) -> np.ndarray:
+        """Number of obstacles touching each agent, ``(B,)``."""
+        return self.contacts().sum(axis=-1)
+
+    def observe(self) -> np.ndarray:
+        """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
+        cfg, obs = self.cfg, self._obs
+        obs[:, :2] = self.agent
+        if cfg.observation == "absolute":
+            np.multiply(
+                self.obstacles, cfg.obstacle_obs_scale, out=self._fields, casting="same_kind"
+            )
+            return obs.copy()
+        k, n, batch = cfg.k_nearest, cfg.num_obstacles, obs.shape[0]
+        slots = obs[:, 2:].reshape(batch, k, 5)
+        slots[...] = 0.0
+        shown = min(k, n)
+        if shown:
+            if n > k:
+                nearest = np.argpartition(self.dist2, k - 1, axis=1)[:, :k]
+            else:
+                nearest = np.broadcast_to(np.arange(n), (batch, n))
+            order = np.argsort(
+                np.take_along_axis(self.dist2, nearest, axis=1), axis=1, kind="stable"
+            )
+            nearest = np.take_along_axis(nearest, order, axis=1)
+            slots[:, :shown, 0] = 1.0
+            for axis in range(2):
+                position = np.take_along_axis(self.obstacles[axis], nearest, axis=1)
+                velocity = np.take_along_axis(self.obstacles[2 + axis], nearest, axis=1)
+                slots[:, :shown, 1 + axis] = position - self.agent[:, axis, None]
+                slots[:, :shown, 3 + axis] = velocity * cfg.velocity_scale
+        return obs.copy()
 
 
 def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
@@ -265,39 +333,3 @@ def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
     are non-negative, so the reward is never positive.
     """
     return -(cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)
-
-
-def observe(
-    agent: np.ndarray, obstacles: np.ndarray, dist2: np.ndarray, cfg: CollisionConfig
-) -> np.ndarray:
-    """Build fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
-    batch = agent.shape[0]
-    obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
-    obs[:, :2] = agent
-    if cfg.observation == "absolute":
-        fields = (
-            obs[:, 2:].reshape(batch, cfg.num_obstacles, 4).transpose(2, 0, 1)
-        )  # (4, B, N) view
-        np.multiply(obstacles, cfg.obstacle_obs_scale, out=fields, casting="same_kind")
-        return obs
-    k, n = cfg.k_nearest, cfg.num_obstacles
-    slots = obs[:, 2:].reshape(batch, k, 5)
-    slots[...] = 0.0
-    shown = min(k, n)
-    if shown == 0:
-        return obs
-    if n > k:
-        nearest = np.argpartition(dist2, k - 1, axis=1)[:, :k]
-    else:
-        nearest = np.broadcast_to(np.arange(n), (batch, n))
-    order = np.argsort(np.take_along_axis(dist2, nearest, axis=1), axis=1, kind="stable")
-    nearest = np.take_along_axis(nearest, order, axis=1)
-    slots[:, :shown, 0] = 1.0
-    for axis in range(2):
-        slots[:, :shown, 1 + axis] = (
-            np.take_along_axis(obstacles[axis], nearest, axis=1) - agent[:, axis, None]
-        )
-        slots[:, :shown, 3 + axis] = (
-            np.take_along_axis(obstacles[2 + axis], nearest, axis=1) * cfg.velocity_scale
-        )
-    return obs

@@ -58,9 +58,8 @@ class NegCollisionVectorEnv(VectorEnv):
         self.single_action_space = self.config.action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        b, n = self.num_envs, self.config.num_obstacles
-        self._agent = np.zeros((b, 2), dtype=core.DTYPE)
-        self._obstacles = np.zeros((4, b, n), dtype=core.DTYPE)
+        b = self.num_envs
+        self._sim = core.CollisionSimulation(self.config, b)
         self._steps = np.zeros(b, dtype=np.int64)
         self._cumulative = np.zeros(b, dtype=np.int64)
         self._returns = np.zeros(b, dtype=np.float64)
@@ -96,15 +95,15 @@ class NegCollisionVectorEnv(VectorEnv):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
         self._reset_envs(np.flatnonzero(mask))
-        dist2 = core.squared_distances(self._agent, self._obstacles)
-        obs = core.observe(self._agent, self._obstacles, dist2, self.config)
+        self._sim.update_distances()
+        obs = self._sim.observe()
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
 
     def _reset_envs(self, indices: np.ndarray) -> None:
         # One draw per ended episode, not per obstacle: the scene itself is sampled vectorised.
         for i in indices:
-            self._agent[i], self._obstacles[:, i] = core.sample_scene(self._rngs[i], self.config)
+            self._sim.place(i, *core.sample_scene(self._rngs[i], self.config))
         self._steps[indices] = 0
         self._cumulative[indices] = 0
         self._returns[indices] = 0.0
@@ -113,11 +112,11 @@ class NegCollisionVectorEnv(VectorEnv):
         if self._rngs is None:
             raise RuntimeError("call reset() before step()")
         actions = self._validated(actions)
-        cfg = self.config
-        core.move_agents(self._agent, actions, cfg)
-        core.move_obstacles(self._obstacles, cfg)
-        dist2 = core.squared_distances(self._agent, self._obstacles)
-        collisions = core.count_contacts(dist2, cfg)
+        cfg, sim = self.config, self._sim
+        sim.move_agents(actions)
+        sim.move_obstacles()
+        sim.update_distances()
+        collisions = sim.count_contacts()
         moved = actions != core.STAY
         rewards = core.punishments(collisions, moved, cfg)
         self._steps += 1
@@ -127,7 +126,7 @@ class NegCollisionVectorEnv(VectorEnv):
             (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
         )
         truncated = self._steps >= self.max_episode_steps
-        obs = core.observe(self._agent, self._obstacles, dist2, cfg)
+        obs = sim.observe()
         info = self._step_info(collisions, self._cumulative.copy(), moved)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
@@ -150,10 +149,8 @@ class NegCollisionVectorEnv(VectorEnv):
             _final_info=final_mask.copy(),
         )
         self._reset_envs(done)
-        agent, obstacles = self._agent[done], self._obstacles[:, done]
-        obs[done] = core.observe(
-            agent, obstacles, core.squared_distances(agent, obstacles), self.config
-        )
+        self._sim.update_distances()
+        obs[done] = self._sim.observe()[done]
 
     def _validated(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)

@@ -1,0 +1,123 @@
+"""Environment speed: env steps per second of NegCollision against CartPole-v1.
+
+    python scripts/bench_env.py --out docs/envs/bench_env.md
+
+Measures, in one run and on one core: CartPole-v1 through ``gym.make`` (the reference), the
+single env through ``gym.make`` with N = 10, 100, 500 obstacles, and the natively batched env
+with B = 64, 1024 sub-envs and N = 10, 500. Configurations are measured round-robin and the
+best of the rounds is kept, so a background load hurts every row alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import neg_envs  # noqa: F401  (registers the ids)
+
+
+@dataclass
+class Args:
+    seconds: float = 1.0
+    """time spent on each configuration per round"""
+    rounds: int = 3
+    """rounds over all configurations; the best round of each is reported"""
+    seed: int = 0
+    """seed for env resets and the random actions"""
+    out: str = ""
+    """also write the markdown table to this file"""
+
+
+def parse_args() -> Args:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for field in fields(Args):
+        parser.add_argument(f"--{field.name}", type=type(field.default), default=field.default)
+    return Args(**vars(parser.parse_args()))
+
+
+def single_env_rate(env: gym.Env, seconds: float, seed: int) -> float:
+    """Env steps per second of a ``gym.make`` env under random actions, resets included."""
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(env.action_space.n, size=4096).tolist()
+    env.reset(seed=seed)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for action in actions[:512]:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        steps += 512
+        actions = actions[512:] + actions[:512]
+    return steps / (time.perf_counter() - start)
+
+
+def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> float:
+    """Env steps per second (sub-env steps) of a batched env under random actions, autoresets included."""
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(env.single_action_space.n, size=(64, env.num_envs))
+    env.reset(seed=seed)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.step(actions[calls % 64])
+        calls += 1
+    return calls * env.num_envs / (time.perf_counter() - start)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} logical cores (benchmark uses one), Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def main() -> None:
+    args = parse_args()
+    configs = {"CartPole-v1 (gym.make)": lambda: ("single", gym.make("CartPole-v1"))}
+    for n in (10, 100, 500):
+        configs[f"NegCollision-v0 single, N={n}"] = lambda n=n: (
+            "single",
+            gym.make("NegCollision-v0", num_obstacles=n),
+        )
+    for b in (64, 1024):
+        for n in (10, 500):
+            configs[f"NegCollision-v0 batched, B={b}, N={n}"] = lambda b=b, n=n: (
+                "vector",
+                gym.make_vec("NegCollision-v0", num_envs=b, num_obstacles=n),
+            )
+    envs = {name: make() for name, make in configs.items()}
+    best = dict.fromkeys(envs, 0.0)
+    for round_ in range(args.rounds):
+        for name, (kind, env) in envs.items():
+            measure = single_env_rate if kind == "single" else vector_env_rate
+            best[name] = max(best[name], measure(env, args.seconds, args.seed + round_))
+    reference = best["CartPole-v1 (gym.make)"]
+    lines = [
+        f"Machine: {machine()}.",
+        "",
+        "| configuration | env steps/s | ratio to CartPole-v1 |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {rate:,.0f} | {rate / reference:.2f}x |" for name, rate in best.items()]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Play NegCollision yourself: arrow keys move the bird, space (or no key) stays, Esc quits.
+
+    python scripts/play.py --num-obstacles 20
+
+Every step you are only punished: each obstacle touching you costs, each move costs a little.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+import gymnasium as gym
+import pygame
+
+import neg_envs  # noqa: F401  (registers the ids)
+from neg_envs.collision_core import DOWN, LEFT, RIGHT, STAY, UP
+
+KEY_ACTIONS = {pygame.K_UP: UP, pygame.K_DOWN: DOWN, pygame.K_LEFT: LEFT, pygame.K_RIGHT: RIGHT}
+
+
+@dataclass
+class Args:
+    env_id: str = "NegCollision-v0"
+    """registered environment id"""
+    num_obstacles: int = 10
+    """number of moving obstacles"""
+    seed: int = 0
+    """seed of the first episode"""
+    episodes: int = 3
+    """episodes to play"""
+    max_steps: int = 0
+    """stop an episode after this many steps (0: the env's own limit)"""
+
+
+def parse_args() -> Args:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for field in fields(Args):
+        flag = f"--{field.name.replace('_', '-')}"
+        parser.add_argument(flag, type=type(field.default), default=field.default)
+    return Args(**vars(parser.parse_args()))
+
+
+def chosen_action() -> int | None:
+    """The held arrow key's action, STAY when none is held, None when the player quits."""
+    for event in pygame.event.get():
+        if event.type == pygame.QUIT or (
+            event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+        ):
+            return None
+    pressed = pygame.key.get_pressed()
+    return next((action for key, action in KEY_ACTIONS.items() if pressed[key]), STAY)
+
+
+def main() -> None:
+    args = parse_args()
+    env = gym.make(args.env_id, render_mode="human", num_obstacles=args.num_obstacles)
+    for episode in range(args.episodes):
+        env.reset(seed=args.seed + episode)
+        total, collisions, steps, done = 0.0, 0, 0, False
+        while not done:
+            action = chosen_action()
+            if action is None:
+                env.close()
+                return
+            _, reward, terminated, truncated, info = env.step(action)
+            total += reward
+            collisions += info["collisions"]
+            steps += 1
+            done = terminated or truncated or steps == args.max_steps
+        print(f"episode {episode}: return {total:.2f}, collisions {collisions}, steps {steps}")
+    env.close()
+
+
+if __name__ == "__main__":
+    main()
