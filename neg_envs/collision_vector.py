@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -45,14 +46,19 @@ class NegCollisionVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.pop("window_size", None)
-        self.config = CollisionConfig(**kwargs)
-        self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
-        self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
-        if render_mode is not None:
+        if render_mode is not None or "window_size" in kwargs:
             raise ValueError(
                 "NegCollisionVectorEnv does not render; render a single NegCollisionEnv instead"
             )
+        unknown = sorted(set(kwargs) - {field.name for field in fields(CollisionConfig)})
+        if unknown:
+            raise TypeError(
+                f"unknown NegCollision parameter(s) {unknown}; accepted: num_envs, max_episode_steps, "
+                f"{', '.join(field.name for field in fields(CollisionConfig))}"
+            )
+        self.config = CollisionConfig(**kwargs)
+        self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
+        self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
         self.render_mode = None
         self.single_observation_space = self.config.observation_space()
         self.single_action_space = self.config.action_space()

@@ -100,6 +100,13 @@ def test_invalid_vector_configuration():
         gym.make_vec("NegCollision-v0", num_envs=2, num_obstacles=-3)
     with pytest.raises(ValueError, match="does not render"):
         NegCollisionVectorEnv(num_envs=2, render_mode="rgb_array")
+    with pytest.raises(ValueError, match="does not render"):
+        NegCollisionVectorEnv(num_envs=2, window_size=256)
+    with pytest.raises(
+        TypeError,
+        match=r"unknown NegCollision parameter\(s\) \['speed'\]; accepted: .*obstacle_speed",
+    ):
+        gym.make_vec("NegCollision-v0", num_envs=2, speed=0.1)
 
 
 def test_sb3_adapter_maps_truncation_the_sb3_way():
