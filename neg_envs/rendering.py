@@ -83,20 +83,31 @@ class CollisionRenderer:
         return np.transpose(pg.surfarray.array3d(canvas), (1, 0, 2)).copy()
 
     def _draw_bird(self, centre: np.ndarray, radius: float, hit: bool) -> None:
-        """A round body, a wing, a beak pointing where the bird last moved, and an eye."""
+        """A bird facing where it last moved: tail, body, wing, head, beak and eye.
+
+        It fills the agent's collision disc; a red ring marks a contact.
+        """
         pg = self._pg
         forward = self._heading / np.linalg.norm(self._heading) * np.array([1.0, -1.0])
         side = np.array([-forward[1], forward[0]])
-        r = max(radius, 3.0)
+        r = max(radius, 4.0)
 
         def pt(f: float, s: float) -> tuple[float, float]:
             p = centre + (f * forward + s * side) * r
             return (float(p[0]), float(p[1]))
 
-        pg.draw.circle(self.canvas, CONTACT if hit else BIRD_BODY, pt(0, 0), r)
-        pg.draw.polygon(self.canvas, BIRD_WING, [pt(0.3, 0.1), pt(-0.8, 0.2), pt(-0.3, 1.3)])
-        pg.draw.polygon(self.canvas, BIRD_BEAK, [pt(0.8, 0.35), pt(1.6, 0.0), pt(0.8, -0.35)])
-        pg.draw.circle(self.canvas, (20, 20, 20), pt(0.4, -0.4), max(1.0, r * 0.15))
+        if hit:
+            pg.draw.circle(self.canvas, CONTACT, pt(0, 0), r * 1.45, width=max(2, round(r * 0.25)))
+        pg.draw.polygon(
+            self.canvas, BIRD_WING, [pt(-0.5, 0.0), pt(-1.15, 0.45), pt(-1.15, -0.45)]
+        )  # tail
+        body = pg.Rect(0, 0, 1.5 * r, 1.5 * r)
+        body.center = pt(-0.15, 0.0)
+        pg.draw.ellipse(self.canvas, BIRD_BODY, body)
+        pg.draw.circle(self.canvas, BIRD_BODY, pt(0.45, 0.0), 0.5 * r)  # head
+        pg.draw.polygon(self.canvas, BIRD_BEAK, [pt(0.8, 0.22), pt(1.25, 0.0), pt(0.8, -0.22)])
+        pg.draw.polygon(self.canvas, BIRD_WING, [pt(0.1, 0.1), pt(-0.55, 0.15), pt(-0.25, 0.95)])
+        pg.draw.circle(self.canvas, (20, 20, 20), pt(0.55, -0.2), max(1.5, 0.12 * r))  # eye
 
     def close(self) -> None:
         self._pg.display.quit()
