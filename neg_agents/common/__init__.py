@@ -1,0 +1,18 @@
+"""Machinery shared by the negative agents: DQN base, baselines, evaluation, callbacks, envs."""
+
+from neg_agents.common.baselines import ConstantAgent, RandomAgent
+from neg_agents.common.callbacks import CollisionEvalCallback
+from neg_agents.common.dqn_base import NegDQNBase
+from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
+from neg_agents.common.evaluation import EpisodeStats, evaluate_agent
+
+__all__ = [
+    "VEC_ENV_KINDS",
+    "CollisionEvalCallback",
+    "ConstantAgent",
+    "EpisodeStats",
+    "NegDQNBase",
+    "RandomAgent",
+    "evaluate_agent",
+    "make_env",
+]

@@ -1,0 +1,76 @@
+"""Policies that learn nothing, for comparison: uniformly random and always the same action."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+
+class _FixedPolicy:
+    """Shared ``predict`` plumbing: SB3's ``PolicyPredictor`` protocol, so ``evaluate_policy``
+    and the bench treat a baseline like a trained model."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(
+                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
+            )
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for a batch ``(n_envs, *obs_shape)`` or a single observation."""
+        observation = np.asarray(observation)
+        batched = observation.ndim > len(self.observation_space.shape)
+        n = observation.shape[0] if batched else 1
+        actions = self._actions(n)
+        return (actions if batched else actions[0]), None
+
+    def _actions(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RandomAgent(_FixedPolicy):
+    """Picks every action uniformly at random, reproducibly from ``seed``.
+
+    :param observation_space: the env's observation space (to tell batches from single obs).
+    :param action_space: a ``Discrete`` action space.
+    :param seed: seed of the agent's own random generator.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        self.rng = np.random.default_rng(seed)
+
+    def _actions(self, n: int) -> np.ndarray:
+        return self.action_space.start + self.rng.integers(self.action_space.n, size=n)
+
+
+class ConstantAgent(_FixedPolicy):
+    """Always takes the same action (``NegCollision``'s stay is 4).
+
+    :param observation_space: the env's observation space (to tell batches from single obs).
+    :param action_space: a ``Discrete`` action space.
+    :param action: the action to repeat; must belong to ``action_space``.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Space, action_space: spaces.Discrete, action: int
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        if not action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in the action space {action_space}")
+        self.action = int(action)
+
+    def _actions(self, n: int) -> np.ndarray:
+        return np.full(n, self.action, dtype=np.int64)

@@ -1,0 +1,81 @@
+"""Build training and evaluation ``VecEnv``s for the agents, with clear errors for bad options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+
+import neg_envs
+
+#: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
+#: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
+VEC_ENV_KINDS = ("dummy", "subproc", "native")
+
+
+def check_env_options(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """Make one env to validate ``env_id`` and ``env_kwargs``; return it (caller closes it)."""
+    if env_id not in gym.registry:
+        known = ", ".join(sorted(neg_envs.ENV_IDS))
+        raise ValueError(
+            f"unknown env id {env_id!r}: register it first, or use one of negdl's: {known}"
+        )
+    try:
+        return gym.make(env_id, **(env_kwargs or {}))
+    except TypeError as error:
+        raise ValueError(
+            f"bad option for {env_id}: {error}; see the env's docstring for its parameters"
+        ) from error
+
+
+def make_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    vec_env: str = "dummy",
+    negative_actions: bool = False,
+) -> VecEnv:
+    """A monitored ``VecEnv`` of ``n_envs`` copies of ``env_id``, sub-env ``i`` seeded ``seed + i``.
+
+    :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
+    :param n_envs: number of parallel envs, >= 1.
+    :param seed: base seed (None: unseeded).
+    :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
+    :param vec_env: one of :data:`VEC_ENV_KINDS`.
+    :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+    if vec_env not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
+    check_env_options(env_id, env_kwargs).close()
+    env_kwargs = dict(env_kwargs or {})
+    if vec_env == "native":
+        if negative_actions:
+            raise ValueError(
+                "NegativeActionWrapper wraps single envs; use vec_env='dummy' or 'subproc' with negative actions"
+            )
+        if gym.spec(env_id).vector_entry_point is None:
+            raise ValueError(
+                f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
+            )
+        venv = VecMonitor(
+            neg_envs.SB3VecEnvAdapter(
+                gym.make_vec(
+                    env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs
+                )
+            )
+        )
+        venv.seed(seed)
+        return venv
+    return make_vec_env(
+        env_id,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
+        vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+    )

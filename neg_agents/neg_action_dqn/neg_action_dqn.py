@@ -1,0 +1,108 @@
+"""Negative-action DQN: a DQN whose policy forbids the actions it judges worst."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.policies import BasePolicy
+
+from neg_agents.common.dqn_base import NegDQNBase
+from neg_agents.neg_action_dqn.policies import (
+    MlpPolicy,
+    NegActionDQNPolicy,
+    check_rule,
+    forbidden_actions,
+)
+
+
+class NegActionDQN(NegDQNBase):
+    """DQN whose policy knows which actions are bad and never picks one of them.
+
+    The rule (:func:`~neg_agents.neg_action_dqn.policies.forbidden_actions`): at each step the
+    agent forbids the ``num_forbidden`` actions with the lowest Q-values and every action whose
+    Q-value is more than ``margin`` below the best (the best is never forbidden), then samples
+    uniformly among the allowed actions: "in a situation where no action is right, pick the one
+    that is least wrong", and otherwise do not pretend to know more than the Q-values say.
+
+    Consistency with the rule:
+
+    - acting: ``predict(obs)`` samples among the allowed actions; ``deterministic=True`` returns
+      the highest-valued action, which the rule always allows.
+    - exploration: with the epsilon of DQN's schedule (``exploration_*`` arguments) a step
+      samples among all actions except the ``num_forbidden`` worst, so exploring never takes the
+      action judged worst. (The first ``learning_starts`` steps are uniform, as in every SB3
+      off-policy algorithm: before any training the Q-values judge nothing.)
+    - TD target: ``r + gamma * V(s')`` with ``V(s')`` the mean target-network value over the
+      actions the rule allows in ``s'`` (judged by the target network), i.e. the value of the
+      uniform-over-allowed policy (expected SARSA for this policy), not the greedy max.
+
+    Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
+    2018, https://arxiv.org/abs/1809.02121). DQN: Mnih et al. (2015),
+    https://www.nature.com/articles/nature14236.
+
+    :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
+    :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.
+    :param margin: an action more than this far below the best Q-value is forbidden, >= 0
+        (``float("inf")``: only ``num_forbidden`` decides).
+    :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
+    :param kwargs: every other argument of :class:`stable_baselines3.DQN` (same defaults; tuned
+        values for ``NegCollision-v0`` in :data:`neg_agents.hyperparams.HYPERPARAMS`).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: NegActionDQNPolicy
+
+    def __init__(
+        self,
+        policy: str | type[NegActionDQNPolicy],
+        env: Any,
+        margin: float = 0.05,
+        num_forbidden: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(policy, type) and not issubclass(policy, NegActionDQNPolicy):
+            raise TypeError(
+                f"NegActionDQN needs a NegActionDQNPolicy (or 'MlpPolicy'), got {policy.__name__}"
+            )
+        # _setup_model (run by DQN.__init__) hands these to the policy.
+        self.margin, self.num_forbidden = margin, num_forbidden
+        super().__init__(policy, env, **kwargs)
+
+    def _setup_model(self) -> None:
+        self.margin, self.num_forbidden = check_rule(
+            self.margin, self.num_forbidden, int(self.action_space.n)
+        )
+        kwargs = dict(self.policy_kwargs)
+        for name in ("margin", "num_forbidden"):
+            if name in kwargs and kwargs[name] != getattr(self, name):
+                raise ValueError(
+                    f"pass {name} to NegActionDQN, not in policy_kwargs ({kwargs[name]!r} there)"
+                )
+        self.policy_kwargs = {**kwargs, "margin": self.margin, "num_forbidden": self.num_forbidden}
+        super()._setup_model()
+
+    def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
+        """Mean target-network value over the actions the rule allows in each next state."""
+        q_values = self.q_net_target(next_observations)
+        allowed = ~forbidden_actions(q_values, self.margin, self.num_forbidden)
+        return (q_values * allowed).sum(dim=1) / allowed.sum(dim=1)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """Actions by the forbidding rule, exploring with the current epsilon (see class doc).
+
+        Unlike ``DQN.predict``, exploration is decided per environment and still respects the rule.
+        ``self.policy.predict`` on its own never explores: it is the pure rule.
+        """
+        self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
+        try:
+            return self.policy.predict(observation, state, episode_start, deterministic)
+        finally:
+            self.policy.exploration_rate = 0.0

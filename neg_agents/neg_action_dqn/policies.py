@@ -1,0 +1,109 @@
+"""A Q-policy that forbids the actions it judges worst and picks uniformly among the rest."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.dqn.policies import DQNPolicy
+
+
+def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) -> th.Tensor:
+    """The forbidding rule: which actions a negative-action agent refuses, ``(batch, n)`` bools.
+
+    An action is forbidden when it is among the ``num_forbidden`` lowest-valued actions, or when
+    its value is more than ``margin`` below the best. The best action (first index on ties) is
+    never forbidden, so at least one action is always allowed.
+
+    :param q_values: ``(batch, n)`` action values.
+    :param margin: how far below the best an action may be and still be allowed, >= 0
+        (``inf``: only ``num_forbidden`` decides).
+    :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
+    """
+    best = q_values.argmax(dim=1, keepdim=True)
+    forbidden = q_values < q_values.gather(1, best) - margin
+    if num_forbidden > 0:
+        # Rank the best action last so it is never among the worst, even on ties.
+        ranked = q_values.scatter(1, best, math.inf).argsort(dim=1, stable=True)
+        forbidden.scatter_(1, ranked[:, :num_forbidden], True)
+    return forbidden.scatter(1, best, False)
+
+
+def sample_allowed(allowed: th.Tensor) -> th.Tensor:
+    """One action per row, uniform over the ``True`` entries of ``allowed`` ``(batch, n)``."""
+    return th.multinomial(allowed.float(), 1).reshape(-1)
+
+
+class NegActionDQNPolicy(DQNPolicy):
+    """``DQNPolicy`` that never picks a forbidden action (see :func:`forbidden_actions`).
+
+    ``deterministic=False`` samples uniformly among the allowed actions; ``deterministic=True``
+    returns the best one (always allowed; the rule's limit as ``margin`` goes to 0). With
+    probability ``exploration_rate`` (set by ``NegActionDQN`` from its epsilon schedule) a
+    stochastic step explores: it samples among every action except the ``num_forbidden`` worst,
+    so even exploration never takes an action judged worst.
+
+    :param margin: see :func:`forbidden_actions`.
+    :param num_forbidden: see :func:`forbidden_actions`.
+    :param args: positional arguments of ``DQNPolicy``.
+    :param kwargs: keyword arguments of ``DQNPolicy``.
+    """
+
+    def __init__(
+        self, *args: Any, margin: float = 0.05, num_forbidden: int = 1, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.margin, self.num_forbidden = check_rule(
+            margin, num_forbidden, int(self.action_space.n)
+        )
+        self.exploration_rate = 0.0
+
+    def forbidden_actions(
+        self, q_values: th.Tensor, exploring: th.Tensor | None = None
+    ) -> th.Tensor:
+        """The rule applied to ``q_values``; rows flagged in ``exploring`` forbid only the worst."""
+        forbidden = forbidden_actions(q_values, self.margin, self.num_forbidden)
+        if exploring is not None and bool(exploring.any()):
+            worst_only = forbidden_actions(q_values, math.inf, self.num_forbidden)
+            forbidden = th.where(exploring[:, None], worst_only, forbidden)
+        return forbidden
+
+    def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        q_values = self.q_net(obs)
+        if deterministic:
+            return q_values.argmax(dim=1).reshape(-1)
+        exploring = th.rand(q_values.shape[0], device=q_values.device) < self.exploration_rate
+        return sample_allowed(~self.forbidden_actions(q_values, exploring))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {
+            **super()._get_constructor_parameters(),
+            "margin": self.margin,
+            "num_forbidden": self.num_forbidden,
+        }
+
+
+def check_rule(margin: float, num_forbidden: int, n_actions: int) -> tuple[float, int]:
+    """Validated ``(margin, num_forbidden)`` for ``n_actions`` actions, or a clear error."""
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or math.isnan(margin)
+        or margin < 0
+    ):
+        raise ValueError(f"margin must be a number >= 0 (inf allowed), got {margin!r}")
+    if (
+        isinstance(num_forbidden, bool)
+        or not isinstance(num_forbidden, int)
+        or not 0 <= num_forbidden < n_actions
+    ):
+        raise ValueError(
+            f"num_forbidden must be an integer in [0, {n_actions - 1}] for {n_actions} actions "
+            f"(at least one action must stay allowed), got {num_forbidden!r}"
+        )
+    return float(margin), num_forbidden
+
+
+MlpPolicy = NegActionDQNPolicy

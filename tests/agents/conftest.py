@@ -1,0 +1,43 @@
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import gymnasium as gym
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+
+import neg_envs  # noqa: F401
+
+# Small MLPs on a shared CPU: one thread is fastest and keeps results reproducible.
+torch.set_num_threads(1)
+
+#: Hyperparameters that make a few hundred steps exercise replay, training and target updates.
+TINY = {
+    "learning_starts": 64,
+    "batch_size": 16,
+    "buffer_size": 1_000,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "target_update_interval": 100,
+    "policy_kwargs": {"net_arch": [16]},
+}
+
+
+@pytest.fixture
+def small_env_kwargs() -> dict:
+    return {"num_obstacles": 3}
+
+
+@pytest.fixture
+def vec_env(small_env_kwargs):
+    env = make_vec_env("NegCollision-v0", n_envs=2, seed=0, env_kwargs=small_env_kwargs)
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def single_env(small_env_kwargs):
+    env = gym.make("NegCollision-v0", **small_env_kwargs)
+    yield env
+    env.close()

@@ -1,0 +1,58 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from neg_agents import ConstantAgent, RandomAgent, evaluate_agent, make_env
+from neg_agents.common.callbacks import CollisionEvalCallback
+
+
+def manual_stats(env_kwargs, seeds, action_fn):
+    env = gym.make("NegCollision-v0", **env_kwargs)
+    out = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        total, hits, moves, done = 0.0, 0, 0, False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(action_fn())
+            total, hits, moves, done = (
+                total + reward,
+                hits + info["collisions"],
+                moves + info["moved"],
+                terminated or truncated,
+            )
+        out.append((total, hits, moves))
+    return out
+
+
+def test_evaluate_agent_counts_what_the_env_reports(small_env_kwargs):
+    env = make_env("NegCollision-v0", n_envs=2, seed=7, env_kwargs=small_env_kwargs)
+    stay = ConstantAgent(env.observation_space, env.action_space, 4)
+    stats = evaluate_agent(stay, env, n_episodes=2)
+    expected = manual_stats(small_env_kwargs, [7, 8], lambda: 4)
+    assert stats.collisions == [hits for _, hits, _ in expected]
+    np.testing.assert_allclose(stats.returns, [total for total, _, _ in expected], rtol=1e-5)
+    assert stats.moves == [0, 0] and stats.lengths == [500, 500]
+    summary = stats.summary()
+    assert summary["collisions_per_episode"] == np.mean(stats.collisions)
+    assert summary["collision_free_share"] == np.mean(np.array(stats.collisions) == 0)
+
+
+def test_random_agent_is_seeded_and_uniform(single_env):
+    a = RandomAgent(single_env.observation_space, single_env.action_space, seed=3)
+    b = RandomAgent(single_env.observation_space, single_env.action_space, seed=3)
+    obs = np.zeros((5000, *single_env.observation_space.shape), dtype=np.float32)
+    actions = a.predict(obs)[0]
+    np.testing.assert_array_equal(actions, b.predict(obs)[0])
+    assert np.all(np.abs(np.bincount(actions, minlength=5) / 5000 - 0.2) < 0.03)
+    single = a.predict(obs[0])[0]
+    assert np.ndim(single) == 0 and single_env.action_space.contains(int(single))
+
+
+def test_constant_agent_validates_its_action(single_env):
+    with pytest.raises(ValueError, match="not in the action space"):
+        ConstantAgent(single_env.observation_space, single_env.action_space, 7)
+
+
+def test_eval_callback_rejects_bad_settings(vec_env):
+    with pytest.raises(ValueError, match="eval_freq"):
+        CollisionEvalCallback(vec_env, eval_freq=0)

@@ -1,0 +1,50 @@
+import gymnasium as gym
+import pytest
+
+from neg_agents import NegRewardDQN
+from neg_agents.model_io import load_agent, read_config, save_run
+
+from .conftest import TINY
+
+
+@pytest.fixture
+def saved(vec_env, tmp_path):
+    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **TINY)
+    return save_run(
+        model,
+        {"algo": "neg-reward-dqn", "env_id": "NegCollision-v0", "env_kwargs": {"num_obstacles": 3}},
+        tmp_path / "run",
+    )
+
+
+def test_save_run_writes_model_and_config(saved):
+    assert saved.is_file()
+    assert read_config(saved)["env_kwargs"] == {"num_obstacles": 3}
+
+
+def test_load_checks_the_env_spaces(saved):
+    assert (
+        load_agent(
+            saved, "neg-reward-dqn", gym.make("NegCollision-v0", num_obstacles=3)
+        ).num_timesteps
+        == 0
+    )
+    with pytest.raises(ValueError, match="another observation space.*num_obstacles"):
+        load_agent(saved, "neg-reward-dqn", gym.make("NegCollision-v0", num_obstacles=10))
+    with pytest.raises(ValueError, match="another action space"):
+        load_agent(
+            saved, "neg-reward-dqn", gym.make("NegCollision-v0", num_obstacles=3, allow_stay=False)
+        )
+
+
+def test_missing_corrupt_and_mismatched_files_fail_clearly(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        load_agent(tmp_path / "nothing.zip", "neg-reward-dqn")
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a valid neg-reward-dqn model"):
+        load_agent(corrupt, "neg-reward-dqn")
+    with pytest.raises(ValueError, match="not a valid neg-action-dqn model"):
+        load_agent(saved, "neg-action-dqn")
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        load_agent(saved, "a2c")

@@ -1,0 +1,80 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from neg_agents import NegRewardDQN, PositiveRewardError
+from neg_agents.neg_reward_dqn import NonPositiveDQNPolicy, NonPositiveQNetwork
+from neg_envs import PunishmentOnlyWrapper
+
+from .conftest import TINY
+
+
+def test_mlp_policy_alias_builds_non_positive_networks(vec_env):
+    model = NegRewardDQN("MlpPolicy", vec_env, **TINY)
+    assert isinstance(model.policy, NonPositiveDQNPolicy)
+    assert isinstance(model.q_net, NonPositiveQNetwork)
+    assert isinstance(model.q_net_target, NonPositiveQNetwork)
+
+
+def test_q_values_are_non_positive_on_random_inputs(vec_env):
+    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **TINY)
+    # Push the last layer's bias far in both directions: the head must still clamp to <= 0.
+    last_linear = [m for m in model.q_net.q_net if isinstance(m, torch.nn.Linear)][-1]
+    obs = torch.randn(512, vec_env.observation_space.shape[0]) * 10
+    for bias in (-50.0, 0.0, 50.0):
+        with torch.no_grad():
+            last_linear.bias.fill_(bias)
+            for net in (model.q_net, model.q_net_target):
+                assert (net(obs) <= 0).all()
+
+
+def test_trains_and_keeps_non_positive_values(vec_env):
+    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **TINY).learn(300)
+    obs = torch.as_tensor(np.stack([vec_env.observation_space.sample() for _ in range(64)]))
+    with torch.no_grad():
+        assert (model.q_net(obs) <= 0).all()
+    assert model.num_timesteps >= 300
+
+
+def test_positive_reward_raises_and_suggests_the_wrapper():
+    env = gym.make("CartPole-v1")  # +1 per step
+    model = NegRewardDQN("MlpPolicy", env, **TINY)
+    with pytest.raises(PositiveRewardError, match="PunishmentOnlyWrapper"):
+        model.learn(10)
+
+
+def test_punishment_only_wrapper_makes_a_positive_env_trainable():
+    env = PunishmentOnlyWrapper(
+        gym.make("CartPole-v1"), mode="shift", max_reward=1.0, termination_penalty=1.0
+    )
+    NegRewardDQN("MlpPolicy", env, seed=0, **TINY).learn(100)
+
+
+def test_rejects_a_policy_that_can_output_positive_values(vec_env):
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    with pytest.raises(TypeError, match="NonPositiveDQNPolicy"):
+        NegRewardDQN(DQNPolicy, vec_env)
+
+
+def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_path):
+    model = NegRewardDQN(
+        "MlpPolicy", vec_env, seed=0, gamma=0.9, exploration_final_eps=0.03, **TINY
+    ).learn(200)
+    model.save(tmp_path / "m.zip")
+    loaded = NegRewardDQN.load(tmp_path / "m.zip")
+    obs = np.stack([vec_env.observation_space.sample() for _ in range(32)])
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    for name in (
+        "gamma",
+        "exploration_final_eps",
+        "learning_starts",
+        "batch_size",
+        "target_update_interval",
+    ):
+        assert getattr(loaded, name) == getattr(model, name)
+    assert loaded.policy_kwargs == model.policy_kwargs
+    assert isinstance(loaded.q_net, NonPositiveQNetwork)

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+
+from neg_agents import NegActionDQN, NegRewardDQN, make_env
+from neg_agents.training import train_agent
+
+from .conftest import TINY
+
+
+@pytest.mark.parametrize("vec_env", ["dummy", "subproc", "native"])
+@pytest.mark.parametrize("algo_class", [NegRewardDQN, NegActionDQN])
+def test_trains_a_few_hundred_steps_on_every_kind_of_vec_env(vec_env, algo_class, small_env_kwargs):
+    env = make_env(
+        "NegCollision-v0", n_envs=2, seed=0, env_kwargs=small_env_kwargs, vec_env=vec_env
+    )
+    expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv, "native": VecMonitor}[vec_env]
+    assert isinstance(env, expected)
+    try:
+        model = algo_class("MlpPolicy", env, seed=0, **TINY).learn(300)
+        assert model.num_timesteps >= 300
+        assert model._n_updates > 0
+    finally:
+        env.close()
+
+
+def test_sb3_evaluate_policy_works(vec_env):
+    model = NegActionDQN("MlpPolicy", vec_env, seed=0, **TINY)
+    mean, std = evaluate_policy(model, vec_env, n_eval_episodes=2)
+    assert mean <= 0
+
+
+def test_same_seed_same_training(small_env_kwargs):
+    def run(seed: int):
+        result = train_agent(
+            "neg-action-dqn",
+            env_kwargs=small_env_kwargs,
+            total_timesteps=400,
+            seed=seed,
+            n_envs=2,
+            hyperparams=TINY,
+            eval_freq=200,
+            eval_episodes=2,
+        )
+        params = np.concatenate(
+            [p.detach().numpy().ravel() for p in result.model.policy.parameters()]
+        )
+        return params, result.history
+
+    params_a, history_a = run(1)
+    params_b, history_b = run(1)
+    params_c, _ = run(2)
+    np.testing.assert_array_equal(params_a, params_b)
+    assert history_a == history_b
+    assert len(history_a) == 2 and history_a[-1]["timesteps"] == 400
+    assert not np.array_equal(params_a, params_c)
+
+
+def test_negative_actions_need_single_envs(small_env_kwargs):
+    with pytest.raises(ValueError, match="NegativeActionWrapper"):
+        make_env(
+            "NegCollision-v0",
+            2,
+            env_kwargs=small_env_kwargs,
+            vec_env="native",
+            negative_actions=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"algo": "ppo"}, "unknown algorithm"),
+        ({"algo": "random"}, "baseline"),
+        ({"algo": "dqn", "total_timesteps": -5}, "total_timesteps must be a positive"),
+        ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
+        ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
+        ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
+        ({"algo": "dqn", "hyperparams": {"learning_rat": 1.0}}, "bad hyperparameter"),
+    ],
+)
+def test_bad_arguments_fail_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_agent(**{"total_timesteps": 10, "eval_freq": 0, **kwargs})
