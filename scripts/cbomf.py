@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.cli import parse_args
-from supervised.data import load_emnist, load_mnist
+from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.results import machine_description, markdown_table, write_csv
@@ -77,17 +77,36 @@ class Args:
     threads: int = 0
     """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
+    def __post_init__(self) -> None:
+        unknown = [mode for mode in self.modes if mode not in MODES]
+        if unknown:
+            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        if self.dataset != "mnist" and self.dataset.removeprefix("emnist-") not in EMNIST_CLASSES:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; use mnist or emnist-<{'|'.join(EMNIST_CLASSES)}>"
+            )
+        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        self.config()  # validates the hyperparameters
+
+    def config(self) -> CBOMFConfig:
+        """The training hyperparameters."""
+        return CBOMFConfig(
+            self.lr,
+            self.momentum,
+            self.batch_size,
+            self.epochs,
+            self.second_epochs,
+            self.cache_features,
+        )
+
 
 def load_dataset(args: Args):
     """Training and test splits of the chosen dataset."""
     if args.dataset == "mnist":
         return load_mnist(True, args.data_dir), load_mnist(False, args.data_dir)
-    if args.dataset.startswith("emnist-"):
-        split = args.dataset.removeprefix("emnist-")
-        return load_emnist(split, True, args.data_dir), load_emnist(split, False, args.data_dir)
-    raise SystemExit(
-        f"unknown dataset {args.dataset!r}; use mnist or emnist-<balanced|mnist|digits|letters>"
-    )
+    split = args.dataset.removeprefix("emnist-")
+    return load_emnist(split, True, args.data_dir), load_emnist(split, False, args.data_dir)
 
 
 def comparison_table(rows: list[dict]) -> str:
@@ -114,14 +133,7 @@ def main(args: Args) -> None:
     device = select_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = CBOMFConfig(
-        args.lr,
-        args.momentum,
-        args.batch_size,
-        args.epochs,
-        args.second_epochs,
-        args.cache_features,
-    )
+    config = args.config()
     train, test = load_dataset(args)
     if args.train_subset:
         train = train.subset(slice(0, args.train_subset))

@@ -1,0 +1,219 @@
+"""Benchmark: training samples/s of the MNIST net, project tensor pipeline vs a per-sample
+``Dataset`` + ``DataLoader`` pipeline, measured in the same run on the same data.
+
+The conventional pipeline is what the source (and torchvision's MNIST) does: each sample is a
+PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, and
+the model runs in the default memory format. The project pipeline keeps the whole split as a
+tensor on the device, batches by indexing and trains channels-last through ``Trainer``; it is
+also measured without channels-last to show where the speed comes from.
+
+    python scripts/bench_supervised.py --out docs/supervised/bench.md
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from supervised.cli import parse_args
+from supervised.data import DataFileError, LabelledImages, load_mnist
+from supervised.models import mnist_net
+from supervised.results import machine_description
+from supervised.runtime import select_device
+from supervised.training import Trainer
+
+MEAN, STD = 0.1307, 0.3081
+
+
+@dataclass
+class Args:
+    """Measure training throughput of the MNIST net with two data pipelines."""
+
+    steps: int = 300
+    """timed training steps per measurement"""
+    warmup_steps: int = 30
+    """untimed steps before each measurement"""
+    repeats: int = 3
+    """measurements per pipeline; the median is reported"""
+    batch_size: int = 64
+    """training batch size (the source's)"""
+    devices: tuple[str, ...] = ()
+    """devices to measure (default: cpu, plus cuda when present)"""
+    loader_workers: int = 0
+    """DataLoader worker processes of the conventional pipeline"""
+    data_dir: str | None = None
+    """folder holding MNIST/raw/ (default $NEGDL_DATA_DIR); random digits-shaped data when absent"""
+    out: str | None = None
+    """write the markdown table here too"""
+    seed: int = 0
+    """seed of the models, the shuffling and any synthetic data"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)"""
+
+    def __post_init__(self) -> None:
+        if (
+            min(self.steps, self.repeats, self.batch_size) <= 0
+            or min(self.warmup_steps, self.loader_workers, self.threads) < 0
+        ):
+            raise ValueError(
+                "steps, repeats and batch size must be positive; warm-up steps, workers and threads >= 0"
+            )
+
+
+class PerSampleMnist(Dataset):
+    """The conventional dataset: PIL image -> float tensor -> normalised, one sample at a time."""
+
+    def __init__(self, pixels: np.ndarray, labels: np.ndarray) -> None:
+        self.pixels, self.labels = pixels, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = Image.fromarray(self.pixels[index], mode="L")
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).float().div(255).unsqueeze(0)
+        return (tensor - MEAN) / STD, int(self.labels[index])
+
+
+def load_pixels(args: Args) -> tuple[LabelledImages, str]:
+    """The MNIST training split, or random data of the same shape when MNIST is not available."""
+    try:
+        return load_mnist(True, args.data_dir), "MNIST training split"
+    except DataFileError:
+        generator = torch.Generator().manual_seed(args.seed)
+        count = (args.steps + args.warmup_steps) * args.batch_size
+        images = (
+            torch.randint(
+                0, 256, (count, 1, 28, 28), generator=generator, dtype=torch.uint8
+            ).float()
+            / 255
+        )
+        labels = torch.randint(0, 10, (count,), generator=generator)
+        return LabelledImages(
+            images, labels, tuple("0123456789")
+        ), "random 28x28 data (MNIST not found)"
+
+
+def timed(run: Callable[[int], None], args: Args, device: torch.device) -> float:
+    """Median samples/s of ``run(steps)`` over the repeats, after a warm-up."""
+    rates = []
+    for _ in range(args.repeats):
+        run(args.warmup_steps)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run(args.steps)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def conventional(data: LabelledImages, args: Args, device: torch.device) -> Callable[[int], None]:
+    """The per-sample Dataset + DataLoader loop; the model standardises nothing (the dataset did)."""
+    torch.manual_seed(args.seed)
+    model = mnist_net().to(device)
+    model.extractor.standardize = torch.nn.Identity()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    pixels = (data.images[:, 0] * 255).round().to(torch.uint8).numpy()
+    loader = DataLoader(
+        PerSampleMnist(pixels, data.labels.numpy()),
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.loader_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+
+    def run(steps: int) -> None:
+        model.train()
+        for step, (images, labels) in enumerate(loader):
+            if step == steps:
+                break
+            images, labels = (
+                images.to(device, non_blocking=True),
+                labels.to(device, non_blocking=True),
+            )
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    return run
+
+
+def tensor_pipeline(
+    data: LabelledImages, args: Args, device: torch.device, channels_last: bool
+) -> Callable[[int], None]:
+    """The project's ``Trainer`` on tensors already on the device (moved once, untimed)."""
+    torch.manual_seed(args.seed)
+    model = mnist_net()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5),
+        batch_size=args.batch_size,
+        device=device,
+        progress=False,
+        channels_last=channels_last,
+    )
+    on_device = data.to(device)
+    generator = torch.Generator().manual_seed(args.seed)
+
+    def run(steps: int) -> None:
+        count = min(steps * args.batch_size, len(on_device))
+        trainer.fit(on_device.images[:count], on_device.labels[:count], 1, generator)
+
+    return run
+
+
+def main(args: Args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = [select_device(name) for name in args.devices] or [torch.device("cpu")] + (
+        [torch.device("cuda")] if torch.cuda.is_available() else []
+    )
+    data, source = load_pixels(args)
+    lines = [
+        f"MNIST net training throughput, batch {args.batch_size}, {args.steps} timed steps, median of {args.repeats}, on {source}.",
+        "",
+        "| device | pipeline | samples/s | vs conventional |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for device in devices:
+        print(f"measuring on {machine_description(device)}", flush=True)
+        base = timed(conventional(data, args, device), args, device)
+        rows = [("per-sample Dataset + DataLoader (conventional)", base)]
+        rows.append(
+            (
+                "tensor pipeline, default memory format",
+                timed(tensor_pipeline(data, args, device, False), args, device),
+            )
+        )
+        rows.append(
+            (
+                "tensor pipeline, channels-last (project default)",
+                timed(tensor_pipeline(data, args, device, True), args, device),
+            )
+        )
+        for name, rate in rows:
+            lines.append(
+                f"| {machine_description(device)} | {name} | {rate:,.0f} | {rate / base:.2f}x |"
+            )
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))

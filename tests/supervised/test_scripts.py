@@ -1,0 +1,112 @@
+"""The supervised scripts run end to end in smoke configurations on synthetic MNIST files."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = run_script(
+        "cbomf.py",
+        "--data-dir",
+        str(mnist_root),
+        "--out-dir",
+        str(out),
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "1",
+        "--second-epochs",
+        "1",
+        "--train-subset",
+        "128",
+        "--test-subset",
+        "32",
+        "--corner-fractions",
+        "0.1",
+        "0.5",
+        "--no-progress",
+        "--threads",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    with open(out / "mnist" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 8 * 7  # seeds x modes x (full, 4 cuts, 2 corners)
+    assert {row["mode"] for row in rows} == {"SN", "ONN", "HN", "NR", "ALT", "TP", "HN-K", "NR-K"}
+    assert all(0.0 <= float(row["accuracy"]) <= 100.0 for row in rows)
+    report = (out / "mnist" / "results.md").read_text()
+    assert "| full |" in report and "Compared with the source" in report and "Wall time" in report
+    assert list((out / "mnist" / "seed1" / "HN").glob("events.out.tfevents.*"))
+
+
+def test_cbomf_script_rejects_bad_arguments(mnist_root: Path, tmp_path: Path) -> None:
+    done = run_script(
+        "cbomf.py", "--data-dir", str(mnist_root), "--modes", "SN", "XX", "--out-dir", str(tmp_path)
+    )
+    assert done.returncode == 2 and "unknown CBOMF mode(s) ['XX']" in done.stderr
+    done = run_script(
+        "cbomf.py", "--data-dir", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)
+    )
+    assert done.returncode != 0 and "missing dataset file" in done.stderr
+
+
+def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
+    png = tmp_path / "grid.png"
+    done = run_script(
+        "occlusion_grid.py",
+        "--data-dir",
+        str(mnist_root),
+        "--out",
+        str(png),
+        "--examples",
+        "2",
+        "--scale",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert Image.open(png).size == (14 * 36 + 4, 14 + 2 * 36 + 4)
+
+
+def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    table = tmp_path / "bench.md"
+    done = run_script(
+        "bench_supervised.py",
+        "--data-dir",
+        str(mnist_root),
+        "--steps",
+        "2",
+        "--warmup-steps",
+        "1",
+        "--repeats",
+        "1",
+        "--devices",
+        "cpu",
+        "--out",
+        str(table),
+    )
+    assert done.returncode == 0, done.stderr
+    text = table.read_text()
+    assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
