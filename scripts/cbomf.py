@@ -18,6 +18,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
+from supervised.checkpoints import save_checkpoint
 from supervised.cli import parse_args
 from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
 from supervised.models import mnist_net
@@ -74,6 +75,8 @@ class Args:
     """where results and TensorBoard runs go"""
     progress: bool = True
     """show progress bars"""
+    save_checkpoints: bool = True
+    """save each trained model as <out_dir>/<dataset>/seed<k>/<mode>/model.pt"""
     threads: int = 0
     """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
@@ -179,6 +182,19 @@ def main(args: Args) -> None:
                 + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
                 flush=True,
             )
+            if args.save_checkpoints:
+                metadata = {
+                    "mode": mode,
+                    "seed": seed,
+                    "dataset": args.dataset,
+                    "activation": args.activation,
+                    "accuracy": accuracies,
+                }
+                save_checkpoint(
+                    out_dir / f"seed{seed}" / mode / "model.pt",
+                    trained[mode].model,
+                    metadata=metadata,
+                )
         for writer in writers.values():
             writer.close()
         write_report(args, rows, out_dir, time.perf_counter() - start, device)

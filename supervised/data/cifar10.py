@@ -22,7 +22,7 @@ import torch
 from supervised.data.common import (
     DataFileError,
     LabelledImages,
-    download,
+    download_file,
     images_and_labels,
     resolve_data_dir,
 )
@@ -152,20 +152,20 @@ def _batch_reader(root: Path, how_to_fix: str):
 
 
 def load_cifar10(
-    train: bool = True, root: str | os.PathLike[str] | None = None, download_missing: bool = False
+    train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
     """Load the CIFAR-10 training (50000) or test (10000) split as tensors.
 
     :param train: the training split when True, else the test split.
     :param root: data directory holding ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``;
         default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
-    :param download_missing: fetch the archive (about 170 MB, md5-verified) when it is missing.
+    :param download: fetch the archive (about 170 MB, md5-verified) when it is missing.
     """
     root_path = resolve_data_dir(root)
-    if download_missing and not (root_path / CIFAR10_FOLDER).is_dir():
-        download([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
+    if download and not (root_path / CIFAR10_FOLDER).is_dir():
+        download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
     how_to_fix = (
-        f"download {CIFAR10_URL} into {root_path} (or pass download_missing=True; set "
+        f"download {CIFAR10_URL} into {root_path} (or pass download=True; set "
         "NEGDL_DATA_DIR or root= to the folder that contains it)"
     )
     read = _batch_reader(root_path, how_to_fix)

@@ -102,7 +102,7 @@ def md5sum(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def download(urls: Sequence[str], destination: Path, md5: str) -> Path:
+def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
     """Download a file from the first working mirror and keep it only if its md5 matches.
 
     An existing file with the right checksum is kept without touching the network.

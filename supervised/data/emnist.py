@@ -15,7 +15,7 @@ from pathlib import Path
 from supervised.data.common import (
     DataFileError,
     LabelledImages,
-    download,
+    download_file,
     gunzip_bytes,
     images_and_labels,
     parse_idx,
@@ -60,7 +60,7 @@ def load_emnist(
     split: str = "balanced",
     train: bool = True,
     root: str | os.PathLike[str] | None = None,
-    download_missing: bool = False,
+    download: bool = False,
 ) -> LabelledImages:
     """Load one EMNIST split as upright 28x28 tensors.
 
@@ -69,15 +69,15 @@ def load_emnist(
     :param train: the training part when True, else the test part.
     :param root: data directory holding ``EMNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
         ``~/.cache/negdl/data``.
-    :param download_missing: fetch ``gzip.zip`` (about 536 MB, md5-verified) when it is missing.
+    :param download: fetch ``gzip.zip`` (about 536 MB, md5-verified) when it is missing.
     """
     if split not in EMNIST_CLASSES:
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
     raw_dir = resolve_data_dir(root) / "EMNIST" / "raw"
-    if download_missing and not (raw_dir / "gzip.zip").exists():
-        download([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
+    if download and not (raw_dir / "gzip.zip").exists():
+        download_file([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
     how_to_fix = (
-        f"download {EMNIST_URL} into {raw_dir} (or pass download_missing=True; set "
+        f"download {EMNIST_URL} into {raw_dir} (or pass download=True; set "
         "NEGDL_DATA_DIR or root= to the folder that contains EMNIST/raw/)"
     )
     part = "train" if train else "test"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from supervised.data.common import (
     LabelledImages,
-    download,
+    download_file,
     images_and_labels,
     parse_idx,
     read_maybe_gzip,
@@ -38,27 +38,27 @@ def _raw_file(raw_dir: Path, name: str) -> Path:
 
 
 def load_mnist(
-    train: bool = True, root: str | os.PathLike[str] | None = None, download_missing: bool = False
+    train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
     """Load the MNIST training (60000) or test (10000) split as tensors.
 
     :param train: the training split when True, else the test split.
     :param root: data directory holding ``MNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
         ``~/.cache/negdl/data``.
-    :param download_missing: fetch missing files from the official mirrors (md5-verified).
+    :param download: fetch missing files from the official mirrors (md5-verified).
     """
     raw_dir = resolve_data_dir(root) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
-    if download_missing:
+    if download:
         for name in names:
             if not _raw_file(raw_dir, name).exists():
-                download(
+                download_file(
                     [mirror + name for mirror in MNIST_MIRRORS], raw_dir / name, MNIST_FILES[name]
                 )
     how_to_fix = (
         f"put the official MNIST files in {raw_dir} (set NEGDL_DATA_DIR or root= to the folder "
-        "that contains MNIST/raw/) or pass download_missing=True"
+        "that contains MNIST/raw/) or pass download=True"
     )
     image_path, label_path = (_raw_file(raw_dir, name) for name in names)
     images = parse_idx(read_maybe_gzip(image_path, how_to_fix), str(image_path), 3, how_to_fix)

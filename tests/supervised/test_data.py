@@ -231,3 +231,34 @@ def test_real_mnist_shapes_and_label_counts() -> None:
         1009,
     ]
     assert abs(train.images.mean().item() - 0.1307) < 1e-3
+
+
+def test_download_verifies_md5_without_touching_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import io
+    import urllib.request
+
+    from supervised.data.common import download_file
+
+    payload = b"official bytes"
+    served = []
+
+    def fake_urlopen(url: str, timeout: float):
+        served.append(url)
+        return io.BytesIO(b"tampered" if "bad" in url else payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    good = hashlib.md5(payload).hexdigest()
+    target = tmp_path / "dl" / "file.gz"
+    assert (
+        download_file(["https://bad.mirror/file.gz", "https://good.mirror/file.gz"], target, good)
+        == target
+    )
+    assert target.read_bytes() == payload and len(served) == 2
+    download_file(["https://good.mirror/file.gz"], target, good)  # already there: no request
+    assert len(served) == 2
+    with pytest.raises(DataFileError, match="md5 .* does not match the official"):
+        download_file(["https://bad.mirror/x"], tmp_path / "x.gz", good)
+    assert not (tmp_path / "x.gz").exists() and list(tmp_path.glob("tmp*")) == []

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from supervised.checkpoints import load_checkpoint
+from supervised.models import mnist_net
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -60,6 +63,15 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     report = (out / "mnist" / "results.md").read_text()
     assert "| full |" in report and "Compared with the source" in report and "Wall time" in report
     assert list((out / "mnist" / "seed1" / "HN").glob("events.out.tfevents.*"))
+    model = mnist_net()
+    metadata = load_checkpoint(out / "mnist" / "seed1" / "NR" / "model.pt", model)
+    assert metadata["mode"] == "NR" and metadata["seed"] == 1
+    nr_full = next(
+        float(r["accuracy"])
+        for r in rows
+        if r["mode"] == "NR" and r["seed"] == "1" and r["test_set"] == "full"
+    )
+    assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
 def test_cbomf_script_rejects_bad_arguments(mnist_root: Path, tmp_path: Path) -> None:
