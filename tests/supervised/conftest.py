@@ -160,3 +160,13 @@ class SyntheticFiles:
 @pytest.fixture
 def synthetic() -> type[SyntheticFiles]:
     return SyntheticFiles
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run each test on one thread: on a shared 2-core machine, multi-threaded torch kernels
+    spin against other jobs and get many times slower; restored afterwards for other suites."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from supervised.checkpoints import load_checkpoint
+from supervised.cli import parse_args
+from supervised.data import DataFileError
 from supervised.models import mnist_net
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,29 +34,10 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
+    options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 32"
+    options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
     done = run_script(
-        "cbomf.py",
-        "--data-dir",
-        str(mnist_root),
-        "--out-dir",
-        str(out),
-        "--seeds",
-        "0",
-        "1",
-        "--epochs",
-        "1",
-        "--second-epochs",
-        "1",
-        "--train-subset",
-        "128",
-        "--test-subset",
-        "32",
-        "--corner-fractions",
-        "0.1",
-        "0.5",
-        "--no-progress",
-        "--threads",
-        "1",
+        "cbomf.py", "--data-dir", str(mnist_root), "--out-dir", str(out), *options.split()
     )
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
@@ -74,29 +59,39 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
-def test_cbomf_script_rejects_bad_arguments(mnist_root: Path, tmp_path: Path) -> None:
-    done = run_script(
-        "cbomf.py", "--data-dir", str(mnist_root), "--modes", "SN", "XX", "--out-dir", str(tmp_path)
+def load_script(name: str):
+    """Import a script as a module (cheaper than a subprocess for argument checks)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cbomf_script_rejects_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = load_script("cbomf")
+    for argv, message in (
+        (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
+        (["--lr", "-1"], "need lr > 0"),
+        (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(script.Args, argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    args = parse_args(
+        script.Args, ["--data-dir", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)]
     )
-    assert done.returncode == 2 and "unknown CBOMF mode(s) ['XX']" in done.stderr
-    done = run_script(
-        "cbomf.py", "--data-dir", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)
-    )
-    assert done.returncode != 0 and "missing dataset file" in done.stderr
+    with pytest.raises(DataFileError, match="missing dataset file"):
+        script.main(args)
 
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
     png = tmp_path / "grid.png"
+    options = "--examples 2 --scale 1".split()
     done = run_script(
-        "occlusion_grid.py",
-        "--data-dir",
-        str(mnist_root),
-        "--out",
-        str(png),
-        "--examples",
-        "2",
-        "--scale",
-        "1",
+        "occlusion_grid.py", "--data-dir", str(mnist_root), "--out", str(png), *options
     )
     assert done.returncode == 0, done.stderr
     assert Image.open(png).size == (14 * 36 + 4, 14 + 2 * 36 + 4)
@@ -104,21 +99,11 @@ def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     table = tmp_path / "bench.md"
+    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1".split()
     done = run_script(
-        "bench_supervised.py",
-        "--data-dir",
-        str(mnist_root),
-        "--steps",
-        "2",
-        "--warmup-steps",
-        "1",
-        "--repeats",
-        "1",
-        "--devices",
-        "cpu",
-        "--out",
-        str(table),
+        "bench_supervised.py", "--data-dir", str(mnist_root), "--out", str(table), *options
     )
     assert done.returncode == 0, done.stderr
     text = table.read_text()
     assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
+    assert "head on cached features" in text
