@@ -14,7 +14,7 @@ Small composable parts (see the README's supervised section):
 from supervised.cbomf import MODES, CBOMFConfig, Phase, evaluate_modes, train_mode, train_modes
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from supervised.data import DataFileError, LabelledImages, load_cifar10, load_emnist, load_mnist
-from supervised.evaluation import evaluate, predict_logits
+from supervised.evaluation import batched_forward, evaluate
 from supervised.models import NegatableClassifier, cifar_lenet, cifar_resnet18, mnist_net
 from supervised.negation import FeatureNegation, negation_for
 from supervised.occlusions import Occlusion, corner_occlusions, mnist_cuts, partial_test_sets
@@ -46,7 +46,7 @@ __all__ = [
     "mnist_net",
     "negation_for",
     "partial_test_sets",
-    "predict_logits",
+    "batched_forward",
     "save_checkpoint",
     "seed_everything",
     "select_device",

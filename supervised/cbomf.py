@@ -14,14 +14,14 @@ features; this is the same computation as the straightforward path, much cheaper
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from supervised.data.common import LabelledImages
-from supervised.evaluation import predict_logits
+from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.training import Trainer
@@ -115,7 +115,7 @@ def extract_features(
 ) -> torch.Tensor:
     """The (frozen) extractor's features of all ``images``, before negation."""
     model.eval()
-    return predict_logits(model.features, images, batch_size, device)
+    return batched_forward(model.features, images, batch_size, device)
 
 
 def run_phase(
@@ -262,11 +262,6 @@ def train_mode(
     return train_modes([mode], model_factory, data, **kwargs)[mode]
 
 
-def available_modes() -> Iterable[str]:
-    """Names of the CBOMF modes."""
-    return MODES.keys()
-
-
 def evaluate_modes(
     trained: dict[str, TrainedMode],
     test_sets: dict[str, LabelledImages],
@@ -303,7 +298,7 @@ def evaluate_modes(
         results[mode] = {}
         with torch.no_grad():
             for name, data in test_sets.items():
-                predictions = predict_logits(
+                predictions = batched_forward(
                     model.classify, features[name], batch_size, target_device
                 ).argmax(1)
                 accuracy = (

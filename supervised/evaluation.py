@@ -14,13 +14,13 @@ from supervised.training import iterate_batches, prepare_inputs
 
 
 @torch.no_grad()
-def predict_logits(
+def batched_forward(
     forward: Callable[[torch.Tensor], torch.Tensor],
     inputs: torch.Tensor,
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Outputs of ``forward`` on all ``inputs``, computed in batches, returned on ``device``.
+    """Outputs of ``forward`` (logits, features...) on all ``inputs``, computed in batches on ``device``.
 
     The caller puts the model in eval mode; this only batches and moves data.
     """
@@ -63,7 +63,7 @@ def evaluate(
     results = {}
     try:
         for name, data in test_sets.items():
-            predictions = predict_logits(model, data.images, batch_size, device).argmax(1)
+            predictions = batched_forward(model, data.images, batch_size, device).argmax(1)
             results[name] = (
                 100.0 * (predictions == data.labels.to(predictions.device)).float().mean().item()
             )
