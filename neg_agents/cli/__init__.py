@@ -1,0 +1,1 @@
+"""Command-line entry points: ``negdl-train``, ``negdl-watch``, ``negdl-bench``."""
