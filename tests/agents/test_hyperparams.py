@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+
+from neg_agents import ALGOS, get_algo, make_env
+from neg_agents.hyperparams import DQN_HYPERPARAMS, hyperparams_for, zoo_yaml
+
+ZOO_FILE = Path(__file__).resolve().parents[2] / "neg_agents" / "zoo" / "dqn.yml"
+
+
+def test_zoo_file_is_generated_from_the_defaults():
+    assert ZOO_FILE.read_text() == zoo_yaml(), (
+        "regenerate: python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml"
+    )
+
+
+def test_hyperparams_are_fresh_copies():
+    params = hyperparams_for("dqn")
+    params["policy_kwargs"]["net_arch"].append(1)
+    assert hyperparams_for("dqn")["policy_kwargs"] == DQN_HYPERPARAMS["policy_kwargs"]
+
+
+@pytest.mark.parametrize("name", [name for name, spec in ALGOS.items() if spec.trainable])
+def test_every_trainable_agent_builds_from_its_defaults(name):
+    spec = get_algo(name)
+    env = make_env("NegCollision-v0", 2, seed=0, negative_actions=spec.negative_actions)
+    model = spec.model_class("MlpPolicy", env, **hyperparams_for(name))
+    for key, value in hyperparams_for(name).items():
+        if key == "train_freq":
+            assert model.train_freq.frequency == value
+        elif key != "policy_kwargs":
+            assert getattr(model, key) == value
+    env.close()
