@@ -194,3 +194,10 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
 def test_console_entry_points(name):
     result = subprocess.run([name, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--seed" in result.stdout
+
+
+def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    watch.main(["--algo", "stay", "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
+    out = capsys.readouterr().out
+    assert out.count("collisions") == 2 and "steps 3" in out
