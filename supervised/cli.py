@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import types
 import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -39,10 +40,7 @@ def _argument_options(annotation: Any) -> dict[str, Any]:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
-    if (
-        origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
-        and type(None) in args
-    ):
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
         inner = next(arg for arg in args if arg is not type(None))
         return _argument_options(inner)
     if origin in (tuple, list, Sequence):
