@@ -175,6 +175,10 @@ class MnistFeatures(nn.Module):
 
 def mlp_head(sizes: Sequence[int]) -> nn.Sequential:
     """Fully connected layers with ReLU between them, e.g. ``[800, 500, 10]``."""
+    if len(sizes) < 2 or min(sizes) <= 0:
+        raise ValueError(
+            f"need at least an input and an output size, all positive, got {list(sizes)}"
+        )
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         if index:
@@ -273,5 +277,7 @@ def cifar_resnet18(
     num_classes: int = 10, negation: FeatureNegation | None = None
 ) -> NegatableClassifier:
     """CIFAR ResNet18 as extractor plus a single linear head."""
+    if num_classes <= 0:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
     extractor = ResNet18Features()
     return NegatableClassifier(extractor, nn.Linear(extractor.out_features, num_classes), negation)

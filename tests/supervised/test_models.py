@@ -75,6 +75,8 @@ def test_mismatched_negation_is_rejected() -> None:
         negation_for(nn.GELU())
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         mnist_net(activation="swish")
+    with pytest.raises(ValueError, match="all positive"):
+        mnist_net(num_classes=0)
 
 
 def test_model_without_negation_refuses_to_negate() -> None:
