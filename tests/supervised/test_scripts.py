@@ -20,10 +20,20 @@ from supervised.models import mnist_net
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    name: str, data_dir: Path, options: str, *paths: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/<name>`` on ``data_dir`` with space-separated ``options`` plus path arguments."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / name), *args],
+        [
+            sys.executable,
+            str(REPO / "scripts" / name),
+            "--data-dir",
+            str(data_dir),
+            *options.split(),
+            *paths,
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -36,9 +46,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 32"
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
-    done = run_script(
-        "cbomf.py", "--data-dir", str(mnist_root), "--out-dir", str(out), *options.split()
-    )
+    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -89,20 +97,15 @@ def test_cbomf_script_rejects_bad_arguments(
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
     png = tmp_path / "grid.png"
-    options = "--examples 2 --scale 1".split()
-    done = run_script(
-        "occlusion_grid.py", "--data-dir", str(mnist_root), "--out", str(png), *options
-    )
+    done = run_script("occlusion_grid.py", mnist_root, "--examples 2 --scale 1", "--out", str(png))
     assert done.returncode == 0, done.stderr
     assert Image.open(png).size == (14 * 36 + 4, 14 + 2 * 36 + 4)
 
 
 def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     table = tmp_path / "bench.md"
-    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1".split()
-    done = run_script(
-        "bench_supervised.py", "--data-dir", str(mnist_root), "--out", str(table), *options
-    )
+    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1"
+    done = run_script("bench_supervised.py", mnist_root, options, "--out", str(table))
     assert done.returncode == 0, done.stderr
     text = table.read_text()
     assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
