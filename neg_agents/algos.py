@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -92,11 +91,3 @@ def get_algo(name: str) -> AlgoSpec:
         return ALGOS[name]
     except KeyError:
         raise ValueError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGOS)}") from None
-
-
-def algo_of_model(model: Any) -> str:
-    """The name of a trained model's algorithm (plain DQN counts as ``dqn``)."""
-    for spec in ALGOS.values():
-        if spec.model_class is type(model) and not spec.negative_actions:
-            return spec.name
-    raise ValueError(f"{type(model).__name__} is not one of negdl's algorithms")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,11 @@ def load_agent(
             f"no model file at {path}; train one first (negdl-train) or fix the path"
         )
     try:
-        model = spec.model_class.load(path, device=device)
+        with warnings.catch_warnings():
+            # SB3 re-reads its own NStepReplayBuffer as "custom" on load and warns that n_steps is
+            # ignored; the saved replay_buffer_kwargs still carry n_steps, so nothing is lost.
+            warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+            model = spec.model_class.load(path, device=device)
     except (
         zipfile.BadZipFile,
         KeyError,

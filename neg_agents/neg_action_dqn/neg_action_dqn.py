@@ -47,8 +47,8 @@ class NegActionDQN(NegDQNBase):
     :param margin: an action more than this far below the best Q-value is forbidden, >= 0
         (``float("inf")``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    :param kwargs: every other argument of :class:`stable_baselines3.DQN` (same defaults; tuned
-        values for ``NegCollision-v0`` in :data:`neg_agents.hyperparams.HYPERPARAMS`).
+    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`
+        (SB3's DQN arguments, with defaults tuned on ``NegCollision-v0``).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -62,15 +62,14 @@ class NegActionDQN(NegDQNBase):
         num_forbidden: int = 1,
         **kwargs: Any,
     ) -> None:
-        if isinstance(policy, type) and not issubclass(policy, NegActionDQNPolicy):
-            raise TypeError(
-                f"NegActionDQN needs a NegActionDQNPolicy (or 'MlpPolicy'), got {policy.__name__}"
-            )
         # _setup_model (run by DQN.__init__) hands these to the policy.
         self.margin, self.num_forbidden = margin, num_forbidden
         super().__init__(policy, env, **kwargs)
 
     def _setup_model(self) -> None:
+        self._check_policy_class(
+            NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
+        )
         self.margin, self.num_forbidden = check_rule(
             self.margin, self.num_forbidden, int(self.action_space.n)
         )

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.dqn import DQN
 
+from neg_agents.common.dqn_base import NegDQNBase
 from neg_agents.neg_reward_dqn.policies import MlpPolicy, NonPositiveDQNPolicy
 
 
@@ -16,7 +16,7 @@ class PositiveRewardError(ValueError):
     """An environment handed a reward > 0 to an agent that assumes punishments only."""
 
 
-class NegRewardDQN(DQN):
+class NegRewardDQN(NegDQNBase):
     """Deep Q-Network for punishment-only environments (every reward <= 0).
 
     Because no reward is positive, no return is positive, so every true Q-value is <= 0.
@@ -29,26 +29,17 @@ class NegRewardDQN(DQN):
     DQN: Mnih et al. (2015), https://www.nature.com/articles/nature14236. Punishment-only
     learning: the negative-reward DQN of the negdl brief, section 2.
 
-    Every argument is that of :class:`stable_baselines3.DQN` (same defaults); see there for
-    ``:param learning_rate:``, ``buffer_size``, ``learning_starts``, ``batch_size``, ``tau``,
-    ``gamma``, ``train_freq``, ``gradient_steps``, ``target_update_interval``, the
-    ``exploration_*`` schedule and the rest. Tuned values for ``NegCollision-v0`` are in
-    :data:`neg_agents.hyperparams.HYPERPARAMS`.
-
-    :param policy: ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
-    :param env: the environment (``GymEnv``, ``VecEnv`` or registered id) whose rewards are <= 0.
+    The arguments and their defaults (tuned on ``NegCollision-v0``) are those of
+    :class:`~neg_agents.common.dqn_base.NegDQNBase`, i.e. SB3's DQN arguments; ``policy`` must be
+    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
     policy: NonPositiveDQNPolicy
 
-    def __init__(self, policy: str | type[NonPositiveDQNPolicy], env: Any, **kwargs: Any) -> None:
-        if isinstance(policy, type) and not issubclass(policy, NonPositiveDQNPolicy):
-            raise TypeError(
-                f"NegRewardDQN needs a NonPositiveDQNPolicy (or 'MlpPolicy'), got {policy.__name__}; "
-                "its Q-values must be <= 0"
-            )
-        super().__init__(policy, env, **kwargs)
+    def _setup_model(self) -> None:
+        self._check_policy_class(NonPositiveDQNPolicy, "its Q-values must be <= 0")
+        super()._setup_model()
 
     def _store_transition(
         self,

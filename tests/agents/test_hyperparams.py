@@ -31,3 +31,13 @@ def test_every_trainable_agent_builds_from_its_defaults(name):
         elif key != "policy_kwargs":
             assert getattr(model, key) == value
     env.close()
+
+
+@pytest.mark.parametrize("name", ["neg-reward-dqn", "neg-action-dqn"])
+def test_negdl_agents_default_to_the_tuned_values(name):
+    env = make_env("NegCollision-v0", 1, seed=0)
+    model = get_algo(name).model_class("MlpPolicy", env)
+    assert model.policy_kwargs["net_arch"] == DQN_HYPERPARAMS["policy_kwargs"]["net_arch"]
+    for key in ("learning_rate", "gamma", "n_steps", "batch_size", "target_update_interval"):
+        assert getattr(model, key) == DQN_HYPERPARAMS[key]
+    env.close()
