@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from neg_agents.algos import get_algo
+from neg_agents.common.dqn_base import quiet_n_step_reload
 
 CONFIG_NAME = "config.json"
 
@@ -60,10 +60,7 @@ def load_agent(
             f"no model file at {path}; train one first (negdl-train) or fix the path"
         )
     try:
-        with warnings.catch_warnings():
-            # SB3 re-reads its own NStepReplayBuffer as "custom" on load and warns that n_steps is
-            # ignored; the saved replay_buffer_kwargs still carry n_steps, so nothing is lost.
-            warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+        with quiet_n_step_reload():  # plain DQN models too
             model = spec.model_class.load(path, device=device)
     except (
         zipfile.BadZipFile,

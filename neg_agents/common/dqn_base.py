@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,19 @@ from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
+
+
+@contextlib.contextmanager
+def quiet_n_step_reload() -> Iterator[None]:
+    """Silence SB3's n-step warning while loading a saved model.
+
+    On load SB3 takes its own ``NStepReplayBuffer`` (saved with the model) for a custom buffer
+    and warns that ``n_steps`` is ignored, but the saved ``replay_buffer_kwargs`` still carry
+    ``n_steps``, so nothing is lost.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
+        yield
 
 
 class NegDQNBase(DQN):
@@ -114,6 +130,12 @@ class NegDQNBase(DQN):
             device=device,
             _init_setup_model=_init_setup_model,
         )
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``load``, without its spurious n-step warning (see ``quiet_n_step_reload``)."""
+        with quiet_n_step_reload():
+            return super().load(path, *args, **kwargs)
 
     def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
         """Value ``V(s')`` of each next state, shape ``(batch,)``, from the target network.

@@ -85,14 +85,13 @@ def test_rejects_bad_rule_parameters(vec_env, margin, num_forbidden):
         NegActionDQN("MlpPolicy", vec_env, margin=margin, num_forbidden=num_forbidden)
 
 
-@pytest.mark.filterwarnings("ignore:`n_steps=3` is ignored")
 def test_save_load_round_trip_preserves_rule_and_predictions(vec_env, tmp_path):
     model = NegActionDQN(
         "MlpPolicy", vec_env, margin=0.3, num_forbidden=2, seed=0, gamma=0.9, **TINY
     ).learn(200)
     model.save(tmp_path / "m.zip")
     loaded = NegActionDQN.load(tmp_path / "m.zip")
-    # n-step returns survive the round trip (SB3 warns on load, but the kwargs are kept).
+    # n-step returns survive the round trip.
     assert loaded.replay_buffer_class is model.replay_buffer_class
     assert (
         loaded.replay_buffer_kwargs

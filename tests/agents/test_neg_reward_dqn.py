@@ -58,14 +58,13 @@ def test_rejects_a_policy_that_can_output_positive_values(vec_env):
         NegRewardDQN(DQNPolicy, vec_env)
 
 
-@pytest.mark.filterwarnings("ignore:`n_steps=3` is ignored")
 def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_path):
     model = NegRewardDQN(
         "MlpPolicy", vec_env, seed=0, gamma=0.9, exploration_final_eps=0.03, **TINY
     ).learn(200)
     model.save(tmp_path / "m.zip")
     loaded = NegRewardDQN.load(tmp_path / "m.zip")
-    # n-step returns survive the round trip (SB3 warns on load, but the kwargs are kept).
+    # n-step returns survive the round trip.
     assert loaded.replay_buffer_class is model.replay_buffer_class
     assert (
         loaded.replay_buffer_kwargs
