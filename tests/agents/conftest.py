@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.env_util import make_vec_env
@@ -41,3 +42,22 @@ def single_env(small_env_kwargs):
     env = gym.make("NegCollision-v0", **small_env_kwargs)
     yield env
     env.close()
+
+
+def round_trip(model, tmp_path, n_obs: int = 64):
+    """Save and reload ``model``; check what every agent must keep: the n-step replay settings
+    and its greedy actions. Returns the loaded model and the observations used."""
+    model.save(tmp_path / "m.zip")
+    loaded = type(model).load(tmp_path / "m.zip")
+    assert loaded.replay_buffer_class is model.replay_buffer_class
+    assert (
+        loaded.replay_buffer_kwargs
+        == model.replay_buffer_kwargs
+        == {"n_steps": 3, "gamma": model.gamma}
+    )
+    space = model.observation_space
+    obs = np.stack([space.sample() for _ in range(n_obs)])
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    return loaded, obs

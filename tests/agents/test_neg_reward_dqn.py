@@ -7,7 +7,7 @@ from neg_agents import NegRewardDQN, PositiveRewardError
 from neg_agents.neg_reward_dqn import NonPositiveDQNPolicy, NonPositiveQNetwork
 from neg_envs import PunishmentOnlyWrapper
 
-from .conftest import TINY
+from .conftest import TINY, round_trip
 
 
 def test_mlp_policy_alias_builds_non_positive_networks(vec_env):
@@ -62,19 +62,7 @@ def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_p
     model = NegRewardDQN(
         "MlpPolicy", vec_env, seed=0, gamma=0.9, exploration_final_eps=0.03, **TINY
     ).learn(200)
-    model.save(tmp_path / "m.zip")
-    loaded = NegRewardDQN.load(tmp_path / "m.zip")
-    # n-step returns survive the round trip.
-    assert loaded.replay_buffer_class is model.replay_buffer_class
-    assert (
-        loaded.replay_buffer_kwargs
-        == model.replay_buffer_kwargs
-        == {"n_steps": 3, "gamma": model.gamma}
-    )
-    obs = np.stack([vec_env.observation_space.sample() for _ in range(32)])
-    np.testing.assert_array_equal(
-        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
-    )
+    loaded, _ = round_trip(model, tmp_path)
     for name in (
         "gamma",
         "exploration_final_eps",
