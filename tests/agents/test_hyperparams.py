@@ -41,3 +41,34 @@ def test_negdl_agents_default_to_the_tuned_values(name):
     for key in ("learning_rate", "gamma", "n_steps", "batch_size", "target_update_interval"):
         assert getattr(model, key) == DQN_HYPERPARAMS[key]
     env.close()
+
+
+def test_rl_zoo3_trains_the_env_from_the_zoo_file(tmp_path):
+    pytest.importorskip("rl_zoo3", reason="rl-zoo3 is an extra: pip install 'negdl[zoo]'")
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "rl_zoo3.train",
+        "--algo",
+        "dqn",
+        "--env",
+        "NegCollision-v0",
+        "--gym-packages",
+        "neg_envs",
+        "--conf-file",
+        str(ZOO_FILE),
+        "-n",
+        "300",
+        "--eval-freq",
+        "-1",
+        "-f",
+        str(tmp_path),
+        "--hyperparams",
+        "learning_starts:100",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.rglob("NegCollision-v0.zip"))

@@ -1,3 +1,4 @@
+import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -9,14 +10,17 @@ from neg_agents.training import train_agent
 from .conftest import TINY
 
 
-@pytest.mark.parametrize("vec_env", ["dummy", "subproc", "native"])
+@pytest.mark.parametrize("vec_env", ["single", "dummy", "subproc", "native"])
 @pytest.mark.parametrize("algo_class", [NegRewardDQN, NegActionDQN])
-def test_trains_a_few_hundred_steps_on_every_kind_of_vec_env(vec_env, algo_class, small_env_kwargs):
-    env = make_env(
-        "NegCollision-v0", n_envs=2, seed=0, env_kwargs=small_env_kwargs, vec_env=vec_env
-    )
-    expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv, "native": VecMonitor}[vec_env]
-    assert isinstance(env, expected)
+def test_trains_a_few_hundred_steps_on_every_kind_of_env(vec_env, algo_class, small_env_kwargs):
+    if vec_env == "single":
+        env = gym.make("NegCollision-v0", **small_env_kwargs)
+    else:
+        env = make_env(
+            "NegCollision-v0", n_envs=2, seed=0, env_kwargs=small_env_kwargs, vec_env=vec_env
+        )
+        expected = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv, "native": VecMonitor}[vec_env]
+        assert isinstance(env, expected)
     try:
         model = algo_class("MlpPolicy", env, seed=0, **TINY).learn(300)
         assert model.num_timesteps >= 300
