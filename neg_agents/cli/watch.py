@@ -73,6 +73,8 @@ def play(args: Args) -> list[dict[str, float]]:
         raise ValueError("episodes and fps must be >= 1 and max_steps >= 0")
     if args.output is not None and Path(args.output).suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"output must end in one of {VIDEO_SUFFIXES}, got {args.output!r}")
+    if args.output is not None and Path(args.output).suffix.lower() == ".mp4":
+        check_mp4_writer()
     algo, env_id, env_kwargs = resolve(args)
     spec = get_algo(algo)
     check_env_options(env_id, env_kwargs).close()
@@ -112,6 +114,18 @@ def play(args: Args) -> list[dict[str, float]]:
         write_video(frames, args.output, args.fps)
         print(f"wrote {len(frames)} frames to {args.output}")
     return results
+
+
+def check_mp4_writer() -> None:
+    """Fail before the rollout, not after it, when no MP4 encoder is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("imageio") is None or not any(
+        importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")
+    ):
+        raise ValueError(
+            "writing MP4 needs imageio with ffmpeg: pip install 'negdl[video]'; or write a .gif"
+        )
 
 
 def write_video(frames: list[np.ndarray], path: str, fps: int) -> None:

@@ -1,6 +1,7 @@
 """Each script end to end, as a subprocess, in a smoke configuration."""
 
 import csv
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -201,3 +202,12 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
     watch.main(["--algo", "stay", "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
     out = capsys.readouterr().out
     assert out.count("collisions") == 2 and "steps 3" in out
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")),
+    reason="an MP4 encoder is installed",
+)
+def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path):
+    with pytest.raises(SystemExit, match=r"negdl\[video\]"):
+        watch.main(["--model", str(trained / "model.zip"), "--output", str(tmp_path / "x.mp4")])
