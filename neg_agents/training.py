@@ -12,7 +12,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from neg_agents.algos import get_algo
 from neg_agents.common.callbacks import CollisionEvalCallback
 from neg_agents.common.env_util import make_env
-from neg_agents.hyperparams import hyperparams_for
+from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
@@ -49,9 +49,9 @@ def train_agent(
     algo: str,
     env_id: str = "NegCollision-v0",
     env_kwargs: dict[str, Any] | None = None,
-    total_timesteps: int = 100_000,
+    total_timesteps: int = N_TIMESTEPS,
     seed: int = 0,
-    n_envs: int = 8,
+    n_envs: int = N_ENVS,
     vec_env: str = "dummy",
     hyperparams: dict[str, Any] | None = None,
     tensorboard_log: str | None = None,
@@ -90,6 +90,8 @@ def train_agent(
     check_timesteps(total_timesteps)
     if eval_freq < 0:
         raise ValueError(f"eval_freq must be >= 0 (0 turns evaluation off), got {eval_freq}")
+    if eval_freq and eval_episodes < 1:
+        raise ValueError(f"eval_episodes must be >= 1 (or eval_freq 0), got {eval_episodes}")
     params = {**hyperparams_for(algo), **(hyperparams or {})}
     env = make_env(env_id, n_envs, seed, env_kwargs, vec_env, spec.negative_actions)
     all_callbacks = list(callbacks or [])

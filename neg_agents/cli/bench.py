@@ -160,8 +160,10 @@ def run(args: Args) -> Path:
     for algo in args.algos:
         get_algo(algo)
     check_timesteps(args.total_timesteps)
-    if args.workers < 1:
-        raise ValueError(f"workers must be >= 1, got {args.workers}")
+    if args.workers < 1 or args.torch_threads < 0:
+        raise ValueError(
+            f"workers must be >= 1 and torch_threads >= 0, got {args.workers} and {args.torch_threads}"
+        )
     if not args.seeds or not args.num_obstacles:
         raise ValueError("give at least one seed and one obstacle count")
     if args.torch_threads > 0:

@@ -77,6 +77,10 @@ def run(args: Args) -> Path:
         raise ValueError(
             f"checkpoint_freq must be >= 0 (0: no checkpoints), got {args.checkpoint_freq}"
         )
+    if args.n_envs < 1 or args.torch_threads < 0:
+        raise ValueError(
+            f"n_envs must be >= 1 and torch_threads >= 0, got {args.n_envs} and {args.torch_threads}"
+        )
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     env_kwargs = parse_options(args.env_kwargs, "env option")

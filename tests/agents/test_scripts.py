@@ -118,6 +118,7 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
         (["--checkpoint-freq", "-1"], "checkpoint_freq must be >= 0"),
+        (["--n-envs", "0", "--checkpoint-freq", "100"], "n_envs must be >= 1"),
     ],
 )
 def test_train_rejects_bad_arguments(args, message, tmp_path):
