@@ -88,6 +88,8 @@ def train_agent(
             f"{algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
         )
     check_timesteps(total_timesteps)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if eval_freq < 0:
         raise ValueError(f"eval_freq must be >= 0 (0 turns evaluation off), got {eval_freq}")
     if eval_freq and eval_episodes < 1:

@@ -78,6 +78,7 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
         ({"algo": "ppo"}, "unknown algorithm"),
         ({"algo": "random"}, "baseline"),
         ({"algo": "dqn", "total_timesteps": -5}, "total_timesteps must be a positive"),
+        ({"algo": "dqn", "seed": -1}, "seed must be an integer >= 0"),
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
         ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
