@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 #: Per-step info arrays copied into SB3's per-env info dicts when present.
-INFO_KEYS = ("collisions", "cost")
+INFO_KEYS = ("collisions", "moved", "cost")
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -20,7 +20,7 @@ class SB3VecEnvAdapter(VecEnv):
     SB3 wants ``done = terminated or truncated``, a list of per-env info dicts, the ended
     episode's last observation in ``info["terminal_observation"]`` and
     ``info["TimeLimit.truncated"]`` for episodes cut by the time limit (so SB3 bootstraps
-    them). ``collisions`` and ``cost`` are copied into each info dict. Wrap the result in SB3's
+    them). ``collisions``, ``moved`` and ``cost`` are copied into each info dict. Wrap the result in SB3's
     ``VecMonitor`` for episode statistics.
 
     :param vector_env: e.g. ``gym.make_vec("NegCollision-v0", num_envs=64)``.

@@ -119,6 +119,7 @@ def test_sb3_adapter_maps_truncation_the_sb3_way():
         obs, rewards, dones, infos = venv.step(np.array([0, 4]))
         assert rewards.dtype == np.float32 and (rewards <= 0).all()
         assert dones.all() == (step == 3)
+        assert [info["moved"] for info in infos] == [True, False]
     for info in infos:
         assert info["TimeLimit.truncated"] is True
         assert info["terminal_observation"].shape == (42,)
