@@ -1,0 +1,34 @@
+"""Result tables against hand-computed values."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from supervised.results import machine_description, markdown_table, mean_std, write_csv
+
+
+def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
+    assert mean_std([1.0]) == "1.00"
+    assert mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"  # sample std
+    rows = [
+        {"set": "full", "mode": "SN", "acc": 99.0},
+        {"set": "full", "mode": "SN", "acc": 98.0},
+        {"set": "full", "mode": "NR", "acc": 97.0},
+        {"set": "cut", "mode": "SN", "acc": 50.0},
+    ]
+    assert markdown_table(rows, "set", "mode", "acc").splitlines() == [
+        "| set | SN | NR |",
+        "| --- | ---: | ---: |",
+        "| full | 98.50 ± 0.71 | 97.00 |",
+        "| cut | 50.00 |  |",
+    ]
+    path = write_csv(rows, tmp_path / "out" / "r.csv")
+    with open(path) as handle:
+        assert list(csv.DictReader(handle))[3] == {"set": "cut", "mode": "SN", "acc": "50.0"}
+    with pytest.raises(ValueError, match="no rows"):
+        write_csv([], tmp_path / "empty.csv")
+    assert "torch" in machine_description(torch.device("cpu"))
