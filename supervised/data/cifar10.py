@@ -115,40 +115,34 @@ def parse_cifar_batch(
     return images, torch.as_tensor(np.asarray(labels, dtype=np.int64))
 
 
-def _batch_reader(root: Path, how_to_fix: str):
-    """A function name -> bytes over the extracted folder, else the archive."""
+def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[str, bytes]:
+    """The raw bytes of the named batches, from the extracted folder, else in one pass over the
+    archive (a gzip tar cannot seek, so reading members one by one would decompress it again
+    for each)."""
     folder = root / CIFAR10_FOLDER
     if folder.is_dir():
-
-        def read_extracted(name: str) -> bytes:
-            path = folder / name
-            if not path.is_file():
-                raise DataFileError(f"missing CIFAR-10 batch {path}; {how_to_fix}")
-            return path.read_bytes()
-
-        return read_extracted
+        missing = [name for name in names if not (folder / name).is_file()]
+        if missing:
+            raise DataFileError(f"missing CIFAR-10 batches {missing} in {folder}; {how_to_fix}")
+        return {name: (folder / name).read_bytes() for name in names}
     archive = root / CIFAR10_ARCHIVE
     if not archive.is_file():
         raise DataFileError(
             f"missing CIFAR-10 data: neither {folder} nor {archive} exists; {how_to_fix}"
         )
-
-    def read_archived(name: str) -> bytes:
-        member = f"{CIFAR10_FOLDER}/{name}"
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                handle = tar.extractfile(member)
-                if handle is None:
-                    raise KeyError(member)
-                return handle.read()
-        except KeyError as error:
-            raise DataFileError(f"{archive} has no member {member}; {how_to_fix}") from error
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-            raise DataFileError(
-                f"{archive} is corrupt or truncated ({error}); {how_to_fix}"
-            ) from error
-
-    return read_archived
+    wanted = {f"{CIFAR10_FOLDER}/{name}": name for name in names}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    found[wanted[member.name]] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise DataFileError(f"{archive} is corrupt or truncated ({error}); {how_to_fix}") from error
+    missing = [member for member, name in wanted.items() if name not in found]
+    if missing:
+        raise DataFileError(f"{archive} has no member(s) {missing}; {how_to_fix}")
+    return found
 
 
 def load_cifar10(
@@ -168,11 +162,9 @@ def load_cifar10(
         f"download {CIFAR10_URL} into {root_path} (or pass download=True; set "
         "NEGDL_DATA_DIR or root= to the folder that contains it)"
     )
-    read = _batch_reader(root_path, how_to_fix)
-    parts = [
-        parse_cifar_batch(read(name), name, how_to_fix)
-        for name in (_TRAIN_BATCHES if train else _TEST_BATCHES)
-    ]
+    names = _TRAIN_BATCHES if train else _TEST_BATCHES
+    raw = read_batches(root_path, names, how_to_fix)
+    parts = [parse_cifar_batch(raw[name], name, how_to_fix) for name in names]  # official order
     images = torch.cat([images for images, _ in parts])
     labels = torch.cat([labels for _, labels in parts])
     return images_and_labels(

@@ -190,6 +190,24 @@ def test_cifar_bad_shapes_and_truncation(tmp_path: Path, synthetic) -> None:
         load_cifar10(True, archive.parent)
     with pytest.raises(DataFileError, match=r"neither .* nor .*cifar-10-python.tar.gz"):
         load_cifar10(True, tmp_path / "empty")
+    (folder / "test_batch").unlink()
+    with pytest.raises(DataFileError, match=r"missing CIFAR-10 batches \['test_batch'\]"):
+        load_cifar10(False, tmp_path)
+
+
+def test_cifar_archive_without_a_member_is_reported(tmp_path: Path, synthetic) -> None:
+    import io
+
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        payload = synthetic.cifar_batch(4, 0)
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(
+        DataFileError, match=r"has no member\(s\) \['cifar-10-batches-py/data_batch_2'"
+    ):
+        load_cifar10(True, tmp_path)
 
 
 def test_labelled_images_validation_and_helpers() -> None:
