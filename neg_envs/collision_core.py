@@ -246,9 +246,11 @@ class CollisionSimulation:
         if cfg.observation == "absolute":
             self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
         self._contact2 = cfg.contact_distance**2
+        self._pos, self._vel = self.obstacles[:2], self.obstacles[2:]
+        self._walls = ((cfg.obstacle_radius, np.less), (1.0 - cfg.obstacle_radius, np.greater))
         # Flat views of the (contiguous) position and velocity planes for fixing wall hits.
-        self._flat_pos = self.obstacles[:2].reshape(-1)
-        self._flat_vel = self.obstacles[2:].reshape(-1)
+        self._flat_pos = self._pos.reshape(-1)
+        self._flat_vel = self._vel.reshape(-1)
         assert np.shares_memory(self._flat_pos, self.obstacles) or n == 0
 
     def place(self, index: int | np.ndarray, agent: np.ndarray, obstacles: np.ndarray) -> None:
@@ -272,10 +274,9 @@ class CollisionSimulation:
         Speeds and radii are capped at 0.1, so one reflection per step always suffices. Few
         obstacles touch a wall in a step, so only those are fixed, by flat index.
         """
-        pos, vel = self.obstacles[:2], self.obstacles[2:]
-        pos += vel
-        low, high = self.cfg.obstacle_radius, 1.0 - self.cfg.obstacle_radius
-        for bound, crossed in ((low, pos < low), (high, pos > high)):
+        self._pos += self._vel
+        for bound, beyond in self._walls:
+            crossed = beyond(self._pos, bound)
             if np.count_nonzero(crossed):  # cheaper than flatnonzero when nothing crossed
                 hit = np.flatnonzero(crossed)
                 self._flat_pos[hit] = 2 * bound - self._flat_pos[hit]
@@ -283,7 +284,7 @@ class CollisionSimulation:
 
     def update_distances(self) -> np.ndarray:
         """Recompute and return the squared agent-obstacle distances ``dist2`` ``(B, N)``."""
-        diff = np.subtract(self.obstacles[:2], self._agent_planes, out=self._diff)
+        diff = np.subtract(self._pos, self._agent_planes, out=self._diff)
         np.multiply(diff, diff, out=diff)
         return np.add(diff[0], diff[1], out=self.dist2)
 

@@ -86,32 +86,31 @@ def machine() -> str:
 
 def main() -> None:
     args = parse_args()
-    configs = {"CartPole-v1 (gym.make)": lambda: ("single", gym.make("CartPole-v1"))}
+    # (name, kind, env, obstacles per env)
+    configs = [("CartPole-v1 (gym.make)", "single", gym.make("CartPole-v1"), 0)]
     for n in (10, 100, 500):
-        configs[f"NegCollision-v0 single, N={n}"] = lambda n=n: (
-            "single",
-            gym.make("NegCollision-v0", num_obstacles=n),
-        )
+        env = gym.make("NegCollision-v0", num_obstacles=n)
+        configs.append((f"NegCollision-v0 single, N={n}", "single", env, n))
     for b in (64, 1024):
         for n in (10, 500):
-            configs[f"NegCollision-v0 batched, B={b}, N={n}"] = lambda b=b, n=n: (
-                "vector",
-                gym.make_vec("NegCollision-v0", num_envs=b, num_obstacles=n),
-            )
-    envs = {name: make() for name, make in configs.items()}
-    best = dict.fromkeys(envs, 0.0)
+            env = gym.make_vec("NegCollision-v0", num_envs=b, num_obstacles=n)
+            configs.append((f"NegCollision-v0 batched, B={b}, N={n}", "vector", env, n))
+    best = {name: 0.0 for name, *_ in configs}
     for round_ in range(args.rounds):
-        for name, (kind, env) in envs.items():
+        for name, kind, env, _ in configs:
             measure = single_env_rate if kind == "single" else vector_env_rate
             best[name] = max(best[name], measure(env, args.seconds, args.seed + round_))
     reference = best["CartPole-v1 (gym.make)"]
     lines = [
         f"Machine: {machine()}.",
         "",
-        "| configuration | env steps/s | ratio to CartPole-v1 |",
-        "| --- | ---: | ---: |",
+        "| configuration | env steps/s | ratio to CartPole-v1 | ns per obstacle-step |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {name} | {rate:,.0f} | {rate / reference:.2f}x |" for name, rate in best.items()]
+    for name, _, _, obstacles in configs:
+        rate = best[name]
+        per_obstacle = f"{1e9 / (rate * obstacles):.1f}" if obstacles else "-"
+        lines.append(f"| {name} | {rate:,.0f} | {rate / reference:.2f}x | {per_obstacle} |")
     table = "\n".join(lines)
     print(table)
     if args.out:
