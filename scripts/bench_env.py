@@ -10,21 +10,23 @@ best of the rounds is kept, so a background load hurts every row alike.
 
 from __future__ import annotations
 
-import argparse
-import os
 import platform
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 import neg_envs  # noqa: F401  (registers the ids)
+from negdl.cli import parse_args
+from negdl.results import cpu_description
 
 
 @dataclass
 class Args:
+    """Env steps per second of NegCollision (single and batched) against CartPole-v1."""
+
     seconds: float = 1.0
     """time spent on each configuration per round"""
     rounds: int = 3
@@ -33,15 +35,6 @@ class Args:
     """seed for env resets and the random actions"""
     out: str = ""
     """also write the markdown table to this file"""
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for field in fields(Args):
-        parser.add_argument(f"--{field.name}", type=type(field.default), default=field.default)
-    return Args(**vars(parser.parse_args()))
 
 
 def single_env_rate(env: gym.Env, seconds: float, seed: int) -> float:
@@ -72,20 +65,8 @@ def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> flo
     return calls * env.num_envs / (time.perf_counter() - start)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} logical cores (benchmark uses one), Python {platform.python_version()}, numpy {np.__version__}"
-
-
 def main() -> None:
-    args = parse_args()
+    args = parse_args(Args)
     # (name, kind, env, obstacles per env)
     configs = [("CartPole-v1 (gym.make)", "single", gym.make("CartPole-v1"), 0)]
     for n in (10, 100, 500):
@@ -102,7 +83,8 @@ def main() -> None:
             best[name] = max(best[name], measure(env, args.seconds, args.seed + round_))
     reference = best["CartPole-v1 (gym.make)"]
     lines = [
-        f"Machine: {machine()}.",
+        f"Machine: {cpu_description()} (this benchmark uses one), Python {platform.python_version()}, "
+        f"numpy {np.__version__}.",
         "",
         "| configuration | env steps/s | ratio to CartPole-v1 | ns per obstacle-step |",
         "| --- | ---: | ---: | ---: |",

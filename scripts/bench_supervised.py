@@ -24,11 +24,11 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from negdl.cli import parse_args
+from negdl.results import machine_description
 from supervised.cbomf import extract_features
-from supervised.cli import parse_args
 from supervised.data import DataFileError, LabelledImages, load_mnist
 from supervised.models import mnist_net
-from supervised.results import machine_description
 from supervised.runtime import select_device
 from supervised.training import Trainer
 

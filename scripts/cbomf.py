@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.cli import parse_args
+from negdl.results import machine_description, markdown_table, write_csv
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli import parse_args
 from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
-from supervised.results import machine_description, markdown_table, write_csv
 from supervised.runtime import seed_everything, select_device
 
 # The source's MNIST accuracies (%), as quoted in the project brief, section 3.

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
-from supervised.cli import parse_args
+from negdl.cli import parse_args
 from supervised.data import load_mnist
 from supervised.occlusions import cifar_blocks, corner_occlusions, mnist_cuts
 

@@ -7,20 +7,22 @@ Every step you are only punished: each obstacle touching you costs, each move co
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import gymnasium as gym
 import pygame
 
 import neg_envs  # noqa: F401  (registers the ids)
 from neg_envs.collision_core import DOWN, LEFT, RIGHT, STAY, UP
+from negdl.cli import parse_args
 
 KEY_ACTIONS = {pygame.K_UP: UP, pygame.K_DOWN: DOWN, pygame.K_LEFT: LEFT, pygame.K_RIGHT: RIGHT}
 
 
 @dataclass
 class Args:
+    """Play NegCollision with the arrow keys (space or no key: stay; Esc: quit)."""
+
     env_id: str = "NegCollision-v0"
     """registered environment id"""
     num_obstacles: int = 10
@@ -31,16 +33,6 @@ class Args:
     """episodes to play"""
     max_steps: int = 0
     """stop an episode after this many steps (0: the env's own limit)"""
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for field in fields(Args):
-        flag = f"--{field.name.replace('_', '-')}"
-        parser.add_argument(flag, type=type(field.default), default=field.default)
-    return Args(**vars(parser.parse_args()))
 
 
 def chosen_action() -> int | None:
@@ -55,7 +47,7 @@ def chosen_action() -> int | None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = parse_args(Args)
     env = gym.make(args.env_id, render_mode="human", num_obstacles=args.num_obstacles)
     for episode in range(args.episodes):
         env.reset(seed=args.seed + episode)

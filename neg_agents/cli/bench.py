@@ -33,7 +33,7 @@ from neg_agents.common.env_util import make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import EVAL_SEED_OFFSET, check_timesteps, train_agent
-from supervised.results import machine_description, write_csv
+from negdl.results import machine_description, write_csv
 
 
 @dataclass

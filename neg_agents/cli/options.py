@@ -6,7 +6,7 @@ import ast
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from supervised.cli import parse_args
+from negdl.cli import parse_args
 
 T = TypeVar("T")
 

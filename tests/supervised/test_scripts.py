@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from negdl.cli import parse_args
 from supervised.checkpoints import load_checkpoint
-from supervised.cli import parse_args
 from supervised.data import DataFileError
 from supervised.models import mnist_net
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from supervised.results import machine_description, markdown_table, mean_std, write_csv
+from negdl.results import machine_description, markdown_table, mean_std, write_csv
 
 
 def test_mean_std_and_markdown_table(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from supervised.cli import field_docstrings, parse_args
+from negdl.cli import field_docstrings, parse_args
 
 
 @dataclass

@@ -56,10 +56,8 @@ def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key
     return "\n".join(lines)
 
 
-def machine_description(device: torch.device) -> str:
-    """One line naming the hardware a result was measured on."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+def cpu_description() -> str:
+    """The CPU's model name and the number of cores this process may use."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -69,4 +67,13 @@ def machine_description(device: torch.device) -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"CPU {cpu}, {cores} cores available, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"CPU {cpu}, {cores} cores available"
+
+
+def machine_description(device: torch.device) -> str:
+    """One line naming the hardware a torch result was measured on."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    return (
+        f"{cpu_description()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
