@@ -129,7 +129,7 @@ def check_mp4_writer() -> None:
 
 
 def write_video(frames: list[np.ndarray], path: str, fps: int) -> None:
-    """GIF with Pillow (always installed with SB3's matplotlib); MP4 needs the ``video`` extra."""
+    """GIF with Pillow (a core dependency); MP4 needs the ``video`` extra."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if path.lower().endswith(".gif"):
         from PIL import Image
