@@ -89,10 +89,10 @@ class NegCollisionEnv(gym.Env):
         self.action_space = self.config.action_space()
         self._renderer = None
         self._moves = self.config.agent_moves.tolist()
+        # One scene of the batched env's simulation: the same physics, unchanged.
         self._sim = core.CollisionSimulation(self.config, batch=1)
         self._started = False
 
-    # The state is a CollisionSimulation of one scene: the batched env's physics, unchanged.
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._sim.place(0, *core.sample_scene(self.np_random, self.config))
@@ -114,9 +114,8 @@ class NegCollisionEnv(gym.Env):
         self._move_agent(action)
         sim.move_obstacles()
         sim.update_distances()
-        collisions = int(
-            np.count_nonzero(sim.contacts())
-        )  # count_contacts() for one scene, cheaper
+        # count_contacts() for one scene; a whole-array count is several times cheaper
+        collisions = int(np.count_nonzero(sim.contacts()))
         moved = action != core.STAY
         reward = core.punishments(collisions, moved, cfg)
         self.steps += 1
