@@ -28,11 +28,13 @@ def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
     return destination
 
 
-def mean_std(values: Sequence[float]) -> str:
-    """``mean +- std`` over seeds (sample std), or just the mean for a single value."""
+def mean_std(values: Sequence[float], digits: int = 2) -> str:
+    """``mean ± std`` over seeds (sample std), the mean alone for one value, ``-`` for none."""
+    if not values:
+        return "-"
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key: str) -> str:

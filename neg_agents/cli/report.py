@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from negdl.results import mean_std
+
 #: Table columns: (row key, header, decimals).
 COLUMNS = (
     ("return", "return", 2),
@@ -26,15 +28,6 @@ def _values(rows: Sequence[dict[str, Any]], algo: str, n: int, key: str) -> list
         for r in rows
         if r["algo"] == algo and r["num_obstacles"] == n and not math.isnan(float(r[key]))
     ]
-
-
-def mean_std(values: Sequence[float], digits: int) -> str:
-    """``mean ± std`` (sample std over seeds); ``-`` when there is nothing to average."""
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _mean(rows: Sequence[dict[str, Any]], algo: str, n: int, key: str) -> float | None:

@@ -14,6 +14,8 @@ from negdl.results import machine_description, markdown_table, mean_std, write_c
 def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
     assert mean_std([1.0]) == "1.00"
     assert mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"  # sample std
+    assert mean_std([1.0, 2.0, 3.0], digits=0) == "2 ± 1"
+    assert mean_std([]) == "-"
     rows = [
         {"set": "full", "mode": "SN", "acc": 99.0},
         {"set": "full", "mode": "SN", "acc": 98.0},
