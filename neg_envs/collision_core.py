@@ -19,7 +19,6 @@ from gymnasium import spaces
 
 #: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
 UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
-ACTION_NAMES = ("up", "down", "left", "right", "stay")
 #: Unit displacement of each action, indexed by action.
 MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
 
