@@ -20,7 +20,7 @@ from gymnasium import spaces
 #: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
 UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
 #: Unit displacement of each action, indexed by action.
-MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float64)
 
 OBSERVATION_MODES = ("absolute", "nearest")
 MAX_OBSTACLES = 100_000

@@ -110,6 +110,18 @@ def test_agent_stops_at_walls():
     np.testing.assert_allclose(env.agent_position, [0.05, 0.95])
 
 
+def test_agent_moves_exactly_agent_step():
+    env = NegCollisionEnv(num_obstacles=0, agent_step=0.02)
+    env.reset(seed=0)
+    env.step(core.RIGHT)
+    env.step(core.UP)
+    assert env.agent_position.tolist() == [0.5 + 0.02, 0.5 + 0.02]  # float64, no float32 rounding
+    vector = gym.make_vec("NegCollision-v0", num_envs=2, num_obstacles=0)
+    obs, _ = vector.reset(seed=0)
+    obs, *_ = vector.step(np.array([core.RIGHT, core.DOWN]))
+    np.testing.assert_array_equal(obs[:, :2], np.float32([[0.52, 0.5], [0.5, 0.48]]))
+
+
 def test_obstacles_reflect_off_walls_and_stay_inside():
     env = NegCollisionEnv(num_obstacles=2, obstacle_radius=0.05, obstacle_speed=0.1)
     env.reset(seed=0)
