@@ -64,11 +64,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self.single_action_space = self.config.action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        b = self.num_envs
-        self._sim = core.CollisionSimulation(self.config, b)
-        self._steps = np.zeros(b, dtype=np.int64)
-        self._cumulative = np.zeros(b, dtype=np.int64)
-        self._returns = np.zeros(b, dtype=np.float64)
+        self._sim = core.CollisionSimulation(self.config, self.num_envs)
         self._rngs: list[np.random.Generator] | None = None
 
     def reset(
@@ -101,39 +97,21 @@ class NegCollisionVectorEnv(VectorEnv):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
         self._reset_envs(np.flatnonzero(mask))
-        self._sim.update_distances()
         obs = self._sim.observe()
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
 
     def _reset_envs(self, indices: np.ndarray) -> None:
-        # One draw per ended episode, not per obstacle: the scene itself is sampled vectorised.
-        for i in indices:
-            self._sim.place(i, *core.sample_scene(self._rngs[i], self.config))
-        self._steps[indices] = 0
-        self._cumulative[indices] = 0
-        self._returns[indices] = 0.0
+        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
 
     def step(self, actions: Any):
         if self._rngs is None:
             raise RuntimeError("call reset() before step()")
-        actions = self._validated(actions)
-        cfg, sim = self.config, self._sim
-        sim.move_agents(actions)
-        sim.move_obstacles()
-        sim.update_distances()
-        collisions = sim.count_contacts()
-        moved = actions != core.STAY
-        rewards = core.punishments(collisions, moved, cfg)
-        self._steps += 1
-        self._cumulative += collisions
-        self._returns += rewards
-        terminated = (
-            (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
-        )
-        truncated = self._steps >= self.max_episode_steps
+        sim = self._sim
+        collisions, moved, rewards, terminated = sim.step(self._validated(actions))
+        truncated = sim.steps >= self.max_episode_steps
         obs = sim.observe()
-        info = self._step_info(collisions, self._cumulative.copy(), moved)
+        info = self._step_info(collisions, sim.cumulative_collisions.copy(), moved)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
             self._finish_episodes(done, obs, info)
@@ -146,7 +124,7 @@ class NegCollisionVectorEnv(VectorEnv):
         for i in done:
             final_obs[i] = obs[i].copy()
         final_info = {key: value.copy() for key, value in info.items()}
-        final_info["episode_return"] = self._returns.copy()
+        final_info["episode_return"] = self._sim.episode_return.copy()
         final_info["_episode_return"] = final_mask.copy()
         info.update(
             final_obs=final_obs,
@@ -155,7 +133,6 @@ class NegCollisionVectorEnv(VectorEnv):
             _final_info=final_mask.copy(),
         )
         self._reset_envs(done)
-        self._sim.update_distances()
         obs[done] = self._sim.observe()[done]
 
     def _validated(self, actions: Any) -> np.ndarray:
