@@ -4,6 +4,7 @@
 - :class:`NegActionDQN`: DQN whose policy forbids the actions it judges worst.
 - :data:`ALGOS`: every agent the scripts know, including SB3's DQN trained through
   ``neg_envs.NegativeActionWrapper`` and the random and always-stay baselines.
+- :class:`SB3VecEnvAdapter`: hands ``neg_envs``' natively batched env to stable-baselines3.
 """
 
 from neg_agents.algos import ALGOS, AlgoSpec, get_algo
@@ -11,6 +12,7 @@ from neg_agents.common import (
     CollisionEvalCallback,
     ConstantAgent,
     RandomAgent,
+    SB3VecEnvAdapter,
     evaluate_agent,
     make_env,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "NegRewardDQN",
     "PositiveRewardError",
     "RandomAgent",
+    "SB3VecEnvAdapter",
     "evaluate_agent",
     "forbidden_actions",
     "get_algo",

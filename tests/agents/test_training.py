@@ -1,10 +1,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 from neg_agents import NegActionDQN, NegRewardDQN, make_env
+from neg_agents.common.env_util import importable_id
 from neg_agents.training import train_agent
 
 from .conftest import TINY
@@ -88,3 +90,21 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
 def test_bad_arguments_fail_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_agent(**{"total_timesteps": 10, "eval_freq": 0, **kwargs})
+
+
+def test_subprocess_workers_import_the_package_that_registers_the_id(small_env_kwargs):
+    assert importable_id("NegCollision-v0") == "neg_envs.collision:NegCollision-v0"
+    assert importable_id("neg_envs:NegCollision-v0") == "neg_envs:NegCollision-v0"
+    # A spawned worker imports nothing of ours before it unpickles the env factory.
+    venv = make_vec_env(
+        importable_id("NegCollision-v0"),
+        n_envs=1,
+        env_kwargs=small_env_kwargs,
+        vec_env_cls=SubprocVecEnv,
+        vec_env_kwargs={"start_method": "spawn"},
+    )
+    try:
+        venv.reset()
+        assert venv.step(np.array([4]))[1][0] <= 0
+    finally:
+        venv.close()
