@@ -1,82 +1,94 @@
-"""Command-line arguments from a dataclass whose fields carry docstrings (CleanRL style).
+"""Command lines from a dataclass whose fields carry docstrings (CleanRL style), parsed by tyro.
 
 Each field's docstring (the string literal right below it) becomes its ``--help`` text, so a
-script states every argument once, with its documentation, at the top.
+script states every argument once, with its documentation, at the top. `tyro
+<https://brentyi.github.io/tyro/>`_ (what CleanRL uses) builds the parser; this module adds the
+rules every negdl command shares:
+
+- ``parse_args``: ``bool`` and ``bool | None`` fields are ``--flag`` / ``--no-flag`` pairs,
+  ``tuple[X, ...]`` fields take several values (``--seeds 0 1 2``), and a ``ValueError`` from
+  the dataclass's ``__post_init__`` ends the program with one ``prog: error: ...`` line and exit
+  status 2, like any other bad argument, not with a traceback.
+- ``parse_options``: ``name=value`` strings (env options, hyperparameter overrides) to a dict.
+- ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
-import dataclasses
-import inspect
-import textwrap
-import types
-import typing
-from collections.abc import Sequence
-from typing import Any, TypeVar
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import tyro
 
 T = TypeVar("T")
 
 
-def field_docstrings(cls: type) -> dict[str, str]:
-    """Map each annotated field of ``cls`` to the string literal that follows it in the source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if (
-                isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
-
-
-def _argument_options(annotation: Any) -> dict[str, Any]:
-    """argparse options for a field type: scalars, optionals, tuples/lists of scalars and bools."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        inner = next(arg for arg in args if arg is not type(None))
-        return _argument_options(inner)
-    if origin in (tuple, list, Sequence):
-        return {"type": args[0], "nargs": "+"}
-    return {"type": annotation}
-
-
-def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
-    """Build an argparse parser from dataclass ``cls`` and return the parsed instance.
+def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None) -> T:
+    """Parse ``argv`` into an instance of dataclass ``cls``.
 
     :param cls: a dataclass; each field becomes ``--field-name`` with its default and docstring.
     :param argv: arguments to parse (``sys.argv[1:]`` when None).
+    :param prog: program name for help and errors (default: the script's file name).
     """
-    docs = field_docstrings(cls)
-    hints = typing.get_type_hints(cls)
-    parser = argparse.ArgumentParser(
-        description=(cls.__doc__ or "").strip(),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    for field in dataclasses.fields(cls):
-        default = (
-            field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        )  # type: ignore[misc]
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            dest=field.name,
-            default=default,
-            help=docs.get(field.name, ""),
-            **_argument_options(hints[field.name]),
-        )
-    values = vars(parser.parse_args(argv))
-    for field in dataclasses.fields(cls):
-        if isinstance(values[field.name], list):
-            values[field.name] = tuple(values[field.name])
+    prog = prog or Path(sys.argv[0]).name
     try:
-        return cls(**values)
+        # tyro reports errors raised by a class with a box of its own; through a partial they
+        # reach this handler and end in the same one-line error as every other negdl failure.
+        return tyro.cli(
+            functools.partial(cls),
+            args=argv,
+            prog=prog,
+            config=(tyro.conf.DisallowNone,),
+        )
     except ValueError as error:
-        parser.error(str(error))
-        raise  # unreachable: parser.error exits
+        exit_with_error(prog, error)
+
+
+def exit_with_error(prog: str, error: Exception | str) -> NoReturn:
+    """Print ``prog: error: <error>`` to stderr and exit with status 2 (argparse's usage error)."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_options(items: Sequence[str], what: str = "option") -> dict[str, Any]:
+    """``["num_obstacles=30", "obstacle_speed=(0.005, 0.02)"]`` -> a dict of Python values.
+
+    Values are Python literals (numbers, tuples, lists, dicts, True/False/None); anything else
+    is kept as a string, so ``observation=nearest`` works without quotes.
+
+    :param items: ``name=value`` strings.
+    :param what: what the items are, for the error message.
+    :raises ValueError: an item is not ``name=value`` with an identifier as the name.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{what} {item!r} must look like name=value, e.g. num_obstacles=30")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
+
+
+def run_main(
+    prog: str, args_class: type[T], run: Callable[[T], Any], argv: Sequence[str] | None
+) -> Any:
+    """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument or a missing file
+    ends the program with ``prog: error: ...`` instead of a traceback.
+
+    :param prog: the command's name.
+    :param args_class: its arguments dataclass.
+    :param run: what the command does with the parsed arguments.
+    :param argv: arguments to parse (``sys.argv[1:]`` when None).
+    """
+    args = parse_args(args_class, argv, prog)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"{prog}: error: {error}") from error
