@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.type_aliases import PolicyPredictor
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
@@ -37,6 +38,57 @@ def read_config(model_path: str | Path) -> dict[str, Any] | None:
         raise ValueError(
             f"{path} is not valid JSON ({error}); fix or delete it and pass --algo/--env-id"
         ) from error
+
+
+def resolve_run(
+    model_path: str | Path | None,
+    algo: str | None = None,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[str, str, dict[str, Any]]:
+    """The agent name, env id and env options to use with a saved model.
+
+    What is not given comes from the ``config.json`` beside ``model_path`` (``save_run`` writes
+    it), the env id falling back on ``NegCollision-v0``. Baselines need no model.
+
+    :raises ValueError: no algorithm given and no ``config.json`` to read it from.
+    """
+    baseline = algo is not None and not get_algo(algo).trainable
+    config = read_config(model_path) if model_path is not None and not baseline else None
+    algo = algo or (config or {}).get("algo")
+    if algo is None:
+        raise ValueError(
+            f"no config.json beside {model_path}: pass --algo (and --env-id/--env-kwargs if not the defaults)"
+        )
+    env_id = env_id or (config or {}).get("env_id") or "NegCollision-v0"
+    if not env_kwargs:
+        env_kwargs = (config or {}).get("env_kwargs", {})
+    return algo, env_id, dict(env_kwargs)
+
+
+def load_policy(
+    algo: str,
+    model_path: str | Path | None,
+    env: gym.Env,
+    seed: int | None = None,
+    device: str = "auto",
+) -> PolicyPredictor:
+    """What acts in ``env`` for agent ``algo``: a saved model's policy, or a fresh baseline.
+
+    A model's policy on its own acts without epsilon exploration (exploring is training).
+
+    :param algo: the agent name (``neg_agents.ALGOS``).
+    :param model_path: the saved model (trained agents only).
+    :param env: the env to act in; a model must match its spaces.
+    :param seed: seed of a random baseline.
+    :param device: torch device of a model.
+    """
+    spec = get_algo(algo)
+    if not spec.trainable:
+        return spec.make_baseline(env.observation_space, env.action_space, seed)
+    if model_path is None:
+        raise ValueError(f"{algo} is a trained agent: pass the saved model's path")
+    return load_agent(model_path, algo, env, device).policy
 
 
 def load_agent(

@@ -1,21 +1,96 @@
-"""Build, train and time one agent: the code path shared by the train and bench scripts."""
+"""Train one agent from a ``TrainConfig``: the code path shared by ``negdl-train`` and the bench."""
 
 from __future__ import annotations
 
+import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import stable_baselines3
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
 from neg_agents.algos import get_algo
 from neg_agents.common.callbacks import CollisionEvalCallback
 from neg_agents.common.env_util import make_env
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
+from neg_agents.model_io import save_run
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
+
+
+def check_timesteps(total_timesteps: int) -> int:
+    if (
+        isinstance(total_timesteps, bool)
+        or not isinstance(total_timesteps, int)
+        or total_timesteps < 1
+    ):
+        raise ValueError(
+            f"total_timesteps must be a positive integer (env steps to train for), got {total_timesteps!r}"
+        )
+    return total_timesteps
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run. Constructing one checks them and raises a
+    ``ValueError`` that says what is wrong.
+
+    :param algo: a trainable agent name (``neg_agents.ALGOS``), e.g. ``"neg-reward-dqn"``.
+    :param env_id: registered env id.
+    :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}``.
+    :param total_timesteps: env steps to train for (summed over the ``n_envs`` envs), >= 1.
+    :param seed: seeds the model, the training envs (``seed + i``) and the eval envs, >= 0.
+    :param n_envs: parallel training envs, >= 1.
+    :param vec_env: ``"dummy"``, ``"subproc"`` or ``"native"`` (see ``make_env``).
+    :param hyperparams: overrides of ``neg_agents.hyperparams.hyperparams_for(algo)``.
+    :param eval_freq: env steps between evaluations (0: none).
+    :param eval_episodes: episodes per evaluation.
+    :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
+    :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
+    :param progress_bar: show SB3's progress bar.
+    :param device: torch device (``"auto"``: CUDA when available).
+    :param verbose: SB3 verbosity.
+    """
+
+    algo: str = "neg-reward-dqn"
+    env_id: str = "NegCollision-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    total_timesteps: int = N_TIMESTEPS
+    seed: int = 0
+    n_envs: int = N_ENVS
+    vec_env: str = "dummy"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    eval_freq: int = 10_000
+    eval_episodes: int = 10
+    tensorboard_log: str | None = None
+    tb_log_name: str | None = None
+    progress_bar: bool = False
+    device: str = "auto"
+    verbose: int = 0
+
+    def __post_init__(self) -> None:
+        if not get_algo(self.algo).trainable:
+            raise ValueError(
+                f"{self.algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
+            )
+        check_timesteps(self.total_timesteps)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1 (parallel training envs), got {self.n_envs!r}")
+        if self.eval_freq < 0:
+            raise ValueError(
+                f"eval_freq must be >= 0 (0 turns evaluation off), got {self.eval_freq}"
+            )
+        if self.eval_freq and self.eval_episodes < 1:
+            raise ValueError(
+                f"eval_episodes must be >= 1 (or eval_freq 0), got {self.eval_episodes}"
+            )
 
 
 @dataclass
@@ -32,104 +107,139 @@ class TrainResult:
         """Env steps per second of wall time, training updates and evaluations included."""
         return self.model.num_timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
 
-
-def check_timesteps(total_timesteps: int) -> int:
-    if (
-        isinstance(total_timesteps, bool)
-        or not isinstance(total_timesteps, int)
-        or total_timesteps < 1
-    ):
-        raise ValueError(
-            f"total_timesteps must be a positive integer (env steps to train for), got {total_timesteps!r}"
-        )
-    return total_timesteps
+    def summary(self) -> str:
+        """One line: wall time, throughput and the last evaluation."""
+        text = f"{self.wall_time_s:.0f} s ({self.steps_per_s:.0f} env steps/s)"
+        if self.history:
+            last = self.history[-1]
+            text += (
+                f"; last eval: return {last['return']:.2f}, "
+                f"collisions/episode {last['collisions_per_episode']:.2f}"
+            )
+        return text
 
 
 def train_agent(
-    algo: str,
-    env_id: str = "NegCollision-v0",
-    env_kwargs: dict[str, Any] | None = None,
-    total_timesteps: int = N_TIMESTEPS,
-    seed: int = 0,
-    n_envs: int = N_ENVS,
-    vec_env: str = "dummy",
-    hyperparams: dict[str, Any] | None = None,
-    tensorboard_log: str | None = None,
-    tb_log_name: str | None = None,
-    eval_freq: int = 10_000,
-    eval_episodes: int = 10,
+    config: TrainConfig | str = "neg-reward-dqn",
+    /,
+    *,
     callbacks: list[BaseCallback] | None = None,
-    progress_bar: bool = False,
-    device: str = "auto",
-    verbose: int = 0,
+    **settings: Any,
 ) -> TrainResult:
-    """Train ``algo`` (a name in ``neg_agents.ALGOS``) from its default hyperparameters.
+    """Train an agent from its default hyperparameters as ``config`` says.
 
-    :param algo: a trainable agent name, e.g. ``"neg-reward-dqn"``.
-    :param env_id: registered env id.
-    :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}``.
-    :param total_timesteps: env steps to train for (summed over the ``n_envs`` envs), >= 1.
-    :param seed: seeds the model, the training envs (``seed + i``) and the eval envs.
-    :param n_envs: parallel training envs.
-    :param vec_env: ``"dummy"``, ``"subproc"`` or ``"native"`` (see ``make_env``).
-    :param hyperparams: overrides of ``neg_agents.hyperparams.hyperparams_for(algo)``.
-    :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
-    :param tb_log_name: run name inside ``tensorboard_log`` (default: the algorithm's name).
-    :param eval_freq: env steps between evaluations (0: none).
-    :param eval_episodes: episodes per evaluation.
+    ``train_agent("neg-action-dqn", seed=1)`` is short for
+    ``train_agent(TrainConfig(algo="neg-action-dqn", seed=1))``.
+
+    :param config: the run's settings, or just the agent's name.
     :param callbacks: more SB3 callbacks (e.g. a ``CheckpointCallback``).
-    :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"auto"``: CUDA when available).
-    :param verbose: SB3 verbosity.
+    :param settings: ``TrainConfig`` fields that replace those of ``config``.
     """
-    spec = get_algo(algo)
-    if not spec.trainable:
-        raise ValueError(
-            f"{algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
-        )
-    check_timesteps(total_timesteps)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if eval_freq < 0:
-        raise ValueError(f"eval_freq must be >= 0 (0 turns evaluation off), got {eval_freq}")
-    if eval_freq and eval_episodes < 1:
-        raise ValueError(f"eval_episodes must be >= 1 (or eval_freq 0), got {eval_episodes}")
-    params = {**hyperparams_for(algo), **(hyperparams or {})}
-    env = make_env(env_id, n_envs, seed, env_kwargs, vec_env, spec.negative_actions)
+    if isinstance(config, TrainConfig):
+        config = replace(config, **settings)
+    else:
+        config = TrainConfig(**{"algo": config, **settings})
+    spec = get_algo(config.algo)
+    params = {**hyperparams_for(config.algo), **config.hyperparams}
+    env = make_env(
+        config.env_id,
+        config.n_envs,
+        config.seed,
+        config.env_kwargs,
+        config.vec_env,
+        spec.negative_actions,
+    )
     all_callbacks = list(callbacks or [])
     evaluator = None
-    if eval_freq:
+    if config.eval_freq:
         eval_env = make_env(
-            env_id,
-            min(eval_episodes, 10),
-            seed + EVAL_SEED_OFFSET,
-            env_kwargs,
+            config.env_id,
+            min(config.eval_episodes, 10),
+            config.seed + EVAL_SEED_OFFSET,
+            config.env_kwargs,
             "dummy",
             spec.negative_actions,
         )
-        evaluator = CollisionEvalCallback(eval_env, eval_freq, eval_episodes, spec.deterministic)
+        evaluator = CollisionEvalCallback(
+            eval_env, config.eval_freq, config.eval_episodes, spec.deterministic
+        )
         all_callbacks.append(evaluator)
     try:
         model = spec.model_class(
             "MlpPolicy",
             env,
-            seed=seed,
-            tensorboard_log=tensorboard_log,
-            device=device,
-            verbose=verbose,
+            seed=config.seed,
+            tensorboard_log=config.tensorboard_log,
+            device=config.device,
+            verbose=config.verbose,
             **params,
         )
     except TypeError as error:
-        raise ValueError(f"bad hyperparameter for {algo}: {error}") from error
+        raise ValueError(f"bad hyperparameter for {config.algo}: {error}") from error
     start = time.perf_counter()
     model.learn(
-        total_timesteps,
+        config.total_timesteps,
         callback=CallbackList(all_callbacks),
-        tb_log_name=tb_log_name or algo,
-        progress_bar=progress_bar,
+        tb_log_name=config.tb_log_name or config.algo,
+        progress_bar=config.progress_bar,
     )
     wall = time.perf_counter() - start
     history = evaluator.history if evaluator is not None else []
     if evaluator is not None:
         evaluator.eval_env.close()
     return TrainResult(model, params, history, wall)
+
+
+def train_and_save(
+    config: TrainConfig,
+    run_dir: str | Path,
+    checkpoint_freq: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train as ``config`` says and save the run: ``model.zip`` and ``config.json``.
+
+    ``config.json`` records every setting (``extra`` first, e.g. the command line's arguments,
+    then ``config``'s), the hyperparameters used, the wall time, the last evaluation and the
+    library versions; ``negdl-watch`` reads the algorithm and env from it.
+
+    :param config: the training run.
+    :param run_dir: the run's folder.
+    :param checkpoint_freq: save a checkpoint every this many env steps, >= 0 (0: none).
+    :param checkpoint_dir: checkpoint folder (None: ``<run_dir>/checkpoints``).
+    :param extra: more entries for ``config.json``.
+    """
+    if checkpoint_freq < 0:
+        raise ValueError(f"checkpoint_freq must be >= 0 (0: no checkpoints), got {checkpoint_freq}")
+    run_dir = Path(run_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else run_dir / "checkpoints"
+    callbacks = []
+    if checkpoint_freq:
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(checkpoint_freq // config.n_envs, 1),
+                save_path=str(checkpoint_dir),
+                name_prefix=config.algo,
+            )
+        )
+    result = train_agent(config, callbacks=callbacks)
+    record = {
+        **(extra or {}),
+        **asdict(config),
+        "checkpoint_freq": checkpoint_freq,
+        "checkpoint_dir": str(checkpoint_dir) if checkpoint_freq else None,
+        "hyperparams": result.hyperparams,
+        "negative_actions": get_algo(config.algo).negative_actions,
+        "wall_time_s": round(result.wall_time_s, 2),
+        "env_steps_per_s": round(result.steps_per_s, 1),
+        "final_eval": result.history[-1] if result.history else None,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    save_run(result.model, record, run_dir)
+    result.model.get_env().close()
+    return result

@@ -65,8 +65,7 @@ def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> flo
     return calls * env.num_envs / (time.perf_counter() - start)
 
 
-def main() -> None:
-    args = parse_args(Args)
+def main(args: Args) -> None:
     # (name, kind, env, obstacles per env)
     configs = [("CartPole-v1 (gym.make)", "single", gym.make("CartPole-v1"), 0)]
     for n in (10, 100, 500):
@@ -101,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(parse_args(Args))

@@ -1,11 +1,9 @@
-"""Each script end to end, as a subprocess, in a smoke configuration."""
+"""Each command end to end, as a subprocess, in a smoke configuration."""
 
 import csv
 import importlib.util
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neg_agents.cli import bench, train, watch
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
-
-
-def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYTHONHASHSEED": "0"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 def scalar_tags(folder: Path) -> set[str]:
@@ -43,10 +25,10 @@ def scalar_tags(folder: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(tmp_path_factory, run_script) -> Path:
     out = tmp_path_factory.mktemp("train")
-    run(
-        "train.py",
+    run_script(
+        "neg_agents.cli.train",
         "--algo",
         "neg-action-dqn",
         "--total-timesteps",
@@ -83,10 +65,16 @@ def test_train_writes_model_config_checkpoints_and_tensorboard(trained):
     )
 
 
-def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path):
+def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path, run_script):
     gif = tmp_path / "rollout.gif"
-    result = run(
-        "watch.py", "--model", str(trained / "model.zip"), "--output", str(gif), "--max-steps", "20"
+    result = run_script(
+        "neg_agents.cli.watch",
+        "--model",
+        str(trained / "model.zip"),
+        "--output",
+        str(gif),
+        "--max-steps",
+        "20",
     )
     assert "return" in result.stdout and "collisions" in result.stdout
     with Image.open(gif) as image:
@@ -133,9 +121,9 @@ def test_bench_rejects_bad_arguments(tmp_path):
         bench.main(["--total-timesteps", "0", "--out-dir", str(tmp_path)])
 
 
-def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
-    run(
-        "bench_agents.py",
+def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
+    run_script(
+        "neg_agents.cli.bench",
         "--seeds",
         "0",
         "--num-obstacles",

@@ -7,7 +7,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 
 from neg_agents import NegActionDQN, NegRewardDQN, make_env
 from neg_agents.common.env_util import importable_id
-from neg_agents.training import train_agent
+from neg_agents.training import TrainConfig, train_agent
 
 from .conftest import TINY
 
@@ -108,3 +108,15 @@ def test_subprocess_workers_import_the_package_that_registers_the_id(small_env_k
         assert venv.step(np.array([4]))[1][0] <= 0
     finally:
         venv.close()
+
+
+def test_train_config_checks_its_settings_when_built():
+    assert TrainConfig("neg-action-dqn", seed=3).hyperparams == {}
+    for settings, message in [
+        ({"algo": "stay"}, "baseline"),
+        ({"n_envs": 0}, "n_envs must be >= 1"),
+        ({"eval_freq": -1}, "eval_freq must be >= 0"),
+        ({"eval_freq": 10, "eval_episodes": 0}, "eval_episodes must be >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**settings)

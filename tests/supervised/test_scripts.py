@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,8 @@ from supervised.checkpoints import load_checkpoint
 from supervised.data import DataFileError
 from supervised.models import mnist_net
 
+from ..conftest import run_in_repo
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,22 +25,7 @@ def run_script(
     name: str, data_dir: Path, options: str, *paths: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``scripts/<name>`` on ``data_dir`` with space-separated ``options`` plus path arguments."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / name),
-            "--data-dir",
-            str(data_dir),
-            *options.split(),
-            *paths,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_in_repo(name, "--data-dir", str(data_dir), *options.split(), *paths, check=False)
 
 
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
