@@ -245,6 +245,7 @@ class CollisionSimulation:
         self._agent_planes = self.agent.T[:, :, None]  # (2, B, 1) view, broadcasts over obstacles
         self._diff = np.empty((2, batch, n), dtype=DTYPE)
         self._obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
+        self._agent_fields = self._obs[:, :2]
         # The absolute observation's per-obstacle fields as (4, B, N) planes: one scaled copy fills them.
         if cfg.observation == "absolute":
             self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
@@ -259,9 +260,14 @@ class CollisionSimulation:
         self.steps = np.zeros(batch, dtype=np.int64)
         self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
         self.episode_return = np.zeros(batch, dtype=DTYPE)
-        # step_one's agent move in Python floats: the moves and the wall bounds as plain numbers.
+        # step_one's agent move in Python floats: the moves and the wall bounds as plain numbers;
+        # its counters through memoryviews: Python-speed access to the same memory.
         self._move_list = cfg.agent_moves.tolist()
         self._agent_bounds = (cfg.agent_radius, 1.0 - cfg.agent_radius)
+        self._counter_views = tuple(
+            memoryview(counter)
+            for counter in (self.steps, self.cumulative_collisions, self.episode_return)
+        )
 
     def place(self, index: int | np.ndarray, agent: np.ndarray, obstacles: np.ndarray) -> None:
         """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``); counters are kept.
@@ -329,9 +335,10 @@ class CollisionSimulation:
         collisions = int(np.count_nonzero(self.dist2 < self._contact2))
         moved = action != STAY
         reward = punishments(collisions, moved, self.cfg)
-        self.steps[0] += 1
-        self.cumulative_collisions[0] += collisions
-        self.episode_return[0] += reward
+        steps, cumulative_collisions, episode_return = self._counter_views
+        steps[0] += 1
+        cumulative_collisions[0] += collisions
+        episode_return[0] += reward
         return collisions, moved, reward, self.cfg.terminate_on_collision and collisions > 0
 
     def move_agents(self, actions: np.ndarray) -> None:
@@ -372,7 +379,7 @@ class CollisionSimulation:
     def observe(self) -> np.ndarray:
         """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
         cfg, obs = self.cfg, self._obs
-        obs[:, :2] = self.agent
+        self._agent_fields[...] = self.agent
         if cfg.observation == "absolute":
             np.multiply(
                 self.obstacles, cfg.obstacle_obs_scale, out=self._fields, casting="same_kind"
