@@ -48,11 +48,11 @@ class Args:
     batch_size: int = 64
     """training batch size (the source's)"""
     devices: tuple[str, ...] = ()
-    """devices to measure (default: cpu, plus cuda when present)"""
+    """devices to measure; when not given, cpu, plus cuda when present"""
     loader_workers: int = 0
     """DataLoader worker processes of the conventional pipeline"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ (default $NEGDL_DATA_DIR); random digits-shaped data when absent"""
+    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR; random digits-shaped data when absent"""
     out: str | None = None
     """write the markdown table here too"""
     seed: int = 0

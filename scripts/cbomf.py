@@ -68,9 +68,9 @@ class Args:
     cache_features: bool = True
     """train frozen-extractor phases on cached features (same result, faster)"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ or EMNIST/raw/ (default: $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/ or EMNIST/raw/; when not given, $NEGDL_DATA_DIR"""
     device: str | None = None
-    """cpu or cuda (default: cuda when available)"""
+    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/cbomf"
     """where results and TensorBoard runs go"""
     progress: bool = True

@@ -36,7 +36,7 @@ class Args:
     mark_blanked: bool = True
     """paint blanked pixels dark grey so the region is visible (the model sees background 0)"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ (default $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR"""
 
 
 def main(args: Args) -> None:

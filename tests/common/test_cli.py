@@ -77,3 +77,25 @@ def test_run_main_turns_failures_into_one_error_message() -> None:
 
     with pytest.raises(SystemExit, match=r"^example: error: no file at p$"):
         run_main("example", Example, run, ["--path", "p"])
+
+
+def test_no_command_docstring_states_its_default() -> None:
+    """tyro prints every option's default; a field docstring that says it too shows it twice."""
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    sources = [*(repo / "scripts").glob("*.py"), *(repo / "neg_agents" / "cli").glob("*.py")]
+    sources.append(repo / "neg_agents" / "bench.py")
+    offenders = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name in ("Args", "BenchConfig"):
+                offenders += [
+                    f"{path.name}: {statement.value.value}"
+                    for statement in node.body
+                    if isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and "(default" in str(statement.value.value)
+                ]
+    assert not offenders, "say the default in other words, e.g. 'when not given, ...'"
