@@ -1,4 +1,5 @@
-"""Machinery shared by the negative agents: DQN base, baselines, evaluation, callbacks, envs."""
+"""Machinery shared by the negative agents: DQN base, baselines, evaluation, callbacks, envs and
+the adapter that hands the batched env to stable-baselines3."""
 
 from neg_agents.common.baselines import ConstantAgent, RandomAgent
 from neg_agents.common.callbacks import CollisionEvalCallback
