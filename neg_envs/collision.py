@@ -29,6 +29,14 @@ class NegCollisionEnv(gym.Env):
     ``info`` has ``collisions`` (obstacles in contact this step), ``cumulative_collisions``,
     ``moved`` (the action was a move) and ``cost`` (= collisions, for safe-RL tooling).
 
+    ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids, from the current
+    state, the moves into a wall (the agent is already against it: the move changes nothing
+    but costs) and every action that would touch more obstacles at the next step than the best
+    remaining action; the next step is computed exactly, as ``step`` would. At least one action
+    stays allowed. ``get_keys_to_action()`` maps the arrow keys and WASD to the moves and space
+    to stay, so ``gymnasium.utils.play.play(gym.make("NegCollision-v0", render_mode="rgb_array"),
+    noop=4)`` lets a person play (``noop=4``: no key held stays; ``play``'s default is action 0).
+
     :param num_obstacles: number of obstacles N, 0 to 100,000.
     :param obstacle_radius: obstacle radius in world units, (0, 0.1].
     :param obstacle_speed: obstacle speed in world units per step, [0, 0.1], or a (low, high)
@@ -44,7 +52,9 @@ class NegCollisionEnv(gym.Env):
     :param k_nearest: obstacles shown in ``"nearest"`` mode, 1 to 1024.
     :param allow_stay: keep the stay action (False gives the source's four moves).
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
-    :param window_size: side of the rendered square in pixels, 64 to 4096.
+    :param window_size: side of the rendered arena in pixels, 64 to 4096; frames are this wide
+        and a little taller, the HUD (step, collisions, return) having a band of its own above
+        the arena.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
@@ -94,7 +104,16 @@ class NegCollisionEnv(gym.Env):
         # The way the bird faces: its last move (it keeps facing there while it stays).
         self._facing = core.RIGHT
 
+    #: ``reset(options=...)`` keys this env understands: none.
+    RESET_OPTIONS: tuple[str, ...] = ()
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode: agent at the centre, obstacles drawn from ``np_random``.
+
+        :param seed: reseeds ``np_random`` (Gymnasium's convention).
+        :param options: must be None or empty; an unknown key is an error, not ignored.
+        """
+        core.check_reset_options(options, self.RESET_OPTIONS, type(self).__name__)
         super().reset(seed=seed)
         self._sim.reset_scenes([0], [self.np_random])
         self._started = True
@@ -114,6 +133,22 @@ class NegCollisionEnv(gym.Env):
             self.render()
         obs = self._sim.observe()[0]
         return obs, reward, terminated, False, self._info(collisions, moved)
+
+    def action_masks(self) -> np.ndarray:
+        """The actions allowed now, ``(num_actions,)`` bool (the rule is in the class docstring).
+
+        sb3-contrib's ``MaskablePPO`` calls it before every action.
+        """
+        if not self._started:
+            raise RuntimeError("call reset() before action_masks()")
+        return self._sim.allowed_actions()[0]
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
+        """Key combinations to actions for ``gymnasium.utils.play.play``: arrows or WASD move,
+        space stays (``scripts/play.py`` uses the same mapping)."""
+        from neg_envs.keyboard import keys_to_action
+
+        return keys_to_action(self.config.allow_stay)
 
     def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
         return {

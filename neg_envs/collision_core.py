@@ -78,6 +78,23 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
     return int(action)
 
 
+def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) -> None:
+    """Reject ``reset(options=...)`` that is not a dict or names a key ``accepted`` lacks.
+
+    Gymnasium envs usually ignore options they do not know; a typo would then pass silently.
+    """
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
+    unknown = sorted(set(options) - set(accepted), key=str)
+    if unknown:
+        allowed = ", ".join(repr(key) for key in accepted) or "none"
+        raise ValueError(
+            f"unknown reset option(s) {unknown} for {env_name}; accepted options: {allowed}"
+        )
+
+
 def check_int(name: str, value: int, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
@@ -376,6 +393,45 @@ class CollisionSimulation:
         """Number of obstacles touching each agent, ``(B,)``."""
         return self.contacts().sum(axis=-1)
 
+    def next_contacts(self) -> np.ndarray:
+        """Contacts each action would make at the next step, ``(B, num_actions)`` int.
+
+        The next step is fully determined by the state (obstacles move in straight lines and
+        bounce), so this is exact: the same arithmetic as ``step``, on copies.
+        """
+        cfg = self.cfg
+        positions = self._pos + self._vel
+        for bound, beyond in self._walls:
+            crossed = beyond(positions, bound)
+            positions[crossed] = 2 * bound - positions[crossed]
+        low, high = self._agent_bounds
+        counts = np.empty((self.agent.shape[0], cfg.num_actions), dtype=np.int64)
+        diff = np.empty_like(positions)
+        # One pass per action (at most 5), vectorised over scenes and obstacles.
+        for action, move in enumerate(cfg.agent_moves):
+            target = np.minimum(np.maximum(self.agent + move, low), high)
+            np.subtract(positions, target.T[:, :, None], out=diff)
+            np.multiply(diff, diff, out=diff)
+            counts[:, action] = np.count_nonzero(diff[0] + diff[1] < self._contact2, axis=-1)
+        return counts
+
+    def allowed_actions(self) -> np.ndarray:
+        """The action mask of every scene, ``(B, num_actions)`` bool: True where allowed.
+
+        Forbidden: a move into a wall (the agent is already against it, so the move changes
+        nothing but costs ``move_penalty``), and any action that makes more contacts at the
+        next step than the least any remaining action makes. At least one action is always
+        allowed.
+        """
+        cfg = self.cfg
+        low, high = self._agent_bounds
+        targets = np.clip(self.agent[:, None, :] + cfg.agent_moves, low, high)
+        useful = ~np.all(targets == self.agent[:, None, :], axis=-1)
+        if cfg.allow_stay:
+            useful[:, STAY] = True
+        contacts = np.where(useful, self.next_contacts(), np.iinfo(np.int64).max)
+        return contacts == contacts.min(axis=1, keepdims=True)
+
     def observe(self) -> np.ndarray:
         """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
         cfg, obs = self.cfg, self._obs
@@ -411,6 +467,7 @@ def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
     """Reward: ``-collision_penalty`` per touching obstacle, ``-move_penalty`` per move.
 
     Works on Python scalars and numpy arrays alike (same float64 arithmetic). Both penalties
-    are non-negative, so the reward is never positive.
+    are non-negative, so the reward is never positive. A step that costs nothing gives ``0.0``,
+    not ``-0.0`` (``0.0 - x`` rather than ``-x``), so logs and tables never show a negative zero.
     """
-    return -(cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)
+    return 0.0 - (cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)

@@ -29,7 +29,8 @@ class NegCollisionVectorEnv(VectorEnv):
     ``info["final_obs"]``/``info["final_info"]`` (with ``_final_obs``/``_final_info`` masks)
     hold the ended episode's last observation and info. Per-step info arrays: ``collisions``,
     ``cumulative_collisions`` (of the episode that took the step), ``moved``, ``cost``, and
-    ``episode_return`` (at the final step only, inside ``final_info``).
+    ``episode_return`` (at the final step only, inside ``final_info``). ``action_masks()`` gives
+    every sub-env's mask, ``(num_envs, num_actions)``, under ``NegCollisionEnv``'s rule.
 
     :param num_envs: number of sub-envs, 1 to 1,000,000.
     :param max_episode_steps: steps before truncation, >= 1.
@@ -38,6 +39,8 @@ class NegCollisionVectorEnv(VectorEnv):
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    #: ``reset(options=...)`` keys this env understands.
+    RESET_OPTIONS: tuple[str, ...] = ("reset_mask",)
 
     def __init__(
         self,
@@ -73,7 +76,13 @@ class NegCollisionVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ):
-        """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array)."""
+        """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array).
+
+        :param seed: sub-env ``i`` gets ``seed + i``, or one seed per sub-env.
+        :param options: None, or a dict whose only accepted key is ``"reset_mask"``; any other
+            key is an error, not ignored.
+        """
+        core.check_reset_options(options, self.RESET_OPTIONS, type(self).__name__)
         if seed is None or isinstance(seed, (int, np.integer)):
             seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
@@ -100,6 +109,13 @@ class NegCollisionVectorEnv(VectorEnv):
         obs = self._sim.observe()
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
+
+    def action_masks(self) -> np.ndarray:
+        """The actions allowed in every sub-env now, ``(num_envs, num_actions)`` bool, under
+        ``NegCollisionEnv.action_masks``'s rule (after an autoreset: in the new episode)."""
+        if self._rngs is None:
+            raise RuntimeError("call reset() before action_masks()")
+        return self._sim.allowed_actions()
 
     def _reset_envs(self, indices: np.ndarray) -> None:
         self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])

@@ -1,7 +1,14 @@
-"""pygame drawing of a collision scene: a bird among grey discs, contacts in red, and a HUD.
+"""pygame drawing of a collision scene: a bird among discs, contacts marked, and a HUD band.
 
 Only ``render()`` reaches this module; the physics never imports pygame. Works headless with
 ``SDL_VIDEODRIVER=dummy``.
+
+Colours come from the Okabe-Ito palette (distinguishable with every common form of colour
+blindness) and each role has a shape cue as well, so nothing relies on hue alone: obstacles
+are plain blue discs, an obstacle in contact is vermillion with a thick black rim, the agent is
+an orange bird with a black outline and a black-rimmed vermillion ring while it touches
+anything. The step, collision and return counters sit in a dark band above the arena that
+nothing else is drawn into.
 """
 
 from __future__ import annotations
@@ -10,19 +17,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
-BACKGROUND = (236, 240, 245)
-OBSTACLE = (128, 128, 128)
-CONTACT = (220, 40, 40)
-BIRD_BODY = (245, 180, 40)
-BIRD_WING = (200, 130, 20)
-BIRD_BEAK = (240, 110, 30)
-HUD_TEXT = (30, 30, 30)
+# Okabe-Ito colours (Okabe & Ito, "Color Universal Design", 2008).
+BLACK = (0, 0, 0)
+BACKGROUND = (247, 247, 247)
+OBSTACLE = (0, 114, 178)  # blue
+CONTACT = (213, 94, 0)  # vermillion
+BIRD_BODY = (230, 159, 0)  # orange
+BIRD_WING = (160, 110, 0)  # darker orange
+BIRD_BEAK = (240, 228, 66)  # yellow
+HUD_BACKGROUND = (40, 40, 40)
+HUD_TEXT = (255, 255, 255)
+#: The widest HUD line the renderer plans for (it decides between one line and three).
+_HUD_TEMPLATE = ("step 00000", "collisions 000000", "return -000000.00")
+_HUD_GAP = "    "
 
 
 class CollisionRenderer:
     """Draws scenes into a pygame window (``"human"``) or returns them as RGB arrays.
 
-    :param window_size: side of the square canvas in pixels.
+    A frame is ``window_size`` wide and ``window_size + hud_height`` tall: the HUD band on top,
+    the square arena below it.
+
+    :param window_size: side of the square arena in pixels.
     :param render_mode: ``"human"`` or ``"rgb_array"``.
     :param fps: frame rate the ``"human"`` window is held to.
     """
@@ -37,15 +53,21 @@ class CollisionRenderer:
         # Only display and font: pygame.init() would also open the audio device.
         pygame.display.init()
         pygame.font.init()
+        self.font = pygame.font.Font(None, max(14, window_size // 24))
+        one_line = self.font.size(_HUD_GAP.join(_HUD_TEMPLATE))[0] + 12 <= window_size
+        self.hud_lines = 1 if one_line else len(_HUD_TEMPLATE)
+        self.hud_height = self.hud_lines * self.font.get_linesize() + 8
+        frame_size = (window_size, window_size + self.hud_height)
         if render_mode == "human":
             pygame.display.set_caption("NegCollision")
-            self.window = pygame.display.set_mode((window_size, window_size))
+            self.window = pygame.display.set_mode(frame_size)
             self.clock = pygame.time.Clock()
-        self.canvas = pygame.Surface((window_size, window_size))
-        self.font = pygame.font.Font(None, max(14, window_size // 24))
+        self.canvas = pygame.Surface(frame_size)
+        # Drawing into a subsurface clips to it: a disc at the arena's top edge stays out of the HUD.
+        self.arena = self.canvas.subsurface((0, self.hud_height, window_size, window_size))
 
     def _to_px(self, xy: np.ndarray) -> np.ndarray:
-        """World (y up) to pixels (y down)."""
+        """World (y up) to arena pixels (y down)."""
         return np.stack([xy[..., 0] * self.size, (1.0 - xy[..., 1]) * self.size], axis=-1)
 
     def draw(
@@ -61,53 +83,69 @@ class CollisionRenderer:
         """Draw one frame; return it as ``(H, W, 3) uint8`` in ``"rgb_array"`` mode.
 
         :param heading: the direction the bird faces (non-zero, world coordinates).
+        :param hud: the HUD's texts, drawn on one line or one per line.
         """
         pg = self._pg
-        canvas = self.canvas
-        canvas.fill(BACKGROUND)
+        self.canvas.fill(HUD_BACKGROUND)
+        self.arena.fill(BACKGROUND)
         radius_px = max(1, round(obstacle_radius * self.size))
+        rim = max(2, round(radius_px / 3))
         centres = np.rint(self._to_px(obstacles)).astype(int).tolist()
         for (x, y), touching in zip(centres, contacts.tolist(), strict=True):
-            pg.draw.circle(canvas, CONTACT if touching else OBSTACLE, (x, y), radius_px)
+            if touching:
+                pg.draw.circle(self.arena, BLACK, (x, y), radius_px + rim)
+                pg.draw.circle(self.arena, CONTACT, (x, y), radius_px)
+            else:
+                pg.draw.circle(self.arena, OBSTACLE, (x, y), radius_px)
         self._draw_bird(self._to_px(agent), agent_radius * self.size, heading, bool(contacts.any()))
-        for row, text in enumerate(hud):
-            canvas.blit(
+        lines = [_HUD_GAP.join(hud)] if self.hud_lines == 1 else list(hud)
+        for row, text in enumerate(lines):
+            self.canvas.blit(
                 self.font.render(text, True, HUD_TEXT), (6, 4 + row * self.font.get_linesize())
             )
         if self.render_mode == "human":
             pg.event.pump()
-            self.window.blit(canvas, (0, 0))
+            self.window.blit(self.canvas, (0, 0))
             pg.display.flip()
             self.clock.tick(self.fps)
             return None
-        return np.transpose(pg.surfarray.array3d(canvas), (1, 0, 2)).copy()
+        return np.transpose(pg.surfarray.array3d(self.canvas), (1, 0, 2)).copy()
 
     def _draw_bird(self, centre: np.ndarray, radius: float, heading: np.ndarray, hit: bool) -> None:
-        """A bird facing ``heading``: tail, body, wing, head, beak and eye.
+        """A bird facing ``heading``: tail, body, wing, head, beak and eye, outlined in black.
 
-        It fills the agent's collision disc; a red ring marks a contact.
+        It fills the agent's collision disc; a black-rimmed vermillion ring marks a contact.
         """
-        pg = self._pg
+        pg, arena = self._pg, self.arena
         forward = heading / np.linalg.norm(heading) * np.array([1.0, -1.0])
         side = np.array([-forward[1], forward[0]])
         r = max(radius, 4.0)
+        edge = max(1, round(r * 0.08))
 
         def pt(f: float, s: float) -> tuple[float, float]:
             p = centre + (f * forward + s * side) * r
             return (float(p[0]), float(p[1]))
 
         if hit:
-            pg.draw.circle(self.canvas, CONTACT, pt(0, 0), r * 1.45, width=max(2, round(r * 0.25)))
-        pg.draw.polygon(
-            self.canvas, BIRD_WING, [pt(-0.5, 0.0), pt(-1.15, 0.45), pt(-1.15, -0.45)]
-        )  # tail
+            ring = max(3, round(r * 0.3))
+            pg.draw.circle(arena, BLACK, pt(0, 0), r * 1.45 + edge, width=ring + 2 * edge)
+            pg.draw.circle(arena, CONTACT, pt(0, 0), r * 1.45, width=ring)
+        tail = [pt(-0.5, 0.0), pt(-1.15, 0.45), pt(-1.15, -0.45)]
+        pg.draw.polygon(arena, BIRD_WING, tail)
+        pg.draw.polygon(arena, BLACK, tail, width=edge)
         body = pg.Rect(0, 0, 1.5 * r, 1.5 * r)
         body.center = pt(-0.15, 0.0)
-        pg.draw.ellipse(self.canvas, BIRD_BODY, body)
-        pg.draw.circle(self.canvas, BIRD_BODY, pt(0.45, 0.0), 0.5 * r)  # head
-        pg.draw.polygon(self.canvas, BIRD_BEAK, [pt(0.8, 0.22), pt(1.25, 0.0), pt(0.8, -0.22)])
-        pg.draw.polygon(self.canvas, BIRD_WING, [pt(0.1, 0.1), pt(-0.55, 0.15), pt(-0.25, 0.95)])
-        pg.draw.circle(self.canvas, (20, 20, 20), pt(0.55, -0.2), max(1.5, 0.12 * r))  # eye
+        pg.draw.ellipse(arena, BIRD_BODY, body)
+        pg.draw.ellipse(arena, BLACK, body, width=edge)
+        pg.draw.circle(arena, BIRD_BODY, pt(0.45, 0.0), 0.5 * r)  # head
+        pg.draw.circle(arena, BLACK, pt(0.45, 0.0), 0.5 * r, width=edge)
+        beak = [pt(0.8, 0.22), pt(1.25, 0.0), pt(0.8, -0.22)]
+        pg.draw.polygon(arena, BIRD_BEAK, beak)
+        pg.draw.polygon(arena, BLACK, beak, width=edge)
+        wing = [pt(0.1, 0.1), pt(-0.55, 0.15), pt(-0.25, 0.95)]
+        pg.draw.polygon(arena, BIRD_WING, wing)
+        pg.draw.polygon(arena, BLACK, wing, width=edge)
+        pg.draw.circle(arena, BLACK, pt(0.55, -0.2), max(1.5, 0.12 * r))  # eye
 
     def close(self) -> None:
         self._pg.display.quit()

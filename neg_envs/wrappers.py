@@ -6,6 +6,7 @@ import math
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from neg_envs.collision_core import validate_action
@@ -18,6 +19,11 @@ class NegativeActionWrapper(gym.Wrapper):
     actions, chosen uniformly with the wrapped env's seeded ``np_random`` (so ``reset(seed=...)``
     makes the choice reproducible). ``info["executed_action"]`` says which action ran.
     Works on any env whose action space is ``Discrete(n)`` with ``n >= 2`` (any ``start``).
+
+    ``action_masks()`` (for sb3-contrib's ``MaskablePPO``) is the mask over *this* wrapper's
+    actions, i.e. over which action to name: the actions the wrapped env's own
+    ``action_masks()`` forbids, since naming an allowed action as "do not" wastes the one
+    prohibition; every action when the env forbids none.
     """
 
     def __init__(self, env: gym.Env) -> None:
@@ -30,6 +36,22 @@ class NegativeActionWrapper(gym.Wrapper):
                 f"NegativeActionWrapper needs at least 2 actions, got Discrete({space.n})"
             )
         self._n, self._start = int(space.n), int(space.start)
+
+    def action_masks(self) -> np.ndarray:
+        """Which actions are worth naming as "do not", ``(n,)`` bool: the complement of the
+        wrapped env's mask, or all of them when the env forbids nothing.
+
+        :raises AttributeError: the wrapped env has no ``action_masks()``.
+        """
+        try:
+            env_masks = self.env.get_wrapper_attr("action_masks")
+        except AttributeError:
+            raise AttributeError(
+                f"{self.env} has no action_masks(), so NegativeActionWrapper has none either"
+            ) from None
+        allowed = np.asarray(env_masks(), dtype=bool)
+        worth_naming = ~allowed
+        return worth_naming if worth_naming.any() else allowed
 
     def step(self, action: Any):
         forbidden = validate_action(action, self._n, self._start)

@@ -1,8 +1,10 @@
-"""Play NegCollision yourself: arrow keys move the bird, space (or no key) stays, Esc quits.
+"""Play NegCollision yourself: arrow keys or WASD move the bird, space (or no key) stays, Esc quits.
 
     python scripts/play.py --num-obstacles 20
 
 Every step you are only punished: each obstacle touching you costs, each move costs a little.
+The keys are the env's own ``get_keys_to_action()``, the mapping Gymnasium's
+``gymnasium.utils.play.play`` uses too.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ import gymnasium as gym
 import pygame
 
 import neg_envs  # noqa: F401  (registers the ids)
-from neg_envs.collision_core import DOWN, LEFT, RIGHT, STAY, UP
+from neg_envs.collision_core import STAY
 from neg_envs.episodes import play_episodes
+from neg_envs.keyboard import action_for_keys
 from negdl.cli import parse_args
-
-KEY_ACTIONS = {pygame.K_UP: UP, pygame.K_DOWN: DOWN, pygame.K_LEFT: LEFT, pygame.K_RIGHT: RIGHT}
 
 
 @dataclass
 class Args:
-    """Play NegCollision with the arrow keys (space or no key: stay; Esc: quit)."""
+    """Play NegCollision with the arrow keys or WASD (space or no key: stay; Esc: quit)."""
 
     env_id: str = "NegCollision-v0"
     """registered environment id"""
@@ -36,24 +37,30 @@ class Args:
     """stop an episode after this many steps (0: the env's own limit)"""
 
 
-def chosen_action(obs: object) -> int | None:
-    """The held arrow key's action, STAY when none is held, None when the player quits.
+def keyboard_player(keys_to_action: dict[tuple[int, ...], int]):
+    """The player's policy: the held keys' action (STAY when none is held), None on quit.
 
-    The player reads the window, not ``obs``.
+    The player reads the window, not the observation.
     """
-    for event in pygame.event.get():
-        if event.type == pygame.QUIT or (
-            event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
-        ):
-            return None
-    pressed = pygame.key.get_pressed()
-    return next((action for key, action in KEY_ACTIONS.items() if pressed[key]), STAY)
+    relevant = sorted({key for keys in keys_to_action for key in keys})
+
+    def chosen_action(obs: object) -> int | None:
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT or (
+                event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+            ):
+                return None
+        pressed = pygame.key.get_pressed()
+        return action_for_keys([key for key in relevant if pressed[key]], keys_to_action, STAY)
+
+    return chosen_action
 
 
 def main(args: Args) -> None:
     env = gym.make(args.env_id, render_mode="human", num_obstacles=args.num_obstacles)
+    player = keyboard_player(env.get_wrapper_attr("get_keys_to_action")())
     for k, episode in enumerate(
-        play_episodes(env, chosen_action, args.episodes, args.seed, args.max_steps)
+        play_episodes(env, player, args.episodes, args.seed, args.max_steps)
     ):
         print(
             f"episode {k}: return {episode.total_return:.2f}, "

@@ -266,3 +266,26 @@ def test_numpy_integer_actions_accepted():
 def test_step_before_reset_raises():
     with pytest.raises(RuntimeError, match="reset"):
         NegCollisionEnv().step(0)
+
+
+def test_a_free_step_rewards_plus_zero():
+    env = NegCollisionEnv(num_obstacles=0)
+    env.reset(seed=0)
+    _, reward, _, _, _ = env.step(core.STAY)
+    assert reward == 0.0 and np.copysign(1.0, reward) == 1.0  # 0.0, never -0.0
+    assert np.copysign(1.0, env.episode_return) == 1.0
+    rewards = core.punishments(np.zeros(3, dtype=np.int64), np.zeros(3, dtype=bool), env.config)
+    assert (np.copysign(1.0, rewards) == 1.0).all()
+
+
+def test_unknown_reset_options_are_rejected():
+    env = NegCollisionEnv()
+    env.reset(seed=0, options={})  # empty options (what SB3 passes) are fine
+    with pytest.raises(
+        ValueError, match=r"unknown reset option\(s\) \['sed'\].*accepted options: none"
+    ):
+        env.reset(options={"sed": 1})
+    with pytest.raises(TypeError, match="must be a dict"):
+        env.reset(options=["reset_mask"])
+    with pytest.raises(ValueError, match="unknown reset option"):
+        gym.make("NegCollision-v0").reset(options={"difficulty": 2})  # through the wrappers too

@@ -6,7 +6,11 @@ import pytest
 
 import neg_envs  # noqa: F401
 from neg_envs import NegCollisionEnv
-from neg_envs.rendering import CONTACT
+from neg_envs.rendering import BIRD_BODY, BLACK, CONTACT, HUD_BACKGROUND, HUD_TEXT, OBSTACLE
+
+
+def pixels_of(frame: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    return np.all(frame == colour, axis=-1)
 
 
 def test_rgb_array_frame_shape_and_contact_highlight():
@@ -16,11 +20,58 @@ def test_rgb_array_frame_shape_and_contact_highlight():
     env.reset(seed=0)
     env.set_state([0.5, 0.5], [[0.2, 0.2]], [[0.0, 0.0]])
     frame = env.render()
-    assert frame.shape == (200, 200, 3) and frame.dtype == np.uint8
-    assert not np.all(frame == CONTACT, axis=-1).any()
+    band = env.unwrapped._renderer.hud_height
+    assert frame.shape == (200 + band, 200, 3) and frame.dtype == np.uint8
+    assert not pixels_of(frame, CONTACT).any() and pixels_of(frame, OBSTACLE).sum() > 50
     env.set_state([0.5, 0.5], [[0.52, 0.5]], [[0.0, 0.0]])
     frame = env.render()
-    assert np.all(frame == CONTACT, axis=-1).sum() > 50  # the touching obstacle is drawn red
+    assert pixels_of(frame, CONTACT).sum() > 50  # the touching obstacle is marked
+    env.close()
+
+
+def test_hud_has_a_band_that_nothing_else_enters():
+    env = NegCollisionEnv(num_obstacles=3, obstacle_speed=0.0, render_mode="rgb_array")
+    env.reset(seed=0)
+    # The agent against the top wall, obstacles on it and at the top edge under the HUD text.
+    top = 1 - env.config.agent_radius
+    env.set_state([0.05, top], [[0.06, 0.99], [0.3, 1.0], [0.5, 0.97]], np.zeros((3, 2)))
+    frame = env.render()
+    band = env.unwrapped._renderer.hud_height
+    hud, arena = frame[:band], frame[band:]
+    assert pixels_of(hud, HUD_TEXT).sum() > 20  # the text is there
+    shades = hud.reshape(-1, 3)
+    # Only the band's own colours (text anti-aliasing gives greys between them).
+    assert (shades.max(axis=1) == shades.min(axis=1)).all()
+    assert (shades[:, 0] >= HUD_BACKGROUND[0]).all()
+    for colour in (OBSTACLE, CONTACT, BIRD_BODY):
+        assert pixels_of(arena, colour).any() and not pixels_of(hud, colour).any()
+    env.close()
+
+
+def test_roles_differ_in_lightness_and_shape_not_only_in_hue():
+    """What a colour-blind viewer relies on: distinct lightness, and black rims on the agent
+    and on obstacles in contact (none on a free obstacle)."""
+
+    def grey(colour):
+        return 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+
+    shades = sorted(grey(c) for c in (OBSTACLE, CONTACT, BIRD_BODY))
+    assert min(np.diff(shades)) >= 25
+    env = NegCollisionEnv(
+        num_obstacles=2, obstacle_speed=0.0, render_mode="rgb_array", obstacle_radius=0.05
+    )
+    env.reset(seed=0)
+    env.set_state([0.5, 0.5], [[0.56, 0.5], [0.15, 0.15]], np.zeros((2, 2)))
+    frame = env.render()[env.unwrapped._renderer.hud_height :]
+    size = frame.shape[1]
+
+    def black_in(x0: float, x1: float, y0: float, y1: float) -> int:
+        rows = slice(round((1 - y1) * size), round((1 - y0) * size))
+        return int(pixels_of(frame[rows, round(x0 * size) : round(x1 * size)], BLACK).sum())
+
+    assert black_in(0.08, 0.22, 0.08, 0.22) == 0  # a free obstacle has no rim
+    # The touching obstacle's far side, away from the bird and its outline: a black rim.
+    assert black_in(0.58, 0.64, 0.42, 0.58) > 20
     env.close()
 
 

@@ -118,3 +118,13 @@ def test_ids_resolve_in_subprocess_workers(env_id):
         assert (rewards <= 0).all()
     finally:
         venv.close()
+
+
+def test_unknown_reset_options_are_rejected():
+    vector = NegCollisionVectorEnv(num_envs=2)
+    with pytest.raises(
+        ValueError,
+        match=r"unknown reset option\(s\) \['resetmask'\].*accepted options: 'reset_mask'",
+    ):
+        vector.reset(seed=0, options={"resetmask": np.array([True, False])})
+    vector.reset(seed=0, options={"reset_mask": np.array([True, True])})
