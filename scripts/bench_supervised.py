@@ -7,7 +7,7 @@ the model runs in the default memory format. The project pipeline keeps the whol
 tensor on the device, batches by indexing and trains channels-last through ``Trainer``; it is
 also measured without channels-last to show where the speed comes from.
 
-    python scripts/bench_supervised.py --out docs/supervised/bench.md
+    python scripts/bench_supervised.py --download     # writes runs/supervised/bench.md
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from negdl.cli import parse_args
 from negdl.results import machine_description
 from supervised.cbomf import extract_features
-from supervised.data import DataFileError, LabelledImages, load_mnist
+from supervised.data import DataFileError, DataOptions, LabelledImages
 from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.training import Trainer
@@ -36,7 +36,7 @@ MEAN, STD = 0.1307, 0.3081
 
 
 @dataclass
-class Args:
+class Args(DataOptions):
     """Measure training throughput of the MNIST net with two data pipelines."""
 
     steps: int = 300
@@ -51,10 +51,8 @@ class Args:
     """devices to measure; when not given, cpu, plus cuda when present"""
     loader_workers: int = 0
     """DataLoader worker processes of the conventional pipeline"""
-    data_dir: str | None = None
-    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR; random digits-shaped data when absent"""
-    out: str | None = None
-    """write the markdown table here too"""
+    out: str = "runs/supervised/bench.md"
+    """write the markdown table here too (the README's copy is docs/supervised/bench.md: scripts/update_docs.py)"""
     seed: int = 0
     """seed of the models, the shuffling and any synthetic data"""
     threads: int = 0
@@ -88,7 +86,7 @@ class PerSampleMnist(Dataset):
 def load_pixels(args: Args) -> tuple[LabelledImages, str]:
     """The MNIST training split, or random data of the same shape when MNIST is not available."""
     try:
-        return load_mnist(True, args.data_dir), "MNIST training split"
+        return args.load("mnist", train=True), "MNIST training split"
     except DataFileError:
         generator = torch.Generator().manual_seed(args.seed)
         count = (args.steps + args.warmup_steps) * args.batch_size

@@ -5,7 +5,7 @@ seeds, plus the source's MNIST numbers for comparison) and TensorBoard runs unde
 ``<out_dir>/<dataset>/seed<k>/<mode>``. Results are rewritten after every seed, so an
 interrupted run keeps what finished.
 
-    python scripts/cbomf.py --seeds 0 1 2
+    python scripts/cbomf.py --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from negdl.cli import parse_args
 from negdl.results import machine_description, markdown_table, write_csv
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
+from supervised.data import EMNIST_CLASSES, DataOptions
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.runtime import seed_everything, select_device
@@ -38,7 +38,7 @@ SOURCE_MNIST = {
 
 
 @dataclass
-class Args:
+class Args(DataOptions):
     """Train CBOMF modes and evaluate them on full and occluded test sets."""
 
     dataset: str = "mnist"
@@ -67,8 +67,6 @@ class Args:
     """use only the first N test images (0: all); for smoke runs"""
     cache_features: bool = True
     """train frozen-extractor phases on cached features (same result, faster)"""
-    data_dir: str | None = None
-    """folder holding MNIST/raw/ or EMNIST/raw/; when not given, $NEGDL_DATA_DIR"""
     device: str | None = None
     """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/cbomf"
@@ -104,14 +102,6 @@ class Args:
         )
 
 
-def load_dataset(args: Args):
-    """Training and test splits of the chosen dataset."""
-    if args.dataset == "mnist":
-        return load_mnist(True, args.data_dir), load_mnist(False, args.data_dir)
-    split = args.dataset.removeprefix("emnist-")
-    return load_emnist(split, True, args.data_dir), load_emnist(split, False, args.data_dir)
-
-
 def comparison_table(rows: list[dict]) -> str:
     """Our mean accuracy next to the source's, for the cells the source reports."""
     ours: dict[tuple[str, str], list[float]] = {}
@@ -137,7 +127,7 @@ def main(args: Args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = args.config()
-    train, test = load_dataset(args)
+    train, test = args.load(args.dataset, train=True), args.load(args.dataset, train=False)
     if args.train_subset:
         train = train.subset(slice(0, args.train_subset))
     if args.test_subset:

@@ -4,7 +4,7 @@ Rows are test digits; blanked pixels are drawn dark grey (the model itself sees 
 and the four block occlusions (defined on 32x32 images, so those digits are padded by 2 pixels
 of background first, as a CIFAR-sized image).
 
-    python scripts/occlusion_grid.py --out docs/supervised/occlusions.png
+    python scripts/occlusion_grid.py --download       # writes runs/supervised/occlusions.png
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
 from negdl.cli import parse_args
-from supervised.data import load_mnist
+from supervised.data import DataOptions
 from supervised.occlusions import cifar_blocks, corner_occlusions, mnist_cuts
 
 
 @dataclass
-class Args:
+class Args(DataOptions):
     """Write a PNG grid with one example per occlusion variant."""
 
-    out: str = "docs/supervised/occlusions.png"
-    """output PNG path"""
+    out: str = "runs/supervised/occlusions.png"
+    """output PNG path (the README's copy is docs/supervised/occlusions.png: scripts/update_docs.py)"""
     examples: int = 3
     """number of test digits (rows)"""
     scale: int = 3
@@ -35,14 +35,12 @@ class Args:
     """seed of the randomly placed blocks"""
     mark_blanked: bool = True
     """paint blanked pixels dark grey so the region is visible (the model sees background 0)"""
-    data_dir: str | None = None
-    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR"""
 
 
 def main(args: Args) -> None:
     if args.examples <= 0 or args.scale <= 0:
         raise SystemExit("--examples and --scale must be positive")
-    test = load_mnist(False, args.data_dir).subset(slice(0, args.examples))
+    test = args.load("mnist", train=False).subset(slice(0, args.examples))
     count = len(test)
     padded = F.pad(test.images, (2, 2, 2, 2))  # 28x28 -> 32x32 with background 0
     columns = {"full": (padded, torch.zeros(count, 32, 32, dtype=torch.bool))}
@@ -64,7 +62,7 @@ def main(args: Args) -> None:
             if args.mark_blanked:
                 pixels[blanked[row]] = 80
             pixels = pixels.numpy()
-            tile = Image.fromarray(pixels, mode="L").resize((cell, cell), Image.NEAREST)
+            tile = Image.fromarray(pixels).resize((cell, cell), Image.NEAREST)
             grid.paste(tile, (left, header + gap + row * (cell + gap)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out)

@@ -1,4 +1,6 @@
-"""Dataset readers (MNIST, EMNIST, CIFAR-10) that load official files into tensors, no torchvision."""
+"""Dataset readers (MNIST, EMNIST, CIFAR-10) that load official files into tensors, no torchvision;
+``load_dataset`` by name and ``DataOptions``, the ``--data-dir``/``--download`` options of every
+script."""
 
 from supervised.data.cifar10 import CIFAR10_CLASSES, RestrictedUnpickler, load_cifar10
 from supervised.data.common import (
@@ -8,11 +10,13 @@ from supervised.data.common import (
     LabelledImages,
     resolve_data_dir,
 )
+from supervised.data.datasets import DATASETS, DataOptions, load_dataset
 from supervised.data.emnist import EMNIST_CLASSES, load_emnist
 from supervised.data.mnist import MNIST_CLASSES, MNIST_MEAN, MNIST_STD, load_mnist
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "DATASETS",
     "DATA_DIR_ENV",
     "DEFAULT_DATA_DIR",
     "EMNIST_CLASSES",
@@ -20,9 +24,11 @@ __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
     "DataFileError",
+    "DataOptions",
     "LabelledImages",
     "RestrictedUnpickler",
     "load_cifar10",
+    "load_dataset",
     "load_emnist",
     "load_mnist",
     "resolve_data_dir",

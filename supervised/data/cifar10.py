@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from supervised.data.common import (
+    DOWNLOAD_HINT,
     DataFileError,
     LabelledImages,
     download_file,
@@ -153,14 +154,15 @@ def load_cifar10(
     :param train: the training split when True, else the test split.
     :param root: data directory holding ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``;
         default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
-    :param download: fetch the archive (about 170 MB, md5-verified) when it is missing.
+    :param download: fetch the archive (about 170 MB) unless the batches are already extracted;
+        the archive, fetched or already there, is md5-verified before use.
     """
     root_path = resolve_data_dir(root)
     if download and not (root_path / CIFAR10_FOLDER).is_dir():
         download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
     how_to_fix = (
-        f"download {CIFAR10_URL} into {root_path} (or pass download=True; set "
-        "NEGDL_DATA_DIR or root= to the folder that contains it)"
+        f"download {CIFAR10_URL} into {root_path} (set NEGDL_DATA_DIR or root= to the folder "
+        f"that contains it), or let negdl do it: {DOWNLOAD_HINT}"
     )
     names = _TRAIN_BATCHES if train else _TEST_BATCHES
     raw = read_batches(root_path, names, how_to_fix)

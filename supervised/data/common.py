@@ -21,6 +21,8 @@ import torch
 DATA_DIR_ENV = "NEGDL_DATA_DIR"
 #: Used when neither an explicit ``root`` nor ``NEGDL_DATA_DIR`` is given.
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "negdl" / "data"
+#: How a user asks for the official files, in error messages.
+DOWNLOAD_HINT = "pass --download to the script (download=True in Python)"
 
 
 class DataFileError(RuntimeError):
@@ -105,7 +107,8 @@ def md5sum(path: Path, chunk_size: int = 1 << 20) -> str:
 def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
     """Download a file from the first working mirror and keep it only if its md5 matches.
 
-    An existing file with the right checksum is kept without touching the network.
+    An existing file with the right checksum is kept without touching the network; one with
+    another checksum is downloaded again.
 
     :param urls: mirrors, tried in order.
     :param destination: final path; the parent directory is created.

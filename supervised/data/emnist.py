@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from supervised.data.common import (
+    DOWNLOAD_HINT,
     DataFileError,
     LabelledImages,
     download_file,
@@ -36,12 +37,20 @@ EMNIST_CLASSES: dict[str, tuple[str, ...]] = {
 _LABEL_OFFSET = {"letters": 1}
 
 
-def _member_bytes(raw_dir: Path, member: str, how_to_fix: str) -> tuple[bytes, str]:
-    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip."""
+def _extracted(raw_dir: Path, member: str) -> Path | None:
+    """The copy of archive member ``member`` already extracted into ``raw_dir``, if any."""
     name = member.removeprefix("gzip/")
     for candidate in (raw_dir / name, raw_dir / name.removesuffix(".gz")):
         if candidate.is_file():
-            return read_maybe_gzip(candidate, how_to_fix), str(candidate)
+            return candidate
+    return None
+
+
+def _member_bytes(raw_dir: Path, member: str, how_to_fix: str) -> tuple[bytes, str]:
+    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip."""
+    extracted = _extracted(raw_dir, member)
+    if extracted is not None:
+        return read_maybe_gzip(extracted, how_to_fix), str(extracted)
     archive = raw_dir / "gzip.zip"
     if not archive.is_file():
         raise DataFileError(f"missing EMNIST archive {archive}; {how_to_fix}")
@@ -69,24 +78,24 @@ def load_emnist(
     :param train: the training part when True, else the test part.
     :param root: data directory holding ``EMNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
         ``~/.cache/negdl/data``.
-    :param download: fetch ``gzip.zip`` (about 536 MB, md5-verified) when it is missing.
+    :param download: fetch ``gzip.zip`` (about 536 MB) unless the split's files are already
+        extracted; the archive, fetched or already there, is md5-verified before use.
     """
     if split not in EMNIST_CLASSES:
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
     raw_dir = resolve_data_dir(root) / "EMNIST" / "raw"
-    if download and not (raw_dir / "gzip.zip").exists():
+    part = "train" if train else "test"
+    members = [
+        f"gzip/emnist-{split}-{part}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")
+    ]
+    if download and not all(_extracted(raw_dir, member) for member in members):
         download_file([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
     how_to_fix = (
-        f"download {EMNIST_URL} into {raw_dir} (or pass download=True; set "
-        "NEGDL_DATA_DIR or root= to the folder that contains EMNIST/raw/)"
+        f"download {EMNIST_URL} into {raw_dir} (set NEGDL_DATA_DIR or root= to the folder that "
+        f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
-    part = "train" if train else "test"
-    images_raw, image_source = _member_bytes(
-        raw_dir, f"gzip/emnist-{split}-{part}-images-idx3-ubyte.gz", how_to_fix
-    )
-    labels_raw, label_source = _member_bytes(
-        raw_dir, f"gzip/emnist-{split}-{part}-labels-idx1-ubyte.gz", how_to_fix
-    )
+    images_raw, image_source = _member_bytes(raw_dir, members[0], how_to_fix)
+    labels_raw, label_source = _member_bytes(raw_dir, members[1], how_to_fix)
     images = parse_idx(images_raw, image_source, 3, how_to_fix).transpose(1, 2).contiguous()
     labels = parse_idx(labels_raw, label_source, 1, how_to_fix).to(
         "cpu"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from supervised.data.common import (
+    DOWNLOAD_HINT,
     LabelledImages,
     download_file,
     images_and_labels,
@@ -45,20 +46,21 @@ def load_mnist(
     :param train: the training split when True, else the test split.
     :param root: data directory holding ``MNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
         ``~/.cache/negdl/data``.
-    :param download: fetch missing files from the official mirrors (md5-verified).
+    :param download: fetch missing files from the official mirrors; every gzip file, fetched
+        or already there, is md5-verified before use (a mismatch is fetched again).
     """
     raw_dir = resolve_data_dir(root) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     if download:
         for name in names:
-            if not _raw_file(raw_dir, name).exists():
+            if (raw_dir / name).exists() or not _raw_file(raw_dir, name).exists():
                 download_file(
                     [mirror + name for mirror in MNIST_MIRRORS], raw_dir / name, MNIST_FILES[name]
                 )
     how_to_fix = (
         f"put the official MNIST files in {raw_dir} (set NEGDL_DATA_DIR or root= to the folder "
-        "that contains MNIST/raw/) or pass download=True"
+        f"that contains MNIST/raw/), or download them: {DOWNLOAD_HINT}"
     )
     image_path, label_path = (_raw_file(raw_dir, name) for name in names)
     images = parse_idx(read_maybe_gzip(image_path, how_to_fix), str(image_path), 3, how_to_fix)

@@ -1,0 +1,59 @@
+"""Every dataset by name, and the data options every script shares (``--data-dir``, ``--download``).
+
+A script that needs data subclasses :class:`DataOptions` for its ``Args`` and loads with
+``args.load("mnist", train=True)``: its users then get one default location
+(``$NEGDL_DATA_DIR``, else ``~/.cache/negdl/data``) and ``--download``, which fetches what is
+missing from the official mirrors and verifies every file's checksum before it is used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from supervised.data.cifar10 import load_cifar10
+from supervised.data.common import LabelledImages
+from supervised.data.emnist import EMNIST_CLASSES, load_emnist
+from supervised.data.mnist import load_mnist
+
+#: Every dataset name ``load_dataset`` accepts.
+DATASETS = ("mnist", *(f"emnist-{split}" for split in EMNIST_CLASSES), "cifar10")
+
+
+def load_dataset(
+    name: str,
+    train: bool = True,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> LabelledImages:
+    """Load one split of a dataset by name.
+
+    :param name: one of :data:`DATASETS`: ``mnist``, ``emnist-<split>`` (balanced, mnist,
+        digits, letters) or ``cifar10``.
+    :param train: the training split when True, else the test split.
+    :param root: data directory; default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
+    :param download: fetch missing files from the official mirrors, md5-verified (a file
+        already there is verified too, and fetched again if it does not match).
+    """
+    if name == "mnist":
+        return load_mnist(train, root, download)
+    if name == "cifar10":
+        return load_cifar10(train, root, download)
+    if name.startswith("emnist-") and name.removeprefix("emnist-") in EMNIST_CLASSES:
+        return load_emnist(name.removeprefix("emnist-"), train, root, download)
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+@dataclass
+class DataOptions:
+    """The data options of every script that reads a dataset; subclass it for a script's
+    ``Args`` (the fields become ``--data-dir`` and ``--download``)."""
+
+    data_dir: str | None = None
+    """folder holding MNIST/raw/, EMNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR, else ~/.cache/negdl/data"""
+    download: bool = False
+    """download missing dataset files from the official mirrors into that folder (checksums verified before use)"""
+
+    def load(self, name: str, train: bool = True) -> LabelledImages:
+        """One split of dataset ``name`` (see :func:`load_dataset`) from these options."""
+        return load_dataset(name, train, self.data_dir, self.download)
