@@ -214,8 +214,9 @@ def train_modes(
     :param config: hyperparameters.
     :param seed: seed of every random stream.
     :param device: where to train.
-    :param writer_for: TensorBoard writer for a mode name; a shared phase logs to the first
-        mode that needs it.
+    :param writer_for: TensorBoard writer for a mode name; a phase trained once and shared by
+        several modes shows in every one of their writers (its scalars are copied to the later
+        ones), so each mode's curves start at step 0.
     :param progress: show progress bars.
     """
     for mode in modes:
@@ -224,6 +225,7 @@ def train_modes(
         torch.manual_seed(derive_seed(seed, "init"))
         initial = model_factory()
     done: dict[tuple[Phase, ...], TrainedMode] = {(): TrainedMode(initial, [], 0)}
+    logged: dict[tuple[Phase, ...], _ScalarRecorder] = {}
     results = {}
     for mode in modes:
         phases = mode_phases(mode, config)
@@ -231,9 +233,13 @@ def train_modes(
         for depth in range(1, len(phases) + 1):
             prefix = phases[:depth]
             if prefix in done:
+                if writer is not None and prefix in logged:
+                    logged[prefix].replay(writer)
                 continue
             parent = done[prefix[:-1]]
             model = parent.model.clone()
+            if writer_for is not None:
+                logged[prefix] = _ScalarRecorder(writer)
             losses, step = run_phase(
                 model,
                 prefix[-1],
@@ -242,7 +248,7 @@ def train_modes(
                 generator=make_generator(seed, "shuffle", prefix),
                 reset_seed=derive_seed(seed, "reset", prefix),
                 device=device,
-                writer=writer,
+                writer=logged.get(prefix),
                 progress=progress,
                 global_step=parent.global_step,
                 description=f"{mode} phase {depth}",
@@ -250,6 +256,34 @@ def train_modes(
             done[prefix] = TrainedMode(model, [*parent.losses, losses], step)
         results[mode] = done[phases]
     return results
+
+
+class _ScalarRecorder:
+    """Passes ``add_scalar`` on to a writer (if any) and keeps the calls, to replay a shared
+    phase's curves into the writers of the other modes that reuse it."""
+
+    def __init__(self, writer: SummaryWriter | None) -> None:
+        self.writer = writer
+        self.scalars: list[tuple[str, float, int]] = []
+        self._shown_in = {id(writer)}
+
+    def add_scalar(
+        self, tag: str, value: float, step: int, *args: object, **kwargs: object
+    ) -> None:
+        self.scalars.append((tag, float(value), step))
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step, *args, **kwargs)
+
+    def replay(self, writer: SummaryWriter) -> None:
+        """Write every recorded scalar into ``writer``, once per writer."""
+        if id(writer) not in self._shown_in:
+            for tag, value, step in self.scalars:
+                writer.add_scalar(tag, value, step)
+            self._shown_in.add(id(writer))
+
+    def __getattr__(self, name: str) -> object:
+        # Anything else a trainer asks of its writer (flush, add_histogram, ...) goes straight through.
+        return getattr(self.writer, name)
 
 
 def train_mode(

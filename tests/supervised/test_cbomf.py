@@ -179,3 +179,37 @@ def test_evaluate_modes_on_shared_features_equals_per_model_evaluation(small_dat
     for mode, result in trained.items():
         direct = evaluate(result.model, test_sets)
         assert shared[mode] == pytest.approx(direct, abs=1e-9), mode
+
+
+class ScalarLog:
+    """A stand-in TensorBoard writer that keeps its scalars."""
+
+    def __init__(self) -> None:
+        self.scalars: list[tuple[str, float, int]] = []
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, float(value), step))
+
+
+def test_every_mode_that_reuses_phase_one_shows_it_in_tensorboard(small_data) -> None:
+    logs: dict[str, ScalarLog] = {}
+    config = CBOMFConfig(lr=0.05, batch_size=64, epochs=1, second_epochs=1)
+    train_modes(
+        ["SN", "HN", "NR"],
+        mnist_net,
+        small_data,
+        config,
+        seed=0,
+        device="cpu",
+        writer_for=lambda mode: logs.setdefault(mode, ScalarLog()),
+        progress=False,
+    )
+    phase_one = logs["SN"].scalars
+    assert phase_one  # SN trained phase 1 itself
+    last_step = max(step for _, _, step in phase_one)
+    for mode in ("HN", "NR"):
+        scalars = logs[mode].scalars
+        assert scalars[: len(phase_one)] == phase_one  # phase 1, copied from SN's run
+        later = scalars[len(phase_one) :]
+        assert later and min(step for _, _, step in later) > last_step  # then its own phase 2
+    assert logs["HN"].scalars[len(phase_one) :] != logs["NR"].scalars[len(phase_one) :]
