@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ class AlgoSpec:
         agent's action k means "do not do k").
     :param deterministic: how the agent is evaluated (``predict(deterministic=...)``).
     :param baseline: builds the baseline from ``(observation_space, action_space, seed)``.
+    :param action_masks: the agent acts under the env's ``action_masks()`` (passed to
+        ``predict``), as sb3-contrib's ``MaskablePPO`` does.
+    :param extra: the pip extra that provides ``model_class`` (None: a core dependency); while
+        it is not installed ``model_class`` is None and ``get_algo`` says what to install.
     """
 
     name: str
@@ -35,10 +40,17 @@ class AlgoSpec:
     negative_actions: bool = False
     deterministic: bool = True
     baseline: Callable[[spaces.Space, spaces.Discrete, int | None], PolicyPredictor] | None = None
+    action_masks: bool = False
+    extra: str | None = None
 
     @property
     def trainable(self) -> bool:
-        return self.model_class is not None
+        return self.model_class is not None or self.extra is not None
+
+    @property
+    def available(self) -> bool:
+        """Whatever the agent needs is installed."""
+        return self.extra is None or self.model_class is not None
 
     def make_baseline(
         self, observation_space: spaces.Space, action_space: spaces.Discrete, seed: int | None
@@ -48,6 +60,14 @@ class AlgoSpec:
                 f"{self.name} is a trained agent, not a baseline; train it or load a saved model"
             )
         return self.baseline(observation_space, action_space, seed)
+
+
+def _optional_class(module: str, name: str) -> type[BaseAlgorithm] | None:
+    """``module.name``, or None when the optional package is not installed."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        return None
 
 
 ALGOS: dict[str, AlgoSpec] = {
@@ -61,6 +81,13 @@ ALGOS: dict[str, AlgoSpec] = {
             "DQN that forbids its worst actions, uniform among the rest",
             NegActionDQN,
             deterministic=False,
+        ),
+        AlgoSpec(
+            "maskable-ppo",
+            "sb3-contrib's MaskablePPO under the env's action masks (no wall moves, no avoidable contacts)",
+            _optional_class("sb3_contrib", "MaskablePPO"),
+            action_masks=True,
+            extra="contrib",
         ),
         AlgoSpec(
             "dqn-negative-actions",
@@ -84,8 +111,12 @@ ALGOS: dict[str, AlgoSpec] = {
 
 
 def get_algo(name: str) -> AlgoSpec:
-    """The spec of agent ``name``, or a ``ValueError`` listing the known names."""
+    """The spec of agent ``name``; a ``ValueError`` listing the known names, or saying which
+    extra to install."""
     try:
-        return ALGOS[name]
+        spec = ALGOS[name]
     except KeyError:
         raise ValueError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGOS)}") from None
+    if not spec.available:
+        raise ValueError(f"{name} needs an optional package: pip install 'negdl[{spec.extra}]'")
+    return spec

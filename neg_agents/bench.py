@@ -2,10 +2,14 @@
 
 ``run_bench`` writes ``bench.csv`` (one row per agent, obstacle count and seed),
 ``bench_curves.csv`` (the evaluations during training), ``bench.md`` (mean ± std over seeds,
-the targets of issue 3, the command, the machine and the wall time) and
-``learning_curves.png``; TensorBoard runs go to ``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``.
-Results are rewritten after every run, so an interrupted bench keeps what finished. The
-command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
+the project's targets, the interquartile mean with bootstrap confidence intervals, the
+command, the machine and the wall time), ``learning_curves.png`` and
+``performance_profile.png``; TensorBoard runs go to
+``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>_1``, and each training run's ``monitor.csv``
+files, ``evaluations.npz`` and videos (``--capture-video``) to
+``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``. Results are rewritten after every run, so
+an interrupted bench keeps what finished. The command is ``negdl-bench``
+(``neg_agents/cli/bench.py``).
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from tqdm.auto import tqdm
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
+from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
+from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
+from neg_agents.video import check_video_capture, record_evaluation_video
 from negdl.results import machine_description, write_csv
 
 
@@ -36,8 +43,8 @@ from negdl.results import machine_description, write_csv
 class BenchConfig:
     """Train and evaluate every agent over seeds and obstacle counts; write CSV, markdown and a plot."""
 
-    algos: tuple[str, ...] = tuple(ALGOS)
-    """agents to compare (trained ones and the random/stay baselines)"""
+    algos: tuple[str, ...] = tuple(name for name, spec in ALGOS.items() if spec.available)
+    """agents to compare (trained ones and the random/stay baselines; maskable-ppo when negdl[contrib] is installed)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """seeds; each trained agent is trained once per seed and obstacle count"""
     num_obstacles: tuple[int, ...] = (10, 30)
@@ -54,10 +61,12 @@ class BenchConfig:
     """episodes per evaluation during training"""
     final_episodes: int = 30
     """episodes of the final evaluation that fills the table (same scenes for every agent)"""
-    out_dir: str = "docs/agents"
-    """where bench.csv, bench_curves.csv, bench.md and learning_curves.png go"""
-    tensorboard_dir: str = "runs/bench"
-    """TensorBoard folder"""
+    out_dir: str = "runs/bench"
+    """where bench.csv, bench_curves.csv, bench.md, learning_curves.png and performance_profile.png go"""
+    tensorboard_dir: str = "runs/bench/runs"
+    """TensorBoard folder; each run's monitor.csv, evaluations.npz and videos go beside its events"""
+    capture_video: bool = False
+    """record a short evaluation video of every run (needs negdl[video])"""
     workers: int = 1
     """runs in parallel, one process each (per-run progress bars are hidden when > 1)"""
     torch_threads: int = 1
@@ -81,6 +90,7 @@ def run_one(
     spec = get_algo(algo)
     env_kwargs = {"num_obstacles": num_obstacles}
     tb_name = f"n{num_obstacles}/{algo}/s{seed}"
+    log_dir = Path(args.tensorboard_dir) / tb_name
     eval_env = make_env(
         args.env_id, 10, seed + EVAL_SEED_OFFSET, env_kwargs, "dummy", spec.negative_actions
     )
@@ -101,6 +111,9 @@ def run_one(
                 tb_log_name=tb_name,
                 progress_bar=args.progress_bar,
                 device=args.device,
+                log_dir=str(log_dir),
+                capture_video=args.capture_video,
+                video_freq=0,  # one clip, of the trained agent
             )
         )
         agent, logger, curve = result.model.policy, result.model.logger, result.history
@@ -112,13 +125,25 @@ def run_one(
         agent = spec.make_baseline(eval_env.observation_space, eval_env.action_space, seed)
         logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
         timing = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-    final = evaluate_agent(agent, eval_env, args.final_episodes, spec.deterministic).summary()
+    final = evaluate_agent(
+        agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
+    ).summary()
     eval_env.close()
+    if args.capture_video and not spec.trainable:
+        record_evaluation_video(
+            agent,
+            args.env_id,
+            env_kwargs,
+            log_dir / "videos",
+            "eval-final",
+            seed=seed + EVAL_SEED_OFFSET,
+            deterministic=spec.deterministic,
+        )
     if not spec.trainable:
         # Flat lines across the training range, so TensorBoard shows baselines beside the curves.
         for step in (0, args.total_timesteps):
             for key, value in final.items():
-                logger.record(f"eval/{key}", value)
+                logger.record(EVAL_TENSORBOARD_KEYS[key], value)
             logger.dump(step)
     for key, value in final.items():
         logger.record(f"final/{key}", value)
@@ -175,6 +200,8 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         )
     if not args.seeds or not args.num_obstacles:
         raise ValueError("give at least one seed and one obstacle count")
+    if args.capture_video:
+        check_video_capture()
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
@@ -206,8 +233,9 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "final_episodes": args.final_episodes,
             "n_envs": args.n_envs,
         }
-        (out / "bench.md").write_text(bench_markdown(rows, meta))
+        (out / "bench.md").write_text(bench_markdown(rows, meta) + seed_statistics_markdown(rows))
         plot_learning_curves(rows, curves, out / "learning_curves.png")
+        plot_performance_profiles(rows, out / "performance_profile.png")
         progress.update()
         progress.write(
             f"{row['algo']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "

@@ -36,7 +36,7 @@ def _mean(rows: Sequence[dict[str, Any]], algo: str, n: int, key: str) -> float 
 
 
 def target_lines(rows: Sequence[dict[str, Any]], n: int = 10) -> list[str]:
-    """Issue 3's targets on the default env, judged from the rows (means over seeds)."""
+    """The project's targets on the default env, judged from the rows (means over seeds)."""
     c = {
         algo: _mean(rows, algo, n, "collisions_per_episode")
         for algo in ("neg-reward-dqn", "neg-action-dqn", "random", "stay")

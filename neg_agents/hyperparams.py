@@ -1,8 +1,9 @@
 """Default hyperparameters of every agent, in one place.
 
 Tuned on ``NegCollision-v0`` within 100,000 env steps on a CPU; every DQN variant shares
-:data:`DQN_HYPERPARAMS` so that comparisons between them are fair. ``zoo/dqn.yml`` (for rl-zoo3)
-is generated from this module: ``python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml``.
+:data:`DQN_HYPERPARAMS` so that comparisons between them are fair, and MaskablePPO has its own
+(:data:`MASKABLE_PPO_HYPERPARAMS`). ``zoo/dqn.yml`` (for rl-zoo3) is generated from this module:
+``python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "policy_kwargs": {"net_arch": [128, 128]},
 }
 
+#: Constructor arguments of sb3-contrib's MaskablePPO (PPO argument names): short rollouts
+#: over the 16 envs so that 100,000 steps give some 25 updates, the DQNs' short horizon.
+MASKABLE_PPO_HYPERPARAMS: dict[str, Any] = {
+    "learning_rate": 3e-4,
+    "n_steps": 256,
+    "batch_size": 256,
+    "n_epochs": 10,
+    "gamma": 0.9,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "policy_kwargs": {"net_arch": [128, 128]},
+}
+
+#: Algorithms that are not DQN variants, with their own base arguments.
+BASE_HYPERPARAMS: dict[str, dict[str, Any]] = {"maskable-ppo": MASKABLE_PPO_HYPERPARAMS}
+
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "neg-action-dqn": {"margin": 0.05, "num_forbidden": 1},
@@ -39,7 +56,7 @@ N_TIMESTEPS = 100_000
 
 def hyperparams_for(algo: str) -> dict[str, Any]:
     """Constructor arguments for ``algo`` (a fresh copy, safe to modify)."""
-    params = {**DQN_HYPERPARAMS, **ALGO_HYPERPARAMS.get(algo, {})}
+    params = {**BASE_HYPERPARAMS.get(algo, DQN_HYPERPARAMS), **ALGO_HYPERPARAMS.get(algo, {})}
     params["policy_kwargs"] = {
         key: list(value) if isinstance(value, list) else value
         for key, value in params["policy_kwargs"].items()

@@ -17,13 +17,20 @@ from neg_agents.common.dqn_base import quiet_n_step_reload
 CONFIG_NAME = "config.json"
 
 
-def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``model.zip`` (SB3's format) and ``config.json`` into ``run_dir``; return the model path."""
+def write_config(config: dict[str, Any], run_dir: str | Path) -> Path:
+    """Write ``config.json`` into ``run_dir`` (created if needed); return its path."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "model.zip"
+    path = run_dir / CONFIG_NAME
+    path.write_text(json.dumps(config, indent=2, default=str) + "\n")
+    return path
+
+
+def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
+    """Write ``model.zip`` (SB3's format) and ``config.json`` into ``run_dir``; return the model path."""
+    write_config(config, run_dir)
+    path = Path(run_dir) / "model.zip"
     model.save(path)
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str) + "\n")
     return path
 
 

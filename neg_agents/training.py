@@ -14,10 +14,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
 from neg_agents.algos import get_algo
-from neg_agents.common.callbacks import CollisionEvalCallback
+from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback
 from neg_agents.common.env_util import make_env
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
-from neg_agents.model_io import save_run
+from neg_agents.model_io import save_run, write_config
+from neg_agents.video import check_video_capture
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
@@ -55,6 +56,13 @@ class TrainConfig:
     :param progress_bar: show SB3's progress bar.
     :param device: torch device (``"auto"``: CUDA when available).
     :param verbose: SB3 verbosity.
+    :param log_dir: folder for the files SB3 and rl-zoo3 users look for: the training
+        episodes' ``monitor.csv`` files and ``evaluations.npz`` (None: neither is written).
+    :param capture_video: record short evaluation videos into ``<log_dir>/videos`` with
+        Gymnasium's ``RecordVideo`` (needs the ``video`` extra; ``train_agent`` needs a
+        ``log_dir`` then).
+    :param video_freq: env steps between videos, >= 0 (0: only one); one is recorded at the end.
+    :param video_length: steps per video, >= 1.
     """
 
     algo: str = "neg-reward-dqn"
@@ -72,6 +80,10 @@ class TrainConfig:
     progress_bar: bool = False
     device: str = "auto"
     verbose: int = 0
+    log_dir: str | None = None
+    capture_video: bool = False
+    video_freq: int = 50_000
+    video_length: int = 200
 
     def __post_init__(self) -> None:
         if not get_algo(self.algo).trainable:
@@ -91,6 +103,13 @@ class TrainConfig:
             raise ValueError(
                 f"eval_episodes must be >= 1 (or eval_freq 0), got {self.eval_episodes}"
             )
+        if self.capture_video:
+            if self.video_freq < 0 or self.video_length < 1:
+                raise ValueError(
+                    f"video_freq must be >= 0 and video_length >= 1, got {self.video_freq} and "
+                    f"{self.video_length}"
+                )
+            check_video_capture()
 
 
 @dataclass
@@ -140,6 +159,8 @@ def train_agent(
     else:
         config = TrainConfig(**{"algo": config, **settings})
     spec = get_algo(config.algo)
+    if config.capture_video and config.log_dir is None:
+        raise ValueError("capture_video needs log_dir, the folder the videos go to")
     params = {**hyperparams_for(config.algo), **config.hyperparams}
     env = make_env(
         config.env_id,
@@ -148,6 +169,7 @@ def train_agent(
         config.env_kwargs,
         config.vec_env,
         spec.negative_actions,
+        monitor_dir=config.log_dir,
     )
     all_callbacks = list(callbacks or [])
     evaluator = None
@@ -161,9 +183,28 @@ def train_agent(
             spec.negative_actions,
         )
         evaluator = CollisionEvalCallback(
-            eval_env, config.eval_freq, config.eval_episodes, spec.deterministic
+            eval_env,
+            config.eval_freq,
+            config.eval_episodes,
+            spec.deterministic,
+            log_path=config.log_dir,
+            action_masks=spec.action_masks,
         )
         all_callbacks.append(evaluator)
+    if config.capture_video:
+        all_callbacks.append(
+            EvalVideoCallback(
+                config.env_id,
+                config.env_kwargs,
+                Path(str(config.log_dir)) / "videos",
+                config.video_freq,
+                config.video_length,
+                seed=config.seed + EVAL_SEED_OFFSET,
+                deterministic=spec.deterministic,
+                negative_actions=spec.negative_actions,
+                action_masks=spec.action_masks,
+            )
+        )
     try:
         model = spec.model_class(
             "MlpPolicy",
@@ -197,14 +238,17 @@ def train_and_save(
     checkpoint_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train as ``config`` says and save the run: ``model.zip`` and ``config.json``.
+    """Train as ``config`` says and save the run into ``run_dir``: ``model.zip``,
+    ``config.json``, the ``monitor.csv`` files and ``evaluations.npz`` (``config.log_dir``
+    defaults to ``run_dir``).
 
-    ``config.json`` records every setting (``extra`` first, e.g. the command line's arguments,
-    then ``config``'s), the hyperparameters used, the wall time, the last evaluation and the
-    library versions; ``negdl-watch`` reads the algorithm and env from it.
+    ``config.json`` is written when training starts (``"finished": null``) and again at the
+    end; it records every setting (``extra`` first, e.g. the command line's arguments, then
+    ``config``'s), the hyperparameters used, the wall time, the last evaluation and the library
+    versions; ``negdl-watch`` reads the algorithm and env from it.
 
     :param config: the training run.
-    :param run_dir: the run's folder.
+    :param run_dir: the run's folder (see ``neg_agents.run_dirs.new_run_dir``).
     :param checkpoint_freq: save a checkpoint every this many env steps, >= 0 (0: none).
     :param checkpoint_dir: checkpoint folder (None: ``<run_dir>/checkpoints``).
     :param extra: more entries for ``config.json``.
@@ -212,6 +256,8 @@ def train_and_save(
     if checkpoint_freq < 0:
         raise ValueError(f"checkpoint_freq must be >= 0 (0: no checkpoints), got {checkpoint_freq}")
     run_dir = Path(run_dir)
+    if config.log_dir is None:
+        config = replace(config, log_dir=str(run_dir))
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else run_dir / "checkpoints"
     callbacks = []
     if checkpoint_freq:
@@ -222,24 +268,30 @@ def train_and_save(
                 name_prefix=config.algo,
             )
         )
-    result = train_agent(config, callbacks=callbacks)
     record = {
         **(extra or {}),
         **asdict(config),
         "checkpoint_freq": checkpoint_freq,
         "checkpoint_dir": str(checkpoint_dir) if checkpoint_freq else None,
-        "hyperparams": result.hyperparams,
+        "hyperparams": {**hyperparams_for(config.algo), **config.hyperparams},
         "negative_actions": get_algo(config.algo).negative_actions,
-        "wall_time_s": round(result.wall_time_s, 2),
-        "env_steps_per_s": round(result.steps_per_s, 1),
-        "final_eval": result.history[-1] if result.history else None,
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "stable_baselines3": stable_baselines3.__version__,
         },
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "finished": None,
     }
+    write_config(record, run_dir)
+    result = train_agent(config, callbacks=callbacks)
+    record.update(
+        hyperparams=result.hyperparams,
+        wall_time_s=round(result.wall_time_s, 2),
+        env_steps_per_s=round(result.steps_per_s, 1),
+        final_eval=result.history[-1] if result.history else None,
+        finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
     save_run(result.model, record, run_dir)
     result.model.get_env().close()
     return result

@@ -1,13 +1,29 @@
-"""Rollouts to files: GIF with Pillow (a core dependency), MP4 with the ``video`` extra."""
+"""Rollouts to files, frame by frame: GIF with Pillow (a core dependency), MP4 with the ``video``
+extra; and short evaluation videos through Gymnasium's ``RecordVideo``.
+
+Writers stream: each frame is encoded and written when it arrives and nothing is kept, so
+memory stays flat however long the episode.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import RecordVideo
+from stable_baselines3.common.type_aliases import PolicyPredictor
+
+from neg_agents.common.evaluation import policy_actor
+from neg_envs import NegativeActionWrapper
+from neg_envs.episodes import play_episodes
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
+VIDEO_EXTRA_HINT = "pip install 'negdl[video]'"
 
 
 def check_video_path(path: str | Path) -> None:
@@ -20,30 +36,206 @@ def check_video_path(path: str | Path) -> None:
         raise ValueError(f"output must end in one of {VIDEO_SUFFIXES}, got {str(path)!r}")
     if suffix == ".mp4" and (
         importlib.util.find_spec("imageio") is None
-        or not any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av"))
+        or importlib.util.find_spec("imageio_ffmpeg") is None
     ):
         raise ValueError(
-            "writing MP4 needs imageio with ffmpeg: pip install 'negdl[video]'; or write a .gif"
+            f"writing MP4 needs imageio with ffmpeg: {VIDEO_EXTRA_HINT}; or write a .gif"
         )
+
+
+def check_video_capture() -> None:
+    """Fail early when ``RecordVideo`` could not write its MP4 files (it needs moviepy).
+
+    :raises ValueError: moviepy is not installed.
+    """
+    if importlib.util.find_spec("moviepy") is None:
+        raise ValueError(
+            f"capturing videos uses Gymnasium's RecordVideo, which needs moviepy: {VIDEO_EXTRA_HINT}"
+        )
+
+
+def _gif_palette() -> Any:
+    """One 256-colour palette for every frame: the renderer's own colours exactly, greys for
+    anti-aliased text, and a 6x6x6 colour cube for anything else."""
+    from PIL import Image
+
+    from neg_envs import rendering
+
+    own = [
+        rendering.BACKGROUND,
+        rendering.OBSTACLE,
+        rendering.CONTACT,
+        rendering.BIRD_BODY,
+        rendering.BIRD_WING,
+        rendering.BIRD_BEAK,
+        rendering.BLACK,
+        rendering.HUD_BACKGROUND,
+        rendering.HUD_TEXT,
+    ]
+    cube = [
+        (r, g, b) for r in range(0, 256, 51) for g in range(0, 256, 51) for b in range(0, 256, 51)
+    ]
+    greys = [(v, v, v) for v in np.linspace(0, 255, 256 - len(own) - len(cube)).round().astype(int)]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([int(channel) for colour in own + greys + cube for channel in colour])
+    return palette
+
+
+class GifWriter:
+    """Writes an animated GIF one frame at a time (Pillow's GIF encoder, one global palette).
+
+    Pillow's own ``save(save_all=True)`` keeps every frame until the end; this writer encodes
+    each frame on arrival and keeps none.
+
+    :param path: the ``.gif`` file (its folder is created).
+    :param fps: frames per second (GIF stores delays in hundredths of a second).
+    """
+
+    def __init__(self, path: str | Path, fps: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.duration_ms = round(1000 / fps)
+        self.frames_written = 0
+        self._palette = _gif_palette()
+        self._file = open(self.path, "wb")  # noqa: SIM115  (closed by close())
+
+    def append(self, frame: np.ndarray) -> None:
+        """Encode and write one RGB frame ``(H, W, 3) uint8``; all frames must share a size."""
+        from PIL import GifImagePlugin, Image
+
+        image = Image.fromarray(frame).quantize(palette=self._palette, dither=Image.Dither.NONE)
+        if self.frames_written == 0:
+            self.size = image.size
+            info = {"optimize": False, "loop": 0, "duration": self.duration_ms}
+            header, _ = GifImagePlugin.getheader(image, info=info)
+            self._file.write(b"".join(header))
+        elif image.size != self.size:
+            raise ValueError(f"frame size {image.size} differs from the first frame's {self.size}")
+        for chunk in GifImagePlugin.getdata(image, duration=self.duration_ms):
+            self._file.write(chunk)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.write(b";")  # GIF trailer
+            self._file.close()
+
+
+class Mp4Writer:
+    """Streams frames to ffmpeg (imageio-ffmpeg, the ``video`` extra) as they arrive.
+
+    :param path: the ``.mp4`` file (its folder is created).
+    :param fps: frames per second.
+    """
+
+    def __init__(self, path: str | Path, fps: int) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames_written = 0
+        try:
+            import imageio.v2 as imageio
+
+            # H.264 in yuv420p needs even sides; larger blocks would rescale our frames.
+            self._writer = imageio.get_writer(self.path, fps=fps, macro_block_size=2)
+        except (ImportError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"writing MP4 needs imageio with ffmpeg: {VIDEO_EXTRA_HINT} ({error}); or write a .gif"
+            ) from error
+
+    def append(self, frame: np.ndarray) -> None:
+        """Send one RGB frame ``(H, W, 3) uint8`` to the encoder."""
+        self._writer.append_data(frame)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class VideoFile:
+    """A GIF or MP4 file written frame by frame, as a context manager.
+
+    ``with VideoFile("rollout.gif", fps=30) as video: video.append(frame)``
+
+    :param path: ends in ``.gif`` or ``.mp4``.
+    :param fps: frames per second, >= 1.
+    """
+
+    def __init__(self, path: str | Path, fps: int) -> None:
+        check_video_path(path)
+        if fps < 1:
+            raise ValueError(f"fps must be >= 1, got {fps}")
+        writer_class = GifWriter if Path(path).suffix.lower() == ".gif" else Mp4Writer
+        self._writer: GifWriter | Mp4Writer = writer_class(path, fps)
+
+    @property
+    def frames_written(self) -> int:
+        return self._writer.frames_written
+
+    def append(self, frame: np.ndarray) -> None:
+        self._writer.append(frame)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> None:
     """Write RGB frames ``(H, W, 3) uint8`` to a GIF or MP4 file at ``fps`` frames per second."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
+    with VideoFile(path, fps) as video:
+        for frame in frames:
+            video.append(frame)
 
-        images = [Image.fromarray(frame) for frame in frames]
-        images[0].save(
-            path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
-        )
-        return
+
+def record_evaluation_video(
+    agent: PolicyPredictor,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    folder: str | Path,
+    name_prefix: str,
+    *,
+    seed: int = 0,
+    max_steps: int = 200,
+    deterministic: bool = True,
+    negative_actions: bool = False,
+    action_masks: bool = False,
+) -> Path:
+    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps) through
+    Gymnasium's ``RecordVideo``; return the MP4 file ``<folder>/<name_prefix>-episode-0.mp4``.
+
+    :param agent: anything with SB3's ``predict``.
+    :param env_id: registered env id; made with ``render_mode="rgb_array"``.
+    :param env_kwargs: env options.
+    :param folder: where the video goes.
+    :param name_prefix: the file's name before ``-episode-0.mp4``.
+    :param seed: the episode's seed.
+    :param max_steps: steps recorded, >= 1 (a short clip, not necessarily the whole episode).
+    :param deterministic: passed to ``predict``.
+    :param negative_actions: wrap the env in ``NegativeActionWrapper``, as the agent was trained.
+    :param action_masks: pass the env's masks to ``predict`` (maskable agents).
+    """
+    check_video_capture()
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    if negative_actions:
+        env = NegativeActionWrapper(env)
+    with warnings.catch_warnings():
+        # Every clip of a run goes to the same folder; RecordVideo warns about that each time.
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix)
     try:
-        import imageio.v2 as imageio
-
-        imageio.mimwrite(path, frames, fps=fps)
-    except (ImportError, ValueError, RuntimeError) as error:
-        raise ValueError(
-            f"writing MP4 needs imageio with ffmpeg: pip install 'negdl[video]' ({error}); or write a .gif"
-        ) from error
+        act = policy_actor(agent, env, deterministic, action_masks)
+        list(play_episodes(env, act, 1, seed, max_steps))
+    finally:
+        env.close()
+    return Path(folder) / f"{name_prefix}-episode-0.mp4"

@@ -1,5 +1,5 @@
 """Watch an agent (or a baseline) play: a pygame window, or a GIF/MP4 file for machines without a
-screen. The command is ``negdl-watch`` (``neg_agents/cli/watch.py``)."""
+screen, written frame by frame. The command is ``negdl-watch`` (``neg_agents/cli/watch.py``)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 import neg_envs
 from neg_agents.algos import get_algo
 from neg_agents.common.env_util import check_env_options
+from neg_agents.common.evaluation import policy_actor
 from neg_agents.model_io import load_policy
-from neg_agents.video import check_video_path, write_video
+from neg_agents.video import VideoFile, check_video_path
 from neg_envs.episodes import Episode, play_episodes
 
 
@@ -29,9 +29,12 @@ def watch_agent(
     deterministic: bool | None = None,
     fps: int = 30,
     output: str | Path | None = None,
+    size: int | None = None,
     device: str = "auto",
 ) -> list[Episode]:
     """Play episodes of ``algo`` on screen, or into ``output`` (``.gif``/``.mp4``); return them.
+
+    Frames go to the file as they are drawn, so memory stays flat however long the episodes.
 
     :param algo: the agent name (``neg_agents.ALGOS``); random and stay need no model.
     :param model_path: the saved model of a trained agent.
@@ -43,33 +46,37 @@ def watch_agent(
     :param deterministic: greedy actions (None: the way the agent is evaluated).
     :param fps: frames per second of the window or the file.
     :param output: write the frames to this file instead of opening a window.
+    :param size: side of the drawn arena in pixels, 64 to 4096 (the env's ``window_size``;
+        None: the env's own, 512 by default); frames have the HUD band on top.
     :param device: torch device of a model.
     """
     if episodes < 1 or max_steps < 0 or fps < 1:
         raise ValueError("episodes and fps must be >= 1 and max_steps >= 0")
+    if size is not None and not 64 <= size <= 4096:
+        raise ValueError(f"size must be 64 to 4096 pixels, got {size}")
     if output is not None:
         check_video_path(output)
     spec = get_algo(algo)
     env_kwargs = dict(env_kwargs or {})
+    if size is not None:
+        env_kwargs["window_size"] = size
     check_env_options(env_id, env_kwargs).close()
     env = gym.make(env_id, render_mode="rgb_array" if output else "human", **env_kwargs)
-    env.metadata["render_fps"] = fps
+    # On the instance: the class's metadata dict is shared by every env.
+    env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)
     policy = load_policy(algo, model_path, env, seed, device)
     greedy = spec.deterministic if deterministic is None else deterministic
-    frames: list[np.ndarray] = []
-
-    def act(obs: np.ndarray) -> Any:
-        return policy.predict(obs, deterministic=greedy)[0]
-
-    def grab_frame() -> None:
-        frames.append(env.render())
-
-    played = list(
-        play_episodes(env, act, episodes, seed, max_steps, grab_frame if output else None)
-    )
-    env.close()
-    if output is not None:
-        write_video(frames, output, fps)
-    return played
+    act = policy_actor(policy, env, greedy, spec.action_masks)
+    try:
+        if output is None:
+            return list(play_episodes(env, act, episodes, seed, max_steps))
+        with VideoFile(output, fps) as video:
+            return list(
+                play_episodes(
+                    env, act, episodes, seed, max_steps, lambda: video.append(env.render())
+                )
+            )
+    finally:
+        env.close()

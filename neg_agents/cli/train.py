@@ -1,21 +1,27 @@
-"""negdl-train: train one negative agent and save the model, the exact config, TensorBoard logs
-and checkpoints.
+"""negdl-train: train one negative agent and save the model, the exact config, TensorBoard logs,
+monitor.csv, evaluations.npz and checkpoints, in a folder of its own.
 
     negdl-train                                   # negative-reward DQN on NegCollision-v0, ~2 CPU minutes
     negdl-train --algo neg-action-dqn --env-kwargs num_obstacles=30 --vec-env native
+    negdl-train --algo maskable-ppo --capture-video   # needs negdl[contrib] and negdl[video]
+
+Each run gets a new folder, ``runs/train/<algo>/<env-id>_<n>`` (rl-zoo3's layout), printed at
+the start and the end; nothing is overwritten unless ``--run-name NAME --overwrite`` says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 import neg_envs  # noqa: F401  (registers the env ids)
-from neg_agents.algos import ALGOS
+from neg_agents.algos import ALGOS, get_algo
+from neg_agents.common.env_util import check_env_options
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
+from neg_agents.run_dirs import new_run_dir
 from neg_agents.training import TrainConfig, train_and_save
 from negdl.cli import parse_options, run_main
 
@@ -25,7 +31,7 @@ class Args:
     """Train a negative agent (or SB3's DQN) and save it with the config that made it."""
 
     algo: str = "neg-reward-dqn"
-    """agent to train: neg-reward-dqn, neg-action-dqn, dqn-negative-actions or dqn"""
+    """agent to train: neg-reward-dqn, neg-action-dqn, maskable-ppo (negdl[contrib]), dqn-negative-actions or dqn"""
     env_id: str = "NegCollision-v0"
     """registered Gymnasium env id"""
     env_kwargs: tuple[str, ...] = ()
@@ -41,7 +47,11 @@ class Args:
     hyperparams: tuple[str, ...] = ()
     """overrides of the default hyperparameters as name=value, e.g. learning_rate=5e-4 gamma=0.9"""
     out_dir: str = "runs/train"
-    """the run goes to <out_dir>/<algo>-<env_id>-s<seed>/ (model.zip, config.json)"""
+    """runs go to <out_dir>/<algo>/<env_id>_<n>/, n counting up from 1 (model.zip, config.json, monitor.csv, evaluations.npz, tensorboard/)"""
+    run_name: str | None = None
+    """name the run's folder <out_dir>/<algo>/<run_name>/ instead of numbering it"""
+    overwrite: bool = False
+    """replace an earlier run of the same --run-name (without it, an existing one is an error)"""
     tensorboard_dir: str | None = None
     """TensorBoard folder; when not given, <run dir>/tensorboard"""
     checkpoint_dir: str | None = None
@@ -52,6 +62,12 @@ class Args:
     """evaluate every this many env steps, logged as eval/* (0: none)"""
     eval_episodes: int = 10
     """episodes per evaluation"""
+    capture_video: bool = False
+    """record short evaluation videos into <run dir>/videos/ with Gymnasium's RecordVideo (needs negdl[video])"""
+    video_freq: int = 50_000
+    """env steps between videos with --capture-video (0: only one, at the end); one is always recorded at the end"""
+    video_length: int = 200
+    """steps per video"""
     progress_bar: bool = True
     """show a progress bar"""
     device: str = "auto"
@@ -63,17 +79,17 @@ class Args:
 
 
 def run(args: Args) -> Path:
-    """Train as ``args`` says; return the run folder."""
-    if args.algo not in ALGOS or not ALGOS[args.algo].trainable:
-        trainable = [name for name, spec in ALGOS.items() if spec.trainable]
+    """Train as ``args`` says in a new run folder; return the folder."""
+    spec = get_algo(args.algo)
+    if not spec.trainable:
+        trainable = [name for name, other in ALGOS.items() if other.trainable]
         raise ValueError(
-            f"unknown or untrainable algorithm {args.algo!r}; choose one of: {', '.join(trainable)}"
+            f"{args.algo} is a baseline that learns nothing; train one of: {', '.join(trainable)}"
         )
     if args.torch_threads < 0:
         raise ValueError(f"torch_threads must be >= 0, got {args.torch_threads}")
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    run_dir = Path(args.out_dir) / f"{args.algo}-{args.env_id}-s{args.seed}"
     config = TrainConfig(
         algo=args.algo,
         env_id=args.env_id,
@@ -85,15 +101,25 @@ def run(args: Args) -> Path:
         hyperparams=parse_options(args.hyperparams, "hyperparameter"),
         eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes,
-        tensorboard_log=args.tensorboard_dir or str(run_dir / "tensorboard"),
         progress_bar=args.progress_bar,
         device=args.device,
         verbose=args.verbose,
+        capture_video=args.capture_video,
+        video_freq=args.video_freq,
+        video_length=args.video_length,
+    )
+    check_env_options(config.env_id, config.env_kwargs).close()  # before making a folder
+    run_dir = new_run_dir(args.out_dir, args.algo, args.env_id, args.run_name, args.overwrite)
+    print(f"training {args.algo} on {args.env_id}: run folder {run_dir}", flush=True)
+    config = replace(
+        config,
+        log_dir=str(run_dir),
+        tensorboard_log=args.tensorboard_dir or str(run_dir / "tensorboard"),
     )
     result = train_and_save(
         config, run_dir, args.checkpoint_freq, args.checkpoint_dir, extra=asdict(args)
     )
-    print(f"saved {run_dir / 'model.zip'} and {run_dir / 'config.json'} after {result.summary()}")
+    print(f"saved the run in {run_dir} (model.zip, config.json) after {result.summary()}")
     return run_dir
 
 

@@ -1,26 +1,34 @@
 """negdl-watch: roll out a saved agent in a pygame window, or into a GIF/MP4 file.
 
-negdl-watch --model runs/train/neg-reward-dqn-NegCollision-v0-s0/model.zip
-negdl-watch --model .../model.zip --output rollout.gif
+negdl-watch                                   # the latest run of the main job, in a window
+negdl-watch --output rollout.gif --size 256   # written frame by frame: memory stays flat
+negdl-watch --model runs/train/neg-action-dqn/NegCollision-v0_2 --output rollout.mp4
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from neg_agents.algos import get_algo
 from neg_agents.model_io import resolve_run
+from neg_agents.run_dirs import latest_run, model_file
 from neg_agents.watch import watch_agent
 from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
+
+MAIN_JOB = ("neg-reward-dqn", "NegCollision-v0")
 
 
 @dataclass
 class Args:
     """Roll out a saved agent (or a baseline) on screen or into a GIF/MP4 file."""
 
-    model: str = "runs/train/neg-reward-dqn-NegCollision-v0-s0/model.zip"
-    """saved model (.zip); the config.json beside it supplies algo, env id and env options"""
+    model: str | None = None
+    """saved model (.zip) or run folder; when not given, the latest run of --algo on --env-id (else of the main job, neg-reward-dqn on NegCollision-v0) under --runs-dir. The config.json beside it supplies algo, env id and env options"""
+    runs_dir: str = "runs/train"
+    """where negdl-train put its runs, searched when --model is not given"""
     algo: str | None = None
     """agent name, read from config.json when not given; random and stay need no model"""
     env_id: str | None = None
@@ -28,7 +36,7 @@ class Args:
     env_kwargs: tuple[str, ...] = ()
     """env options as name=value, read from config.json when not given"""
     output: str | None = None
-    """write the rollout to this .gif or .mp4 file instead of opening a window"""
+    """write the rollout to this .gif or .mp4 file (MP4: negdl[video]) instead of opening a window"""
     episodes: int = 1
     """episodes to play"""
     max_steps: int = 0
@@ -39,18 +47,39 @@ class Args:
     """greedy actions; when not given, the way the agent is evaluated"""
     fps: int = 30
     """frames per second of the window or file"""
+    size: int | None = None
+    """side of the drawn arena in pixels, 64 to 4096 (when not given, the env's window_size, 512); the HUD band adds a little height"""
     device: str = "auto"
     """torch device for the model"""
 
 
+def find_model(args: Args) -> Path | None:
+    """The model to watch: ``--model`` (a file or a run folder), nothing for a baseline, else the
+    latest run of ``--algo`` on ``--env-id`` (the main job's by default) under ``--runs-dir``."""
+    if args.model is not None:
+        return model_file(args.model)
+    if args.algo is not None and not get_algo(args.algo).trainable:
+        return None
+    algo, env_id = args.algo or MAIN_JOB[0], args.env_id or MAIN_JOB[1]
+    run = latest_run(args.runs_dir, algo, env_id)
+    if run is None:
+        raise FileNotFoundError(
+            f"no finished run of {algo} on {env_id} under {args.runs_dir}; train one first "
+            f"(negdl-train --algo {algo} --env-id {env_id}) or pass --model"
+        )
+    print(f"watching the latest run: {run}")
+    return run / "model.zip"
+
+
 def run(args: Args) -> list[Episode]:
     """Play the episodes and print what each one cost."""
+    model = find_model(args)
     algo, env_id, env_kwargs = resolve_run(
-        args.model, args.algo, args.env_id, parse_options(args.env_kwargs, "env option")
+        model, args.algo, args.env_id, parse_options(args.env_kwargs, "env option")
     )
     episodes = watch_agent(
         algo,
-        args.model,
+        model,
         env_id,
         env_kwargs,
         episodes=args.episodes,
@@ -59,6 +88,7 @@ def run(args: Args) -> list[Episode]:
         deterministic=args.deterministic,
         fps=args.fps,
         output=args.output,
+        size=args.size,
         device=args.device,
     )
     for k, episode in enumerate(episodes):

@@ -2,7 +2,7 @@
 the adapter that hands the batched env to stable-baselines3."""
 
 from neg_agents.common.baselines import ConstantAgent, RandomAgent
-from neg_agents.common.callbacks import CollisionEvalCallback
+from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback
 from neg_agents.common.dqn_base import NegDQNBase
 from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
 from neg_agents.common.evaluation import EpisodeStats, evaluate_agent
@@ -13,6 +13,7 @@ __all__ = [
     "CollisionEvalCallback",
     "ConstantAgent",
     "EpisodeStats",
+    "EvalVideoCallback",
     "NegDQNBase",
     "RandomAgent",
     "SB3VecEnvAdapter",

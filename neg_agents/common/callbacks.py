@@ -1,25 +1,45 @@
-"""Periodic evaluation during training, logged under ``eval/`` and kept as a learning curve."""
+"""Callbacks during training: periodic evaluation (logged under SB3's ``eval/`` keys, saved as
+``evaluations.npz``, kept as a learning curve) and short evaluation videos."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.evaluation import evaluate_agent
 
+#: TensorBoard names of the evaluation summary: SB3's ``EvalCallback`` keys where it has one
+#: (``eval/mean_reward``, ``eval/mean_ep_length``), ours for the rest.
+EVAL_TENSORBOARD_KEYS = {
+    "return": "eval/mean_reward",
+    "collisions_per_episode": "eval/collisions_per_episode",
+    "moves_per_episode": "eval/moves_per_episode",
+    "collision_free_share": "eval/collision_free_share",
+    "episode_length": "eval/mean_ep_length",
+}
+
 
 class CollisionEvalCallback(BaseCallback):
-    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration) and log ``eval/return``,
-    ``eval/collisions_per_episode``, ``eval/moves_per_episode``, ``eval/collision_free_share`` and
-    ``eval/episode_length``; ``history`` keeps the rows (with ``timesteps``) for plots.
+    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
+
+    Logs ``eval/mean_reward`` and ``eval/mean_ep_length`` (SB3's ``EvalCallback`` keys) and
+    ``eval/collisions_per_episode``, ``eval/moves_per_episode``, ``eval/collision_free_share``;
+    ``history`` keeps the rows (with ``timesteps``) for plots. With ``log_path`` it also writes
+    every evaluation so far to ``<log_path>/evaluations.npz`` as ``EvalCallback`` does
+    (``timesteps``, ``results`` and ``ep_lengths``, one row per evaluation, one column per
+    episode), plus ``collisions`` and ``moves`` per episode.
 
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
     :param n_eval_episodes: episodes per evaluation, >= 1.
     :param deterministic: passed to ``predict``.
     :param verbose: 1 prints each evaluation.
+    :param log_path: folder for ``evaluations.npz`` (None: not written).
+    :param action_masks: pass the env's ``action_masks()`` to ``predict`` (maskable agents).
     """
 
     def __init__(
@@ -29,6 +49,8 @@ class CollisionEvalCallback(BaseCallback):
         n_eval_episodes: int = 10,
         deterministic: bool = True,
         verbose: int = 0,
+        log_path: str | Path | None = None,
+        action_masks: bool = False,
     ) -> None:
         super().__init__(verbose)
         if eval_freq < 1 or n_eval_episodes < 1:
@@ -39,7 +61,15 @@ class CollisionEvalCallback(BaseCallback):
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
         self.deterministic = deterministic
+        self.action_masks = action_masks
+        self.log_path = Path(log_path) / "evaluations.npz" if log_path is not None else None
         self.history: list[dict[str, Any]] = []
+        self.episodes: dict[str, list[list[float]]] = {
+            "results": [],
+            "ep_lengths": [],
+            "collisions": [],
+            "moves": [],
+        }
         self._next_eval = eval_freq
 
     def _on_step(self) -> bool:
@@ -51,17 +81,110 @@ class CollisionEvalCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, log and record the result."""
         stats = evaluate_agent(
-            self.model.policy, self.eval_env, self.n_eval_episodes, self.deterministic
+            self.model.policy,
+            self.eval_env,
+            self.n_eval_episodes,
+            self.deterministic,
+            self.action_masks,
         )
         row = {"timesteps": self.num_timesteps, **stats.summary()}
         self.history.append(row)
         for key, value in row.items():
             if key != "timesteps":
-                self.logger.record(f"eval/{key}", value)
+                self.logger.record(EVAL_TENSORBOARD_KEYS[key], value)
         self.logger.dump(self.num_timesteps)
+        for name, values in (
+            ("results", stats.returns),
+            ("ep_lengths", stats.lengths),
+            ("collisions", stats.collisions),
+            ("moves", stats.moves),
+        ):
+            self.episodes[name].append(list(values))
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(
+                self.log_path,
+                timesteps=np.array([r["timesteps"] for r in self.history]),
+                **{name: np.array(rows) for name, rows in self.episodes.items()},
+            )
         if self.verbose:
             print(
                 f"eval at {self.num_timesteps} steps: return {row['return']:.2f}, "
                 f"collisions {row['collisions_per_episode']:.2f}, moves {row['moves_per_episode']:.1f}"
             )
         return row
+
+
+class EvalVideoCallback(BaseCallback):
+    """Every ``video_freq`` env steps (if > 0), and when training ends, record one short
+    evaluation episode of the current policy with Gymnasium's ``RecordVideo``
+    (``--capture-video``).
+
+    Files: ``<video_folder>/eval-<env steps>-steps-episode-0.mp4``.
+
+    :param env_id: registered env id.
+    :param env_kwargs: env options.
+    :param video_folder: where the MP4 files go.
+    :param video_freq: env steps between videos, >= 0 (0: only the one at the end).
+    :param video_length: steps per video, >= 1.
+    :param seed: seed of every recorded episode (the same scene each time, so clips compare).
+    :param deterministic: passed to ``predict``.
+    :param negative_actions: the env is wrapped in ``NegativeActionWrapper``.
+    :param action_masks: pass the env's masks to ``predict``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        video_folder: str | Path,
+        video_freq: int,
+        video_length: int = 200,
+        seed: int = 0,
+        deterministic: bool = True,
+        negative_actions: bool = False,
+        action_masks: bool = False,
+    ) -> None:
+        super().__init__()
+        if video_freq < 0 or video_length < 1:
+            raise ValueError(
+                f"video_freq must be >= 0 and video_length >= 1, got {video_freq}, {video_length}"
+            )
+        self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
+        self.video_folder = Path(video_folder)
+        self.video_freq, self.video_length = video_freq, video_length
+        self.seed, self.deterministic = seed, deterministic
+        self.negative_actions, self.action_masks = negative_actions, action_masks
+        self.videos: list[Path] = []
+        self._next_video = video_freq
+        self._last_recorded = -1
+
+    def _on_step(self) -> bool:
+        if self.video_freq and self.num_timesteps >= self._next_video:
+            self._next_video += self.video_freq
+            self.record()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._last_recorded != self.num_timesteps:
+            self.record()
+
+    def record(self) -> Path:
+        """Record a clip of the current policy now."""
+        from neg_agents.video import record_evaluation_video
+
+        path = record_evaluation_video(
+            self.model.policy,
+            self.env_id,
+            self.env_kwargs,
+            self.video_folder,
+            f"eval-{self.num_timesteps:09d}-steps",
+            seed=self.seed,
+            max_steps=self.video_length,
+            deterministic=self.deterministic,
+            negative_actions=self.negative_actions,
+            action_masks=self.action_masks,
+        )
+        self.videos.append(path)
+        self._last_recorded = self.num_timesteps
+        return path

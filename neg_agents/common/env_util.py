@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -14,6 +15,8 @@ from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
 VEC_ENV_KINDS = ("dummy", "subproc", "native")
+#: Info keys whose value at an episode's last step ``Monitor`` files record as columns.
+MONITOR_INFO_KEYS = ("cumulative_collisions",)
 
 
 def check_env_options(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -38,8 +41,14 @@ def make_env(
     env_kwargs: dict[str, Any] | None = None,
     vec_env: str = "dummy",
     negative_actions: bool = False,
+    monitor_dir: str | Path | None = None,
 ) -> VecEnv:
     """A monitored ``VecEnv`` of ``n_envs`` copies of ``env_id``, sub-env ``i`` seeded ``seed + i``.
+
+    With ``monitor_dir``, finished episodes go to SB3 ``Monitor`` files there, which
+    ``stable_baselines3.common.monitor.load_results(monitor_dir)`` reads: ``<i>.monitor.csv``
+    per sub-env (``"dummy"``/``"subproc"``, rl-zoo3's layout) or one ``monitor.csv``
+    (``"native"``); columns ``r``, ``l``, ``t`` and ``cumulative_collisions`` (the episode's).
 
     :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
     :param n_envs: number of parallel envs, >= 1.
@@ -47,6 +56,7 @@ def make_env(
     :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
     :param vec_env: one of :data:`VEC_ENV_KINDS`.
     :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
+    :param monitor_dir: folder for the episode files (None: episodes are counted, not written).
     """
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
@@ -63,12 +73,16 @@ def make_env(
             raise ValueError(
                 f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
             )
+        if monitor_dir is not None:
+            Path(monitor_dir).mkdir(parents=True, exist_ok=True)
         venv = VecMonitor(
             SB3VecEnvAdapter(
                 gym.make_vec(
                     env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs
                 )
-            )
+            ),
+            filename=str(Path(monitor_dir) / "monitor.csv") if monitor_dir is not None else None,
+            info_keywords=MONITOR_INFO_KEYS,
         )
         venv.seed(seed)
         return venv
@@ -79,6 +93,8 @@ def make_env(
         env_kwargs=env_kwargs,
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+        monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
+        monitor_kwargs={"info_keywords": MONITOR_INFO_KEYS},
     )
 
 

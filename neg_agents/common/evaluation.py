@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_envs.episodes import Episode, EpisodeStats
 
-__all__ = ["EpisodeStats", "evaluate_agent"]
+__all__ = ["EpisodeStats", "evaluate_agent", "policy_actor"]
+
+
+def policy_actor(
+    agent: PolicyPredictor, env: gym.Env, deterministic: bool, action_masks: bool = False
+) -> Callable[[np.ndarray], Any]:
+    """The one-observation action function of ``agent`` in single env ``env``.
+
+    :param agent: anything with SB3's ``predict``.
+    :param env: the env it acts in (asked for ``action_masks()`` when ``action_masks``).
+    :param deterministic: passed to ``predict``.
+    :param action_masks: pass the env's current mask to ``predict`` (sb3-contrib's maskable
+        policies; without it they would act unmasked).
+    """
+
+    def act(obs: np.ndarray) -> Any:
+        if action_masks:
+            masks = env.get_wrapper_attr("action_masks")()
+            return agent.predict(obs, deterministic=deterministic, action_masks=masks)[0]
+        return agent.predict(obs, deterministic=deterministic)[0]
+
+    return act
 
 
 def evaluate_agent(
-    agent: PolicyPredictor, env: VecEnv, n_episodes: int, deterministic: bool = True
+    agent: PolicyPredictor,
+    env: VecEnv,
+    n_episodes: int,
+    deterministic: bool = True,
+    action_masks: bool = False,
 ) -> EpisodeStats:
     """Run ``n_episodes`` full episodes of ``agent`` on ``env`` and count what happened.
 
@@ -24,6 +53,7 @@ def evaluate_agent(
     :param env: a ``VecEnv`` of single envs whose infos carry ``collisions`` and ``moved``.
     :param n_episodes: episodes to finish, >= 1.
     :param deterministic: passed to ``agent.predict``.
+    :param action_masks: pass the envs' ``action_masks()`` to ``predict`` (maskable agents).
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
@@ -34,7 +64,11 @@ def evaluate_agent(
     stats = EpisodeStats()
     obs = env.reset()
     while (done_count < quota).any():
-        actions, _ = agent.predict(obs, deterministic=deterministic)
+        if action_masks:
+            masks = np.stack(env.env_method("action_masks"))
+            actions, _ = agent.predict(obs, deterministic=deterministic, action_masks=masks)
+        else:
+            actions, _ = agent.predict(obs, deterministic=deterministic)
         obs, rewards, dones, infos = env.step(actions)
         for i, info in enumerate(infos):
             if "moved" not in info:

@@ -11,7 +11,9 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 #: Per-step info arrays copied into SB3's per-env info dicts when present.
-INFO_KEYS = ("collisions", "moved", "cost")
+INFO_KEYS = ("collisions", "cumulative_collisions", "moved", "cost")
+#: Vector-env methods that return one row per sub-env, split up by ``env_method``.
+BATCHED_METHODS = ("action_masks",)
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -20,8 +22,10 @@ class SB3VecEnvAdapter(VecEnv):
     SB3 wants ``done = terminated or truncated``, a list of per-env info dicts, the ended
     episode's last observation in ``info["terminal_observation"]`` and
     ``info["TimeLimit.truncated"]`` for episodes cut by the time limit (so SB3 bootstraps
-    them). ``collisions``, ``moved`` and ``cost`` are copied into each info dict. Wrap the result in SB3's
-    ``VecMonitor`` for episode statistics.
+    them). ``collisions``, ``cumulative_collisions``, ``moved`` and ``cost`` are copied into
+    each info dict. Wrap the result in SB3's ``VecMonitor`` for episode statistics.
+    ``env_method("action_masks")`` returns one mask per sub-env, as sb3-contrib's
+    ``MaskablePPO`` expects.
 
     :param vector_env: e.g. ``gym.make_vec("NegCollision-v0", num_envs=64)``.
     """
@@ -80,6 +84,8 @@ class SB3VecEnvAdapter(VecEnv):
         self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs
     ) -> list[Any]:
         result = getattr(self.vector_env, method_name)(*method_args, **method_kwargs)
+        if method_name in BATCHED_METHODS:
+            return [result[i] for i in self._get_indices(indices)]
         return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(

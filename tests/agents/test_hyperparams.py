@@ -20,7 +20,9 @@ def test_hyperparams_are_fresh_copies():
     assert hyperparams_for("dqn")["policy_kwargs"] == DQN_HYPERPARAMS["policy_kwargs"]
 
 
-@pytest.mark.parametrize("name", [name for name, spec in ALGOS.items() if spec.trainable])
+@pytest.mark.parametrize(
+    "name", [name for name, spec in ALGOS.items() if spec.trainable and spec.available]
+)
 def test_every_trainable_agent_builds_from_its_defaults(name):
     spec = get_algo(name)
     env = make_env("NegCollision-v0", 2, seed=0, negative_actions=spec.negative_actions)

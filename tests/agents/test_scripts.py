@@ -1,33 +1,46 @@
-"""Each command end to end, as a subprocess, in a smoke configuration."""
+"""Each command end to end, as a subprocess, in a smoke configuration; and the files a run leaves
+(run folders, monitor.csv, evaluations.npz, TensorBoard keys, videos) read with SB3's own tools."""
 
 import csv
 import importlib.util
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from neg_agents.algos import ALGOS
 from neg_agents.cli import bench, train, watch
 
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
+HAS_MOVIEPY = importlib.util.find_spec("moviepy") is not None
+
+
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar under ``folder``: tag -> [(step, value)]."""
+    found: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(folder.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            found.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return found
 
 
 def scalar_tags(folder: Path) -> set[str]:
-    tags: set[str] = set()
-    for events in folder.rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
-    return tags
+    return set(scalars(folder))
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, run_script) -> Path:
     out = tmp_path_factory.mktemp("train")
-    run_script(
+    video = ["--capture-video", "--video-freq", "150", "--video-length", "5"] if HAS_MOVIEPY else []
+    result = run_script(
         "neg_agents.cli.train",
         "--algo",
         "neg-action-dqn",
@@ -37,6 +50,8 @@ def trained(tmp_path_factory, run_script) -> Path:
         "2",
         "--env-kwargs",
         "num_obstacles=3",
+        "max_episode_steps=40",
+        "window_size=64",
         "--eval-freq",
         "150",
         "--eval-episodes",
@@ -46,23 +61,117 @@ def trained(tmp_path_factory, run_script) -> Path:
         "--out-dir",
         str(out),
         "--no-progress-bar",
+        *video,
         "--hyperparams",
         *TINY,
     )
-    return out / "neg-action-dqn-NegCollision-v0-s0"
+    run_dir = out / "neg-action-dqn" / "NegCollision-v0_1"
+    assert result.stdout.count(str(run_dir)) == 2  # printed at the start and at the end
+    return run_dir
 
 
 def test_train_writes_model_config_checkpoints_and_tensorboard(trained):
     assert (trained / "model.zip").is_file()
-    config = (trained / "config.json").read_text()
-    assert '"num_obstacles": 3' in config and '"margin": 0.05' in config
+    config = json.loads((trained / "config.json").read_text())
+    assert config["env_kwargs"]["num_obstacles"] == 3 and config["hyperparams"]["margin"] == 0.05
+    assert config["finished"] is not None
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == [
         "neg-action-dqn_150_steps.zip",
         "neg-action-dqn_300_steps.zip",
     ]
-    assert {"eval/collisions_per_episode", "eval/return", "eval/moves_per_episode"} <= scalar_tags(
-        trained / "tensorboard"
+    tags = scalar_tags(trained / "tensorboard")
+    # SB3's own keys, so its users' TensorBoard habits and plotting scripts work on our runs.
+    assert {"rollout/ep_rew_mean", "rollout/ep_len_mean", "eval/mean_reward"} <= tags
+    assert {"eval/mean_ep_length", "eval/collisions_per_episode", "eval/moves_per_episode"} <= tags
+
+
+def test_monitor_and_evaluations_load_with_sb3_readers_and_agree(trained):
+    episodes = load_results(str(trained))  # every <i>.monitor.csv of the run
+    assert len(episodes) == 2 * (150 // 40)  # two envs of 150 steps each, episodes of 40
+    assert (episodes["l"] == 40).all() and (episodes["r"] <= 0).all()
+    # r = -(collisions + 0.01 per move): between -collisions - 0.4 and -collisions.
+    collisions = episodes["cumulative_collisions"]
+    assert (
+        (episodes["r"] <= -collisions + 1e-6) & (episodes["r"] >= -collisions - 0.4 - 1e-6)
+    ).all()
+    logged = scalars(trained / "tensorboard")
+    rewards = episodes.sort_values("t")["r"].to_numpy()
+    last_mean = logged["rollout/ep_rew_mean"][-1][1]
+    assert any(
+        np.isclose(last_mean, rewards[:k].mean(), atol=1e-4) for k in range(1, len(rewards) + 1)
     )
+
+    evaluations = np.load(trained / "evaluations.npz")
+    assert evaluations["timesteps"].tolist() == [150, 300]
+    assert evaluations["results"].shape == evaluations["ep_lengths"].shape == (2, 2)
+    assert (evaluations["ep_lengths"] == 40).all()
+    np.testing.assert_allclose(
+        evaluations["results"].mean(axis=1), [v for _, v in logged["eval/mean_reward"]], atol=1e-5
+    )
+    final = json.loads((trained / "config.json").read_text())["final_eval"]
+    assert final["return"] == pytest.approx(evaluations["results"][-1].mean())
+    assert final["collisions_per_episode"] == pytest.approx(evaluations["collisions"][-1].mean())
+    assert final["moves_per_episode"] == pytest.approx(evaluations["moves"][-1].mean())
+
+
+@pytest.mark.skipif(not HAS_MOVIEPY, reason="--capture-video needs the video extra (moviepy)")
+def test_capture_video_records_evaluation_episodes(trained):
+    videos = sorted(p.name for p in (trained / "videos").glob("*.mp4"))
+    assert videos == [
+        "eval-000000150-steps-episode-0.mp4",
+        "eval-000000300-steps-episode-0.mp4",
+    ]
+    assert all((trained / "videos" / name).stat().st_size > 1000 for name in videos)
+
+
+def tiny_train(out: Path, *more: str) -> None:
+    train.main(
+        [
+            "--total-timesteps", "64", "--n-envs", "1", "--eval-freq", "0", "--no-progress-bar",
+            "--env-kwargs", "num_obstacles=2", "--out-dir", str(out), "--hyperparams", *TINY,
+            *more,
+        ]
+    )  # fmt: skip
+
+
+def test_consecutive_runs_keep_both_models_and_watch_finds_the_latest(tmp_path, capsys):
+    tiny_train(tmp_path)
+    tiny_train(tmp_path, "--seed", "1")
+    runs = tmp_path / "neg-reward-dqn"
+    assert sorted(p.name for p in runs.iterdir()) == ["NegCollision-v0_1", "NegCollision-v0_2"]
+    seeds = [
+        json.loads((runs / n / "config.json").read_text())["seed"]
+        for n in ("NegCollision-v0_1", "NegCollision-v0_2")
+    ]
+    assert seeds == [0, 1] and all(
+        (runs / n / "model.zip").is_file() for n in ("NegCollision-v0_1", "NegCollision-v0_2")
+    )
+    capsys.readouterr()
+    # negdl-watch with no --model: the latest run of the main job.
+    watch.main(
+        ["--runs-dir", str(tmp_path), "--output", str(tmp_path / "w.gif"), "--max-steps", "2"]
+    )
+    assert f"watching the latest run: {runs / 'NegCollision-v0_2'}" in capsys.readouterr().out
+
+
+def test_run_names_are_overwritten_only_when_asked(tmp_path):
+    tiny_train(tmp_path, "--run-name", "mine")
+    config = tmp_path / "neg-reward-dqn" / "mine" / "config.json"
+    first = config.read_text()
+    with pytest.raises(SystemExit, match="already holds a run; pass --overwrite"):
+        tiny_train(tmp_path, "--run-name", "mine", "--seed", "1")
+    assert config.read_text() == first
+    tiny_train(tmp_path, "--run-name", "mine", "--seed", "1", "--overwrite")
+    assert json.loads(config.read_text())["seed"] == 1
+    with pytest.raises(SystemExit, match="overwrite replaces the run named by run_name"):
+        tiny_train(tmp_path, "--overwrite")
+    with pytest.raises(SystemExit, match="plain folder name"):
+        tiny_train(tmp_path, "--run-name", "../elsewhere")
+
+
+def test_watch_fails_clearly_without_a_run(tmp_path):
+    with pytest.raises(SystemExit, match="no finished run of neg-reward-dqn on NegCollision-v0"):
+        watch.main(["--runs-dir", str(tmp_path), "--output", str(tmp_path / "x.gif")])
 
 
 def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path, run_script):
@@ -100,8 +209,8 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--algo", "ppo"], "unknown or untrainable algorithm"),
-        (["--algo", "stay"], "unknown or untrainable algorithm"),
+        (["--algo", "ppo"], "unknown algorithm 'ppo'"),
+        (["--algo", "stay"], "stay is a baseline"),
         (["--total-timesteps", "-5"], "total_timesteps must be a positive"),
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
@@ -146,14 +255,8 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
     )
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["algo"] for r in rows] == [
-        "neg-reward-dqn",
-        "neg-action-dqn",
-        "dqn-negative-actions",
-        "dqn",
-        "random",
-        "stay",
-    ]
+    assert [r["algo"] for r in rows] == [name for name, spec in ALGOS.items() if spec.available]
+    assert "maskable-ppo" in [r["algo"] for r in rows] or not ALGOS["maskable-ppo"].available
     assert {
         "return",
         "collisions_per_episode",
@@ -169,14 +272,22 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
         and "Machine:" in markdown
         and "negdl-bench --seeds 0" in markdown
     )
+    assert "**Across seeds**" in markdown and "| random | " in markdown.split("Across seeds")[1]
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
+    assert (tmp_path / "performance_profile.png").stat().st_size > 0
     tags = scalar_tags(tmp_path / "tb")
     assert {
         "eval/collisions_per_episode",
-        "eval/return",
+        "eval/mean_reward",
         "final/moves_per_episode",
         "time/fps",
     } <= tags
+    assert (
+        load_results(str(tmp_path / "tb" / "n3" / "dqn" / "s0")).shape[0] == 0
+    )  # no episode ended
+    assert np.load(tmp_path / "tb" / "n3" / "dqn" / "s0" / "evaluations.npz")[
+        "timesteps"
+    ].tolist() == [100, 200]
 
 
 @pytest.mark.skipif(shutil.which("negdl-bench") is None, reason="console scripts not installed")
@@ -193,10 +304,37 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
     assert out.count("collisions") == 2 and "steps 3" in out
 
 
-@pytest.mark.skipif(
-    any(importlib.util.find_spec(name) for name in ("imageio_ffmpeg", "av")),
-    reason="an MP4 encoder is installed",
-)
-def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path):
+def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+
+    def without_ffmpeg(name, *args):
+        return None if name == "imageio_ffmpeg" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_ffmpeg)
     with pytest.raises(SystemExit, match=r"negdl\[video\]"):
-        watch.main(["--model", str(trained / "model.zip"), "--output", str(tmp_path / "x.mp4")])
+        watch.main(["--model", str(trained), "--output", str(tmp_path / "x.mp4")])
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_watch_streams_a_long_episode_to_a_gif_in_flat_memory(tmp_path):
+    """Frames go to the file as they are drawn: 1,000 steps cost no more memory than 100."""
+    import tracemalloc
+
+    from neg_agents.watch import watch_agent
+
+    def peak_bytes(steps: int) -> int:
+        tracemalloc.start()
+        watch_agent(
+            "stay", env_kwargs={"num_obstacles": 3, "max_episode_steps": 1000}, max_steps=steps, size=96,
+            output=tmp_path / f"{steps}.gif",
+        )  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    short, long = peak_bytes(100), peak_bytes(1000)
+    assert long < 200 * 2**20
+    # 900 more frames of 134 x 96 x 3 bytes would add 35 MB if they were kept.
+    assert long - short < 2 * 2**20
+    with Image.open(tmp_path / "1000.gif") as image:
+        assert image.n_frames == 1001 and image.size == (96, 134)

@@ -1,0 +1,84 @@
+"""maskable-ppo: sb3-contrib's MaskablePPO under the envs' action masks (the contrib extra)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from stable_baselines3.common.env_util import make_vec_env
+
+from neg_agents import algos, make_env
+from neg_agents.common.evaluation import evaluate_agent
+from neg_agents.training import train_agent
+
+sb3_contrib = pytest.importorskip("sb3_contrib", reason="sb3-contrib is the contrib extra")
+
+#: A few hundred steps: short rollouts, one small epoch.
+SMALL_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": [16]}}
+
+
+def test_maskable_ppo_trains_a_few_hundred_steps_and_acts_within_the_masks():
+    env = make_vec_env("NegCollision-v0", n_envs=2, seed=0, env_kwargs={"num_obstacles": 3})
+    model = sb3_contrib.MaskablePPO("MlpPolicy", env, seed=0, **SMALL_PPO).learn(256)
+    assert model.num_timesteps >= 256
+    obs = env.reset()
+    for _ in range(50):
+        masks = np.stack(env.env_method("action_masks"))
+        actions, _ = model.predict(obs, action_masks=masks)
+        assert masks[np.arange(2), actions].all()
+        obs, *_ = env.step(actions)
+    env.close()
+
+
+@pytest.mark.parametrize("vec_env", ["dummy", "native"])
+def test_train_agent_runs_maskable_ppo_with_masked_evaluations(vec_env):
+    result = train_agent(
+        "maskable-ppo",
+        env_kwargs={"num_obstacles": 3},
+        total_timesteps=256,
+        n_envs=2,
+        vec_env=vec_env,
+        hyperparams=SMALL_PPO,
+        eval_freq=128,
+        eval_episodes=2,
+    )
+    assert isinstance(result.model, sb3_contrib.MaskablePPO)
+    assert [row["timesteps"] for row in result.history] == [128, 256]
+    result.model.get_env().close()
+
+
+def test_batched_env_hands_sb3_one_mask_per_sub_env():
+    env = make_env("NegCollision-v0", 3, seed=0, vec_env="native")
+    env.reset()
+    masks = env.env_method("action_masks")
+    assert len(masks) == 3 and all(mask.shape == (5,) for mask in masks)
+    assert env.env_method("action_masks", indices=[2])[0].tolist() == masks[2].tolist()
+    env.close()
+
+
+class Recorder:
+    """A policy that records the masks it is given and picks the first allowed action."""
+
+    def __init__(self) -> None:
+        self.masks: list[np.ndarray] = []
+
+    def predict(self, obs, deterministic=True, action_masks=None):
+        self.masks.append(action_masks)
+        return np.argmax(action_masks, axis=1), None
+
+
+def test_evaluation_passes_the_envs_masks_to_maskable_agents():
+    env = make_env("NegCollision-v0", 2, seed=0, env_kwargs={"num_obstacles": 3})
+    agent = Recorder()
+    evaluate_agent(agent, env, 2, action_masks=True)
+    assert len(agent.masks) == 500 and all(
+        m.shape == (2, 5) and m.any(axis=1).all() for m in agent.masks
+    )
+    env.close()
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    missing = dataclasses.replace(algos.ALGOS["maskable-ppo"], model_class=None)
+    monkeypatch.setitem(algos.ALGOS, "maskable-ppo", missing)
+    assert missing.trainable and not missing.available
+    with pytest.raises(ValueError, match=r"pip install 'negdl\[contrib\]'"):
+        algos.get_algo("maskable-ppo")
