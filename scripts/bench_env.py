@@ -1,6 +1,6 @@
 """Environment speed: env steps per second of NegCollision against CartPole-v1.
 
-    python scripts/bench_env.py --out docs/envs/bench_env.md
+    python scripts/bench_env.py             # prints the table and writes runs/envs/bench_env.md
 
 Measures, in one run and on one core: CartPole-v1 through ``gym.make`` (the reference), the
 single env through ``gym.make`` with N = 10, 100, 500 obstacles, and the natively batched env
@@ -33,8 +33,8 @@ class Args:
     """rounds over all configurations; the best round of each is reported"""
     seed: int = 0
     """seed for env resets and the random actions"""
-    out: str = ""
-    """also write the markdown table to this file"""
+    out: str = "runs/envs/bench_env.md"
+    """also write the markdown table to this file (the README's copy is docs/envs/bench_env.md: scripts/update_docs.py)"""
 
 
 def single_env_rate(env: gym.Env, seconds: float, seed: int) -> float:

@@ -1,0 +1,57 @@
+"""Draw one NegCollision frame as a PNG: the picture in the README's environment section.
+
+    python scripts/render_frame.py                # writes runs/envs/frame.png
+
+The scene is a seeded one, a few steps in, with one obstacle placed against the bird so that
+every role shows: free obstacles, an obstacle in contact, the bird's contact ring, the HUD band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+
+import neg_envs  # noqa: F401  (registers the ids)
+from negdl.cli import parse_args
+
+
+@dataclass
+class Args:
+    """Draw one frame of NegCollision-v0 with a contact, as a PNG."""
+
+    out: str = "runs/envs/frame.png"
+    """output PNG (the README's copy is docs/envs/frame.png: scripts/update_docs.py)"""
+    seed: int = 0
+    """seed of the scene"""
+    steps: int = 12
+    """steps taken (moving right) before the frame is drawn"""
+    window_size: int = 512
+    """side of the arena in pixels"""
+
+
+def main(args: Args) -> None:
+    if args.steps < 0:
+        raise SystemExit("--steps must be >= 0")
+    env = gym.make("NegCollision-v0", render_mode="rgb_array", window_size=args.window_size)
+    env.reset(seed=args.seed)
+    for _ in range(args.steps):
+        env.step(3)
+    scene = env.unwrapped
+    positions = scene.obstacle_positions
+    # Put the nearest obstacle just inside contact distance, up and to the right of the bird.
+    nearest = int(np.argmin(((positions - scene.agent_position) ** 2).sum(axis=1)))
+    offset = 0.9 * scene.config.contact_distance / np.sqrt(2)
+    positions[nearest] = scene.agent_position + offset
+    scene.set_state(scene.agent_position, positions, scene.obstacle_velocities)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(env.render()).save(args.out)
+    env.close()
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))

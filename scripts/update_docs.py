@@ -1,0 +1,144 @@
+"""Regenerate the committed results in docs/: the one command that writes there.
+
+Every other command writes into runs/ (ignored by git) by default, so copying a README command
+never overwrites a committed file. This script runs those same commands with their outputs
+pointed into docs/, one job per result; the README quotes the files it writes.
+
+    python scripts/update_docs.py --list                  # the jobs, their commands and run times
+    python scripts/update_docs.py --jobs envs-bench occlusions
+    python scripts/update_docs.py --all --dry-run         # print the commands, run nothing
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from negdl.cli import parse_args
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Job:
+    """One result in docs/: the commands that make it and the files to copy there afterwards.
+
+    :param description: what it regenerates, and roughly how long it takes.
+    :param commands: argument lists, run from the repository root in order.
+    :param copies: ``(source, destination)`` files copied when the commands succeeded.
+    """
+
+    description: str
+    commands: tuple[tuple[str, ...], ...]
+    copies: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+#: Every job, by name. A new script whose result the README shows adds its job here.
+JOBS: dict[str, Job] = {
+    "envs-bench": Job(
+        "docs/envs/bench_env.md: env steps/s against CartPole-v1 (about 1 min)",
+        ((PYTHON, "scripts/bench_env.py", "--seconds", "2", "--rounds", "3",
+          "--out", "docs/envs/bench_env.md"),),
+    ),
+    "envs-frame": Job(
+        "docs/envs/frame.png: one rendered frame with a contact (seconds)",
+        ((PYTHON, "scripts/render_frame.py", "--out", "docs/envs/frame.png"),),
+    ),
+    "agents-bench": Job(
+        "docs/agents/bench.{md,csv}, bench_curves.csv, learning_curves.png, "
+        "performance_profile.png: every agent, 3 seeds, 10 and 30 obstacles (about 10 min on 2 cores)",
+        ((PYTHON, "-m", "neg_agents.cli.bench", "--workers", "2", "--out-dir", "docs/agents",
+          "--tensorboard-dir", "runs/bench/runs"),),
+    ),
+    "agents-check-seeds": Job(
+        "docs/agents/check_seeds_10_12/: the first target on three other seeds (about 1.5 min)",
+        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn", "random", "stay",
+          "--seeds", "10", "11", "12", "--num-obstacles", "10", "--workers", "2",
+          "--out-dir", "docs/agents/check_seeds_10_12", "--tensorboard-dir", "runs/bench/check_seeds"),),
+    ),
+    "agents-maskable": Job(
+        "docs/agents/maskable/: maskable-ppo next to neg-action-dqn, 3 seeds, 10 and 30 obstacles "
+        "(about 6 min on 2 cores)",
+        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-action-dqn", "maskable-ppo",
+          "random", "stay", "--workers", "2", "--out-dir", "docs/agents/maskable",
+          "--tensorboard-dir", "runs/bench/maskable"),),
+    ),
+    "cbomf": Job(
+        "docs/supervised/cbomf_mnist.{md,csv}: every CBOMF mode on MNIST, 3 seeds (about 46 min on one core)",
+        ((PYTHON, "scripts/cbomf.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+          "--out-dir", "runs/cbomf"),),
+        (("runs/cbomf/mnist/results.md", "docs/supervised/cbomf_mnist.md"),
+         ("runs/cbomf/mnist/results.csv", "docs/supervised/cbomf_mnist.csv")),
+    ),
+    "occlusions": Job(
+        "docs/supervised/occlusions.png: one digit per row, one occlusion per column (seconds)",
+        ((PYTHON, "scripts/occlusion_grid.py", "--download", "--out", "docs/supervised/occlusions.png"),),
+    ),
+    "supervised-bench": Job(
+        "docs/supervised/bench.md: tensor pipeline vs Dataset + DataLoader (about 2.5 min)",
+        ((PYTHON, "scripts/bench_supervised.py", "--threads", "1", "--download",
+          "--out", "docs/supervised/bench.md"),),
+    ),
+    "supervised-bench-2threads": Job(
+        "docs/supervised/bench_2threads.md: the same with two torch threads (about 2 min)",
+        ((PYTHON, "scripts/bench_supervised.py", "--threads", "2", "--download",
+          "--out", "docs/supervised/bench_2threads.md"),),
+    ),
+}  # fmt: skip
+
+
+@dataclass
+class Args:
+    """Regenerate results in docs/ by running the scripts with their outputs pointed there."""
+
+    jobs: tuple[str, ...] = ()
+    """jobs to run, in this order (see --list)"""
+    all: bool = False
+    """run every job"""
+    list: bool = False
+    """print the jobs and their commands, then stop"""
+    dry_run: bool = False
+    """print the commands of the chosen jobs without running them"""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.jobs if name not in JOBS]
+        if unknown:
+            raise ValueError(f"unknown job(s) {unknown}; choose from: {', '.join(JOBS)}")
+        if self.all and self.jobs:
+            raise ValueError("give --jobs or --all, not both")
+
+
+def shown(command: tuple[str, ...]) -> str:
+    """A command as one would type it (``python`` for this interpreter)."""
+    return shlex.join(("python" if part == PYTHON else part) for part in command)
+
+
+def main(args: Args) -> None:
+    if args.list or not (args.jobs or args.all):
+        for name, job in JOBS.items():
+            print(f"{name}: {job.description}")
+            for command in job.commands:
+                print(f"    {shown(command)}")
+        if not args.list:
+            raise SystemExit("name the jobs to run with --jobs NAME ... (or --all)")
+        return
+    for name in JOBS if args.all else args.jobs:
+        job = JOBS[name]
+        print(f"== {name}: {job.description}", flush=True)
+        for command in job.commands:
+            print(f"$ {shown(command)}", flush=True)
+            if not args.dry_run and subprocess.run(command, cwd=REPO).returncode != 0:
+                raise SystemExit(f"update_docs.py: job {name} failed at: {shown(command)}")
+        for source, destination in job.copies:
+            print(f"copy {source} -> {destination}", flush=True)
+            if not args.dry_run:
+                shutil.copyfile(REPO / source, REPO / destination)
+
+
+if __name__ == "__main__":
+    main(parse_args(Args))
