@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from negdl.results import format_number
+
 #: Bootstrap resamples and confidence level of every interval.
 BOOTSTRAP_REPS = 2000
 CONFIDENCE = 0.95
@@ -62,15 +64,23 @@ def stratified_bootstrap(
         raise ValueError("every task needs at least one run")
     if reps < 1 or not 0 < confidence < 1:
         raise ValueError(f"need reps >= 1 and 0 < confidence < 1, got {reps}, {confidence}")
+    arrays, samples = _resample(tasks, reps, seed)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(statistic(samples), [tail, 100 - tail])
+    return float(statistic(np.concatenate(arrays))), float(low), float(high)
+
+
+def _resample(
+    tasks: Sequence[np.ndarray], reps: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The tasks as float arrays, and ``reps`` stratified resamples of all their runs,
+    ``(reps, total runs)``: each task's runs drawn with replacement from that task alone."""
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(runs, dtype=float) for runs in tasks]
     samples = np.concatenate(
         [runs[rng.integers(len(runs), size=(reps, len(runs)))] for runs in arrays], axis=1
     )
-    estimates = statistic(samples)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(estimates, [tail, 100 - tail])
-    return float(statistic(np.concatenate(arrays))), float(low), float(high)
+    return arrays, samples
 
 
 def performance_profile(
@@ -91,11 +101,7 @@ def performance_profile(
     def share_above(runs: np.ndarray) -> np.ndarray:
         return (runs[..., None, :] > thresholds[:, None]).mean(axis=-1)
 
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(runs, dtype=float) for runs in tasks]
-    samples = np.concatenate(
-        [runs[rng.integers(len(runs), size=(reps, len(runs)))] for runs in arrays], axis=1
-    )
+    arrays, samples = _resample(tasks, reps, seed)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(share_above(samples), [tail, 100 - tail], axis=0)
     return share_above(np.concatenate(arrays)), low, high
@@ -127,7 +133,10 @@ def normalised_scores(rows: Sequence[dict[str, Any]]) -> dict[str, list[np.ndarr
 
 
 def _interval(point: float, low: float, high: float, digits: int) -> str:
-    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return (
+        f"{format_number(point, digits)} "
+        f"[{format_number(low, digits)}, {format_number(high, digits)}]"
+    )
 
 
 def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:

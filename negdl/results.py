@@ -28,13 +28,22 @@ def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
     return destination
 
 
+def format_number(value: float, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals, never a negative zero (``-0.00`` reads as a loss)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def mean_std(values: Sequence[float], digits: int = 2) -> str:
     """``mean ± std`` over seeds (sample std), the mean alone for one value, ``-`` for none."""
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return format_number(values[0], digits)
+    return (
+        f"{format_number(statistics.mean(values), digits)} ± "
+        f"{format_number(statistics.stdev(values), digits)}"
+    )
 
 
 def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key: str) -> str:

@@ -16,6 +16,9 @@ def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
     assert mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"  # sample std
     assert mean_std([1.0, 2.0, 3.0], digits=0) == "2 ± 1"
     assert mean_std([]) == "-"
+    # A zero is 0.00, however it was reached.
+    assert mean_std([-0.0]) == "0.00" and mean_std([-0.001, -0.001]) == "0.00 ± 0.00"
+    assert mean_std([-0.01]) == "-0.01"
     rows = [
         {"set": "full", "mode": "SN", "acc": 99.0},
         {"set": "full", "mode": "SN", "acc": 98.0},
