@@ -11,7 +11,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PolicyPredictor
 
-from neg_agents.common.baselines import ConstantAgent, RandomAgent
+from neg_agents.common.baselines import ConstantAgent, MaskedRandomAgent, RandomAgent
 from neg_agents.neg_action_dqn import NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
 from neg_envs.collision_core import STAY
@@ -100,6 +100,12 @@ ALGOS: dict[str, AlgoSpec] = {
             "random",
             "uniformly random actions",
             baseline=lambda obs, act, seed: RandomAgent(obs, act, seed),
+        ),
+        AlgoSpec(
+            "random-masked",
+            "uniformly random among the actions the env's action_masks() allows",
+            baseline=lambda obs, act, seed: MaskedRandomAgent(obs, act, seed),
+            action_masks=True,
         ),
         AlgoSpec(
             "stay",

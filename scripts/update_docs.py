@@ -65,7 +65,7 @@ JOBS: dict[str, Job] = {
         "docs/agents/maskable/: maskable-ppo next to neg-action-dqn, 3 seeds, 10 and 30 obstacles "
         "(about 6 min on 2 cores)",
         ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-action-dqn", "maskable-ppo",
-          "random", "stay", "--workers", "2", "--out-dir", "docs/agents/maskable",
+          "random", "random-masked", "stay", "--workers", "2", "--out-dir", "docs/agents/maskable",
           "--tensorboard-dir", "runs/bench/maskable"),),
     ),
     "cbomf": Job(

@@ -74,3 +74,34 @@ class ConstantAgent(_FixedPolicy):
 
     def _actions(self, n: int) -> np.ndarray:
         return np.full(n, self.action, dtype=np.int64)
+
+
+class MaskedRandomAgent(RandomAgent):
+    """Picks uniformly at random among the actions an action mask allows: what the mask alone
+    achieves, without any learning (the baseline of ``maskable-ppo``).
+
+    :param observation_space: the env's observation space.
+    :param action_space: a ``Discrete`` action space.
+    :param seed: seed of the agent's own random generator.
+    """
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one mask ``(n,)`` or a batch ``(n_envs, n)``, as MaskablePPO takes them."""
+        if action_masks is None:
+            raise ValueError(
+                "MaskedRandomAgent needs action_masks= (the env's action_masks()); "
+                "evaluate it with action_masks=True"
+            )
+        masks = np.asarray(action_masks, dtype=bool)
+        batch = np.atleast_2d(masks)
+        # A random score per action, forbidden ones below every allowed one: a uniform choice.
+        scores = np.where(batch, self.rng.random(batch.shape), -1.0)
+        actions = self.action_space.start + scores.argmax(axis=1)
+        return (actions if masks.ndim == 2 else actions[0]), None

@@ -1,4 +1,5 @@
-"""maskable-ppo: sb3-contrib's MaskablePPO under the envs' action masks (the contrib extra)."""
+"""maskable-ppo (sb3-contrib's MaskablePPO, the contrib extra) and random-masked: agents that act
+under the envs' action masks."""
 
 import dataclasses
 
@@ -10,13 +11,18 @@ from neg_agents import algos, make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.training import train_agent
 
-sb3_contrib = pytest.importorskip("sb3_contrib", reason="sb3-contrib is the contrib extra")
+needs_contrib = pytest.mark.skipif(
+    not algos.ALGOS["maskable-ppo"].available, reason="sb3-contrib is the contrib extra"
+)
 
 #: A few hundred steps: short rollouts, one small epoch.
 SMALL_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": [16]}}
 
 
+@needs_contrib
 def test_maskable_ppo_trains_a_few_hundred_steps_and_acts_within_the_masks():
+    import sb3_contrib
+
     env = make_vec_env("NegCollision-v0", n_envs=2, seed=0, env_kwargs={"num_obstacles": 3})
     model = sb3_contrib.MaskablePPO("MlpPolicy", env, seed=0, **SMALL_PPO).learn(256)
     assert model.num_timesteps >= 256
@@ -29,8 +35,11 @@ def test_maskable_ppo_trains_a_few_hundred_steps_and_acts_within_the_masks():
     env.close()
 
 
+@needs_contrib
 @pytest.mark.parametrize("vec_env", ["dummy", "native"])
 def test_train_agent_runs_maskable_ppo_with_masked_evaluations(vec_env):
+    import sb3_contrib
+
     result = train_agent(
         "maskable-ppo",
         env_kwargs={"num_obstacles": 3},
@@ -82,3 +91,20 @@ def test_a_missing_extra_is_named(monkeypatch):
     assert missing.trainable and not missing.available
     with pytest.raises(ValueError, match=r"pip install 'negdl\[contrib\]'"):
         algos.get_algo("maskable-ppo")
+
+
+def test_masked_random_baseline_picks_uniformly_among_allowed_actions():
+    from neg_agents.common.baselines import MaskedRandomAgent
+
+    env = make_env("NegCollision-v0", 2, seed=0)
+    agent = MaskedRandomAgent(env.observation_space, env.action_space, seed=0)
+    masks = np.array([[True, False, True, False, False], [False, False, False, False, True]])
+    actions = np.stack([agent.predict(None, action_masks=masks)[0] for _ in range(400)])
+    assert set(actions[:, 0]) == {0, 2} and set(actions[:, 1]) == {4}
+    assert 0.4 < (actions[:, 0] == 0).mean() < 0.6
+    assert agent.predict(None, action_masks=masks[0])[0] in (0, 2)
+    with pytest.raises(ValueError, match="needs action_masks"):
+        agent.predict(np.zeros((2, 42)))
+    stats = evaluate_agent(agent, env, 2, action_masks=True)
+    assert len(stats.returns) == 2
+    env.close()
