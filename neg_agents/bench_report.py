@@ -41,7 +41,7 @@ def target_lines(rows: Sequence[dict[str, Any]], n: int = 10) -> list[str]:
         algo: _mean(rows, algo, n, "collisions_per_episode")
         for algo in ("neg-reward-dqn", "neg-action-dqn", "random", "stay")
     }
-    seeds = len(_values(rows, "neg-reward-dqn", n, "collisions_per_episode"))
+    seeds = len({r["seed"] for r in rows if r["num_obstacles"] == n})
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**missed**"

@@ -38,6 +38,7 @@ def test_held_keys_choose_the_action():
     assert action_for_keys([ord("x"), ord("s")], mapping, STAY) == DOWN
 
 
+@pytest.mark.filterwarnings("ignore:.*matplotlib is not installed")  # play's optional TkAgg plots
 def test_gymnasium_play_runs_the_game(monkeypatch):
     """``play(gym.make(...))`` finds the mapping and plays (headless, quit after a few frames)."""
     from gymnasium.utils import play as play_module
