@@ -9,25 +9,15 @@ import random
 import numpy as np
 import torch
 
+from negdl.devices import resolve_device
+
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: ``device`` when given, else CUDA when present, else CPU.
 
     :param device: e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``; asking for CUDA without one is an error.
     """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(
-            f"invalid device {device!r}; use 'cpu', 'cuda' or 'cuda:<index>'"
-        ) from error
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but CUDA is not available; use 'cpu' or leave it unset"
-        )
-    return chosen
+    return resolve_device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
