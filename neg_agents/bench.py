@@ -4,16 +4,19 @@
 ``bench_curves.csv`` (the evaluations during training), ``bench.md`` (mean ± std over seeds,
 the targets of issue 3, the command, the machine and the wall time) and
 ``learning_curves.png``; TensorBoard runs go to ``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``.
-Results are rewritten after every run, so an interrupted bench keeps what finished. The
+Results are rewritten after every run, so an interrupted bench keeps what finished: with
+``should_stop`` (``negdl-bench`` passes its Ctrl-C handler) the runs in flight stop at their next
+training step, are dropped, and ``run_bench`` raises ``negdl.interrupt.StopRequested``. The
 command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,12 @@ from neg_agents.common.env_util import make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
-from negdl.results import machine_description, write_csv
+from neg_envs.collision_core import MAX_OBSTACLES
+from negdl.checks import check_int
+from negdl.cli import check_out_dir
+from negdl.devices import resolve_device
+from negdl.interrupt import StopRequested, terminate_child_processes
+from negdl.results import machine_description, write_csv, write_text_atomic
 
 
 @dataclass
@@ -67,9 +75,53 @@ class BenchConfig:
     device: str = "auto"
     """torch device"""
 
+    def __post_init__(self) -> None:
+        for algo in self.algos:
+            get_algo(algo)
+        check_timesteps(self.total_timesteps)
+        for name, values, high in (
+            ("seeds", self.seeds, 2**32 - 1),
+            ("num_obstacles", self.num_obstacles, MAX_OBSTACLES),
+            ("algos", self.algos, None),
+        ):
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"give at least one of {name}, each once; got {list(values)}")
+            if high is not None:
+                for value in values:
+                    check_int(name, value, 0, high)
+        check_int("n_envs", self.n_envs, 1)
+        check_int("eval_freq", self.eval_freq, 0)
+        check_int("eval_episodes", self.eval_episodes, 1)
+        check_int("final_episodes", self.final_episodes, 1)
+        check_int("workers", self.workers, 1)
+        check_int("torch_threads", self.torch_threads, 0)
+        resolve_device(self.device)
+        check_out_dir("--out-dir", self.out_dir)
+        check_out_dir("--tensorboard-dir", self.tensorboard_dir)
+
+
+#: Set in worker processes (``_start_worker``) to the parent's stop request; None elsewhere.
+_worker_stop: Any = None
+
+
+def _start_worker(threads: int, stop_event: Any) -> None:
+    global _worker_stop
+    torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_stop = stop_event
+
+
+def _stop_requested_in_worker() -> bool:
+    return _worker_stop is not None and _worker_stop.is_set()
+
 
 def run_one(
-    args: BenchConfig, algo: str, num_obstacles: int, seed: int
+    args: BenchConfig,
+    algo: str,
+    num_obstacles: int,
+    seed: int,
+    should_stop: Callable[[], bool] = _stop_requested_in_worker,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train (unless a baseline) and evaluate one agent; return its table row and its curve.
 
@@ -77,6 +129,8 @@ def run_one(
     :param algo: the agent (``neg_agents.ALGOS``).
     :param num_obstacles: the env's obstacle count.
     :param seed: seeds training and the final evaluation.
+    :param should_stop: asked after every training step; when it turns True the run stops and
+        raises ``StopRequested`` (by default: the parent's request, in a worker process).
     """
     spec = get_algo(algo)
     env_kwargs = {"num_obstacles": num_obstacles}
@@ -101,8 +155,13 @@ def run_one(
                 tb_log_name=tb_name,
                 progress_bar=args.progress_bar,
                 device=args.device,
-            )
+            ),
+            should_stop=should_stop,
         )
+        if result.interrupted:
+            result.model.get_env().close()
+            eval_env.close()
+            raise StopRequested(f"{algo} n={num_obstacles} seed={seed} stopped while training")
         agent, logger, curve = result.model.policy, result.model.logger, result.history
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
@@ -136,45 +195,74 @@ def run_one(
 
 
 def _run_grid(
-    args: BenchConfig, grid: list[tuple[int, int, str]]
+    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
 ) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
-    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers."""
+    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers;
+    raise ``StopRequested`` once ``should_stop()`` turns True (runs in flight are dropped)."""
+    finished = 0
+    try:
+        for item in _runs(args, grid, should_stop):
+            yield item
+            finished += 1
+    except StopRequested:
+        out = Path(args.out_dir)
+        raise StopRequested(
+            f"kept the {finished} finished runs of {len(grid)} in {out / 'bench.csv'} and "
+            f"{out / 'bench.md'} (marked incomplete)"
+            if finished
+            else "no run had finished"
+        ) from None
+
+
+def _runs(
+    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
+) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
     if args.workers == 1:
         for index, (n, seed, algo) in enumerate(grid):
-            yield index, run_one(args, algo, n, seed)
+            if should_stop():
+                raise StopRequested
+            yield index, run_one(args, algo, n, seed, should_stop)
         return
     worker_args = replace(args, progress_bar=False)
     context = multiprocessing.get_context("spawn")
+    stop_event = context.Event()
     with ProcessPoolExecutor(
         args.workers,
         context,
-        initializer=torch.set_num_threads,
-        initargs=(max(args.torch_threads, 1),),
+        initializer=_start_worker,
+        initargs=(max(args.torch_threads, 1), stop_event),
     ) as pool:
         futures = {
             pool.submit(run_one, worker_args, algo, n, seed): index
             for index, (n, seed, algo) in enumerate(grid)
         }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        pending = set(futures)
+        while pending:
+            # Short waits, so a stop request is seen within a fraction of a second.
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if should_stop():
+                stop_event.set()  # runs in flight stop at their next training step
+                for future in pending:
+                    future.cancel()
+                if wait(pending, timeout=30).not_done:
+                    terminate_child_processes()
+                raise StopRequested
+            for future in done:
+                yield futures[future], future.result()
 
 
-def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
+def run_bench(
+    args: BenchConfig,
+    command: str = "negdl-bench",
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
     """Run the whole grid; return the markdown file.
 
-    :param args: the bench's settings.
+    :param args: the bench's settings (checked when the ``BenchConfig`` is made).
     :param command: the command line, recorded in ``bench.md``.
-    :raises ValueError: a setting is out of range or names an unknown agent.
+    :param should_stop: asked between and during runs; once True the bench stops, keeping the
+        finished runs' files (``bench.md`` says it is incomplete), and raises ``StopRequested``.
     """
-    for algo in args.algos:
-        get_algo(algo)
-    check_timesteps(args.total_timesteps)
-    if args.workers < 1 or args.torch_threads < 0:
-        raise ValueError(
-            f"workers must be >= 1 and torch_threads >= 0, got {args.workers} and {args.torch_threads}"
-        )
-    if not args.seeds or not args.num_obstacles:
-        raise ValueError("give at least one seed and one obstacle count")
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
@@ -187,7 +275,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
     start = time.perf_counter()
     results: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (row, curve) in _run_grid(args, grid):
+    for index, (row, curve) in _run_grid(args, grid, should_stop):
         results[index] = (row, curve)
         elapsed = time.perf_counter() - start
         # Rows in grid order, whatever order the workers finish in.
@@ -206,7 +294,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "final_episodes": args.final_episodes,
             "n_envs": args.n_envs,
         }
-        (out / "bench.md").write_text(bench_markdown(rows, meta))
+        write_text_atomic(out / "bench.md", bench_markdown(rows, meta))
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         progress.update()
         progress.write(

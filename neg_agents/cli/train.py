@@ -3,6 +3,10 @@ and checkpoints.
 
     negdl-train                                   # negative-reward DQN on NegCollision-v0, ~2 CPU minutes
     negdl-train --algo neg-action-dqn --env-kwargs num_obstacles=30 --vec-env native
+
+Ctrl-C (or SIGTERM) stops training at the next step and saves the model so far with its
+config.json, marked ``"interrupted": true``; the command then exits with status 130 (143). A
+second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import TrainConfig, train_and_save
-from negdl.cli import parse_options, run_main
+from negdl.cli import check_out_dir, parse_options, run_main
+from negdl.interrupt import StopOnSignal
 
 
 @dataclass
@@ -71,6 +76,8 @@ def run(args: Args) -> Path:
         )
     if args.torch_threads < 0:
         raise ValueError(f"torch_threads must be >= 0, got {args.torch_threads}")
+    for name in ("out_dir", "tensorboard_dir", "checkpoint_dir"):
+        check_out_dir(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     run_dir = Path(args.out_dir) / f"{args.algo}-{args.env_id}-s{args.seed}"
@@ -90,10 +97,22 @@ def run(args: Args) -> Path:
         device=args.device,
         verbose=args.verbose,
     )
-    result = train_and_save(
-        config, run_dir, args.checkpoint_freq, args.checkpoint_dir, extra=asdict(args)
-    )
-    print(f"saved {run_dir / 'model.zip'} and {run_dir / 'config.json'} after {result.summary()}")
+    with StopOnSignal("negdl-train") as stop:
+        result = train_and_save(
+            config,
+            run_dir,
+            args.checkpoint_freq,
+            args.checkpoint_dir,
+            extra=asdict(args),
+            should_stop=lambda: stop.requested,
+        )
+    saved = f"{run_dir / 'model.zip'} and {run_dir / 'config.json'}"
+    if result.interrupted:
+        stop.exit(
+            f"saved the model after {result.model.num_timesteps:,} of {args.total_timesteps:,} "
+            f'steps: {saved} (config.json says "interrupted": true)'
+        )
+    print(f"saved {saved} after {result.summary()}")
     return run_dir
 
 

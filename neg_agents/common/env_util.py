@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import signal
 from typing import Any
 
 import gymnasium as gym
@@ -73,13 +75,25 @@ def make_env(
         venv.seed(seed)
         return venv
     return make_vec_env(
-        importable_id(env_id) if vec_env == "subproc" else env_id,
+        functools.partial(make_in_worker, importable_id(env_id))
+        if vec_env == "subproc"
+        else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
     )
+
+
+def make_in_worker(env_id: str, **env_kwargs: Any) -> gym.Env:
+    """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent process.
+
+    A terminal's Ctrl-C reaches every process of the group; the parent stops training cleanly
+    (``negdl.interrupt``) and closes the workers, which must not die of it first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return gym.make(env_id, **env_kwargs)
 
 
 def importable_id(env_id: str) -> str:
