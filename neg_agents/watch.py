@@ -15,6 +15,8 @@ from neg_agents.common.env_util import check_env_options
 from neg_agents.model_io import load_policy
 from neg_agents.video import check_video_path, write_video
 from neg_envs.episodes import Episode, play_episodes
+from negdl.checks import check_int
+from negdl.cli import check_out_file
 
 
 def watch_agent(
@@ -45,14 +47,22 @@ def watch_agent(
     :param output: write the frames to this file instead of opening a window.
     :param device: torch device of a model.
     """
-    if episodes < 1 or max_steps < 0 or fps < 1:
-        raise ValueError("episodes and fps must be >= 1 and max_steps >= 0")
+    check_int("episodes", episodes, 1)
+    check_int("max_steps", max_steps, 0)
+    check_int("fps", fps, 1, 1000)
+    check_int("seed", seed, 0)
     if output is not None:
+        check_out_file("output", output)
         check_video_path(output)
     spec = get_algo(algo)
     env_kwargs = dict(env_kwargs or {})
     check_env_options(env_id, env_kwargs).close()
     env = gym.make(env_id, render_mode="rgb_array" if output else "human", **env_kwargs)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ValueError(
+            f"{algo} acts in envs with discrete actions; {env_id} has {env.action_space}"
+        )
     env.metadata["render_fps"] = fps
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)

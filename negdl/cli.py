@@ -13,8 +13,9 @@ rules every negdl command shares:
 - ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too (a
   ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
   Ctrl-C the command does not handle itself ends with one line and status 130.
-- ``check_out_dir`` / ``check_out_file``: an output path that cannot be written (a folder that
-  is a file, a file that is a folder) is an argument error, found before any work is done.
+- ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
+  written (a folder that is a file, a file that is a folder) or an input folder that is not
+  there is an argument error, found before any work is done.
 
 Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
@@ -130,6 +131,22 @@ def check_out_dir(name: str, path: str | Path | None) -> None:
         raise ValueError(f"{name} {str(path)!r} {what}; give a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {str(path)!r}: no permission to write in {existing}")
+
+
+def check_in_dir(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` unless ``path`` (argument ``name``), when given, is an existing folder.
+
+    :param name: the argument, e.g. ``"--data-dir"``.
+    :param path: the folder to read from (None: nothing to check).
+    """
+    if path is None:
+        return
+    if not Path(path).exists():
+        raise ValueError(
+            f"{name} {str(path)!r} does not exist; give the folder that holds the data"
+        )
+    if not Path(path).is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file; give the folder that holds the data")
 
 
 def check_out_file(name: str, path: str | Path | None) -> None:

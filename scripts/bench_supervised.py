@@ -24,7 +24,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from negdl.cli import parse_args
+from negdl.cli import check_in_dir, check_out_file, run_main
 from negdl.results import machine_description
 from supervised.cbomf import extract_features
 from supervised.data import DataFileError, LabelledImages, load_mnist
@@ -68,6 +68,10 @@ class Args:
             raise ValueError(
                 "steps, repeats and batch size must be positive; warm-up steps, workers and threads >= 0"
             )
+        for device in self.devices:
+            select_device(device)
+        check_in_dir("--data-dir", self.data_dir)
+        check_out_file("--out", self.out)
 
 
 class PerSampleMnist(Dataset):
@@ -271,4 +275,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("bench_supervised.py", Args, main)

@@ -11,9 +11,33 @@ from typing import Any
 import torch
 from torch import nn
 
+from negdl.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(RuntimeError, UserError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
+
+
+def check_plain(value: Any, where: str = "metadata") -> None:
+    """Raise a ``ValueError`` naming the first part of ``value`` that ``weights_only`` loading
+    would refuse: only None, bools, ints, floats, strings, tensors and lists, tuples and dicts
+    (with string keys) of them are plain."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_plain(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; keys must be strings")
+            check_plain(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(
+        f"{where} is a {type(value).__name__} ({value!r}); checkpoints hold plain data only, "
+        "which loads with weights_only=True: convert it (e.g. float(x), x.tolist(), str(x))"
+    )
 
 
 def save_checkpoint(
@@ -27,8 +51,10 @@ def save_checkpoint(
     :param path: destination file; parent folders are created.
     :param model: the model whose ``state_dict`` is saved.
     :param optimizer: optionally, the optimiser whose state is saved too.
-    :param metadata: e.g. the mode, seed and epoch; must be safe for ``weights_only`` loading.
+    :param metadata: e.g. the mode, seed and epoch; must be plain data (see :func:`check_plain`),
+        since only that loads with ``weights_only=True``.
     """
+    check_plain(dict(metadata or {}))
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "metadata": dict(metadata or {})}

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import torch
 
+from negdl.checks import check_bool, check_int
 from negdl.devices import resolve_device
 
 
@@ -23,10 +24,12 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, numpy and torch (all devices) and optionally ask for deterministic kernels.
 
-    :param seed: the seed.
+    :param seed: the seed, an integer >= 0.
     :param deterministic: use deterministic algorithms where torch offers them (a warning, not
         an error, where it does not) and disable cuDNN autotuning.
     """
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_bool("deterministic", deterministic)
     random.seed(seed)
     # Legacy global numpy RNG on purpose: third-party code (e.g. gymnasium helpers) draws from it.
     np.random.seed(seed % 2**32)  # noqa: NPY002

@@ -13,6 +13,7 @@ from neg_agents.model_io import resolve_run
 from neg_agents.watch import watch_agent
 from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
+from negdl.devices import resolve_device
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Args:
 
 def run(args: Args) -> list[Episode]:
     """Play the episodes and print what each one cost."""
+    resolve_device(args.device)
     algo, env_id, env_kwargs = resolve_run(
         args.model, args.algo, args.env_id, parse_options(args.env_kwargs, "env option")
     )

@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neg_agents.cli import bench, train, watch
+from neg_agents.model_io import load_agent
 
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
 
@@ -203,3 +205,37 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
 def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path):
     with pytest.raises(SystemExit, match=r"negdl\[video\]"):
         watch.main(["--model", str(trained / "model.zip"), "--output", str(tmp_path / "x.mp4")])
+
+
+def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
+    run_dir = tmp_path / "neg-reward-dqn-NegCollision-v0-s0"
+    result = interrupt_script(
+        "neg_agents.cli.train",
+        *("--total-timesteps", "1000000", "--n-envs", "2", "--eval-freq", "0"),
+        *("--env-kwargs", "num_obstacles=3", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--hyperparams", *TINY),
+        ready=lambda: (run_dir / "tensorboard").exists(),
+    )
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "stopped by SIGINT: saved the model after" in result.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["interrupted"] is True and 0 < config["num_timesteps"] < 1_000_000
+    model = load_agent(run_dir / "model.zip", "neg-reward-dqn")
+    assert model.num_timesteps == config["num_timesteps"]
+
+
+def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
+    result = interrupt_script(
+        "neg_agents.cli.bench",
+        *("--algos", "random", "stay", "--seeds", *map(str, range(20)), "--num-obstacles", "3"),
+        *("--final-episodes", "2", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--tensorboard-dir", str(tmp_path / "tb")),
+        ready=lambda: (tmp_path / "bench.csv").exists(),
+    )
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    with open(tmp_path / "bench.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) < 40
+    assert f"kept the {len(rows)} finished runs of 40" in result.stderr
+    assert "(incomplete" in (tmp_path / "bench.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,17 +69,36 @@ def test_cbomf_script_rejects_bad_arguments(
     script = load_script("cbomf")
     for argv, message in (
         (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (["--lr", "-1"], "need lr > 0"),
+        (["--lr", "-1"], "lr must be a finite number > 0"),
         (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(script.Args, argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    args = parse_args(
-        script.Args, ["--data-dir", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)]
-    )
+    args = parse_args(script.Args, ["--data-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(DataFileError, match="missing dataset file"):
         script.main(args)
+
+
+def test_cbomf_script_keeps_the_finished_modes_on_sigterm(
+    mnist_root: Path, tmp_path: Path, interrupt_script
+) -> None:
+    results = tmp_path / "mnist" / "results.csv"
+    options = "--epochs 1 --second-epochs 1 --train-subset 64 --test-subset 16 --no-progress"
+    done = interrupt_script(
+        "cbomf.py",
+        *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),
+        *map(str, range(50)),
+        *("--data-dir", str(mnist_root), "--out-dir", str(tmp_path)),
+        ready=results.exists,
+        signals=[signal.SIGTERM],
+    )
+    assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
+    with open(results) as handle:
+        rows = list(csv.DictReader(handle))
+    modes = 8 * 10  # 8 modes x (full, 4 cuts, 5 corners)
+    assert rows and len(rows) % modes == 0 and len(rows) < 50 * modes
+    assert f"stopped by SIGTERM: kept {len(rows)} rows of the finished modes" in done.stderr
 
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
