@@ -22,13 +22,14 @@ def check_plain(value: Any, where: str = "metadata") -> None:
     """Raise a ``ValueError`` naming the first part of ``value`` that ``weights_only`` loading
     would refuse: only None, bools, ints, floats, strings, tensors and lists, tuples and dicts
     (with string keys) of them are plain."""
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+    # Exact types: numpy's float64 is a float, yet weights_only loading refuses it.
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         for index, item in enumerate(value):
             check_plain(item, f"{where}[{index}]")
         return
-    if isinstance(value, dict):
+    if type(value) is dict:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{where} has the key {key!r}; keys must be strings")

@@ -56,6 +56,17 @@ def run_in_repo(
     return result
 
 
+def import_script(name: str):
+    """Import ``scripts/<name>.py`` as a module: cheaper than a subprocess for argument checks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def run_script() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_in_repo``: runs a script or command as a subprocess (scripts' smoke tests)."""

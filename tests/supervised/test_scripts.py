@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from supervised.checkpoints import load_checkpoint
 from supervised.data import DataFileError
 from supervised.models import mnist_net
 
-from ..conftest import run_in_repo
+from ..conftest import import_script, run_in_repo
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,19 +52,10 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
-def load_script(name: str):
-    """Import a script as a module (cheaper than a subprocess for argument checks)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cbomf_script_rejects_bad_arguments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = load_script("cbomf")
+    script = import_script("cbomf")
     for argv, message in (
         (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
         (["--lr", "-1"], "lr must be a finite number > 0"),
