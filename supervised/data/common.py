@@ -95,7 +95,10 @@ class LabelledImages:
                 f"labels span [{int(self.labels.min())}, {int(self.labels.max())}] but there are "
                 f"{len(self.classes)} classes; labels must lie in [0, {len(self.classes) - 1}]"
             )
-        if not bool(torch.isfinite(self.images).all()):
+        # min and max are NaN when any value is (and infinite when one is): one fast pass.
+        if self.images.numel() and not bool(
+            torch.isfinite(torch.stack(torch.aminmax(self.images))).all()
+        ):
             raise ValueError(
                 "images hold NaN or infinite values; pixels must be finite (e.g. in [0, 1])"
             )
