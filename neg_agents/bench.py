@@ -5,9 +5,10 @@
 the targets of issue 3, the command, the machine and the wall time) and
 ``learning_curves.png``; TensorBoard runs go to ``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``.
 Results are rewritten after every run, so an interrupted bench keeps what finished: with
-``should_stop`` (``negdl-bench`` passes its Ctrl-C handler) the runs in flight stop at their next
-training step, are dropped, and ``run_bench`` raises ``negdl.interrupt.StopRequested``. The
-command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
+``should_stop`` (``negdl-bench`` passes its Ctrl-C handler) the run in flight in this process
+stops at its next training step, worker processes running others are ended, those runs are
+dropped, and ``run_bench`` raises ``negdl.interrupt.StopRequested``. The command is
+``negdl-bench`` (``neg_agents/cli/bench.py``).
 """
 
 from __future__ import annotations
@@ -100,20 +101,10 @@ class BenchConfig:
         check_out_dir("--tensorboard-dir", self.tensorboard_dir)
 
 
-#: Set in worker processes (``_start_worker``) to the parent's stop request; None elsewhere.
-_worker_stop: Any = None
-
-
-def _start_worker(threads: int, stop_event: Any) -> None:
-    global _worker_stop
+def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     # Ctrl-C reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_stop = stop_event
-
-
-def _stop_requested_in_worker() -> bool:
-    return _worker_stop is not None and _worker_stop.is_set()
 
 
 def run_one(
@@ -121,7 +112,7 @@ def run_one(
     algo: str,
     num_obstacles: int,
     seed: int,
-    should_stop: Callable[[], bool] = _stop_requested_in_worker,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train (unless a baseline) and evaluate one agent; return its table row and its curve.
 
@@ -130,7 +121,7 @@ def run_one(
     :param num_obstacles: the env's obstacle count.
     :param seed: seeds training and the final evaluation.
     :param should_stop: asked after every training step; when it turns True the run stops and
-        raises ``StopRequested`` (by default: the parent's request, in a worker process).
+        raises ``StopRequested``.
     """
     spec = get_algo(algo)
     env_kwargs = {"num_obstacles": num_obstacles}
@@ -224,13 +215,11 @@ def _runs(
             yield index, run_one(args, algo, n, seed, should_stop)
         return
     worker_args = replace(args, progress_bar=False)
-    context = multiprocessing.get_context("spawn")
-    stop_event = context.Event()
     with ProcessPoolExecutor(
         args.workers,
-        context,
+        multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(max(args.torch_threads, 1), stop_event),
+        initargs=(max(args.torch_threads, 1),),
     ) as pool:
         futures = {
             pool.submit(run_one, worker_args, algo, n, seed): index
@@ -241,11 +230,9 @@ def _runs(
             # Short waits, so a stop request is seen within a fraction of a second.
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             if should_stop():
-                stop_event.set()  # runs in flight stop at their next training step
                 for future in pending:
                     future.cancel()
-                if wait(pending, timeout=30).not_done:
-                    terminate_child_processes()
+                terminate_child_processes()  # the runs in flight are dropped anyway
                 raise StopRequested
             for future in done:
                 yield futures[future], future.result()

@@ -13,7 +13,12 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
-from neg_agents.common.model_files import UnsafeModelFileError, load_model, save_model
+from neg_agents.common.model_files import (
+    SpaceMismatchError,
+    UnsafeModelFileError,
+    load_model,
+    save_model,
+)
 from neg_agents.common.model_files import check_spaces as check_model_spaces
 from negdl.devices import resolve_device
 from negdl.resources import MemoryLimitError
@@ -125,11 +130,9 @@ def load_agent(
     try:
         with quiet_n_step_reload():  # plain DQN models too
             return load_model(spec.model_class, path, env, device)
-    except (UnsafeModelFileError, MemoryLimitError):
+    except (UnsafeModelFileError, SpaceMismatchError, MemoryLimitError):
         raise
     except ValueError as error:
-        if "was trained on another" in str(error):
-            raise
         raise _invalid(path, algo, error) from error
     except (
         zipfile.BadZipFile,

@@ -78,6 +78,10 @@ class UnsafeModelFileError(ValueError):
     """A model file holds a pickled entry that cannot be rebuilt without running its code."""
 
 
+class SpaceMismatchError(ValueError):
+    """A model was saved for other observation or action spaces than the env it is given."""
+
+
 class NotPlain(TypeError):
     """A value with no plain-JSON form."""
 
@@ -458,14 +462,14 @@ def load_model(
 
 
 def check_spaces(saved: dict[str, Any], env: Any, source: str = "the model") -> None:
-    """Raise a ``ValueError`` that says how to fix it when a model saved with the spaces in
+    """Raise a :class:`SpaceMismatchError` that says how to fix it when a model saved with the spaces in
     ``saved`` (``observation_space``, ``action_space``; missing ones are skipped) cannot act in
     ``env``."""
     for key in ("observation_space", "action_space"):
         expected, got = saved.get(key), getattr(env, key)
         if expected is not None and expected != got:
             kind = key.removesuffix("_space")
-            raise ValueError(
+            raise SpaceMismatchError(
                 f"{source} was trained on another {kind} space: it expects {_describe(expected)}, "
                 f"this env has {_describe(got)}. Use the env id and options it was trained with "
                 "(see the config.json beside the model), e.g. the same num_obstacles."
