@@ -10,6 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.evaluation import evaluate_agent
+from negdl.checks import check_int
 
 
 class CollisionEvalCallback(BaseCallback):
@@ -33,10 +34,8 @@ class CollisionEvalCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if eval_freq < 1 or n_eval_episodes < 1:
-            raise ValueError(
-                f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq}, {n_eval_episodes}"
-            )
+        check_int("eval_freq", eval_freq, 1)
+        check_int("n_eval_episodes", n_eval_episodes, 1)
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes

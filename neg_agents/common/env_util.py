@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import neg_envs
 from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
+from negdl.checks import check_int
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
@@ -52,6 +53,8 @@ def make_env(
     """
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+    if seed is not None:
+        check_int("seed", seed, 0, 2**32 - 1)
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
     check_env_options(env_id, env_kwargs).close()

@@ -7,6 +7,7 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_envs.episodes import Episode, EpisodeStats
+from negdl.checks import check_int
 
 __all__ = ["EpisodeStats", "evaluate_agent"]
 
@@ -25,8 +26,7 @@ def evaluate_agent(
     :param n_episodes: episodes to finish, >= 1.
     :param deterministic: passed to ``agent.predict``.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    check_int("n_episodes", n_episodes, 1)
     n_envs = env.num_envs
     quota = np.array([(n_episodes + i) // n_envs for i in range(n_envs)], dtype=int)
     done_count = np.zeros(n_envs, dtype=int)
