@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from negdl.devices import resolve_device
 from negdl.errors import UserError
 
 
@@ -81,6 +82,8 @@ def load_checkpoint(
     :param optimizer: receives the saved optimiser state when given.
     :param map_location: device the tensors are loaded onto first.
     """
+    if map_location is not None:
+        resolve_device(map_location)  # torch would blame the file for a missing device
     source = Path(path)
     if not source.is_file():
         raise CheckpointError(

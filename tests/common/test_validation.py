@@ -19,7 +19,7 @@ from neg_agents.cli import bench, train, watch
 from negdl.cli import run_main
 from negdl.devices import resolve_device
 from supervised import CBOMFConfig, LabelledImages, load_emnist, load_mnist, mnist_net
-from supervised.checkpoints import save_checkpoint
+from supervised.checkpoints import load_checkpoint, save_checkpoint
 from supervised.models import NegatableClassifier, Standardize, mlp_head
 from supervised.occlusions import (
     CornerOcclusion,
@@ -125,9 +125,11 @@ def test_bad_values_and_types_are_refused_by_name_value_and_range(case):
 
 DEVICES = {
     "agent": lambda: dqn(device="cuda"),
+    "loaded agent": lambda: NegRewardDQN.load("model.zip", device="cuda"),
     "training run": lambda: TrainConfig(device="cuda"),
     "bench": lambda: BenchConfig(device="cuda:0"),
     "supervised": lambda: select_device("cuda"),
+    "checkpoint": lambda: load_checkpoint("model.pt", nn.Linear(1, 1), map_location="cuda"),
 }
 
 
