@@ -12,6 +12,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 
 def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     def text(bound: float) -> str:
@@ -81,7 +83,7 @@ def check_number(
 
 def check_bool(name: str, value: Any) -> bool:
     """``value`` if it is a bool (numpy's included); ``1`` or ``"yes"`` are not."""
-    if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
 

@@ -36,7 +36,7 @@ def _check_learning_rate(value: Any) -> None:
 
 def _check_train_freq(value: Any) -> None:
     frequency, unit = value, "step"
-    if isinstance(value, (tuple, list)) or type(value).__name__ == "TrainFreq":
+    if isinstance(value, (tuple, list)):  # TrainFreq, SB3's named tuple, included
         if len(value) != 2:
             raise ValueError(
                 f"train_freq must be an integer or (integer, 'step'|'episode'), got {value!r}"
