@@ -8,6 +8,8 @@
   bench do it; :func:`~neg_agents.watch.watch_agent` and :func:`~neg_agents.bench.run_bench`
   are ``negdl-watch`` and ``negdl-bench``.
 - :class:`SB3VecEnvAdapter`: hands ``neg_envs``' natively batched env to stable-baselines3.
+- Saved agents load without unpickling anything (``neg_agents.common.model_files``); a file
+  holding code it cannot rebuild safely raises :class:`UnsafeModelFileError`.
 """
 
 from neg_agents.algos import ALGOS, AlgoSpec, get_algo
@@ -19,6 +21,7 @@ from neg_agents.common import (
     evaluate_agent,
     make_env,
 )
+from neg_agents.common.model_files import UnsafeModelFileError
 from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQN, forbidden_actions
 from neg_agents.neg_reward_dqn import NegRewardDQN, PositiveRewardError
 from neg_agents.training import TrainConfig, TrainResult, train_agent
@@ -36,6 +39,7 @@ __all__ = [
     "SB3VecEnvAdapter",
     "TrainConfig",
     "TrainResult",
+    "UnsafeModelFileError",
     "evaluate_agent",
     "forbidden_actions",
     "get_algo",

@@ -8,16 +8,19 @@ command, the machine and the wall time), ``learning_curves.png`` and
 ``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>_1``, and each training run's ``monitor.csv``
 files, ``evaluations.npz`` and videos (``--capture-video``) to
 ``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``. Results are rewritten after every run, so
-an interrupted bench keeps what finished. The command is ``negdl-bench``
-(``neg_agents/cli/bench.py``).
+an interrupted bench keeps what finished: with ``should_stop`` (``negdl-bench`` passes its
+Ctrl-C handler) the run in flight in this process stops at its next training step, worker
+processes running others are ended, those runs are dropped, and ``run_bench`` raises
+``negdl.interrupt.StopRequested``. The command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,12 @@ from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
 from neg_agents.video import check_video_capture, record_evaluation_video
-from negdl.results import machine_description, write_csv
+from neg_envs.collision_core import MAX_OBSTACLES
+from negdl.checks import check_bool, check_int
+from negdl.cli import check_out_dir
+from negdl.devices import resolve_device
+from negdl.interrupt import StopRequested, terminate_child_processes
+from negdl.results import machine_description, write_csv, write_text_atomic
 
 
 @dataclass
@@ -76,9 +84,46 @@ class BenchConfig:
     device: str = "auto"
     """torch device"""
 
+    def __post_init__(self) -> None:
+        for algo in self.algos:
+            get_algo(algo)
+        check_timesteps(self.total_timesteps)
+        for name, values, high in (
+            ("seeds", self.seeds, 2**32 - 1),
+            ("num_obstacles", self.num_obstacles, MAX_OBSTACLES),
+            ("algos", self.algos, None),
+        ):
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"give at least one of {name}, each once; got {list(values)}")
+            if high is not None:
+                for value in values:
+                    check_int(name, value, 0, high)
+        check_int("n_envs", self.n_envs, 1)
+        check_int("eval_freq", self.eval_freq, 0)
+        check_int("eval_episodes", self.eval_episodes, 1)
+        check_int("final_episodes", self.final_episodes, 1)
+        check_int("workers", self.workers, 1)
+        check_int("torch_threads", self.torch_threads, 0)
+        resolve_device(self.device)
+        check_out_dir("--out-dir", self.out_dir)
+        check_out_dir("--tensorboard-dir", self.tensorboard_dir)
+        check_bool("capture_video", self.capture_video)
+        if self.capture_video:
+            check_video_capture()
+
+
+def _start_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 def run_one(
-    args: BenchConfig, algo: str, num_obstacles: int, seed: int
+    args: BenchConfig,
+    algo: str,
+    num_obstacles: int,
+    seed: int,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train (unless a baseline) and evaluate one agent; return its table row and its curve.
 
@@ -86,6 +131,8 @@ def run_one(
     :param algo: the agent (``neg_agents.ALGOS``).
     :param num_obstacles: the env's obstacle count.
     :param seed: seeds training and the final evaluation.
+    :param should_stop: asked after every training step; when it turns True the run stops and
+        raises ``StopRequested``.
     """
     spec = get_algo(algo)
     env_kwargs = {"num_obstacles": num_obstacles}
@@ -114,8 +161,13 @@ def run_one(
                 log_dir=str(log_dir),
                 capture_video=args.capture_video,
                 video_freq=0,  # one clip, of the trained agent
-            )
+            ),
+            should_stop=should_stop,
         )
+        if result.interrupted:
+            result.model.get_env().close()
+            eval_env.close()
+            raise StopRequested(f"{algo} n={num_obstacles} seed={seed} stopped while training")
         agent, logger, curve = result.model.policy, result.model.logger, result.history
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
@@ -161,47 +213,70 @@ def run_one(
 
 
 def _run_grid(
-    args: BenchConfig, grid: list[tuple[int, int, str]]
+    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
 ) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
-    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers."""
+    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers;
+    raise ``StopRequested`` once ``should_stop()`` turns True (runs in flight are dropped)."""
+    finished = 0
+    try:
+        for item in _runs(args, grid, should_stop):
+            yield item
+            finished += 1
+    except StopRequested:
+        out = Path(args.out_dir)
+        raise StopRequested(
+            f"kept the {finished} finished runs of {len(grid)} in {out / 'bench.csv'} and "
+            f"{out / 'bench.md'} (marked incomplete)"
+            if finished
+            else "no run had finished"
+        ) from None
+
+
+def _runs(
+    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
+) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
     if args.workers == 1:
         for index, (n, seed, algo) in enumerate(grid):
-            yield index, run_one(args, algo, n, seed)
+            if should_stop():
+                raise StopRequested
+            yield index, run_one(args, algo, n, seed, should_stop)
         return
     worker_args = replace(args, progress_bar=False)
-    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         args.workers,
-        context,
-        initializer=torch.set_num_threads,
+        multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
         initargs=(max(args.torch_threads, 1),),
     ) as pool:
         futures = {
             pool.submit(run_one, worker_args, algo, n, seed): index
             for index, (n, seed, algo) in enumerate(grid)
         }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        pending = set(futures)
+        while pending:
+            # Short waits, so a stop request is seen within a fraction of a second.
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if should_stop():
+                for future in pending:
+                    future.cancel()
+                terminate_child_processes()  # the runs in flight are dropped anyway
+                raise StopRequested
+            for future in done:
+                yield futures[future], future.result()
 
 
-def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
+def run_bench(
+    args: BenchConfig,
+    command: str = "negdl-bench",
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
     """Run the whole grid; return the markdown file.
 
-    :param args: the bench's settings.
+    :param args: the bench's settings (checked when the ``BenchConfig`` is made).
     :param command: the command line, recorded in ``bench.md``.
-    :raises ValueError: a setting is out of range or names an unknown agent.
+    :param should_stop: asked between and during runs; once True the bench stops, keeping the
+        finished runs' files (``bench.md`` says it is incomplete), and raises ``StopRequested``.
     """
-    for algo in args.algos:
-        get_algo(algo)
-    check_timesteps(args.total_timesteps)
-    if args.workers < 1 or args.torch_threads < 0:
-        raise ValueError(
-            f"workers must be >= 1 and torch_threads >= 0, got {args.workers} and {args.torch_threads}"
-        )
-    if not args.seeds or not args.num_obstacles:
-        raise ValueError("give at least one seed and one obstacle count")
-    if args.capture_video:
-        check_video_capture()
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
@@ -214,7 +289,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
     start = time.perf_counter()
     results: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (row, curve) in _run_grid(args, grid):
+    for index, (row, curve) in _run_grid(args, grid, should_stop):
         results[index] = (row, curve)
         elapsed = time.perf_counter() - start
         # Rows in grid order, whatever order the workers finish in.
@@ -233,7 +308,9 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "final_episodes": args.final_episodes,
             "n_envs": args.n_envs,
         }
-        (out / "bench.md").write_text(bench_markdown(rows, meta) + seed_statistics_markdown(rows))
+        write_text_atomic(
+            out / "bench.md", bench_markdown(rows, meta) + seed_statistics_markdown(rows)
+        )
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
         progress.update()

@@ -13,24 +13,39 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
+from neg_agents.common.model_files import (
+    SpaceMismatchError,
+    UnsafeModelFileError,
+    load_model,
+    save_model,
+)
+from neg_agents.common.model_files import check_spaces as check_model_spaces
+from negdl.devices import resolve_device
+from negdl.resources import MemoryLimitError
+from negdl.results import write_text_atomic
 
 CONFIG_NAME = "config.json"
 
 
 def write_config(config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``config.json`` into ``run_dir`` (created if needed); return its path."""
+    """Write ``config.json`` into ``run_dir`` (created if needed), whole or not at all; return
+    its path."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONFIG_NAME
-    path.write_text(json.dumps(config, indent=2, default=str) + "\n")
-    return path
+    return write_text_atomic(
+        run_dir / CONFIG_NAME, json.dumps(config, indent=2, default=str) + "\n"
+    )
 
 
 def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``model.zip`` (SB3's format) and ``config.json`` into ``run_dir``; return the model path."""
+    """Write ``model.zip`` (SB3's format, with the plain twins ``load_agent`` reads, see
+    ``neg_agents.common.model_files``) and ``config.json`` into ``run_dir``, each whole or not
+    at all; return the model path."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "model.zip"
+    save_model(model, path)
     write_config(config, run_dir)
-    path = Path(run_dir) / "model.zip"
-    model.save(path)
     return path
 
 
@@ -101,13 +116,16 @@ def load_policy(
 def load_agent(
     model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = "auto"
 ) -> BaseAlgorithm:
-    """Load a model saved by ``save_run``/``model.save`` with SB3's own loader.
+    """Load a model saved by ``save_run``/``model.save``, without unpickling anything from it
+    (``neg_agents.common.model_files.load_model``; SB3's plain DQN models too).
 
     :param model_path: the ``.zip`` file.
     :param algo: the agent name it was trained as (``neg_agents.ALGOS``).
-    :param env: if given, the model's observation and action spaces must match it.
+    :param env: if given, the model's observation and action spaces must match it, and the model
+        runs on it.
     :param device: torch device.
     :raises FileNotFoundError: no file at ``model_path``.
+    :raises UnsafeModelFileError: the file holds a pickled entry that cannot be rebuilt safely.
     :raises ValueError: not a model of ``algo``, a corrupt file, or spaces that do not match ``env``.
     """
     spec = get_algo(algo)
@@ -118,42 +136,33 @@ def load_agent(
         raise FileNotFoundError(
             f"no model file at {path}; train one first (negdl-train) or fix the path"
         )
+    resolve_device(device)
     try:
         with quiet_n_step_reload():  # plain DQN models too
-            model = spec.model_class.load(path, device=device)
+            return load_model(spec.model_class, path, env, device)
+    except (UnsafeModelFileError, SpaceMismatchError, MemoryLimitError):
+        raise
+    except ValueError as error:
+        raise _invalid(path, algo, error) from error
     except (
         zipfile.BadZipFile,
         KeyError,
-        ValueError,
         RuntimeError,
         EOFError,
         TypeError,
         AttributeError,
     ) as error:
-        raise ValueError(
-            f"{path} is not a valid {algo} model ({type(error).__name__}: {error}); "
-            "it may be corrupt, or saved by another algorithm: pass the --algo it was trained with"
-        ) from error
-    if env is not None:
-        check_spaces(model, env, path)
-    return model
+        raise _invalid(path, algo, error) from error
+
+
+def _invalid(path: Path, algo: str, error: Exception) -> ValueError:
+    return ValueError(
+        f"{path} is not a valid {algo} model ({type(error).__name__}: {error}); "
+        "it may be corrupt, or saved by another algorithm: pass the --algo it was trained with"
+    )
 
 
 def check_spaces(model: BaseAlgorithm, env: gym.Env, path: str | Path = "the model") -> None:
     """Raise a ``ValueError`` that says how to fix it when ``model`` cannot act in ``env``."""
-    for kind in ("observation", "action"):
-        expected, got = getattr(model, f"{kind}_space"), getattr(env, f"{kind}_space")
-        if expected != got:
-            raise ValueError(
-                f"{path} was trained on another {kind} space: it expects {_describe(expected)}, "
-                f"this env has {_describe(got)}. "
-                "Use the env id and options it was trained with (see the config.json beside the model), "
-                "e.g. the same num_obstacles."
-            )
-
-
-def _describe(space: gym.Space) -> str:
-    """A one-line description (a Box's full bounds would flood the message)."""
-    if isinstance(space, gym.spaces.Box):
-        return f"Box of shape {space.shape} ({space.dtype})"
-    return str(space)
+    saved = {"observation_space": model.observation_space, "action_space": model.action_space}
+    check_model_spaces(saved, env, str(path))

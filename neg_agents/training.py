@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import stable_baselines3
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
 from neg_agents.algos import get_algo
-from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback
-from neg_agents.common.env_util import make_env
+from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback, StopOnRequest
+from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
+from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
 from neg_agents.model_io import save_run, write_config
 from neg_agents.video import check_video_capture
+from negdl.checks import check_bool, check_choice, check_int
+from negdl.devices import resolve_device
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
@@ -54,8 +60,9 @@ class TrainConfig:
     :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
     :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
     :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"auto"``: CUDA when available).
-    :param verbose: SB3 verbosity.
+    :param device: torch device (``"auto"``: CUDA when available); a device this machine does
+        not have is an error.
+    :param verbose: SB3 verbosity, 0 to 2.
     :param log_dir: folder for the files SB3 and rl-zoo3 users look for: the training
         episodes' ``monitor.csv`` files and ``evaluations.npz`` (None: neither is written).
     :param capture_video: record short evaluation videos into ``<log_dir>/videos`` with
@@ -86,40 +93,71 @@ class TrainConfig:
     video_length: int = 200
 
     def __post_init__(self) -> None:
-        if not get_algo(self.algo).trainable:
+        spec = get_algo(self.algo)
+        if not spec.trainable:
             raise ValueError(
                 f"{self.algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
             )
         check_timesteps(self.total_timesteps)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if isinstance(self.n_envs, bool) or not isinstance(self.n_envs, int) or self.n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1 (parallel training envs), got {self.n_envs!r}")
-        if self.eval_freq < 0:
-            raise ValueError(
-                f"eval_freq must be >= 0 (0 turns evaluation off), got {self.eval_freq}"
-            )
-        if self.eval_freq and self.eval_episodes < 1:
-            raise ValueError(
-                f"eval_episodes must be >= 1 (or eval_freq 0), got {self.eval_episodes}"
-            )
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a registered env id, got {self.env_id!r}")
+        for name in ("env_kwargs", "hyperparams"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("n_envs", self.n_envs, 1)
+        check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
+        check_int("eval_freq", self.eval_freq, 0)
+        if self.eval_freq:
+            check_int("eval_episodes", self.eval_episodes, 1)
+        check_bool("progress_bar", self.progress_bar)
+        check_int("verbose", self.verbose, 0, 2)
+        resolve_device(self.device)
+        check_hyperparams(spec.model_class, {**hyperparams_for(self.algo), **self.hyperparams})
+        if self.log_dir is not None and not isinstance(self.log_dir, str):
+            raise ValueError(f"log_dir must be a folder name or None, got {self.log_dir!r}")
+        check_bool("capture_video", self.capture_video)
         if self.capture_video:
-            if self.video_freq < 0 or self.video_length < 1:
-                raise ValueError(
-                    f"video_freq must be >= 0 and video_length >= 1, got {self.video_freq} and "
-                    f"{self.video_length}"
-                )
+            check_int("video_freq", self.video_freq, 0)
+            check_int("video_length", self.video_length, 1)
             check_video_capture()
+
+
+#: Constructor arguments ``TrainConfig`` sets itself, not hyperparameters.
+RUN_SETTINGS = ("policy", "env", "seed", "tensorboard_log", "device", "verbose")
+
+
+def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) -> None:
+    """Raise a ``ValueError`` naming a hyperparameter ``model_class`` does not take, or one with
+    a bad value (``check_dqn_arguments``)."""
+    accepted: set[str] = set()
+    for cls in model_class.__mro__:
+        parameters = inspect.signature(cls.__init__).parameters
+        accepted |= set(parameters) - {"self", "args", "kwargs", "_init_setup_model"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    for name in params:
+        if name in RUN_SETTINGS:
+            raise ValueError(f"{name} is a setting of the run, not a hyperparameter; set it there")
+        if name not in accepted:
+            raise ValueError(
+                f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
+                f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
+            )
+    check_dqn_arguments(params)
 
 
 @dataclass
 class TrainResult:
-    """A trained model, its learning curve (``CollisionEvalCallback.history``) and its timing."""
+    """A trained model, its learning curve (``CollisionEvalCallback.history``), its timing and
+    whether it was stopped early."""
 
     model: BaseAlgorithm
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
+    #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
+    interrupted: bool = False
 
     @property
     def steps_per_s(self) -> float:
@@ -143,6 +181,7 @@ def train_agent(
     /,
     *,
     callbacks: list[BaseCallback] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train an agent from its default hyperparameters as ``config`` says.
@@ -152,7 +191,11 @@ def train_agent(
 
     :param config: the run's settings, or just the agent's name.
     :param callbacks: more SB3 callbacks (e.g. a ``CheckpointCallback``).
+    :param should_stop: asked after every env step; once it returns True training ends there
+        and the result says ``interrupted`` (``negdl.interrupt.StopOnSignal`` after Ctrl-C).
     :param settings: ``TrainConfig`` fields that replace those of ``config``.
+    :raises ValueError: an env without discrete actions or Box observations, a bad setting.
+    :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
     """
     if isinstance(config, TrainConfig):
         config = replace(config, **settings)
@@ -171,7 +214,15 @@ def train_agent(
         spec.negative_actions,
         monitor_dir=config.log_dir,
     )
+    try:
+        _check_env_fits(config, env, params)
+    except ValueError:
+        env.close()
+        raise
     all_callbacks = list(callbacks or [])
+    stopper = StopOnRequest(should_stop) if should_stop is not None else None
+    if stopper is not None:
+        all_callbacks.append(stopper)
     evaluator = None
     if config.eval_freq:
         eval_env = make_env(
@@ -228,7 +279,29 @@ def train_agent(
     history = evaluator.history if evaluator is not None else []
     if evaluator is not None:
         evaluator.eval_env.close()
-    return TrainResult(model, params, history, wall)
+    return TrainResult(
+        model, params, history, wall, stopper is not None and stopper.stopped_at is not None
+    )
+
+
+def _check_env_fits(config: TrainConfig, env: Any, params: dict[str, Any]) -> None:
+    """The DQN agents need discrete actions and flat observations, and a replay buffer that fits."""
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(
+            f"{config.algo} needs an env with discrete actions (Discrete); {config.env_id} has "
+            f"{env.action_space}: pick another env id"
+        )
+    if not isinstance(env.observation_space, spaces.Box):
+        raise ValueError(
+            f"{config.algo} needs Box observations; {config.env_id} has {env.observation_space}"
+        )
+    if "buffer_size" in params:  # off-policy agents (MaskablePPO keeps no replay buffer)
+        check_replay_buffer_memory(
+            params["buffer_size"],
+            env.observation_space,
+            env.action_space,
+            params.get("optimize_memory_usage", False),
+        )
 
 
 def train_and_save(
@@ -237,6 +310,7 @@ def train_and_save(
     checkpoint_freq: int = 0,
     checkpoint_dir: str | Path | None = None,
     extra: dict[str, Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train as ``config`` says and save the run into ``run_dir``: ``model.zip``,
     ``config.json``, the ``monitor.csv`` files and ``evaluations.npz`` (``config.log_dir``
@@ -244,14 +318,17 @@ def train_and_save(
 
     ``config.json`` is written when training starts (``"finished": null``) and again at the
     end; it records every setting (``extra`` first, e.g. the command line's arguments, then
-    ``config``'s), the hyperparameters used, the wall time, the last evaluation and the library
-    versions; ``negdl-watch`` reads the algorithm and env from it.
+    ``config``'s), the hyperparameters used, the device the model ran on, the wall time, the
+    last evaluation, the library versions, and whether training was interrupted (and after how
+    many steps); ``negdl-watch`` reads the algorithm and env from it. A run stopped by
+    ``should_stop`` is saved all the same, marked ``"interrupted": true``.
 
     :param config: the training run.
     :param run_dir: the run's folder (see ``neg_agents.run_dirs.new_run_dir``).
     :param checkpoint_freq: save a checkpoint every this many env steps, >= 0 (0: none).
     :param checkpoint_dir: checkpoint folder (None: ``<run_dir>/checkpoints``).
     :param extra: more entries for ``config.json``.
+    :param should_stop: see :func:`train_agent`.
     """
     if checkpoint_freq < 0:
         raise ValueError(f"checkpoint_freq must be >= 0 (0: no checkpoints), got {checkpoint_freq}")
@@ -283,10 +360,13 @@ def train_and_save(
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "finished": None,
     }
-    write_config(record, run_dir)
-    result = train_agent(config, callbacks=callbacks)
+    write_config(record, run_dir)  # marks the folder as a run from the start
+    result = train_agent(config, callbacks=callbacks, should_stop=should_stop)
     record.update(
         hyperparams=result.hyperparams,
+        device_used=str(result.model.device),
+        interrupted=result.interrupted,
+        num_timesteps=result.model.num_timesteps,
         wall_time_s=round(result.wall_time_s, 2),
         env_steps_per_s=round(result.steps_per_s, 1),
         final_eval=result.history[-1] if result.history else None,

@@ -15,6 +15,8 @@ from neg_agents.common.evaluation import policy_actor
 from neg_agents.model_io import load_policy
 from neg_agents.video import VideoFile, check_video_path
 from neg_envs.episodes import Episode, play_episodes
+from negdl.checks import check_int
+from negdl.cli import check_out_file
 
 
 def watch_agent(
@@ -50,11 +52,14 @@ def watch_agent(
         None: the env's own, 512 by default); frames have the HUD band on top.
     :param device: torch device of a model.
     """
-    if episodes < 1 or max_steps < 0 or fps < 1:
-        raise ValueError("episodes and fps must be >= 1 and max_steps >= 0")
-    if size is not None and not 64 <= size <= 4096:
-        raise ValueError(f"size must be 64 to 4096 pixels, got {size}")
+    check_int("episodes", episodes, 1)
+    check_int("max_steps", max_steps, 0)
+    check_int("fps", fps, 1, 1000)
+    check_int("seed", seed, 0)
+    if size is not None:
+        check_int("size", size, 64, 4096)
     if output is not None:
+        check_out_file("output", output)
         check_video_path(output)
     spec = get_algo(algo)
     env_kwargs = dict(env_kwargs or {})
@@ -62,6 +67,11 @@ def watch_agent(
         env_kwargs["window_size"] = size
     check_env_options(env_id, env_kwargs).close()
     env = gym.make(env_id, render_mode="rgb_array" if output else "human", **env_kwargs)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ValueError(
+            f"{algo} acts in envs with discrete actions; {env_id} has {env.action_space}"
+        )
     # On the instance: the class's metadata dict is shared by every env.
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}
     if spec.negative_actions:

@@ -110,11 +110,11 @@ class NegCollisionEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode: agent at the centre, obstacles drawn from ``np_random``.
 
-        :param seed: reseeds ``np_random`` (Gymnasium's convention).
+        :param seed: None or an integer >= 0; reseeds ``np_random`` (Gymnasium's convention).
         :param options: must be None or empty; an unknown key is an error, not ignored.
         """
         core.check_reset_options(options, self.RESET_OPTIONS, type(self).__name__)
-        super().reset(seed=seed)
+        super().reset(seed=core.check_seed(seed))
         self._sim.reset_scenes([0], [self.np_random])
         self._started = True
         self._facing = core.RIGHT
@@ -191,7 +191,12 @@ class NegCollisionEnv(gym.Env):
     def set_state(self, agent: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Place the agent and obstacles by hand (tests, demos); call after ``reset``.
 
-        :raises ValueError: on wrong shapes or positions outside the arena.
+        :param agent: the agent's (x, y), in the unit square.
+        :param positions: obstacles' (x, y), ``(N, 2)``, in the unit square.
+        :param velocities: obstacles' (dx, dy) per step, ``(N, 2)``, each component at most the
+            top ``obstacle_speed`` in size, so that observations stay in the observation space.
+        :raises ValueError: on wrong shapes, non-finite values, positions outside the arena or
+            velocities beyond the top speed.
         """
         n = self.config.num_obstacles
         agent = np.asarray(agent, dtype=core.DTYPE)
@@ -205,7 +210,16 @@ class NegCollisionEnv(gym.Env):
         if not (
             np.all((agent >= 0) & (agent <= 1)) and np.all((positions >= 0) & (positions <= 1))
         ):
-            raise ValueError("agent and obstacle positions must lie in the unit square [0, 1]^2")
+            raise ValueError(
+                "agent and obstacle positions must be finite and lie in the unit square [0, 1]^2"
+            )
+        top = self.config.speed_range[1]
+        if not np.all(np.abs(velocities) <= top):
+            raise ValueError(
+                f"velocities must be finite with |dx|, |dy| <= {top:g} (the top obstacle_speed), "
+                f"so that observations stay in the observation space; got "
+                f"{velocities[~(np.abs(velocities) <= top)][:3].tolist()}"
+            )
         if not self._started:
             raise RuntimeError("call reset() before set_state()")
         self._sim.place(0, agent, np.concatenate([positions.T, velocities.T]))

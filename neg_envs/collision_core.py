@@ -95,6 +95,17 @@ def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) ->
         )
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` if it is None or an integer >= 0 (what ``reset(seed=...)`` accepts)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None or an integer >= 0, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
+    return int(seed)
+
+
 def check_int(name: str, value: int, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
@@ -215,6 +226,13 @@ class CollisionConfig:
     def agent_moves(self) -> np.ndarray:
         """Displacement of each action, ``(num_actions, 2)``."""
         return MOVES[: self.num_actions] * self.agent_step
+
+
+def simulation_bytes(cfg: CollisionConfig, batch: int) -> int:
+    """Bytes ``batch`` scenes take: the float64 obstacle planes, distances and scratch
+    ``(7, B, N)``, and four float32 observation arrays ``(B, obs_size)`` (the buffer, the copy
+    each step returns, and a batched observation space's low and high bounds)."""
+    return batch * (7 * cfg.num_obstacles * 8 + 4 * cfg.obs_size * 4 + 2 * 8)
 
 
 def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from neg_envs import collision_core as core
 from neg_envs.collision_core import CollisionConfig
+from negdl.resources import check_memory
 
 
 class NegCollisionVectorEnv(VectorEnv):
@@ -62,6 +63,13 @@ class NegCollisionVectorEnv(VectorEnv):
         self.config = CollisionConfig(**kwargs)
         self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
         self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
+        check_memory(
+            core.simulation_bytes(self.config, self.num_envs),
+            f"NegCollisionVectorEnv with {self.num_envs:,} sub-envs x {self.config.num_obstacles:,} "
+            f"obstacles ({self.config.obs_size:,} observation values each)",
+            "use fewer sub-envs or obstacles, or observation='nearest' (its size does not grow "
+            "with num_obstacles)",
+        )
         self.render_mode = None
         self.single_observation_space = self.config.observation_space()
         self.single_action_space = self.config.action_space()
@@ -78,15 +86,22 @@ class NegCollisionVectorEnv(VectorEnv):
     ):
         """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array).
 
-        :param seed: sub-env ``i`` gets ``seed + i``, or one seed per sub-env.
+        :param seed: None, an integer >= 0 (sub-env ``i`` gets ``seed + i``), or one seed (None
+            or an integer >= 0) per sub-env.
         :param options: None, or a dict whose only accepted key is ``"reset_mask"``; any other
             key is an error, not ignored.
         """
         core.check_reset_options(options, self.RESET_OPTIONS, type(self).__name__)
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            first = core.check_seed(seed)
+            seeds = [None if first is None else first + i for i in range(self.num_envs)]
         else:
-            seeds = list(seed)
+            if not isinstance(seed, (list, tuple, np.ndarray)):
+                raise TypeError(
+                    f"seed must be None, an integer >= 0 or a sequence of {self.num_envs} of them, "
+                    f"got {type(seed).__name__} {seed!r}"
+                )
+            seeds = [core.check_seed(item) for item in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(
                     f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}"

@@ -13,6 +13,8 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from neg_envs.collision_core import check_int
+
 
 @dataclass
 class Episode:
@@ -80,8 +82,9 @@ def play_episodes(
     :param max_steps: end an episode after this many steps (0: when the env ends it).
     :param on_state: called after the reset and after every step (e.g. to grab a frame).
     """
-    if episodes < 1 or max_steps < 0:
-        raise ValueError(f"episodes must be >= 1 and max_steps >= 0, got {episodes}, {max_steps}")
+    check_int("episodes", episodes, 1, 10**9)
+    check_int("max_steps", max_steps, 0, 10**12)
+    check_int("seed", seed, 0, 2**63 - 1)
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         if on_state is not None:

@@ -10,13 +10,21 @@ rules every negdl command shares:
   the dataclass's ``__post_init__`` ends the program with one ``prog: error: ...`` line and exit
   status 2, like any other bad argument, not with a traceback.
 - ``parse_options``: ``name=value`` strings (env options, hyperparameter overrides) to a dict.
-- ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too.
+- ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too (a
+  ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
+  Ctrl-C the command does not handle itself ends with one line and status 130.
+- ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
+  written (a folder that is a file, a file that is a folder) or an input folder that is not
+  there is an argument error, found before any work is done.
+
+Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +32,12 @@ from typing import Any, NoReturn, TypeVar
 
 import tyro
 
+from negdl.errors import UserError
+
 T = TypeVar("T")
+
+#: What ``run_main`` reports as one line: errors the user fixes, not bugs.
+USER_ERRORS = (ValueError, OSError, UserError)
 
 
 def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None) -> T:
@@ -77,10 +90,14 @@ def parse_options(items: Sequence[str], what: str = "option") -> dict[str, Any]:
 
 
 def run_main(
-    prog: str, args_class: type[T], run: Callable[[T], Any], argv: Sequence[str] | None
+    prog: str,
+    args_class: type[T],
+    run: Callable[[T], Any],
+    argv: Sequence[str] | None = None,
 ) -> Any:
-    """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument or a missing file
-    ends the program with ``prog: error: ...`` instead of a traceback.
+    """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument, a missing file or
+    any other :data:`USER_ERRORS` ends the program with ``prog: error: ...`` instead of a
+    traceback, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130.
 
     :param prog: the command's name.
     :param args_class: its arguments dataclass.
@@ -90,5 +107,56 @@ def run_main(
     args = parse_args(args_class, argv, prog)
     try:
         return run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         raise SystemExit(f"{prog}: error: {error}") from error
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def check_out_dir(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` if folder ``path`` (argument ``name``) cannot be created or written.
+
+    :param name: the argument, e.g. ``"--out-dir"``.
+    :param path: the folder; it may not exist yet (None: nothing to check).
+    """
+    if path is None:
+        return
+    folder = Path(path)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            break
+    if not existing.is_dir():
+        what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
+        raise ValueError(f"{name} {str(path)!r} {what}; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {str(path)!r}: no permission to write in {existing}")
+
+
+def check_in_dir(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` unless ``path`` (argument ``name``), when given, is an existing folder.
+
+    :param name: the argument, e.g. ``"--data-dir"``.
+    :param path: the folder to read from (None: nothing to check).
+    """
+    if path is None:
+        return
+    if not Path(path).exists():
+        raise ValueError(
+            f"{name} {str(path)!r} does not exist; give the folder that holds the data"
+        )
+    if not Path(path).is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file; give the folder that holds the data")
+
+
+def check_out_file(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` if file ``path`` (argument ``name``) cannot be written.
+
+    :param name: the argument, e.g. ``"--out"``.
+    :param path: the file; its folder may not exist yet (None or empty: nothing to check).
+    """
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name")
+    check_out_dir(f"the folder of {name}", Path(path).parent)

@@ -24,7 +24,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from negdl.cli import parse_args
+from negdl.cli import check_out_file, run_main
 from negdl.results import machine_description
 from supervised.cbomf import extract_features
 from supervised.data import DataFileError, DataOptions, LabelledImages
@@ -66,6 +66,10 @@ class Args(DataOptions):
             raise ValueError(
                 "steps, repeats and batch size must be positive; warm-up steps, workers and threads >= 0"
             )
+        for device in self.devices:
+            select_device(device)
+        super().__post_init__()  # --data-dir, --download
+        check_out_file("--out", self.out)
 
 
 class PerSampleMnist(Dataset):
@@ -269,4 +273,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("bench_supervised.py", Args, main)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import gymnasium as gym
 import pygame
 
-import neg_envs  # noqa: F401  (registers the ids)
+import neg_envs  # registers the ids
 from neg_envs.collision_core import STAY
 from neg_envs.episodes import play_episodes
 from neg_envs.keyboard import action_for_keys
-from negdl.cli import parse_args
+from negdl.checks import check_int
+from negdl.cli import run_main
 
 
 @dataclass
@@ -35,6 +36,16 @@ class Args:
     """episodes to play"""
     max_steps: int = 0
     """stop an episode after this many steps (0: the env's own limit)"""
+
+    def __post_init__(self) -> None:
+        if self.env_id not in neg_envs.ENV_IDS:
+            raise ValueError(
+                f"--env-id {self.env_id!r} is not a NegCollision env; use one of {sorted(neg_envs.ENV_IDS)}"
+            )
+        check_int("--seed", self.seed, 0)
+        check_int("--episodes", self.episodes, 1)
+        check_int("--max-steps", self.max_steps, 0)
+        neg_envs.CollisionConfig(num_obstacles=self.num_obstacles)
 
 
 def keyboard_player(keys_to_action: dict[tuple[int, ...], int]):
@@ -70,4 +81,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("play.py", Args, main)

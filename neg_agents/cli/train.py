@@ -7,6 +7,9 @@ monitor.csv, evaluations.npz and checkpoints, in a folder of its own.
 
 Each run gets a new folder, ``runs/train/<algo>/<env-id>_<n>`` (rl-zoo3's layout), printed at
 the start and the end; nothing is overwritten unless ``--run-name NAME --overwrite`` says so.
+Ctrl-C (or SIGTERM) stops training at the next step and saves the model so far with its
+config.json, marked ``"interrupted": true``; the command then exits with status 130 (143). A
+second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from neg_agents.common.env_util import check_env_options
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.run_dirs import new_run_dir
 from neg_agents.training import TrainConfig, train_and_save
-from negdl.cli import parse_options, run_main
+from negdl.cli import check_out_dir, parse_options, run_main
+from negdl.interrupt import StopOnSignal
 
 
 @dataclass
@@ -88,6 +92,8 @@ def run(args: Args) -> Path:
         )
     if args.torch_threads < 0:
         raise ValueError(f"torch_threads must be >= 0, got {args.torch_threads}")
+    for name in ("out_dir", "tensorboard_dir", "checkpoint_dir"):
+        check_out_dir(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     config = TrainConfig(
@@ -116,10 +122,22 @@ def run(args: Args) -> Path:
         log_dir=str(run_dir),
         tensorboard_log=args.tensorboard_dir or str(run_dir / "tensorboard"),
     )
-    result = train_and_save(
-        config, run_dir, args.checkpoint_freq, args.checkpoint_dir, extra=asdict(args)
-    )
-    print(f"saved the run in {run_dir} (model.zip, config.json) after {result.summary()}")
+    with StopOnSignal("negdl-train") as stop:
+        result = train_and_save(
+            config,
+            run_dir,
+            args.checkpoint_freq,
+            args.checkpoint_dir,
+            extra=asdict(args),
+            should_stop=lambda: stop.requested,
+        )
+    saved = f"the run in {run_dir} (model.zip, config.json)"
+    if result.interrupted:
+        stop.exit(
+            f"saved the model after {result.model.num_timesteps:,} of {args.total_timesteps:,} "
+            f'steps: {saved} (config.json says "interrupted": true)'
+        )
+    print(f"saved {saved} after {result.summary()}")
     return run_dir
 
 

@@ -17,6 +17,7 @@ from neg_agents.run_dirs import latest_run, model_file
 from neg_agents.watch import watch_agent
 from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
+from negdl.devices import resolve_device
 
 MAIN_JOB = ("neg-reward-dqn", "NegCollision-v0")
 
@@ -73,6 +74,7 @@ def find_model(args: Args) -> Path | None:
 
 def run(args: Args) -> list[Episode]:
     """Play the episodes and print what each one cost."""
+    resolve_device(args.device)
     model = find_model(args)
     algo, env_id, env_kwargs = resolve_run(
         model, args.algo, args.env_id, parse_options(args.env_kwargs, "env option")

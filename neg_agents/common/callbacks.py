@@ -1,8 +1,10 @@
-"""Callbacks during training: periodic evaluation (logged under SB3's ``eval/`` keys, saved as
-``evaluations.npz``, kept as a learning curve) and short evaluation videos."""
+"""Callbacks of training runs: periodic evaluation (logged under SB3's ``eval/`` keys, saved as
+``evaluations.npz``, kept as a learning curve), short evaluation videos, and a clean stop on
+request (Ctrl-C)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.evaluation import evaluate_agent
+from negdl.checks import check_int
 
 #: TensorBoard names of the evaluation summary: SB3's ``EvalCallback`` keys where it has one
 #: (``eval/mean_reward``, ``eval/mean_ep_length``), ours for the rest.
@@ -53,10 +56,8 @@ class CollisionEvalCallback(BaseCallback):
         action_masks: bool = False,
     ) -> None:
         super().__init__(verbose)
-        if eval_freq < 1 or n_eval_episodes < 1:
-            raise ValueError(
-                f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq}, {n_eval_episodes}"
-            )
+        check_int("eval_freq", eval_freq, 1)
+        check_int("n_eval_episodes", n_eval_episodes, 1)
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
@@ -146,10 +147,8 @@ class EvalVideoCallback(BaseCallback):
         action_masks: bool = False,
     ) -> None:
         super().__init__()
-        if video_freq < 0 or video_length < 1:
-            raise ValueError(
-                f"video_freq must be >= 0 and video_length >= 1, got {video_freq}, {video_length}"
-            )
+        check_int("video_freq", video_freq, 0)
+        check_int("video_length", video_length, 1)
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
         self.video_folder = Path(video_folder)
         self.video_freq, self.video_length = video_freq, video_length
@@ -188,3 +187,22 @@ class EvalVideoCallback(BaseCallback):
         self.videos.append(path)
         self._last_recorded = self.num_timesteps
         return path
+
+
+class StopOnRequest(BaseCallback):
+    """End training cleanly at the next step once ``should_stop()`` is true, e.g. after Ctrl-C
+    (``negdl.interrupt.StopOnSignal``): ``learn`` returns and the model can be saved.
+
+    :param should_stop: asked after every env step.
+    """
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        super().__init__()
+        self.should_stop = should_stop
+        self.stopped_at: int | None = None
+
+    def _on_step(self) -> bool:
+        if self.should_stop():
+            self.stopped_at = self.num_timesteps
+            return False
+        return True

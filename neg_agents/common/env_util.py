@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import neg_envs
 from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
+from negdl.checks import check_int
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
@@ -60,6 +63,8 @@ def make_env(
     """
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+    if seed is not None:
+        check_int("seed", seed, 0, 2**32 - 1)
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
     check_env_options(env_id, env_kwargs).close()
@@ -87,7 +92,9 @@ def make_env(
         venv.seed(seed)
         return venv
     return make_vec_env(
-        importable_id(env_id) if vec_env == "subproc" else env_id,
+        functools.partial(make_in_worker, importable_id(env_id))
+        if vec_env == "subproc"
+        else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,
@@ -96,6 +103,16 @@ def make_env(
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
         monitor_kwargs={"info_keywords": MONITOR_INFO_KEYS},
     )
+
+
+def make_in_worker(env_id: str, **env_kwargs: Any) -> gym.Env:
+    """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent process.
+
+    A terminal's Ctrl-C reaches every process of the group; the parent stops training cleanly
+    (``negdl.interrupt``) and closes the workers, which must not die of it first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return gym.make(env_id, **env_kwargs)
 
 
 def importable_id(env_id: str) -> str:

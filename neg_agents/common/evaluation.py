@@ -11,6 +11,7 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_envs.episodes import Episode, EpisodeStats
+from negdl.checks import check_int
 
 __all__ = ["EpisodeStats", "evaluate_agent", "policy_actor"]
 
@@ -55,8 +56,7 @@ def evaluate_agent(
     :param deterministic: passed to ``agent.predict``.
     :param action_masks: pass the envs' ``action_masks()`` to ``predict`` (maskable agents).
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    check_int("n_episodes", n_episodes, 1)
     n_envs = env.num_envs
     quota = np.array([(n_episodes + i) // n_envs for i in range(n_envs)], dtype=int)
     done_count = np.zeros(n_envs, dtype=int)

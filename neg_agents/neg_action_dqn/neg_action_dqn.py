@@ -116,8 +116,10 @@ class NegActionDQN(NegDQNBase):
         """Actions by the forbidding rule, exploring with the current epsilon (see class doc).
 
         Unlike ``DQN.predict``, exploration is decided per environment and still respects the rule.
-        ``self.policy.predict`` on its own never explores: it is the pure rule.
+        ``self.policy.predict`` on its own never explores: it is the pure rule. Observations
+        with NaN or infinite values are refused.
         """
+        self.check_observation(observation)
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
         try:
             return self.policy.predict(observation, state, episode_start, deterministic)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from negdl.checks import check_bool
+from negdl.cli import check_in_dir, check_out_dir
 from supervised.data.cifar10 import load_cifar10
 from supervised.data.common import LabelledImages
 from supervised.data.emnist import EMNIST_CLASSES, load_emnist
@@ -47,12 +49,21 @@ def load_dataset(
 @dataclass
 class DataOptions:
     """The data options of every script that reads a dataset; subclass it for a script's
-    ``Args`` (the fields become ``--data-dir`` and ``--download``)."""
+    ``Args`` (the fields become ``--data-dir`` and ``--download``). A subclass with its own
+    ``__post_init__`` calls ``super().__post_init__()``, which checks the folder: one to read
+    from, or with ``--download`` one that can be created and written."""
 
     data_dir: str | None = None
     """folder holding MNIST/raw/, EMNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR, else ~/.cache/negdl/data"""
     download: bool = False
     """download missing dataset files from the official mirrors into that folder (checksums verified before use)"""
+
+    def __post_init__(self) -> None:
+        check_bool("--download", self.download)
+        if self.download:
+            check_out_dir("--data-dir", self.data_dir)
+        else:
+            check_in_dir("--data-dir", self.data_dir)
 
     def load(self, name: str, train: bool = True) -> LabelledImages:
         """One split of dataset ``name`` (see :func:`load_dataset`) from these options."""

@@ -108,3 +108,24 @@ def test_masked_random_baseline_picks_uniformly_among_allowed_actions():
     stats = evaluate_agent(agent, env, 2, action_masks=True)
     assert len(stats.returns) == 2
     env.close()
+
+
+@needs_contrib
+def test_a_saved_maskable_ppo_loads_safely_and_acts_the_same(tmp_path):
+    import gymnasium as gym
+
+    from neg_agents.model_io import load_agent, save_run
+
+    result = train_agent(
+        "maskable-ppo", env_kwargs={"num_obstacles": 3}, total_timesteps=128, n_envs=2,
+        hyperparams=SMALL_PPO, eval_freq=0,
+    )  # fmt: skip
+    save_run(result.model, {"algo": "maskable-ppo"}, tmp_path)
+    loaded = load_agent(
+        tmp_path / "model.zip", "maskable-ppo", gym.make("NegCollision-v0", num_obstacles=3)
+    )
+    obs = np.stack([loaded.observation_space.sample() for _ in range(16)])
+    np.testing.assert_array_equal(
+        loaded.predict(obs, deterministic=True)[0], result.model.predict(obs, deterministic=True)[0]
+    )
+    result.model.get_env().close()

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neg_agents.algos import ALGOS
 from neg_agents.cli import bench, train, watch
+from neg_agents.model_io import load_agent
 
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
 HAS_MOVIEPY = importlib.util.find_spec("moviepy") is not None
@@ -215,7 +216,7 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
         (["--checkpoint-freq", "-1"], "checkpoint_freq must be >= 0"),
-        (["--n-envs", "0", "--checkpoint-freq", "100"], "n_envs must be >= 1"),
+        (["--n-envs", "0", "--checkpoint-freq", "100"], "n_envs must be an integer >= 1"),
     ],
 )
 def test_train_rejects_bad_arguments(args, message, tmp_path):
@@ -223,11 +224,14 @@ def test_train_rejects_bad_arguments(args, message, tmp_path):
         train.main([*args, "--out-dir", str(tmp_path)])
 
 
-def test_bench_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="unknown algorithm 'sarsa'"):
-        bench.main(["--algos", "sarsa", "--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="total_timesteps must be a positive"):
-        bench.main(["--total-timesteps", "0", "--out-dir", str(tmp_path)])
+def test_bench_rejects_bad_arguments(tmp_path, capsys):
+    for args, message in [
+        (["--algos", "sarsa"], "unknown algorithm 'sarsa'"),
+        (["--total-timesteps", "0"], "total_timesteps must be a positive"),
+    ]:
+        with pytest.raises(SystemExit):
+            bench.main([*args, "--out-dir", str(tmp_path)])
+        assert message in capsys.readouterr().err
 
 
 def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
@@ -338,3 +342,37 @@ def test_watch_streams_a_long_episode_to_a_gif_in_flat_memory(tmp_path):
     assert long - short < 2 * 2**20
     with Image.open(tmp_path / "1000.gif") as image:
         assert image.n_frames == 1001 and image.size == (96, 134)
+
+
+def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
+    run_dir = tmp_path / "neg-reward-dqn" / "NegCollision-v0_1"
+    result = interrupt_script(
+        "neg_agents.cli.train",
+        *("--total-timesteps", "1000000", "--n-envs", "2", "--eval-freq", "0"),
+        *("--env-kwargs", "num_obstacles=3", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--hyperparams", *TINY),
+        ready=lambda: (run_dir / "tensorboard").exists(),
+    )
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "stopped by SIGINT: saved the model after" in result.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["interrupted"] is True and 0 < config["num_timesteps"] < 1_000_000
+    model = load_agent(run_dir / "model.zip", "neg-reward-dqn")
+    assert model.num_timesteps == config["num_timesteps"]
+
+
+def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
+    result = interrupt_script(
+        "neg_agents.cli.bench",
+        *("--algos", "random", "stay", "--seeds", *map(str, range(20)), "--num-obstacles", "3"),
+        *("--final-episodes", "2", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--tensorboard-dir", str(tmp_path / "tb")),
+        ready=lambda: (tmp_path / "bench.csv").exists(),
+    )
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    with open(tmp_path / "bench.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) < 40
+    assert f"kept the {len(rows)} finished runs of 40" in result.stderr
+    assert "(incomplete" in (tmp_path / "bench.md").read_text()

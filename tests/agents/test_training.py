@@ -80,11 +80,14 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
         ({"algo": "ppo"}, "unknown algorithm"),
         ({"algo": "random"}, "baseline"),
         ({"algo": "dqn", "total_timesteps": -5}, "total_timesteps must be a positive"),
-        ({"algo": "dqn", "seed": -1}, "seed must be an integer >= 0"),
+        ({"algo": "dqn", "seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
         ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
-        ({"algo": "dqn", "hyperparams": {"learning_rat": 1.0}}, "bad hyperparameter"),
+        (
+            {"algo": "dqn", "hyperparams": {"learning_rat": 1.0}},
+            "unknown hyperparameter 'learning_rat'",
+        ),
     ],
 )
 def test_bad_arguments_fail_clearly(kwargs, message):
@@ -114,9 +117,9 @@ def test_train_config_checks_its_settings_when_built():
     assert TrainConfig("neg-action-dqn", seed=3).hyperparams == {}
     for settings, message in [
         ({"algo": "stay"}, "baseline"),
-        ({"n_envs": 0}, "n_envs must be >= 1"),
-        ({"eval_freq": -1}, "eval_freq must be >= 0"),
-        ({"eval_freq": 10, "eval_episodes": 0}, "eval_episodes must be >= 1"),
+        ({"n_envs": 0}, "n_envs must be an integer >= 1"),
+        ({"eval_freq": -1}, "eval_freq must be an integer >= 0"),
+        ({"eval_freq": 10, "eval_episodes": 0}, "eval_episodes must be an integer >= 1"),
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**settings)

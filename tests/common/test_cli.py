@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -99,3 +100,28 @@ def test_no_command_docstring_states_its_default() -> None:
                     and "(default" in str(statement.value.value)
                 ]
     assert not offenders, "say the default in other words, e.g. 'when not given, ...'"
+
+
+def test_run_main_reports_user_errors_and_ctrl_c_in_one_line(capsys) -> None:
+    from negdl.errors import UserError
+
+    class MissingData(RuntimeError, UserError):
+        pass
+
+    for error, expected in [
+        (MissingData("no MNIST files"), "example: error: no MNIST files"),
+        (IsADirectoryError(21, "Is a directory", "out"), "example: error: [Errno 21]"),
+    ]:
+
+        def fail(args: Example, error: Exception = error) -> None:
+            raise error
+
+        with pytest.raises(SystemExit, match=f"^{re.escape(expected)}"):
+            run_main("example", Example, fail, [])
+
+    def interrupted(args: Example) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("example", Example, interrupted, [])
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "example: interrupted\n"

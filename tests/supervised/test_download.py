@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import shutil
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +19,18 @@ from supervised.data import DATASETS, DataFileError, DataOptions, load_dataset, 
 from supervised.data import cifar10 as cifar_module
 from supervised.data import emnist as emnist_module
 
-from .test_scripts import load_script
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` as a module, without running it."""
+    spec = importlib.util.spec_from_file_location(
+        f"download_{name}", REPO / "scripts" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
