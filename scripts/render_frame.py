@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 import neg_envs  # noqa: F401  (registers the ids)
-from negdl.cli import parse_args
+from negdl.checks import check_int
+from negdl.cli import check_out_file, run_main
 
 
 @dataclass
@@ -32,10 +33,14 @@ class Args:
     window_size: int = 512
     """side of the arena in pixels"""
 
+    def __post_init__(self) -> None:
+        check_out_file("--out", self.out)
+        check_int("--seed", self.seed, 0)
+        check_int("--steps", self.steps, 0, 499)
+        check_int("--window-size", self.window_size, 64, 4096)
+
 
 def main(args: Args) -> None:
-    if args.steps < 0:
-        raise SystemExit("--steps must be >= 0")
     env = gym.make("NegCollision-v0", render_mode="rgb_array", window_size=args.window_size)
     env.reset(seed=args.seed)
     for _ in range(args.steps):
@@ -54,4 +59,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("render_frame.py", Args, main)

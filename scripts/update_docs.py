@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from negdl.cli import parse_args
+from negdl.cli import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -141,4 +141,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("update_docs.py", Args, main)

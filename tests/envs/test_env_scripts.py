@@ -1,4 +1,4 @@
-"""scripts/play.py and scripts/bench_env.py run end to end (as subprocesses, headless)."""
+"""The environment scripts (play, bench_env, render_frame) and update_docs.py run end to end (as subprocesses, headless)."""
 
 
 def test_play_runs_headless(run_script):
@@ -22,3 +22,22 @@ def test_bench_env_writes_its_table(run_script, tmp_path):
     ]
     assert len(rows) == 8
     assert rows[0].startswith("| CartPole-v1 (gym.make) |") and rows[0].endswith("| 1.00x | - |")
+
+
+def test_render_frame_writes_the_readme_picture(run_script, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "frame.png"
+    run_script("render_frame.py", "--out", str(png), "--window-size", "128")
+    with Image.open(png) as image:
+        width, height = image.size
+    assert width == 128 and height > 128  # the arena and the HUD band above it
+
+
+def test_update_docs_lists_and_dry_runs_its_jobs(run_script):
+    listed = run_script("update_docs.py", "--list").stdout
+    assert "envs-bench:" in listed and "python scripts/bench_env.py" in listed
+    planned = run_script("update_docs.py", "--jobs", "occlusions", "--dry-run").stdout
+    assert "--out docs/supervised/occlusions.png" in planned
+    refused = run_script("update_docs.py", "--jobs", "nope", check=False)
+    assert refused.returncode == 2 and "unknown job(s) ['nope']" in refused.stderr
