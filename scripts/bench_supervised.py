@@ -26,14 +26,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from negdl.cli import parse_args
 from negdl.results import machine_description
-from supervised.cbomf import extract_features
-from supervised.data import DataFileError, LabelledImages, load_mnist
+from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, LabelledImages, load_mnist
+from supervised.evaluation import extract_features
 from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.training import Trainer
-
-MEAN, STD = 0.1307, 0.3081
-
 
 @dataclass
 class Args:
@@ -82,7 +79,7 @@ class PerSampleMnist(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = Image.fromarray(self.pixels[index], mode="L")
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).float().div(255).unsqueeze(0)
-        return (tensor - MEAN) / STD, int(self.labels[index])
+        return (tensor - MNIST_MEAN) / MNIST_STD, int(self.labels[index])
 
 
 def load_pixels(args: Args) -> tuple[LabelledImages, str]:
@@ -195,7 +192,7 @@ def tensor_pipeline(
 
     def run(steps: int) -> int:
         count = min(steps * args.batch_size, len(on_device))
-        trainer.fit(inputs[:count], on_device.labels[:count], 1, generator)
+        trainer.fit((inputs[:count], on_device.labels[:count]), 1, generator)
         return count
 
     return run

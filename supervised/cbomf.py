@@ -21,7 +21,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from supervised.data.common import LabelledImages
-from supervised.evaluation import batched_forward
+from supervised.evaluation import evaluate_models, extract_features
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.training import Trainer
@@ -109,15 +109,6 @@ def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
     return MODES[mode](config)
 
 
-@torch.no_grad()
-def extract_features(
-    model: NegatableClassifier, images: torch.Tensor, device: torch.device, batch_size: int = 1000
-) -> torch.Tensor:
-    """The (frozen) extractor's features of all ``images``, before negation."""
-    model.eval()
-    return batched_forward(model.features, images, batch_size, device)
-
-
 def run_phase(
     model: NegatableClassifier,
     phase: Phase,
@@ -160,12 +151,11 @@ def run_phase(
         device=device,
         writer=writer,
         progress=progress,
+        global_step=global_step,
     )
-    trainer.global_step = global_step
     inputs = extract_features(model, data.images, trainer.device) if cached else data.images
     losses = trainer.fit(
-        inputs,
-        data.labels,
+        (inputs, data.labels),
         phase.epochs,
         generator,
         before_epoch=lambda epoch: model.set_negation(phase.negation_in_epoch(epoch)),
@@ -269,11 +259,10 @@ def evaluate_modes(
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     batch_size: int = 1000,
 ) -> dict[str, dict[str, float]]:
-    """Accuracy (%) of every trained mode on every named test set.
+    """Accuracy (%) of every trained mode on every named test set, logged at each mode's last step.
 
     Modes whose extractors are identical (SN, HN, NR, ALT and TP share SN's; the two kernel
-    modes share theirs) reuse one pass of the extractor over the test sets; each head then
-    classifies the cached features exactly as ``model(x)`` would.
+    modes share theirs) reuse one extractor pass (see :func:`supervised.evaluation.evaluate_models`).
 
     :param trained: result of :func:`train_modes`.
     :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
@@ -281,37 +270,11 @@ def evaluate_modes(
     :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
     :param batch_size: evaluation batch size.
     """
-    cache: list[tuple[NegatableClassifier, dict[str, torch.Tensor]]] = []
-    results = {}
-    for mode, result in trained.items():
-        model = result.model
-        model.eval()
-        target_device = next(model.parameters()).device if device is None else torch.device(device)
-        features = next((feats for other, feats in cache if _same_extractor(other, model)), None)
-        if features is None:
-            features = {
-                name: extract_features(model, data.images, target_device, batch_size)
-                for name, data in test_sets.items()
-            }
-            cache.append((model, features))
-        writer = writer_for(mode) if writer_for is not None else None
-        results[mode] = {}
-        with torch.no_grad():
-            for name, data in test_sets.items():
-                predictions = batched_forward(
-                    model.classify, features[name], batch_size, target_device
-                ).argmax(1)
-                accuracy = (
-                    100.0 * (predictions == data.labels.to(target_device)).float().mean().item()
-                )
-                results[mode][name] = accuracy
-                if writer is not None:
-                    writer.add_scalar(f"eval/{name}/accuracy", accuracy, result.global_step)
-    return results
-
-
-def _same_extractor(a: NegatableClassifier, b: NegatableClassifier) -> bool:
-    state_a, state_b = a.extractor.state_dict(), b.extractor.state_dict()
-    return state_a.keys() == state_b.keys() and all(
-        torch.equal(state_a[k], state_b[k]) for k in state_a
+    return evaluate_models(
+        {mode: result.model for mode, result in trained.items()},
+        test_sets,
+        batch_size,
+        device,
+        writer_for,
+        step={mode: result.global_step for mode, result in trained.items()},
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 
 ACTIVATIONS = {
@@ -157,8 +158,8 @@ class MnistFeatures(nn.Module):
         self,
         activation: str = "relu",
         in_channels: int = 1,
-        mean: float = 0.1307,
-        std: float = 0.3081,
+        mean: float = MNIST_MEAN,
+        std: float = MNIST_STD,
     ) -> None:
         super().__init__()
         self.standardize = Standardize([mean] * in_channels, [std] * in_channels)

@@ -57,7 +57,7 @@ def fit_once(data, seed: int, writer=None) -> tuple[list[float], nn.Module]:
         log_every=2,
         progress=False,
     )
-    return trainer.fit(data.images, data.labels, 3, torch.Generator().manual_seed(seed)), model
+    return trainer.fit((data.images, data.labels), 3, torch.Generator().manual_seed(seed)), model
 
 
 def test_fit_decreases_loss_logs_and_is_reproducible(small_data) -> None:
@@ -83,7 +83,7 @@ def test_trainer_rejects_bad_settings(small_data) -> None:
             Trainer(model, optimizer, device="cpu", amp=True)
     trainer = Trainer(model, optimizer, device="cpu", progress=False)
     with pytest.raises(ValueError, match="matching, non-empty"):
-        trainer.fit(small_data.images, small_data.labels[:3], 1)
+        trainer.fit((small_data.images, small_data.labels[:3]), 1)
 
 
 def test_evaluate_several_named_sets(small_data) -> None:
