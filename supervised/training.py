@@ -126,7 +126,9 @@ class TensorBatches(BatchSource):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if drop_last and sizes[0] < batch_size:
-            raise ValueError(f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing")
+            raise ValueError(
+                f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
+            )
         self.tensors, self.batch_size = tensors, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
