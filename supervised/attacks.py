@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from supervised.evaluation import model_device
 from supervised.runtime import select_device
+from supervised.training import prepare_inputs
 
 
 class Attack(ABC):
@@ -31,7 +32,8 @@ class Attack(ABC):
     :param eps: L-inf budget, in ``[0, high - low]`` (``None`` for attacks without one: CW).
     :param targeted: the labels given to a call are classes to reach, not true classes.
     :param input_range: ``(low, high)`` of valid pixel values.
-    :param batch_size: images attacked at once; bounds memory over a whole test set.
+    :param batch_size: images attacked at once; bounds memory over a whole test set (a few
+        hundred keep the MNIST net's activations in cache on a CPU).
     :param device: where to attack; the model's device by default.
     :param seed: seed of the attack's random draws (random starts); the same seed, images and
         batch size give the same adversarial images.
@@ -48,7 +50,7 @@ class Attack(ABC):
         *,
         targeted: bool = False,
         input_range: tuple[float, float] = (0.0, 1.0),
-        batch_size: int = 1000,
+        batch_size: int = 250,
         device: torch.device | str | None = None,
         seed: int = 0,
     ) -> None:
@@ -88,7 +90,7 @@ class Attack(ABC):
             with torch.enable_grad():
                 chunks = [
                     self.perturb(
-                        images[start : start + self.batch_size].to(self.device),
+                        prepare_inputs(images[start : start + self.batch_size], self.device),
                         None
                         if labels is None
                         else labels[start : start + self.batch_size].to(self.device),

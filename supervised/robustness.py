@@ -10,6 +10,7 @@ from torch import nn
 from supervised.attacks import FGSM, Attack
 from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models
+from supervised.training import prepare_inputs
 
 
 def adversarial_set(attack: Attack, data: LabelledImages) -> LabelledImages:
@@ -26,7 +27,7 @@ def fgsm_sweep(
     model: nn.Module,
     data: LabelledImages,
     eps_values: Sequence[float],
-    batch_size: int = 1000,
+    batch_size: int = 250,
     device: torch.device | str | None = None,
 ) -> dict[float, float]:
     """White-box FGSM accuracy (%) of ``model`` for every eps, in one pass over ``data``.
@@ -50,7 +51,7 @@ def fgsm_sweep(
     model.eval()
     try:
         for start in range(0, len(data), batch_size):
-            images = data.images[start : start + batch_size].to(attack.device)
+            images = prepare_inputs(data.images[start : start + batch_size], attack.device)
             labels = data.labels[start : start + batch_size].to(attack.device)
             with torch.enable_grad():
                 direction = attack.direction(images, labels)
