@@ -18,7 +18,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import parse_args
-from negdl.results import machine_description, markdown_table, write_csv
+from negdl.results import comparison_table, machine_description, markdown_table, write_csv
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
 from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
@@ -112,25 +112,6 @@ def load_dataset(args: Args):
     return load_emnist(split, True, args.data_dir), load_emnist(split, False, args.data_dir)
 
 
-def comparison_table(rows: list[dict]) -> str:
-    """Our mean accuracy next to the source's, for the cells the source reports."""
-    ours: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        ours.setdefault((row["test_set"], row["mode"]), []).append(row["accuracy"])
-    lines = [
-        "| test set | mode | source | ours (mean) | difference |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for test_set, by_mode in SOURCE_MNIST.items():
-        for mode, source in by_mode.items():
-            if (test_set, mode) in ours:
-                mean = sum(ours[test_set, mode]) / len(ours[test_set, mode])
-                lines.append(
-                    f"| {test_set} | {mode} | {source:.2f} | {mean:.2f} | {mean - source:+.2f} |"
-                )
-    return "\n".join(lines)
-
-
 def main(args: Args) -> None:
     start = time.perf_counter()
     device = select_device(args.device)
@@ -215,7 +196,12 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         markdown_table(rows, "test_set", "mode", "accuracy"),
     ]
     if args.dataset == "mnist":
-        text += ["", "## Compared with the source (MNIST)", "", comparison_table(rows)]
+        text += [
+            "",
+            "## Compared with the source (MNIST)",
+            "",
+            comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
+        ]
     (out_dir / "results.md").write_text("\n".join(text) + "\n")
 
 

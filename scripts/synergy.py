@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from negdl.cli import parse_args  # noqa: E402
-from negdl.results import machine_description, markdown_table, write_csv  # noqa: E402
+from negdl.results import comparison_table, machine_description, markdown_table, write_csv  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
 from supervised.data import load_cifar10, load_mnist  # noqa: E402
@@ -201,25 +201,6 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     return True
 
 
-def comparison_table(rows: list[dict]) -> str:
-    """Our mean accuracy next to the source's CIFAR-10 LeNet numbers."""
-    ours: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        ours.setdefault((row["test_set"], row["model"]), []).append(row["accuracy"])
-    lines = [
-        "| test set | model | source | ours (mean) | difference |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for test_set, by_model in SOURCE_CIFAR.items():
-        for model, source in by_model.items():
-            if (test_set, model) in ours:
-                mean = sum(ours[test_set, model]) / len(ours[test_set, model])
-                lines.append(
-                    f"| {test_set} | {model} | {source:.2f} | {mean:.2f} | {mean - source:+.2f} |"
-                )
-    return "\n".join(lines)
-
-
 def main(args: Args) -> None:
     start = time.perf_counter()
     device = select_device(args.device)
@@ -380,7 +361,12 @@ def write_report(args: Args, rows, case_rows, out_dir: Path, seconds: float, dev
             f"| {mean['neither']:.1f} | {mean['rescued']:.1f} | {mean['lost']:.1f} |"
         )
     if args.dataset == "cifar10" and args.arch == "lenet":
-        text += ["", "## Compared with the source (CIFAR-10 LeNet)", "", comparison_table(rows)]
+        text += [
+            "",
+            "## Compared with the source (CIFAR-10 LeNet)",
+            "",
+            comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
+        ]
     (out_dir / "results.md").write_text("\n".join(text) + "\n")
 
 

@@ -15,6 +15,7 @@ CW's early stop, which the reference decides per batch).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -201,15 +202,25 @@ class PGD(Attack):
         self._positive(alpha=alpha, steps=steps)
         self.alpha, self.steps, self.random_start = alpha, int(steps), random_start
 
+    def start(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Where the iterations begin: uniformly in the eps-ball, or at the images."""
+        if not self.random_start:
+            return images.clone()
+        noise = self.uniform_noise(images, self.eps, generator)
+        return torch.clamp(images + noise, self.low, self.high)
+
+    def ascent(
+        self, images: torch.Tensor, labels: torch.Tensor | None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The function whose sign each step follows: the loss gradient at the current point."""
+        return lambda adversarial: self.loss_gradient(adversarial, labels)
+
     def perturb(self, images, labels, generator):
-        adversarial = images.clone()
-        if self.random_start:
-            adversarial = torch.clamp(
-                adversarial + self.uniform_noise(images, self.eps, generator), self.low, self.high
-            )
+        adversarial = self.start(images, generator)
+        ascent = self.ascent(images, labels)
         for _ in range(self.steps):
-            gradient = self.loss_gradient(adversarial, labels)
-            adversarial = self.project(adversarial + self.alpha * gradient.sign(), images)
+            step = self.alpha * ascent(adversarial).sign()
+            adversarial = self.project(adversarial + step, images)
         return adversarial
 
 
@@ -340,18 +351,15 @@ class RFGSM(PGD):
     ) -> None:
         super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
 
-    def perturb(self, images, labels, generator):
-        start = images + self.alpha * self.normal_noise(images, generator).sign()
-        adversarial = torch.clamp(start, self.low, self.high)
-        for _ in range(self.steps):
-            gradient = self.loss_gradient(adversarial, labels)
-            adversarial = self.project(adversarial + self.alpha * gradient.sign(), images)
-        return adversarial
+    def start(self, images, generator):
+        step = self.alpha * self.normal_noise(images, generator).sign()
+        return torch.clamp(images + step, self.low, self.high)
 
 
-class FFGSM(Attack):
+class FFGSM(PGD):
     """Fast adversarial training's FGSM (Wong et al. 2020): a uniform random start in the
-    eps-ball, one sign step of ``alpha``, projected. https://arxiv.org/abs/2001.03994
+    eps-ball, one sign step of ``alpha``, projected; PGD with one step.
+    https://arxiv.org/abs/2001.03994
 
     :param alpha: step size (10/255 by default, larger than eps).
     """
@@ -361,15 +369,7 @@ class FFGSM(Attack):
     def __init__(
         self, model: nn.Module, eps: float = 8 / 255, alpha: float = 10 / 255, **kwargs
     ) -> None:
-        super().__init__(model, eps, **kwargs)
-        self._positive(alpha=alpha)
-        self.alpha = alpha
-
-    def perturb(self, images, labels, generator):
-        start = images + self.uniform_noise(images, self.eps, generator)
-        adversarial = torch.clamp(start, self.low, self.high)
-        gradient = self.loss_gradient(adversarial, labels)
-        return self.project(adversarial + self.alpha * gradient.sign(), images)
+        super().__init__(model, eps, alpha, steps=1, random_start=True, **kwargs)
 
 
 class TPGD(PGD):
@@ -390,17 +390,21 @@ class TPGD(PGD):
     ) -> None:
         super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
 
-    def perturb(self, images, labels, generator):
+    def start(self, images, generator):
+        noise = 0.001 * self.normal_noise(images, generator)
+        return torch.clamp(images + noise, self.low, self.high)
+
+    def ascent(self, images, labels):
         with torch.no_grad():
             clean = F.softmax(self.model(images), 1)
-        start = images + 0.001 * self.normal_noise(images, generator)
-        adversarial = torch.clamp(start, self.low, self.high)
-        for _ in range(self.steps):
-            adversarial.requires_grad_(True)
-            divergence = F.kl_div(F.log_softmax(self.model(adversarial), 1), clean, reduction="sum")
-            gradient = torch.autograd.grad(divergence, adversarial)[0]
-            adversarial = self.project(adversarial.detach() + self.alpha * gradient.sign(), images)
-        return adversarial
+
+        def divergence_gradient(adversarial: torch.Tensor) -> torch.Tensor:
+            adversarial = adversarial.detach().requires_grad_(True)
+            log_probs = F.log_softmax(self.model(adversarial), 1)
+            divergence = F.kl_div(log_probs, clean, reduction="sum")
+            return torch.autograd.grad(divergence, adversarial)[0]
+
+        return divergence_gradient
 
 
 class MIFGSM(PGD):
@@ -426,17 +430,21 @@ class MIFGSM(PGD):
             raise ValueError(f"decay must be >= 0, got {decay}")
         self.decay = decay
 
-    def perturb(self, images, labels, generator):
+    def ascent(self, images, labels):
         momentum = torch.zeros_like(images)
-        adversarial = images.clone()
         reduce_dims = tuple(range(1, images.ndim))
-        for _ in range(self.steps):
+
+        def accumulated_gradient(adversarial: torch.Tensor) -> torch.Tensor:
+            nonlocal momentum
             gradient = self.loss_gradient(adversarial, labels)
             scale = gradient.abs().mean(reduce_dims, keepdim=True)
-            gradient = gradient / scale.clamp_min(torch.finfo(scale.dtype).tiny)  # 0, not NaN
-            momentum = gradient + self.decay * momentum
-            adversarial = self.project(adversarial + self.alpha * momentum.sign(), images)
-        return adversarial
+            scale = scale.clamp_min(
+                torch.finfo(scale.dtype).tiny
+            )  # a zero gradient gives 0, not NaN
+            momentum = gradient / scale + self.decay * momentum
+            return momentum
+
+        return accumulated_gradient
 
 
 #: Attacks by name, for :func:`make_attack` and the scripts.

@@ -109,6 +109,56 @@ def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
     return MODES[mode](config)
 
 
+def fit_trainable(
+    model: NegatableClassifier,
+    data: LabelledImages,
+    config: CBOMFConfig,
+    epochs: int,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+    description: str = "train",
+    before_epoch: Callable[[int], None] | None = None,
+) -> tuple[list[float], int]:
+    """Train the parameters of ``model`` that still require gradients with a fresh SGD.
+
+    With a frozen extractor (and ``config.cache_features``) the head trains on features
+    computed once; the result is the same as running the extractor every batch.
+
+    :param model: a :class:`NegatableClassifier` (or a synergy model); trained in place.
+    :param data: training split.
+    :param config: learning rate, momentum, batch size, feature caching.
+    :param epochs: passes over ``data``.
+    :param generator: seeded shuffling.
+    :param device: where to train.
+    :param writer: TensorBoard writer.
+    :param progress: show a progress bar.
+    :param global_step: where the step counter (and the TensorBoard curve) continues.
+    :param description: progress-bar label.
+    :param before_epoch: called with the epoch index before each epoch.
+    :returns: the epoch losses and the step counter after training.
+    """
+    optimizer = torch.optim.SGD(
+        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
+    )
+    cached = model.extractor_frozen and config.cache_features
+    trainer = Trainer(
+        model,
+        optimizer,
+        forward=model.classify if cached else None,
+        batch_size=config.batch_size,
+        device=device,
+        writer=writer,
+        progress=progress,
+        global_step=global_step,
+    )
+    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
+    losses = trainer.fit((inputs, data.labels), epochs, generator, before_epoch, description)
+    return losses, trainer.global_step
+
+
 def run_phase(
     model: NegatableClassifier,
     phase: Phase,
@@ -139,27 +189,18 @@ def run_phase(
         if phase.freeze_extractor
         else None
     )
-    optimizer = torch.optim.SGD(
-        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
-    )
-    cached = phase.freeze_extractor and config.cache_features
-    trainer = Trainer(
+    losses, step = fit_trainable(
         model,
-        optimizer,
-        forward=model.classify if cached else None,
-        batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
-        global_step=global_step,
-    )
-    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
-    losses = trainer.fit(
-        (inputs, data.labels),
+        data,
+        config,
         phase.epochs,
         generator,
+        device,
+        writer,
+        progress,
+        global_step,
+        description,
         before_epoch=lambda epoch: model.set_negation(phase.negation_in_epoch(epoch)),
-        description=description,
     )
     # Leave the model in the phase's final state (also when it ran no epochs).
     model.set_negation(phase.negation_in_epoch(phase.epochs - 1))
@@ -171,7 +212,7 @@ def run_phase(
         ]
         if changed:
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
-    return losses, trainer.global_step
+    return losses, step
 
 
 @dataclass

@@ -24,14 +24,13 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from supervised.cbomf import CBOMFConfig
+from supervised.cbomf import CBOMFConfig, fit_trainable
 from supervised.data.common import LabelledImages
-from supervised.evaluation import batched_forward, extract_features, model_device
+from supervised.evaluation import batched_forward, model_device
 from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
 from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
 from supervised.negation import FeatureNegation
 from supervised.runtime import derive_seed, make_generator
-from supervised.training import Trainer
 
 #: The source's hyperparameters (SGD lr 0.01, momentum 0.5, batch 64, 10 + 10 epochs).
 DEFAULT_CONFIG = CBOMFConfig()
@@ -178,35 +177,10 @@ class TrainedSynergy:
 
 
 def _fit(
-    model: SynergyModel,
-    data: LabelledImages,
-    config: CBOMFConfig,
-    epochs: int,
-    generator: torch.Generator,
-    device: torch.device | str | None,
-    writer: SummaryWriter | None,
-    progress: bool,
-    global_step: int,
-    description: str,
+    model: SynergyModel, data: LabelledImages, config: CBOMFConfig, epochs: int, *args
 ) -> TrainedSynergy:
-    """Train ``model``'s trainable parameters with SGD; on cached features when the extractor is frozen."""
-    optimizer = torch.optim.SGD(
-        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
-    )
-    cached = model.extractor_frozen and config.cache_features
-    trainer = Trainer(
-        model,
-        optimizer,
-        forward=model.classify if cached else None,
-        batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
-        global_step=global_step,
-    )
-    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
-    losses = trainer.fit((inputs, data.labels), epochs, generator, description=description)
-    return TrainedSynergy(model, losses, trainer.global_step)
+    losses, step = fit_trainable(model, data, config, epochs, *args)
+    return TrainedSynergy(model, losses, step)
 
 
 def train_synergy(
