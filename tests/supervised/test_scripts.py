@@ -203,3 +203,22 @@ def test_synergy_and_robustness_scripts_reject_bad_arguments(
         robustness.main(args)
     cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
     assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
+
+
+def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    synthetic.write_cifar_archive(root, per_batch=8)
+    script = load_script("synergy")
+    argv = "--dataset cifar10 --epochs 1 --second-epochs 1 --omegas 2"
+    argv += " --corner-fractions 0.3 --no-progress --threads 1"
+    args = parse_args(
+        script.Args, [*argv.split(), "--data-dir", str(root), "--out-dir", str(tmp_path / "out")]
+    )
+    assert args.arch == "lenet" and args.batch_size == 4
+    script.main(args)
+    with open(tmp_path / "out" / "cifar10" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["test_set"] for row in rows} == {"full", "SSK", "SSKR", "MSK", "MSKR", "corner30"}
+    assert {row["arch"] for row in rows} == {"lenet"}
+    report = (tmp_path / "out" / "cifar10" / "results.md").read_text()
+    assert "Compared with the source (CIFAR-10 LeNet)" in report and "| full | synergy |" in report
