@@ -176,13 +176,6 @@ class TrainedSynergy:
     global_step: int
 
 
-def _fit(
-    model: SynergyModel, data: LabelledImages, config: CBOMFConfig, epochs: int, *args
-) -> TrainedSynergy:
-    losses, step = fit_trainable(model, data, config, epochs, *args)
-    return TrainedSynergy(model, losses, step)
-
-
 def train_synergy(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
@@ -207,17 +200,20 @@ def train_synergy(
         torch.manual_seed(derive_seed(seed, "init"))
         base = model_factory()
     model = synergy_from_classifier(base, derive_seed(seed, "synergy-heads"))
-    return _fit(
+    return TrainedSynergy(
         model,
-        data,
-        config,
-        config.epochs,
-        make_generator(seed, "synergy-shuffle"),
-        device,
-        writer,
-        progress,
-        0,
-        "trained synergy",
+        *fit_trainable(
+            model,
+            data,
+            config,
+            config.epochs,
+            make_generator(seed, "synergy-shuffle"),
+            device,
+            writer,
+            progress,
+            0,
+            "trained synergy",
+        ),
     )
 
 
@@ -240,17 +236,20 @@ def hot_start_synergy(
     """
     model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
     model.freeze_extractor()
-    return _fit(
+    return TrainedSynergy(
         model,
-        data,
-        config,
-        config.second_epochs,
-        make_generator(seed, "hot-start-shuffle"),
-        device,
-        writer,
-        progress,
-        global_step,
-        "hot-start synergy",
+        *fit_trainable(
+            model,
+            data,
+            config,
+            config.second_epochs,
+            make_generator(seed, "hot-start-shuffle"),
+            device,
+            writer,
+            progress,
+            global_step,
+            "hot-start synergy",
+        ),
     )
 
 
@@ -284,17 +283,20 @@ def train_fusion(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "fusion-init"))
         fused = model.with_rule(LearnedFusion(num_classes, channels=channels))
-    return _fit(
+    return TrainedSynergy(
         fused,
-        data,
-        config,
-        epochs,
-        make_generator(seed, "fusion-shuffle"),
-        device,
-        writer,
-        progress,
-        global_step,
-        "fusion",
+        *fit_trainable(
+            fused,
+            data,
+            config,
+            epochs,
+            make_generator(seed, "fusion-shuffle"),
+            device,
+            writer,
+            progress,
+            global_step,
+            "fusion",
+        ),
     )
 
 
