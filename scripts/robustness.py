@@ -56,8 +56,8 @@ class Args:
     """FGSM sweep budgets (L-inf, pixels in [0, 1])"""
     pgd_eps: float = 0.1
     """PGD budget of the transfer matrix"""
-    pgd_alpha: float = 0.01
-    """PGD step size of the transfer matrix"""
+    pgd_alpha: float = 0.025
+    """PGD step size of the transfer matrix (2.5 eps / steps, as Madry et al.)"""
     pgd_steps: int = 10
     """PGD iterations of the transfer matrix"""
     suite_attacks: tuple[str, ...] = tuple(ATTACKS)
