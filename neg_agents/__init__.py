@@ -4,6 +4,12 @@
 - :class:`NegActionDQN`: DQN whose policy forbids the actions it judges worst.
 - :data:`ALGOS`: every agent the scripts know, including SB3's DQN trained through
   ``neg_envs.NegativeActionWrapper`` and the random and always-stay baselines.
+- :func:`train_agent` with a :class:`TrainConfig`: one training run, as ``negdl-train`` and the
+  bench do it; :func:`~neg_agents.watch.watch_agent` and :func:`~neg_agents.bench.run_bench`
+  are ``negdl-watch`` and ``negdl-bench``.
+- :class:`SB3VecEnvAdapter`: hands ``neg_envs``' natively batched env to stable-baselines3.
+- Saved agents load without unpickling anything (``neg_agents.common.model_files``); a file
+  holding code it cannot rebuild safely raises :class:`UnsafeModelFileError`.
 """
 
 from neg_agents.algos import ALGOS, AlgoSpec, get_algo
@@ -11,23 +17,32 @@ from neg_agents.common import (
     CollisionEvalCallback,
     ConstantAgent,
     RandomAgent,
+    SB3VecEnvAdapter,
     evaluate_agent,
     make_env,
 )
-from neg_agents.neg_action_dqn import NegActionDQN, forbidden_actions
+from neg_agents.common.model_files import UnsafeModelFileError
+from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQN, forbidden_actions
 from neg_agents.neg_reward_dqn import NegRewardDQN, PositiveRewardError
+from neg_agents.training import TrainConfig, TrainResult, train_agent
 
 __all__ = [
     "ALGOS",
     "AlgoSpec",
     "CollisionEvalCallback",
     "ConstantAgent",
+    "ForbiddingRule",
     "NegActionDQN",
     "NegRewardDQN",
     "PositiveRewardError",
     "RandomAgent",
+    "SB3VecEnvAdapter",
+    "TrainConfig",
+    "TrainResult",
+    "UnsafeModelFileError",
     "evaluate_agent",
     "forbidden_actions",
     "get_algo",
     "make_env",
+    "train_agent",
 ]

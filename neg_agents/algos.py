@@ -13,9 +13,7 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from neg_agents.common.baselines import ConstantAgent, RandomAgent
 from neg_agents.neg_action_dqn import NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
-
-#: ``NegCollision``'s stay action.
-STAY = 4
+from neg_envs.collision_core import STAY
 
 
 @dataclass(frozen=True)

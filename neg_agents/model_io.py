@@ -9,20 +9,33 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.type_aliases import PolicyPredictor
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
+from neg_agents.common.model_files import (
+    SpaceMismatchError,
+    UnsafeModelFileError,
+    load_model,
+    save_model,
+)
+from neg_agents.common.model_files import check_spaces as check_model_spaces
+from negdl.devices import resolve_device
+from negdl.resources import MemoryLimitError
+from negdl.results import write_text_atomic
 
 CONFIG_NAME = "config.json"
 
 
 def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``model.zip`` (SB3's format) and ``config.json`` into ``run_dir``; return the model path."""
+    """Write ``model.zip`` (SB3's format, with the plain twins ``load_agent`` reads, see
+    ``neg_agents.common.model_files``) and ``config.json`` into ``run_dir``, each whole or not
+    at all; return the model path."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "model.zip"
-    model.save(path)
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    save_model(model, path)
+    write_text_atomic(run_dir / CONFIG_NAME, json.dumps(config, indent=2, default=str) + "\n")
     return path
 
 
@@ -39,16 +52,70 @@ def read_config(model_path: str | Path) -> dict[str, Any] | None:
         ) from error
 
 
+def resolve_run(
+    model_path: str | Path | None,
+    algo: str | None = None,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[str, str, dict[str, Any]]:
+    """The agent name, env id and env options to use with a saved model.
+
+    What is not given comes from the ``config.json`` beside ``model_path`` (``save_run`` writes
+    it), the env id falling back on ``NegCollision-v0``. Baselines need no model.
+
+    :raises ValueError: no algorithm given and no ``config.json`` to read it from.
+    """
+    baseline = algo is not None and not get_algo(algo).trainable
+    config = read_config(model_path) if model_path is not None and not baseline else None
+    algo = algo or (config or {}).get("algo")
+    if algo is None:
+        raise ValueError(
+            f"no config.json beside {model_path}: pass --algo (and --env-id/--env-kwargs if not the defaults)"
+        )
+    env_id = env_id or (config or {}).get("env_id") or "NegCollision-v0"
+    if not env_kwargs:
+        env_kwargs = (config or {}).get("env_kwargs", {})
+    return algo, env_id, dict(env_kwargs)
+
+
+def load_policy(
+    algo: str,
+    model_path: str | Path | None,
+    env: gym.Env,
+    seed: int | None = None,
+    device: str = "auto",
+) -> PolicyPredictor:
+    """What acts in ``env`` for agent ``algo``: a saved model's policy, or a fresh baseline.
+
+    A model's policy on its own acts without epsilon exploration (exploring is training).
+
+    :param algo: the agent name (``neg_agents.ALGOS``).
+    :param model_path: the saved model (trained agents only).
+    :param env: the env to act in; a model must match its spaces.
+    :param seed: seed of a random baseline.
+    :param device: torch device of a model.
+    """
+    spec = get_algo(algo)
+    if not spec.trainable:
+        return spec.make_baseline(env.observation_space, env.action_space, seed)
+    if model_path is None:
+        raise ValueError(f"{algo} is a trained agent: pass the saved model's path")
+    return load_agent(model_path, algo, env, device).policy
+
+
 def load_agent(
     model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = "auto"
 ) -> BaseAlgorithm:
-    """Load a model saved by ``save_run``/``model.save`` with SB3's own loader.
+    """Load a model saved by ``save_run``/``model.save``, without unpickling anything from it
+    (``neg_agents.common.model_files.load_model``; SB3's plain DQN models too).
 
     :param model_path: the ``.zip`` file.
     :param algo: the agent name it was trained as (``neg_agents.ALGOS``).
-    :param env: if given, the model's observation and action spaces must match it.
+    :param env: if given, the model's observation and action spaces must match it, and the model
+        runs on it.
     :param device: torch device.
     :raises FileNotFoundError: no file at ``model_path``.
+    :raises UnsafeModelFileError: the file holds a pickled entry that cannot be rebuilt safely.
     :raises ValueError: not a model of ``algo``, a corrupt file, or spaces that do not match ``env``.
     """
     spec = get_algo(algo)
@@ -59,42 +126,33 @@ def load_agent(
         raise FileNotFoundError(
             f"no model file at {path}; train one first (negdl-train) or fix the path"
         )
+    resolve_device(device)
     try:
         with quiet_n_step_reload():  # plain DQN models too
-            model = spec.model_class.load(path, device=device)
+            return load_model(spec.model_class, path, env, device)
+    except (UnsafeModelFileError, SpaceMismatchError, MemoryLimitError):
+        raise
+    except ValueError as error:
+        raise _invalid(path, algo, error) from error
     except (
         zipfile.BadZipFile,
         KeyError,
-        ValueError,
         RuntimeError,
         EOFError,
         TypeError,
         AttributeError,
     ) as error:
-        raise ValueError(
-            f"{path} is not a valid {algo} model ({type(error).__name__}: {error}); "
-            "it may be corrupt, or saved by another algorithm: pass the --algo it was trained with"
-        ) from error
-    if env is not None:
-        check_spaces(model, env, path)
-    return model
+        raise _invalid(path, algo, error) from error
+
+
+def _invalid(path: Path, algo: str, error: Exception) -> ValueError:
+    return ValueError(
+        f"{path} is not a valid {algo} model ({type(error).__name__}: {error}); "
+        "it may be corrupt, or saved by another algorithm: pass the --algo it was trained with"
+    )
 
 
 def check_spaces(model: BaseAlgorithm, env: gym.Env, path: str | Path = "the model") -> None:
     """Raise a ``ValueError`` that says how to fix it when ``model`` cannot act in ``env``."""
-    for kind in ("observation", "action"):
-        expected, got = getattr(model, f"{kind}_space"), getattr(env, f"{kind}_space")
-        if expected != got:
-            raise ValueError(
-                f"{path} was trained on another {kind} space: it expects {_describe(expected)}, "
-                f"this env has {_describe(got)}. "
-                "Use the env id and options it was trained with (see the config.json beside the model), "
-                "e.g. the same num_obstacles."
-            )
-
-
-def _describe(space: gym.Space) -> str:
-    """A one-line description (a Box's full bounds would flood the message)."""
-    if isinstance(space, gym.spaces.Box):
-        return f"Box of shape {space.shape} ({space.dtype})"
-    return str(space)
+    saved = {"observation_space": model.observation_space, "action_space": model.action_space}
+    check_model_spaces(saved, env, str(path))

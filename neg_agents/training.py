@@ -1,36 +1,32 @@
-"""Build, train and time one agent: the code path shared by the train and bench scripts."""
+"""Train one agent from a ``TrainConfig``: the code path shared by ``negdl-train`` and the bench."""
 
 from __future__ import annotations
 
+import inspect
+import platform
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import stable_baselines3
+import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
 from neg_agents.algos import get_algo
-from neg_agents.common.callbacks import CollisionEvalCallback
-from neg_agents.common.env_util import make_env
+from neg_agents.common.callbacks import CollisionEvalCallback, StopOnRequest
+from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
+from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
+from neg_agents.model_io import save_run
+from negdl.checks import check_bool, check_choice, check_int
+from negdl.devices import resolve_device
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
-
-
-@dataclass
-class TrainResult:
-    """A trained model, its learning curve (``CollisionEvalCallback.history``) and its timing."""
-
-    model: BaseAlgorithm
-    hyperparams: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    wall_time_s: float = 0.0
-
-    @property
-    def steps_per_s(self) -> float:
-        """Env steps per second of wall time, training updates and evaluations included."""
-        return self.model.num_timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
 
 
 def check_timesteps(total_timesteps: int) -> int:
@@ -45,91 +41,284 @@ def check_timesteps(total_timesteps: int) -> int:
     return total_timesteps
 
 
-def train_agent(
-    algo: str,
-    env_id: str = "NegCollision-v0",
-    env_kwargs: dict[str, Any] | None = None,
-    total_timesteps: int = N_TIMESTEPS,
-    seed: int = 0,
-    n_envs: int = N_ENVS,
-    vec_env: str = "dummy",
-    hyperparams: dict[str, Any] | None = None,
-    tensorboard_log: str | None = None,
-    tb_log_name: str | None = None,
-    eval_freq: int = 10_000,
-    eval_episodes: int = 10,
-    callbacks: list[BaseCallback] | None = None,
-    progress_bar: bool = False,
-    device: str = "auto",
-    verbose: int = 0,
-) -> TrainResult:
-    """Train ``algo`` (a name in ``neg_agents.ALGOS``) from its default hyperparameters.
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run. Constructing one checks them and raises a
+    ``ValueError`` that says what is wrong.
 
-    :param algo: a trainable agent name, e.g. ``"neg-reward-dqn"``.
+    :param algo: a trainable agent name (``neg_agents.ALGOS``), e.g. ``"neg-reward-dqn"``.
     :param env_id: registered env id.
     :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}``.
     :param total_timesteps: env steps to train for (summed over the ``n_envs`` envs), >= 1.
-    :param seed: seeds the model, the training envs (``seed + i``) and the eval envs.
-    :param n_envs: parallel training envs.
+    :param seed: seeds the model, the training envs (``seed + i``) and the eval envs, >= 0.
+    :param n_envs: parallel training envs, >= 1.
     :param vec_env: ``"dummy"``, ``"subproc"`` or ``"native"`` (see ``make_env``).
     :param hyperparams: overrides of ``neg_agents.hyperparams.hyperparams_for(algo)``.
-    :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
-    :param tb_log_name: run name inside ``tensorboard_log`` (default: the algorithm's name).
     :param eval_freq: env steps between evaluations (0: none).
     :param eval_episodes: episodes per evaluation.
-    :param callbacks: more SB3 callbacks (e.g. a ``CheckpointCallback``).
+    :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
+    :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
     :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"auto"``: CUDA when available).
-    :param verbose: SB3 verbosity.
+    :param device: torch device (``"auto"``: CUDA when available); a device this machine does
+        not have is an error.
+    :param verbose: SB3 verbosity, 0 to 2.
     """
-    spec = get_algo(algo)
-    if not spec.trainable:
-        raise ValueError(
-            f"{algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
-        )
-    check_timesteps(total_timesteps)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if eval_freq < 0:
-        raise ValueError(f"eval_freq must be >= 0 (0 turns evaluation off), got {eval_freq}")
-    if eval_freq and eval_episodes < 1:
-        raise ValueError(f"eval_episodes must be >= 1 (or eval_freq 0), got {eval_episodes}")
-    params = {**hyperparams_for(algo), **(hyperparams or {})}
-    env = make_env(env_id, n_envs, seed, env_kwargs, vec_env, spec.negative_actions)
+
+    algo: str = "neg-reward-dqn"
+    env_id: str = "NegCollision-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    total_timesteps: int = N_TIMESTEPS
+    seed: int = 0
+    n_envs: int = N_ENVS
+    vec_env: str = "dummy"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    eval_freq: int = 10_000
+    eval_episodes: int = 10
+    tensorboard_log: str | None = None
+    tb_log_name: str | None = None
+    progress_bar: bool = False
+    device: str = "auto"
+    verbose: int = 0
+
+    def __post_init__(self) -> None:
+        spec = get_algo(self.algo)
+        if not spec.trainable:
+            raise ValueError(
+                f"{self.algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
+            )
+        check_timesteps(self.total_timesteps)
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a registered env id, got {self.env_id!r}")
+        for name in ("env_kwargs", "hyperparams"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("n_envs", self.n_envs, 1)
+        check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
+        check_int("eval_freq", self.eval_freq, 0)
+        if self.eval_freq:
+            check_int("eval_episodes", self.eval_episodes, 1)
+        check_bool("progress_bar", self.progress_bar)
+        check_int("verbose", self.verbose, 0, 2)
+        resolve_device(self.device)
+        check_hyperparams(spec.model_class, {**hyperparams_for(self.algo), **self.hyperparams})
+
+
+#: Constructor arguments ``TrainConfig`` sets itself, not hyperparameters.
+RUN_SETTINGS = ("policy", "env", "seed", "tensorboard_log", "device", "verbose")
+
+
+def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) -> None:
+    """Raise a ``ValueError`` naming a hyperparameter ``model_class`` does not take, or one with
+    a bad value (``check_dqn_arguments``)."""
+    accepted: set[str] = set()
+    for cls in model_class.__mro__:
+        parameters = inspect.signature(cls.__init__).parameters
+        accepted |= set(parameters) - {"self", "args", "kwargs", "_init_setup_model"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    for name in params:
+        if name in RUN_SETTINGS:
+            raise ValueError(f"{name} is a setting of the run, not a hyperparameter; set it there")
+        if name not in accepted:
+            raise ValueError(
+                f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
+                f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
+            )
+    check_dqn_arguments(params)
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its learning curve (``CollisionEvalCallback.history``), its timing and
+    whether it was stopped early."""
+
+    model: BaseAlgorithm
+    hyperparams: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
+    interrupted: bool = False
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env steps per second of wall time, training updates and evaluations included."""
+        return self.model.num_timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+    def summary(self) -> str:
+        """One line: wall time, throughput and the last evaluation."""
+        text = f"{self.wall_time_s:.0f} s ({self.steps_per_s:.0f} env steps/s)"
+        if self.history:
+            last = self.history[-1]
+            text += (
+                f"; last eval: return {last['return']:.2f}, "
+                f"collisions/episode {last['collisions_per_episode']:.2f}"
+            )
+        return text
+
+
+def train_agent(
+    config: TrainConfig | str = "neg-reward-dqn",
+    /,
+    *,
+    callbacks: list[BaseCallback] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **settings: Any,
+) -> TrainResult:
+    """Train an agent from its default hyperparameters as ``config`` says.
+
+    ``train_agent("neg-action-dqn", seed=1)`` is short for
+    ``train_agent(TrainConfig(algo="neg-action-dqn", seed=1))``.
+
+    :param config: the run's settings, or just the agent's name.
+    :param callbacks: more SB3 callbacks (e.g. a ``CheckpointCallback``).
+    :param should_stop: asked after every env step; once it returns True training ends there
+        and the result says ``interrupted`` (``negdl.interrupt.StopOnSignal`` after Ctrl-C).
+    :param settings: ``TrainConfig`` fields that replace those of ``config``.
+    :raises ValueError: an env without discrete actions or Box observations, a bad setting.
+    :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
+    """
+    if isinstance(config, TrainConfig):
+        config = replace(config, **settings)
+    else:
+        config = TrainConfig(**{"algo": config, **settings})
+    spec = get_algo(config.algo)
+    params = {**hyperparams_for(config.algo), **config.hyperparams}
+    env = make_env(
+        config.env_id,
+        config.n_envs,
+        config.seed,
+        config.env_kwargs,
+        config.vec_env,
+        spec.negative_actions,
+    )
+    try:
+        _check_env_fits(config, env, params)
+    except ValueError:
+        env.close()
+        raise
     all_callbacks = list(callbacks or [])
+    stopper = StopOnRequest(should_stop) if should_stop is not None else None
+    if stopper is not None:
+        all_callbacks.append(stopper)
     evaluator = None
-    if eval_freq:
+    if config.eval_freq:
         eval_env = make_env(
-            env_id,
-            min(eval_episodes, 10),
-            seed + EVAL_SEED_OFFSET,
-            env_kwargs,
+            config.env_id,
+            min(config.eval_episodes, 10),
+            config.seed + EVAL_SEED_OFFSET,
+            config.env_kwargs,
             "dummy",
             spec.negative_actions,
         )
-        evaluator = CollisionEvalCallback(eval_env, eval_freq, eval_episodes, spec.deterministic)
+        evaluator = CollisionEvalCallback(
+            eval_env, config.eval_freq, config.eval_episodes, spec.deterministic
+        )
         all_callbacks.append(evaluator)
     try:
         model = spec.model_class(
             "MlpPolicy",
             env,
-            seed=seed,
-            tensorboard_log=tensorboard_log,
-            device=device,
-            verbose=verbose,
+            seed=config.seed,
+            tensorboard_log=config.tensorboard_log,
+            device=config.device,
+            verbose=config.verbose,
             **params,
         )
     except TypeError as error:
-        raise ValueError(f"bad hyperparameter for {algo}: {error}") from error
+        raise ValueError(f"bad hyperparameter for {config.algo}: {error}") from error
     start = time.perf_counter()
     model.learn(
-        total_timesteps,
+        config.total_timesteps,
         callback=CallbackList(all_callbacks),
-        tb_log_name=tb_log_name or algo,
-        progress_bar=progress_bar,
+        tb_log_name=config.tb_log_name or config.algo,
+        progress_bar=config.progress_bar,
     )
     wall = time.perf_counter() - start
     history = evaluator.history if evaluator is not None else []
     if evaluator is not None:
         evaluator.eval_env.close()
-    return TrainResult(model, params, history, wall)
+    return TrainResult(
+        model, params, history, wall, stopper is not None and stopper.stopped_at is not None
+    )
+
+
+def _check_env_fits(config: TrainConfig, env: Any, params: dict[str, Any]) -> None:
+    """The DQN agents need discrete actions and flat observations, and a replay buffer that fits."""
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(
+            f"{config.algo} needs an env with discrete actions (Discrete); {config.env_id} has "
+            f"{env.action_space}: pick another env id"
+        )
+    if not isinstance(env.observation_space, spaces.Box):
+        raise ValueError(
+            f"{config.algo} needs Box observations; {config.env_id} has {env.observation_space}"
+        )
+    check_replay_buffer_memory(
+        params["buffer_size"],
+        env.observation_space,
+        env.action_space,
+        params.get("optimize_memory_usage", False),
+    )
+
+
+def train_and_save(
+    config: TrainConfig,
+    run_dir: str | Path,
+    checkpoint_freq: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    extra: dict[str, Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train as ``config`` says and save the run: ``model.zip`` and ``config.json``.
+
+    ``config.json`` records every setting (``extra`` first, e.g. the command line's arguments,
+    then ``config``'s), the hyperparameters used, the device the model ran on, the wall time,
+    the last evaluation, the library versions, and whether training was interrupted (and after
+    how many steps); ``negdl-watch`` reads the algorithm and env from it. A run stopped by
+    ``should_stop`` is saved all the same, marked ``"interrupted": true``.
+
+    :param config: the training run.
+    :param run_dir: the run's folder.
+    :param checkpoint_freq: save a checkpoint every this many env steps, >= 0 (0: none).
+    :param checkpoint_dir: checkpoint folder (None: ``<run_dir>/checkpoints``).
+    :param extra: more entries for ``config.json``.
+    :param should_stop: see :func:`train_agent`.
+    """
+    if checkpoint_freq < 0:
+        raise ValueError(f"checkpoint_freq must be >= 0 (0: no checkpoints), got {checkpoint_freq}")
+    run_dir = Path(run_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else run_dir / "checkpoints"
+    callbacks = []
+    if checkpoint_freq:
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(checkpoint_freq // config.n_envs, 1),
+                save_path=str(checkpoint_dir),
+                name_prefix=config.algo,
+            )
+        )
+    result = train_agent(config, callbacks=callbacks, should_stop=should_stop)
+    record = {
+        **(extra or {}),
+        **asdict(config),
+        "checkpoint_freq": checkpoint_freq,
+        "checkpoint_dir": str(checkpoint_dir) if checkpoint_freq else None,
+        "hyperparams": result.hyperparams,
+        "device_used": str(result.model.device),
+        "interrupted": result.interrupted,
+        "num_timesteps": result.model.num_timesteps,
+        "negative_actions": get_algo(config.algo).negative_actions,
+        "wall_time_s": round(result.wall_time_s, 2),
+        "env_steps_per_s": round(result.steps_per_s, 1),
+        "final_eval": result.history[-1] if result.history else None,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    save_run(result.model, record, run_dir)
+    result.model.get_env().close()
+    return result

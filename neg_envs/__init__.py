@@ -6,7 +6,9 @@ Importing this package registers:
   500 steps per episode.
 - ``NegCollisionCrowd-v0``: 300 small obstacles, egocentric observation of the 16 nearest.
 
-Both have a natively batched version: ``gym.make_vec(id, num_envs=...)``.
+Both have a natively batched version: ``gym.make_vec(id, num_envs=...)``. The package needs
+only gymnasium, numpy and (to render) pygame; ``neg_agents.SB3VecEnvAdapter`` hands the
+batched env to stable-baselines3.
 """
 
 import multiprocessing
@@ -16,7 +18,6 @@ from gymnasium.envs.registration import register
 from neg_envs.collision import NegCollisionEnv
 from neg_envs.collision_core import CollisionConfig
 from neg_envs.collision_vector import NegCollisionVectorEnv
-from neg_envs.sb3_vec_env import SB3VecEnvAdapter
 from neg_envs.wrappers import NegativeActionWrapper, PunishmentOnlyWrapper
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "NegCollisionVectorEnv",
     "NegativeActionWrapper",
     "PunishmentOnlyWrapper",
-    "SB3VecEnvAdapter",
     "ENV_IDS",
 ]
 
@@ -50,6 +50,21 @@ for _env_id, _kwargs in ENV_IDS.items():
         kwargs=_kwargs,
     )
 
-# SB3's SubprocVecEnv starts workers from a forkserver, which imports only ``__main__``: preload
-# this package there too so plain ids like "NegCollision-v0" resolve in the workers.
-multiprocessing.set_forkserver_preload(["__main__", "neg_envs"])
+
+def _preload_in_forkserver() -> None:
+    """Add this package to the modules the multiprocessing forkserver imports at its start.
+
+    Workers forked from it (stable-baselines3's ``SubprocVecEnv`` starts them so) then know
+    plain ids like ``"NegCollision-v0"``. The modules other libraries asked for are kept:
+    multiprocessing has a setter for the list but no getter, hence the private read.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    if __name__ not in preload:
+        multiprocessing.set_forkserver_preload([*preload, __name__])
+
+
+_preload_in_forkserver()

@@ -88,20 +88,17 @@ class NegCollisionEnv(gym.Env):
         self.observation_space = self.config.observation_space()
         self.action_space = self.config.action_space()
         self._renderer = None
-        self._moves = self.config.agent_moves.tolist()
         # One scene of the batched env's simulation: the same physics, unchanged.
         self._sim = core.CollisionSimulation(self.config, batch=1)
         self._started = False
+        # The way the bird faces: its last move (it keeps facing there while it stays).
+        self._facing = core.RIGHT
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        self._sim.place(0, *core.sample_scene(self.np_random, self.config))
-        self._sim.update_distances()
+        super().reset(seed=core.check_seed(seed))
+        self._sim.reset_scenes([0], [self.np_random])
         self._started = True
-        self.steps = 0
-        self.cumulative_collisions = 0
-        self.episode_return = 0.0
-        self.last_action: int | None = None
+        self._facing = core.RIGHT
         if self.render_mode == "human":
             self.render()
         return self._sim.observe()[0], self._info(0, False)
@@ -109,41 +106,37 @@ class NegCollisionEnv(gym.Env):
     def step(self, action: Any):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        cfg, sim = self.config, self._sim
-        action = core.validate_action(action, cfg.num_actions)
-        self._move_agent(action)
-        sim.move_obstacles()
-        sim.update_distances()
-        # count_contacts() for one scene; a whole-array count is several times cheaper
-        collisions = int(np.count_nonzero(sim.contacts()))
-        moved = action != core.STAY
-        reward = core.punishments(collisions, moved, cfg)
-        self.steps += 1
-        self.cumulative_collisions += collisions
-        self.episode_return += reward
-        self.last_action = action
-        terminated = cfg.terminate_on_collision and collisions > 0
+        action = core.validate_action(action, self.config.num_actions)
+        collisions, moved, reward, terminated = self._sim.step_one(action)
+        if moved:
+            self._facing = action
         if self.render_mode == "human":
             self.render()
-        obs = sim.observe()[0]
+        obs = self._sim.observe()[0]
         return obs, reward, terminated, False, self._info(collisions, moved)
-
-    def _move_agent(self, action: int) -> None:
-        """``CollisionSimulation.move_agents`` for one agent, in Python floats (same float64 arithmetic)."""
-        low, high = self.config.agent_radius, 1.0 - self.config.agent_radius
-        dx, dy = self._moves[action]
-        agent = self._sim.agent
-        x, y = agent[0].tolist()
-        agent[0, 0] = min(max(x + dx, low), high)
-        agent[0, 1] = min(max(y + dy, low), high)
 
     def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
         return {
             "collisions": collisions,
-            "cumulative_collisions": self.cumulative_collisions,
+            "cumulative_collisions": self._sim.cumulative_collisions.item(0),
             "moved": moved,
             "cost": float(collisions),
         }
+
+    @property
+    def steps(self) -> int:
+        """Steps taken in the current episode."""
+        return self._sim.steps.item(0)
+
+    @property
+    def cumulative_collisions(self) -> int:
+        """Collisions counted in the current episode."""
+        return self._sim.cumulative_collisions.item(0)
+
+    @property
+    def episode_return(self) -> float:
+        """Sum of the current episode's rewards."""
+        return self._sim.episode_return.item(0)
 
     @property
     def agent_position(self) -> np.ndarray:
@@ -163,7 +156,12 @@ class NegCollisionEnv(gym.Env):
     def set_state(self, agent: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Place the agent and obstacles by hand (tests, demos); call after ``reset``.
 
-        :raises ValueError: on wrong shapes or positions outside the arena.
+        :param agent: the agent's (x, y), in the unit square.
+        :param positions: obstacles' (x, y), ``(N, 2)``, in the unit square.
+        :param velocities: obstacles' (dx, dy) per step, ``(N, 2)``, each component at most the
+            top ``obstacle_speed`` in size, so that observations stay in the observation space.
+        :raises ValueError: on wrong shapes, non-finite values, positions outside the arena or
+            velocities beyond the top speed.
         """
         n = self.config.num_obstacles
         agent = np.asarray(agent, dtype=core.DTYPE)
@@ -177,7 +175,16 @@ class NegCollisionEnv(gym.Env):
         if not (
             np.all((agent >= 0) & (agent <= 1)) and np.all((positions >= 0) & (positions <= 1))
         ):
-            raise ValueError("agent and obstacle positions must lie in the unit square [0, 1]^2")
+            raise ValueError(
+                "agent and obstacle positions must be finite and lie in the unit square [0, 1]^2"
+            )
+        top = self.config.speed_range[1]
+        if not np.all(np.abs(velocities) <= top):
+            raise ValueError(
+                f"velocities must be finite with |dx|, |dy| <= {top:g} (the top obstacle_speed), "
+                f"so that observations stay in the observation space; got "
+                f"{velocities[~(np.abs(velocities) <= top)][:3].tolist()}"
+            )
         if not self._started:
             raise RuntimeError("call reset() before set_state()")
         self._sim.place(0, agent, np.concatenate([positions.T, velocities.T]))
@@ -203,9 +210,7 @@ class NegCollisionEnv(gym.Env):
             obstacles=self._sim.obstacles[:2, 0].T,
             obstacle_radius=self.config.obstacle_radius,
             contacts=self._sim.contacts()[0],
-            heading=core.MOVES[self.last_action]
-            if self.last_action is not None
-            else core.MOVES[core.RIGHT],
+            heading=core.MOVES[self._facing],
             hud=(
                 f"step {self.steps}",
                 f"collisions {self.cumulative_collisions}",

@@ -1,8 +1,10 @@
 """Configuration and vectorised physics shared by the single and the batched collision env.
 
-Every function here works on arrays with a leading batch axis ``B`` (the single env uses
-``B = 1``), so both environments run literally the same arithmetic and a sub-env of the batched
-env reproduces the single env's trajectory bit for bit. Nothing here imports pygame.
+``CollisionSimulation`` holds ``B`` scenes and steps them itself: moves, contacts, punishments
+and episode counters. Both environments are thin Gymnasium shells around it (the single env
+uses ``B = 1`` and its scalar ``step_one``), so they run the same float64 arithmetic and a
+sub-env of the batched env reproduces the single env's trajectory bit for bit. Nothing here
+imports pygame.
 
 World: the unit square ``[0, 1] x [0, 1]``; ``y`` grows upwards.
 """
@@ -10,6 +12,7 @@ World: the unit square ``[0, 1] x [0, 1]``; ``y`` grows upwards.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -73,6 +76,17 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
     if not start <= action < start + n:
         raise ValueError(f"action must be in [{start}, {start + n}), got {action}")
     return int(action)
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` if it is None or an integer >= 0 (what ``reset(seed=...)`` accepts)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None or an integer >= 0, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
+    return int(seed)
 
 
 def check_int(name: str, value: int, low: int, high: int) -> int:
@@ -197,6 +211,13 @@ class CollisionConfig:
         return MOVES[: self.num_actions] * self.agent_step
 
 
+def simulation_bytes(cfg: CollisionConfig, batch: int) -> int:
+    """Bytes ``batch`` scenes take: the float64 obstacle planes, distances and scratch
+    ``(7, B, N)``, and four float32 observation arrays ``(B, obs_size)`` (the buffer, the copy
+    each step returns, and a batched observation space's low and high bounds)."""
+    return batch * (7 * cfg.num_obstacles * 8 + 4 * cfg.obs_size * 4 + 2 * 8)
+
+
 def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Draw a fresh scene: agent at the centre, obstacles uniform and clear of the agent.
 
@@ -225,8 +246,9 @@ class CollisionSimulation:
 
     ``agent`` is ``(B, 2)``; ``obstacles`` is ``(4, B, N)``: planes x, y, vx, vy, so every op
     runs on contiguous memory (``obstacles[:2]`` positions, ``obstacles[2:]`` velocities, world
-    units per step). Scratch buffers and views are made once: at one scene (the single env)
-    numpy's per-call overhead, not arithmetic, is what a step costs.
+    units per step). ``steps``, ``cumulative_collisions`` and ``episode_return`` ``(B,)`` count
+    each scene's current episode. Scratch buffers and views are made once: at one scene (the
+    single env) numpy's per-call overhead, not arithmetic, is what a step costs.
 
     :param cfg: validated environment parameters.
     :param batch: number of scenes B.
@@ -241,6 +263,7 @@ class CollisionSimulation:
         self._agent_planes = self.agent.T[:, :, None]  # (2, B, 1) view, broadcasts over obstacles
         self._diff = np.empty((2, batch, n), dtype=DTYPE)
         self._obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
+        self._agent_fields = self._obs[:, :2]
         # The absolute observation's per-obstacle fields as (4, B, N) planes: one scaled copy fills them.
         if cfg.observation == "absolute":
             self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
@@ -251,17 +274,93 @@ class CollisionSimulation:
         self._flat_pos = self._pos.reshape(-1)
         self._flat_vel = self._vel.reshape(-1)
         assert np.shares_memory(self._flat_pos, self.obstacles) or n == 0
+        # Episode counters of each scene, zeroed by reset_scenes.
+        self.steps = np.zeros(batch, dtype=np.int64)
+        self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
+        self.episode_return = np.zeros(batch, dtype=DTYPE)
+        # step_one's agent move in Python floats: the moves and the wall bounds as plain numbers;
+        # its counters through memoryviews: Python-speed access to the same memory.
+        self._move_list = cfg.agent_moves.tolist()
+        self._agent_bounds = (cfg.agent_radius, 1.0 - cfg.agent_radius)
+        self._counter_views = tuple(
+            memoryview(counter)
+            for counter in (self.steps, self.cumulative_collisions, self.episode_return)
+        )
 
     def place(self, index: int | np.ndarray, agent: np.ndarray, obstacles: np.ndarray) -> None:
-        """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``)."""
+        """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``); counters are kept.
+
+        Call ``update_distances`` afterwards (``reset_scenes`` does both).
+        """
         self.agent[index] = agent
         self.obstacles[:, index] = obstacles
 
-    def move_agents(self, actions: np.ndarray) -> None:
-        """Move each agent one step; the arena's wall stops it.
+    def reset_scenes(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> None:
+        """Start a new episode in each scene of ``indices``: a fresh scene drawn from its RNG.
 
-        ``NegCollisionEnv._move_agent`` is the same arithmetic on Python floats.
+        :param indices: the scenes to reset.
+        :param rngs: one generator per index; scene ``indices[k]`` draws from ``rngs[k]``.
         """
+        # One draw per new episode, not per obstacle: the scene itself is sampled vectorised.
+        for index, rng in zip(indices, rngs, strict=True):
+            self.place(index, *sample_scene(rng, self.cfg))
+        self.steps[indices] = 0
+        self.cumulative_collisions[indices] = 0
+        self.episode_return[indices] = 0.0
+        self.update_distances()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Advance every scene one step: move agents and obstacles, count contacts and punish.
+
+        :param actions: validated actions ``(B,)``.
+        :return: ``(collisions, moved, rewards, terminated)``, each ``(B,)``; the counters
+            (``steps``, ``cumulative_collisions``, ``episode_return``) are updated.
+        """
+        self.move_agents(actions)
+        self.move_obstacles()
+        self.update_distances()
+        collisions = self.count_contacts()
+        moved = actions != STAY
+        rewards = punishments(collisions, moved, self.cfg)
+        self.steps += 1
+        self.cumulative_collisions += collisions
+        self.episode_return += rewards
+        if self.cfg.terminate_on_collision:
+            terminated = collisions > 0
+        else:
+            terminated = np.zeros(collisions.shape, dtype=bool)
+        return collisions, moved, rewards, terminated
+
+    def step_one(self, action: int) -> tuple[int, bool, float, bool]:
+        """``step`` for a single scene (B = 1) in Python scalars.
+
+        The same float64 arithmetic as ``step``, so both give bit-identical trajectories; at one
+        scene numpy's per-call overhead on one-element arrays, not arithmetic, is what a step
+        costs, hence this path.
+
+        :param action: a validated action.
+        :return: ``(collisions, moved, reward, terminated)``.
+        """
+        low, high = self._agent_bounds
+        dx, dy = self._move_list[action]
+        agent = self.agent
+        x, y = agent[0].tolist()
+        agent[0, 0] = min(max(x + dx, low), high)
+        agent[0, 1] = min(max(y + dy, low), high)
+        self.move_obstacles()
+        self.update_distances()
+        # A whole-array count is several times cheaper than count_contacts() for one scene.
+        collisions = int(np.count_nonzero(self.dist2 < self._contact2))
+        moved = action != STAY
+        reward = punishments(collisions, moved, self.cfg)
+        steps, cumulative_collisions, episode_return = self._counter_views
+        steps[0] += 1
+        cumulative_collisions[0] += collisions
+        episode_return[0] += reward
+        return collisions, moved, reward, self.cfg.terminate_on_collision and collisions > 0
+
+    def move_agents(self, actions: np.ndarray) -> None:
+        """Move each agent one step; the arena's wall stops it (``step_one``'s move, batched)."""
         agent = self.agent
         agent += self.cfg.agent_moves[actions]
         np.maximum(agent, self.cfg.agent_radius, out=agent)
@@ -298,7 +397,7 @@ class CollisionSimulation:
     def observe(self) -> np.ndarray:
         """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""
         cfg, obs = self.cfg, self._obs
-        obs[:, :2] = self.agent
+        self._agent_fields[...] = self.agent
         if cfg.observation == "absolute":
             np.multiply(
                 self.obstacles, cfg.obstacle_obs_scale, out=self._fields, casting="same_kind"

@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from neg_envs import collision_core as core
 from neg_envs.collision_core import CollisionConfig
+from negdl.resources import check_memory
 
 
 class NegCollisionVectorEnv(VectorEnv):
@@ -59,16 +60,19 @@ class NegCollisionVectorEnv(VectorEnv):
         self.config = CollisionConfig(**kwargs)
         self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
         self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
+        check_memory(
+            core.simulation_bytes(self.config, self.num_envs),
+            f"NegCollisionVectorEnv with {self.num_envs:,} sub-envs x {self.config.num_obstacles:,} "
+            f"obstacles ({self.config.obs_size:,} observation values each)",
+            "use fewer sub-envs or obstacles, or observation='nearest' (its size does not grow "
+            "with num_obstacles)",
+        )
         self.render_mode = None
         self.single_observation_space = self.config.observation_space()
         self.single_action_space = self.config.action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        b = self.num_envs
-        self._sim = core.CollisionSimulation(self.config, b)
-        self._steps = np.zeros(b, dtype=np.int64)
-        self._cumulative = np.zeros(b, dtype=np.int64)
-        self._returns = np.zeros(b, dtype=np.float64)
+        self._sim = core.CollisionSimulation(self.config, self.num_envs)
         self._rngs: list[np.random.Generator] | None = None
 
     def reset(
@@ -77,11 +81,21 @@ class NegCollisionVectorEnv(VectorEnv):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ):
-        """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array)."""
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        """Reset every sub-env, or those in ``options["reset_mask"]`` (a bool array).
+
+        :param seed: None, an integer >= 0 (sub-env ``i`` gets ``seed + i``), or one seed (None
+            or an integer >= 0) per sub-env.
+        """
+        if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            first = core.check_seed(seed)
+            seeds = [None if first is None else first + i for i in range(self.num_envs)]
         else:
-            seeds = list(seed)
+            if not isinstance(seed, (list, tuple, np.ndarray)):
+                raise TypeError(
+                    f"seed must be None, an integer >= 0 or a sequence of {self.num_envs} of them, "
+                    f"got {type(seed).__name__} {seed!r}"
+                )
+            seeds = [core.check_seed(item) for item in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(
                     f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}"
@@ -101,39 +115,21 @@ class NegCollisionVectorEnv(VectorEnv):
             if seeds[i] is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
         self._reset_envs(np.flatnonzero(mask))
-        self._sim.update_distances()
         obs = self._sim.observe()
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
 
     def _reset_envs(self, indices: np.ndarray) -> None:
-        # One draw per ended episode, not per obstacle: the scene itself is sampled vectorised.
-        for i in indices:
-            self._sim.place(i, *core.sample_scene(self._rngs[i], self.config))
-        self._steps[indices] = 0
-        self._cumulative[indices] = 0
-        self._returns[indices] = 0.0
+        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
 
     def step(self, actions: Any):
         if self._rngs is None:
             raise RuntimeError("call reset() before step()")
-        actions = self._validated(actions)
-        cfg, sim = self.config, self._sim
-        sim.move_agents(actions)
-        sim.move_obstacles()
-        sim.update_distances()
-        collisions = sim.count_contacts()
-        moved = actions != core.STAY
-        rewards = core.punishments(collisions, moved, cfg)
-        self._steps += 1
-        self._cumulative += collisions
-        self._returns += rewards
-        terminated = (
-            (collisions > 0) if cfg.terminate_on_collision else np.zeros(self.num_envs, dtype=bool)
-        )
-        truncated = self._steps >= self.max_episode_steps
+        sim = self._sim
+        collisions, moved, rewards, terminated = sim.step(self._validated(actions))
+        truncated = sim.steps >= self.max_episode_steps
         obs = sim.observe()
-        info = self._step_info(collisions, self._cumulative.copy(), moved)
+        info = self._step_info(collisions, sim.cumulative_collisions.copy(), moved)
         done = np.flatnonzero(terminated | truncated)
         if done.size:
             self._finish_episodes(done, obs, info)
@@ -146,7 +142,7 @@ class NegCollisionVectorEnv(VectorEnv):
         for i in done:
             final_obs[i] = obs[i].copy()
         final_info = {key: value.copy() for key, value in info.items()}
-        final_info["episode_return"] = self._returns.copy()
+        final_info["episode_return"] = self._sim.episode_return.copy()
         final_info["_episode_return"] = final_mask.copy()
         info.update(
             final_obs=final_obs,
@@ -155,7 +151,6 @@ class NegCollisionVectorEnv(VectorEnv):
             _final_info=final_mask.copy(),
         )
         self._reset_envs(done)
-        self._sim.update_distances()
         obs[done] = self._sim.observe()[done]
 
     def _validated(self, actions: Any) -> np.ndarray:

@@ -43,7 +43,6 @@ class CollisionRenderer:
             self.clock = pygame.time.Clock()
         self.canvas = pygame.Surface((window_size, window_size))
         self.font = pygame.font.Font(None, max(14, window_size // 24))
-        self._heading = np.array([1.0, 0.0])
 
     def _to_px(self, xy: np.ndarray) -> np.ndarray:
         """World (y up) to pixels (y down)."""
@@ -59,7 +58,10 @@ class CollisionRenderer:
         heading: np.ndarray,
         hud: Sequence[str],
     ) -> np.ndarray | None:
-        """Draw one frame; return it as ``(H, W, 3) uint8`` in ``"rgb_array"`` mode."""
+        """Draw one frame; return it as ``(H, W, 3) uint8`` in ``"rgb_array"`` mode.
+
+        :param heading: the direction the bird faces (non-zero, world coordinates).
+        """
         pg = self._pg
         canvas = self.canvas
         canvas.fill(BACKGROUND)
@@ -67,9 +69,7 @@ class CollisionRenderer:
         centres = np.rint(self._to_px(obstacles)).astype(int).tolist()
         for (x, y), touching in zip(centres, contacts.tolist(), strict=True):
             pg.draw.circle(canvas, CONTACT if touching else OBSTACLE, (x, y), radius_px)
-        if np.any(heading):
-            self._heading = np.asarray(heading, dtype=float)
-        self._draw_bird(self._to_px(agent), agent_radius * self.size, bool(contacts.any()))
+        self._draw_bird(self._to_px(agent), agent_radius * self.size, heading, bool(contacts.any()))
         for row, text in enumerate(hud):
             canvas.blit(
                 self.font.render(text, True, HUD_TEXT), (6, 4 + row * self.font.get_linesize())
@@ -82,13 +82,13 @@ class CollisionRenderer:
             return None
         return np.transpose(pg.surfarray.array3d(canvas), (1, 0, 2)).copy()
 
-    def _draw_bird(self, centre: np.ndarray, radius: float, hit: bool) -> None:
-        """A bird facing where it last moved: tail, body, wing, head, beak and eye.
+    def _draw_bird(self, centre: np.ndarray, radius: float, heading: np.ndarray, hit: bool) -> None:
+        """A bird facing ``heading``: tail, body, wing, head, beak and eye.
 
         It fills the agent's collision disc; a red ring marks a contact.
         """
         pg = self._pg
-        forward = self._heading / np.linalg.norm(self._heading) * np.array([1.0, -1.0])
+        forward = heading / np.linalg.norm(heading) * np.array([1.0, -1.0])
         side = np.array([-forward[1], forward[0]])
         r = max(radius, 4.0)
 

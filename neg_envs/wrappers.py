@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium import spaces
 
 from neg_envs.collision_core import validate_action
+from negdl.checks import check_number
 
 
 class NegativeActionWrapper(gym.Wrapper):
@@ -73,16 +73,14 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         if mode == "shift":
-            if max_reward is None or not math.isfinite(max_reward):
+            if max_reward is None:
                 raise ValueError(
                     "mode='shift' needs a finite max_reward: the largest reward one step can give"
                 )
+            max_reward = check_number("max_reward", max_reward)
         elif max_reward is not None:
             raise ValueError("max_reward is only used with mode='shift'")
-        if not math.isfinite(termination_penalty) or termination_penalty < 0:
-            raise ValueError(
-                f"termination_penalty must be finite and >= 0, got {termination_penalty}"
-            )
+        termination_penalty = check_number("termination_penalty", termination_penalty, 0)
         self.mode = mode
         self.max_reward = max_reward
         self.termination_penalty = float(termination_penalty)

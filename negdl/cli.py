@@ -1,82 +1,162 @@
-"""Command-line arguments from a dataclass whose fields carry docstrings (CleanRL style).
+"""Command lines from a dataclass whose fields carry docstrings (CleanRL style), parsed by tyro.
 
 Each field's docstring (the string literal right below it) becomes its ``--help`` text, so a
-script states every argument once, with its documentation, at the top.
+script states every argument once, with its documentation, at the top. `tyro
+<https://brentyi.github.io/tyro/>`_ (what CleanRL uses) builds the parser; this module adds the
+rules every negdl command shares:
+
+- ``parse_args``: ``bool`` and ``bool | None`` fields are ``--flag`` / ``--no-flag`` pairs,
+  ``tuple[X, ...]`` fields take several values (``--seeds 0 1 2``), and a ``ValueError`` from
+  the dataclass's ``__post_init__`` ends the program with one ``prog: error: ...`` line and exit
+  status 2, like any other bad argument, not with a traceback.
+- ``parse_options``: ``name=value`` strings (env options, hyperparameter overrides) to a dict.
+- ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too (a
+  ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
+  Ctrl-C the command does not handle itself ends with one line and status 130.
+- ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
+  written (a folder that is a file, a file that is a folder) or an input folder that is not
+  there is an argument error, found before any work is done.
+
+Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
-import dataclasses
-import inspect
-import textwrap
-import types
-import typing
-from collections.abc import Sequence
-from typing import Any, TypeVar
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import tyro
+
+from negdl.errors import UserError
 
 T = TypeVar("T")
 
-
-def field_docstrings(cls: type) -> dict[str, str]:
-    """Map each annotated field of ``cls`` to the string literal that follows it in the source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if (
-                isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
+#: What ``run_main`` reports as one line: errors the user fixes, not bugs.
+USER_ERRORS = (ValueError, OSError, UserError)
 
 
-def _argument_options(annotation: Any) -> dict[str, Any]:
-    """argparse options for a field type: scalars, optionals, tuples/lists of scalars and bools."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        inner = next(arg for arg in args if arg is not type(None))
-        return _argument_options(inner)
-    if origin in (tuple, list, Sequence):
-        return {"type": args[0], "nargs": "+"}
-    return {"type": annotation}
-
-
-def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
-    """Build an argparse parser from dataclass ``cls`` and return the parsed instance.
+def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None) -> T:
+    """Parse ``argv`` into an instance of dataclass ``cls``.
 
     :param cls: a dataclass; each field becomes ``--field-name`` with its default and docstring.
     :param argv: arguments to parse (``sys.argv[1:]`` when None).
+    :param prog: program name for help and errors (default: the script's file name).
     """
-    docs = field_docstrings(cls)
-    hints = typing.get_type_hints(cls)
-    parser = argparse.ArgumentParser(
-        description=(cls.__doc__ or "").strip(),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    for field in dataclasses.fields(cls):
-        default = (
-            field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        )  # type: ignore[misc]
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            dest=field.name,
-            default=default,
-            help=docs.get(field.name, ""),
-            **_argument_options(hints[field.name]),
-        )
-    values = vars(parser.parse_args(argv))
-    for field in dataclasses.fields(cls):
-        if isinstance(values[field.name], list):
-            values[field.name] = tuple(values[field.name])
+    prog = prog or Path(sys.argv[0]).name
     try:
-        return cls(**values)
+        # tyro reports errors raised by a class with a box of its own; through a partial they
+        # reach this handler and end in the same one-line error as every other negdl failure.
+        return tyro.cli(
+            functools.partial(cls),
+            args=argv,
+            prog=prog,
+            config=(tyro.conf.DisallowNone,),
+        )
     except ValueError as error:
-        parser.error(str(error))
-        raise  # unreachable: parser.error exits
+        exit_with_error(prog, error)
+
+
+def exit_with_error(prog: str, error: Exception | str) -> NoReturn:
+    """Print ``prog: error: <error>`` to stderr and exit with status 2 (argparse's usage error)."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_options(items: Sequence[str], what: str = "option") -> dict[str, Any]:
+    """``["num_obstacles=30", "obstacle_speed=(0.005, 0.02)"]`` -> a dict of Python values.
+
+    Values are Python literals (numbers, tuples, lists, dicts, True/False/None); anything else
+    is kept as a string, so ``observation=nearest`` works without quotes.
+
+    :param items: ``name=value`` strings.
+    :param what: what the items are, for the error message.
+    :raises ValueError: an item is not ``name=value`` with an identifier as the name.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{what} {item!r} must look like name=value, e.g. num_obstacles=30")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
+
+
+def run_main(
+    prog: str,
+    args_class: type[T],
+    run: Callable[[T], Any],
+    argv: Sequence[str] | None = None,
+) -> Any:
+    """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument, a missing file or
+    any other :data:`USER_ERRORS` ends the program with ``prog: error: ...`` instead of a
+    traceback, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130.
+
+    :param prog: the command's name.
+    :param args_class: its arguments dataclass.
+    :param run: what the command does with the parsed arguments.
+    :param argv: arguments to parse (``sys.argv[1:]`` when None).
+    """
+    args = parse_args(args_class, argv, prog)
+    try:
+        return run(args)
+    except USER_ERRORS as error:
+        raise SystemExit(f"{prog}: error: {error}") from error
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def check_out_dir(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` if folder ``path`` (argument ``name``) cannot be created or written.
+
+    :param name: the argument, e.g. ``"--out-dir"``.
+    :param path: the folder; it may not exist yet (None: nothing to check).
+    """
+    if path is None:
+        return
+    folder = Path(path)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            break
+    if not existing.is_dir():
+        what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
+        raise ValueError(f"{name} {str(path)!r} {what}; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {str(path)!r}: no permission to write in {existing}")
+
+
+def check_in_dir(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` unless ``path`` (argument ``name``), when given, is an existing folder.
+
+    :param name: the argument, e.g. ``"--data-dir"``.
+    :param path: the folder to read from (None: nothing to check).
+    """
+    if path is None:
+        return
+    if not Path(path).exists():
+        raise ValueError(
+            f"{name} {str(path)!r} does not exist; give the folder that holds the data"
+        )
+    if not Path(path).is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file; give the folder that holds the data")
+
+
+def check_out_file(name: str, path: str | Path | None) -> None:
+    """Raise a ``ValueError`` if file ``path`` (argument ``name``) cannot be written.
+
+    :param name: the argument, e.g. ``"--out"``.
+    :param path: the file; its folder may not exist yet (None or empty: nothing to check).
+    """
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name")
+    check_out_dir(f"the folder of {name}", Path(path).parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import platform
 import statistics
@@ -15,17 +16,26 @@ import torch
 Row = Mapping[str, object]
 
 
-def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
-    """Write rows (dicts with the same keys) to ``path`` as CSV."""
-    if not rows:
-        raise ValueError("no rows to write")
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all: into a temporary file beside it, then
+    renamed over it, so an interrupted or aborted run never leaves a half-written file."""
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with open(destination, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    partial = destination.with_name(f".{destination.name}.partial")
+    partial.write_text(text, newline="")
+    os.replace(partial, destination)
     return destination
+
+
+def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
+    """Write rows (dicts with the same keys) to ``path`` as CSV (atomically)."""
+    if not rows:
+        raise ValueError("no rows to write")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, buffer.getvalue())
 
 
 def mean_std(values: Sequence[float], digits: int = 2) -> str:

@@ -19,7 +19,8 @@ import gymnasium as gym
 import numpy as np
 
 import neg_envs  # noqa: F401  (registers the ids)
-from negdl.cli import parse_args
+from negdl.checks import check_int, check_number
+from negdl.cli import check_out_file, run_main
 from negdl.results import cpu_description
 
 
@@ -35,6 +36,12 @@ class Args:
     """seed for env resets and the random actions"""
     out: str = ""
     """also write the markdown table to this file"""
+
+    def __post_init__(self) -> None:
+        check_number("--seconds", self.seconds, 0, 3600, low_open=True)
+        check_int("--rounds", self.rounds, 1)
+        check_int("--seed", self.seed, 0)
+        check_out_file("--out", self.out)
 
 
 def single_env_rate(env: gym.Env, seconds: float, seed: int) -> float:
@@ -65,8 +72,7 @@ def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> flo
     return calls * env.num_envs / (time.perf_counter() - start)
 
 
-def main() -> None:
-    args = parse_args(Args)
+def main(args: Args) -> None:
     # (name, kind, env, obstacles per env)
     configs = [("CartPole-v1 (gym.make)", "single", gym.make("CartPole-v1"), 0)]
     for n in (10, 100, 500):
@@ -101,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("bench_env.py", Args, main)

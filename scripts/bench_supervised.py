@@ -24,7 +24,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from negdl.cli import parse_args
+from negdl.cli import check_in_dir, check_out_file, run_main
 from negdl.results import machine_description
 from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, LabelledImages, load_mnist
 from supervised.evaluation import extract_features
@@ -46,11 +46,11 @@ class Args:
     batch_size: int = 64
     """training batch size (the source's)"""
     devices: tuple[str, ...] = ()
-    """devices to measure (default: cpu, plus cuda when present)"""
+    """devices to measure; when not given, cpu, plus cuda when present"""
     loader_workers: int = 0
     """DataLoader worker processes of the conventional pipeline"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ (default $NEGDL_DATA_DIR); random digits-shaped data when absent"""
+    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR; random digits-shaped data when absent"""
     out: str | None = None
     """write the markdown table here too"""
     seed: int = 0
@@ -66,6 +66,10 @@ class Args:
             raise ValueError(
                 "steps, repeats and batch size must be positive; warm-up steps, workers and threads >= 0"
             )
+        for device in self.devices:
+            select_device(device)
+        check_in_dir("--data-dir", self.data_dir)
+        check_out_file("--out", self.out)
 
 
 class PerSampleMnist(Dataset):
@@ -269,4 +273,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("bench_supervised.py", Args, main)

@@ -2,8 +2,9 @@
 
 Writes ``results.csv`` (one row per mode, seed and test set), ``results.md`` (mean ± std over
 seeds, plus the source's MNIST numbers for comparison) and TensorBoard runs under
-``<out_dir>/<dataset>/seed<k>/<mode>``. Results are rewritten after every seed, so an
-interrupted run keeps what finished.
+``<out_dir>/<dataset>/seed<k>/<mode>``. Results are rewritten after every finished mode, so
+an interrupted run keeps what finished: Ctrl-C (or SIGTERM) stops the training in progress,
+keeps the rows written so far and exits with status 130 (143); a second Ctrl-C aborts at once.
 
     python scripts/cbomf.py --seeds 0 1 2
 """
@@ -17,12 +18,20 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.cli import parse_args
-from negdl.results import comparison_table, machine_description, markdown_table, write_csv
+from negdl.checks import check_int
+from negdl.cli import check_in_dir, check_out_dir, run_main
+from negdl.interrupt import StopOnSignal
+from negdl.results import (
+    comparison_table,
+    machine_description,
+    markdown_table,
+    write_csv,
+    write_text_atomic,
+)
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
 from supervised.data import EMNIST_CLASSES, load_emnist, load_mnist
-from supervised.models import mnist_net
+from supervised.models import make_activation, mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.runtime import seed_everything, select_device
 
@@ -68,9 +77,9 @@ class Args:
     cache_features: bool = True
     """train frozen-extractor phases on cached features (same result, faster)"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ or EMNIST/raw/ (default: $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/ or EMNIST/raw/; when not given, $NEGDL_DATA_DIR"""
     device: str | None = None
-    """cpu or cuda (default: cuda when available)"""
+    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/cbomf"
     """where results and TensorBoard runs go"""
     progress: bool = True
@@ -90,7 +99,18 @@ class Args:
             )
         if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
             raise ValueError("need at least one seed, and subsets and threads >= 0")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.modes)) != len(self.modes):
+            raise ValueError(
+                f"give each seed and mode once, got seeds {self.seeds}, modes {self.modes}"
+            )
+        for seed in self.seeds:
+            check_int("seed", seed, 0)
         self.config()  # validates the hyperparameters
+        make_activation(self.activation)
+        corner_occlusions(self.corner_fractions)
+        select_device(self.device)
+        check_in_dir("--data-dir", self.data_dir)
+        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> CBOMFConfig:
         """The training hyperparameters."""
@@ -132,53 +152,63 @@ def main(args: Args) -> None:
     }
     out_dir = Path(args.out_dir) / args.dataset
     rows: list[dict] = []
-    for seed in args.seeds:
-        seed_everything(seed)
-        writers: dict[str, SummaryWriter] = {}
+    with StopOnSignal("cbomf.py") as stop:
+        for seed in args.seeds:
+            seed_everything(seed)
+            writers: dict[str, SummaryWriter] = {}
 
-        def writer_for(mode: str, seed: int = seed, writers: dict = writers) -> SummaryWriter:
-            if mode not in writers:
-                writers[mode] = SummaryWriter(str(out_dir / f"seed{seed}" / mode))
-            return writers[mode]
+            def writer_for(mode: str, seed: int = seed, writers: dict = writers) -> SummaryWriter:
+                if mode not in writers:
+                    writers[mode] = SummaryWriter(str(out_dir / f"seed{seed}" / mode))
+                return writers[mode]
 
-        def factory():
-            return mnist_net(train.num_classes, args.activation)
+            def factory():
+                return mnist_net(train.num_classes, args.activation)
 
-        trained = train_modes(
-            args.modes, factory, train, config, seed, device, writer_for, args.progress
-        )
-        for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
-            rows += [
-                {
-                    "dataset": args.dataset,
-                    "mode": mode,
-                    "seed": seed,
-                    "test_set": name,
-                    "accuracy": round(value, 2),
-                }
-                for name, value in accuracies.items()
-            ]
-            print(
-                f"seed {seed} {mode}: "
-                + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
-                flush=True,
-            )
-            if args.save_checkpoints:
-                metadata = {
-                    "mode": mode,
-                    "seed": seed,
-                    "dataset": args.dataset,
-                    "activation": args.activation,
-                    "accuracy": accuracies,
-                }
-                save_checkpoint(
-                    out_dir / f"seed{seed}" / mode / "model.pt",
-                    trained[mode].model,
-                    metadata=metadata,
+            with stop.raising():  # training has no safe point: a stop drops this seed's training
+                trained = train_modes(
+                    args.modes, factory, train, config, seed, device, writer_for, args.progress
                 )
-        for writer in writers.values():
-            writer.close()
-        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+            for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
+                rows += [
+                    {
+                        "dataset": args.dataset,
+                        "mode": mode,
+                        "seed": seed,
+                        "test_set": name,
+                        "accuracy": round(value, 2),
+                    }
+                    for name, value in accuracies.items()
+                ]
+                print(
+                    f"seed {seed} {mode}: "
+                    + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
+                    flush=True,
+                )
+                if args.save_checkpoints:
+                    metadata = {
+                        "mode": mode,
+                        "seed": seed,
+                        "dataset": args.dataset,
+                        "activation": args.activation,
+                        "accuracy": accuracies,
+                    }
+                    save_checkpoint(
+                        out_dir / f"seed{seed}" / mode / "model.pt",
+                        trained[mode].model,
+                        metadata=metadata,
+                    )
+                write_report(args, rows, out_dir, time.perf_counter() - start, device)
+            for writer in writers.values():
+                writer.close()
+            stop.check()
+    if stop.requested:
+        stop.exit(
+            f"kept {len(rows)} rows of the finished modes in {out_dir / 'results.csv'} and "
+            f"results.md; training still in progress was dropped"
+            if rows
+            else "no mode had finished, nothing was written"
+        )
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -202,8 +232,8 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
             "",
             comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
         ]
-    (out_dir / "results.md").write_text("\n".join(text) + "\n")
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("cbomf.py", Args, main)

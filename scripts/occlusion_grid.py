@@ -16,7 +16,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
-from negdl.cli import parse_args
+from negdl.checks import check_int
+from negdl.cli import check_in_dir, check_out_file, run_main
 from supervised.data import load_mnist
 from supervised.occlusions import cifar_blocks, corner_occlusions, mnist_cuts
 
@@ -36,12 +37,17 @@ class Args:
     mark_blanked: bool = True
     """paint blanked pixels dark grey so the region is visible (the model sees background 0)"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ (default $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/; when not given, $NEGDL_DATA_DIR"""
+
+    def __post_init__(self) -> None:
+        check_int("--examples", self.examples, 1, 10_000)
+        check_int("--scale", self.scale, 1, 64)
+        check_int("--seed", self.seed, 0)
+        check_out_file("--out", self.out)
+        check_in_dir("--data-dir", self.data_dir)
 
 
 def main(args: Args) -> None:
-    if args.examples <= 0 or args.scale <= 0:
-        raise SystemExit("--examples and --scale must be positive")
     test = load_mnist(False, args.data_dir).subset(slice(0, args.examples))
     count = len(test)
     padded = F.pad(test.images, (2, 2, 2, 2))  # 28x28 -> 32x32 with background 0
@@ -72,4 +78,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("occlusion_grid.py", Args, main)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import gymnasium as gym
 import pygame
 
-import neg_envs  # noqa: F401  (registers the ids)
+import neg_envs  # registers the ids
 from neg_envs.collision_core import DOWN, LEFT, RIGHT, STAY, UP
-from negdl.cli import parse_args
+from neg_envs.episodes import play_episodes
+from negdl.checks import check_int
+from negdl.cli import run_main
 
 KEY_ACTIONS = {pygame.K_UP: UP, pygame.K_DOWN: DOWN, pygame.K_LEFT: LEFT, pygame.K_RIGHT: RIGHT}
 
@@ -34,9 +36,22 @@ class Args:
     max_steps: int = 0
     """stop an episode after this many steps (0: the env's own limit)"""
 
+    def __post_init__(self) -> None:
+        if self.env_id not in neg_envs.ENV_IDS:
+            raise ValueError(
+                f"--env-id {self.env_id!r} is not a NegCollision env; use one of {sorted(neg_envs.ENV_IDS)}"
+            )
+        check_int("--seed", self.seed, 0)
+        check_int("--episodes", self.episodes, 1)
+        check_int("--max-steps", self.max_steps, 0)
+        neg_envs.CollisionConfig(num_obstacles=self.num_obstacles)
 
-def chosen_action() -> int | None:
-    """The held arrow key's action, STAY when none is held, None when the player quits."""
+
+def chosen_action(obs: object) -> int | None:
+    """The held arrow key's action, STAY when none is held, None when the player quits.
+
+    The player reads the window, not ``obs``.
+    """
     for event in pygame.event.get():
         if event.type == pygame.QUIT or (
             event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
@@ -46,25 +61,17 @@ def chosen_action() -> int | None:
     return next((action for key, action in KEY_ACTIONS.items() if pressed[key]), STAY)
 
 
-def main() -> None:
-    args = parse_args(Args)
+def main(args: Args) -> None:
     env = gym.make(args.env_id, render_mode="human", num_obstacles=args.num_obstacles)
-    for episode in range(args.episodes):
-        env.reset(seed=args.seed + episode)
-        total, collisions, steps, done = 0.0, 0, 0, False
-        while not done:
-            action = chosen_action()
-            if action is None:
-                env.close()
-                return
-            _, reward, terminated, truncated, info = env.step(action)
-            total += reward
-            collisions += info["collisions"]
-            steps += 1
-            done = terminated or truncated or steps == args.max_steps
-        print(f"episode {episode}: return {total:.2f}, collisions {collisions}, steps {steps}")
+    for k, episode in enumerate(
+        play_episodes(env, chosen_action, args.episodes, args.seed, args.max_steps)
+    ):
+        print(
+            f"episode {k}: return {episode.total_return:.2f}, "
+            f"collisions {episode.collisions}, steps {episode.steps}"
+        )
     env.close()
 
 
 if __name__ == "__main__":
-    main()
+    run_main("play.py", Args, main)

@@ -27,8 +27,14 @@ import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from negdl.cli import parse_args  # noqa: E402
-from negdl.results import machine_description, markdown_table, mean_std, write_csv  # noqa: E402
+from negdl.cli import check_in_dir, check_out_dir, run_main  # noqa: E402
+from negdl.results import (  # noqa: E402
+    machine_description,
+    markdown_table,
+    mean_std,
+    write_csv,
+    write_text_atomic,
+)
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
 from supervised.data import load_cifar10, load_mnist  # noqa: E402
@@ -75,9 +81,9 @@ class Args:
     batch_size: int = 250
     """images attacked and evaluated at once"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ or the CIFAR-10 archive (default: $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR"""
     device: str | None = None
-    """cpu or cuda (default: cuda when available)"""
+    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/robustness"
     """where results, the plot and TensorBoard runs go"""
     progress: bool = True
@@ -98,6 +104,9 @@ class Args:
             raise ValueError("need at least two models, and suite_models must be among models")
         if not self.seeds or min(self.test_subset, self.suite_subset, self.threads) < 0:
             raise ValueError("need at least one seed, and subsets and threads >= 0")
+        select_device(self.device)
+        check_in_dir("--data-dir", self.data_dir)
+        check_out_dir("--out-dir", self.out_dir)
 
 
 def load_models(args: Args, seed: int, device: torch.device) -> tuple[dict, str]:
@@ -354,8 +363,8 @@ def write_report(
             "| --- | ---: | ---: | ---: |",
             *source_lines,
         ]
-    (out_dir / "results.md").write_text("\n".join(text) + "\n")
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("robustness.py", Args, main)

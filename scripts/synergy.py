@@ -25,8 +25,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
-from negdl.cli import parse_args  # noqa: E402
-from negdl.results import comparison_table, machine_description, markdown_table, write_csv  # noqa: E402
+from negdl.cli import check_in_dir, check_out_dir, run_main  # noqa: E402
+from negdl.results import (  # noqa: E402
+    comparison_table,
+    machine_description,
+    markdown_table,
+    write_csv,
+    write_text_atomic,
+)
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
 from supervised.data import load_cifar10, load_mnist  # noqa: E402
@@ -77,7 +83,7 @@ class Args:
     dataset: str = "mnist"
     """mnist or cifar10"""
     arch: str | None = None
-    """mnist, lenet or resnet18 (default: mnist for MNIST, lenet for CIFAR-10)"""
+    """mnist, lenet or resnet18; when not given, mnist for MNIST and lenet for CIFAR-10"""
     seeds: tuple[int, ...] = (0,)
     """seeds; every model is built once per seed"""
     epochs: int = 10
@@ -87,11 +93,11 @@ class Args:
     fusion_epochs: int = 1
     """epochs of the learned fusion (SynergyF) on top of the frozen heads"""
     lr: float | None = None
-    """SGD learning rate (default: the source's, 0.01 MNIST / 0.001 CIFAR-10)"""
+    """SGD learning rate; when not given, the source's: 0.01 MNIST, 0.001 CIFAR-10"""
     momentum: float | None = None
-    """SGD momentum (default: 0.5 MNIST / 0.9 CIFAR-10)"""
+    """SGD momentum; when not given, 0.5 MNIST, 0.9 CIFAR-10"""
     batch_size: int | None = None
-    """training batch size (default: 64 MNIST / 4 CIFAR-10)"""
+    """training batch size; when not given, 64 MNIST, 4 CIFAR-10"""
     omegas: tuple[float, ...] = (0.5, 2.0)
     """extra weights of the negative head for weighted-sum synergy (omega 1 is always built)"""
     extra_modes: tuple[str, ...] = ("NR",)
@@ -105,9 +111,9 @@ class Args:
     test_subset: int = 0
     """use only the first N test images (0: all); for smoke runs"""
     data_dir: str | None = None
-    """folder holding MNIST/raw/ or the CIFAR-10 archive (default: $NEGDL_DATA_DIR)"""
+    """folder holding MNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR"""
     device: str | None = None
-    """cpu or cuda (default: cuda when available)"""
+    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/synergy"
     """where results, checkpoints and TensorBoard runs go"""
     progress: bool = True
@@ -139,6 +145,10 @@ class Args:
         if self.fusion_epochs <= 0 or self.rescued_examples < 0:
             raise ValueError("fusion_epochs must be positive and rescued_examples >= 0")
         self.config()  # validates the hyperparameters
+        corner_occlusions(self.corner_fractions)
+        select_device(self.device)
+        check_in_dir("--data-dir", self.data_dir)
+        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> CBOMFConfig:
         """The training hyperparameters."""
@@ -367,8 +377,8 @@ def write_report(args: Args, rows, case_rows, out_dir: Path, seconds: float, dev
             "",
             comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
         ]
-    (out_dir / "results.md").write_text("\n".join(text) + "\n")
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":
-    main(parse_args(Args))
+    run_main("synergy.py", Args, main)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.checks import check_bool, check_int, check_number
 from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models, extract_features
 from supervised.models import NegatableClassifier
@@ -79,10 +80,12 @@ class CBOMFConfig:
     cache_features: bool = True
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0:
-            raise ValueError(f"need lr > 0, 0 <= momentum < 1 and batch_size > 0, got {self}")
-        if self.epochs < 0 or self.second_epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs} and {self.second_epochs}")
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 0)
+        check_int("second_epochs", self.second_epochs, 0)
+        check_bool("cache_features", self.cache_features)
 
 
 def _two_phase(config: CBOMFConfig, **second: object) -> tuple[Phase, ...]:

@@ -11,9 +11,35 @@ from typing import Any
 import torch
 from torch import nn
 
+from negdl.devices import resolve_device
+from negdl.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(RuntimeError, UserError):
     """A checkpoint is missing, unreadable, or does not fit the model it is loaded into."""
+
+
+def check_plain(value: Any, where: str = "metadata") -> None:
+    """Raise a ``ValueError`` naming the first part of ``value`` that ``weights_only`` loading
+    would refuse: only None, bools, ints, floats, strings, tensors and lists, tuples and dicts
+    (with string keys) of them are plain."""
+    # Exact types: numpy's float64 is a float, yet weights_only loading refuses it.
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
+        return
+    if type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            check_plain(item, f"{where}[{index}]")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}; keys must be strings")
+            check_plain(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(
+        f"{where} is a {type(value).__name__} ({value!r}); checkpoints hold plain data only, "
+        "which loads with weights_only=True: convert it (e.g. float(x), x.tolist(), str(x))"
+    )
 
 
 def save_checkpoint(
@@ -27,8 +53,10 @@ def save_checkpoint(
     :param path: destination file; parent folders are created.
     :param model: the model whose ``state_dict`` is saved.
     :param optimizer: optionally, the optimiser whose state is saved too.
-    :param metadata: e.g. the mode, seed and epoch; must be safe for ``weights_only`` loading.
+    :param metadata: e.g. the mode, seed and epoch; must be plain data (see :func:`check_plain`),
+        since only that loads with ``weights_only=True``.
     """
+    check_plain(dict(metadata or {}))
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "metadata": dict(metadata or {})}
@@ -54,6 +82,8 @@ def load_checkpoint(
     :param optimizer: receives the saved optimiser state when given.
     :param map_location: device the tensors are loaded onto first.
     """
+    if map_location is not None:
+        resolve_device(map_location)  # torch would blame the file for a missing device
     source = Path(path)
     if not source.is_file():
         raise CheckpointError(

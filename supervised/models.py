@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from negdl.checks import check_bool, check_int, check_number
 from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 
@@ -27,7 +28,7 @@ ACTIVATIONS = {
 
 def make_activation(name: str) -> nn.Module:
     """An activation module by name: one of ``ACTIVATIONS``."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
@@ -40,6 +41,8 @@ def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
     :param module: e.g. a classifier head.
     :param seed: seed of the draws (the global RNG is left untouched); fresh draws when None.
     """
+    if seed is not None:
+        check_int("seed", seed, 0)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
@@ -51,16 +54,23 @@ def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
 class Standardize(nn.Module):
     """Per-channel ``(x - mean) / std`` with fixed buffers (never trained).
 
-    :param mean: per-channel means of the training pixels.
-    :param std: per-channel standard deviations.
+    :param mean: per-channel means of the training pixels, finite.
+    :param std: per-channel standard deviations, finite and > 0.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        if len(mean) != len(std) or min(std) <= 0:
+        if (
+            not all(isinstance(v, Sequence) and not isinstance(v, str) for v in (mean, std))
+            or len(mean) != len(std)
+            or not mean
+        ):
             raise ValueError(
-                f"mean and std need one entry per channel and std > 0, got {mean}, {std}"
+                f"mean and std need one number per channel, as many of each, got {mean!r}, {std!r}"
             )
+        for index, (m, s) in enumerate(zip(mean, std, strict=True)):
+            check_number(f"mean[{index}]", m)
+            check_number(f"std[{index}]", s, 0, low_open=True)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -87,6 +97,13 @@ class NegatableClassifier(nn.Module):
         output_activation: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        for name, module in (("extractor", extractor), ("head", head)):
+            if not isinstance(module, nn.Module):
+                raise ValueError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
+        if negation is not None and not isinstance(negation, FeatureNegation):
+            raise ValueError(
+                f"negation must be a FeatureNegation (see supervised.negation), got {negation!r}"
+            )
         self.extractor, self.head = extractor, head
         activation = (
             output_activation
@@ -107,6 +124,7 @@ class NegatableClassifier(nn.Module):
 
     def set_negation(self, enabled: bool) -> None:
         """Switch feature negation on or off."""
+        enabled = check_bool("enabled", enabled)
         if enabled and self.negation is None:
             raise ValueError("this model has no negation; construct it with negation=...")
         self.negate = bool(enabled)
@@ -173,6 +191,7 @@ class MnistFeatures(nn.Module):
         std: float = MNIST_STD,
     ) -> None:
         super().__init__()
+        check_int("in_channels", in_channels, 1)
         self.standardize = Standardize([mean] * in_channels, [std] * in_channels)
         self.conv1 = nn.Conv2d(in_channels, 20, 5)
         self.conv2 = nn.Conv2d(20, 50, 5)
@@ -187,10 +206,9 @@ class MnistFeatures(nn.Module):
 
 def mlp_head(sizes: Sequence[int]) -> nn.Sequential:
     """Fully connected layers with ReLU between them, e.g. ``[800, 500, 10]``."""
-    if len(sizes) < 2 or min(sizes) <= 0:
-        raise ValueError(
-            f"need at least an input and an output size, all positive, got {list(sizes)}"
-        )
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise ValueError(f"need at least an input and an output size, got {sizes!r}")
+    sizes = [check_int(f"sizes[{index}]", size, 1) for index, size in enumerate(sizes)]
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         if index:
@@ -208,6 +226,7 @@ def mnist_net(
     :param activation: conv-block activation; the default negation matches it.
     :param negation: override the default negation (must match ``activation``).
     """
+    check_int("num_classes", num_classes, 1)
     extractor = MnistFeatures(activation)
     return NegatableClassifier(
         extractor, mlp_head([extractor.out_features, 500, num_classes]), negation
@@ -235,6 +254,7 @@ def cifar_lenet(
     num_classes: int = 10, negation: FeatureNegation | None = None
 ) -> NegatableClassifier:
     """The source's CIFAR-10 LeNet: :class:`LeNetFeatures` then FC 400 -> 120 -> 84 -> classes."""
+    check_int("num_classes", num_classes, 1)
     extractor = LeNetFeatures()
     return NegatableClassifier(
         extractor, mlp_head([extractor.out_features, 120, 84, num_classes]), negation
@@ -289,8 +309,7 @@ def cifar_resnet18(
     num_classes: int = 10, negation: FeatureNegation | None = None
 ) -> NegatableClassifier:
     """CIFAR ResNet18 as extractor plus a single linear head."""
-    if num_classes <= 0:
-        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    check_int("num_classes", num_classes, 1)
     extractor = ResNet18Features()
     return NegatableClassifier(extractor, nn.Linear(extractor.out_features, num_classes), negation)
 

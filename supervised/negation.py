@@ -77,7 +77,7 @@ class ReLU6Negation(FeatureNegation):
 
     def __init__(self, constant: float = 3.0) -> None:
         super().__init__()
-        if constant not in (3.0, 6.0):
+        if isinstance(constant, bool) or constant not in (3.0, 6.0):
             raise ValueError(f"ReLU6Negation supports 6 - x and 3 - x, got constant {constant}")
         self.constant = float(constant)
 

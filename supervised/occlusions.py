@@ -13,17 +13,18 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from negdl.checks import check_int, check_number
 from supervised.data.common import LabelledImages
 
 
 class Occlusion(ABC):
     """Base class: subclasses only say which pixels to blank.
 
-    :param background: value written into blanked pixels (before normalisation).
+    :param background: value written into blanked pixels (before normalisation), finite.
     """
 
     def __init__(self, background: float = 0.0) -> None:
-        self.background = float(background)
+        self.background = check_number("background", background)
 
     @abstractmethod
     def mask(self, count: int, height: int, width: int) -> torch.Tensor:
@@ -31,9 +32,10 @@ class Occlusion(ABC):
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Return an occluded copy of ``images`` ``(N, C, H, W)``; the input is not modified."""
-        if images.ndim != 4:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
             raise ValueError(
-                f"occlusions take images (N, C, H, W), got shape {tuple(images.shape)}"
+                f"occlusions take a tensor of images (N, C, H, W), got "
+                f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
             )
         count, _, height, width = images.shape
         blanked = self.mask(count, height, width).to(images.device)
@@ -47,8 +49,8 @@ class Union(Occlusion):
     """Blank every pixel that any of ``parts`` blanks; the background comes from the first."""
 
     def __init__(self, *parts: Occlusion) -> None:
-        if not parts:
-            raise ValueError("Union needs at least one occlusion")
+        if not parts or not all(isinstance(part, Occlusion) for part in parts):
+            raise ValueError(f"Union needs one or more occlusions, got {parts!r}")
         super().__init__(parts[0].background)
         self.parts = parts
 
@@ -97,13 +99,22 @@ class Rectangles(Occlusion):
 
     def __init__(self, boxes: Sequence[tuple[int, int, int, int]], background: float = 0.0) -> None:
         super().__init__(background)
-        if not boxes or any(
-            len(box) != 4 or min(box[2:]) <= 0 or min(box[:2]) < 0 for box in boxes
-        ):
+        if isinstance(boxes, (str, bytes)) or not isinstance(boxes, Sequence) or not boxes:
             raise ValueError(
-                f"boxes must be non-empty (top, left, height, width) with top, left >= 0 and sizes > 0, got {boxes}"
+                f"boxes must be a non-empty list of (top, left, height, width), got {boxes!r}"
             )
-        self.boxes = [tuple(int(v) for v in box) for box in boxes]
+        self.boxes = []
+        for index, box in enumerate(boxes):
+            if not isinstance(box, Sequence) or len(box) != 4:
+                raise ValueError(f"boxes[{index}] must be (top, left, height, width), got {box!r}")
+            lows = (0, 0, 1, 1)
+            names = ("top", "left", "height", "width")
+            self.boxes.append(
+                tuple(
+                    check_int(f"boxes[{index}].{name}", value, low)
+                    for name, value, low in zip(names, box, lows, strict=True)
+                )
+            )
 
     def mask(self, count: int, height: int, width: int) -> torch.Tensor:
         blanked = torch.zeros(1, height, width, dtype=torch.bool)
@@ -137,9 +148,9 @@ class RandomSquares(Occlusion):
 
     def __init__(self, size: int, count: int = 1, seed: int = 0, background: float = 0.0) -> None:
         super().__init__(background)
-        if size <= 0 or count <= 0:
-            raise ValueError(f"size and count must be positive, got size={size}, count={count}")
-        self.size, self.count, self.seed = int(size), int(count), int(seed)
+        self.size = check_int("size", size, 1)
+        self.count = check_int("count", count, 1)
+        self.seed = check_int("seed", seed, 0)
 
     def mask(self, count: int, height: int, width: int) -> torch.Tensor:
         if self.size > min(height, width):
@@ -166,9 +177,7 @@ class CornerOcclusion(Occlusion):
 
     def __init__(self, fraction: float, background: float = 0.0) -> None:
         super().__init__(background)
-        if not 0.0 < fraction <= 0.5:
-            raise ValueError(f"fraction must be in (0, 0.5] for a corner triangle, got {fraction}")
-        self.fraction = float(fraction)
+        self.fraction = check_number("fraction", fraction, 0, 0.5, low_open=True)
 
     def mask(self, count: int, height: int, width: int) -> torch.Tensor:
         scale = math.sqrt(2.0 * self.fraction)
@@ -188,6 +197,13 @@ def partial_test_sets(
     test: LabelledImages, occlusions: Mapping[str, Occlusion], full_name: str = "full"
 ) -> dict[str, LabelledImages]:
     """Named test sets: the full split under ``full_name`` plus one occluded copy per entry."""
+    if not isinstance(test, LabelledImages):
+        raise ValueError(f"test must be LabelledImages, got {type(test).__name__}")
+    for name, occlusion in occlusions.items():
+        if not isinstance(name, str) or not isinstance(occlusion, Occlusion):
+            raise ValueError(
+                f"occlusions must map names to Occlusion objects, got {name!r}: {occlusion!r}"
+            )
     if full_name in occlusions:
         raise ValueError(f"occlusion name {full_name!r} is reserved for the unoccluded test set")
     return {
@@ -209,8 +225,19 @@ def mnist_cuts() -> dict[str, Occlusion]:
 def corner_occlusions(
     fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
 ) -> dict[str, Occlusion]:
-    """Corner occlusions named ``corner10`` ... ``corner50`` by percentage."""
-    return {f"corner{round(100 * fraction)}": CornerOcclusion(fraction) for fraction in fractions}
+    """Corner occlusions named ``corner10`` ... ``corner50`` by percentage (rounded); two
+    fractions that round to the same name are an error, not merged."""
+    occlusions: dict[str, Occlusion] = {}
+    for fraction in fractions:
+        occlusion = CornerOcclusion(fraction)
+        name = f"corner{round(100 * occlusion.fraction)}"
+        if name in occlusions:
+            raise ValueError(
+                f"corner fractions {occlusions[name].fraction} and {occlusion.fraction} both round "
+                f"to the name {name}; give fractions that differ in whole percents"
+            )
+        occlusions[name] = occlusion
+    return occlusions
 
 
 def cifar_blocks(seed: int = 0) -> dict[str, Occlusion]:
@@ -220,6 +247,7 @@ def cifar_blocks(seed: int = 0) -> dict[str, Occlusion]:
     MSK: three fixed 8x8 squares (positions chosen here: the source does not list them).
     MSKR: two random 12x12 squares per image ("two larger random squares").
     """
+    check_int("seed", seed, 0)
     return {
         "SSK": Rectangles([(5, 5, 10, 10)]),
         "SSKR": RandomSquares(10, 1, seed=seed),

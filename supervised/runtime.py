@@ -9,34 +9,27 @@ import random
 import numpy as np
 import torch
 
+from negdl.checks import check_bool, check_int
+from negdl.devices import resolve_device
+
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: ``device`` when given, else CUDA when present, else CPU.
 
     :param device: e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``; asking for CUDA without one is an error.
     """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(
-            f"invalid device {device!r}; use 'cpu', 'cuda' or 'cuda:<index>'"
-        ) from error
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was requested but CUDA is not available; use 'cpu' or leave it unset"
-        )
-    return chosen
+    return resolve_device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, numpy and torch (all devices) and optionally ask for deterministic kernels.
 
-    :param seed: the seed.
+    :param seed: the seed, an integer >= 0.
     :param deterministic: use deterministic algorithms where torch offers them (a warning, not
         an error, where it does not) and disable cuDNN autotuning.
     """
+    check_int("seed", seed, 0, 2**63 - 1)
+    check_bool("deterministic", deterministic)
     random.seed(seed)
     # Legacy global numpy RNG on purpose: third-party code (e.g. gymnasium helpers) draws from it.
     np.random.seed(seed % 2**32)  # noqa: NPY002

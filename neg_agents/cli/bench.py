@@ -1,216 +1,38 @@
-"""Benchmark the negative agents against SB3's DQN and two baselines over seeds and obstacle counts.
-
-Writes ``bench.csv`` (one row per agent, obstacle count and seed), ``bench_curves.csv`` (the
-evaluations during training), ``bench.md`` (mean ± std over seeds, the targets of issue 3, the
-command, the machine and the wall time) and ``learning_curves.png``; TensorBoard runs go to
-``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``. Results are rewritten after every run, so an
-interrupted bench keeps what finished.
+"""negdl-bench: train and evaluate every agent over seeds and obstacle counts.
 
     negdl-bench --seeds 0 1 2 --num-obstacles 10 30
+
+Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir
+(see ``neg_agents.bench``), rewritten after every finished run. Ctrl-C (or SIGTERM) drops the
+runs in flight, keeps the finished ones' files and exits with status 130 (143); a second
+Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import shlex
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import torch
-from stable_baselines3.common.logger import configure
-from tqdm.auto import tqdm
-
-import neg_envs  # noqa: F401  (registers the env ids)
-from neg_agents.algos import ALGOS, get_algo
-from neg_agents.cli.options import run_main
-from neg_agents.cli.report import bench_markdown, plot_learning_curves
-from neg_agents.common.env_util import make_env
-from neg_agents.common.evaluation import evaluate_agent
-from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
-from neg_agents.training import EVAL_SEED_OFFSET, check_timesteps, train_agent
-from negdl.results import machine_description, write_csv
+from neg_agents.bench import BenchConfig, run_bench
+from negdl.cli import run_main
+from negdl.interrupt import StopOnSignal, StopRequested
 
 
-@dataclass
-class Args:
-    """Train and evaluate every agent over seeds and obstacle counts; write CSV, markdown and a plot."""
-
-    algos: tuple[str, ...] = tuple(ALGOS)
-    """agents to compare (trained ones and the random/stay baselines)"""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """seeds; each trained agent is trained once per seed and obstacle count"""
-    num_obstacles: tuple[int, ...] = (10, 30)
-    """obstacle counts of the env"""
-    env_id: str = "NegCollision-v0"
-    """registered env id (num_obstacles is passed as an env option)"""
-    total_timesteps: int = N_TIMESTEPS
-    """env steps per training run"""
-    n_envs: int = N_ENVS
-    """parallel training envs (DummyVecEnv, so every agent, wrapped or not, runs the same way)"""
-    eval_freq: int = 10_000
-    """env steps between evaluations during training (the learning curves)"""
-    eval_episodes: int = 10
-    """episodes per evaluation during training"""
-    final_episodes: int = 30
-    """episodes of the final evaluation that fills the table (same scenes for every agent)"""
-    out_dir: str = "docs/agents"
-    """where bench.csv, bench_curves.csv, bench.md and learning_curves.png go"""
-    tensorboard_dir: str = "runs/bench"
-    """TensorBoard folder"""
-    workers: int = 1
-    """runs in parallel, one process each (per-run progress bars are hidden when > 1)"""
-    torch_threads: int = 1
-    """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
-    progress_bar: bool = True
-    """show progress bars"""
-    device: str = "auto"
-    """torch device"""
-
-
-def run_one(
-    args: Args, algo: str, num_obstacles: int, seed: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train (unless a baseline) and evaluate one agent; return its table row and its curve."""
-    spec = get_algo(algo)
-    env_kwargs = {"num_obstacles": num_obstacles}
-    tb_name = f"n{num_obstacles}/{algo}/s{seed}"
-    eval_env = make_env(
-        args.env_id, 10, seed + EVAL_SEED_OFFSET, env_kwargs, "dummy", spec.negative_actions
-    )
-    curve: list[dict[str, Any]] = []
-    if spec.trainable:
-        result = train_agent(
-            algo,
-            args.env_id,
-            env_kwargs,
-            args.total_timesteps,
-            seed,
-            args.n_envs,
-            "dummy",
-            tensorboard_log=args.tensorboard_dir,
-            tb_log_name=tb_name,
-            eval_freq=args.eval_freq,
-            eval_episodes=args.eval_episodes,
-            progress_bar=args.progress_bar,
-            device=args.device,
-        )
-        agent, logger, curve = result.model.policy, result.model.logger, result.history
-        # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
-        logger.record("time/fps", result.steps_per_s)
-        timing = {"train_time_s": result.wall_time_s, "env_steps_per_s": result.steps_per_s}
-        result.model.get_env().close()
-    else:
-        agent = spec.make_baseline(eval_env.observation_space, eval_env.action_space, seed)
-        logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
-        timing = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-    final = evaluate_agent(agent, eval_env, args.final_episodes, spec.deterministic).summary()
-    eval_env.close()
-    if not spec.trainable:
-        # Flat lines across the training range, so TensorBoard shows baselines beside the curves.
-        for step in (0, args.total_timesteps):
-            for key, value in final.items():
-                logger.record(f"eval/{key}", value)
-            logger.dump(step)
-    for key, value in final.items():
-        logger.record(f"final/{key}", value)
-    logger.dump(args.total_timesteps)
-    logger.close()
-    keys = {"env_id": args.env_id, "num_obstacles": num_obstacles, "algo": algo, "seed": seed}
-    row = {
-        **keys,
-        "timesteps": args.total_timesteps if spec.trainable else 0,
-        **final,
-        **timing,
-        "eval_episodes": args.final_episodes,
-    }
-    return row, [{**keys, **point} for point in curve]
-
-
-def _run_grid(
-    args: Args, grid: list[tuple[int, int, str]]
-) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
-    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers."""
-    if args.workers == 1:
-        for index, (n, seed, algo) in enumerate(grid):
-            yield index, run_one(args, algo, n, seed)
-        return
-    worker_args = replace(args, progress_bar=False)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        args.workers,
-        context,
-        initializer=torch.set_num_threads,
-        initargs=(max(args.torch_threads, 1),),
-    ) as pool:
-        futures = {
-            pool.submit(run_one, worker_args, algo, n, seed): index
-            for index, (n, seed, algo) in enumerate(grid)
-        }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-
-
-def run(args: Args) -> Path:
-    """Run the whole grid; return the markdown file."""
-    for algo in args.algos:
-        get_algo(algo)
-    check_timesteps(args.total_timesteps)
-    if args.workers < 1 or args.torch_threads < 0:
-        raise ValueError(
-            f"workers must be >= 1 and torch_threads >= 0, got {args.workers} and {args.torch_threads}"
-        )
-    if not args.seeds or not args.num_obstacles:
-        raise ValueError("give at least one seed and one obstacle count")
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    out = Path(args.out_dir)
-    command = "negdl-bench " + shlex.join(sys.argv[1:])
-    machine = machine_description(
-        torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
-    )
-    grid = [
-        (n, seed, algo) for n in args.num_obstacles for seed in args.seeds for algo in args.algos
-    ]
-    start = time.perf_counter()
-    results: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-    progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (row, curve) in _run_grid(args, grid):
-        results[index] = (row, curve)
-        elapsed = time.perf_counter() - start
-        # Rows in grid order, whatever order the workers finish in.
-        rows = [results[i][0] for i in sorted(results)]
-        curves = [point for i in sorted(results) for point in results[i][1]]
-        write_csv(rows, out / "bench.csv")
-        if curves:
-            write_csv(curves, out / "bench_curves.csv")
-        meta = {
-            "command": command,
-            "machine": machine,
-            "workers": args.workers,
-            "wall_time_s": elapsed,
-            "complete": len(rows) == len(grid),
-            "total_timesteps": args.total_timesteps,
-            "final_episodes": args.final_episodes,
-            "n_envs": args.n_envs,
-        }
-        (out / "bench.md").write_text(bench_markdown(rows, meta))
-        plot_learning_curves(rows, curves, out / "learning_curves.png")
-        progress.update()
-        progress.write(
-            f"{row['algo']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
-            f"{row['collisions_per_episode']:.2f}, return {row['return']:.2f} ({elapsed / 60:.1f} min so far)"
-        )
-    progress.close()
-    return out / "bench.md"
+def run(config: BenchConfig, command: str) -> Path:
+    """Run the bench; on Ctrl-C say what was kept and exit with 130."""
+    with StopOnSignal("negdl-bench") as stop:
+        try:
+            return run_bench(config, command, lambda: stop.requested)
+        except StopRequested as stopped:
+            kept = str(stopped)
+    stop.exit(kept)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    path = run_main("negdl-bench", Args, run, argv)
+    command = "negdl-bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    path = run_main("negdl-bench", BenchConfig, lambda config: run(config, command), argv)
     print(f"wrote {path}")
 
 

@@ -1,27 +1,28 @@
-"""Train one negative agent and save the model, the exact config, TensorBoard logs and checkpoints.
+"""negdl-train: train one negative agent and save the model, the exact config, TensorBoard logs
+and checkpoints.
 
-negdl-train                                   # negative-reward DQN on NegCollision-v0, ~2 CPU minutes
-negdl-train --algo neg-action-dqn --env-kwargs num_obstacles=30 --vec-env native
+    negdl-train                                   # negative-reward DQN on NegCollision-v0, ~2 CPU minutes
+    negdl-train --algo neg-action-dqn --env-kwargs num_obstacles=30 --vec-env native
+
+Ctrl-C (or SIGTERM) stops training at the next step and saves the model so far with its
+config.json, marked ``"interrupted": true``; the command then exits with status 130 (143). A
+second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
-import platform
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import stable_baselines3
 import torch
-from stable_baselines3.common.callbacks import CheckpointCallback
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS
-from neg_agents.cli.options import parse_options, run_main
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
-from neg_agents.model_io import save_run
-from neg_agents.training import train_agent
+from neg_agents.training import TrainConfig, train_and_save
+from negdl.cli import check_out_dir, parse_options, run_main
+from negdl.interrupt import StopOnSignal
 
 
 @dataclass
@@ -47,9 +48,9 @@ class Args:
     out_dir: str = "runs/train"
     """the run goes to <out_dir>/<algo>-<env_id>-s<seed>/ (model.zip, config.json)"""
     tensorboard_dir: str | None = None
-    """TensorBoard folder (default: <run dir>/tensorboard)"""
+    """TensorBoard folder; when not given, <run dir>/tensorboard"""
     checkpoint_dir: str | None = None
-    """checkpoint folder (default: <run dir>/checkpoints)"""
+    """checkpoint folder; when not given, <run dir>/checkpoints"""
     checkpoint_freq: int = 0
     """save a checkpoint every this many env steps (0: none)"""
     eval_freq: int = 10_000
@@ -73,67 +74,45 @@ def run(args: Args) -> Path:
         raise ValueError(
             f"unknown or untrainable algorithm {args.algo!r}; choose one of: {', '.join(trainable)}"
         )
-    if args.checkpoint_freq < 0:
-        raise ValueError(
-            f"checkpoint_freq must be >= 0 (0: no checkpoints), got {args.checkpoint_freq}"
-        )
-    if args.n_envs < 1 or args.torch_threads < 0:
-        raise ValueError(
-            f"n_envs must be >= 1 and torch_threads >= 0, got {args.n_envs} and {args.torch_threads}"
-        )
+    if args.torch_threads < 0:
+        raise ValueError(f"torch_threads must be >= 0, got {args.torch_threads}")
+    for name in ("out_dir", "tensorboard_dir", "checkpoint_dir"):
+        check_out_dir(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    env_kwargs = parse_options(args.env_kwargs, "env option")
-    hyperparams = parse_options(args.hyperparams, "hyperparameter")
     run_dir = Path(args.out_dir) / f"{args.algo}-{args.env_id}-s{args.seed}"
-    callbacks = []
-    if args.checkpoint_freq:
-        callbacks.append(
-            CheckpointCallback(
-                save_freq=max(args.checkpoint_freq // args.n_envs, 1),
-                save_path=args.checkpoint_dir or str(run_dir / "checkpoints"),
-                name_prefix=args.algo,
-            )
-        )
-    result = train_agent(
-        args.algo,
-        args.env_id,
-        env_kwargs,
-        args.total_timesteps,
-        args.seed,
-        args.n_envs,
-        args.vec_env,
-        hyperparams,
-        tensorboard_log=args.tensorboard_dir or str(run_dir / "tensorboard"),
+    config = TrainConfig(
+        algo=args.algo,
+        env_id=args.env_id,
+        env_kwargs=parse_options(args.env_kwargs, "env option"),
+        total_timesteps=args.total_timesteps,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        vec_env=args.vec_env,
+        hyperparams=parse_options(args.hyperparams, "hyperparameter"),
         eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes,
-        callbacks=callbacks,
+        tensorboard_log=args.tensorboard_dir or str(run_dir / "tensorboard"),
         progress_bar=args.progress_bar,
         device=args.device,
         verbose=args.verbose,
     )
-    config = {
-        **asdict(args),
-        "env_kwargs": env_kwargs,
-        "hyperparams": result.hyperparams,
-        "negative_actions": ALGOS[args.algo].negative_actions,
-        "wall_time_s": round(result.wall_time_s, 2),
-        "env_steps_per_s": round(result.steps_per_s, 1),
-        "final_eval": result.history[-1] if result.history else None,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-        },
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-    path = save_run(result.model, config, run_dir)
-    result.model.get_env().close()
-    summary = f"saved {path} and {run_dir / 'config.json'} after {result.wall_time_s:.0f} s ({result.steps_per_s:.0f} env steps/s)"
-    if result.history:
-        last = result.history[-1]
-        summary += f"; last eval: return {last['return']:.2f}, collisions/episode {last['collisions_per_episode']:.2f}"
-    print(summary)
+    with StopOnSignal("negdl-train") as stop:
+        result = train_and_save(
+            config,
+            run_dir,
+            args.checkpoint_freq,
+            args.checkpoint_dir,
+            extra=asdict(args),
+            should_stop=lambda: stop.requested,
+        )
+    saved = f"{run_dir / 'model.zip'} and {run_dir / 'config.json'}"
+    if result.interrupted:
+        stop.exit(
+            f"saved the model after {result.model.num_timesteps:,} of {args.total_timesteps:,} "
+            f'steps: {saved} (config.json says "interrupted": true)'
+        )
+    print(f"saved {saved} after {result.summary()}")
     return run_dir
 
 

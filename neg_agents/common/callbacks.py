@@ -1,13 +1,16 @@
-"""Periodic evaluation during training, logged under ``eval/`` and kept as a learning curve."""
+"""Callbacks of training runs: periodic evaluation logged under ``eval/`` and kept as a learning
+curve; a clean stop on request (Ctrl-C)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.evaluation import evaluate_agent
+from negdl.checks import check_int
 
 
 class CollisionEvalCallback(BaseCallback):
@@ -31,10 +34,8 @@ class CollisionEvalCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if eval_freq < 1 or n_eval_episodes < 1:
-            raise ValueError(
-                f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq}, {n_eval_episodes}"
-            )
+        check_int("eval_freq", eval_freq, 1)
+        check_int("n_eval_episodes", n_eval_episodes, 1)
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
@@ -65,3 +66,22 @@ class CollisionEvalCallback(BaseCallback):
                 f"collisions {row['collisions_per_episode']:.2f}, moves {row['moves_per_episode']:.1f}"
             )
         return row
+
+
+class StopOnRequest(BaseCallback):
+    """End training cleanly at the next step once ``should_stop()`` is true, e.g. after Ctrl-C
+    (``negdl.interrupt.StopOnSignal``): ``learn`` returns and the model can be saved.
+
+    :param should_stop: asked after every env step.
+    """
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        super().__init__()
+        self.should_stop = should_stop
+        self.stopped_at: int | None = None
+
+    def _on_step(self) -> bool:
+        if self.should_stop():
+            self.stopped_at = self.num_timesteps
+            return False
+        return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import signal
 from typing import Any
 
 import gymnasium as gym
@@ -9,6 +11,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 import neg_envs
+from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
+from negdl.checks import check_int
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
@@ -49,6 +53,8 @@ def make_env(
     """
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+    if seed is not None:
+        check_int("seed", seed, 0, 2**32 - 1)
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
     check_env_options(env_id, env_kwargs).close()
@@ -63,7 +69,7 @@ def make_env(
                 f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
             )
         venv = VecMonitor(
-            neg_envs.SB3VecEnvAdapter(
+            SB3VecEnvAdapter(
                 gym.make_vec(
                     env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs
                 )
@@ -72,10 +78,38 @@ def make_env(
         venv.seed(seed)
         return venv
     return make_vec_env(
-        env_id,
+        functools.partial(make_in_worker, importable_id(env_id))
+        if vec_env == "subproc"
+        else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
     )
+
+
+def make_in_worker(env_id: str, **env_kwargs: Any) -> gym.Env:
+    """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent process.
+
+    A terminal's Ctrl-C reaches every process of the group; the parent stops training cleanly
+    (``negdl.interrupt``) and closes the workers, which must not die of it first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return gym.make(env_id, **env_kwargs)
+
+
+def importable_id(env_id: str) -> str:
+    """``env_id`` in Gymnasium's ``"module:EnvId"`` form, ``module`` being its entry point's.
+
+    ``gym.make`` imports that module first, and with it the package that registers the id, so
+    the id resolves in a worker process that imported nothing (whatever the start method).
+    Ids already in that form, and envs whose entry point is not an import path, are returned
+    as they are.
+    """
+    if ":" in env_id:
+        return env_id
+    entry_point = gym.spec(env_id).entry_point
+    if not isinstance(entry_point, str) or ":" not in entry_point:
+        return env_id
+    return f"{entry_point.partition(':')[0]}:{env_id}"

@@ -10,17 +10,17 @@ from stable_baselines3.common.policies import BasePolicy
 
 from neg_agents.common.dqn_base import NegDQNBase
 from neg_agents.neg_action_dqn.policies import (
+    DEFAULT_RULE,
+    ForbiddingRule,
     MlpPolicy,
     NegActionDQNPolicy,
-    check_rule,
-    forbidden_actions,
 )
 
 
 class NegActionDQN(NegDQNBase):
     """DQN whose policy knows which actions are bad and never picks one of them.
 
-    The rule (:func:`~neg_agents.neg_action_dqn.policies.forbidden_actions`): at each step the
+    The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`): at each step the
     agent forbids the ``num_forbidden`` actions with the lowest Q-values and every action whose
     Q-value is more than ``margin`` below the best (the best is never forbidden), then samples
     uniformly among the allowed actions: "in a situation where no action is right, pick the one
@@ -47,6 +47,8 @@ class NegActionDQN(NegDQNBase):
     :param margin: an action more than this far below the best Q-value is forbidden, >= 0
         (``float("inf")``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
+        Both go into one :class:`ForbiddingRule`, ``self.rule``, which the policy applies and
+        ``save``/``load`` round-trip.
     :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`
         (SB3's DQN arguments, with defaults tuned on ``NegCollision-v0``).
     """
@@ -58,34 +60,50 @@ class NegActionDQN(NegDQNBase):
         self,
         policy: str | type[NegActionDQNPolicy],
         env: Any,
-        margin: float = 0.05,
-        num_forbidden: int = 1,
+        margin: float = DEFAULT_RULE.margin,
+        num_forbidden: int = DEFAULT_RULE.num_forbidden,
         **kwargs: Any,
     ) -> None:
-        # _setup_model (run by DQN.__init__) hands these to the policy.
-        self.margin, self.num_forbidden = margin, num_forbidden
+        # _setup_model (run by DQN.__init__) hands the rule to the policy.
+        self.rule = ForbiddingRule(margin, num_forbidden)
         super().__init__(policy, env, **kwargs)
+
+    @property
+    def margin(self) -> float:
+        return self.rule.margin
+
+    @property
+    def num_forbidden(self) -> int:
+        return self.rule.num_forbidden
 
     def _setup_model(self) -> None:
         self._check_policy_class(
             NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
         )
-        self.margin, self.num_forbidden = check_rule(
-            self.margin, self.num_forbidden, int(self.action_space.n)
-        )
+        if "margin" in self.__dict__:  # saved before ForbiddingRule, as two attributes
+            self.rule = ForbiddingRule(
+                self.__dict__.pop("margin"), self.__dict__.pop("num_forbidden")
+            )
+        self.rule.check_actions(int(self.action_space.n))
         kwargs = dict(self.policy_kwargs)
-        for name in ("margin", "num_forbidden"):
-            if name in kwargs and kwargs[name] != getattr(self, name):
+        for name, value in (
+            ("rule", self.rule),
+            ("margin", self.margin),
+            ("num_forbidden", self.num_forbidden),
+        ):
+            given = kwargs.pop(name, value)
+            if given != value:
                 raise ValueError(
-                    f"pass {name} to NegActionDQN, not in policy_kwargs ({kwargs[name]!r} there)"
+                    f"pass margin and num_forbidden to NegActionDQN, not in policy_kwargs "
+                    f"({name}={given!r} there)"
                 )
-        self.policy_kwargs = {**kwargs, "margin": self.margin, "num_forbidden": self.num_forbidden}
+        self.policy_kwargs = {**kwargs, "rule": self.rule}
         super()._setup_model()
 
     def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
         """Mean target-network value over the actions the rule allows in each next state."""
         q_values = self.q_net_target(next_observations)
-        allowed = ~forbidden_actions(q_values, self.margin, self.num_forbidden)
+        allowed = ~self.rule(q_values)
         return (q_values * allowed).sum(dim=1) / allowed.sum(dim=1)
 
     def predict(
@@ -98,8 +116,10 @@ class NegActionDQN(NegDQNBase):
         """Actions by the forbidding rule, exploring with the current epsilon (see class doc).
 
         Unlike ``DQN.predict``, exploration is decided per environment and still respects the rule.
-        ``self.policy.predict`` on its own never explores: it is the pure rule.
+        ``self.policy.predict`` on its own never explores: it is the pure rule. Observations
+        with NaN or infinite values are refused.
         """
+        self.check_observation(observation)
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
         try:
             return self.policy.predict(observation, state, episode_start, deterministic)

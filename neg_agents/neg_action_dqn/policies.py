@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch as th
@@ -36,8 +37,58 @@ def sample_allowed(allowed: th.Tensor) -> th.Tensor:
     return th.multinomial(allowed.float(), 1).reshape(-1)
 
 
+@dataclass(frozen=True)
+class ForbiddingRule:
+    """Which actions a negative-action agent refuses: :func:`forbidden_actions` with its settings.
+
+    The one place ``margin`` and ``num_forbidden`` live: ``NegActionDQN`` builds one, its policy
+    applies it, and ``save``/``load`` round-trip it. Constructing one validates both.
+
+    :param margin: an action more than this far below the best value is forbidden, >= 0
+        (``inf``: only ``num_forbidden`` decides).
+    :param num_forbidden: how many of the worst actions are always forbidden, >= 0 (and below
+        the number of actions, see :meth:`check_actions`).
+    """
+
+    margin: float = 0.05
+    num_forbidden: int = 1
+
+    def __post_init__(self) -> None:
+        margin, num_forbidden = self.margin, self.num_forbidden
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, (int, float))
+            or math.isnan(margin)
+            or margin < 0
+        ):
+            raise ValueError(f"margin must be a number >= 0 (inf allowed), got {margin!r}")
+        if (
+            isinstance(num_forbidden, bool)
+            or not isinstance(num_forbidden, int)
+            or num_forbidden < 0
+        ):
+            raise ValueError(f"num_forbidden must be an integer >= 0, got {num_forbidden!r}")
+        object.__setattr__(self, "margin", float(margin))
+
+    def check_actions(self, n_actions: int) -> None:
+        """Raise a ``ValueError`` unless at least one of ``n_actions`` actions stays allowed."""
+        if self.num_forbidden >= n_actions:
+            raise ValueError(
+                f"num_forbidden must be an integer in [0, {n_actions - 1}] for {n_actions} actions "
+                f"(at least one action must stay allowed), got {self.num_forbidden!r}"
+            )
+
+    def __call__(self, q_values: th.Tensor) -> th.Tensor:
+        """The forbidden actions of each row of ``q_values`` ``(batch, n)``, as bools."""
+        return forbidden_actions(q_values, self.margin, self.num_forbidden)
+
+
+#: The rule ``NegActionDQN`` and its policy use unless told otherwise.
+DEFAULT_RULE = ForbiddingRule()
+
+
 class NegActionDQNPolicy(DQNPolicy):
-    """``DQNPolicy`` that never picks a forbidden action (see :func:`forbidden_actions`).
+    """``DQNPolicy`` that never picks a forbidden action (see :class:`ForbiddingRule`).
 
     ``deterministic=False`` samples uniformly among the allowed actions; ``deterministic=True``
     returns the best one (always allowed; the rule's limit as ``margin`` goes to 0). With
@@ -45,28 +96,32 @@ class NegActionDQNPolicy(DQNPolicy):
     stochastic step explores: it samples among every action except the ``num_forbidden`` worst,
     so even exploration never takes an action judged worst.
 
-    :param margin: see :func:`forbidden_actions`.
-    :param num_forbidden: see :func:`forbidden_actions`.
+    :param rule: the forbidding rule.
     :param args: positional arguments of ``DQNPolicy``.
     :param kwargs: keyword arguments of ``DQNPolicy``.
     """
 
-    def __init__(
-        self, *args: Any, margin: float = 0.05, num_forbidden: int = 1, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, rule: ForbiddingRule = DEFAULT_RULE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.margin, self.num_forbidden = check_rule(
-            margin, num_forbidden, int(self.action_space.n)
-        )
+        rule.check_actions(int(self.action_space.n))
+        self.rule = rule
         self.exploration_rate = 0.0
+
+    @property
+    def margin(self) -> float:
+        return self.rule.margin
+
+    @property
+    def num_forbidden(self) -> int:
+        return self.rule.num_forbidden
 
     def forbidden_actions(
         self, q_values: th.Tensor, exploring: th.Tensor | None = None
     ) -> th.Tensor:
         """The rule applied to ``q_values``; rows flagged in ``exploring`` forbid only the worst."""
-        forbidden = forbidden_actions(q_values, self.margin, self.num_forbidden)
+        forbidden = self.rule(q_values)
         if exploring is not None and bool(exploring.any()):
-            worst_only = forbidden_actions(q_values, math.inf, self.num_forbidden)
+            worst_only = forbidden_actions(q_values, math.inf, self.rule.num_forbidden)
             forbidden = th.where(exploring[:, None], worst_only, forbidden)
         return forbidden
 
@@ -78,32 +133,7 @@ class NegActionDQNPolicy(DQNPolicy):
         return sample_allowed(~self.forbidden_actions(q_values, exploring))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {
-            **super()._get_constructor_parameters(),
-            "margin": self.margin,
-            "num_forbidden": self.num_forbidden,
-        }
-
-
-def check_rule(margin: float, num_forbidden: int, n_actions: int) -> tuple[float, int]:
-    """Validated ``(margin, num_forbidden)`` for ``n_actions`` actions, or a clear error."""
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, (int, float))
-        or math.isnan(margin)
-        or margin < 0
-    ):
-        raise ValueError(f"margin must be a number >= 0 (inf allowed), got {margin!r}")
-    if (
-        isinstance(num_forbidden, bool)
-        or not isinstance(num_forbidden, int)
-        or not 0 <= num_forbidden < n_actions
-    ):
-        raise ValueError(
-            f"num_forbidden must be an integer in [0, {n_actions - 1}] for {n_actions} actions "
-            f"(at least one action must stay allowed), got {num_forbidden!r}"
-        )
-    return float(margin), num_forbidden
+        return {**super()._get_constructor_parameters(), "rule": self.rule}
 
 
 MlpPolicy = NegActionDQNPolicy

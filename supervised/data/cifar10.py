@@ -3,7 +3,9 @@
 Accepted layouts (torchvision's): ``<root>/cifar-10-python.tar.gz`` or the extracted
 ``<root>/cifar-10-batches-py/``. Each batch is a pickled dict with ``data`` (uint8 ``(N, 3072)``,
 channel-major 32x32) and ``labels``; a restricted unpickler admits only numpy's array
-reconstruction, so a tampered file cannot run code.
+reconstruction, so a tampered file cannot run code, and it checks every array's declared size
+and type before numpy allocates it, so a tiny file cannot ask for gigabytes. A batch file (or
+archive member) larger than any official one is refused before it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from negdl.checks import check_bool
 from supervised.data.common import (
     DataFileError,
     LabelledImages,
@@ -46,21 +49,56 @@ CIFAR10_CLASSES = (
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCHES = ("test_batch",)
 _PIXELS = 3 * 32 * 32
+#: An official batch: 10,000 images of 3,072 bytes. No array in a batch may be larger.
+MAX_ARRAY_BYTES = 10_000 * _PIXELS
+#: An official batch file is about 31 MB (the images, labels and file names).
+MAX_BATCH_FILE_BYTES = 40 * 2**20
+#: Array element kinds a batch may hold: numbers and strings, never Python objects.
+_PLAIN_KINDS = "biufSU"
+
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+
+
+class _NdarrayType:
+    """Stands for ``numpy.ndarray`` in a pickle: only ``_reconstruct`` may use it (calling it
+    would allocate an array of any declared size)."""
+
+
+def _plain_dtype(*args: Any) -> np.dtype:
+    dtype = np.dtype(*args)
+    if dtype.kind not in _PLAIN_KINDS:
+        raise pickle.UnpicklingError(f"refusing arrays of dtype {dtype}: batches hold numbers only")
+    return dtype
+
+
+def _checked_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct``, after checking the array's declared type and size."""
+    if subtype is not _NdarrayType:
+        raise pickle.UnpicklingError("refusing to rebuild anything but a plain numpy array")
+    dtype = _plain_dtype(dtype) if not isinstance(dtype, bytes) else np.dtype(dtype.decode())
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not 0 <= size <= MAX_ARRAY_BYTES:
+        raise pickle.UnpicklingError(
+            f"an array of shape {shape} declares {size:,} bytes, more than an official batch's "
+            f"{MAX_ARRAY_BYTES:,}"
+        )
+    return _RECONSTRUCT(np.ndarray, shape, dtype)
+
 
 # What numpy needs to rebuild a pickled ndarray, whether pickled by numpy 1 or 2, and the codec
-# helper Python 3 protocol-2 pickles use for bytes. Nothing else may be resolved.
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+# helper Python 3 protocol-2 pickles use for bytes, each checked. Nothing else may be resolved.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _checked_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _checked_reconstruct,
+    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy", "dtype"): _plain_dtype,
     ("_codecs", "encode"): __import__("codecs").encode,
 }
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals needed for numpy arrays of plain data."""
+    """An unpickler that resolves only the globals needed for numpy arrays of plain data, each
+    array no larger than an official batch's (:data:`MAX_ARRAY_BYTES`)."""
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -89,6 +127,8 @@ def parse_cifar_batch(
         TypeError,
         AttributeError,
         IndexError,
+        OverflowError,
+        MemoryError,
     ) as error:
         raise DataFileError(
             f"{source} is not a valid CIFAR-10 batch ({error}); {how_to_fix}"
@@ -115,6 +155,14 @@ def parse_cifar_batch(
     return images, torch.as_tensor(np.asarray(labels, dtype=np.int64))
 
 
+def _check_batch_size(source: Any, size: int, how_to_fix: str) -> None:
+    if size > MAX_BATCH_FILE_BYTES:
+        raise DataFileError(
+            f"{source} holds {size:,} bytes, more than an official CIFAR-10 batch "
+            f"({MAX_BATCH_FILE_BYTES:,} at most): it is not one; {how_to_fix}"
+        )
+
+
 def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[str, bytes]:
     """The raw bytes of the named batches, from the extracted folder, else in one pass over the
     archive (a gzip tar cannot seek, so reading members one by one would decompress it again
@@ -124,6 +172,8 @@ def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[st
         missing = [name for name in names if not (folder / name).is_file()]
         if missing:
             raise DataFileError(f"missing CIFAR-10 batches {missing} in {folder}; {how_to_fix}")
+        for name in names:
+            _check_batch_size(folder / name, (folder / name).stat().st_size, how_to_fix)
         return {name: (folder / name).read_bytes() for name in names}
     archive = root / CIFAR10_ARCHIVE
     if not archive.is_file():
@@ -136,6 +186,7 @@ def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[st
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 if member.name in wanted and member.isfile():
+                    _check_batch_size(f"{archive}:{member.name}", member.size, how_to_fix)
                     found[wanted[member.name]] = tar.extractfile(member).read()  # type: ignore[union-attr]
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise DataFileError(f"{archive} is corrupt or truncated ({error}); {how_to_fix}") from error
@@ -155,6 +206,8 @@ def load_cifar10(
         default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
     :param download: fetch the archive (about 170 MB, md5-verified) when it is missing.
     """
+    check_bool("train", train)
+    check_bool("download", download)
     root_path = resolve_data_dir(root)
     if download and not (root_path / CIFAR10_FOLDER).is_dir():
         download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)

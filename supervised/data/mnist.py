@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from negdl.checks import check_bool
 from supervised.data.common import (
+    IDX_IMAGE_SHAPE,
     LabelledImages,
     download_file,
+    idx_file_bytes,
     images_and_labels,
     parse_idx,
     read_maybe_gzip,
@@ -26,6 +29,8 @@ MNIST_FILES = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+#: Images in each official file: no larger MNIST file is read.
+MNIST_COUNTS = {"train": 60_000, "t10k": 10_000}
 #: Per-pixel mean and std of the training split, for input standardisation.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -47,6 +52,8 @@ def load_mnist(
         ``~/.cache/negdl/data``.
     :param download: fetch missing files from the official mirrors (md5-verified).
     """
+    check_bool("train", train)
+    check_bool("download", download)
     raw_dir = resolve_data_dir(root) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
@@ -61,6 +68,20 @@ def load_mnist(
         "that contains MNIST/raw/) or pass download=True"
     )
     image_path, label_path = (_raw_file(raw_dir, name) for name in names)
-    images = parse_idx(read_maybe_gzip(image_path, how_to_fix), str(image_path), 3, how_to_fix)
-    labels = parse_idx(read_maybe_gzip(label_path, how_to_fix), str(label_path), 1, how_to_fix)
+    count = MNIST_COUNTS[prefix]
+    images = parse_idx(
+        read_maybe_gzip(image_path, how_to_fix, idx_file_bytes(count, IDX_IMAGE_SHAPE)),
+        str(image_path),
+        3,
+        how_to_fix,
+        count,
+        IDX_IMAGE_SHAPE,
+    )
+    labels = parse_idx(
+        read_maybe_gzip(label_path, how_to_fix, idx_file_bytes(count)),
+        str(label_path),
+        1,
+        how_to_fix,
+        count,
+    )
     return images_and_labels(images, labels, MNIST_CLASSES, str(raw_dir), how_to_fix)

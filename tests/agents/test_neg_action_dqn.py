@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from neg_agents import NegActionDQN, forbidden_actions
-from neg_agents.neg_action_dqn import NegActionDQNPolicy
+from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQNPolicy
 
 from .conftest import TINY, round_trip
 
@@ -97,3 +97,30 @@ def test_save_load_round_trip_preserves_rule_and_predictions(vec_env, tmp_path):
     stochastic = model.policy.predict(obs, deterministic=False)[0]
     torch.manual_seed(5)
     np.testing.assert_array_equal(stochastic, loaded.policy.predict(obs, deterministic=False)[0])
+
+
+def test_the_rule_is_one_object_shared_by_model_and_policy_and_saved_once(vec_env, tmp_path):
+    model = NegActionDQN("MlpPolicy", vec_env, margin=0.3, num_forbidden=2, **TINY)
+    assert model.rule == ForbiddingRule(0.3, 2)
+    assert model.policy.rule is model.rule and model.policy_kwargs["rule"] is model.rule
+    assert not {"margin", "num_forbidden"} & set(model.policy_kwargs)
+    model.save(tmp_path / "m.zip")
+    loaded = NegActionDQN.load(tmp_path / "m.zip")
+    assert loaded.rule == model.rule and loaded.policy.rule is loaded.rule
+    with pytest.raises(ValueError, match="pass margin and num_forbidden to NegActionDQN"):
+        NegActionDQN("MlpPolicy", vec_env, policy_kwargs={"num_forbidden": 3})
+
+
+def test_models_saved_with_margin_and_num_forbidden_apart_still_load(vec_env, tmp_path):
+    model = NegActionDQN("MlpPolicy", vec_env, margin=0.3, num_forbidden=2, seed=0, **TINY)
+    # The layout of models saved before ForbiddingRule: two attributes, both in policy_kwargs.
+    del model.rule
+    model.__dict__.update(margin=0.3, num_forbidden=2)
+    model.policy_kwargs = {"net_arch": [16], "margin": 0.3, "num_forbidden": 2}
+    model.save(tmp_path / "old.zip")
+    loaded = NegActionDQN.load(tmp_path / "old.zip")
+    assert loaded.rule == ForbiddingRule(0.3, 2) and loaded.policy.rule is loaded.rule
+    assert "margin" not in loaded.__dict__ and loaded.policy_kwargs == {
+        "net_arch": [16],
+        "rule": loaded.rule,
+    }

@@ -1,11 +1,10 @@
-"""Each script end to end, as a subprocess, in a smoke configuration."""
+"""Each command end to end, as a subprocess, in a smoke configuration."""
 
 import csv
 import importlib.util
-import os
+import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,24 +12,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neg_agents.cli import bench, train, watch
+from neg_agents.model_io import load_agent
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
-
-
-def run(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "PYTHONHASHSEED": "0"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 def scalar_tags(folder: Path) -> set[str]:
@@ -43,10 +27,10 @@ def scalar_tags(folder: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(tmp_path_factory, run_script) -> Path:
     out = tmp_path_factory.mktemp("train")
-    run(
-        "train.py",
+    run_script(
+        "neg_agents.cli.train",
         "--algo",
         "neg-action-dqn",
         "--total-timesteps",
@@ -83,10 +67,16 @@ def test_train_writes_model_config_checkpoints_and_tensorboard(trained):
     )
 
 
-def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path):
+def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path, run_script):
     gif = tmp_path / "rollout.gif"
-    result = run(
-        "watch.py", "--model", str(trained / "model.zip"), "--output", str(gif), "--max-steps", "20"
+    result = run_script(
+        "neg_agents.cli.watch",
+        "--model",
+        str(trained / "model.zip"),
+        "--output",
+        str(gif),
+        "--max-steps",
+        "20",
     )
     assert "return" in result.stdout and "collisions" in result.stdout
     with Image.open(gif) as image:
@@ -118,7 +108,7 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
         (["--checkpoint-freq", "-1"], "checkpoint_freq must be >= 0"),
-        (["--n-envs", "0", "--checkpoint-freq", "100"], "n_envs must be >= 1"),
+        (["--n-envs", "0", "--checkpoint-freq", "100"], "n_envs must be an integer >= 1"),
     ],
 )
 def test_train_rejects_bad_arguments(args, message, tmp_path):
@@ -126,16 +116,19 @@ def test_train_rejects_bad_arguments(args, message, tmp_path):
         train.main([*args, "--out-dir", str(tmp_path)])
 
 
-def test_bench_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="unknown algorithm 'sarsa'"):
-        bench.main(["--algos", "sarsa", "--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="total_timesteps must be a positive"):
-        bench.main(["--total-timesteps", "0", "--out-dir", str(tmp_path)])
+def test_bench_rejects_bad_arguments(tmp_path, capsys):
+    for args, message in [
+        (["--algos", "sarsa"], "unknown algorithm 'sarsa'"),
+        (["--total-timesteps", "0"], "total_timesteps must be a positive"),
+    ]:
+        with pytest.raises(SystemExit):
+            bench.main([*args, "--out-dir", str(tmp_path)])
+        assert message in capsys.readouterr().err
 
 
-def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
-    run(
-        "bench_agents.py",
+def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
+    run_script(
+        "neg_agents.cli.bench",
         "--seeds",
         "0",
         "--num-obstacles",
@@ -212,3 +205,37 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
 def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path):
     with pytest.raises(SystemExit, match=r"negdl\[video\]"):
         watch.main(["--model", str(trained / "model.zip"), "--output", str(tmp_path / "x.mp4")])
+
+
+def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
+    run_dir = tmp_path / "neg-reward-dqn-NegCollision-v0-s0"
+    result = interrupt_script(
+        "neg_agents.cli.train",
+        *("--total-timesteps", "1000000", "--n-envs", "2", "--eval-freq", "0"),
+        *("--env-kwargs", "num_obstacles=3", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--hyperparams", *TINY),
+        ready=lambda: (run_dir / "tensorboard").exists(),
+    )
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "stopped by SIGINT: saved the model after" in result.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["interrupted"] is True and 0 < config["num_timesteps"] < 1_000_000
+    model = load_agent(run_dir / "model.zip", "neg-reward-dqn")
+    assert model.num_timesteps == config["num_timesteps"]
+
+
+def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
+    result = interrupt_script(
+        "neg_agents.cli.bench",
+        *("--algos", "random", "stay", "--seeds", *map(str, range(20)), "--num-obstacles", "3"),
+        *("--final-episodes", "2", "--no-progress-bar", "--out-dir", str(tmp_path)),
+        *("--tensorboard-dir", str(tmp_path / "tb")),
+        ready=lambda: (tmp_path / "bench.csv").exists(),
+    )
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    with open(tmp_path / "bench.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) < 40
+    assert f"kept the {len(rows)} finished runs of 40" in result.stderr
+    assert "(incomplete" in (tmp_path / "bench.md").read_text()

@@ -1,11 +1,13 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 from neg_agents import NegActionDQN, NegRewardDQN, make_env
-from neg_agents.training import train_agent
+from neg_agents.common.env_util import importable_id
+from neg_agents.training import TrainConfig, train_agent
 
 from .conftest import TINY
 
@@ -78,13 +80,46 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
         ({"algo": "ppo"}, "unknown algorithm"),
         ({"algo": "random"}, "baseline"),
         ({"algo": "dqn", "total_timesteps": -5}, "total_timesteps must be a positive"),
-        ({"algo": "dqn", "seed": -1}, "seed must be an integer >= 0"),
+        ({"algo": "dqn", "seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
         ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
-        ({"algo": "dqn", "hyperparams": {"learning_rat": 1.0}}, "bad hyperparameter"),
+        (
+            {"algo": "dqn", "hyperparams": {"learning_rat": 1.0}},
+            "unknown hyperparameter 'learning_rat'",
+        ),
     ],
 )
 def test_bad_arguments_fail_clearly(kwargs, message):
     with pytest.raises(ValueError, match=message):
         train_agent(**{"total_timesteps": 10, "eval_freq": 0, **kwargs})
+
+
+def test_subprocess_workers_import_the_package_that_registers_the_id(small_env_kwargs):
+    assert importable_id("NegCollision-v0") == "neg_envs.collision:NegCollision-v0"
+    assert importable_id("neg_envs:NegCollision-v0") == "neg_envs:NegCollision-v0"
+    # A spawned worker imports nothing of ours before it unpickles the env factory.
+    venv = make_vec_env(
+        importable_id("NegCollision-v0"),
+        n_envs=1,
+        env_kwargs=small_env_kwargs,
+        vec_env_cls=SubprocVecEnv,
+        vec_env_kwargs={"start_method": "spawn"},
+    )
+    try:
+        venv.reset()
+        assert venv.step(np.array([4]))[1][0] <= 0
+    finally:
+        venv.close()
+
+
+def test_train_config_checks_its_settings_when_built():
+    assert TrainConfig("neg-action-dqn", seed=3).hyperparams == {}
+    for settings, message in [
+        ({"algo": "stay"}, "baseline"),
+        ({"n_envs": 0}, "n_envs must be an integer >= 1"),
+        ({"eval_freq": -1}, "eval_freq must be an integer >= 0"),
+        ({"eval_freq": 10, "eval_episodes": 0}, "eval_episodes must be an integer >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**settings)

@@ -1,13 +1,13 @@
-"""NegCollisionVectorEnv: exact equivalence with the single env, autoreset, SB3 adapter."""
+"""NegCollisionVectorEnv: exact equivalence with the single env, autoreset, subprocess ids."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import SubprocVecEnv, VecMonitor
+from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import neg_envs  # noqa: F401  (registers the ids)
-from neg_envs import NegCollisionVectorEnv, SB3VecEnvAdapter
+from neg_envs import NegCollisionVectorEnv
 
 
 @pytest.mark.parametrize(
@@ -107,29 +107,6 @@ def test_invalid_vector_configuration():
         match=r"unknown NegCollision parameter\(s\) \['speed'\]; accepted: .*obstacle_speed",
     ):
         gym.make_vec("NegCollision-v0", num_envs=2, speed=0.1)
-
-
-def test_sb3_adapter_maps_truncation_the_sb3_way():
-    vector = gym.make_vec("NegCollision-v0", num_envs=2, max_episode_steps=3)
-    venv = VecMonitor(SB3VecEnvAdapter(vector))
-    venv.seed(4)
-    first = venv.reset()
-    assert first.shape == (2, 42)
-    for step in range(1, 4):
-        obs, rewards, dones, infos = venv.step(np.array([0, 4]))
-        assert rewards.dtype == np.float32 and (rewards <= 0).all()
-        assert dones.all() == (step == 3)
-        assert [info["moved"] for info in infos] == [True, False]
-    for info in infos:
-        assert info["TimeLimit.truncated"] is True
-        assert info["terminal_observation"].shape == (42,)
-        assert info["episode"]["l"] == 3
-        np.testing.assert_allclose(info["episode"]["r"], info["episode_return"], rtol=1e-6)
-
-
-def test_sb3_adapter_rejects_next_step_autoreset():
-    with pytest.raises(ValueError, match="same-step autoreset"):
-        SB3VecEnvAdapter(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"))
 
 
 @pytest.mark.parametrize("env_id", ["NegCollision-v0", "neg_envs:NegCollision-v0"])

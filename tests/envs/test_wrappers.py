@@ -100,7 +100,10 @@ def test_shift_rule_rejects_rewards_above_the_bound():
     [
         ({"mode": "clip"}, "mode must be one of"),
         ({"mode": "shift"}, "needs a finite max_reward"),
-        ({"mode": "shift", "max_reward": float("inf")}, "needs a finite max_reward"),
+        (
+            {"mode": "shift", "max_reward": float("inf")},
+            "max_reward must be a finite number, got inf",
+        ),
         ({"mode": "negative_part", "max_reward": 1.0}, "only used with mode='shift'"),
         ({"mode": "negative_part", "termination_penalty": -1.0}, "termination_penalty must be"),
     ],

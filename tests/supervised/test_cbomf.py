@@ -158,7 +158,7 @@ def test_configuration_errors(small_data) -> None:
         train_modes(["SN", "XX"], mnist_net, small_data, FAST)
     with pytest.raises(ValueError, match="negation must be one of"):
         Phase(1, negation="sometimes")
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         CBOMFConfig(lr=0)
     assert [len(mode_phases(mode, CBOMFConfig())) for mode in MODES] == [1, 1, 2, 2, 2, 2, 2, 2]
     assert mode_phases("HN", CBOMFConfig()) == (Phase(10), Phase(10, "on", True, True))

@@ -75,7 +75,7 @@ def test_mismatched_negation_is_rejected() -> None:
         negation_for(nn.GELU())
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         mnist_net(activation="swish")
-    with pytest.raises(ValueError, match="all positive"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
         mnist_net(num_classes=0)
 
 

@@ -113,7 +113,7 @@ def test_partial_test_sets_and_presets() -> None:
 
 
 def test_invalid_occlusions_are_rejected() -> None:
-    with pytest.raises(ValueError, match=r"fraction must be in \(0, 0.5\]"):
+    with pytest.raises(ValueError, match=r"fraction must be a finite number in \(0, 0.5\]"):
         CornerOcclusion(0.6)
     with pytest.raises(ValueError, match="does not fit a 28x28 image"):
         Rectangles([(25, 0, 9, 9)])(torch.ones(1, 1, 28, 28))

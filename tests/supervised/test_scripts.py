@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import os
+import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ from supervised.checkpoints import load_checkpoint
 from supervised.data import DataFileError
 from supervised.models import mnist_net
 
+from ..conftest import import_script, run_in_repo
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,22 +24,7 @@ def run_script(
     name: str, data_dir: Path, options: str, *paths: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``scripts/<name>`` on ``data_dir`` with space-separated ``options`` plus path arguments."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / name),
-            "--data-dir",
-            str(data_dir),
-            *options.split(),
-            *paths,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_in_repo(name, "--data-dir", str(data_dir), *options.split(), *paths, check=False)
 
 
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
@@ -67,32 +52,42 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
-def load_script(name: str):
-    """Import a script as a module (cheaper than a subprocess for argument checks)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cbomf_script_rejects_bad_arguments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = load_script("cbomf")
+    script = import_script("cbomf")
     for argv, message in (
         (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (["--lr", "-1"], "need lr > 0"),
+        (["--lr", "-1"], "lr must be a finite number > 0"),
         (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(script.Args, argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    args = parse_args(
-        script.Args, ["--data-dir", str(tmp_path / "nothing"), "--out-dir", str(tmp_path)]
-    )
+    args = parse_args(script.Args, ["--data-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(DataFileError, match="missing dataset file"):
         script.main(args)
+
+
+def test_cbomf_script_keeps_the_finished_modes_on_sigterm(
+    mnist_root: Path, tmp_path: Path, interrupt_script
+) -> None:
+    results = tmp_path / "mnist" / "results.csv"
+    options = "--epochs 1 --second-epochs 1 --train-subset 64 --test-subset 16 --no-progress"
+    done = interrupt_script(
+        "cbomf.py",
+        *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),
+        *map(str, range(50)),
+        *("--data-dir", str(mnist_root), "--out-dir", str(tmp_path)),
+        ready=results.exists,
+        signals=[signal.SIGTERM],
+    )
+    assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
+    with open(results) as handle:
+        rows = list(csv.DictReader(handle))
+    modes = 8 * 10  # 8 modes x (full, 4 cuts, 5 corners)
+    assert rows and len(rows) % modes == 0 and len(rows) < 50 * modes
+    assert f"stopped by SIGTERM: kept {len(rows)} rows of the finished modes" in done.stderr
 
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
@@ -185,7 +180,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
 def test_synergy_and_robustness_scripts_reject_bad_arguments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    synergy, robustness = load_script("synergy"), load_script("robustness")
+    synergy, robustness = import_script("synergy"), import_script("robustness")
     for script, argv, message in (
         (synergy, ["--dataset", "svhn"], "unknown dataset 'svhn'"),
         (synergy, ["--arch", "resnet18"], "does not fit dataset 'mnist'"),
@@ -208,7 +203,7 @@ def test_synergy_and_robustness_scripts_reject_bad_arguments(
 def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
     root = tmp_path / "data"
     synthetic.write_cifar_archive(root, per_batch=8)
-    script = load_script("synergy")
+    script = import_script("synergy")
     argv = "--dataset cifar10 --epochs 1 --second-epochs 1 --omegas 2"
     argv += " --corner-fractions 0.3 --no-progress --threads 1"
     args = parse_args(

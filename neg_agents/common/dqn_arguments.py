@@ -1,0 +1,156 @@
+"""Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built.
+
+SB3's DQN stores what it is given: ``gamma=1.5``, ``batch_size=0`` or ``exploration_fraction=5``
+train without a word, ``buffer_size=0`` silently becomes 1, and a replay buffer of 100,000
+observations of 400,002 floats is allocated after a mere warning. :func:`check_dqn_arguments`
+refuses such values with the argument, the value and the allowed range;
+:func:`check_replay_buffer_memory` refuses a buffer larger than the memory limit
+(``negdl.resources``). ``NegDQNBase`` runs both when it is built or loaded, ``train_agent``
+and the safe loader run them for SB3's own DQN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from negdl.checks import check_bool, check_int, check_number
+from negdl.resources import check_memory, memory_limit
+
+#: ``train_freq`` units SB3 knows.
+TRAIN_FREQ_UNITS = ("step", "episode")
+
+
+def _check_learning_rate(value: Any) -> None:
+    if callable(value):
+        for progress in (1.0, 0.0):
+            check_number(
+                f"learning_rate({progress:g}) (a schedule)", value(progress), 0, low_open=True
+            )
+        return
+    check_number("learning_rate", value, 0, low_open=True)
+
+
+def _check_train_freq(value: Any) -> None:
+    frequency, unit = value, "step"
+    if isinstance(value, (tuple, list)):  # TrainFreq, SB3's named tuple, included
+        if len(value) != 2:
+            raise ValueError(
+                f"train_freq must be an integer or (integer, 'step'|'episode'), got {value!r}"
+            )
+        frequency, unit = value[0], getattr(value[1], "value", value[1])
+    check_int("train_freq", frequency, 1)
+    if unit not in TRAIN_FREQ_UNITS:
+        raise ValueError(f"train_freq's unit must be 'step' or 'episode', got {unit!r}")
+
+
+def _check_gradient_steps(value: Any) -> None:
+    check_int("gradient_steps", value)
+    if value != -1 and value < 1:
+        raise ValueError(
+            f"gradient_steps must be >= 1, or -1 (as many as env steps collected), got {value!r}"
+        )
+
+
+def _check_seed(value: Any) -> None:
+    if value is not None:
+        check_int("seed", value, 0, 2**32 - 1)
+
+
+def _check_kwargs(name: str) -> Any:
+    def check(value: Any) -> None:
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a dict or None, got {type(value).__name__} {value!r}")
+
+    return check
+
+
+#: One check per DQN argument; a missing argument is not checked (SB3's default applies).
+CHECKS: dict[str, Any] = {
+    "learning_rate": _check_learning_rate,
+    "buffer_size": lambda v: check_int("buffer_size", v, 1),
+    "learning_starts": lambda v: check_int("learning_starts", v, 0),
+    "batch_size": lambda v: check_int("batch_size", v, 1),
+    "tau": lambda v: check_number("tau", v, 0, 1, low_open=True),
+    "gamma": lambda v: check_number("gamma", v, 0, 1),
+    "train_freq": _check_train_freq,
+    "gradient_steps": _check_gradient_steps,
+    "n_steps": lambda v: check_int("n_steps", v, 1),
+    "optimize_memory_usage": lambda v: check_bool("optimize_memory_usage", v),
+    "target_update_interval": lambda v: check_int("target_update_interval", v, 1),
+    "exploration_fraction": lambda v: check_number("exploration_fraction", v, 0, 1),
+    "exploration_initial_eps": lambda v: check_number("exploration_initial_eps", v, 0, 1),
+    "exploration_final_eps": lambda v: check_number("exploration_final_eps", v, 0, 1),
+    "max_grad_norm": lambda v: check_number("max_grad_norm", v, 0, low_open=True, allow_inf=True),
+    "stats_window_size": lambda v: check_int("stats_window_size", v, 1),
+    "verbose": lambda v: check_int("verbose", v, 0, 2),
+    "seed": _check_seed,
+    "policy_kwargs": _check_kwargs("policy_kwargs"),
+    "replay_buffer_kwargs": _check_kwargs("replay_buffer_kwargs"),
+}
+
+
+def check_dqn_arguments(arguments: Mapping[str, Any]) -> None:
+    """Raise a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad argument.
+
+    :param arguments: DQN constructor arguments by name; names without a check are ignored.
+    """
+    for name, check in CHECKS.items():
+        if name in arguments:
+            check(arguments[name])
+    if "buffer_size" in arguments and "batch_size" in arguments:
+        if arguments["buffer_size"] < arguments["batch_size"]:
+            raise ValueError(
+                f"buffer_size ({arguments['buffer_size']}) must be >= batch_size "
+                f"({arguments['batch_size']}): a minibatch is drawn from the replay buffer"
+            )
+
+
+def replay_buffer_bytes(
+    buffer_size: int,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    optimize_memory_usage: bool = False,
+) -> int:
+    """Bytes SB3's ``ReplayBuffer`` allocates: observations and next observations (one array
+    with ``optimize_memory_usage``), actions, rewards and the done/timeout flags."""
+    return buffer_size * _transition_bytes(observation_space, action_space, optimize_memory_usage)
+
+
+def _transition_bytes(
+    observation_space: spaces.Space, action_space: spaces.Space, optimize_memory_usage: bool
+) -> int:
+    obs = (
+        spaces.flatdim(observation_space) * np.dtype(observation_space.dtype or np.float32).itemsize
+    )
+    actions = (
+        max(spaces.flatdim(action_space), 1) * np.dtype(action_space.dtype or np.int64).itemsize
+    )
+    return obs * (1 if optimize_memory_usage else 2) + actions + 3 * 4  # + reward, done, timeout
+
+
+def check_replay_buffer_memory(
+    buffer_size: int,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    optimize_memory_usage: bool = False,
+) -> None:
+    """Raise ``negdl.resources.MemoryLimitError`` if the replay buffer would not fit in memory.
+
+    :param buffer_size: transitions the buffer holds.
+    :param observation_space: one observation's space.
+    :param action_space: one action's space.
+    :param optimize_memory_usage: SB3's single-array buffer (observations stored once).
+    """
+    per_transition = _transition_bytes(observation_space, action_space, optimize_memory_usage)
+    fitting = memory_limit()[0] // per_transition
+    check_memory(
+        buffer_size * per_transition,
+        f"the replay buffer (buffer_size {buffer_size:,} x {spaces.flatdim(observation_space):,}-value "
+        f"observations{'' if optimize_memory_usage else ' x 2'})",
+        f"lower buffer_size (at most {fitting:,} fit), or use a smaller observation, e.g. "
+        "NegCollision's observation='nearest', whose size does not grow with num_obstacles",
+    )

@@ -1,0 +1,85 @@
+"""Watch an agent (or a baseline) play: a pygame window, or a GIF/MP4 file for machines without a
+screen. The command is ``negdl-watch`` (``neg_agents/cli/watch.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import neg_envs
+from neg_agents.algos import get_algo
+from neg_agents.common.env_util import check_env_options
+from neg_agents.model_io import load_policy
+from neg_agents.video import check_video_path, write_video
+from neg_envs.episodes import Episode, play_episodes
+from negdl.checks import check_int
+from negdl.cli import check_out_file
+
+
+def watch_agent(
+    algo: str,
+    model_path: str | Path | None = None,
+    env_id: str = "NegCollision-v0",
+    env_kwargs: dict[str, Any] | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    max_steps: int = 0,
+    deterministic: bool | None = None,
+    fps: int = 30,
+    output: str | Path | None = None,
+    device: str = "auto",
+) -> list[Episode]:
+    """Play episodes of ``algo`` on screen, or into ``output`` (``.gif``/``.mp4``); return them.
+
+    :param algo: the agent name (``neg_agents.ALGOS``); random and stay need no model.
+    :param model_path: the saved model of a trained agent.
+    :param env_id: registered env id.
+    :param env_kwargs: env options.
+    :param episodes: episodes to play; episode ``k`` uses seed ``seed + k``.
+    :param seed: seed of the first episode (and of a random baseline).
+    :param max_steps: end an episode after this many steps (0: play it to its end).
+    :param deterministic: greedy actions (None: the way the agent is evaluated).
+    :param fps: frames per second of the window or the file.
+    :param output: write the frames to this file instead of opening a window.
+    :param device: torch device of a model.
+    """
+    check_int("episodes", episodes, 1)
+    check_int("max_steps", max_steps, 0)
+    check_int("fps", fps, 1, 1000)
+    check_int("seed", seed, 0)
+    if output is not None:
+        check_out_file("output", output)
+        check_video_path(output)
+    spec = get_algo(algo)
+    env_kwargs = dict(env_kwargs or {})
+    check_env_options(env_id, env_kwargs).close()
+    env = gym.make(env_id, render_mode="rgb_array" if output else "human", **env_kwargs)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ValueError(
+            f"{algo} acts in envs with discrete actions; {env_id} has {env.action_space}"
+        )
+    env.metadata["render_fps"] = fps
+    if spec.negative_actions:
+        env = neg_envs.NegativeActionWrapper(env)
+    policy = load_policy(algo, model_path, env, seed, device)
+    greedy = spec.deterministic if deterministic is None else deterministic
+    frames: list[np.ndarray] = []
+
+    def act(obs: np.ndarray) -> Any:
+        return policy.predict(obs, deterministic=greedy)[0]
+
+    def grab_frame() -> None:
+        frames.append(env.render())
+
+    played = list(
+        play_episodes(env, act, episodes, seed, max_steps, grab_frame if output else None)
+    )
+    env.close()
+    if output is not None:
+        write_video(frames, output, fps)
+    return played

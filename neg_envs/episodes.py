@@ -1,0 +1,102 @@
+"""Episodes of a collision env: what one episode cost, and a loop that plays them one by one.
+
+The statistics read the env's own ``info`` (``collisions``, ``moved``), so they count what the
+env really did, e.g. the action a ``NegativeActionWrapper`` executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from neg_envs.collision_core import check_int
+
+
+@dataclass
+class Episode:
+    """Running totals of one episode, built step by step with :meth:`record`."""
+
+    total_return: float = 0.0
+    collisions: int = 0
+    moves: int = 0
+    steps: int = 0
+
+    def record(self, reward: SupportsFloat, info: dict[str, Any]) -> None:
+        """Add one step: its reward and the env's ``info`` (``collisions``, ``moved``)."""
+        self.total_return += float(reward)
+        self.collisions += int(info["collisions"])
+        self.moves += int(info["moved"])
+        self.steps += 1
+
+
+@dataclass
+class EpisodeStats:
+    """Per-episode results of one evaluation."""
+
+    returns: list[float] = field(default_factory=list)
+    collisions: list[int] = field(default_factory=list)
+    moves: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    def add(self, episode: Episode) -> None:
+        """Append a finished episode."""
+        self.returns.append(episode.total_return)
+        self.collisions.append(episode.collisions)
+        self.moves.append(episode.moves)
+        self.lengths.append(episode.steps)
+
+    def summary(self) -> dict[str, float]:
+        """Means over episodes, under the names the TensorBoard ``eval/`` keys and tables use."""
+        collisions = np.asarray(self.collisions)
+        return {
+            "return": float(np.mean(self.returns)),
+            "collisions_per_episode": float(collisions.mean()),
+            "moves_per_episode": float(np.mean(self.moves)),
+            "collision_free_share": float((collisions == 0).mean()),
+            "episode_length": float(np.mean(self.lengths)),
+        }
+
+
+def play_episodes(
+    env: gym.Env,
+    act: Callable[[Any], Any | None],
+    episodes: int,
+    seed: int = 0,
+    max_steps: int = 0,
+    on_state: Callable[[], None] | None = None,
+) -> Iterator[Episode]:
+    """Play ``episodes`` episodes of ``env``, one after the other; yield each as it ends.
+
+    Episode ``k`` starts from ``env.reset(seed=seed + k)``, so every episode can be replayed on
+    its own. The one episode loop of negdl's scripts: a human at the keyboard, a trained agent
+    on screen or into a video.
+
+    :param env: a single env whose ``info`` has ``collisions`` and ``moved``.
+    :param act: the action for an observation, or None to stop playing (e.g. the player quit).
+    :param episodes: episodes to play, >= 1.
+    :param seed: seed of the first episode.
+    :param max_steps: end an episode after this many steps (0: when the env ends it).
+    :param on_state: called after the reset and after every step (e.g. to grab a frame).
+    """
+    check_int("episodes", episodes, 1, 10**9)
+    check_int("max_steps", max_steps, 0, 10**12)
+    check_int("seed", seed, 0, 2**63 - 1)
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        if on_state is not None:
+            on_state()
+        episode, done = Episode(), False
+        while not done and (max_steps == 0 or episode.steps < max_steps):
+            action = act(obs)
+            if action is None:
+                return
+            obs, reward, terminated, truncated, info = env.step(action)
+            episode.record(reward, info)
+            done = terminated or truncated
+            if on_state is not None:
+                on_state()
+        yield episode
