@@ -77,6 +77,38 @@ def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key
     return "\n".join(lines)
 
 
+def comparison_table(
+    rows: Sequence[Row],
+    source: Mapping[object, Mapping[object, float]],
+    outer_key: str,
+    inner_key: str,
+    value_key: str = "accuracy",
+) -> str:
+    """A markdown table of a source's published numbers next to our mean over seeds.
+
+    :param rows: our long-format rows.
+    :param source: ``{outer: {inner: value}}``, e.g. ``{"full": {"SN": 99.13}}``.
+    :param outer_key: the rows' key matching the source's outer level (e.g. ``test_set``).
+    :param inner_key: the rows' key matching the inner level (e.g. ``mode``).
+    :param value_key: the rows' value column.
+    """
+    ours: dict[tuple[object, object], list[float]] = defaultdict(list)
+    for row in rows:
+        ours[row[outer_key], row[inner_key]].append(float(row[value_key]))  # type: ignore[arg-type]
+    lines = [
+        f"| {outer_key.replace('_', ' ')} | {inner_key.replace('_', ' ')} | source | ours (mean) | difference |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for outer, by_inner in source.items():
+        for inner, published in by_inner.items():
+            if ours[outer, inner]:
+                mean = statistics.mean(ours[outer, inner])
+                lines.append(
+                    f"| {outer} | {inner} | {published:.2f} | {mean:.2f} | {mean - published:+.2f} |"
+                )
+    return "\n".join(lines)
+
+
 def cpu_description() -> str:
     """The CPU's model name and the number of cores this process may use."""
     cpu = platform.processor() or platform.machine()

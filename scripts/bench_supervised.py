@@ -26,13 +26,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from negdl.cli import check_out_file, run_main
 from negdl.results import machine_description
-from supervised.cbomf import extract_features
-from supervised.data import DataFileError, DataOptions, LabelledImages
+from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, DataOptions, LabelledImages
+from supervised.evaluation import extract_features
 from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.training import Trainer
-
-MEAN, STD = 0.1307, 0.3081
 
 
 @dataclass
@@ -84,7 +82,7 @@ class PerSampleMnist(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = Image.fromarray(self.pixels[index], mode="L")
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).float().div(255).unsqueeze(0)
-        return (tensor - MEAN) / STD, int(self.labels[index])
+        return (tensor - MNIST_MEAN) / MNIST_STD, int(self.labels[index])
 
 
 def load_pixels(args: Args) -> tuple[LabelledImages, str]:
@@ -197,7 +195,7 @@ def tensor_pipeline(
 
     def run(steps: int) -> int:
         count = min(steps * args.batch_size, len(on_device))
-        trainer.fit(inputs[:count], on_device.labels[:count], 1, generator)
+        trainer.fit((inputs[:count], on_device.labels[:count]), 1, generator)
         return count
 
     return run

@@ -21,7 +21,13 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.interrupt import StopOnSignal
-from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.results import (
+    comparison_table,
+    machine_description,
+    markdown_table,
+    write_csv,
+    write_text_atomic,
+)
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
 from supervised.data import EMNIST_CLASSES, DataOptions
@@ -116,23 +122,6 @@ class Args(DataOptions):
         )
 
 
-def comparison_table(rows: list[dict]) -> str:
-    """Our mean accuracy next to the source's, for the cells the source reports."""
-    ours: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        ours.setdefault((row["test_set"], row["mode"]), []).append(row["accuracy"])
-    lines = [
-        "| test set | mode | source | ours (mean) | difference |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for test_set, by_mode in SOURCE_MNIST.items():
-        for mode, source in by_mode.items():
-            if (test_set, mode) in ours:
-                mean = sum(ours[test_set, mode]) / len(ours[test_set, mode])
-                lines.append(
-                    f"| {test_set} | {mode} | {source:.2f} | {mean:.2f} | {mean - source:+.2f} |"
-                )
-    return "\n".join(lines)
 
 
 def main(args: Args) -> None:
@@ -229,7 +218,12 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         markdown_table(rows, "test_set", "mode", "accuracy"),
     ]
     if args.dataset == "mnist":
-        text += ["", "## Compared with the source (MNIST)", "", comparison_table(rows)]
+        text += [
+            "",
+            "## Compared with the source (MNIST)",
+            "",
+            comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
+        ]
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 

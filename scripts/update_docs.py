@@ -75,6 +75,23 @@ JOBS: dict[str, Job] = {
         (("runs/cbomf/mnist/results.md", "docs/supervised/cbomf_mnist.md"),
          ("runs/cbomf/mnist/results.csv", "docs/supervised/cbomf_mnist.csv")),
     ),
+    "synergy": Job(
+        "docs/supervised/synergy_mnist/: every synergy variant on MNIST, 3 seeds, case analysis, "
+        "rescued samples (about 60 min on one core)",
+        ((PYTHON, "scripts/synergy.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+          "--out-dir", "runs/synergy"),),
+        tuple((f"runs/synergy/mnist/{name}", f"docs/supervised/synergy_mnist/{name}")
+              for name in ("results.md", "results.csv", "cases.csv", "rescued.png")),
+    ),
+    "robustness": Job(
+        "docs/supervised/robustness_mnist/: FGSM sweep, PGD transfer, attack suite, ensembles on "
+        "the synergy job's checkpoints (run synergy first; about 30 min on one core)",
+        ((PYTHON, "scripts/robustness.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+          "--models-dir", "runs/synergy/mnist", "--out-dir", "runs/robustness"),),
+        tuple((f"runs/robustness/mnist/{name}", f"docs/supervised/robustness_mnist/{name}")
+              for name in ("results.md", "fgsm.csv", "fgsm.png", "transfer.csv", "suite.csv",
+                           "ensembles.csv", "timings.csv")),
+    ),
     "occlusions": Job(
         "docs/supervised/occlusions.png: one digit per row, one occlusion per column (seconds)",
         ((PYTHON, "scripts/occlusion_grid.py", "--download", "--out", "docs/supervised/occlusions.png"),),

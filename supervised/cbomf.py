@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_bool, check_int, check_number
 from supervised.data.common import LabelledImages
-from supervised.evaluation import batched_forward
+from supervised.evaluation import evaluate_models, extract_features
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.training import Trainer
@@ -112,13 +112,54 @@ def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
     return MODES[mode](config)
 
 
-@torch.no_grad()
-def extract_features(
-    model: NegatableClassifier, images: torch.Tensor, device: torch.device, batch_size: int = 1000
-) -> torch.Tensor:
-    """The (frozen) extractor's features of all ``images``, before negation."""
-    model.eval()
-    return batched_forward(model.features, images, batch_size, device)
+def fit_trainable(
+    model: NegatableClassifier,
+    data: LabelledImages,
+    config: CBOMFConfig,
+    epochs: int,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+    description: str = "train",
+    before_epoch: Callable[[int], None] | None = None,
+) -> tuple[list[float], int]:
+    """Train the parameters of ``model`` that still require gradients with a fresh SGD.
+
+    With a frozen extractor (and ``config.cache_features``) the head trains on features
+    computed once; the result is the same as running the extractor every batch.
+
+    :param model: a :class:`NegatableClassifier` (or a synergy model); trained in place.
+    :param data: training split.
+    :param config: learning rate, momentum, batch size, feature caching.
+    :param epochs: passes over ``data``.
+    :param generator: seeded shuffling.
+    :param device: where to train.
+    :param writer: TensorBoard writer.
+    :param progress: show a progress bar.
+    :param global_step: where the step counter (and the TensorBoard curve) continues.
+    :param description: progress-bar label.
+    :param before_epoch: called with the epoch index before each epoch.
+    :returns: the epoch losses and the step counter after training.
+    """
+    optimizer = torch.optim.SGD(
+        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
+    )
+    cached = model.extractor_frozen and config.cache_features
+    trainer = Trainer(
+        model,
+        optimizer,
+        forward=model.classify if cached else None,
+        batch_size=config.batch_size,
+        device=device,
+        writer=writer,
+        progress=progress,
+        global_step=global_step,
+    )
+    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
+    losses = trainer.fit((inputs, data.labels), epochs, generator, before_epoch, description)
+    return losses, trainer.global_step
 
 
 def run_phase(
@@ -151,28 +192,18 @@ def run_phase(
         if phase.freeze_extractor
         else None
     )
-    optimizer = torch.optim.SGD(
-        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
-    )
-    cached = phase.freeze_extractor and config.cache_features
-    trainer = Trainer(
+    losses, step = fit_trainable(
         model,
-        optimizer,
-        forward=model.classify if cached else None,
-        batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
-    )
-    trainer.global_step = global_step
-    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
-    losses = trainer.fit(
-        inputs,
-        data.labels,
+        data,
+        config,
         phase.epochs,
         generator,
+        device,
+        writer,
+        progress,
+        global_step,
+        description,
         before_epoch=lambda epoch: model.set_negation(phase.negation_in_epoch(epoch)),
-        description=description,
     )
     # Leave the model in the phase's final state (also when it ran no epochs).
     model.set_negation(phase.negation_in_epoch(phase.epochs - 1))
@@ -184,7 +215,7 @@ def run_phase(
         ]
         if changed:
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
-    return losses, trainer.global_step
+    return losses, step
 
 
 @dataclass
@@ -306,11 +337,10 @@ def evaluate_modes(
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     batch_size: int = 1000,
 ) -> dict[str, dict[str, float]]:
-    """Accuracy (%) of every trained mode on every named test set.
+    """Accuracy (%) of every trained mode on every named test set, logged at each mode's last step.
 
     Modes whose extractors are identical (SN, HN, NR, ALT and TP share SN's; the two kernel
-    modes share theirs) reuse one pass of the extractor over the test sets; each head then
-    classifies the cached features exactly as ``model(x)`` would.
+    modes share theirs) reuse one extractor pass (see :func:`supervised.evaluation.evaluate_models`).
 
     :param trained: result of :func:`train_modes`.
     :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
@@ -318,37 +348,11 @@ def evaluate_modes(
     :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
     :param batch_size: evaluation batch size.
     """
-    cache: list[tuple[NegatableClassifier, dict[str, torch.Tensor]]] = []
-    results = {}
-    for mode, result in trained.items():
-        model = result.model
-        model.eval()
-        target_device = next(model.parameters()).device if device is None else torch.device(device)
-        features = next((feats for other, feats in cache if _same_extractor(other, model)), None)
-        if features is None:
-            features = {
-                name: extract_features(model, data.images, target_device, batch_size)
-                for name, data in test_sets.items()
-            }
-            cache.append((model, features))
-        writer = writer_for(mode) if writer_for is not None else None
-        results[mode] = {}
-        with torch.no_grad():
-            for name, data in test_sets.items():
-                predictions = batched_forward(
-                    model.classify, features[name], batch_size, target_device
-                ).argmax(1)
-                accuracy = (
-                    100.0 * (predictions == data.labels.to(target_device)).float().mean().item()
-                )
-                results[mode][name] = accuracy
-                if writer is not None:
-                    writer.add_scalar(f"eval/{name}/accuracy", accuracy, result.global_step)
-    return results
-
-
-def _same_extractor(a: NegatableClassifier, b: NegatableClassifier) -> bool:
-    state_a, state_b = a.extractor.state_dict(), b.extractor.state_dict()
-    return state_a.keys() == state_b.keys() and all(
-        torch.equal(state_a[k], state_b[k]) for k in state_a
+    return evaluate_models(
+        {mode: result.model for mode, result in trained.items()},
+        test_sets,
+        batch_size,
+        device,
+        writer_for,
+        step={mode: result.global_step for mode, result in trained.items()},
     )

@@ -113,3 +113,22 @@ def load_checkpoint(
             )
         optimizer.load_state_dict(state["optimizer"])
     return state.get("metadata", {})
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a checkpoint without loading it into a model (e.g. to build the model).
+
+    :param path: checkpoint file saved by :func:`save_checkpoint`.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(
+            f"checkpoint {source} does not exist; check the path or train a model first"
+        )
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"cannot read checkpoint {source}: {error}") from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} is not a negdl checkpoint; save it with save_checkpoint")
+    return state.get("metadata", {})

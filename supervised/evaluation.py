@@ -1,4 +1,11 @@
-"""Evaluation over several named test sets at once, batched on the device."""
+"""Evaluation over several named test sets at once, batched on the device.
+
+One path for every model: :func:`evaluate_models` scores any number of models on any number of
+test sets. Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a
+synergy model) whose extractors are identical share one extractor pass per test set, since a
+frozen extractor's features are a fixed function of the input; :func:`evaluate` is the
+single-model case.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +40,135 @@ def batched_forward(
     return torch.cat(outputs).float()
 
 
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device | str | None = None,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """The extractor's features (``model.features``, before any negation) of all ``images``.
+
+    Puts ``model`` in eval mode: features are cached only from a fixed, frozen extractor.
+    """
+    model.eval()
+    return batched_forward(model.features, images, batch_size, device)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    return next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy (%) of ``logits`` ``(N, classes)`` against ``labels`` ``(N,)``."""
+    if logits.ndim != 2 or len(logits) != len(labels):
+        raise ValueError(
+            f"need logits (N, classes) and N labels, got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    return 100.0 * (logits.argmax(1) == labels.to(logits.device)).float().mean().item()
+
+
+def _splits_into_features(model: nn.Module) -> bool:
+    return all(hasattr(model, name) for name in ("features", "classify", "extractor"))
+
+
+def _same_extractor(a: nn.Module, b: nn.Module) -> bool:
+    if a is b:
+        return True
+    state_a, state_b = a.state_dict(), b.state_dict()
+    return state_a.keys() == state_b.keys() and all(
+        torch.equal(state_a[k], state_b[k].to(state_a[k].device)) for k in state_a
+    )
+
+
+def predict_models(
+    models: Mapping[str, nn.Module],
+    test_sets: Mapping[str, LabelledImages],
+    batch_size: int = 1000,
+    device: torch.device | str | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Logits of every model on every named test set, sharing extractor passes where possible.
+
+    Models are evaluated in eval mode and returned to their previous mode afterwards.
+
+    :param models: named models mapping images to logits.
+    :param test_sets: named test sets.
+    :param batch_size: evaluation batch size.
+    :param device: where to evaluate; each model's own device by default.
+    """
+    if not test_sets:
+        raise ValueError("evaluation needs at least one named test set")
+    cache: list[tuple[nn.Module, torch.device, dict[str, torch.Tensor]]] = []
+    logits: dict[str, dict[str, torch.Tensor]] = {}
+    for name, model in models.items():
+        target = model_device(model) if device is None else select_device(device)
+        was_training = model.training
+        model.eval()
+        try:
+            if _splits_into_features(model):
+                features = next(
+                    (
+                        cached
+                        for other, where, cached in cache
+                        if where == target and _same_extractor(other.extractor, model.extractor)
+                    ),
+                    None,
+                )
+                if features is None:
+                    features = {
+                        set_name: extract_features(model, data.images, target, batch_size)
+                        for set_name, data in test_sets.items()
+                    }
+                    cache.append((model, target, features))
+                logits[name] = {
+                    set_name: batched_forward(
+                        model.classify, features[set_name], batch_size, target
+                    )
+                    for set_name in test_sets
+                }
+            else:
+                logits[name] = {
+                    set_name: batched_forward(model, data.images, batch_size, target)
+                    for set_name, data in test_sets.items()
+                }
+        finally:
+            model.train(was_training)
+    return logits
+
+
+def evaluate_models(
+    models: Mapping[str, nn.Module],
+    test_sets: Mapping[str, LabelledImages],
+    batch_size: int = 1000,
+    device: torch.device | str | None = None,
+    writer_for: Callable[[str], SummaryWriter | None] | None = None,
+    step: int | Mapping[str, int] = 0,
+    prefix: str = "eval",
+) -> dict[str, dict[str, float]]:
+    """Accuracy (%) of every named model on every named test set.
+
+    :param models: named models mapping images to logits.
+    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
+    :param batch_size: evaluation batch size.
+    :param device: where to evaluate; each model's own device by default.
+    :param writer_for: TensorBoard writer for a model name; scalars ``<prefix>/<set>/accuracy``.
+    :param step: global step of the scalars, one for all models or one per model name.
+    :param prefix: first part of the scalar keys.
+    """
+    logits = predict_models(models, test_sets, batch_size, device)
+    results: dict[str, dict[str, float]] = {}
+    for name, by_set in logits.items():
+        writer = writer_for(name) if writer_for is not None else None
+        at = step[name] if isinstance(step, Mapping) else step
+        results[name] = {}
+        for set_name, outputs in by_set.items():
+            results[name][set_name] = accuracy(outputs, test_sets[set_name].labels)
+            if writer is not None:
+                writer.add_scalar(f"{prefix}/{set_name}/accuracy", results[name][set_name], at)
+    return results
+
+
 def evaluate(
     model: nn.Module,
     test_sets: Mapping[str, LabelledImages],
@@ -54,21 +190,6 @@ def evaluate(
     :param step: global step of the scalars.
     :param prefix: first part of the scalar keys.
     """
-    if not test_sets:
-        raise ValueError("evaluate needs at least one named test set")
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    results = {}
-    try:
-        for name, data in test_sets.items():
-            predictions = batched_forward(model, data.images, batch_size, device).argmax(1)
-            results[name] = (
-                100.0 * (predictions == data.labels.to(predictions.device)).float().mean().item()
-            )
-            if writer is not None:
-                writer.add_scalar(f"{prefix}/{name}/accuracy", results[name], step)
-    finally:
-        model.train(was_training)
-    return results
+    return evaluate_models(
+        {"model": model}, test_sets, batch_size, device, lambda _: writer, step, prefix
+    )["model"]

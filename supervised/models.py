@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from negdl.checks import check_bool, check_int, check_number
+from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 
 ACTIVATIONS = {
@@ -30,6 +31,24 @@ def make_activation(name: str) -> nn.Module:
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
+
+
+def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
+    """Re-initialise ``module`` and every layer inside it with their default initialisers, in place.
+
+    A head that is a single ``nn.Linear`` (ResNet18's) is reset too.
+
+    :param module: e.g. a classifier head.
+    :param seed: seed of the draws (the global RNG is left untouched); fresh draws when None.
+    """
+    if seed is not None:
+        check_int("seed", seed, 0)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
 
 
 class Standardize(nn.Module):
@@ -139,14 +158,7 @@ class NegatableClassifier(nn.Module):
 
     def reset_head(self, seed: int | None = None) -> None:
         """Re-initialise every head layer with its default initialiser (seeded when given)."""
-        if seed is not None:
-            check_int("seed", seed, 0)
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            for layer in self.head.modules():
-                if layer is not self.head and hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
+        reset_parameters_(self.head, seed)
 
     def negate_kernels(self) -> nn.Conv2d:
         """Kernel negation: negate the last convolution's weights and bias in place."""
@@ -175,8 +187,8 @@ class MnistFeatures(nn.Module):
         self,
         activation: str = "relu",
         in_channels: int = 1,
-        mean: float = 0.1307,
-        std: float = 0.3081,
+        mean: float = MNIST_MEAN,
+        std: float = MNIST_STD,
     ) -> None:
         super().__init__()
         check_int("in_channels", in_channels, 1)
@@ -300,3 +312,23 @@ def cifar_resnet18(
     check_int("num_classes", num_classes, 1)
     extractor = ResNet18Features()
     return NegatableClassifier(extractor, nn.Linear(extractor.out_features, num_classes), negation)
+
+
+#: Architectures by name: the source's MNIST net, the CIFAR-10 LeNet and ResNet18.
+ARCHITECTURES = {"mnist": mnist_net, "lenet": cifar_lenet, "resnet18": cifar_resnet18}
+
+
+def make_classifier(arch: str, num_classes: int, activation: str = "relu") -> NegatableClassifier:
+    """A fresh model of a named architecture (one of :data:`ARCHITECTURES`).
+
+    :param arch: ``mnist``, ``lenet`` or ``resnet18``.
+    :param num_classes: classes to predict.
+    :param activation: conv-block activation; only the MNIST net offers others than ReLU.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    if arch == "mnist":
+        return mnist_net(num_classes, activation)
+    if activation != "relu":
+        raise ValueError(f"architecture {arch!r} uses ReLU only, got activation {activation!r}")
+    return ARCHITECTURES[arch](num_classes)

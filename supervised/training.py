@@ -2,11 +2,23 @@
 
 No per-sample ``Dataset``: the whole split lives on the device and each step gathers one
 minibatch with an index tensor, which is what makes training fast on CPU and GPU alike.
+
+Three parts are swappable so later model families reuse this one loop instead of copying it:
+
+- the **batch source** (:class:`BatchSource`): what one step sees, a tuple of tensors
+  (``(inputs, targets)`` by default via :class:`TensorBatches`; triplets, or a batch of data
+  plus a batch of negatives, are other sources);
+- the **loss** (``loss_fn`` / ``forward`` or an overridden :meth:`Trainer.compute_loss`), which
+  may return one loss per sample;
+- the **reducer** (:class:`LossReducer`), which turns per-sample losses into the scalar that is
+  back-propagated (the mean by default; hard-example mining plugs in here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -16,7 +28,12 @@ from tqdm.auto import tqdm
 
 from supervised.runtime import select_device
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: One training batch: a tuple of tensors whose first dimension is the sample.
+Batch = tuple[torch.Tensor, ...]
+LossFn = Callable[..., torch.Tensor]
+
+#: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
+per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
 
 
 def iterate_batches(
@@ -60,33 +77,142 @@ def prepare_inputs(
     )
 
 
-class Trainer:
-    """Minibatch SGD over tensors, with progress bar, TensorBoard and mixed precision on CUDA.
+class BatchSource(ABC):
+    """Where the batches of one epoch come from.
 
-    Later models change what a step computes by passing ``forward``/``loss_fn`` or by
-    overriding :meth:`compute_loss`, not by copying the loop.
+    A source yields tuples of tensors already on the training device; the trainer passes each
+    tuple to :meth:`Trainer.compute_loss` unchanged.
+    """
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Batches per epoch (the progress bar's length)."""
+
+    @property
+    @abstractmethod
+    def samples(self) -> int:
+        """Samples per epoch; the epoch's mean loss is the size-weighted mean over batches."""
+
+    @abstractmethod
+    def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """The batches of one epoch, shuffled by ``generator`` where the source shuffles."""
+
+    def to(self, device: torch.device, channels_last: bool = True) -> BatchSource:
+        """This source with its data on ``device``; sources that already are return themselves."""
+        return self
+
+
+class TensorBatches(BatchSource):
+    """Aligned tensors (e.g. ``inputs, targets``) batched together by one index per batch.
+
+    :param tensors: tensors with the same first dimension, at least one sample.
+    :param batch_size: samples per batch (the last may be smaller unless ``drop_last``).
+    :param shuffle: a fresh permutation every epoch.
+    :param drop_last: skip a final incomplete batch.
+    """
+
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int = 64,
+        shuffle: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        if not tensors:
+            raise ValueError("TensorBatches needs at least one tensor")
+        sizes = [len(tensor) for tensor in tensors]
+        if len(set(sizes)) != 1 or sizes[0] == 0:
+            raise ValueError(f"need matching, non-empty tensors, got first dimensions {sizes}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if drop_last and sizes[0] < batch_size:
+            raise ValueError(
+                f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
+            )
+        self.tensors, self.batch_size = tensors, batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+
+    def __len__(self) -> int:
+        count = len(self.tensors[0])
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    @property
+    def samples(self) -> int:
+        count = len(self.tensors[0])
+        return count - count % self.batch_size if self.drop_last else count
+
+    def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        device = self.tensors[0].device
+        for index in iterate_batches(
+            len(self.tensors[0]), self.batch_size, self.shuffle, generator, device, self.drop_last
+        ):
+            yield tuple(tensor[index] for tensor in self.tensors)
+
+    def to(self, device: torch.device, channels_last: bool = True) -> TensorBatches:
+        return TensorBatches(
+            *(prepare_inputs(tensor, device, channels_last) for tensor in self.tensors),
+            batch_size=self.batch_size,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+        )
+
+
+class LossReducer(ABC):
+    """Turns the loss of a batch (per sample ``(N,)`` or already a scalar) into one scalar."""
+
+    def __call__(self, losses: torch.Tensor) -> torch.Tensor:
+        if losses.ndim > 1:
+            raise ValueError(
+                f"a loss must be per sample (N,) or a scalar, got shape {tuple(losses.shape)}"
+            )
+        return self.reduce(losses)
+
+    @abstractmethod
+    def reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        """The scalar to back-propagate."""
+
+
+class MeanReducer(LossReducer):
+    """The mean over the batch; a scalar loss passes through unchanged."""
+
+    def reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        return losses if losses.ndim == 0 else losses.mean()
+
+
+class Trainer:
+    """Minibatch SGD over a batch source, with progress bar, TensorBoard and AMP on CUDA.
+
+    Later models change what a step computes by passing ``forward``/``loss_fn``/``reducer``,
+    by overriding :meth:`compute_loss`, or by giving :meth:`fit` another :class:`BatchSource`;
+    never by copying the loop. :meth:`step` is the whole optimisation step on one batch and
+    nothing else, so it can be captured or vectorised as one unit.
 
     :param model: the module whose parameters ``optimizer`` trains; moved to ``device``.
     :param optimizer: optimiser over the parameters to train.
-    :param loss_fn: ``loss_fn(outputs, targets)``; cross-entropy by default.
-    :param forward: maps an input batch to outputs; ``model`` by default (e.g. ``model.classify``
-        to train a head on cached features).
-    :param batch_size: samples per step.
+    :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar; per-sample
+        cross-entropy by default.
+    :param forward: maps the first tensor of a batch to outputs; ``model`` by default (e.g.
+        ``model.classify`` to train a head on cached features).
+    :param reducer: reduces per-sample losses to the back-propagated scalar; the mean by default.
+    :param batch_size: samples per step of the default source (tensors passed to :meth:`fit`).
     :param device: where to train; CUDA when present unless given.
     :param amp: float16 autocast with gradient scaling; default on for CUDA only.
-    :param writer: TensorBoard writer; ``train/loss`` every ``log_every`` steps, ``train/epoch_loss``.
+    :param writer: TensorBoard writer; ``<tag>/loss`` every ``log_every`` steps, ``<tag>/epoch_loss``.
     :param log_every: steps between loss scalars.
     :param progress: show a tqdm bar.
     :param tag: prefix of the scalar keys (``<tag>/loss``).
     :param channels_last: store conv weights and image batches channels-last (faster kernels).
+    :param global_step: the step counter to continue from, so a multi-phase schedule with a
+        trainer per phase logs one continuous curve.
     """
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        loss_fn: LossFn = F.cross_entropy,
+        loss_fn: LossFn = per_sample_cross_entropy,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        reducer: LossReducer | None = None,
         batch_size: int = 64,
         device: torch.device | str | None = None,
         amp: bool | None = None,
@@ -95,17 +221,21 @@ class Trainer:
         progress: bool = True,
         tag: str = "train",
         channels_last: bool = True,
+        global_step: int = 0,
     ) -> None:
         if batch_size <= 0 or log_every <= 0:
             raise ValueError(
                 f"batch_size and log_every must be positive, got {batch_size}, {log_every}"
             )
+        if global_step < 0:
+            raise ValueError(f"global_step must be >= 0, got {global_step}")
         self.device = select_device(device)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory_format)
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.forward = forward if forward is not None else self.model
+        self.reducer = reducer if reducer is not None else MeanReducer()
         self.batch_size, self.log_every, self.progress, self.tag = (
             batch_size,
             log_every,
@@ -117,16 +247,20 @@ class Trainer:
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.writer = writer
-        self.global_step = 0
+        self.global_step = global_step
 
-    def compute_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of one batch; override for losses that are not ``loss_fn(forward(x), y)``."""
-        return self.loss_fn(self.forward(inputs), targets)
+    def compute_loss(self, batch: Batch) -> torch.Tensor:
+        """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``.
 
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """One optimisation step on a batch; returns the detached loss."""
+        Override for losses of another shape (e.g. triplets, or data plus negatives).
+        """
+        inputs, *rest = batch
+        return self.loss_fn(self.forward(inputs), *rest)
+
+    def step(self, batch: Batch) -> torch.Tensor:
+        """One optimisation step on a batch; returns the detached reduced loss."""
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            loss = self.compute_loss(inputs, targets)
+            loss = self.reducer(self.compute_loss(batch))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -134,37 +268,43 @@ class Trainer:
         self.global_step += 1
         return loss.detach()
 
+    def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> BatchSource:
+        """``data`` as a source on the training device; tensors become :class:`TensorBatches`."""
+        if not isinstance(data, BatchSource):
+            if isinstance(data, torch.Tensor) or not all(
+                isinstance(tensor, torch.Tensor) for tensor in data
+            ):
+                raise TypeError(
+                    "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
+                    f"got {type(data).__name__}"
+                )
+            data = TensorBatches(*data, batch_size=self.batch_size)
+        return data.to(self.device, self.channels_last)
+
     def fit(
         self,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
+        data: BatchSource | Sequence[torch.Tensor],
         epochs: int,
         generator: torch.Generator | None = None,
         before_epoch: Callable[[int], None] | None = None,
         description: str = "train",
     ) -> list[float]:
-        """Train for ``epochs`` passes over ``(inputs, targets)``; returns each epoch's mean loss.
+        """Train for ``epochs`` passes over ``data``; returns each epoch's mean loss.
 
-        :param inputs: all training inputs, first dimension the sample.
-        :param targets: matching targets.
+        Calling ``fit`` again continues the step counter (:attr:`global_step`).
+
+        :param data: a :class:`BatchSource`, or aligned tensors ``(inputs, targets, ...)``
+            batched by ``batch_size`` with a fresh shuffle per epoch.
         :param epochs: passes over the data.
         :param generator: seeded generator for the shuffling.
         :param before_epoch: called with the epoch index before each epoch (e.g. to switch negation).
         :param description: progress-bar label.
         """
-        if len(inputs) != len(targets) or len(inputs) == 0:
-            raise ValueError(
-                f"need matching, non-empty inputs and targets, got {len(inputs)} and {len(targets)}"
-            )
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
-        inputs, targets = (
-            prepare_inputs(inputs, self.device, self.channels_last),
-            targets.to(self.device),
-        )
-        steps_per_epoch = -(-len(inputs) // self.batch_size)
+        source = self.batch_source(data)
         bar = tqdm(
-            total=epochs * steps_per_epoch, desc=description, disable=not self.progress, leave=False
+            total=epochs * len(source), desc=description, disable=not self.progress, leave=False
         )
         epoch_losses = []
         self.model.train()
@@ -172,18 +312,16 @@ class Trainer:
             if before_epoch is not None:
                 before_epoch(epoch)
             total = torch.zeros((), device=self.device)
-            for index in iterate_batches(
-                len(inputs), self.batch_size, True, generator, self.device
-            ):
-                loss = self.step(inputs[index], targets[index])
-                total += loss * len(index)
+            for batch in source.batches(generator):
+                loss = self.step(batch)
+                total += loss * len(batch[0])
                 if self.global_step % self.log_every == 0:
                     value = loss.item()
                     bar.set_postfix(loss=f"{value:.4f}", epoch=epoch + 1)
                     if self.writer is not None:
                         self.writer.add_scalar(f"{self.tag}/loss", value, self.global_step)
                 bar.update()
-            epoch_losses.append(total.item() / len(inputs))
+            epoch_losses.append(total.item() / source.samples)
             if self.writer is not None:
                 self.writer.add_scalar(f"{self.tag}/epoch_loss", epoch_losses[-1], self.global_step)
         bar.close()

@@ -49,7 +49,8 @@ def readme_commands() -> list[str]:
     """negdl commands in the README's shell blocks and inline code, comments dropped, chains split."""
     found = []
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    lines = [line for block in blocks for line in block.splitlines()]
+    # A line ending in a backslash continues on the next one, as in the shell.
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
     prose = re.sub(r"```.*?```", "", README, flags=re.S)
     lines += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
     for line in lines:

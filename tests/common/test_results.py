@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from negdl.results import machine_description, markdown_table, mean_std, write_csv
+from negdl.results import (
+    comparison_table,
+    machine_description,
+    markdown_table,
+    mean_std,
+    write_csv,
+)
 
 
 def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
@@ -37,3 +43,18 @@ def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no rows"):
         write_csv([], tmp_path / "empty.csv")
     assert "torch" in machine_description(torch.device("cpu"))
+
+
+def test_comparison_table_puts_our_mean_next_to_the_source() -> None:
+    rows = [
+        {"test_set": "full", "mode": "SN", "accuracy": 99.0},
+        {"test_set": "full", "mode": "SN", "accuracy": 98.0},
+        {"test_set": "cut", "mode": "NR", "accuracy": 50.0},
+    ]
+    source = {"full": {"SN": 99.13, "ONN": 98.9}, "cut": {"NR": 56.07}}
+    lines = comparison_table(rows, source, "test_set", "mode").splitlines()
+    assert lines[0] == "| test set | mode | source | ours (mean) | difference |"
+    assert lines[2:] == [
+        "| full | SN | 99.13 | 98.50 | -0.63 |",
+        "| cut | NR | 56.07 | 50.00 | -6.07 |",
+    ]

@@ -105,3 +105,115 @@ def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     text = table.read_text()
     assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
     assert "head on cached features" in text
+
+
+def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "synergy"
+    options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 48"
+    options += " --corner-fractions 0.3 --rescued-examples 3 --no-progress --threads 1"
+    done = run_script("synergy.py", mnist_root, options, "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out / "mnist" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    models = {
+        "normal", "negative", "NR", "synergy", "synergy-w0.5", "synergy-w2", "synergy-product",
+        "synergy-max", "synergyF", "trained-synergy", "hot-start-synergy",
+    }  # fmt: skip
+    assert {row["model"] for row in rows} == models
+    assert len(rows) == 2 * len(models) * 6  # seeds x models x (full, 4 cuts, corner30)
+    with open(out / "mnist" / "cases.csv") as handle:
+        cases = list(csv.DictReader(handle))
+    assert len(cases) == 2 * 6
+    for row in cases:
+        parts = sum(int(row[key]) for key in ("both", "only_normal", "only_negative", "neither"))
+        assert parts == int(row["total"]) == 48
+    report = (out / "mnist" / "results.md").read_text()
+    assert "| synergyF |" in report and "Case analysis" in report and "Wall time" in report
+    assert list((out / "mnist" / "seed1" / "trained-synergy").glob("events.out.tfevents.*"))
+    assert "cases full:" in done.stdout
+
+    robust = tmp_path / "robustness"
+    options = "--seeds 0 1 --test-subset 48 --suite-subset 16 --eps-values 0 0.1 0.3"
+    options += " --models normal NR synergy --suite-models normal synergy --no-progress --threads 1"
+    done = run_script(
+        "robustness.py",
+        mnist_root,
+        options,
+        "--models-dir",
+        str(out / "mnist"),
+        "--out-dir",
+        str(robust),
+    )
+    assert done.returncode == 0, done.stderr
+    result = robust / "mnist"
+    with open(result / "transfer.csv") as handle:
+        transfer = list(csv.DictReader(handle))
+    assert len(transfer) == 2 * 3 * 3
+    with open(result / "suite.csv") as handle:
+        suite = list(csv.DictReader(handle))
+    assert len(suite) == 2 * 8 * 2 and {row["attack"] for row in suite} == {
+        "FGSM", "PGD", "BIM", "CW", "RFGSM", "FFGSM", "TPGD", "MIFGSM",
+    }  # fmt: skip
+    with open(result / "fgsm.csv") as handle:
+        sweep = list(csv.DictReader(handle))
+    clean = {
+        row["model"]: float(row["accuracy"])
+        for row in rows
+        if row["seed"] == "0" and row["test_set"] == "full"
+    }
+    unattacked = {
+        row["model"]: float(row["accuracy"])
+        for row in sweep
+        if row["seed"] == "0" and float(row["eps"]) == 0.0
+    }
+    assert unattacked == {name: clean[name] for name in ("normal", "NR", "synergy")}
+    text = (result / "results.md").read_text()
+    assert (
+        "PGD transfer matrix" in text
+        and "max-ensemble" in text
+        and "Compared with the source" in text
+    )
+    assert Image.open(result / "fgsm.png").size[0] > 100
+    assert list((result / "seed1").glob("events.out.tfevents.*"))
+
+
+def test_synergy_and_robustness_scripts_reject_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synergy, robustness = import_script("synergy"), import_script("robustness")
+    for script, argv, message in (
+        (synergy, ["--dataset", "svhn"], "unknown dataset 'svhn'"),
+        (synergy, ["--arch", "resnet18"], "does not fit dataset 'mnist'"),
+        (synergy, ["--omegas", "-1"], "omegas must be >= 0"),
+        (synergy, ["--extra-modes", "XX"], "unknown CBOMF mode(s) ['XX']"),
+        (robustness, ["--suite-attacks", "DeepFool"], "unknown attack(s) ['DeepFool']"),
+        (robustness, ["--pgd-eps", "2"], "every eps must be in [0, 1]"),
+        (robustness, ["--suite-models", "other"], "suite_models must be among models"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(script.Args, argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    args = parse_args(robustness.Args, ["--models-dir", str(tmp_path), "--out-dir", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="run scripts/synergy.py"):
+        robustness.main(args)
+    cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
+    assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
+
+
+def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    synthetic.write_cifar_archive(root, per_batch=8)
+    script = import_script("synergy")
+    argv = "--dataset cifar10 --epochs 1 --second-epochs 1 --omegas 2"
+    argv += " --corner-fractions 0.3 --no-progress --threads 1"
+    args = parse_args(
+        script.Args, [*argv.split(), "--data-dir", str(root), "--out-dir", str(tmp_path / "out")]
+    )
+    assert args.arch == "lenet" and args.batch_size == 4
+    script.main(args)
+    with open(tmp_path / "out" / "cifar10" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["test_set"] for row in rows} == {"full", "SSK", "SSKR", "MSK", "MSKR", "corner30"}
+    assert {row["arch"] for row in rows} == {"lenet"}
+    report = (tmp_path / "out" / "cifar10" / "results.md").read_text()
+    assert "Compared with the source (CIFAR-10 LeNet)" in report and "| full | synergy |" in report

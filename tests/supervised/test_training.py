@@ -13,7 +13,14 @@ from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkp
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.runtime import derive_seed, select_device
-from supervised.training import Trainer, iterate_batches
+from supervised.training import (
+    BatchSource,
+    LossReducer,
+    MeanReducer,
+    TensorBatches,
+    Trainer,
+    iterate_batches,
+)
 
 
 class RecordingWriter:
@@ -57,7 +64,7 @@ def fit_once(data, seed: int, writer=None) -> tuple[list[float], nn.Module]:
         log_every=2,
         progress=False,
     )
-    return trainer.fit(data.images, data.labels, 3, torch.Generator().manual_seed(seed)), model
+    return trainer.fit((data.images, data.labels), 3, torch.Generator().manual_seed(seed)), model
 
 
 def test_fit_decreases_loss_logs_and_is_reproducible(small_data) -> None:
@@ -83,7 +90,7 @@ def test_trainer_rejects_bad_settings(small_data) -> None:
             Trainer(model, optimizer, device="cpu", amp=True)
     trainer = Trainer(model, optimizer, device="cpu", progress=False)
     with pytest.raises(ValueError, match="matching, non-empty"):
-        trainer.fit(small_data.images, small_data.labels[:3], 1)
+        trainer.fit((small_data.images, small_data.labels[:3]), 1)
 
 
 def test_evaluate_several_named_sets(small_data) -> None:
@@ -161,3 +168,90 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
 def test_derive_seed_is_stable_and_separates_streams() -> None:
     assert derive_seed(0, "init") == derive_seed(0, "init")
     assert len({derive_seed(0, "init"), derive_seed(1, "init"), derive_seed(0, "shuffle")}) == 3
+
+
+class TripletLikeSource(BatchSource):
+    """Three aligned tensors per batch, as a triplet sampler would yield."""
+
+    def __init__(self, anchors, positives, labels, batch_size: int) -> None:
+        self.inner = TensorBatches(anchors, positives, labels, batch_size=batch_size)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    @property
+    def samples(self) -> int:
+        return self.inner.samples
+
+    def batches(self, generator=None):
+        return self.inner.batches(generator)
+
+
+class KeepHardest(LossReducer):
+    """Back-propagate only the k highest losses (what hard-example mining will do)."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.seen = k, []
+
+    def reduce(self, losses):
+        self.seen.append(losses.detach().clone())
+        return losses.topk(self.k).values.mean()
+
+
+def test_trainer_takes_any_batch_source_and_reducer(small_data) -> None:
+    torch.manual_seed(0)
+    model = mnist_net()
+    seen_batches = []
+
+    class PairTrainer(Trainer):
+        def compute_loss(self, batch):
+            anchors, positives, labels = batch
+            seen_batches.append(len(batch))
+            logits = self.model(anchors) + self.model(positives)
+            return nn.functional.cross_entropy(logits, labels, reduction="none")
+
+    reducer = KeepHardest(4)
+    trainer = PairTrainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        reducer=reducer,
+        device="cpu",
+        progress=False,
+    )
+    source = TripletLikeSource(
+        small_data.images, small_data.images.flip(-1), small_data.labels, batch_size=32
+    )
+    losses = trainer.fit(source, 2, torch.Generator().manual_seed(0))
+    assert len(losses) == 2 and set(seen_batches) == {3}
+    assert len(reducer.seen) == 2 * len(source) and reducer.seen[0].shape == (32,)
+    # The reported epoch loss is the reduced one: the mean of the 4 hardest of each batch.
+    first_epoch = [batch.topk(4).values.mean() for batch in reducer.seen[: len(source)]]
+    assert losses[0] == pytest.approx(torch.stack(first_epoch).mean().item(), rel=1e-5)
+
+
+def test_mean_reducer_matches_the_mean_reduction() -> None:
+    losses = torch.tensor([1.0, 2.0, 6.0])
+    assert MeanReducer()(losses) == 3.0 and MeanReducer()(torch.tensor(5.0)) == 5.0
+    with pytest.raises(ValueError, match="per sample"):
+        MeanReducer()(torch.ones(2, 2))
+
+
+def test_step_counter_continues_across_fits_and_trainers(small_data) -> None:
+    writer = RecordingWriter()
+    model = mnist_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(model, optimizer, device="cpu", writer=writer, progress=False)
+    data = (small_data.images, small_data.labels)
+    trainer.fit(data, 1)
+    trainer.fit(data, 1)
+    assert trainer.global_step == 8
+    second = Trainer(model, optimizer, device="cpu", writer=writer, progress=False, global_step=8)
+    second.fit(data, 1)
+    epoch_steps = [step for key, _, step in writer.scalars if key == "train/epoch_loss"]
+    assert epoch_steps == [4, 8, 12]
+    with pytest.raises(ValueError, match="global_step must be >= 0"):
+        Trainer(model, optimizer, device="cpu", global_step=-1)
+    with pytest.raises(TypeError, match="BatchSource or a tuple of tensors"):
+        trainer.fit(small_data.images, 1)
+    with pytest.raises(ValueError, match="drop_last"):
+        TensorBatches(small_data.images, batch_size=1000, drop_last=True)

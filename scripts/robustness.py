@@ -1,0 +1,364 @@
+"""Robustness of trained models to adversarial attacks (checkpoints from scripts/synergy.py).
+
+Per seed: the white-box FGSM sweep over eps (PNG plot of accuracy against eps), the PGD
+black-box transfer matrix (every model attacked as donor x every model as target; the
+diagonal is white-box), the 8-attack suite at one eps for chosen models (torchattacks 3.5.1
+defaults otherwise), and max-ensemble vs averaging under transferred FGSM (each model in turn
+is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the models
+standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
+numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``.
+
+    python scripts/synergy.py --seeds 0 1 2          # trains and saves the models
+    python scripts/robustness.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.results import (  # noqa: E402
+    machine_description,
+    markdown_table,
+    mean_std,
+    write_csv,
+    write_text_atomic,
+)
+from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
+from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
+from supervised.data import DataOptions  # noqa: E402
+from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
+from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
+from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
+from supervised.runtime import select_device  # noqa: E402
+from supervised.synergy import model_from_metadata  # noqa: E402
+
+# The source's MNIST white-box FGSM accuracies (%), SN vs NR, as quoted in the brief, section 5.
+SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.07}}
+
+
+@dataclass
+class Args(DataOptions):
+    """Attack trained models: FGSM sweep, PGD transfer matrix, 8-attack suite, max-ensembles."""
+
+    models_dir: str = "runs/synergy/mnist"
+    """folder with seed<k>/<model>/model.pt checkpoints written by scripts/synergy.py"""
+    seeds: tuple[int, ...] = (0,)
+    """seeds whose checkpoints are attacked"""
+    models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
+    """models of the FGSM sweep, the transfer matrix and the ensembles"""
+    eps_values: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+    """FGSM sweep budgets (L-inf, pixels in [0, 1])"""
+    pgd_eps: float = 0.1
+    """PGD budget of the transfer matrix"""
+    pgd_alpha: float = 0.025
+    """PGD step size of the transfer matrix (2.5 eps / steps, as Madry et al.)"""
+    pgd_steps: int = 10
+    """PGD iterations of the transfer matrix"""
+    suite_attacks: tuple[str, ...] = tuple(ATTACKS)
+    """attacks of the suite table (library defaults except eps)"""
+    suite_models: tuple[str, ...] = ("normal", "synergy")
+    """models of the suite table"""
+    suite_eps: float = 0.1
+    """eps of every suite attack (CW has none)"""
+    suite_subset: int = 1000
+    """first N test images for the suite (0: all); CW's 50 Adam steps dominate its cost"""
+    ensemble_eps: float = 0.1
+    """FGSM eps of the max-ensemble vs averaging comparison"""
+    test_subset: int = 0
+    """use only the first N test images (0: all); for smoke runs"""
+    batch_size: int = 250
+    """images attacked and evaluated at once"""
+    device: str | None = None
+    """cpu or cuda; when not given, cuda when available"""
+    out_dir: str = "runs/robustness"
+    """where results, the plot and TensorBoard runs go"""
+    progress: bool = True
+    """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.suite_attacks if name not in ATTACKS]
+        if unknown:
+            raise ValueError(f"unknown attack(s) {unknown}; choose from {list(ATTACKS)}")
+        budgets = (*self.eps_values, self.pgd_eps, self.suite_eps, self.ensemble_eps)
+        if not self.eps_values or any(not 0.0 <= eps <= 1.0 for eps in budgets):
+            raise ValueError(f"every eps must be in [0, 1] and eps_values non-empty, got {budgets}")
+        if self.pgd_alpha <= 0 or self.pgd_steps <= 0 or self.batch_size <= 0:
+            raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
+        if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
+            raise ValueError("need at least two models, and suite_models must be among models")
+        if not self.seeds or min(self.test_subset, self.suite_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        select_device(self.device)
+        super().__post_init__()
+        check_out_dir("--out-dir", self.out_dir)
+
+
+def load_models(args: Args, seed: int, device: torch.device) -> tuple[dict, str]:
+    """The named checkpoints of one seed, rebuilt and loaded, and their dataset."""
+    models, datasets = {}, set()
+    for name in args.models:
+        path = Path(args.models_dir) / f"seed{seed}" / name / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no checkpoint {path}; run scripts/synergy.py --seeds {seed} (its --out-dir/<dataset> "
+                "is --models-dir here) or choose --models among the saved ones"
+            )
+        metadata = read_metadata(path)
+        model = model_from_metadata(metadata)
+        load_checkpoint(path, model)
+        models[name] = model.to(device, memory_format=torch.channels_last).eval()
+        datasets.add(metadata.get("dataset", "mnist"))
+    if len(datasets) != 1:
+        raise ValueError(f"the models come from different datasets {sorted(datasets)}")
+    return models, datasets.pop()
+
+
+def load_test(args: Args, dataset: str):
+    test = args.load(dataset, train=False)
+    return test.subset(slice(0, args.test_subset)) if args.test_subset else test
+
+
+def sweep_plot(rows: list[dict], path: Path) -> None:
+    """Accuracy against eps, one line per model, mean ± std over seeds."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for model in dict.fromkeys(row["model"] for row in rows):
+        eps_values = sorted({row["eps"] for row in rows if row["model"] == model})
+        values = [
+            [row["accuracy"] for row in rows if row["model"] == model and row["eps"] == eps]
+            for eps in eps_values
+        ]
+        means = [statistics.mean(v) for v in values]
+        spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        axis.errorbar(eps_values, means, yerr=spread, marker="o", capsize=3, label=model)
+    axis.set_xlabel("FGSM eps (L-inf, pixels in [0, 1])")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("White-box FGSM on MNIST")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out_dir: Path | None = None
+    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = [], [], [], [], []
+    for seed in args.seeds:
+        models, dataset = load_models(args, seed, device)
+        test = load_test(args, dataset).to(device)
+        out_dir = Path(args.out_dir) / dataset
+        writer = SummaryWriter(str(out_dir / f"seed{seed}"))
+
+        for name, model in tqdm(
+            models.items(), desc=f"seed {seed} FGSM sweep", disable=not args.progress
+        ):
+            began = time.perf_counter()
+            sweep = fgsm_sweep(model, test, args.eps_values, args.batch_size)
+            timing_rows.append(
+                {
+                    "seed": seed,
+                    "task": f"FGSM sweep, {len(args.eps_values)} eps",
+                    "model": name,
+                    "images": len(test),
+                    "seconds": round(time.perf_counter() - began, 2),
+                }
+            )
+            for eps, value in sweep.items():
+                sweep_rows.append(
+                    {"seed": seed, "model": name, "eps": eps, "accuracy": round(value, 2)}
+                )
+                writer.add_scalar(f"fgsm/{name}/accuracy", value, round(1000 * eps))
+            print(
+                f"seed {seed} FGSM {name}: "
+                + ", ".join(f"{eps:g} {v:.2f}" for eps, v in sweep.items()),
+                flush=True,
+            )
+
+        began = time.perf_counter()
+        bar = tqdm(total=len(models), desc=f"seed {seed} PGD transfer", disable=not args.progress)
+        matrix = transfer_matrix(
+            models,
+            lambda donor, seed=seed: PGD(
+                donor,
+                args.pgd_eps,
+                args.pgd_alpha,
+                args.pgd_steps,
+                batch_size=args.batch_size,
+                seed=seed,
+            ),
+            test,
+            args.batch_size,
+            progress=lambda donor, bar=bar: bar.update(),
+        )
+        bar.close()
+        timing_rows.append(
+            {
+                "seed": seed,
+                "task": f"PGD transfer matrix, {args.pgd_steps} steps, {len(models)} donors",
+                "model": "all",
+                "images": len(test),
+                "seconds": round(time.perf_counter() - began, 2),
+            }
+        )
+        for donor, row in matrix.items():
+            for target, value in row.items():
+                transfer_rows.append(
+                    {"seed": seed, "donor": donor, "target": target, "accuracy": round(value, 2)}
+                )
+                writer.add_scalar(f"pgd_transfer/{donor}/{target}", value, 0)
+
+        suite = test.subset(slice(0, args.suite_subset)) if args.suite_subset else test
+        jobs = [(attack, name) for attack in args.suite_attacks for name in args.suite_models]
+        for attack_name, name in tqdm(
+            jobs, desc=f"seed {seed} attack suite", disable=not args.progress
+        ):
+            options = {} if attack_name == "CW" else {"eps": args.suite_eps}
+            attack = make_attack(
+                attack_name, models[name], batch_size=args.batch_size, seed=seed, **options
+            )
+            began = time.perf_counter()
+            adversarial = adversarial_set(attack, suite)
+            value = evaluate(models[name], {"adv": adversarial})["adv"]
+            l2 = (adversarial.images - suite.images).flatten(1).norm(dim=1).mean().item()
+            suite_rows.append(
+                {
+                    "seed": seed,
+                    "attack": attack_name,
+                    "model": name,
+                    "accuracy": round(value, 2),
+                    "mean_l2": round(l2, 4),
+                    "seconds": round(time.perf_counter() - began, 2),
+                }
+            )
+            writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
+
+        for donor, model in models.items():
+            adversarial = adversarial_set(
+                FGSM(model, args.ensemble_eps, batch_size=args.batch_size), test
+            )
+            members = [name for name in models if name != donor]
+            logits = predict_models(
+                {name: models[name] for name in members}, {"adv": adversarial}, args.batch_size
+            )
+            stacked = torch.stack([logits[name]["adv"] for name in members], 1)
+            singles = [accuracy(logits[name]["adv"], adversarial.labels) for name in members]
+            scores = {
+                "max-ensemble": accuracy(MostConfidentRule()(stacked), adversarial.labels),
+                "averaging": accuracy(MeanProbabilityRule()(stacked), adversarial.labels),
+                "best member": max(singles),
+                "mean member": statistics.mean(singles),
+            }
+            for how, value in scores.items():
+                ensemble_rows.append(
+                    {"seed": seed, "donor": donor, "ensemble": how, "accuracy": round(value, 2)}
+                )
+        writer.close()
+        write_report(
+            args,
+            out_dir,
+            device,
+            time.perf_counter() - start,
+            sweep_rows,
+            transfer_rows,
+            suite_rows,
+            ensemble_rows,
+            timing_rows,
+        )
+    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+
+
+def write_report(
+    args,
+    out_dir,
+    device,
+    seconds,
+    sweep_rows,
+    transfer_rows,
+    suite_rows,
+    ensemble_rows,
+    timing_rows,
+) -> None:
+    """Rewrite every CSV, results.md and fgsm.png from the rows so far."""
+    for name, rows in (
+        ("fgsm", sweep_rows),
+        ("transfer", transfer_rows),
+        ("suite", suite_rows),
+        ("ensembles", ensemble_rows),
+        ("timings", timing_rows),
+    ):
+        write_csv(rows, out_dir / f"{name}.csv")
+    sweep_plot(sweep_rows, out_dir / "fgsm.png")
+    seeds = sorted({row["seed"] for row in sweep_rows})
+    images = sweep_rows and timing_rows[0]["images"]
+    ours = {(row["model"], row["eps"]): [] for row in sweep_rows}
+    for row in sweep_rows:
+        ours[row["model"], row["eps"]].append(row["accuracy"])
+    source_lines = [
+        f"| {model} | {eps:g} | {source:.2f} | {mean_std(ours[model, eps])} |"
+        for model, by_eps in SOURCE_FGSM.items()
+        for eps, source in by_eps.items()
+        if (model, eps) in ours
+    ]
+    suite_l2 = [row["mean_l2"] for row in suite_rows if row["attack"] == "CW"]
+    text = [
+        f"# Robustness: accuracy (%) under attack, mean ± std over seeds {seeds}",
+        "",
+        f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in [0, 1], "
+        f"models from {args.models_dir}.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        "",
+        "## White-box FGSM sweep (rows: model, columns: eps)",
+        "",
+        markdown_table(sweep_rows, "model", "eps", "accuracy"),
+        "",
+        f"## PGD transfer matrix (eps {args.pgd_eps:g}, alpha {args.pgd_alpha:g}, {args.pgd_steps} steps; rows: donor attacked, columns: target; diagonal white-box)",
+        "",
+        markdown_table(transfer_rows, "donor", "target", "accuracy"),
+        "",
+        f"## Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, 50 steps)",
+        "",
+        markdown_table(suite_rows, "attack", "model", "accuracy"),
+        "",
+        f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
+        "",
+        f"## Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor is left out of the ensemble)",
+        "",
+        markdown_table(ensemble_rows, "donor", "ensemble", "accuracy"),
+        "",
+        "## Wall time (seconds)",
+        "",
+        markdown_table(timing_rows, "task", "model", "seconds"),
+    ]
+    if source_lines:
+        text += [
+            "",
+            "## Compared with the source (MNIST FGSM, SN vs NR)",
+            "",
+            "| model | eps | source | ours |",
+            "| --- | ---: | ---: | ---: |",
+            *source_lines,
+        ]
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    run_main("robustness.py", Args, main)

@@ -1,0 +1,382 @@
+"""Synergy models: assemble, train and compare every variant with its two heads.
+
+Per seed: CBOMF SN (the normal model) and HN (a negative head on SN's frozen extractor) are
+trained once and joined without further training by every rule (sum, weighted sums, product,
+most confident member), a learned fusion (SynergyF) is trained briefly on top, and trained and
+hot-start trained synergy are trained. Every model is evaluated on the full test set and every
+partial/occluded variant. Writes ``results.csv`` / ``results.md`` (mean ± std over seeds, the
+source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``rescued.png``
+(samples synergy rescues, with the three models' class probabilities), checkpoints that
+``scripts/robustness.py`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
+
+    python scripts/synergy.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.results import (  # noqa: E402
+    comparison_table,
+    machine_description,
+    markdown_table,
+    write_csv,
+    write_text_atomic,
+)
+from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
+from supervised.checkpoints import save_checkpoint  # noqa: E402
+from supervised.data import DataOptions  # noqa: E402
+from supervised.evaluation import evaluate_models  # noqa: E402
+from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
+from supervised.models import ARCHITECTURES, make_classifier  # noqa: E402
+from supervised.occlusions import (  # noqa: E402
+    cifar_blocks,
+    corner_occlusions,
+    mnist_cuts,
+    partial_test_sets,
+)
+from supervised.runtime import seed_everything, select_device  # noqa: E402
+from supervised.synergy import (  # noqa: E402
+    assemble_synergy,
+    case_analysis,
+    hot_start_synergy,
+    model_metadata,
+    synergy_outputs,
+    train_fusion,
+    train_synergy,
+)
+
+# The source's CIFAR-10 LeNet accuracies (%), as quoted in the project brief, section 4.
+SOURCE_CIFAR = {
+    "full": {
+        "normal": 63.30,
+        "negative": 63.57,
+        "synergy": 66.98,
+        "trained-synergy": 63.32,
+        "hot-start-synergy": 64.28,
+    },
+    "corner30": {"normal": 56.33, "synergy": 59.08},
+}
+#: Names of the two CBOMF models synergy is assembled from.
+MODE_NAMES = {"SN": "normal", "HN": "negative"}
+#: Each dataset's default architecture and the source's hyperparameters for it.
+DATASET_DEFAULTS = {
+    "mnist": {"arch": "mnist", "lr": 0.01, "momentum": 0.5, "batch_size": 64},
+    "cifar10": {"arch": "lenet", "lr": 0.001, "momentum": 0.9, "batch_size": 4},
+}
+
+
+@dataclass
+class Args(DataOptions):
+    """Assemble, train and evaluate synergy models (normal head + negative head + join rule)."""
+
+    dataset: str = "mnist"
+    """mnist or cifar10"""
+    arch: str | None = None
+    """mnist, lenet or resnet18; when not given, mnist for MNIST and lenet for CIFAR-10"""
+    seeds: tuple[int, ...] = (0,)
+    """seeds; every model is built once per seed"""
+    epochs: int = 10
+    """epochs of SN (phase 1) and of trained synergy"""
+    second_epochs: int = 10
+    """epochs of the negative head (HN phase 2) and of hot-start synergy"""
+    fusion_epochs: int = 1
+    """epochs of the learned fusion (SynergyF) on top of the frozen heads"""
+    lr: float | None = None
+    """SGD learning rate; when not given, the source's: 0.01 MNIST, 0.001 CIFAR-10"""
+    momentum: float | None = None
+    """SGD momentum; when not given, 0.5 MNIST, 0.9 CIFAR-10"""
+    batch_size: int | None = None
+    """training batch size; when not given, 64 MNIST, 4 CIFAR-10"""
+    omegas: tuple[float, ...] = (0.5, 2.0)
+    """extra weights of the negative head for weighted-sum synergy (omega 1 is always built)"""
+    extra_modes: tuple[str, ...] = ("NR",)
+    """further CBOMF modes to train and save for scripts/robustness.py (sharing SN's phase 1)"""
+    corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+    """image fractions of the corner-occlusion test sets"""
+    rescued_examples: int = 6
+    """rescued samples drawn in rescued.png (first seed)"""
+    train_subset: int = 0
+    """use only the first N training images (0: all); for smoke runs"""
+    test_subset: int = 0
+    """use only the first N test images (0: all); for smoke runs"""
+    device: str | None = None
+    """cpu or cuda; when not given, cuda when available"""
+    out_dir: str = "runs/synergy"
+    """where results, checkpoints and TensorBoard runs go"""
+    progress: bool = True
+    """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASET_DEFAULTS:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; use {' or '.join(DATASET_DEFAULTS)}"
+            )
+        defaults = DATASET_DEFAULTS[self.dataset]
+        self.arch = self.arch or defaults["arch"]
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHITECTURES)}")
+        if (self.arch == "mnist") != (self.dataset == "mnist"):
+            raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}")
+        self.lr = defaults["lr"] if self.lr is None else self.lr
+        self.momentum = defaults["momentum"] if self.momentum is None else self.momentum
+        self.batch_size = defaults["batch_size"] if self.batch_size is None else self.batch_size
+        unknown = [mode for mode in self.extra_modes if mode not in MODES]
+        if unknown:
+            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        if any(omega < 0 for omega in self.omegas):
+            raise ValueError(f"omegas must be >= 0, got {self.omegas}")
+        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        if self.fusion_epochs <= 0 or self.rescued_examples < 0:
+            raise ValueError("fusion_epochs must be positive and rescued_examples >= 0")
+        self.config()  # validates the hyperparameters
+        corner_occlusions(self.corner_fractions)
+        select_device(self.device)
+        super().__post_init__()
+        check_out_dir("--out-dir", self.out_dir)
+
+    def config(self) -> CBOMFConfig:
+        """The training hyperparameters."""
+        return CBOMFConfig(self.lr, self.momentum, self.batch_size, self.epochs, self.second_epochs)
+
+
+def load_dataset(args: Args):
+    """Training split and named test sets (full plus every partial/occluded variant)."""
+    if args.dataset == "mnist":
+        train, test = args.load("mnist", True), args.load("mnist", False)
+        occlusions = mnist_cuts()
+    else:
+        train, test = args.load("cifar10", True), args.load("cifar10", False)
+        occlusions = cifar_blocks()
+    if args.train_subset:
+        train = train.subset(slice(0, args.train_subset))
+    if args.test_subset:
+        test = test.subset(slice(0, args.test_subset))
+    occlusions.update(corner_occlusions(args.corner_fractions))
+    return train, partial_test_sets(test, occlusions)
+
+
+def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
+    """Draw up to ``count`` samples synergy gets right although both heads are wrong, with the
+    three models' class probabilities; False when there is none to draw."""
+    synergy = models["synergy"]
+    picked = []
+    for name, data in test_sets.items():
+        members, joined = synergy_outputs(synergy, data.images)
+        labels = data.labels.to(joined.device)
+        wrong = (members.argmax(-1) != labels[:, None]).all(1)
+        for index in torch.nonzero(wrong & (joined.argmax(-1) == labels)).flatten().tolist():
+            picked.append(
+                (name, data, index, members[index].softmax(-1), joined[index].softmax(-1))
+            )
+    picked = picked[:count]
+    if not picked:
+        return False
+    figure, axes = plt.subplots(len(picked), 2, figsize=(7, 1.8 * len(picked)), squeeze=False)
+    for row, (name, data, index, members, joined) in enumerate(picked):
+        image = data.images[index].permute(1, 2, 0).cpu().squeeze(-1)
+        axes[row, 0].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        axes[row, 0].set_title(
+            f"{name} #{index}, label {data.classes[data.labels[index]]}", fontsize=8
+        )
+        axes[row, 0].axis("off")
+        classes = torch.arange(len(joined))
+        for offset, (label, probs) in enumerate(
+            (("normal", members[0]), ("negative", members[1]), ("synergy", joined))
+        ):
+            axes[row, 1].bar(classes + (offset - 1) * 0.28, probs.cpu(), width=0.28, label=label)
+        axes[row, 1].set_xticks(classes, data.classes, fontsize=7)
+        axes[row, 1].set_ylim(0, 1)
+        axes[row, 1].set_ylabel("p", fontsize=8)
+    axes[0, 1].legend(fontsize=7, ncol=3, loc="upper right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = args.config()
+    train, test_sets = load_dataset(args)
+    train = train.to(device)
+    test_sets = {name: data.to(device) for name, data in test_sets.items()}
+    out_dir = Path(args.out_dir) / args.dataset
+    rows: list[dict] = []
+    case_rows: list[dict] = []
+    for seed in args.seeds:
+        seed_everything(seed)
+        seed_dir = out_dir / f"seed{seed}"
+        writers: dict[str, SummaryWriter] = {}
+
+        def writer_for(
+            name: str, seed_dir: Path = seed_dir, writers: dict = writers
+        ) -> SummaryWriter:
+            if name not in writers:
+                writers[name] = SummaryWriter(str(seed_dir / name))
+            return writers[name]
+
+        def factory():
+            return make_classifier(args.arch, train.num_classes)
+
+        modes = ["SN", "HN", *(mode for mode in args.extra_modes if mode not in ("SN", "HN"))]
+        trained = train_modes(
+            modes,
+            factory,
+            train,
+            config,
+            seed,
+            device,
+            lambda mode: writer_for(MODE_NAMES.get(mode, mode)),
+            args.progress,
+        )
+        normal, negative = trained["SN"].model, trained["HN"].model
+        models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
+        steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}
+        synergy = assemble_synergy(normal, negative)
+        models["synergy"] = synergy
+        for omega in args.omegas:
+            models[f"synergy-w{omega:g}"] = synergy.with_rule(WeightedSumRule(omega))
+        models["synergy-product"] = synergy.with_rule(ProductRule())
+        models["synergy-max"] = synergy.with_rule(MostConfidentRule())
+        for name in list(models)[len(trained) :]:
+            steps[name] = trained["HN"].global_step
+        fused = train_fusion(
+            synergy,
+            train,
+            config,
+            args.fusion_epochs,
+            seed,
+            device=device,
+            writer=writer_for("synergyF"),
+            progress=args.progress,
+            global_step=trained["HN"].global_step,
+        )
+        jointly = train_synergy(
+            factory, train, config, seed, device, writer_for("trained-synergy"), args.progress
+        )
+        hot = hot_start_synergy(
+            normal,
+            train,
+            config,
+            seed,
+            device,
+            writer_for("hot-start-synergy"),
+            args.progress,
+            global_step=trained["SN"].global_step,
+        )
+        for name, result in (
+            ("synergyF", fused),
+            ("trained-synergy", jointly),
+            ("hot-start-synergy", hot),
+        ):
+            models[name], steps[name] = result.model, result.global_step
+        accuracies = evaluate_models(
+            models, test_sets, device=device, writer_for=writer_for, step=steps
+        )
+        for name, by_set in accuracies.items():
+            rows += [
+                {
+                    "dataset": args.dataset,
+                    "arch": args.arch,
+                    "model": name,
+                    "seed": seed,
+                    "test_set": test_set,
+                    "accuracy": round(value, 2),
+                }
+                for test_set, value in by_set.items()
+            ]
+            print(
+                f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in by_set.items()),
+                flush=True,
+            )
+            save_checkpoint(
+                seed_dir / name / "model.pt",
+                models[name],
+                metadata={
+                    **model_metadata(models[name], args.arch, train.num_classes, "relu"),
+                    "name": name,
+                    "seed": seed,
+                    "dataset": args.dataset,
+                    "accuracy": by_set,
+                },
+            )
+        for test_set, data in test_sets.items():
+            members, joined = synergy_outputs(synergy, data.images)
+            cases = case_analysis(members, joined, data.labels)
+            case_rows.append(
+                {"seed": seed, "test_set": test_set, **cases.__dict__, "total": cases.total}
+            )
+            print(
+                f"seed {seed} cases {test_set}: both {cases.both}, only normal {cases.only_normal}, "
+                f"only negative {cases.only_negative}, neither {cases.neither}; synergy rescued "
+                f"{cases.rescued}, lost {cases.lost} (of {cases.total})",
+                flush=True,
+            )
+        if seed == args.seeds[0] and args.rescued_examples:
+            rescued_figure(models, test_sets, args.rescued_examples, out_dir / "rescued.png")
+        for writer in writers.values():
+            writer.close()
+        write_report(args, rows, case_rows, out_dir, time.perf_counter() - start, device)
+    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+
+
+def write_report(args: Args, rows, case_rows, out_dir: Path, seconds: float, device) -> None:
+    """Rewrite results.csv, cases.csv and results.md from every row so far."""
+    write_csv(rows, out_dir / "results.csv")
+    write_csv(case_rows, out_dir / "cases.csv")
+    seeds = sorted({row["seed"] for row in rows})
+    text = [
+        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds}",
+        "",
+        f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr {args.lr} "
+        f"momentum {args.momentum}, batch {args.batch_size}, {args.train_subset or 'all'} training "
+        f"images, {args.test_subset or 'all'} test images.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        "",
+        markdown_table(rows, "model", "test_set", "accuracy"),
+        "",
+        "## Case analysis of synergy (sum, omega 1), mean over seeds",
+        "",
+        "| test set | both right | only normal | only negative | neither | rescued by synergy | lost by synergy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for test_set in dict.fromkeys(row["test_set"] for row in case_rows):
+        chosen = [row for row in case_rows if row["test_set"] == test_set]
+        mean = {
+            key: sum(row[key] for row in chosen) / len(chosen)
+            for key in ("both", "only_normal", "only_negative", "neither", "rescued", "lost")
+        }
+        text.append(
+            f"| {test_set} | {mean['both']:.1f} | {mean['only_normal']:.1f} | {mean['only_negative']:.1f} "
+            f"| {mean['neither']:.1f} | {mean['rescued']:.1f} | {mean['lost']:.1f} |"
+        )
+    if args.dataset == "cifar10" and args.arch == "lenet":
+        text += [
+            "",
+            "## Compared with the source (CIFAR-10 LeNet)",
+            "",
+            comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
+        ]
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    run_main("synergy.py", Args, main)

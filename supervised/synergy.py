@@ -1,0 +1,413 @@
+"""Synergy models: one shared frozen extractor, a normal head, a negative head on the negated
+features, and a join rule.
+
+The negative model of CBOMF wins some samples and loses others; synergy joins both heads so
+their strengths add up. Ways to get one:
+
+- :func:`assemble_synergy`: no further training; the SN and HN models of a CBOMF run (HN is
+  phase 1 = SN, then a fresh head trained on SN's frozen extractor with negation on) already
+  hold every parameter;
+- :func:`train_synergy`: extractor and both heads trained jointly from scratch on the joined
+  output; :func:`hot_start_synergy`: both heads trained jointly on SN's frozen extractor;
+- :func:`train_fusion`: a learned fusion rule ("SynergyF") trained on top of fixed members.
+
+:func:`case_analysis` counts which samples each head, both, or neither get right.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from supervised.cbomf import CBOMFConfig, fit_trainable
+from supervised.data.common import LabelledImages
+from supervised.evaluation import batched_forward, model_device
+from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
+from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
+from supervised.negation import FeatureNegation
+from supervised.runtime import derive_seed, make_generator
+
+#: The source's hyperparameters (SGD lr 0.01, momentum 0.5, batch 64, 10 + 10 epochs).
+DEFAULT_CONFIG = CBOMFConfig()
+
+
+def _output_classes(head: nn.Module) -> int | None:
+    linears = [layer for layer in head.modules() if isinstance(layer, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+class SynergyModel(NegatableClassifier):
+    """``rule(stack(head(f), negative_head(negation(f))))`` with ``f = extractor(x)``.
+
+    Reuses :class:`NegatableClassifier`'s extractor handling (features, freezing, cloning);
+    the normal head is :attr:`head`. Negation is always applied on the negative branch only.
+
+    :param extractor: maps inputs to flat features ``(N, F)``.
+    :param head: the normal head.
+    :param negative_head: the head on negated features; same class count as ``head``.
+    :param negation: the feature negation (default: the one matching the extractor's activation).
+    :param rule: the join rule; :class:`WeightedSumRule` with omega 1 (the source's) by default.
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        head: nn.Module,
+        negative_head: nn.Module,
+        negation: FeatureNegation | None = None,
+        rule: JoinRule | None = None,
+    ) -> None:
+        super().__init__(extractor, head, negation)
+        if self.negation is None:
+            raise ValueError(
+                "a synergy model needs a feature negation: pass negation= or give the extractor an output_activation"
+            )
+        normal_classes, negative_classes = _output_classes(head), _output_classes(negative_head)
+        if None not in (normal_classes, negative_classes) and normal_classes != negative_classes:
+            raise ValueError(
+                f"head gives {normal_classes} classes but negative_head gives {negative_classes}; "
+                "both heads must classify the same classes"
+            )
+        self.negative_head = negative_head
+        self.rule = rule if rule is not None else WeightedSumRule(1.0)
+        if not isinstance(self.rule, JoinRule):
+            raise TypeError(f"rule must be a JoinRule, got {type(self.rule).__name__}")
+        if self.rule.requires_frozen_members and any(
+            parameter.requires_grad for parameter in self.extractor.parameters()
+        ):
+            raise ValueError(
+                f"join rule {type(self.rule).__name__} is trained on fixed members and needs a frozen "
+                "extractor; call freeze_extractor() first (or use with_rule on a frozen model)"
+            )
+
+    def set_negation(self, enabled: bool) -> None:
+        raise ValueError(
+            "a synergy model always uses both heads; negation applies to the negative head only"
+        )
+
+    def member_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Both heads' logits from extractor features, stacked ``(N, 2, classes)``."""
+        normal = self.head(features)
+        negative = self.negative_head(self.negation(features))
+        if normal.shape != negative.shape:
+            raise ValueError(
+                f"head and negative_head disagree: {tuple(normal.shape)} vs {tuple(negative.shape)}"
+            )
+        return torch.stack((normal, negative), 1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Joined logits from extractor features."""
+        return self.rule(self.member_logits(features))
+
+    def freeze_heads(self) -> None:
+        """Stop training both heads (before training a learned fusion on top)."""
+        for parameter in (*self.head.parameters(), *self.negative_head.parameters()):
+            parameter.requires_grad_(False)
+
+    def reset_heads(self, seed: int | None = None) -> None:
+        """Re-initialise both heads (seeded when given; the two get different draws)."""
+        self.reset_head(seed)
+        reset_parameters_(
+            self.negative_head, None if seed is None else derive_seed(seed, "negative")
+        )
+
+    def with_rule(self, rule: JoinRule) -> SynergyModel:
+        """The same extractor, heads and negation (shared, not copied) joined by ``rule``."""
+        joined = SynergyModel(self.extractor, self.head, self.negative_head, self.negation, rule)
+        joined.extractor_frozen = self.extractor_frozen
+        return joined
+
+
+def assemble_synergy(
+    normal: NegatableClassifier, negative: NegatableClassifier, rule: JoinRule | None = None
+) -> SynergyModel:
+    """Join a trained normal model and a negative head trained on its frozen extractor (HN).
+
+    No training: every parameter is copied from the two models.
+
+    :param normal: a model without negation (e.g. CBOMF SN).
+    :param negative: a model with negation on whose extractor equals ``normal``'s (e.g. HN).
+    :param rule: the join rule (sum with omega 1 by default).
+    """
+    if normal.negate:
+        raise ValueError("normal must run without negation (e.g. the SN model); it has negation on")
+    if not negative.negate or negative.negation is None:
+        raise ValueError("negative must run with negation on (e.g. the HN model)")
+    a, b = normal.extractor.state_dict(), negative.extractor.state_dict()
+    if a.keys() != b.keys() or not all(torch.equal(a[key], b[key].to(a[key].device)) for key in a):
+        raise ValueError(
+            "negative's extractor differs from normal's: train the negative head on normal's frozen "
+            "extractor (the HN schedule does) before assembling"
+        )
+    model = SynergyModel(
+        copy.deepcopy(normal.extractor),
+        copy.deepcopy(normal.head),
+        copy.deepcopy(negative.head),
+        copy.deepcopy(negative.negation),
+    )
+    model.freeze_extractor()
+    return model if rule is None else model.with_rule(rule)
+
+
+def synergy_from_classifier(model: NegatableClassifier, seed: int) -> SynergyModel:
+    """A fresh synergy model with ``model``'s extractor and head, plus a negative head of the
+    same architecture, both heads re-initialised from ``seed``."""
+    synergy = SynergyModel(
+        copy.deepcopy(model.extractor),
+        copy.deepcopy(model.head),
+        copy.deepcopy(model.head),
+        copy.deepcopy(model.negation),
+    )
+    synergy.reset_heads(seed)
+    return synergy
+
+
+@dataclass
+class TrainedSynergy:
+    """A trained synergy model with its epoch losses and the step its curve ended on."""
+
+    model: SynergyModel
+    losses: list[float]
+    global_step: int
+
+
+def train_synergy(
+    model_factory: Callable[[], NegatableClassifier],
+    data: LabelledImages,
+    config: CBOMFConfig = DEFAULT_CONFIG,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+) -> TrainedSynergy:
+    """Trained synergy: extractor and both heads trained jointly from scratch on the summed
+    output (omega 1) for ``config.epochs``.
+
+    :param model_factory: builds the architecture (its extractor and head are reused).
+    :param data: training split.
+    :param config: hyperparameters (lr, momentum, batch size, epochs).
+    :param seed: seed of initialisation and shuffling.
+    :param device: where to train.
+    :param writer: TensorBoard writer (``train/loss``).
+    :param progress: show a progress bar.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        base = model_factory()
+    model = synergy_from_classifier(base, derive_seed(seed, "synergy-heads"))
+    return TrainedSynergy(
+        model,
+        *fit_trainable(
+            model,
+            data,
+            config,
+            config.epochs,
+            make_generator(seed, "synergy-shuffle"),
+            device,
+            writer,
+            progress,
+            0,
+            "trained synergy",
+        ),
+    )
+
+
+def hot_start_synergy(
+    normal: NegatableClassifier,
+    data: LabelledImages,
+    config: CBOMFConfig = DEFAULT_CONFIG,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+) -> TrainedSynergy:
+    """Hot-start trained synergy: both heads re-initialised and trained jointly on the summed
+    output for ``config.second_epochs``, on ``normal``'s frozen extractor.
+
+    :param normal: a trained model without negation (e.g. CBOMF SN); not modified.
+    :param global_step: where the TensorBoard curve continues (e.g. SN's last step).
+    Other parameters as in :func:`train_synergy`.
+    """
+    model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
+    model.freeze_extractor()
+    return TrainedSynergy(
+        model,
+        *fit_trainable(
+            model,
+            data,
+            config,
+            config.second_epochs,
+            make_generator(seed, "hot-start-shuffle"),
+            device,
+            writer,
+            progress,
+            global_step,
+            "hot-start synergy",
+        ),
+    )
+
+
+def train_fusion(
+    synergy: SynergyModel,
+    data: LabelledImages,
+    config: CBOMFConfig = DEFAULT_CONFIG,
+    epochs: int = 1,
+    seed: int = 0,
+    channels: int = 1,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+) -> TrainedSynergy:
+    """SynergyF: a :class:`LearnedFusion` trained for ``epochs`` on a copy of ``synergy`` whose
+    extractor and heads stay frozen; only the fusion's parameters change.
+
+    :param synergy: a synergy model with trained heads (e.g. from :func:`assemble_synergy`).
+    :param channels: output channels of the fusion's convolution.
+    Other parameters as in :func:`train_synergy`.
+    """
+    if epochs <= 0:
+        raise ValueError(f"fusion epochs must be positive, got {epochs}")
+    model = copy.deepcopy(synergy)
+    model.freeze_extractor()
+    model.freeze_heads()
+    num_classes = _output_classes(model.head)
+    if num_classes is None:
+        raise ValueError("cannot size the fusion: the head has no nn.Linear output layer")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "fusion-init"))
+        fused = model.with_rule(LearnedFusion(num_classes, channels=channels))
+    return TrainedSynergy(
+        fused,
+        *fit_trainable(
+            fused,
+            data,
+            config,
+            epochs,
+            make_generator(seed, "fusion-shuffle"),
+            device,
+            writer,
+            progress,
+            global_step,
+            "fusion",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    """Per-sample outcome counts on one test set.
+
+    ``both + only_normal + only_negative + neither`` is the test-set size; ``rescued`` counts
+    the samples synergy gets right although both heads are wrong (part of ``neither``),
+    ``lost`` those it gets wrong although both are right (part of ``both``).
+    """
+
+    both: int
+    only_normal: int
+    only_negative: int
+    neither: int
+    rescued: int
+    lost: int
+    synergy_right: int
+
+    @property
+    def total(self) -> int:
+        return self.both + self.only_normal + self.only_negative + self.neither
+
+
+def case_analysis(
+    member_logits: torch.Tensor, synergy_logits: torch.Tensor, labels: torch.Tensor
+) -> CaseCounts:
+    """Count who gets each sample right.
+
+    :param member_logits: normal and negative logits stacked ``(N, 2, classes)``.
+    :param synergy_logits: the joined logits ``(N, classes)``.
+    :param labels: true classes ``(N,)``.
+    """
+    if member_logits.ndim != 3 or member_logits.shape[1] != 2:
+        raise ValueError(
+            f"member_logits must be (N, 2, classes), got shape {tuple(member_logits.shape)}"
+        )
+    if synergy_logits.shape != member_logits[:, 0].shape or labels.shape != member_logits.shape[:1]:
+        raise ValueError(
+            f"synergy_logits {tuple(synergy_logits.shape)} and labels {tuple(labels.shape)} must "
+            f"match member_logits {tuple(member_logits.shape)}"
+        )
+    labels = labels.to(member_logits.device)
+    normal, negative = (member_logits.argmax(-1) == labels[:, None]).unbind(1)
+    joined = synergy_logits.argmax(-1) == labels
+    count = lambda mask: int(mask.sum().item())  # noqa: E731
+    return CaseCounts(
+        both=count(normal & negative),
+        only_normal=count(normal & ~negative),
+        only_negative=count(~normal & negative),
+        neither=count(~normal & ~negative),
+        rescued=count(joined & ~normal & ~negative),
+        lost=count(~joined & normal & negative),
+        synergy_right=count(joined),
+    )
+
+
+@torch.no_grad()
+def synergy_outputs(
+    model: SynergyModel,
+    images: torch.Tensor,
+    batch_size: int = 1000,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member logits ``(N, 2, classes)`` and joined logits ``(N, classes)`` for all ``images``."""
+    was_training = model.training
+    model.eval()
+    try:
+        target = model_device(model) if device is None else device
+        members = batched_forward(
+            lambda x: model.member_logits(model.features(x)), images, batch_size, target
+        )
+        return members, batched_forward(model.rule, members, batch_size, target)
+    finally:
+        model.train(was_training)
+
+
+def model_metadata(
+    model: NegatableClassifier, arch: str, num_classes: int, activation: str
+) -> dict:
+    """Plain metadata from which :func:`model_from_metadata` rebuilds ``model``'s architecture
+    (classifier or synergy model, its negation state and join rule)."""
+    metadata: dict = {"arch": arch, "num_classes": num_classes, "activation": activation}
+    if isinstance(model, SynergyModel):
+        return {
+            **metadata,
+            "kind": "synergy",
+            "rule": model.rule.rule_name,
+            "rule_config": model.rule.config(),
+        }
+    return {**metadata, "kind": "classifier", "negate": model.negate}
+
+
+def model_from_metadata(metadata: dict) -> NegatableClassifier:
+    """An untrained model of the architecture :func:`model_metadata` describes, ready for
+    :func:`supervised.checkpoints.load_checkpoint`; synergy models come with a frozen extractor."""
+    missing = {"arch", "num_classes", "activation", "kind"} - metadata.keys()
+    if missing:
+        raise ValueError(
+            f"checkpoint metadata lacks {sorted(missing)}; save it with model_metadata"
+        )
+    base = make_classifier(metadata["arch"], metadata["num_classes"], metadata["activation"])
+    if metadata["kind"] == "classifier":
+        base.set_negation(metadata.get("negate", False))
+        return base
+    if metadata["kind"] != "synergy":
+        raise ValueError(f"unknown model kind {metadata['kind']!r}; expected classifier or synergy")
+    synergy = synergy_from_classifier(base, 0)
+    synergy.freeze_extractor()
+    rule = make_join_rule(metadata["rule"], **metadata.get("rule_config", {}))
+    if rule.requires_frozen_members:
+        synergy.freeze_heads()
+    return synergy.with_rule(rule)
