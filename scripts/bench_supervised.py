@@ -32,6 +32,7 @@ from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.training import Trainer
 
+
 @dataclass
 class Args:
     """Measure training throughput of the MNIST net with two data pipelines."""

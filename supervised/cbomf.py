@@ -24,7 +24,7 @@ from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models, extract_features
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
-from supervised.training import Trainer
+from supervised.training import LossReducer, Trainer
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
 
@@ -69,6 +69,8 @@ class CBOMFConfig:
     :param epochs: epochs of the first (or only) phase.
     :param second_epochs: epochs of the second phase of two-phase modes.
     :param cache_features: train frozen-extractor phases on cached features.
+    :param reducer: reduces each batch's per-sample losses (the mean when None), e.g.
+        :class:`~supervised.reducers.HardExampleMining` for OHEM.
     """
 
     lr: float = 0.01
@@ -77,6 +79,7 @@ class CBOMFConfig:
     epochs: int = 10
     second_epochs: int = 10
     cache_features: bool = True
+    reducer: LossReducer | None = None
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0:
@@ -147,6 +150,7 @@ def run_phase(
         model,
         optimizer,
         forward=model.classify if cached else None,
+        reducer=config.reducer,
         batch_size=config.batch_size,
         device=device,
         writer=writer,

@@ -126,7 +126,9 @@ class TensorBatches(BatchSource):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if drop_last and sizes[0] < batch_size:
-            raise ValueError(f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing")
+            raise ValueError(
+                f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
+            )
         self.tensors, self.batch_size = tensors, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
@@ -171,10 +173,13 @@ class LossReducer(ABC):
 
 
 class MeanReducer(LossReducer):
-    """The mean over the batch; a scalar loss passes through unchanged."""
+    """The mean over the batch; a scalar loss passes through unchanged. No losses at all (e.g.
+    a miner found no triplet) reduce to 0, not NaN, and give zero gradients."""
 
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:
-        return losses if losses.ndim == 0 else losses.mean()
+        if losses.ndim == 0:
+            return losses
+        return losses.mean() if losses.numel() else losses.sum()
 
 
 class Trainer:
