@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import parse_args
 from negdl.results import machine_description, markdown_table, write_csv
+from negdl.writers import TensorBoardWriters
 from supervised.complementary import (
     NOISE_METHODS,
     NoisyLabelConfig,
@@ -127,12 +127,7 @@ def main(args: Args) -> None:
             noisy = LabelledImages(train.images, labels, train.classes)
             clean = labels == train.labels
             run_dir = out_dir / f"noise{round(100 * rate)}" / f"seed{seed}"
-            writers: dict[str, SummaryWriter] = {}
-
-            def writer_for(method: str, run_dir: Path = run_dir, writers: dict = writers):
-                if method not in writers:
-                    writers[method] = SummaryWriter(str(run_dir / method))
-                return writers[method]
+            writer_for = TensorBoardWriters(run_dir)
 
             def factory():
                 return mnist_net(train.num_classes)
@@ -157,8 +152,7 @@ def main(args: Args) -> None:
                     }
                 )
                 print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
-            for writer in writers.values():
-                writer.close()
+            writer_for.close()
             write_report(args, rows, out_dir, time.perf_counter() - start, device)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 

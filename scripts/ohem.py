@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import parse_args
 from negdl.results import machine_description, markdown_table, write_csv
+from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.data import load_mnist
 from supervised.models import mnist_net
@@ -112,12 +112,7 @@ def main(args: Args) -> None:
                 reducer=reducer,
             )
             run_dir = out_dir / f"seed{seed}" / reducer_name.replace(" ", "_")
-            writers: dict[str, SummaryWriter] = {}
-
-            def writer_for(mode: str, run_dir: Path = run_dir, writers: dict = writers):
-                if mode not in writers:
-                    writers[mode] = SummaryWriter(str(run_dir / mode))
-                return writers[mode]
+            writer_for = TensorBoardWriters(run_dir)
 
             def factory():
                 return mnist_net(train.num_classes)
@@ -141,8 +136,7 @@ def main(args: Args) -> None:
                     + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
                     flush=True,
                 )
-            for writer in writers.values():
-                writer.close()
+            writer_for.close()
         write_report(args, rows, out_dir, time.perf_counter() - start, device)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import parse_args
 from negdl.results import machine_description, markdown_table, write_csv
+from negdl.writers import TensorBoardWriters
 from supervised.data import load_mnist
 from supervised.embeddings import embed, plot_embeddings
 from supervised.runtime import seed_everything, select_device
@@ -137,15 +137,7 @@ def main(args: Args) -> None:
     rows: list[dict] = []
     for seed in args.seeds:
         seed_everything(seed)
-        writers: dict[str, SummaryWriter] = {}
-
-        def writer_for(name: str, seed: int = seed, writers: dict = writers) -> SummaryWriter:
-            if name not in writers:
-                writers[name] = SummaryWriter(
-                    str(out_dir / f"seed{seed}" / name.replace(">", "_to_"))
-                )
-            return writers[name]
-
+        writer_for = TensorBoardWriters(out_dir / f"seed{seed}")
         runs = [
             (name, result, train, config)
             for name, result in train_schedules(
@@ -159,7 +151,7 @@ def main(args: Args) -> None:
                 pml_config,
                 seed,
                 device,
-                lambda _: writer_for(PML_ROW),
+                lambda _, writers=writer_for: writers(PML_ROW),
                 args.progress,
             )["TSN"]
             runs.append((PML_ROW, trained, full_train, pml_config))
@@ -188,8 +180,7 @@ def main(args: Args) -> None:
                     out_dir / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
                     f"{name}: PCA of the test embeddings (seed {seed})",
                 )
-        for writer in writers.values():
-            writer.close()
+        writer_for.close()
         write_report(args, rows, out_dir, time.perf_counter() - start, device)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
@@ -204,9 +195,11 @@ def comparison_table(rows: list[dict]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, group in by_schedule.items():
-        source = SOURCE.get(name, PML_PUBLISHED_PRECISION_AT_1 if name == PML_ROW else "-")
-        if name == PML_ROW:
-            source = f"{PML_PUBLISHED_PRECISION_AT_1} (pml's own net, P@1)"
+        source = (
+            f"{PML_PUBLISHED_PRECISION_AT_1} (pml's own net, P@1)"
+            if name == PML_ROW
+            else SOURCE.get(name, "-")
+        )
         finite = [row for row in group if not row["diverged"]]
 
         def mean(key: str, finite: list[dict] = finite) -> str:
