@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from supervised.embeddings import EmbeddingNet
+from supervised.reducers import NonZeroMean
 from supervised.training import MeanReducer, TensorBatches, Trainer
 from supervised.triplets import (
     AllTriplets,
@@ -192,3 +193,31 @@ def test_trainer_learns_an_embedding_from_triplets(small_data, mined: bool) -> N
     losses = trainer.fit(source, 4, torch.Generator().manual_seed(0))
     assert losses[-1] < 0.5 * losses[0]
     assert trainer.global_step == 4 * len(source)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(SemiHardTriplets, "semihard"), (HardTriplets, "hard"), (MarginTriplets, "all")],
+)
+def test_pml_conventions_match_pytorch_metric_learning(ours, theirs) -> None:
+    """The 'pml conventions' reference row uses these parts; with the optional ``pml`` extra
+    installed, loss and gradients equal pytorch-metric-learning's own."""
+    pytest.importorskip("pytorch_metric_learning")
+    from pytorch_metric_learning import distances, losses, miners, reducers
+
+    generator = torch.Generator().manual_seed(0)
+    embeddings = torch.randn(48, 8, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 4, (48,), generator=generator)
+    similarity = distances.CosineSimilarity()
+    mined = miners.TripletMarginMiner(margin=0.2, distance=similarity, type_of_triplets=theirs)(
+        embeddings, labels
+    )
+    reference = losses.TripletMarginLoss(
+        margin=0.2, distance=similarity, reducer=reducers.ThresholdReducer(low=0)
+    )(embeddings, labels, mined)
+    loss = TripletMarginLoss(0.2, distance=CosineDistance(), miner=ours(0.2, CosineDistance()))
+    ours_value = NonZeroMean()(loss(embeddings, labels))
+    (expected_gradient,) = torch.autograd.grad(reference, embeddings)
+    (gradient,) = torch.autograd.grad(ours_value, embeddings)
+    assert ours_value.item() == pytest.approx(reference.item(), rel=1e-6)
+    assert torch.allclose(gradient, expected_gradient, atol=1e-7)
