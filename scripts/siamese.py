@@ -165,6 +165,9 @@ def main(args: Args) -> None:
             }
             row["final_loss"] = round(final_loss, 4)
             row["diverged"] = not math.isfinite(final_loss) or math.isnan(scores["precision_at_1"])
+            # Diverging pushes embeddings apart without bound, collapsing pulls them together.
+            embeddings = embed(result.model, test.images, device=device)
+            row["mean_norm"] = round(embeddings.norm(dim=1).mean().item(), 3)
             rows.append(row)
             for key, value in scores.items():
                 writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
@@ -173,7 +176,6 @@ def main(args: Args) -> None:
                 flush=True,
             )
             if args.plot and seed == args.seeds[0] and not row["diverged"]:
-                embeddings = embed(result.model, test.images, device=device)
                 plot_embeddings(
                     embeddings,
                     test.labels,
@@ -191,8 +193,9 @@ def comparison_table(rows: list[dict]) -> str:
     for row in rows:
         by_schedule.setdefault(row["schedule"], []).append(row)
     lines = [
-        "| schedule | source accuracy | ours: prototype accuracy | ours: precision@1 | diverged runs |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| schedule | source accuracy | ours: prototype accuracy | ours: precision@1 "
+        "| diverged runs | mean embedding norm |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, group in by_schedule.items():
         source = (
@@ -207,7 +210,8 @@ def comparison_table(rows: list[dict]) -> str:
 
         lines.append(
             f"| {name} | {source} | {mean('prototype_accuracy')} | {mean('precision_at_1')} "
-            f"| {len(group) - len(finite)} of {len(group)} |"
+            f"| {len(group) - len(finite)} of {len(group)} "
+            f"| {sum(r['mean_norm'] for r in group) / len(group):.3g} |"
         )
     return "\n".join(lines)
 
