@@ -221,9 +221,11 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
+    # Diverged runs have no scores; the comparison below counts them.
     long_rows = [
         {"schedule": row["schedule"], "metric": metric, "value": row[metric]}
         for row in rows
+        if not row["diverged"]
         for metric in metrics
     ]
     text = [
@@ -240,7 +242,9 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         f"{PML_CONVENTIONS.margin}, semi-hard mining, mean over non-zero losses.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
         "",
-        markdown_table(long_rows, "schedule", "metric", "value"),
+        markdown_table(long_rows, "schedule", "metric", "value")
+        if long_rows
+        else "(every run diverged)",
         "",
         "## Compared with the source and pytorch-metric-learning",
         "",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from negdl.cli import parse_args
 
@@ -124,3 +125,27 @@ def test_scripts_reject_bad_arguments(script, argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_args(load_script(script).Args, argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
+    script = load_script("siamese")
+    nan = float("nan")
+    rows = [
+        {
+            "schedule": name,
+            "seed": seed,
+            "prototype_accuracy": value,
+            "knn5_accuracy": value,
+            "precision_at_1": value,
+            "final_loss": value,
+            "diverged": value != value,
+            "mean_norm": norm,
+        }
+        for seed in (0, 1)
+        for name, value, norm in (("TSN", 90.0 + seed, 2.0), ("TSN-N", nan, nan))
+    ]
+    script.write_report(script.Args(), rows, tmp_path, 60.0, torch.device("cpu"))
+    report = (tmp_path / "results.md").read_text()
+    assert "| TSN | 93.84 | 90.50 | 90.50 | 0 of 2 | 2 |" in report
+    assert "| TSN-N | diverged | - | - | 2 of 2 | nan |" in report
+    assert "| TSN-N |" not in report.split("## Compared")[0]
