@@ -38,6 +38,9 @@ class Args:
     """OHEM variants keeping this share of each batch's losses, each in (0, 1]"""
     top_k: tuple[int, ...] = ()
     """OHEM variants keeping the k highest losses (every batch needs >= k samples)"""
+    mean_lr_scales: tuple[float, ...] = ()
+    """also train with the mean loss at --lr times each scale: OHEM averages over fewer losses,
+    so its steps are larger, and this separates that from the choice of examples"""
     seeds: tuple[int, ...] = (0,)
     """seeds; each mode and reducer is trained once per seed"""
     epochs: int = 10
@@ -71,14 +74,22 @@ class Args:
             raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
         if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
             raise ValueError("need at least one seed, and subsets and threads >= 0")
-        self.reducers()  # validates fractions and k
+        if any(scale <= 0 for scale in self.mean_lr_scales):
+            raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
+        self.variants()  # validates fractions and k
 
-    def reducers(self) -> dict[str, LossReducer]:
-        """The reducers to compare, by name."""
-        reducers: dict[str, LossReducer] = {"mean": MeanReducer()}
-        reducers |= {f"OHEM {f:g}": HardExampleMining(fraction=f) for f in self.fractions}
-        reducers |= {f"OHEM top-{k}": HardExampleMining(k=k) for k in self.top_k}
-        return reducers
+    def variants(self) -> dict[str, tuple[LossReducer, float]]:
+        """The (reducer, learning rate) pairs to compare, by name."""
+        variants: dict[str, tuple[LossReducer, float]] = {"mean": (MeanReducer(), self.lr)}
+        variants |= {
+            f"mean, lr x{scale:g}": (MeanReducer(), self.lr * scale)
+            for scale in self.mean_lr_scales
+        }
+        variants |= {
+            f"OHEM {f:g}": (HardExampleMining(fraction=f), self.lr) for f in self.fractions
+        }
+        variants |= {f"OHEM top-{k}": (HardExampleMining(k=k), self.lr) for k in self.top_k}
+        return variants
 
 
 def main(args: Args) -> None:
@@ -102,17 +113,17 @@ def main(args: Args) -> None:
     rows: list[dict] = []
     for seed in args.seeds:
         seed_everything(seed)
-        for reducer_name, reducer in args.reducers().items():
+        for reducer_name, (reducer, lr) in args.variants().items():
             config = CBOMFConfig(
-                args.lr,
+                lr,
                 args.momentum,
                 args.batch_size,
                 args.epochs,
                 args.second_epochs,
                 reducer=reducer,
             )
-            run_dir = out_dir / f"seed{seed}" / reducer_name.replace(" ", "_")
-            writer_for = TensorBoardWriters(run_dir)
+            run_name = reducer_name.replace(",", "").replace(" ", "_")
+            writer_for = TensorBoardWriters(out_dir / f"seed{seed}" / run_name)
 
             def factory():
                 return mnist_net(train.num_classes)
@@ -148,7 +159,8 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
     text = [
         f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds}",
         "",
-        f"Epochs {args.epochs} + {args.second_epochs}, SGD lr {args.lr} momentum {args.momentum}, "
+        f"Epochs {args.epochs} (+ {args.second_epochs} in two-phase modes), SGD lr {args.lr} "
+        f"momentum {args.momentum}, "
         f"batch {args.batch_size}; {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
         "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",

@@ -94,9 +94,16 @@ def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 
 def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
-    rows = run("ohem.py", mnist_root, tmp_path, "--seeds 0 --epochs 1 --train-subset 64 --top-k 16")
-    assert {row["reducer"] for row in rows} == {"mean", "OHEM 0.5", "OHEM 0.25", "OHEM top-16"}
-    assert len(rows) == 4 * 6  # reducers x (full, 4 cuts, corner50)
+    rows = run(
+        "ohem.py",
+        mnist_root,
+        tmp_path,
+        "--seeds 0 --epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
+    )
+    reducers = {"mean", "mean, lr x2", "OHEM 0.5", "OHEM 0.25", "OHEM top-16"}
+    assert {row["reducer"] for row in rows} == reducers
+    assert len(rows) == 5 * 6  # reducers x (full, 4 cuts, corner50)
+    assert list((tmp_path / "seed0" / "mean_lr_x2" / "SN").glob("events.out.tfevents.*"))
 
 
 def load_script(name: str):
@@ -119,6 +126,7 @@ def load_script(name: str):
         ("negative_aware", ["--weight", "-0.5"], "weight must be >= 0"),
         ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
         ("ohem", ["--top-k", "0"], "k must be a positive"),
+        ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
     ],
 )
 def test_scripts_reject_bad_arguments(script, argv, message, capsys) -> None:
