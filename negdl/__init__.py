@@ -8,4 +8,5 @@
 - ``negdl.checks``, ``negdl.devices``, ``negdl.resources``, ``negdl.errors``: argument checks
   with one style of message, the requested torch device (an absent one is an error), memory
   limits checked before allocating, and the base class of errors commands print as one line.
+- ``negdl.writers``: one TensorBoard writer per run name, opened on first use.
 """

@@ -122,8 +122,6 @@ class Args(DataOptions):
         )
 
 
-
-
 def main(args: Args) -> None:
     start = time.perf_counter()
     device = select_device(args.device)

@@ -92,6 +92,54 @@ JOBS: dict[str, Job] = {
               for name in ("results.md", "fgsm.csv", "fgsm.png", "transfer.csv", "suite.csv",
                            "ensembles.csv", "timings.csv")),
     ),
+    "siamese": Job(
+        "docs/supervised/siamese_mnist.{md,csv}, siamese_pca_*.png: negative triplet Siamese "
+        "networks on 10,000 MNIST images, 3 seeds (about 15 min on one core)",
+        ((PYTHON, "scripts/siamese.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
+          "--epochs", "2", "--finetune-epochs", "1", "--threads", "1", "--download",
+          "--out-dir", "runs/siamese"),),
+        (("runs/siamese/results.md", "docs/supervised/siamese_mnist.md"),
+         ("runs/siamese/results.csv", "docs/supervised/siamese_mnist.csv"),
+         ("runs/siamese/pca_TSN.png", "docs/supervised/siamese_pca_tsn.png"),
+         ("runs/siamese/pca_TSN-P.png", "docs/supervised/siamese_pca_tsn_p.png"),
+         ("runs/siamese/pca_pml_conventions.png", "docs/supervised/siamese_pca_pml.png")),
+    ),
+    "negative-labels": Job(
+        "docs/supervised/negative_labels_mnist.{md,csv}: CE vs NL vs NL+SelNL under label noise, "
+        "6,000 MNIST images, 3 seeds (about 27 min on one core)",
+        ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "1", "2", "--train-subset", "6000",
+          "--epochs", "10", "--nl-epochs", "10", "--selected-epochs", "3", "--complementary", "3",
+          "--threads", "1", "--download", "--out-dir", "runs/negative_labels"),),
+        (("runs/negative_labels/results.md", "docs/supervised/negative_labels_mnist.md"),
+         ("runs/negative_labels/results.csv", "docs/supervised/negative_labels_mnist.csv")),
+    ),
+    "negative-labels-long": Job(
+        "docs/supervised/negative_labels_long_mnist.{md,csv}: the same at 60% noise, 4x longer "
+        "(about 12 min on one core)",
+        ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "1", "2", "--train-subset", "6000",
+          "--noise-rates", "0.6", "--epochs", "40", "--nl-epochs", "40", "--selected-epochs", "10",
+          "--complementary", "3", "--threads", "1", "--download",
+          "--out-dir", "runs/negative_labels_long"),),
+        (("runs/negative_labels_long/results.md", "docs/supervised/negative_labels_long_mnist.md"),
+         ("runs/negative_labels_long/results.csv", "docs/supervised/negative_labels_long_mnist.csv")),
+    ),
+    "negative-aware": Job(
+        "docs/supervised/negative_aware_mnist.{md,csv}: baseline vs negative-aware training, "
+        "10,000 MNIST images, 3 seeds (about 12 min on one core)",
+        ((PYTHON, "scripts/negative_aware.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
+          "--epochs", "3", "--threads", "1", "--download", "--out-dir", "runs/negative_aware"),),
+        (("runs/negative_aware/results.md", "docs/supervised/negative_aware_mnist.md"),
+         ("runs/negative_aware/results.csv", "docs/supervised/negative_aware_mnist.csv")),
+    ),
+    "ohem": Job(
+        "docs/supervised/ohem_mnist.{md,csv}: OHEM vs the mean loss on CBOMF SN, 3 seeds "
+        "(about 6 min on one core)",
+        ((PYTHON, "scripts/ohem.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
+          "--epochs", "3", "--mean-lr-scales", "2", "4", "--threads", "1", "--download",
+          "--out-dir", "runs/ohem"),),
+        (("runs/ohem/results.md", "docs/supervised/ohem_mnist.md"),
+         ("runs/ohem/results.csv", "docs/supervised/ohem_mnist.csv")),
+    ),
     "occlusions": Job(
         "docs/supervised/occlusions.png: one digit per row, one occlusion per column (seconds)",
         ((PYTHON, "scripts/occlusion_grid.py", "--download", "--out", "docs/supervised/occlusions.png"),),

@@ -25,7 +25,7 @@ from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models, extract_features
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
-from supervised.training import Trainer
+from supervised.training import LossReducer, Trainer
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
 
@@ -70,6 +70,8 @@ class CBOMFConfig:
     :param epochs: epochs of the first (or only) phase.
     :param second_epochs: epochs of the second phase of two-phase modes.
     :param cache_features: train frozen-extractor phases on cached features.
+    :param reducer: reduces each batch's per-sample losses (the mean when None), e.g.
+        :class:`~supervised.reducers.HardExampleMining` for OHEM.
     """
 
     lr: float = 0.01
@@ -78,6 +80,7 @@ class CBOMFConfig:
     epochs: int = 10
     second_epochs: int = 10
     cache_features: bool = True
+    reducer: LossReducer | None = None
 
     def __post_init__(self) -> None:
         check_number("lr", self.lr, 0, low_open=True)
@@ -86,6 +89,10 @@ class CBOMFConfig:
         check_int("epochs", self.epochs, 0)
         check_int("second_epochs", self.second_epochs, 0)
         check_bool("cache_features", self.cache_features)
+        if self.reducer is not None and not isinstance(self.reducer, LossReducer):
+            raise ValueError(
+                f"reducer must be a supervised.training.LossReducer or None, got {self.reducer!r}"
+            )
 
 
 def _two_phase(config: CBOMFConfig, **second: object) -> tuple[Phase, ...]:
@@ -151,6 +158,7 @@ def fit_trainable(
         model,
         optimizer,
         forward=model.classify if cached else None,
+        reducer=config.reducer,
         batch_size=config.batch_size,
         device=device,
         writer=writer,

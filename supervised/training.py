@@ -173,10 +173,13 @@ class LossReducer(ABC):
 
 
 class MeanReducer(LossReducer):
-    """The mean over the batch; a scalar loss passes through unchanged."""
+    """The mean over the batch; a scalar loss passes through unchanged. No losses at all (e.g.
+    a miner found no triplet) reduce to 0, not NaN, and give zero gradients."""
 
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:
-        return losses if losses.ndim == 0 else losses.mean()
+        if losses.ndim == 0:
+            return losses
+        return losses.mean() if losses.numel() else losses.sum()
 
 
 class Trainer:

@@ -1,0 +1,39 @@
+"""TensorBoard writers for the runs of one script: one per run name, opened on first use."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+
+class TensorBoardWriters:
+    """One :class:`SummaryWriter` per run name under ``root``, created when first asked for.
+
+    Use as ``writer_for`` callback (``writers("SN")``) and close them all at the end, or use it
+    as a context manager. Characters that do not belong in a folder name become ``_``.
+
+    :param root: the folder holding one sub-folder per run.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.writers: dict[str, SummaryWriter] = {}
+
+    def __call__(self, name: str) -> SummaryWriter:
+        if name not in self.writers:
+            self.writers[name] = SummaryWriter(str(self.root / re.sub(r"[^\w.+-]", "_", name)))
+        return self.writers[name]
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+
+    def __enter__(self) -> TensorBoardWriters:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

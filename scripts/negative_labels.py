@@ -1,0 +1,201 @@
+"""Negative output learning under label noise: cross-entropy vs NL vs NL + selection, on MNIST.
+
+For each noise rate and seed, corrupt the training labels with symmetric noise (a share of the
+labels replaced by a uniformly drawn other class), train every method on the noisy labels from
+the same initialisation, and report the clean test accuracy. Writes ``results.csv`` (one row per
+noise rate, method and seed, with the selection's kept share and its label precision),
+``results.md`` (mean ± std over seeds) and TensorBoard runs under
+``<out_dir>/noise<rate>/seed<k>/<method>``; results are rewritten after every run.
+
+    python scripts/negative_labels.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from negdl.cli import check_out_dir, run_main
+from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.writers import TensorBoardWriters
+from supervised.complementary import (
+    NOISE_METHODS,
+    NoisyLabelConfig,
+    symmetric_label_noise,
+    train_noisy,
+)
+from supervised.data import DataOptions, LabelledImages
+from supervised.evaluation import evaluate
+from supervised.models import mnist_net
+from supervised.runtime import make_generator, seed_everything, select_device
+
+
+@dataclass
+class Args(DataOptions):
+    """Train CE, NL and NL+SelNL on MNIST with symmetric label noise; report clean test accuracy."""
+
+    noise_rates: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    """shares of training labels replaced by another class, each in [0, 1)"""
+    methods: tuple[str, ...] = NOISE_METHODS
+    """methods to train (CE NL NL+SelNL)"""
+    seeds: tuple[int, ...] = (0,)
+    """seeds; each draws its own noisy labels, initialisation and complementary labels"""
+    epochs: int = 10
+    """epochs of cross-entropy training (CE)"""
+    nl_epochs: int = 10
+    """epochs of negative learning (NL, and the first part of NL+SelNL)"""
+    selected_epochs: int = 5
+    """epochs of positive training on the selected samples (second part of NL+SelNL)"""
+    confidence_epochs: int = 3
+    """the selection averages the given-label probability over this many last NL epochs"""
+    threshold: float | None = None
+    """selection threshold on the mean given-label probability; when not given, 1 / classes"""
+    complementary: int = 1
+    """complementary labels per sample and step"""
+    lr: float = 0.01
+    """SGD learning rate of cross-entropy training"""
+    nl_lr: float = 0.1
+    """SGD learning rate of negative learning"""
+    momentum: float = 0.5
+    """SGD momentum"""
+    batch_size: int = 64
+    """training batch size"""
+    train_subset: int = 0
+    """use only the first N training images (0: all)"""
+    test_subset: int = 0
+    """use only the first N test images (0: all)"""
+    device: str | None = None
+    """cpu or cuda; when not given, cuda when available"""
+    out_dir: str = "runs/negative_labels"
+    """where results and TensorBoard runs go"""
+    progress: bool = True
+    """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+
+    def __post_init__(self) -> None:
+        unknown = [method for method in self.methods if method not in NOISE_METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {list(NOISE_METHODS)}")
+        bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
+        if bad:
+            raise ValueError(f"noise rates must be in [0, 1), got {bad}")
+        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        self.config()
+        select_device(self.device)
+        super().__post_init__()  # --data-dir, --download
+        check_out_dir("--out-dir", self.out_dir)
+
+    def config(self) -> NoisyLabelConfig:
+        """The training hyperparameters."""
+        return NoisyLabelConfig(
+            self.lr,
+            self.nl_lr,
+            self.momentum,
+            self.batch_size,
+            self.epochs,
+            self.nl_epochs,
+            self.selected_epochs,
+            self.confidence_epochs,
+            self.threshold,
+            self.complementary,
+        )
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+    if args.train_subset:
+        train = train.subset(slice(0, args.train_subset))
+    if args.test_subset:
+        test = test.subset(slice(0, args.test_subset))
+    train, test = train.to(device), test.to(device)
+    out_dir = Path(args.out_dir)
+    rows: list[dict] = []
+    for rate in args.noise_rates:
+        for seed in args.seeds:
+            seed_everything(seed)
+            labels = symmetric_label_noise(
+                train.labels, rate, train.num_classes, make_generator(seed, "label-noise", rate)
+            )
+            noisy = LabelledImages(train.images, labels, train.classes)
+            clean = labels == train.labels
+            run_dir = out_dir / f"noise{round(100 * rate)}" / f"seed{seed}"
+            writer_for = TensorBoardWriters(run_dir)
+
+            def factory():
+                return mnist_net(train.num_classes)
+
+            trained = train_noisy(
+                args.methods, factory, noisy, args.config(), seed, device, writer_for, args.progress
+            )
+            for method, result in trained.items():
+                accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
+                writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
+                kept = result.selected if method == "NL+SelNL" else None
+                rows.append(
+                    {
+                        "noise": rate,
+                        "method": method,
+                        "seed": seed,
+                        "accuracy": round(accuracy, 2),
+                        "kept": "" if kept is None else round(kept.float().mean().item(), 4),
+                        "kept_clean": ""
+                        if kept is None
+                        else round(clean[kept].float().mean().item(), 4),
+                    }
+                )
+                print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
+            writer_for.close()
+            write_report(args, rows, out_dir, time.perf_counter() - start, device)
+    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+
+
+def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    write_csv(rows, out_dir / "results.csv")
+    seeds = sorted({row["seed"] for row in rows})
+    rows = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in rows]
+    selection = [row for row in rows if row["kept"] != ""]
+    text = [
+        f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds}",
+        "",
+        f"CE {args.epochs} epochs (lr {args.lr}); NL {args.nl_epochs} epochs (lr {args.nl_lr}, "
+        f"{args.complementary} complementary label(s) per sample and step); NL+SelNL: that NL run, "
+        f"then {args.selected_epochs} epochs of cross-entropy on the samples whose mean given-label "
+        f"probability over the last {args.confidence_epochs} NL epochs is at least "
+        f"{args.threshold or '1/classes'}. SGD momentum {args.momentum}, batch {args.batch_size}, "
+        f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        "",
+        markdown_table(rows, "method", "noise %", "accuracy"),
+    ]
+    if selection:
+        kept = [{**row, "value": 100 * row["kept"]} for row in selection]
+        precise = [{**row, "value": 100 * row["kept_clean"]} for row in selection]
+        text += [
+            "",
+            "## The selection of NL+SelNL",
+            "",
+            "Share of training samples kept (%), and share of the kept whose given label is right (%):",
+            "",
+            markdown_table(
+                [{**row, "what": "kept"} for row in kept]
+                + [{**row, "what": "clean among kept"} for row in precise],
+                "what",
+                "noise %",
+                "value",
+            ),
+        ]
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    run_main("negative_labels.py", Args, main)

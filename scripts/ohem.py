@@ -1,0 +1,183 @@
+"""Online hard example mining on CBOMF training: the mean loss vs back-propagating the hardest.
+
+Trains the chosen CBOMF modes (SN by default) from the same seeds once per loss reducer (the
+mean, and OHEM keeping a fraction or the top k of each batch's losses) and evaluates them on the
+full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
+and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``.
+
+    python scripts/ohem.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from negdl.cli import check_out_dir, run_main
+from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.writers import TensorBoardWriters
+from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
+from supervised.data import DataOptions
+from supervised.models import mnist_net
+from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
+from supervised.reducers import HardExampleMining
+from supervised.runtime import seed_everything, select_device
+from supervised.training import LossReducer, MeanReducer
+
+
+@dataclass
+class Args(DataOptions):
+    """Train CBOMF modes with the mean loss and with OHEM; compare on full and partial inputs."""
+
+    modes: tuple[str, ...] = ("SN",)
+    """CBOMF modes to train"""
+    fractions: tuple[float, ...] = (0.5, 0.25)
+    """OHEM variants keeping this share of each batch's losses, each in (0, 1]"""
+    top_k: tuple[int, ...] = ()
+    """OHEM variants keeping the k highest losses (every batch needs >= k samples)"""
+    mean_lr_scales: tuple[float, ...] = ()
+    """also train with the mean loss at --lr times each scale: OHEM averages over fewer losses,
+    so its steps are larger, and this separates that from the choice of examples"""
+    seeds: tuple[int, ...] = (0,)
+    """seeds; each mode and reducer is trained once per seed"""
+    epochs: int = 10
+    """epochs of the first (or only) phase"""
+    second_epochs: int = 10
+    """epochs of the second phase of two-phase modes"""
+    lr: float = 0.01
+    """SGD learning rate"""
+    momentum: float = 0.5
+    """SGD momentum"""
+    batch_size: int = 64
+    """training batch size"""
+    train_subset: int = 0
+    """use only the first N training images (0: all)"""
+    test_subset: int = 0
+    """use only the first N test images (0: all)"""
+    device: str | None = None
+    """cpu or cuda; when not given, cuda when available"""
+    out_dir: str = "runs/ohem"
+    """where results and TensorBoard runs go"""
+    progress: bool = True
+    """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+
+    def __post_init__(self) -> None:
+        unknown = [mode for mode in self.modes if mode not in MODES]
+        if unknown:
+            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        if any(scale <= 0 for scale in self.mean_lr_scales):
+            raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
+        self.variants()  # validates fractions and k
+        select_device(self.device)
+        super().__post_init__()  # --data-dir, --download
+        check_out_dir("--out-dir", self.out_dir)
+
+    def variants(self) -> dict[str, tuple[LossReducer, float]]:
+        """The (reducer, learning rate) pairs to compare, by name."""
+        variants: dict[str, tuple[LossReducer, float]] = {"mean": (MeanReducer(), self.lr)}
+        variants |= {
+            f"mean, lr x{scale:g}": (MeanReducer(), self.lr * scale)
+            for scale in self.mean_lr_scales
+        }
+        variants |= {
+            f"OHEM {f:g}": (HardExampleMining(fraction=f), self.lr) for f in self.fractions
+        }
+        variants |= {f"OHEM top-{k}": (HardExampleMining(k=k), self.lr) for k in self.top_k}
+        return variants
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+    if args.train_subset:
+        train = train.subset(slice(0, args.train_subset))
+    if args.test_subset:
+        test = test.subset(slice(0, args.test_subset))
+    train = train.to(device)
+    test_sets = {
+        name: data.to(device)
+        for name, data in partial_test_sets(
+            test, {**mnist_cuts(), **corner_occlusions([0.5])}
+        ).items()
+    }
+    out_dir = Path(args.out_dir)
+    rows: list[dict] = []
+    for seed in args.seeds:
+        seed_everything(seed)
+        for reducer_name, (reducer, lr) in args.variants().items():
+            config = CBOMFConfig(
+                lr,
+                args.momentum,
+                args.batch_size,
+                args.epochs,
+                args.second_epochs,
+                reducer=reducer,
+            )
+            run_name = reducer_name.replace(",", "").replace(" ", "_")
+            writer_for = TensorBoardWriters(out_dir / f"seed{seed}" / run_name)
+
+            def factory():
+                return mnist_net(train.num_classes)
+
+            trained = train_modes(
+                args.modes, factory, train, config, seed, device, writer_for, args.progress
+            )
+            for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
+                rows += [
+                    {
+                        "reducer": reducer_name,
+                        "mode": mode,
+                        "seed": seed,
+                        "test_set": name,
+                        "accuracy": round(value, 2),
+                    }
+                    for name, value in accuracies.items()
+                ]
+                print(
+                    f"seed {seed} {reducer_name} {mode}: "
+                    + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
+                    flush=True,
+                )
+            writer_for.close()
+        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+
+
+def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    write_csv(rows, out_dir / "results.csv")
+    seeds = sorted({row["seed"] for row in rows})
+    text = [
+        f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds}",
+        "",
+        f"Epochs {args.epochs} (+ {args.second_epochs} in two-phase modes), SGD lr {args.lr} "
+        f"momentum {args.momentum}, "
+        f"batch {args.batch_size}; {args.train_subset or 'all'} training images, "
+        f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
+        "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+    ]
+    for mode in dict.fromkeys(row["mode"] for row in rows):
+        text += [
+            "",
+            f"## {mode}",
+            "",
+            markdown_table(
+                [r for r in rows if r["mode"] == mode], "reducer", "test_set", "accuracy"
+            ),
+        ]
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    run_main("ohem.py", Args, main)

@@ -1,0 +1,258 @@
+"""Negative triplet Siamese networks on MNIST: TSN, TSN-N, TSN-P from scratch and as fine-tuning.
+
+Trains every schedule from the same seeds, embeds the test set (queries) and the training set
+(references), and reports nearest-prototype accuracy, k-NN accuracy and precision@1. A reference
+row trains the same embedding network with pytorch-metric-learning's conventions (its MNIST
+TripletMarginLoss example: cosine distance, margin 0.2, semi-hard mining, Adam, one epoch) on
+the full training split. Writes ``results.csv``, ``results.md`` (mean ± std over seeds, with the
+source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
+seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``.
+
+    python scripts/siamese.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from negdl.cli import check_out_dir, run_main
+from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.writers import TensorBoardWriters
+from supervised.data import DataOptions
+from supervised.embeddings import embed, plot_embeddings
+from supervised.runtime import seed_everything, select_device
+from supervised.siamese import (
+    DISTANCES,
+    PML_CONVENTIONS,
+    SiameseConfig,
+    schedule_variants,
+    score_embedding,
+    train_schedules,
+)
+from supervised.triplets import MINERS
+
+# The source's TSN accuracies (%) on MNIST, as quoted in the project brief, section 6.
+SOURCE = {"TSN": 93.84, "TSN>TSN-N": 93.91, "TSN>TSN-P": 92.92, "TSN-N": "diverged"}
+#: pytorch-metric-learning's TripletMarginLossMNIST notebook: precision@1 after one epoch.
+PML_PUBLISHED_PRECISION_AT_1 = 97.89
+PML_ROW = "pml conventions"
+
+
+@dataclass
+class Args(DataOptions):
+    """Train negative triplet Siamese networks on MNIST and score their embeddings."""
+
+    schedules: tuple[str, ...] = ("TSN", "TSN-N", "TSN-P", "TSN>TSN", "TSN>TSN-N", "TSN>TSN-P")
+    """schedules: a variant from scratch (TSN, TSN-N, TSN-P) or TSN>variant to fine-tune TSN"""
+    seeds: tuple[int, ...] = (0,)
+    """seeds; each schedule is trained once per seed"""
+    epochs: int = 10
+    """epochs from scratch (and of the TSN run that fine-tunings start from)"""
+    finetune_epochs: int = 1
+    """epochs of fine-tuning"""
+    finetune_lr_factor: float = 1e-3
+    """fine-tuning learning rate as a fraction of --lr"""
+    lr: float = 0.01
+    """SGD learning rate from scratch"""
+    momentum: float = 0.5
+    """SGD momentum"""
+    batch_size: int = 64
+    """triplets per step"""
+    margin: float = 1.0
+    """triplet margin (>= 0)"""
+    distance: str = "euclidean"
+    """euclidean or cosine"""
+    miner: str | None = None
+    """keep only these triplets of each batch: all, hard, semi-hard, margin; when not given, every sampled triplet"""
+    embedding_size: int = 128
+    """embedding dimensions"""
+    k: int = 5
+    """neighbours of the k-NN accuracy"""
+    pml_reference: bool = True
+    """also train the embedding with pytorch-metric-learning's conventions on the full training split"""
+    train_subset: int = 0
+    """use only the first N training images (0: all); also the references of the scores"""
+    test_subset: int = 0
+    """use only the first N test images (0: all)"""
+    plot: bool = True
+    """save a PCA plot of the test embeddings per schedule (first seed)"""
+    device: str | None = None
+    """cpu or cuda; when not given, cuda when available"""
+    out_dir: str = "runs/siamese"
+    """where results and TensorBoard runs go"""
+    progress: bool = True
+    """show progress bars"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+
+    def __post_init__(self) -> None:
+        for name in self.schedules:
+            schedule_variants(name)
+        if self.miner is not None and self.miner not in MINERS:
+            raise ValueError(f"unknown miner {self.miner!r}; choose one of {list(MINERS)}")
+        if self.distance not in DISTANCES:
+            raise ValueError(f"unknown distance {self.distance!r}; choose one of {list(DISTANCES)}")
+        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
+            raise ValueError("need at least one seed, and subsets and threads >= 0")
+        if self.k <= 0:
+            raise ValueError(f"k must be positive, got {self.k}")
+        self.config()
+        select_device(self.device)
+        super().__post_init__()  # --data-dir, --download
+        check_out_dir("--out-dir", self.out_dir)
+
+    def config(self) -> SiameseConfig:
+        """The training hyperparameters."""
+        return SiameseConfig(
+            embedding_size=self.embedding_size,
+            margin=self.margin,
+            distance=self.distance,
+            miner=self.miner,
+            lr=self.lr,
+            momentum=self.momentum,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            finetune_epochs=self.finetune_epochs,
+            finetune_lr_factor=self.finetune_lr_factor,
+        )
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    device = select_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    full_train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+    train = full_train.subset(slice(0, args.train_subset)) if args.train_subset else full_train
+    if args.test_subset:
+        test = test.subset(slice(0, args.test_subset))
+    full_train, train, test = full_train.to(device), train.to(device), test.to(device)
+    config = args.config()
+    pml_config = replace(PML_CONVENTIONS, embedding_size=args.embedding_size)
+    out_dir = Path(args.out_dir)
+    rows: list[dict] = []
+    for seed in args.seeds:
+        seed_everything(seed)
+        writer_for = TensorBoardWriters(out_dir / f"seed{seed}")
+        runs = [
+            (name, result, train, config)
+            for name, result in train_schedules(
+                args.schedules, train, config, seed, device, writer_for, args.progress
+            ).items()
+        ]
+        if args.pml_reference:
+            trained = train_schedules(
+                ["TSN"],
+                full_train,
+                pml_config,
+                seed,
+                device,
+                lambda _, writers=writer_for: writers(PML_ROW),
+                args.progress,
+            )["TSN"]
+            runs.append((PML_ROW, trained, full_train, pml_config))
+        for name, result, references, run_config in runs:
+            scores = score_embedding(result.model, references, test, run_config, args.k, device)
+            final_loss = result.losses[-1][-1] if result.losses[-1] else float("nan")
+            row = {
+                "schedule": name,
+                "seed": seed,
+                **{key: round(v, 2) for key, v in scores.items()},
+            }
+            row["final_loss"] = round(final_loss, 4)
+            row["diverged"] = not math.isfinite(final_loss) or math.isnan(scores["precision_at_1"])
+            # Diverging pushes embeddings apart without bound, collapsing pulls them together.
+            embeddings = embed(result.model, test.images, device=device)
+            row["mean_norm"] = round(embeddings.norm(dim=1).mean().item(), 3)
+            rows.append(row)
+            for key, value in scores.items():
+                writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
+            print(
+                f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()),
+                flush=True,
+            )
+            if args.plot and seed == args.seeds[0] and not row["diverged"]:
+                plot_embeddings(
+                    embeddings,
+                    test.labels,
+                    out_dir / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
+                    f"{name}: PCA of the test embeddings (seed {seed})",
+                )
+        writer_for.close()
+        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """Our mean precision@1 and prototype accuracy next to the source's accuracy and pml's P@1."""
+    by_schedule: dict[str, list[dict]] = {}
+    for row in rows:
+        by_schedule.setdefault(row["schedule"], []).append(row)
+    lines = [
+        "| schedule | source accuracy | ours: prototype accuracy | ours: precision@1 "
+        "| diverged runs | mean embedding norm |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, group in by_schedule.items():
+        source = (
+            f"{PML_PUBLISHED_PRECISION_AT_1} (pml's own net, P@1)"
+            if name == PML_ROW
+            else SOURCE.get(name, "-")
+        )
+        finite = [row for row in group if not row["diverged"]]
+
+        def mean(key: str, finite: list[dict] = finite) -> str:
+            return f"{sum(r[key] for r in finite) / len(finite):.2f}" if finite else "-"
+
+        lines.append(
+            f"| {name} | {source} | {mean('prototype_accuracy')} | {mean('precision_at_1')} "
+            f"| {len(group) - len(finite)} of {len(group)} "
+            f"| {sum(r['mean_norm'] for r in group) / len(group):.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    write_csv(rows, out_dir / "results.csv")
+    seeds = sorted({row["seed"] for row in rows})
+    metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
+    # Diverged runs have no scores; the comparison below counts them.
+    long_rows = [
+        {"schedule": row["schedule"], "metric": metric, "value": row[metric]}
+        for row in rows
+        if not row["diverged"]
+        for metric in metrics
+    ]
+    text = [
+        f"# Triplet Siamese networks on MNIST: embedding scores (%), mean ± std over seeds {seeds}",
+        "",
+        f"From scratch: {args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, "
+        f"{args.batch_size} sampled triplets per step, {args.distance} distance, margin {args.margin}, "
+        f"miner {args.miner or 'none'}, embedding {args.embedding_size}; fine-tuning (TSN>...): "
+        f"{args.finetune_epochs} epoch(s) at lr x {args.finetune_lr_factor}. "
+        f"{args.train_subset or 'all'} training images (also the references), "
+        f"{args.test_subset or 'all'} test queries; k-NN with k = {args.k}. "
+        f"'{PML_ROW}': {PML_CONVENTIONS.epochs} epoch on all training images, batches of "
+        f"{PML_CONVENTIONS.batch_size}, Adam lr {PML_CONVENTIONS.lr}, cosine distance, margin "
+        f"{PML_CONVENTIONS.margin}, semi-hard mining, mean over non-zero losses.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        "",
+        markdown_table(long_rows, "schedule", "metric", "value")
+        if long_rows
+        else "(every run diverged)",
+        "",
+        "## Compared with the source and pytorch-metric-learning",
+        "",
+        comparison_table(rows),
+    ]
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    run_main("siamese.py", Args, main)

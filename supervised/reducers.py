@@ -1,0 +1,79 @@
+"""Loss reducers beyond the mean: online hard example mining and the mean over non-zero losses.
+
+Each is a :class:`~supervised.training.LossReducer`, so any supervised model uses it by passing
+``reducer=...`` to the :class:`~supervised.training.Trainer` (or to
+:class:`~supervised.cbomf.CBOMFConfig` for the CBOMF modes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from supervised.training import LossReducer
+
+
+class HardExampleMining(LossReducer):
+    """Online hard example mining (OHEM): back-propagate only the highest losses of a batch.
+
+    The mean over the ``k`` largest per-sample losses, or over the largest ``ceil(fraction * N)``.
+    The other samples get no gradient at all. A batch with no losses reduces to 0.
+    Shrivastava et al., "Training Region-based Object Detectors with Online Hard Example
+    Mining", CVPR 2016: https://arxiv.org/abs/1604.03540
+
+    :param k: keep this many losses per batch; a batch with fewer losses is an error (use
+        ``fraction``, or batches of at least ``k`` samples without a short last batch).
+    :param fraction: keep this share of each batch's losses, in ``(0, 1]``.
+    """
+
+    def __init__(self, k: int | None = None, fraction: float | None = None) -> None:
+        if (k is None) == (fraction is None):
+            raise ValueError(
+                "give exactly one of k (losses per batch) or fraction (share of the batch)"
+            )
+        if k is not None and k <= 0:
+            raise ValueError(f"k must be a positive number of losses per batch, got {k}")
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        self.k, self.fraction = k, fraction
+
+    def kept(self, count: int) -> int:
+        """How many of ``count`` losses are back-propagated."""
+        if self.k is None:
+            return math.ceil(self.fraction * count)
+        if self.k > count:
+            raise ValueError(
+                f"OHEM keeps k={self.k} losses but the batch has only {count}; lower k, use "
+                "fraction=..., or drop the short last batch"
+            )
+        return self.k
+
+    def reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        if losses.ndim == 0:
+            raise ValueError(
+                "OHEM needs one loss per sample (N,), got a scalar; use a per-sample loss "
+                "(e.g. cross-entropy with reduction='none')"
+            )
+        if losses.numel() == 0:
+            return losses.sum()
+        return losses.topk(self.kept(losses.numel()), sorted=False).values.mean()
+
+    def __repr__(self) -> str:
+        return (
+            f"HardExampleMining(k={self.k})"
+            if self.k
+            else f"HardExampleMining(fraction={self.fraction})"
+        )
+
+
+class NonZeroMean(LossReducer):
+    """The mean over the losses above zero (0 when none is), as pytorch-metric-learning's
+    ``AvgNonZeroReducer`` / ``ThresholdReducer(low=0)`` for triplet losses: triplets already
+    satisfied by the margin do not dilute the gradient of the violated ones."""
+
+    def reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        if losses.ndim == 0:
+            return losses
+        positive = losses > 0
+        return (losses * positive).sum() / positive.sum().clamp_min(1)

@@ -1,0 +1,286 @@
+"""Negative triplet Siamese networks: training schedules for TSN, TSN-N and TSN-P, and scoring.
+
+A schedule is trained from scratch (``"TSN"``, ``"TSN-N"``, ``"TSN-P"``) or fine-tunes the
+converged TSN network with a learning rate several orders of magnitude smaller
+(``"TSN>TSN-N"``, ``"TSN>TSN-P"``, and ``"TSN>TSN"`` as the control: the same extra training
+with both sides learning). Every schedule starts from the same seeded initialisation, and the
+fine-tunings share one TSN run.
+
+Training goes through the ordinary :class:`~supervised.training.Trainer`: the batch source
+yields ``(images, labels, triplets)`` (:class:`~supervised.triplets.TripletBatches`) or plain
+labelled batches whose triplets the loss forms and mines, and the loss is a
+:class:`~supervised.triplets.TripletMarginLoss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from supervised.data.common import LabelledImages
+from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
+from supervised.reducers import NonZeroMean
+from supervised.runtime import derive_seed, make_generator
+from supervised.training import BatchSource, LossReducer, MeanReducer, TensorBatches, Trainer
+from supervised.triplets import (
+    MINERS,
+    TRIPLET_VARIANTS,
+    CosineDistance,
+    Distance,
+    EuclideanDistance,
+    TripletBatches,
+    TripletMarginLoss,
+    make_miner,
+)
+
+DISTANCES: dict[str, Callable[[], Distance]] = {
+    "euclidean": EuclideanDistance,
+    "cosine": CosineDistance,
+}
+REDUCERS: dict[str, Callable[[], LossReducer]] = {"mean": MeanReducer, "nonzero": NonZeroMean}
+OPTIMIZERS = ("sgd", "adam")
+SAMPLINGS = ("triplets", "batch")
+
+
+@dataclass(frozen=True)
+class SiameseConfig:
+    """Hyperparameters of triplet training; defaults follow the source's MNIST setup (SGD lr
+    0.01, momentum 0.5, batch 64) with sampled triplets and the Euclidean margin 1.
+
+    :param embedding_size: dimensions of the embedding.
+    :param margin: triplet margin, >= 0.
+    :param distance: ``"euclidean"`` or ``"cosine"``.
+    :param miner: keep only these triplets of a batch: ``"all"``, ``"hard"``, ``"semi-hard"``,
+        ``"margin"``, or None (every sampled triplet).
+    :param sampling: ``"triplets"``: one sampled (anchor, positive, negative) per training image;
+        ``"batch"``: plain labelled batches, every valid in-batch triplet a candidate.
+    :param reducer: ``"mean"`` over triplets or ``"nonzero"`` (mean over violated triplets).
+    :param optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
+    :param lr: learning rate of a from-scratch schedule.
+    :param momentum: SGD momentum.
+    :param batch_size: triplets (``"triplets"``) or images (``"batch"``) per step.
+    :param epochs: epochs of a from-scratch schedule (and of the TSN run fine-tunings start from).
+    :param finetune_epochs: epochs of a fine-tuning schedule.
+    :param finetune_lr_factor: fine-tuning learning rate as a fraction of ``lr`` (the source
+        used 3-4 orders of magnitude smaller).
+    :param normalize: unit-norm embeddings.
+    """
+
+    embedding_size: int = 128
+    margin: float = 1.0
+    distance: str = "euclidean"
+    miner: str | None = None
+    sampling: str = "triplets"
+    reducer: str = "mean"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.5
+    batch_size: int = 64
+    epochs: int = 10
+    finetune_epochs: int = 1
+    finetune_lr_factor: float = 1e-3
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        for name, value, allowed in (
+            ("distance", self.distance, list(DISTANCES)),
+            ("miner", self.miner, [None, *MINERS]),
+            ("sampling", self.sampling, list(SAMPLINGS)),
+            ("reducer", self.reducer, list(REDUCERS)),
+            ("optimizer", self.optimizer, list(OPTIMIZERS)),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; choose one of {allowed}")
+        if self.lr <= 0 or not 0 < self.finetune_lr_factor <= 1 or not 0 <= self.momentum < 1:
+            raise ValueError(
+                "need lr > 0, 0 < finetune_lr_factor <= 1 and 0 <= momentum < 1, got "
+                f"{self.lr}, {self.finetune_lr_factor}, {self.momentum}"
+            )
+        if (
+            min(self.embedding_size, self.batch_size) <= 0
+            or min(self.epochs, self.finetune_epochs) < 0
+        ):
+            raise ValueError("embedding_size and batch_size must be positive, epochs >= 0")
+
+    def loss(self, variant: str) -> TripletMarginLoss:
+        """The triplet loss of ``variant`` with this config's distance and miner."""
+        distance = DISTANCES[self.distance]()
+        miner = None if self.miner is None else make_miner(self.miner, self.margin, distance)
+        return TripletMarginLoss(self.margin, variant, distance, miner)
+
+
+#: pytorch-metric-learning's MNIST TripletMarginLoss example, in this library's parts: cosine
+#: distance, margin 0.2, semi-hard mining over every in-batch triplet of 256 images, the mean
+#: over non-zero losses, Adam lr 0.01, one epoch.
+PML_CONVENTIONS = SiameseConfig(
+    margin=0.2,
+    distance="cosine",
+    miner="semi-hard",
+    sampling="batch",
+    reducer="nonzero",
+    optimizer="adam",
+    lr=0.01,
+    batch_size=256,
+    epochs=1,
+)
+
+
+def schedule_variants(name: str) -> tuple[str, ...]:
+    """The variants trained one after another by a schedule: ``"TSN-N"`` -> ``("TSN-N",)``,
+    ``"TSN>TSN-N"`` -> ``("TSN", "TSN-N")`` (the second being the fine-tuning)."""
+    variants = tuple(name.split(">"))
+    if (
+        not 1 <= len(variants) <= 2
+        or any(v not in TRIPLET_VARIANTS for v in variants)
+        or (len(variants) == 2 and variants[0] != "TSN")
+    ):
+        raise ValueError(
+            f"unknown schedule {name!r}; use a variant {list(TRIPLET_VARIANTS)} from scratch, "
+            "or 'TSN>' followed by a variant to fine-tune the converged TSN network"
+        )
+    return variants
+
+
+def batch_source(data: LabelledImages, config: SiameseConfig) -> BatchSource:
+    """Sampled triplets or plain labelled batches, as the config says."""
+    if config.sampling == "triplets":
+        return TripletBatches(data.images, data.labels, config.batch_size)
+    return TensorBatches(data.images, data.labels, batch_size=config.batch_size)
+
+
+def make_optimizer(
+    model: torch.nn.Module, config: SiameseConfig, lr: float
+) -> torch.optim.Optimizer:
+    """The config's optimiser over every parameter of ``model`` at learning rate ``lr``."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
+
+
+@dataclass
+class TrainedEmbedding:
+    """An embedding network trained by one schedule, with its per-phase epoch losses."""
+
+    model: EmbeddingNet
+    losses: list[list[float]]
+    global_step: int
+
+
+def train_phase(
+    model: EmbeddingNet,
+    variant: str,
+    data: LabelledImages,
+    config: SiameseConfig,
+    lr: float,
+    epochs: int,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+    writer: SummaryWriter | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+    description: str = "triplets",
+) -> tuple[list[float], int]:
+    """Train ``model`` in place with one variant's loss; returns epoch losses and the new step."""
+    trainer = Trainer(
+        model,
+        make_optimizer(model, config, lr),
+        loss_fn=config.loss(variant),
+        reducer=REDUCERS[config.reducer](),
+        batch_size=config.batch_size,
+        device=device,
+        writer=writer,
+        progress=progress,
+        global_step=global_step,
+    )
+    losses = trainer.fit(batch_source(data, config), epochs, generator, description=description)
+    return losses, trainer.global_step
+
+
+def train_schedules(
+    schedules: Sequence[str],
+    data: LabelledImages,
+    config: SiameseConfig = SiameseConfig(),
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    writer_for: Callable[[str], SummaryWriter | None] | None = None,
+    progress: bool = True,
+    model_factory: Callable[[], EmbeddingNet] | None = None,
+) -> dict[str, TrainedEmbedding]:
+    """Train each schedule from the same seeded initialisation; fine-tunings share one TSN run.
+
+    :param schedules: names such as ``"TSN"``, ``"TSN-N"``, ``"TSN>TSN-P"`` (see
+        :func:`schedule_variants`).
+    :param data: the labelled training split.
+    :param config: hyperparameters.
+    :param seed: seed of the initialisation and of each schedule's triplets.
+    :param device: where to train.
+    :param writer_for: TensorBoard writer for a schedule name.
+    :param progress: show progress bars.
+    :param model_factory: builds the network; :func:`mnist_embedding_net` of the config's size
+        by default.
+    """
+    for name in schedules:
+        schedule_variants(name)
+    if model_factory is None:
+
+        def model_factory() -> EmbeddingNet:
+            return mnist_embedding_net(config.embedding_size, normalize=config.normalize)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        initial = model_factory()
+    done: dict[tuple[str, ...], TrainedEmbedding] = {(): TrainedEmbedding(initial, [], 0)}
+    for name in schedules:
+        variants = schedule_variants(name)
+        writer = writer_for(name) if writer_for is not None else None
+        for depth in range(1, len(variants) + 1):
+            prefix = variants[:depth]
+            if prefix in done:
+                continue
+            parent = done[prefix[:-1]]
+            model = parent.model.clone()
+            finetune = depth > 1
+            losses, step = train_phase(
+                model,
+                prefix[-1],
+                data,
+                config,
+                config.lr * (config.finetune_lr_factor if finetune else 1.0),
+                config.finetune_epochs if finetune else config.epochs,
+                make_generator(seed, "triplets", prefix),
+                device,
+                writer,
+                progress,
+                parent.global_step,
+                description=f"{name} {'fine-tune' if finetune else 'scratch'}",
+            )
+            done[prefix] = TrainedEmbedding(model, [*parent.losses, losses], step)
+    return {name: done[schedule_variants(name)] for name in schedules}
+
+
+def score_embedding(
+    model: EmbeddingNet,
+    references: LabelledImages,
+    queries: LabelledImages,
+    config: SiameseConfig = SiameseConfig(),
+    k: int = 5,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Prototype accuracy, k-NN accuracy and precision@1 (%) of test ``queries`` against
+    training ``references``, measured with the config's distance; NaN if the model diverged."""
+    distance = DISTANCES[config.distance]()
+    reference_embeddings = embed(model, references.images, device=device)
+    query_embeddings = embed(model, queries.images, device=device)
+    return embedding_scores(
+        query_embeddings,
+        queries.labels.to(query_embeddings.device),
+        reference_embeddings,
+        references.labels.to(reference_embeddings.device),
+        k,
+        distance,
+    )

@@ -1,0 +1,159 @@
+"""The true-negative-learning scripts run end to end in smoke configurations on synthetic MNIST."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from negdl.cli import parse_args
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = "--no-progress --threads 1 --test-subset 48"
+
+
+def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
+    """Run ``scripts/<name>`` and return the rows of its results.csv."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / name),
+            "--data-dir",
+            str(data_dir),
+            "--out-dir",
+            str(out),
+            *f"{SMOKE} {options}".split(),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = (out / "results.md").read_text()
+    assert "Wall time" in report and "Machine" in report
+    with open(out / "results.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_siamese_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "siamese"
+    rows = run(
+        "siamese.py",
+        mnist_root,
+        out,
+        "--seeds 0 1 --epochs 1 --train-subset 96 "
+        "--schedules TSN TSN-N TSN>TSN-P --embedding-size 8",
+    )
+    assert [row["schedule"] for row in rows[:4]] == ["TSN", "TSN-N", "TSN>TSN-P", "pml conventions"]
+    assert len(rows) == 8 and {"prototype_accuracy", "knn5_accuracy", "precision_at_1"} <= set(
+        rows[0]
+    )
+    assert (out / "pca_TSN.png").exists() and (out / "pca_TSN_to_TSN-P.png").exists()
+    assert "Compared with the source" in (out / "results.md").read_text()
+    assert list((out / "seed1" / "TSN").glob("events.out.tfevents.*"))
+
+
+def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    rows = run(
+        "negative_labels.py",
+        mnist_root,
+        tmp_path,
+        "--seeds 0 1 --noise-rates 0.2 0.6 "
+        "--epochs 1 --nl-epochs 1 --selected-epochs 1 --train-subset 64 --threshold 0.01",
+    )
+    assert len(rows) == 2 * 2 * 3
+    assert {row["method"] for row in rows} == {"CE", "NL", "NL+SelNL"}
+    selective = [row for row in rows if row["method"] == "NL+SelNL"]
+    assert all(0 <= float(row["kept"]) <= 1 for row in selective)
+    assert "The selection of NL+SelNL" in (tmp_path / "results.md").read_text()
+
+
+def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    rows = run("negative_aware.py", mnist_root, tmp_path, "--seeds 0 --epochs 1 --train-subset 64")
+    models = {row["model"] for row in rows}
+    assert models == {
+        "baseline 0-9",
+        "OE occluded 0-9",
+        "OE inverted 0-9",
+        "OE noise 0-9",
+        "baseline 0-4",
+        "OE held-out 0-4",
+    }
+    kinds = {row["negatives"] for row in rows if row["model"] == "OE held-out 0-4"}
+    assert kinds == {"clean", "occluded", "inverted", "noise", "held-out"}
+    assert all(0 <= float(row["value"]) <= 100 for row in rows)
+    assert "## Test negatives: held-out (%)" in (tmp_path / "results.md").read_text()
+
+
+def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    rows = run(
+        "ohem.py",
+        mnist_root,
+        tmp_path,
+        "--seeds 0 --epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
+    )
+    reducers = {"mean", "mean, lr x2", "OHEM 0.5", "OHEM 0.25", "OHEM top-16"}
+    assert {row["reducer"] for row in rows} == reducers
+    assert len(rows) == 5 * 6  # reducers x (full, 4 cuts, corner50)
+    assert list((tmp_path / "seed0" / "mean_lr_x2" / "SN").glob("events.out.tfevents.*"))
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("siamese", ["--margin", "-1"], "margin must be >= 0"),
+        ("siamese", ["--schedules", "TSN-P>TSN"], "unknown schedule 'TSN-P>TSN'"),
+        ("siamese", ["--miner", "easy"], "unknown miner 'easy'"),
+        ("negative_labels", ["--noise-rates", "0.2", "1.0"], "noise rates must be in [0, 1)"),
+        ("negative_labels", ["--methods", "SelPL"], "unknown method(s) ['SelPL']"),
+        ("negative_aware", ["--sources", "cifar100"], "unknown negative source(s) ['cifar100']"),
+        ("negative_aware", ["--weight", "-0.5"], "weight must be >= 0"),
+        ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
+        ("ohem", ["--top-k", "0"], "k must be a positive"),
+        ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
+    ],
+)
+def test_scripts_reject_bad_arguments(script, argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(load_script(script).Args, argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
+    script = load_script("siamese")
+    nan = float("nan")
+    rows = [
+        {
+            "schedule": name,
+            "seed": seed,
+            "prototype_accuracy": value,
+            "knn5_accuracy": value,
+            "precision_at_1": value,
+            "final_loss": value,
+            "diverged": value != value,
+            "mean_norm": norm,
+        }
+        for seed in (0, 1)
+        for name, value, norm in (("TSN", 90.0 + seed, 2.0), ("TSN-N", nan, nan))
+    ]
+    script.write_report(script.Args(), rows, tmp_path, 60.0, torch.device("cpu"))
+    report = (tmp_path / "results.md").read_text()
+    assert "| TSN | 93.84 | 90.50 | 90.50 | 0 of 2 | 2 |" in report
+    assert "| TSN-N | diverged | - | - | 2 of 2 | nan |" in report
+    assert "| TSN-N |" not in report.split("## Compared")[0]
