@@ -122,7 +122,9 @@ def predict_models(
                     }
                     cache.append((model, target, features))
                 logits[name] = {
-                    set_name: batched_forward(model.classify, features[set_name], batch_size, target)
+                    set_name: batched_forward(
+                        model.classify, features[set_name], batch_size, target
+                    )
                     for set_name in test_sets
                 }
             else:
