@@ -67,6 +67,21 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
+def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    options = "--seeds 0 1 --modes SN HN --epochs 1 --second-epochs 1 --train-subset 96"
+    options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
+    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out / "mnist" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 2 * 6 and {row["seed"] for row in rows} == {"0", "1"}
+    assert "all seeds stacked" in (out / "mnist" / "results.md").read_text()
+    assert list((out / "mnist" / "seed1" / "HN").glob("events.out.tfevents.*"))
+    metadata = load_checkpoint(out / "mnist" / "seed1" / "HN" / "model.pt", mnist_net())
+    assert metadata["mode"] == "HN" and metadata["seed"] == 1
+
+
 def load_script(name: str):
     """Import a script as a module (cheaper than a subprocess for argument checks)."""
     spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
