@@ -119,9 +119,22 @@ def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     table = tmp_path / "bench.md"
-    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1"
+    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1 --stack-sizes 2"
     done = run_script("bench_supervised.py", mnist_root, options, "--out", str(table))
     assert done.returncode == 0, done.stderr
     text = table.read_text()
     assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
     assert "head on cached features" in text
+    assert "2 models stacked" in text and "2 heads stacked" in text
+
+
+def test_gpu_check_script_runs_its_device_independent_checks(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "gpu_check.md"
+    options = "--device cpu --train-images 130 --rate-steps 1 --threads 1 --cbomf-modes SN NR"
+    done = run_script("gpu_check.py", mnist_root, options, "--out", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = report.read_text()
+    assert "SKIP captured-step checks" in text and "0 check(s) failed" in text
+    assert text.count("- PASS") == 2 and "| MNIST net, batch 64 | fp32 eager (off) |" in text
