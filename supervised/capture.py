@@ -72,9 +72,9 @@ def resolve_capture(
 ) -> tuple[str, str]:
     """The capture a trainer uses (``"cuda-graph"``, ``"compile"`` or ``"off"``) and why.
 
-    ``"auto"`` falls back to eager with the reason (and a warning on CUDA, where capture was
-    expected); ``"cuda-graph"`` asked for where it is impossible is an error that says what to
-    change.
+    ``"auto"`` falls back to eager with the reason, and warns on CUDA when the optimiser is what
+    prevents capture (easily fixed; AMP, by contrast, is chosen for large models on purpose);
+    ``"cuda-graph"`` asked for where it is impossible is an error that says what to change.
 
     :param mode: one of :data:`CAPTURE_MODES`.
     :param device: the training device.
@@ -102,7 +102,7 @@ def resolve_capture(
     reason = "; ".join(problems)
     if mode == "cuda-graph":
         raise ValueError(f"capture='cuda-graph' is impossible here: {reason}")
-    if device.type == "cuda":
+    if device.type == "cuda" and _not_capturable(optimizer):
         warnings.warn(f"training step not captured, it runs eagerly: {reason}", stacklevel=3)
     return "off", reason
 

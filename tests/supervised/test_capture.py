@@ -37,15 +37,16 @@ def test_resolve_capture_decides_and_explains() -> None:
         assert resolve_capture("auto", CUDA, False, adam)[0] == "off"
     capturable = torch.optim.Adam(model.parameters(), capturable=True)
     assert resolve_capture("auto", CUDA, False, capturable)[0] == "cuda-graph"
-    with pytest.warns(UserWarning, match="gradient scaler"):
-        assert resolve_capture("auto", CUDA, True, sgd(model))[0] == "off"
+    mode, reason = resolve_capture("auto", CUDA, True, sgd(model))
+    assert mode == "off" and "gradient scaler" in reason
     with pytest.raises(ValueError, match="impossible here: CUDA graphs need a CUDA device"):
         resolve_capture("cuda-graph", CPU, False, sgd(model))
     with pytest.raises(ValueError, match="capture must be one of"):
         resolve_capture("graphs", CPU, False, sgd(model))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning on the CPU, where eager is expected
+        warnings.simplefilter("error")  # no warning where eager is expected or chosen
         resolve_capture("auto", CPU, True, adam)
+        resolve_capture("auto", CUDA, True, sgd(model))
 
 
 def test_fp32_by_default_for_small_models_on_cuda() -> None:
