@@ -5,7 +5,13 @@ The conventional pipeline is what the source (and torchvision's MNIST) does: eac
 PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, and
 the model runs in the default memory format. The project pipeline keeps the whole split as a
 tensor on the device, batches by indexing and trains channels-last through ``Trainer``; it is
-also measured without channels-last to show where the speed comes from.
+also measured without channels-last to show where the speed comes from. On CUDA it is measured
+eagerly in fp32 and with float16 AMP, and with the step captured as a CUDA graph (the default
+there) or compiled with ``torch.compile(mode="reduce-overhead")``. ``StackedTrainer`` rows train
+K models at once (samples/s summed over the K models).
+
+The project rows time ``step`` over the source's batches (the batch gather included); the
+warm-up before each measurement holds any capture or compilation.
 
     python scripts/bench_supervised.py --download     # writes runs/supervised/bench.md
 """
@@ -30,7 +36,8 @@ from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, DataOptions, L
 from supervised.evaluation import extract_features
 from supervised.models import mnist_net
 from supervised.runtime import select_device
-from supervised.training import Trainer
+from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
+from supervised.training import BatchSource, Trainer
 
 
 @dataclass
@@ -40,7 +47,7 @@ class Args(DataOptions):
     steps: int = 300
     """timed training steps per measurement"""
     warmup_steps: int = 30
-    """untimed steps before each measurement"""
+    """untimed steps before each measurement (a captured step records at the 4th)"""
     repeats: int = 3
     """measurements per pipeline; the median is reported"""
     batch_size: int = 64
@@ -55,14 +62,19 @@ class Args(DataOptions):
     """seed of the models, the shuffling and any synthetic data"""
     threads: int = 0
     """torch CPU threads (0: torch's default)"""
+    stack_sizes: tuple[int, ...] = (5,)
+    """numbers of models trained at once in the stacked rows (none: 0)"""
+    compile: bool = True
+    """on CUDA, also measure torch.compile(mode="reduce-overhead") (compiling takes a minute)"""
 
     def __post_init__(self) -> None:
         if (
             min(self.steps, self.repeats, self.batch_size) <= 0
-            or min(self.warmup_steps, self.loader_workers, self.threads) < 0
+            or min(self.warmup_steps, self.loader_workers, self.threads, *self.stack_sizes) < 0
         ):
             raise ValueError(
-                "steps, repeats and batch size must be positive; warm-up steps, workers and threads >= 0"
+                "steps, repeats and batch size must be positive; warm-up steps, workers, threads "
+                "and stack sizes >= 0"
             )
         for device in self.devices:
             select_device(device)
@@ -104,15 +116,19 @@ def load_pixels(args: Args) -> tuple[LabelledImages, str]:
         ), "random 28x28 data (MNIST not found)"
 
 
-def timed(run: Callable[[int], int], args: Args, device: torch.device) -> float:
-    """Median samples/s of ``run(steps)`` (which returns the samples it trained on), after a warm-up."""
+def timed(run: Callable[[int], int], args: Args, device: torch.device, models: int = 1) -> float:
+    """Median samples/s of ``run(steps)`` (which returns the samples it trained on), after a warm-up.
+
+    A stack of ``models`` runs ``steps / models`` timed steps, so that every measurement covers
+    about the same number of samples (the warm-up keeps its step count: it holds the capture).
+    """
     rates = []
     for _ in range(args.repeats):
         run(args.warmup_steps)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        samples = run(args.steps)
+        samples = run(max(1, args.steps // models))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         rates.append(samples / (time.perf_counter() - start))
@@ -163,12 +179,35 @@ def conventional(
     return run
 
 
+def stepping(trainer: Trainer | StackedTrainer, source, generators) -> Callable[[int], int]:
+    """Time ``trainer.step`` over the source's batches, epoch after epoch; returns the samples
+    trained on (over every model of a stack)."""
+
+    def forever():
+        while True:
+            yield from source.batches(generators)
+
+    batches = forever()
+
+    def run(steps: int) -> int:
+        samples = 0
+        for _ in range(steps):
+            batch = next(batches)
+            trainer.step(batch)
+            samples += batch[1].numel()  # labels: (B,) or (K, B)
+        return samples
+
+    return run
+
+
 def tensor_pipeline(
     data: LabelledImages,
     args: Args,
     device: torch.device,
     channels_last: bool,
     frozen: bool = False,
+    capture: str = "off",
+    amp: bool = False,
 ) -> Callable[[int], int]:
     """The project's ``Trainer`` on tensors already on the device (moved once, untimed).
 
@@ -188,17 +227,56 @@ def tensor_pipeline(
         forward=model.classify if frozen else None,
         batch_size=args.batch_size,
         device=device,
+        amp=amp,
         progress=False,
         channels_last=channels_last,
+        capture=capture,
     )
-    generator = torch.Generator().manual_seed(args.seed)
+    source: BatchSource = trainer.batch_source((inputs, on_device.labels))
+    model.train()
+    return stepping(trainer, source, torch.Generator().manual_seed(args.seed))
 
-    def run(steps: int) -> int:
-        count = min(steps * args.batch_size, len(on_device))
-        trainer.fit((inputs[:count], on_device.labels[:count]), 1, generator)
-        return count
 
-    return run
+def stacked_pipeline(
+    data: LabelledImages,
+    args: Args,
+    device: torch.device,
+    models: int,
+    frozen: bool = False,
+    capture: str = "auto",
+) -> Callable[[int], int]:
+    """``StackedTrainer`` over ``models`` copies of the MNIST net, each with its own shuffle;
+    with ``frozen`` the heads train on features each model's extractor cached once."""
+    torch.manual_seed(args.seed)
+    nets = [mnist_net().to(device) for _ in range(models)]
+    on_device = data.to(device)
+    if frozen:
+        for net in nets:
+            net.freeze_extractor()
+        features = predict_stacked(nets, on_device.images, "features")
+        source = StackedBatches(
+            features,
+            on_device.labels,
+            models=models,
+            per_model=(True, False),
+            batch_size=args.batch_size,
+        )
+    else:
+        source = StackedBatches(
+            on_device.images, on_device.labels, models=models, batch_size=args.batch_size
+        )
+    trainer = StackedTrainer(
+        nets,
+        lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.5),
+        method="classify" if frozen else "forward",
+        device=device,
+        progress=False,
+        capture=capture,
+    )
+    for net in nets:
+        net.train()
+    generators = [torch.Generator().manual_seed(args.seed + k) for k in range(models)]
+    return stepping(trainer, source.to(device), generators)
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:
@@ -230,20 +308,54 @@ def main(args: Args) -> None:
         machine = machine_description(device)
         print(f"measuring on {machine}", flush=True)
         lines.insert(1, f"Machine ({device.type}): {machine}.")
-        full_base = timed(conventional(data, args, device, frozen=False), args, device)
+        cuda = device.type == "cuda"
+        default_capture = "auto" if cuda else "off"
+        default = "captured CUDA graph" if cuda else "eager"
+
+        def rate(run: Callable[[int], int], models: int = 1, device=device) -> float:
+            return timed(run, args, device, models)
+
+        full_base = rate(conventional(data, args, device, frozen=False))
         full = [
             ("per-sample Dataset + DataLoader (conventional)", full_base),
             (
-                "tensor pipeline, default memory format",
-                timed(tensor_pipeline(data, args, device, False), args, device),
+                "tensor pipeline, default memory format, eager fp32",
+                rate(tensor_pipeline(data, args, device, False)),
             ),
             (
-                "tensor pipeline, channels-last (project default)",
-                timed(tensor_pipeline(data, args, device, True), args, device),
+                "tensor pipeline, channels-last, eager fp32"
+                + ("" if cuda else " (project default)"),
+                rate(tensor_pipeline(data, args, device, True)),
             ),
         ]
-        frozen_base = timed(conventional(data, args, device, frozen=True), args, device)
-        head_rate = timed(tensor_pipeline(data, args, device, True, frozen=True), args, device)
+        if cuda:
+            full += [
+                (
+                    "tensor pipeline, channels-last, eager float16 AMP",
+                    rate(tensor_pipeline(data, args, device, True, amp=True)),
+                ),
+                (
+                    "tensor pipeline, channels-last, captured CUDA graph (project default)",
+                    rate(tensor_pipeline(data, args, device, True, capture="auto")),
+                ),
+            ]
+            if args.compile:
+                full.append(
+                    (
+                        'tensor pipeline, channels-last, torch.compile(mode="reduce-overhead")',
+                        rate(tensor_pipeline(data, args, device, True, capture="compile")),
+                    )
+                )
+        full += [
+            (
+                f"{models} models stacked, {default} (total over the models)",
+                rate(stacked_pipeline(data, args, device, models, capture=default_capture), models),
+            )
+            for models in args.stack_sizes
+            if models
+        ]
+        frozen_base = rate(conventional(data, args, device, frozen=True))
+        head_rate = rate(tensor_pipeline(data, args, device, True, True, default_capture))
         # The source's phase 2 is 10 epochs; the one-off extraction is spread over them.
         epochs = 10
         amortised = epochs / (1 / extraction_rate(data, device) + epochs / head_rate)
@@ -252,16 +364,33 @@ def main(args: Args) -> None:
                 "per-sample Dataset + DataLoader, frozen extractor run every batch (conventional)",
                 frozen_base,
             ),
-            ("head on cached features (project default)", head_rate),
+        ]
+        if cuda:
+            frozen.append(
+                (
+                    "head on cached features, eager fp32",
+                    rate(tensor_pipeline(data, args, device, True, True)),
+                )
+            )
+        frozen += [
+            (f"head on cached features, {default} (project default)", head_rate),
             (f"head on cached features, one-off extraction spread over {epochs} epochs", amortised),
+        ]
+        frozen += [
+            (
+                f"{models} heads stacked on their cached features, {default} (total over the models)",
+                rate(stacked_pipeline(data, args, device, models, True, default_capture), models),
+            )
+            for models in args.stack_sizes
+            if models
         ]
         for training, rows, base in (
             ("full network (SN, phase 1)", full, full_base),
             ("head only (phase 2 of HN/NR/ALT/TP)", frozen, frozen_base),
         ):
-            for name, rate in rows:
+            for name, value in rows:
                 lines.append(
-                    f"| {device.type} | {training} | {name} | {rate:,.0f} | {rate / base:.2f}x |"
+                    f"| {device.type} | {training} | {name} | {value:,.0f} | {value / base:.2f}x |"
                 )
     text = "\n".join(lines)
     print(text)

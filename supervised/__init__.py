@@ -8,6 +8,8 @@ Small composable parts (see the README's supervised section):
   extractor + head models they plug into.
 - ``supervised.runtime``, ``supervised.training``, ``supervised.evaluation``,
   ``supervised.checkpoints``: device, seeding, the fit loop, multi-set evaluation, checkpoints.
+- ``supervised.capture``: the training step captured as a CUDA graph and replayed on CUDA.
+- ``supervised.stacked``: K copies of a model trained and evaluated in one vectorised step.
 - ``supervised.cbomf``: classification based on missing features, every training mode.
 - ``supervised.join_rules`` / ``supervised.synergy``: join rules and synergy models (a normal
   and a negative head on one frozen extractor), assembled or trained, with case analysis.
@@ -28,7 +30,16 @@ from supervised.attacks import (
     Attack,
     make_attack,
 )
-from supervised.cbomf import MODES, CBOMFConfig, Phase, evaluate_modes, train_mode, train_modes
+from supervised.cbomf import (
+    MODES,
+    CBOMFConfig,
+    Phase,
+    evaluate_modes,
+    evaluate_modes_stacked,
+    train_mode,
+    train_modes,
+    train_modes_stacked,
+)
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from supervised.data import DataFileError, LabelledImages, load_cifar10, load_emnist, load_mnist
 from supervised.evaluation import batched_forward, evaluate, evaluate_models, extract_features
@@ -55,6 +66,7 @@ from supervised.negation import FeatureNegation, negation_for
 from supervised.occlusions import Occlusion, corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.robustness import accuracy_under_attack, fgsm_sweep, transfer_matrix
 from supervised.runtime import seed_everything, select_device
+from supervised.stacked import StackedBatches, StackedTrainer, evaluate_stacked, predict_stacked
 from supervised.synergy import (
     SynergyModel,
     assemble_synergy,
@@ -101,6 +113,8 @@ __all__ = [
     "Phase",
     "ProductRule",
     "RFGSM",
+    "StackedBatches",
+    "StackedTrainer",
     "SumRule",
     "SynergyModel",
     "TPGD",
@@ -117,6 +131,8 @@ __all__ = [
     "evaluate",
     "evaluate_models",
     "evaluate_modes",
+    "evaluate_modes_stacked",
+    "evaluate_stacked",
     "extract_features",
     "fgsm_sweep",
     "hot_start_synergy",
@@ -132,12 +148,14 @@ __all__ = [
     "mnist_net",
     "negation_for",
     "partial_test_sets",
+    "predict_stacked",
     "save_checkpoint",
     "seed_everything",
     "select_device",
     "train_fusion",
     "train_mode",
     "train_modes",
+    "train_modes_stacked",
     "train_synergy",
     "transfer_matrix",
 ]

@@ -10,6 +10,9 @@ TP and the kernel modes).
 While the extractor is frozen (and in eval mode) its features are a fixed function of the
 input, so by default a frozen phase computes them once and trains the head on the cached
 features; this is the same computation as the straightforward path, much cheaper.
+
+:func:`train_modes_stacked` trains the models of several seeds at once, one stacked step per
+phase (:mod:`supervised.stacked`), with the same random streams as :func:`train_modes` per seed.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_bool, check_int, check_number
 from supervised.data.common import LabelledImages
-from supervised.evaluation import evaluate_models, extract_features
+from supervised.evaluation import _same_extractor, accuracy, evaluate_models, extract_features
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
+from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
 from supervised.training import LossReducer, Trainer
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
@@ -164,6 +168,8 @@ def fit_trainable(
         writer=writer,
         progress=progress,
         global_step=global_step,
+        # A captured step is replayed as long as the model's negation switch stays the same.
+        capture_key=lambda: getattr(model, "negate", False),
     )
     inputs = extract_features(model, data.images, trainer.device) if cached else data.images
     losses = trainer.fit((inputs, data.labels), epochs, generator, before_epoch, description)
@@ -187,19 +193,7 @@ def run_phase(
 
     A frozen extractor is checked bit for bit after the phase; any change is an error.
     """
-    if phase.negate_kernels:
-        model.negate_kernels()
-    if phase.freeze_extractor:
-        model.freeze_extractor()
-    if phase.reset_head:
-        model.reset_head(reset_seed)
-    if phase.negation != "off":
-        model.set_negation(True)  # fails early when the model has no negation
-    frozen_state = (
-        {name: value.clone() for name, value in model.extractor.state_dict().items()}
-        if phase.freeze_extractor
-        else None
-    )
+    frozen_state = _start_phase(model, phase, reset_seed)
     losses, step = fit_trainable(
         model,
         data,
@@ -213,7 +207,33 @@ def run_phase(
         description,
         before_epoch=lambda epoch: model.set_negation(phase.negation_in_epoch(epoch)),
     )
-    # Leave the model in the phase's final state (also when it ran no epochs).
+    _end_phase(model, phase, frozen_state)
+    return losses, step
+
+
+def _start_phase(
+    model: NegatableClassifier, phase: Phase, reset_seed: int
+) -> dict[str, torch.Tensor] | None:
+    """Apply a phase's one-off changes to ``model``; returns a copy of the extractor's state
+    when the phase freezes it, to check after training."""
+    if phase.negate_kernels:
+        model.negate_kernels()
+    if phase.freeze_extractor:
+        model.freeze_extractor()
+    if phase.reset_head:
+        model.reset_head(reset_seed)
+    if phase.negation != "off":
+        model.set_negation(True)  # fails early when the model has no negation
+    if not phase.freeze_extractor:
+        return None
+    return {name: value.clone() for name, value in model.extractor.state_dict().items()}
+
+
+def _end_phase(
+    model: NegatableClassifier, phase: Phase, frozen_state: dict[str, torch.Tensor] | None
+) -> None:
+    """Leave ``model`` in the phase's final negation state (also after no epochs) and check
+    that a frozen extractor did not change, bit for bit."""
     model.set_negation(phase.negation_in_epoch(phase.epochs - 1))
     if frozen_state is not None:
         changed = [
@@ -223,7 +243,69 @@ def run_phase(
         ]
         if changed:
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
-    return losses, step
+
+
+def run_phase_stacked(
+    models: Sequence[NegatableClassifier],
+    phase: Phase,
+    data: LabelledImages,
+    config: CBOMFConfig,
+    generators: Sequence[torch.Generator],
+    reset_seeds: Sequence[int],
+    device: torch.device | str | None = None,
+    writers: Sequence[SummaryWriter | None] | None = None,
+    progress: bool = True,
+    global_step: int = 0,
+    description: str = "phase",
+) -> tuple[list[list[float]], int]:
+    """Run one phase on several models at once, in place; each model's result equals
+    :func:`run_phase` with its own generator and reset seed up to floating-point rounding.
+
+    :returns: each model's epoch losses, and the new global step.
+    """
+    if not len(models) == len(generators) == len(reset_seeds):
+        raise ValueError(
+            f"need one generator and reset seed per model, got {len(models)} models, "
+            f"{len(generators)} generators and {len(reset_seeds)} reset seeds"
+        )
+    frozen_states = [
+        _start_phase(model, phase, seed) for model, seed in zip(models, reset_seeds, strict=True)
+    ]
+    cached = phase.freeze_extractor and config.cache_features
+    trainer = StackedTrainer(
+        models,
+        lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+        method="classify" if cached else "forward",
+        reducer=config.reducer,
+        batch_size=config.batch_size,
+        device=device,
+        writers=writers,
+        progress=progress,
+        global_step=global_step,
+        capture_key=lambda: models[0].negate,
+    )
+    if cached:
+        features = predict_stacked(models, data.images, "features", device=trainer.device)
+        batches = StackedBatches(
+            features,
+            data.labels,
+            models=len(models),
+            per_model=(True, False),
+            batch_size=config.batch_size,
+        )
+    else:
+        batches = StackedBatches(
+            data.images, data.labels, models=len(models), batch_size=config.batch_size
+        )
+
+    def set_negation(epoch: int) -> None:
+        for model in models:
+            model.set_negation(phase.negation_in_epoch(epoch))
+
+    losses = trainer.fit(batches, phase.epochs, generators, set_negation, description)
+    for model, frozen_state in zip(models, frozen_states, strict=True):
+        _end_phase(model, phase, frozen_state)
+    return losses, trainer.global_step
 
 
 @dataclass
@@ -261,41 +343,93 @@ def train_modes(
         ones), so each mode's curves start at step 0.
     :param progress: show progress bars.
     """
+
+    def run(
+        models: list[NegatableClassifier],
+        prefix: tuple[Phase, ...],
+        writers: list[SummaryWriter | None],
+        step: int,
+        label: str,
+    ) -> tuple[list[list[float]], int]:
+        losses, step = run_phase(
+            models[0],
+            prefix[-1],
+            data,
+            config,
+            generator=make_generator(seed, "shuffle", prefix),
+            reset_seed=derive_seed(seed, "reset", prefix),
+            device=device,
+            writer=writers[0],
+            progress=progress,
+            global_step=step,
+            description=label,
+        )
+        return [losses], step
+
+    seed_writer_for = None if writer_for is None else (lambda _seed, mode: writer_for(mode))
+    trained = _train_mode_tree(modes, model_factory, config, [seed], run, seed_writer_for)
+    return {mode: per_seed[0] for mode, per_seed in trained.items()}
+
+
+#: ``run(models, prefix, writers, global_step, description)``: trains phase ``prefix[-1]`` on
+#: the models (one per seed, in place), logging to each model's writer; returns every model's
+#: epoch losses and the new global step.
+PhaseRunner = Callable[
+    [list[NegatableClassifier], tuple[Phase, ...], list[SummaryWriter | None], int, str],
+    tuple[list[list[float]], int],
+]
+
+
+def _train_mode_tree(
+    modes: Sequence[str],
+    model_factory: Callable[[], NegatableClassifier],
+    config: CBOMFConfig,
+    seeds: Sequence[int],
+    run: PhaseRunner,
+    writer_for: Callable[[int, str], SummaryWriter | None] | None,
+) -> dict[str, list[TrainedMode]]:
+    """Each mode trained for every seed, common leading phases trained once.
+
+    A phase shared by several modes logs to the writer of the first mode that trains it; its
+    scalars are replayed into the writers of the later modes, so every mode's curves start at
+    step 0.
+    """
     for mode in modes:
         mode_phases(mode, config)  # validate every name before training anything
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
-        initial = model_factory()
-    done: dict[tuple[Phase, ...], TrainedMode] = {(): TrainedMode(initial, [], 0)}
-    logged: dict[tuple[Phase, ...], _ScalarRecorder] = {}
+    initial = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "init"))
+            initial.append(model_factory())
+    done = {(): [TrainedMode(model, [], 0) for model in initial]}
+    logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
     results = {}
     for mode in modes:
         phases = mode_phases(mode, config)
-        writer = writer_for(mode) if writer_for is not None else None
+        writers = [writer_for(seed, mode) if writer_for else None for seed in seeds]
         for depth in range(1, len(phases) + 1):
             prefix = phases[:depth]
             if prefix in done:
-                if writer is not None and prefix in logged:
-                    logged[prefix].replay(writer)
+                for recorder, writer in zip(logged.get(prefix, ()), writers, strict=False):
+                    if writer is not None:
+                        recorder.replay(writer)
                 continue
-            parent = done[prefix[:-1]]
-            model = parent.model.clone()
+            parents = done[prefix[:-1]]
+            models = [parent.model.clone() for parent in parents]
+            recorders = [_ScalarRecorder(writer) for writer in writers]
             if writer_for is not None:
-                logged[prefix] = _ScalarRecorder(writer)
-            losses, step = run_phase(
-                model,
-                prefix[-1],
-                data,
-                config,
-                generator=make_generator(seed, "shuffle", prefix),
-                reset_seed=derive_seed(seed, "reset", prefix),
-                device=device,
-                writer=logged.get(prefix),
-                progress=progress,
-                global_step=parent.global_step,
-                description=f"{mode} phase {depth}",
+                logged[prefix] = recorders
+            losses, step = run(
+                models,
+                prefix,
+                recorders if writer_for is not None else writers,
+                parents[0].global_step,
+                f"{mode} phase {depth}",
             )
-            done[prefix] = TrainedMode(model, [*parent.losses, losses], step)
+            done[prefix] = [
+                TrainedMode(model, [*parent.losses, model_losses], step)
+                for model, parent, model_losses in zip(models, parents, losses, strict=True)
+            ]
         results[mode] = done[phases]
     return results
 
@@ -326,6 +460,61 @@ class _ScalarRecorder:
     def __getattr__(self, name: str) -> object:
         # Anything else a trainer asks of its writer (flush, add_histogram, ...) goes straight through.
         return getattr(self.writer, name)
+
+
+def train_modes_stacked(
+    modes: Sequence[str],
+    model_factory: Callable[[], NegatableClassifier],
+    data: LabelledImages,
+    config: CBOMFConfig = CBOMFConfig(),
+    seeds: Sequence[int] = (0,),
+    device: torch.device | str | None = None,
+    writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
+    progress: bool = True,
+) -> dict[int, dict[str, TrainedMode]]:
+    """:func:`train_modes` for several seeds at once: each phase trains the seeds' models in one
+    stacked step. Each seed's result equals ``train_modes(..., seed=seed)`` up to
+    floating-point rounding (same init, shuffling and head-reset streams).
+
+    :param modes: names from :data:`MODES`.
+    :param model_factory: builds a fresh model (its initialisation is seeded here).
+    :param data: training split.
+    :param config: hyperparameters.
+    :param seeds: distinct seeds; one model per seed and mode.
+    :param device: where to train.
+    :param writer_for: TensorBoard writer for a seed and mode name.
+    :param progress: show progress bars.
+    :returns: ``{seed: {mode: TrainedMode}}``.
+    """
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"need distinct seeds, got {list(seeds)}")
+
+    def run(
+        models: list[NegatableClassifier],
+        prefix: tuple[Phase, ...],
+        writers: list[SummaryWriter | None],
+        step: int,
+        label: str,
+    ) -> tuple[list[list[float]], int]:
+        return run_phase_stacked(
+            models,
+            prefix[-1],
+            data,
+            config,
+            generators=[make_generator(seed, "shuffle", prefix) for seed in seeds],
+            reset_seeds=[derive_seed(seed, "reset", prefix) for seed in seeds],
+            device=device,
+            writers=writers,
+            progress=progress,
+            global_step=step,
+            description=label,
+        )
+
+    trained = _train_mode_tree(modes, model_factory, config, seeds, run, writer_for)
+    return {
+        seed: {mode: per_seed[index] for mode, per_seed in trained.items()}
+        for index, seed in enumerate(seeds)
+    }
 
 
 def train_mode(
@@ -364,3 +553,79 @@ def evaluate_modes(
         writer_for,
         step={mode: result.global_step for mode, result in trained.items()},
     )
+
+
+def evaluate_modes_stacked(
+    trained: dict[int, dict[str, TrainedMode]],
+    test_sets: dict[str, LabelledImages],
+    device: torch.device | str | None = None,
+    writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
+    batch_size: int = 1000,
+) -> dict[int, dict[str, dict[str, float]]]:
+    """Accuracy (%) of every seed's trained modes on every test set, the seeds' models of a mode
+    evaluated in one stacked pass; the same numbers as :func:`evaluate_modes` per seed.
+
+    Modes whose extractors are identical for every seed share one stacked extractor pass.
+
+    :param trained: result of :func:`train_modes_stacked`, ``{seed: {mode: TrainedMode}}``.
+    :param test_sets: named test sets.
+    :param device: where to evaluate.
+    :param writer_for: TensorBoard writer for a seed and mode, for ``eval/<set>/accuracy``.
+    :param batch_size: samples per pass (each pass runs every seed's model).
+    :returns: ``{seed: {mode: {test set: accuracy}}}``.
+    """
+    seeds = list(trained)
+    modes = list(trained[seeds[0]]) if seeds else []
+    if not modes or any(list(trained[seed]) != modes for seed in seeds):
+        raise ValueError("need at least one seed, every seed with the same trained modes")
+    if not test_sets:
+        raise ValueError("evaluation needs at least one named test set")
+    groups: list[list[str]] = []
+    for mode in modes:
+        group = next(
+            (
+                group
+                for group in groups
+                if all(
+                    _same_extractor(
+                        trained[seed][group[0]].model.extractor, trained[seed][mode].model.extractor
+                    )
+                    for seed in seeds
+                )
+            ),
+            None,
+        )
+        if group is None:
+            groups.append([mode])
+        else:
+            group.append(mode)
+    results: dict[int, dict[str, dict[str, float]]] = {
+        seed: {mode: {} for mode in modes} for seed in seeds
+    }
+    for group in groups:
+        extractors = [trained[seed][group[0]].model for seed in seeds]
+        for set_name, data in test_sets.items():
+            features = predict_stacked(
+                extractors, data.images, "features", batch_size=batch_size, device=device
+            )
+            for mode in group:
+                logits = predict_stacked(
+                    [trained[seed][mode].model for seed in seeds],
+                    features,
+                    "classify",
+                    per_model=True,
+                    batch_size=batch_size,
+                    device=device,
+                )
+                for seed, seed_logits in zip(seeds, logits, strict=True):
+                    results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
+    if writer_for is not None:
+        for seed in seeds:
+            for mode in modes:
+                writer = writer_for(seed, mode)
+                if writer is not None:
+                    for set_name, value in results[seed][mode].items():
+                        writer.add_scalar(
+                            f"eval/{set_name}/accuracy", value, trained[seed][mode].global_step
+                        )
+    return {seed: {mode: results[seed][mode] for mode in modes} for seed in seeds}

@@ -12,12 +12,15 @@ Three parts are swappable so later model families reuse this one loop instead of
   may return one loss per sample;
 - the **reducer** (:class:`LossReducer`), which turns per-sample losses into the scalar that is
   back-propagated (the mean by default; hard-example mining plugs in here).
+
+On CUDA the step is captured once and replayed (:mod:`supervised.capture`), in fp32 for small
+models; K models train at once with :class:`supervised.stacked.StackedTrainer`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import partial
 
 import torch
@@ -26,6 +29,7 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from supervised.capture import captured_step, default_amp, resolve_capture
 from supervised.runtime import select_device
 
 #: One training batch: a tuple of tensors whose first dimension is the sample.
@@ -183,12 +187,13 @@ class MeanReducer(LossReducer):
 
 
 class Trainer:
-    """Minibatch SGD over a batch source, with progress bar, TensorBoard and AMP on CUDA.
+    """Minibatch SGD over a batch source, with progress bar, TensorBoard and a captured step on CUDA.
 
     Later models change what a step computes by passing ``forward``/``loss_fn``/``reducer``,
     by overriding :meth:`compute_loss`, or by giving :meth:`fit` another :class:`BatchSource`;
     never by copying the loop. :meth:`step` is the whole optimisation step on one batch and
-    nothing else, so it can be captured or vectorised as one unit.
+    nothing else, so it can be captured or vectorised as one unit: on CUDA it is recorded once as
+    a CUDA graph and replayed (see :mod:`supervised.capture` for the rules, and ``capture``).
 
     :param model: the module whose parameters ``optimizer`` trains; moved to ``device``.
     :param optimizer: optimiser over the parameters to train.
@@ -199,7 +204,9 @@ class Trainer:
     :param reducer: reduces per-sample losses to the back-propagated scalar; the mean by default.
     :param batch_size: samples per step of the default source (tensors passed to :meth:`fit`).
     :param device: where to train; CUDA when present unless given.
-    :param amp: float16 autocast with gradient scaling; default on for CUDA only.
+    :param amp: float16 autocast with gradient scaling; by default on CUDA for models of at least
+        :data:`supervised.capture.AMP_MIN_PARAMETERS` parameters only (smaller ones measured
+        faster in fp32), never on CPU.
     :param writer: TensorBoard writer; ``<tag>/loss`` every ``log_every`` steps, ``<tag>/epoch_loss``.
     :param log_every: steps between loss scalars.
     :param progress: show a tqdm bar.
@@ -207,6 +214,14 @@ class Trainer:
     :param channels_last: store conv weights and image batches channels-last (faster kernels).
     :param global_step: the step counter to continue from, so a multi-phase schedule with a
         trainer per phase logs one continuous curve.
+    :param capture: one of :data:`supervised.capture.CAPTURE_MODES`: ``"auto"`` replays a
+        captured CUDA graph on CUDA in fp32 and runs eagerly elsewhere (why: :attr:`capture_reason`);
+        ``"cuda-graph"`` insists; ``"compile"`` uses ``torch.compile(mode="reduce-overhead")``;
+        ``"off"`` is eager.
+    :param capture_key: the Python state the step reads beyond tensor values (e.g.
+        ``lambda: model.negate``); one captured graph is kept per value, for the whole
+        :meth:`fit`. Without it the step is re-captured at every ``before_epoch`` call, since
+        that callback may change what the step computes.
     """
 
     def __init__(
@@ -225,6 +240,8 @@ class Trainer:
         tag: str = "train",
         channels_last: bool = True,
         global_step: int = 0,
+        capture: str = "auto",
+        capture_key: Callable[[], Hashable] | None = None,
     ) -> None:
         if batch_size <= 0 or log_every <= 0:
             raise ValueError(
@@ -245,12 +262,17 @@ class Trainer:
             progress,
             tag,
         )
-        self.amp = self.device.type == "cuda" if amp is None else amp
+        self.amp = default_amp(self.model, self.device) if amp is None else amp
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.writer = writer
         self.global_step = global_step
+        self.capture, self.capture_reason = resolve_capture(
+            capture, self.device, self.amp, optimizer
+        )
+        self.capture_key = capture_key
+        self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``.
@@ -261,14 +283,20 @@ class Trainer:
         return self.loss_fn(self.forward(inputs), *rest)
 
     def step(self, batch: Batch) -> torch.Tensor:
-        """One optimisation step on a batch; returns the detached reduced loss."""
+        """One optimisation step on a batch, replayed from a capture where possible; returns
+        the detached reduced loss."""
+        loss = self.captured(batch) if self.captured is not None else self.eager_step(batch)
+        self.global_step += 1
+        return loss
+
+    def eager_step(self, batch: Batch) -> torch.Tensor:
+        """The optimisation step, run op by op: what a capture records."""
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             loss = self.reducer(self.compute_loss(batch))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.global_step += 1
         return loss.detach()
 
     def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> BatchSource:
@@ -306,6 +334,8 @@ class Trainer:
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         source = self.batch_source(data)
+        if self.captured is not None:
+            self.captured.reset()  # the model may have changed since the last fit
         bar = tqdm(
             total=epochs * len(source), desc=description, disable=not self.progress, leave=False
         )
@@ -314,6 +344,8 @@ class Trainer:
         for epoch in range(epochs):
             if before_epoch is not None:
                 before_epoch(epoch)
+                if self.captured is not None and self.capture_key is None:
+                    self.captured.reset()
             total = torch.zeros((), device=self.device)
             for batch in source.batches(generator):
                 loss = self.step(batch)

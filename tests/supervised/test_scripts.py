@@ -52,6 +52,21 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert round(metadata["accuracy"]["full"], 2) == nr_full
 
 
+def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    options = "--seeds 0 1 --modes SN HN --epochs 1 --second-epochs 1 --train-subset 96"
+    options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
+    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out / "mnist" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 2 * 6 and {row["seed"] for row in rows} == {"0", "1"}
+    assert "all seeds stacked" in (out / "mnist" / "results.md").read_text()
+    assert list((out / "mnist" / "seed1" / "HN").glob("events.out.tfevents.*"))
+    metadata = load_checkpoint(out / "mnist" / "seed1" / "HN" / "model.pt", mnist_net())
+    assert metadata["mode"] == "HN" and metadata["seed"] == 1
+
+
 def test_cbomf_script_rejects_bad_arguments(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -69,7 +84,7 @@ def test_cbomf_script_rejects_bad_arguments(
         script.main(args)
 
 
-def test_cbomf_script_keeps_the_finished_modes_on_sigterm(
+def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
     mnist_root: Path, tmp_path: Path, interrupt_script
 ) -> None:
     results = tmp_path / "mnist" / "results.csv"
@@ -87,7 +102,7 @@ def test_cbomf_script_keeps_the_finished_modes_on_sigterm(
         rows = list(csv.DictReader(handle))
     modes = 8 * 10  # 8 modes x (full, 4 cuts, 5 corners)
     assert rows and len(rows) % modes == 0 and len(rows) < 50 * modes
-    assert f"stopped by SIGTERM: kept {len(rows)} rows of the finished modes" in done.stderr
+    assert f"stopped by SIGTERM: kept {len(rows)} rows of the finished seeds" in done.stderr
 
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
@@ -99,12 +114,13 @@ def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_bench_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     table = tmp_path / "bench.md"
-    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1"
+    options = "--steps 2 --warmup-steps 1 --repeats 1 --devices cpu --threads 1 --stack-sizes 2"
     done = run_script("bench_supervised.py", mnist_root, options, "--out", str(table))
     assert done.returncode == 0, done.stderr
     text = table.read_text()
     assert "per-sample Dataset + DataLoader" in text and text.count("tensor pipeline") == 2
     assert "head on cached features" in text
+    assert "2 models stacked" in text and "2 heads stacked" in text
 
 
 def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) -> None:
@@ -217,3 +233,15 @@ def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
     assert {row["arch"] for row in rows} == {"lenet"}
     report = (tmp_path / "out" / "cifar10" / "results.md").read_text()
     assert "Compared with the source (CIFAR-10 LeNet)" in report and "| full | synergy |" in report
+
+
+def test_gpu_check_script_runs_its_device_independent_checks(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "gpu_check.md"
+    options = "--device cpu --train-images 130 --rate-steps 1 --threads 1 --cbomf-modes SN NR"
+    done = run_script("gpu_check.py", mnist_root, options, "--out", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = report.read_text()
+    assert "SKIP captured-step checks" in text and "0 check(s) failed" in text
+    assert text.count("- PASS") == 2 and "| MNIST net, batch 64 | fp32 eager (off) |" in text
