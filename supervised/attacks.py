@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from negdl.checks import check_int
 from supervised.evaluation import model_device
 from supervised.runtime import select_device
 from supervised.training import prepare_inputs
@@ -62,8 +63,7 @@ class Attack(ABC):
             raise ValueError(
                 f"eps must be in [0, {high - low:g}] (the input range's width), got {eps}"
             )
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_int("batch_size", batch_size, 1)
         if targeted and not self.supports_targeted:
             raise ValueError(f"{self.name} has no targeted mode; use targeted=False")
         self.model, self.eps, self.targeted = model, eps, targeted

@@ -52,8 +52,9 @@ class Phase:
     negate_kernels: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ValueError(f"a phase needs epochs >= 0, got {self.epochs}")
+        check_int("epochs", self.epochs, 0)
+        for name in ("freeze_extractor", "reset_head", "negate_kernels"):
+            check_bool(name, getattr(self, name))
         if self.negation not in NEGATION_SCHEDULES:
             raise ValueError(f"negation must be one of {NEGATION_SCHEDULES}, got {self.negation!r}")
 
@@ -317,6 +318,31 @@ class TrainedMode:
     global_step: int
 
 
+def _check_training_inputs(
+    modes: Sequence[str],
+    model_factory: Callable[[], NegatableClassifier],
+    data: LabelledImages,
+    config: CBOMFConfig,
+    seeds: Sequence[int],
+) -> None:
+    """Refuse arguments of :func:`train_modes` / :func:`train_modes_stacked` that would fail
+    deep inside training (or, like a plain string of modes, silently do something else)."""
+    if isinstance(modes, str) or not modes:
+        raise ValueError(
+            f"modes must be a non-empty list of mode names, e.g. ['SN'], got {modes!r}"
+        )
+    for mode in modes:
+        mode_phases(mode, config)
+    if not callable(model_factory):
+        raise ValueError(f"model_factory must be callable, got {type(model_factory).__name__}")
+    if not isinstance(data, LabelledImages):
+        raise ValueError(f"data must be LabelledImages, got {type(data).__name__}")
+    if not isinstance(config, CBOMFConfig):
+        raise ValueError(f"config must be a CBOMFConfig, got {type(config).__name__}")
+    for seed in seeds:
+        check_int("seed", seed, 0)
+
+
 def train_modes(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -343,6 +369,8 @@ def train_modes(
         ones), so each mode's curves start at step 0.
     :param progress: show progress bars.
     """
+
+    _check_training_inputs(modes, model_factory, data, config, [seed])
 
     def run(
         models: list[NegatableClassifier],
@@ -488,6 +516,8 @@ def train_modes_stacked(
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"need distinct seeds, got {list(seeds)}")
+
+    _check_training_inputs(modes, model_factory, data, config, seeds)
 
     def run(
         models: list[NegatableClassifier],

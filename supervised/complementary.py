@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
@@ -142,8 +143,7 @@ class ComplementaryBatches(BatchSource):
     ) -> None:
         if len(images) != len(labels) or len(labels) == 0:
             raise ValueError(f"need N > 0 images and N labels, got {len(images)} and {len(labels)}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_int("batch_size", batch_size, 1)
         _check_labels(labels, num_classes)
         self.images, self.labels = images, labels
         self.num_classes, self.batch_size, self.count = num_classes, batch_size, count

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.runtime import select_device
-from supervised.training import iterate_batches, prepare_inputs
+from supervised.training import check_finite_inputs, iterate_batches, prepare_inputs
 
 
 @torch.no_grad()
@@ -31,6 +32,8 @@ def batched_forward(
 
     The caller puts the model in eval mode; this only batches and moves data.
     """
+    check_int("batch_size", batch_size, 1)
+    check_finite_inputs("the inputs", inputs)
     device = select_device(device)
     inputs = prepare_inputs(inputs, device)
     outputs = [
@@ -99,6 +102,18 @@ def predict_models(
     """
     if not test_sets:
         raise ValueError("evaluation needs at least one named test set")
+    check_int("batch_size", batch_size, 1)
+    for name, model in models.items():
+        if not isinstance(model, nn.Module):
+            raise ValueError(
+                f"model {name!r} must be a torch.nn.Module, got {type(model).__name__}"
+            )
+    for name, data in test_sets.items():
+        if not isinstance(data, LabelledImages):
+            raise ValueError(
+                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
+                "wrap tensors as LabelledImages(images, labels, classes)"
+            )
     cache: list[tuple[nn.Module, torch.device, dict[str, torch.Tensor]]] = []
     logits: dict[str, dict[str, torch.Tensor]] = {}
     for name, model in models.items():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
 from supervised.reducers import NonZeroMean
@@ -101,11 +102,10 @@ class SiameseConfig:
                 "need lr > 0, 0 < finetune_lr_factor <= 1 and 0 <= momentum < 1, got "
                 f"{self.lr}, {self.finetune_lr_factor}, {self.momentum}"
             )
-        if (
-            min(self.embedding_size, self.batch_size) <= 0
-            or min(self.epochs, self.finetune_epochs) < 0
-        ):
-            raise ValueError("embedding_size and batch_size must be positive, epochs >= 0")
+        check_int("embedding_size", self.embedding_size, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 0)
+        check_int("finetune_epochs", self.finetune_epochs, 0)
 
     def loss(self, variant: str) -> TripletMarginLoss:
         """The triplet loss of ``variant`` with this config's distance and miner."""

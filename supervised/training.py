@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from negdl.checks import check_bool, check_int
 from supervised.capture import captured_step, default_amp, resolve_capture
 from supervised.runtime import select_device
 
@@ -38,6 +39,15 @@ LossFn = Callable[..., torch.Tensor]
 
 #: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
 per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
+
+
+def check_finite_inputs(name: str, tensor: torch.Tensor) -> None:
+    """Refuse a floating-point tensor holding NaN or infinite values (one min/max pass)."""
+    if tensor.is_floating_point() and tensor.numel():
+        if not torch.isfinite(torch.stack(torch.aminmax(tensor))).all():
+            raise ValueError(
+                f"{name} hold NaN or infinite values; clean or drop those samples before training"
+            )
 
 
 def iterate_batches(
@@ -59,8 +69,8 @@ def iterate_batches(
     :param device: where the index tensors live (the data's device).
     :param drop_last: skip a final incomplete batch.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_int("count", count, 0)
+    check_int("batch_size", batch_size, 1)
     order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
     order = order.to(device)
     stop = count - count % batch_size if drop_last else count
@@ -127,8 +137,7 @@ class TensorBatches(BatchSource):
         sizes = [len(tensor) for tensor in tensors]
         if len(set(sizes)) != 1 or sizes[0] == 0:
             raise ValueError(f"need matching, non-empty tensors, got first dimensions {sizes}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_int("batch_size", batch_size, 1)
         if drop_last and sizes[0] < batch_size:
             raise ValueError(
                 f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
@@ -243,12 +252,24 @@ class Trainer:
         capture: str = "auto",
         capture_key: Callable[[], Hashable] | None = None,
     ) -> None:
-        if batch_size <= 0 or log_every <= 0:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(
-                f"batch_size and log_every must be positive, got {batch_size}, {log_every}"
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        if global_step < 0:
-            raise ValueError(f"global_step must be >= 0, got {global_step}")
+        for name, function in (("loss_fn", loss_fn), ("forward", forward)):
+            if function is not None and not callable(function):
+                raise ValueError(f"{name} must be callable, got {type(function).__name__}")
+        if reducer is not None and not isinstance(reducer, LossReducer):
+            raise ValueError(f"reducer must be a LossReducer or None, got {reducer!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("log_every", log_every, 1)
+        check_int("global_step", global_step, 0)
+        check_bool("progress", progress)
+        check_bool("channels_last", channels_last)
+        if amp is not None:
+            check_bool("amp", amp)
         self.device = select_device(device)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.preserve_format
@@ -309,6 +330,7 @@ class Trainer:
                     "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
                     f"got {type(data).__name__}"
                 )
+            check_finite_inputs("the inputs", data[0])
             data = TensorBatches(*data, batch_size=self.batch_size)
         return data.to(self.device, self.channels_last)
 
@@ -331,8 +353,11 @@ class Trainer:
         :param before_epoch: called with the epoch index before each epoch (e.g. to switch negation).
         :param description: progress-bar label.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        check_int("epochs", epochs, 0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         source = self.batch_source(data)
         if self.captured is not None:
             self.captured.reset()  # the model may have changed since the last fit

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import torch
 from torch.nn import functional as F
 
+from negdl.checks import check_int
 from supervised.training import Batch, BatchSource, iterate_batches, prepare_inputs
 
 
@@ -277,8 +278,7 @@ class TripletBatches(BatchSource):
             raise ValueError(
                 f"need N images and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}"
             )
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        check_int("batch_size", batch_size, 1)
         classes, counts = torch.unique(labels, return_counts=True)
         if len(classes) < 2 or counts.min() < 2:
             raise ValueError(

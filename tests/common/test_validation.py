@@ -18,7 +18,17 @@ from neg_agents.bench import BenchConfig
 from neg_agents.cli import bench, train, watch
 from negdl.cli import run_main
 from negdl.devices import resolve_device
-from supervised import CBOMFConfig, LabelledImages, load_emnist, load_mnist, mnist_net
+from supervised import (
+    CBOMFConfig,
+    LabelledImages,
+    Phase,
+    Trainer,
+    evaluate,
+    load_emnist,
+    load_mnist,
+    mnist_net,
+    train_modes,
+)
 from supervised.checkpoints import load_checkpoint, save_checkpoint
 from supervised.models import NegatableClassifier, Standardize, mlp_head
 from supervised.occlusions import (
@@ -48,6 +58,19 @@ def dqn(**arguments):
 
 def images(count: int = 2) -> torch.Tensor:
     return torch.zeros(count, 1, 28, 28)
+
+
+def labelled(count: int = 2) -> LabelledImages:
+    return LabelledImages(images(count), torch.zeros(count, dtype=torch.long), ("a", "b"))
+
+
+def trainer(**arguments) -> Trainer:
+    model = nn.Linear(1, 2)
+    return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), progress=False, **arguments)
+
+
+def tiny_data() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(4, 1), torch.zeros(4, dtype=torch.long)
 
 
 # fmt: off
@@ -109,6 +132,19 @@ BAD_VALUES = {
     "cbomf momentum 1": (lambda: CBOMFConfig(momentum=1.0), ValueError, r"momentum must be a finite number in \[0, 1\)"),
     "cbomf epochs fractional": (lambda: CBOMFConfig(epochs=1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
     "seed_everything 1.5": (lambda: seed_everything(1.5), TypeError, "seed must be an integer"),
+    # supervised training and evaluation
+    "trainer batch_size 0": (lambda: trainer(batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
+    "trainer optimizer missing": (lambda: Trainer(nn.Linear(1, 1), "sgd"), ValueError, "optimizer must be a torch.optim.Optimizer, got str"),
+    "trainer amp 'yes'": (lambda: trainer(amp="yes"), TypeError, "amp must be True or False"),
+    "fit epochs fractional": (lambda: trainer().fit(tiny_data(), 1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
+    "fit NaN inputs": (lambda: trainer().fit((torch.full((4, 1), NAN), torch.zeros(4, dtype=torch.long)), 1), ValueError, "inputs hold NaN or infinite values"),
+    "fit generator seed": (lambda: trainer().fit(tiny_data(), 1, generator=0), ValueError, "generator must be a torch.Generator or None, got int"),
+    "evaluate batch_size 0": (lambda: evaluate(mnist_net(), {"full": labelled()}, batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
+    "evaluate plain tensors": (lambda: evaluate(mnist_net(), {"full": images()}), ValueError, "test set 'full' must be LabelledImages, got Tensor"),
+    "phase epochs fractional": (lambda: Phase(1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
+    "train_modes modes as one string": (lambda: train_modes("SN", mnist_net, labelled()), ValueError, r"modes must be a non-empty list of mode names, e.g. \['SN'\], got 'SN'"),
+    "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seed=-1), ValueError, "seed must be an integer >= 0, got -1"),
+    "train_modes tensors for data": (lambda: train_modes(["SN"], mnist_net, images()), ValueError, "data must be LabelledImages, got Tensor"),
     "checkpoint numpy metadata": (lambda: save_checkpoint( "unused.pt", nn.Linear(1, 1), metadata={"accuracy": np.float64(99.0)}),
         ValueError,
         r"metadata\['accuracy'\] is a float64",

@@ -49,7 +49,7 @@ def test_iterate_batches_covers_every_index_once() -> None:
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
     assert [len(b) for b in iterate_batches(10, 4, drop_last=True)] == [4, 4]
     assert torch.equal(torch.cat(list(iterate_batches(5, 2, shuffle=False))), torch.arange(5))
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         list(iterate_batches(5, 0))
 
 
@@ -249,7 +249,7 @@ def test_step_counter_continues_across_fits_and_trainers(small_data) -> None:
     second.fit(data, 1)
     epoch_steps = [step for key, _, step in writer.scalars if key == "train/epoch_loss"]
     assert epoch_steps == [4, 8, 12]
-    with pytest.raises(ValueError, match="global_step must be >= 0"):
+    with pytest.raises(ValueError, match="global_step must be an integer >= 0, got -1"):
         Trainer(model, optimizer, device="cpu", global_step=-1)
     with pytest.raises(TypeError, match="BatchSource or a tuple of tensors"):
         trainer.fit(small_data.images, 1)
