@@ -121,16 +121,17 @@ class ProcessPool(Backend):
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                if stop.requested:
-                    for future in pending:
-                        future.cancel()
-                    terminate_child_processes()  # the trials in flight are dropped
-                    raise StopRequested(stop.signal_name)
-                for future in done:
+                for future in done:  # trials that finished are kept, even after a stop request
                     try:
                         yield future.result()
                     except Exception as error:  # the worker died or could not unpickle
                         yield failed_outcome(futures[future], error)
+                if stop.requested:
+                    # The trials in flight are dropped. Their futures are not cancelled first:
+                    # the pool, finding its workers gone, fails every pending future, and on a
+                    # cancelled one that raises in its thread (CPython 3.11).
+                    terminate_child_processes()
+                    raise StopRequested(stop.signal_name)
 
     def describe(self) -> str:
         return f"{self.slots} worker processes"
@@ -218,17 +219,16 @@ class Ray(Backend):
         refs = {task.remote(os.getcwd(), function_ref, trial): trial for trial in trials}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_SECONDS)
-            if stop.requested:
-                for ref in refs:
-                    if ref not in done:
-                        ray.cancel(ref, force=True)  # the trials in flight are dropped
-                raise StopRequested(stop.signal_name)
-            for ref in done:
+            for ref in done:  # trials that finished are kept, even after a stop request
                 trial = refs.pop(ref)
                 try:
                     yield ray.get(ref)
                 except Exception as error:  # the task's worker died, or the task was cancelled
                     yield failed_outcome(trial, error)
+            if stop.requested:
+                for ref in refs:
+                    ray.cancel(ref, force=True)  # the trials in flight are dropped
+                raise StopRequested(stop.signal_name)
 
     def describe(self) -> str:
         return (

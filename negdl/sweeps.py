@@ -31,9 +31,9 @@ A script's pattern::
     def main(args: Args) -> None:
         sweep = Sweep(functools.partial(run_seed, args), Grid(seed=args.seeds), out_dir,
                       name="seed{seed}", settings=args.sweep_settings("seeds"))
-        result = sweep.run(args.make_backend(), prog="script.py", progress=args.progress,
-                           on_update=lambda result: write_report(result.rows("results")))
-        result.raise_for_failures()
+        result = args.run_sweep(sweep, "script.py", args.progress,
+                                on_update=lambda result: write_report(result.rows("results")))
+        result.raise_for_failures()  # after the tables, which hold whatever finished
 
 ``Args`` derives from :class:`SweepOptions`, which gives every such script ``--backend``,
 ``--workers``, ``--address``, ``--cpus-per-trial``, ``--gpus-per-trial`` and ``--no-resume``.
@@ -191,10 +191,8 @@ class SweepResult:
         """One sentence for reports: how many trials finished, where they ran."""
         earlier = f", {len(self.resumed)} of them in an earlier run" if self.resumed else ""
         failed = f", {len(self.failed)} failed" if self.failed else ""
-        return (
-            f"{len(self.finished)} of {len(self.trials)} trials finished{earlier}{failed}; "
-            f"trials ran {self.backend}."
-        )
+        ran = f"; trials ran {self.backend}" if self.backend else ""
+        return f"{len(self.finished)} of {len(self.trials)} trials finished{earlier}{failed}{ran}."
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         """The rows of ``table`` of every finished trial, in grid order."""
@@ -309,15 +307,19 @@ class Sweep:
             )
             if on_update:
                 on_update(result)
-        with backend:
-            result.backend, result.slots = backend.describe(), backend.slots
-            with StopOnSignal(prog) as stop:
-                for outcome in backend.run(self.function, pending, stop):
-                    self._record(outcome, settings, result, bar)
-                    if on_update and not outcome.failed:
-                        on_update(result)
-        bar.close()
-        if stop.requested:
+        stop = None
+        try:
+            if pending:  # a finished sweep does not start workers or join a Ray cluster
+                with backend:
+                    result.backend, result.slots = backend.describe(), backend.slots
+                    with StopOnSignal(prog) as stop:
+                        for outcome in backend.run(self.function, pending, stop):
+                            self._record(outcome, settings, result, bar)
+                            if on_update and not outcome.failed:
+                                on_update(result)
+        finally:
+            bar.close()
+        if stop is not None and stop.requested:
             raise Stopped(
                 stop.signal_number,
                 f"kept the {len(result.finished)} finished trials of {len(trials)} under "
