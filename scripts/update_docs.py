@@ -93,7 +93,7 @@ JOBS: dict[str, Job] = {
     "sweeps-bench": Job(
         "docs/sweeps/bench_backends.md: a small agents bench (every agent, seeds 0 1, 10 "
         "obstacles, 10,000 env steps each) in-process, in 2 local processes and on local Ray, "
-        "2 rounds each (about 4 min on 2 cores)",
+        "2 rounds each (about 5 min on 2 shared cores)",
         ((PYTHON, "scripts/bench_sweeps.py", "--rounds", "2", "--total-timesteps", "10000",
           "--seeds", "0", "1", "--num-obstacles", "10",
           "--work-dir", "runs/bench_sweeps", "--out", "docs/sweeps/bench_backends.md"),),
