@@ -18,7 +18,7 @@ import pytest
 from negdl.cli import parse_args
 from negdl.errors import UserError
 from negdl.results import markdown_table
-from negdl.sweep_backends import InProcess, ProcessPool, Ray
+from negdl.sweep_backends import Backend, InProcess, ProcessPool, Ray
 from negdl.sweeps import Grid, Sweep, SweepOptions, TrialsFailed
 
 from .sweep_trials import counted, fit_line
@@ -92,14 +92,20 @@ def ray_instance():
     ray.shutdown()
 
 
+def other_processes(backend: str, request: pytest.FixtureRequest) -> Backend:
+    """A backend whose trials run in other processes: 2 local workers, or the module's Ray."""
+    if backend == "ray":
+        request.getfixturevalue("ray_instance")  # skipped without the ray extra
+        return Ray()
+    return ProcessPool(2)
+
+
 @pytest.mark.parametrize("backend", ["processes", "ray"])
 def test_the_same_grid_gives_the_same_numbers_on_every_backend(
     backend, in_process, tmp_path, request
 ):
-    if backend == "ray":
-        request.getfixturevalue("ray_instance")  # skipped without the ray extra
     sweep = Sweep(functools.partial(fit_line, 2.0), GRID, tmp_path, name="seed{seed}/lr{lr}")
-    result = sweep.run(ProcessPool(2) if backend == "processes" else Ray(), progress=False)
+    result = sweep.run(other_processes(backend, request), progress=False)
     assert result.complete and not result.failed and result.slots == 2
     rows = result.rows("results")
     assert [{k: v for k, v in r.items() if k != "pid"} for r in rows] == [
@@ -143,6 +149,30 @@ def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, capsys):
         and "seed1 (seed=1): RuntimeError: seed 1 is cursed" in message
     )
     assert str(trial_dir / "trial.log") in message
+
+
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_a_trial_failing_in_another_process_is_reported_and_its_rerun_resumes(
+    backend, tmp_path, request
+):
+    log = tmp_path / "calls.txt"
+
+    def sweep(fail: tuple[int, ...]) -> Sweep:
+        function = functools.partial(counted, str(log), fail)
+        return Sweep(function, Grid(seed=(0, 1, 2)), tmp_path / "out", name="seed{seed}")
+
+    first = sweep(fail=(1,)).run(other_processes(backend, request), progress=False)
+    assert sorted(first.finished) == ["seed0", "seed2"] and list(first.failed) == ["seed1"]
+    assert "Traceback" in first.failed["seed1"]
+    assert "RuntimeError: seed 1 is cursed" in first.failed["seed1"]
+    assert "RuntimeError: seed 1 is cursed" in (tmp_path / "out/seed1/trial.log").read_text()
+    assert sorted(calls(log)) == ["seed0", "seed1", "seed2"]
+    second = sweep(fail=()).run(other_processes(backend, request), progress=False)
+    assert calls(log)[3:] == ["seed1"] and second.resumed == ["seed0", "seed2"]
+    assert (
+        second.complete
+        and [row["seed"] for row in second.rows("results")] == [0] * 4 + [1] * 4 + [2] * 4
+    )
 
 
 def test_a_restarted_sweep_runs_only_what_had_not_finished(tmp_path):
