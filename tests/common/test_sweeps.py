@@ -175,6 +175,15 @@ def test_a_trial_failing_in_another_process_is_reported_and_its_rerun_resumes(
     )
 
 
+def test_ray_trials_reserve_their_cpus_and_gpus(ray_instance, tmp_path):
+    # The module's instance has 2 CPUs and no GPU.
+    sweep = Sweep(functools.partial(fit_line, 2.0), Grid(seed=(0, 1), lr=(0.1,)), tmp_path)
+    result = sweep.run(Ray(cpus_per_trial=2), progress=False)
+    assert result.complete and result.slots == 1 and "2 CPU(s) and 0 GPU(s)" in result.backend
+    with pytest.raises(UserError, match=r"2 CPUs and 0 GPUs, too few for one trial"):
+        sweep.run(Ray(gpus_per_trial=1), progress=False, resume=False)
+
+
 def test_a_restarted_sweep_runs_only_what_had_not_finished(tmp_path):
     log, out = tmp_path / "calls.txt", tmp_path / "out"
 
