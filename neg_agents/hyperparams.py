@@ -27,6 +27,10 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "policy_kwargs": {"net_arch": [128, 128]},
 }
 
+#: Arguments of ``ObstacleSetExtractor``, the features extractor every DQN variant uses on
+#: NegCollision envs (its geometry comes from the env; see ``collision_policy_kwargs``).
+EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 64, "pooling": "sum+max"}
+
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "neg-action-dqn": {"margin": 0.05, "num_forbidden": 1},

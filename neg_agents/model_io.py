@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -9,9 +10,12 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
+from neg_agents.common.env_util import collision_config
+from neg_agents.common.extractors import ObstacleSetExtractor, collision_extractor_kwargs
 
 CONFIG_NAME = "config.json"
 
@@ -98,3 +102,51 @@ def _describe(space: gym.Space) -> str:
     if isinstance(space, gym.spaces.Box):
         return f"Box of shape {space.shape} ({space.dtype})"
     return str(space)
+
+
+def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm:
+    """The trained ``model``, rebuilt to act in another NegCollision env without retraining.
+
+    SB3 ties a model to one observation shape, but :class:`ObstacleSetExtractor`'s parameters
+    do not depend on the obstacle count or the observation layout. So the model is rebuilt for
+    ``env`` (its observation space, and the extractor's geometry read from ``env``'s config:
+    layout, contact distance, speeds) with every other setting kept, and the trained
+    parameters are copied in unchanged. E.g. train at 10 obstacles, act at 30 or in
+    ``NegCollisionCrowd-v0``.
+
+    :param model: a trained model whose policy uses ``ObstacleSetExtractor`` (negdl's default
+        on NegCollision envs).
+    :param env: the NegCollision env (or ``VecEnv``) to act in; same action space.
+    :raises ValueError: if the policy has another features extractor, ``env`` is not a
+        NegCollision env, or the action spaces differ.
+    """
+    if model.policy_kwargs.get("features_extractor_class") is not ObstacleSetExtractor:
+        raise ValueError(
+            "only a policy built on ObstacleSetExtractor transfers to another obstacle count: "
+            "other policies' parameters depend on the observation size"
+        )
+    config = collision_config(env)
+    if config is None:
+        raise ValueError(f"transfer_model needs a NegCollision env, got {env}")
+    if env.action_space != model.action_space:
+        raise ValueError(
+            f"the model acts in {model.action_space}, the env in {env.action_space}: keep allow_stay as trained"
+        )
+    policy_kwargs = dict(model.policy_kwargs)
+    policy_kwargs["features_extractor_kwargs"] = {
+        **policy_kwargs.get("features_extractor_kwargs", {}),
+        **collision_extractor_kwargs(config),
+    }
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    with quiet_n_step_reload():
+        return type(model).load(
+            buffer,
+            env=env,
+            device=model.device,
+            custom_objects={
+                "observation_space": env.observation_space,
+                "policy_kwargs": policy_kwargs,
+            },
+        )

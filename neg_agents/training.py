@@ -12,7 +12,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from neg_agents.algos import get_algo
 from neg_agents.common.callbacks import CollisionEvalCallback
 from neg_agents.common.env_util import make_env
-from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
+from neg_agents.common.extractors import collision_policy_kwargs
+from neg_agents.hyperparams import EXTRACTOR_KWARGS, N_ENVS, N_TIMESTEPS, hyperparams_for
 
 #: Eval envs get seeds far from the training envs' ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
@@ -20,17 +21,29 @@ EVAL_SEED_OFFSET = 10_000
 
 @dataclass
 class TrainResult:
-    """A trained model, its learning curve (``CollisionEvalCallback.history``) and its timing."""
+    """A trained model, its learning curve (``CollisionEvalCallback.history``) and its timing.
+
+    ``wall_time_s`` is the whole ``learn`` call; ``eval_time_s`` the part spent in the periodic
+    evaluations that draw the learning curve, which training does not need.
+    """
 
     model: BaseAlgorithm
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
+    eval_time_s: float = 0.0
+
+    @property
+    def train_time_s(self) -> float:
+        """Wall time of training alone: env steps and updates, without the evaluations."""
+        return self.wall_time_s - self.eval_time_s
 
     @property
     def steps_per_s(self) -> float:
-        """Env steps per second of wall time, training updates and evaluations included."""
-        return self.model.num_timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+        """Env steps per second of training (updates included, evaluations not)."""
+        return (
+            self.model.num_timesteps / self.train_time_s if self.train_time_s > 0 else float("nan")
+        )
 
 
 def check_timesteps(total_timesteps: int) -> int:
@@ -96,6 +109,10 @@ def train_agent(
         raise ValueError(f"eval_episodes must be >= 1 (or eval_freq 0), got {eval_episodes}")
     params = {**hyperparams_for(algo), **(hyperparams or {})}
     env = make_env(env_id, n_envs, seed, env_kwargs, vec_env, spec.negative_actions)
+    # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
+    params["policy_kwargs"] = collision_policy_kwargs(
+        params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
+    )
     all_callbacks = list(callbacks or [])
     evaluator = None
     if eval_freq:
@@ -130,6 +147,7 @@ def train_agent(
     )
     wall = time.perf_counter() - start
     history = evaluator.history if evaluator is not None else []
+    eval_time = evaluator.eval_time_s if evaluator is not None else 0.0
     if evaluator is not None:
         evaluator.eval_env.close()
-    return TrainResult(model, params, history, wall)
+    return TrainResult(model, params, history, wall, eval_time)

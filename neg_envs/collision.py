@@ -146,6 +146,12 @@ class NegCollisionEnv(gym.Env):
         }
 
     @property
+    def simulation(self) -> core.CollisionSimulation:
+        """The simulation holding this env's state (one scene): for planners and tools that
+        read the exact state; writing to it bypasses the env's bookkeeping, use ``set_state``."""
+        return self._sim
+
+    @property
     def agent_position(self) -> np.ndarray:
         """A copy of the agent's (x, y)."""
         return self._sim.agent[0].copy()

@@ -71,6 +71,12 @@ class NegCollisionVectorEnv(VectorEnv):
         self._returns = np.zeros(b, dtype=np.float64)
         self._rngs: list[np.random.Generator] | None = None
 
+    @property
+    def simulation(self) -> core.CollisionSimulation:
+        """The simulation holding every sub-env's state (scene ``i`` is sub-env ``i``): for
+        planners and tools that read the exact state; do not write to it."""
+        return self._sim
+
     def reset(
         self,
         *,

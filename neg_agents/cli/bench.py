@@ -1,10 +1,12 @@
-"""Benchmark the negative agents against SB3's DQN and two baselines over seeds and obstacle counts.
+"""Benchmark the negative agents against SB3's DQN, the planner and two baselines over seeds and
+scenarios (obstacle counts of ``NegCollision-v0`` and the crowd variant).
 
-Writes ``bench.csv`` (one row per agent, obstacle count and seed), ``bench_curves.csv`` (the
-evaluations during training), ``bench.md`` (mean ± std over seeds, the targets of issue 3, the
-command, the machine and the wall time) and ``learning_curves.png``; TensorBoard runs go to
-``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``. Results are rewritten after every run, so an
-interrupted bench keeps what finished.
+Writes ``bench.csv`` (one row per agent, scenario and seed, plus the agents trained on the first
+scenario evaluated on the others without retraining), ``bench_curves.csv`` (the evaluations
+during training), ``bench.md`` (mean ± std over seeds, ratios to random and to the planner, the
+targets, the command, the machine and the wall time) and ``learning_curves.png``; TensorBoard
+runs go to ``<tensorboard_dir>/<scenario>/<agent>/s<seed>``. Results are rewritten after every
+run, so an interrupted bench keeps what finished.
 
     negdl-bench --seeds 0 1 2 --num-obstacles 10 30
 """
@@ -29,11 +31,16 @@ import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, get_algo
 from neg_agents.cli.options import run_main
 from neg_agents.cli.report import bench_markdown, plot_learning_curves
-from neg_agents.common.env_util import make_env
+from neg_agents.common.env_util import VEC_ENV_KINDS, collision_config, make_env
 from neg_agents.common.evaluation import evaluate_agent
+from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
+from neg_agents.model_io import transfer_model
 from neg_agents.training import EVAL_SEED_OFFSET, check_timesteps, train_agent
 from negdl.results import machine_description, write_csv
+
+#: The crowd variant ``--crowd`` adds, with its registered defaults.
+CROWD_ENV_ID = "NegCollisionCrowd-v0"
 
 
 @dataclass
@@ -48,10 +55,16 @@ class Args:
     """obstacle counts of the env"""
     env_id: str = "NegCollision-v0"
     """registered env id (num_obstacles is passed as an env option)"""
+    crowd: bool = True
+    """also run every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    transfer: bool = True
+    """evaluate every agent trained on the first obstacle count on the other scenarios too, without retraining"""
     total_timesteps: int = N_TIMESTEPS
     """env steps per training run"""
     n_envs: int = N_ENVS
-    """parallel training envs (DummyVecEnv, so every agent, wrapped or not, runs the same way)"""
+    """parallel training envs"""
+    vec_env: str = "native"
+    """how training envs are stepped (see negdl-train); agents acting through NegativeActionWrapper always use dummy"""
     eval_freq: int = 10_000
     """env steps between evaluations during training (the learning curves)"""
     eval_episodes: int = 10
@@ -72,26 +85,77 @@ class Args:
     """torch device"""
 
 
-def run_one(
-    args: Args, algo: str, num_obstacles: int, seed: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train (unless a baseline) and evaluate one agent; return its table row and its curve."""
+@dataclass(frozen=True)
+class Scenario:
+    """One env configuration of the bench: an env id and its options."""
+
+    env_id: str
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.env_kwargs)
+
+    @property
+    def name(self) -> str:
+        """Folder-friendly name, e.g. ``NegCollision-v0-n30``."""
+        options = "-".join(f"{k.replace('num_obstacles', 'n')}{v}" for k, v in self.env_kwargs)
+        return f"{self.env_id}-{options}" if options else self.env_id
+
+
+def scenarios(args: Args) -> list[Scenario]:
+    """The bench's scenarios: each obstacle count of ``args.env_id``, then the crowd variant."""
+    found = [Scenario(args.env_id, (("num_obstacles", n),)) for n in args.num_obstacles]
+    return found + ([Scenario(CROWD_ENV_ID)] if args.crowd else [])
+
+
+def evaluation_row(
+    args: Args, algo: str, scenario: Scenario, seed: int, agent: Any, eval_env: Any
+) -> dict[str, Any]:
+    """Evaluate ``agent`` on ``args.final_episodes`` episodes of ``eval_env``; the row's keys and metrics."""
     spec = get_algo(algo)
-    env_kwargs = {"num_obstacles": num_obstacles}
-    tb_name = f"n{num_obstacles}/{algo}/s{seed}"
-    eval_env = make_env(
-        args.env_id, 10, seed + EVAL_SEED_OFFSET, env_kwargs, "dummy", spec.negative_actions
-    )
+    final = evaluate_agent(agent, eval_env, args.final_episodes, spec.deterministic).summary()
+    return {
+        "env_id": scenario.env_id,
+        "num_obstacles": collision_config(eval_env).num_obstacles,
+        "algo": algo,
+        "seed": seed,
+        "trained_on": "",
+        **final,
+    }
+
+
+def run_one(
+    args: Args, algo: str, scenario: Scenario, seed: int, transfer_to: Sequence[Scenario] = ()
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train (unless a baseline) and evaluate one agent on one scenario, then (if it learned an
+    ``ObstacleSetExtractor`` policy) on each of ``transfer_to`` without retraining; return the
+    table rows and the learning curve."""
+    spec = get_algo(algo)
+    tb_name = f"{scenario.name}/{algo}/s{seed}"
+
+    def eval_env_for(target: Scenario) -> Any:
+        return make_env(
+            target.env_id,
+            min(10, args.final_episodes),
+            seed + EVAL_SEED_OFFSET,
+            target.kwargs,
+            "dummy",
+            spec.negative_actions,
+        )
+
+    eval_env = eval_env_for(scenario)
     curve: list[dict[str, Any]] = []
+    model = None
     if spec.trainable:
         result = train_agent(
             algo,
-            args.env_id,
-            env_kwargs,
+            scenario.env_id,
+            scenario.kwargs,
             args.total_timesteps,
             seed,
             args.n_envs,
-            "dummy",
+            "dummy" if spec.negative_actions else args.vec_env,
             tensorboard_log=args.tensorboard_dir,
             tb_log_name=tb_name,
             eval_freq=args.eval_freq,
@@ -99,17 +163,19 @@ def run_one(
             progress_bar=args.progress_bar,
             device=args.device,
         )
-        agent, logger, curve = result.model.policy, result.model.logger, result.history
+        model, logger, curve = result.model, result.model.logger, result.history
+        agent = model.policy
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
-        timing = {"train_time_s": result.wall_time_s, "env_steps_per_s": result.steps_per_s}
-        result.model.get_env().close()
+        timing = {"train_time_s": result.train_time_s, "env_steps_per_s": result.steps_per_s}
+        model.get_env().close()
     else:
-        agent = spec.make_baseline(eval_env.observation_space, eval_env.action_space, seed)
+        agent = spec.make_baseline(eval_env, seed)
         logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
         timing = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-    final = evaluate_agent(agent, eval_env, args.final_episodes, spec.deterministic).summary()
+    row = evaluation_row(args, algo, scenario, seed, agent, eval_env)
     eval_env.close()
+    final = {key: row[key] for key in ("return", "collisions_per_episode", "moves_per_episode")}
     if not spec.trainable:
         # Flat lines across the training range, so TensorBoard shows baselines beside the curves.
         for step in (0, args.total_timesteps):
@@ -120,24 +186,33 @@ def run_one(
         logger.record(f"final/{key}", value)
     logger.dump(args.total_timesteps)
     logger.close()
-    keys = {"env_id": args.env_id, "num_obstacles": num_obstacles, "algo": algo, "seed": seed}
-    row = {
-        **keys,
-        "timesteps": args.total_timesteps if spec.trainable else 0,
-        **final,
-        **timing,
-        "eval_episodes": args.final_episodes,
-    }
-    return row, [{**keys, **point} for point in curve]
+    budget = {"timesteps": args.total_timesteps if spec.trainable else 0}
+    extra = {**timing, "eval_episodes": args.final_episodes}
+    rows = [{**row, **budget, **extra}]
+    transferable = (
+        model is not None
+        and model.policy_kwargs.get("features_extractor_class") is ObstacleSetExtractor
+    )
+    for target in transfer_to if transferable else ():
+        target_env = eval_env_for(target)
+        moved = transfer_model(model, target_env)
+        transferred = evaluation_row(args, algo, target, seed, moved.policy, target_env)
+        transferred["trained_on"] = f"{scenario.env_id} N={row['num_obstacles']}"
+        # No training happened here: the timing belongs to the row it was trained in.
+        untimed = {**extra, "train_time_s": float("nan"), "env_steps_per_s": float("nan")}
+        rows.append({**transferred, **budget, **untimed})
+        target_env.close()
+    keys = {key: row[key] for key in ("env_id", "num_obstacles", "algo", "seed")}
+    return rows, [{**keys, **point} for point in curve]
 
 
 def _run_grid(
-    args: Args, grid: list[tuple[int, int, str]]
-) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    args: Args, grid: list[tuple[Scenario, int, str, tuple[Scenario, ...]]]
+) -> Iterator[tuple[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
     """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers."""
     if args.workers == 1:
-        for index, (n, seed, algo) in enumerate(grid):
-            yield index, run_one(args, algo, n, seed)
+        for index, (scenario, seed, algo, transfer_to) in enumerate(grid):
+            yield index, run_one(args, algo, scenario, seed, transfer_to)
         return
     worker_args = replace(args, progress_bar=False)
     context = multiprocessing.get_context("spawn")
@@ -148,8 +223,8 @@ def _run_grid(
         initargs=(max(args.torch_threads, 1),),
     ) as pool:
         futures = {
-            pool.submit(run_one, worker_args, algo, n, seed): index
-            for index, (n, seed, algo) in enumerate(grid)
+            pool.submit(run_one, worker_args, algo, scenario, seed, transfer_to): index
+            for index, (scenario, seed, algo, transfer_to) in enumerate(grid)
         }
         for future in as_completed(futures):
             yield futures[future], future.result()
@@ -166,6 +241,8 @@ def run(args: Args) -> Path:
         )
     if not args.seeds or not args.num_obstacles:
         raise ValueError("give at least one seed and one obstacle count")
+    if args.vec_env not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {args.vec_env!r}")
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
@@ -173,17 +250,23 @@ def run(args: Args) -> Path:
     machine = machine_description(
         torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     )
+    every = scenarios(args)
+    transfer_to = tuple(every[1:]) if args.transfer else ()
     grid = [
-        (n, seed, algo) for n in args.num_obstacles for seed in args.seeds for algo in args.algos
+        (scenario, seed, algo, transfer_to if scenario == every[0] else ())
+        for scenario in every
+        for seed in args.seeds
+        for algo in args.algos
     ]
     start = time.perf_counter()
-    results: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    results: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
     progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (row, curve) in _run_grid(args, grid):
-        results[index] = (row, curve)
+    for index, (run_rows, curve) in _run_grid(args, grid):
+        results[index] = (run_rows, curve)
+        row = run_rows[0]
         elapsed = time.perf_counter() - start
         # Rows in grid order, whatever order the workers finish in.
-        rows = [results[i][0] for i in sorted(results)]
+        rows = [row for i in sorted(results) for row in results[i][0]]
         curves = [point for i in sorted(results) for point in results[i][1]]
         write_csv(rows, out / "bench.csv")
         if curves:
@@ -193,16 +276,17 @@ def run(args: Args) -> Path:
             "machine": machine,
             "workers": args.workers,
             "wall_time_s": elapsed,
-            "complete": len(rows) == len(grid),
+            "complete": len(results) == len(grid),
+            "vec_env": args.vec_env,
             "total_timesteps": args.total_timesteps,
             "final_episodes": args.final_episodes,
             "n_envs": args.n_envs,
         }
-        (out / "bench.md").write_text(bench_markdown(rows, meta))
+        (out / "bench.md").write_text(bench_markdown(rows, meta, curves))
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         progress.update()
         progress.write(
-            f"{row['algo']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
+            f"{row['algo']} {row['env_id']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
             f"{row['collisions_per_episode']:.2f}, return {row['return']:.2f} ({elapsed / 60:.1f} min so far)"
         )
     progress.close()

@@ -118,6 +118,7 @@ def run(args: Args) -> Path:
         "hyperparams": result.hyperparams,
         "negative_actions": ALGOS[args.algo].negative_actions,
         "wall_time_s": round(result.wall_time_s, 2),
+        "train_time_s": round(result.train_time_s, 2),
         "env_steps_per_s": round(result.steps_per_s, 1),
         "final_eval": result.history[-1] if result.history else None,
         "versions": {
@@ -129,7 +130,10 @@ def run(args: Args) -> Path:
     }
     path = save_run(result.model, config, run_dir)
     result.model.get_env().close()
-    summary = f"saved {path} and {run_dir / 'config.json'} after {result.wall_time_s:.0f} s ({result.steps_per_s:.0f} env steps/s)"
+    summary = (
+        f"saved {path} and {run_dir / 'config.json'} after {result.wall_time_s:.0f} s "
+        f"({result.train_time_s:.0f} s training, the rest evaluating; {result.steps_per_s:.0f} env steps/s)"
+    )
     if result.history:
         last = result.history[-1]
         summary += f"; last eval: return {last['return']:.2f}, collisions/episode {last['collisions_per_episode']:.2f}"

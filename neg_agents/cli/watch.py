@@ -29,7 +29,7 @@ class Args:
     model: str = "runs/train/neg-reward-dqn-NegCollision-v0-s0/model.zip"
     """saved model (.zip); the config.json beside it supplies algo, env id and env options"""
     algo: str | None = None
-    """agent name (default: from config.json); random and stay need no model"""
+    """agent name (default: from config.json); the baselines (planner, random, stay) need no model"""
     env_id: str | None = None
     """env id (default: from config.json, else NegCollision-v0)"""
     env_kwargs: tuple[str, ...] = ()
@@ -52,7 +52,8 @@ class Args:
 
 def resolve(args: Args) -> tuple[str, str, dict]:
     """Algorithm, env id and env options from the arguments, falling back on config.json."""
-    config = read_config(args.model) if args.algo not in ("random", "stay") else None
+    baseline = args.algo is not None and not get_algo(args.algo).trainable
+    config = None if baseline else read_config(args.model)
     algo = args.algo or (config or {}).get("algo")
     if algo is None:
         raise ValueError(
@@ -87,7 +88,7 @@ def play(args: Args) -> list[dict[str, float]]:
         check_spaces(agent, env, args.model)
         agent = agent.policy  # the policy on its own: no epsilon exploration
     else:
-        agent = spec.make_baseline(env.observation_space, env.action_space, args.seed)
+        agent = spec.make_baseline(env, args.seed)
     deterministic = spec.deterministic if args.deterministic is None else args.deterministic
     frames: list[np.ndarray] = []
     results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -13,7 +14,8 @@ from neg_agents.common.evaluation import evaluate_agent
 class CollisionEvalCallback(BaseCallback):
     """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration) and log ``eval/return``,
     ``eval/collisions_per_episode``, ``eval/moves_per_episode``, ``eval/collision_free_share`` and
-    ``eval/episode_length``; ``history`` keeps the rows (with ``timesteps``) for plots.
+    ``eval/episode_length``; ``history`` keeps the rows (with ``timesteps``) for plots and
+    ``eval_time_s`` the wall time spent evaluating (so training time can be told apart).
 
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
@@ -40,6 +42,7 @@ class CollisionEvalCallback(BaseCallback):
         self.n_eval_episodes = n_eval_episodes
         self.deterministic = deterministic
         self.history: list[dict[str, Any]] = []
+        self.eval_time_s = 0.0
         self._next_eval = eval_freq
 
     def _on_step(self) -> bool:
@@ -50,9 +53,11 @@ class CollisionEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, log and record the result."""
+        start = time.perf_counter()
         stats = evaluate_agent(
             self.model.policy, self.eval_env, self.n_eval_episodes, self.deterministic
         )
+        self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}
         self.history.append(row)
         for key, value in row.items():

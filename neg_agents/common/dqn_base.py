@@ -18,7 +18,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
+from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
+from neg_agents.hyperparams import EXTRACTOR_KWARGS
 
 
 @contextlib.contextmanager
@@ -122,9 +124,11 @@ class NegDQNBase(DQN):
             max_grad_norm=max_grad_norm,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
-            policy_kwargs=copy.deepcopy(H["policy_kwargs"])
-            if policy_kwargs is None
-            else policy_kwargs,
+            policy_kwargs=collision_policy_kwargs(
+                copy.deepcopy(H["policy_kwargs"]) if policy_kwargs is None else policy_kwargs,
+                env,
+                **EXTRACTOR_KWARGS,
+            ),
             verbose=verbose,
             seed=seed,
             device=device,

@@ -9,6 +9,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 import neg_envs
+from neg_envs.collision_core import CollisionConfig
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
@@ -79,3 +80,29 @@ def make_env(
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
     )
+
+
+def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | None:
+    """The ``CollisionConfig`` of a ``NegCollision`` env (an id, a ``gym.Env`` however wrapped,
+    or any ``VecEnv`` of them), or None for any other env.
+
+    :param env: what an SB3 algorithm accepts as its ``env``.
+    """
+    if env is None:
+        return None
+    if isinstance(env, str):
+        if env not in gym.registry:
+            return None
+        probe = gym.make(env)
+        try:
+            return collision_config(probe)
+        finally:
+            probe.close()
+    try:
+        if isinstance(env, VecEnv):
+            config = env.get_attr("config", indices=[0])[0]
+        else:
+            config = env.get_wrapper_attr("config")
+    except AttributeError:
+        return None
+    return config if isinstance(config, CollisionConfig) else None

@@ -2,40 +2,74 @@
 
 from __future__ import annotations
 
-import torch as th
+from typing import Any
+
+from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
-from torch.nn import functional as F
 
+from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
 
-class NegativeSoftplus(nn.Module):
-    """``-softplus(x)``: a smooth map onto ``(-inf, 0)`` whose gradient never vanishes for
-    strongly negative outputs (unlike ``-relu``), so large punishments stay learnable."""
+#: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
+DEFAULT_HEAD = "abs"
 
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        return -F.softplus(x)
+__all__ = [
+    "DEFAULT_HEAD",
+    "HEADS",
+    "NegativeSoftplus",
+    "NonPositiveDQNPolicy",
+    "NonPositiveQNetwork",
+]
 
 
 class NonPositiveQNetwork(QNetwork):
-    """SB3's ``QNetwork`` with a ``-softplus`` output head: every Q-value is <= 0.
+    """SB3's ``QNetwork`` whose output head makes every Q-value <= 0.
 
     When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
-    of the hypothesis space that can only hold wrong answers. Arguments as for ``QNetwork``.
+    of the hypothesis space that can only hold wrong answers.
+
+    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default ``"abs"``:
+        ``-|x|``, as fine-grained near 0 as a linear head).
+    :param args: positional arguments of ``QNetwork``.
+    :param kwargs: keyword arguments of ``QNetwork``.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.q_net = nn.Sequential(*self.q_net, NegativeSoftplus())
+        head = make_head(q_head)
+        self.q_head = q_head
+        outputs = int(self.action_space.n) + head.extra_outputs
+        self.q_net = nn.Sequential(
+            *create_mlp(self.features_dim, outputs, self.net_arch, self.activation_fn), head
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "q_head": self.q_head}
 
 
 class NonPositiveDQNPolicy(DQNPolicy):
     """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`,
-    so acting and the TD target see the same prior. Arguments as for ``DQNPolicy``."""
+    so acting and the TD target see the same prior.
+
+    :param q_head: the output head (see :class:`NonPositiveQNetwork`).
+    :param args: positional arguments of ``DQNPolicy``.
+    :param kwargs: keyword arguments of ``DQNPolicy``.
+    """
+
+    def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
+        if q_head not in HEADS:
+            raise ValueError(f"q_head must be one of {sorted(HEADS)}, got {q_head!r}")
+        # DQNPolicy.__init__ builds the networks, which read q_head.
+        self.q_head = q_head
+        super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> NonPositiveQNetwork:
         # A fresh features extractor for each network, as DQNPolicy does.
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return NonPositiveQNetwork(**net_args).to(self.device)
+        return NonPositiveQNetwork(**net_args, q_head=self.q_head).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "q_head": self.q_head}
 
 
 MlpPolicy = NonPositiveDQNPolicy

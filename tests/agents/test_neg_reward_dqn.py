@@ -5,6 +5,8 @@ import torch
 
 from neg_agents import NegRewardDQN, PositiveRewardError
 from neg_agents.neg_reward_dqn import NonPositiveDQNPolicy, NonPositiveQNetwork
+from neg_agents.neg_reward_dqn.heads import HEADS, NegativeAbs, NegativeSoftplus, NonPositiveDueling
+from neg_agents.neg_reward_dqn.policies import DEFAULT_HEAD
 from neg_envs import PunishmentOnlyWrapper
 
 from .conftest import TINY, round_trip
@@ -17,8 +19,10 @@ def test_mlp_policy_alias_builds_non_positive_networks(vec_env):
     assert isinstance(model.q_net_target, NonPositiveQNetwork)
 
 
-def test_q_values_are_non_positive_on_random_inputs(vec_env):
-    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **TINY)
+@pytest.mark.parametrize("q_head", sorted(HEADS))
+def test_q_values_are_non_positive_on_random_inputs(vec_env, q_head):
+    policy_kwargs = {**TINY["policy_kwargs"], "q_head": q_head}
+    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **{**TINY, "policy_kwargs": policy_kwargs})
     # Push the last layer's bias far in both directions: the head must still clamp to <= 0.
     last_linear = [m for m in model.q_net.q_net if isinstance(m, torch.nn.Linear)][-1]
     obs = torch.randn(512, vec_env.observation_space.shape[0]) * 10
@@ -73,3 +77,42 @@ def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_p
         assert getattr(loaded, name) == getattr(model, name)
     assert loaded.policy_kwargs == model.policy_kwargs
     assert isinstance(loaded.q_net, NonPositiveQNetwork)
+    assert loaded.q_net.q_head == model.q_net.q_head == DEFAULT_HEAD
+    assert type(loaded.q_net.features_extractor) is type(model.q_net.features_extractor)
+
+
+@pytest.mark.parametrize("q_head", sorted(HEADS))
+def test_save_load_keeps_the_head(vec_env, tmp_path, q_head):
+    policy_kwargs = {**TINY["policy_kwargs"], "q_head": q_head}
+    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **{**TINY, "policy_kwargs": policy_kwargs})
+    loaded, _ = round_trip(model.learn(100), tmp_path)
+    assert loaded.q_net.q_head == loaded.q_net_target.q_head == q_head
+
+
+def test_heads_resolve_a_move_cost_near_zero_where_softplus_saturates():
+    # Outputs 0 and -0.01 (stay free, a move costs 0.01) and their gradients w.r.t. the inputs.
+    for head, x in (
+        (NegativeAbs(), torch.tensor([[0.0, 0.01]])),
+        (NonPositiveDueling(), torch.tensor([[0.0, 0.0, -0.01]])),
+    ):
+        x.requires_grad_(True)
+        q = head(x)
+        torch.testing.assert_close(q, torch.tensor([[0.0, -0.01]]))
+        q[0, 1].backward()
+        assert x.grad.abs().max() == 1.0  # a unit gradient: no saturation
+    # -softplus needs x = -18.4 for Q = -1e-8, where its gradient is 1e-8 too.
+    x = torch.tensor([-18.4], requires_grad=True)
+    NegativeSoftplus()(x).backward()
+    assert x.grad.abs().item() < 1e-7
+
+
+def test_dueling_head_keeps_the_best_action_at_the_state_value():
+    x = torch.tensor([[2.0, 0.5, 0.2, -1.0], [-0.3, 0.0, 0.0, 0.0]])
+    q = NonPositiveDueling()(x)
+    torch.testing.assert_close(q, torch.tensor([[-2.0, -2.3, -3.5], [-0.3, -0.3, -0.3]]))
+
+
+def test_unknown_head_fails_clearly(vec_env):
+    policy_kwargs = {**TINY["policy_kwargs"], "q_head": "relu"}
+    with pytest.raises(ValueError, match="q_head must be one of"):
+        NegRewardDQN("MlpPolicy", vec_env, **{**TINY, "policy_kwargs": policy_kwargs})

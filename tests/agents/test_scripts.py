@@ -136,10 +136,17 @@ def test_bench_rejects_bad_arguments(tmp_path):
 def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
     run(
         "bench_agents.py",
+        "--algos",
+        "neg-reward-dqn",
+        "dqn-negative-actions",
+        "planner",
+        "stay",
         "--seeds",
         "0",
         "--num-obstacles",
         "3",
+        "4",
+        "--no-crowd",
         "--total-timesteps",
         "200",
         "--n-envs",
@@ -158,14 +165,15 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
     )
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["algo"] for r in rows] == [
-        "neg-reward-dqn",
-        "neg-action-dqn",
-        "dqn-negative-actions",
-        "dqn",
-        "random",
-        "stay",
-    ]
+    trained, baselines = ["neg-reward-dqn", "dqn-negative-actions"], ["planner", "stay"]
+    assert [r["algo"] for r in rows if r["num_obstacles"] == "3"] == trained + baselines
+    # Each agent trained at 3 obstacles is also evaluated at 4 without retraining.
+    transferred = [r for r in rows if r["trained_on"]]
+    assert [r["algo"] for r in transferred] == trained
+    assert {r["trained_on"] for r in transferred} == {"NegCollision-v0 N=3"}
+    assert {r["num_obstacles"] for r in transferred} == {"4"}
+    planner = next(r for r in rows if r["algo"] == "planner")
+    assert float(planner["collisions_per_episode"]) == 0
     assert {
         "return",
         "collisions_per_episode",
@@ -178,8 +186,11 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path):
     markdown = (tmp_path / "bench.md").read_text()
     assert (
         "| neg-reward-dqn |" in markdown
+        and "| planner | -0.0" in markdown
+        and "| neg-reward-dqn, trained on NegCollision-v0 N=3 |" in markdown
+        and "return / planner" in markdown
         and "Machine:" in markdown
-        and "negdl-bench --seeds 0" in markdown
+        and "negdl-bench --algos neg-reward-dqn" in markdown
     )
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
     tags = scalar_tags(tmp_path / "tb")
