@@ -15,7 +15,7 @@ from neg_envs.collision_core import OBSERVATION_MODES, CollisionConfig
 #: Pooling rules over the obstacle set.
 POOLINGS = ("sum", "max", "sum+max")
 #: Numbers per obstacle the extractor computes (see ``ObstacleSetExtractor``).
-OBSTACLE_FEATURES = 8
+OBSTACLE_FEATURES = 9
 #: Numbers about the agent alone: its distance to each of the four walls.
 AGENT_FEATURES = 4
 
@@ -24,10 +24,10 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets).
 
     Each obstacle becomes a short vector of agent-relative numbers, measured in contact
-    distances (agent radius + obstacle radius) and steps: relative position, its velocity
-    (per step), its distance to the agent, that distance and relative position one step ahead,
-    and a relevance weight that falls from 1 to 0 as the obstacle gets farther than
-    ``reach_steps`` steps of closing speed. One MLP with shared weights embeds every obstacle; the
+    distances (agent radius + obstacle radius) and in windows of ``reach_steps`` steps: relative
+    position and distance, velocity, and where, how close and when it passes a staying agent
+    (see :meth:`obstacle_features`), and a relevance weight that falls from 1 to 0 as the
+    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared weights embeds every obstacle; the
     weighted embeddings are pooled (sum and/or max) and joined with the agent's distances to the
     walls. Reordering the obstacles does not change the output, the parameters do not depend on
     the number of obstacles, and far obstacles contribute nothing, so one trained policy runs on
@@ -60,7 +60,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         top_speed: float = 0.01,
         agent_step: float = 0.02,
         agent_radius: float = 0.02,
-        reach_steps: float = 10.0,
+        reach_steps: float = 5.0,
         hidden: int = 64,
         pooling: str = "sum+max",
     ) -> None:
@@ -93,8 +93,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         self.observation, self.pooling = observation, pooling
         self.num_slots = (size - 2) // per_obstacle
         self.contact_distance, self.agent_radius = float(contact_distance), float(agent_radius)
-        # Observed velocity * velocity_unit = velocity in contact distances per step.
-        self.velocity_unit = float(top_speed) / self.contact_distance
+        # Observed velocity * velocity_unit = contact distances covered in reach_steps steps.
+        self.velocity_unit = float(top_speed) * reach_steps / self.contact_distance
         # Beyond this many contact distances an obstacle cannot touch the agent in reach_steps.
         self.reach = 1.0 + reach_steps * (float(agent_step) + float(top_speed)) / contact_distance
         self.embed = nn.Sequential(
@@ -105,9 +105,11 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         )
 
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
-        """``(batch, slots, OBSTACLE_FEATURES)``: per obstacle rel x, rel y, vx, vy, distance,
-        rel x and rel y and distance one step ahead (all in contact distances, per step), and its
-        relevance in [0, 1] (0 for an empty ``nearest`` slot)."""
+        """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle: position relative to the agent
+        (2) and distance (1), velocity per ``reach_steps`` steps (2), where and how close it
+        passes a staying agent within those steps (2 + 1) and when (1, a share of
+        ``reach_steps``); lengths in contact distances. Last: its relevance in [0, 1] (0 for an
+        empty ``nearest`` slot or an obstacle out of reach)."""
         agent = observations[:, :2]
         c = self.contact_distance
         if self.observation == "absolute":
@@ -121,10 +123,15 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             relative = slots[..., 1:3] / c
             velocity = slots[..., 3:] * self.velocity_unit
         distance = relative.norm(dim=-1, keepdim=True)
-        ahead = relative + velocity
+        # Closest approach to a staying agent along the obstacle's straight line.
+        speed2 = (velocity * velocity).sum(dim=-1, keepdim=True)
+        closing = -(relative * velocity).sum(dim=-1, keepdim=True)
+        when = (closing / speed2.clamp(min=1e-9)).clamp(0.0, 1.0)
+        closest = relative + velocity * when
         relevance = (self.reach - distance).clamp(0.0, 1.0) * present[..., None]
         return th.cat(
-            [relative, velocity, distance, ahead, ahead.norm(dim=-1, keepdim=True), relevance],
+            [relative, distance, velocity, closest, closest.norm(dim=-1, keepdim=True), when]
+            + [relevance],
             dim=-1,
         )
 

@@ -11,7 +11,7 @@ from torch import nn
 from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
-DEFAULT_HEAD = "abs"
+DEFAULT_HEAD = "dueling"
 
 __all__ = [
     "DEFAULT_HEAD",
@@ -28,8 +28,9 @@ class NonPositiveQNetwork(QNetwork):
     When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
     of the hypothesis space that can only hold wrong answers.
 
-    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default ``"abs"``:
-        ``-|x|``, as fine-grained near 0 as a linear head).
+    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
+        ``"dueling"``: a non-positive state value minus non-negative advantage gaps, so the
+        choice between actions is as fine-grained as a linear head's).
     :param args: positional arguments of ``QNetwork``.
     :param kwargs: keyword arguments of ``QNetwork``.
     """
