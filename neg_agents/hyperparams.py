@@ -36,7 +36,7 @@ DQN_HYPERPARAMS: dict[str, Any] = {
 
 #: Arguments of ``ObstacleSetExtractor``, the features extractor every DQN variant uses on
 #: NegCollision envs (its geometry comes from the env; see ``collision_policy_kwargs``).
-EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 32, "pooling": "sum+max"}
+EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 32, "pooling": "sum+max", "reach_steps": 5}
 
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {

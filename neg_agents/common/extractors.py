@@ -23,16 +23,17 @@ AGENT_FEATURES = 4
 class ObstacleSetExtractor(BaseFeaturesExtractor):
     """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets).
 
-    Each obstacle becomes a short vector of agent-relative numbers, measured in contact
-    distances (agent radius + obstacle radius) and in windows of ``reach_steps`` steps: relative
-    position and distance, velocity, and where, how close and when it passes a staying agent
-    (see :meth:`obstacle_features`), and a relevance weight that falls from 1 to 0 as the
-    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared weights embeds every obstacle; the
-    weighted embeddings are pooled (sum and/or max) and joined with the agent's distances to the
-    walls. Reordering the obstacles does not change the output, the parameters do not depend on
-    the number of obstacles, and far obstacles contribute nothing, so one trained policy runs on
-    any obstacle count and on both observation layouts (Zaheer et al. 2017,
-    https://arxiv.org/abs/1703.06114).
+    Each obstacle becomes a short vector of agent-relative numbers (see
+    :meth:`obstacle_features`): its direction and the gap left before contact, its velocity, and
+    when, where and how closely it passes a staying agent. Lengths are in agent steps and gaps
+    are measured from contact (agent radius + obstacle radius), so an obstacle two steps from
+    contact looks the same whatever the radii. A relevance weight falls from 1 to 0 as the
+    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared
+    weights embeds every obstacle; the weighted embeddings are pooled (sum and/or max) and joined
+    with the agent's distances to the walls. Reordering the obstacles does not change the
+    output, the parameters do not depend on the number of obstacles, and obstacles out of reach
+    contribute nothing, so one trained policy runs on any obstacle count and on both observation
+    layouts (Deep Sets: Zaheer et al. 2017, https://arxiv.org/abs/1703.06114).
 
     The layout cannot be read from the observation's shape alone (2 + 4N and 2 + 5k collide), so
     it is an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an
@@ -92,11 +93,14 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=pooled + AGENT_FEATURES)
         self.observation, self.pooling = observation, pooling
         self.num_slots = (size - 2) // per_obstacle
-        self.contact_distance, self.agent_radius = float(contact_distance), float(agent_radius)
-        # Observed velocity * velocity_unit = contact distances covered in reach_steps steps.
-        self.velocity_unit = float(top_speed) * reach_steps / self.contact_distance
-        # Beyond this many contact distances an obstacle cannot touch the agent in reach_steps.
-        self.reach = 1.0 + reach_steps * (float(agent_step) + float(top_speed)) / contact_distance
+        # Lengths are measured in agent steps, so that scenes with other radii look alike
+        # wherever the gap to contact is the same.
+        self.agent_step, self.agent_radius = float(agent_step), float(agent_radius)
+        self.contact = float(contact_distance) / self.agent_step
+        # Observed velocity * velocity_unit = agent steps covered in reach_steps steps.
+        self.velocity_unit = float(top_speed) * reach_steps / self.agent_step
+        # Beyond this many agent steps an obstacle cannot touch the agent in reach_steps steps.
+        self.reach = self.contact + reach_steps * (1.0 + float(top_speed) / self.agent_step)
         self.embed = nn.Sequential(
             nn.Linear(OBSTACLE_FEATURES, hidden),
             nn.ReLU(),
@@ -105,22 +109,21 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         )
 
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
-        """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle: position relative to the agent
-        (2) and distance (1), velocity per ``reach_steps`` steps (2), where and how close it
-        passes a staying agent within those steps (2 + 1) and when (1, a share of
-        ``reach_steps``); lengths in contact distances. Last: its relevance in [0, 1] (0 for an
-        empty ``nearest`` slot or an obstacle out of reach)."""
+        """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the
+        direction to it (2) and the gap left before contact (1), its velocity per
+        ``reach_steps`` steps (2), and when (1, a share of ``reach_steps``), in which direction
+        (2) and with what gap (1) it passes closest to a staying agent. Last: its relevance in
+        [0, 1] (0 for an empty ``nearest`` slot or an obstacle out of reach)."""
         agent = observations[:, :2]
-        c = self.contact_distance
         if self.observation == "absolute":
             slots = observations[:, 2:].reshape(-1, self.num_slots, 4)
-            relative = (slots[..., :2] - agent[:, None, :]) / c
+            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
             velocity = slots[..., 2:] * self.velocity_unit
             present = th.ones_like(slots[..., 0])
         else:
             slots = observations[:, 2:].reshape(-1, self.num_slots, 5)
             present = slots[..., 0]
-            relative = slots[..., 1:3] / c
+            relative = slots[..., 1:3] / self.agent_step
             velocity = slots[..., 3:] * self.velocity_unit
         distance = relative.norm(dim=-1, keepdim=True)
         # Closest approach to a staying agent along the obstacle's straight line.
@@ -128,17 +131,25 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         closing = -(relative * velocity).sum(dim=-1, keepdim=True)
         when = (closing / speed2.clamp(min=1e-9)).clamp(0.0, 1.0)
         closest = relative + velocity * when
+        closest_distance = closest.norm(dim=-1, keepdim=True)
         relevance = (self.reach - distance).clamp(0.0, 1.0) * present[..., None]
         return th.cat(
-            [relative, distance, velocity, closest, closest.norm(dim=-1, keepdim=True), when]
-            + [relevance],
+            [
+                relative / distance.clamp(min=1e-6),
+                distance - self.contact,
+                velocity,
+                when,
+                closest / closest_distance.clamp(min=1e-6),
+                closest_distance - self.contact,
+                relevance,
+            ],
             dim=-1,
         )
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         features = self.obstacle_features(observations)
         relevance = features[..., -1:]
-        # Far obstacles are clipped to the edge of relevance so their inputs stay bounded.
+        # Obstacles out of reach are clipped to its edge so their inputs stay bounded.
         inputs = features[..., :-1].clamp(-self.reach, self.reach)
         embedded = self.embed(inputs) * relevance
         pooled = []
@@ -152,7 +163,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             )
         agent = observations[:, :2]
         low, high = self.agent_radius, 1.0 - self.agent_radius
-        walls = th.cat([agent - low, high - agent], dim=1) / self.contact_distance
+        walls = th.cat([agent - low, high - agent], dim=1) / self.agent_step
         return th.cat([*pooled, walls.clamp(max=self.reach)], dim=1)
 
 
