@@ -66,7 +66,9 @@ class NegDQNBase(DQN):
     :param max_grad_norm: gradient clipping norm.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder (None: none).
-    :param policy_kwargs: policy arguments (None: ``net_arch=[128, 128]``).
+    :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``). On a
+        NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
+        ``EXTRACTOR_KWARGS`` and the env's geometry (see ``collision_policy_kwargs``).
     :param verbose: 0 silent, 1 info, 2 debug.
     :param seed: seed of every random generator.
     :param device: torch device (``"auto"``: CUDA when available).

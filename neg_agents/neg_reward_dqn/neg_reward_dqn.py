@@ -20,18 +20,21 @@ class NegRewardDQN(NegDQNBase):
     """Deep Q-Network for punishment-only environments (every reward <= 0).
 
     Because no reward is positive, no return is positive, so every true Q-value is <= 0.
-    The Q-network encodes that prior with a ``-softplus`` output head
-    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`), used by the online
-    network, the target network (hence the TD target) and for acting. A positive reward from the
-    environment raises :class:`PositiveRewardError`: wrap such an env in
-    ``neg_envs.PunishmentOnlyWrapper`` first.
+    The Q-network encodes that prior with a non-positive output head
+    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`; default the dueling head
+    ``-|v(s)| - (max_b A(s, b) - A(s, a))``, which stays as fine-grained near 0 as a linear
+    head, see ``neg_reward_dqn.heads``), used by the online network, the target network (hence
+    the TD target) and for acting. A positive reward from the environment raises
+    :class:`PositiveRewardError`: wrap such an env in ``neg_envs.PunishmentOnlyWrapper`` first.
 
     DQN: Mnih et al. (2015), https://www.nature.com/articles/nature14236. Punishment-only
     learning: the negative-reward DQN of the negdl brief, section 2.
 
     The arguments and their defaults (tuned on ``NegCollision-v0``) are those of
     :class:`~neg_agents.common.dqn_base.NegDQNBase`, i.e. SB3's DQN arguments; ``policy`` must be
-    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
+    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``. On NegCollision envs the policy
+    reads observations through :class:`~neg_agents.common.extractors.ObstacleSetExtractor`
+    unless ``policy_kwargs`` names another features extractor.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}

@@ -6,6 +6,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from neg_agents import NegActionDQN, NegRewardDQN, evaluate_agent, make_env
+from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import (
     ObstacleSetExtractor,
     collision_extractor_kwargs,
@@ -126,3 +127,15 @@ def test_transfer_needs_the_set_extractor():
     )
     with pytest.raises(ValueError, match="ObstacleSetExtractor"):
         transfer_model(flat, make_env("NegCollision-v0", 1))
+
+
+def test_collision_config_is_found_through_ids_wrappers_and_vec_envs():
+    expected = gym.make("NegCollision-v0", num_obstacles=4).unwrapped.config
+    for env in (
+        gym.make("NegCollision-v0", num_obstacles=4),
+        make_env("NegCollision-v0", 2, env_kwargs={"num_obstacles": 4}),
+        make_env("NegCollision-v0", 2, env_kwargs={"num_obstacles": 4}, vec_env="native"),
+    ):
+        assert collision_config(env) == expected
+    assert collision_config("NegCollisionCrowd-v0").num_obstacles == 300
+    assert collision_config("CartPole-v1") is None and collision_config(None) is None

@@ -209,9 +209,10 @@ def test_console_entry_points(name):
     assert result.returncode == 0 and "--seed" in result.stdout
 
 
-def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
+@pytest.mark.parametrize("algo", ["stay", "planner"])
+def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys, algo):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    watch.main(["--algo", "stay", "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
+    watch.main(["--algo", algo, "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
     out = capsys.readouterr().out
     assert out.count("collisions") == 2 and "steps 3" in out
 
