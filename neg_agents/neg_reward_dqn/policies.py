@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch as th
 from stable_baselines3.common.torch_layers import create_mlp
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
-DEFAULT_HEAD = "dueling"
+DEFAULT_HEAD = "clamp"
 
 __all__ = [
     "DEFAULT_HEAD",
@@ -23,14 +25,15 @@ __all__ = [
 
 
 class NonPositiveQNetwork(QNetwork):
-    """SB3's ``QNetwork`` whose output head makes every Q-value <= 0.
+    """SB3's ``QNetwork`` whose output head makes every Q-value it acts on or bootstraps from
+    <= 0 (see :mod:`~neg_agents.neg_reward_dqn.heads`).
 
     When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
     of the hypothesis space that can only hold wrong answers.
 
     :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
-        ``"dueling"``: a non-positive state value minus non-negative advantage gaps, so the
-        choice between actions is as fine-grained as a linear head's).
+        ``"clamp"``: a linear head whose values are projected onto ``Q <= 0`` for acting and
+        for the TD target, and which learns as a linear head does).
     :param args: positional arguments of ``QNetwork``.
     :param kwargs: keyword arguments of ``QNetwork``.
     """
@@ -43,6 +46,15 @@ class NonPositiveQNetwork(QNetwork):
         self.q_net = nn.Sequential(
             *create_mlp(self.features_dim, outputs, self.net_arch, self.activation_fn), head
         )
+        # Training mode is for gradient steps only (NegRewardDQN.train): elsewhere, values
+        # read from the network are the ones the agent acts on.
+        self.set_training_mode(False)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        # The head's preference: its values, with ties (e.g. several clamped to 0) broken.
+        *body, head = self.q_net
+        hidden = nn.Sequential(*body)(self.extract_features(observation, self.features_extractor))
+        return head.preference(hidden).argmax(dim=1).reshape(-1)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "q_head": self.q_head}
