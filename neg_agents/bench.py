@@ -1,13 +1,15 @@
-"""Benchmark the negative agents against SB3's DQN and two baselines over seeds and obstacle counts.
+"""Benchmark the negative agents against SB3's DQN, the planner and two baselines over seeds and
+scenarios (obstacle counts of ``NegCollision-v0`` and the crowd variant).
 
-``run_bench`` writes ``bench.csv`` (one row per agent, obstacle count and seed),
+``run_bench`` writes ``bench.csv`` (one row per agent, scenario and seed, plus the agents
+trained on the first scenario evaluated on the others without retraining),
 ``bench_curves.csv`` (the evaluations during training), ``bench.md`` (mean ± std over seeds,
-the project's targets, the interquartile mean with bootstrap confidence intervals, the
-command, the machine and the wall time), ``learning_curves.png`` and
-``performance_profile.png``; TensorBoard runs go to
-``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>_1``, and each training run's ``monitor.csv``
-files, ``evaluations.npz`` and videos (``--capture-video``) to
-``<tensorboard_dir>/n<obstacles>/<agent>/s<seed>``. Results are rewritten after every run, so
+ratios to random and to the planner, the project's targets, the interquartile mean with
+bootstrap confidence intervals, the command, the machine and the wall time),
+``learning_curves.png`` and ``performance_profile.png``; TensorBoard runs go to
+``<tensorboard_dir>/<scenario>/<agent>/s<seed>_1`` (e.g. ``NegCollision-v0-n10``), and each
+training run's ``monitor.csv`` files, ``evaluations.npz`` and videos (``--capture-video``) to
+``<tensorboard_dir>/<scenario>/<agent>/s<seed>``. Results are rewritten after every run, so
 an interrupted bench keeps what finished: with ``should_stop`` (``negdl-bench`` passes its
 Ctrl-C handler) the run in flight in this process stops at its next training step, worker
 processes running others are ended, those runs are dropped, and ``run_bench`` raises
@@ -19,7 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,17 +36,22 @@ from neg_agents.algos import ALGOS, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
-from neg_agents.common.env_util import make_env
+from neg_agents.common.env_util import VEC_ENV_KINDS, collision_config, make_env
 from neg_agents.common.evaluation import evaluate_agent
+from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
+from neg_agents.model_io import transfer_model
 from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
 from neg_agents.video import check_video_capture, record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
-from negdl.checks import check_bool, check_int
+from negdl.checks import check_bool, check_choice, check_int
 from negdl.cli import check_out_dir
 from negdl.devices import resolve_device
 from negdl.interrupt import StopRequested, terminate_child_processes
 from negdl.results import machine_description, write_csv, write_text_atomic
+
+#: The crowd variant ``--crowd`` adds, with its registered defaults.
+CROWD_ENV_ID = "NegCollisionCrowd-v0"
 
 
 @dataclass
@@ -52,17 +59,23 @@ class BenchConfig:
     """Train and evaluate every agent over seeds and obstacle counts; write CSV, markdown and a plot."""
 
     algos: tuple[str, ...] = tuple(name for name, spec in ALGOS.items() if spec.available)
-    """agents to compare (trained ones and the random/stay baselines; maskable-ppo when negdl[contrib] is installed)"""
+    """agents to compare (trained ones, the planner and the random/stay baselines; maskable-ppo when negdl[contrib] is installed)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """seeds; each trained agent is trained once per seed and obstacle count"""
     num_obstacles: tuple[int, ...] = (10, 30)
     """obstacle counts of the env"""
     env_id: str = "NegCollision-v0"
     """registered env id (num_obstacles is passed as an env option)"""
+    crowd: bool = True
+    """also run every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    transfer: bool = True
+    """evaluate every agent trained on the first obstacle count on the other scenarios too, without retraining"""
     total_timesteps: int = N_TIMESTEPS
     """env steps per training run"""
     n_envs: int = N_ENVS
-    """parallel training envs (DummyVecEnv, so every agent, wrapped or not, runs the same way)"""
+    """parallel training envs"""
+    vec_env: str = "native"
+    """how training envs are stepped (see negdl-train); agents acting through NegativeActionWrapper or under action masks use dummy"""
     eval_freq: int = 10_000
     """env steps between evaluations during training (the learning curves)"""
     eval_episodes: int = 10
@@ -108,6 +121,9 @@ class BenchConfig:
         check_out_dir("--out-dir", self.out_dir)
         check_out_dir("--tensorboard-dir", self.tensorboard_dir)
         check_bool("capture_video", self.capture_video)
+        check_bool("crowd", self.crowd)
+        check_bool("transfer", self.transfer)
+        check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
         if self.capture_video:
             check_video_capture()
 
@@ -118,40 +134,82 @@ def _start_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One env configuration of the bench: an env id and its options."""
+
+    env_id: str
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.env_kwargs)
+
+    @property
+    def name(self) -> str:
+        """Folder-friendly name, e.g. ``NegCollision-v0-n30``."""
+        options = "-".join(f"{k.replace('num_obstacles', 'n')}{v}" for k, v in self.env_kwargs)
+        return f"{self.env_id}-{options}" if options else self.env_id
+
+
+def scenarios(args: BenchConfig) -> list[Scenario]:
+    """The bench's scenarios: each obstacle count of ``args.env_id``, then the crowd variant."""
+    found = [Scenario(args.env_id, (("num_obstacles", n),)) for n in args.num_obstacles]
+    return found + ([Scenario(CROWD_ENV_ID)] if args.crowd else [])
+
+
+#: One run of the grid: where it trains, its seed, the agent, and where it is also evaluated.
+GridItem = tuple[Scenario, int, str, tuple[Scenario, ...]]
+
+
 def run_one(
     args: BenchConfig,
     algo: str,
-    num_obstacles: int,
+    scenario: Scenario,
     seed: int,
+    transfer_to: Sequence[Scenario] = (),
     should_stop: Callable[[], bool] = lambda: False,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train (unless a baseline) and evaluate one agent; return its table row and its curve.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train (unless a baseline) and evaluate one agent on one scenario, then (if it learned an
+    ``ObstacleSetExtractor`` policy) on each of ``transfer_to`` without retraining; return the
+    table rows and the learning curve.
 
     :param args: the bench's settings.
     :param algo: the agent (``neg_agents.ALGOS``).
-    :param num_obstacles: the env's obstacle count.
+    :param scenario: the env it trains and is evaluated on.
     :param seed: seeds training and the final evaluation.
+    :param transfer_to: other scenarios the trained policy is evaluated on.
     :param should_stop: asked after every training step; when it turns True the run stops and
         raises ``StopRequested``.
     """
     spec = get_algo(algo)
-    env_kwargs = {"num_obstacles": num_obstacles}
-    tb_name = f"n{num_obstacles}/{algo}/s{seed}"
+    tb_name = f"{scenario.name}/{algo}/s{seed}"
     log_dir = Path(args.tensorboard_dir) / tb_name
-    eval_env = make_env(
-        args.env_id, 10, seed + EVAL_SEED_OFFSET, env_kwargs, "dummy", spec.negative_actions
-    )
+
+    def eval_env_for(target: Scenario) -> Any:
+        return make_env(
+            target.env_id,
+            min(10, args.final_episodes),
+            seed + EVAL_SEED_OFFSET,
+            target.kwargs,
+            "dummy",
+            spec.negative_actions,
+        )
+
+    eval_env = eval_env_for(scenario)
     curve: list[dict[str, Any]] = []
+    model = None
     if spec.trainable:
+        native_ok = not (spec.negative_actions or spec.action_masks)
         result = train_agent(
             TrainConfig(
                 algo=algo,
-                env_id=args.env_id,
-                env_kwargs=env_kwargs,
+                env_id=scenario.env_id,
+                env_kwargs=scenario.kwargs,
                 total_timesteps=args.total_timesteps,
                 seed=seed,
                 n_envs=args.n_envs,
-                vec_env="dummy",
+                vec_env=args.vec_env if native_ok else "dummy",
                 eval_freq=args.eval_freq,
                 eval_episodes=args.eval_episodes,
                 tensorboard_log=args.tensorboard_dir,
@@ -167,29 +225,30 @@ def run_one(
         if result.interrupted:
             result.model.get_env().close()
             eval_env.close()
-            raise StopRequested(f"{algo} n={num_obstacles} seed={seed} stopped while training")
-        agent, logger, curve = result.model.policy, result.model.logger, result.history
+            raise StopRequested(f"{algo} {scenario.name} seed={seed} stopped while training")
+        model, logger, curve = result.model, result.model.logger, result.history
+        agent = model.policy
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
-        timing = {"train_time_s": result.wall_time_s, "env_steps_per_s": result.steps_per_s}
-        result.model.get_env().close()
+        timing = {"train_time_s": result.train_time_s, "env_steps_per_s": result.steps_per_s}
+        model.get_env().close()
     else:
-        agent = spec.make_baseline(eval_env.observation_space, eval_env.action_space, seed)
+        agent = spec.make_baseline(eval_env, seed)
         logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
         timing = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-    final = evaluate_agent(
-        agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
-    ).summary()
+    row = _evaluation_row(args, algo, scenario, seed, agent, eval_env)
     eval_env.close()
+    final = {key: row[key] for key in EVAL_TENSORBOARD_KEYS if key in row}
     if args.capture_video and not spec.trainable:
         record_evaluation_video(
-            agent,
-            args.env_id,
-            env_kwargs,
+            lambda env: spec.make_baseline(env, seed),
+            scenario.env_id,
+            scenario.kwargs,
             log_dir / "videos",
             "eval-final",
             seed=seed + EVAL_SEED_OFFSET,
             deterministic=spec.deterministic,
+            action_masks=spec.action_masks,
         )
     if not spec.trainable:
         # Flat lines across the training range, so TensorBoard shows baselines beside the curves.
@@ -201,20 +260,48 @@ def run_one(
         logger.record(f"final/{key}", value)
     logger.dump(args.total_timesteps)
     logger.close()
-    keys = {"env_id": args.env_id, "num_obstacles": num_obstacles, "algo": algo, "seed": seed}
-    row = {
-        **keys,
-        "timesteps": args.total_timesteps if spec.trainable else 0,
+    budget = {"timesteps": args.total_timesteps if spec.trainable else 0}
+    extra = {**timing, "eval_episodes": args.final_episodes}
+    rows = [{**row, **budget, **extra}]
+    transferable = (
+        model is not None
+        and model.policy_kwargs.get("features_extractor_class") is ObstacleSetExtractor
+    )
+    for target in transfer_to if transferable else ():
+        target_env = eval_env_for(target)
+        moved = transfer_model(model, target_env)
+        transferred = _evaluation_row(args, algo, target, seed, moved.policy, target_env)
+        transferred["trained_on"] = f"{scenario.env_id} N={row['num_obstacles']}"
+        # No training happened here: the timing belongs to the row it was trained in.
+        untimed = {**extra, "train_time_s": float("nan"), "env_steps_per_s": float("nan")}
+        rows.append({**transferred, **budget, **untimed})
+        target_env.close()
+    keys = {key: row[key] for key in ("env_id", "num_obstacles", "algo", "seed")}
+    return rows, [{**keys, **point} for point in curve]
+
+
+def _evaluation_row(
+    args: BenchConfig, algo: str, scenario: Scenario, seed: int, agent: Any, eval_env: Any
+) -> dict[str, Any]:
+    """Evaluate ``agent`` on ``args.final_episodes`` episodes of ``eval_env``; the row's keys
+    and metrics."""
+    spec = get_algo(algo)
+    final = evaluate_agent(
+        agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
+    ).summary()
+    return {
+        "env_id": scenario.env_id,
+        "num_obstacles": collision_config(eval_env).num_obstacles,
+        "algo": algo,
+        "seed": seed,
+        "trained_on": "",
         **final,
-        **timing,
-        "eval_episodes": args.final_episodes,
     }
-    return row, [{**keys, **point} for point in curve]
 
 
 def _run_grid(
-    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
-) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    args: BenchConfig, grid: list[GridItem], should_stop: Callable[[], bool]
+) -> Iterator[tuple[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
     """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers;
     raise ``StopRequested`` once ``should_stop()`` turns True (runs in flight are dropped)."""
     finished = 0
@@ -233,13 +320,13 @@ def _run_grid(
 
 
 def _runs(
-    args: BenchConfig, grid: list[tuple[int, int, str]], should_stop: Callable[[], bool]
-) -> Iterator[tuple[int, tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    args: BenchConfig, grid: list[GridItem], should_stop: Callable[[], bool]
+) -> Iterator[tuple[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
     if args.workers == 1:
-        for index, (n, seed, algo) in enumerate(grid):
+        for index, (scenario, seed, algo, transfer_to) in enumerate(grid):
             if should_stop():
                 raise StopRequested
-            yield index, run_one(args, algo, n, seed, should_stop)
+            yield index, run_one(args, algo, scenario, seed, transfer_to, should_stop)
         return
     worker_args = replace(args, progress_bar=False)
     with ProcessPoolExecutor(
@@ -249,8 +336,8 @@ def _runs(
         initargs=(max(args.torch_threads, 1),),
     ) as pool:
         futures = {
-            pool.submit(run_one, worker_args, algo, n, seed): index
-            for index, (n, seed, algo) in enumerate(grid)
+            pool.submit(run_one, worker_args, algo, scenario, seed, transfer_to): index
+            for index, (scenario, seed, algo, transfer_to) in enumerate(grid)
         }
         pending = set(futures)
         while pending:
@@ -283,17 +370,23 @@ def run_bench(
     machine = machine_description(
         torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     )
-    grid = [
-        (n, seed, algo) for n in args.num_obstacles for seed in args.seeds for algo in args.algos
+    every = scenarios(args)
+    transfer_to = tuple(every[1:]) if args.transfer else ()
+    grid: list[GridItem] = [
+        (scenario, seed, algo, transfer_to if scenario == every[0] else ())
+        for scenario in every
+        for seed in args.seeds
+        for algo in args.algos
     ]
     start = time.perf_counter()
-    results: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    results: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
     progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (row, curve) in _run_grid(args, grid, should_stop):
-        results[index] = (row, curve)
+    for index, (run_rows, curve) in _run_grid(args, grid, should_stop):
+        results[index] = (run_rows, curve)
+        row = run_rows[0]
         elapsed = time.perf_counter() - start
         # Rows in grid order, whatever order the workers finish in.
-        rows = [results[i][0] for i in sorted(results)]
+        rows = [row for i in sorted(results) for row in results[i][0]]
         curves = [point for i in sorted(results) for point in results[i][1]]
         write_csv(rows, out / "bench.csv")
         if curves:
@@ -303,19 +396,20 @@ def run_bench(
             "machine": machine,
             "workers": args.workers,
             "wall_time_s": elapsed,
-            "complete": len(rows) == len(grid),
+            "complete": len(results) == len(grid),
+            "vec_env": args.vec_env,
             "total_timesteps": args.total_timesteps,
             "final_episodes": args.final_episodes,
             "n_envs": args.n_envs,
         }
         write_text_atomic(
-            out / "bench.md", bench_markdown(rows, meta) + seed_statistics_markdown(rows)
+            out / "bench.md", bench_markdown(rows, meta, curves) + seed_statistics_markdown(rows)
         )
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
         progress.update()
         progress.write(
-            f"{row['algo']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
+            f"{row['algo']} {row['env_id']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
             f"{row['collisions_per_episode']:.2f}, return {row['return']:.2f} ({elapsed / 60:.1f} min so far)"
         )
     progress.close()

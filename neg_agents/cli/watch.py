@@ -31,7 +31,7 @@ class Args:
     runs_dir: str = "runs/train"
     """where negdl-train put its runs, searched when --model is not given"""
     algo: str | None = None
-    """agent name, read from config.json when not given; random and stay need no model"""
+    """agent name, read from config.json when not given; the baselines (planner, random, stay) need no model"""
     env_id: str | None = None
     """env id, read from config.json when not given (else NegCollision-v0)"""
     env_kwargs: tuple[str, ...] = ()

@@ -24,8 +24,10 @@ from neg_agents.common.dqn_arguments import (
     check_dqn_arguments,
     check_replay_buffer_memory,
 )
+from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.common.model_files import load_model, save_model
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
+from neg_agents.hyperparams import EXTRACTOR_KWARGS
 from negdl.devices import resolve_device
 
 
@@ -72,7 +74,9 @@ class NegDQNBase(DQN):
     :param max_grad_norm: gradient clipping norm.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder (None: none).
-    :param policy_kwargs: policy arguments (None: ``net_arch=[128, 128]``).
+    :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``). On a
+        NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
+        ``EXTRACTOR_KWARGS`` and the env's geometry (see ``collision_policy_kwargs``).
     :param verbose: 0 silent, 1 info, 2 debug.
     :param seed: seed of every random generator.
     :param device: torch device (``"auto"``: CUDA when available; one this machine does not
@@ -139,9 +143,11 @@ class NegDQNBase(DQN):
             max_grad_norm=max_grad_norm,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
-            policy_kwargs=copy.deepcopy(H["policy_kwargs"])
-            if policy_kwargs is None
-            else policy_kwargs,
+            policy_kwargs=collision_policy_kwargs(
+                copy.deepcopy(H["policy_kwargs"]) if policy_kwargs is None else policy_kwargs,
+                env,
+                **EXTRACTOR_KWARGS,
+            ),
             verbose=verbose,
             seed=seed,
             device=device,
