@@ -39,7 +39,7 @@ from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import VEC_ENV_KINDS, collision_config, make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
-from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
+from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
 from neg_agents.model_io import transfer_model
 from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
 from neg_agents.video import check_video_capture, record_evaluation_video
@@ -94,8 +94,8 @@ class BenchConfig:
     """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
     progress_bar: bool = True
     """show progress bars"""
-    device: str = "auto"
-    """torch device"""
+    device: str = AGENT_DEVICE
+    """torch device: cpu (the default: the agents' MLPs are too small for a GPU to pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto (CUDA when available)"""
 
     def __post_init__(self) -> None:
         for algo in self.algos:
@@ -367,9 +367,7 @@ def run_bench(
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
-    machine = machine_description(
-        torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
-    )
+    machine = machine_description(resolve_device(args.device))
     every = scenarios(args)
     transfer_to = tuple(every[1:]) if args.transfer else ()
     grid: list[GridItem] = [

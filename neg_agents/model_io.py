@@ -24,6 +24,7 @@ from neg_agents.common.model_files import (
     save_model,
 )
 from neg_agents.common.model_files import check_spaces as check_model_spaces
+from neg_agents.hyperparams import AGENT_DEVICE
 from negdl.devices import resolve_device
 from negdl.resources import MemoryLimitError
 from negdl.results import write_text_atomic
@@ -97,7 +98,7 @@ def load_policy(
     model_path: str | Path | None,
     env: gym.Env,
     seed: int | None = None,
-    device: str = "auto",
+    device: str = AGENT_DEVICE,
 ) -> PolicyPredictor:
     """What acts in ``env`` for agent ``algo``: a saved model's policy, or a fresh baseline.
 
@@ -118,7 +119,7 @@ def load_policy(
 
 
 def load_agent(
-    model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = "auto"
+    model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = AGENT_DEVICE
 ) -> BaseAlgorithm:
     """Load a model saved by ``save_run``/``model.save``, without unpickling anything from it
     (``neg_agents.common.model_files.load_model``; SB3's plain DQN models too).

@@ -22,7 +22,13 @@ from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
 from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
 from neg_agents.common.extractors import collision_policy_kwargs
-from neg_agents.hyperparams import EXTRACTOR_KWARGS, N_ENVS, N_TIMESTEPS, hyperparams_for
+from neg_agents.hyperparams import (
+    AGENT_DEVICE,
+    EXTRACTOR_KWARGS,
+    N_ENVS,
+    N_TIMESTEPS,
+    hyperparams_for,
+)
 from neg_agents.model_io import save_run, write_config
 from neg_agents.video import check_video_capture
 from negdl.checks import check_bool, check_choice, check_int
@@ -62,7 +68,8 @@ class TrainConfig:
     :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
     :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
     :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"auto"``: CUDA when available); a device this machine does
+    :param device: torch device (``"cpu"`` by default, see ``hyperparams.AGENT_DEVICE``;
+        ``"auto"``: CUDA when available); a device this machine does
         not have is an error.
     :param verbose: SB3 verbosity, 0 to 2.
     :param log_dir: folder for the files SB3 and rl-zoo3 users look for: the training
@@ -87,7 +94,7 @@ class TrainConfig:
     tensorboard_log: str | None = None
     tb_log_name: str | None = None
     progress_bar: bool = False
-    device: str = "auto"
+    device: str = AGENT_DEVICE
     verbose: int = 0
     log_dir: str | None = None
     capture_video: bool = False
