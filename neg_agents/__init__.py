@@ -2,8 +2,9 @@
 
 - :class:`NegRewardDQN`: DQN whose Q-values are <= 0 by construction, for punishment-only envs.
 - :class:`NegActionDQN`: DQN whose policy forbids the actions it judges worst.
+- :class:`CollisionPlanner`: the model-based limit, planning on the simulation's exact state.
 - :data:`ALGOS`: every agent the scripts know, including SB3's DQN trained through
-  ``neg_envs.NegativeActionWrapper`` and the random and always-stay baselines.
+  ``neg_envs.NegativeActionWrapper``, the planner and the random and always-stay baselines.
 - :func:`train_agent` with a :class:`TrainConfig`: one training run, as ``negdl-train`` and the
   bench do it; :func:`~neg_agents.watch.watch_agent` and :func:`~neg_agents.bench.run_bench`
   are ``negdl-watch`` and ``negdl-bench``.
@@ -22,6 +23,7 @@ from neg_agents.common import (
     make_env,
 )
 from neg_agents.common.model_files import UnsafeModelFileError
+from neg_agents.common.planner import CollisionPlanner
 from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQN, forbidden_actions
 from neg_agents.neg_reward_dqn import NegRewardDQN, PositiveRewardError
 from neg_agents.training import TrainConfig, TrainResult, train_agent
@@ -30,6 +32,7 @@ __all__ = [
     "ALGOS",
     "AlgoSpec",
     "CollisionEvalCallback",
+    "CollisionPlanner",
     "ConstantAgent",
     "ForbiddingRule",
     "NegActionDQN",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PolicyPredictor
 
 from neg_agents.common.baselines import ConstantAgent, MaskedRandomAgent, RandomAgent
+from neg_agents.common.planner import DEFAULT_HORIZON, CollisionPlanner
 from neg_agents.neg_action_dqn import NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
 from neg_envs.collision_core import STAY
@@ -27,7 +28,8 @@ class AlgoSpec:
     :param negative_actions: the env is wrapped in ``neg_envs.NegativeActionWrapper`` (the
         agent's action k means "do not do k").
     :param deterministic: how the agent is evaluated (``predict(deterministic=...)``).
-    :param baseline: builds the baseline from ``(observation_space, action_space, seed)``.
+    :param baseline: builds the baseline from ``(env, seed)``: the env (a ``gym.Env`` or a
+        ``VecEnv``) it will act in, which a planner reads and the others take their spaces from.
     :param action_masks: the agent acts under the env's ``action_masks()`` (passed to
         ``predict``), as sb3-contrib's ``MaskablePPO`` does.
     :param extra: the pip extra that provides ``model_class`` (None: a core dependency); while
@@ -39,7 +41,7 @@ class AlgoSpec:
     model_class: type[BaseAlgorithm] | None = None
     negative_actions: bool = False
     deterministic: bool = True
-    baseline: Callable[[spaces.Space, spaces.Discrete, int | None], PolicyPredictor] | None = None
+    baseline: Callable[[Any, int | None], PolicyPredictor] | None = None
     action_masks: bool = False
     extra: str | None = None
 
@@ -52,14 +54,13 @@ class AlgoSpec:
         """Whatever the agent needs is installed."""
         return self.extra is None or self.model_class is not None
 
-    def make_baseline(
-        self, observation_space: spaces.Space, action_space: spaces.Discrete, seed: int | None
-    ) -> PolicyPredictor:
+    def make_baseline(self, env: Any, seed: int | None) -> PolicyPredictor:
+        """The baseline acting in ``env`` (a ``gym.Env`` or an SB3 ``VecEnv``), seeded ``seed``."""
         if self.baseline is None:
             raise ValueError(
                 f"{self.name} is a trained agent, not a baseline; train it or load a saved model"
             )
-        return self.baseline(observation_space, action_space, seed)
+        return self.baseline(env, seed)
 
 
 def _optional_class(module: str, name: str) -> type[BaseAlgorithm] | None:
@@ -97,20 +98,27 @@ ALGOS: dict[str, AlgoSpec] = {
         ),
         AlgoSpec("dqn", "SB3's standard DQN", DQN),
         AlgoSpec(
+            "planner",
+            f"plans {DEFAULT_HORIZON} steps ahead on the simulation's exact state and dynamics",
+            baseline=lambda env, seed: CollisionPlanner(env, DEFAULT_HORIZON),
+        ),
+        AlgoSpec(
             "random",
             "uniformly random actions",
-            baseline=lambda obs, act, seed: RandomAgent(obs, act, seed),
+            baseline=lambda env, seed: RandomAgent(env.observation_space, env.action_space, seed),
         ),
         AlgoSpec(
             "random-masked",
             "uniformly random among the actions the env's action_masks() allows",
-            baseline=lambda obs, act, seed: MaskedRandomAgent(obs, act, seed),
+            baseline=lambda env, seed: MaskedRandomAgent(
+                env.observation_space, env.action_space, seed
+            ),
             action_masks=True,
         ),
         AlgoSpec(
             "stay",
             "always stays (action 4)",
-            baseline=lambda obs, act, seed: ConstantAgent(obs, act, STAY),
+            baseline=lambda env, seed: ConstantAgent(env.observation_space, env.action_space, STAY),
         ),
     )
 }

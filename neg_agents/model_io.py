@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PolicyPredictor
+from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.algos import get_algo
 from neg_agents.common.dqn_base import quiet_n_step_reload
+from neg_agents.common.env_util import collision_config
+from neg_agents.common.extractors import ObstacleSetExtractor, collision_extractor_kwargs
 from neg_agents.common.model_files import (
     SpaceMismatchError,
     UnsafeModelFileError,
@@ -20,6 +24,7 @@ from neg_agents.common.model_files import (
     save_model,
 )
 from neg_agents.common.model_files import check_spaces as check_model_spaces
+from neg_agents.hyperparams import AGENT_DEVICE
 from negdl.devices import resolve_device
 from negdl.resources import MemoryLimitError
 from negdl.results import write_text_atomic
@@ -93,7 +98,7 @@ def load_policy(
     model_path: str | Path | None,
     env: gym.Env,
     seed: int | None = None,
-    device: str = "auto",
+    device: str = AGENT_DEVICE,
 ) -> PolicyPredictor:
     """What acts in ``env`` for agent ``algo``: a saved model's policy, or a fresh baseline.
 
@@ -107,14 +112,14 @@ def load_policy(
     """
     spec = get_algo(algo)
     if not spec.trainable:
-        return spec.make_baseline(env.observation_space, env.action_space, seed)
+        return spec.make_baseline(env, seed)
     if model_path is None:
         raise ValueError(f"{algo} is a trained agent: pass the saved model's path")
     return load_agent(model_path, algo, env, device).policy
 
 
 def load_agent(
-    model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = "auto"
+    model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = AGENT_DEVICE
 ) -> BaseAlgorithm:
     """Load a model saved by ``save_run``/``model.save``, without unpickling anything from it
     (``neg_agents.common.model_files.load_model``; SB3's plain DQN models too).
@@ -166,3 +171,51 @@ def check_spaces(model: BaseAlgorithm, env: gym.Env, path: str | Path = "the mod
     """Raise a ``ValueError`` that says how to fix it when ``model`` cannot act in ``env``."""
     saved = {"observation_space": model.observation_space, "action_space": model.action_space}
     check_model_spaces(saved, env, str(path))
+
+
+def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm:
+    """The trained ``model``, rebuilt to act in another NegCollision env without retraining.
+
+    SB3 ties a model to one observation shape, but :class:`ObstacleSetExtractor`'s parameters
+    do not depend on the obstacle count or the observation layout. So the model is rebuilt for
+    ``env`` (its observation space, and the extractor's geometry read from ``env``'s config:
+    layout, contact distance, speeds) with every other setting kept, and the trained
+    parameters are copied in unchanged. E.g. train at 10 obstacles, act at 30 or in
+    ``NegCollisionCrowd-v0``.
+
+    :param model: a trained model whose policy uses ``ObstacleSetExtractor`` (negdl's default
+        on NegCollision envs).
+    :param env: the NegCollision env (or ``VecEnv``) to act in; same action space.
+    :raises ValueError: if the policy has another features extractor, ``env`` is not a
+        NegCollision env, or the action spaces differ.
+    """
+    if model.policy_kwargs.get("features_extractor_class") is not ObstacleSetExtractor:
+        raise ValueError(
+            "only a policy built on ObstacleSetExtractor transfers to another obstacle count: "
+            "other policies' parameters depend on the observation size"
+        )
+    config = collision_config(env)
+    if config is None:
+        raise ValueError(f"transfer_model needs a NegCollision env, got {env}")
+    if env.action_space != model.action_space:
+        raise ValueError(
+            f"the model acts in {model.action_space}, the env in {env.action_space}: keep allow_stay as trained"
+        )
+    policy_kwargs = dict(model.policy_kwargs)
+    policy_kwargs["features_extractor_kwargs"] = {
+        **policy_kwargs.get("features_extractor_kwargs", {}),
+        **collision_extractor_kwargs(config),
+    }
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    with quiet_n_step_reload():
+        return type(model).load(
+            buffer,
+            env=env,
+            device=model.device,
+            custom_objects={
+                "observation_space": env.observation_space,
+                "policy_kwargs": policy_kwargs,
+            },
+        )

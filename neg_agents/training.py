@@ -13,6 +13,7 @@ from typing import Any
 import stable_baselines3
 import torch
 from gymnasium import spaces
+from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
@@ -20,7 +21,14 @@ from neg_agents.algos import get_algo
 from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback, StopOnRequest
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
 from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
-from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
+from neg_agents.common.extractors import collision_policy_kwargs
+from neg_agents.hyperparams import (
+    AGENT_DEVICE,
+    EXTRACTOR_KWARGS,
+    N_ENVS,
+    N_TIMESTEPS,
+    hyperparams_for,
+)
 from neg_agents.model_io import save_run, write_config
 from neg_agents.video import check_video_capture
 from negdl.checks import check_bool, check_choice, check_int
@@ -60,7 +68,8 @@ class TrainConfig:
     :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
     :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
     :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"auto"``: CUDA when available); a device this machine does
+    :param device: torch device (``"cpu"`` by default, see ``hyperparams.AGENT_DEVICE``;
+        ``"auto"``: CUDA when available); a device this machine does
         not have is an error.
     :param verbose: SB3 verbosity, 0 to 2.
     :param log_dir: folder for the files SB3 and rl-zoo3 users look for: the training
@@ -85,7 +94,7 @@ class TrainConfig:
     tensorboard_log: str | None = None
     tb_log_name: str | None = None
     progress_bar: bool = False
-    device: str = "auto"
+    device: str = AGENT_DEVICE
     verbose: int = 0
     log_dir: str | None = None
     capture_video: bool = False
@@ -150,23 +159,38 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
 @dataclass
 class TrainResult:
     """A trained model, its learning curve (``CollisionEvalCallback.history``), its timing and
-    whether it was stopped early."""
+    whether it was stopped early.
+
+    ``wall_time_s`` is the whole ``learn`` call; ``eval_time_s`` the part spent in the periodic
+    evaluations that draw the learning curve, which training does not need.
+    """
 
     model: BaseAlgorithm
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
+    eval_time_s: float = 0.0
     #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
     interrupted: bool = False
 
     @property
+    def train_time_s(self) -> float:
+        """Wall time of training alone: env steps and updates, without the evaluations."""
+        return self.wall_time_s - self.eval_time_s
+
+    @property
     def steps_per_s(self) -> float:
-        """Env steps per second of wall time, training updates and evaluations included."""
-        return self.model.num_timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+        """Env steps per second of training (updates included, evaluations not)."""
+        return (
+            self.model.num_timesteps / self.train_time_s if self.train_time_s > 0 else float("nan")
+        )
 
     def summary(self) -> str:
-        """One line: wall time, throughput and the last evaluation."""
-        text = f"{self.wall_time_s:.0f} s ({self.steps_per_s:.0f} env steps/s)"
+        """One line: wall time, training time, throughput and the last evaluation."""
+        text = (
+            f"{self.wall_time_s:.0f} s ({self.train_time_s:.0f} s training, the rest evaluating; "
+            f"{self.steps_per_s:.0f} env steps/s)"
+        )
         if self.history:
             last = self.history[-1]
             text += (
@@ -219,6 +243,11 @@ def train_agent(
     except ValueError:
         env.close()
         raise
+    if issubclass(spec.model_class, DQN):
+        # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
+        params["policy_kwargs"] = collision_policy_kwargs(
+            params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
+        )
     all_callbacks = list(callbacks or [])
     stopper = StopOnRequest(should_stop) if should_stop is not None else None
     if stopper is not None:
@@ -277,10 +306,16 @@ def train_agent(
     )
     wall = time.perf_counter() - start
     history = evaluator.history if evaluator is not None else []
+    eval_time = evaluator.eval_time_s if evaluator is not None else 0.0
     if evaluator is not None:
         evaluator.eval_env.close()
     return TrainResult(
-        model, params, history, wall, stopper is not None and stopper.stopped_at is not None
+        model,
+        params,
+        history,
+        wall_time_s=wall,
+        eval_time_s=eval_time,
+        interrupted=stopper is not None and stopper.stopped_at is not None,
     )
 
 
@@ -368,6 +403,7 @@ def train_and_save(
         interrupted=result.interrupted,
         num_timesteps=result.model.num_timesteps,
         wall_time_s=round(result.wall_time_s, 2),
+        train_time_s=round(result.train_time_s, 2),
         env_steps_per_s=round(result.steps_per_s, 1),
         final_eval=result.history[-1] if result.history else None,
         finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -197,7 +198,7 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> None:
 
 
 def record_evaluation_video(
-    agent: PolicyPredictor,
+    agent: PolicyPredictor | Callable[[gym.Env], PolicyPredictor],
     env_id: str,
     env_kwargs: dict[str, Any] | None,
     folder: str | Path,
@@ -212,7 +213,8 @@ def record_evaluation_video(
     """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps) through
     Gymnasium's ``RecordVideo``; return the MP4 file ``<folder>/<name_prefix>-episode-0.mp4``.
 
-    :param agent: anything with SB3's ``predict``.
+    :param agent: anything with SB3's ``predict``, or a function of the video's env that makes
+        one (the planner reads the env it acts in).
     :param env_id: registered env id; made with ``render_mode="rgb_array"``.
     :param env_kwargs: env options.
     :param folder: where the video goes.
@@ -234,6 +236,8 @@ def record_evaluation_video(
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix)
     try:
+        if not hasattr(agent, "predict"):
+            agent = agent(env)
         act = policy_actor(agent, env, deterministic, action_masks)
         list(play_episodes(env, act, 1, seed, max_steps))
     finally:

@@ -12,6 +12,7 @@ import neg_envs
 from neg_agents.algos import get_algo
 from neg_agents.common.env_util import check_env_options
 from neg_agents.common.evaluation import policy_actor
+from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
 from neg_agents.video import VideoFile, check_video_path
 from neg_envs.episodes import Episode, play_episodes
@@ -32,7 +33,7 @@ def watch_agent(
     fps: int = 30,
     output: str | Path | None = None,
     size: int | None = None,
-    device: str = "auto",
+    device: str = AGENT_DEVICE,
 ) -> list[Episode]:
     """Play episodes of ``algo`` on screen, or into ``output`` (``.gif``/``.mp4``); return them.
 

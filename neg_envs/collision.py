@@ -159,6 +159,12 @@ class NegCollisionEnv(gym.Env):
         }
 
     @property
+    def simulation(self) -> core.CollisionSimulation:
+        """The simulation holding this env's state (one scene): for planners and tools that
+        read the exact state; writing to it bypasses the env's bookkeeping, use ``set_state``."""
+        return self._sim
+
+    @property
     def steps(self) -> int:
         """Steps taken in the current episode."""
         return self._sim.steps.item(0)

@@ -78,6 +78,12 @@ class NegCollisionVectorEnv(VectorEnv):
         self._sim = core.CollisionSimulation(self.config, self.num_envs)
         self._rngs: list[np.random.Generator] | None = None
 
+    @property
+    def simulation(self) -> core.CollisionSimulation:
+        """The simulation holding every sub-env's state (scene ``i`` is sub-env ``i``): for
+        planners and tools that read the exact state; do not write to it."""
+        return self._sim
+
     def reset(
         self,
         *,

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from negdl.checks import check_int
+from negdl.checks import check_bool, check_int
 from negdl.cli import check_out_dir, check_out_file, run_main
 from negdl.results import cpu_description, write_text_atomic
 from negdl.sweep_backends import BACKEND_NAMES, ray_available
@@ -52,6 +52,8 @@ class Args:
     """obstacle counts (none given: the bench's default)"""
     final_episodes: int = 0
     """episodes of each final evaluation (0: the bench's default)"""
+    crowd: bool = True
+    """also run the crowd scenario (--no-crowd: only the obstacle counts)"""
     work_dir: str = "runs/bench_sweeps"
     """where each bench writes its files"""
     out: str = "runs/bench_sweeps/bench_sweeps.md"
@@ -69,6 +71,7 @@ class Args:
         check_int("total_timesteps", self.total_timesteps, 1)
         check_int("workers", self.workers, 1)
         check_int("final_episodes", self.final_episodes, 0)
+        check_bool("crowd", self.crowd)
         check_out_dir("--work-dir", self.work_dir)
         check_out_file("--out", self.out)
 
@@ -81,6 +84,7 @@ def bench_command(args: Args, backend: str, out_dir: Path) -> list[str]:
         *(["--seeds", *map(str, args.seeds)] if args.seeds else []),
         *(["--num-obstacles", *map(str, args.num_obstacles)] if args.num_obstacles else []),
         *(["--final-episodes", str(args.final_episodes)] if args.final_episodes else []),
+        *([] if args.crowd else ["--no-crowd"]),
     ]
     return [
         "negdl-bench",

@@ -73,29 +73,24 @@ JOBS: dict[str, Job] = {
     ),
     "agents-bench": Job(
         "docs/agents/bench.{md,csv}, bench_curves.csv, learning_curves.png, "
-        "performance_profile.png: every agent, 3 seeds, 10 and 30 obstacles (about 10 min on 2 cores)",
+        "performance_profile.png: every agent, 3 seeds, 10 and 30 obstacles and the crowd, the "
+        "agents trained at 10 also evaluated on the others (about 60 min on 2 cores)",
         ((PYTHON, "-m", "neg_agents.cli.bench", "--workers", "2", "--out-dir", "docs/agents",
           "--tensorboard-dir", "runs/bench/runs"),),
     ),
-    "agents-check-seeds": Job(
-        "docs/agents/check_seeds_10_12/: the first target on three other seeds (about 1.5 min)",
-        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn", "random", "stay",
-          "--seeds", "10", "11", "12", "--num-obstacles", "10", "--workers", "2",
-          "--out-dir", "docs/agents/check_seeds_10_12", "--tensorboard-dir", "runs/bench/check_seeds"),),
-    ),
-    "agents-maskable": Job(
-        "docs/agents/maskable/: maskable-ppo next to neg-action-dqn, 3 seeds, 10 and 30 obstacles "
-        "(about 6 min on 2 cores)",
-        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-action-dqn", "maskable-ppo",
-          "random", "random-masked", "stay", "--workers", "2", "--out-dir", "docs/agents/maskable",
-          "--tensorboard-dir", "runs/bench/maskable"),),
+    "agents-ablation": Job(
+        "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "
+        "2 seeds (about 35 min on one core)",
+        ((PYTHON, "scripts/ablate_agents.py", "--seeds", "0", "1", "--out-dir", "runs/ablation"),),
+        (("runs/ablation/ablation.md", "docs/agents/ablation/ablation.md"),
+         ("runs/ablation/ablation.csv", "docs/agents/ablation/ablation.csv")),
     ),
     "sweeps-bench": Job(
         "docs/sweeps/bench_backends.md: a small agents bench (every agent, seeds 0 1, 10 "
-        "obstacles, 10,000 env steps each) in-process, in 2 local processes and on local Ray, "
-        "2 rounds each (about 5 min on 2 shared cores)",
+        "obstacles, no crowd, 10,000 env steps each) in-process, in 2 local processes and on "
+        "local Ray, 2 rounds each (about 5 min on 2 shared cores)",
         ((PYTHON, "scripts/bench_sweeps.py", "--rounds", "2", "--total-timesteps", "10000",
-          "--seeds", "0", "1", "--num-obstacles", "10",
+          "--seeds", "0", "1", "--num-obstacles", "10", "--no-crowd",
           "--work-dir", "runs/bench_sweeps", "--out", "docs/sweeps/bench_backends.md"),),
     ),
     "cbomf": Job(

@@ -23,7 +23,7 @@ import torch
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, get_algo
 from neg_agents.common.env_util import check_env_options
-from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
+from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
 from neg_agents.run_dirs import new_run_dir
 from neg_agents.training import TrainConfig, train_and_save
 from negdl.cli import check_out_dir, parse_options, run_main
@@ -74,8 +74,8 @@ class Args:
     """steps per video"""
     progress_bar: bool = True
     """show a progress bar"""
-    device: str = "auto"
-    """torch device: auto (CUDA when available), cpu or cuda"""
+    device: str = AGENT_DEVICE
+    """torch device: cpu (the default: the agents' MLPs are too small for a GPU to pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto (CUDA when available)"""
     torch_threads: int = 1
     """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
     verbose: int = 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neg_agents.algos import get_algo
+from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import resolve_run
 from neg_agents.run_dirs import latest_run, model_file
 from neg_agents.watch import watch_agent
@@ -31,7 +32,7 @@ class Args:
     runs_dir: str = "runs/train"
     """where negdl-train put its runs, searched when --model is not given"""
     algo: str | None = None
-    """agent name, read from config.json when not given; random and stay need no model"""
+    """agent name, read from config.json when not given; the baselines (planner, random, stay) need no model"""
     env_id: str | None = None
     """env id, read from config.json when not given (else NegCollision-v0)"""
     env_kwargs: tuple[str, ...] = ()
@@ -50,8 +51,8 @@ class Args:
     """frames per second of the window or file"""
     size: int | None = None
     """side of the drawn arena in pixels, 64 to 4096 (when not given, the env's window_size, 512); the HUD band adds a little height"""
-    device: str = "auto"
-    """torch device for the model"""
+    device: str = AGENT_DEVICE
+    """torch device for the model: cpu (the default; small MLPs), cuda or auto"""
 
 
 def find_model(args: Args) -> Path | None:

@@ -4,6 +4,7 @@ request (Ctrl-C)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ class CollisionEvalCallback(BaseCallback):
 
     Logs ``eval/mean_reward`` and ``eval/mean_ep_length`` (SB3's ``EvalCallback`` keys) and
     ``eval/collisions_per_episode``, ``eval/moves_per_episode``, ``eval/collision_free_share``;
-    ``history`` keeps the rows (with ``timesteps``) for plots. With ``log_path`` it also writes
+    ``history`` keeps the rows (with ``timesteps``) for plots and ``eval_time_s`` the wall time
+    spent evaluating (so training time can be told apart). With ``log_path`` it also writes
     every evaluation so far to ``<log_path>/evaluations.npz`` as ``EvalCallback`` does
     (``timesteps``, ``results`` and ``ep_lengths``, one row per evaluation, one column per
     episode), plus ``collisions`` and ``moves`` per episode.
@@ -71,6 +73,7 @@ class CollisionEvalCallback(BaseCallback):
             "collisions": [],
             "moves": [],
         }
+        self.eval_time_s = 0.0
         self._next_eval = eval_freq
 
     def _on_step(self) -> bool:
@@ -81,6 +84,7 @@ class CollisionEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, log and record the result."""
+        start = time.perf_counter()
         stats = evaluate_agent(
             self.model.policy,
             self.eval_env,
@@ -88,6 +92,7 @@ class CollisionEvalCallback(BaseCallback):
             self.deterministic,
             self.action_masks,
         )
+        self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}
         self.history.append(row)
         for key, value in row.items():

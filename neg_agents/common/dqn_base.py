@@ -24,7 +24,9 @@ from neg_agents.common.dqn_arguments import (
     check_dqn_arguments,
     check_replay_buffer_memory,
 )
+from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.common.model_files import load_model, save_model
+from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
 from negdl.devices import resolve_device
 
@@ -72,10 +74,14 @@ class NegDQNBase(DQN):
     :param max_grad_norm: gradient clipping norm.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder (None: none).
-    :param policy_kwargs: policy arguments (None: ``net_arch=[128, 128]``).
+    :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``). On a
+        NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
+        ``EXTRACTOR_KWARGS`` and the env's geometry (see ``collision_policy_kwargs``).
     :param verbose: 0 silent, 1 info, 2 debug.
     :param seed: seed of every random generator.
-    :param device: torch device (``"auto"``: CUDA when available; one this machine does not
+    :param device: torch device (``"cpu"`` unless asked otherwise: the default networks are too
+        small for a GPU to pay off, see ``hyperparams.AGENT_DEVICE``; ``"auto"``: CUDA when
+        available; one this machine does not
         have is an error, where SB3 would silently run on the CPU).
     :param _init_setup_model: build the networks now (SB3's loader passes False).
 
@@ -112,7 +118,7 @@ class NegDQNBase(DQN):
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
         seed: int | None = None,
-        device: th.device | str = "auto",
+        device: th.device | str = AGENT_DEVICE,
         _init_setup_model: bool = True,
     ) -> None:
         check_dqn_arguments({name: value for name, value in locals().items() if name in CHECKS})
@@ -139,9 +145,11 @@ class NegDQNBase(DQN):
             max_grad_norm=max_grad_norm,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
-            policy_kwargs=copy.deepcopy(H["policy_kwargs"])
-            if policy_kwargs is None
-            else policy_kwargs,
+            policy_kwargs=collision_policy_kwargs(
+                copy.deepcopy(H["policy_kwargs"]) if policy_kwargs is None else policy_kwargs,
+                env,
+                **EXTRACTOR_KWARGS,
+            ),
             verbose=verbose,
             seed=seed,
             device=device,
@@ -171,7 +179,7 @@ class NegDQNBase(DQN):
         cls,
         path: str | os.PathLike[str] | io.BufferedIOBase,
         env: Any = None,
-        device: th.device | str = "auto",
+        device: th.device | str = AGENT_DEVICE,
         custom_objects: dict[str, Any] | None = None,
         allow_pickle: bool = False,
         **kwargs: Any,

@@ -13,6 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import neg_envs
 from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
+from neg_envs.collision_core import CollisionConfig
 from negdl.checks import check_int
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
@@ -129,3 +130,29 @@ def importable_id(env_id: str) -> str:
     if not isinstance(entry_point, str) or ":" not in entry_point:
         return env_id
     return f"{entry_point.partition(':')[0]}:{env_id}"
+
+
+def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | None:
+    """The ``CollisionConfig`` of a ``NegCollision`` env (an id, a ``gym.Env`` however wrapped,
+    or any ``VecEnv`` of them), or None for any other env.
+
+    :param env: what an SB3 algorithm accepts as its ``env``.
+    """
+    if env is None:
+        return None
+    if isinstance(env, str):
+        if env not in gym.registry:
+            return None
+        probe = gym.make(env)
+        try:
+            return collision_config(probe)
+        finally:
+            probe.close()
+    try:
+        if isinstance(env, VecEnv):
+            config = env.get_attr("config", indices=[0])[0]
+        else:
+            config = env.get_wrapper_attr("config")
+    except AttributeError:
+        return None
+    return config if isinstance(config, CollisionConfig) else None

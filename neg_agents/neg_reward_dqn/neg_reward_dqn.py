@@ -20,18 +20,20 @@ class NegRewardDQN(NegDQNBase):
     """Deep Q-Network for punishment-only environments (every reward <= 0).
 
     Because no reward is positive, no return is positive, so every true Q-value is <= 0.
-    The Q-network encodes that prior with a ``-softplus`` output head
-    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`), used by the online
-    network, the target network (hence the TD target) and for acting. A positive reward from the
-    environment raises :class:`PositiveRewardError`: wrap such an env in
-    ``neg_envs.PunishmentOnlyWrapper`` first.
+    The Q-network encodes that prior with a non-positive output head
+    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`; default the clamp head:
+    a linear head whose values are projected onto ``Q <= 0`` for acting and for the TD target,
+    so it stays as fine-grained near 0 as a linear head, see ``neg_reward_dqn.heads``). A positive reward from the environment raises
+    :class:`PositiveRewardError`: wrap such an env in ``neg_envs.PunishmentOnlyWrapper`` first.
 
     DQN: Mnih et al. (2015), https://www.nature.com/articles/nature14236. Punishment-only
     learning: the negative-reward DQN of the negdl brief, section 2.
 
     The arguments and their defaults (tuned on ``NegCollision-v0``) are those of
     :class:`~neg_agents.common.dqn_base.NegDQNBase`, i.e. SB3's DQN arguments; ``policy`` must be
-    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
+    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``. On NegCollision envs the policy
+    reads observations through :class:`~neg_agents.common.extractors.ObstacleSetExtractor`
+    unless ``policy_kwargs`` names another features extractor.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -40,6 +42,12 @@ class NegRewardDQN(NegDQNBase):
     def _setup_model(self) -> None:
         self._check_policy_class(NonPositiveDQNPolicy, "its Q-values must be <= 0")
         super()._setup_model()
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        super().train(gradient_steps, batch_size)
+        # Back to the values the agent acts on (see heads.NonPositiveClamp), so that q_net(obs)
+        # read between gradient steps or after learn() is <= 0.
+        self.policy.set_training_mode(False)
 
     def _store_transition(
         self,

@@ -2,40 +2,87 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch as th
+from stable_baselines3.common.torch_layers import create_mlp
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
-from torch.nn import functional as F
 
+from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
 
-class NegativeSoftplus(nn.Module):
-    """``-softplus(x)``: a smooth map onto ``(-inf, 0)`` whose gradient never vanishes for
-    strongly negative outputs (unlike ``-relu``), so large punishments stay learnable."""
+#: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
+DEFAULT_HEAD = "clamp"
 
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        return -F.softplus(x)
+__all__ = [
+    "DEFAULT_HEAD",
+    "HEADS",
+    "NegativeSoftplus",
+    "NonPositiveDQNPolicy",
+    "NonPositiveQNetwork",
+]
 
 
 class NonPositiveQNetwork(QNetwork):
-    """SB3's ``QNetwork`` with a ``-softplus`` output head: every Q-value is <= 0.
+    """SB3's ``QNetwork`` whose output head makes every Q-value it acts on or bootstraps from
+    <= 0 (see :mod:`~neg_agents.neg_reward_dqn.heads`).
 
     When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
-    of the hypothesis space that can only hold wrong answers. Arguments as for ``QNetwork``.
+    of the hypothesis space that can only hold wrong answers.
+
+    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
+        ``"clamp"``: a linear head whose values are projected onto ``Q <= 0`` for acting and
+        for the TD target, and which learns as a linear head does).
+    :param args: positional arguments of ``QNetwork``.
+    :param kwargs: keyword arguments of ``QNetwork``.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.q_net = nn.Sequential(*self.q_net, NegativeSoftplus())
+        head = make_head(q_head)
+        self.q_head = q_head
+        outputs = int(self.action_space.n) + head.extra_outputs
+        self.q_net = nn.Sequential(
+            *create_mlp(self.features_dim, outputs, self.net_arch, self.activation_fn), head
+        )
+        # Training mode is for gradient steps only (NegRewardDQN.train): elsewhere, values
+        # read from the network are the ones the agent acts on.
+        self.set_training_mode(False)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        # The head's preference: its values, with ties (e.g. several clamped to 0) broken.
+        *body, head = self.q_net
+        hidden = nn.Sequential(*body)(self.extract_features(observation, self.features_extractor))
+        return head.preference(hidden).argmax(dim=1).reshape(-1)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "q_head": self.q_head}
 
 
 class NonPositiveDQNPolicy(DQNPolicy):
     """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`,
-    so acting and the TD target see the same prior. Arguments as for ``DQNPolicy``."""
+    so acting and the TD target see the same prior.
+
+    :param q_head: the output head (see :class:`NonPositiveQNetwork`).
+    :param args: positional arguments of ``DQNPolicy``.
+    :param kwargs: keyword arguments of ``DQNPolicy``.
+    """
+
+    def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
+        if q_head not in HEADS:
+            raise ValueError(f"q_head must be one of {sorted(HEADS)}, got {q_head!r}")
+        # DQNPolicy.__init__ builds the networks, which read q_head.
+        self.q_head = q_head
+        super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> NonPositiveQNetwork:
         # A fresh features extractor for each network, as DQNPolicy does.
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return NonPositiveQNetwork(**net_args).to(self.device)
+        return NonPositiveQNetwork(**net_args, q_head=self.q_head).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "q_head": self.q_head}
 
 
 MlpPolicy = NonPositiveDQNPolicy

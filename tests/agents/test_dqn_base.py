@@ -11,7 +11,8 @@ from stable_baselines3.dqn.policies import QNetwork
 
 from neg_agents import make_env
 from neg_agents.common.dqn_base import BootstrapValues, NegDQNBase
-from neg_agents.hyperparams import hyperparams_for
+from neg_agents.common.extractors import collision_policy_kwargs
+from neg_agents.hyperparams import EXTRACTOR_KWARGS, hyperparams_for
 
 from .conftest import TINY
 
@@ -64,10 +65,12 @@ def parameters(model) -> np.ndarray:
 
 
 def test_default_bootstrap_trains_exactly_like_sb3_dqn(small_env_kwargs):
-    params = {**hyperparams_for("dqn"), **TINY}
     trained = []
     for algo in (DQN, NegDQNBase):
         env = make_env("NegCollision-v0", 2, seed=0, env_kwargs=small_env_kwargs)
+        # The policy NegDQNBase builds on NegCollision envs, given to SB3's DQN too.
+        policy_kwargs = collision_policy_kwargs(TINY["policy_kwargs"], env, **EXTRACTOR_KWARGS)
+        params = {**hyperparams_for("dqn"), **TINY, "policy_kwargs": policy_kwargs}
         trained.append(parameters(algo("MlpPolicy", env, seed=0, **params).learn(200)))
         env.close()
     np.testing.assert_array_equal(trained[0], trained[1], err_msg=SEAM)

@@ -241,6 +241,8 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
         "0",
         "--num-obstacles",
         "3",
+        "4",
+        "--no-crowd",
         "--total-timesteps",
         "200",
         "--n-envs",
@@ -259,8 +261,18 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
     )
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["algo"] for r in rows] == [name for name, spec in ALGOS.items() if spec.available]
-    assert "maskable-ppo" in [r["algo"] for r in rows] or not ALGOS["maskable-ppo"].available
+    available = [name for name, spec in ALGOS.items() if spec.available]
+    assert [r["algo"] for r in rows if r["num_obstacles"] == "3"] == available
+    assert "maskable-ppo" in available or not ALGOS["maskable-ppo"].available
+    # Each DQN variant trained at 3 obstacles (on the obstacle-set extractor) is also evaluated
+    # at 4 without retraining.
+    transferred = [r for r in rows if r["trained_on"]]
+    dqns = ["neg-reward-dqn", "neg-action-dqn", "dqn-negative-actions", "dqn"]
+    assert [r["algo"] for r in transferred] == [a for a in available if a in dqns]
+    assert {r["trained_on"] for r in transferred} == {"NegCollision-v0 N=3"}
+    assert {r["num_obstacles"] for r in transferred} == {"4"}
+    planner = next(r for r in rows if r["algo"] == "planner")
+    assert float(planner["collisions_per_episode"]) == 0
     assert {
         "return",
         "collisions_per_episode",
@@ -273,6 +285,9 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
     markdown = (tmp_path / "bench.md").read_text()
     assert (
         "| neg-reward-dqn |" in markdown
+        and "| planner | -0.0" in markdown
+        and "| neg-reward-dqn, trained on NegCollision-v0 N=3 |" in markdown
+        and "return / planner" in markdown
         and "Machine:" in markdown
         and "negdl-bench --seeds 0" in markdown
     )
@@ -287,9 +302,9 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
         "time/fps",
     } <= tags
     assert (
-        load_results(str(tmp_path / "tb" / "n3" / "dqn" / "s0")).shape[0] == 0
+        load_results(str(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0")).shape[0] == 0
     )  # no episode ended
-    assert np.load(tmp_path / "tb" / "n3" / "dqn" / "s0" / "evaluations.npz")[
+    assert np.load(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0" / "evaluations.npz")[
         "timesteps"
     ].tolist() == [100, 200]
 
@@ -301,9 +316,10 @@ def test_console_entry_points(name):
     assert result.returncode == 0 and "--seed" in result.stdout
 
 
-def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys):
+@pytest.mark.parametrize("algo", ["stay", "planner"])
+def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys, algo):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    watch.main(["--algo", "stay", "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
+    watch.main(["--algo", algo, "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
     out = capsys.readouterr().out
     assert out.count("collisions") == 2 and "steps 3" in out
 
@@ -367,7 +383,7 @@ def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
         "neg_agents.cli.bench",
         *("--algos", "random", "stay", "--seeds", *map(str, range(20)), "--num-obstacles", "3"),
         *("--final-episodes", "2", "--no-progress-bar", "--out-dir", str(tmp_path)),
-        *("--tensorboard-dir", str(tmp_path / "tb")),
+        *("--tensorboard-dir", str(tmp_path / "tb"), "--no-crowd"),
         ready=lambda: (tmp_path / "bench.csv").exists(),
     )
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
@@ -376,3 +392,29 @@ def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
     assert 1 <= len(rows) < 40
     assert f"stopped by SIGINT: kept the {len(rows)} finished trials of 40" in result.stderr
     assert "(incomplete" in (tmp_path / "bench.md").read_text()
+
+
+def test_ablation_script_writes_a_row_per_variant_observation_and_seed(tmp_path, run_script):
+    run_script(
+        "ablate_agents.py",
+        *("--variants", "neg-reward-dqn", "dqn, flat MLP", "--observations", "absolute", "nearest"),
+        *("--seeds", "0", "--total-timesteps", "200", "--n-envs", "2", "--final-episodes", "1"),
+        *("--out-dir", str(tmp_path)),
+    )
+    with open(tmp_path / "ablation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["variant"], r["observation"]) for r in rows] == [
+        ("neg-reward-dqn", "absolute"),
+        ("dqn, flat MLP", "absolute"),
+        ("neg-reward-dqn", "nearest"),
+        ("dqn, flat MLP", "nearest"),
+    ]
+    assert "| dqn, flat MLP |" in (tmp_path / "ablation.md").read_text()
+
+
+def test_ablation_script_rejects_an_unknown_variant(tmp_path, run_script):
+    result = run_script(
+        "ablate_agents.py", "--variants", "sarsa", "--out-dir", str(tmp_path), check=False
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ablate_agents.py: error: unknown variant(s)" in result.stderr

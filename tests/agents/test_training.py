@@ -55,6 +55,18 @@ def test_same_seed_same_training(small_env_kwargs):
         return params, result.history
 
     params_a, history_a = run(1)
+    timed = train_agent(
+        "neg-reward-dqn",
+        env_kwargs=small_env_kwargs,
+        total_timesteps=200,
+        n_envs=2,
+        hyperparams=TINY,
+        eval_freq=100,
+        eval_episodes=1,
+    )
+    # The learning-curve evaluations are timed apart from training.
+    assert 0 < timed.eval_time_s < timed.wall_time_s
+    assert timed.train_time_s == pytest.approx(timed.wall_time_s - timed.eval_time_s)
     params_b, history_b = run(1)
     params_c, _ = run(2)
     np.testing.assert_array_equal(params_a, params_b)

@@ -39,14 +39,14 @@ TOO_LARGE = {
     ),
     "NegRewardDQN's replay buffer": (
         lambda tmp: NegRewardDQN("MlpPolicy", many_obstacles()),
-        r"the replay buffer \(buffer_size 100,000 x 400,002-value observations x 2\) would need "
-        r"298\.\d GiB, more than the limit of 1\.0 GiB.*lower buffer_size \(at most 335 fit\)",
+        r"the replay buffer \(buffer_size 300,000 x 400,002-value observations x 2\) would need "
+        r"894\.\d GiB, more than the limit of 1\.0 GiB.*lower buffer_size \(at most 335 fit\)",
     ),
     "SB3 DQN's replay buffer through train_agent": (
         lambda tmp: train_agent(
             TrainConfig("dqn", env_kwargs={"num_obstacles": 100_000}, n_envs=1, eval_freq=0)
         ),
-        r"the replay buffer .* would need 298\.\d GiB",
+        r"the replay buffer .* would need 894\.\d GiB",
     ),
     "a loaded model's replay buffer": (
         lambda tmp: NegRewardDQN.load(saved_model(tmp), buffer_size=10**9),

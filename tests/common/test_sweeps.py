@@ -337,9 +337,10 @@ def test_bench_sweeps_script_times_the_bench_on_a_backend(tmp_path, run_script):
     out = tmp_path / "times.md"
     run_script(
         "bench_sweeps.py", "--backends", "in-process", "--rounds", "1", "--total-timesteps", "50",
-        "--algos", "stay", "--seeds", "0", "--num-obstacles", "3", "--final-episodes", "1",
+        "--algos", "stay", "--seeds", "0", "--num-obstacles", "3", "--no-crowd",
+        "--final-episodes", "1",
         "--work-dir", str(tmp_path / "work"), "--out", str(out),
     )  # fmt: skip
     text = out.read_text()
     assert "| in-process | 1 |" in text and "(timing columns aside): yes" in text
-    assert "negdl-bench --total-timesteps 50 --algos stay" in text
+    assert "negdl-bench --total-timesteps 50 --algos stay" in text and "--no-crowd" in text
