@@ -78,6 +78,15 @@ JOBS: dict[str, Job] = {
         ((PYTHON, "-m", "neg_agents.cli.bench", "--workers", "2", "--out-dir", "docs/agents",
           "--tensorboard-dir", "runs/bench/runs"),),
     ),
+    "agents-rollout": Job(
+        "docs/agents/rollout.gif: the main job on its defaults (negdl-train), then 250 steps of "
+        "its greedy policy on an evaluation scene (about 2 min)",
+        ((PYTHON, "-m", "neg_agents.cli.train", "--run-name", "docs-rollout", "--overwrite",
+          "--out-dir", "runs/train"),
+         (PYTHON, "-m", "neg_agents.cli.watch", "--model", "runs/train/neg-reward-dqn/docs-rollout",
+          "--seed", "10000", "--max-steps", "250", "--size", "192", "--fps", "20",
+          "--output", "docs/agents/rollout.gif")),
+    ),
     "agents-ablation": Job(
         "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "
         "2 seeds (about 35 min on one core)",

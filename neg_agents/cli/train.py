@@ -22,7 +22,7 @@ import torch
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, get_algo
-from neg_agents.common.env_util import check_env_options
+from neg_agents.common.env_util import check_env_options, preferred_vec_env
 from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
 from neg_agents.run_dirs import new_run_dir
 from neg_agents.training import TrainConfig, train_and_save
@@ -46,8 +46,8 @@ class Args:
     """seed of the model and the envs (env i gets seed + i)"""
     n_envs: int = N_ENVS
     """parallel training envs"""
-    vec_env: str = "dummy"
-    """how to step the envs: dummy (in process), subproc (one process each) or native (batched NegCollisionVectorEnv)"""
+    vec_env: str | None = None
+    """how to step the envs: dummy (in process), subproc (one process each) or native (batched NegCollisionVectorEnv); when not given, native where the env has it and the agent acts on it directly, else dummy"""
     hyperparams: tuple[str, ...] = ()
     """overrides of the default hyperparameters as name=value, e.g. learning_rate=5e-4 gamma=0.9"""
     out_dir: str = "runs/train"
@@ -96,14 +96,17 @@ def run(args: Args) -> Path:
         check_out_dir(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
+    spec = get_algo(args.algo)
+    env_kwargs = parse_options(args.env_kwargs, "env option")
     config = TrainConfig(
         algo=args.algo,
         env_id=args.env_id,
-        env_kwargs=parse_options(args.env_kwargs, "env option"),
+        env_kwargs=env_kwargs,
         total_timesteps=args.total_timesteps,
         seed=args.seed,
         n_envs=args.n_envs,
-        vec_env=args.vec_env,
+        vec_env=args.vec_env
+        or preferred_vec_env(args.env_id, spec.negative_actions, spec.action_masks, env_kwargs),
         hyperparams=parse_options(args.hyperparams, "hyperparameter"),
         eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes,

@@ -106,6 +106,30 @@ def make_env(
     )
 
 
+def preferred_vec_env(
+    env_id: str,
+    negative_actions: bool = False,
+    action_masks: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version (``NegCollision-v0``) and
+    the agent acts on it directly, else ``"dummy"``: ``NegativeActionWrapper`` wraps single envs,
+    maskable agents read each env's ``action_masks()``, and the batched env takes no drawing
+    options (``window_size``, ``render_mode``).
+
+    :param env_id: a registered Gymnasium id.
+    :param negative_actions: the agent acts through ``NegativeActionWrapper``.
+    :param action_masks: the agent acts under the env's action masks.
+    :param env_kwargs: the env options the envs will be made with.
+    """
+    drawing = {"window_size", "render_mode"} & set(env_kwargs or {})
+    if negative_actions or action_masks or drawing or env_id not in gym.registry:
+        return "dummy"
+    # Only neg_envs' batched envs are known to follow SB3VecEnvAdapter's protocol.
+    entry_point = str(gym.spec(env_id).vector_entry_point)
+    return "native" if entry_point.startswith("neg_envs") else "dummy"
+
+
 def make_in_worker(env_id: str, **env_kwargs: Any) -> gym.Env:
     """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent process.
 

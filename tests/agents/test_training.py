@@ -135,3 +135,14 @@ def test_train_config_checks_its_settings_when_built():
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**settings)
+
+
+def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_envs():
+    from neg_agents.common.env_util import preferred_vec_env
+
+    assert preferred_vec_env("NegCollision-v0") == "native"
+    assert preferred_vec_env("NegCollision-v0", negative_actions=True) == "dummy"
+    assert preferred_vec_env("NegCollision-v0", action_masks=True) == "dummy"
+    assert preferred_vec_env("CartPole-v1") == "dummy"
+    assert preferred_vec_env("NegCollision-v0", env_kwargs={"window_size": 64}) == "dummy"
+    assert preferred_vec_env("NoSuchEnv-v0") == "dummy"
