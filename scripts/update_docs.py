@@ -97,7 +97,7 @@ JOBS: dict[str, Job] = {
     "sweeps-bench": Job(
         "docs/sweeps/bench_backends.md: a small agents bench (every agent, seeds 0 1, 10 "
         "obstacles, no crowd, 10,000 env steps each) in-process, in 2 local processes and on "
-        "local Ray, 2 rounds each (about 5 min on 2 shared cores)",
+        "local Ray, 2 rounds each (5 to 9 min on 2 shared cores, with the load)",
         ((PYTHON, "scripts/bench_sweeps.py", "--rounds", "2", "--total-timesteps", "10000",
           "--seeds", "0", "1", "--num-obstacles", "10", "--no-crowd",
           "--work-dir", "runs/bench_sweeps", "--out", "docs/sweeps/bench_backends.md"),),
