@@ -9,27 +9,32 @@ bootstrap confidence intervals, the command, the machine and the wall time),
 ``learning_curves.png`` and ``performance_profile.png``; TensorBoard runs go to
 ``<tensorboard_dir>/<scenario>/<agent>/s<seed>_1`` (e.g. ``NegCollision-v0-n10``), and each
 training run's ``monitor.csv`` files, ``evaluations.npz`` and videos (``--capture-video``) to
-``<tensorboard_dir>/<scenario>/<agent>/s<seed>``. Results are rewritten after every run, so
-an interrupted bench keeps what finished: with ``should_stop`` (``negdl-bench`` passes its
-Ctrl-C handler) the run in flight in this process stops at its next training step, worker
-processes running others are ended, those runs are dropped, and ``run_bench`` raises
-``negdl.interrupt.StopRequested``. The command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
+``<tensorboard_dir>/<scenario>/<agent>/s<seed>``.
+
+The bench is a sweep (``negdl.sweeps``) whose trial is one run, one agent x scenario x seed
+(:func:`run_trial`, around :func:`run_one`), and whose results folder is ``tensorboard_dir``:
+each run's folder also holds its record (``trial.json``), its rows (``runs.csv``,
+``curves.csv``) and its log (``trial.log``). Runs go one after another by default, ``workers``
+at once in local processes, or as Ray tasks on a cluster (``BenchConfig`` is a
+``negdl.sweeps.SweepOptions``). The tables are rewritten after every finished run; a bench
+started again runs only the runs that have not finished; a failing run is reported and the
+others go on; on Ctrl-C the runs in flight are dropped and ``run_bench`` raises
+``negdl.interrupt.Stopped``. The command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
+import functools
+import re
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from stable_baselines3.common.logger import configure
-from tqdm.auto import tqdm
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, get_algo
@@ -47,15 +52,17 @@ from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_choice, check_int
 from negdl.cli import check_out_dir
 from negdl.devices import resolve_device
-from negdl.interrupt import StopRequested, terminate_child_processes
+from negdl.interrupt import StopRequested
 from negdl.results import machine_description, write_csv, write_text_atomic
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial
 
 #: The crowd variant ``--crowd`` adds, with its registered defaults.
 CROWD_ENV_ID = "NegCollisionCrowd-v0"
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(SweepOptions):
     """Train and evaluate every agent over seeds and obstacle counts; write CSV, markdown and a plot."""
 
     algos: tuple[str, ...] = tuple(name for name, spec in ALGOS.items() if spec.available)
@@ -88,8 +95,6 @@ class BenchConfig:
     """TensorBoard folder; each run's monitor.csv, evaluations.npz and videos go beside its events"""
     capture_video: bool = False
     """record a short evaluation video of every run (needs negdl[video])"""
-    workers: int = 1
-    """runs in parallel, one process each (per-run progress bars are hidden when > 1)"""
     torch_threads: int = 1
     """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
     progress_bar: bool = True
@@ -115,7 +120,6 @@ class BenchConfig:
         check_int("eval_freq", self.eval_freq, 0)
         check_int("eval_episodes", self.eval_episodes, 1)
         check_int("final_episodes", self.final_episodes, 1)
-        check_int("workers", self.workers, 1)
         check_int("torch_threads", self.torch_threads, 0)
         resolve_device(self.device)
         check_out_dir("--out-dir", self.out_dir)
@@ -126,12 +130,7 @@ class BenchConfig:
         check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
         if self.capture_video:
             check_video_capture()
-
-
-def _start_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-    # Ctrl-C reaches the whole process group: the parent decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        super().__post_init__()  # --backend, --workers, ...
 
 
 @dataclass(frozen=True)
@@ -156,10 +155,6 @@ def scenarios(args: BenchConfig) -> list[Scenario]:
     """The bench's scenarios: each obstacle count of ``args.env_id``, then the crowd variant."""
     found = [Scenario(args.env_id, (("num_obstacles", n),)) for n in args.num_obstacles]
     return found + ([Scenario(CROWD_ENV_ID)] if args.crowd else [])
-
-
-#: One run of the grid: where it trains, its seed, the agent, and where it is also evaluated.
-GridItem = tuple[Scenario, int, str, tuple[Scenario, ...]]
 
 
 def run_one(
@@ -299,102 +294,75 @@ def _evaluation_row(
     }
 
 
-def _run_grid(
-    args: BenchConfig, grid: list[GridItem], should_stop: Callable[[], bool]
-) -> Iterator[tuple[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
-    """Yield ``(grid index, run_one result)`` as runs finish, in this process or in workers;
-    raise ``StopRequested`` once ``should_stop()`` turns True (runs in flight are dropped)."""
-    finished = 0
-    try:
-        for item in _runs(args, grid, should_stop):
-            yield item
-            finished += 1
-    except StopRequested:
-        out = Path(args.out_dir)
-        raise StopRequested(
-            f"kept the {finished} finished runs of {len(grid)} in {out / 'bench.csv'} and "
-            f"{out / 'bench.md'} (marked incomplete)"
-            if finished
-            else "no run had finished"
-        ) from None
+def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]]:
+    """One trial of the bench's sweep: :func:`run_one` for ``trial.params``; its rows (the
+    scenario's, then those of the scenarios its policy is moved to) and its curve."""
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    every = {scenario.name: scenario for scenario in scenarios(args)}
+    scenario = every[trial.params["scenario"]]
+    first, *others = every.values()
+    transfer_to = tuple(others) if args.transfer and scenario == first else ()
+    # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
+    for stale in trial.dir.parent.glob(f"{trial.dir.name}_*"):
+        if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
+            shutil.rmtree(stale)
+    # The sweep's bar is the one progress bar.
+    rows, curve = run_one(
+        replace(args, progress_bar=False),
+        trial.params["algo"],
+        scenario,
+        trial.params["seed"],
+        transfer_to,
+    )
+    row = rows[0]
+    print(
+        f"{row['algo']} {row['env_id']} n={row['num_obstacles']} seed={row['seed']}: "
+        f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
+    )
+    return {"runs": rows, "curves": curve}
 
 
-def _runs(
-    args: BenchConfig, grid: list[GridItem], should_stop: Callable[[], bool]
-) -> Iterator[tuple[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]]]:
-    if args.workers == 1:
-        for index, (scenario, seed, algo, transfer_to) in enumerate(grid):
-            if should_stop():
-                raise StopRequested
-            yield index, run_one(args, algo, scenario, seed, transfer_to, should_stop)
-        return
-    worker_args = replace(args, progress_bar=False)
-    with ProcessPoolExecutor(
-        args.workers,
-        multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(max(args.torch_threads, 1),),
-    ) as pool:
-        futures = {
-            pool.submit(run_one, worker_args, algo, scenario, seed, transfer_to): index
-            for index, (scenario, seed, algo, transfer_to) in enumerate(grid)
-        }
-        pending = set(futures)
-        while pending:
-            # Short waits, so a stop request is seen within a fraction of a second.
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            if should_stop():
-                for future in pending:
-                    future.cancel()
-                terminate_child_processes()  # the runs in flight are dropped anyway
-                raise StopRequested
-            for future in done:
-                yield futures[future], future.result()
-
-
-def run_bench(
-    args: BenchConfig,
-    command: str = "negdl-bench",
-    should_stop: Callable[[], bool] = lambda: False,
-) -> Path:
-    """Run the whole grid; return the markdown file.
+def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
+    """Run every run of the grid that has not finished yet; return the markdown file.
 
     :param args: the bench's settings (checked when the ``BenchConfig`` is made).
     :param command: the command line, recorded in ``bench.md``.
-    :param should_stop: asked between and during runs; once True the bench stops, keeping the
-        finished runs' files (``bench.md`` says it is incomplete), and raises ``StopRequested``.
+    :raises negdl.sweeps.TrialsFailed: some runs failed (the others' results are written).
+    :raises negdl.interrupt.Stopped: on Ctrl-C or SIGTERM; the finished runs' files are kept
+        (``bench.md`` says it is incomplete).
     """
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
     machine = machine_description(resolve_device(args.device))
-    every = scenarios(args)
-    transfer_to = tuple(every[1:]) if args.transfer else ()
-    grid: list[GridItem] = [
-        (scenario, seed, algo, transfer_to if scenario == every[0] else ())
-        for scenario in every
-        for seed in args.seeds
-        for algo in args.algos
-    ]
+    # With transfer, the runs on the first scenario are also evaluated on the others: which
+    # scenarios there are is then part of what those runs compute.
+    grid_fields = ("algos", "seeds") + (() if args.transfer else ("num_obstacles", "crowd"))
+    sweep = Sweep(
+        functools.partial(run_trial, args),
+        Grid(
+            scenario=tuple(scenario.name for scenario in scenarios(args)),
+            seed=args.seeds,
+            algo=args.algos,
+        ),
+        args.tensorboard_dir,
+        name="{scenario}/{algo}/s{seed}",
+        settings=args.sweep_settings(*grid_fields),
+    )
     start = time.perf_counter()
-    results: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    progress = tqdm(total=len(grid), desc="bench runs", disable=not args.progress_bar)
-    for index, (run_rows, curve) in _run_grid(args, grid, should_stop):
-        results[index] = (run_rows, curve)
-        row = run_rows[0]
-        elapsed = time.perf_counter() - start
-        # Rows in grid order, whatever order the workers finish in.
-        rows = [row for i in sorted(results) for row in results[i][0]]
-        curves = [point for i in sorted(results) for point in results[i][1]]
+
+    def report(result: SweepResult) -> None:
+        rows, curves = result.rows("runs"), result.rows("curves")
         write_csv(rows, out / "bench.csv")
         if curves:
             write_csv(curves, out / "bench_curves.csv")
         meta = {
             "command": command,
             "machine": machine,
-            "workers": args.workers,
-            "wall_time_s": elapsed,
-            "complete": len(results) == len(grid),
+            "workers": result.slots,
+            "wall_time_s": time.perf_counter() - start,
+            "complete": result.complete,
             "vec_env": args.vec_env,
             "total_timesteps": args.total_timesteps,
             "final_episodes": args.final_episodes,
@@ -405,10 +373,9 @@ def run_bench(
         )
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
-        progress.update()
-        progress.write(
-            f"{row['algo']} {row['env_id']} n={row['num_obstacles']} seed={row['seed']}: collisions/episode "
-            f"{row['collisions_per_episode']:.2f}, return {row['return']:.2f} ({elapsed / 60:.1f} min so far)"
-        )
-    progress.close()
+
+    result = args.run_sweep(sweep, "negdl-bench", args.progress_bar, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     return out / "bench.md"

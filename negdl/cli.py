@@ -12,7 +12,9 @@ rules every negdl command shares:
 - ``parse_options``: ``name=value`` strings (env options, hyperparameter overrides) to a dict.
 - ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too (a
   ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
-  Ctrl-C the command does not handle itself ends with one line and status 130.
+  Ctrl-C the command does not handle itself ends with one line and status 130, and work that
+  stopped on a signal (``negdl.interrupt.Stopped``, e.g. a sweep) says what it kept and ends
+  with 130 (SIGINT) or 143 (SIGTERM).
 - ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
   written (a folder that is a file, a file that is a folder) or an input folder that is not
   there is an argument error, found before any work is done.
@@ -33,6 +35,7 @@ from typing import Any, NoReturn, TypeVar
 import tyro
 
 from negdl.errors import UserError
+from negdl.interrupt import Stopped
 
 T = TypeVar("T")
 
@@ -97,7 +100,8 @@ def run_main(
 ) -> Any:
     """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument, a missing file or
     any other :data:`USER_ERRORS` ends the program with ``prog: error: ...`` instead of a
-    traceback, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130.
+    traceback, work stopped on a signal (:class:`~negdl.interrupt.Stopped`) with what it kept
+    and status 130/143, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130.
 
     :param prog: the command's name.
     :param args_class: its arguments dataclass.
@@ -109,6 +113,9 @@ def run_main(
         return run(args)
     except USER_ERRORS as error:
         raise SystemExit(f"{prog}: error: {error}") from error
+    except Stopped as stopped:
+        print(f"{prog}: stopped by {stopped.signal_name}: {stopped.kept}", file=sys.stderr)
+        raise SystemExit(stopped.exit_status) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

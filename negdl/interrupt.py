@@ -26,7 +26,10 @@ previous handlers come back when the block ends. The pattern, for any script::
             stop.exit(f"kept {len(rows)} rows in {out / 'results.csv'}")
 
 ``stop.exit`` prints ``my_script.py: stopped by SIGINT: kept 3 rows in ...`` and exits with
-130 (143 after SIGTERM), without a traceback. Worker processes should leave SIGINT to the
+130 (143 after SIGTERM), without a traceback. Library code that stops on a signal raises
+:class:`Stopped` instead, which ``negdl.cli.run_main`` turns into the same line and status
+(``negdl.sweeps.Sweep.run`` does, so every script that runs a sweep stops this way). Messages
+go to the terminal's stderr (``sys.__stderr__``) even while a trial's output is sent to its log. Worker processes should leave SIGINT to the
 parent (``signal.signal(signal.SIGINT, signal.SIG_IGN)`` in their initializer) so that Ctrl-C in
 a terminal, which reaches the whole process group, does not print their tracebacks.
 """
@@ -49,6 +52,33 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequested(Exception):
     """Raised where work stops because a stop was requested (``StopOnSignal`` swallows it)."""
+
+
+class Stopped(Exception):
+    """Work stopped on a signal, keeping what ``kept`` says; ``negdl.cli.run_main`` prints
+    ``prog: stopped by SIGINT: <kept>`` and exits with ``128 + signal_number``.
+
+    :param signal_number: the signal that asked to stop.
+    :param kept: what the stopped work left behind.
+    """
+
+    def __init__(self, signal_number: int, kept: str) -> None:
+        super().__init__(kept)
+        self.signal_number = signal_number
+        self.kept = kept
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signal_number
+
+
+def _console() -> Any:
+    """The terminal's stderr, also while ``sys.stderr`` is redirected (e.g. to a trial's log)."""
+    return sys.__stderr__ or sys.stderr
 
 
 def terminate_child_processes() -> None:
@@ -104,7 +134,7 @@ class StopOnSignal:
         if self.requested:
             print(
                 f"{self.prog}: {name} again: aborting now, unfinished work is lost",
-                file=sys.stderr,
+                file=_console(),
                 flush=True,
             )
             terminate_child_processes()
@@ -113,7 +143,7 @@ class StopOnSignal:
         print(
             f"{self.prog}: {name} received: stopping cleanly and keeping what is finished "
             f"(send it again to abort at once)",
-            file=sys.stderr,
+            file=_console(),
             flush=True,
         )
         if self._raising:

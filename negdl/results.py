@@ -10,8 +10,10 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only for machine_description: writing tables does not load it
+    import torch
 
 Row = Mapping[str, object]
 
@@ -125,6 +127,8 @@ def cpu_description() -> str:
 
 def machine_description(device: torch.device) -> str:
     """One line naming the hardware a torch result was measured on."""
+    import torch
+
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
     return (

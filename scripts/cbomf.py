@@ -1,28 +1,31 @@
 """Reproduce CBOMF: train every mode from the same seeds, test on full and partial inputs.
 
-Writes ``results.csv`` (one row per mode, seed and test set), ``results.md`` (mean ± std over
-seeds, plus the source's MNIST numbers for comparison) and TensorBoard runs under
-``<out_dir>/<dataset>/seed<k>/<mode>``. Trained one seed after another (the default on the
-CPU), results are rewritten after every seed; with ``--stacked`` (the default on CUDA) all
-seeds of each phase train in one stacked step. Ctrl-C (or SIGTERM) stops the training in
-progress, keeps the rows of the finished seeds and exits with status 130 (143); a second
-Ctrl-C aborts at once.
+A sweep with one trial per seed (``negdl.sweeps``): a trial trains every mode from its seed
+(the modes share their first phase) and evaluates them. Writes ``results.csv`` (one row per
+mode, seed and test set) and ``results.md`` (mean ± std over seeds, plus the source's MNIST
+numbers for comparison), rewritten after every finished seed, and per seed
+``<out_dir>/<dataset>/seed<k>/``: TensorBoard runs and checkpoints per mode, the seed's rows,
+its log and its record. Trials run one after another by default, ``--workers N`` at once in
+local processes, or as Ray tasks with ``--backend ray``. With ``--stacked`` (the default on
+CUDA) all seeds are one trial whose every phase trains them in one stacked step
+(``<out_dir>/<dataset>/stacked_seeds0-1-2/seed<k>/``). Running the command again skips the
+seeds that finished; Ctrl-C (or SIGTERM) drops the seeds in flight, keeps the finished ones and
+exits with status 130 (143); a second Ctrl-C aborts at once.
 
     python scripts/cbomf.py --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
-from negdl.interrupt import StopOnSignal
 from negdl.results import (
     comparison_table,
     machine_description,
@@ -30,6 +33,9 @@ from negdl.results import (
     write_csv,
     write_text_atomic,
 )
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial, cached_per_process
+from negdl.writers import TensorBoardWriters
 from supervised.cbomf import (
     MODES,
     CBOMFConfig,
@@ -57,7 +63,7 @@ SOURCE_MNIST = {
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Train CBOMF modes and evaluate them on full and occluded test sets."""
 
     dataset: str = "mnist"
@@ -97,7 +103,7 @@ class Args(DataOptions):
     threads: int = 0
     """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
     stacked: bool | None = None
-    """train all seeds of a phase in one stacked step (same results up to rounding); when not given, on CUDA, where it is faster, and off on the CPU, where separate runs measured faster"""
+    """train all seeds as one trial, each phase in one stacked step (same results up to rounding); when not given, on CUDA, where it is faster, and off on the CPU, where separate runs measured faster"""
 
     def __post_init__(self) -> None:
         unknown = [mode for mode in self.modes if mode not in MODES]
@@ -119,7 +125,7 @@ class Args(DataOptions):
         make_activation(self.activation)
         corner_occlusions(self.corner_fractions)
         select_device(self.device)
-        super().__post_init__()  # --data-dir, --download
+        super().__post_init__()  # --data-dir, --download, the sweep's options
         check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> CBOMFConfig:
@@ -134,81 +140,118 @@ class Args(DataOptions):
         )
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def load_data(args: Args):
+    """The device, the training split and the named test sets, loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        train, test = args.load(args.dataset, train=True), args.load(args.dataset, train=False)
+        if args.train_subset:
+            train = train.subset(slice(0, args.train_subset))
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        occlusions = {**mnist_cuts(), **corner_occlusions(args.corner_fractions)}
+        test_sets = {
+            name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()
+        }
+        return device, train.to(device), test_sets
+
+    return cached_per_process(("cbomf data", repr(args)), load)
+
+
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every mode trained from one seed and evaluated on every test set."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = args.config()
-    train, test = args.load(args.dataset, train=True), args.load(args.dataset, train=False)
-    if args.train_subset:
-        train = train.subset(slice(0, args.train_subset))
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    train = train.to(device)
-    test_sets = {
-        name: data.to(device)
-        for name, data in partial_test_sets(
-            test, {**mnist_cuts(), **corner_occlusions(args.corner_fractions)}
-        ).items()
-    }
-    out_dir = Path(args.out_dir) / args.dataset
-    rows: list[dict] = []
-    writers: dict[tuple[int, str], SummaryWriter] = {}
+    device, train, test_sets = load_data(args)
+    seed = trial.params["seed"]
+    seed_everything(seed)
+    with TensorBoardWriters(trial.dir) as writer_for:
+        trained = train_modes(
+            args.modes,
+            functools.partial(mnist_net, train.num_classes, args.activation),
+            train,
+            args.config(),
+            seed,
+            device,
+            writer_for,
+            args.progress,
+        )
+        accuracies = evaluate_modes(trained, test_sets, device, writer_for)
+    return {"results": record_seed(args, seed, trained, accuracies, trial.dir)}
 
-    def writer_for(seed: int, mode: str) -> SummaryWriter:
-        if (seed, mode) not in writers:
-            writers[seed, mode] = SummaryWriter(str(out_dir / f"seed{seed}" / mode))
-        return writers[seed, mode]
 
-    def factory():
-        return mnist_net(train.num_classes, args.activation)
+def run_stacked(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial for all seeds: each phase trains every seed's model in one stacked step."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, train, test_sets = load_data(args)
+    seeds = trial.params["seeds"]
+    seed_everything(seeds[0])
+    writers = {seed: TensorBoardWriters(trial.dir / f"seed{seed}") for seed in seeds}
 
-    stacked = args.stacked if args.stacked is not None else device.type == "cuda"
-    with StopOnSignal("cbomf.py") as stop:
-        if stacked:
-            seed_everything(args.seeds[0])
-            with stop.raising():  # training has no safe point: a stop drops every seed's training
-                trained = train_modes_stacked(
-                    args.modes,
-                    factory,
-                    train,
-                    config,
-                    args.seeds,
-                    device,
-                    writer_for,
-                    args.progress,
-                )
-            accuracies = evaluate_modes_stacked(trained, test_sets, device, writer_for)
-            for seed in args.seeds:
-                rows += record_seed(args, seed, trained[seed], accuracies[seed], out_dir)
-        else:
-            for seed in args.seeds:
-                seed_everything(seed)
+    def writer_for(seed: int, mode: str):
+        return writers[seed](mode)
 
-                def seed_writer(mode: str, seed: int = seed) -> SummaryWriter:
-                    return writer_for(seed, mode)
-
-                with stop.raising():  # a stop drops this seed's training, keeps the finished seeds
-                    trained_seed = train_modes(
-                        args.modes, factory, train, config, seed, device, seed_writer, args.progress
-                    )
-                accuracies_seed = evaluate_modes(trained_seed, test_sets, device, seed_writer)
-                rows += record_seed(args, seed, trained_seed, accuracies_seed, out_dir)
-                for key in [key for key in writers if key[0] == seed]:
-                    writers.pop(key).close()
-                write_report(args, rows, out_dir, time.perf_counter() - start, device, stacked)
-                stop.check()
+    trained = train_modes_stacked(
+        args.modes,
+        functools.partial(mnist_net, train.num_classes, args.activation),
+        train,
+        args.config(),
+        seeds,
+        device,
+        writer_for,
+        args.progress,
+    )
+    accuracies = evaluate_modes_stacked(trained, test_sets, device, writer_for)
     for writer in writers.values():
         writer.close()
-    if stop.requested:
-        stop.exit(
-            f"kept {len(rows)} rows of the finished seeds in {out_dir / 'results.csv'} and "
-            "results.md; training still in progress was dropped"
-            if rows
-            else "no seed had finished, nothing was written"
+    rows = []
+    for seed in seeds:
+        rows += record_seed(args, seed, trained[seed], accuracies[seed], trial.dir / f"seed{seed}")
+    return {"results": rows}
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _ = load_data(args)  # any data error, or the download, before the first trial
+    stacked = args.stacked if args.stacked is not None else device.type == "cuda"
+    out_dir = Path(args.out_dir) / args.dataset
+    settings = args.sweep_settings("seeds", ignore=("stacked", "save_checkpoints"))
+    if stacked:
+        sweep = Sweep(
+            functools.partial(run_stacked, args),
+            Grid(seeds=(tuple(args.seeds),)),
+            out_dir,
+            name="stacked_seeds{seeds}",
+            settings=settings,
         )
-    write_report(args, rows, out_dir, time.perf_counter() - start, device, stacked)
+    else:
+        sweep = Sweep(
+            functools.partial(run_seed, args),
+            Grid(seed=args.seeds),
+            out_dir,
+            name="seed{seed}",
+            settings=settings,
+        )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            stacked,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "cbomf.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -217,9 +260,10 @@ def record_seed(
     seed: int,
     trained: dict[str, TrainedMode],
     accuracies: dict[str, dict[str, float]],
-    out_dir: Path,
+    seed_dir: Path,
 ) -> list[dict]:
-    """Print one seed's accuracies, save its checkpoints and return its result rows."""
+    """Print one seed's accuracies, save its checkpoints into ``seed_dir/<mode>`` and return
+    its result rows."""
     rows = []
     for mode, by_set in accuracies.items():
         rows += [
@@ -245,16 +289,21 @@ def record_seed(
                 "activation": args.activation,
                 "accuracy": by_set,
             }
-            save_checkpoint(
-                out_dir / f"seed{seed}" / mode / "model.pt", trained[mode].model, metadata=metadata
-            )
+            save_checkpoint(seed_dir / mode / "model.pt", trained[mode].model, metadata=metadata)
     return rows
 
 
 def write_report(
-    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, stacked: bool
+    args: Args,
+    rows: list[dict],
+    out_dir: Path,
+    seconds: float,
+    device,
+    stacked: bool,
+    summary: str = "",
 ) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
+    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
+    summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     text = [
@@ -263,7 +312,7 @@ def write_report(
         f"Epochs {args.epochs} + {args.second_epochs}, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}, "
         f"activation {args.activation}, {args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min, "
-        f"{'all seeds stacked' if stacked else 'one seed after another'}.",
+        f"{'all seeds stacked' if stacked else 'one trial per seed'}. {summary}",
         "",
         markdown_table(rows, "test_set", "mode", "accuracy"),
     ]

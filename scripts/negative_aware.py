@@ -8,11 +8,17 @@ AUPR of the max-softmax confidence. Writes ``results.csv`` (one row per model, s
 kind and metric), ``results.md`` (mean ± std over seeds) and TensorBoard runs under
 ``<out_dir>/seed<k>/<model>``.
 
+A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
+seed, running the command again skips the seeds that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+seeds in flight, keeps the finished ones and exits with status 130 (143).
+
     python scripts/negative_aware.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial, cached_per_process
 from supervised.data import DataOptions
 from supervised.models import mnist_net
 from supervised.negative_aware import (
@@ -46,7 +54,7 @@ SOURCE_NOTE = (
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Train baselines and negative-aware MNIST classifiers; score them on held-out negatives."""
 
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
@@ -102,93 +110,137 @@ class Args(DataOptions):
         )
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def load_plans(args: Args):
+    """The device, the transforms, the digits 5-9 training negatives and every model's plan:
+    (model name, in-distribution training set, negative source name or None, test set,
+    negatives), loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+        if args.train_subset:
+            train = train.subset(slice(0, args.train_subset))
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        train, test = train.to(device), test.to(device)
+        transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
+        held_out = HeldOutClasses()
+        # Held-out negatives of every kind from the test split; digits 0-4 models also meet 5-9.
+        _, test_negatives = negative_test_sets(test, transforms)
+        test_low, test_high = held_out.split(test)
+        _, low_negatives = negative_test_sets(test_low, transforms)
+        low_negatives["held-out"] = test_high
+        train_low, train_high = held_out.split(train)
+        # (model name, in-distribution training set, negative source name or None, test set, negatives)
+        plans = [("baseline 0-9", train, None, test, test_negatives)]
+        plans += [
+            (f"OE {name} 0-9", train, name, test, test_negatives)
+            for name in TRANSFORM_SOURCES
+            if name in args.sources
+        ]
+        if "held-out" in args.sources:
+            plans += [
+                ("baseline 0-4", train_low, None, test_low, low_negatives),
+                ("OE held-out 0-4", train_low, "held-out", test_low, low_negatives),
+            ]
+        return device, transforms, train_high, plans
+
+    return cached_per_process(("negative_aware data", repr(args)), load)
+
+
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every model trained from one seed and scored on the held-out negatives."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-    if args.train_subset:
-        train = train.subset(slice(0, args.train_subset))
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    train, test = train.to(device), test.to(device)
+    device, transforms, train_high, plans = load_plans(args)
     config = args.config()
-    transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
-    held_out = HeldOutClasses()
-    # Held-out negatives of every kind from the test split; digits 0-4 models also meet 5-9.
-    _, test_negatives = negative_test_sets(test, transforms)
-    test_low, test_high = held_out.split(test)
-    _, low_negatives = negative_test_sets(test_low, transforms)
-    low_negatives["held-out"] = test_high
-    train_low, train_high = held_out.split(train)
-    # (model name, in-distribution training set, negative source name or None, test set, negatives)
-    plans = [("baseline 0-9", train, None, test, test_negatives)]
-    plans += [
-        (f"OE {name} 0-9", train, name, test, test_negatives)
-        for name in TRANSFORM_SOURCES
-        if name in args.sources
-    ]
-    if "held-out" in args.sources:
-        plans += [
-            ("baseline 0-4", train_low, None, test_low, low_negatives),
-            ("OE held-out 0-4", train_low, "held-out", test_low, low_negatives),
-        ]
-    out_dir = Path(args.out_dir)
+    seed = trial.params["seed"]
+    seed_everything(seed)
     rows: list[dict] = []
-    for seed in args.seeds:
-        seed_everything(seed)
-        for name, inliers, source, test_inliers, negatives in plans:
-            torch.manual_seed(derive_seed(seed, "init", inliers.num_classes))
-            model = mnist_net(inliers.num_classes)
-            if source is None:
-                training_negatives = None
-            elif source == "held-out":
-                training_negatives = train_high
-            else:
-                generator = torch.Generator().manual_seed(derive_seed(seed, "negatives", source))
-                training_negatives = transforms[source].split(inliers, generator)[1]
-            writer = SummaryWriter(str(out_dir / f"seed{seed}" / name.replace(" ", "_")))
-            train_classifier(
-                model,
-                inliers,
-                training_negatives,
-                config,
-                seed,
-                device,
-                writer,
-                args.progress,
-                description=f"seed {seed} {name}",
-            )
-            report = negative_report(model, test_inliers, negatives, device)
-            for kind, metrics in report.items():
-                for metric, value in metrics.items():
-                    rows.append(
-                        {
-                            "model": name,
-                            "seed": seed,
-                            "negatives": kind,
-                            "metric": metric,
-                            "value": round(value, 4),
-                        }
-                    )
-                    writer.add_scalar(f"eval/{kind}/{metric}", value, 0)
-            writer.close()
-            print(
-                f"seed {seed} {name}: accuracy {report['clean']['accuracy']:.2f}, "
-                + ", ".join(
-                    f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
-                    for kind, m in report.items()
-                    if kind != "clean"
-                ),
-                flush=True,
-            )
-        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+    for name, inliers, source, test_inliers, negatives in plans:
+        torch.manual_seed(derive_seed(seed, "init", inliers.num_classes))
+        model = mnist_net(inliers.num_classes)
+        if source is None:
+            training_negatives = None
+        elif source == "held-out":
+            training_negatives = train_high
+        else:
+            generator = torch.Generator().manual_seed(derive_seed(seed, "negatives", source))
+            training_negatives = transforms[source].split(inliers, generator)[1]
+        writer = SummaryWriter(str(trial.dir / name.replace(" ", "_")))
+        train_classifier(
+            model,
+            inliers,
+            training_negatives,
+            config,
+            seed,
+            device,
+            writer,
+            args.progress,
+            description=f"seed {seed} {name}",
+        )
+        report = negative_report(model, test_inliers, negatives, device)
+        for kind, metrics in report.items():
+            for metric, value in metrics.items():
+                rows.append(
+                    {
+                        "model": name,
+                        "seed": seed,
+                        "negatives": kind,
+                        "metric": metric,
+                        "value": round(value, 4),
+                    }
+                )
+                writer.add_scalar(f"eval/{kind}/{metric}", value, 0)
+        writer.close()
+        print(
+            f"seed {seed} {name}: accuracy {report['clean']['accuracy']:.2f}, "
+            + ", ".join(
+                f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
+                for kind, m in report.items()
+                if kind != "clean"
+            ),
+            flush=True,
+        )
+    return {"results": rows}
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _, _ = load_plans(args)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir)
+    sweep = Sweep(
+        functools.partial(run_seed, args),
+        Grid(seed=args.seeds),
+        out_dir,
+        name="seed{seed}",
+        settings=args.sweep_settings("seeds"),
+    )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "negative_aware.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
-def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
+def write_report(
+    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
+) -> None:
+    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
+    summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     text = [
@@ -198,7 +250,7 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         f"real + {args.batch_size} negatives, lambda {args.weight}, {args.target} to uniform; "
         f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images. "
         "Negatives for testing are built from the test split (held-out for training).",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         SOURCE_NOTE,
         "",

@@ -5,13 +5,19 @@ labels replaced by a uniformly drawn other class), train every method on the noi
 the same initialisation, and report the clean test accuracy. Writes ``results.csv`` (one row per
 noise rate, method and seed, with the selection's kept share and its label precision),
 ``results.md`` (mean ± std over seeds) and TensorBoard runs under
-``<out_dir>/noise<rate>/seed<k>/<method>``; results are rewritten after every run.
+``<out_dir>/noise<percent>/seed<k>/<method>``.
+
+A sweep with one trial per noise rate and seed (``negdl.sweeps``): results are rewritten after every finished
+trial, running the command again skips the trials that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+trials in flight, keeps the finished ones and exits with status 130 (143).
 
     python scripts/negative_labels.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,8 @@ import torch
 
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.complementary import (
     NOISE_METHODS,
@@ -34,7 +42,7 @@ from supervised.runtime import make_generator, seed_everything, select_device
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Train CE, NL and NL+SelNL on MNIST with symmetric label noise; report clean test accuracy."""
 
     noise_rates: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
@@ -106,60 +114,105 @@ class Args(DataOptions):
         )
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def load_data(args: Args):
+    """The device, the training split and the test set on it, loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+        if args.train_subset:
+            train = train.subset(slice(0, args.train_subset))
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        return device, train.to(device), test.to(device)
+
+    return cached_per_process(("negative_labels data", repr(args)), load)
+
+
+def trial_name(params: dict) -> str:
+    """``noise20/seed0`` for noise rate 0.2 and seed 0."""
+    return f"noise{round(100 * params['noise'])}/seed{params['seed']}"
+
+
+def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every method trained on one seed's noisy labels at one noise rate."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-    if args.train_subset:
-        train = train.subset(slice(0, args.train_subset))
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    train, test = train.to(device), test.to(device)
-    out_dir = Path(args.out_dir)
+    device, train, test = load_data(args)
+    rate, seed = trial.params["noise"], trial.params["seed"]
     rows: list[dict] = []
-    for rate in args.noise_rates:
-        for seed in args.seeds:
-            seed_everything(seed)
-            labels = symmetric_label_noise(
-                train.labels, rate, train.num_classes, make_generator(seed, "label-noise", rate)
-            )
-            noisy = LabelledImages(train.images, labels, train.classes)
-            clean = labels == train.labels
-            run_dir = out_dir / f"noise{round(100 * rate)}" / f"seed{seed}"
-            writer_for = TensorBoardWriters(run_dir)
+    seed_everything(seed)
+    labels = symmetric_label_noise(
+        train.labels, rate, train.num_classes, make_generator(seed, "label-noise", rate)
+    )
+    noisy = LabelledImages(train.images, labels, train.classes)
+    clean = labels == train.labels
+    writer_for = TensorBoardWriters(trial.dir)
+    trained = train_noisy(
+        args.methods,
+        functools.partial(mnist_net, train.num_classes),
+        noisy,
+        args.config(),
+        seed,
+        device,
+        writer_for,
+        args.progress,
+    )
+    for method, result in trained.items():
+        accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
+        writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
+        kept = result.selected if method == "NL+SelNL" else None
+        rows.append(
+            {
+                "noise": rate,
+                "method": method,
+                "seed": seed,
+                "accuracy": round(accuracy, 2),
+                "kept": "" if kept is None else round(kept.float().mean().item(), 4),
+                "kept_clean": "" if kept is None else round(clean[kept].float().mean().item(), 4),
+            }
+        )
+        print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
+    writer_for.close()
+    return {"results": rows}
 
-            def factory():
-                return mnist_net(train.num_classes)
 
-            trained = train_noisy(
-                args.methods, factory, noisy, args.config(), seed, device, writer_for, args.progress
-            )
-            for method, result in trained.items():
-                accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
-                writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
-                kept = result.selected if method == "NL+SelNL" else None
-                rows.append(
-                    {
-                        "noise": rate,
-                        "method": method,
-                        "seed": seed,
-                        "accuracy": round(accuracy, 2),
-                        "kept": "" if kept is None else round(kept.float().mean().item(), 4),
-                        "kept_clean": ""
-                        if kept is None
-                        else round(clean[kept].float().mean().item(), 4),
-                    }
-                )
-                print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
-            writer_for.close()
-            write_report(args, rows, out_dir, time.perf_counter() - start, device)
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _ = load_data(args)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir)
+    sweep = Sweep(
+        functools.partial(run_noisy, args),
+        Grid(noise=args.noise_rates, seed=args.seeds),
+        out_dir,
+        name=trial_name,
+        settings=args.sweep_settings("noise_rates", "seeds"),
+    )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "negative_labels.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
-def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
+def write_report(
+    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
+) -> None:
+    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
+    summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     rows = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in rows]
@@ -173,7 +226,7 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         f"probability over the last {args.confidence_epochs} NL epochs is at least "
         f"{args.threshold or '1/classes'}. SGD momentum {args.momentum}, batch {args.batch_size}, "
         f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         markdown_table(rows, "method", "noise %", "accuracy"),
     ]

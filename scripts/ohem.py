@@ -5,11 +5,17 @@ mean, and OHEM keeping a fraction or the top k of each batch's losses) and evalu
 full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
 and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``.
 
+A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
+seed, running the command again skips the seeds that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+seeds in flight, keeps the finished ones and exits with status 130 (143).
+
     python scripts/ohem.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,8 @@ import torch
 
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.data import DataOptions
@@ -29,7 +37,7 @@ from supervised.training import LossReducer, MeanReducer
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Train CBOMF modes with the mean loss and with OHEM; compare on full and partial inputs."""
 
     modes: tuple[str, ...] = ("SN",)
@@ -93,68 +101,110 @@ class Args(DataOptions):
         return variants
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def load_data(args: Args):
+    """The device, the training split and the named test sets on it, loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+        if args.train_subset:
+            train = train.subset(slice(0, args.train_subset))
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
+        test_sets = {
+            name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()
+        }
+        return device, train.to(device), test_sets
+
+    return cached_per_process(("ohem data", repr(args)), load)
+
+
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every mode trained from one seed with every loss reducer, and evaluated."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-    if args.train_subset:
-        train = train.subset(slice(0, args.train_subset))
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    train = train.to(device)
-    test_sets = {
-        name: data.to(device)
-        for name, data in partial_test_sets(
-            test, {**mnist_cuts(), **corner_occlusions([0.5])}
-        ).items()
-    }
-    out_dir = Path(args.out_dir)
+    device, train, test_sets = load_data(args)
+    seed = trial.params["seed"]
+    seed_everything(seed)
     rows: list[dict] = []
-    for seed in args.seeds:
-        seed_everything(seed)
-        for reducer_name, (reducer, lr) in args.variants().items():
-            config = CBOMFConfig(
-                lr,
-                args.momentum,
-                args.batch_size,
-                args.epochs,
-                args.second_epochs,
-                reducer=reducer,
+    for reducer_name, (reducer, lr) in args.variants().items():
+        config = CBOMFConfig(
+            lr,
+            args.momentum,
+            args.batch_size,
+            args.epochs,
+            args.second_epochs,
+            reducer=reducer,
+        )
+        run_name = reducer_name.replace(",", "").replace(" ", "_")
+        writer_for = TensorBoardWriters(trial.dir / run_name)
+        trained = train_modes(
+            args.modes,
+            functools.partial(mnist_net, train.num_classes),
+            train,
+            config,
+            seed,
+            device,
+            writer_for,
+            args.progress,
+        )
+        for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
+            rows += [
+                {
+                    "reducer": reducer_name,
+                    "mode": mode,
+                    "seed": seed,
+                    "test_set": name,
+                    "accuracy": round(value, 2),
+                }
+                for name, value in accuracies.items()
+            ]
+            print(
+                f"seed {seed} {reducer_name} {mode}: "
+                + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
+                flush=True,
             )
-            run_name = reducer_name.replace(",", "").replace(" ", "_")
-            writer_for = TensorBoardWriters(out_dir / f"seed{seed}" / run_name)
+        writer_for.close()
+    return {"results": rows}
 
-            def factory():
-                return mnist_net(train.num_classes)
 
-            trained = train_modes(
-                args.modes, factory, train, config, seed, device, writer_for, args.progress
-            )
-            for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
-                rows += [
-                    {
-                        "reducer": reducer_name,
-                        "mode": mode,
-                        "seed": seed,
-                        "test_set": name,
-                        "accuracy": round(value, 2),
-                    }
-                    for name, value in accuracies.items()
-                ]
-                print(
-                    f"seed {seed} {reducer_name} {mode}: "
-                    + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
-                    flush=True,
-                )
-            writer_for.close()
-        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _ = load_data(args)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir)
+    sweep = Sweep(
+        functools.partial(run_seed, args),
+        Grid(seed=args.seeds),
+        out_dir,
+        name="seed{seed}",
+        settings=args.sweep_settings("seeds"),
+    )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "ohem.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
-def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
+def write_report(
+    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
+) -> None:
+    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
+    summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     text = [
@@ -165,7 +215,7 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         f"batch {args.batch_size}; {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
         "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
     ]
     for mode in dict.fromkeys(row["mode"] for row in rows):
         text += [

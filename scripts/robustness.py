@@ -8,12 +8,18 @@ is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the m
 standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
 numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``.
 
+A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
+seed, running the command again skips the seeds that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+seeds in flight, keeps the finished ones and exits with status 130 (143).
+
     python scripts/synergy.py --seeds 0 1 2          # trains and saves the models
     python scripts/robustness.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -35,6 +41,8 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult  # noqa: E402
+from negdl.trials import Trial, cached_per_process  # noqa: E402
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
 from supervised.data import DataOptions  # noqa: E402
@@ -44,12 +52,14 @@ from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  
 from supervised.runtime import select_device  # noqa: E402
 from supervised.synergy import model_from_metadata  # noqa: E402
 
+#: A trial's result tables, also the names of their CSV files.
+TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
 # The source's MNIST white-box FGSM accuracies (%), SN vs NR, as quoted in the brief, section 5.
 SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.07}}
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Attack trained models: FGSM sweep, PGD transfer matrix, 8-attack suite, max-ensembles."""
 
     models_dir: str = "runs/synergy/mnist"
@@ -107,29 +117,51 @@ class Args(DataOptions):
         check_out_dir("--out-dir", self.out_dir)
 
 
-def load_models(args: Args, seed: int, device: torch.device) -> tuple[dict, str]:
-    """The named checkpoints of one seed, rebuilt and loaded, and their dataset."""
-    models, datasets = {}, set()
-    for name in args.models:
-        path = Path(args.models_dir) / f"seed{seed}" / name / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no checkpoint {path}; run scripts/synergy.py --seeds {seed} (its --out-dir/<dataset> "
-                "is --models-dir here) or choose --models among the saved ones"
-            )
-        metadata = read_metadata(path)
-        model = model_from_metadata(metadata)
-        load_checkpoint(path, model)
-        models[name] = model.to(device, memory_format=torch.channels_last).eval()
-        datasets.add(metadata.get("dataset", "mnist"))
+def checkpoint(args: Args, seed: int, name: str) -> Path:
+    """The checkpoint of model ``name`` of ``seed``; an error saying how to make it if absent."""
+    path = Path(args.models_dir) / f"seed{seed}" / name / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint {path}; run scripts/synergy.py --seeds {seed} (its --out-dir/<dataset> "
+            "is --models-dir here) or choose --models among the saved ones"
+        )
+    return path
+
+
+def models_dataset(args: Args) -> str:
+    """The dataset every checkpoint of every seed was trained on (an error if one is missing
+    or they differ), checked before any trial runs."""
+    datasets = {
+        read_metadata(checkpoint(args, seed, name)).get("dataset", "mnist")
+        for seed in args.seeds
+        for name in args.models
+    }
     if len(datasets) != 1:
         raise ValueError(f"the models come from different datasets {sorted(datasets)}")
-    return models, datasets.pop()
+    return datasets.pop()
+
+
+def load_models(args: Args, seed: int, device: torch.device) -> dict:
+    """The named checkpoints of one seed, rebuilt and loaded."""
+    models = {}
+    for name in args.models:
+        path = checkpoint(args, seed, name)
+        model = model_from_metadata(read_metadata(path))
+        load_checkpoint(path, model)
+        models[name] = model.to(device, memory_format=torch.channels_last).eval()
+    return models
 
 
 def load_test(args: Args, dataset: str):
-    test = args.load(dataset, train=False)
-    return test.subset(slice(0, args.test_subset)) if args.test_subset else test
+    """The device and the test set on it, loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        test = args.load(dataset, train=False)
+        test = test.subset(slice(0, args.test_subset)) if args.test_subset else test
+        return device, test.to(device)
+
+    return cached_per_process(("robustness data", dataset, repr(args)), load)
 
 
 def sweep_plot(rows: list[dict], path: Path) -> None:
@@ -155,134 +187,153 @@ def sweep_plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every attack on the models of one seed."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    out_dir: Path | None = None
+    device, test = load_test(args, dataset)
+    seed = trial.params["seed"]
+    models = load_models(args, seed, device)
     sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = [], [], [], [], []
-    for seed in args.seeds:
-        models, dataset = load_models(args, seed, device)
-        test = load_test(args, dataset).to(device)
-        out_dir = Path(args.out_dir) / dataset
-        writer = SummaryWriter(str(out_dir / f"seed{seed}"))
+    writer = SummaryWriter(str(trial.dir))
 
-        for name, model in tqdm(
-            models.items(), desc=f"seed {seed} FGSM sweep", disable=not args.progress
-        ):
-            began = time.perf_counter()
-            sweep = fgsm_sweep(model, test, args.eps_values, args.batch_size)
-            timing_rows.append(
-                {
-                    "seed": seed,
-                    "task": f"FGSM sweep, {len(args.eps_values)} eps",
-                    "model": name,
-                    "images": len(test),
-                    "seconds": round(time.perf_counter() - began, 2),
-                }
-            )
-            for eps, value in sweep.items():
-                sweep_rows.append(
-                    {"seed": seed, "model": name, "eps": eps, "accuracy": round(value, 2)}
-                )
-                writer.add_scalar(f"fgsm/{name}/accuracy", value, round(1000 * eps))
-            print(
-                f"seed {seed} FGSM {name}: "
-                + ", ".join(f"{eps:g} {v:.2f}" for eps, v in sweep.items()),
-                flush=True,
-            )
-
+    for name, model in tqdm(
+        models.items(), desc=f"seed {seed} FGSM sweep", disable=not args.progress
+    ):
         began = time.perf_counter()
-        bar = tqdm(total=len(models), desc=f"seed {seed} PGD transfer", disable=not args.progress)
-        matrix = transfer_matrix(
-            models,
-            lambda donor, seed=seed: PGD(
-                donor,
-                args.pgd_eps,
-                args.pgd_alpha,
-                args.pgd_steps,
-                batch_size=args.batch_size,
-                seed=seed,
-            ),
-            test,
-            args.batch_size,
-            progress=lambda donor, bar=bar: bar.update(),
-        )
-        bar.close()
+        sweep = fgsm_sweep(model, test, args.eps_values, args.batch_size)
         timing_rows.append(
             {
                 "seed": seed,
-                "task": f"PGD transfer matrix, {args.pgd_steps} steps, {len(models)} donors",
-                "model": "all",
+                "task": f"FGSM sweep, {len(args.eps_values)} eps",
+                "model": name,
                 "images": len(test),
                 "seconds": round(time.perf_counter() - began, 2),
             }
         )
-        for donor, row in matrix.items():
-            for target, value in row.items():
-                transfer_rows.append(
-                    {"seed": seed, "donor": donor, "target": target, "accuracy": round(value, 2)}
-                )
-                writer.add_scalar(f"pgd_transfer/{donor}/{target}", value, 0)
+        for eps, value in sweep.items():
+            sweep_rows.append(
+                {"seed": seed, "model": name, "eps": eps, "accuracy": round(value, 2)}
+            )
+            writer.add_scalar(f"fgsm/{name}/accuracy", value, round(1000 * eps))
+        print(
+            f"seed {seed} FGSM {name}: "
+            + ", ".join(f"{eps:g} {v:.2f}" for eps, v in sweep.items()),
+            flush=True,
+        )
 
-        suite = test.subset(slice(0, args.suite_subset)) if args.suite_subset else test
-        jobs = [(attack, name) for attack in args.suite_attacks for name in args.suite_models]
-        for attack_name, name in tqdm(
-            jobs, desc=f"seed {seed} attack suite", disable=not args.progress
-        ):
-            options = {} if attack_name == "CW" else {"eps": args.suite_eps}
-            attack = make_attack(
-                attack_name, models[name], batch_size=args.batch_size, seed=seed, **options
+    began = time.perf_counter()
+    bar = tqdm(total=len(models), desc=f"seed {seed} PGD transfer", disable=not args.progress)
+    matrix = transfer_matrix(
+        models,
+        lambda donor, seed=seed: PGD(
+            donor,
+            args.pgd_eps,
+            args.pgd_alpha,
+            args.pgd_steps,
+            batch_size=args.batch_size,
+            seed=seed,
+        ),
+        test,
+        args.batch_size,
+        progress=lambda donor, bar=bar: bar.update(),
+    )
+    bar.close()
+    timing_rows.append(
+        {
+            "seed": seed,
+            "task": f"PGD transfer matrix, {args.pgd_steps} steps, {len(models)} donors",
+            "model": "all",
+            "images": len(test),
+            "seconds": round(time.perf_counter() - began, 2),
+        }
+    )
+    for donor, row in matrix.items():
+        for target, value in row.items():
+            transfer_rows.append(
+                {"seed": seed, "donor": donor, "target": target, "accuracy": round(value, 2)}
             )
-            began = time.perf_counter()
-            adversarial = adversarial_set(attack, suite)
-            value = evaluate(models[name], {"adv": adversarial})["adv"]
-            l2 = (adversarial.images - suite.images).flatten(1).norm(dim=1).mean().item()
-            suite_rows.append(
-                {
-                    "seed": seed,
-                    "attack": attack_name,
-                    "model": name,
-                    "accuracy": round(value, 2),
-                    "mean_l2": round(l2, 4),
-                    "seconds": round(time.perf_counter() - began, 2),
-                }
-            )
-            writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
+            writer.add_scalar(f"pgd_transfer/{donor}/{target}", value, 0)
 
-        for donor, model in models.items():
-            adversarial = adversarial_set(
-                FGSM(model, args.ensemble_eps, batch_size=args.batch_size), test
-            )
-            members = [name for name in models if name != donor]
-            logits = predict_models(
-                {name: models[name] for name in members}, {"adv": adversarial}, args.batch_size
-            )
-            stacked = torch.stack([logits[name]["adv"] for name in members], 1)
-            singles = [accuracy(logits[name]["adv"], adversarial.labels) for name in members]
-            scores = {
-                "max-ensemble": accuracy(MostConfidentRule()(stacked), adversarial.labels),
-                "averaging": accuracy(MeanProbabilityRule()(stacked), adversarial.labels),
-                "best member": max(singles),
-                "mean member": statistics.mean(singles),
+    suite = test.subset(slice(0, args.suite_subset)) if args.suite_subset else test
+    jobs = [(attack, name) for attack in args.suite_attacks for name in args.suite_models]
+    for attack_name, name in tqdm(
+        jobs, desc=f"seed {seed} attack suite", disable=not args.progress
+    ):
+        options = {} if attack_name == "CW" else {"eps": args.suite_eps}
+        attack = make_attack(
+            attack_name, models[name], batch_size=args.batch_size, seed=seed, **options
+        )
+        began = time.perf_counter()
+        adversarial = adversarial_set(attack, suite)
+        value = evaluate(models[name], {"adv": adversarial})["adv"]
+        l2 = (adversarial.images - suite.images).flatten(1).norm(dim=1).mean().item()
+        suite_rows.append(
+            {
+                "seed": seed,
+                "attack": attack_name,
+                "model": name,
+                "accuracy": round(value, 2),
+                "mean_l2": round(l2, 4),
+                "seconds": round(time.perf_counter() - began, 2),
             }
-            for how, value in scores.items():
-                ensemble_rows.append(
-                    {"seed": seed, "donor": donor, "ensemble": how, "accuracy": round(value, 2)}
-                )
-        writer.close()
+        )
+        writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
+
+    for donor, model in models.items():
+        adversarial = adversarial_set(
+            FGSM(model, args.ensemble_eps, batch_size=args.batch_size), test
+        )
+        members = [name for name in models if name != donor]
+        logits = predict_models(
+            {name: models[name] for name in members}, {"adv": adversarial}, args.batch_size
+        )
+        stacked = torch.stack([logits[name]["adv"] for name in members], 1)
+        singles = [accuracy(logits[name]["adv"], adversarial.labels) for name in members]
+        scores = {
+            "max-ensemble": accuracy(MostConfidentRule()(stacked), adversarial.labels),
+            "averaging": accuracy(MeanProbabilityRule()(stacked), adversarial.labels),
+            "best member": max(singles),
+            "mean member": statistics.mean(singles),
+        }
+        for how, value in scores.items():
+            ensemble_rows.append(
+                {"seed": seed, "donor": donor, "ensemble": how, "accuracy": round(value, 2)}
+            )
+    writer.close()
+    tables = (sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows)
+    return dict(zip(TABLES, tables, strict=True))
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = models_dataset(args)
+    device, _ = load_test(args, dataset)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir) / dataset
+    sweep = Sweep(
+        functools.partial(run_seed, args, dataset),
+        Grid(seed=args.seeds),
+        out_dir,
+        name="seed{seed}",
+        settings=args.sweep_settings("seeds"),
+    )
+
+    def report(result: SweepResult) -> None:
         write_report(
             args,
             out_dir,
             device,
             time.perf_counter() - start,
-            sweep_rows,
-            transfer_rows,
-            suite_rows,
-            ensemble_rows,
-            timing_rows,
+            *(result.rows(table) for table in TABLES),
+            summary=result.summary(),
         )
+
+    result = args.run_sweep(sweep, "robustness.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -296,8 +347,10 @@ def write_report(
     suite_rows,
     ensemble_rows,
     timing_rows,
+    summary: str = "",
 ) -> None:
-    """Rewrite every CSV, results.md and fgsm.png from the rows so far."""
+    """Rewrite every CSV, results.md and fgsm.png from the rows so far (``summary``: the sweep's
+    summary sentence)."""
     for name, rows in (
         ("fgsm", sweep_rows),
         ("transfer", transfer_rows),
@@ -324,7 +377,7 @@ def write_report(
         "",
         f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in [0, 1], "
         f"models from {args.models_dir}.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         "## White-box FGSM sweep (rows: model, columns: eps)",
         "",

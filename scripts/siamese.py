@@ -8,11 +8,17 @@ the full training split. Writes ``results.csv``, ``results.md`` (mean ± std ove
 source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
 seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``.
 
+A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
+trial, running the command again skips the trials that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+trials in flight, keeps the finished ones and exits with status 130 (143).
+
     python scripts/siamese.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -22,6 +28,8 @@ import torch
 
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.data import DataOptions
 from supervised.embeddings import embed, plot_embeddings
@@ -44,7 +52,7 @@ PML_ROW = "pml conventions"
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Train negative triplet Siamese networks on MNIST and score their embeddings."""
 
     schedules: tuple[str, ...] = ("TSN", "TSN-N", "TSN-P", "TSN>TSN", "TSN>TSN-N", "TSN>TSN-P")
@@ -122,69 +130,108 @@ class Args(DataOptions):
         )
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def load_data(args: Args):
+    """The device, the full training split, the one trained on and the test set, loaded once
+    per process."""
+
+    def load():
+        device = select_device(args.device)
+        full_train, test = args.load("mnist", train=True), args.load("mnist", train=False)
+        train = full_train.subset(slice(0, args.train_subset)) if args.train_subset else full_train
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        return device, full_train.to(device), train.to(device), test.to(device)
+
+    return cached_per_process(("siamese data", repr(args)), load)
+
+
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every schedule (and the pml reference) trained from one seed and scored."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    full_train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-    train = full_train.subset(slice(0, args.train_subset)) if args.train_subset else full_train
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    full_train, train, test = full_train.to(device), train.to(device), test.to(device)
+    device, full_train, train, test = load_data(args)
     config = args.config()
     pml_config = replace(PML_CONVENTIONS, embedding_size=args.embedding_size)
-    out_dir = Path(args.out_dir)
+    seed = trial.params["seed"]
+    seed_everything(seed)
     rows: list[dict] = []
-    for seed in args.seeds:
-        seed_everything(seed)
-        writer_for = TensorBoardWriters(out_dir / f"seed{seed}")
-        runs = [
-            (name, result, train, config)
-            for name, result in train_schedules(
-                args.schedules, train, config, seed, device, writer_for, args.progress
-            ).items()
-        ]
-        if args.pml_reference:
-            trained = train_schedules(
-                ["TSN"],
-                full_train,
-                pml_config,
-                seed,
-                device,
-                lambda _, writers=writer_for: writers(PML_ROW),
-                args.progress,
-            )["TSN"]
-            runs.append((PML_ROW, trained, full_train, pml_config))
-        for name, result, references, run_config in runs:
-            scores = score_embedding(result.model, references, test, run_config, args.k, device)
-            final_loss = result.losses[-1][-1] if result.losses[-1] else float("nan")
-            row = {
-                "schedule": name,
-                "seed": seed,
-                **{key: round(v, 2) for key, v in scores.items()},
-            }
-            row["final_loss"] = round(final_loss, 4)
-            row["diverged"] = not math.isfinite(final_loss) or math.isnan(scores["precision_at_1"])
-            # Diverging pushes embeddings apart without bound, collapsing pulls them together.
-            embeddings = embed(result.model, test.images, device=device)
-            row["mean_norm"] = round(embeddings.norm(dim=1).mean().item(), 3)
-            rows.append(row)
-            for key, value in scores.items():
-                writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
-            print(
-                f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()),
-                flush=True,
+    writer_for = TensorBoardWriters(trial.dir)
+    runs = [
+        (name, result, train, config)
+        for name, result in train_schedules(
+            args.schedules, train, config, seed, device, writer_for, args.progress
+        ).items()
+    ]
+    if args.pml_reference:
+        trained = train_schedules(
+            ["TSN"],
+            full_train,
+            pml_config,
+            seed,
+            device,
+            lambda _, writers=writer_for: writers(PML_ROW),
+            args.progress,
+        )["TSN"]
+        runs.append((PML_ROW, trained, full_train, pml_config))
+    for name, result, references, run_config in runs:
+        scores = score_embedding(result.model, references, test, run_config, args.k, device)
+        final_loss = result.losses[-1][-1] if result.losses[-1] else float("nan")
+        row = {
+            "schedule": name,
+            "seed": seed,
+            **{key: round(v, 2) for key, v in scores.items()},
+        }
+        row["final_loss"] = round(final_loss, 4)
+        row["diverged"] = not math.isfinite(final_loss) or math.isnan(scores["precision_at_1"])
+        # Diverging pushes embeddings apart without bound, collapsing pulls them together.
+        embeddings = embed(result.model, test.images, device=device)
+        row["mean_norm"] = round(embeddings.norm(dim=1).mean().item(), 3)
+        rows.append(row)
+        for key, value in scores.items():
+            writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
+        print(
+            f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()),
+            flush=True,
+        )
+        if args.plot and seed == args.seeds[0] and not row["diverged"]:
+            plot_embeddings(
+                embeddings,
+                test.labels,
+                Path(args.out_dir) / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
+                f"{name}: PCA of the test embeddings (seed {seed})",
             )
-            if args.plot and seed == args.seeds[0] and not row["diverged"]:
-                plot_embeddings(
-                    embeddings,
-                    test.labels,
-                    out_dir / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
-                    f"{name}: PCA of the test embeddings (seed {seed})",
-                )
-        writer_for.close()
-        write_report(args, rows, out_dir, time.perf_counter() - start, device)
+    writer_for.close()
+    return {"results": rows}
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _, _ = load_data(args)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir)
+    sweep = Sweep(
+        functools.partial(run_seed, args),
+        Grid(seed=args.seeds),
+        out_dir,
+        name="seed{seed}",
+        settings=args.sweep_settings("seeds", ignore=("plot",)),
+    )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "siamese.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -217,8 +264,11 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, device) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
+def write_report(
+    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
+) -> None:
+    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
+    summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     seeds = sorted({row["seed"] for row in rows})
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
@@ -241,7 +291,7 @@ def write_report(args: Args, rows: list[dict], out_dir: Path, seconds: float, de
         f"'{PML_ROW}': {PML_CONVENTIONS.epochs} epoch on all training images, batches of "
         f"{PML_CONVENTIONS.batch_size}, Adam lr {PML_CONVENTIONS.lr}, cosine distance, margin "
         f"{PML_CONVENTIONS.margin}, semi-hard mining, mean over non-zero losses.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         markdown_table(long_rows, "schedule", "metric", "value")
         if long_rows

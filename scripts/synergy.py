@@ -9,11 +9,17 @@ source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``re
 (samples synergy rescues, with the three models' class probabilities), checkpoints that
 ``scripts/robustness.py`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
 
+A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
+seed, running the command again skips the seeds that finished, trials run in local processes
+with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
+seeds in flight, keeps the finished ones and exits with status 130 (143).
+
     python scripts/synergy.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +29,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from negdl.cli import check_out_dir, run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
@@ -33,6 +38,9 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult  # noqa: E402
+from negdl.trials import Trial, cached_per_process  # noqa: E402
+from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
 from supervised.data import DataOptions  # noqa: E402
@@ -77,7 +85,7 @@ DATASET_DEFAULTS = {
 
 
 @dataclass
-class Args(DataOptions):
+class Args(SweepOptions, DataOptions):
     """Assemble, train and evaluate synergy models (normal head + negative head + join rule)."""
 
     dataset: str = "mnist"
@@ -154,19 +162,24 @@ class Args(DataOptions):
 
 
 def load_dataset(args: Args):
-    """Training split and named test sets (full plus every partial/occluded variant)."""
-    if args.dataset == "mnist":
-        train, test = args.load("mnist", True), args.load("mnist", False)
-        occlusions = mnist_cuts()
-    else:
-        train, test = args.load("cifar10", True), args.load("cifar10", False)
-        occlusions = cifar_blocks()
-    if args.train_subset:
-        train = train.subset(slice(0, args.train_subset))
-    if args.test_subset:
-        test = test.subset(slice(0, args.test_subset))
-    occlusions.update(corner_occlusions(args.corner_fractions))
-    return train, partial_test_sets(test, occlusions)
+    """The device, the training split and the named test sets (full plus every
+    partial/occluded variant) on it, loaded once per process."""
+
+    def load():
+        device = select_device(args.device)
+        train, test = args.load(args.dataset, True), args.load(args.dataset, False)
+        occlusions = mnist_cuts() if args.dataset == "mnist" else cifar_blocks()
+        if args.train_subset:
+            train = train.subset(slice(0, args.train_subset))
+        if args.test_subset:
+            test = test.subset(slice(0, args.test_subset))
+        occlusions.update(corner_occlusions(args.corner_fractions))
+        test_sets = {
+            name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()
+        }
+        return device, train.to(device), test_sets
+
+    return cached_per_process(("synergy data", repr(args)), load)
 
 
 def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
@@ -209,33 +222,18 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     return True
 
 
-def main(args: Args) -> None:
-    start = time.perf_counter()
-    device = select_device(args.device)
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every model of one seed, trained, evaluated, analysed and saved."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    device, train, test_sets = load_dataset(args)
     config = args.config()
-    train, test_sets = load_dataset(args)
-    train = train.to(device)
-    test_sets = {name: data.to(device) for name, data in test_sets.items()}
-    out_dir = Path(args.out_dir) / args.dataset
+    seed, seed_dir = trial.params["seed"], trial.dir
+    seed_everything(seed)
     rows: list[dict] = []
     case_rows: list[dict] = []
-    for seed in args.seeds:
-        seed_everything(seed)
-        seed_dir = out_dir / f"seed{seed}"
-        writers: dict[str, SummaryWriter] = {}
-
-        def writer_for(
-            name: str, seed_dir: Path = seed_dir, writers: dict = writers
-        ) -> SummaryWriter:
-            if name not in writers:
-                writers[name] = SummaryWriter(str(seed_dir / name))
-            return writers[name]
-
-        def factory():
-            return make_classifier(args.arch, train.num_classes)
-
+    with TensorBoardWriters(seed_dir) as writer_for:
+        factory = functools.partial(make_classifier, args.arch, train.num_classes)
         modes = ["SN", "HN", *(mode for mode in args.extra_modes if mode not in ("SN", "HN"))]
         trained = train_modes(
             modes,
@@ -291,55 +289,87 @@ def main(args: Args) -> None:
         accuracies = evaluate_models(
             models, test_sets, device=device, writer_for=writer_for, step=steps
         )
-        for name, by_set in accuracies.items():
-            rows += [
-                {
-                    "dataset": args.dataset,
-                    "arch": args.arch,
-                    "model": name,
-                    "seed": seed,
-                    "test_set": test_set,
-                    "accuracy": round(value, 2),
-                }
-                for test_set, value in by_set.items()
-            ]
-            print(
-                f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in by_set.items()),
-                flush=True,
-            )
-            save_checkpoint(
-                seed_dir / name / "model.pt",
-                models[name],
-                metadata={
-                    **model_metadata(models[name], args.arch, train.num_classes, "relu"),
-                    "name": name,
-                    "seed": seed,
-                    "dataset": args.dataset,
-                    "accuracy": by_set,
-                },
-            )
-        for test_set, data in test_sets.items():
-            members, joined = synergy_outputs(synergy, data.images)
-            cases = case_analysis(members, joined, data.labels)
-            case_rows.append(
-                {"seed": seed, "test_set": test_set, **cases.__dict__, "total": cases.total}
-            )
-            print(
-                f"seed {seed} cases {test_set}: both {cases.both}, only normal {cases.only_normal}, "
-                f"only negative {cases.only_negative}, neither {cases.neither}; synergy rescued "
-                f"{cases.rescued}, lost {cases.lost} (of {cases.total})",
-                flush=True,
-            )
-        if seed == args.seeds[0] and args.rescued_examples:
-            rescued_figure(models, test_sets, args.rescued_examples, out_dir / "rescued.png")
-        for writer in writers.values():
-            writer.close()
-        write_report(args, rows, case_rows, out_dir, time.perf_counter() - start, device)
+    for name, by_set in accuracies.items():
+        rows += [
+            {
+                "dataset": args.dataset,
+                "arch": args.arch,
+                "model": name,
+                "seed": seed,
+                "test_set": test_set,
+                "accuracy": round(value, 2),
+            }
+            for test_set, value in by_set.items()
+        ]
+        print(
+            f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in by_set.items()),
+            flush=True,
+        )
+        save_checkpoint(
+            seed_dir / name / "model.pt",
+            models[name],
+            metadata={
+                **model_metadata(models[name], args.arch, train.num_classes, "relu"),
+                "name": name,
+                "seed": seed,
+                "dataset": args.dataset,
+                "accuracy": by_set,
+            },
+        )
+    for test_set, data in test_sets.items():
+        members, joined = synergy_outputs(synergy, data.images)
+        cases = case_analysis(members, joined, data.labels)
+        case_rows.append(
+            {"seed": seed, "test_set": test_set, **cases.__dict__, "total": cases.total}
+        )
+        print(
+            f"seed {seed} cases {test_set}: both {cases.both}, only normal {cases.only_normal}, "
+            f"only negative {cases.only_negative}, neither {cases.neither}; synergy rescued "
+            f"{cases.rescued}, lost {cases.lost} (of {cases.total})",
+            flush=True,
+        )
+    if seed == args.seeds[0] and args.rescued_examples:
+        rescued_figure(models, test_sets, args.rescued_examples, seed_dir.parent / "rescued.png")
+    return {"results": rows, "cases": case_rows}
+
+
+def main(args: Args) -> None:
+    start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, _, _ = load_dataset(args)  # any data error, or the download, before the first trial
+    out_dir = Path(args.out_dir) / args.dataset
+    sweep = Sweep(
+        functools.partial(run_seed, args),
+        Grid(seed=args.seeds),
+        out_dir,
+        name="seed{seed}",
+        settings=args.sweep_settings("seeds", ignore=("rescued_examples",)),
+    )
+
+    def report(result: SweepResult) -> None:
+        write_report(
+            args,
+            result.rows("results"),
+            result.rows("cases"),
+            out_dir,
+            time.perf_counter() - start,
+            device,
+            result.summary(),
+        )
+
+    result = args.run_sweep(sweep, "synergy.py", args.progress, report)
+    if result.finished:
+        report(result)
+    result.raise_for_failures()
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
-def write_report(args: Args, rows, case_rows, out_dir: Path, seconds: float, device) -> None:
-    """Rewrite results.csv, cases.csv and results.md from every row so far."""
+def write_report(
+    args: Args, rows, case_rows, out_dir: Path, seconds: float, device, summary: str = ""
+) -> None:
+    """Rewrite results.csv, cases.csv and results.md from every row so far (``summary``: the
+    sweep's summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
     write_csv(case_rows, out_dir / "cases.csv")
     seeds = sorted({row["seed"] for row in rows})
@@ -349,7 +379,7 @@ def write_report(args: Args, rows, case_rows, out_dir: Path, seconds: float, dev
         f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr {args.lr} "
         f"momentum {args.momentum}, batch {args.batch_size}, {args.train_subset or 'all'} training "
         f"images, {args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min.",
+        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         markdown_table(rows, "model", "test_set", "accuracy"),
         "",

@@ -7,6 +7,10 @@ pointed into docs/, one job per result; the README quotes the files it writes.
     python scripts/update_docs.py --list                  # the jobs, their commands and run times
     python scripts/update_docs.py --jobs envs-bench occlusions
     python scripts/update_docs.py --all --dry-run         # print the commands, run nothing
+
+Commands that run a sweep (``negdl.sweeps``: the bench and the supervised scripts) get
+``--no-resume``, so a result in docs/ never reuses trials an older version left under runs/;
+``--resume`` continues an interrupted job instead.
 """
 
 from __future__ import annotations
@@ -36,6 +40,24 @@ class Job:
     description: str
     commands: tuple[tuple[str, ...], ...]
     copies: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+#: Commands that run a sweep, and so take --resume / --no-resume.
+SWEEP_COMMANDS = (
+    "neg_agents.cli.bench",
+    *(
+        f"scripts/{name}.py"
+        for name in ("cbomf", "synergy", "robustness", "siamese", "negative_labels",
+                     "negative_aware", "ohem")
+    ),
+)  # fmt: skip
+
+
+def job_command(command: tuple[str, ...], resume: bool) -> tuple[str, ...]:
+    """``command`` as a job runs it: a sweep starts afresh unless ``resume``."""
+    if resume or not any(part in SWEEP_COMMANDS for part in command):
+        return command
+    return (*command, "--no-resume")
 
 
 #: Every job, by name. A new script whose result the README shows adds its job here.
@@ -71,6 +93,14 @@ JOBS: dict[str, Job] = {
         ((PYTHON, "scripts/ablate_agents.py", "--seeds", "0", "1", "--out-dir", "runs/ablation"),),
         (("runs/ablation/ablation.md", "docs/agents/ablation/ablation.md"),
          ("runs/ablation/ablation.csv", "docs/agents/ablation/ablation.csv")),
+    ),
+    "sweeps-bench": Job(
+        "docs/sweeps/bench_backends.md: a small agents bench (every agent, seeds 0 1, 10 "
+        "obstacles, no crowd, 10,000 env steps each) in-process, in 2 local processes and on "
+        "local Ray, 2 rounds each (5 to 9 min on 2 shared cores, with the load)",
+        ((PYTHON, "scripts/bench_sweeps.py", "--rounds", "2", "--total-timesteps", "10000",
+          "--seeds", "0", "1", "--num-obstacles", "10", "--no-crowd",
+          "--work-dir", "runs/bench_sweeps", "--out", "docs/sweeps/bench_backends.md"),),
     ),
     "cbomf": Job(
         "docs/supervised/cbomf_mnist.{md,csv}: every CBOMF mode on MNIST, 3 seeds (about 46 min on one core)",
@@ -173,6 +203,8 @@ class Args:
     """print the jobs and their commands, then stop"""
     dry_run: bool = False
     """print the commands of the chosen jobs without running them"""
+    resume: bool = False
+    """let sweeps (the bench, the supervised scripts) reuse the trials an earlier run of the same command finished, e.g. to finish an interrupted job; by default they run every trial again"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.jobs if name not in JOBS]
@@ -192,14 +224,14 @@ def main(args: Args) -> None:
         for name, job in JOBS.items():
             print(f"{name}: {job.description}")
             for command in job.commands:
-                print(f"    {shown(command)}")
+                print(f"    {shown(job_command(command, args.resume))}")
         if not args.list:
             raise SystemExit("name the jobs to run with --jobs NAME ... (or --all)")
         return
     for name in JOBS if args.all else args.jobs:
         job = JOBS[name]
         print(f"== {name}: {job.description}", flush=True)
-        for command in job.commands:
+        for command in (job_command(command, args.resume) for command in job.commands):
             print(f"$ {shown(command)}", flush=True)
             if not args.dry_run and subprocess.run(command, cwd=REPO).returncode != 0:
                 raise SystemExit(f"update_docs.py: job {name} failed at: {shown(command)}")

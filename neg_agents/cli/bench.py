@@ -2,10 +2,14 @@
 
     negdl-bench --seeds 0 1 2 --num-obstacles 10 30
 
+    negdl-bench --workers 2                           # two runs at once, in local processes
+    negdl-bench --backend ray --address auto          # every run a Ray task on a cluster
+
 Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir
-(see ``neg_agents.bench``), rewritten after every finished run. Ctrl-C (or SIGTERM) drops the
-runs in flight, keeps the finished ones' files and exits with status 130 (143); a second
-Ctrl-C aborts at once.
+(see ``neg_agents.bench``), rewritten after every finished run. Started again, it runs only
+the runs that have not finished (--no-resume: all of them). Ctrl-C (or SIGTERM) drops the runs
+in flight, keeps the finished ones' files and exits with status 130 (143); a second Ctrl-C
+aborts at once.
 """
 
 from __future__ import annotations
@@ -17,17 +21,11 @@ from pathlib import Path
 
 from neg_agents.bench import BenchConfig, run_bench
 from negdl.cli import run_main
-from negdl.interrupt import StopOnSignal, StopRequested
 
 
 def run(config: BenchConfig, command: str) -> Path:
-    """Run the bench; on Ctrl-C say what was kept and exit with 130."""
-    with StopOnSignal("negdl-bench") as stop:
-        try:
-            return run_bench(config, command, lambda: stop.requested)
-        except StopRequested as stopped:
-            kept = str(stopped)
-    stop.exit(kept)
+    """Run the bench (``run_main`` turns a Ctrl-C's ``Stopped`` into status 130)."""
+    return run_bench(config, command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -390,7 +390,7 @@ def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert 1 <= len(rows) < 40
-    assert f"kept the {len(rows)} finished runs of 40" in result.stderr
+    assert f"stopped by SIGINT: kept the {len(rows)} finished trials of 40" in result.stderr
     assert "(incomplete" in (tmp_path / "bench.md").read_text()
 
 

@@ -37,7 +37,11 @@ def test_render_frame_writes_the_readme_picture(run_script, tmp_path):
 def test_update_docs_lists_and_dry_runs_its_jobs(run_script):
     listed = run_script("update_docs.py", "--list").stdout
     assert "envs-bench:" in listed and "python scripts/bench_env.py" in listed
-    planned = run_script("update_docs.py", "--jobs", "occlusions", "--dry-run").stdout
+    planned = run_script("update_docs.py", "--jobs", "occlusions", "ohem", "--dry-run").stdout
     assert "--out docs/supervised/occlusions.png" in planned
+    # A sweep reruns every trial, unless asked to resume an interrupted job.
+    assert "--out-dir runs/ohem --no-resume" in planned
+    resumed = run_script("update_docs.py", "--jobs", "ohem", "--dry-run", "--resume").stdout
+    assert "--out-dir runs/ohem\n" in resumed
     refused = run_script("update_docs.py", "--jobs", "nope", check=False)
     assert refused.returncode == 2 and "unknown job(s) ['nope']" in refused.stderr

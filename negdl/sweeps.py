@@ -1,0 +1,529 @@
+"""Sweeps: one description of a grid of trials, run in-process, in a process pool or on Ray.
+
+A :class:`Sweep` is a trial function, a :class:`Grid` of named parameters and a shared results
+folder. Each combination of the grid is a :class:`~negdl.trials.Trial` with a stable name made
+from its parameters (``"seed{seed}"`` -> ``seed0``), which is also its folder under the root.
+:meth:`Sweep.run` runs the trials that have not finished yet on a backend
+(:mod:`negdl.sweep_backends`) and returns a :class:`SweepResult`:
+
+- a finished trial's record (``<root>/<name>/trial.json``: parameters, settings, wall time,
+  machine, result tables) and its tables as CSV (``<table>.csv``) are written as soon as it
+  ends, so a sweep restarted after a crash or Ctrl-C runs only what had not finished (a record
+  made with other ``settings`` is an error, not silently reused);
+- ``on_update(result)`` is called after every finished trial (and once at the start with the
+  trials finished before), so the aggregate tables a script writes there always hold every
+  finished trial, in grid order;
+- one progress bar counts the trials done and failed; what a trial prints goes to its
+  ``trial.log`` (and its stdout, once it is done, to the console);
+- a trial that raises is reported with its parameters and traceback and the others go on;
+  :meth:`SweepResult.raise_for_failures` then raises :class:`TrialsFailed`;
+- the first Ctrl-C or SIGTERM drops the trials in flight and raises
+  :class:`~negdl.interrupt.Stopped` (``negdl.cli.run_main`` exits with 130/143); a second one
+  aborts at once.
+
+A script's pattern::
+
+    def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
+        seed_everything(trial.params["seed"])
+        ...  # TensorBoard runs and checkpoints into trial.dir
+        return {"results": rows}
+
+    def main(args: Args) -> None:
+        sweep = Sweep(functools.partial(run_seed, args), Grid(seed=args.seeds), out_dir,
+                      name="seed{seed}", settings=args.sweep_settings("seeds"))
+        result = args.run_sweep(sweep, "script.py", args.progress,
+                                on_update=lambda result: write_report(result.rows("results")))
+        result.raise_for_failures()  # after the tables, which hold whatever finished
+
+``Args`` derives from :class:`SweepOptions`, which gives every such script ``--backend``,
+``--workers``, ``--address``, ``--cpus-per-trial``, ``--gpus-per-trial`` and ``--no-resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import math
+import string
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from negdl.checks import check_bool, check_int, check_number
+from negdl.errors import UserError
+from negdl.interrupt import StopOnSignal, Stopped
+from negdl.results import write_csv, write_text_atomic
+from negdl.sweep_backends import (
+    BACKEND_NAMES,
+    Backend,
+    InProcess,
+    ProcessPool,
+    Ray,
+    ray_available,
+)
+from negdl.trials import LOG_NAME, RECORD_NAME, Tables, Trial, TrialOutcome
+
+#: Types a grid value may have (and tuples of them): what a name and a JSON record hold exactly.
+PLAIN_TYPES = (bool, int, float, str)
+
+
+def _check_value(axis: str, value: Any) -> None:
+    parts = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(part, PLAIN_TYPES) for part in parts) or any(
+        isinstance(part, float) and not math.isfinite(part) for part in parts
+    ):
+        raise ValueError(
+            f"grid axis {axis!r}: values must be numbers, text or bools (or tuples of them), "
+            f"got {value!r}"
+        )
+
+
+class Grid:
+    """Every combination of named values, the first axis varying slowest:
+    ``Grid(num_obstacles=(10, 30), seed=(0, 1))`` is (10, 0), (10, 1), (30, 0), (30, 1).
+
+    :param axes: each axis's name and its distinct values (numbers, text, bools or tuples of
+        them).
+    """
+
+    def __init__(self, **axes: Sequence[Any]) -> None:
+        if not axes:
+            raise ValueError("a grid needs at least one axis, e.g. Grid(seed=(0, 1, 2))")
+        for axis, values in axes.items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+                raise ValueError(f"grid axis {axis!r} needs a non-empty sequence, got {values!r}")
+            for value in values:
+                _check_value(axis, value)
+            if len(set(values)) != len(values):
+                raise ValueError(f"grid axis {axis!r} repeats a value: {list(values)}")
+        self.axes: dict[str, tuple[Any, ...]] = {axis: tuple(v) for axis, v in axes.items()}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for values in itertools.product(*self.axes.values()):
+            yield dict(zip(self.axes, values, strict=True))
+
+    def __len__(self) -> int:
+        return math.prod(len(values) for values in self.axes.values())
+
+    def __repr__(self) -> str:
+        return f"Grid({', '.join(f'{axis}={values!r}' for axis, values in self.axes.items())})"
+
+
+class _NameFormatter(string.Formatter):
+    """``str.format`` that writes a tuple as its parts joined by ``-``: ``(0, 1)`` -> ``0-1``."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, tuple):
+            return "-".join(format(part, format_spec) for part in value)
+        return super().format_field(value, format_spec)
+
+
+def default_name(params: Mapping[str, Any]) -> str:
+    """``{"num_obstacles": 10, "seed": 0}`` -> ``num_obstacles=10/seed=0``."""
+    return "/".join(_NameFormatter().format(f"{axis}={{{axis}}}", **params) for axis in params)
+
+
+def _check_names(names: Sequence[str]) -> None:
+    for name in names:
+        parts = PurePosixPath(name).parts
+        if (
+            not parts
+            or name.startswith("/")
+            or any(part in (".", "..") for part in parts)
+            or "\\" in name
+            or "\0" in name
+        ):
+            raise ValueError(
+                f"trial name {name!r} must be a relative path without '.' or '..' parts"
+            )
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"trial names must differ, but {twice} name several trials")
+    folders = set(names)
+    for name in names:
+        for parent in PurePosixPath(name).parents:
+            if str(parent) in folders:
+                raise ValueError(f"trial {name!r} would lie inside trial {str(parent)!r}")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+class TrialsFailed(UserError):
+    """Some trials of a sweep raised; the others finished and their results are kept."""
+
+
+@dataclass
+class SweepResult:
+    """The trials of a sweep and the tables of those that have finished.
+
+    :param trials: every trial, in grid order.
+    :param finished: result tables of the finished trials, by trial name.
+    :param failed: traceback of each failed trial, by trial name.
+    :param resumed: names of the trials that had finished before this run.
+    :param root: the sweep's results folder.
+    :param backend: how the trials ran (``Backend.describe``).
+    :param slots: how many trials ran at once.
+    """
+
+    trials: list[Trial]
+    finished: dict[str, Tables] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    resumed: list[str] = field(default_factory=list)
+    root: Path = Path(".")
+    backend: str = ""
+    slots: int = 1
+
+    @property
+    def complete(self) -> bool:
+        """Every trial has finished."""
+        return len(self.finished) == len(self.trials)
+
+    def summary(self) -> str:
+        """One sentence for reports: how many trials finished, where they ran."""
+        earlier = f", {len(self.resumed)} of them in an earlier run" if self.resumed else ""
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        ran = f"; trials ran {self.backend}" if self.backend else ""
+        return f"{len(self.finished)} of {len(self.trials)} trials finished{earlier}{failed}{ran}."
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """The rows of ``table`` of every finished trial, in grid order."""
+        return [
+            row
+            for trial in self.trials
+            if trial.name in self.finished
+            for row in self.finished[trial.name].get(table, [])
+        ]
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`TrialsFailed` naming each failed trial, if any failed."""
+        if not self.failed:
+            return
+        by_name = {trial.name: trial for trial in self.trials}
+        lines = [
+            f"{name} ({by_name[name]}): {error.strip().splitlines()[-1]} "
+            f"(traceback in {by_name[name].log_path})"
+            for name, error in self.failed.items()
+        ]
+        raise TrialsFailed(
+            f"{len(self.failed)} of {len(self.trials)} trials failed; the others' results are "
+            "written, and running the same command again runs only the unfinished ones:\n  "
+            + "\n  ".join(lines)
+        )
+
+
+@dataclass
+class Sweep:
+    """A trial function over a grid, with every trial's files under one results folder.
+
+    :param function: ``function(trial) -> {table name: rows}``; it writes its other files into
+        ``trial.dir``. For ``processes`` it must pickle: a module-level function, or
+        ``functools.partial`` of one (Ray also takes closures).
+    :param grid: the parameters of the trials.
+    :param root: the shared results folder; trial ``t`` owns ``root / t.name``.
+    :param name: a trial's name from its parameters: a format string over the axis names
+        (``"n{num_obstacles}/{algo}/s{seed}"``; a tuple value is written ``0-1-2``) or a
+        function of the parameters dict; by default ``axis=value`` parts joined by ``/``.
+    :param settings: the fixed settings of the trials (plain data, e.g. the epochs); a trial
+        finished with other settings is not reused.
+    """
+
+    function: Callable[[Trial], Any]
+    grid: Grid
+    root: str | Path
+    name: str | Callable[[dict[str, Any]], str] | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def trials(self) -> list[Trial]:
+        """Every trial of the grid, in grid order."""
+        params = list(self.grid)
+        if self.name is None:
+            names = [default_name(p) for p in params]
+        elif isinstance(self.name, str):
+            try:
+                names = [_NameFormatter().format(self.name, **p) for p in params]
+            except (KeyError, IndexError) as error:
+                raise ValueError(
+                    f"trial name {self.name!r} uses {error}, which is not a grid axis "
+                    f"({', '.join(self.grid.axes)})"
+                ) from None
+        else:
+            names = [self.name(dict(p)) for p in params]
+        _check_names(names)
+        return [Trial(p, n, Path(self.root) / n) for p, n in zip(params, names, strict=True)]
+
+    def run(
+        self,
+        backend: Backend | None = None,
+        *,
+        prog: str = "sweep",
+        progress: bool = True,
+        resume: bool = True,
+        on_update: Callable[[SweepResult], None] | None = None,
+    ) -> SweepResult:
+        """Run every trial that has not finished; return what has.
+
+        :param backend: where trials run (default: :class:`~negdl.sweep_backends.InProcess`).
+        :param prog: the command's name, in messages.
+        :param progress: show the sweep's progress bar.
+        :param resume: reuse the trials finished by an earlier run (False: run all again).
+        :param on_update: called with the result after each finished trial, and at the start
+            when some had finished before.
+        :raises Stopped: on the first SIGINT/SIGTERM, after dropping the trials in flight.
+        """
+        backend = backend or InProcess()
+        trials = self.trials()
+        settings = _plain(dict(self.settings))
+        result = SweepResult(trials, root=Path(self.root))
+        for trial in trials:
+            record = self._finished_record(trial, settings) if resume else None
+            if record is not None:
+                result.finished[trial.name] = record["tables"]
+                result.resumed.append(trial.name)
+            else:
+                _check_owned(trial)
+        pending = [trial for trial in trials if trial.name not in result.finished]
+        bar = tqdm(
+            total=len(trials),
+            initial=len(result.finished),
+            desc=f"{prog} trials",
+            unit="trial",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        if result.resumed:
+            bar.write(
+                f"{prog}: {len(result.resumed)} of {len(trials)} trials had finished "
+                f"under {self.root}, running the other {len(pending)}",
+                file=sys.stderr,
+            )
+            if on_update:
+                on_update(result)
+        stop = None
+        try:
+            if pending:  # a finished sweep does not start workers or join a Ray cluster
+                with backend:
+                    result.backend, result.slots = backend.describe(), backend.slots
+                    with StopOnSignal(prog) as stop:
+                        for outcome in backend.run(self.function, pending, stop):
+                            self._record(outcome, settings, result, bar)
+                            if on_update and not outcome.failed:
+                                on_update(result)
+        finally:
+            bar.close()
+        if stop is not None and stop.requested:
+            raise Stopped(
+                stop.signal_number,
+                f"kept the {len(result.finished)} finished trials of {len(trials)} under "
+                f"{self.root} (the trials in flight were dropped); the same command runs the rest",
+            )
+        return result
+
+    def _finished_record(self, trial: Trial, settings: Mapping[str, Any]) -> dict | None:
+        """The trial's record if it finished with these settings (None if it did not finish)."""
+        path = trial.dir / RECORD_NAME
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("status") != "finished" or record.get("params") != _plain(dict(trial.params)):
+            return None
+        if record.get("settings") != settings:
+            old = record.get("settings", {})
+            changed = sorted(
+                key for key in {*old, *settings} if old.get(key, "-") != settings.get(key, "-")
+            )
+            was = ", ".join(f"{key}={old.get(key, '-')!r}" for key in changed)
+            now = ", ".join(f"{key}={settings.get(key, '-')!r}" for key in changed)
+            raise UserError(
+                f"trial {trial.name} in {trial.dir} finished with other settings ({was}; now "
+                f"{now}); give another output folder, or --no-resume to run every trial again"
+            )
+        return record
+
+    def _record(
+        self,
+        outcome: TrialOutcome,
+        settings: Mapping[str, Any],
+        result: SweepResult,
+        bar: tqdm,
+    ) -> None:
+        """Write the outcome's record and tables, and report it."""
+        trial = outcome.trial
+        record = {
+            "name": trial.name,
+            "params": dict(trial.params),
+            "settings": settings,
+            "status": "failed" if outcome.failed else "finished",
+            "seconds": outcome.seconds if math.isfinite(outcome.seconds) else None,
+            "host": outcome.host,
+            "ended": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        trial.dir.mkdir(parents=True, exist_ok=True)
+        if outcome.failed:
+            result.failed[trial.name] = outcome.error or ""
+            write_text_atomic(
+                trial.dir / RECORD_NAME, json.dumps({**record, "error": outcome.error}, indent=1)
+            )
+            bar.write(
+                f"{outcome.output}trial {trial.name} ({trial}) failed:\n{outcome.error}",
+                file=sys.stderr,
+            )
+        else:
+            assert outcome.tables is not None
+            for table, rows in outcome.tables.items():
+                if rows:
+                    write_csv(rows, trial.dir / f"{table}.csv")
+            # Written last and whole: its "finished" is what a restarted sweep trusts.
+            write_text_atomic(
+                trial.dir / RECORD_NAME, json.dumps({**record, "tables": outcome.tables}, indent=1)
+            )
+            result.finished[trial.name] = outcome.tables
+            if outcome.output:
+                bar.write(outcome.output.rstrip("\n"))
+        bar.update()
+        if result.failed:
+            bar.set_postfix(failed=len(result.failed))
+
+
+def _check_owned(trial: Trial) -> None:
+    """Refuse to run a trial whose folder holds files no sweep wrote: running it empties it."""
+    if not trial.dir.exists():
+        return
+    if not trial.dir.is_dir():
+        raise UserError(f"{trial.dir} is a file, but trial {trial.name} needs it as its folder")
+    made_by_sweep = (trial.dir / LOG_NAME).exists() or (trial.dir / RECORD_NAME).exists()
+    if not made_by_sweep and any(trial.dir.iterdir()):
+        raise UserError(
+            f"{trial.dir} holds files that no sweep wrote (a run of an older version?), and "
+            f"trial {trial.name} empties its folder before it runs: move them away or give "
+            "another output folder"
+        )
+
+
+#: Argument fields that say how or where trials run, not what they compute; they are left out
+#: of a sweep's settings, so changing them does not stop a sweep from resuming.
+EXECUTION_FIELDS = frozenset(
+    {
+        "backend",
+        "workers",
+        "address",
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "resume",
+        "progress",
+        "progress_bar",
+        "threads",
+        "torch_threads",
+        "device",
+        "out_dir",
+        "tensorboard_dir",
+        "data_dir",
+        "download",
+    }
+)
+
+
+@dataclass
+class SweepOptions:
+    """The options of every command that runs a sweep; subclass it for a script's ``Args`` (the
+    fields become ``--backend``, ``--workers``, ``--address``, ``--cpus-per-trial``,
+    ``--gpus-per-trial`` and ``--resume``/``--no-resume``). A subclass with its own
+    ``__post_init__`` calls ``super().__post_init__()``."""
+
+    backend: str | None = None
+    """where trials run: in-process (one after another, here), processes (a pool of --workers processes on this machine) or ray (Ray tasks, see --address); when not given, processes if --workers > 1, else in-process"""
+    workers: int = 1
+    """trials at once with --backend processes (N > 1 alone chooses that backend)"""
+    address: str | None = None
+    """with --backend ray: auto (the cluster this machine joined with `ray start`) or the head's host:port; when not given, $RAY_ADDRESS, else a cluster started on this machine, else a new local Ray instance"""
+    cpus_per_trial: float = 1.0
+    """with --backend ray: CPUs each trial reserves (Ray runs as many trials at once as free CPUs and GPUs allow)"""
+    gpus_per_trial: float = 0.0
+    """with --backend ray: GPUs each trial reserves (> 0 places trials on nodes with a GPU)"""
+    resume: bool = True
+    """skip the trials that finished in an earlier run with the same settings (--no-resume runs them all again)"""
+
+    def __post_init__(self) -> None:
+        check_int("workers", self.workers, 1)
+        check_bool("resume", self.resume)
+        check_number("cpus_per_trial", self.cpus_per_trial, 0, low_open=True)
+        check_number("gpus_per_trial", self.gpus_per_trial, 0)
+        if self.backend is not None and self.backend not in BACKEND_NAMES:
+            raise ValueError(
+                f"unknown backend {self.backend!r}; choose from {', '.join(BACKEND_NAMES)}"
+            )
+        backend = self.sweep_backend
+        if self.workers > 1 and backend != "processes":
+            raise ValueError(f"--workers is for --backend processes, not {backend}")
+        if backend != "ray" and (
+            self.address is not None or self.cpus_per_trial != 1.0 or self.gpus_per_trial != 0.0
+        ):
+            raise ValueError(
+                "--address, --cpus-per-trial and --gpus-per-trial are for --backend ray"
+            )
+        if backend == "ray" and not ray_available():
+            raise ValueError("--backend ray needs Ray: pip install 'negdl[ray]'")
+
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:  # the script's other option classes, e.g. DataOptions
+            parent()
+
+    @property
+    def sweep_backend(self) -> str:
+        """The backend's name, after the default."""
+        return self.backend or ("processes" if self.workers > 1 else "in-process")
+
+    def make_backend(self) -> Backend:
+        """The backend these options ask for."""
+        if self.sweep_backend == "ray":
+            return Ray(self.address, self.cpus_per_trial, self.gpus_per_trial)
+        if self.sweep_backend == "processes":
+            return ProcessPool(self.workers)
+        return InProcess()
+
+    def run_sweep(
+        self,
+        sweep: Sweep,
+        prog: str,
+        progress: bool = True,
+        on_update: Callable[[SweepResult], None] | None = None,
+    ) -> SweepResult:
+        """``sweep.run`` on the backend these options ask for, resuming unless ``--no-resume``.
+
+        :param sweep: the sweep.
+        :param prog: the command's name, in messages.
+        :param progress: show the sweep's progress bar.
+        :param on_update: see :meth:`Sweep.run`.
+        """
+        return sweep.run(
+            self.make_backend(),
+            prog=prog,
+            progress=progress,
+            resume=self.resume,
+            on_update=on_update,
+        )
+
+    def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
+        """This command's fields that change what a trial computes, as plain data: every field
+        but the grid's, the :data:`EXECUTION_FIELDS` and ``ignore``.
+
+        :param grid_fields: fields the grid's axes come from (e.g. ``"seeds"``).
+        :param ignore: further fields that only change where or how results are shown.
+        """
+        left_out = EXECUTION_FIELDS | set(grid_fields) | set(ignore)
+        return _plain(
+            {
+                item.name: getattr(self, item.name)
+                for item in dataclasses.fields(self)
+                if item.name not in left_out
+            }
+        )
