@@ -238,6 +238,7 @@ def main(args: Args) -> None:
         for source, destination in job.copies:
             print(f"copy {source} -> {destination}", flush=True)
             if not args.dry_run:
+                (REPO / destination).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(REPO / source, REPO / destination)
 
 
