@@ -224,6 +224,7 @@ def plot_learning_curves(
                     )
             if key == "collisions_per_episode":
                 ax.set_yscale("symlog", linthresh=1.0)
+                ax.set_ylim(bottom=0)  # the std band of a count can dip below 0; counts cannot
             ax.set_title(f"{scenario[0]}, {scenario[1]} obstacles: {title}", fontsize=10)
             ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)

@@ -108,8 +108,15 @@ def performance_profile(
 
 
 def _runs(rows: Sequence[dict[str, Any]], algo: str, n: int, key: str) -> np.ndarray:
+    """The values of ``key`` of ``algo``'s runs trained and evaluated with ``n`` obstacles
+    (rows of a policy moved there from another scenario, ``trained_on``, are not runs of it)."""
     return np.array(
-        [float(r[key]) for r in rows if r["algo"] == algo and r["num_obstacles"] == n], dtype=float
+        [
+            float(r[key])
+            for r in rows
+            if r["algo"] == algo and int(r["num_obstacles"]) == int(n) and not r.get("trained_on")
+        ],
+        dtype=float,
     )
 
 

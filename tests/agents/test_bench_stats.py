@@ -70,3 +70,22 @@ def test_report_section_and_profile_plot(tmp_path):
     no_random = [row for row in rows if row["algo"] != "random"]
     assert not plot_performance_profiles(no_random, tmp_path / "none.png")
     assert "avoided" not in seed_statistics_markdown(no_random)
+
+
+def test_transferred_rows_are_not_runs_of_the_scenario_they_were_moved_to():
+    def row(algo, n, collisions, trained_on=""):
+        return {
+            "algo": algo,
+            "num_obstacles": n,
+            "seed": 0,
+            "collisions_per_episode": collisions,
+            "trained_on": trained_on,
+        }
+
+    rows = [
+        row("random", 30, 100.0),
+        row("neg-reward-dqn", 30, 10.0),
+        row("neg-reward-dqn", 30, 90.0, trained_on="NegCollision-v0 N=10"),
+    ]
+    scores = normalised_scores(rows)
+    np.testing.assert_allclose(scores["neg-reward-dqn"][0], [0.9])
