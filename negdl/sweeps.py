@@ -29,11 +29,10 @@ A script's pattern::
         return {"results": rows}
 
     def main(args: Args) -> None:
-        sweep = Sweep(functools.partial(run_seed, args), Grid(seed=args.seeds), out_dir,
-                      name="seed{seed}", settings=args.sweep_settings("seeds"))
-        result = args.run_sweep(sweep, "script.py", args.progress,
-                                on_update=lambda result: write_report(result.rows("results")))
-        result.raise_for_failures()  # after the tables, which hold whatever finished
+        sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
+        # Tables after every finished trial; TrialsFailed after the last tables if any failed.
+        args.run_reported(sweep, "script.py", args.progress,
+                          lambda result: write_report(result.rows("results")))
 
 ``Args`` derives from :class:`SweepOptions`, which gives every such script ``--backend``,
 ``--workers``, ``--address``, ``--cpus-per-trial``, ``--gpus-per-trial`` and ``--no-resume``.
@@ -510,6 +509,52 @@ class SweepOptions:
             progress=progress,
             resume=self.resume,
             on_update=on_update,
+        )
+
+    def run_reported(
+        self,
+        sweep: Sweep,
+        prog: str,
+        progress: bool,
+        report: Callable[[SweepResult], None],
+    ) -> SweepResult:
+        """What every multi-run script does: :meth:`run_sweep` with ``report`` after each
+        finished trial, ``report`` once more at the end (when anything finished), then
+        ``raise_for_failures``.
+
+        :param sweep: the sweep.
+        :param prog: the command's name, in messages.
+        :param progress: show the sweep's progress bar.
+        :param report: writes the tables from the trials finished so far.
+        :raises TrialsFailed: some trials failed (after the tables are written).
+        """
+        result = self.run_sweep(sweep, prog, progress, report)
+        if result.finished:
+            report(result)
+        result.raise_for_failures()
+        return result
+
+    def seed_sweep(
+        self,
+        function: Callable[[Trial], Any],
+        seeds: Sequence[int],
+        root: str | Path,
+        ignore: Sequence[str] = (),
+    ) -> Sweep:
+        """One trial per seed, in ``<root>/seed<seed>``, whose settings are these options'
+        fields but ``seeds`` (see :meth:`sweep_settings`).
+
+        :param function: the trial function (module level, or a ``functools.partial`` of one).
+        :param seeds: the seeds, each once.
+        :param root: the sweep's folder.
+        :param ignore: fields that only change where or how results are shown.
+        """
+        return Sweep(
+            function,
+            Grid(seed=tuple(seeds)),
+            root,
+            name="seed{seed}",
+            settings=self.sweep_settings("seeds", ignore=ignore),
         )
 
     def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:

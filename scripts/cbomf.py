@@ -219,23 +219,17 @@ def main(args: Args) -> None:
     device, _, _ = load_data(args)  # any data error, or the download, before the first trial
     stacked = args.stacked if args.stacked is not None else device.type == "cuda"
     out_dir = Path(args.out_dir) / args.dataset
-    settings = args.sweep_settings("seeds", ignore=("stacked", "save_checkpoints"))
+    ignore = ("stacked", "save_checkpoints")
     if stacked:
         sweep = Sweep(
             functools.partial(run_stacked, args),
             Grid(seeds=(tuple(args.seeds),)),
             out_dir,
             name="stacked_seeds{seeds}",
-            settings=settings,
+            settings=args.sweep_settings("seeds", ignore=ignore),
         )
     else:
-        sweep = Sweep(
-            functools.partial(run_seed, args),
-            Grid(seed=args.seeds),
-            out_dir,
-            name="seed{seed}",
-            settings=settings,
-        )
+        sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir, ignore)
 
     def report(result: SweepResult) -> None:
         write_report(
@@ -248,10 +242,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    result = args.run_sweep(sweep, "cbomf.py", args.progress, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "cbomf.py", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 

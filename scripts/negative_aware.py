@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import SweepOptions, SweepResult
 from negdl.trials import Trial, cached_per_process
 from supervised.data import DataOptions
 from supervised.models import mnist_net
@@ -211,13 +211,7 @@ def main(args: Args) -> None:
         torch.set_num_threads(args.threads)
     device, _, _, _ = load_plans(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir)
-    sweep = Sweep(
-        functools.partial(run_seed, args),
-        Grid(seed=args.seeds),
-        out_dir,
-        name="seed{seed}",
-        settings=args.sweep_settings("seeds"),
-    )
+    sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
 
     def report(result: SweepResult) -> None:
         write_report(
@@ -229,10 +223,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    result = args.run_sweep(sweep, "negative_aware.py", args.progress, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "negative_aware.py", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 

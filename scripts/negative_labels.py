@@ -201,10 +201,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    result = args.run_sweep(sweep, "negative_labels.py", args.progress, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "negative_labels.py", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 

@@ -41,7 +41,7 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
@@ -312,13 +312,7 @@ def main(args: Args) -> None:
     dataset = models_dataset(args)
     device, _ = load_test(args, dataset)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir) / dataset
-    sweep = Sweep(
-        functools.partial(run_seed, args, dataset),
-        Grid(seed=args.seeds),
-        out_dir,
-        name="seed{seed}",
-        settings=args.sweep_settings("seeds"),
-    )
+    sweep = args.seed_sweep(functools.partial(run_seed, args, dataset), args.seeds, out_dir)
 
     def report(result: SweepResult) -> None:
         write_report(
@@ -330,10 +324,7 @@ def main(args: Args) -> None:
             summary=result.summary(),
         )
 
-    result = args.run_sweep(sweep, "robustness.py", args.progress, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "robustness.py", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 

@@ -38,7 +38,7 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
@@ -339,12 +339,8 @@ def main(args: Args) -> None:
         torch.set_num_threads(args.threads)
     device, _, _ = load_dataset(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir) / args.dataset
-    sweep = Sweep(
-        functools.partial(run_seed, args),
-        Grid(seed=args.seeds),
-        out_dir,
-        name="seed{seed}",
-        settings=args.sweep_settings("seeds", ignore=("rescued_examples",)),
+    sweep = args.seed_sweep(
+        functools.partial(run_seed, args), args.seeds, out_dir, ignore=("rescued_examples",)
     )
 
     def report(result: SweepResult) -> None:
@@ -358,10 +354,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    result = args.run_sweep(sweep, "synergy.py", args.progress, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "synergy.py", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
