@@ -41,7 +41,12 @@ from neg_agents.algos import ALGOS, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
-from neg_agents.common.env_util import VEC_ENV_KINDS, collision_config, make_env
+from neg_agents.common.env_util import (
+    VEC_ENV_KINDS,
+    collision_config,
+    make_env,
+    preferred_vec_env,
+)
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
@@ -195,7 +200,11 @@ def run_one(
     curve: list[dict[str, Any]] = []
     model = None
     if spec.trainable:
-        native_ok = not (spec.negative_actions or spec.action_masks)
+        vec_env = args.vec_env
+        if vec_env == "native":  # unless the agent needs single envs (see preferred_vec_env)
+            vec_env = preferred_vec_env(
+                scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
+            )
         result = train_agent(
             TrainConfig(
                 algo=algo,
@@ -204,7 +213,7 @@ def run_one(
                 total_timesteps=args.total_timesteps,
                 seed=seed,
                 n_envs=args.n_envs,
-                vec_env=args.vec_env if native_ok else "dummy",
+                vec_env=vec_env,
                 eval_freq=args.eval_freq,
                 eval_episodes=args.eval_episodes,
                 tensorboard_log=args.tensorboard_dir,

@@ -117,11 +117,7 @@ def load_plans(args: Args):
 
     def load():
         device = select_device(args.device)
-        train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-        if args.train_subset:
-            train = train.subset(slice(0, args.train_subset))
-        if args.test_subset:
-            test = test.subset(slice(0, args.test_subset))
+        train, test = args.load_splits("mnist", args.train_subset, args.test_subset)
         train, test = train.to(device), test.to(device)
         transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
         held_out = HeldOutClasses()

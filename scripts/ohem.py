@@ -106,11 +106,7 @@ def load_data(args: Args):
 
     def load():
         device = select_device(args.device)
-        train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-        if args.train_subset:
-            train = train.subset(slice(0, args.train_subset))
-        if args.test_subset:
-            test = test.subset(slice(0, args.test_subset))
+        train, test = args.load_splits("mnist", args.train_subset, args.test_subset)
         occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
         test_sets = {
             name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()

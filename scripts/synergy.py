@@ -167,12 +167,8 @@ def load_dataset(args: Args):
 
     def load():
         device = select_device(args.device)
-        train, test = args.load(args.dataset, True), args.load(args.dataset, False)
+        train, test = args.load_splits(args.dataset, args.train_subset, args.test_subset)
         occlusions = mnist_cuts() if args.dataset == "mnist" else cifar_blocks()
-        if args.train_subset:
-            train = train.subset(slice(0, args.train_subset))
-        if args.test_subset:
-            test = test.subset(slice(0, args.test_subset))
         occlusions.update(corner_occlusions(args.corner_fractions))
         test_sets = {
             name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()

@@ -280,3 +280,14 @@ def test_download_verifies_md5_without_touching_the_network(
     with pytest.raises(DataFileError, match="md5 .* does not match the official"):
         download_file(["https://bad.mirror/x"], tmp_path / "x.gz", good)
     assert not (tmp_path / "x.gz").exists() and list(tmp_path.glob("tmp*")) == []
+
+
+def test_load_splits_cuts_each_split_to_its_first_images(mnist_root: Path) -> None:
+    from supervised.data import DataOptions
+
+    options = DataOptions(data_dir=str(mnist_root))
+    full_train, full_test = options.load_splits("mnist")
+    train, test = options.load_splits("mnist", train_subset=5, test_subset=3)
+    assert len(train) == 5 and len(test) == 3 and len(full_train) > 5 and len(full_test) > 3
+    torch.testing.assert_close(train.images, full_train.images[:5])
+    torch.testing.assert_close(test.labels, full_test.labels[:3])
