@@ -108,9 +108,7 @@ def load_data(args: Args):
         device = select_device(args.device)
         train, test = args.load_splits("mnist", args.train_subset, args.test_subset)
         occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
-        test_sets = {
-            name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()
-        }
+        test_sets = partial_test_sets(test, occlusions, device=device)
         return device, train.to(device), test_sets
 
     return cached_per_process(("ohem data", repr(args)), load)

@@ -170,9 +170,7 @@ def load_dataset(args: Args):
         train, test = args.load_splits(args.dataset, args.train_subset, args.test_subset)
         occlusions = mnist_cuts() if args.dataset == "mnist" else cifar_blocks()
         occlusions.update(corner_occlusions(args.corner_fractions))
-        test_sets = {
-            name: data.to(device) for name, data in partial_test_sets(test, occlusions).items()
-        }
+        test_sets = partial_test_sets(test, occlusions, device=device)
         return device, train.to(device), test_sets
 
     return cached_per_process(("synergy data", repr(args)), load)

@@ -194,9 +194,13 @@ def occlude(data: LabelledImages, occlusion: Occlusion) -> LabelledImages:
 
 
 def partial_test_sets(
-    test: LabelledImages, occlusions: Mapping[str, Occlusion], full_name: str = "full"
+    test: LabelledImages,
+    occlusions: Mapping[str, Occlusion],
+    full_name: str = "full",
+    device: torch.device | str | None = None,
 ) -> dict[str, LabelledImages]:
-    """Named test sets: the full split under ``full_name`` plus one occluded copy per entry."""
+    """Named test sets: the full split under ``full_name`` plus one occluded copy per entry,
+    each moved to ``device`` when given (occluded where ``test`` is)."""
     if not isinstance(test, LabelledImages):
         raise ValueError(f"test must be LabelledImages, got {type(test).__name__}")
     for name, occlusion in occlusions.items():
@@ -206,10 +210,11 @@ def partial_test_sets(
             )
     if full_name in occlusions:
         raise ValueError(f"occlusion name {full_name!r} is reserved for the unoccluded test set")
-    return {
+    sets = {
         full_name: test,
         **{name: occlude(test, occlusion) for name, occlusion in occlusions.items()},
     }
+    return sets if device is None else {name: data.to(device) for name, data in sets.items()}
 
 
 def mnist_cuts() -> dict[str, Occlusion]:

@@ -121,3 +121,19 @@ def test_invalid_occlusions_are_rejected() -> None:
         RandomSquares(40)(torch.ones(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         HorizontalCut()(torch.ones(28, 28))
+
+
+def test_partial_test_sets_move_every_set_to_the_device(monkeypatch) -> None:
+    moved = []
+    original = LabelledImages.to
+
+    def spy(self, device):
+        moved.append(str(device))
+        return original(self, device)
+
+    monkeypatch.setattr(LabelledImages, "to", spy)
+    test = LabelledImages(torch.ones(3, 1, 28, 28), torch.arange(3), ("a", "b", "c"))
+    partial_test_sets(test, mnist_cuts())
+    assert moved == []  # no device: the sets stay where the test set is
+    sets = partial_test_sets(test, mnist_cuts(), device="cpu")
+    assert moved == ["cpu"] * len(sets) == ["cpu"] * 5
