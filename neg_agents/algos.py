@@ -34,6 +34,8 @@ class AlgoSpec:
         ``predict``), as sb3-contrib's ``MaskablePPO`` does.
     :param extra: the pip extra that provides ``model_class`` (None: a core dependency); while
         it is not installed ``model_class`` is None and ``get_algo`` says what to install.
+    :param seeded: the agent's results depend on its seed (False for a deterministic baseline
+        such as the planner: the bench evaluates it once).
     """
 
     name: str
@@ -44,6 +46,7 @@ class AlgoSpec:
     baseline: Callable[[Any, int | None], PolicyPredictor] | None = None
     action_masks: bool = False
     extra: str | None = None
+    seeded: bool = True
 
     @property
     def trainable(self) -> bool:
@@ -78,6 +81,12 @@ ALGOS: dict[str, AlgoSpec] = {
             "neg-reward-dqn", "DQN with a Q-network that can only output values <= 0", NegRewardDQN
         ),
         AlgoSpec(
+            "neg-reward-dqn-shielded",
+            "neg-reward-dqn acting only among the env's action_masks(), while learning too",
+            NegRewardDQN,
+            action_masks=True,
+        ),
+        AlgoSpec(
             "neg-action-dqn",
             "DQN that forbids its worst actions, uniform among the rest",
             NegActionDQN,
@@ -101,6 +110,7 @@ ALGOS: dict[str, AlgoSpec] = {
             "planner",
             f"plans {DEFAULT_HORIZON} steps ahead on the simulation's exact state and dynamics",
             baseline=lambda env, seed: CollisionPlanner(env, DEFAULT_HORIZON),
+            seeded=False,
         ),
         AlgoSpec(
             "random",
@@ -119,6 +129,7 @@ ALGOS: dict[str, AlgoSpec] = {
             "stay",
             "always stays (action 4)",
             baseline=lambda env, seed: ConstantAgent(env.observation_space, env.action_space, STAY),
+            seeded=False,
         ),
     )
 }

@@ -51,7 +51,7 @@ from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
 from neg_agents.model_io import transfer_model
-from neg_agents.training import EVAL_SEED_OFFSET, TrainConfig, check_timesteps, train_agent
+from neg_agents.training import TrainConfig, check_timesteps, train_agent
 from neg_agents.video import check_video_capture, record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_choice, check_int
@@ -64,36 +64,100 @@ from negdl.trials import Trial
 
 #: The crowd variant ``--crowd`` adds, with its registered defaults.
 CROWD_ENV_ID = "NegCollisionCrowd-v0"
+#: The scene distribution ``--mix`` trains generalists on.
+MIX_ENV_ID = "NegCollisionMix-v0"
+#: First seed of the held-out test episodes every table row is measured on (the same episodes
+#: for every agent and training seed). Training envs use seeds from the run's seed up, the
+#: learning curves (and any tuning) ``seed + EVAL_SEED_OFFSET``: no table episode is ever seen
+#: while training, selecting or tuning.
+TEST_SEED = 1_000_000
+#: Parallel envs of the test evaluation (the episodes are split evenly over them).
+TEST_ENVS = 50
+#: Short names of scene options in scene names (``NegCollision-v0-n20-v0.02``).
+OPTION_NAMES = {"num_obstacles": "n", "obstacle_speed": "v", "obstacle_radius": "r"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One env configuration of the bench: an env id and its options."""
+
+    env_id: str
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.env_kwargs)
+
+    def make_kwargs(self, args: BenchConfig) -> dict[str, Any]:
+        """The env options runs of ``args`` make this scene with (its episode length too)."""
+        steps = {} if args.episode_steps == 500 else {"max_episode_steps": args.episode_steps}
+        return {**self.kwargs, **steps}
+
+    @property
+    def name(self) -> str:
+        """Folder-friendly name, e.g. ``NegCollision-v0-n30``."""
+        options = "-".join(
+            f"{OPTION_NAMES.get(k, k)}{'-'.join(map(str, v)) if isinstance(v, tuple) else v}"
+            for k, v in self.env_kwargs
+        )
+        return f"{self.env_id}-{options}" if options else self.env_id
+
+
+#: Scenes every agent is evaluated on and none is trained on, inside the documented ranges:
+#: an empty arena, fast obstacles, big obstacles, and many small ones of mixed speeds.
+PROBE_SCENES = (
+    Scenario("NegCollision-v0", (("num_obstacles", 0),)),
+    Scenario("NegCollision-v0", (("num_obstacles", 20), ("obstacle_speed", 0.02))),
+    Scenario("NegCollision-v0", (("num_obstacles", 10), ("obstacle_radius", 0.06))),
+    Scenario(
+        "NegCollision-v0",
+        (("num_obstacles", 60), ("obstacle_radius", 0.015), ("obstacle_speed", (0.0, 0.015))),
+    ),
+)
 
 
 @dataclass
 class BenchConfig(SweepOptions):
-    """Train and evaluate every agent over seeds and obstacle counts; write CSV, markdown and a plot."""
+    """Train and evaluate every agent over seeds and scenes; write CSV, markdown and plots."""
 
     algos: tuple[str, ...] = tuple(name for name, spec in ALGOS.items() if spec.available)
-    """agents to compare (trained ones, the planner and the random/stay baselines; maskable-ppo when negdl[contrib] is installed)"""
+    """agents to compare (trained ones, the planner and the random/stay baselines; maskable-ppo when negdl[contrib] is installed); trained agents train on the first scene"""
+    specialist_algos: tuple[str, ...] = ("neg-reward-dqn",)
+    """trained agents of --algos that also train on each other named scene (the specialists)"""
     seeds: tuple[int, ...] = (0, 1, 2)
-    """seeds; each trained agent is trained once per seed and obstacle count"""
+    """seeds; each trained agent is trained once per seed and scene it trains on"""
     num_obstacles: tuple[int, ...] = (10, 30)
-    """obstacle counts of the env"""
+    """obstacle counts of the env, each a scene agents train on"""
     env_id: str = "NegCollision-v0"
     """registered env id (num_obstacles is passed as an env option)"""
     crowd: bool = True
-    """also run every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    """also train every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    mix: bool = True
+    """also train the mix_algos on NegCollisionMix-v0 (a new scene every episode): generalists"""
+    mix_algos: tuple[str, ...] = ("neg-reward-dqn",)
+    """trained agents of --algos that also train on the mix (when --mix)"""
+    mix_timesteps: int = 1_000_000
+    """env steps of each agent trained on the mix"""
+    probes: bool = True
+    """also evaluate every agent on scenes nobody trains on (empty, fast, big, many small)"""
     transfer: bool = True
-    """evaluate every agent trained on the first obstacle count on the other scenarios too, without retraining"""
+    """evaluate every trained agent on every scene, not only the one it trained on, without retraining"""
     total_timesteps: int = N_TIMESTEPS
-    """env steps per training run"""
+    """env steps per training run on a fixed scene"""
     n_envs: int = N_ENVS
     """parallel training envs"""
     vec_env: str = "native"
-    """how training envs are stepped (see negdl-train); agents acting through NegativeActionWrapper or under action masks use dummy"""
-    eval_freq: int = 10_000
-    """env steps between evaluations during training (the learning curves)"""
-    eval_episodes: int = 10
-    """episodes per evaluation during training"""
-    final_episodes: int = 30
-    """episodes of the final evaluation that fills the table (same scenes for every agent)"""
+    """how training envs are stepped (see negdl-train); agents acting through NegativeActionWrapper use dummy"""
+    eval_freq: int = 20_000
+    """env steps between evaluations during training (the learning curves, on validation episodes)"""
+    eval_episodes: int = 50
+    """validation episodes per evaluation during training"""
+    final_episodes: int = 200
+    """held-out test episodes per agent, seed and scene that fill the tables (the same for every agent)"""
+    test_seed: int = TEST_SEED
+    """first seed of the held-out test episodes (training uses seeds from --seeds up, validation seed + 10000)"""
+    episode_steps: int = 500
+    """steps per episode in every scene (500: the registered length; fewer only for quick checks)"""
     out_dir: str = "runs/bench"
     """where bench.csv, bench_curves.csv, bench.md, learning_curves.png and performance_profile.png go"""
     tensorboard_dir: str = "runs/bench/runs"
@@ -108,9 +172,10 @@ class BenchConfig(SweepOptions):
     """torch device: cpu (the default: the agents' MLPs are too small for a GPU to pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto (CUDA when available)"""
 
     def __post_init__(self) -> None:
-        for algo in self.algos:
+        for algo in (*self.algos, *self.mix_algos, *self.specialist_algos):
             get_algo(algo)
         check_timesteps(self.total_timesteps)
+        check_timesteps(self.mix_timesteps)
         for name, values, high in (
             ("seeds", self.seeds, 2**32 - 1),
             ("num_obstacles", self.num_obstacles, MAX_OBSTACLES),
@@ -125,41 +190,65 @@ class BenchConfig(SweepOptions):
         check_int("eval_freq", self.eval_freq, 0)
         check_int("eval_episodes", self.eval_episodes, 1)
         check_int("final_episodes", self.final_episodes, 1)
+        check_int("test_seed", self.test_seed, 0, 2**32 - 1 - self.final_episodes)
         check_int("torch_threads", self.torch_threads, 0)
+        check_int("episode_steps", self.episode_steps, 1)
         resolve_device(self.device)
         check_out_dir("--out-dir", self.out_dir)
         check_out_dir("--tensorboard-dir", self.tensorboard_dir)
-        check_bool("capture_video", self.capture_video)
-        check_bool("crowd", self.crowd)
-        check_bool("transfer", self.transfer)
+        for flag in ("capture_video", "crowd", "transfer", "mix", "probes"):
+            check_bool(flag, getattr(self, flag))
         check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
         if self.capture_video:
             check_video_capture()
         super().__post_init__()  # --backend, --workers, ...
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One env configuration of the bench: an env id and its options."""
-
-    env_id: str
-    env_kwargs: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.env_kwargs)
-
-    @property
-    def name(self) -> str:
-        """Folder-friendly name, e.g. ``NegCollision-v0-n30``."""
-        options = "-".join(f"{k.replace('num_obstacles', 'n')}{v}" for k, v in self.env_kwargs)
-        return f"{self.env_id}-{options}" if options else self.env_id
-
-
 def scenarios(args: BenchConfig) -> list[Scenario]:
-    """The bench's scenarios: each obstacle count of ``args.env_id``, then the crowd variant."""
+    """The scenes agents train on: each obstacle count of ``args.env_id``, the crowd variant,
+    then the mix (whose agents are the generalists)."""
     found = [Scenario(args.env_id, (("num_obstacles", n),)) for n in args.num_obstacles]
-    return found + ([Scenario(CROWD_ENV_ID)] if args.crowd else [])
+    found += [Scenario(CROWD_ENV_ID)] if args.crowd else []
+    return found + ([Scenario(MIX_ENV_ID)] if args.mix else [])
+
+
+def evaluation_scenarios(args: BenchConfig) -> list[Scenario]:
+    """The scenes every agent is evaluated on: the training scenes, then the probe scenes."""
+    return scenarios(args) + (list(PROBE_SCENES) if args.probes else [])
+
+
+def test_env(args: BenchConfig, scenario: Scenario, algo: str) -> Any:
+    """The held-out test episodes of ``scenario``: ``TEST_ENVS`` envs seeded from
+    ``args.test_seed``, natively batched unless the agent needs single envs (the episodes are
+    the same either way)."""
+    spec = get_algo(algo)
+    vec_env = preferred_vec_env(
+        scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
+    )
+    return make_env(
+        scenario.env_id,
+        min(TEST_ENVS, args.final_episodes),
+        args.test_seed,
+        scenario.make_kwargs(args),
+        vec_env,
+        spec.negative_actions,
+    )
+
+
+def runs_trial(args: BenchConfig, algo: str, scenario: Scenario, seed: int) -> bool:
+    """Whether the grid point (every evaluation scene x seed x agent) is a run: a trained agent
+    trains on the first scene, on the other named scenes if it is one of ``specialist_algos``
+    and on the mix if it is one of ``mix_algos``, and is evaluated from there; a baseline is
+    evaluated on each scene, a deterministic one for the first seed only."""
+    spec = get_algo(algo)
+    if not spec.trainable:
+        return spec.seeded or seed == args.seeds[0]
+    training = scenarios(args)
+    if scenario == training[0]:
+        return True
+    if scenario.env_id == MIX_ENV_ID:
+        return algo in args.mix_algos
+    return scenario in training and algo in args.specialist_algos
 
 
 def run_one(
@@ -167,54 +256,49 @@ def run_one(
     algo: str,
     scenario: Scenario,
     seed: int,
-    transfer_to: Sequence[Scenario] = (),
+    evaluate_on: Sequence[Scenario] = (),
     should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train (unless a baseline) and evaluate one agent on one scenario, then (if it learned an
-    ``ObstacleSetExtractor`` policy) on each of ``transfer_to`` without retraining; return the
-    table rows and the learning curve.
+    """Train ``algo`` on ``scenario`` (unless a baseline), then evaluate it on the held-out test
+    episodes of each of ``evaluate_on`` (a trained ``ObstacleSetExtractor`` policy is moved to
+    each scene without retraining; others only on their own scene); return the table rows and
+    the learning curve.
 
     :param args: the bench's settings.
     :param algo: the agent (``neg_agents.ALGOS``).
-    :param scenario: the env it trains and is evaluated on.
-    :param seed: seeds training and the final evaluation.
-    :param transfer_to: other scenarios the trained policy is evaluated on.
+    :param scenario: the env it trains on.
+    :param seed: seeds training and a random baseline.
+    :param evaluate_on: the scenes it is evaluated on (default: ``scenario``).
     :param should_stop: asked after every training step; when it turns True the run stops and
         raises ``StopRequested``.
     """
     spec = get_algo(algo)
+    evaluate_on = tuple(evaluate_on) or (scenario,)
     tb_name = f"{scenario.name}/{algo}/s{seed}"
     log_dir = Path(args.tensorboard_dir) / tb_name
-
-    def eval_env_for(target: Scenario) -> Any:
-        return make_env(
-            target.env_id,
-            min(10, args.final_episodes),
-            seed + EVAL_SEED_OFFSET,
-            target.kwargs,
-            "dummy",
-            spec.negative_actions,
-        )
-
-    eval_env = eval_env_for(scenario)
     curve: list[dict[str, Any]] = []
     model = None
+    trained = {"trained_on": "", "timesteps": 0}
+    timing: dict[str, Any] = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
     if spec.trainable:
         vec_env = args.vec_env
         if vec_env == "native":  # unless the agent needs single envs (see preferred_vec_env)
             vec_env = preferred_vec_env(
                 scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
             )
+        steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.total_timesteps
+        # The same number of learning-curve points on every scene.
+        eval_freq = args.eval_freq * steps // args.total_timesteps
         result = train_agent(
             TrainConfig(
                 algo=algo,
                 env_id=scenario.env_id,
-                env_kwargs=scenario.kwargs,
-                total_timesteps=args.total_timesteps,
+                env_kwargs=scenario.make_kwargs(args),
+                total_timesteps=steps,
                 seed=seed,
                 n_envs=args.n_envs,
                 vec_env=vec_env,
-                eval_freq=args.eval_freq,
+                eval_freq=eval_freq,
                 eval_episodes=args.eval_episodes,
                 tensorboard_log=args.tensorboard_dir,
                 tb_log_name=tb_name,
@@ -228,107 +312,100 @@ def run_one(
         )
         if result.interrupted:
             result.model.get_env().close()
-            eval_env.close()
             raise StopRequested(f"{algo} {scenario.name} seed={seed} stopped while training")
         model, logger, curve = result.model, result.model.logger, result.history
-        agent = model.policy
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
-        timing = {"train_time_s": result.train_time_s, "env_steps_per_s": result.steps_per_s}
+        trained = {"trained_on": scenario.name, "timesteps": steps}
+        timing = {
+            "train_time_s": result.train_time_s,
+            "env_steps_per_s": result.steps_per_s,
+            "train_collisions": result.train_collisions,
+            "train_collisions_per_1k": result.train_collisions_per_1k,
+        }
         model.get_env().close()
     else:
-        agent = spec.make_baseline(eval_env, seed)
         logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
-        timing = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-    row = _evaluation_row(args, algo, scenario, seed, agent, eval_env)
-    eval_env.close()
-    final = {key: row[key] for key in EVAL_TENSORBOARD_KEYS if key in row}
-    if args.capture_video and not spec.trainable:
-        record_evaluation_video(
-            lambda env: spec.make_baseline(env, seed),
-            scenario.env_id,
-            scenario.kwargs,
-            log_dir / "videos",
-            "eval-final",
-            seed=seed + EVAL_SEED_OFFSET,
-            deterministic=spec.deterministic,
-            action_masks=spec.action_masks,
-        )
-    if not spec.trainable:
-        # Flat lines across the training range, so TensorBoard shows baselines beside the curves.
-        for step in (0, args.total_timesteps):
-            for key, value in final.items():
-                logger.record(EVAL_TENSORBOARD_KEYS[key], value)
-            logger.dump(step)
-    for key, value in final.items():
-        logger.record(f"final/{key}", value)
-    logger.dump(args.total_timesteps)
-    logger.close()
-    budget = {"timesteps": args.total_timesteps if spec.trainable else 0}
-    extra = {**timing, "eval_episodes": args.final_episodes}
-    rows = [{**row, **budget, **extra}]
     transferable = (
         model is not None
         and model.policy_kwargs.get("features_extractor_class") is ObstacleSetExtractor
     )
-    for target in transfer_to if transferable else ():
-        target_env = eval_env_for(target)
-        moved = transfer_model(model, target_env)
-        transferred = _evaluation_row(args, algo, target, seed, moved.policy, target_env)
-        transferred["trained_on"] = f"{scenario.env_id} N={row['num_obstacles']}"
-        # No training happened here: the timing belongs to the row it was trained in.
-        untimed = {**extra, "train_time_s": float("nan"), "env_steps_per_s": float("nan")}
-        rows.append({**transferred, **budget, **untimed})
-        target_env.close()
-    keys = {key: row[key] for key in ("env_id", "num_obstacles", "algo", "seed")}
+    rows = []
+    for target in evaluate_on:
+        if model is not None and target != scenario and not transferable:
+            continue
+        env = test_env(args, target, algo)
+        if model is None:
+            agent = spec.make_baseline(env, seed)
+        else:
+            agent = (model if target == scenario else transfer_model(model, env)).policy
+        row = _evaluation_row(args, algo, target, seed, agent, env)
+        env.close()
+        rows.append({**row, **trained, **timing})
+        if target == scenario or model is None:
+            final = {key: row[key] for key in EVAL_TENSORBOARD_KEYS if key in row}
+            for key, value in final.items():
+                logger.record(f"final/{target.name}/{key}", value)
+    if args.capture_video and not spec.trainable:
+        record_evaluation_video(
+            lambda env: spec.make_baseline(env, seed),
+            scenario.env_id,
+            scenario.make_kwargs(args),
+            log_dir / "videos",
+            "eval-final",
+            seed=args.test_seed,
+            deterministic=spec.deterministic,
+            action_masks=spec.action_masks,
+        )
+    logger.dump(args.total_timesteps)
+    logger.close()
+    keys = {"scene": scenario.name, "algo": algo, "seed": seed}
     return rows, [{**keys, **point} for point in curve]
 
 
 def _evaluation_row(
     args: BenchConfig, algo: str, scenario: Scenario, seed: int, agent: Any, eval_env: Any
 ) -> dict[str, Any]:
-    """Evaluate ``agent`` on ``args.final_episodes`` episodes of ``eval_env``; the row's keys
-    and metrics."""
+    """Evaluate ``agent`` on ``args.final_episodes`` test episodes of ``eval_env``; the row's
+    keys and metrics (means over episodes with 95% confidence half-widths)."""
     spec = get_algo(algo)
     final = evaluate_agent(
         agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
     ).summary()
     return {
+        "scene": scenario.name,
         "env_id": scenario.env_id,
         "num_obstacles": collision_config(eval_env).num_obstacles,
         "algo": algo,
         "seed": seed,
-        "trained_on": "",
         **final,
     }
 
 
 def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]]:
-    """One trial of the bench's sweep: :func:`run_one` for ``trial.params``; its rows (the
-    scenario's, then those of the scenarios its policy is moved to) and its curve."""
+    """One trial of the bench's sweep: :func:`run_one` for ``trial.params``; its rows (one per
+    scene it is evaluated on) and its curve. Grid points that are no run (see
+    :func:`runs_trial`) give no rows."""
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    every = {scenario.name: scenario for scenario in scenarios(args)}
+    every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
     scenario = every[trial.params["scenario"]]
-    first, *others = every.values()
-    transfer_to = tuple(others) if args.transfer and scenario == first else ()
+    algo, seed = trial.params["algo"], trial.params["seed"]
+    if not runs_trial(args, algo, scenario, seed):
+        return {"runs": [], "curves": []}
+    trainable = get_algo(algo).trainable
+    evaluate_on = evaluation_scenarios(args) if args.transfer and trainable else [scenario]
     # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
     for stale in trial.dir.parent.glob(f"{trial.dir.name}_*"):
         if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
             shutil.rmtree(stale)
     # The sweep's bar is the one progress bar.
-    rows, curve = run_one(
-        replace(args, progress_bar=False),
-        trial.params["algo"],
-        scenario,
-        trial.params["seed"],
-        transfer_to,
-    )
-    row = rows[0]
-    print(
-        f"{row['algo']} {row['env_id']} n={row['num_obstacles']} seed={row['seed']}: "
-        f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
-    )
+    rows, curve = run_one(replace(args, progress_bar=False), algo, scenario, seed, evaluate_on)
+    for row in rows:
+        print(
+            f"{row['algo']} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
+            f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
+        )
     return {"runs": rows, "curves": curve}
 
 
@@ -345,13 +422,12 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
     machine = machine_description(resolve_device(args.device))
-    # With transfer, the runs on the first scenario are also evaluated on the others: which
-    # scenarios there are is then part of what those runs compute.
-    grid_fields = ("algos", "seeds") + (() if args.transfer else ("num_obstacles", "crowd"))
+    # Which scenes there are is part of what every run computes (it is evaluated on them).
+    grid_fields = ("algos", "seeds")
     sweep = Sweep(
         functools.partial(run_trial, args),
         Grid(
-            scenario=tuple(scenario.name for scenario in scenarios(args)),
+            scenario=tuple(scenario.name for scenario in evaluation_scenarios(args)),
             seed=args.seeds,
             algo=args.algos,
         ),
@@ -363,6 +439,8 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
 
     def report(result: SweepResult) -> None:
         rows, curves = result.rows("runs"), result.rows("curves")
+        if not rows:  # only grid points that are no run have finished so far
+            return
         write_csv(rows, out / "bench.csv")
         if curves:
             write_csv(curves, out / "bench_curves.csv")
@@ -375,6 +453,9 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "vec_env": args.vec_env,
             "total_timesteps": args.total_timesteps,
             "final_episodes": args.final_episodes,
+            "test_seed": args.test_seed,
+            "mix_timesteps": args.mix_timesteps if args.mix else None,
+            "eval_episodes": args.eval_episodes,
             "n_envs": args.n_envs,
         }
         write_text_atomic(

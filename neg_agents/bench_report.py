@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,68 +18,87 @@ COLUMNS = (
     ("collisions_per_episode", "collisions / episode", 2),
     ("moves_per_episode", "moves / episode", 1),
     ("collision_free_share", "collision-free episodes", 2),
+    ("train_collisions", "collisions while learning", 0),
+    ("train_collisions_per_1k", "per 1,000 training steps", 2),
     ("train_time_s", "training wall time (s)", 0),
     ("env_steps_per_s", "env steps / s", 0),
 )
-#: The scenario the main targets are judged on.
-DEFAULT_SCENARIO = ("NegCollision-v0", 10)
-#: Issue 8's targets: (agent, scenario, metric, bound, ``"max"`` or ``"min"``).
+#: Scene names of the bench (``neg_agents.bench.Scenario.name``) the targets refer to.
+DEFAULT_SCENE = "NegCollision-v0-n10"
+N30_SCENE = "NegCollision-v0-n30"
+CROWD_SCENE = "NegCollisionCrowd-v0"
+MIX_SCENE = "NegCollisionMix-v0"
+#: Issue 19's targets on one agent's mean over seeds: (agent label, scene, metric, bound,
+#: ``"max"``/``"min"``/``"planner"`` (return at least ``bound`` times the planner's)).
+GENERALIST = f"neg-reward-dqn, trained on {MIX_SCENE}"
 TARGETS = (
-    ("neg-reward-dqn", DEFAULT_SCENARIO, "collisions_per_episode", 0.5, "max"),
-    ("neg-reward-dqn", DEFAULT_SCENARIO, "return", -2.0, "min"),
-    ("neg-reward-dqn", DEFAULT_SCENARIO, "timesteps", 200_000, "max"),
-    ("neg-reward-dqn", DEFAULT_SCENARIO, "train_time_s", 120.0, "max"),
-    ("neg-action-dqn", DEFAULT_SCENARIO, "collisions_per_episode", 1.0, "max"),
-    ("neg-reward-dqn", ("NegCollision-v0", 30), "collisions_per_episode", 3.0, "max"),
-    ("neg-reward-dqn", ("NegCollisionCrowd-v0", 300), "collisions_per_episode", 10.0, "max"),
+    (GENERALIST, DEFAULT_SCENE, "collisions_per_episode", 0.2, "max"),
+    (GENERALIST, N30_SCENE, "collisions_per_episode", 0.5, "max"),
+    (GENERALIST, CROWD_SCENE, "collisions_per_episode", 1.0, "max"),
+    (GENERALIST, DEFAULT_SCENE, "return", 3.0, "planner"),
+    (GENERALIST, N30_SCENE, "return", 3.0, "planner"),
+    (GENERALIST, CROWD_SCENE, "return", 3.0, "planner"),
+    ("neg-reward-dqn", DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
+    ("neg-reward-dqn", DEFAULT_SCENE, "return", -0.5, "min"),
+    ("neg-action-dqn", DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
 )
 #: The learning curve's end may lie at most this share of its best value below it.
 STABILITY = 0.10
 
-Scenario = tuple[str, int]
-
-
-def scenario_of(row: dict[str, Any]) -> Scenario:
-    return (row["env_id"], int(row["num_obstacles"]))
-
 
 def label(row: dict[str, Any]) -> str:
-    """The agent's name in a table: ``algo``, or ``algo, trained on ...`` for a transferred policy."""
+    """The agent's name in a table: ``algo`` where it trained (or for a baseline), ``algo,
+    trained on <scene>`` for a policy moved from the scene it trained on."""
+    trained_on = row.get("trained_on") or ""
     return (
-        f"{row['algo']}, trained on {row['trained_on']}" if row.get("trained_on") else row["algo"]
+        row["algo"]
+        if trained_on in ("", row["scene"])
+        else f"{row['algo']}, trained on {trained_on}"
     )
 
 
-def _values(rows: Sequence[dict[str, Any]], name: str, scenario: Scenario, key: str) -> list[float]:
+def _values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
     return [
         float(r[key])
         for r in rows
-        if label(r) == name and scenario_of(r) == scenario and not math.isnan(float(r[key]))
+        if label(r) == name
+        and r["scene"] == scene
+        and key in r
+        and r[key] not in ("", None)
+        and not math.isnan(float(r[key]))
     ]
 
 
-def _mean(rows: Sequence[dict[str, Any]], name: str, scenario: Scenario, key: str) -> float | None:
-    values = _values(rows, name, scenario, key)
+def _mean(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> float | None:
+    values = _values(rows, name, scene, key)
     return statistics.mean(values) if values else None
 
 
-def ratio_cells(rows: Sequence[dict[str, Any]], name: str, scenario: Scenario) -> list[str]:
-    """The agent's return as a share of random's (0: perfect, 1: as bad as random) and as a
-    multiple of the planner's (1: as good as the planner), from means over seeds."""
-    mine = _mean(rows, name, scenario, "return")
-    cells = []
-    for reference in ("random", "planner"):
-        theirs = _mean(rows, reference, scenario, "return")
-        ok = mine is not None and theirs is not None and theirs != 0
-        cells.append(f"{mine / theirs:.3g}" if ok else "-")  # type: ignore[operator]
-    return cells
+def planner_multiple(rows: Sequence[dict[str, Any]], name: str, scene: str) -> str:
+    """The agent's return as a multiple of the planner's (1: as good as the planner)."""
+    mine, theirs = _mean(rows, name, scene, "return"), _mean(rows, "planner", scene, "return")
+    if mine is None or theirs is None:
+        return "-"
+    if theirs == 0:
+        return "1" if mine == 0 else "inf"
+    return f"{mine / theirs:.3g}"
 
 
-def _curve_stability(curves: Sequence[dict[str, Any]], algo: str, scenario: Scenario) -> str | None:
+def _episode_ci(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> str:
+    """Mean over seeds with the mean 95% half-width over episodes, e.g. ``0.12 ± 0.05``."""
+    values = _values(rows, name, scene, key)
+    if not values:
+        return "-"
+    half = _values(rows, name, scene, f"{key}_ci95")
+    text = f"{statistics.mean(values):.2f}"
+    return text + (f" ± {statistics.mean(half):.2f}" if half else "")
+
+
+def _curve_stability(curves: Sequence[dict[str, Any]], algo: str, scene: str) -> str | None:
     """The stability target on the mean learning curve (return, mean over seeds)."""
     by_step: dict[int, list[float]] = defaultdict(list)
     for point in curves:
-        if point["algo"] == algo and scenario_of(point) == scenario:
+        if point["algo"] == algo and point["scene"] == scene:
             by_step[int(point["timesteps"])].append(float(point["return"]))
     if len(by_step) < 2:
         return None
@@ -87,8 +106,9 @@ def _curve_stability(curves: Sequence[dict[str, Any]], algo: str, scenario: Scen
     best, end = max(mean.values()), mean[max(mean)]
     bound = best - STABILITY * abs(best)
     return (
-        f"- {algo}, stable: mean learning curve (return) at its end {end:.2f}, best point "
-        f"{best:.2f}, within {STABILITY:.0%} means >= {bound:.2f}: {_verdict(end >= bound)}"
+        f"- {algo} on {scene}, stable: mean learning curve (return, validation episodes) at its "
+        f"end {end:.2f}, best point {best:.2f}, within {STABILITY:.0%} means >= {bound:.2f}: "
+        f"{_verdict(end >= bound)}"
     )
 
 
@@ -99,75 +119,153 @@ def _verdict(ok: bool) -> str:
 def target_lines(
     rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
 ) -> list[str]:
-    """Issue 8's targets, judged from the rows and curves (means over seeds); targets whose
+    """Issue 19's targets, judged from the rows and curves (means over seeds); targets whose
     rows are missing are left out."""
-    compare: dict[str, Callable[[float, float], bool]] = {
-        "max": lambda value, bound: value <= bound,
-        "min": lambda value, bound: value >= bound,
-    }
-    words = {"max": "at most", "min": "at least"}
     lines = []
-    for algo, scenario, key, bound, kind in TARGETS:
-        value = _mean(rows, algo, scenario, key)
+    for name, scene, key, bound, kind in TARGETS:
+        value = _mean(rows, name, scene, key)
         if value is None:
             continue
-        seeds = len(_values(rows, algo, scenario, key))
+        seeds = len(_values(rows, name, scene, key))
+        if kind == "planner":
+            planner = _mean(rows, "planner", scene, key)
+            if planner is None:
+                continue
+            limit = bound * planner
+            lines.append(
+                f"- {name} on {scene}, return at least {bound:g}x the planner's ({limit:.2f}): "
+                f"{value:.2f} (mean of {seeds} seeds): {_verdict(value >= limit)}"
+            )
+            continue
+        ok = value <= bound if kind == "max" else value >= bound
+        words = "at most" if kind == "max" else "at least"
         lines.append(
-            f"- {algo} on {scenario[0]} with {scenario[1]} obstacles, {key.replace('_', ' ')} "
-            f"{words[kind]} {bound:g}: {value:.2f} (mean of {seeds} seeds): "
-            f"{_verdict(compare[kind](value, bound))}"
+            f"- {name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}: {value:.2f} "
+            f"(mean of {seeds} seeds): {_verdict(ok)}"
         )
-    stability = _curve_stability(curves, "neg-reward-dqn", DEFAULT_SCENARIO)
-    if stability:
-        lines.append(stability)
-    mine = _mean(rows, "neg-reward-dqn", DEFAULT_SCENARIO, "return")
-    plain = _mean(rows, "dqn", DEFAULT_SCENARIO, "return")
-    if mine is not None and plain is not None:
+    worst = _values(rows, "neg-reward-dqn", DEFAULT_SCENE, "collisions_per_episode")
+    if worst:
         lines.append(
-            f"- neg-reward-dqn not worse than SB3's DQN (same extractor, observation and seeds): "
-            f"return {mine:.2f} vs {plain:.2f}: {_verdict(mine >= plain)}"
+            f"- neg-reward-dqn on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode: "
+            f"worst seed {max(worst):.2f}: {_verdict(max(worst) <= 0.2)}"
         )
+    moves = _mean(rows, "neg-action-dqn", DEFAULT_SCENE, "moves_per_episode")
+    reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
+    if moves is not None and reference:
+        lines.append(
+            f"- neg-action-dqn on {DEFAULT_SCENE}, moves at most 1.5x neg-reward-dqn's "
+            f"({1.5 * reference:.0f}): {moves:.0f}: {_verdict(moves <= 1.5 * reference)}"
+        )
+    safe = _mean(rows, "neg-reward-dqn-shielded", DEFAULT_SCENE, "train_collisions")
+    plain = _mean(rows, "dqn", DEFAULT_SCENE, "train_collisions")
+    safe_return = _mean(rows, "neg-reward-dqn-shielded", DEFAULT_SCENE, "return")
+    plain_return = _mean(rows, "dqn", DEFAULT_SCENE, "return")
+    if None not in (safe, plain, safe_return, plain_return):
+        fewer = plain / safe if safe else math.inf  # type: ignore[operator]
+        ok = fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return)  # type: ignore[operator]
+        lines.append(
+            f"- neg-reward-dqn-shielded on {DEFAULT_SCENE}: {fewer:.1f}x fewer collisions while "
+            f"learning than SB3's DQN ({safe:.0f} vs {plain:.0f}; target 5x) with a final return "
+            f"{safe_return:.2f} vs {plain_return:.2f} (at most 10% worse): {_verdict(ok)}"
+        )
+    for algo, scene in (("neg-reward-dqn", DEFAULT_SCENE), ("neg-reward-dqn", MIX_SCENE)):
+        stability = _curve_stability(curves, algo, scene)
+        if stability:
+            lines.append(stability)
     if lines:
-        lines.insert(0, "Targets (issue 8):")
+        lines.insert(0, "Targets (issue 19):")
     return lines
+
+
+def scene_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One table, every agent on every scene: collisions per episode (mean over seeds) and the
+    return as a multiple of the planner's."""
+    scenes = list(dict.fromkeys(r["scene"] for r in rows))
+    names = list(dict.fromkeys(_agent_key(r) for r in rows))
+    lines = [
+        "| agent | " + " | ".join(scenes) + " |",
+        "| --- |" + " ---: |" * len(scenes),
+    ]
+    for algo, trained_on in names:
+        cells = []
+        for scene in scenes:
+            here = [
+                r
+                for r in rows
+                if r["algo"] == algo
+                and (r.get("trained_on") or "") == trained_on
+                and r["scene"] == scene
+            ]
+            if not here:
+                cells.append("-")
+                continue
+            name = label(here[0])
+            collisions = statistics.mean(float(r["collisions_per_episode"]) for r in here)
+            cells.append(f"{collisions:.2f} ({planner_multiple(rows, name, scene)}x)")
+        who = f"{algo}, trained on {trained_on}" if trained_on else algo
+        lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _agent_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["algo"], row.get("trained_on") or ""
 
 
 def bench_markdown(
     rows: Sequence[dict[str, Any]], meta: dict[str, Any], curves: Sequence[dict[str, Any]] = ()
 ) -> str:
-    """The report: one table per scenario, the targets, and how the numbers were made."""
+    """The report: the scene table, one table per scene, the targets, and how the numbers were
+    made."""
     status = "" if meta["complete"] else " (incomplete: the run was still going or was interrupted)"
+    mix = meta.get("mix_timesteps")
     lines = [
         f"Command: `{meta['command']}`{status}",
         "",
         f"Machine: {meta['machine']}. Total wall time: {meta['wall_time_s'] / 60:.1f} min. Each trained agent: "
-        f"{meta['total_timesteps']:,} env steps on {meta['n_envs']} envs ({meta.get('vec_env', 'dummy')}; "
-        "dummy for agents acting through NegativeActionWrapper); training wall time excludes the periodic "
-        f"evaluations of the learning curves. Every row is then evaluated on the same {meta['final_episodes']} "
-        "episodes (500 steps each); mean ± std over seeds. The planner, random and stay train nothing. "
-        "Rows 'trained on ...' are agents trained on another scenario, evaluated here without retraining. "
-        "'return / random' is the agent's punishment as a share of random's; 'return / planner' as a "
-        f"multiple of the planner's. Runs went {meta.get('workers', 1)} at a time, so wall times and "
-        "steps/s include that sharing.",
+        f"{meta['total_timesteps']:,} env steps on {meta['n_envs']} envs"
+        + (f" ({mix:,} on {MIX_SCENE}, the generalists)" if mix else "")
+        + f" ({meta.get('vec_env', 'dummy')}; dummy for agents acting through NegativeActionWrapper); "
+        "training wall time excludes the periodic evaluations of the learning curves, which use "
+        f"{meta.get('eval_episodes', '?')} validation episodes each (seeds from 10,000 + the training seed). "
+        f"Every row is measured on the same {meta['final_episodes']} held-out test episodes per scene "
+        f"(500 steps each, seeds from {meta.get('test_seed', '?'):,}), which no training, tuning or "
+        "model selection ever saw; mean over seeds, ± the mean 95% confidence half-width over "
+        "episodes. The planner, random and stay train nothing (the planner and stay are "
+        "deterministic: one run). Rows 'trained on ...' are agents trained on another scene and "
+        "evaluated here without retraining. 'return / planner' is the agent's punishment as a "
+        "multiple of the planner's (1: as good as the planner). Collisions while learning: every "
+        "collision in the training envs, exploration included. Runs went "
+        f"{meta.get('workers', 1)} at a time, so wall times and steps/s include that sharing.",
+        "",
+        "**Every agent on every scene**: collisions per episode (return as a multiple of the "
+        "planner's)",
+        "",
+        *scene_table(rows),
     ]
-    for scenario in dict.fromkeys(scenario_of(r) for r in rows):
-        here = [r for r in rows if scenario_of(r) == scenario]
-        # Agents trained here first, then those trained elsewhere.
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        here = [r for r in rows if r["scene"] == scene]
         names = list(
-            dict.fromkeys(label(r) for r in sorted(here, key=lambda r: bool(r["trained_on"])))
+            dict.fromkeys(label(r) for r in sorted(here, key=lambda r: label(r) != r["algo"]))
         )
-        seeds = sorted({r["seed"] for r in rows if scenario_of(r) == scenario})
-        env_id, n = scenario
-        lines += ["", f"**{env_id}, {n} obstacles** (seeds {', '.join(map(str, seeds))})", ""]
-        headers = [header for _, header, _ in COLUMNS[:2]] + ["return / random", "return / planner"]
-        headers += [header for _, header, _ in COLUMNS[2:]]
+        seeds = sorted({r["seed"] for r in here})
+        lines += ["", f"**{scene}** (seeds {', '.join(map(str, seeds))})", ""]
+        headers = ["collisions / episode", "return", "return / planner"]
+        headers += [
+            header for key, header, _ in COLUMNS if key not in ("return", "collisions_per_episode")
+        ]
         lines.append("| agent | " + " | ".join(headers) + " |")
         lines.append("| --- |" + " ---: |" * len(headers))
         for name in names:
             cells = [
-                mean_std(_values(rows, name, scenario, key), digits) for key, _, digits in COLUMNS
+                _episode_ci(rows, name, scene, "collisions_per_episode"),
+                _episode_ci(rows, name, scene, "return"),
+                planner_multiple(rows, name, scene),
             ]
-            cells = cells[:2] + ratio_cells(rows, name, scenario) + cells[2:]
+            cells += [
+                mean_std(_values(rows, name, scene, key), digits)
+                for key, _, digits in COLUMNS
+                if key not in ("return", "collisions_per_episode")
+            ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     targets = target_lines(rows, curves)
     if targets:
@@ -185,8 +283,10 @@ def plot_learning_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    native = [r for r in rows if not r.get("trained_on")]
-    every = list(dict.fromkeys(scenario_of(r) for r in native))
+    native = [r for r in rows if r.get("trained_on") in ("", r["scene"])]
+    every = list(dict.fromkeys(p["scene"] for p in curves)) or list(
+        dict.fromkeys(r["scene"] for r in native)
+    )
     metrics = (
         ("return", "return per episode"),
         ("collisions_per_episode", "collisions per episode"),
@@ -200,7 +300,7 @@ def plot_learning_curves(
             ax = axes[i][j]
             by_step: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
             for point in curves:
-                if scenario_of(point) == scenario:
+                if point["scene"] == scenario:
                     by_step[point["algo"]][int(point["timesteps"])].append(float(point[key]))
             for algo, steps in by_step.items():
                 xs = sorted(steps)
@@ -225,7 +325,7 @@ def plot_learning_curves(
             if key == "collisions_per_episode":
                 ax.set_yscale("symlog", linthresh=1.0)
                 ax.set_ylim(bottom=0)  # the std band of a count can dip below 0; counts cannot
-            ax.set_title(f"{scenario[0]}, {scenario[1]} obstacles: {title}", fontsize=10)
+            ax.set_title(f"{scenario}: {title}", fontsize=10)
             ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -107,27 +107,27 @@ def performance_profile(
     return share_above(np.concatenate(arrays)), low, high
 
 
-def _runs(rows: Sequence[dict[str, Any]], algo: str, n: int, key: str) -> np.ndarray:
-    """The values of ``key`` of ``algo``'s runs trained and evaluated with ``n`` obstacles
-    (rows of a policy moved there from another scenario, ``trained_on``, are not runs of it)."""
+def _runs(rows: Sequence[dict[str, Any]], algo: str, scene: str, key: str) -> np.ndarray:
+    """The values of ``key`` of ``algo``'s runs trained (if at all) and evaluated on ``scene``
+    (rows of a policy moved there from another scene are not runs of it)."""
     return np.array(
         [
             float(r[key])
             for r in rows
-            if r["algo"] == algo and int(r["num_obstacles"]) == int(n) and not r.get("trained_on")
+            if r["algo"] == algo and r["scene"] == scene and r.get("trained_on") in ("", scene)
         ],
         dtype=float,
     )
 
 
 def normalised_scores(rows: Sequence[dict[str, Any]]) -> dict[str, list[np.ndarray]]:
-    """Per agent, one array per obstacle count of ``1 - collisions / random's mean collisions``.
+    """Per agent, one array per scene trained on of ``1 - collisions / random's mean collisions``.
 
-    Empty when the rows have no random baseline (or random never collided) for some count.
+    Empty when the rows have no random baseline (or random never collided) for some scene.
     """
-    counts = list(dict.fromkeys(r["num_obstacles"] for r in rows))
+    counts = list(dict.fromkeys(r["trained_on"] for r in rows if r.get("trained_on")))
     reference = {n: _runs(rows, "random", n, "collisions_per_episode") for n in counts}
-    if any(len(runs) == 0 or runs.mean() <= 0 for runs in reference.values()):
+    if not counts or any(len(runs) == 0 or runs.mean() <= 0 for runs in reference.values()):
         return {}
     scores = {}
     for algo in dict.fromkeys(r["algo"] for r in rows):
@@ -147,15 +147,16 @@ def _interval(point: float, low: float, high: float, digits: int) -> str:
 
 
 def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown section: per agent, the IQM of collisions per episode for each obstacle count
-    and of the random-normalised score over all counts, each with its 95% stratified-bootstrap
-    interval; and the performance-profile plot (see :func:`plot_performance_profiles`)."""
-    counts = list(dict.fromkeys(r["num_obstacles"] for r in rows))
+    """A markdown section: per agent, the IQM of collisions per episode on each scene agents
+    train on (runs trained there) and of the random-normalised score over those scenes, each
+    with its 95% stratified-bootstrap interval; and the performance-profile plot (see
+    :func:`plot_performance_profiles`)."""
+    counts = list(dict.fromkeys(r["trained_on"] for r in rows if r.get("trained_on")))
     algos = list(dict.fromkeys(r["algo"] for r in rows))
     normalised = normalised_scores(rows)
-    headers = [f"collisions / episode, {n} obstacles" for n in counts]
+    headers = [f"collisions / episode, {n}" for n in counts]
     if normalised:
-        headers.append("share of random's collisions avoided, all counts")
+        headers.append("share of random's collisions avoided, all scenes")
     lines = [
         "",
         f"**Across seeds** (Agarwal et al. 2021): interquartile mean over runs [{CONFIDENCE:.0%} "

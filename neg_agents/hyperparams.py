@@ -58,7 +58,11 @@ EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 32, "pooling": "sum+max", "reach_s
 
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "neg-action-dqn": {"margin": 0.05, "num_forbidden": 1},
+    # Stay whenever the rule allows it: sampling among every near-equal action made the agent
+    # wander (377 moves per episode with uniform choice, docs/agents/).
+    "neg-action-dqn": {"margin": 0.01, "num_forbidden": 1, "prefer": 4},
+    # The negative-reward DQN under the env's one-step action masks while it learns and acts.
+    "neg-reward-dqn-shielded": {"shield": True},
 }
 
 #: Torch device of the agents unless asked otherwise. Their networks are small MLPs whose

@@ -18,9 +18,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
 from neg_agents.algos import get_algo
-from neg_agents.common.callbacks import CollisionEvalCallback, EvalVideoCallback, StopOnRequest
+from neg_agents.common.callbacks import (
+    CollisionEvalCallback,
+    EvalVideoCallback,
+    StopOnRequest,
+    TrainingCollisions,
+)
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
-from neg_agents.common.env_util import VEC_ENV_KINDS, make_env
+from neg_agents.common.env_util import VEC_ENV_KINDS, make_env, preferred_vec_env
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import (
     AGENT_DEVICE,
@@ -34,8 +39,11 @@ from neg_agents.video import check_video_capture
 from negdl.checks import check_bool, check_choice, check_int
 from negdl.devices import resolve_device
 
-#: Eval envs get seeds far from the training envs' ``seed + i``.
+#: Eval envs (the learning curves' validation episodes) get seeds far from the training envs'
+#: ``seed + i``.
 EVAL_SEED_OFFSET = 10_000
+#: Parallel envs of the learning curves' evaluations (episodes are split evenly over them).
+EVAL_ENVS = 50
 
 
 def check_timesteps(total_timesteps: int) -> int:
@@ -172,6 +180,14 @@ class TrainResult:
     eval_time_s: float = 0.0
     #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
     interrupted: bool = False
+    #: Collisions made in the training envs while learning (``TrainingCollisions``).
+    train_collisions: int = 0
+
+    @property
+    def train_collisions_per_1k(self) -> float:
+        """Collisions while learning per 1,000 env steps."""
+        steps = self.model.num_timesteps
+        return 1000.0 * self.train_collisions / steps if steps else float("nan")
 
     @property
     def train_time_s(self) -> float:
@@ -189,7 +205,8 @@ class TrainResult:
         """One line: wall time, training time, throughput and the last evaluation."""
         text = (
             f"{self.wall_time_s:.0f} s ({self.train_time_s:.0f} s training, the rest evaluating; "
-            f"{self.steps_per_s:.0f} env steps/s)"
+            f"{self.steps_per_s:.0f} env steps/s; {self.train_collisions} collisions while "
+            f"learning, {self.train_collisions_per_1k:.2f} per 1,000 steps)"
         )
         if self.history:
             last = self.history[-1]
@@ -248,7 +265,8 @@ def train_agent(
         params["policy_kwargs"] = collision_policy_kwargs(
             params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
         )
-    all_callbacks = list(callbacks or [])
+    counter = TrainingCollisions()
+    all_callbacks = [counter, *(callbacks or [])]
     stopper = StopOnRequest(should_stop) if should_stop is not None else None
     if stopper is not None:
         all_callbacks.append(stopper)
@@ -256,10 +274,12 @@ def train_agent(
     if config.eval_freq:
         eval_env = make_env(
             config.env_id,
-            min(config.eval_episodes, 10),
+            min(config.eval_episodes, EVAL_ENVS),
             config.seed + EVAL_SEED_OFFSET,
             config.env_kwargs,
-            "dummy",
+            preferred_vec_env(
+                config.env_id, spec.negative_actions, spec.action_masks, config.env_kwargs
+            ),
             spec.negative_actions,
         )
         evaluator = CollisionEvalCallback(
@@ -316,6 +336,7 @@ def train_agent(
         wall_time_s=wall,
         eval_time_s=eval_time,
         interrupted=stopper is not None and stopper.stopped_at is not None,
+        train_collisions=counter.total,
     )
 
 
@@ -405,6 +426,7 @@ def train_and_save(
         wall_time_s=round(result.wall_time_s, 2),
         train_time_s=round(result.train_time_s, 2),
         env_steps_per_s=round(result.steps_per_s, 1),
+        train_collisions=result.train_collisions,
         final_eval=result.history[-1] if result.history else None,
         finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     )

@@ -5,6 +5,9 @@ Importing this package registers:
 - ``NegCollision-v0``: 10 obstacles, the source's absolute observation (size 2 + 4N),
   500 steps per episode.
 - ``NegCollisionCrowd-v0``: 300 small obstacles, egocentric observation of the 16 nearest.
+- ``NegCollisionMix-v0``: a new scene every episode (0 to 200 obstacles, each scene with its own
+  radii, obstacle speeds from 0 to 0.02), observed as the 16 nearest with the radii in front:
+  the scene distribution a generalist agent trains on.
 
 Both have a natively batched version: ``gym.make_vec(id, num_envs=...)``. The package needs
 only gymnasium, numpy and (to render) pygame; ``neg_agents.SB3VecEnvAdapter`` hands the
@@ -29,6 +32,21 @@ __all__ = [
     "ENV_IDS",
 ]
 
+#: The scene distribution of ``NegCollisionMix-v0``: per episode a count and two radii drawn
+#: uniformly from these ranges, and every obstacle's speed from ``obstacle_speed``. It spans
+#: the named scenes (10 and 30 obstacles of radius 0.03 around an agent of radius 0.02; the
+#: crowd's density, 300 of radius 0.01 around an agent of radius 0.01) and the scenes between
+#: and around them. The agent sees only its 16 nearest obstacles, so what it meets is the
+#: density around it, whose mean over the mix is about the crowd's.
+MIX_KWARGS: dict = {
+    "num_obstacles": (0, 200),
+    "obstacle_radius": (0.005, 0.03),
+    "agent_radius": (0.01, 0.02),
+    "obstacle_speed": (0.0, 0.02),
+    "observation": "nearest_radii",
+    "k_nearest": 16,
+}
+
 #: Registered ids and their keyword arguments.
 ENV_IDS: dict[str, dict] = {
     "NegCollision-v0": {},
@@ -39,6 +57,7 @@ ENV_IDS: dict[str, dict] = {
         "observation": "nearest",
         "k_nearest": 16,
     },
+    "NegCollisionMix-v0": dict(MIX_KWARGS),
 }
 
 for _env_id, _kwargs in ENV_IDS.items():

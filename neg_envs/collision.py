@@ -37,17 +37,27 @@ class NegCollisionEnv(gym.Env):
     to stay, so ``gymnasium.utils.play.play(gym.make("NegCollision-v0", render_mode="rgb_array"),
     noop=4)`` lets a person play (``noop=4``: no key held stays; ``play``'s default is action 0).
 
-    :param num_obstacles: number of obstacles N, 0 to 100,000.
-    :param obstacle_radius: obstacle radius in world units, (0, 0.1].
+    Scenes can vary per episode: ``num_obstacles``, ``obstacle_radius`` and ``agent_radius``
+    each take a ``(low, high)`` range, and every episode draws its count and its two radii
+    uniformly from them (from ``np_random``, so a seed fixes the sequence of scenes). A varying
+    count needs a fixed-size observation (``"nearest"`` or ``"nearest_radii"``: empty slots are
+    flagged), varying radii the layout that shows them (``"nearest_radii"``).
+    ``NegCollisionMix-v0`` registers such a mix.
+
+    :param num_obstacles: number of obstacles N, 0 to 100,000, or a (low, high) range drawn
+        from per episode.
+    :param obstacle_radius: obstacle radius in world units, (0, 0.1], or a (low, high) range
+        drawn from per episode (the same radius for every obstacle of a scene).
     :param obstacle_speed: obstacle speed in world units per step, [0, 0.1], or a (low, high)
         range from which each obstacle draws its speed.
-    :param agent_radius: agent radius, (0, 0.1].
+    :param agent_radius: agent radius, (0, 0.1], or a (low, high) range drawn from per episode.
     :param agent_step: distance the agent moves per action, (0, 0.1].
     :param collision_penalty: punishment per obstacle in contact per step, >= 0.
     :param move_penalty: punishment per move, >= 0.
     :param terminate_on_collision: end the episode at the first collision.
-    :param observation: ``"absolute"`` (the source's layout, size 2 + 4N) or ``"nearest"``
-        (egocentric k nearest obstacles, size 2 + 5k, independent of N); see
+    :param observation: ``"absolute"`` (the source's layout, size 2 + 4N), ``"nearest"``
+        (egocentric k nearest obstacles, size 2 + 5k, independent of N) or ``"nearest_radii"``
+        (the same with the agent's and the obstacles' radius in front, size 4 + 5k); see
         ``CollisionConfig.observation_space`` for the exact layouts and bounds.
     :param k_nearest: obstacles shown in ``"nearest"`` mode, 1 to 1024.
     :param allow_stay: keep the stay action (False gives the source's four moves).
@@ -61,10 +71,10 @@ class NegCollisionEnv(gym.Env):
 
     def __init__(
         self,
-        num_obstacles: int = 10,
-        obstacle_radius: float = 0.03,
+        num_obstacles: int | tuple[int, int] = 10,
+        obstacle_radius: float | tuple[float, float] = 0.03,
         obstacle_speed: float | tuple[float, float] = 0.01,
-        agent_radius: float = 0.02,
+        agent_radius: float | tuple[float, float] = 0.02,
         agent_step: float = 0.02,
         collision_penalty: float = 1.0,
         move_penalty: float = 0.01,
@@ -185,14 +195,19 @@ class NegCollisionEnv(gym.Env):
         return self._sim.agent[0].copy()
 
     @property
+    def scene_config(self) -> CollisionConfig:
+        """The current episode's config: ``config`` with this scene's count and radii."""
+        return self._sim.scene_config(0)
+
+    @property
     def obstacle_positions(self) -> np.ndarray:
-        """A copy of the obstacles' positions, shape (N, 2)."""
-        return self._sim.obstacles[:2, 0].T.copy()
+        """A copy of the obstacles' positions, shape (N, 2) (N: this episode's count)."""
+        return self._sim.obstacles[:2, 0, : self._sim.counts[0]].T.copy()
 
     @property
     def obstacle_velocities(self) -> np.ndarray:
         """A copy of the obstacles' velocities (world units per step), shape (N, 2)."""
-        return self._sim.obstacles[2:, 0].T.copy()
+        return self._sim.obstacles[2:, 0, : self._sim.counts[0]].T.copy()
 
     def set_state(self, agent: np.ndarray, positions: np.ndarray, velocities: np.ndarray) -> None:
         """Place the agent and obstacles by hand (tests, demos); call after ``reset``.
@@ -204,13 +219,20 @@ class NegCollisionEnv(gym.Env):
         :raises ValueError: on wrong shapes, non-finite values, positions outside the arena or
             velocities beyond the top speed.
         """
-        n = self.config.num_obstacles
+        low_n, n = self.config.count_range
         agent = np.asarray(agent, dtype=core.DTYPE)
         positions = np.asarray(positions, dtype=core.DTYPE)
         velocities = np.asarray(velocities, dtype=core.DTYPE)
-        if agent.shape != (2,) or positions.shape != (n, 2) or velocities.shape != (n, 2):
+        count = positions.shape[0] if positions.ndim == 2 else -1
+        if (
+            agent.shape != (2,)
+            or not low_n <= count <= n
+            or positions.shape != (count, 2)
+            or velocities.shape != (count, 2)
+        ):
+            rows = f"{n}" if low_n == n else f"M (M from {low_n} to {n})"
             raise ValueError(
-                f"expected agent (2,), positions ({n}, 2), velocities ({n}, 2); got "
+                f"expected agent (2,), positions ({rows}, 2), velocities ({rows}, 2); got "
                 f"{agent.shape}, {positions.shape}, {velocities.shape}"
             )
         if not (
@@ -228,7 +250,9 @@ class NegCollisionEnv(gym.Env):
             )
         if not self._started:
             raise RuntimeError("call reset() before set_state()")
-        self._sim.place(0, agent, np.concatenate([positions.T, velocities.T]))
+        obstacles = np.full((4, n), np.nan)
+        obstacles[:, :count] = np.concatenate([positions.T, velocities.T])
+        self._sim.place(0, agent, obstacles)
         self._sim.update_distances()
 
     def render(self) -> np.ndarray | None:
@@ -245,12 +269,13 @@ class NegCollisionEnv(gym.Env):
             self._renderer = CollisionRenderer(
                 self.window_size, self.render_mode, self.metadata["render_fps"]
             )
+        count = self._sim.counts[0]
         return self._renderer.draw(
             agent=self._sim.agent[0],
-            agent_radius=self.config.agent_radius,
-            obstacles=self._sim.obstacles[:2, 0].T,
-            obstacle_radius=self.config.obstacle_radius,
-            contacts=self._sim.contacts()[0],
+            agent_radius=float(self._sim.agent_radius[0]),
+            obstacles=self._sim.obstacles[:2, 0, :count].T,
+            obstacle_radius=float(self._sim.obstacle_radius[0]),
+            contacts=self._sim.contacts()[0, :count],
             heading=core.MOVES[self._facing],
             hud=(
                 f"step {self.steps}",

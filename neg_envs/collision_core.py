@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -25,7 +25,7 @@ UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
 #: Unit displacement of each action, indexed by action.
 MOVES = np.array([[0.0, 1.0], [0.0, -1.0], [-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float64)
 
-OBSERVATION_MODES = ("absolute", "nearest")
+OBSERVATION_MODES = ("absolute", "nearest", "nearest_radii")
 MAX_OBSTACLES = 100_000
 MAX_RADIUS = 0.1
 MAX_SPEED = 0.1
@@ -114,6 +114,36 @@ def check_int(name: str, value: int, low: int, high: int) -> int:
     return int(value)
 
 
+def _checked_count(value: Any) -> int | tuple[int, int]:
+    """``num_obstacles``: an integer, or a ``(low, high)`` range drawn from per episode."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"num_obstacles as a range must be (low, high), got {value!r}")
+        low = check_int("num_obstacles[0]", value[0], 0, MAX_OBSTACLES)
+        high = check_int("num_obstacles[1]", value[1], 0, MAX_OBSTACLES)
+        if low > high:
+            raise ValueError(f"num_obstacles range needs low <= high, got {value!r}")
+        return low if low == high else (low, high)
+    return check_int("num_obstacles", value, 0, MAX_OBSTACLES)
+
+
+def _checked_radius(name: str, value: Any) -> float | tuple[float, float]:
+    """A radius in (0, MAX_RADIUS], or a ``(low, high)`` range drawn from per episode."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} as a range must be (low, high), got {value!r}")
+        low = check_range(f"{name}[0]", value[0], 0.0, MAX_RADIUS, low_open=True)
+        high = check_range(f"{name}[1]", value[1], 0.0, MAX_RADIUS, low_open=True)
+        if low > high:
+            raise ValueError(f"{name} range needs low <= high, got {value!r}")
+        return low if low == high else (low, high)
+    return check_range(name, value, 0.0, MAX_RADIUS, low_open=True)
+
+
+def _bounds(value: float | tuple[float, float]) -> tuple[float, float]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
 @dataclass(frozen=True)
 class CollisionConfig:
     """Validated parameters of a ``NegCollision`` environment (see ``NegCollisionEnv``).
@@ -121,10 +151,10 @@ class CollisionConfig:
     Constructing one raises ``ValueError``/``TypeError`` naming the bad parameter and its range.
     """
 
-    num_obstacles: int = 10
-    obstacle_radius: float = 0.03
+    num_obstacles: int | tuple[int, int] = 10
+    obstacle_radius: float | tuple[float, float] = 0.03
     obstacle_speed: float | tuple[float, float] = 0.01
-    agent_radius: float = 0.02
+    agent_radius: float | tuple[float, float] = 0.02
     agent_step: float = 0.02
     collision_penalty: float = 1.0
     move_penalty: float = 0.01
@@ -135,11 +165,9 @@ class CollisionConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(
-            self, "num_obstacles", check_int("num_obstacles", self.num_obstacles, 0, MAX_OBSTACLES)
-        )
+        set_(self, "num_obstacles", _checked_count(self.num_obstacles))
         for name in ("obstacle_radius", "agent_radius"):
-            set_(self, name, check_range(name, getattr(self, name), 0.0, MAX_RADIUS, low_open=True))
+            set_(self, name, _checked_radius(name, getattr(self, name)))
         set_(
             self,
             "agent_step",
@@ -157,6 +185,20 @@ class CollisionConfig:
                 f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}"
             )
         set_(self, "k_nearest", check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST))
+        if isinstance(self.num_obstacles, tuple) and self.observation == "absolute":
+            raise ValueError(
+                f"num_obstacles={self.num_obstacles} varies per episode, but the 'absolute' "
+                "observation has one slot per obstacle; use observation='nearest' or "
+                "'nearest_radii' (fixed size, empty slots flagged)"
+            )
+        radii = [
+            n for n in ("obstacle_radius", "agent_radius") if isinstance(getattr(self, n), tuple)
+        ]
+        if radii and self.observation != "nearest_radii":
+            raise ValueError(
+                f"{' and '.join(radii)} vary per episode, but the {self.observation!r} observation "
+                "does not show the radii; use observation='nearest_radii'"
+            )
 
     @staticmethod
     def _checked_speed(speed: float | tuple[float, float]) -> float | tuple[float, float]:
@@ -181,8 +223,35 @@ class CollisionConfig:
         return 5 if self.allow_stay else 4
 
     @cached_property
+    def count_range(self) -> tuple[int, int]:
+        """Fewest and most obstacles a scene has (equal unless ``num_obstacles`` is a range)."""
+        return _bounds(self.num_obstacles)  # type: ignore[return-value]
+
+    @cached_property
+    def max_obstacles(self) -> int:
+        """Obstacle slots every scene's arrays have: the most obstacles a scene can have."""
+        return self.count_range[1]
+
+    @cached_property
+    def obstacle_radius_range(self) -> tuple[float, float]:
+        return _bounds(self.obstacle_radius)
+
+    @cached_property
+    def agent_radius_range(self) -> tuple[float, float]:
+        return _bounds(self.agent_radius)
+
+    @cached_property
+    def varies(self) -> bool:
+        """Whether scenes differ per episode in count or radii (not only in placement)."""
+        return any(
+            isinstance(value, tuple)
+            for value in (self.num_obstacles, self.obstacle_radius, self.agent_radius)
+        )
+
+    @cached_property
     def contact_distance(self) -> float:
-        return self.agent_radius + self.obstacle_radius
+        """Agent radius + obstacle radius: the largest of any scene when the radii vary."""
+        return self.agent_radius_range[1] + self.obstacle_radius_range[1]
 
     @cached_property
     def velocity_scale(self) -> float:
@@ -196,10 +265,29 @@ class CollisionConfig:
         return np.array([1.0, 1.0, self.velocity_scale, self.velocity_scale])[:, None, None]
 
     @cached_property
+    def agent_obs_size(self) -> int:
+        """Leading observation values about the agent and the scene: x, y (and the two radii
+        in ``nearest_radii``)."""
+        return 4 if self.observation == "nearest_radii" else 2
+
+    @cached_property
     def obs_size(self) -> int:
         if self.observation == "absolute":
-            return 2 + 4 * self.num_obstacles
-        return 2 + 5 * self.k_nearest
+            return 2 + 4 * self.max_obstacles
+        return self.agent_obs_size + 5 * self.k_nearest
+
+    def scene(
+        self, num_obstacles: int, obstacle_radius: float, agent_radius: float
+    ) -> CollisionConfig:
+        """This config with one scene's count and radii fixed (what a planner needs)."""
+        if not self.varies:
+            return self
+        return replace(
+            self,
+            num_obstacles=int(num_obstacles),
+            obstacle_radius=float(obstacle_radius),
+            agent_radius=float(agent_radius),
+        )
 
     def observation_space(self) -> spaces.Box:
         """Documented finite bounds of one observation.
@@ -209,14 +297,17 @@ class CollisionConfig:
         ``nearest``: agent (x, y) in [0, 1], then for the ``k_nearest`` closest obstacles, nearest
         first, (present, rel_x, rel_y, dx, dy): present is 1 (0 for padding when fewer than k
         obstacles exist, all other fields 0), rel_* = obstacle - agent in [-1, 1], velocity as above.
+        ``nearest_radii``: like ``nearest`` with two more leading values, the agent's and the
+        obstacles' radius divided by ``MAX_RADIUS`` (0.1), in (0, 1]: the one layout that shows
+        a scene's size, for configs whose radii vary per episode.
         """
         low = np.full(self.obs_size, -1.0, dtype=OBS_DTYPE)
         high = np.ones(self.obs_size, dtype=OBS_DTYPE)
-        low[:2] = 0.0
+        low[: self.agent_obs_size] = 0.0
         if self.observation == "absolute":
-            low[2:].reshape(self.num_obstacles, 4)[:, :2] = 0.0
+            low[2:].reshape(self.max_obstacles, 4)[:, :2] = 0.0
         else:
-            low[2:].reshape(self.k_nearest, 5)[:, 0] = 0.0
+            low[self.agent_obs_size :].reshape(self.k_nearest, 5)[:, 0] = 0.0
         return spaces.Box(low, high, dtype=OBS_DTYPE)
 
     def action_space(self) -> spaces.Discrete:
@@ -232,21 +323,33 @@ def simulation_bytes(cfg: CollisionConfig, batch: int) -> int:
     """Bytes ``batch`` scenes take: the float64 obstacle planes, distances and scratch
     ``(7, B, N)``, and four float32 observation arrays ``(B, obs_size)`` (the buffer, the copy
     each step returns, and a batched observation space's low and high bounds)."""
-    return batch * (7 * cfg.num_obstacles * 8 + 4 * cfg.obs_size * 4 + 2 * 8)
+    return batch * (7 * cfg.max_obstacles * 8 + 4 * cfg.obs_size * 4 + 5 * 8)
 
 
-def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.ndarray, np.ndarray]:
+def sample_scene(
+    rng: np.random.Generator, cfg: CollisionConfig
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Draw a fresh scene: agent at the centre, obstacles uniform and clear of the agent.
 
-    Returns ``agent (2,)`` and ``obstacles (4, N)``: planes x, y, vx, vy (velocity in world
-    units per step). Planes rather than rows so that every physics op runs on contiguous
-    memory; ``obstacles[:2]`` are the positions and ``obstacles[2:]`` the velocities. Rejected obstacles are redrawn together, round by round, so the number of RNG draws
-    depends only on the seed.
+    Returns ``agent (2,)``, ``obstacles (4, max_obstacles)``: planes x, y, vx, vy (velocity in
+    world units per step), and the scene's ``(agent_radius, obstacle_radius)``. Planes rather
+    than rows so that every physics op runs on contiguous memory; ``obstacles[:2]`` are the
+    positions and ``obstacles[2:]`` the velocities. When ``cfg`` varies per episode, the count
+    and the radii are drawn first (uniformly from their ranges); slots beyond the scene's count
+    are NaN, which no comparison counts as a contact, a wall hit or a near obstacle. Rejected
+    obstacles are redrawn together, round by round, so the number of RNG draws depends only on
+    the seed.
     """
-    n, r = cfg.num_obstacles, cfg.obstacle_radius
+    if cfg.varies:
+        low, high = cfg.count_range
+        n = int(rng.integers(low, high + 1))
+        r = float(rng.uniform(*cfg.obstacle_radius_range))
+        agent_r = float(rng.uniform(*cfg.agent_radius_range))
+    else:
+        n, r, agent_r = cfg.max_obstacles, cfg.obstacle_radius, cfg.agent_radius
     agent = np.full(2, 0.5, dtype=DTYPE)
     pos = rng.uniform(r, 1.0 - r, size=(n, 2))
-    clearance2 = (SPAWN_CLEARANCE * cfg.contact_distance) ** 2
+    clearance2 = (SPAWN_CLEARANCE * (agent_r + r)) ** 2
     bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
     while bad.any():
         pos[bad] = rng.uniform(r, 1.0 - r, size=(int(bad.sum()), 2))
@@ -255,7 +358,11 @@ def sample_scene(rng: np.random.Generator, cfg: CollisionConfig) -> tuple[np.nda
     low, high = cfg.speed_range
     speed = rng.uniform(low, high, size=n) if high > low else np.full(n, low)
     vel = speed * np.stack([np.cos(heading), np.sin(heading)])
-    return agent, np.concatenate([pos.T, vel])
+    obstacles = np.concatenate([pos.T, vel])
+    if n < cfg.max_obstacles:
+        padding = np.full((4, cfg.max_obstacles - n), np.nan)
+        obstacles = np.concatenate([obstacles, padding], axis=1)
+    return agent, obstacles, (agent_r, r)
 
 
 class CollisionSimulation:
@@ -264,19 +371,25 @@ class CollisionSimulation:
     ``agent`` is ``(B, 2)``; ``obstacles`` is ``(4, B, N)``: planes x, y, vx, vy, so every op
     runs on contiguous memory (``obstacles[:2]`` positions, ``obstacles[2:]`` velocities, world
     units per step). ``steps``, ``cumulative_collisions`` and ``episode_return`` ``(B,)`` count
-    each scene's current episode. Scratch buffers and views are made once: at one scene (the
-    single env) numpy's per-call overhead, not arithmetic, is what a step costs.
+    each scene's current episode. ``counts``, ``agent_radius`` and ``obstacle_radius`` ``(B,)``
+    describe each scene: they differ per episode when the config gives ranges (a scene's
+    obstacles are its first ``counts[b]`` slots; the others are NaN). Scratch buffers and views
+    are made once: at one scene (the single env) numpy's per-call overhead, not arithmetic, is
+    what a step costs.
 
     :param cfg: validated environment parameters.
     :param batch: number of scenes B.
     """
 
     def __init__(self, cfg: CollisionConfig, batch: int) -> None:
-        n = cfg.num_obstacles
+        n = cfg.max_obstacles
         self.cfg = cfg
         self.agent = np.zeros((batch, 2), dtype=DTYPE)
         self.obstacles = np.zeros((4, batch, n), dtype=DTYPE)
         self.dist2 = np.zeros((batch, n), dtype=DTYPE)
+        self.counts = np.full(batch, n, dtype=np.int64)
+        self.agent_radius = np.full(batch, cfg.agent_radius_range[1], dtype=DTYPE)
+        self.obstacle_radius = np.full(batch, cfg.obstacle_radius_range[1], dtype=DTYPE)
         self._agent_planes = self.agent.T[:, :, None]  # (2, B, 1) view, broadcasts over obstacles
         self._diff = np.empty((2, batch, n), dtype=DTYPE)
         self._obs = np.empty((batch, cfg.obs_size), dtype=OBS_DTYPE)
@@ -284,9 +397,7 @@ class CollisionSimulation:
         # The absolute observation's per-obstacle fields as (4, B, N) planes: one scaled copy fills them.
         if cfg.observation == "absolute":
             self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
-        self._contact2 = cfg.contact_distance**2
         self._pos, self._vel = self.obstacles[:2], self.obstacles[2:]
-        self._walls = ((cfg.obstacle_radius, np.less), (1.0 - cfg.obstacle_radius, np.greater))
         # Flat views of the (contiguous) position and velocity planes for fixing wall hits.
         self._flat_pos = self._pos.reshape(-1)
         self._flat_vel = self._vel.reshape(-1)
@@ -295,22 +406,58 @@ class CollisionSimulation:
         self.steps = np.zeros(batch, dtype=np.int64)
         self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
         self.episode_return = np.zeros(batch, dtype=DTYPE)
-        # step_one's agent move in Python floats: the moves and the wall bounds as plain numbers;
+        # step_one's agent move in Python floats: the moves as plain numbers;
         # its counters through memoryviews: Python-speed access to the same memory.
         self._move_list = cfg.agent_moves.tolist()
-        self._agent_bounds = (cfg.agent_radius, 1.0 - cfg.agent_radius)
         self._counter_views = tuple(
             memoryview(counter)
             for counter in (self.steps, self.cumulative_collisions, self.episode_return)
         )
+        self.geometry_changed()
 
-    def place(self, index: int | np.ndarray, agent: np.ndarray, obstacles: np.ndarray) -> None:
+    def geometry_changed(self) -> None:
+        """Recompute the contact distances and wall bounds after ``agent_radius`` or
+        ``obstacle_radius`` changed. A config without ranges keeps them as plain numbers, the
+        cheapest operands; a varying one as ``(B, 1)`` columns that broadcast over obstacles."""
+        cfg = self.cfg
+        if cfg.varies:
+            agent_r, obstacle_r = self.agent_radius[:, None], self.obstacle_radius[:, None]
+        else:
+            agent_r, obstacle_r = cfg.agent_radius, cfg.obstacle_radius
+        self._contact2 = (agent_r + obstacle_r) ** 2
+        self._walls = ((obstacle_r, np.less), (1.0 - obstacle_r, np.greater))
+        self._agent_low, self._agent_high = agent_r, 1.0 - agent_r
+        # step_one moves the one scene's agent with Python floats.
+        self._agent_bounds = (float(self.agent_radius[0]), 1.0 - float(self.agent_radius[0]))
+        if not cfg.varies:
+            self._agent_bounds = (cfg.agent_radius, 1.0 - cfg.agent_radius)
+
+    def scene_config(self, index: int) -> CollisionConfig:
+        """The config of scene ``index`` as it is now: count and radii fixed to the scene's."""
+        return self.cfg.scene(
+            self.counts[index], self.obstacle_radius[index], self.agent_radius[index]
+        )
+
+    def place(
+        self,
+        index: int | np.ndarray,
+        agent: np.ndarray,
+        obstacles: np.ndarray,
+        radii: tuple[float, float] | None = None,
+    ) -> None:
         """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``); counters are kept.
+
+        :param radii: the scene's ``(agent_radius, obstacle_radius)`` when the config varies
+            (None: unchanged). Its count is the number of obstacles whose position is not NaN.
 
         Call ``update_distances`` afterwards (``reset_scenes`` does both).
         """
         self.agent[index] = agent
         self.obstacles[:, index] = obstacles
+        if self.cfg.varies:
+            self.counts[index] = np.count_nonzero(~np.isnan(obstacles[0]), axis=-1)
+            if radii is not None:
+                self.agent_radius[index], self.obstacle_radius[index] = radii
 
     def reset_scenes(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> None:
         """Start a new episode in each scene of ``indices``: a fresh scene drawn from its RNG.
@@ -321,6 +468,8 @@ class CollisionSimulation:
         # One draw per new episode, not per obstacle: the scene itself is sampled vectorised.
         for index, rng in zip(indices, rngs, strict=True):
             self.place(index, *sample_scene(rng, self.cfg))
+        if self.cfg.varies:
+            self.geometry_changed()
         self.steps[indices] = 0
         self.cumulative_collisions[indices] = 0
         self.episode_return[indices] = 0.0
@@ -380,8 +529,8 @@ class CollisionSimulation:
         """Move each agent one step; the arena's wall stops it (``step_one``'s move, batched)."""
         agent = self.agent
         agent += self.cfg.agent_moves[actions]
-        np.maximum(agent, self.cfg.agent_radius, out=agent)
-        np.minimum(agent, 1.0 - self.cfg.agent_radius, out=agent)
+        np.maximum(agent, self._agent_low, out=agent)
+        np.minimum(agent, self._agent_high, out=agent)
 
     def move_obstacles(self) -> None:
         """Advance obstacles, reflecting those that cross a wall.
@@ -394,6 +543,9 @@ class CollisionSimulation:
             crossed = beyond(self._pos, bound)
             if np.count_nonzero(crossed):  # cheaper than flatnonzero when nothing crossed
                 hit = np.flatnonzero(crossed)
+                if not isinstance(bound, float):  # one bound per scene: flat index -> scene
+                    batch, n = self.dist2.shape
+                    bound = bound[(hit // n) % batch, 0]
                 self._flat_pos[hit] = 2 * bound - self._flat_pos[hit]
                 self._flat_vel[hit] = -self._flat_vel[hit]
 
@@ -420,9 +572,8 @@ class CollisionSimulation:
         cfg = self.cfg
         positions = self._pos + self._vel
         for bound, beyond in self._walls:
-            crossed = beyond(positions, bound)
-            positions[crossed] = 2 * bound - positions[crossed]
-        low, high = self._agent_bounds
+            positions = np.where(beyond(positions, bound), 2 * bound - positions, positions)
+        low, high = self._agent_low, self._agent_high
         counts = np.empty((self.agent.shape[0], cfg.num_actions), dtype=np.int64)
         diff = np.empty_like(positions)
         # One pass per action (at most 5), vectorised over scenes and obstacles.
@@ -442,7 +593,7 @@ class CollisionSimulation:
         allowed.
         """
         cfg = self.cfg
-        low, high = self._agent_bounds
+        low, high = np.asarray(self._agent_low)[..., None], np.asarray(self._agent_high)[..., None]
         targets = np.clip(self.agent[:, None, :] + cfg.agent_moves, low, high)
         useful = ~np.all(targets == self.agent[:, None, :], axis=-1)
         if cfg.allow_stay:
@@ -459,8 +610,12 @@ class CollisionSimulation:
                 self.obstacles, cfg.obstacle_obs_scale, out=self._fields, casting="same_kind"
             )
             return obs.copy()
-        k, n, batch = cfg.k_nearest, cfg.num_obstacles, obs.shape[0]
-        slots = obs[:, 2:].reshape(batch, k, 5)
+        k, n, batch = cfg.k_nearest, cfg.max_obstacles, obs.shape[0]
+        first = cfg.agent_obs_size
+        if first == 4:
+            obs[:, 2] = self.agent_radius / MAX_RADIUS
+            obs[:, 3] = self.obstacle_radius / MAX_RADIUS
+        slots = obs[:, first:].reshape(batch, k, 5)
         slots[...] = 0.0
         shown = min(k, n)
         if shown:
@@ -468,16 +623,21 @@ class CollisionSimulation:
                 nearest = np.argpartition(self.dist2, k - 1, axis=1)[:, :k]
             else:
                 nearest = np.broadcast_to(np.arange(n), (batch, n))
+            # NaN (empty slots of a varying scene) sorts last.
             order = np.argsort(
                 np.take_along_axis(self.dist2, nearest, axis=1), axis=1, kind="stable"
             )
             nearest = np.take_along_axis(nearest, order, axis=1)
-            slots[:, :shown, 0] = 1.0
+            shown_slots = slots[:, :shown]
+            shown_slots[..., 0] = 1.0
             for axis in range(2):
                 position = np.take_along_axis(self.obstacles[axis], nearest, axis=1)
                 velocity = np.take_along_axis(self.obstacles[2 + axis], nearest, axis=1)
-                slots[:, :shown, 1 + axis] = position - self.agent[:, axis, None]
-                slots[:, :shown, 3 + axis] = velocity * cfg.velocity_scale
+                shown_slots[..., 1 + axis] = position - self.agent[:, axis, None]
+                shown_slots[..., 3 + axis] = velocity * cfg.velocity_scale
+            if cfg.varies:
+                np.nan_to_num(shown_slots, copy=False, nan=0.0)
+                shown_slots[..., 0] = np.arange(shown) < self.counts[:, None]
         return obs.copy()
 
 

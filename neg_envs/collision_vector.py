@@ -65,7 +65,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
         check_memory(
             core.simulation_bytes(self.config, self.num_envs),
-            f"NegCollisionVectorEnv with {self.num_envs:,} sub-envs x {self.config.num_obstacles:,} "
+            f"NegCollisionVectorEnv with {self.num_envs:,} sub-envs x {self.config.max_obstacles:,} "
             f"obstacles ({self.config.obs_size:,} observation values each)",
             "use fewer sub-envs or obstacles, or observation='nearest' (its size does not grow "
             "with num_obstacles)",

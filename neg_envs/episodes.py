@@ -58,7 +58,19 @@ class EpisodeStats:
             "moves_per_episode": float(np.mean(self.moves)),
             "collision_free_share": float((collisions == 0).mean()),
             "episode_length": float(np.mean(self.lengths)),
+            "episodes": len(self.returns),
+            "return_ci95": ci95(self.returns),
+            "collisions_ci95": ci95(self.collisions),
         }
+
+
+def ci95(values: Any) -> float:
+    """Half-width of the normal 95% confidence interval of the mean of ``values`` (1.96 standard
+    errors; NaN for fewer than two values)."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return float("nan")
+    return float(1.96 * values.std(ddof=1) / np.sqrt(values.size))
 
 
 def play_episodes(

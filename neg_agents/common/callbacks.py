@@ -95,9 +95,8 @@ class CollisionEvalCallback(BaseCallback):
         self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}
         self.history.append(row)
-        for key, value in row.items():
-            if key != "timesteps":
-                self.logger.record(EVAL_TENSORBOARD_KEYS[key], value)
+        for key, name in EVAL_TENSORBOARD_KEYS.items():
+            self.logger.record(name, row[key])
         self.logger.dump(self.num_timesteps)
         for name, values in (
             ("results", stats.returns),
@@ -192,6 +191,38 @@ class EvalVideoCallback(BaseCallback):
         self.videos.append(path)
         self._last_recorded = self.num_timesteps
         return path
+
+
+class TrainingCollisions(BaseCallback):
+    """Count the collisions the agent makes while it learns: every training env step's
+    ``info["collisions"]``, summed over the parallel envs (exploration and warm-up included).
+
+    A punishment-only agent pays for each collision it learns from; safe-RL suites report this
+    cost of training beside the final return. Logged as ``rollout/collisions_total`` and
+    ``rollout/collisions_per_1k_steps`` (recorded every step, written whenever SB3 writes its
+    logs, and once more at the end of training).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @property
+    def per_1k_steps(self) -> float:
+        """Collisions per 1,000 env steps so far (NaN before the first step)."""
+        return 1000.0 * self.total / self.num_timesteps if self.num_timesteps else float("nan")
+
+    def _on_step(self) -> bool:
+        infos = self.locals["infos"]
+        self.total += sum(info.get("collisions", 0) for info in infos)
+        self.logger.record("rollout/collisions_total", self.total)
+        self.logger.record("rollout/collisions_per_1k_steps", self.per_1k_steps)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.logger.record("rollout/collisions_total", self.total)
+        self.logger.record("rollout/collisions_per_1k_steps", self.per_1k_steps)
+        self.logger.dump(self.num_timesteps)
 
 
 class StopOnRequest(BaseCallback):

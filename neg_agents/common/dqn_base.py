@@ -83,6 +83,13 @@ class NegDQNBase(DQN):
         small for a GPU to pay off, see ``hyperparams.AGENT_DEVICE``; ``"auto"``: CUDA when
         available; one this machine does not
         have is an error, where SB3 would silently run on the CPU).
+    :param shield: act only among the actions the env's ``action_masks()`` allows, while
+        learning (warm-up and epsilon exploration included) and whenever ``predict`` is given
+        ``action_masks``: a shield in the safe-RL sense (Alshiekh et al. 2018,
+        https://arxiv.org/abs/1708.08611). On NegCollision envs the mask forbids every action
+        that makes more contacts at the next step than another action would (and moves into a
+        wall), so exploring no longer walks into obstacles. The env must have
+        ``action_masks()`` (reached through ``env_method``).
     :param _init_setup_model: build the networks now (SB3's loader passes False).
 
     Every argument is checked before anything is built (:func:`check_dqn_arguments`: e.g.
@@ -119,10 +126,14 @@ class NegDQNBase(DQN):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = AGENT_DEVICE,
+        shield: bool = False,
         _init_setup_model: bool = True,
     ) -> None:
         check_dqn_arguments({name: value for name, value in locals().items() if name in CHECKS})
         resolve_device(device)
+        if not isinstance(shield, bool):
+            raise ValueError(f"shield must be True or False, got {shield!r}")
+        self.shield = shield
         super().__init__(
             policy,
             env,
@@ -157,12 +168,18 @@ class NegDQNBase(DQN):
         )
 
     def _setup_model(self) -> None:
+        self.shield = bool(self.__dict__.get("shield", False))  # files saved before it: False
+        self._shield_rng = np.random.default_rng(self.seed)
         # A loaded model's values come from its file: they are checked here too.
         check_dqn_arguments({name: self.__dict__[name] for name in CHECKS if name in self.__dict__})
         check_replay_buffer_memory(
             self.buffer_size, self.observation_space, self.action_space, self.optimize_memory_usage
         )
         super()._setup_model()
+
+    def _excluded_save_params(self) -> list[str]:
+        # The shield's generator is made again from the seed when the model is built.
+        return [*super()._excluded_save_params(), "_shield_rng"]
 
     def save(
         self,
@@ -207,10 +224,38 @@ class NegDQNBase(DQN):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``predict``, refusing observations with NaN or infinite values."""
+        """SB3's ``predict``, refusing observations with NaN or infinite values.
+
+        :param action_masks: ``(n_envs, n_actions)`` (or ``(n_actions,)``) bools, True where an
+            action is allowed (e.g. the env's ``action_masks()``): the greedy action is the
+            best allowed one, and exploration (``deterministic=False``, with probability
+            epsilon per env) samples among the allowed ones. None: SB3's ``predict``.
+        """
         self.check_observation(observation)
-        return super().predict(observation, state, episode_start, deterministic)
+        if action_masks is None:
+            return super().predict(observation, state, episode_start, deterministic)
+        actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
+        if not deterministic:
+            exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
+            if exploring.any():
+                actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
+        return (actions if vectorized else actions[0]), state
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SB3's choice of the next training actions; with ``shield``, among the env's allowed
+        actions only (uniform among them during warm-up)."""
+        if not self.shield:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        masks = np.stack(self.env.env_method("action_masks")).astype(bool)
+        if self.num_timesteps < learning_starts:
+            actions = sample_allowed_rows(masks, self._shield_rng)
+        else:
+            actions, _ = self.predict(self._last_obs, deterministic=False, action_masks=masks)
+        return actions, actions
 
     def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
         """Value ``V(s')`` of each next state, shape ``(batch,)``, from the target network.
@@ -235,6 +280,38 @@ class NegDQNBase(DQN):
                 f"{type(self).__name__} needs a {required.__name__} (or 'MlpPolicy'), got "
                 f"{self.policy_class.__name__}; {why}"
             )
+
+
+def masked_greedy(
+    policy: DQNPolicy, observation: np.ndarray, action_masks: Any
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The best allowed action of each observation under ``action_masks`` (True: allowed).
+
+    Actions are ranked by the Q-network's ``preferences`` where it has them (the non-positive
+    heads break ties there), else by its Q-values. Returns the actions ``(batch,)``, whether
+    the observation was a batch, and the masks as ``(batch, n)`` bools.
+
+    :raises ValueError: masks of the wrong shape, or a row that allows nothing.
+    """
+    obs, vectorized = policy.obs_to_tensor(observation)
+    n = int(policy.action_space.n)
+    masks = np.asarray(action_masks, dtype=bool)
+    if masks.size != obs.shape[0] * n or not masks.reshape(-1, n).any(axis=1).all():
+        raise ValueError(
+            f"action_masks must hold one row of {n} bools per observation ({obs.shape[0]}) "
+            f"with at least one True each, got shape {masks.shape}"
+        )
+    masks = masks.reshape(-1, n)
+    with th.no_grad():
+        scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
+    scores = scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf)
+    return scores.argmax(dim=1).cpu().numpy(), vectorized, masks
+
+
+def sample_allowed_rows(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``masks`` ``(batch, n)``, uniform among its True entries."""
+    weights = rng.random(masks.shape) * masks
+    return weights.argmax(axis=1)
 
 
 class BootstrapValues:

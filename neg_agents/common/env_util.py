@@ -114,8 +114,8 @@ def preferred_vec_env(
 ) -> str:
     """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version (``NegCollision-v0``) and
     the agent acts on it directly, else ``"dummy"``: ``NegativeActionWrapper`` wraps single envs,
-    maskable agents read each env's ``action_masks()``, and the batched env takes no drawing
-    options (``window_size``, ``render_mode``).
+    and the batched env takes no drawing options (``window_size``, ``render_mode``). Maskable
+    agents read the batched env's masks through ``SB3VecEnvAdapter.env_method``.
 
     :param env_id: a registered Gymnasium id.
     :param negative_actions: the agent acts through ``NegativeActionWrapper``.
@@ -123,7 +123,7 @@ def preferred_vec_env(
     :param env_kwargs: the env options the envs will be made with.
     """
     drawing = {"window_size", "render_mode"} & set(env_kwargs or {})
-    if negative_actions or action_masks or drawing or env_id not in gym.registry:
+    if negative_actions or drawing or env_id not in gym.registry:
         return "dummy"
     # Only neg_envs' batched envs are known to follow SB3VecEnvAdapter's protocol.
     entry_point = str(gym.spec(env_id).vector_entry_point)

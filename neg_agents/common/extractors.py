@@ -10,7 +10,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from neg_agents.common.env_util import collision_config
-from neg_envs.collision_core import OBSERVATION_MODES, CollisionConfig
+from neg_envs.collision_core import MAX_RADIUS, OBSERVATION_MODES, CollisionConfig
 
 #: Pooling rules over the obstacle set.
 POOLINGS = ("sum", "max", "sum+max")
@@ -37,11 +37,16 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
 
     The layout cannot be read from the observation's shape alone (2 + 4N and 2 + 5k collide), so
     it is an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an
-    env's ``CollisionConfig``, as the negdl agents do by default.
+    env's ``CollisionConfig``, as the negdl agents do by default. In the ``nearest_radii`` layout
+    the scene's radii are part of the observation: the contact distance and the walls are then
+    read per observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy
+    acts in scenes of every size (``NegCollisionMix-v0``), and moves to any fixed scene with
+    ``neg_agents.model_io.transfer_model``.
 
     :param observation_space: the env's ``Box`` observation space.
-    :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)) or ``"nearest"``
-        (agent x, y, then k x (present, rel x, rel y, vx, vy)); see
+    :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)), ``"nearest"``
+        (agent x, y, then k x (present, rel x, rel y, vx, vy)) or ``"nearest_radii"`` (agent
+        x, y, agent radius and obstacle radius / ``MAX_RADIUS``, then as ``nearest``); see
         ``CollisionConfig.observation_space``.
     :param contact_distance: agent radius + obstacle radius (world units), > 0.
     :param top_speed: the obstacles' top speed (observed velocities are divided by it), >= 0.
@@ -82,17 +87,20 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden!r}")
         per_obstacle = 4 if observation == "absolute" else 5
+        lead = 4 if observation == "nearest_radii" else 2
         size = observation_space.shape[0] if len(observation_space.shape) == 1 else -1
-        if size < 2 or (size - 2) % per_obstacle:
+        if size < lead or (size - lead) % per_obstacle:
             raise ValueError(
-                f"an {observation!r} NegCollision observation has size 2 + {per_obstacle} * count, "
-                f"got shape {observation_space.shape}; pass the env's observation mode "
+                f"an {observation!r} NegCollision observation has size {lead} + {per_obstacle} * "
+                f"count, got shape {observation_space.shape}; pass the env's observation mode "
                 "(collision_extractor_kwargs(env) does it)"
             )
         pooled = hidden * (2 if pooling == "sum+max" else 1)
         super().__init__(observation_space, features_dim=pooled + AGENT_FEATURES)
         self.observation, self.pooling = observation, pooling
-        self.num_slots = (size - 2) // per_obstacle
+        self.lead, self.per_obstacle = lead, per_obstacle
+        self.num_slots = (size - lead) // per_obstacle
+        self.reach_steps, self.top_speed = float(reach_steps), float(top_speed)
         # Lengths are measured in agent steps, so that scenes with other radii look alike
         # wherever the gap to contact is the same.
         self.agent_step, self.agent_radius = float(agent_step), float(agent_radius)
@@ -108,6 +116,17 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             nn.ReLU(),
         )
 
+    def geometry(self, observations: th.Tensor) -> tuple[Any, Any, Any]:
+        """The contact distance and the farthest relevant distance (agent steps), and the
+        agent's radius (world units): numbers fixed by the env, or ``(batch, 1, 1)``,
+        ``(batch, 1, 1)`` and ``(batch, 1)`` tensors read from a ``nearest_radii`` observation."""
+        if self.observation != "nearest_radii":
+            return self.contact, self.reach, self.agent_radius
+        radii = observations[:, 2:4] * MAX_RADIUS
+        contact = radii.sum(dim=1).reshape(-1, 1, 1) / self.agent_step
+        reach = contact + self.reach_steps * (1.0 + self.top_speed / self.agent_step)
+        return contact, reach, radii[:, :1]
+
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
         """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the
         direction to it (2) and the gap left before contact (1), its velocity per
@@ -115,13 +134,15 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         (2) and with what gap (1) it passes closest to a staying agent. Last: its relevance in
         [0, 1] (0 for an empty ``nearest`` slot or an obstacle out of reach)."""
         agent = observations[:, :2]
+        slots = observations[:, self.lead :].reshape(
+            observations.shape[0], self.num_slots, self.per_obstacle
+        )
+        contact, reach, _ = self.geometry(observations)
         if self.observation == "absolute":
-            slots = observations[:, 2:].reshape(-1, self.num_slots, 4)
             relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
             velocity = slots[..., 2:] * self.velocity_unit
             present = th.ones_like(slots[..., 0])
         else:
-            slots = observations[:, 2:].reshape(-1, self.num_slots, 5)
             present = slots[..., 0]
             relative = slots[..., 1:3] / self.agent_step
             velocity = slots[..., 3:] * self.velocity_unit
@@ -132,15 +153,15 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         when = (closing / speed2.clamp(min=1e-9)).clamp(0.0, 1.0)
         closest = relative + velocity * when
         closest_distance = closest.norm(dim=-1, keepdim=True)
-        relevance = (self.reach - distance).clamp(0.0, 1.0) * present[..., None]
+        relevance = (reach - distance).clamp(0.0, 1.0) * present[..., None]
         return th.cat(
             [
                 relative / distance.clamp(min=1e-6),
-                distance - self.contact,
+                distance - contact,
                 velocity,
                 when,
                 closest / closest_distance.clamp(min=1e-6),
-                closest_distance - self.contact,
+                closest_distance - contact,
                 relevance,
             ],
             dim=-1,
@@ -149,8 +170,12 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     def forward(self, observations: th.Tensor) -> th.Tensor:
         features = self.obstacle_features(observations)
         relevance = features[..., -1:]
+        _, reach, agent_radius = self.geometry(observations)
         # Obstacles out of reach are clipped to its edge so their inputs stay bounded.
-        inputs = features[..., :-1].clamp(-self.reach, self.reach)
+        if isinstance(reach, float):
+            inputs = features[..., :-1].clamp(-reach, reach)
+        else:
+            inputs = th.minimum(th.maximum(features[..., :-1], -reach), reach)
         embedded = self.embed(inputs) * relevance
         pooled = []
         if self.pooling in ("sum", "sum+max"):
@@ -162,9 +187,13 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
                 else embedded.new_zeros(embedded.shape[0], embedded.shape[-1])
             )
         agent = observations[:, :2]
-        low, high = self.agent_radius, 1.0 - self.agent_radius
+        low, high = agent_radius, 1.0 - agent_radius
         walls = th.cat([agent - low, high - agent], dim=1) / self.agent_step
-        return th.cat([*pooled, walls.clamp(max=self.reach)], dim=1)
+        if isinstance(reach, float):
+            walls = walls.clamp(max=reach)
+        else:
+            walls = th.minimum(walls, reach[:, 0])
+        return th.cat([*pooled, walls], dim=1)
 
 
 def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dict[str, Any]:
@@ -175,10 +204,11 @@ def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dic
     """
     return {
         "observation": config.observation,
+        # Upper bounds where the radii vary (nearest_radii reads the scene's from observations).
         "contact_distance": config.contact_distance,
         "top_speed": config.speed_range[1],
         "agent_step": config.agent_step,
-        "agent_radius": config.agent_radius,
+        "agent_radius": config.agent_radius_range[1],
         **overrides,
     }
 

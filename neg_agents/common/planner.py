@@ -191,6 +191,7 @@ class CollisionPlanner:
         self.num_scenes = sum(len(sim.agent) for sim in self.simulations)
         # Obstacles are moved with the env's own arithmetic on a scratch simulation.
         self._scratch = CollisionSimulation(self.config, self.num_scenes)
+        self._varies = self.config.varies
         # Farther than this an obstacle cannot touch the agent within the horizon.
         self._reach = self.config.contact_distance + self.horizon * (
             self.config.agent_step + self.config.speed_range[1]
@@ -215,11 +216,20 @@ class CollisionPlanner:
     def action_costs(self) -> np.ndarray:
         """``(B, num_actions)``: each scene's least punishment over the horizon per first action."""
         agents, obstacles = self.state()
+        scenes = [sim.scene_config(i) for sim in self.simulations for i in range(len(sim.agent))]
+        if self._varies:  # each scene's own radii bound its obstacles' reflections
+            scratch = self._scratch
+            for name in ("agent_radius", "obstacle_radius"):
+                getattr(scratch, name)[:] = np.concatenate(
+                    [getattr(sim, name) for sim in self.simulations]
+                )
+            scratch.geometry_changed()
         future = self.future_obstacles(obstacles)
         costs = np.empty((len(agents), self.config.num_actions))
         for b, agent in enumerate(agents):
+            # Empty slots of a varying scene are NaN: never near.
             near = np.hypot(*(obstacles[:2, b] - agent[:, None])) <= self._reach + 1e-9
-            costs[b] = plan_costs(agent, future[:, :, b, near], self.config, self.horizon)
+            costs[b] = plan_costs(agent, future[:, :, b, near], scenes[b], self.horizon)
         return costs
 
     def predict(

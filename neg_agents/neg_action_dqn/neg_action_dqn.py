@@ -34,9 +34,10 @@ class NegActionDQN(NegDQNBase):
       samples among all actions except the ``num_forbidden`` worst, so exploring never takes the
       action judged worst. (The first ``learning_starts`` steps are uniform, as in every SB3
       off-policy algorithm: before any training the Q-values judge nothing.)
-    - TD target: ``r + gamma * V(s')`` with ``V(s')`` the mean target-network value over the
-      actions the rule allows in ``s'`` (judged by the target network), i.e. the value of the
-      uniform-over-allowed policy (expected SARSA for this policy), not the greedy max.
+    - TD target: ``r + gamma * V(s')`` with ``V(s')`` the target-network value of the rule's
+      choice in ``s'`` (judged by the target network): the preferred action's when allowed,
+      else the mean over the allowed actions, i.e. the value of the policy itself (expected
+      SARSA for this policy), not the greedy max.
 
     Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
     2018, https://arxiv.org/abs/1809.02121). DQN: Mnih et al. (2015),
@@ -47,7 +48,10 @@ class NegActionDQN(NegDQNBase):
     :param margin: an action more than this far below the best Q-value is forbidden, >= 0
         (``float("inf")``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-        Both go into one :class:`ForbiddingRule`, ``self.rule``, which the policy applies and
+    :param prefer: the action taken whenever the rule allows it (None: uniform among the
+        allowed, the source's rule; negdl's default on NegCollision is stay, so that the agent
+        does not wander among near-equal moves).
+        All three go into one :class:`ForbiddingRule`, ``self.rule``, which the policy applies and
         ``save``/``load`` round-trip.
     :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`
         (SB3's DQN arguments, with defaults tuned on ``NegCollision-v0``).
@@ -62,10 +66,11 @@ class NegActionDQN(NegDQNBase):
         env: Any,
         margin: float = DEFAULT_RULE.margin,
         num_forbidden: int = DEFAULT_RULE.num_forbidden,
+        prefer: int | None = DEFAULT_RULE.prefer,
         **kwargs: Any,
     ) -> None:
         # _setup_model (run by DQN.__init__) hands the rule to the policy.
-        self.rule = ForbiddingRule(margin, num_forbidden)
+        self.rule = ForbiddingRule(margin, num_forbidden, prefer)
         super().__init__(policy, env, **kwargs)
 
     @property
@@ -77,6 +82,10 @@ class NegActionDQN(NegDQNBase):
         return self.rule.num_forbidden
 
     def _setup_model(self) -> None:
+        if self.__dict__.get("shield"):
+            raise ValueError(
+                "NegActionDQN forbids actions by its own rule; shield=True is for the other DQNs"
+            )
         self._check_policy_class(
             NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
         )
@@ -101,10 +110,10 @@ class NegActionDQN(NegDQNBase):
         super()._setup_model()
 
     def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
-        """Mean target-network value over the actions the rule allows in each next state."""
+        """Target-network value of each next state under the rule's choice: the preferred
+        action's where the rule allows it, else the mean over the allowed actions."""
         q_values = self.q_net_target(next_observations)
-        allowed = ~self.rule(q_values)
-        return (q_values * allowed).sum(dim=1) / allowed.sum(dim=1)
+        return (q_values * self.rule.policy_weights(q_values)).sum(dim=1)
 
     def predict(
         self,

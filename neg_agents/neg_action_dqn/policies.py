@@ -48,10 +48,15 @@ class ForbiddingRule:
         (``inf``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, >= 0 (and below
         the number of actions, see :meth:`check_actions`).
+    :param prefer: the action taken whenever the rule allows it, e.g. ``STAY`` (4) on
+        NegCollision: among near-equal actions, the one that costs nothing; when it is
+        forbidden the choice is uniform among the allowed ones. None: always uniform (the
+        source's rule).
     """
 
     margin: float = 0.05
     num_forbidden: int = 1
+    prefer: int | None = None
 
     def __post_init__(self) -> None:
         margin, num_forbidden = self.margin, self.num_forbidden
@@ -69,14 +74,43 @@ class ForbiddingRule:
         ):
             raise ValueError(f"num_forbidden must be an integer >= 0, got {num_forbidden!r}")
         object.__setattr__(self, "margin", float(margin))
+        prefer = self.prefer
+        if prefer is not None and (
+            isinstance(prefer, bool) or not isinstance(prefer, int) or prefer < 0
+        ):
+            raise ValueError(f"prefer must be None or an action index >= 0, got {prefer!r}")
 
     def check_actions(self, n_actions: int) -> None:
-        """Raise a ``ValueError`` unless at least one of ``n_actions`` actions stays allowed."""
+        """Raise a ``ValueError`` unless at least one of ``n_actions`` actions stays allowed
+        and ``prefer`` is one of them."""
         if self.num_forbidden >= n_actions:
             raise ValueError(
                 f"num_forbidden must be an integer in [0, {n_actions - 1}] for {n_actions} actions "
                 f"(at least one action must stay allowed), got {self.num_forbidden!r}"
             )
+        if self.prefer is not None and self.prefer >= n_actions:
+            raise ValueError(
+                f"prefer must be an action in [0, {n_actions - 1}] or None, got {self.prefer} "
+                f"(an env without stay has {n_actions} actions: pass prefer=None)"
+            )
+
+    def choose(self, allowed: th.Tensor) -> th.Tensor:
+        """One action per row of ``allowed`` ``(batch, n)``: ``prefer`` where allowed, else
+        uniform among the allowed actions."""
+        sampled = sample_allowed(allowed)
+        if self.prefer is None:
+            return sampled
+        return th.where(allowed[:, self.prefer], self.prefer, sampled)
+
+    def policy_weights(self, q_values: th.Tensor) -> th.Tensor:
+        """The probability of each action under the rule's choice, ``(batch, n)``."""
+        allowed = (~self(q_values)).to(q_values.dtype)
+        uniform = allowed / allowed.sum(dim=1, keepdim=True)
+        if self.prefer is None:
+            return uniform
+        preferred = th.zeros_like(uniform)
+        preferred[:, self.prefer] = 1.0
+        return th.where(allowed[:, self.prefer : self.prefer + 1] > 0, preferred, uniform)
 
     def __call__(self, q_values: th.Tensor) -> th.Tensor:
         """The forbidden actions of each row of ``q_values`` ``(batch, n)``, as bools."""
@@ -90,7 +124,8 @@ DEFAULT_RULE = ForbiddingRule()
 class NegActionDQNPolicy(DQNPolicy):
     """``DQNPolicy`` that never picks a forbidden action (see :class:`ForbiddingRule`).
 
-    ``deterministic=False`` samples uniformly among the allowed actions; ``deterministic=True``
+    ``deterministic=False`` takes the rule's ``prefer`` action when it is allowed and otherwise
+    samples uniformly among the allowed actions (:meth:`ForbiddingRule.choose`); ``deterministic=True``
     returns the best one (always allowed; the rule's limit as ``margin`` goes to 0). With
     probability ``exploration_rate`` (set by ``NegActionDQN`` from its epsilon schedule) a
     stochastic step explores: it samples among every action except the ``num_forbidden`` worst,
@@ -130,7 +165,9 @@ class NegActionDQNPolicy(DQNPolicy):
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)
         exploring = th.rand(q_values.shape[0], device=q_values.device) < self.exploration_rate
-        return sample_allowed(~self.forbidden_actions(q_values, exploring))
+        allowed = ~self.forbidden_actions(q_values, exploring)
+        # Exploring rows stay uniform: preferring one action there would not explore.
+        return th.where(exploring, sample_allowed(allowed), self.rule.choose(allowed))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "rule": self.rule}

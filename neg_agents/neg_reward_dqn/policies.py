@@ -10,6 +10,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from neg_agents.common.dqn_base import masked_greedy
 from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
@@ -50,11 +51,15 @@ class NonPositiveQNetwork(QNetwork):
         # read from the network are the ones the agent acts on.
         self.set_training_mode(False)
 
-    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        # The head's preference: its values, with ties (e.g. several clamped to 0) broken.
+    def preferences(self, observation: PyTorchObs) -> th.Tensor:
+        """What the greedy policy maximises, ``(batch, n_actions)``: the head's values, with
+        ties (e.g. several clamped to 0) broken."""
         *body, head = self.q_net
         hidden = nn.Sequential(*body)(self.extract_features(observation, self.features_extractor))
-        return head.preference(hidden).argmax(dim=1).reshape(-1)
+        return head.preference(hidden)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self.preferences(observation).argmax(dim=1).reshape(-1)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "q_head": self.q_head}
@@ -75,6 +80,21 @@ class NonPositiveDQNPolicy(DQNPolicy):
         # DQNPolicy.__init__ builds the networks, which read q_head.
         self.q_head = q_head
         super().__init__(*args, **kwargs)
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+        action_masks: Any = None,
+    ) -> tuple[Any, Any]:
+        """SB3's ``predict``; with ``action_masks`` (True: allowed, e.g. the env's
+        ``action_masks()``) the best allowed action."""
+        if action_masks is None:
+            return super().predict(observation, state, episode_start, deterministic)
+        actions, vectorized, _ = masked_greedy(self, observation, action_masks)
+        return (actions if vectorized else actions[0]), state
 
     def make_q_net(self) -> NonPositiveQNetwork:
         # A fresh features extractor for each network, as DQNPolicy does.

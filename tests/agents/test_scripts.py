@@ -4,6 +4,7 @@
 import csv
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image
 from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neg_agents.algos import ALGOS
+from neg_agents.bench import PROBE_SCENES
 from neg_agents.cli import bench, train, watch
 from neg_agents.model_io import load_agent
 
@@ -234,80 +235,63 @@ def test_bench_rejects_bad_arguments(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
+def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_path, run_script):
     run_script(
         "neg_agents.cli.bench",
-        "--seeds",
-        "0",
-        "--num-obstacles",
-        "3",
-        "4",
-        "--no-crowd",
-        "--total-timesteps",
-        "200",
-        "--n-envs",
-        "2",
-        "--eval-freq",
-        "100",
-        "--eval-episodes",
-        "1",
-        "--final-episodes",
-        "2",
-        "--out-dir",
-        str(tmp_path),
-        "--tensorboard-dir",
-        str(tmp_path / "tb"),
-        "--no-progress-bar",
+        *("--algos", "neg-reward-dqn", "neg-reward-dqn-shielded", "planner", "random"),
+        *("--seeds", "0", "--num-obstacles", "3", "--no-crowd", "--mix", "--probes"),
+        *("--total-timesteps", "200", "--mix-timesteps", "300", "--n-envs", "2"),
+        *("--eval-freq", "100", "--eval-episodes", "1", "--final-episodes", "2"),
+        *("--episode-steps", "40", "--out-dir", str(tmp_path)),
+        *("--tensorboard-dir", str(tmp_path / "tb"), "--no-progress-bar"),
     )
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    available = [name for name, spec in ALGOS.items() if spec.available]
-    assert [r["algo"] for r in rows if r["num_obstacles"] == "3"] == available
-    # maskable-ppo is listed exactly when sb3-contrib (negdl[contrib], part of dev) is installed.
-    assert ("maskable-ppo" in available) == (importlib.util.find_spec("sb3_contrib") is not None)
-    # Each DQN variant trained at 3 obstacles (on the obstacle-set extractor) is also evaluated
-    # at 4 without retraining.
-    transferred = [r for r in rows if r["trained_on"]]
-    dqns = ["neg-reward-dqn", "neg-action-dqn", "dqn-negative-actions", "dqn"]
-    assert [r["algo"] for r in transferred] == [a for a in available if a in dqns]
-    assert {r["trained_on"] for r in transferred} == {"NegCollision-v0 N=3"}
-    assert {r["num_obstacles"] for r in transferred} == {"4"}
-    planner = next(r for r in rows if r["algo"] == "planner")
-    assert float(planner["collisions_per_episode"]) == 0
-    assert {
-        "return",
-        "collisions_per_episode",
-        "moves_per_episode",
-        "collision_free_share",
-        "train_time_s",
-        "env_steps_per_s",
-    } <= set(rows[0])
-    assert all(float(r["return"]) <= 0 for r in rows)
-    markdown = (tmp_path / "bench.md").read_text()
-    assert (
-        "| neg-reward-dqn |" in markdown
-        and "| planner | -0.0" in markdown
-        and "| neg-reward-dqn, trained on NegCollision-v0 N=3 |" in markdown
-        and "return / planner" in markdown
-        and "Machine:" in markdown
-        and "negdl-bench --seeds 0" in markdown
+    scenes = ["NegCollision-v0-n3", "NegCollisionMix-v0", *(s.name for s in PROBE_SCENES)]
+    # Every agent on every scene: the baselines once, each trained agent from each scene it
+    # trained on (the mix only for the generalist, neg-reward-dqn).
+    trained_on = {
+        ("neg-reward-dqn", "NegCollision-v0-n3"),
+        ("neg-reward-dqn", "NegCollisionMix-v0"),
+        ("neg-reward-dqn-shielded", "NegCollision-v0-n3"),
+        ("planner", ""),
+        ("random", ""),
+    }
+    assert {(r["algo"], r["trained_on"]) for r in rows} == trained_on
+    for agent in trained_on:
+        here = [r["scene"] for r in rows if (r["algo"], r["trained_on"]) == agent]
+        assert here == scenes, agent
+    empty = [r for r in rows if r["scene"] == "NegCollision-v0-n0"]
+    assert all(float(r["collisions_per_episode"]) == 0 for r in empty)
+    assert [float(r["return"]) for r in empty if r["algo"] == "planner"] == [0.0]
+    generalist = [r for r in rows if r["trained_on"] == "NegCollisionMix-v0"]
+    assert {r["timesteps"] for r in generalist} == {"300"}
+    assert all(int(r["episodes"]) == 2 for r in rows)
+    assert {"collisions_ci95", "return_ci95", "train_collisions", "train_collisions_per_1k"} <= set(
+        rows[0]
     )
-    assert "**Across seeds**" in markdown and "| random | " in markdown.split("Across seeds")[1]
+    assert all(r["train_collisions"] == "" for r in rows if r["algo"] in ("planner", "random"))
+    assert all(int(r["train_collisions"]) >= 0 for r in rows if r["trained_on"])
+    markdown = (tmp_path / "bench.md").read_text()
+    table = markdown.split("**Every agent on every scene**")[1].split("\n\n**")[0]
+    assert "| neg-reward-dqn, trained on NegCollisionMix-v0 |" in table
+    assert "| planner | 0.00 (1x) |" in table
+    assert "held-out test episodes" in markdown and "1,000,000" in markdown
+    assert "collisions while learning" in markdown and "Machine:" in markdown
+    assert "**Across seeds**" in markdown
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
-    assert (tmp_path / "performance_profile.png").stat().st_size > 0
     tags = scalar_tags(tmp_path / "tb")
     assert {
         "eval/collisions_per_episode",
         "eval/mean_reward",
-        "final/moves_per_episode",
+        "rollout/collisions_total",
+        "rollout/collisions_per_1k_steps",
+        "final/NegCollision-v0-n3/moves_per_episode",
         "time/fps",
     } <= tags
-    assert (
-        load_results(str(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0")).shape[0] == 0
-    )  # no episode ended
-    assert np.load(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0" / "evaluations.npz")[
-        "timesteps"
-    ].tolist() == [100, 200]
+    run = tmp_path / "tb" / "NegCollision-v0-n3" / "neg-reward-dqn" / "s0"
+    assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [100, 200]
+    assert load_results(str(run)).shape[0] == 2 * (100 // 40)  # 40-step episodes, 100 per env
 
 
 @pytest.mark.skipif(shutil.which("negdl-bench") is None, reason="console scripts not installed")
@@ -384,14 +368,16 @@ def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
         "neg_agents.cli.bench",
         *("--algos", "random", "stay", "--seeds", *map(str, range(20)), "--num-obstacles", "3"),
         *("--final-episodes", "2", "--no-progress-bar", "--out-dir", str(tmp_path)),
-        *("--tensorboard-dir", str(tmp_path / "tb"), "--no-crowd"),
+        *("--tensorboard-dir", str(tmp_path / "tb"), "--no-crowd", "--no-mix", "--no-probes"),
         ready=lambda: (tmp_path / "bench.csv").exists(),
     )
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert 1 <= len(rows) < 40
-    assert f"stopped by SIGINT: kept the {len(rows)} finished trials of 40" in result.stderr
+    # stay is deterministic: evaluated for the first seed only.
+    assert 1 <= len(rows) < 21 and sum(r["algo"] == "stay" for r in rows) <= 1
+    kept = re.search(r"stopped by SIGINT: kept the (\d+) finished trials of 40", result.stderr)
+    assert kept and len(rows) <= int(kept.group(1)) < 40
     assert "(incomplete" in (tmp_path / "bench.md").read_text()
 
 
