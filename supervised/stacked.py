@@ -32,17 +32,17 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
-from supervised.capture import captured_step, resolve_capture
 from supervised.data.common import LabelledImages
-from supervised.evaluation import accuracy, model_device
+from supervised.evaluation import accuracy, batched_forward, model_device
 from supervised.runtime import select_device
 from supervised.training import (
     Batch,
+    BatchSource,
     LossFn,
     LossReducer,
-    MeanReducer,
+    Trainer,
+    evaluating,
     iterate_batches,
     per_sample_cross_entropy,
     prepare_inputs,
@@ -187,7 +187,7 @@ class ModelStack:
         return vectorised
 
 
-class StackedBatches:
+class StackedBatches(BatchSource):
     """Batches for K models at once, each model shuffled by its own generator.
 
     A batch is a tuple of ``(K, B, ...)`` tensors: row k holds model k's minibatch. A tensor is
@@ -273,8 +273,9 @@ class StackedBatches:
                 for tensor, own in zip(self.tensors, self.per_model, strict=True)
             )
 
-    def to(self, device: torch.device) -> StackedBatches:
-        """These batches with their tensors on ``device``."""
+    def to(self, device: torch.device, channels_last: bool = False) -> StackedBatches:
+        """These batches with their tensors on ``device`` (never channels-last: stacked conv
+        weights are 5-D)."""
         return StackedBatches(
             *(prepare_inputs(tensor, device, channels_last=False) for tensor in self.tensors),
             models=self.models,
@@ -285,13 +286,13 @@ class StackedBatches:
         )
 
 
-class StackedTrainer:
+class StackedTrainer(Trainer):
     """Trains K models of one architecture at once, one vectorised (and, on CUDA, captured) step
     for all of them; each model's result equals training it alone with the same shuffles.
 
-    The counterpart of :class:`supervised.training.Trainer` for K models: the same loss and
-    reducer parts, applied to each model; per-model losses and TensorBoard curves. Training is
-    fp32 (mixed precision measured slower for small models).
+    :class:`supervised.training.Trainer` with another step and batch source: its loop, loss
+    and reducer parts, applied to each model; per-model losses and TensorBoard curves. Training
+    is fp32 (mixed precision measured slower for small models).
 
     :param models: K models (see :func:`check_stackable`); they hold the trained weights after
         each :meth:`fit`.
@@ -330,79 +331,82 @@ class StackedTrainer:
         capture: str = "auto",
         capture_key: Callable[[], Hashable] | None = None,
     ) -> None:
-        if batch_size <= 0 or log_every <= 0 or global_step < 0:
-            raise ValueError(
-                f"need batch_size > 0, log_every > 0 and global_step >= 0, got {batch_size}, "
-                f"{log_every}, {global_step}"
-            )
         if writers is not None and len(writers) != len(models):
             raise ValueError(
                 f"need one writer (or None) per model, got {len(writers)} for {len(models)}"
             )
         self.stack = ModelStack(models, select_device(device))
-        self.device = self.stack.device
-        self.optimizer = optimizer(self.stack.trainable)
-        if not isinstance(self.optimizer, ELEMENTWISE_OPTIMIZERS):
+        built = optimizer(self.stack.trainable)
+        if not isinstance(built, ELEMENTWISE_OPTIMIZERS):
             raise ValueError(
-                f"{type(self.optimizer).__name__} is not an elementwise optimiser, so one instance "
+                f"{type(built).__name__} is not an elementwise optimiser, so one instance "
                 "over stacked tensors would couple the models; use one of "
                 + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
             )
-        self.reducer = reducer if reducer is not None else MeanReducer()
+        self.method, self._stacked_writers = method, writers
+        first = self.stack.models[0]
+        super().__init__(
+            nn.ModuleList(self.stack.models),
+            built,
+            loss_fn,
+            forward=first if method == "forward" else _Method(first, method),
+            reducer=reducer,
+            batch_size=batch_size,
+            device=self.stack.device,
+            amp=False,
+            log_every=log_every,
+            progress=progress,
+            tag=tag,
+            channels_last=False,
+            global_step=global_step,
+            capture=capture,
+            capture_key=capture_key,
+        )
         self.losses = self.stack.per_model(
             lambda outputs, *rest: self.reducer(loss_fn(outputs, *rest)), method
         )
-        self.batch_size, self.log_every, self.progress, self.tag = (
-            batch_size,
-            log_every,
-            progress,
-            tag,
-        )
-        self.writers = list(writers) if writers is not None else [None] * len(models)
-        self.global_step = global_step
-        self.capture, self.capture_reason = resolve_capture(
-            capture, self.device, False, self.optimizer
-        )
-        self.capture_key = capture_key
-        self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
+
+    def _writers(self, writer: SummaryWriter | None) -> list[SummaryWriter | None]:
+        writers = self._stacked_writers
+        return list(writers) if writers is not None else [None] * len(self.stack)
 
     @property
     def models(self) -> list[nn.Module]:
         """The trained models."""
         return self.stack.models
 
+    def trainable_tensors(self) -> list[torch.Tensor]:
+        return self.stack.trainable
+
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """Each model's reduced loss on its rows of ``batch``, shape ``(K,)``."""
         return self.losses(*batch)
 
-    def eager_step(self, batch: Batch) -> torch.Tensor:
-        """The stacked optimisation step, run op by op: what a capture records."""
-        losses = self.compute_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        self.optimizer.step()
-        return losses.detach()
+    def reduced_loss(self, batch: Batch) -> torch.Tensor:
+        return self.compute_loss(batch)  # reduced per model inside the vectorised call
 
-    def step(self, batch: Batch) -> torch.Tensor:
-        """One step for every model; returns the detached per-model losses ``(K,)``."""
-        losses = self.captured(batch) if self.captured is not None else self.eager_step(batch)
-        self.global_step += 1
-        return losses
+    def batch_samples(self, batch: Batch) -> int:
+        return batch[0].shape[1]
 
-    def batch_source(self, data: StackedBatches | Sequence[torch.Tensor]) -> StackedBatches:
+    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> StackedBatches:
+        return StackedBatches(*tensors, models=len(self.models), batch_size=self.batch_size)
+
+    def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> StackedBatches:
         """``data`` on the training device; tensors become :class:`StackedBatches` shared by all."""
-        if not isinstance(data, StackedBatches):
-            if isinstance(data, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in data):
-                raise TypeError(
-                    "fit takes StackedBatches or a tuple of tensors shared by every model, "
-                    f"got {type(data).__name__}"
-                )
-            data = StackedBatches(*data, models=len(self.models), batch_size=self.batch_size)
-        if data.models != len(self.models):
+        source = super().batch_source(data)
+        if not isinstance(source, StackedBatches) or source.models != len(self.models):
             raise ValueError(
-                f"the batches are for {data.models} models, the trainer has {len(self.models)}"
+                f"the batches must be StackedBatches for {len(self.models)} models, got "
+                f"{getattr(source, 'models', type(source).__name__)}"
             )
-        return data.to(self.device)
+        return source
+
+    def begin_fit(self) -> None:
+        check_stackable(self.models)
+        self.stack.load()
+
+    def end_fit(self) -> None:
+        self.stack.store()
 
     def fit(
         self,
@@ -424,42 +428,7 @@ class StackedTrainer:
             every model alike, e.g. negation).
         :param description: progress-bar label.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        source = self.batch_source(data)
-        for model in self.models:
-            model.train()
-        check_stackable(self.models)
-        self.stack.load()
-        if self.captured is not None:
-            self.captured.reset()
-        bar = tqdm(
-            total=epochs * len(source), desc=description, disable=not self.progress, leave=False
-        )
-        epoch_losses = []
-        for epoch in range(epochs):
-            if before_epoch is not None:
-                before_epoch(epoch)
-                if self.captured is not None and self.capture_key is None:
-                    self.captured.reset()
-            total = torch.zeros(len(self.models), device=self.device)
-            for batch in source.batches(generators):
-                losses = self.step(batch)
-                total += losses * batch[0].shape[1]
-                if self.global_step % self.log_every == 0:
-                    self._log(losses.tolist(), "loss")
-                    bar.set_postfix(loss=f"{losses.mean().item():.4f}", epoch=epoch + 1)
-                bar.update()
-            epoch_losses.append([value / source.samples for value in total.tolist()])
-            self._log(epoch_losses[-1], "epoch_loss")
-        bar.close()
-        self.stack.store()
-        return [[epoch[index] for epoch in epoch_losses] for index in range(len(self.models))]
-
-    def _log(self, values: list[float], name: str) -> None:
-        for writer, value in zip(self.writers, values, strict=True):
-            if writer is not None:
-                writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)
+        return self.run_epochs(data, epochs, generators, before_epoch, description)
 
 
 @torch.no_grad()
@@ -487,10 +456,13 @@ def predict_stacked(
         raise ValueError(
             f"per-model inputs need {len(models)} slices, got shape {tuple(inputs.shape)}"
         )
-    modes = [[module.training for module in model.modules()] for model in models]
-    for model in models:
-        model.eval()
-    try:
+    with evaluating(*models):
+        if len(models) == 1:  # nothing to stack: the model's own forward, as evaluation runs it
+            target = model_device(models[0]) if device is None else select_device(device)
+            forward = getattr(models[0].to(target), method)
+            return batched_forward(forward, inputs[0] if per_model else inputs, batch_size, target)[
+                None
+            ]
         stack = ModelStack(models, device)
         call = stack.per_model(lambda outputs: outputs, method, shared_inputs=not per_model)
         inputs = inputs.to(stack.device)
@@ -499,10 +471,6 @@ def predict_stacked(
         for index in iterate_batches(count, batch_size, shuffle=False, device=stack.device):
             outputs.append(call(inputs[:, index] if per_model else inputs[index]))
         return torch.cat(outputs, dim=1)
-    finally:
-        for model, flags in zip(models, modes, strict=True):
-            for module, training in zip(model.modules(), flags, strict=True):
-                module.training = training
 
 
 def evaluate_stacked(

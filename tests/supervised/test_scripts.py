@@ -29,7 +29,9 @@ def run_script(
 
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 32"
+    options = (
+        "--seeds 0 1 --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 128 --test-subset 32"
+    )
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
     done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
@@ -54,7 +56,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    options = "--seeds 0 1 --modes SN HN --epochs 1 --second-epochs 1 --train-subset 96"
+    options = "--seeds 0 1 --modes SN HN --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 96"
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
     done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
@@ -74,7 +76,7 @@ def test_cbomf_script_rejects_bad_arguments(
     script = import_script("cbomf")
     for argv, message in (
         (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (["--lr", "-1"], "lr must be a finite number > 0"),
+        (["--cbomf.lr", "-1"], "lr must be a finite number > 0"),
         (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
     ):
         with pytest.raises(SystemExit) as exit_info:
@@ -89,7 +91,8 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
     mnist_root: Path, tmp_path: Path, interrupt_script
 ) -> None:
     results = tmp_path / "mnist" / "results.csv"
-    options = "--epochs 1 --second-epochs 1 --train-subset 64 --test-subset 16 --no-progress"
+    options = "--cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 64 --test-subset 16"
+    options += " --no-progress"
     done = interrupt_script(
         "cbomf.py",
         *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),

@@ -1,0 +1,47 @@
+"""Where a run trains and what it reports to, passed as one object instead of three parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from negdl.checks import check_bool
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The device, TensorBoard writers and progress display of a run.
+
+    :param device: where to train and evaluate; CUDA when present if None.
+    :param writers: one TensorBoard writer (or None) per model trained together; empty: no
+        logging. A single model logs to ``writers[0]``.
+    :param progress: show progress bars.
+    """
+
+    device: torch.device | str | None = None
+    writers: Sequence[SummaryWriter | None] = ()
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_bool("progress", self.progress)
+        if isinstance(self.writers, str) or not isinstance(self.writers, Sequence):
+            raise ValueError(
+                f"writers must be a sequence of writers (one per model), got {self.writers!r}"
+            )
+
+    def writers_for(self, models: int) -> list[SummaryWriter | None]:
+        """One writer (or None) per model, for ``models`` models trained together."""
+        if not self.writers:
+            return [None] * models
+        if len(self.writers) != models:
+            raise ValueError(
+                f"need one writer (or None) per model, got {len(self.writers)} for {models}"
+            )
+        return list(self.writers)
+
+
+#: The default: CUDA when present, no logging, progress bars.
+DEFAULT_CONTEXT = RunContext()
