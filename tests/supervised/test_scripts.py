@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import re
 import signal
 import subprocess
+import typing
 from pathlib import Path
 
 import pytest
@@ -250,3 +253,36 @@ def test_gpu_check_script_runs_its_device_independent_checks(
     text = report.read_text()
     assert "SKIP captured-step checks" in text and "0 check(s) failed" in text
     assert text.count("- PASS") == 2 and "| MNIST net, batch 64 | fp32 eager (off) |" in text
+
+
+def option_names(cls: type, prefix: str = "--") -> list[str]:
+    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for item in dataclasses.fields(cls):
+        name = prefix + item.name.replace("_", "-")
+        if dataclasses.is_dataclass(hints[item.name]):
+            names += option_names(hints[item.name], f"{name}.")
+        else:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", ["cbomf", "gpu_check", "bench_supervised"])
+def test_script_help_lists_each_option_once_with_its_default(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    script = import_script(name)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(script.Args, ["--help"])
+    assert exit_info.value.code == 0
+    # An option's block runs from its name at the start of a row (after the box's border, when
+    # drawn) to the next option's name.
+    blocks = re.split(r"^\W{0,2}(?=--[a-z])", capsys.readouterr().out, flags=re.MULTILINE)[1:]
+    heads = [re.match(r"--[\w.-]+", block).group() for block in blocks]
+    assert sorted(heads) == sorted(option_names(script.Args))  # each once, none lost
+    settings = [head.rsplit(".", 1)[-1].removeprefix("--") for head in heads]
+    assert len(set(settings)) == len(settings), "a setting is declared twice (e.g. --epochs too)"
+    for head, block in zip(heads, blocks, strict=True):
+        assert "(default:" in block or "(fixed to:" in block, f"{head} shows no default"
