@@ -11,8 +11,10 @@ While the extractor is frozen (and in eval mode) its features are a fixed functi
 input, so by default a frozen phase computes them once and trains the head on the cached
 features; this is the same computation as the straightforward path, much cheaper.
 
-:func:`train_modes_stacked` trains the models of several seeds at once, one stacked step per
-phase (:mod:`supervised.stacked`), with the same random streams as :func:`train_modes` per seed.
+One path trains and evaluates the models of K seeds (K = 1 included): every phase trains them
+together, one model with the plain :class:`~supervised.training.Trainer`, several with its
+stacked form (:mod:`supervised.stacked`), each seed with its own random streams.
+:func:`train_modes` and :func:`evaluate_modes` are that path for one seed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.checks import check_bool, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import _same_extractor, accuracy, extract_features
+from supervised.evaluation import _same_extractor, accuracy
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
@@ -205,14 +207,12 @@ def _fit(
     """Train ``trainer``'s models on ``data`` (on cached features while their extractors are
     frozen), each shuffled by its own generator; returns each model's epoch losses."""
     models = trainer.models
-    stacked = len(models) > 1
     cached = models[0].extractor_frozen and config.cache_features
     inputs = data.images
-    if cached and stacked:
-        inputs = predict_stacked(models, data.images, "features", device=trainer.device)
-    elif cached:
-        inputs = extract_features(models[0], data.images, trainer.device)
-    if not stacked:
+    if cached:
+        inputs = predict_stacked(models, inputs, "features", device=trainer.device)
+    if len(models) == 1:
+        inputs = inputs[0] if cached else inputs
         return [
             trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
         ]
@@ -515,31 +515,17 @@ def evaluate_modes_stacked(
     if not modes or any(list(trained[seed]) != modes for seed in seeds):
         raise ValueError("need at least one seed, every seed with the same trained modes")
     _check_test_sets(trained[seeds[0]][modes[0]].model, test_sets)
-    groups: list[list[str]] = []
+    groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        group = next(
-            (
-                group
-                for group in groups
-                if all(
-                    _same_extractor(
-                        trained[seed][group[0]].model.extractor, trained[seed][mode].model.extractor
-                    )
-                    for seed in seeds
-                )
-            ),
-            None,
-        )
-        if group is None:
-            groups.append([mode])
-        else:
-            group.append(mode)
+        model = {seed: trained[seed][mode].model for seed in seeds}
+        first = next((f for f in groups if _same_extractors(trained, f, model)), mode)
+        groups.setdefault(first, []).append(mode)
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }
     predict = functools.partial(predict_stacked, batch_size=batch_size, device=context.device)
-    for group in groups:
-        extractors = [trained[seed][group[0]].model for seed in seeds]
+    for first, group in groups.items():
+        extractors = [trained[seed][first].model for seed in seeds]
         for set_name, data in test_sets.items():
             features = predict(extractors, data.images, "features")
             for mode in group:
@@ -554,6 +540,16 @@ def evaluate_modes_stacked(
                 step = trained[seed][mode].global_step
                 writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
     return results
+
+
+def _same_extractors(
+    trained: dict[int, dict[str, TrainedMode]], mode: str, models: dict[int, NegatableClassifier]
+) -> bool:
+    """Whether every seed's ``mode`` has the extractor of that seed's model in ``models``."""
+    return all(
+        _same_extractor(trained[seed][mode].model.extractor, model.extractor)
+        for seed, model in models.items()
+    )
 
 
 def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:

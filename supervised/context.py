@@ -27,20 +27,12 @@ class RunContext:
 
     def __post_init__(self) -> None:
         check_bool("progress", self.progress)
-        if isinstance(self.writers, str) or not isinstance(self.writers, Sequence):
-            raise ValueError(
-                f"writers must be a sequence of writers (one per model), got {self.writers!r}"
-            )
 
     def writers_for(self, models: int) -> list[SummaryWriter | None]:
         """One writer (or None) per model, for ``models`` models trained together."""
-        if not self.writers:
-            return [None] * models
-        if len(self.writers) != models:
-            raise ValueError(
-                f"need one writer (or None) per model, got {len(self.writers)} for {models}"
-            )
-        return list(self.writers)
+        if self.writers and len(self.writers) != models:
+            raise ValueError(f"need one writer (or None) per model, got {self.writers!r}")
+        return list(self.writers) or [None] * models
 
 
 #: The default: CUDA when present, no logging, progress bars.

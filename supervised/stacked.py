@@ -33,6 +33,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.tensorboard import SummaryWriter
 
+from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward, model_device
 from supervised.runtime import select_device
@@ -41,6 +42,7 @@ from supervised.training import (
     BatchSource,
     LossFn,
     LossReducer,
+    TensorBatches,
     Trainer,
     evaluating,
     iterate_batches,
@@ -187,7 +189,7 @@ class ModelStack:
         return vectorised
 
 
-class StackedBatches(BatchSource):
+class StackedBatches(TensorBatches):
     """Batches for K models at once, each model shuffled by its own generator.
 
     A batch is a tuple of ``(K, B, ...)`` tensors: row k holds model k's minibatch. A tensor is
@@ -211,43 +213,26 @@ class StackedBatches(BatchSource):
         shuffle: bool = True,
         drop_last: bool = False,
     ) -> None:
-        if not tensors or models <= 0 or batch_size <= 0:
+        check_int("models", models, 1)
+        self.models = models
+        self.per_model = tuple(per_model) if per_model is not None else (False,) * len(tensors)
+        if len(self.per_model) != len(tensors):
             raise ValueError(
-                f"need at least one tensor, models > 0 and batch_size > 0, got {len(tensors)} "
-                f"tensors, models={models}, batch_size={batch_size}"
+                f"per_model needs one flag per tensor, got {len(self.per_model)} for {len(tensors)}"
             )
-        per_model = tuple(per_model) if per_model is not None else (False,) * len(tensors)
-        if len(per_model) != len(tensors):
-            raise ValueError(
-                f"per_model needs one flag per tensor, got {len(per_model)} for {len(tensors)}"
-            )
-        sizes = []
-        for index, (tensor, own) in enumerate(zip(tensors, per_model, strict=True)):
-            if own and (tensor.ndim < 2 or len(tensor) != models):
+        super().__init__(*tensors, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+
+    def sample_counts(self, tensors: Sequence[torch.Tensor]) -> list[int]:
+        """Samples per model of each tensor."""
+        for index, (tensor, own) in enumerate(zip(tensors, self.per_model, strict=True)):
+            if own and (tensor.ndim < 2 or len(tensor) != self.models):
                 raise ValueError(
-                    f"tensor {index} is per model, so its shape must start with {models} models, "
-                    f"got {tuple(tensor.shape)}"
+                    f"tensor {index} is per model, so its shape must start with {self.models} "
+                    f"models, got {tuple(tensor.shape)}"
                 )
-            sizes.append(tensor.shape[1] if own else len(tensor))
-        if len(set(sizes)) != 1 or sizes[0] == 0:
-            raise ValueError(f"need matching, non-empty sample counts, got {sizes}")
-        if drop_last and sizes[0] < batch_size:
-            raise ValueError(
-                f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
-            )
-        self.tensors, self.models, self.per_model = tensors, models, per_model
-        self.count, self.batch_size = sizes[0], batch_size
-        self.shuffle, self.drop_last = shuffle, drop_last
-
-    def __len__(self) -> int:
-        return (
-            self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
-        )
-
-    @property
-    def samples(self) -> int:
-        """Samples per epoch and model."""
-        return self.count - self.count % self.batch_size if self.drop_last else self.count
+        return [
+            t.shape[1] if own else len(t) for t, own in zip(tensors, self.per_model, strict=True)
+        ]
 
     def orders(self, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """One epoch's sample order per model, ``(K, N)``: each row is the permutation
@@ -265,8 +250,7 @@ class StackedBatches(BatchSource):
         device = self.tensors[0].device
         orders = self.orders(generators).to(device)
         rows = torch.arange(self.models, device=device)[:, None]
-        stop = self.count - self.count % self.batch_size if self.drop_last else self.count
-        for start in range(0, stop, self.batch_size):
+        for start in range(0, self.samples, self.batch_size):
             index = orders[:, start : start + self.batch_size]
             yield tuple(
                 tensor[rows, index] if own else tensor[index]
@@ -304,14 +288,9 @@ class StackedTrainer(Trainer):
         ``"classify"`` to train heads on cached features).
     :param reducer: reduces one model's per-sample losses; the mean by default.
     :param batch_size: samples per step and model for tensors passed to :meth:`fit`.
-    :param device: where to train; CUDA when present unless given.
     :param writers: one TensorBoard writer (or None) per model: ``<tag>/loss``, ``<tag>/epoch_loss``.
-    :param log_every: steps between loss scalars.
-    :param progress: show a tqdm bar.
-    :param tag: prefix of the scalar keys.
-    :param global_step: the step counter to continue from.
-    :param capture: as for :class:`supervised.training.Trainer` (a CUDA graph on CUDA by default).
-    :param capture_key: as for :class:`supervised.training.Trainer`, read from the first model.
+    The other parameters are :class:`supervised.training.Trainer`'s (``capture_key`` is read
+    from the first model).
     """
 
     def __init__(
@@ -343,7 +322,7 @@ class StackedTrainer(Trainer):
                 "over stacked tensors would couple the models; use one of "
                 + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
             )
-        self.method, self._stacked_writers = method, writers
+        self.method = method
         first = self.stack.models[0]
         super().__init__(
             nn.ModuleList(self.stack.models),
@@ -362,13 +341,10 @@ class StackedTrainer(Trainer):
             capture=capture,
             capture_key=capture_key,
         )
+        self.writers = list(writers) if writers is not None else [None] * len(self.stack)
         self.losses = self.stack.per_model(
             lambda outputs, *rest: self.reducer(loss_fn(outputs, *rest)), method
         )
-
-    def _writers(self, writer: SummaryWriter | None) -> list[SummaryWriter | None]:
-        writers = self._stacked_writers
-        return list(writers) if writers is not None else [None] * len(self.stack)
 
     @property
     def models(self) -> list[nn.Module]:
@@ -401,13 +377,6 @@ class StackedTrainer(Trainer):
             )
         return source
 
-    def begin_fit(self) -> None:
-        check_stackable(self.models)
-        self.stack.load()
-
-    def end_fit(self) -> None:
-        self.stack.store()
-
     def fit(
         self,
         data: StackedBatches | Sequence[torch.Tensor],
@@ -428,7 +397,13 @@ class StackedTrainer(Trainer):
             every model alike, e.g. negation).
         :param description: progress-bar label.
         """
-        return self.run_epochs(data, epochs, generators, before_epoch, description)
+        source = self.batch_source(data)
+        self.model.train()
+        check_stackable(self.models)
+        self.stack.load()
+        losses = self.run_epochs(source, epochs, generators, before_epoch, description)
+        self.stack.store()
+        return losses
 
 
 @torch.no_grad()

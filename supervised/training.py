@@ -134,31 +134,35 @@ class TensorBatches(BatchSource):
         drop_last: bool = False,
     ) -> None:
         if not tensors:
-            raise ValueError("TensorBatches needs at least one tensor")
-        sizes = [len(tensor) for tensor in tensors]
-        if len(set(sizes)) != 1 or sizes[0] == 0:
-            raise ValueError(f"need matching, non-empty tensors, got first dimensions {sizes}")
+            raise ValueError(f"{type(self).__name__} needs at least one tensor")
         check_int("batch_size", batch_size, 1)
+        sizes = self.sample_counts(tensors)
+        if len(set(sizes)) != 1 or sizes[0] == 0:
+            raise ValueError(f"need matching, non-empty sample counts, got {sizes}")
         if drop_last and sizes[0] < batch_size:
             raise ValueError(
                 f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
             )
-        self.tensors, self.batch_size = tensors, batch_size
+        self.tensors, self.count, self.batch_size = tensors, sizes[0], batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
+    def sample_counts(self, tensors: Sequence[torch.Tensor]) -> list[int]:
+        """Each tensor's number of samples."""
+        return [len(tensor) for tensor in tensors]
+
     def __len__(self) -> int:
-        count = len(self.tensors[0])
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+        return (
+            self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
+        )
 
     @property
     def samples(self) -> int:
-        count = len(self.tensors[0])
-        return count - count % self.batch_size if self.drop_last else count
+        return self.count - self.count % self.batch_size if self.drop_last else self.count
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
         device = self.tensors[0].device
         for index in iterate_batches(
-            len(self.tensors[0]), self.batch_size, self.shuffle, generator, device, self.drop_last
+            self.count, self.batch_size, self.shuffle, generator, device, self.drop_last
         ):
             yield tuple(tensor[index] for tensor in self.tensors)
 
@@ -365,17 +369,13 @@ class Trainer:
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.writers = self._writers(writer)
+        self.writers = [writer]  # one (or None) per model trained
         self.global_step = global_step
         self.capture, self.capture_reason = resolve_capture(
             capture, self.device, self.amp, optimizer
         )
         self.capture_key = capture_key
         self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
-
-    def _writers(self, writer: SummaryWriter | None) -> list[SummaryWriter | None]:
-        """One writer (or None) per model trained."""
-        return [writer]
 
     @property
     def models(self) -> list[nn.Module]:
@@ -495,7 +495,6 @@ class Trainer:
         check_int("epochs", epochs, 0)
         source = self.batch_source(data)
         self.model.train()
-        self.begin_fit()
         if self.captured is not None:
             self.captured.reset()  # the model may have changed since the last fit
         bar = tqdm(
@@ -519,20 +518,11 @@ class Trainer:
             epoch_losses.append([value / source.samples for value in total.tolist()])
             self._log(epoch_losses[-1], "epoch_loss")
         bar.close()
-        self.end_fit()
-        return [list(model_losses) for model_losses in zip(*epoch_losses, strict=True)] or [
-            [] for _ in self.writers
-        ]
+        return [[epoch[k] for epoch in epoch_losses] for k in range(len(self.writers))]
 
     def batch_samples(self, batch: Batch) -> int:
         """Samples per model in ``batch`` (the weight of its loss in the epoch's mean)."""
         return len(batch[0])
-
-    def begin_fit(self) -> None:
-        """Called by :meth:`run_epochs` before the first epoch, with the models in train mode."""
-
-    def end_fit(self) -> None:
-        """Called by :meth:`run_epochs` after the last epoch."""
 
     def _log(self, values: list[float], name: str) -> None:
         for writer, value in zip(self.writers, values, strict=True):
