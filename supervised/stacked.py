@@ -322,7 +322,6 @@ class StackedTrainer(Trainer):
                 "over stacked tensors would couple the models; use one of "
                 + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
             )
-        self.method = method
         first = self.stack.models[0]
         super().__init__(
             nn.ModuleList(self.stack.models),
