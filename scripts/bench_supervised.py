@@ -37,7 +37,7 @@ from supervised.evaluation import extract_features
 from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import BatchSource, Trainer
+from supervised.training import Trainer
 
 
 @dataclass
@@ -200,83 +200,62 @@ def stepping(trainer: Trainer | StackedTrainer, source, generators) -> Callable[
     return run
 
 
-def tensor_pipeline(
+def project_pipeline(
     data: LabelledImages,
     args: Args,
     device: torch.device,
-    channels_last: bool,
+    models: int = 1,
     frozen: bool = False,
     capture: str = "off",
     amp: bool = False,
+    channels_last: bool = True,
 ) -> Callable[[int], int]:
-    """The project's ``Trainer`` on tensors already on the device (moved once, untimed).
+    """The project's trainer on tensors already on the device (moved once, untimed): ``Trainer``
+    for one MNIST net, ``StackedTrainer`` for ``models`` copies, each with its own shuffle.
 
-    With ``frozen`` it trains the head on features cached once by the frozen extractor, as the
+    With ``frozen`` the heads train on features cached once by the frozen extractors, as the
     CBOMF modes do; the one-off extraction is timed separately.
     """
     torch.manual_seed(args.seed)
-    model = mnist_net()
+    nets = [mnist_net().to(device) for _ in range(models)]
     on_device = data.to(device)
     inputs = on_device.images
     if frozen:
-        model.freeze_extractor()
-        inputs = extract_features(model.to(device), inputs, device)
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(list(model.trainable_parameters()), lr=0.01, momentum=0.5),
-        forward=model.classify if frozen else None,
-        batch_size=args.batch_size,
-        device=device,
-        amp=amp,
-        progress=False,
-        channels_last=channels_last,
-        capture=capture,
-    )
-    source: BatchSource = trainer.batch_source((inputs, on_device.labels))
-    model.train()
-    return stepping(trainer, source, torch.Generator().manual_seed(args.seed))
-
-
-def stacked_pipeline(
-    data: LabelledImages,
-    args: Args,
-    device: torch.device,
-    models: int,
-    frozen: bool = False,
-    capture: str = "auto",
-) -> Callable[[int], int]:
-    """``StackedTrainer`` over ``models`` copies of the MNIST net, each with its own shuffle;
-    with ``frozen`` the heads train on features each model's extractor cached once."""
-    torch.manual_seed(args.seed)
-    nets = [mnist_net().to(device) for _ in range(models)]
-    on_device = data.to(device)
-    if frozen:
         for net in nets:
             net.freeze_extractor()
-        features = predict_stacked(nets, on_device.images, "features")
+        inputs = predict_stacked(nets, inputs, "features")  # (models, N, features)
+    settings = dict(batch_size=args.batch_size, device=device, progress=False, capture=capture)
+    if models == 1:
+        net = nets[0]
+        trainer = Trainer(
+            net,
+            torch.optim.SGD(net.trainable_parameters(), lr=0.01, momentum=0.5),
+            forward=net.classify if frozen else None,
+            amp=amp,
+            channels_last=channels_last,
+            **settings,
+        )
+        source = (inputs[0] if frozen else inputs, on_device.labels)
+        generators = torch.Generator().manual_seed(args.seed)
+    else:
+        trainer = StackedTrainer(
+            nets,
+            lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.5),
+            method="classify" if frozen else "forward",
+            **settings,
+        )
         source = StackedBatches(
-            features,
+            inputs,
             on_device.labels,
             models=models,
-            per_model=(True, False),
+            per_model=(frozen, False),
             batch_size=args.batch_size,
         )
-    else:
-        source = StackedBatches(
-            on_device.images, on_device.labels, models=models, batch_size=args.batch_size
-        )
-    trainer = StackedTrainer(
-        nets,
-        lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.5),
-        method="classify" if frozen else "forward",
-        device=device,
-        progress=False,
-        capture=capture,
-    )
+        generators = [torch.Generator().manual_seed(args.seed + k) for k in range(models)]
+    source = trainer.batch_source(source)
     for net in nets:
         net.train()
-    generators = [torch.Generator().manual_seed(args.seed + k) for k in range(models)]
-    return stepping(trainer, source.to(device), generators)
+    return stepping(trainer, source, generators)
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:
@@ -320,42 +299,42 @@ def main(args: Args) -> None:
             ("per-sample Dataset + DataLoader (conventional)", full_base),
             (
                 "tensor pipeline, default memory format, eager fp32",
-                rate(tensor_pipeline(data, args, device, False)),
+                rate(project_pipeline(data, args, device, channels_last=False)),
             ),
             (
                 "tensor pipeline, channels-last, eager fp32"
                 + ("" if cuda else " (project default)"),
-                rate(tensor_pipeline(data, args, device, True)),
+                rate(project_pipeline(data, args, device)),
             ),
         ]
         if cuda:
             full += [
                 (
                     "tensor pipeline, channels-last, eager float16 AMP",
-                    rate(tensor_pipeline(data, args, device, True, amp=True)),
+                    rate(project_pipeline(data, args, device, amp=True)),
                 ),
                 (
                     "tensor pipeline, channels-last, captured CUDA graph (project default)",
-                    rate(tensor_pipeline(data, args, device, True, capture="auto")),
+                    rate(project_pipeline(data, args, device, capture="auto")),
                 ),
             ]
             if args.compile:
                 full.append(
                     (
                         'tensor pipeline, channels-last, torch.compile(mode="reduce-overhead")',
-                        rate(tensor_pipeline(data, args, device, True, capture="compile")),
+                        rate(project_pipeline(data, args, device, capture="compile")),
                     )
                 )
         full += [
             (
                 f"{models} models stacked, {default} (total over the models)",
-                rate(stacked_pipeline(data, args, device, models, capture=default_capture), models),
+                rate(project_pipeline(data, args, device, models, capture=default_capture), models),
             )
             for models in args.stack_sizes
             if models
         ]
         frozen_base = rate(conventional(data, args, device, frozen=True))
-        head_rate = rate(tensor_pipeline(data, args, device, True, True, default_capture))
+        head_rate = rate(project_pipeline(data, args, device, 1, True, default_capture))
         # The source's phase 2 is 10 epochs; the one-off extraction is spread over them.
         epochs = 10
         amortised = epochs / (1 / extraction_rate(data, device) + epochs / head_rate)
@@ -369,7 +348,7 @@ def main(args: Args) -> None:
             frozen.append(
                 (
                     "head on cached features, eager fp32",
-                    rate(tensor_pipeline(data, args, device, True, True)),
+                    rate(project_pipeline(data, args, device, frozen=True)),
                 )
             )
         frozen += [
@@ -379,7 +358,7 @@ def main(args: Args) -> None:
         frozen += [
             (
                 f"{models} heads stacked on their cached features, {default} (total over the models)",
-                rate(stacked_pipeline(data, args, device, models, True, default_capture), models),
+                rate(project_pipeline(data, args, device, models, True, default_capture), models),
             )
             for models in args.stack_sizes
             if models

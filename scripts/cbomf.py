@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,12 +42,11 @@ from supervised.cbomf import (
     MODES,
     CBOMFConfig,
     TrainedMode,
-    evaluate_modes,
     evaluate_modes_stacked,
-    train_modes,
     train_modes_stacked,
 )
 from supervised.checkpoints import save_checkpoint
+from supervised.context import RunContext
 from supervised.data import EMNIST_CLASSES, DataOptions
 from supervised.models import make_activation, mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
@@ -72,16 +73,8 @@ class Args(SweepOptions, DataOptions):
     """training modes to run (SN ONN HN NR ALT TP HN-K NR-K)"""
     seeds: tuple[int, ...] = (0,)
     """seeds; each mode is trained once per seed"""
-    epochs: int = 10
-    """epochs of the first (or only) phase"""
-    second_epochs: int = 10
-    """epochs of the second phase of two-phase modes"""
-    lr: float = 0.01
-    """SGD learning rate"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """training batch size"""
+    cbomf: CBOMFConfig = CBOMFConfig()
+    """training hyperparameters (SGD, epochs of each phase, feature caching)"""
     activation: str = "relu"
     """activation of the conv blocks (relu, sigmoid, tanh, relu6, leaky_relu); the negation matches it"""
     corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -90,8 +83,6 @@ class Args(SweepOptions, DataOptions):
     """use only the first N training images (0: all); for smoke runs"""
     test_subset: int = 0
     """use only the first N test images (0: all); for smoke runs"""
-    cache_features: bool = True
-    """train frozen-extractor phases on cached features (same result, faster)"""
     device: str | None = None
     """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/cbomf"
@@ -121,23 +112,16 @@ class Args(SweepOptions, DataOptions):
             )
         for seed in self.seeds:
             check_int("seed", seed, 0)
-        self.config()  # validates the hyperparameters
         make_activation(self.activation)
         corner_occlusions(self.corner_fractions)
         select_device(self.device)
         super().__post_init__()  # --data-dir, --download, the sweep's options
         check_out_dir("--out-dir", self.out_dir)
 
-    def config(self) -> CBOMFConfig:
-        """The training hyperparameters."""
-        return CBOMFConfig(
-            self.lr,
-            self.momentum,
-            self.batch_size,
-            self.epochs,
-            self.second_epochs,
-            self.cache_features,
-        )
+    def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
+        # The nested config as plain data, so a resumed sweep compares it like any other field.
+        settings = super().sweep_settings(*grid_fields, ignore=(*ignore, "cbomf"))
+        return {**settings, "cbomf": asdict(self.cbomf)}
 
 
 def load_data(args: Args):
@@ -153,56 +137,34 @@ def load_data(args: Args):
     return cached_per_process(("cbomf data", repr(args)), load)
 
 
-def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
-    """One trial: every mode trained from one seed and evaluated on every test set."""
+def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
+    """One trial: every mode trained from its seed, or from all seeds at once (``--stacked``, each
+    phase one stacked step), and evaluated on every test set."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device, train, test_sets = load_data(args)
-    seed = trial.params["seed"]
-    seed_everything(seed)
-    with TensorBoardWriters(trial.dir) as writer_for:
-        trained = train_modes(
-            args.modes,
-            functools.partial(mnist_net, train.num_classes, args.activation),
-            train,
-            args.config(),
-            seed,
-            device,
-            writer_for,
-            args.progress,
-        )
-        accuracies = evaluate_modes(trained, test_sets, device, writer_for)
-    return {"results": record_seed(args, seed, trained, accuracies, trial.dir)}
-
-
-def run_stacked(args: Args, trial: Trial) -> dict[str, list[dict]]:
-    """One trial for all seeds: each phase trains every seed's model in one stacked step."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, train, test_sets = load_data(args)
-    seeds = trial.params["seeds"]
+    stacked = "seeds" in trial.params
+    seeds = tuple(trial.params["seeds"]) if stacked else (trial.params["seed"],)
+    seed_dirs = {seed: trial.dir / f"seed{seed}" if stacked else trial.dir for seed in seeds}
     seed_everything(seeds[0])
-    writers = {seed: TensorBoardWriters(trial.dir / f"seed{seed}") for seed in seeds}
+    writers = {seed: TensorBoardWriters(seed_dir) for seed, seed_dir in seed_dirs.items()}
 
     def writer_for(seed: int, mode: str):
         return writers[seed](mode)
 
-    trained = train_modes_stacked(
-        args.modes,
-        functools.partial(mnist_net, train.num_classes, args.activation),
-        train,
-        args.config(),
-        seeds,
-        device,
-        writer_for,
-        args.progress,
-    )
-    accuracies = evaluate_modes_stacked(trained, test_sets, device, writer_for)
-    for writer in writers.values():
-        writer.close()
+    context = RunContext(device, progress=args.progress)
+    try:
+        model_factory = functools.partial(mnist_net, train.num_classes, args.activation)
+        trained = train_modes_stacked(
+            args.modes, model_factory, train, args.cbomf, seeds, context, writer_for
+        )
+        accuracies = evaluate_modes_stacked(trained, test_sets, context, writer_for)
+    finally:
+        for writer in writers.values():
+            writer.close()
     rows = []
     for seed in seeds:
-        rows += record_seed(args, seed, trained[seed], accuracies[seed], trial.dir / f"seed{seed}")
+        rows += record_seed(args, seed, trained[seed], accuracies[seed], seed_dirs[seed])
     return {"results": rows}
 
 
@@ -216,14 +178,14 @@ def main(args: Args) -> None:
     ignore = ("stacked", "save_checkpoints")
     if stacked:
         sweep = Sweep(
-            functools.partial(run_stacked, args),
+            functools.partial(run_trial, args),
             Grid(seeds=(tuple(args.seeds),)),
             out_dir,
             name="stacked_seeds{seeds}",
             settings=args.sweep_settings("seeds", ignore=ignore),
         )
     else:
-        sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir, ignore)
+        sweep = args.seed_sweep(functools.partial(run_trial, args), args.seeds, out_dir, ignore)
 
     def report(result: SweepResult) -> None:
         write_report(
@@ -290,11 +252,12 @@ def write_report(
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
     summary sentence)."""
     write_csv(rows, out_dir / "results.csv")
+    config = args.cbomf
     seeds = sorted({row["seed"] for row in rows})
     text = [
         f"# CBOMF on {args.dataset}: accuracy (%), mean ± std over seeds {seeds}",
         "",
-        f"Epochs {args.epochs} + {args.second_epochs}, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}, "
+        f"Epochs {config.epochs} + {config.second_epochs}, SGD lr {config.lr} momentum {config.momentum}, batch {config.batch_size}, "
         f"activation {args.activation}, {args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min, "
         f"{'all seeds stacked' if stacked else 'one trial per seed'}. {summary}",

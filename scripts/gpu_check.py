@@ -42,6 +42,7 @@ from supervised.cbomf import (
     train_modes,
     train_modes_stacked,
 )
+from supervised.context import RunContext
 from supervised.data import DataFileError, DataOptions, LabelledImages
 from supervised.models import cifar_resnet18, mnist_net
 from supervised.occlusions import mnist_cuts, partial_test_sets
@@ -237,10 +238,11 @@ def check_cbomf(
 ) -> None:
     config = CBOMFConfig(epochs=1, second_epochs=2)
     start = time.perf_counter()
-    stacked = train_modes_stacked(modes, mnist_net, data, config, (0, 1), device, progress=False)
+    context = RunContext(device, progress=False)
+    stacked = train_modes_stacked(modes, mnist_net, data, config, (0, 1), context)
     stacked_seconds = time.perf_counter() - start
     test_sets = partial_test_sets(data.subset(slice(0, 500)), mnist_cuts())
-    together = evaluate_modes_stacked(stacked, test_sets, device)
+    together = evaluate_modes_stacked(stacked, test_sets, context)
     worst, accuracy_gap, separate_seconds = 0.0, 0.0, 0.0
     for seed in (0, 1):
         start = time.perf_counter()

@@ -11,25 +11,29 @@ While the extractor is frozen (and in eval mode) its features are a fixed functi
 input, so by default a frozen phase computes them once and trains the head on the cached
 features; this is the same computation as the straightforward path, much cheaper.
 
-:func:`train_modes_stacked` trains the models of several seeds at once, one stacked step per
-phase (:mod:`supervised.stacked`), with the same random streams as :func:`train_modes` per seed.
+One path trains and evaluates the models of K seeds (K = 1 included): every phase trains them
+together, one model with the plain :class:`~supervised.training.Trainer`, several with its
+stacked form (:mod:`supervised.stacked`), each seed with its own random streams.
+:func:`train_modes` and :func:`evaluate_modes` are that path for one seed.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_bool, check_int, check_number
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import _same_extractor, accuracy, evaluate_models, extract_features
+from supervised.evaluation import _same_extractor, accuracy
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import LossReducer, Trainer
+from supervised.training import LossReducer, Trainer, check_model_inputs
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
 
@@ -130,12 +134,9 @@ def fit_trainable(
     config: CBOMFConfig,
     epochs: int,
     generator: torch.Generator,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
     description: str = "train",
-    before_epoch: Callable[[int], None] | None = None,
 ) -> tuple[list[float], int]:
     """Train the parameters of ``model`` that still require gradients with a fresh SGD.
 
@@ -147,69 +148,129 @@ def fit_trainable(
     :param config: learning rate, momentum, batch size, feature caching.
     :param epochs: passes over ``data``.
     :param generator: seeded shuffling.
-    :param device: where to train.
-    :param writer: TensorBoard writer.
-    :param progress: show a progress bar.
+    :param context: device, the model's writer, progress bars.
     :param global_step: where the step counter (and the TensorBoard curve) continues.
     :param description: progress-bar label.
-    :param before_epoch: called with the epoch index before each epoch.
     :returns: the epoch losses and the step counter after training.
     """
-    optimizer = torch.optim.SGD(
-        list(model.trainable_parameters()), lr=config.lr, momentum=config.momentum
-    )
-    cached = model.extractor_frozen and config.cache_features
-    trainer = Trainer(
-        model,
-        optimizer,
-        forward=model.classify if cached else None,
-        reducer=config.reducer,
-        batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
-        global_step=global_step,
-        # A captured step is replayed as long as the model's negation switch stays the same.
-        capture_key=lambda: getattr(model, "negate", False),
-    )
-    inputs = extract_features(model, data.images, trainer.device) if cached else data.images
-    losses = trainer.fit((inputs, data.labels), epochs, generator, before_epoch, description)
+    trainer = _trainer([model], config, context, global_step)
+    (losses,) = _fit(trainer, data, config, epochs, [generator], None, description)
     return losses, trainer.global_step
 
 
-def run_phase(
-    model: NegatableClassifier,
-    phase: Phase,
+def _trainer(
+    models: Sequence[NegatableClassifier],
+    config: CBOMFConfig,
+    context: RunContext,
+    global_step: int,
+) -> Trainer:
+    """A trainer of the models' trainable parameters with a fresh SGD: the plain one for one
+    model, the stacked one (the same loop, a vectorised step) for several."""
+    cached = models[0].extractor_frozen and config.cache_features
+    settings = dict(
+        reducer=config.reducer,
+        batch_size=config.batch_size,
+        device=context.device,
+        progress=context.progress,
+        global_step=global_step,
+        # A captured step is replayed as long as the models' negation switch stays the same.
+        capture_key=lambda: getattr(models[0], "negate", False),
+    )
+    writers = context.writers_for(len(models))
+    if len(models) == 1:
+        model = models[0]
+        return Trainer(
+            model,
+            torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum),
+            forward=model.classify if cached else None,
+            writer=writers[0],
+            **settings,
+        )
+    return StackedTrainer(
+        models,
+        lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+        method="classify" if cached else "forward",
+        writers=writers,
+        **settings,
+    )
+
+
+def _fit(
+    trainer: Trainer,
     data: LabelledImages,
     config: CBOMFConfig,
-    generator: torch.Generator,
-    reset_seed: int,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    epochs: int,
+    generators: Sequence[torch.Generator],
+    before_epoch: Callable[[int], None] | None,
+    description: str,
+) -> list[list[float]]:
+    """Train ``trainer``'s models on ``data`` (on cached features while their extractors are
+    frozen), each shuffled by its own generator; returns each model's epoch losses."""
+    models = trainer.models
+    cached = models[0].extractor_frozen and config.cache_features
+    inputs = data.images
+    if cached:
+        inputs = predict_stacked(models, inputs, "features", device=trainer.device)
+    if len(models) == 1:
+        inputs = inputs[0] if cached else inputs
+        return [
+            trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
+        ]
+    batches = StackedBatches(
+        inputs,
+        data.labels,
+        models=len(models),
+        per_model=(cached, False),
+        batch_size=config.batch_size,
+    )
+    return trainer.fit(batches, epochs, generators, before_epoch, description)
+
+
+def run_phase(
+    models: Sequence[NegatableClassifier],
+    schedule: tuple[Phase, ...],
+    data: LabelledImages,
+    config: CBOMFConfig,
+    seeds: Sequence[int],
+    context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
     description: str = "phase",
-) -> tuple[list[float], int]:
-    """Run one phase on ``model`` in place; returns the epoch losses and the new global step.
+) -> tuple[list[list[float]], int]:
+    """Run the last phase of ``schedule`` on each model (one per seed, trained together), in
+    place; returns every model's epoch losses and the new global step.
 
-    A frozen extractor is checked bit for bit after the phase; any change is an error.
+    A model's shuffling and head reset are streams named by its seed and the ``schedule`` up to
+    this phase, so a phase's randomness does not depend on which other phases or models run.
+    One model trains with the plain step, several in one stacked step; each result equals
+    training that model alone up to floating-point rounding. A frozen extractor is checked bit
+    for bit after the phase; any change is an error.
+
+    :param models: the models, one per seed.
+    :param schedule: the phases of the mode up to and including the one to run.
+    :param seeds: each model's seed.
+    :param context: device, one writer per model, progress bars.
     """
-    frozen_state = _start_phase(model, phase, reset_seed)
-    losses, step = fit_trainable(
-        model,
-        data,
-        config,
-        phase.epochs,
-        generator,
-        device,
-        writer,
-        progress,
-        global_step,
-        description,
-        before_epoch=lambda epoch: model.set_negation(phase.negation_in_epoch(epoch)),
-    )
-    _end_phase(model, phase, frozen_state)
-    return losses, step
+    if len(models) != len(seeds) or not schedule:
+        raise ValueError(
+            f"need one seed per model and a phase to run, got {len(models)} models, "
+            f"{len(seeds)} seeds and {len(schedule)} phases"
+        )
+    phase = schedule[-1]
+    frozen_states = [
+        _start_phase(model, phase, derive_seed(seed, "reset", schedule))
+        for model, seed in zip(models, seeds, strict=True)
+    ]
+
+    def set_negation(epoch: int) -> None:
+        for model in models:
+            model.set_negation(phase.negation_in_epoch(epoch))
+
+    trainer = _trainer(models, config, context, global_step)
+    generators = [make_generator(seed, "shuffle", schedule) for seed in seeds]
+    losses = _fit(trainer, data, config, phase.epochs, generators, set_negation, description)
+    for model, frozen_state in zip(models, frozen_states, strict=True):
+        _end_phase(model, phase, frozen_state)
+    return losses, trainer.global_step
 
 
 def _start_phase(
@@ -246,69 +307,6 @@ def _end_phase(
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
 
 
-def run_phase_stacked(
-    models: Sequence[NegatableClassifier],
-    phase: Phase,
-    data: LabelledImages,
-    config: CBOMFConfig,
-    generators: Sequence[torch.Generator],
-    reset_seeds: Sequence[int],
-    device: torch.device | str | None = None,
-    writers: Sequence[SummaryWriter | None] | None = None,
-    progress: bool = True,
-    global_step: int = 0,
-    description: str = "phase",
-) -> tuple[list[list[float]], int]:
-    """Run one phase on several models at once, in place; each model's result equals
-    :func:`run_phase` with its own generator and reset seed up to floating-point rounding.
-
-    :returns: each model's epoch losses, and the new global step.
-    """
-    if not len(models) == len(generators) == len(reset_seeds):
-        raise ValueError(
-            f"need one generator and reset seed per model, got {len(models)} models, "
-            f"{len(generators)} generators and {len(reset_seeds)} reset seeds"
-        )
-    frozen_states = [
-        _start_phase(model, phase, seed) for model, seed in zip(models, reset_seeds, strict=True)
-    ]
-    cached = phase.freeze_extractor and config.cache_features
-    trainer = StackedTrainer(
-        models,
-        lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
-        method="classify" if cached else "forward",
-        reducer=config.reducer,
-        batch_size=config.batch_size,
-        device=device,
-        writers=writers,
-        progress=progress,
-        global_step=global_step,
-        capture_key=lambda: models[0].negate,
-    )
-    if cached:
-        features = predict_stacked(models, data.images, "features", device=trainer.device)
-        batches = StackedBatches(
-            features,
-            data.labels,
-            models=len(models),
-            per_model=(True, False),
-            batch_size=config.batch_size,
-        )
-    else:
-        batches = StackedBatches(
-            data.images, data.labels, models=len(models), batch_size=config.batch_size
-        )
-
-    def set_negation(epoch: int) -> None:
-        for model in models:
-            model.set_negation(phase.negation_in_epoch(epoch))
-
-    losses = trainer.fit(batches, phase.epochs, generators, set_negation, description)
-    for model, frozen_state in zip(models, frozen_states, strict=True):
-        _end_phase(model, phase, frozen_state)
-    return losses, trainer.global_step
-
-
 @dataclass
 class TrainedMode:
     """A model trained in one mode, with its per-phase epoch losses."""
@@ -325,22 +323,107 @@ def _check_training_inputs(
     config: CBOMFConfig,
     seeds: Sequence[int],
 ) -> None:
-    """Refuse arguments of :func:`train_modes` / :func:`train_modes_stacked` that would fail
-    deep inside training (or, like a plain string of modes, silently do something else)."""
+    """Refuse arguments of :func:`train_modes_stacked` that would fail deep inside training
+    (or, like a plain string of modes, silently do something else)."""
     if isinstance(modes, str) or not modes:
         raise ValueError(
             f"modes must be a non-empty list of mode names, e.g. ['SN'], got {modes!r}"
         )
+    if not isinstance(config, CBOMFConfig):
+        raise ValueError(f"config must be a CBOMFConfig, got {type(config).__name__}")
     for mode in modes:
         mode_phases(mode, config)
     if not callable(model_factory):
         raise ValueError(f"model_factory must be callable, got {type(model_factory).__name__}")
     if not isinstance(data, LabelledImages):
         raise ValueError(f"data must be LabelledImages, got {type(data).__name__}")
-    if not isinstance(config, CBOMFConfig):
-        raise ValueError(f"config must be a CBOMFConfig, got {type(config).__name__}")
+    if isinstance(seeds, (str, int)) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"need distinct seeds, got {seeds!r}")
     for seed in seeds:
         check_int("seed", seed, 0)
+
+
+def _check_model(model: object, data: LabelledImages) -> None:
+    """Refuse a model the modes cannot train, or that cannot take ``data``."""
+    if not isinstance(model, NegatableClassifier):
+        raise TypeError(
+            "model_factory must build a supervised.models.NegatableClassifier (extractor, head "
+            f"and negation, e.g. mnist_net), got {type(model).__name__}"
+        )
+    check_model_inputs(model, data.images, data.labels)
+
+
+def train_modes_stacked(
+    modes: Sequence[str],
+    model_factory: Callable[[], NegatableClassifier],
+    data: LabelledImages,
+    config: CBOMFConfig = CBOMFConfig(),
+    seeds: Sequence[int] = (0,),
+    context: RunContext = DEFAULT_CONTEXT,
+    writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
+) -> dict[int, dict[str, TrainedMode]]:
+    """Train each mode from each seed, sharing common leading phases between modes; every
+    phase trains the seeds' models together (one seed: the plain step; several: one stacked
+    step, each seed's result equal to training it alone up to floating-point rounding).
+
+    Randomness comes from named streams (model init, each phase's shuffling, each head reset)
+    derived from the seed, so a mode's result does not depend on which other modes or seeds are
+    trained. A phase shared by several modes logs to the writer of the first mode that trains
+    it; its scalars are replayed into the writers of the later modes, so every mode's curves
+    start at step 0.
+
+    :param modes: names from :data:`MODES`.
+    :param model_factory: builds a fresh :class:`NegatableClassifier` (its initialisation is
+        seeded here).
+    :param data: training split.
+    :param config: hyperparameters.
+    :param seeds: distinct seeds; one model per seed and mode.
+    :param context: device and progress bars (its writers are unused: see ``writer_for``).
+    :param writer_for: TensorBoard writer for a seed and mode name.
+    :returns: ``{seed: {mode: TrainedMode}}``.
+    """
+    _check_training_inputs(modes, model_factory, data, config, seeds)
+    initial = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "init"))
+            initial.append(model_factory())
+        _check_model(initial[-1], data)
+    done = {(): [TrainedMode(model, [], 0) for model in initial]}
+    logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
+    for mode in modes:
+        phases = mode_phases(mode, config)
+        writers = [writer_for(seed, mode) if writer_for else None for seed in seeds]
+        for depth in range(1, len(phases) + 1):
+            schedule = phases[:depth]
+            if schedule in done:
+                for recorder, writer in zip(logged.get(schedule, ()), writers, strict=False):
+                    if writer is not None:
+                        recorder.replay(writer)
+                continue
+            parents = done[schedule[:-1]]
+            models = [parent.model.clone() for parent in parents]
+            recorders = [_ScalarRecorder(writer) for writer in writers]
+            if writer_for is not None:
+                logged[schedule] = recorders
+            losses, step = run_phase(
+                models,
+                schedule,
+                data,
+                config,
+                seeds,
+                replace(context, writers=recorders if writer_for is not None else ()),
+                parents[0].global_step,
+                f"{mode} phase {depth}",
+            )
+            done[schedule] = [
+                TrainedMode(model, [*parent.losses, model_losses], step)
+                for model, parent, model_losses in zip(models, parents, losses, strict=True)
+            ]
+    return {
+        seed: {mode: done[mode_phases(mode, config)][index] for mode in modes}
+        for index, seed in enumerate(seeds)
+    }
 
 
 def train_modes(
@@ -353,113 +436,20 @@ def train_modes(
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     progress: bool = True,
 ) -> dict[str, TrainedMode]:
-    """Train each mode from the same seed, sharing common leading phases between modes.
+    """:func:`train_modes_stacked` for one seed: ``{mode: TrainedMode}``.
 
-    Randomness comes from named streams (model init, each phase's shuffling, each head reset)
-    derived from ``seed``, so a mode's result does not depend on which other modes are trained.
-
-    :param modes: names from :data:`MODES`.
-    :param model_factory: builds a fresh model (its initialisation is seeded here).
-    :param data: training split.
-    :param config: hyperparameters.
-    :param seed: seed of every random stream.
-    :param device: where to train.
-    :param writer_for: TensorBoard writer for a mode name; a phase trained once and shared by
-        several modes shows in every one of their writers (its scalars are copied to the later
-        ones), so each mode's curves start at step 0.
-    :param progress: show progress bars.
+    :param writer_for: TensorBoard writer for a mode name.
+    Other parameters as in :func:`train_modes_stacked`.
     """
-
-    _check_training_inputs(modes, model_factory, data, config, [seed])
-
-    def run(
-        models: list[NegatableClassifier],
-        prefix: tuple[Phase, ...],
-        writers: list[SummaryWriter | None],
-        step: int,
-        label: str,
-    ) -> tuple[list[list[float]], int]:
-        losses, step = run_phase(
-            models[0],
-            prefix[-1],
-            data,
-            config,
-            generator=make_generator(seed, "shuffle", prefix),
-            reset_seed=derive_seed(seed, "reset", prefix),
-            device=device,
-            writer=writers[0],
-            progress=progress,
-            global_step=step,
-            description=label,
-        )
-        return [losses], step
-
-    seed_writer_for = None if writer_for is None else (lambda _seed, mode: writer_for(mode))
-    trained = _train_mode_tree(modes, model_factory, config, [seed], run, seed_writer_for)
-    return {mode: per_seed[0] for mode, per_seed in trained.items()}
-
-
-#: ``run(models, prefix, writers, global_step, description)``: trains phase ``prefix[-1]`` on
-#: the models (one per seed, in place), logging to each model's writer; returns every model's
-#: epoch losses and the new global step.
-PhaseRunner = Callable[
-    [list[NegatableClassifier], tuple[Phase, ...], list[SummaryWriter | None], int, str],
-    tuple[list[list[float]], int],
-]
-
-
-def _train_mode_tree(
-    modes: Sequence[str],
-    model_factory: Callable[[], NegatableClassifier],
-    config: CBOMFConfig,
-    seeds: Sequence[int],
-    run: PhaseRunner,
-    writer_for: Callable[[int, str], SummaryWriter | None] | None,
-) -> dict[str, list[TrainedMode]]:
-    """Each mode trained for every seed, common leading phases trained once.
-
-    A phase shared by several modes logs to the writer of the first mode that trains it; its
-    scalars are replayed into the writers of the later modes, so every mode's curves start at
-    step 0.
-    """
-    for mode in modes:
-        mode_phases(mode, config)  # validate every name before training anything
-    initial = []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "init"))
-            initial.append(model_factory())
-    done = {(): [TrainedMode(model, [], 0) for model in initial]}
-    logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
-    results = {}
-    for mode in modes:
-        phases = mode_phases(mode, config)
-        writers = [writer_for(seed, mode) if writer_for else None for seed in seeds]
-        for depth in range(1, len(phases) + 1):
-            prefix = phases[:depth]
-            if prefix in done:
-                for recorder, writer in zip(logged.get(prefix, ()), writers, strict=False):
-                    if writer is not None:
-                        recorder.replay(writer)
-                continue
-            parents = done[prefix[:-1]]
-            models = [parent.model.clone() for parent in parents]
-            recorders = [_ScalarRecorder(writer) for writer in writers]
-            if writer_for is not None:
-                logged[prefix] = recorders
-            losses, step = run(
-                models,
-                prefix,
-                recorders if writer_for is not None else writers,
-                parents[0].global_step,
-                f"{mode} phase {depth}",
-            )
-            done[prefix] = [
-                TrainedMode(model, [*parent.losses, model_losses], step)
-                for model, parent, model_losses in zip(models, parents, losses, strict=True)
-            ]
-        results[mode] = done[phases]
-    return results
+    return train_modes_stacked(
+        modes,
+        model_factory,
+        data,
+        config,
+        [seed],
+        RunContext(device, (), progress),
+        None if writer_for is None else lambda _seed, mode: writer_for(mode),
+    )[seed]
 
 
 class _ScalarRecorder:
@@ -490,63 +480,6 @@ class _ScalarRecorder:
         return getattr(self.writer, name)
 
 
-def train_modes_stacked(
-    modes: Sequence[str],
-    model_factory: Callable[[], NegatableClassifier],
-    data: LabelledImages,
-    config: CBOMFConfig = CBOMFConfig(),
-    seeds: Sequence[int] = (0,),
-    device: torch.device | str | None = None,
-    writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
-    progress: bool = True,
-) -> dict[int, dict[str, TrainedMode]]:
-    """:func:`train_modes` for several seeds at once: each phase trains the seeds' models in one
-    stacked step. Each seed's result equals ``train_modes(..., seed=seed)`` up to
-    floating-point rounding (same init, shuffling and head-reset streams).
-
-    :param modes: names from :data:`MODES`.
-    :param model_factory: builds a fresh model (its initialisation is seeded here).
-    :param data: training split.
-    :param config: hyperparameters.
-    :param seeds: distinct seeds; one model per seed and mode.
-    :param device: where to train.
-    :param writer_for: TensorBoard writer for a seed and mode name.
-    :param progress: show progress bars.
-    :returns: ``{seed: {mode: TrainedMode}}``.
-    """
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"need distinct seeds, got {list(seeds)}")
-
-    _check_training_inputs(modes, model_factory, data, config, seeds)
-
-    def run(
-        models: list[NegatableClassifier],
-        prefix: tuple[Phase, ...],
-        writers: list[SummaryWriter | None],
-        step: int,
-        label: str,
-    ) -> tuple[list[list[float]], int]:
-        return run_phase_stacked(
-            models,
-            prefix[-1],
-            data,
-            config,
-            generators=[make_generator(seed, "shuffle", prefix) for seed in seeds],
-            reset_seeds=[derive_seed(seed, "reset", prefix) for seed in seeds],
-            device=device,
-            writers=writers,
-            progress=progress,
-            global_step=step,
-            description=label,
-        )
-
-    trained = _train_mode_tree(modes, model_factory, config, seeds, run, writer_for)
-    return {
-        seed: {mode: per_seed[index] for mode, per_seed in trained.items()}
-        for index, seed in enumerate(seeds)
-    }
-
-
 def train_mode(
     mode: str,
     model_factory: Callable[[], NegatableClassifier],
@@ -557,49 +490,22 @@ def train_mode(
     return train_modes([mode], model_factory, data, **kwargs)[mode]
 
 
-def evaluate_modes(
-    trained: dict[str, TrainedMode],
-    test_sets: dict[str, LabelledImages],
-    device: torch.device | str | None = None,
-    writer_for: Callable[[str], SummaryWriter | None] | None = None,
-    batch_size: int = 1000,
-) -> dict[str, dict[str, float]]:
-    """Accuracy (%) of every trained mode on every named test set, logged at each mode's last step.
-
-    Modes whose extractors are identical (SN, HN, NR, ALT and TP share SN's; the two kernel
-    modes share theirs) reuse one extractor pass (see :func:`supervised.evaluation.evaluate_models`).
-
-    :param trained: result of :func:`train_modes`.
-    :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
-    :param device: where to evaluate.
-    :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
-    :param batch_size: evaluation batch size.
-    """
-    return evaluate_models(
-        {mode: result.model for mode, result in trained.items()},
-        test_sets,
-        batch_size,
-        device,
-        writer_for,
-        step={mode: result.global_step for mode, result in trained.items()},
-    )
-
-
 def evaluate_modes_stacked(
     trained: dict[int, dict[str, TrainedMode]],
     test_sets: dict[str, LabelledImages],
-    device: torch.device | str | None = None,
+    context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
     batch_size: int = 1000,
 ) -> dict[int, dict[str, dict[str, float]]]:
-    """Accuracy (%) of every seed's trained modes on every test set, the seeds' models of a mode
-    evaluated in one stacked pass; the same numbers as :func:`evaluate_modes` per seed.
+    """Accuracy (%) of every seed's trained modes on every test set, logged at each mode's last
+    step; the seeds' models of a mode are evaluated together (in one stacked pass for several).
 
-    Modes whose extractors are identical for every seed share one stacked extractor pass.
+    Modes whose extractors are identical for every seed (SN, HN, NR, ALT and TP share SN's; the
+    two kernel modes share theirs) share one extractor pass.
 
     :param trained: result of :func:`train_modes_stacked`, ``{seed: {mode: TrainedMode}}``.
-    :param test_sets: named test sets.
-    :param device: where to evaluate.
+    :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
+    :param context: the device (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode, for ``eval/<set>/accuracy``.
     :param batch_size: samples per pass (each pass runs every seed's model).
     :returns: ``{seed: {mode: {test set: accuracy}}}``.
@@ -608,54 +514,76 @@ def evaluate_modes_stacked(
     modes = list(trained[seeds[0]]) if seeds else []
     if not modes or any(list(trained[seed]) != modes for seed in seeds):
         raise ValueError("need at least one seed, every seed with the same trained modes")
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
-    groups: list[list[str]] = []
+    _check_test_sets(trained[seeds[0]][modes[0]].model, test_sets)
+    groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        group = next(
-            (
-                group
-                for group in groups
-                if all(
-                    _same_extractor(
-                        trained[seed][group[0]].model.extractor, trained[seed][mode].model.extractor
-                    )
-                    for seed in seeds
-                )
-            ),
-            None,
-        )
-        if group is None:
-            groups.append([mode])
-        else:
-            group.append(mode)
+        model = {seed: trained[seed][mode].model for seed in seeds}
+        first = next((f for f in groups if _same_extractors(trained, f, model)), mode)
+        groups.setdefault(first, []).append(mode)
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }
-    for group in groups:
-        extractors = [trained[seed][group[0]].model for seed in seeds]
+    predict = functools.partial(predict_stacked, batch_size=batch_size, device=context.device)
+    for first, group in groups.items():
+        extractors = [trained[seed][first].model for seed in seeds]
         for set_name, data in test_sets.items():
-            features = predict_stacked(
-                extractors, data.images, "features", batch_size=batch_size, device=device
-            )
+            features = predict(extractors, data.images, "features")
             for mode in group:
-                logits = predict_stacked(
-                    [trained[seed][mode].model for seed in seeds],
-                    features,
-                    "classify",
-                    per_model=True,
-                    batch_size=batch_size,
-                    device=device,
-                )
+                models = [trained[seed][mode].model for seed in seeds]
+                logits = predict(models, features, "classify", per_model=True)
                 for seed, seed_logits in zip(seeds, logits, strict=True):
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
-    if writer_for is not None:
-        for seed in seeds:
-            for mode in modes:
-                writer = writer_for(seed, mode)
-                if writer is not None:
-                    for set_name, value in results[seed][mode].items():
-                        writer.add_scalar(
-                            f"eval/{set_name}/accuracy", value, trained[seed][mode].global_step
-                        )
-    return {seed: {mode: results[seed][mode] for mode in modes} for seed in seeds}
+    for seed in seeds if writer_for is not None else ():
+        for mode in modes:
+            writer = writer_for(seed, mode)
+            for set_name, value in results[seed][mode].items() if writer is not None else ():
+                step = trained[seed][mode].global_step
+                writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
+    return results
+
+
+def _same_extractors(
+    trained: dict[int, dict[str, TrainedMode]], mode: str, models: dict[int, NegatableClassifier]
+) -> bool:
+    """Whether every seed's ``mode`` has the extractor of that seed's model in ``models``."""
+    return all(
+        _same_extractor(trained[seed][mode].model.extractor, model.extractor)
+        for seed, model in models.items()
+    )
+
+
+def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:
+    """Refuse test sets that are not LabelledImages or that the trained models cannot take."""
+    if not test_sets:
+        raise ValueError("evaluation needs at least one named test set")
+    for name, data in test_sets.items():
+        if not isinstance(data, LabelledImages):
+            raise ValueError(
+                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
+                "wrap tensors as LabelledImages(images, labels, classes)"
+            )
+        try:
+            check_model_inputs(model, data.images, data.labels)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"test set {name!r}: {error}") from None
+
+
+def evaluate_modes(
+    trained: dict[str, TrainedMode],
+    test_sets: dict[str, LabelledImages],
+    device: torch.device | str | None = None,
+    writer_for: Callable[[str], SummaryWriter | None] | None = None,
+    batch_size: int = 1000,
+) -> dict[str, dict[str, float]]:
+    """:func:`evaluate_modes_stacked` for the modes of one seed, from :func:`train_modes`.
+
+    :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
+    Other parameters as in :func:`evaluate_modes_stacked`.
+    """
+    return evaluate_modes_stacked(
+        {0: trained},
+        test_sets,
+        RunContext(device),
+        None if writer_for is None else lambda _seed, mode: writer_for(mode),
+        batch_size,
+    )[0]

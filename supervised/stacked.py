@@ -32,17 +32,19 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
-from supervised.capture import captured_step, resolve_capture
+from negdl.checks import check_int
 from supervised.data.common import LabelledImages
-from supervised.evaluation import accuracy, model_device
+from supervised.evaluation import accuracy, batched_forward, model_device
 from supervised.runtime import select_device
 from supervised.training import (
     Batch,
+    BatchSource,
     LossFn,
     LossReducer,
-    MeanReducer,
+    TensorBatches,
+    Trainer,
+    evaluating,
     iterate_batches,
     per_sample_cross_entropy,
     prepare_inputs,
@@ -187,7 +189,7 @@ class ModelStack:
         return vectorised
 
 
-class StackedBatches:
+class StackedBatches(TensorBatches):
     """Batches for K models at once, each model shuffled by its own generator.
 
     A batch is a tuple of ``(K, B, ...)`` tensors: row k holds model k's minibatch. A tensor is
@@ -211,43 +213,26 @@ class StackedBatches:
         shuffle: bool = True,
         drop_last: bool = False,
     ) -> None:
-        if not tensors or models <= 0 or batch_size <= 0:
+        check_int("models", models, 1)
+        self.models = models
+        self.per_model = tuple(per_model) if per_model is not None else (False,) * len(tensors)
+        if len(self.per_model) != len(tensors):
             raise ValueError(
-                f"need at least one tensor, models > 0 and batch_size > 0, got {len(tensors)} "
-                f"tensors, models={models}, batch_size={batch_size}"
+                f"per_model needs one flag per tensor, got {len(self.per_model)} for {len(tensors)}"
             )
-        per_model = tuple(per_model) if per_model is not None else (False,) * len(tensors)
-        if len(per_model) != len(tensors):
-            raise ValueError(
-                f"per_model needs one flag per tensor, got {len(per_model)} for {len(tensors)}"
-            )
-        sizes = []
-        for index, (tensor, own) in enumerate(zip(tensors, per_model, strict=True)):
-            if own and (tensor.ndim < 2 or len(tensor) != models):
+        super().__init__(*tensors, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+
+    def sample_counts(self, tensors: Sequence[torch.Tensor]) -> list[int]:
+        """Samples per model of each tensor."""
+        for index, (tensor, own) in enumerate(zip(tensors, self.per_model, strict=True)):
+            if own and (tensor.ndim < 2 or len(tensor) != self.models):
                 raise ValueError(
-                    f"tensor {index} is per model, so its shape must start with {models} models, "
-                    f"got {tuple(tensor.shape)}"
+                    f"tensor {index} is per model, so its shape must start with {self.models} "
+                    f"models, got {tuple(tensor.shape)}"
                 )
-            sizes.append(tensor.shape[1] if own else len(tensor))
-        if len(set(sizes)) != 1 or sizes[0] == 0:
-            raise ValueError(f"need matching, non-empty sample counts, got {sizes}")
-        if drop_last and sizes[0] < batch_size:
-            raise ValueError(
-                f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
-            )
-        self.tensors, self.models, self.per_model = tensors, models, per_model
-        self.count, self.batch_size = sizes[0], batch_size
-        self.shuffle, self.drop_last = shuffle, drop_last
-
-    def __len__(self) -> int:
-        return (
-            self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
-        )
-
-    @property
-    def samples(self) -> int:
-        """Samples per epoch and model."""
-        return self.count - self.count % self.batch_size if self.drop_last else self.count
+        return [
+            t.shape[1] if own else len(t) for t, own in zip(tensors, self.per_model, strict=True)
+        ]
 
     def orders(self, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
         """One epoch's sample order per model, ``(K, N)``: each row is the permutation
@@ -265,16 +250,16 @@ class StackedBatches:
         device = self.tensors[0].device
         orders = self.orders(generators).to(device)
         rows = torch.arange(self.models, device=device)[:, None]
-        stop = self.count - self.count % self.batch_size if self.drop_last else self.count
-        for start in range(0, stop, self.batch_size):
+        for start in range(0, self.samples, self.batch_size):
             index = orders[:, start : start + self.batch_size]
             yield tuple(
                 tensor[rows, index] if own else tensor[index]
                 for tensor, own in zip(self.tensors, self.per_model, strict=True)
             )
 
-    def to(self, device: torch.device) -> StackedBatches:
-        """These batches with their tensors on ``device``."""
+    def to(self, device: torch.device, channels_last: bool = False) -> StackedBatches:
+        """These batches with their tensors on ``device`` (never channels-last: stacked conv
+        weights are 5-D)."""
         return StackedBatches(
             *(prepare_inputs(tensor, device, channels_last=False) for tensor in self.tensors),
             models=self.models,
@@ -285,13 +270,13 @@ class StackedBatches:
         )
 
 
-class StackedTrainer:
+class StackedTrainer(Trainer):
     """Trains K models of one architecture at once, one vectorised (and, on CUDA, captured) step
     for all of them; each model's result equals training it alone with the same shuffles.
 
-    The counterpart of :class:`supervised.training.Trainer` for K models: the same loss and
-    reducer parts, applied to each model; per-model losses and TensorBoard curves. Training is
-    fp32 (mixed precision measured slower for small models).
+    :class:`supervised.training.Trainer` with another step and batch source: its loop, loss
+    and reducer parts, applied to each model; per-model losses and TensorBoard curves. Training
+    is fp32 (mixed precision measured slower for small models).
 
     :param models: K models (see :func:`check_stackable`); they hold the trained weights after
         each :meth:`fit`.
@@ -303,14 +288,9 @@ class StackedTrainer:
         ``"classify"`` to train heads on cached features).
     :param reducer: reduces one model's per-sample losses; the mean by default.
     :param batch_size: samples per step and model for tensors passed to :meth:`fit`.
-    :param device: where to train; CUDA when present unless given.
     :param writers: one TensorBoard writer (or None) per model: ``<tag>/loss``, ``<tag>/epoch_loss``.
-    :param log_every: steps between loss scalars.
-    :param progress: show a tqdm bar.
-    :param tag: prefix of the scalar keys.
-    :param global_step: the step counter to continue from.
-    :param capture: as for :class:`supervised.training.Trainer` (a CUDA graph on CUDA by default).
-    :param capture_key: as for :class:`supervised.training.Trainer`, read from the first model.
+    The other parameters are :class:`supervised.training.Trainer`'s (``capture_key`` is read
+    from the first model).
     """
 
     def __init__(
@@ -330,79 +310,71 @@ class StackedTrainer:
         capture: str = "auto",
         capture_key: Callable[[], Hashable] | None = None,
     ) -> None:
-        if batch_size <= 0 or log_every <= 0 or global_step < 0:
-            raise ValueError(
-                f"need batch_size > 0, log_every > 0 and global_step >= 0, got {batch_size}, "
-                f"{log_every}, {global_step}"
-            )
         if writers is not None and len(writers) != len(models):
             raise ValueError(
                 f"need one writer (or None) per model, got {len(writers)} for {len(models)}"
             )
         self.stack = ModelStack(models, select_device(device))
-        self.device = self.stack.device
-        self.optimizer = optimizer(self.stack.trainable)
-        if not isinstance(self.optimizer, ELEMENTWISE_OPTIMIZERS):
+        built = optimizer(self.stack.trainable)
+        if not isinstance(built, ELEMENTWISE_OPTIMIZERS):
             raise ValueError(
-                f"{type(self.optimizer).__name__} is not an elementwise optimiser, so one instance "
+                f"{type(built).__name__} is not an elementwise optimiser, so one instance "
                 "over stacked tensors would couple the models; use one of "
                 + ", ".join(cls.__name__ for cls in ELEMENTWISE_OPTIMIZERS)
             )
-        self.reducer = reducer if reducer is not None else MeanReducer()
+        first = self.stack.models[0]
+        super().__init__(
+            nn.ModuleList(self.stack.models),
+            built,
+            loss_fn,
+            forward=first if method == "forward" else _Method(first, method),
+            reducer=reducer,
+            batch_size=batch_size,
+            device=self.stack.device,
+            amp=False,
+            log_every=log_every,
+            progress=progress,
+            tag=tag,
+            channels_last=False,
+            global_step=global_step,
+            capture=capture,
+            capture_key=capture_key,
+        )
+        self.writers = list(writers) if writers is not None else [None] * len(self.stack)
         self.losses = self.stack.per_model(
             lambda outputs, *rest: self.reducer(loss_fn(outputs, *rest)), method
         )
-        self.batch_size, self.log_every, self.progress, self.tag = (
-            batch_size,
-            log_every,
-            progress,
-            tag,
-        )
-        self.writers = list(writers) if writers is not None else [None] * len(models)
-        self.global_step = global_step
-        self.capture, self.capture_reason = resolve_capture(
-            capture, self.device, False, self.optimizer
-        )
-        self.capture_key = capture_key
-        self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
 
     @property
     def models(self) -> list[nn.Module]:
         """The trained models."""
         return self.stack.models
 
+    def trainable_tensors(self) -> list[torch.Tensor]:
+        return self.stack.trainable
+
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """Each model's reduced loss on its rows of ``batch``, shape ``(K,)``."""
         return self.losses(*batch)
 
-    def eager_step(self, batch: Batch) -> torch.Tensor:
-        """The stacked optimisation step, run op by op: what a capture records."""
-        losses = self.compute_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        self.optimizer.step()
-        return losses.detach()
+    def reduced_loss(self, batch: Batch) -> torch.Tensor:
+        return self.compute_loss(batch)  # reduced per model inside the vectorised call
 
-    def step(self, batch: Batch) -> torch.Tensor:
-        """One step for every model; returns the detached per-model losses ``(K,)``."""
-        losses = self.captured(batch) if self.captured is not None else self.eager_step(batch)
-        self.global_step += 1
-        return losses
+    def batch_samples(self, batch: Batch) -> int:
+        return batch[0].shape[1]
 
-    def batch_source(self, data: StackedBatches | Sequence[torch.Tensor]) -> StackedBatches:
+    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> StackedBatches:
+        return StackedBatches(*tensors, models=len(self.models), batch_size=self.batch_size)
+
+    def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> StackedBatches:
         """``data`` on the training device; tensors become :class:`StackedBatches` shared by all."""
-        if not isinstance(data, StackedBatches):
-            if isinstance(data, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in data):
-                raise TypeError(
-                    "fit takes StackedBatches or a tuple of tensors shared by every model, "
-                    f"got {type(data).__name__}"
-                )
-            data = StackedBatches(*data, models=len(self.models), batch_size=self.batch_size)
-        if data.models != len(self.models):
+        source = super().batch_source(data)
+        if not isinstance(source, StackedBatches) or source.models != len(self.models):
             raise ValueError(
-                f"the batches are for {data.models} models, the trainer has {len(self.models)}"
+                f"the batches must be StackedBatches for {len(self.models)} models, got "
+                f"{getattr(source, 'models', type(source).__name__)}"
             )
-        return data.to(self.device)
+        return source
 
     def fit(
         self,
@@ -424,42 +396,13 @@ class StackedTrainer:
             every model alike, e.g. negation).
         :param description: progress-bar label.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
         source = self.batch_source(data)
-        for model in self.models:
-            model.train()
+        self.model.train()
         check_stackable(self.models)
         self.stack.load()
-        if self.captured is not None:
-            self.captured.reset()
-        bar = tqdm(
-            total=epochs * len(source), desc=description, disable=not self.progress, leave=False
-        )
-        epoch_losses = []
-        for epoch in range(epochs):
-            if before_epoch is not None:
-                before_epoch(epoch)
-                if self.captured is not None and self.capture_key is None:
-                    self.captured.reset()
-            total = torch.zeros(len(self.models), device=self.device)
-            for batch in source.batches(generators):
-                losses = self.step(batch)
-                total += losses * batch[0].shape[1]
-                if self.global_step % self.log_every == 0:
-                    self._log(losses.tolist(), "loss")
-                    bar.set_postfix(loss=f"{losses.mean().item():.4f}", epoch=epoch + 1)
-                bar.update()
-            epoch_losses.append([value / source.samples for value in total.tolist()])
-            self._log(epoch_losses[-1], "epoch_loss")
-        bar.close()
+        losses = self.run_epochs(source, epochs, generators, before_epoch, description)
         self.stack.store()
-        return [[epoch[index] for epoch in epoch_losses] for index in range(len(self.models))]
-
-    def _log(self, values: list[float], name: str) -> None:
-        for writer, value in zip(self.writers, values, strict=True):
-            if writer is not None:
-                writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)
+        return losses
 
 
 @torch.no_grad()
@@ -487,10 +430,13 @@ def predict_stacked(
         raise ValueError(
             f"per-model inputs need {len(models)} slices, got shape {tuple(inputs.shape)}"
         )
-    modes = [[module.training for module in model.modules()] for model in models]
-    for model in models:
-        model.eval()
-    try:
+    with evaluating(*models):
+        if len(models) == 1:  # nothing to stack: the model's own forward, as evaluation runs it
+            target = model_device(models[0]) if device is None else select_device(device)
+            forward = getattr(models[0].to(target), method)
+            return batched_forward(forward, inputs[0] if per_model else inputs, batch_size, target)[
+                None
+            ]
         stack = ModelStack(models, device)
         call = stack.per_model(lambda outputs: outputs, method, shared_inputs=not per_model)
         inputs = inputs.to(stack.device)
@@ -499,10 +445,6 @@ def predict_stacked(
         for index in iterate_batches(count, batch_size, shuffle=False, device=stack.device):
             outputs.append(call(inputs[:, index] if per_model else inputs[index]))
         return torch.cat(outputs, dim=1)
-    finally:
-        for model, flags in zip(models, modes, strict=True):
-            for module, training in zip(model.modules(), flags, strict=True):
-                module.training = training
 
 
 def evaluate_stacked(

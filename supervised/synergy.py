@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from supervised.cbomf import CBOMFConfig, fit_trainable
+from supervised.context import RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward, model_device
 from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
@@ -208,9 +209,7 @@ def train_synergy(
             config,
             config.epochs,
             make_generator(seed, "synergy-shuffle"),
-            device,
-            writer,
-            progress,
+            RunContext(device, (writer,), progress),
             0,
             "trained synergy",
         ),
@@ -244,9 +243,7 @@ def hot_start_synergy(
             config,
             config.second_epochs,
             make_generator(seed, "hot-start-shuffle"),
-            device,
-            writer,
-            progress,
+            RunContext(device, (writer,), progress),
             global_step,
             "hot-start synergy",
         ),
@@ -291,9 +288,7 @@ def train_fusion(
             config,
             epochs,
             make_generator(seed, "fusion-shuffle"),
-            device,
-            writer,
-            progress,
+            RunContext(device, (writer,), progress),
             global_step,
             "fusion",
         ),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import torch
@@ -133,31 +134,35 @@ class TensorBatches(BatchSource):
         drop_last: bool = False,
     ) -> None:
         if not tensors:
-            raise ValueError("TensorBatches needs at least one tensor")
-        sizes = [len(tensor) for tensor in tensors]
-        if len(set(sizes)) != 1 or sizes[0] == 0:
-            raise ValueError(f"need matching, non-empty tensors, got first dimensions {sizes}")
+            raise ValueError(f"{type(self).__name__} needs at least one tensor")
         check_int("batch_size", batch_size, 1)
+        sizes = self.sample_counts(tensors)
+        if len(set(sizes)) != 1 or sizes[0] == 0:
+            raise ValueError(f"need matching, non-empty sample counts, got {sizes}")
         if drop_last and sizes[0] < batch_size:
             raise ValueError(
                 f"drop_last with {sizes[0]} samples < batch_size {batch_size} yields nothing"
             )
-        self.tensors, self.batch_size = tensors, batch_size
+        self.tensors, self.count, self.batch_size = tensors, sizes[0], batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
 
+    def sample_counts(self, tensors: Sequence[torch.Tensor]) -> list[int]:
+        """Each tensor's number of samples."""
+        return [len(tensor) for tensor in tensors]
+
     def __len__(self) -> int:
-        count = len(self.tensors[0])
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+        return (
+            self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
+        )
 
     @property
     def samples(self) -> int:
-        count = len(self.tensors[0])
-        return count - count % self.batch_size if self.drop_last else count
+        return self.count - self.count % self.batch_size if self.drop_last else self.count
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
         device = self.tensors[0].device
         for index in iterate_batches(
-            len(self.tensors[0]), self.batch_size, self.shuffle, generator, device, self.drop_last
+            self.count, self.batch_size, self.shuffle, generator, device, self.drop_last
         ):
             yield tuple(tensor[index] for tensor in self.tensors)
 
@@ -195,17 +200,93 @@ class MeanReducer(LossReducer):
         return losses.mean() if losses.numel() else losses.sum()
 
 
+@contextmanager
+def evaluating(*models: nn.Module) -> Iterator[None]:
+    """The models in eval mode inside the block; every module's own mode restored after."""
+    modes = [[module.training for module in model.modules()] for model in models]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for model, flags in zip(models, modes, strict=True):
+            for module, training in zip(model.modules(), flags, strict=True):
+                module.training = training
+
+
+def _first_layer(model: nn.Module) -> nn.Module | None:
+    """The first module (in definition order) that holds parameters of its own."""
+    return next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
+
+
+@torch.no_grad()
+def check_model_inputs(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> None:
+    """Refuse, before any training, inputs the model cannot take and class targets it lacks.
+
+    Integer inputs are refused outright (uint8 pixels in 0-255 trained as floats in [0, 1] are a
+    silent mistake). The shape and dtype are checked with one forward of a single sample in
+    eval mode (nothing is updated, the modes are restored), which also gives the number of
+    classes the targets must lie below.
+
+    :param model: the module whose layers ``forward`` runs.
+    :param inputs: the first tensor of every batch, ``(N, ...)``.
+    :param targets: class indices ``(N,)`` for a cross-entropy loss; None skips their checks.
+    :param forward: what maps inputs to outputs (``model`` by default, e.g. ``model.classify``).
+    """
+    first = _first_layer(model)
+    if not inputs.is_floating_point() and not isinstance(first, nn.Embedding):
+        raise TypeError(
+            f"the inputs are {inputs.dtype}, the model takes floating-point inputs; convert them, "
+            "e.g. uint8 images with images.float() / 255 (pixels in [0, 1])"
+        )
+    if targets is not None and (
+        targets.is_floating_point() or targets.dtype == torch.bool or targets.ndim != 1
+    ):
+        raise TypeError(
+            "the targets must be integer class indices (N,) for cross-entropy, got "
+            f"{targets.dtype} of shape {tuple(targets.shape)}; e.g. labels.long()"
+        )
+    with evaluating(model):
+        try:
+            sample = inputs[:1].to(next(model.parameters(), inputs).device)
+            outputs = (forward if forward is not None else model)(sample)
+        except RuntimeError as error:
+            raise ValueError(
+                f"the model does not take inputs of shape {tuple(inputs.shape[1:])} per sample "
+                f"({inputs.dtype}); its first layer is {first}: {error}"
+            ) from None
+    if targets is not None and len(targets):
+        classes, low, high = outputs.shape[-1], int(targets.min()), int(targets.max())
+        if low < 0 or high >= classes:
+            raise ValueError(
+                f"the targets must be class indices in [0, {classes - 1}] (the model has "
+                f"{classes} outputs), got values from {low} to {high}"
+            )
+
+
 class Trainer:
     """Minibatch SGD over a batch source, with progress bar, TensorBoard and a captured step on CUDA.
 
     Later models change what a step computes by passing ``forward``/``loss_fn``/``reducer``,
     by overriding :meth:`compute_loss`, or by giving :meth:`fit` another :class:`BatchSource`;
-    never by copying the loop. :meth:`step` is the whole optimisation step on one batch and
-    nothing else, so it can be captured or vectorised as one unit: on CUDA it is recorded once as
-    a CUDA graph and replayed (see :mod:`supervised.capture` for the rules, and ``capture``).
+    never by copying the loop (:class:`supervised.stacked.StackedTrainer`, K models at once, is
+    this trainer with another step and batch source). :meth:`step` is the whole optimisation
+    step on one batch and nothing else, so it can be captured or vectorised as one unit: on CUDA
+    it is recorded once as a CUDA graph and replayed (see :mod:`supervised.capture` for the
+    rules, and ``capture``).
+
+    Tensors given to :meth:`fit` are checked before any work (:func:`check_model_inputs`): no
+    integer images, a shape the model takes and, for the default loss, integer targets within
+    the model's classes.
 
     :param model: the module whose parameters ``optimizer`` trains; moved to ``device``.
-    :param optimizer: optimiser over the parameters to train.
+    :param optimizer: optimiser over the parameters to train, which must be ``model``'s (or
+        those of ``loss_fn`` or of ``forward``'s module).
     :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar; per-sample
         cross-entropy by default.
     :param forward: maps the first tensor of a batch to outputs; ``model`` by default (e.g.
@@ -276,6 +357,7 @@ class Trainer:
         self.model = model.to(self.device, memory_format=memory_format)
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.forward = forward if forward is not None else self.model
+        self._check_optimizer()
         self.reducer = reducer if reducer is not None else MeanReducer()
         self.batch_size, self.log_every, self.progress, self.tag = (
             batch_size,
@@ -287,13 +369,37 @@ class Trainer:
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.writer = writer
+        self.writers = [writer]  # one (or None) per model trained
         self.global_step = global_step
         self.capture, self.capture_reason = resolve_capture(
             capture, self.device, self.amp, optimizer
         )
         self.capture_key = capture_key
         self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
+
+    @property
+    def models(self) -> list[nn.Module]:
+        """The models trained: ``[model]`` here, K for a stacked trainer."""
+        return [self.model]
+
+    def trainable_tensors(self) -> list[torch.Tensor]:
+        """The tensors the optimiser may update: the model's parameters (and those of the loss
+        or of ``forward``'s module when they are modules)."""
+        owners = [self.model, self.loss_fn, getattr(self.forward, "__self__", None)]
+        return [p for owner in owners if isinstance(owner, nn.Module) for p in owner.parameters()]
+
+    def _check_optimizer(self) -> None:
+        # An optimiser over another model's parameters "trains" and the model never changes.
+        allowed = {id(tensor) for tensor in self.trainable_tensors()}
+        held = [p for group in self.optimizer.param_groups for p in group["params"]]
+        foreign = sum(id(p) not in allowed for p in held)
+        trainable = sum(p.requires_grad for p in held)
+        if foreign or not trainable:
+            raise ValueError(
+                f"the optimizer must hold the model's trainable parameters: {foreign} of its "
+                f"{len(held)} tensors are another module's and {trainable} require gradients; "
+                "build it from this model's parameters, e.g. model.parameters()"
+            )
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``.
@@ -302,6 +408,10 @@ class Trainer:
         """
         inputs, *rest = batch
         return self.loss_fn(self.forward(inputs), *rest)
+
+    def reduced_loss(self, batch: Batch) -> torch.Tensor:
+        """What the step back-propagates (summed) and reports: the reducer over the batch."""
+        return self.reducer(self.compute_loss(batch))
 
     def step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step on a batch, replayed from a capture where possible; returns
@@ -313,26 +423,37 @@ class Trainer:
     def eager_step(self, batch: Batch) -> torch.Tensor:
         """The optimisation step, run op by op: what a capture records."""
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            loss = self.reducer(self.compute_loss(batch))
+            loss = self.reduced_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # K stacked models' losses are summed: each model's gradient is that of its own loss.
+        self.scaler.scale(loss.sum()).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
 
     def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> BatchSource:
-        """``data`` as a source on the training device; tensors become :class:`TensorBatches`."""
+        """``data`` as a source on the training device; tensors become :class:`TensorBatches`
+        after :func:`check_model_inputs`."""
         if not isinstance(data, BatchSource):
-            if isinstance(data, torch.Tensor) or not all(
-                isinstance(tensor, torch.Tensor) for tensor in data
-            ):
-                raise TypeError(
-                    "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
-                    f"got {type(data).__name__}"
-                )
-            check_finite_inputs("the inputs", data[0])
-            data = TensorBatches(*data, batch_size=self.batch_size)
+            self._check_tensors(data)
+            data = self.tensor_batches(data)
         return data.to(self.device, self.channels_last)
+
+    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
+        """The default source over checked tensors."""
+        return TensorBatches(*tensors, batch_size=self.batch_size)
+
+    def _check_tensors(self, data: Sequence[torch.Tensor]) -> None:
+        if isinstance(data, torch.Tensor) or not all(
+            isinstance(tensor, torch.Tensor) for tensor in data
+        ):
+            raise TypeError(
+                "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
+                f"got {type(data).__name__}"
+            )
+        check_finite_inputs("the inputs", data[0])
+        classes = len(data) == 2 and self.loss_fn is per_sample_cross_entropy
+        check_model_inputs(self.models[0], data[0], data[1] if classes else None, self.forward)
 
     def fit(
         self,
@@ -353,36 +474,57 @@ class Trainer:
         :param before_epoch: called with the epoch index before each epoch (e.g. to switch negation).
         :param description: progress-bar label.
         """
-        check_int("epochs", epochs, 0)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(
                 f"generator must be a torch.Generator or None, got {type(generator).__name__}"
             )
+        return self.run_epochs(data, epochs, generator, before_epoch, description)[0]
+
+    def run_epochs(
+        self,
+        data: BatchSource | Sequence[torch.Tensor],
+        epochs: int,
+        shuffle: object,
+        before_epoch: Callable[[int], None] | None,
+        description: str,
+    ) -> list[list[float]]:
+        """The loop of :meth:`fit` for every trained model; returns each model's epoch losses.
+
+        :param shuffle: what the source's ``batches`` takes (a generator, or one per model).
+        """
+        check_int("epochs", epochs, 0)
         source = self.batch_source(data)
+        self.model.train()
         if self.captured is not None:
             self.captured.reset()  # the model may have changed since the last fit
         bar = tqdm(
             total=epochs * len(source), desc=description, disable=not self.progress, leave=False
         )
         epoch_losses = []
-        self.model.train()
         for epoch in range(epochs):
             if before_epoch is not None:
                 before_epoch(epoch)
                 if self.captured is not None and self.capture_key is None:
                     self.captured.reset()
-            total = torch.zeros((), device=self.device)
-            for batch in source.batches(generator):
+            total = torch.zeros(len(self.writers), device=self.device)
+            for batch in source.batches(shuffle):
                 loss = self.step(batch)
-                total += loss * len(batch[0])
+                total += loss * self.batch_samples(batch)
                 if self.global_step % self.log_every == 0:
-                    value = loss.item()
-                    bar.set_postfix(loss=f"{value:.4f}", epoch=epoch + 1)
-                    if self.writer is not None:
-                        self.writer.add_scalar(f"{self.tag}/loss", value, self.global_step)
+                    values = loss.reshape(-1).tolist()
+                    self._log(values, "loss")
+                    bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", epoch=epoch + 1)
                 bar.update()
-            epoch_losses.append(total.item() / source.samples)
-            if self.writer is not None:
-                self.writer.add_scalar(f"{self.tag}/epoch_loss", epoch_losses[-1], self.global_step)
+            epoch_losses.append([value / source.samples for value in total.tolist()])
+            self._log(epoch_losses[-1], "epoch_loss")
         bar.close()
-        return epoch_losses
+        return [[epoch[k] for epoch in epoch_losses] for k in range(len(self.writers))]
+
+    def batch_samples(self, batch: Batch) -> int:
+        """Samples per model in ``batch`` (the weight of its loss in the epoch's mean)."""
+        return len(batch[0])
+
+    def _log(self, values: list[float], name: str) -> None:
+        for writer, value in zip(self.writers, values, strict=True):
+            if writer is not None:
+                writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)

@@ -15,11 +15,12 @@ from supervised.cbomf import (
     train_mode,
     train_modes,
 )
+from supervised.context import RunContext
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.occlusions import mnist_cuts, partial_test_sets
-from supervised.runtime import make_generator
 
+CPU = RunContext("cpu", progress=False)
 FAST = CBOMFConfig(lr=0.05, momentum=0.5, batch_size=64, epochs=2, second_epochs=4)
 
 
@@ -98,18 +99,12 @@ def test_cached_features_match_the_straightforward_path(small_data, mode: str) -
 def test_alt_really_alternates(small_data) -> None:
     model = mnist_net()
     seen: list[bool] = []
-    model.head.register_forward_pre_hook(lambda module, args: seen.append(model.negate))
-    phase = Phase(5, negation="alternate", freeze_extractor=True, reset_head=True)
-    run_phase(
-        model,
-        phase,
-        small_data,
-        FAST,
-        make_generator(0, "t"),
-        reset_seed=1,
-        device="cpu",
-        progress=False,
+    # Training forwards only: the input check's single forward runs in eval mode.
+    model.head.register_forward_pre_hook(
+        lambda module, args: seen.append(model.negate) if module.training else None
     )
+    phase = Phase(5, negation="alternate", freeze_extractor=True, reset_head=True)
+    run_phase([model], (phase,), small_data, FAST, [0], CPU)
     steps = len(small_data) // FAST.batch_size
     per_epoch = [seen[i * steps : (i + 1) * steps] for i in range(5)]
     assert [set(epoch) for epoch in per_epoch] == [{True}, {False}, {True}, {False}, {True}]
@@ -121,14 +116,7 @@ def test_phase_resets_head_and_detects_a_changing_extractor(small_data) -> None:
     model = mnist_net()
     head_before = [p.clone() for p in model.head.parameters()]
     run_phase(
-        model,
-        Phase(0, freeze_extractor=True, reset_head=True),
-        small_data,
-        FAST,
-        make_generator(0, "t"),
-        reset_seed=5,
-        device="cpu",
-        progress=False,
+        [model], (Phase(0, freeze_extractor=True, reset_head=True),), small_data, FAST, [5], CPU
     )
     assert all(
         not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters(), strict=True)
@@ -141,16 +129,8 @@ def test_phase_resets_head_and_detects_a_changing_extractor(small_data) -> None:
     fresh = mnist_net()
     leaky = LeakyFreeze(fresh.extractor, fresh.head)
     with pytest.raises(RuntimeError, match="frozen extractor changed"):
-        run_phase(
-            leaky,
-            Phase(1, freeze_extractor=True),
-            small_data,
-            CBOMFConfig(cache_features=False),
-            make_generator(0, "t"),
-            0,
-            "cpu",
-            progress=False,
-        )
+        phase = Phase(1, freeze_extractor=True)
+        run_phase([leaky], (phase,), small_data, CBOMFConfig(cache_features=False), [0], CPU)
 
 
 def test_configuration_errors(small_data) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import re
 import signal
 import subprocess
+import typing
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,9 @@ def run_script(
 
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 32"
+    options = (
+        "--seeds 0 1 --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 128 --test-subset 32"
+    )
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
     done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
@@ -54,7 +59,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    options = "--seeds 0 1 --modes SN HN --epochs 1 --second-epochs 1 --train-subset 96"
+    options = "--seeds 0 1 --modes SN HN --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 96"
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
     done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
@@ -74,7 +79,7 @@ def test_cbomf_script_rejects_bad_arguments(
     script = import_script("cbomf")
     for argv, message in (
         (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (["--lr", "-1"], "lr must be a finite number > 0"),
+        (["--cbomf.lr", "-1"], "lr must be a finite number > 0"),
         (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
     ):
         with pytest.raises(SystemExit) as exit_info:
@@ -89,7 +94,8 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
     mnist_root: Path, tmp_path: Path, interrupt_script
 ) -> None:
     results = tmp_path / "mnist" / "results.csv"
-    options = "--epochs 1 --second-epochs 1 --train-subset 64 --test-subset 16 --no-progress"
+    options = "--cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 64 --test-subset 16"
+    options += " --no-progress"
     done = interrupt_script(
         "cbomf.py",
         *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),
@@ -247,3 +253,36 @@ def test_gpu_check_script_runs_its_device_independent_checks(
     text = report.read_text()
     assert "SKIP captured-step checks" in text and "0 check(s) failed" in text
     assert text.count("- PASS") == 2 and "| MNIST net, batch 64 | fp32 eager (off) |" in text
+
+
+def option_names(cls: type, prefix: str = "--") -> list[str]:
+    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for item in dataclasses.fields(cls):
+        name = prefix + item.name.replace("_", "-")
+        if dataclasses.is_dataclass(hints[item.name]):
+            names += option_names(hints[item.name], f"{name}.")
+        else:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", ["cbomf", "gpu_check", "bench_supervised"])
+def test_script_help_lists_each_option_once_with_its_default(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    script = import_script(name)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(script.Args, ["--help"])
+    assert exit_info.value.code == 0
+    # An option's block runs from its name at the start of a row (after the box's border, when
+    # drawn) to the next option's name.
+    blocks = re.split(r"^\W{0,2}(?=--[a-z])", capsys.readouterr().out, flags=re.MULTILINE)[1:]
+    heads = [re.match(r"--[\w.-]+", block).group() for block in blocks]
+    assert sorted(heads) == sorted(option_names(script.Args))  # each once, none lost
+    settings = [head.rsplit(".", 1)[-1].removeprefix("--") for head in heads]
+    assert len(set(settings)) == len(settings), "a setting is declared twice (e.g. --epochs too)"
+    for head, block in zip(heads, blocks, strict=True):
+        assert "(default:" in block or "(fixed to:" in block, f"{head} shows no default"

@@ -13,6 +13,7 @@ from supervised.cbomf import (
     train_modes,
     train_modes_stacked,
 )
+from supervised.context import RunContext
 from supervised.evaluation import evaluate
 from supervised.models import cifar_resnet18, mnist_net
 from supervised.occlusions import mnist_cuts, partial_test_sets
@@ -73,6 +74,16 @@ def test_stacked_models_equal_separate_runs(small_data, optimizer) -> None:
     data = small_data.subset(slice(0, 100))  # a batch of 64 and a short one of 36
     _, trainer = stacked_equals_separate(mnist_net, data.images, data.labels, optimizer, epochs=2)
     assert trainer.global_step == 4
+
+
+def test_one_stacked_model_equals_the_plain_trainer(small_data) -> None:
+    # The stacked trainer is the trainer with a vectorised step: K=1 is the plain run.
+    data = small_data.subset(slice(0, 100))
+    sgd = lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5)  # noqa: E731
+    (model,), trainer = stacked_equals_separate(
+        mnist_net, data.images, data.labels, sgd, epochs=2, seeds=(0,)
+    )
+    assert trainer.global_step == 4 and trainer.models == [model]
 
 
 class ConvBN(nn.Module):
@@ -164,11 +175,10 @@ def test_cbomf_seeds_stacked_equal_separate_runs(small_data) -> None:
     data = small_data.subset(slice(0, 96))  # a full batch and a short one
     config = CBOMFConfig(lr=0.05, batch_size=64, epochs=1, second_epochs=2)
     modes = ["SN", "ONN", "ALT", "HN-K"]  # full network, negation, alternation, kernels
-    stacked = train_modes_stacked(
-        modes, mnist_net, data, config, seeds=(0, 1), device="cpu", progress=False
-    )
+    cpu = RunContext("cpu", progress=False)
+    stacked = train_modes_stacked(modes, mnist_net, data, config, seeds=(0, 1), context=cpu)
     test_sets = partial_test_sets(small_data.subset(slice(100, 200)), mnist_cuts())
-    accuracies = evaluate_modes_stacked(stacked, test_sets, "cpu")
+    accuracies = evaluate_modes_stacked(stacked, test_sets, cpu)
     for seed in (0, 1):
         alone = train_modes(modes, mnist_net, data, config, seed=seed, device="cpu", progress=False)
         expected = evaluate_modes(alone, test_sets, "cpu")

@@ -9,10 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from supervised.cbomf import CBOMFConfig, TrainedMode, evaluate_modes, train_modes
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from supervised.data import LabelledImages
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.runtime import derive_seed, select_device
+from supervised.stacked import StackedTrainer
 from supervised.training import (
     BatchSource,
     LossReducer,
@@ -255,3 +258,89 @@ def test_step_counter_continues_across_fits_and_trainers(small_data) -> None:
         trainer.fit(small_data.images, 1)
     with pytest.raises(ValueError, match="drop_last"):
         TensorBatches(small_data.images, batch_size=1000, drop_last=True)
+
+
+# Input checks at the training entry points: a clear error before any work, never torch's
+# "mat1 and mat2 shapes cannot be multiplied" or "Target 10 is out of bounds" from deep inside.
+
+ELEVEN = tuple(str(digit) for digit in range(11))  # data with a class the 10-way net lacks
+
+
+def sgd(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def fit_trainer(images: torch.Tensor, labels: torch.Tensor) -> None:
+    model = mnist_net()
+    trainer = Trainer(model, sgd(model), device="cpu", progress=False)
+    trainer.fit((images, labels), 1)
+
+
+def fit_stacked(images: torch.Tensor, labels: torch.Tensor) -> None:
+    trainer = StackedTrainer([mnist_net(), mnist_net()], plain_sgd, device="cpu", progress=False)
+    trainer.fit((images, labels), 1)
+
+
+def plain_sgd(params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=0.1)
+
+
+def cbomf_train(images: torch.Tensor, labels: torch.Tensor) -> None:
+    data = LabelledImages(images, labels, ELEVEN)
+    train_modes(["SN"], mnist_net, data, CBOMFConfig(epochs=1), device="cpu", progress=False)
+
+
+def cbomf_evaluate(images: torch.Tensor, labels: torch.Tensor) -> None:
+    trained = {"SN": TrainedMode(mnist_net(), [], 0)}
+    evaluate_modes(trained, {"full": LabelledImages(images, labels, ELEVEN)}, "cpu")
+
+
+ENTRY_POINTS = {
+    "Trainer.fit": fit_trainer,
+    "StackedTrainer.fit": fit_stacked,
+    "train_modes": cbomf_train,
+    "evaluate_modes": cbomf_evaluate,
+}
+
+IMAGES, LABELS = torch.rand(8, 1, 28, 28), torch.arange(8)
+BAD_INPUTS = {
+    # LabelledImages, what the CBOMF functions take, refuses some of these itself: same advice.
+    "uint8 images": ((IMAGES * 255).to(torch.uint8), LABELS, r"\.float\(\) / 255"),
+    "wrong image size": (torch.rand(8, 1, 32, 32), LABELS, r"shape \(1, 32, 32\) per sample"),
+    "wrong channel count": (torch.rand(8, 3, 28, 28), LABELS, r"shape \(3, 28, 28\) per sample"),
+    "float64 images": (IMAGES.double(), LABELS, r"\(1, 28, 28\) per sample \(torch.float64\)"),
+    "float targets": (IMAGES, LABELS.float(), r"(integer class indices|int64 tensor).*float32"),
+    "targets beyond the classes": (IMAGES, LABELS + 3, r"class indices in \[0, 9\].* to 10"),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("bad", BAD_INPUTS)
+def test_entry_points_refuse_bad_inputs_before_training(entry: str, bad: str) -> None:
+    images, labels, message = BAD_INPUTS[bad]
+    with pytest.raises((TypeError, ValueError), match=message):
+        ENTRY_POINTS[entry](images, labels)
+
+
+def test_good_inputs_pass_every_entry_point() -> None:
+    for entry in ENTRY_POINTS.values():
+        entry(IMAGES, LABELS)  # the checks refuse nothing that trains
+
+
+def test_trainers_refuse_an_optimizer_over_another_models_parameters() -> None:
+    model, other = mnist_net(), mnist_net()
+    with pytest.raises(ValueError, match="8 of its 8 tensors are another module's"):
+        Trainer(model, sgd(other), device="cpu")
+    with pytest.raises(ValueError, match="optimizer must hold the model's trainable parameters"):
+        StackedTrainer([model, mnist_net()], lambda _: sgd(other), device="cpu")
+    model.freeze_extractor()
+    with pytest.raises(ValueError, match="0 of its 4 tensors are another module's and 0 require"):
+        Trainer(model, torch.optim.SGD(model.extractor.parameters(), lr=0.1), device="cpu")
+    head = Trainer(model, sgd(model.head), forward=model.classify, device="cpu")
+    assert head.optimizer.param_groups[0]["params"][0] is model.head[0].weight
+
+
+def test_train_modes_refuses_a_model_without_negation() -> None:
+    data = LabelledImages(IMAGES, LABELS, ELEVEN)
+    with pytest.raises(TypeError, match="must build a supervised.models.NegatableClassifier.*Seq"):
+        train_modes(["SN"], lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), data)
