@@ -120,12 +120,18 @@ def _runs(rows: Sequence[dict[str, Any]], algo: str, scene: str, key: str) -> np
     )
 
 
+def trained_scenes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The scenes of ``rows`` that some agent in them trained on (the tasks of the statistics)."""
+    scenes = {r["scene"] for r in rows}
+    return [s for s in dict.fromkeys(r.get("trained_on") for r in rows) if s and s in scenes]
+
+
 def normalised_scores(rows: Sequence[dict[str, Any]]) -> dict[str, list[np.ndarray]]:
     """Per agent, one array per scene trained on of ``1 - collisions / random's mean collisions``.
 
     Empty when the rows have no random baseline (or random never collided) for some scene.
     """
-    counts = list(dict.fromkeys(r["trained_on"] for r in rows if r.get("trained_on")))
+    counts = trained_scenes(rows)
     reference = {n: _runs(rows, "random", n, "collisions_per_episode") for n in counts}
     if not counts or any(len(runs) == 0 or runs.mean() <= 0 for runs in reference.values()):
         return {}
@@ -151,7 +157,7 @@ def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:
     train on (runs trained there) and of the random-normalised score over those scenes, each
     with its 95% stratified-bootstrap interval; and the performance-profile plot (see
     :func:`plot_performance_profiles`)."""
-    counts = list(dict.fromkeys(r["trained_on"] for r in rows if r.get("trained_on")))
+    counts = trained_scenes(rows)
     algos = list(dict.fromkeys(r["algo"] for r in rows))
     normalised = normalised_scores(rows)
     headers = [f"collisions / episode, {n}" for n in counts]

@@ -73,10 +73,14 @@ JOBS: dict[str, Job] = {
     ),
     "agents-bench": Job(
         "docs/agents/bench.{md,csv}, bench_curves.csv, learning_curves.png, "
-        "performance_profile.png: every agent, 3 seeds, 10 and 30 obstacles and the crowd, the "
-        "agents trained at 10 also evaluated on the others (about 60 min on 2 cores)",
-        ((PYTHON, "-m", "neg_agents.cli.bench", "--workers", "2", "--out-dir", "docs/agents",
-          "--tensorboard-dir", "runs/bench/runs"),),
+        "performance_profile.png: the DQN agents (shielded, negative-action, SB3's) and the "
+        "baselines, 3 seeds, trained on default NegCollision-v0 (neg-reward-dqn on the crowd "
+        "too), every agent on both scenes, 200 held-out test episodes each (about 25 min on 2 "
+        "cores)",
+        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn",
+          "neg-reward-dqn-shielded", "neg-action-dqn", "dqn", "planner", "random",
+          "--num-obstacles", "10", "--no-mix", "--no-probes", "--workers", "2",
+          "--out-dir", "docs/agents", "--tensorboard-dir", "runs/bench/runs"),),
     ),
     "agents-rollout": Job(
         "docs/agents/rollout.gif: the main job on its defaults (negdl-train), then 250 steps of "

@@ -81,6 +81,10 @@ class NegActionDQN(NegDQNBase):
     def num_forbidden(self) -> int:
         return self.rule.num_forbidden
 
+    @property
+    def prefer(self) -> int | None:
+        return self.rule.prefer
+
     def _setup_model(self) -> None:
         if self.__dict__.get("shield"):
             raise ValueError(

@@ -45,7 +45,13 @@ def test_performance_profile_counts_runs_above_each_threshold():
 
 def rows_for(values: dict[str, dict[int, list[float]]]) -> list[dict]:
     return [
-        {"algo": algo, "num_obstacles": n, "seed": seed, "collisions_per_episode": c}
+        {
+            "algo": algo,
+            "scene": f"n{n}",
+            "trained_on": "" if algo == "random" else f"n{n}",
+            "seed": seed,
+            "collisions_per_episode": c,
+        }
         for algo, by_n in values.items()
         for n, runs in by_n.items()
         for seed, c in enumerate(runs)
@@ -73,19 +79,19 @@ def test_report_section_and_profile_plot(tmp_path):
 
 
 def test_transferred_rows_are_not_runs_of_the_scenario_they_were_moved_to():
-    def row(algo, n, collisions, trained_on=""):
+    def row(algo, collisions, trained_on):
         return {
             "algo": algo,
-            "num_obstacles": n,
+            "scene": "n30",
             "seed": 0,
             "collisions_per_episode": collisions,
             "trained_on": trained_on,
         }
 
     rows = [
-        row("random", 30, 100.0),
-        row("neg-reward-dqn", 30, 10.0),
-        row("neg-reward-dqn", 30, 90.0, trained_on="NegCollision-v0 N=10"),
+        row("random", 100.0, ""),
+        row("neg-reward-dqn", 10.0, "n30"),
+        row("neg-reward-dqn", 90.0, "n10"),
     ]
     scores = normalised_scores(rows)
     np.testing.assert_allclose(scores["neg-reward-dqn"][0], [0.9])

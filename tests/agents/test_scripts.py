@@ -75,7 +75,7 @@ def trained(tmp_path_factory, run_script) -> Path:
 def test_train_writes_model_config_checkpoints_and_tensorboard(trained):
     assert (trained / "model.zip").is_file()
     config = json.loads((trained / "config.json").read_text())
-    assert config["env_kwargs"]["num_obstacles"] == 3 and config["hyperparams"]["margin"] == 0.05
+    assert config["env_kwargs"]["num_obstacles"] == 3 and config["hyperparams"]["margin"] == 0.01
     assert config["finished"] is not None
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == [
         "neg-action-dqn_150_steps.zip",

@@ -142,7 +142,8 @@ def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_
 
     assert preferred_vec_env("NegCollision-v0") == "native"
     assert preferred_vec_env("NegCollision-v0", negative_actions=True) == "dummy"
-    assert preferred_vec_env("NegCollision-v0", action_masks=True) == "dummy"
+    # Maskable agents read the batched env's masks through SB3VecEnvAdapter.env_method.
+    assert preferred_vec_env("NegCollision-v0", action_masks=True) == "native"
     assert preferred_vec_env("CartPole-v1") == "dummy"
     assert preferred_vec_env("NegCollision-v0", env_kwargs={"window_size": 64}) == "dummy"
     assert preferred_vec_env("NoSuchEnv-v0") == "dummy"
