@@ -52,8 +52,12 @@ class NonPositiveQNetwork(QNetwork):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         # The head's preference: its values, with ties (e.g. several clamped to 0) broken.
+        # Layer by layer: wrapping the body in a new nn.Sequential per call costs more than the
+        # acting step's small layers.
         *body, head = self.q_net
-        hidden = nn.Sequential(*body)(self.extract_features(observation, self.features_extractor))
+        hidden = self.extract_features(observation, self.features_extractor)
+        for layer in body:
+            hidden = layer(hidden)
         return head.preference(hidden).argmax(dim=1).reshape(-1)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
