@@ -1,0 +1,292 @@
+"""Training speed: env steps per second of training for the DQN agents, side by side with today's
+path, and the env and the policy's forward alone as upper bounds.
+
+    python scripts/bench_training.py                 # table printed and in runs/agents/training_speed.md
+    python scripts/bench_training.py --device cuda --threads 4
+    python scripts/bench_training.py --hyperparams train_freq=4 gradient_steps=1 batch_size=1024
+
+Rows, each trained on negdl-train's defaults (``neg_agents.hyperparams``: 16 natively batched
+envs, a 256-sample gradient step per vector step) for ``--total-timesteps`` env steps:
+
+- ``today's path``: what ``negdl-train --algo dqn`` ran in negdl 0.1, SB3's ``DQN`` (its own
+  ``train`` and ``predict``) with the extractor as it was then
+  (``neg_agents.common.reference_extractor``): the baseline of the speed-up column;
+- ``dqn``: SB3's ``DQN`` with the current ``ObstacleSetExtractor``;
+- ``neg-reward-dqn`` and ``neg-action-dqn``: the negdl agents (their own training step and
+  acting path, the current extractor), with ``--hyperparams`` applied to these two rows only.
+
+The rate of a row is taken over the steps after the exploration decay (the last 80 % of a run,
+where a default 200,000-step run spends 80 % of its steps: the policy acts on 95 % of the
+steps there), excluding building the model. Upper bounds, on the same machine and settings: the
+env alone (random actions through the same vec env, monitor included), one forward of the
+policy at the acting batch (``n_envs``) and at the training batch, and one gradient step alone
+(sampling included), each converted to the env steps per second training would reach if it did
+nothing else. Every row and bound is measured once per repetition, the repetitions interleave
+the rows, and the table shows medians, so load on a shared machine hurts every row alike.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+import neg_envs  # noqa: F401  (registers the ids)
+from neg_agents.common.env_util import make_env
+from neg_agents.common.extractors import collision_extractor_kwargs
+from neg_agents.common.reference_extractor import ReferenceObstacleSetExtractor
+from neg_agents.hyperparams import EXTRACTOR_KWARGS, N_ENVS, hyperparams_for
+from neg_agents.training import TrainConfig, train_agent
+from negdl.checks import check_int, check_number
+from negdl.cli import check_out_file, parse_options, run_main
+from negdl.devices import resolve_device
+from negdl.results import cpu_description, machine_description, write_text_atomic
+
+ENV_ID = "NegCollision-v0"
+#: The row every speed-up is measured against.
+TODAY = "today's path (SB3 DQN, negdl 0.1 extractor)"
+
+
+@dataclass
+class Args:
+    """Env steps per second of training: today's path, SB3's DQN and the negdl agents, with upper bounds."""
+
+    total_timesteps: int = 25_000
+    """env steps each training row trains for per repetition (the rate is over the steps after the exploration decay, the last 80 %)"""
+    repeats: int = 3
+    """repetitions; rows are interleaved within each and the table shows the median"""
+    seed: int = 0
+    """seed of the models and envs"""
+    n_envs: int = N_ENVS
+    """parallel envs (the natively batched env), as negdl-train's --n-envs"""
+    device: str = "cpu"
+    """torch device of the models: cpu, cuda or auto (the envs always run on the CPU)"""
+    threads: int = 1
+    """torch CPU threads (0: torch's default)"""
+    hyperparams: tuple[str, ...] = ()
+    """overrides for the neg-reward-dqn and neg-action-dqn rows as name=value (e.g. an update schedule: train_freq=4 batch_size=1024); today's path keeps the defaults"""
+    bound_seconds: float = 1.0
+    """time spent on each upper bound per repetition"""
+    out: str = "runs/agents/training_speed.md"
+    """also write the markdown report to this file (the README's copy is docs/agents/training_speed.md: scripts/update_docs.py)"""
+
+    def __post_init__(self) -> None:
+        check_int("--total-timesteps", self.total_timesteps, 1)
+        check_int("--repeats", self.repeats, 1)
+        check_int("--seed", self.seed, 0, 2**32 - 1)
+        check_int("--n-envs", self.n_envs, 1)
+        check_int("--threads", self.threads, 0)
+        check_number("--bound-seconds", self.bound_seconds, 0, 3600, low_open=True)
+        resolve_device(self.device)
+        parse_options(self.hyperparams, "hyperparameter")
+        check_out_file("--out", self.out)
+
+
+class SteadyTimer(BaseCallback):
+    """Clocks training from the first vector step at or after ``start_at`` env steps to its end."""
+
+    def __init__(self, start_at: int) -> None:
+        super().__init__()
+        self.start_at = start_at
+        self.start: tuple[float, int] | None = None
+        self.end: tuple[float, int] | None = None
+
+    def _on_step(self) -> bool:
+        if self.start is None and self.num_timesteps >= self.start_at:
+            self.start = (time.perf_counter(), self.num_timesteps)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.end = (time.perf_counter(), self.num_timesteps)
+
+    def rate(self) -> float:
+        """Env steps per second between start and end (nan if the run never got there)."""
+        if self.start is None or self.end is None or self.end[1] <= self.start[1]:
+            return float("nan")
+        return (self.end[1] - self.start[1]) / (self.end[0] - self.start[0])
+
+
+def reference_policy_kwargs() -> dict[str, Any]:
+    """negdl 0.1's policy arguments on the default scene, with the frozen extractor."""
+    env = gym.make(ENV_ID)
+    config = env.unwrapped.config
+    env.close()
+    return {
+        **hyperparams_for("dqn")["policy_kwargs"],
+        "features_extractor_class": ReferenceObstacleSetExtractor,
+        "features_extractor_kwargs": collision_extractor_kwargs(config, **EXTRACTOR_KWARGS),
+    }
+
+
+def training_rows(args: Args) -> dict[str, TrainConfig]:
+    """Every training row's settings, by name."""
+    overrides = parse_options(args.hyperparams, "hyperparameter")
+    common = {
+        "total_timesteps": args.total_timesteps,
+        "seed": args.seed,
+        "n_envs": args.n_envs,
+        "vec_env": "native",
+        "eval_freq": 0,
+        "device": args.device,
+    }
+    suffix = f" ({' '.join(args.hyperparams)})" if args.hyperparams else ""
+    return {
+        TODAY: TrainConfig(
+            "dqn", hyperparams={"policy_kwargs": reference_policy_kwargs()}, **common
+        ),
+        "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
+        f"neg-reward-dqn{suffix}": TrainConfig("neg-reward-dqn", hyperparams=overrides, **common),
+        f"neg-action-dqn{suffix}": TrainConfig("neg-action-dqn", hyperparams=overrides, **common),
+    }
+
+
+def train_rate(config: TrainConfig) -> tuple[float, Any]:
+    """Env steps per second of training after the exploration decay, and the trained model."""
+    params = {**hyperparams_for(config.algo), **config.hyperparams}
+    decayed = int(params["exploration_fraction"] * config.total_timesteps)
+    timer = SteadyTimer(max(decayed, params["learning_starts"]))
+    result = train_agent(config, callbacks=[timer])
+    result.model.get_env().close()
+    return timer.rate(), result.model
+
+
+def calls_per_second(call: Callable[[], Any], seconds: float) -> float:
+    """How often ``call`` runs per second, over about ``seconds`` (after one warm-up call)."""
+    call()
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        call()
+        calls += 1
+    return calls / elapsed
+
+
+def env_rate(args: Args) -> float:
+    """Env steps per second of the training vec env alone, under uniformly random actions."""
+    env = make_env(ENV_ID, args.n_envs, args.seed, vec_env="native")
+    env.reset()
+    actions = np.random.default_rng(args.seed).integers(4, size=(64, args.n_envs))
+    step = iter(range(1 << 62))
+    rate = calls_per_second(lambda: env.step(actions[next(step) % 64]), args.bound_seconds)
+    env.close()
+    return rate * args.n_envs
+
+
+def bound_rates(model: Any, args: Args, batch_size: int) -> dict[str, float]:
+    """Env steps per second if training did only the policy's forward at the acting batch, at
+    the training batch, or only its gradient steps (``model`` has a filled replay buffer)."""
+    space = model.observation_space
+    rng = np.random.default_rng(args.seed)
+    buffer = model.replay_buffer
+    rows = rng.integers(0, buffer.buffer_size if buffer.full else buffer.pos, size=batch_size)
+    observations = buffer.observations[rows, rng.integers(0, buffer.n_envs, size=batch_size)]
+    acting = torch.as_tensor(
+        observations[: args.n_envs].reshape(-1, *space.shape), device=model.device
+    )
+    training = torch.as_tensor(observations.reshape(-1, *space.shape), device=model.device)
+
+    def forward(obs: torch.Tensor) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.no_grad():
+                out = model.q_net(obs)
+            if out.is_cuda:
+                torch.cuda.synchronize()
+            return out
+
+        return call
+
+    steps_per_update = args.n_envs * model.train_freq.frequency / model.gradient_steps
+
+    def gradient_step() -> None:
+        model.train(1, model.batch_size)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return {
+        f"policy forward, batch {args.n_envs} (acting)": args.n_envs
+        * calls_per_second(forward(acting), args.bound_seconds),
+        f"policy forward, batch {batch_size} (training)": args.n_envs
+        * calls_per_second(forward(training), args.bound_seconds),
+        f"gradient step alone, batch {model.batch_size}": steps_per_update
+        * calls_per_second(gradient_step, args.bound_seconds),
+    }
+
+
+def report(
+    args: Args,
+    rates: dict[str, list[float]],
+    bounds: dict[str, list[float]],
+    minutes: float,
+    load: tuple[float, float],
+) -> str:
+    """The markdown report: settings, machine, the training table and the upper bounds."""
+    device = resolve_device(args.device)
+    today = statistics.median(rates[TODAY])
+    lines = [
+        f"Machine: {machine_description(device)}"
+        f"{'' if device.type == 'cpu' else f'; envs on {cpu_description()}'}. "
+        f"{args.repeats} interleaved repetitions, medians; {args.total_timesteps:,} env steps per "
+        f"training row and repetition on negdl-train's defaults, {args.n_envs} natively batched envs, "
+        f"{args.threads or torch.get_num_threads()} torch thread(s), device {device.type}; "
+        f"{minutes:.1f} min in all; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.",
+        "",
+        "| training | env steps/s | range | x today's path |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, values in rates.items():
+        median = statistics.median(values)
+        lines.append(
+            f"| {name} | {median:,.0f} | {min(values):,.0f}-{max(values):,.0f} | {median / today:.2f}x |"
+        )
+    lines += [
+        "",
+        "Upper bounds (env steps/s if training did only this):",
+        "",
+        "| alone | env steps/s | range |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, values in bounds.items():
+        lines.append(
+            f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(args: Args) -> None:
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
+    rows = training_rows(args)
+    rates: dict[str, list[float]] = {name: [] for name in rows}
+    bounds: dict[str, list[float]] = {}
+    batch_size = hyperparams_for("dqn")["batch_size"]
+    for repeat in range(args.repeats):
+        for name, config in rows.items():
+            rate, model = train_rate(config)
+            rates[name].append(rate)
+            print(
+                f"repetition {repeat + 1}/{args.repeats}: {name}: {rate:,.0f} env steps/s",
+                flush=True,
+            )
+            if name == TODAY or name.startswith("neg-reward-dqn"):
+                label = "today's path" if name == TODAY else "neg-reward-dqn"
+                for bound, value in bound_rates(model, args, batch_size).items():
+                    bounds.setdefault(f"{bound}: {label}", []).append(value)
+        bounds.setdefault("env alone (random actions, same vec env)", []).append(env_rate(args))
+    text = report(
+        args, rates, bounds, (time.perf_counter() - start) / 60, (load_start, os.getloadavg()[0])
+    )
+    print(text, end="")
+    if args.out:
+        write_text_atomic(args.out, text)
+
+
+if __name__ == "__main__":
+    run_main("bench_training.py", Args, main)
