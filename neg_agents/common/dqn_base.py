@@ -314,7 +314,9 @@ class NegDQNBase(DQN):
             cached = (policy, policy.q_net, [policy, *policy.q_net.modules()])
             self.__dict__[CACHES[0]] = cached
         for module in cached[2]:
-            module.training = mode
+            # What nn.Module.train sets, minus Module.__setattr__'s checks for parameters,
+            # buffers and submodules, which a bool is not.
+            object.__setattr__(module, "training", mode)
 
     def _excluded_save_params(self) -> list[str]:
         # The lookups train and predict cache are rebuilt from the policy, never saved.
