@@ -73,6 +73,8 @@ class Args:
     """torch CPU threads (0: torch's default)"""
     hyperparams: tuple[str, ...] = ()
     """overrides for the neg-reward-dqn and neg-action-dqn rows as name=value (e.g. an update schedule: train_freq=4 batch_size=1024); today's path keeps the defaults"""
+    agent_n_envs: int | None = None
+    """parallel envs of the neg-reward-dqn and neg-action-dqn rows, with --hyperparams for an update schedule (when not given, --n-envs)"""
     bound_seconds: float = 1.0
     """time spent on each upper bound per repetition"""
     out: str = "runs/agents/training_speed.md"
@@ -84,6 +86,8 @@ class Args:
         check_int("--seed", self.seed, 0, 2**32 - 1)
         check_int("--n-envs", self.n_envs, 1)
         check_int("--threads", self.threads, 0)
+        if self.agent_n_envs is not None:
+            check_int("--agent-n-envs", self.agent_n_envs, 1)
         check_number("--bound-seconds", self.bound_seconds, 0, 3600, low_open=True)
         resolve_device(self.device)
         parse_options(self.hyperparams, "hyperparameter")
@@ -137,14 +141,20 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "eval_freq": 0,
         "device": args.device,
     }
-    suffix = f" ({' '.join(args.hyperparams)})" if args.hyperparams else ""
+    agent_n_envs = args.agent_n_envs or args.n_envs
+    schedule = [
+        *([f"n_envs={agent_n_envs}"] if agent_n_envs != args.n_envs else []),
+        *args.hyperparams,
+    ]
+    suffix = f" ({' '.join(schedule)})" if schedule else ""
+    agents = {**common, "n_envs": agent_n_envs}
     return {
         TODAY: TrainConfig(
             "dqn", hyperparams={"policy_kwargs": reference_policy_kwargs()}, **common
         ),
         "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
-        f"neg-reward-dqn{suffix}": TrainConfig("neg-reward-dqn", hyperparams=overrides, **common),
-        f"neg-action-dqn{suffix}": TrainConfig("neg-action-dqn", hyperparams=overrides, **common),
+        f"neg-reward-dqn{suffix}": TrainConfig("neg-reward-dqn", hyperparams=overrides, **agents),
+        f"neg-action-dqn{suffix}": TrainConfig("neg-action-dqn", hyperparams=overrides, **agents),
     }
 
 
@@ -179,17 +189,16 @@ def env_rate(args: Args) -> float:
     return rate * args.n_envs
 
 
-def bound_rates(model: Any, args: Args, batch_size: int) -> dict[str, float]:
-    """Env steps per second if training did only the policy's forward at the acting batch, at
-    the training batch, or only its gradient steps (``model`` has a filled replay buffer)."""
-    space = model.observation_space
+def bound_rates(model: Any, args: Args) -> dict[str, float]:
+    """Env steps per second if training did only the policy's forward at the acting batch
+    (``n_envs``), at the training batch, or only its gradient steps (``model`` is trained, with
+    a filled replay buffer)."""
+    space, buffer, n_envs = model.observation_space, model.replay_buffer, model.n_envs
     rng = np.random.default_rng(args.seed)
-    buffer = model.replay_buffer
-    rows = rng.integers(0, buffer.buffer_size if buffer.full else buffer.pos, size=batch_size)
-    observations = buffer.observations[rows, rng.integers(0, buffer.n_envs, size=batch_size)]
-    acting = torch.as_tensor(
-        observations[: args.n_envs].reshape(-1, *space.shape), device=model.device
-    )
+    size = model.batch_size
+    rows = rng.integers(0, buffer.buffer_size if buffer.full else buffer.pos, size=size)
+    observations = buffer.observations[rows, rng.integers(0, buffer.n_envs, size=size)]
+    acting = torch.as_tensor(observations[:n_envs].reshape(-1, *space.shape), device=model.device)
     training = torch.as_tensor(observations.reshape(-1, *space.shape), device=model.device)
 
     def forward(obs: torch.Tensor) -> Callable[[], Any]:
@@ -202,19 +211,20 @@ def bound_rates(model: Any, args: Args, batch_size: int) -> dict[str, float]:
 
         return call
 
-    steps_per_update = args.n_envs * model.train_freq.frequency / model.gradient_steps
-
     def gradient_step() -> None:
-        model.train(1, model.batch_size)
+        model.train(1, size)
         if model.device.type == "cuda":
             torch.cuda.synchronize()
 
+    # Env steps served by one call: a vector step per acting forward, train_freq vector steps
+    # per gradient_steps updates.
+    per_update = n_envs * model.train_freq.frequency / model.gradient_steps
     return {
-        f"policy forward, batch {args.n_envs} (acting)": args.n_envs
+        f"policy forward, batch {n_envs} (acting)": n_envs
         * calls_per_second(forward(acting), args.bound_seconds),
-        f"policy forward, batch {batch_size} (training)": args.n_envs
+        f"policy forward, batch {size} (training)": per_update
         * calls_per_second(forward(training), args.bound_seconds),
-        f"gradient step alone, batch {model.batch_size}": steps_per_update
+        f"gradient step alone, batch {size}": per_update
         * calls_per_second(gradient_step, args.bound_seconds),
     }
 
@@ -266,7 +276,6 @@ def main(args: Args) -> None:
     rows = training_rows(args)
     rates: dict[str, list[float]] = {name: [] for name in rows}
     bounds: dict[str, list[float]] = {}
-    batch_size = hyperparams_for("dqn")["batch_size"]
     for repeat in range(args.repeats):
         for name, config in rows.items():
             rate, model = train_rate(config)
@@ -277,7 +286,7 @@ def main(args: Args) -> None:
             )
             if name == TODAY or name.startswith("neg-reward-dqn"):
                 label = "today's path" if name == TODAY else "neg-reward-dqn"
-                for bound, value in bound_rates(model, args, batch_size).items():
+                for bound, value in bound_rates(model, args).items():
                     bounds.setdefault(f"{bound}: {label}", []).append(value)
         bounds.setdefault("env alone (random actions, same vec env)", []).append(env_rate(args))
     text = report(

@@ -14,7 +14,7 @@ def test_bench_training_reports_every_row_against_todays_path(run_script, tmp_pa
     result = run_script(
         "bench_training.py",
         "--total-timesteps", "2300", "--repeats", "1", "--bound-seconds", "0.05",
-        "--hyperparams", "batch_size=64", "--out", str(out),
+        "--hyperparams", "batch_size=64", "--agent-n-envs", "8", "--out", str(out),
     )  # fmt: skip
     text = out.read_text()
     assert text in result.stdout
@@ -23,13 +23,16 @@ def test_bench_training_reports_every_row_against_todays_path(run_script, tmp_pa
     for name in (
         "today's path (SB3 DQN, negdl 0.1 extractor)",
         "dqn (SB3 DQN, current extractor)",
-        "neg-reward-dqn (batch_size=64)",
-        "neg-action-dqn (batch_size=64)",
+        # the schedule applies to the negdl agents' rows only
+        "neg-reward-dqn (n_envs=8 batch_size=64)",
+        "neg-action-dqn (n_envs=8 batch_size=64)",
         "env alone (random actions, same vec env)",
         "policy forward, batch 16 (acting): today's path",
-        "policy forward, batch 256 (training): neg-reward-dqn",
-        "gradient step alone, batch 64: neg-reward-dqn",
+        "policy forward, batch 256 (training): today's path",
         "gradient step alone, batch 256: today's path",
+        "policy forward, batch 8 (acting): neg-reward-dqn",
+        "policy forward, batch 64 (training): neg-reward-dqn",
+        "gradient step alone, batch 64: neg-reward-dqn",
     ):
         assert float(rows[name].replace(",", "")) > 0, name
     assert "| today's path (SB3 DQN, negdl 0.1 extractor) |" in text and "| 1.00x |" in text
@@ -42,6 +45,7 @@ def test_bench_training_reports_every_row_against_todays_path(run_script, tmp_pa
         (["--hyperparams", "batch_size"], "name=value"),
         (["--device", "tpu"], "device"),
         (["--threads", "-1"], "--threads"),
+        (["--agent-n-envs", "0"], "--agent-n-envs"),
     ],
 )
 def test_bench_training_rejects_bad_arguments(argv, message, capsys):
