@@ -32,7 +32,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -53,6 +53,13 @@ from negdl.results import cpu_description, machine_description, write_text_atomi
 ENV_ID = "NegCollision-v0"
 #: The row every speed-up is measured against.
 TODAY = "today's path (SB3 DQN, negdl 0.1 extractor)"
+
+
+class Rate(NamedTuple):
+    """A rate per wall-clock second and per second of this process's CPU time."""
+
+    wall: float
+    cpu: float
 
 
 @dataclass
@@ -95,27 +102,30 @@ class Args:
 
 
 class SteadyTimer(BaseCallback):
-    """Clocks training from the first vector step at or after ``start_at`` env steps to its end."""
+    """Clocks training (wall and CPU time) from the first vector step at or after ``start_at``
+    env steps to its end."""
 
     def __init__(self, start_at: int) -> None:
         super().__init__()
         self.start_at = start_at
-        self.start: tuple[float, int] | None = None
-        self.end: tuple[float, int] | None = None
+        self.start: tuple[float, float, int] | None = None
+        self.end: tuple[float, float, int] | None = None
 
     def _on_step(self) -> bool:
         if self.start is None and self.num_timesteps >= self.start_at:
-            self.start = (time.perf_counter(), self.num_timesteps)
+            self.start = (time.perf_counter(), time.process_time(), self.num_timesteps)
         return True
 
     def _on_training_end(self) -> None:
-        self.end = (time.perf_counter(), self.num_timesteps)
+        self.end = (time.perf_counter(), time.process_time(), self.num_timesteps)
 
-    def rate(self) -> float:
-        """Env steps per second between start and end (nan if the run never got there)."""
-        if self.start is None or self.end is None or self.end[1] <= self.start[1]:
-            return float("nan")
-        return (self.end[1] - self.start[1]) / (self.end[0] - self.start[0])
+    def rates(self) -> Rate:
+        """Env steps per wall second and per CPU second between start and end (nan if the run
+        never got there)."""
+        if self.start is None or self.end is None or self.end[2] <= self.start[2]:
+            return Rate(float("nan"), float("nan"))
+        steps = self.end[2] - self.start[2]
+        return Rate(steps / (self.end[0] - self.start[0]), steps / (self.end[1] - self.start[1]))
 
 
 def reference_policy_kwargs() -> dict[str, Any]:
@@ -158,27 +168,32 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
     }
 
 
-def train_rate(config: TrainConfig) -> tuple[float, Any]:
+def train_rate(config: TrainConfig) -> tuple[Rate, Any]:
     """Env steps per second of training after the exploration decay, and the trained model."""
     params = {**hyperparams_for(config.algo), **config.hyperparams}
     decayed = int(params["exploration_fraction"] * config.total_timesteps)
     timer = SteadyTimer(max(decayed, params["learning_starts"]))
     result = train_agent(config, callbacks=[timer])
     result.model.get_env().close()
-    return timer.rate(), result.model
+    return timer.rates(), result.model
 
 
-def calls_per_second(call: Callable[[], Any], seconds: float) -> float:
-    """How often ``call`` runs per second, over about ``seconds`` (after one warm-up call)."""
+def calls_per_second(call: Callable[[], Any], seconds: float) -> Rate:
+    """How often ``call`` runs per wall and per CPU second, over about ``seconds`` (after one
+    warm-up call)."""
     call()
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < seconds:
         call()
         calls += 1
-    return calls / elapsed
+    return Rate(calls / elapsed, calls / (time.process_time() - cpu))
 
 
-def env_rate(args: Args) -> float:
+def scaled(rate: Rate, factor: float) -> Rate:
+    return Rate(rate.wall * factor, rate.cpu * factor)
+
+
+def env_rate(args: Args) -> Rate:
     """Env steps per second of the training vec env alone, under uniformly random actions."""
     env = make_env(ENV_ID, args.n_envs, args.seed, vec_env="native")
     env.reset()
@@ -186,10 +201,10 @@ def env_rate(args: Args) -> float:
     step = iter(range(1 << 62))
     rate = calls_per_second(lambda: env.step(actions[next(step) % 64]), args.bound_seconds)
     env.close()
-    return rate * args.n_envs
+    return scaled(rate, args.n_envs)
 
 
-def bound_rates(model: Any, args: Args) -> dict[str, float]:
+def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
     """Env steps per second if training did only the policy's forward at the acting batch
     (``n_envs``), at the training batch, or only its gradient steps (``model`` is trained, with
     a filled replay buffer)."""
@@ -220,51 +235,72 @@ def bound_rates(model: Any, args: Args) -> dict[str, float]:
     # per gradient_steps updates.
     per_update = n_envs * model.train_freq.frequency / model.gradient_steps
     return {
-        f"policy forward, batch {n_envs} (acting)": n_envs
-        * calls_per_second(forward(acting), args.bound_seconds),
-        f"policy forward, batch {size} (training)": per_update
-        * calls_per_second(forward(training), args.bound_seconds),
-        f"gradient step alone, batch {size}": per_update
-        * calls_per_second(gradient_step, args.bound_seconds),
+        f"policy forward, batch {n_envs} (acting)": scaled(
+            calls_per_second(forward(acting), args.bound_seconds), n_envs
+        ),
+        f"policy forward, batch {size} (training)": scaled(
+            calls_per_second(forward(training), args.bound_seconds), per_update
+        ),
+        f"gradient step alone, batch {size}": scaled(
+            calls_per_second(gradient_step, args.bound_seconds), per_update
+        ),
     }
+
+
+def median_cell(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f}"
+
+
+def range_cell(values: list[float]) -> str:
+    return f"{min(values):,.0f}-{max(values):,.0f}"
 
 
 def report(
     args: Args,
-    rates: dict[str, list[float]],
-    bounds: dict[str, list[float]],
+    rates: dict[str, list[Rate]],
+    bounds: dict[str, list[Rate]],
     minutes: float,
     load: tuple[float, float],
 ) -> str:
     """The markdown report: settings, machine, the training table and the upper bounds."""
     device = resolve_device(args.device)
-    today = statistics.median(rates[TODAY])
+    today = [
+        statistics.median(getattr(rate, kind) for rate in rates[TODAY]) for kind in Rate._fields
+    ]
     lines = [
         f"Machine: {machine_description(device)}"
         f"{'' if device.type == 'cpu' else f'; envs on {cpu_description()}'}. "
-        f"{args.repeats} interleaved repetitions, medians; {args.total_timesteps:,} env steps per "
-        f"training row and repetition on negdl-train's defaults, {args.n_envs} natively batched envs, "
+        f"{args.repeats} interleaved repetitions, medians (range in brackets); "
+        f"{args.total_timesteps:,} env steps per training row and repetition on negdl-train's "
+        f"defaults, {args.n_envs} natively batched envs, "
         f"{args.threads or torch.get_num_threads()} torch thread(s), device {device.type}; "
-        f"{minutes:.1f} min in all; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.",
+        f"{minutes:.1f} min in all; load average {load[0]:.1f} at the start, {load[1]:.1f} at "
+        "the end. Per CPU second: env steps over this process's CPU time, which other processes "
+        "on a loaded machine disturb much less than the wall clock (CUDA runs: read the wall "
+        "clock).",
         "",
-        "| training | env steps/s | range | x today's path |",
-        "| --- | ---: | ---: | ---: |",
+        "| training | env steps/s | per CPU second | x today's path (wall) | x today's path (CPU) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, values in rates.items():
-        median = statistics.median(values)
+        wall, cpu = [rate.wall for rate in values], [rate.cpu for rate in values]
         lines.append(
-            f"| {name} | {median:,.0f} | {min(values):,.0f}-{max(values):,.0f} | {median / today:.2f}x |"
+            f"| {name} | {median_cell(wall)} ({range_cell(wall)}) | {median_cell(cpu)} "
+            f"({range_cell(cpu)}) | {statistics.median(wall) / today[0]:.2f}x | "
+            f"{statistics.median(cpu) / today[1]:.2f}x |"
         )
     lines += [
         "",
         "Upper bounds (env steps/s if training did only this):",
         "",
-        "| alone | env steps/s | range |",
+        "| alone | env steps/s | per CPU second |",
         "| --- | ---: | ---: |",
     ]
     for name, values in bounds.items():
+        wall, cpu = [rate.wall for rate in values], [rate.cpu for rate in values]
         lines.append(
-            f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} |"
+            f"| {name} | {median_cell(wall)} ({range_cell(wall)}) | {median_cell(cpu)} "
+            f"({range_cell(cpu)}) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -274,14 +310,15 @@ def main(args: Args) -> None:
         torch.set_num_threads(args.threads)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     rows = training_rows(args)
-    rates: dict[str, list[float]] = {name: [] for name in rows}
-    bounds: dict[str, list[float]] = {}
+    rates: dict[str, list[Rate]] = {name: [] for name in rows}
+    bounds: dict[str, list[Rate]] = {}
     for repeat in range(args.repeats):
         for name, config in rows.items():
             rate, model = train_rate(config)
             rates[name].append(rate)
             print(
-                f"repetition {repeat + 1}/{args.repeats}: {name}: {rate:,.0f} env steps/s",
+                f"repetition {repeat + 1}/{args.repeats}: {name}: {rate.wall:,.0f} env steps/s "
+                f"({rate.cpu:,.0f} per CPU second)",
                 flush=True,
             )
             if name == TODAY or name.startswith("neg-reward-dqn"):
