@@ -3,7 +3,7 @@ path, and the env and the policy's forward alone as upper bounds.
 
     python scripts/bench_training.py                 # table printed and in runs/agents/training_speed.md
     python scripts/bench_training.py --device cuda --threads 4
-    python scripts/bench_training.py --hyperparams train_freq=4 gradient_steps=1 batch_size=1024
+    python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
 Rows, each trained on negdl-train's defaults (``neg_agents.hyperparams``: 16 natively batched
 envs, a 256-sample gradient step per vector step) for ``--total-timesteps`` env steps:
@@ -13,7 +13,9 @@ envs, a 256-sample gradient step per vector step) for ``--total-timesteps`` env 
   (``neg_agents.common.reference_extractor``): the baseline of the speed-up column;
 - ``dqn``: SB3's ``DQN`` with the current ``ObstacleSetExtractor``;
 - ``neg-reward-dqn`` and ``neg-action-dqn``: the negdl agents (their own training step and
-  acting path, the current extractor), with ``--hyperparams`` applied to these two rows only.
+  acting path, the current extractor);
+- with ``--agent-n-envs`` or ``--hyperparams``: ``neg-reward-dqn`` once more, on that update
+  schedule (today's path keeps the defaults).
 
 The rate of a row is taken over the steps after the exploration decay (the last 80 % of a run,
 where a default 200,000-step run spends 80 % of its steps: the policy acts on 95 % of the
@@ -79,9 +81,9 @@ class Args:
     threads: int = 1
     """torch CPU threads (0: torch's default)"""
     hyperparams: tuple[str, ...] = ()
-    """overrides for the neg-reward-dqn and neg-action-dqn rows as name=value (e.g. an update schedule: train_freq=4 batch_size=1024); today's path keeps the defaults"""
+    """an update schedule to measure as well, as name=value (e.g. batch_size=512): adds a neg-reward-dqn row trained with these overrides"""
     agent_n_envs: int | None = None
-    """parallel envs of the neg-reward-dqn and neg-action-dqn rows, with --hyperparams for an update schedule (when not given, --n-envs)"""
+    """parallel envs of the schedule row (when not given, --n-envs)"""
     bound_seconds: float = 1.0
     """time spent on each upper bound per repetition"""
     out: str = "runs/agents/training_speed.md"
@@ -141,8 +143,8 @@ def reference_policy_kwargs() -> dict[str, Any]:
 
 
 def training_rows(args: Args) -> dict[str, TrainConfig]:
-    """Every training row's settings, by name."""
-    overrides = parse_options(args.hyperparams, "hyperparameter")
+    """Every training row's settings, by name: the defaults, then the schedule rows when
+    ``--agent-n-envs`` or ``--hyperparams`` ask for one."""
     common = {
         "total_timesteps": args.total_timesteps,
         "seed": args.seed,
@@ -151,21 +153,25 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "eval_freq": 0,
         "device": args.device,
     }
+    rows = {
+        TODAY: TrainConfig(
+            "dqn", hyperparams={"policy_kwargs": reference_policy_kwargs()}, **common
+        ),
+        "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
+        "neg-reward-dqn": TrainConfig("neg-reward-dqn", **common),
+        "neg-action-dqn": TrainConfig("neg-action-dqn", **common),
+    }
     agent_n_envs = args.agent_n_envs or args.n_envs
     schedule = [
         *([f"n_envs={agent_n_envs}"] if agent_n_envs != args.n_envs else []),
         *args.hyperparams,
     ]
-    suffix = f" ({' '.join(schedule)})" if schedule else ""
-    agents = {**common, "n_envs": agent_n_envs}
-    return {
-        TODAY: TrainConfig(
-            "dqn", hyperparams={"policy_kwargs": reference_policy_kwargs()}, **common
-        ),
-        "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
-        f"neg-reward-dqn{suffix}": TrainConfig("neg-reward-dqn", hyperparams=overrides, **agents),
-        f"neg-action-dqn{suffix}": TrainConfig("neg-action-dqn", hyperparams=overrides, **agents),
-    }
+    if schedule:
+        overrides = parse_options(args.hyperparams, "hyperparameter")
+        rows[f"neg-reward-dqn ({' '.join(schedule)})"] = TrainConfig(
+            "neg-reward-dqn", hyperparams=overrides, **{**common, "n_envs": agent_n_envs}
+        )
+    return rows
 
 
 def train_rate(config: TrainConfig) -> tuple[Rate, Any]:
@@ -312,8 +318,12 @@ def main(args: Args) -> None:
     rows = training_rows(args)
     rates: dict[str, list[Rate]] = {name: [] for name in rows}
     bounds: dict[str, list[Rate]] = {}
+    names = list(rows)
     for repeat in range(args.repeats):
-        for name, config in rows.items():
+        # Each repetition starts at another row, so no row always runs first or after the same one.
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            config = rows[name]
             rate, model = train_rate(config)
             rates[name].append(rate)
             print(
@@ -322,7 +332,7 @@ def main(args: Args) -> None:
                 flush=True,
             )
             if name == TODAY or name.startswith("neg-reward-dqn"):
-                label = "today's path" if name == TODAY else "neg-reward-dqn"
+                label = "today's path" if name == TODAY else name
                 for bound, value in bound_rates(model, args).items():
                     bounds.setdefault(f"{bound}: {label}", []).append(value)
         bounds.setdefault("env alone (random actions, same vec env)", []).append(env_rate(args))

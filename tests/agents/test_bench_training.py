@@ -23,16 +23,18 @@ def test_bench_training_reports_every_row_against_todays_path(run_script, tmp_pa
     for name in (
         "today's path (SB3 DQN, negdl 0.1 extractor)",
         "dqn (SB3 DQN, current extractor)",
-        # the schedule applies to the negdl agents' rows only
-        "neg-reward-dqn (n_envs=8 batch_size=64)",
-        "neg-action-dqn (n_envs=8 batch_size=64)",
+        "neg-reward-dqn",
+        "neg-action-dqn",
+        "neg-reward-dqn (n_envs=8 batch_size=64)",  # the schedule's row, beside the defaults
         "env alone (random actions, same vec env)",
         "policy forward, batch 16 (acting): today's path",
         "policy forward, batch 256 (training): today's path",
         "gradient step alone, batch 256: today's path",
-        "policy forward, batch 8 (acting): neg-reward-dqn",
-        "policy forward, batch 64 (training): neg-reward-dqn",
-        "gradient step alone, batch 64: neg-reward-dqn",
+        "policy forward, batch 16 (acting): neg-reward-dqn",
+        "gradient step alone, batch 256: neg-reward-dqn",
+        "policy forward, batch 8 (acting): neg-reward-dqn (n_envs=8 batch_size=64)",
+        "policy forward, batch 64 (training): neg-reward-dqn (n_envs=8 batch_size=64)",
+        "gradient step alone, batch 64: neg-reward-dqn (n_envs=8 batch_size=64)",
     ):
         assert float(rows[name].replace(",", "")) > 0, name
     today = next(line for line in text.splitlines() if line.startswith("| today's path"))
