@@ -91,6 +91,16 @@ JOBS: dict[str, Job] = {
           "--seed", "10000", "--max-steps", "250", "--size", "192", "--fps", "20",
           "--output", "docs/agents/rollout.gif")),
     ),
+    "agents-training-speed": Job(
+        "docs/agents/training_speed.md: env steps/s of training, today's path (SB3 DQN, negdl 0.1 "
+        "extractor), SB3's DQN and the negdl agents side by side, with the env and the policy's "
+        "forward alone as upper bounds, and neg-reward-dqn on 32 envs with 512-sample steps, 3 "
+        "interleaved repetitions on one torch thread (about 3 min on a quiet 2-core machine, 15 on "
+        "a loaded one)",
+        ((PYTHON, "scripts/bench_training.py", "--repeats", "3", "--threads", "1",
+          "--total-timesteps", "15000", "--agent-n-envs", "32", "--hyperparams", "batch_size=512",
+          "--out", "docs/agents/training_speed.md"),),
+    ),
     "agents-ablation": Job(
         "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "
         "2 seeds (about 35 min on one core)",

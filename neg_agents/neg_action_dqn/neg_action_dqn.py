@@ -135,6 +135,8 @@ class NegActionDQN(NegDQNBase):
         self.check_observation(observation)
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
         try:
+            if self.lean_predict_applies(observation):
+                return self.policy_actions(observation, deterministic), state  # type: ignore[arg-type]
             return self.policy.predict(observation, state, episode_start, deterministic)
         finally:
             self.policy.exploration_rate = 0.0

@@ -47,7 +47,7 @@ class NegRewardDQN(NegDQNBase):
         super().train(gradient_steps, batch_size)
         # Back to the values the agent acts on (see heads.NonPositiveClamp), so that q_net(obs)
         # read between gradient steps or after learn() is <= 0.
-        self.policy.set_training_mode(False)
+        self.set_training_mode(False)
 
     def _store_transition(
         self,

@@ -54,8 +54,12 @@ class NonPositiveQNetwork(QNetwork):
     def preferences(self, observation: PyTorchObs) -> th.Tensor:
         """What the greedy policy maximises, ``(batch, n_actions)``: the head's values, with
         ties (e.g. several clamped to 0) broken."""
+        # Layer by layer: wrapping the body in a new nn.Sequential per call costs more than the
+        # acting step's small layers.
         *body, head = self.q_net
-        hidden = nn.Sequential(*body)(self.extract_features(observation, self.features_extractor))
+        hidden = self.extract_features(observation, self.features_extractor)
+        for layer in body:
+            hidden = layer(hidden)
         return head.preference(hidden)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
@@ -80,6 +84,9 @@ class NonPositiveDQNPolicy(DQNPolicy):
         # DQNPolicy.__init__ builds the networks, which read q_head.
         self.q_head = q_head
         super().__init__(*args, **kwargs)
+
+    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
+    sb3_predict_without_masks = True
 
     def predict(
         self,
