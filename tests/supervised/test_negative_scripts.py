@@ -66,14 +66,17 @@ def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
         "negative_labels.py",
         mnist_root,
         tmp_path,
-        "--seeds 0 1 --noise-rates 0.2 0.6 "
-        "--epochs 1 --nl-epochs 1 --selected-epochs 1 --train-subset 64 --threshold 0.01",
+        "--seeds 0 1 --noise-rates 0.2 0.6 --epochs 1 --nl-epochs 1 --selnl-epochs 1 "
+        "--selpl-epochs 1 --selected-epochs 1 --train-subset 64 --threshold 0.01 --gamma 0.01",
     )
-    assert len(rows) == 2 * 2 * 3
-    assert {row["method"] for row in rows} == {"CE", "NL", "NL+SelNL"}
-    selective = [row for row in rows if row["method"] == "NL+SelNL"]
-    assert all(0 <= float(row["kept"]) <= 1 for row in selective)
-    assert "The selection of NL+SelNL" in (tmp_path / "results.md").read_text()
+    methods = ["CE", "NL", "SelNL", "NLNL", "NL+SelCE"]
+    assert len(rows) == 2 * 2 * len(methods)
+    assert {row["method"] for row in rows} == set(methods)
+    for row in rows:
+        selective = row["method"] in ("SelNL", "NLNL", "NL+SelCE")
+        assert (row["kept"] != "") == selective
+        assert not selective or 0 < float(row["kept"]) <= 1
+    assert "NLNL: clean among kept" in (tmp_path / "results.md").read_text()
 
 
 def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
