@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from negdl.checks import check_int
 from supervised.evaluation import model_device
-from supervised.runtime import select_device
+from supervised.runtime import check_seed, select_device
 from supervised.training import prepare_inputs
 
 
@@ -75,6 +75,7 @@ class Attack(ABC):
                 f"eps must be in [0, {high - low:g}] (the input range's width), got {eps}"
             )
         check_int("batch_size", batch_size, 1)
+        check_seed("seed", seed)
         if targeted and not self.supports_targeted:
             raise ValueError(f"{self.name} has no targeted mode; use targeted=False")
         self.model, self.eps, self.targeted = model, eps, targeted

@@ -45,7 +45,7 @@ from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import check_seed, derive_seed, make_generator
 from supervised.training import (
     Batch,
     BatchSource,
@@ -373,6 +373,7 @@ def train_noisy(
     :param writer_for: TensorBoard writer for a method name.
     :param progress: show progress bars.
     """
+    check_seed("seed", seed)
     unknown = [method for method in methods if method not in NOISE_METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(NOISE_METHODS)}")
