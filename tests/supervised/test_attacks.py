@@ -140,26 +140,34 @@ ALPHA, SEED = 0.04, 11
 
 
 @torch.no_grad()
-def hand_computed(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor):
-    """Two steps (one for FFGSM) of each L-inf attack, written out; the random start uses the
-    attack's seeded generator, drawn in the attack's documented order."""
-    generator = torch.Generator().manual_seed(SEED)
+def hand_computed(
+    name: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = ALPHA,
+    steps: int = 2,
+    seed: int = SEED,
+):
+    """``steps`` steps (one for FFGSM) of each L-inf attack, written out; the random start uses
+    the attack's seeded generator, drawn in the attack's documented order."""
+    generator = torch.Generator().manual_seed(seed)
     onehot = F.one_hot(labels, 2).float()
     if name == "PGD":
         start = images + torch.empty_like(images).uniform_(-EPS, EPS, generator=generator)
     elif name == "FFGSM":
         start = images + torch.empty_like(images).uniform_(-EPS, EPS, generator=generator)
     elif name == "RFGSM":
-        start = images + ALPHA * torch.randn(images.shape, generator=generator).sign()
+        start = images + alpha * torch.randn(images.shape, generator=generator).sign()
     elif name == "TPGD":
         start = images + 0.001 * torch.randn(images.shape, generator=generator)
         onehot = torch.softmax(model(images), 1)  # KL to the clean output
     else:  # MIFGSM
         start = images.clone()
     current = torch.clamp(start, 0, 1)
-    alpha = 10 / 255 if name == "FFGSM" else ALPHA
+    alpha = 10 / 255 if name == "FFGSM" else alpha
     momentum = torch.zeros_like(images)
-    for _ in range(1 if name == "FFGSM" else 2):
+    for _ in range(1 if name == "FFGSM" else steps):
         gradient = linear_gradient(model, current, onehot)
         if name == "MIFGSM":
             gradient = gradient / gradient.abs().mean((1, 2, 3), keepdim=True) + momentum
@@ -295,5 +303,10 @@ def test_transfer_matrix_shape_and_white_box_diagonal(linear_model) -> None:
     assert list(matrix) == list(models) and all(
         list(row) == list(models) for row in matrix.values()
     )
-    for name, model in models.items():
-        assert matrix[name][name] == pytest.approx(accuracy_under_attack(model, make(model), data))
+    # Independently: PGD written out by hand against each donor, every target scored on it.
+    for donor, model in models.items():
+        adversarial = hand_computed("PGD", model, data.images, data.labels, 0.02, 5, seed=7)
+        for target, scored in models.items():
+            expected = clean_accuracy(scored, data.with_images(adversarial))
+            assert matrix[donor][target] == pytest.approx(expected), (donor, target)
+    assert matrix["a"]["a"] < clean_accuracy(linear_model, data) - 20  # white-box hurts
