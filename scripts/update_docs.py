@@ -140,7 +140,7 @@ JOBS: dict[str, Job] = {
     ),
     "negative-labels": Job(
         "docs/supervised/negative_labels_mnist.{md,csv}: CE vs NL, SelNL, NLNL (NL -> SelNL -> "
-        "SelPL) and NL+SelCE under label noise, 6,000 MNIST images, 2 seeds (about 40 min on one "
+        "SelPL) and NL+SelCE under label noise, 6,000 MNIST images, 2 seeds (50 min on one "
         "busy core)",
         ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "1", "--train-subset", "6000",
           "--epochs", "10", "--nl-epochs", "10", "--selnl-epochs", "5", "--selpl-epochs", "5",
@@ -151,7 +151,7 @@ JOBS: dict[str, Job] = {
     ),
     "negative-labels-long": Job(
         "docs/supervised/negative_labels_long_mnist.{md,csv}: the same at 60% noise, 4x longer, "
-        "1 seed (about 15 min on one core)",
+        "1 seed (26 min on one busy core)",
         ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "--train-subset", "6000",
           "--noise-rates", "0.6", "--epochs", "40", "--nl-epochs", "40", "--selnl-epochs", "20",
           "--selpl-epochs", "20", "--selected-epochs", "10", "--complementary", "3", "--threads",
