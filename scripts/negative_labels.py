@@ -1,4 +1,4 @@
-"""Negative output learning under label noise: cross-entropy vs NL vs NL + selection, on MNIST.
+"""Negative output learning under label noise: cross-entropy vs NLNL and its stages, on MNIST.
 
 For each noise rate and seed, corrupt the training labels with symmetric noise (a share of the
 labels replaced by a uniformly drawn other class), train every method on the noisy labels from
@@ -43,24 +43,32 @@ from supervised.runtime import make_generator, seed_everything, select_device
 
 @dataclass
 class Args(SweepOptions, DataOptions):
-    """Train CE, NL and NL+SelNL on MNIST with symmetric label noise; report clean test accuracy."""
+    """Train CE, NL, SelNL, NLNL and NL+SelCE on MNIST with symmetric label noise; report clean
+    test accuracy."""
 
     noise_rates: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     """shares of training labels replaced by another class, each in [0, 1)"""
     methods: tuple[str, ...] = NOISE_METHODS
-    """methods to train (CE NL NL+SelNL)"""
+    """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
     seeds: tuple[int, ...] = (0,)
     """seeds; each draws its own noisy labels, initialisation and complementary labels"""
     epochs: int = 10
     """epochs of cross-entropy training (CE)"""
     nl_epochs: int = 10
-    """epochs of negative learning (NL, and the first part of NL+SelNL)"""
+    """epochs of negative learning on every sample (the first stage of the others)"""
+    selnl_epochs: int = 5
+    """epochs of selective NL on the samples with confidence above 1 / classes (after NL)"""
+    selpl_epochs: int = 5
+    """epochs of selective cross-entropy on the samples with confidence above gamma (NLNL's
+    last stage, after SelNL)"""
+    gamma: float = 0.5
+    """SelPL's confidence threshold (NLNL: 0.5)"""
     selected_epochs: int = 5
-    """epochs of positive training on the selected samples (second part of NL+SelNL)"""
+    """epochs of cross-entropy on the once-selected samples (NL+SelCE, after NL)"""
     confidence_epochs: int = 3
-    """the selection averages the given-label probability over this many last NL epochs"""
+    """the confidence is the given-label probability averaged over this many last epochs"""
     threshold: float | None = None
-    """selection threshold on the mean given-label probability; when not given, 1 / classes"""
+    """NL+SelCE's threshold on the confidence; when not given, 1 / classes"""
     complementary: int = 1
     """complementary labels per sample and step"""
     lr: float = 0.01
@@ -101,16 +109,19 @@ class Args(SweepOptions, DataOptions):
     def config(self) -> NoisyLabelConfig:
         """The training hyperparameters."""
         return NoisyLabelConfig(
-            self.lr,
-            self.nl_lr,
-            self.momentum,
-            self.batch_size,
-            self.epochs,
-            self.nl_epochs,
-            self.selected_epochs,
-            self.confidence_epochs,
-            self.threshold,
-            self.complementary,
+            lr=self.lr,
+            nl_lr=self.nl_lr,
+            momentum=self.momentum,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            nl_epochs=self.nl_epochs,
+            selnl_epochs=self.selnl_epochs,
+            selpl_epochs=self.selpl_epochs,
+            selected_epochs=self.selected_epochs,
+            confidence_epochs=self.confidence_epochs,
+            gamma=self.gamma,
+            threshold=self.threshold,
+            complementary=self.complementary,
         )
 
 
@@ -157,7 +168,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     for method, result in trained.items():
         accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
         writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
-        kept = result.selected if method == "NL+SelNL" else None
+        kept = result.selected
         rows.append(
             {
                 "noise": rate,
@@ -214,11 +225,16 @@ def write_report(
         f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds}",
         "",
         f"CE {args.epochs} epochs (lr {args.lr}); NL {args.nl_epochs} epochs (lr {args.nl_lr}, "
-        f"{args.complementary} complementary label(s) per sample and step); NL+SelNL: that NL run, "
-        f"then {args.selected_epochs} epochs of cross-entropy on the samples whose mean given-label "
-        f"probability over the last {args.confidence_epochs} NL epochs is at least "
-        f"{args.threshold or '1/classes'}. SGD momentum {args.momentum}, batch {args.batch_size}, "
-        f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
+        f"{args.complementary} complementary label(s) per sample and step). Confidence: a "
+        f"sample's given-label probability averaged over the last {args.confidence_epochs} "
+        f"epochs, selections made again every epoch. SelNL: that NL run, then {args.selnl_epochs} "
+        f"epochs of NL on the samples with confidence > 1/classes. NLNL: that SelNL run, then "
+        f"{args.selpl_epochs} epochs of cross-entropy (lr {args.lr}) on the samples with "
+        f"confidence > {args.gamma} (SelPL). NL+SelCE (not the paper's): the NL run, then "
+        f"{args.selected_epochs} epochs of cross-entropy on the samples whose confidence at the "
+        f"end of NL is at least {args.threshold or '1/classes'}. SGD momentum {args.momentum}, "
+        f"batch {args.batch_size}, {args.train_subset or 'all'} training images, "
+        f"{args.test_subset or 'all'} test images.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
         markdown_table(rows, "method", "noise %", "accuracy"),
@@ -228,13 +244,14 @@ def write_report(
         precise = [{**row, "value": 100 * row["kept_clean"]} for row in selection]
         text += [
             "",
-            "## The selection of NL+SelNL",
+            "## The selections",
             "",
-            "Share of training samples kept (%), and share of the kept whose given label is right (%):",
+            "Share of training samples each selective method trained on in its last epoch (%), "
+            "and share of those whose given label is right (%):",
             "",
             markdown_table(
-                [{**row, "what": "kept"} for row in kept]
-                + [{**row, "what": "clean among kept"} for row in precise],
+                [{**row, "what": f"{row['method']}: kept"} for row in kept]
+                + [{**row, "what": f"{row['method']}: clean among kept"} for row in precise],
                 "what",
                 "noise %",
                 "value",

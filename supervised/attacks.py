@@ -3,7 +3,18 @@
 Each attack is a small class on one base (:class:`Attack`) that holds the shared machinery:
 input checks, eval mode during the attack (restored afterwards), memory-bounded batches on
 the device, seeded randomness, and the L-inf projection. The defaults are those of
-torchattacks 3.5.1, the de-facto reference, whose update rules these follow.
+torchattacks 3.5.1, the de-facto reference, whose update rules these follow (checked against its
+source, ``torchattacks/attacks/*.py``, and against hand-computed steps in the tests) except:
+
+- CW's margin ``f``: the paper's ``max_{j != y} z_j - z_y`` (floored at ``-kappa``, signs
+  swapped when untargeted). torchattacks computes ``max((1 - onehot) * z)`` and
+  ``max(onehot * z)``, so the zeros the one-hot mask leaves take part in both maxima: when every
+  logit is negative the "best other" logit is 0 and the true logit is 0 too, the margin is 0
+  whatever the logits, and the attack loses its signal. ``CW(margin="torchattacks")`` reproduces
+  that formula for comparisons.
+- MIFGSM divides the gradient by its mean absolute value; where the gradient is all zero,
+  torchattacks divides 0 by 0 and the image becomes NaN, here the step is 0. The mean runs over
+  every non-batch dimension (torchattacks: dimensions 1, 2, 3, so 4-d images only).
 
 Attacks work on images in ``input_range`` (``[0, 1]``); normalisation belongs to the model
 (negdl's extractors standardise inside). Losses are summed over a batch rather than averaged
@@ -23,7 +34,7 @@ from torch.nn import functional as F
 
 from negdl.checks import check_int
 from supervised.evaluation import model_device
-from supervised.runtime import select_device
+from supervised.runtime import check_seed, select_device
 from supervised.training import prepare_inputs
 
 
@@ -64,6 +75,7 @@ class Attack(ABC):
                 f"eps must be in [0, {high - low:g}] (the input range's width), got {eps}"
             )
         check_int("batch_size", batch_size, 1)
+        check_seed("seed", seed)
         if targeted and not self.supports_targeted:
             raise ValueError(f"{self.name} has no targeted mode; use targeted=False")
         self.model, self.eps, self.targeted = model, eps, targeted
@@ -272,6 +284,8 @@ class CW(Attack):
 
     :param c: weight of the margin term. :param kappa: confidence margin.
     :param steps: Adam steps. :param lr: Adam learning rate.
+    :param margin: ``"paper"`` (the best other logit, the default) or ``"torchattacks"``
+        (its ``max((1 - onehot) * z)``, wrong when every logit is negative; for comparisons).
     """
 
     name = "CW"
@@ -283,9 +297,13 @@ class CW(Attack):
         kappa: float = 0.0,
         steps: int = 50,
         lr: float = 0.01,
+        margin: str = "paper",
         **kwargs,
     ) -> None:
         super().__init__(model, None, **kwargs)
+        if margin not in ("paper", "torchattacks"):
+            raise ValueError(f"margin must be 'paper' or 'torchattacks', got {margin!r}")
+        self.margin_rule = margin
         if self.low != 0.0 or self.high != 1.0:
             raise ValueError("CW's tanh change of variables needs input_range (0, 1)")
         if kappa < 0:
@@ -301,8 +319,13 @@ class CW(Attack):
 
     def margin(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per sample: how far the attack still is from success, floored at ``-kappa``."""
-        own = logits.gather(1, labels[:, None])[:, 0]
-        other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), -torch.inf).amax(1)
+        onehot = F.one_hot(labels, logits.shape[1])
+        if self.margin_rule == "torchattacks":  # zeros from the mask enter both maxima
+            own = (onehot * logits).amax(1)
+            other = ((1 - onehot) * logits).amax(1)
+        else:
+            own = logits.gather(1, labels[:, None])[:, 0]
+            other = logits.masked_fill(onehot.bool(), -torch.inf).amax(1)
         gap = other - own if self.targeted else own - other
         return torch.clamp(gap, min=-self.kappa)
 

@@ -42,6 +42,20 @@ def check_plain(value: Any, where: str = "metadata") -> None:
     )
 
 
+def _check_model_and_optimizer(model: Any, optimizer: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
+        )
+
+
+def _check_not_a_folder(path: Path) -> None:
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a folder; give a file name in it")
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -56,8 +70,12 @@ def save_checkpoint(
     :param metadata: e.g. the mode, seed and epoch; must be plain data (see :func:`check_plain`),
         since only that loads with ``weights_only=True``.
     """
+    _check_model_and_optimizer(model, optimizer)
+    if metadata is not None and type(metadata) is not dict:
+        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     check_plain(dict(metadata or {}))
     destination = Path(path)
+    _check_not_a_folder(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "metadata": dict(metadata or {})}
     if optimizer is not None:
@@ -82,9 +100,11 @@ def load_checkpoint(
     :param optimizer: receives the saved optimiser state when given.
     :param map_location: device the tensors are loaded onto first.
     """
+    _check_model_and_optimizer(model, optimizer)
     if map_location is not None:
         resolve_device(map_location)  # torch would blame the file for a missing device
     source = Path(path)
+    _check_not_a_folder(source)
     if not source.is_file():
         raise CheckpointError(
             f"checkpoint {source} does not exist; check the path or train a model first"
@@ -100,6 +120,13 @@ def load_checkpoint(
         raise CheckpointError(
             f"{source} is not a negdl checkpoint (no 'model' entry); save it with save_checkpoint"
         )
+    _check_entries(state, source)
+    if optimizer is not None:  # checked before the model changes, so a refusal changes nothing
+        if "optimizer" not in state:
+            raise CheckpointError(
+                f"checkpoint {source} holds no optimizer state; load it without optimizer="
+            )
+        _check_optimizer_fits(state["optimizer"], optimizer, source)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
@@ -107,12 +134,65 @@ def load_checkpoint(
             f"checkpoint {source} does not fit {type(model).__name__}: {error}"
         ) from error
     if optimizer is not None:
-        if "optimizer" not in state:
-            raise CheckpointError(
-                f"checkpoint {source} holds no optimizer state; load it without optimizer="
-            )
         optimizer.load_state_dict(state["optimizer"])
     return state.get("metadata", {})
+
+
+def _check_entries(state: dict, source: Path) -> None:
+    """The entries a negdl checkpoint holds have the types save_checkpoint gives them."""
+    model_state = state["model"]
+    if not isinstance(model_state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor)
+        for key, value in model_state.items()
+    ):
+        raise CheckpointError(
+            f"{source}: the 'model' entry must be a state dict (names to tensors), got a "
+            f"{type(model_state).__name__}; save it with save_checkpoint"
+        )
+    if not isinstance(state.get("metadata", {}), dict):
+        raise CheckpointError(
+            f"{source}: the 'metadata' entry must be a dict, got a "
+            f"{type(state['metadata']).__name__}"
+        )
+    optimizer_state = state.get("optimizer", {"state": {}, "param_groups": []})
+    if (
+        not isinstance(optimizer_state, dict)
+        or not isinstance(optimizer_state.get("param_groups"), list)
+        or not all(
+            isinstance(group, dict) and isinstance(group.get("params"), list)
+            for group in optimizer_state["param_groups"]
+        )
+    ):
+        raise CheckpointError(
+            f"{source}: the 'optimizer' entry is not an optimizer state dict (param_groups, "
+            "each with its params)"
+        )
+
+
+def _check_optimizer_fits(saved: dict, optimizer: torch.optim.Optimizer, source: Path) -> None:
+    """The saved parameter groups have the optimizer's count and sizes (torch checks this only
+    after the model was already overwritten, and with a ValueError that names no file)."""
+    saved_sizes = [len(group["params"]) for group in saved["param_groups"]]
+    sizes = [len(group["params"]) for group in optimizer.param_groups]
+    if saved_sizes != sizes:
+        raise CheckpointError(
+            f"checkpoint {source} holds optimizer state for parameter groups of sizes "
+            f"{saved_sizes}, but the given {type(optimizer).__name__} has groups of sizes "
+            f"{sizes}; build the optimizer over the same parameter groups as when it was saved"
+        )
+    # Per-parameter buffers (momentum, Adam's moments) must have their parameter's shape; torch
+    # would load mismatched ones and fail only at the next step.
+    saved_state = saved.get("state", {})
+    saved_ids = [index for group in saved["param_groups"] for index in group["params"]]
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    for index, param in zip(saved_ids, params, strict=True):
+        for name, value in (saved_state.get(index) or {}).items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                raise CheckpointError(
+                    f"checkpoint {source} holds optimizer state {name!r} of shape "
+                    f"{tuple(value.shape)} for a parameter of shape {tuple(param.shape)}; the "
+                    "optimizer was saved for another model"
+                )
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -121,6 +201,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     :param path: checkpoint file saved by :func:`save_checkpoint`.
     """
     source = Path(path)
+    _check_not_a_folder(source)
     if not source.is_file():
         raise CheckpointError(
             f"checkpoint {source} does not exist; check the path or train a model first"
@@ -129,6 +210,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"cannot read checkpoint {source}: {error}") from error
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not isinstance(state.get("metadata", {}), dict):
         raise CheckpointError(f"{source} is not a negdl checkpoint; save it with save_checkpoint")
     return state.get("metadata", {})

@@ -7,13 +7,29 @@ still right with probability close to one, which is why NL resists label noise
 (Kim et al., "NLNL: Negative Learning for Noisy Labels", ICCV 2019,
 https://arxiv.org/abs/1908.07387).
 
-The noisy-label methods (:data:`NOISE_METHODS`):
+The noisy-label methods (:data:`NOISE_METHODS`). NLNL is three stages, each continuing the
+model of the one before (Kim et al., section 3 and figure 2):
 
 - ``"CE"``: ordinary cross-entropy on the given (noisy) labels;
-- ``"NL"``: negative learning alone, fresh complementary labels every batch;
-- ``"NL+SelNL"``: NL, then drop the samples whose mean probability for their given label
-  (averaged over the last NL epochs) is below a threshold, ``1 / classes`` by default, and train
-  positively (cross-entropy) on the rest. It continues the NL run, which is trained once.
+- ``"NL"``: negative learning on every sample, fresh complementary labels every batch;
+- ``"SelNL"``: NL, then *selective* NL: negative learning only on the samples whose confidence
+  ``p_y`` (the probability of the given label) exceeds ``1 / c``, ``c`` the number of classes
+  (:func:`selnl_selection`);
+- ``"NLNL"``: NL, SelNL, then *selective positive learning* (SelPL): cross-entropy only on the
+  samples with ``p_y > gamma``, ``gamma = 0.5`` in the paper (:func:`selpl_selection`);
+- ``"NL+SelCE"``: this library's shortcut, not the paper's: NL, then cross-entropy on the
+  samples with ``p_y >= 1 / c`` (or ``threshold``), the selection made once at the end of NL.
+
+The confidence ``p_y`` is each sample's given-label probability averaged over the last
+``confidence_epochs`` epochs (:class:`ConfidenceHistory`), and both selective stages choose their
+samples again at the start of every epoch, as the official code does
+(github.com/ydkim1293/NLNL-Negative-Learning-for-Noisy-Labels, ``main_NL.py``/``main_PL.py``).
+Differences from that code, kept deliberately: the probabilities are measured in eval mode after
+each epoch (the official code records the training-mode outputs of the augmented batches, over
+10 epochs); every stage starts a fresh SGD (the official code carries the optimizer over, at one
+learning rate, 0.02); SelPL uses ``lr`` rather than NL's learning rate; the losses are not
+weighted by inverse class frequency (symmetric noise keeps the classes balanced); and selection
+uses the paper's strict ``>`` where the code keeps ``p_y >= threshold``.
 """
 
 from __future__ import annotations
@@ -29,7 +45,7 @@ from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import check_seed, derive_seed, make_generator
 from supervised.training import (
     Batch,
     BatchSource,
@@ -40,7 +56,10 @@ from supervised.training import (
     prepare_inputs,
 )
 
-NOISE_METHODS = ("CE", "NL", "NL+SelNL")
+NOISE_METHODS = ("CE", "NL", "SelNL", "NLNL", "NL+SelCE")
+
+#: Which earlier run each method continues (the stages are trained once and shared).
+CONTINUES = {"SelNL": "NL", "NLNL": "SelNL", "NL+SelCE": "NL"}
 
 
 def symmetric_label_noise(
@@ -188,20 +207,92 @@ def label_probability(
     return logits.softmax(1).gather(1, data.labels.to(logits.device)[:, None])[:, 0]
 
 
+def selnl_selection(confidence: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The samples selective negative learning trains on: ``p_y > 1 / num_classes``.
+
+    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
+    :param num_classes: number of classes ``c`` (at least 2).
+    :returns: ``(N,)`` boolean mask.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    return _above(confidence, 1.0 / num_classes)
+
+
+def selpl_selection(confidence: torch.Tensor, gamma: float = 0.5) -> torch.Tensor:
+    """The samples selective positive learning trains on: ``p_y > gamma`` (0.5 in NLNL).
+
+    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
+    :param gamma: threshold in ``(0, 1)``.
+    :returns: ``(N,)`` boolean mask.
+    """
+    if not 0.0 < gamma < 1.0:
+        raise ValueError(f"gamma must be in (0, 1), got {gamma}")
+    return _above(confidence, gamma)
+
+
+def _above(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
+    if not isinstance(confidence, torch.Tensor) or confidence.ndim != 1:
+        raise ValueError(f"confidence must be an (N,) tensor, got {_describe(confidence)}")
+    if not confidence.is_floating_point() or not bool(
+        ((confidence >= 0) & (confidence <= 1)).all()
+    ):
+        raise ValueError("confidence must hold probabilities in [0, 1] (a float tensor)")
+    return confidence > threshold
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+class ConfidenceHistory:
+    """Each sample's given-label probability averaged over the last ``window`` recordings: the
+    confidence ``p_y`` NLNL selects by.
+
+    :param window: recordings averaged (NLNL's code: 10 epochs).
+    """
+
+    def __init__(self, window: int) -> None:
+        check_int("window", window, 1)
+        self.window = window
+        self.recorded: list[torch.Tensor] = []
+
+    def record(self, probabilities: torch.Tensor) -> None:
+        """Add one recording ``(N,)``, dropping the oldest beyond the window."""
+        if self.recorded and probabilities.shape != self.recorded[0].shape:
+            raise ValueError(
+                f"every recording must have shape {tuple(self.recorded[0].shape)}, got "
+                f"{tuple(probabilities.shape)}"
+            )
+        self.recorded = [*self.recorded, probabilities][-self.window :]
+
+    def mean(self) -> torch.Tensor:
+        """The mean over the recordings in the window."""
+        if not self.recorded:
+            raise RuntimeError("no probabilities recorded yet")
+        return torch.stack(self.recorded).mean(0)
+
+
 @dataclass(frozen=True)
 class NoisyLabelConfig:
     """Hyperparameters of the noisy-label methods (SGD with momentum throughout).
 
-    :param lr: learning rate of cross-entropy training (``"CE"`` and the positive phase).
-    :param nl_lr: learning rate of negative learning (its gradients are smaller).
+    :param lr: learning rate of cross-entropy training (``"CE"``, SelPL and ``"NL+SelCE"``).
+    :param nl_lr: learning rate of NL and SelNL (their gradients are smaller).
     :param momentum: SGD momentum.
     :param batch_size: samples per step.
     :param epochs: epochs of ``"CE"``.
-    :param nl_epochs: epochs of negative learning.
-    :param selected_epochs: epochs of positive training on the selected samples.
-    :param confidence_epochs: the selection averages each sample's given-label probability
-        over the end of this many last NL epochs.
-    :param threshold: keep samples whose mean probability reaches it; ``1 / classes`` if None.
+    :param nl_epochs: epochs of negative learning on every sample.
+    :param selnl_epochs: epochs of selective NL, after NL.
+    :param selpl_epochs: epochs of selective positive learning, after SelNL.
+    :param selected_epochs: epochs of cross-entropy of ``"NL+SelCE"``, after NL.
+    :param confidence_epochs: the confidence averages each sample's given-label probability
+        over the end of this many last epochs.
+    :param gamma: SelPL keeps the samples with confidence above it (NLNL: 0.5).
+    :param threshold: ``"NL+SelCE"`` keeps the samples whose confidence reaches it;
+        ``1 / classes`` if None.
     :param complementary: complementary labels per sample and step (NLNL uses 1; more give NL
         more signal per step, each label as likely to be right).
     """
@@ -212,33 +303,51 @@ class NoisyLabelConfig:
     batch_size: int = 64
     epochs: int = 10
     nl_epochs: int = 10
+    selnl_epochs: int = 5
+    selpl_epochs: int = 5
     selected_epochs: int = 5
     confidence_epochs: int = 3
+    gamma: float = 0.5
     threshold: float | None = None
     complementary: int = 1
 
     def __post_init__(self) -> None:
         if min(self.lr, self.nl_lr) <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0:
             raise ValueError(f"need lr, nl_lr > 0, 0 <= momentum < 1, batch_size > 0, got {self}")
-        if min(self.epochs, self.nl_epochs, self.selected_epochs) < 0:
+        epochs = (self.epochs, self.nl_epochs, self.selnl_epochs, self.selpl_epochs)
+        if min(*epochs, self.selected_epochs) < 0:
             raise ValueError(f"epochs must be >= 0, got {self}")
         if self.confidence_epochs < 1:
             raise ValueError(f"confidence_epochs must be >= 1, got {self.confidence_epochs}")
         if self.complementary < 1:
             raise ValueError(f"complementary must be >= 1, got {self.complementary}")
+        if not 0 < self.gamma < 1:
+            raise ValueError(f"gamma must be in (0, 1), got {self.gamma}")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
 
 @dataclass
 class NoisyTrained:
-    """A model trained by one noisy-label method; ``selected`` marks the samples kept by the
-    selection (None for methods without one)."""
+    """A model trained by one noisy-label method.
+
+    ``selected`` marks the samples its last stage trained on in its last epoch (None for
+    ``"CE"`` and ``"NL"``, which train on every sample); ``history`` holds the confidence the
+    next stage selects by.
+    """
 
     model: NegatableClassifier
     losses: list[list[float]]
     global_step: int
     selected: torch.Tensor | None = None
+    history: ConfidenceHistory | None = None
+
+
+#: Builds the SGD trainer of one stage: (model, lr, loss_fn, global_step, writer) -> Trainer.
+TrainerFactory = Callable[[nn.Module, float, LossFn, int, "SummaryWriter | None"], Trainer]
+
+#: Selects a stage's samples from the confidence ``(N,)``: returns an ``(N,)`` boolean mask.
+Selection = Callable[[torch.Tensor], torch.Tensor]
 
 
 def train_noisy(
@@ -252,7 +361,8 @@ def train_noisy(
     progress: bool = True,
 ) -> dict[str, NoisyTrained]:
     """Train each method on ``data`` (whose labels are the given, possibly noisy, ones) from the
-    same seeded initialisation; ``"NL+SelNL"`` continues the ``"NL"`` run.
+    same seeded initialisation. A stage's run is trained once and continued by the methods that
+    build on it (:data:`CONTINUES`): ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
 
     :param methods: names from :data:`NOISE_METHODS`.
     :param model_factory: builds a fresh classifier.
@@ -263,9 +373,12 @@ def train_noisy(
     :param writer_for: TensorBoard writer for a method name.
     :param progress: show progress bars.
     """
+    check_seed("seed", seed)
     unknown = [method for method in methods if method not in NOISE_METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(NOISE_METHODS)}")
+    if not isinstance(config, NoisyLabelConfig):
+        raise TypeError(f"config must be a NoisyLabelConfig, got {type(config).__name__}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         initial = model_factory()
@@ -285,33 +398,123 @@ def train_noisy(
             global_step=step,
         )
 
+    def writer(method: str) -> SummaryWriter | None:
+        return writer_for(method) if writer_for is not None else None
+
+    threshold = config.threshold if config.threshold is not None else 1.0 / data.num_classes
+    stages: dict[str, Callable[[NoisyTrained | None], NoisyTrained]] = {
+        "CE": lambda _: _cross_entropy(initial.clone(), data, config, seed, trainer, writer("CE")),
+        "NL": lambda _: _negative_learning(
+            initial.clone(), data, config, seed, trainer, writer("NL")
+        ),
+        "SelNL": lambda nl: train_stage(
+            nl,
+            data,
+            lambda confidence: selnl_selection(confidence, data.num_classes),
+            "SelNL",
+            config.selnl_epochs,
+            config,
+            seed,
+            trainer,
+            writer("SelNL"),
+        ),
+        "NLNL": lambda selnl: train_stage(
+            selnl,
+            data,
+            lambda confidence: selpl_selection(confidence, config.gamma),
+            "SelPL",
+            config.selpl_epochs,
+            config,
+            seed,
+            trainer,
+            writer("NLNL"),
+        ),
+        "NL+SelCE": lambda nl: _selective_cross_entropy(
+            nl, data, threshold, config, seed, trainer, writer("NL+SelCE")
+        ),
+    }
     results: dict[str, NoisyTrained] = {}
+
+    def run(method: str) -> NoisyTrained:
+        if method not in results:
+            before = CONTINUES.get(method)
+            results[method] = stages[method](run(before) if before else None)
+        return results[method]
+
     for method in methods:
-        writer = writer_for(method) if writer_for is not None else None
-        if method == "CE":
-            model = initial.clone()
-            fit = trainer(model, config.lr, per_sample_cross_entropy, 0, writer)
-            losses = fit.fit((data.images, data.labels), config.epochs, make_generator(seed, "CE"))
-            results[method] = NoisyTrained(model, [losses], fit.global_step)
-            continue
-        if "NL" not in results:
-            results["NL"] = _negative_learning(
-                initial.clone(),
-                data,
-                config,
-                seed,
-                trainer,
-                writer_for("NL") if writer_for else None,
-            )
-        if method == "NL+SelNL":
-            results[method] = _selective_positive(
-                results["NL"], data, config, seed, trainer, writer
-            )
+        run(method)
     return {method: results[method] for method in methods}
 
 
-#: Builds the SGD trainer of one phase: (model, lr, loss_fn, global_step, writer) -> Trainer.
-TrainerFactory = Callable[[nn.Module, float, LossFn, int, "SummaryWriter | None"], Trainer]
+def train_stage(
+    previous: NoisyTrained,
+    data: LabelledImages,
+    select: Selection,
+    stage: str,
+    epochs: int,
+    config: NoisyLabelConfig,
+    seed: int,
+    trainer: TrainerFactory,
+    writer: SummaryWriter | None,
+) -> NoisyTrained:
+    """One selective stage of NLNL, continuing (a copy of) ``previous``'s model: every epoch,
+    ``select`` picks the samples from the confidence so far, the stage trains one epoch on
+    them, and the confidence is recorded again.
+
+    :param previous: the run this stage continues; its ``history`` holds the confidence.
+    :param data: the training images with their given labels.
+    :param select: the selection rule, e.g. :func:`selnl_selection`.
+    :param stage: ``"SelNL"`` (negative learning at ``nl_lr``) or ``"SelPL"`` (cross-entropy
+        at ``lr``).
+    :param epochs: epochs of this stage.
+    """
+    if stage not in ("SelNL", "SelPL"):
+        raise ValueError(f"stage must be 'SelNL' or 'SelPL', got {stage!r}")
+    model = previous.model.clone()
+    negative = stage == "SelNL"
+    fit = trainer(
+        model,
+        config.nl_lr if negative else config.lr,
+        negative_learning_loss if negative else per_sample_cross_entropy,
+        previous.global_step,
+        writer,
+    )
+    history = ConfidenceHistory(config.confidence_epochs)
+    history.recorded = list(previous.history.recorded)
+    generator = make_generator(seed, stage)
+    losses: list[float] = []
+    selected = previous.selected
+    for epoch in range(epochs):
+        selected = select(history.mean())
+        if not selected.any():
+            raise RuntimeError(
+                f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
+                "threshold; train NL longer"
+            )
+        kept = data.subset(selected.to(data.device))
+        source = (
+            ComplementaryBatches(
+                kept.images, kept.labels, data.num_classes, config.batch_size, config.complementary
+            )
+            if negative
+            else (kept.images, kept.labels)
+        )
+        losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
+        history.record(label_probability(model, data, fit.device))
+    return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
+
+
+def _cross_entropy(
+    model: NegatableClassifier,
+    data: LabelledImages,
+    config: NoisyLabelConfig,
+    seed: int,
+    trainer: TrainerFactory,
+    writer: SummaryWriter | None,
+) -> NoisyTrained:
+    fit = trainer(model, config.lr, per_sample_cross_entropy, 0, writer)
+    losses = fit.fit((data.images, data.labels), config.epochs, make_generator(seed, "CE"))
+    return NoisyTrained(model, [losses], fit.global_step)
 
 
 def _negative_learning(
@@ -322,43 +525,44 @@ def _negative_learning(
     trainer: TrainerFactory,
     writer: SummaryWriter | None,
 ) -> NoisyTrained:
-    """NL epochs; the mean given-label probability over the last epochs decides the selection."""
+    """NL epochs on every sample, recording the confidence over the last epochs."""
     fit = trainer(model, config.nl_lr, negative_learning_loss, 0, writer)
     source = ComplementaryBatches(
         data.images, data.labels, data.num_classes, config.batch_size, config.complementary
     )
     generator = make_generator(seed, "NL")
     losses: list[float] = []
-    probabilities = []
+    history = ConfidenceHistory(config.confidence_epochs)
     for epoch in range(config.nl_epochs):
         losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
         if epoch >= config.nl_epochs - config.confidence_epochs:
-            probabilities.append(label_probability(model, data, fit.device))
-    if not probabilities:  # no NL epoch: judge the untrained model
-        probabilities.append(label_probability(model, data, fit.device))
-    threshold = config.threshold if config.threshold is not None else 1.0 / data.num_classes
-    selected = torch.stack(probabilities).mean(0) >= threshold
-    return NoisyTrained(model, [losses], fit.global_step, selected)
+            history.record(label_probability(model, data, fit.device))
+    if not history.recorded:  # no NL epoch: judge the untrained model
+        history.record(label_probability(model, data, fit.device))
+    return NoisyTrained(model, [losses], fit.global_step, None, history)
 
 
-def _selective_positive(
+def _selective_cross_entropy(
     nl: NoisyTrained,
     data: LabelledImages,
+    threshold: float,
     config: NoisyLabelConfig,
     seed: int,
     trainer: TrainerFactory,
     writer: SummaryWriter | None,
 ) -> NoisyTrained:
-    """Cross-entropy on the samples the NL run selected, continuing from the NL model."""
-    if not nl.selected.any():
+    """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
+    ``threshold``, selected once, continuing from the NL model."""
+    selected = nl.history.mean() >= threshold
+    if not selected.any():
         raise RuntimeError(
             "the selection kept no sample: every given-label probability is below the threshold; "
             "train NL longer or lower the threshold"
         )
     model = nl.model.clone()
-    kept = data.subset(nl.selected.to(data.device))
+    kept = data.subset(selected.to(data.device))
     fit = trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, writer)
     losses = fit.fit(
-        (kept.images, kept.labels), config.selected_epochs, make_generator(seed, "SelNL")
+        (kept.images, kept.labels), config.selected_epochs, make_generator(seed, "SelCE")
     )
-    return NoisyTrained(model, [*nl.losses, losses], fit.global_step, nl.selected)
+    return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)

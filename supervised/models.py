@@ -16,6 +16,7 @@ from torch import nn
 from negdl.checks import check_bool, check_int, check_number
 from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
+from supervised.runtime import check_seed
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -42,7 +43,7 @@ def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
     :param seed: seed of the draws (the global RNG is left untouched); fresh draws when None.
     """
     if seed is not None:
-        check_int("seed", seed, 0)
+        check_seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)

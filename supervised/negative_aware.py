@@ -23,9 +23,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
-from supervised.occlusions import Occlusion, Rectangles
+from supervised.occlusions import Occlusion, Rectangles, check_occlusion
 from supervised.ood import max_softmax, ood_metrics
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import check_seed, derive_seed, make_generator
 from supervised.training import (
     Batch,
     BatchSource,
@@ -204,9 +204,17 @@ class OccludedNegatives(TransformedNegatives):
     """
 
     def __init__(self, occlusions: Sequence[Occlusion] | None = None) -> None:
+        if isinstance(occlusions, (str, Occlusion)) or not (
+            occlusions is None or isinstance(occlusions, Sequence)
+        ):
+            raise TypeError(
+                f"occlusions must be a sequence of Occlusion objects, got {occlusions!r}"
+            )
         self.occlusions = list(occlusions) if occlusions is not None else one_quarter_occlusions()
         if not self.occlusions:
             raise ValueError("OccludedNegatives needs at least one occlusion")
+        for index, occlusion in enumerate(self.occlusions):
+            check_occlusion(f"occlusions[{index}]", occlusion)
 
     def transform(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         choice = torch.randint(len(self.occlusions), (len(images),), generator=generator)
@@ -343,6 +351,7 @@ def train_classifier(
     :param progress: show a progress bar.
     :param description: progress-bar label.
     """
+    check_seed("seed", seed)
     trainer = Trainer(
         model,
         torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum),
@@ -400,6 +409,7 @@ def negative_test_sets(
 
     :returns: ``(in-distribution test set per source, negative images per source)``.
     """
+    check_seed("seed", seed)
     inliers, negatives = {}, {}
     for name, source in sources.items():
         inliers[name], negatives[name] = source.split(

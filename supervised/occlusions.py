@@ -15,6 +15,23 @@ import torch
 
 from negdl.checks import check_int, check_number
 from supervised.data.common import LabelledImages
+from supervised.runtime import SEED_MAX, check_seed
+
+
+def check_occlusion(name: str, value: object) -> Occlusion:
+    """``value`` when it is an :class:`Occlusion`, else a ``TypeError`` naming ``name`` (a name
+    such as ``"horizontal"`` is not an occlusion: look it up in e.g. :func:`mnist_cuts`)."""
+    if not isinstance(value, Occlusion):
+        hint = (
+            "; a name is not an occlusion: look it up, e.g. mnist_cuts()[name]"
+            if isinstance(value, str)
+            else ""
+        )
+        raise TypeError(
+            f"{name} must be an Occlusion (e.g. HorizontalCut()), got {type(value).__name__} "
+            f"{value!r}{hint}"
+        )
+    return value
 
 
 class Occlusion(ABC):
@@ -42,6 +59,7 @@ class Occlusion(ABC):
         return images.masked_fill(blanked[:, None], self.background)
 
     def __or__(self, other: Occlusion) -> Occlusion:
+        check_occlusion("the right operand of |", other)
         return Union(self, other)
 
 
@@ -49,8 +67,10 @@ class Union(Occlusion):
     """Blank every pixel that any of ``parts`` blanks; the background comes from the first."""
 
     def __init__(self, *parts: Occlusion) -> None:
-        if not parts or not all(isinstance(part, Occlusion) for part in parts):
-            raise ValueError(f"Union needs one or more occlusions, got {parts!r}")
+        if not parts:
+            raise ValueError("Union needs one or more occlusions, got none")
+        for index, part in enumerate(parts):
+            check_occlusion(f"Union part {index}", part)
         super().__init__(parts[0].background)
         self.parts = parts
 
@@ -150,7 +170,7 @@ class RandomSquares(Occlusion):
         super().__init__(background)
         self.size = check_int("size", size, 1)
         self.count = check_int("count", count, 1)
-        self.seed = check_int("seed", seed, 0)
+        self.seed = check_seed("seed", seed)
 
     def mask(self, count: int, height: int, width: int) -> torch.Tensor:
         if self.size > min(height, width):
@@ -190,6 +210,7 @@ class CornerOcclusion(Occlusion):
 
 def occlude(data: LabelledImages, occlusion: Occlusion) -> LabelledImages:
     """A copy of ``data`` with every image occluded; labels are unchanged."""
+    check_occlusion("occlusion", occlusion)
     return data.with_images(occlusion(data.images))
 
 
@@ -204,10 +225,9 @@ def partial_test_sets(
     if not isinstance(test, LabelledImages):
         raise ValueError(f"test must be LabelledImages, got {type(test).__name__}")
     for name, occlusion in occlusions.items():
-        if not isinstance(name, str) or not isinstance(occlusion, Occlusion):
-            raise ValueError(
-                f"occlusions must map names to Occlusion objects, got {name!r}: {occlusion!r}"
-            )
+        if not isinstance(name, str):
+            raise TypeError(f"occlusions must map names (str) to occlusions, got key {name!r}")
+        check_occlusion(f"occlusions[{name!r}]", occlusion)
     if full_name in occlusions:
         raise ValueError(f"occlusion name {full_name!r} is reserved for the unoccluded test set")
     sets = {
@@ -252,7 +272,7 @@ def cifar_blocks(seed: int = 0) -> dict[str, Occlusion]:
     MSK: three fixed 8x8 squares (positions chosen here: the source does not list them).
     MSKR: two random 12x12 squares per image ("two larger random squares").
     """
-    check_int("seed", seed, 0)
+    check_int("seed", seed, 0, SEED_MAX - 1)  # MSKR uses the next seed
     return {
         "SSK": Rectangles([(5, 5, 10, 10)]),
         "SSKR": RandomSquares(10, 1, seed=seed),

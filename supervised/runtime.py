@@ -12,6 +12,15 @@ import torch
 from negdl.checks import check_bool, check_int
 from negdl.devices import resolve_device
 
+#: The largest seed: torch's generators take 64 bits, signed for ``torch.manual_seed``.
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(name: str, seed: object) -> int:
+    """``seed`` as an int in ``[0, SEED_MAX]``, else a ``TypeError``/``ValueError`` naming
+    ``name`` (torch would fail later with "Overflow when unpacking long long")."""
+    return check_int(name, seed, 0, SEED_MAX)
+
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: ``device`` when given, else CUDA when present, else CPU.
@@ -28,7 +37,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     :param deterministic: use deterministic algorithms where torch offers them (a warning, not
         an error, where it does not) and disable cuDNN autotuning.
     """
-    check_int("seed", seed, 0, 2**63 - 1)
+    check_seed("seed", seed)
     check_bool("deterministic", deterministic)
     random.seed(seed)
     # Legacy global numpy RNG on purpose: third-party code (e.g. gymnasium helpers) draws from it.
@@ -47,7 +56,11 @@ def derive_seed(seed: int, *names: object) -> int:
 
     Separate streams (model init, shuffling of each phase, head reset) keep each one
     reproducible on its own, e.g. phase 2 does not depend on how phase 1 consumed randomness.
+
+    :param seed: the run's seed, in ``[0, SEED_MAX]`` (checked, so every seeded entry point that
+        derives its streams here refuses a bad seed before any work).
     """
+    check_seed("seed", seed)
     text = "/".join(str(part) for part in (seed, *names))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
 

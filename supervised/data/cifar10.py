@@ -142,6 +142,7 @@ def parse_cifar_batch(
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or labels is None:
         raise DataFileError(f"{source} lacks the 'data' array or 'labels' list; {how_to_fix}")
+    labels = integer_labels(labels, source, how_to_fix)
     if (
         data.dtype != np.uint8
         or data.ndim != 2
@@ -153,7 +154,37 @@ def parse_cifar_batch(
             f"(N, {_PIXELS}) with N labels; {how_to_fix}"
         )
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-    return images, torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    return images, torch.from_numpy(labels)
+
+
+def integer_labels(labels: Any, source: str, how_to_fix: str) -> np.ndarray:
+    """A batch's ``labels`` entry as int64 ``(N,)``, refusing anything but a flat sequence of
+    integers: floats are not truncated, bools, strings and nested lists are not coerced.
+
+    :raises DataFileError: naming ``source`` and what the entry holds.
+    """
+    if not isinstance(labels, (list, tuple, np.ndarray)):
+        raise DataFileError(
+            f"{source}: 'labels' must be a list of integers, got a {type(labels).__name__}; "
+            f"{how_to_fix}"
+        )
+    try:
+        array = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError) as error:  # ragged nesting, odd objects
+        raise DataFileError(
+            f"{source}: 'labels' must be a flat list of integers ({error}); {how_to_fix}"
+        ) from error
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    # numpy picks the kind from the values: "i"/"u" only when every label is an integer.
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise DataFileError(
+            f"{source}: 'labels' must be a flat list of integers, got {array.dtype} values of "
+            f"shape {array.shape} (e.g. {array.flat[0]!r}); {how_to_fix}"
+        )
+    if array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
+        raise DataFileError(f"{source}: 'labels' hold values beyond int64; {how_to_fix}")
+    return array.astype(np.int64)
 
 
 def _check_batch_size(source: Any, size: int, how_to_fix: str) -> None:

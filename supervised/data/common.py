@@ -303,6 +303,10 @@ def images_and_labels(
             f"{source}: {len(images_u8)} images but {len(labels_u8)} labels; the image and label "
             f"files do not belong together; {how_to_fix}"
         )
+    if labels_u8.is_floating_point() or labels_u8.is_complex() or labels_u8.dtype == torch.bool:
+        raise DataFileError(
+            f"{source}: labels must be integers, got {labels_u8.dtype} (not truncated); {how_to_fix}"
+        )
     labels = labels_u8.to(torch.int64)
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
         raise DataFileError(

@@ -21,6 +21,7 @@ from supervised.data import (
     load_mnist,
     resolve_data_dir,
 )
+from supervised.data.common import images_and_labels
 
 
 def test_mnist_reader_shapes_dtypes_and_values(mnist_root: Path) -> None:
@@ -172,6 +173,35 @@ def test_cifar_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
         load_cifar10(False, tmp_path)
     with pytest.raises(pickle.UnpicklingError):
         RestrictedUnpickler(__import__("io").BytesIO(pickle.dumps(print))).load()
+
+
+@pytest.mark.parametrize(
+    "labels, says",
+    [
+        ([0.0, 1.5, 2.0, 3.0], "got float64 values"),  # would have been truncated to 1
+        ([0, 1, 2.0, 3], "got float64 values"),
+        (np.array([0.0, 1.0, 2.0, 3.0]), "got float64 values"),
+        ([True, False, True, False], "got bool values"),
+        (["0", "1", "2", "3"], "got <U1 values"),
+        ([[0], [1], [2], [3]], r"of shape \(4, 1\)"),
+        ([[0, 1], [2], [3], [4]], "must be a flat list of integers"),  # ragged
+        (4, "must be a list of integers, got a int"),
+        (b"0123", "must be a list of integers, got a str"),  # latin1-decoded
+    ],
+)
+def test_cifar_labels_that_are_not_integers_are_refused(tmp_path: Path, synthetic, labels, says):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = {b"data": np.zeros((4, 3072), np.uint8), b"labels": labels}
+    (folder / "test_batch").write_bytes(synthetic.py2_pickle(batch))
+    with pytest.raises(DataFileError, match=f"test_batch: 'labels' .*{says}"):
+        load_cifar10(False, tmp_path)
+
+
+def test_images_and_labels_refuses_float_labels() -> None:
+    with pytest.raises(DataFileError, match="labels must be integers, got torch.float32"):
+        images_and_labels(torch.zeros(2, 4, 4, dtype=torch.uint8), torch.tensor([0.0, 1.7]),
+                          ("a", "b"), "src", "fix it")  # fmt: skip
 
 
 def test_cifar_bad_shapes_and_truncation(tmp_path: Path, synthetic) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch.nn import functional as F
 
-from supervised.cbomf import CBOMFConfig, train_mode
 from supervised.models import mnist_net
 from supervised.reducers import HardExampleMining, NonZeroMean
-from supervised.training import MeanReducer
+from supervised.training import MeanReducer, Trainer
 
 
 def test_ohem_keeps_the_top_k_and_only_they_get_gradients() -> None:
@@ -44,15 +46,38 @@ def test_mean_over_non_zero_and_empty_batches() -> None:
     assert MeanReducer()(torch.tensor([1.0, 2.0])).item() == 1.5
 
 
-def test_ohem_trains_a_cbomf_mode(small_data) -> None:
-    data = small_data.subset(slice(0, 128))
+def test_ohem_training_step_back_propagates_exactly_the_hardest_k(small_data) -> None:
+    """One SGD step of the Trainer with OHEM equals, by hand, a step on the mean cross-entropy
+    of the k samples with the highest loss (and differs from a step on any other k)."""
+    data, k, lr = small_data.subset(slice(0, 32)), 5, 0.5
+    torch.manual_seed(0)
+    model = mnist_net()  # no dropout or batch norm: train and eval mode compute the same
+    start = copy.deepcopy(model)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=lr),
+        reducer=HardExampleMining(k=k),
+        batch_size=32,
+        device="cpu",
+        progress=False,
+    )
+    trainer.fit((data.images, data.labels), 1, torch.Generator().manual_seed(0))
 
-    def run(reducer):
-        config = CBOMFConfig(epochs=1, reducer=reducer)
-        return train_mode("SN", mnist_net, data, config=config, device="cpu", progress=False)
+    def stepped(kept: torch.Tensor) -> list[torch.Tensor]:
+        by_hand = copy.deepcopy(start)
+        losses = F.cross_entropy(by_hand(data.images[kept]), data.labels[kept])
+        gradients = torch.autograd.grad(losses, list(by_hand.parameters()))
+        return [p.detach() - lr * g for p, g in zip(by_hand.parameters(), gradients, strict=True)]
 
-    mean, hard = run(None), run(HardExampleMining(fraction=0.25))
-    # Same initialisation and batches; back-propagating a quarter of each batch changes the weights.
-    assert torch.isfinite(torch.tensor(hard.losses[0])).all()
-    first = next(mean.model.parameters())
-    assert not torch.equal(first, next(hard.model.parameters()))
+    with torch.no_grad():
+        losses = F.cross_entropy(start(data.images), data.labels, reduction="none")
+    hardest = losses.argsort(descending=True)[:k]
+    trained = [parameter.detach() for parameter in model.parameters()]
+    assert all(
+        torch.allclose(a, b, atol=1e-5) for a, b in zip(trained, stepped(hardest), strict=True)
+    )
+    # The next-hardest five instead would have given other weights.
+    others = losses.argsort(descending=True)[1 : k + 1]
+    assert not all(
+        torch.allclose(a, b, atol=1e-5) for a, b in zip(trained, stepped(others), strict=True)
+    )
