@@ -14,7 +14,7 @@ from PIL import Image
 from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neg_agents.algos import ALGOS
+from neg_agents.bench import BenchConfig
 from neg_agents.cli import bench, train, watch
 from neg_agents.model_io import load_agent
 
@@ -234,44 +234,31 @@ def test_bench_rejects_bad_arguments(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
-    run_script(
-        "neg_agents.cli.bench",
-        "--seeds",
-        "0",
-        "--num-obstacles",
-        "3",
-        "4",
-        "--no-crowd",
-        "--total-timesteps",
-        "200",
-        "--n-envs",
-        "2",
-        "--eval-freq",
-        "100",
-        "--eval-episodes",
-        "1",
-        "--final-episodes",
-        "2",
-        "--out-dir",
-        str(tmp_path),
-        "--tensorboard-dir",
-        str(tmp_path / "tb"),
-        "--no-progress-bar",
+def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, capsys):
+    """The whole bench, in process and cut to what its files need: a trained agent (and its
+    transfer to another obstacle count), the planner and a baseline; one evaluation during
+    training and one episode at the end."""
+    algos = ["neg-reward-dqn", "planner", "random"]
+    bench.main(
+        [
+            *("--algos", *algos),
+            *("--seeds", "0", "--num-obstacles", "3", "4", "--no-crowd"),
+            *("--total-timesteps", "100", "--n-envs", "2", "--eval-freq", "100"),
+            *("--eval-episodes", "1", "--final-episodes", "1", "--no-progress-bar"),
+            *("--out-dir", str(tmp_path), "--tensorboard-dir", str(tmp_path / "tb")),
+        ]
     )
+    assert capsys.readouterr().out.strip().endswith(f"wrote {tmp_path / 'bench.md'}")
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    available = [name for name, spec in ALGOS.items() if spec.available]
-    assert [r["algo"] for r in rows if r["num_obstacles"] == "3"] == available
-    # maskable-ppo is listed exactly when sb3-contrib (negdl[contrib], part of dev) is installed.
-    assert ("maskable-ppo" in available) == (importlib.util.find_spec("sb3_contrib") is not None)
-    # Each DQN variant trained at 3 obstacles (on the obstacle-set extractor) is also evaluated
-    # at 4 without retraining.
+    assert [r["algo"] for r in rows if r["num_obstacles"] == "3"] == algos
+    # The trained agent, trained at 3 obstacles (on the obstacle-set extractor), is also
+    # evaluated at 4 without retraining; the baselines are not.
     transferred = [r for r in rows if r["trained_on"]]
-    dqns = ["neg-reward-dqn", "neg-action-dqn", "dqn-negative-actions", "dqn"]
-    assert [r["algo"] for r in transferred] == [a for a in available if a in dqns]
+    assert [r["algo"] for r in transferred] == ["neg-reward-dqn"]
     assert {r["trained_on"] for r in transferred} == {"NegCollision-v0 N=3"}
     assert {r["num_obstacles"] for r in transferred} == {"4"}
+    assert len(rows) == 2 * len(algos) + 1
     planner = next(r for r in rows if r["algo"] == "planner")
     assert float(planner["collisions_per_episode"]) == 0
     assert {
@@ -290,7 +277,7 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
         and "| neg-reward-dqn, trained on NegCollision-v0 N=3 |" in markdown
         and "return / planner" in markdown
         and "Machine:" in markdown
-        and "negdl-bench --seeds 0" in markdown
+        and "negdl-bench --algos neg-reward-dqn planner random --seeds 0" in markdown
     )
     assert "**Across seeds**" in markdown and "| random | " in markdown.split("Across seeds")[1]
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
@@ -302,12 +289,15 @@ def test_bench_writes_csv_markdown_plot_and_tensorboard(tmp_path, run_script):
         "final/moves_per_episode",
         "time/fps",
     } <= tags
-    assert (
-        load_results(str(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0")).shape[0] == 0
-    )  # no episode ended
-    assert np.load(tmp_path / "tb" / "NegCollision-v0-n3" / "dqn" / "s0" / "evaluations.npz")[
-        "timesteps"
-    ].tolist() == [100, 200]
+    run = tmp_path / "tb" / "NegCollision-v0-n3" / "neg-reward-dqn" / "s0"
+    assert load_results(str(run)).shape[0] == 0  # no episode ended in 100 steps
+    assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [100]
+
+
+def test_bench_runs_maskable_ppo_by_default_exactly_when_sb3_contrib_is_installed():
+    # negdl[contrib], part of dev; without it the bench runs the other agents.
+    installed = importlib.util.find_spec("sb3_contrib") is not None
+    assert ("maskable-ppo" in BenchConfig().algos) == installed
 
 
 @pytest.mark.skipif(shutil.which("negdl-bench") is None, reason="console scripts not installed")
