@@ -201,3 +201,15 @@ def test_sb3_adapter_step_needs_one_action_per_sub_env(actions):
     # A column of actions, what some callers build, is one per sub-env too.
     assert adapter.step(np.array([[0], [1], [2]]))[0].shape[0] == 3
     adapter.close()
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64, -1])
+def test_a_seed_sweep_refuses_seeds_its_trials_cannot_use_before_starting(seed, tmp_path):
+    """Before, each such seed became a trial that failed inside (torch's and numpy's seeding
+    take at most 2**63 - 1), after the sweep had made its folders."""
+    from negdl.sweeps import MAX_SEED, SweepOptions
+
+    with pytest.raises(ValueError, match=r"seeds must be an integer in \[0, 9223372036854775807\]"):
+        SweepOptions().seed_sweep(print, [0, seed], tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()
+    assert SweepOptions().seed_sweep(print, [0, MAX_SEED], tmp_path / "sweep") is not None
