@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -112,8 +114,13 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         return obs, self.punish(reward, terminated), terminated, truncated, info
 
     def punish(self, reward: SupportsFloat, terminated: bool) -> float:
-        """The punishment for one step's ``reward``."""
-        reward = float(reward)
+        """The punishment for one step's ``reward``.
+
+        :raises TypeError: ``reward`` is not one real number (e.g. a multi-objective env's
+            array), which no rule here can turn into one punishment.
+        :raises ValueError: ``reward`` is NaN: it would pass through either rule unchanged.
+        """
+        reward = self._scalar_reward(reward)
         if self.mode == "shift":
             if reward > self.max_reward:
                 raise ValueError(
@@ -125,3 +132,20 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         if terminated:
             punishment -= self.termination_penalty
         return punishment
+
+    def _scalar_reward(self, reward: Any) -> float:
+        """``reward`` as a float if it is one real number (a 0-d array included), not NaN."""
+        value = reward.item() if isinstance(reward, np.ndarray) and reward.ndim == 0 else reward
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            shape = f" of shape {reward.shape}" if isinstance(reward, np.ndarray) else ""
+            raise TypeError(
+                f"PunishmentOnlyWrapper needs one real-number reward per step from {self.env}, "
+                f"got {type(reward).__name__}{shape} {reward!r}"
+            )
+        value = float(value)
+        if math.isnan(value):
+            raise ValueError(
+                f"{self.env} returned a NaN reward; PunishmentOnlyWrapper cannot turn it into "
+                "a punishment (fix the env, or wrap it to replace NaN on purpose)"
+            )
+        return value

@@ -2,8 +2,8 @@
 
 ``check_int("batch_size", 0, low=1)`` raises ``ValueError: batch_size must be an integer >= 1,
 got 0``; a value of the wrong type (a string, a float for an integer, a bool for a number)
-raises ``TypeError`` with the same wording. Each returns the value converted to the plain
-Python type, so callers can store what they checked.
+raises ``ArgumentTypeError`` (a ``TypeError``) with the same wording. Each returns the value
+converted to the plain Python type, so callers can store what they checked.
 """
 
 from __future__ import annotations
@@ -13,6 +13,15 @@ import numbers
 from typing import Any
 
 import numpy as np
+
+from negdl.errors import UserError
+
+
+class ArgumentTypeError(TypeError, UserError):
+    """An argument of the wrong type, e.g. ``learning_rate="abc"`` from a command line's
+    ``name=value`` option. A ``TypeError`` for callers, and a ``UserError``, so commands
+    (``negdl.cli.run_main``) print it as one ``error:`` line like a ``ValueError``, while a
+    ``TypeError`` from a bug keeps its traceback."""
 
 
 def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -38,7 +47,7 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     """
     wanted = f"{name} must be an integer {_bounds(low, high, False, False)}".rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{wanted}, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{wanted}, got {value!r}")
     return int(value)
@@ -69,7 +78,7 @@ def check_number(
     )
     wanted = wanted.rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{wanted}, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
     number = float(value)
     bad = math.isnan(number) or (math.isinf(number) and not allow_inf)
     if low is not None:
@@ -84,7 +93,9 @@ def check_number(
 def check_bool(name: str, value: Any) -> bool:
     """``value`` if it is a bool (numpy's included); ``1`` or ``"yes"`` are not."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(
+            f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        )
     return bool(value)
 
 

@@ -14,7 +14,9 @@ rules every negdl command shares:
   ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
   Ctrl-C the command does not handle itself ends with one line and status 130, and work that
   stopped on a signal (``negdl.interrupt.Stopped``, e.g. a sweep) says what it kept and ends
-  with 130 (SIGINT) or 143 (SIGTERM).
+  with 130 (SIGINT) or 143 (SIGTERM). A reader that closes the output early (``negdl-train
+  --help | head -3``) ends the command quietly with status 141, like any Unix tool killed by
+  SIGPIPE, not with a ``BrokenPipeError`` traceback.
 - ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
   written (a folder that is a file, a file that is a folder) or an input folder that is not
   there is an argument error, found before any work is done.
@@ -41,6 +43,9 @@ T = TypeVar("T")
 
 #: What ``run_main`` reports as one line: errors the user fixes, not bugs.
 USER_ERRORS = (ValueError, OSError, UserError)
+#: Exit status of a command whose reader closed its output: 128 + SIGPIPE, what the shell
+#: reports for ``yes | head -1``'s ``yes``.
+BROKEN_PIPE_STATUS = 141
 
 
 def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None) -> T:
@@ -101,16 +106,35 @@ def run_main(
     """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument, a missing file or
     any other :data:`USER_ERRORS` ends the program with ``prog: error: ...`` instead of a
     traceback, work stopped on a signal (:class:`~negdl.interrupt.Stopped`) with what it kept
-    and status 130/143, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130.
+    and status 130/143, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130. Output
+    whose reader went away (``| head``) ends the program quietly with status 141: print what the
+    command reports inside ``run``, not after ``run_main`` returns.
 
     :param prog: the command's name.
     :param args_class: its arguments dataclass.
     :param run: what the command does with the parsed arguments.
     :param argv: arguments to parse (``sys.argv[1:]`` when None).
     """
+    try:
+        # parse_args prints --help, run prints progress: either can meet a closed pipe, and so
+        # can the last flush, done here rather than by the interpreter at exit.
+        try:
+            return _run_reporting_errors(prog, args_class, run, argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_closed_stdout()
+        raise SystemExit(BROKEN_PIPE_STATUS) from None
+
+
+def _run_reporting_errors(
+    prog: str, args_class: type[T], run: Callable[[T], Any], argv: Sequence[str] | None
+) -> Any:
     args = parse_args(args_class, argv, prog)
     try:
         return run(args)
+    except BrokenPipeError:
+        raise  # an OSError, but the reader left: nothing to report (run_main ends quietly)
     except USER_ERRORS as error:
         raise SystemExit(f"{prog}: error: {error}") from error
     except Stopped as stopped:
@@ -119,6 +143,21 @@ def run_main(
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _quiet_closed_stdout() -> None:
+    """Point stdout at ``os.devnull`` so the interpreter's final flush of what is still buffered
+    does not raise a second ``BrokenPipeError`` at exit (the recipe of Python's ``signal`` docs;
+    restoring SIGPIPE's default action instead would also kill the process on a closed socket)."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a test's capture: nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
 
 
 def check_out_dir(name: str, path: str | Path | None) -> None:

@@ -431,6 +431,11 @@ EXECUTION_FIELDS = frozenset(
 )
 
 
+#: The largest seed a seed sweep takes: what its trials' ``seed_everything`` (torch's and
+#: numpy's generators, a signed 64-bit integer) accepts.
+MAX_SEED = 2**63 - 1
+
+
 @dataclass
 class SweepOptions:
     """The options of every command that runs a sweep; subclass it for a script's ``Args`` (the
@@ -545,10 +550,14 @@ class SweepOptions:
         fields but ``seeds`` (see :meth:`sweep_settings`).
 
         :param function: the trial function (module level, or a ``functools.partial`` of one).
-        :param seeds: the seeds, each once.
+        :param seeds: the seeds, each once, integers in [0, :data:`MAX_SEED`].
         :param root: the sweep's folder.
         :param ignore: fields that only change where or how results are shown.
+        :raises ValueError: a seed out of range, refused before any trial starts (not in a
+            trial's log, one trial failed per bad seed).
         """
+        for seed in seeds:
+            check_int("seeds", seed, 0, MAX_SEED)
         return Sweep(
             function,
             Grid(seed=tuple(seeds)),

@@ -171,12 +171,12 @@ def run(args: Args) -> Path:
         rows.append(run_variant(args, variant, observation, seed))
         write_csv(rows, out / "ablation.csv")
         write_text_atomic(out / "ablation.md", markdown(rows, args, time.perf_counter() - start))
+    print(f"wrote {out / 'ablation.md'}")  # inside run_main, which ends quietly on a closed pipe
     return out / "ablation.md"
 
 
 def main(argv: list[str] | None = None) -> None:
-    path = run_main("ablate_agents.py", Args, run, argv)
-    print(f"wrote {path}")
+    run_main("ablate_agents.py", Args, run, argv)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,14 @@ from negdl.cli import run_main
 
 def run(config: BenchConfig, command: str) -> Path:
     """Run the bench (``run_main`` turns a Ctrl-C's ``Stopped`` into status 130)."""
-    return run_bench(config, command)
+    path = run_bench(config, command)
+    print(f"wrote {path}")  # inside run_main, which ends quietly when the reader has gone
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     command = "negdl-bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    path = run_main("negdl-bench", BenchConfig, lambda config: run(config, command), argv)
-    print(f"wrote {path}")
+    run_main("negdl-bench", BenchConfig, lambda config: run(config, command), argv)
 
 
 if __name__ == "__main__":

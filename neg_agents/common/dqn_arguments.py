@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import ArgumentTypeError, check_bool, check_int, check_number
 from negdl.resources import check_memory, memory_limit
 
 #: ``train_freq`` units SB3 knows.
@@ -63,7 +63,9 @@ def _check_seed(value: Any) -> None:
 def _check_kwargs(name: str) -> Any:
     def check(value: Any) -> None:
         if value is not None and not isinstance(value, Mapping):
-            raise TypeError(f"{name} must be a dict or None, got {type(value).__name__} {value!r}")
+            raise ArgumentTypeError(
+                f"{name} must be a dict or None, got {type(value).__name__} {value!r}"
+            )
 
     return check
 

@@ -56,7 +56,8 @@ def make_env(
 
     :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
     :param n_envs: number of parallel envs, >= 1.
-    :param seed: base seed (None: unseeded).
+    :param seed: base seed, any integer >= 0 (None: unseeded); envs take seeds of any size, so
+        the eval envs' ``seed + EVAL_SEED_OFFSET`` of a model seeded near ``2**32 - 1`` works.
     :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
     :param vec_env: one of :data:`VEC_ENV_KINDS`.
     :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
@@ -65,7 +66,7 @@ def make_env(
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
     if seed is not None:
-        check_int("seed", seed, 0, 2**32 - 1)
+        check_int("seed", seed, 0)
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
     check_env_options(env_id, env_kwargs).close()

@@ -52,7 +52,18 @@ class SB3VecEnvAdapter(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        """Store one action per sub-env, shape ``(num_envs,)`` (or ``(num_envs, 1)``, a column);
+        the vector env checks their dtype and range when stepped.
+
+        :raises ValueError: not exactly one action per sub-env.
+        """
+        actions = np.asarray(actions)
+        if actions.shape not in ((self.num_envs,), (self.num_envs, 1)):
+            raise ValueError(
+                f"SB3VecEnvAdapter.step needs one action per sub-env, shape ({self.num_envs},), "
+                f"got an array of shape {actions.shape}"
+            )
+        self._actions = actions.reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terminated, truncated, info = self.vector_env.step(self._actions)

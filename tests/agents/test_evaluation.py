@@ -32,9 +32,12 @@ def test_evaluate_agent_counts_what_the_env_reports(small_env_kwargs):
     assert stats.collisions == [hits for _, hits, _ in expected]
     np.testing.assert_allclose(stats.returns, [total for total, _, _ in expected], rtol=1e-5)
     assert stats.moves == [0, 0] and stats.lengths == [500, 500]
+    hits = [hits for _, hits, _ in expected]  # of the episodes played here by hand
     summary = stats.summary()
-    assert summary["collisions_per_episode"] == np.mean(stats.collisions)
-    assert summary["collision_free_share"] == np.mean(np.array(stats.collisions) == 0)
+    assert summary["collisions_per_episode"] == (hits[0] + hits[1]) / 2
+    assert summary["collision_free_share"] == ((hits[0] == 0) + (hits[1] == 0)) / 2
+    assert summary["moves_per_episode"] == 0.0 and summary["episode_length"] == 500.0
+    assert summary["return"] == pytest.approx((expected[0][0] + expected[1][0]) / 2, rel=1e-5)
 
 
 def test_random_agent_is_seeded_and_uniform(single_env):

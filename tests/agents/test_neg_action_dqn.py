@@ -67,14 +67,22 @@ def test_deterministic_means_the_best_action(vec_env):
     )
 
 
-def test_td_target_uses_the_mean_over_allowed_actions(vec_env):
+def test_td_target_uses_the_mean_over_allowed_actions_of_the_target_network(vec_env):
     model = NegActionDQN("MlpPolicy", vec_env, margin=0.05, num_forbidden=1, **TINY)
     obs = torch.as_tensor(np.stack([vec_env.observation_space.sample() for _ in range(8)]))
-    with torch.no_grad():
-        q = model.q_net_target(obs)
+    torch.manual_seed(0)
+    with torch.no_grad():  # online and target are equal after construction: make them differ
+        for parameter in model.q_net.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+
+    def mean_over_allowed(q: torch.Tensor) -> torch.Tensor:
         allowed = ~forbidden_actions(q, 0.05, 1)
-        expected = torch.stack([row[mask].mean() for row, mask in zip(q, allowed, strict=True)])
-        torch.testing.assert_close(model.next_state_values(obs), expected)
+        return torch.stack([row[mask].mean() for row, mask in zip(q, allowed, strict=True)])
+
+    with torch.no_grad():
+        values = model.next_state_values(obs)
+        torch.testing.assert_close(values, mean_over_allowed(model.q_net_target(obs)))
+        assert not torch.allclose(values, mean_over_allowed(model.q_net(obs)))
 
 
 @pytest.mark.parametrize(

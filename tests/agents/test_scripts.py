@@ -15,7 +15,7 @@ from PIL import Image
 from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neg_agents.bench import PROBE_SCENES
+from neg_agents.bench import PROBE_SCENES, BenchConfig
 from neg_agents.cli import bench, train, watch
 from neg_agents.model_io import load_agent
 
@@ -235,16 +235,20 @@ def test_bench_rejects_bad_arguments(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_path, run_script):
-    run_script(
-        "neg_agents.cli.bench",
-        *("--algos", "neg-reward-dqn", "neg-reward-dqn-shielded", "planner", "random"),
-        *("--seeds", "0", "--num-obstacles", "3", "--no-crowd", "--mix", "--probes"),
-        *("--total-timesteps", "200", "--mix-timesteps", "300", "--n-envs", "2"),
-        *("--eval-freq", "100", "--eval-episodes", "1", "--final-episodes", "2"),
-        *("--episode-steps", "40", "--out-dir", str(tmp_path)),
-        *("--tensorboard-dir", str(tmp_path / "tb"), "--no-progress-bar"),
+def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_path, capsys):
+    """The whole bench, in process and cut to what its files need: trained agents on a scene
+    and on the mix, moved to every scene, the planner and a baseline."""
+    bench.main(
+        [
+            *("--algos", "neg-reward-dqn", "neg-reward-dqn-shielded", "planner", "random"),
+            *("--seeds", "0", "--num-obstacles", "3", "--no-crowd", "--mix", "--probes"),
+            *("--total-timesteps", "200", "--mix-timesteps", "300", "--n-envs", "2"),
+            *("--eval-freq", "100", "--eval-episodes", "1", "--final-episodes", "2"),
+            *("--episode-steps", "40", "--out-dir", str(tmp_path)),
+            *("--tensorboard-dir", str(tmp_path / "tb"), "--no-progress-bar"),
+        ]
     )
+    assert capsys.readouterr().out.strip().endswith(f"wrote {tmp_path / 'bench.md'}")
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
     scenes = ["NegCollision-v0-n3", "NegCollisionMix-v0", *(s.name for s in PROBE_SCENES)]
@@ -292,6 +296,12 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
     run = tmp_path / "tb" / "NegCollision-v0-n3" / "neg-reward-dqn" / "s0"
     assert np.load(run / "evaluations.npz")["timesteps"].tolist() == [100, 200]
     assert load_results(str(run)).shape[0] == 2 * (100 // 40)  # 40-step episodes, 100 per env
+
+
+def test_bench_runs_maskable_ppo_by_default_exactly_when_sb3_contrib_is_installed():
+    # negdl[contrib], part of dev; without it the bench runs the other agents.
+    installed = importlib.util.find_spec("sb3_contrib") is not None
+    assert ("maskable-ppo" in BenchConfig().algos) == installed
 
 
 @pytest.mark.skipif(shutil.which("negdl-bench") is None, reason="console scripts not installed")

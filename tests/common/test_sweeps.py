@@ -85,11 +85,16 @@ def in_process(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    """One local Ray instance for the module (``ray.init`` takes about 5 s on the 2-core machine)."""
+    """One new local Ray instance for the module (``ray.init`` takes about 5 s on the 2-core
+    machine), never a cluster a user already runs: ``address="local"`` starts a new instance
+    even when ``RAY_ADDRESS`` is set or ``ray start`` left one running (Ray's docs), where a
+    plain ``ray.init(num_cpus=2)`` would attach to it and fail."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RAY_ADDRESS", raising=False)  # nor may the trials' workers find it
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
 def other_processes(backend: str, request: pytest.FixtureRequest) -> Backend:
