@@ -36,7 +36,7 @@ from neg_agents.hyperparams import (
 )
 from neg_agents.model_io import save_run, write_config
 from neg_agents.video import check_video_capture
-from negdl.checks import check_bool, check_choice, check_int
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from negdl.devices import resolve_device
 
 #: Eval envs (the learning curves' validation episodes) get seeds far from the training envs'
@@ -153,6 +153,15 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
         accepted |= set(parameters) - {"self", "args", "kwargs", "_init_setup_model"}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             break
+    defaults: dict[str, Any] = {}
+    for cls in reversed(model_class.__mro__):
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            defaults.update(
+                (name, p.default)
+                for name, p in inspect.signature(init).parameters.items()
+                if p.default is not inspect.Parameter.empty
+            )
     for name in params:
         if name in RUN_SETTINGS:
             raise ValueError(f"{name} is a setting of the run, not a hyperparameter; set it there")
@@ -161,7 +170,20 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
                 f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
                 f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
             )
+    for name, value in params.items():
+        _check_like_default(name, value, defaults.get(name))
     check_dqn_arguments(params)
+
+
+def _check_like_default(name: str, value: Any, default: Any) -> None:
+    """A hyperparameter whose default is a bool must be one, and one whose default is a number
+    a number (or a schedule, a callable of the remaining progress, or SB3's ``(n, unit)``
+    frequency), so a typo such as ``n_epochs=abc`` is one clear error before anything is
+    built; ranges are the algorithm's own checks."""
+    if isinstance(default, bool):
+        check_bool(name, value)
+    elif isinstance(default, (int, float)) and not (callable(value) or isinstance(value, tuple)):
+        check_number(name, value, allow_inf=True)
 
 
 @dataclass

@@ -254,15 +254,16 @@ class CollisionConfig:
         return self.agent_radius_range[1] + self.obstacle_radius_range[1]
 
     @cached_property
-    def velocity_scale(self) -> float:
-        """Observed velocities are divided by the top speed so they lie in [-1, 1]."""
+    def velocity_divisor(self) -> float:
+        """Observed velocities are divided by the top speed so they lie in [-1, 1] (a division,
+        not a product with ``1 / top``, which overflows for a subnormal top speed)."""
         top = self.speed_range[1]
-        return 1.0 / top if top > 0 else 1.0
+        return top if top > 0 else 1.0
 
     @cached_property
-    def obstacle_obs_scale(self) -> np.ndarray:
-        """Multiplier ``(4, 1, 1)`` from the obstacle planes (x, y, vx, vy) to their observation."""
-        return np.array([1.0, 1.0, self.velocity_scale, self.velocity_scale])[:, None, None]
+    def obstacle_obs_divisor(self) -> np.ndarray:
+        """Divisor ``(4, 1, 1)`` from the obstacle planes (x, y, vx, vy) to their observation."""
+        return np.array([1.0, 1.0, self.velocity_divisor, self.velocity_divisor])[:, None, None]
 
     @cached_property
     def agent_obs_size(self) -> int:
@@ -606,8 +607,8 @@ class CollisionSimulation:
         cfg, obs = self.cfg, self._obs
         self._agent_fields[...] = self.agent
         if cfg.observation == "absolute":
-            np.multiply(
-                self.obstacles, cfg.obstacle_obs_scale, out=self._fields, casting="same_kind"
+            np.divide(
+                self.obstacles, cfg.obstacle_obs_divisor, out=self._fields, casting="same_kind"
             )
             return obs.copy()
         k, n, batch = cfg.k_nearest, cfg.max_obstacles, obs.shape[0]
@@ -634,7 +635,7 @@ class CollisionSimulation:
                 position = np.take_along_axis(self.obstacles[axis], nearest, axis=1)
                 velocity = np.take_along_axis(self.obstacles[2 + axis], nearest, axis=1)
                 shown_slots[..., 1 + axis] = position - self.agent[:, axis, None]
-                shown_slots[..., 3 + axis] = velocity * cfg.velocity_scale
+                shown_slots[..., 3 + axis] = velocity / cfg.velocity_divisor
             if cfg.varies:
                 np.nan_to_num(shown_slots, copy=False, nan=0.0)
                 shown_slots[..., 0] = np.arange(shown) < self.counts[:, None]

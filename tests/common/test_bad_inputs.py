@@ -215,15 +215,6 @@ def test_a_seed_sweep_refuses_seeds_its_trials_cannot_use_before_starting(seed, 
     assert SweepOptions().seed_sweep(print, [0, MAX_SEED], tmp_path / "sweep") is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="neg_agents/training.py (another engineer's file) checks only DQN arguments "
-    "(check_dqn_arguments), so a maskable-ppo hyperparameter of the wrong type reaches SB3's "
-    "train() after the run folder was made and ends in a TypeError traceback. Fix in "
-    "training.check_hyperparams: for each given name whose default in model_class.__init__ is a "
-    "bool/int/float, check_bool/check_int/check_number it (callables allowed where SB3 takes "
-    "schedules), raising before TrainConfig is built",
-)
 def test_train_maskable_ppo_hyperparameter_of_the_wrong_type_is_one_error_line(tmp_path):
     pytest.importorskip("sb3_contrib", reason="maskable-ppo needs negdl[contrib]")
     argv = ["--algo", "maskable-ppo", "--total-timesteps", "32", "--eval-freq", "0"]

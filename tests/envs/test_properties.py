@@ -31,9 +31,8 @@ PROPERTY_SETTINGS = settings(
 )
 
 radius = st.floats(0.0, MAX_RADIUS, exclude_min=True)
-#: Subnormal speeds are left out: the observation divides by the top speed through
-#: ``1 / top``, which overflows to inf for them (test_a_subnormal_top_speed_..., xfail).
-speed = st.floats(0.0, MAX_SPEED, allow_subnormal=False)
+#: Subnormal speeds included: the observation divides by the top speed (``1 / top`` overflowed).
+speed = st.floats(0.0, MAX_SPEED)
 #: CollisionConfig's documented ranges; radii up to the top so contacts happen often.
 configs = st.fixed_dictionaries(
     {
@@ -147,13 +146,6 @@ def test_the_batched_env_equals_the_single_env_scene_by_scene(
     vector.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CollisionConfig.velocity_scale = 1 / top overflows to inf for a subnormal top "
-    "obstacle_speed (found by the property above): the observation holds nan and -inf. The fix "
-    "belongs in neg_envs/collision_core.py (another engineer's file): reject 0 < speed < "
-    "sys.float_info.min in CollisionConfig._checked_speed, or scale by dividing by the top speed",
-)
 @pytest.mark.parametrize("top", [5e-324, 1e-310])
 def test_a_subnormal_top_speed_keeps_observations_in_their_space(top):
     env = NegCollisionEnv(num_obstacles=2, obstacle_speed=top)
