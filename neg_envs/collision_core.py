@@ -12,7 +12,7 @@ World: the unit square ``[0, 1] x [0, 1]``; ``y`` grows upwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -114,30 +114,31 @@ def check_int(name: str, value: int, low: int, high: int) -> int:
     return int(value)
 
 
-def _checked_count(value: Any) -> int | tuple[int, int]:
-    """``num_obstacles``: an integer, or a ``(low, high)`` range drawn from per episode."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"num_obstacles as a range must be (low, high), got {value!r}")
-        low = check_int("num_obstacles[0]", value[0], 0, MAX_OBSTACLES)
-        high = check_int("num_obstacles[1]", value[1], 0, MAX_OBSTACLES)
-        if low > high:
-            raise ValueError(f"num_obstacles range needs low <= high, got {value!r}")
-        return low if low == high else (low, high)
-    return check_int("num_obstacles", value, 0, MAX_OBSTACLES)
+def checked_value_or_range(
+    name: str, value: Any, check: Callable[[str, Any], Any], collapse: bool = True
+) -> Any:
+    """``check(name, value)``, or for a ``(low, high)`` pair each end checked and ``low <=
+    high`` (collapsed to one value when both ends are equal, unless ``collapse`` is False)."""
+    if not isinstance(value, (tuple, list)):
+        return check(name, value)
+    if len(value) != 2:
+        raise ValueError(f"{name} as a range must be (low, high), got {value!r}")
+    low, high = check(f"{name}[0]", value[0]), check(f"{name}[1]", value[1])
+    if low > high:
+        raise ValueError(f"{name} range needs low <= high, got {value!r}")
+    return low if collapse and low == high else (low, high)
 
 
-def _checked_radius(name: str, value: Any) -> float | tuple[float, float]:
-    """A radius in (0, MAX_RADIUS], or a ``(low, high)`` range drawn from per episode."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} as a range must be (low, high), got {value!r}")
-        low = check_range(f"{name}[0]", value[0], 0.0, MAX_RADIUS, low_open=True)
-        high = check_range(f"{name}[1]", value[1], 0.0, MAX_RADIUS, low_open=True)
-        if low > high:
-            raise ValueError(f"{name} range needs low <= high, got {value!r}")
-        return low if low == high else (low, high)
+def _count(name: str, value: Any) -> int:
+    return check_int(name, value, 0, MAX_OBSTACLES)
+
+
+def _radius(name: str, value: Any) -> float:
     return check_range(name, value, 0.0, MAX_RADIUS, low_open=True)
+
+
+def _speed(name: str, value: Any) -> float:
+    return check_range(name, value, 0.0, MAX_SPEED)
 
 
 def _bounds(value: float | tuple[float, float]) -> tuple[float, float]:
@@ -165,15 +166,23 @@ class CollisionConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "num_obstacles", _checked_count(self.num_obstacles))
+        set_(
+            self,
+            "num_obstacles",
+            checked_value_or_range("num_obstacles", self.num_obstacles, _count),
+        )
         for name in ("obstacle_radius", "agent_radius"):
-            set_(self, name, _checked_radius(name, getattr(self, name)))
+            set_(self, name, checked_value_or_range(name, getattr(self, name), _radius))
         set_(
             self,
             "agent_step",
             check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
         )
-        set_(self, "obstacle_speed", self._checked_speed(self.obstacle_speed))
+        set_(
+            self,
+            "obstacle_speed",
+            checked_value_or_range("obstacle_speed", self.obstacle_speed, _speed, collapse=False),
+        )
         for name in ("collision_penalty", "move_penalty"):
             set_(self, name, check_range(name, getattr(self, name), 0.0, 1e6))
         for name in ("terminate_on_collision", "allow_stay"):
@@ -199,18 +208,6 @@ class CollisionConfig:
                 f"{' and '.join(radii)} vary per episode, but the {self.observation!r} observation "
                 "does not show the radii; use observation='nearest_radii'"
             )
-
-    @staticmethod
-    def _checked_speed(speed: float | tuple[float, float]) -> float | tuple[float, float]:
-        if isinstance(speed, (tuple, list)):
-            if len(speed) != 2:
-                raise ValueError(f"obstacle_speed as a range must be (low, high), got {speed!r}")
-            low = check_range("obstacle_speed[0]", speed[0], 0.0, MAX_SPEED)
-            high = check_range("obstacle_speed[1]", speed[1], 0.0, MAX_SPEED)
-            if low > high:
-                raise ValueError(f"obstacle_speed range needs low <= high, got {speed!r}")
-            return (low, high)
-        return check_range("obstacle_speed", speed, 0.0, MAX_SPEED)
 
     @cached_property
     def speed_range(self) -> tuple[float, float]:
