@@ -287,11 +287,15 @@ def plot_learning_curves(
     every = list(dict.fromkeys(p["scene"] for p in curves)) or list(
         dict.fromkeys(r["scene"] for r in native)
     )
-    metrics = (
+    metrics: tuple[tuple[str, str], ...] = (
         ("return", "return per episode"),
         ("collisions_per_episode", "collisions per episode"),
     )
-    fig, axes = plt.subplots(len(every), 2, figsize=(11, 3.4 * len(every)), squeeze=False)
+    if any("train_collisions" in point for point in curves):
+        metrics += (("train_collisions", "collisions while learning (total)"),)
+    fig, axes = plt.subplots(
+        len(every), len(metrics), figsize=(5.5 * len(metrics), 3.4 * len(every)), squeeze=False
+    )
     colours = dict(
         zip(dict.fromkeys(r["algo"] for r in native), plt.get_cmap("tab10").colors, strict=False)
     )
@@ -300,7 +304,7 @@ def plot_learning_curves(
             ax = axes[i][j]
             by_step: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
             for point in curves:
-                if point["scene"] == scenario:
+                if point["scene"] == scenario and point.get(key) not in (None, ""):
                     by_step[point["algo"]][int(point["timesteps"])].append(float(point[key]))
             for algo, steps in by_step.items():
                 xs = sorted(steps)

@@ -311,6 +311,7 @@ def train_agent(
             spec.deterministic,
             log_path=config.log_dir,
             action_masks=spec.action_masks,
+            training_collisions=counter,
         )
         all_callbacks.append(evaluator)
     if config.capture_video:

@@ -45,6 +45,9 @@ class CollisionEvalCallback(BaseCallback):
     :param verbose: 1 prints each evaluation.
     :param log_path: folder for ``evaluations.npz`` (None: not written).
     :param action_masks: pass the env's ``action_masks()`` to ``predict`` (maskable agents).
+    :param training_collisions: the run's collision counter: each row of ``history`` then
+        also holds the collisions made while learning so far (``train_collisions``), the
+        curve beside the learning curve.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class CollisionEvalCallback(BaseCallback):
         verbose: int = 0,
         log_path: str | Path | None = None,
         action_masks: bool = False,
+        training_collisions: TrainingCollisions | None = None,
     ) -> None:
         super().__init__(verbose)
         check_int("eval_freq", eval_freq, 1)
@@ -65,6 +69,7 @@ class CollisionEvalCallback(BaseCallback):
         self.n_eval_episodes = n_eval_episodes
         self.deterministic = deterministic
         self.action_masks = action_masks
+        self.training_collisions = training_collisions
         self.log_path = Path(log_path) / "evaluations.npz" if log_path is not None else None
         self.history: list[dict[str, Any]] = []
         self.episodes: dict[str, list[list[float]]] = {
@@ -94,6 +99,8 @@ class CollisionEvalCallback(BaseCallback):
         )
         self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}
+        if self.training_collisions is not None:
+            row["train_collisions"] = self.training_collisions.total
         self.history.append(row)
         for key, name in EVAL_TENSORBOARD_KEYS.items():
             self.logger.record(name, row[key])

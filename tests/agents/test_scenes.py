@@ -78,13 +78,16 @@ def test_collisions_while_learning_are_every_training_episodes_collisions(tmp_pa
         total_timesteps=200,
         n_envs=2,
         vec_env="dummy",
-        eval_freq=0,
+        eval_freq=200,
+        eval_episodes=1,
         hyperparams=TINY,
         log_dir=str(tmp_path),
     )
     episodes = load_results(str(tmp_path))
     assert len(episodes) == 4
     assert result.train_collisions == episodes["cumulative_collisions"].sum() > 0
+    # The learning curve carries the count so far at each evaluation.
+    assert [row["train_collisions"] for row in result.history][-1] == result.train_collisions
     assert result.train_collisions_per_1k == pytest.approx(1000 * result.train_collisions / 200)
 
 

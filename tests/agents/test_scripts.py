@@ -284,6 +284,9 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
     assert "collisions while learning" in markdown and "Machine:" in markdown
     assert "**Across seeds**" in markdown
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
+    with open(tmp_path / "bench_curves.csv") as handle:
+        curves = list(csv.DictReader(handle))
+    assert curves and all(int(point["train_collisions"]) >= 0 for point in curves)
     tags = scalar_tags(tmp_path / "tb")
     assert {
         "eval/collisions_per_episode",
