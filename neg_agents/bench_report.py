@@ -42,6 +42,8 @@ TARGETS = (
     ("neg-reward-dqn", DEFAULT_SCENE, "return", -0.5, "min"),
     ("neg-action-dqn", DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
 )
+#: The column holding each metric's 95% confidence half-width over episodes.
+CI_KEYS = {"collisions_per_episode": "collisions_ci95", "return": "return_ci95"}
 #: The learning curve's end may lie at most this share of its best value below it.
 STABILITY = 0.10
 
@@ -89,7 +91,7 @@ def _episode_ci(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str)
     values = _values(rows, name, scene, key)
     if not values:
         return "-"
-    half = _values(rows, name, scene, f"{key}_ci95")
+    half = _values(rows, name, scene, CI_KEYS[key])
     text = f"{statistics.mean(values):.2f}"
     return text + (f" ± {statistics.mean(half):.2f}" if half else "")
 

@@ -75,7 +75,7 @@ JOBS: dict[str, Job] = {
         "docs/agents/bench.{md,csv}, bench_curves.csv, learning_curves.png, "
         "performance_profile.png: the DQN agents (shielded, negative-action, SB3's) and the "
         "baselines, 3 seeds, trained on default NegCollision-v0 (neg-reward-dqn on the crowd "
-        "too), every agent on both scenes, 200 held-out test episodes each (about 25 min on 2 "
+        "too), every agent on both scenes, 200 held-out test episodes each (about 30 min on 2 "
         "cores)",
         ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn",
           "neg-reward-dqn-shielded", "neg-action-dqn", "dqn", "planner", "random",

@@ -11,6 +11,7 @@ import stable_baselines3.dqn.dqn as sb3_dqn
 import torch
 
 from neg_agents import NegActionDQN, NegRewardDQN, SB3VecEnvAdapter, forbidden_actions, make_env
+from neg_agents.common import dqn_base
 
 from .conftest import TINY
 
@@ -52,10 +53,10 @@ def test_td_target_of_a_train_step_comes_from_the_target_network(algo, monkeypat
     make_online_and_target_differ(model)
     target_network = model.q_net_target
     sampled, targets = [], []
-    sample = model.replay_buffer.sample
+    sample = dqn_base.sample_replay
     monkeypatch.setattr(
-        model.replay_buffer,
-        "sample",
+        dqn_base,
+        "sample_replay",
         lambda *a, **k: sampled.append(sample(*a, **k)) or sampled[-1],
     )
     huber = sb3_dqn.F.smooth_l1_loss

@@ -280,6 +280,11 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
     table = markdown.split("**Every agent on every scene**")[1].split("\n\n**")[0]
     assert "| neg-reward-dqn, trained on NegCollisionMix-v0 |" in table
     assert "| planner | 0.00 (1x) |" in table
+    scene = markdown.split("**NegCollision-v0-n3**")[1]
+    assert (
+        "| neg-reward-dqn | " in scene
+        and " ± " in scene.split("| neg-reward-dqn | ")[1].split("|")[0]
+    )
     assert "held-out test episodes" in markdown and "1,000,000" in markdown
     assert "collisions while learning" in markdown and "Machine:" in markdown
     assert "**Across seeds**" in markdown
