@@ -236,7 +236,7 @@ def test_env(args: BenchConfig, scenario: Scenario, algo: str) -> Any:
 
 
 def runs_trial(args: BenchConfig, algo: str, scenario: Scenario, seed: int) -> bool:
-    """Whether the grid point (every evaluation scene x seed x agent) is a run: a trained agent
+    """Whether a point of the grid (evaluation scene x seed x agent) is a run: a trained agent
     trains on the first scene, on the other named scenes if it is one of ``specialist_algos``
     and on the mix if it is one of ``mix_algos``, and is evaluated from there; a baseline is
     evaluated on each scene, a deterministic one for the first seed only."""
@@ -384,15 +384,12 @@ def _evaluation_row(
 
 def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]]:
     """One trial of the bench's sweep: :func:`run_one` for ``trial.params``; its rows (one per
-    scene it is evaluated on) and its curve. Grid points that are no run (see
-    :func:`runs_trial`) give no rows."""
+    scene it is evaluated on) and its curve."""
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
     scenario = every[trial.params["scenario"]]
     algo, seed = trial.params["algo"], trial.params["seed"]
-    if not runs_trial(args, algo, scenario, seed):
-        return {"runs": [], "curves": []}
     trainable = get_algo(algo).trainable
     evaluate_on = evaluation_scenarios(args) if args.transfer and trainable else [scenario]
     # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
@@ -422,14 +419,13 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
     machine = machine_description(resolve_device(args.device))
+    every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
     # Which scenes there are is part of what every run computes (it is evaluated on them).
     grid_fields = ("algos", "seeds")
     sweep = Sweep(
         functools.partial(run_trial, args),
-        Grid(
-            scenario=tuple(scenario.name for scenario in evaluation_scenarios(args)),
-            seed=args.seeds,
-            algo=args.algos,
+        Grid(scenario=tuple(every), seed=args.seeds, algo=args.algos).only(
+            lambda p: runs_trial(args, p["algo"], every[p["scenario"]], p["seed"])
         ),
         args.tensorboard_dir,
         name="{scenario}/{algo}/s{seed}",
@@ -439,8 +435,6 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
 
     def report(result: SweepResult) -> None:
         rows, curves = result.rows("runs"), result.rows("curves")
-        if not rows:  # only grid points that are no run have finished so far
-            return
         write_csv(rows, out / "bench.csv")
         if curves:
             write_csv(curves, out / "bench_curves.csv")

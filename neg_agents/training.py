@@ -147,21 +147,17 @@ RUN_SETTINGS = ("policy", "env", "seed", "tensorboard_log", "device", "verbose")
 def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) -> None:
     """Raise a ``ValueError`` naming a hyperparameter ``model_class`` does not take, or one with
     a bad value (``check_dqn_arguments``)."""
-    accepted: set[str] = set()
+    # Each name's default, the most derived class first: what a class passes on through
+    # **kwargs is its base's to accept.
+    defaults: dict[str, Any] = {}
     for cls in model_class.__mro__:
         parameters = inspect.signature(cls.__init__).parameters
-        accepted |= set(parameters) - {"self", "args", "kwargs", "_init_setup_model"}
+        for name, parameter in parameters.items():
+            if name not in {"self", "args", "kwargs", "_init_setup_model"}:
+                defaults.setdefault(name, parameter.default)
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             break
-    defaults: dict[str, Any] = {}
-    for cls in reversed(model_class.__mro__):
-        init = cls.__dict__.get("__init__")
-        if init is not None:
-            defaults.update(
-                (name, p.default)
-                for name, p in inspect.signature(init).parameters.items()
-                if p.default is not inspect.Parameter.empty
-            )
+    accepted = set(defaults)
     for name in params:
         if name in RUN_SETTINGS:
             raise ValueError(f"{name} is a setting of the run, not a hyperparameter; set it there")
@@ -170,8 +166,7 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
                 f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
                 f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
             )
-    for name, value in params.items():
-        _check_like_default(name, value, defaults.get(name))
+        _check_like_default(name, params[name], defaults[name])
     check_dqn_arguments(params)
 
 

@@ -426,9 +426,8 @@ class CollisionSimulation:
         self._walls = ((obstacle_r, np.less), (1.0 - obstacle_r, np.greater))
         self._agent_low, self._agent_high = agent_r, 1.0 - agent_r
         # step_one moves the one scene's agent with Python floats.
-        self._agent_bounds = (float(self.agent_radius[0]), 1.0 - float(self.agent_radius[0]))
-        if not cfg.varies:
-            self._agent_bounds = (cfg.agent_radius, 1.0 - cfg.agent_radius)
+        first = float(self.agent_radius[0])
+        self._agent_bounds = (first, 1.0 - first)
 
     def scene_config(self, index: int) -> CollisionConfig:
         """The config of scene ``index`` as it is now: count and radii fixed to the scene's."""

@@ -102,12 +102,23 @@ class Grid:
             if len(set(values)) != len(values):
                 raise ValueError(f"grid axis {axis!r} repeats a value: {list(values)}")
         self.axes: dict[str, tuple[Any, ...]] = {axis: tuple(v) for axis, v in axes.items()}
+        self.keep: Callable[[dict[str, Any]], bool] | None = None
+
+    def only(self, keep: Callable[[dict[str, Any]], bool]) -> Grid:
+        """This grid without the combinations ``keep`` rejects (e.g. those that are no run)."""
+        grid = Grid(**self.axes)
+        grid.keep = keep
+        return grid
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for values in itertools.product(*self.axes.values()):
-            yield dict(zip(self.axes, values, strict=True))
+            params = dict(zip(self.axes, values, strict=True))
+            if self.keep is None or self.keep(params):
+                yield params
 
     def __len__(self) -> int:
+        if self.keep is not None:
+            return sum(1 for _ in self)
         return math.prod(len(values) for values in self.axes.values())
 
     def __repr__(self) -> str:

@@ -172,10 +172,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         relevance = features[..., -1:]
         _, reach, agent_radius = self.geometry(observations)
         # Obstacles out of reach are clipped to its edge so their inputs stay bounded.
-        if isinstance(reach, float):
-            inputs = features[..., :-1].clamp(-reach, reach)
-        else:
-            inputs = th.minimum(th.maximum(features[..., :-1], -reach), reach)
+        inputs = th.clamp(features[..., :-1], -reach, reach)
         embedded = self.embed(inputs) * relevance
         pooled = []
         if self.pooling in ("sum", "sum+max"):
@@ -189,11 +186,9 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         agent = observations[:, :2]
         low, high = agent_radius, 1.0 - agent_radius
         walls = th.cat([agent - low, high - agent], dim=1) / self.agent_step
-        if isinstance(reach, float):
-            walls = walls.clamp(max=reach)
-        else:
-            walls = th.minimum(walls, reach[:, 0])
-        return th.cat([*pooled, walls], dim=1)
+        return th.cat(
+            [*pooled, th.clamp(walls, max=reach[:, 0] if th.is_tensor(reach) else reach)], dim=1
+        )
 
 
 def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@
 import csv
 import importlib.util
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -392,10 +391,9 @@ def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
     assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
     with open(tmp_path / "bench.csv") as handle:
         rows = list(csv.DictReader(handle))
-    # stay is deterministic: evaluated for the first seed only.
+    # stay is deterministic: one run, for the first seed; random one per seed.
     assert 1 <= len(rows) < 21 and sum(r["algo"] == "stay" for r in rows) <= 1
-    kept = re.search(r"stopped by SIGINT: kept the (\d+) finished trials of 40", result.stderr)
-    assert kept and len(rows) <= int(kept.group(1)) < 40
+    assert f"stopped by SIGINT: kept the {len(rows)} finished trials of 21" in result.stderr
     assert "(incomplete" in (tmp_path / "bench.md").read_text()
 
 

@@ -97,6 +97,19 @@ def ray_instance():
         ray.shutdown()
 
 
+def test_only_drops_the_combinations_its_predicate_rejects_and_keeps_the_order():
+    grid = Grid(seed=(0, 1, 2), algo=("planner", "dqn")).only(
+        lambda p: p["algo"] != "planner" or p["seed"] == 0
+    )
+    assert list(grid) == [
+        {"seed": 0, "algo": "planner"},
+        {"seed": 0, "algo": "dqn"},
+        {"seed": 1, "algo": "dqn"},
+        {"seed": 2, "algo": "dqn"},
+    ]
+    assert len(grid) == 4 and len(Grid(seed=(0, 1, 2), algo=("planner", "dqn"))) == 6
+
+
 def other_processes(backend: str, request: pytest.FixtureRequest) -> Backend:
     """A backend whose trials run in other processes: 2 local workers, or the module's Ray."""
     if backend == "ray":
