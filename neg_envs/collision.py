@@ -32,8 +32,10 @@ class NegCollisionEnv(gym.Env):
     ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids, from the current
     state, the moves into a wall (the agent is already against it: the move changes nothing
     but costs) and every action that would touch more obstacles at the next step than the best
-    remaining action; the next step is computed exactly, as ``step`` would. At least one action
-    stays allowed. ``get_keys_to_action()`` maps the arrow keys and WASD to the moves and space
+    remaining action; the next step is computed exactly, as ``step`` would. With
+    ``mask_horizon`` H > 1 it looks further: of those actions, the ones that, repeated, would
+    touch an obstacle within H steps sooner than another one are forbidden as well (exact too:
+    obstacles move straight and bounce). At least one action stays allowed. ``get_keys_to_action()`` maps the arrow keys and WASD to the moves and space
     to stay, so ``gymnasium.utils.play.play(gym.make("NegCollision-v0", render_mode="rgb_array"),
     noop=4)`` lets a person play (``noop=4``: no key held stays; ``play``'s default is action 0).
 
@@ -61,6 +63,9 @@ class NegCollisionEnv(gym.Env):
         ``CollisionConfig.observation_space`` for the exact layouts and bounds.
     :param k_nearest: obstacles shown in ``"nearest"`` mode, 1 to 1024.
     :param allow_stay: keep the stay action (False gives the source's four moves).
+    :param mask_horizon: steps ``action_masks()`` looks ahead, 1 to 50: with H > 1 it also
+        forbids, of the actions the one-step rule allows, those that would touch an obstacle
+        sooner than another one were the agent to repeat them for H steps.
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     :param window_size: side of the rendered arena in pixels, 64 to 4096; frames are this wide
         and a little taller, the HUD (step, collisions, return) having a band of its own above
@@ -82,6 +87,7 @@ class NegCollisionEnv(gym.Env):
         observation: str = "absolute",
         k_nearest: int = 8,
         allow_stay: bool = True,
+        mask_horizon: int = 1,
         render_mode: str | None = None,
         window_size: int = 512,
     ) -> None:
@@ -97,6 +103,7 @@ class NegCollisionEnv(gym.Env):
             observation=observation,
             k_nearest=k_nearest,
             allow_stay=allow_stay,
+            mask_horizon=mask_horizon,
         )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(

@@ -30,6 +30,7 @@ MAX_OBSTACLES = 100_000
 MAX_RADIUS = 0.1
 MAX_SPEED = 0.1
 MAX_K_NEAREST = 1024
+MAX_MASK_HORIZON = 50
 #: Obstacles start at least this many contact distances away from the agent.
 SPAWN_CLEARANCE = 2.0
 #: State is float64 so the single env can move its agent with Python floats, bit-identical to
@@ -163,6 +164,7 @@ class CollisionConfig:
     observation: str = "absolute"
     k_nearest: int = 8
     allow_stay: bool = True
+    mask_horizon: int = 1
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -194,6 +196,9 @@ class CollisionConfig:
                 f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}"
             )
         set_(self, "k_nearest", check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST))
+        set_(
+            self, "mask_horizon", check_int("mask_horizon", self.mask_horizon, 1, MAX_MASK_HORIZON)
+        )
         if isinstance(self.num_obstacles, tuple) and self.observation == "absolute":
             raise ValueError(
                 f"num_obstacles={self.num_obstacles} varies per episode, but the 'absolute' "
@@ -586,8 +591,10 @@ class CollisionSimulation:
 
         Forbidden: a move into a wall (the agent is already against it, so the move changes
         nothing but costs ``move_penalty``), and any action that makes more contacts at the
-        next step than the least any remaining action makes. At least one action is always
-        allowed.
+        next step than the least any remaining action makes. With ``mask_horizon`` H > 1, of
+        the actions left, those that would touch an obstacle sooner than another one, were the
+        agent to repeat them for H steps (see ``first_contacts``), are forbidden too. At least
+        one action is always allowed.
         """
         cfg = self.cfg
         low, high = np.asarray(self._agent_low)[..., None], np.asarray(self._agent_high)[..., None]
@@ -596,7 +603,45 @@ class CollisionSimulation:
         if cfg.allow_stay:
             useful[:, STAY] = True
         contacts = np.where(useful, self.next_contacts(), np.iinfo(np.int64).max)
-        return contacts == contacts.min(axis=1, keepdims=True)
+        allowed = contacts == contacts.min(axis=1, keepdims=True)
+        if cfg.mask_horizon > 1:
+            first = np.where(allowed, self.first_contacts(cfg.mask_horizon), 0)
+            allowed &= first == first.max(axis=1, keepdims=True)
+        return allowed
+
+    def first_contacts(self, horizon: int) -> np.ndarray:
+        """``(B, num_actions)`` int: the first of the next ``horizon`` steps at which the agent,
+        making the same action every step, would touch an obstacle (``horizon + 1``: none).
+
+        Exact for the obstacles, which move in straight lines and bounce off the walls (the
+        arithmetic of ``move_obstacles``, on copies); the agent stops at the walls as it does.
+        """
+        cfg = self.cfg
+        low, high = self._agent_low, self._agent_high
+        first = np.full((self.agent.shape[0], cfg.num_actions), horizon + 1, dtype=np.int64)
+        # Only obstacles that can reach the agent within the horizon matter: the fewest slots
+        # holding every such obstacle of every scene, gathered nearest first.
+        reach = math.sqrt(np.max(self._contact2)) + horizon * (cfg.agent_step + cfg.speed_range[1])
+        near = np.count_nonzero(self.dist2 < reach * reach, axis=1).max(initial=0)
+        if near == 0:
+            return first
+        nearest = np.argpartition(self.dist2, near - 1, axis=1)[:, :near]
+        positions = np.take_along_axis(self._pos, nearest[None], axis=2)
+        velocities = np.take_along_axis(self._vel, nearest[None], axis=2)
+        agents = np.repeat(self.agent[None], cfg.num_actions, axis=0)  # (A, B, 2)
+        for step in range(1, horizon + 1):
+            positions += velocities
+            for bound, beyond in self._walls:
+                crossed = beyond(positions, bound)
+                positions = np.where(crossed, 2 * bound - positions, positions)
+                velocities = np.where(crossed, -velocities, velocities)
+            agents = np.minimum(np.maximum(agents + cfg.agent_moves[:, None, :], low), high)
+            # (A, B, N) squared distances from each action's agent to every obstacle.
+            dx = positions[0][None] - agents[..., 0:1]
+            dy = positions[1][None] - agents[..., 1:2]
+            touching = np.any(dx * dx + dy * dy < self._contact2, axis=-1).T  # (B, A)
+            first[touching & (first > horizon)] = step
+        return first
 
     def observe(self) -> np.ndarray:
         """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""

@@ -28,6 +28,7 @@ from neg_agents.common.dqn_arguments import (
     check_replay_buffer_memory,
 )
 from neg_agents.common.extractors import collision_policy_kwargs
+from neg_agents.common.masks import checked_masks
 from neg_agents.common.model_files import load_model, save_model
 from neg_agents.common.replay import sample_replay
 from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
@@ -396,14 +397,7 @@ def masked_greedy(
     :raises ValueError: masks of the wrong shape, or a row that allows nothing.
     """
     obs, vectorized = policy.obs_to_tensor(observation)
-    n = int(policy.action_space.n)
-    masks = np.asarray(action_masks, dtype=bool)
-    if masks.size != obs.shape[0] * n or not masks.reshape(-1, n).any(axis=1).all():
-        raise ValueError(
-            f"action_masks must hold one row of {n} bools per observation ({obs.shape[0]}) "
-            f"with at least one True each, got shape {masks.shape}"
-        )
-    masks = masks.reshape(-1, n)
+    masks = checked_masks(action_masks, obs.shape[0], int(policy.action_space.n))
     with th.no_grad():
         scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
     scores = scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf)

@@ -34,6 +34,8 @@ class NegActionDQN(NegDQNBase):
       samples among all actions except the ``num_forbidden`` worst, so exploring never takes the
       action judged worst. (The first ``learning_starts`` steps are uniform, as in every SB3
       off-policy algorithm: before any training the Q-values judge nothing.)
+    - with ``shield=True`` (or masks given to ``predict``) the env's ``action_masks()`` forbid
+      actions too: the rule then ranks and chooses among the actions the env allows.
     - TD target: ``r + gamma * V(s')`` with ``V(s')`` the target-network value of the rule's
       choice in ``s'`` (judged by the target network): the preferred action's when allowed,
       else the mean over the allowed actions, i.e. the value of the policy itself (expected
@@ -86,10 +88,6 @@ class NegActionDQN(NegDQNBase):
         return self.rule.prefer
 
     def _setup_model(self) -> None:
-        if self.__dict__.get("shield"):
-            raise ValueError(
-                "NegActionDQN forbids actions by its own rule; shield=True is for the other DQNs"
-            )
         self._check_policy_class(
             NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
         )
@@ -125,15 +123,25 @@ class NegActionDQN(NegDQNBase):
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """Actions by the forbidding rule, exploring with the current epsilon (see class doc).
 
         Unlike ``DQN.predict``, exploration is decided per environment and still respects the rule.
         ``self.policy.predict`` on its own never explores: it is the pure rule. Observations
         with NaN or infinite values are refused.
+
+        :param action_masks: ``(n_envs, n_actions)`` bools, True where the env allows an action
+            (its ``action_masks()``): both rules then hold, the env's and the agent's own, which
+            is applied to the allowed actions only (what ``shield=True`` does while learning).
         """
         self.check_observation(observation)
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
+        if action_masks is not None:
+            try:
+                return self.policy.masked_predict(observation, action_masks, deterministic), state
+            finally:
+                self.policy.exploration_rate = 0.0
         try:
             if self.lean_predict_applies(observation):
                 return self.policy_actions(observation, deterministic), state  # type: ignore[arg-type]

@@ -6,9 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import DQNPolicy
+
+from neg_agents.common.masks import checked_masks
 
 
 def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) -> th.Tensor:
@@ -161,11 +164,28 @@ class NegActionDQNPolicy(DQNPolicy):
         return forbidden
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        q_values = self.q_net(obs)
+        return self.act_on(self.q_net(obs), deterministic)
+
+    def masked_predict(
+        self, observation: np.ndarray, action_masks: Any, deterministic: bool
+    ) -> np.ndarray:
+        """Actions for ``observation`` by the rule applied to the actions ``action_masks``
+        (``(batch, n)`` bools, True: allowed) allows; the others count as infinitely bad."""
+        obs, vectorized = self.obs_to_tensor(observation)
+        masks = checked_masks(action_masks, obs.shape[0], int(self.action_space.n))
+        with th.no_grad():
+            q_values = self.q_net(obs)
+            q_values = q_values.masked_fill(~th.as_tensor(masks, device=q_values.device), -math.inf)
+            actions = self.act_on(q_values, deterministic).cpu().numpy()
+        return actions if vectorized else actions[0]
+
+    def act_on(self, q_values: th.Tensor, deterministic: bool) -> th.Tensor:
+        """The rule's actions ``(batch,)`` for ``q_values`` (see the class docstring)."""
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)
         exploring = th.rand(q_values.shape[0], device=q_values.device) < self.exploration_rate
-        allowed = ~self.forbidden_actions(q_values, exploring)
+        # Actions a mask ruled out (-inf, see masked_predict) stay out when exploring too.
+        allowed = ~self.forbidden_actions(q_values, exploring) & (q_values > -math.inf)
         # Exploring rows stay uniform: preferring one action there would not explore.
         return th.where(exploring, sample_allowed(allowed), self.rule.choose(allowed))
 

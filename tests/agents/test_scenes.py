@@ -14,7 +14,7 @@ from neg_agents.common.env_util import make_env
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.planner import CollisionPlanner
 from neg_agents.model_io import transfer_model
-from neg_agents.neg_action_dqn import ForbiddingRule
+from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
 from neg_agents.training import train_agent
 
@@ -144,6 +144,29 @@ def test_the_shield_only_ever_takes_actions_the_env_allows():
     assert model.policy.predict(obs, action_masks=only_stay)[0].tolist() == [4] * 4
     with pytest.raises(ValueError, match="at least one True"):
         model.predict(obs, action_masks=np.zeros((4, 5), dtype=bool))
+
+
+def test_the_negative_action_agent_shielded_keeps_both_rules():
+    """With the env's masks, the agent's own rule ranks and chooses among the allowed actions
+    only: the env's forbidden best action is never taken, and stay is still preferred."""
+    env = make_env("NegCollision-v0", 2, 0, {"num_obstacles": 80}, "native")
+    model = NegActionDQN("MlpPolicy", env, shield=True, seed=0, margin=0.05, prefer=4, **TINY)
+    q_values = th.tensor([[-0.10, -0.50, -0.12, -0.30, -0.13], [-0.10, -0.50, -0.12, -0.30, -0.13]])
+    model.policy.q_net.forward = lambda obs: q_values[: obs.shape[0]]  # type: ignore[method-assign]
+    obs = env.reset()
+    masks = np.ones((2, 5), dtype=bool)
+    masks[1, 4] = False  # the env forbids staying in the second scene
+    for deterministic in (True, False):
+        actions, _ = model.predict(obs, deterministic=deterministic, action_masks=masks)
+        assert actions[0] in (0, 4) and actions[1] in (0, 2)
+        assert actions[0] == (0 if deterministic else 4)
+    masks[:, 0] = False  # forbid the best: the rule now judges by the allowed actions' best
+    actions, _ = model.predict(obs, deterministic=True, action_masks=masks)
+    assert actions.tolist() == [2, 2]
+    model.exploration_rate = 1.0  # exploring still samples among the env's allowed actions
+    for _ in range(20):
+        actions, _ = model.predict(obs, deterministic=False, action_masks=masks)
+        assert masks[np.arange(2), actions].all()
 
 
 def test_training_with_the_shield_makes_fewer_collisions_than_without():

@@ -126,3 +126,59 @@ def test_masked_moves_exclude_left_and_right_walls():
     env.set_state([1 - r, r], np.zeros((0, 2)), np.zeros((0, 2)))
     mask = env.action_masks()
     assert not mask[RIGHT] and mask[LEFT] and mask[UP] and mask[STAY]
+
+
+def first_contact_by_stepping(env: NegCollisionEnv, action: int, horizon: int) -> int:
+    """The first step (1..horizon) at which repeating ``action`` on a copy touches an obstacle,
+    ``horizon + 1`` if none."""
+    probe = NegCollisionEnv(**asdict(env.config))
+    probe.reset(seed=0)
+    probe.set_state(env.agent_position, env.obstacle_positions, env.obstacle_velocities)
+    for step in range(1, horizon + 1):
+        if probe.step(action)[4]["collisions"]:
+            return step
+    return horizon + 1
+
+
+@pytest.mark.parametrize("horizon", [3, 8])
+def test_lookahead_masks_follow_the_rule_on_random_states(horizon):
+    """Of the one-step mask's actions, those that touch an obstacle soonest when repeated are
+    forbidden too, checked by really stepping copies."""
+    env = NegCollisionEnv(num_obstacles=8, mask_horizon=horizon)
+    one_step = NegCollisionEnv(num_obstacles=8)
+    env.reset(seed=0)
+    one_step.reset(seed=0)
+    rng = np.random.default_rng(2)
+    refined = 0
+    for _ in range(60):
+        random_state(env, rng)
+        one_step.set_state(env.agent_position, env.obstacle_positions, env.obstacle_velocities)
+        base = one_step.action_masks()
+        first = np.array([first_contact_by_stepping(env, a, horizon) for a in range(5)])
+        expected = base & (first == first[base].max())
+        np.testing.assert_array_equal(env.action_masks(), expected)
+        refined += int((expected != base).any())
+    assert refined > 0  # the horizon forbade something the one-step mask allowed
+
+
+def test_lookahead_masks_of_the_batched_env_match_the_single_envs():
+    kwargs = {
+        "num_obstacles": (0, 40),
+        "obstacle_radius": (0.01, 0.04),
+        "agent_radius": (0.01, 0.02),
+    }
+    kwargs |= {"observation": "nearest_radii", "k_nearest": 8, "mask_horizon": 6}
+    vec = gym.make_vec("NegCollision-v0", num_envs=4, **kwargs)
+    singles = [gym.make("NegCollision-v0", **kwargs) for _ in range(4)]
+    vec.reset(seed=5)
+    for i, env in enumerate(singles):
+        env.reset(seed=5 + i)
+    rng = np.random.default_rng(3)
+    for _ in range(80):
+        masks = vec.action_masks()
+        for i, env in enumerate(singles):
+            np.testing.assert_array_equal(masks[i], env.unwrapped.action_masks())
+        actions = rng.integers(5, size=4)
+        vec.step(actions)
+        for env, action in zip(singles, actions, strict=True):
+            env.step(int(action))
