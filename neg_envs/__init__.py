@@ -5,9 +5,10 @@ Importing this package registers:
 - ``NegCollision-v0``: 10 obstacles, the source's absolute observation (size 2 + 4N),
   500 steps per episode.
 - ``NegCollisionCrowd-v0``: 300 small obstacles, egocentric observation of the 16 nearest.
-- ``NegCollisionMix-v0``: a new scene every episode (0 to 200 obstacles, each scene with its own
-  radii, obstacle speeds from 0 to 0.02), observed as the 16 nearest with the radii in front:
-  the scene distribution a generalist agent trains on.
+- ``NegCollisionMix-v0``: a new scene every episode (0 to 300 obstacles, as many as fit a
+  contact density of 0.4, each scene with its own radii, obstacle speeds from 0 to 0.02),
+  observed as the 16 nearest with the radii in front: the scene distribution a generalist agent
+  trains on.
 
 Both have a natively batched version: ``gym.make_vec(id, num_envs=...)``. The package needs
 only gymnasium, numpy and (to render) pygame; ``neg_agents.SB3VecEnvAdapter`` hands the
@@ -32,14 +33,16 @@ __all__ = [
     "ENV_IDS",
 ]
 
-#: The scene distribution of ``NegCollisionMix-v0``: per episode a count and two radii drawn
-#: uniformly from these ranges, and every obstacle's speed from ``obstacle_speed``. It spans
-#: the named scenes (10 and 30 obstacles of radius 0.03 around an agent of radius 0.02; the
-#: crowd's density, 300 of radius 0.01 around an agent of radius 0.01) and the scenes between
-#: and around them. The agent sees only its 16 nearest obstacles, so what it meets is the
-#: density around it, whose mean over the mix is about the crowd's.
+#: The scene distribution of ``NegCollisionMix-v0``: per episode two radii and a count drawn
+#: uniformly from these ranges, the count capped so that the obstacles' contact discs cover at
+#: most 40% of the arena (``max_density``), and every obstacle's speed from ``obstacle_speed``.
+#: It spans the named scenes (10 and 30 obstacles of radius 0.03 around an agent of radius
+#: 0.02, contact densities 0.08 and 0.24; the crowd, 300 of radius 0.01 around an agent of
+#: radius 0.01, 0.38) and the scenes between and around them; without the cap, 200 large
+#: obstacles would cover the arena one and a half times over, where nothing avoids contact.
 MIX_KWARGS: dict = {
-    "num_obstacles": (0, 200),
+    "num_obstacles": (0, 300),
+    "max_density": 0.4,
     "obstacle_radius": (0.005, 0.03),
     "agent_radius": (0.01, 0.02),
     "obstacle_speed": (0.0, 0.02),

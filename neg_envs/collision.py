@@ -66,6 +66,9 @@ class NegCollisionEnv(gym.Env):
     :param mask_horizon: steps ``action_masks()`` looks ahead, 1 to 50: with H > 1 it also
         forbids, of the actions the one-step rule allows, those that would touch an obstacle
         sooner than another one were the agent to repeat them for H steps.
+    :param max_density: for scenes that vary per episode, the largest share of the arena the
+        obstacles' contact discs (radius: agent's + obstacle's) may cover, (0, 1]: the count
+        drawn is capped to fit it (None: no cap). Keeps a mix of counts and radii feasible.
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     :param window_size: side of the rendered arena in pixels, 64 to 4096; frames are this wide
         and a little taller, the HUD (step, collisions, return) having a band of its own above
@@ -88,6 +91,7 @@ class NegCollisionEnv(gym.Env):
         k_nearest: int = 8,
         allow_stay: bool = True,
         mask_horizon: int = 1,
+        max_density: float | None = None,
         render_mode: str | None = None,
         window_size: int = 512,
     ) -> None:
@@ -104,6 +108,7 @@ class NegCollisionEnv(gym.Env):
             k_nearest=k_nearest,
             allow_stay=allow_stay,
             mask_horizon=mask_horizon,
+            max_density=max_density,
         )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(

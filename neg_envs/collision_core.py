@@ -165,6 +165,7 @@ class CollisionConfig:
     k_nearest: int = 8
     allow_stay: bool = True
     mask_horizon: int = 1
+    max_density: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -199,6 +200,17 @@ class CollisionConfig:
         set_(
             self, "mask_horizon", check_int("mask_horizon", self.mask_horizon, 1, MAX_MASK_HORIZON)
         )
+        if self.max_density is not None:
+            if not self.varies:
+                raise ValueError(
+                    "max_density caps the obstacle count of scenes that vary per episode; "
+                    "give num_obstacles (or a radius) as a (low, high) range, or leave it None"
+                )
+            set_(
+                self,
+                "max_density",
+                check_range("max_density", self.max_density, 0.0, 1.0, low_open=True),
+            )
         if isinstance(self.num_obstacles, tuple) and self.observation == "absolute":
             raise ValueError(
                 f"num_obstacles={self.num_obstacles} varies per episode, but the 'absolute' "
@@ -290,6 +302,7 @@ class CollisionConfig:
             num_obstacles=int(num_obstacles),
             obstacle_radius=float(obstacle_radius),
             agent_radius=float(agent_radius),
+            max_density=None,
         )
 
     def observation_space(self) -> spaces.Box:
@@ -337,17 +350,21 @@ def sample_scene(
     Returns ``agent (2,)``, ``obstacles (4, max_obstacles)``: planes x, y, vx, vy (velocity in
     world units per step), and the scene's ``(agent_radius, obstacle_radius)``. Planes rather
     than rows so that every physics op runs on contiguous memory; ``obstacles[:2]`` are the
-    positions and ``obstacles[2:]`` the velocities. When ``cfg`` varies per episode, the count
-    and the radii are drawn first (uniformly from their ranges); slots beyond the scene's count
-    are NaN, which no comparison counts as a contact, a wall hit or a near obstacle. Rejected
+    positions and ``obstacles[2:]`` the velocities. When ``cfg`` varies per episode, the scene
+    is drawn first: the radii, then the count (uniformly from their ranges; with
+    ``cfg.max_density`` the count's top is lowered, never below its bottom, so that the
+    obstacles' contact discs cover at most that share of the arena); slots beyond the scene's
+    count are NaN, which no comparison counts as a contact, a wall hit or a near obstacle. Rejected
     obstacles are redrawn together, round by round, so the number of RNG draws depends only on
     the seed.
     """
     if cfg.varies:
-        low, high = cfg.count_range
-        n = int(rng.integers(low, high + 1))
         r = float(rng.uniform(*cfg.obstacle_radius_range))
         agent_r = float(rng.uniform(*cfg.agent_radius_range))
+        low, high = cfg.count_range
+        if cfg.max_density is not None:
+            high = max(low, min(high, int(cfg.max_density / (math.pi * (r + agent_r) ** 2))))
+        n = int(rng.integers(low, high + 1))
     else:
         n, r, agent_r = cfg.max_obstacles, cfg.obstacle_radius, cfg.agent_radius
     agent = np.full(2, 0.5, dtype=DTYPE)

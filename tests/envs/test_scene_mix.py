@@ -119,3 +119,27 @@ def test_the_mix_is_registered_and_spans_the_named_scenes():
     assert config.k_nearest == crowd.k_nearest
     assert config.obstacle_radius_range[0] <= crowd.obstacle_radius <= 0.03
     assert "NegCollisionMix-v0" in neg_envs.ENV_IDS
+
+
+def test_max_density_caps_the_count_to_what_the_radii_leave_room_for():
+    kwargs = {**MIX, "num_obstacles": (0, 400), "max_density": 0.2}
+    env = gym.make("NegCollision-v0", **kwargs)
+    drawn = scenes(env, seed=5, episodes=200)
+    densities = [n * np.pi * (r + a) ** 2 for n, r, a in drawn]
+    assert max(densities) <= 0.2
+    # The cap binds (without it counts up to 400 would be drawn) but still lets dense scenes in.
+    assert max(densities) > 0.15 and max(n for n, _, _ in drawn) < 400
+    assert scenes(gym.make("NegCollision-v0", **kwargs), seed=5, episodes=200) == drawn
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_density": 0.3}, "vary per episode"),
+        ({**MIX, "max_density": 0.0}, "max_density"),
+        ({**MIX, "max_density": 1.5}, "max_density"),
+    ],
+)
+def test_max_density_is_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make("NegCollision-v0", **kwargs)
