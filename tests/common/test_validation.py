@@ -16,6 +16,7 @@ import neg_envs
 from neg_agents import NegActionDQN, NegRewardDQN, TrainConfig
 from neg_agents.bench import BenchConfig
 from neg_agents.cli import bench, train, watch
+from neg_agents.training import TrainSettings
 from negdl.cli import run_main
 from negdl.devices import resolve_device
 from supervised import (
@@ -163,7 +164,7 @@ DEVICES = {
     "agent": lambda: dqn(device="cuda"),
     "loaded agent": lambda: NegRewardDQN.load("model.zip", device="cuda"),
     "training run": lambda: TrainConfig(device="cuda"),
-    "bench": lambda: BenchConfig(device="cuda:0"),
+    "bench": lambda: BenchConfig(train=TrainSettings(device="cuda:0")),
     "supervised": lambda: select_device("cuda"),
     "checkpoint": lambda: load_checkpoint("model.pt", nn.Linear(1, 1), map_location="cuda"),
 }
