@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from negdl.checks import check_int, check_number
+
 #: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
 UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
 #: Unit displacement of each action, indexed by action.
@@ -37,19 +39,6 @@ SPAWN_CLEARANCE = 2.0
 #: the batched env's numpy arithmetic; observations are float32.
 DTYPE = np.float64
 OBS_DTYPE = np.float32
-
-
-def check_range(
-    name: str, value: float, low: float, high: float, *, low_open: bool = False
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if not math.isfinite(value) or too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
-    return value
 
 
 def validate_action(action: Any, n: int, start: int = 0) -> int:
@@ -107,14 +96,6 @@ def check_seed(seed: Any) -> int | None:
     return int(seed)
 
 
-def check_int(name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
-
-
 def checked_value_or_range(
     name: str, value: Any, check: Callable[[str, Any], Any], collapse: bool = True
 ) -> Any:
@@ -135,11 +116,11 @@ def _count(name: str, value: Any) -> int:
 
 
 def _radius(name: str, value: Any) -> float:
-    return check_range(name, value, 0.0, MAX_RADIUS, low_open=True)
+    return check_number(name, value, 0.0, MAX_RADIUS, low_open=True)
 
 
 def _speed(name: str, value: Any) -> float:
-    return check_range(name, value, 0.0, MAX_SPEED)
+    return check_number(name, value, 0.0, MAX_SPEED)
 
 
 def _bounds(value: float | tuple[float, float]) -> tuple[float, float]:
@@ -178,7 +159,7 @@ class CollisionConfig:
         set_(
             self,
             "agent_step",
-            check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
+            check_number("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
         )
         set_(
             self,
@@ -186,7 +167,7 @@ class CollisionConfig:
             checked_value_or_range("obstacle_speed", self.obstacle_speed, _speed, collapse=False),
         )
         for name in ("collision_penalty", "move_penalty"):
-            set_(self, name, check_range(name, getattr(self, name), 0.0, 1e6))
+            set_(self, name, check_number(name, getattr(self, name), 0.0, 1e6))
         for name in ("terminate_on_collision", "allow_stay"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
