@@ -333,13 +333,12 @@ def run_one(
     if args.train.capture_video and not spec.trainable:
         record_evaluation_video(
             lambda env: spec.make_baseline(env, seed),
+            spec,
             scenario.env_id,
             scenario.make_kwargs(args),
             log_dir / "videos",
             "eval-final",
             seed=args.test_seed,
-            deterministic=spec.deterministic,
-            action_masks=spec.action_masks,
         )
     logger.dump(args.train.total_timesteps)
     logger.close()

@@ -354,9 +354,7 @@ def train_agent(
                 config.video_freq,
                 config.video_length,
                 seed=config.seed + EVAL_SEED_OFFSET,
-                deterministic=spec.deterministic,
-                negative_actions=spec.negative_actions,
-                action_masks=spec.action_masks,
+                spec=spec,
             )
         )
     try:
