@@ -344,13 +344,13 @@ def test_watch_streams_a_long_episode_to_a_gif_in_flat_memory(tmp_path):
     """Frames go to the file as they are drawn: 1,000 steps cost no more memory than 100."""
     import tracemalloc
 
-    from neg_agents.watch import watch_agent
+    from neg_agents.watch import WatchOptions, watch_agent
 
     def peak_bytes(steps: int) -> int:
         tracemalloc.start()
         watch_agent(
-            "stay", env_kwargs={"num_obstacles": 3, "max_episode_steps": 1000}, max_steps=steps, size=96,
-            output=tmp_path / f"{steps}.gif",
+            "stay", env_kwargs={"num_obstacles": 3, "max_episode_steps": 1000},
+            options=WatchOptions(max_steps=steps, size=96, output=str(tmp_path / f"{steps}.gif")),
         )  # fmt: skip
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
