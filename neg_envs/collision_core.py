@@ -330,7 +330,8 @@ def sample_scene(
         r = float(rng.uniform(*cfg.obstacle_radius_range))
         agent_r = float(rng.uniform(*cfg.agent_radius_range))
     else:
-        n, r, agent_r = cfg.max_obstacles, cfg.obstacle_radius, cfg.agent_radius
+        # A fixed scene: its radii are plain numbers.
+        n, r, agent_r = cfg.max_obstacles, float(cfg.obstacle_radius), float(cfg.agent_radius)  # type: ignore[arg-type]
     agent = np.full(2, 0.5, dtype=DTYPE)
     pos = rng.uniform(r, 1.0 - r, size=(n, 2))
     clearance2 = (SPAWN_CLEARANCE * (agent_r + r)) ** 2
@@ -339,8 +340,8 @@ def sample_scene(
         pos[bad] = rng.uniform(r, 1.0 - r, size=(int(bad.sum()), 2))
         bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
     heading = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    low, high = cfg.speed_range
-    speed = rng.uniform(low, high, size=n) if high > low else np.full(n, low)
+    slow, fast = cfg.speed_range
+    speed = rng.uniform(slow, fast, size=n) if fast > slow else np.full(n, slow)
     vel = speed * np.stack([np.cos(heading), np.sin(heading)])
     obstacles = np.concatenate([pos.T, vel])
     if n < cfg.max_obstacles:
@@ -394,7 +395,7 @@ class CollisionSimulation:
         # its counters through memoryviews: Python-speed access to the same memory.
         self._move_list = cfg.agent_moves.tolist()
         self._counter_views = tuple(
-            memoryview(counter)
+            memoryview(counter)  # type: ignore[arg-type]  # numpy's stubs lack the buffer protocol
             for counter in (self.steps, self.cumulative_collisions, self.episode_return)
         )
         self.geometry_changed()
@@ -404,6 +405,8 @@ class CollisionSimulation:
         ``obstacle_radius`` changed. A config without ranges keeps them as plain numbers, the
         cheapest operands; a varying one as ``(B, 1)`` columns that broadcast over obstacles."""
         cfg = self.cfg
+        agent_r: Any
+        obstacle_r: Any
         if cfg.varies:
             agent_r, obstacle_r = self.agent_radius[:, None], self.obstacle_radius[:, None]
         else:
@@ -442,7 +445,9 @@ class CollisionSimulation:
             if radii is not None:
                 self.agent_radius[index], self.obstacle_radius[index] = radii
 
-    def reset_scenes(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> None:
+    def reset_scenes(
+        self, indices: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> None:
         """Start a new episode in each scene of ``indices``: a fresh scene drawn from its RNG.
 
         :param indices: the scenes to reset.
