@@ -69,7 +69,7 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None
                 prog=prog,
                 config=(tyro.conf.DisallowNone,),
             )
-    except ValueError as error:
+    except (ValueError, UserError) as error:  # UserError: e.g. a value of the wrong type
         exit_with_error(prog, error)
 
 
