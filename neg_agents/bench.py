@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+import tyro
 from stable_baselines3.common.logger import configure
 
 import neg_envs  # noqa: F401  (registers the env ids)
@@ -42,24 +43,22 @@ from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import (
-    VEC_ENV_KINDS,
     collision_config,
     make_env,
     preferred_vec_env,
 )
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
-from neg_agents.hyperparams import AGENT_DEVICE, N_ENVS, N_TIMESTEPS
 from neg_agents.model_io import transfer_model
-from neg_agents.training import TrainConfig, check_timesteps, train_agent
-from neg_agents.video import check_video_capture, record_evaluation_video
+from neg_agents.training import TrainConfig, TrainSettings, check_timesteps, train_agent
+from neg_agents.video import record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
-from negdl.checks import check_bool, check_choice, check_int
+from negdl.checks import check_bool, check_int
 from negdl.cli import check_out_dir
 from negdl.devices import resolve_device
 from negdl.interrupt import StopRequested
 from negdl.results import machine_description, write_csv, write_text_atomic
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import EXECUTION_FIELDS, Grid, Sweep, SweepOptions, SweepResult
 from negdl.trials import Trial
 
 #: The crowd variant ``--crowd`` adds, with its registered defaults.
@@ -116,6 +115,11 @@ PROBE_SCENES = (
 )
 
 
+#: How the bench's agents train unless told otherwise: longer evaluations than negdl-train's,
+#: progress bars, the vec env ``preferred_vec_env`` picks.
+BENCH_TRAINING = TrainSettings(vec_env=None, eval_freq=20_000, eval_episodes=50, progress_bar=True)
+
+
 @dataclass
 class BenchConfig(SweepOptions):
     """Train and evaluate every agent over seeds and scenes; write CSV, markdown and plots."""
@@ -142,16 +146,8 @@ class BenchConfig(SweepOptions):
     """also evaluate every agent on scenes nobody trains on (empty, fast, big, many small)"""
     transfer: bool = True
     """evaluate every trained agent on every scene, not only the one it trained on, without retraining"""
-    total_timesteps: int = N_TIMESTEPS
-    """env steps per training run on a fixed scene"""
-    n_envs: int = N_ENVS
-    """parallel training envs"""
-    vec_env: str = "native"
-    """how training envs are stepped (see negdl-train); agents acting through NegativeActionWrapper use dummy"""
-    eval_freq: int = 20_000
-    """env steps between evaluations during training (the learning curves, on validation episodes)"""
-    eval_episodes: int = 50
-    """validation episodes per evaluation during training"""
+    train: Annotated[TrainSettings, tyro.conf.OmitArgPrefixes] = BENCH_TRAINING
+    """how each agent trains (total_timesteps: on a fixed scene; vec_env None: native unless the agent acts through NegativeActionWrapper); the learning curves evaluate on validation episodes"""
     final_episodes: int = 200
     """held-out test episodes per agent, seed and scene that fill the tables (the same for every agent)"""
     test_seed: int = TEST_SEED
@@ -162,19 +158,12 @@ class BenchConfig(SweepOptions):
     """where bench.csv, bench_curves.csv, bench.md, learning_curves.png and performance_profile.png go"""
     tensorboard_dir: str = "runs/bench/runs"
     """TensorBoard folder; each run's monitor.csv, evaluations.npz and videos go beside its events"""
-    capture_video: bool = False
-    """record a short evaluation video of every run (needs negdl[video])"""
     torch_threads: int = 1
     """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
-    progress_bar: bool = True
-    """show progress bars"""
-    device: str = AGENT_DEVICE
-    """torch device: cpu (the default: the agents' MLPs are too small for a GPU to pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto (CUDA when available)"""
 
     def __post_init__(self) -> None:
         for algo in (*self.algos, *self.mix_algos, *self.specialist_algos):
             get_algo(algo)
-        check_timesteps(self.total_timesteps)
         check_timesteps(self.mix_timesteps)
         for name, values, high in (
             ("seeds", self.seeds, 2**32 - 1),
@@ -186,22 +175,23 @@ class BenchConfig(SweepOptions):
             if high is not None:
                 for value in values:
                     check_int(name, value, 0, high)
-        check_int("n_envs", self.n_envs, 1)
-        check_int("eval_freq", self.eval_freq, 0)
-        check_int("eval_episodes", self.eval_episodes, 1)
         check_int("final_episodes", self.final_episodes, 1)
         check_int("test_seed", self.test_seed, 0, 2**32 - 1 - self.final_episodes)
         check_int("torch_threads", self.torch_threads, 0)
         check_int("episode_steps", self.episode_steps, 1)
-        resolve_device(self.device)
         check_out_dir("--out-dir", self.out_dir)
         check_out_dir("--tensorboard-dir", self.tensorboard_dir)
-        for flag in ("capture_video", "crowd", "transfer", "mix", "probes"):
+        for flag in ("crowd", "transfer", "mix", "probes"):
             check_bool(flag, getattr(self, flag))
-        check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
-        if self.capture_video:
-            check_video_capture()
         super().__post_init__()  # --backend, --workers, ...
+
+
+def bench_settings(args: BenchConfig, *grid_fields: str) -> dict[str, Any]:
+    """The settings a bench run's record keeps: the bench's own and its training settings, as
+    one flat mapping (as records have always had them), but how runs are shown or placed."""
+    train = {k: v for k, v in args.train.settings().items() if k not in EXECUTION_FIELDS}
+    train["vec_env"] = train["vec_env"] or "native"
+    return {**args.sweep_settings(*grid_fields, ignore=("train",)), **train}
 
 
 def scenarios(args: BenchConfig) -> list[Scenario]:
@@ -281,32 +271,26 @@ def run_one(
     trained = {"trained_on": "", "timesteps": 0}
     timing: dict[str, Any] = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
     if spec.trainable:
-        vec_env = args.vec_env
-        if vec_env == "native":  # unless the agent needs single envs (see preferred_vec_env)
+        vec_env = args.train.vec_env
+        if vec_env in (None, "native"):  # unless the agent needs single envs
             vec_env = preferred_vec_env(
                 scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
             )
-        steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.total_timesteps
+        steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.train.total_timesteps
         # The same number of learning-curve points on every scene.
-        eval_freq = args.eval_freq * steps // args.total_timesteps
+        eval_freq = args.train.eval_freq * steps // args.train.total_timesteps
+        settings = replace(args.train, total_timesteps=steps, vec_env=vec_env, eval_freq=eval_freq)
         result = train_agent(
             TrainConfig(
                 algo=algo,
                 env_id=scenario.env_id,
                 env_kwargs=scenario.make_kwargs(args),
-                total_timesteps=steps,
                 seed=seed,
-                n_envs=args.n_envs,
-                vec_env=vec_env,
-                eval_freq=eval_freq,
-                eval_episodes=args.eval_episodes,
                 tensorboard_log=args.tensorboard_dir,
                 tb_log_name=tb_name,
-                progress_bar=args.progress_bar,
-                device=args.device,
                 log_dir=str(log_dir),
-                capture_video=args.capture_video,
                 video_freq=0,  # one clip, of the trained agent
+                **settings.settings(),
             ),
             should_stop=should_stop,
         )
@@ -346,18 +330,17 @@ def run_one(
             final = {key: row[key] for key in EVAL_TENSORBOARD_KEYS if key in row}
             for key, value in final.items():
                 logger.record(f"final/{target.name}/{key}", value)
-    if args.capture_video and not spec.trainable:
+    if args.train.capture_video and not spec.trainable:
         record_evaluation_video(
             lambda env: spec.make_baseline(env, seed),
+            spec,
             scenario.env_id,
             scenario.make_kwargs(args),
             log_dir / "videos",
             "eval-final",
             seed=args.test_seed,
-            deterministic=spec.deterministic,
-            action_masks=spec.action_masks,
         )
-    logger.dump(args.total_timesteps)
+    logger.dump(args.train.total_timesteps)
     logger.close()
     keys = {"scene": scenario.name, "algo": algo, "seed": seed}
     return rows, [{**keys, **point} for point in curve]
@@ -397,7 +380,13 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
         if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
             shutil.rmtree(stale)
     # The sweep's bar is the one progress bar.
-    rows, curve = run_one(replace(args, progress_bar=False), algo, scenario, seed, evaluate_on)
+    rows, curve = run_one(
+        replace(args, train=replace(args.train, progress_bar=False)),
+        algo,
+        scenario,
+        seed,
+        evaluate_on,
+    )
     for row in rows:
         print(
             f"{row['algo']} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
@@ -418,7 +407,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     out = Path(args.out_dir)
-    machine = machine_description(resolve_device(args.device))
+    machine = machine_description(resolve_device(args.train.device))
     every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
     # Which scenes there are is part of what every run computes (it is evaluated on them).
     grid_fields = ("algos", "seeds")
@@ -429,7 +418,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         ),
         args.tensorboard_dir,
         name="{scenario}/{algo}/s{seed}",
-        settings=args.sweep_settings(*grid_fields),
+        settings=bench_settings(args, *grid_fields),
     )
     start = time.perf_counter()
 
@@ -444,13 +433,13 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "workers": result.slots,
             "wall_time_s": time.perf_counter() - start,
             "complete": result.complete,
-            "vec_env": args.vec_env,
-            "total_timesteps": args.total_timesteps,
+            "vec_env": args.train.vec_env or "native",
+            "total_timesteps": args.train.total_timesteps,
             "final_episodes": args.final_episodes,
             "test_seed": args.test_seed,
             "mix_timesteps": args.mix_timesteps if args.mix else None,
-            "eval_episodes": args.eval_episodes,
-            "n_envs": args.n_envs,
+            "eval_episodes": args.train.eval_episodes,
+            "n_envs": args.train.n_envs,
         }
         write_text_atomic(
             out / "bench.md", bench_markdown(rows, meta, curves) + seed_statistics_markdown(rows)
@@ -458,7 +447,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
 
-    result = args.run_sweep(sweep, "negdl-bench", args.progress_bar, report)
+    result = args.run_sweep(sweep, "negdl-bench", args.train.progress_bar, report)
     if result.finished:
         report(result)
     result.raise_for_failures()

@@ -6,12 +6,13 @@ import inspect
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import stable_baselines3
 import torch
+import tyro
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -37,6 +38,7 @@ from neg_agents.hyperparams import (
 from neg_agents.model_io import save_run, write_config
 from neg_agents.video import check_video_capture
 from negdl.checks import check_bool, check_choice, check_int, check_number
+from negdl.cli import NAME_VALUE_OPTIONS
 from negdl.devices import resolve_device
 
 #: Eval envs (the learning curves' validation episodes) get seeds far from the training envs'
@@ -58,54 +60,94 @@ def check_timesteps(total_timesteps: int) -> int:
     return total_timesteps
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of one training run. Constructing one checks them and raises a
-    ``ValueError`` that says what is wrong.
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """How an agent trains, whatever it trains on: the settings ``TrainConfig`` and the bench's
+    ``BenchConfig`` share (keyword-only). Constructing one checks them.
 
-    :param algo: a trainable agent name (``neg_agents.ALGOS``), e.g. ``"neg-reward-dqn"``.
-    :param env_id: registered env id.
-    :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}``.
-    :param total_timesteps: env steps to train for (summed over the ``n_envs`` envs), >= 1.
-    :param seed: seeds the model, the training envs (``seed + i``) and the eval envs, >= 0.
+    :param total_timesteps: env steps to train for, summed over the parallel envs, >= 1.
     :param n_envs: parallel training envs, >= 1.
-    :param vec_env: ``"dummy"``, ``"subproc"`` or ``"native"`` (see ``make_env``).
-    :param hyperparams: overrides of ``neg_agents.hyperparams.hyperparams_for(algo)``.
-    :param eval_freq: env steps between evaluations (0: none).
+    :param vec_env: how to step the envs: dummy (in process), subproc (one process each) or
+        native (batched NegCollisionVectorEnv), see ``make_env``; None: native where the env
+        has it and the agent acts on it directly, else dummy (``preferred_vec_env``).
+    :param eval_freq: evaluate every this many env steps, logged as eval/* (0: none).
     :param eval_episodes: episodes per evaluation.
-    :param tensorboard_log: TensorBoard folder (None: no TensorBoard).
+    :param progress_bar: show a progress bar.
+    :param device: torch device: cpu (the default: the agents' MLPs are too small for a GPU to
+        pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto
+        (CUDA when available); a device this machine does not have is an error.
+    :param capture_video: record short evaluation videos with Gymnasium's ``RecordVideo``
+        (needs the ``video`` extra), into ``<log_dir>/videos`` (``train_agent`` needs a
+        ``log_dir`` then).
+    """
+
+    total_timesteps: int = N_TIMESTEPS
+    n_envs: int = N_ENVS
+    vec_env: str | None = "dummy"
+    eval_freq: int = 10_000
+    eval_episodes: int = 10
+    progress_bar: bool = False
+    device: str = AGENT_DEVICE
+    capture_video: bool = False
+
+    def __post_init__(self) -> None:
+        check_timesteps(self.total_timesteps)
+        check_int("n_envs", self.n_envs, 1)
+        if self.vec_env is not None:
+            check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
+        check_int("eval_freq", self.eval_freq, 0)
+        if self.eval_freq:
+            check_int("eval_episodes", self.eval_episodes, 1)
+        check_bool("progress_bar", self.progress_bar)
+        resolve_device(self.device)
+        check_bool("capture_video", self.capture_video)
+        if self.capture_video:
+            check_video_capture()
+
+    def settings(self) -> dict[str, Any]:
+        """These settings alone, as keyword arguments (e.g. for a ``TrainConfig``)."""
+        return {item.name: getattr(self, item.name) for item in fields(TrainSettings)}
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainSettings):
+    """Every setting of one training run: what to train on, and how (``TrainSettings``'s
+    fields, keyword-only). Constructing one checks them and raises a ``ValueError`` that says
+    what is wrong.
+
+    It is also ``negdl-train``'s command line (each field a flag, ``--env-kwargs
+    num_obstacles=30``) and what ``config.json`` records.
+
+    :param algo: agent to train: neg-reward-dqn, neg-action-dqn, maskable-ppo (negdl[contrib]),
+        dqn-negative-actions or dqn (``neg_agents.ALGOS``).
+    :param env_id: registered Gymnasium env id.
+    :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}`` (on the command line
+        name=value, e.g. num_obstacles=30 obstacle_speed=0.02).
+    :param seed: seed of the model and the envs (env i gets seed + i; the eval envs seeds far
+        from them), >= 0.
+    :param hyperparams: overrides of the default hyperparameters
+        (``neg_agents.hyperparams.hyperparams_for(algo)``), e.g. learning_rate=5e-4 gamma=0.9.
+    :param tensorboard_log: TensorBoard folder (None: no TensorBoard; negdl-train: <run
+        dir>/tensorboard).
     :param tb_log_name: run name inside ``tensorboard_log`` (None: the algorithm's name).
-    :param progress_bar: show SB3's progress bar.
-    :param device: torch device (``"cpu"`` by default, see ``hyperparams.AGENT_DEVICE``;
-        ``"auto"``: CUDA when available); a device this machine does
-        not have is an error.
-    :param verbose: SB3 verbosity, 0 to 2.
+    :param verbose: SB3 verbosity, 0 to 2 (1 prints training stats).
     :param log_dir: folder for the files SB3 and rl-zoo3 users look for: the training
         episodes' ``monitor.csv`` files and ``evaluations.npz`` (None: neither is written).
-    :param capture_video: record short evaluation videos into ``<log_dir>/videos`` with
-        Gymnasium's ``RecordVideo`` (needs the ``video`` extra; ``train_agent`` needs a
-        ``log_dir`` then).
-    :param video_freq: env steps between videos, >= 0 (0: only one); one is recorded at the end.
+    :param video_freq: env steps between videos with capture_video, >= 0 (0: only one); one is
+        always recorded at the end.
     :param video_length: steps per video, >= 1.
     """
 
     algo: str = "neg-reward-dqn"
     env_id: str = "NegCollision-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    total_timesteps: int = N_TIMESTEPS
+    env_kwargs: Annotated[dict[str, Any], NAME_VALUE_OPTIONS] = field(default_factory=dict)
     seed: int = 0
-    n_envs: int = N_ENVS
-    vec_env: str = "dummy"
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    eval_freq: int = 10_000
-    eval_episodes: int = 10
-    tensorboard_log: str | None = None
-    tb_log_name: str | None = None
-    progress_bar: bool = False
-    device: str = AGENT_DEVICE
+    hyperparams: Annotated[dict[str, Any], NAME_VALUE_OPTIONS] = field(default_factory=dict)
+    # The command line names it --tensorboard-dir, as it always has.
+    tensorboard_log: Annotated[str | None, tyro.conf.arg(name="tensorboard-dir")] = None
+    tb_log_name: Annotated[str | None, tyro.conf.Suppress] = None
     verbose: int = 0
-    log_dir: str | None = None
-    capture_video: bool = False
+    log_dir: Annotated[str | None, tyro.conf.Suppress] = None
     video_freq: int = 50_000
     video_length: int = 200
 
@@ -115,29 +157,20 @@ class TrainConfig:
             raise ValueError(
                 f"{self.algo} is a baseline that learns nothing; evaluate it with negdl-bench instead of training it"
             )
-        check_timesteps(self.total_timesteps)
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a registered env id, got {self.env_id!r}")
         for name in ("env_kwargs", "hyperparams"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a dict, got {getattr(self, name)!r}")
         check_int("seed", self.seed, 0, 2**32 - 1)
-        check_int("n_envs", self.n_envs, 1)
-        check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
-        check_int("eval_freq", self.eval_freq, 0)
-        if self.eval_freq:
-            check_int("eval_episodes", self.eval_episodes, 1)
-        check_bool("progress_bar", self.progress_bar)
+        super().__post_init__()
         check_int("verbose", self.verbose, 0, 2)
-        resolve_device(self.device)
         check_hyperparams(spec.model_class, {**hyperparams_for(self.algo), **self.hyperparams})
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             raise ValueError(f"log_dir must be a folder name or None, got {self.log_dir!r}")
-        check_bool("capture_video", self.capture_video)
         if self.capture_video:
             check_int("video_freq", self.video_freq, 0)
             check_int("video_length", self.video_length, 1)
-            check_video_capture()
 
 
 #: Constructor arguments ``TrainConfig`` sets itself, not hyperparameters.
@@ -268,7 +301,10 @@ def train_agent(
         config.n_envs,
         config.seed,
         config.env_kwargs,
-        config.vec_env,
+        config.vec_env
+        or preferred_vec_env(
+            config.env_id, spec.negative_actions, spec.action_masks, config.env_kwargs
+        ),
         spec.negative_actions,
         monitor_dir=config.log_dir,
     )
@@ -318,9 +354,7 @@ def train_agent(
                 config.video_freq,
                 config.video_length,
                 seed=config.seed + EVAL_SEED_OFFSET,
-                deterministic=spec.deterministic,
-                negative_actions=spec.negative_actions,
-                action_masks=spec.action_masks,
+                spec=spec,
             )
         )
     try:
@@ -404,8 +438,7 @@ def train_and_save(
     :param extra: more entries for ``config.json``.
     :param should_stop: see :func:`train_agent`.
     """
-    if checkpoint_freq < 0:
-        raise ValueError(f"checkpoint_freq must be >= 0 (0: no checkpoints), got {checkpoint_freq}")
+    check_int("checkpoint_freq", checkpoint_freq, 0)
     run_dir = Path(run_dir)
     if config.log_dir is None:
         config = replace(config, log_dir=str(run_dir))

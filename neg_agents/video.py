@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +22,10 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from neg_agents.common.evaluation import policy_actor
 from neg_envs import NegativeActionWrapper
 from neg_envs.episodes import play_episodes
+from negdl.checks import check_int
+
+if TYPE_CHECKING:
+    from neg_agents.algos import AlgoSpec
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 VIDEO_EXTRA_HINT = "pip install 'negdl[video]'"
@@ -199,6 +203,7 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> None:
 
 def record_evaluation_video(
     agent: PolicyPredictor | Callable[[gym.Env], PolicyPredictor],
+    spec: AlgoSpec,
     env_id: str,
     env_kwargs: dict[str, Any] | None,
     folder: str | Path,
@@ -206,30 +211,26 @@ def record_evaluation_video(
     *,
     seed: int = 0,
     max_steps: int = 200,
-    deterministic: bool = True,
-    negative_actions: bool = False,
-    action_masks: bool = False,
 ) -> Path:
     """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps) through
     Gymnasium's ``RecordVideo``; return the MP4 file ``<folder>/<name_prefix>-episode-0.mp4``.
 
     :param agent: anything with SB3's ``predict``, or a function of the video's env that makes
         one (the planner reads the env it acts in).
+    :param spec: what the agent is (``neg_agents.ALGOS``): how it acts (``deterministic``),
+        whether through ``NegativeActionWrapper`` (``negative_actions``) and under the env's
+        masks (``action_masks``), as it was trained.
     :param env_id: registered env id; made with ``render_mode="rgb_array"``.
     :param env_kwargs: env options.
     :param folder: where the video goes.
     :param name_prefix: the file's name before ``-episode-0.mp4``.
     :param seed: the episode's seed.
     :param max_steps: steps recorded, >= 1 (a short clip, not necessarily the whole episode).
-    :param deterministic: passed to ``predict``.
-    :param negative_actions: wrap the env in ``NegativeActionWrapper``, as the agent was trained.
-    :param action_masks: pass the env's masks to ``predict`` (maskable agents).
     """
     check_video_capture()
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    check_int("max_steps", max_steps, 1)
     env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    if negative_actions:
+    if spec.negative_actions:
         env = NegativeActionWrapper(env)
     with warnings.catch_warnings():
         # Every clip of a run goes to the same folder; RecordVideo warns about that each time.
@@ -238,7 +239,7 @@ def record_evaluation_video(
     try:
         if not hasattr(agent, "predict"):
             agent = agent(env)
-        act = policy_actor(agent, env, deterministic, action_masks)
+        act = policy_actor(agent, env, spec.deterministic, spec.action_masks)
         list(play_episodes(env, act, 1, seed, max_steps))
     finally:
         env.close()

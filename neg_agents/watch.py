@@ -3,6 +3,7 @@ screen, written frame by frame. The command is ``negdl-watch`` (``neg_agents/cli
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,41 @@ from negdl.checks import check_int
 from negdl.cli import check_out_file
 
 
+@dataclass(frozen=True)
+class WatchOptions:
+    """How ``watch_agent`` plays: episodes, pacing, where the frames go (``negdl-watch``'s flags).
+
+    :param output: write the rollout to this .gif or .mp4 file (MP4: negdl[video]) instead of
+        opening a window.
+    :param episodes: episodes to play; episode k uses seed seed + k.
+    :param max_steps: stop an episode after this many steps (0: play it to its end).
+    :param seed: seed of the env (episode k uses seed + k) and of a random baseline.
+    :param deterministic: greedy actions; None: the way the agent is evaluated.
+    :param fps: frames per second of the window or file.
+    :param size: side of the drawn arena in pixels, 64 to 4096 (None: the env's window_size,
+        512); the HUD band adds a little height.
+    :param device: torch device for the model: cpu (the default; small MLPs), cuda or auto.
+    """
+
+    output: str | None = None
+    episodes: int = 1
+    max_steps: int = 0
+    seed: int = 0
+    deterministic: bool | None = None
+    fps: int = 30
+    size: int | None = None
+    device: str = AGENT_DEVICE
+
+
 def watch_agent(
     algo: str,
     model_path: str | Path | None = None,
     env_id: str = "NegCollision-v0",
     env_kwargs: dict[str, Any] | None = None,
-    *,
-    episodes: int = 1,
-    seed: int = 0,
-    max_steps: int = 0,
-    deterministic: bool | None = None,
-    fps: int = 30,
-    output: str | Path | None = None,
-    size: int | None = None,
-    device: str = AGENT_DEVICE,
+    options: WatchOptions = WatchOptions(),
 ) -> list[Episode]:
-    """Play episodes of ``algo`` on screen, or into ``output`` (``.gif``/``.mp4``); return them.
+    """Play episodes of ``algo`` on screen, or into ``options.output`` (``.gif``/``.mp4``);
+    return them.
 
     Frames go to the file as they are drawn, so memory stays flat however long the episodes.
 
@@ -43,16 +63,15 @@ def watch_agent(
     :param model_path: the saved model of a trained agent.
     :param env_id: registered env id.
     :param env_kwargs: env options.
-    :param episodes: episodes to play; episode ``k`` uses seed ``seed + k``.
-    :param seed: seed of the first episode (and of a random baseline).
-    :param max_steps: end an episode after this many steps (0: play it to its end).
-    :param deterministic: greedy actions (None: the way the agent is evaluated).
-    :param fps: frames per second of the window or the file.
-    :param output: write the frames to this file instead of opening a window.
-    :param size: side of the drawn arena in pixels, 64 to 4096 (the env's ``window_size``;
-        None: the env's own, 512 by default); frames have the HUD band on top.
-    :param device: torch device of a model.
+    :param options: episodes, seed, pacing, output file, size and device (``WatchOptions``).
     """
+    output, episodes, max_steps, seed = (
+        options.output,
+        options.episodes,
+        options.max_steps,
+        options.seed,
+    )
+    fps, size = options.fps, options.size
     check_int("episodes", episodes, 1)
     check_int("max_steps", max_steps, 0)
     check_int("fps", fps, 1, 1000)
@@ -77,8 +96,8 @@ def watch_agent(
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)
-    policy = load_policy(algo, model_path, env, seed, device)
-    greedy = spec.deterministic if deterministic is None else deterministic
+    policy = load_policy(algo, model_path, env, seed, options.device)
+    greedy = spec.deterministic if options.deterministic is None else options.deterministic
     act = policy_actor(policy, env, greedy, spec.action_masks)
     try:
         if output is None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from neg_envs import collision_core as core
 from neg_envs.collision_core import CollisionConfig
+
+if TYPE_CHECKING:
+    from neg_envs.rendering import CollisionRenderer
 
 
 class NegCollisionEnv(gym.Env):
@@ -119,7 +122,7 @@ class NegCollisionEnv(gym.Env):
         self.window_size = int(window_size)
         self.observation_space = self.config.observation_space()
         self.action_space = self.config.action_space()
-        self._renderer = None
+        self._renderer: CollisionRenderer | None = None
         # One scene of the batched env's simulation: the same physics, unchanged.
         self._sim = core.CollisionSimulation(self.config, batch=1)
         self._started = False

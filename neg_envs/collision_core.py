@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from negdl.checks import check_int, check_number
+
 #: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
 UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
 #: Unit displacement of each action, indexed by action.
@@ -37,19 +39,6 @@ SPAWN_CLEARANCE = 2.0
 #: the batched env's numpy arithmetic; observations are float32.
 DTYPE = np.float64
 OBS_DTYPE = np.float32
-
-
-def check_range(
-    name: str, value: float, low: float, high: float, *, low_open: bool = False
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if not math.isfinite(value) or too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
-    return value
 
 
 def validate_action(action: Any, n: int, start: int = 0) -> int:
@@ -107,14 +96,6 @@ def check_seed(seed: Any) -> int | None:
     return int(seed)
 
 
-def check_int(name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
-
-
 def checked_value_or_range(
     name: str, value: Any, check: Callable[[str, Any], Any], collapse: bool = True
 ) -> Any:
@@ -135,11 +116,11 @@ def _count(name: str, value: Any) -> int:
 
 
 def _radius(name: str, value: Any) -> float:
-    return check_range(name, value, 0.0, MAX_RADIUS, low_open=True)
+    return check_number(name, value, 0.0, MAX_RADIUS, low_open=True)
 
 
 def _speed(name: str, value: Any) -> float:
-    return check_range(name, value, 0.0, MAX_SPEED)
+    return check_number(name, value, 0.0, MAX_SPEED)
 
 
 def _bounds(value: float | tuple[float, float]) -> tuple[float, float]:
@@ -179,7 +160,7 @@ class CollisionConfig:
         set_(
             self,
             "agent_step",
-            check_range("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
+            check_number("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
         )
         set_(
             self,
@@ -187,7 +168,7 @@ class CollisionConfig:
             checked_value_or_range("obstacle_speed", self.obstacle_speed, _speed, collapse=False),
         )
         for name in ("collision_penalty", "move_penalty"):
-            set_(self, name, check_range(name, getattr(self, name), 0.0, 1e6))
+            set_(self, name, check_number(name, getattr(self, name), 0.0, 1e6))
         for name in ("terminate_on_collision", "allow_stay"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -366,7 +347,8 @@ def sample_scene(
             high = max(low, min(high, int(cfg.max_density / (math.pi * (r + agent_r) ** 2))))
         n = int(rng.integers(low, high + 1))
     else:
-        n, r, agent_r = cfg.max_obstacles, cfg.obstacle_radius, cfg.agent_radius
+        # A fixed scene: its radii are plain numbers.
+        n, r, agent_r = cfg.max_obstacles, float(cfg.obstacle_radius), float(cfg.agent_radius)  # type: ignore[arg-type]
     agent = np.full(2, 0.5, dtype=DTYPE)
     pos = rng.uniform(r, 1.0 - r, size=(n, 2))
     clearance2 = (SPAWN_CLEARANCE * (agent_r + r)) ** 2
@@ -375,8 +357,8 @@ def sample_scene(
         pos[bad] = rng.uniform(r, 1.0 - r, size=(int(bad.sum()), 2))
         bad = ((pos - agent) ** 2).sum(axis=1) < clearance2
     heading = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    low, high = cfg.speed_range
-    speed = rng.uniform(low, high, size=n) if high > low else np.full(n, low)
+    slow, fast = cfg.speed_range
+    speed = rng.uniform(slow, fast, size=n) if fast > slow else np.full(n, slow)
     vel = speed * np.stack([np.cos(heading), np.sin(heading)])
     obstacles = np.concatenate([pos.T, vel])
     if n < cfg.max_obstacles:
@@ -430,7 +412,7 @@ class CollisionSimulation:
         # its counters through memoryviews: Python-speed access to the same memory.
         self._move_list = cfg.agent_moves.tolist()
         self._counter_views = tuple(
-            memoryview(counter)
+            memoryview(counter)  # type: ignore[arg-type]  # numpy's stubs lack the buffer protocol
             for counter in (self.steps, self.cumulative_collisions, self.episode_return)
         )
         self.geometry_changed()
@@ -440,6 +422,8 @@ class CollisionSimulation:
         ``obstacle_radius`` changed. A config without ranges keeps them as plain numbers, the
         cheapest operands; a varying one as ``(B, 1)`` columns that broadcast over obstacles."""
         cfg = self.cfg
+        agent_r: Any
+        obstacle_r: Any
         if cfg.varies:
             agent_r, obstacle_r = self.agent_radius[:, None], self.obstacle_radius[:, None]
         else:
@@ -478,7 +462,9 @@ class CollisionSimulation:
             if radii is not None:
                 self.agent_radius[index], self.obstacle_radius[index] = radii
 
-    def reset_scenes(self, indices: Sequence[int], rngs: Sequence[np.random.Generator]) -> None:
+    def reset_scenes(
+        self, indices: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator]
+    ) -> None:
         """Start a new episode in each scene of ``indices``: a fresh scene drawn from its RNG.
 
         :param indices: the scenes to reset.

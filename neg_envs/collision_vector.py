@@ -76,7 +76,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._sim = core.CollisionSimulation(self.config, self.num_envs)
-        self._rngs: list[np.random.Generator] | None = None
+        self._rngs: list[np.random.Generator | None] | None = None
 
     @property
     def simulation(self) -> core.CollisionSimulation:
@@ -139,7 +139,11 @@ class NegCollisionVectorEnv(VectorEnv):
         return self._sim.allowed_actions()
 
     def _reset_envs(self, indices: np.ndarray) -> None:
-        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
+        rngs = self._rngs
+        assert rngs is not None  # reset() draws them before any scene
+        self._sim.reset_scenes(
+            indices, [rng for rng in (rngs[i] for i in indices) if rng is not None]
+        )
 
     def step(self, actions: Any):
         if self._rngs is None:

@@ -29,7 +29,9 @@ def keys_to_action(allow_stay: bool = True) -> dict[tuple[int, ...], int]:
         LEFT: (pygame.K_LEFT, pygame.K_a),
         RIGHT: (pygame.K_RIGHT, pygame.K_d),
     }
-    mapping = {(key,): action for action, keys in moves.items() for key in keys}
+    mapping: dict[tuple[int, ...], int] = {
+        (key,): action for action, keys in moves.items() for key in keys
+    }
     if allow_stay:
         mapping[(pygame.K_SPACE,)] = STAY
     return mapping

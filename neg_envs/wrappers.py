@@ -122,6 +122,7 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         """
         reward = self._scalar_reward(reward)
         if self.mode == "shift":
+            assert self.max_reward is not None  # the shift rule needs one (checked when made)
             if reward > self.max_reward:
                 raise ValueError(
                     f"reward {reward} exceeds max_reward={self.max_reward}; pass the env's true maximal step reward"

@@ -48,9 +48,10 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     wanted = f"{name} must be an integer {_bounds(low, high, False, False)}".rstrip()
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
         raise ValueError(f"{wanted}, got {value!r}")
-    return int(value)
+    return number
 
 
 def check_number(

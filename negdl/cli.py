@@ -27,6 +27,7 @@ Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)`
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import os
 import sys
@@ -57,16 +58,31 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None
     """
     prog = prog or Path(sys.argv[0]).name
     try:
-        # tyro reports errors raised by a class with a box of its own; through a partial they
-        # reach this handler and end in the same one-line error as every other negdl failure.
-        return tyro.cli(
-            functools.partial(cls),
-            args=argv,
-            prog=prog,
-            config=(tyro.conf.DisallowNone,),
-        )
-    except ValueError as error:
+        # tyro reports errors raised by a class with a box of its own; through a partial (the
+        # top-level class) or the parse-error hook (a nested config such as negdl-train's
+        # TrainConfig) they reach this handler and end in the same one-line error as every
+        # other negdl failure.
+        with _nested_errors_raised():
+            return tyro.cli(
+                functools.partial(cls),
+                args=argv,
+                prog=prog,
+                config=(tyro.conf.DisallowNone,),
+            )
+    except (ValueError, UserError) as error:  # UserError: e.g. a value of the wrong type
         exit_with_error(prog, error)
+
+
+def _raise_instantiation_failure(event: Any) -> None:
+    if type(event).__name__ == "InstantiationFailure":
+        raise ValueError(event.message)
+
+
+def _nested_errors_raised() -> contextlib.AbstractContextManager[None]:
+    """While parsing, a ``ValueError`` from a nested dataclass's checks is raised to the caller
+    (tyro 1.0's parse-error hook; where a tyro lacks it, tyro's own error box is kept)."""
+    hook = getattr(getattr(tyro, "_errors", None), "on_parse_error", None)
+    return hook(_raise_instantiation_failure) if hook else contextlib.nullcontext()
 
 
 def exit_with_error(prog: str, error: Exception | str) -> NoReturn:
@@ -95,6 +111,17 @@ def parse_options(items: Sequence[str], what: str = "option") -> dict[str, Any]:
         except (ValueError, SyntaxError):
             options[key] = text
     return options
+
+
+#: A ``dict[str, Any]`` field's command-line form: ``--env-kwargs num_obstacles=30 observation=nearest``
+#: (``Annotated[dict[str, Any], NAME_VALUE_OPTIONS]``), values read by :func:`parse_options`.
+NAME_VALUE_OPTIONS = tyro.constructors.PrimitiveConstructorSpec(
+    nargs="*",
+    metavar="NAME=VALUE",
+    instance_from_str=lambda items: parse_options(items),
+    is_instance=lambda value: isinstance(value, dict),
+    str_from_instance=lambda options: [f"{key}={value!r}" for key, value in options.items()],
+)
 
 
 def run_main(

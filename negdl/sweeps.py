@@ -45,6 +45,7 @@ import datetime
 import itertools
 import json
 import math
+import signal
 import string
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -331,7 +332,7 @@ class Sweep:
             bar.close()
         if stop is not None and stop.requested:
             raise Stopped(
-                stop.signal_number,
+                stop.signal_number or signal.SIGINT,
                 f"kept the {len(result.finished)} finished trials of {len(trials)} under "
                 f"{self.root} (the trials in flight were dropped); the same command runs the rest",
             )

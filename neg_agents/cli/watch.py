@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 from neg_agents.algos import get_algo
-from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import resolve_run
 from neg_agents.run_dirs import latest_run, model_file
-from neg_agents.watch import watch_agent
+from neg_agents.watch import WatchOptions, watch_agent
 from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
 from negdl.devices import resolve_device
@@ -37,22 +39,8 @@ class Args:
     """env id, read from config.json when not given (else NegCollision-v0)"""
     env_kwargs: tuple[str, ...] = ()
     """env options as name=value, read from config.json when not given"""
-    output: str | None = None
-    """write the rollout to this .gif or .mp4 file (MP4: negdl[video]) instead of opening a window"""
-    episodes: int = 1
-    """episodes to play"""
-    max_steps: int = 0
-    """stop an episode after this many steps (0: play it to its end)"""
-    seed: int = 0
-    """seed of the env (episode k uses seed + k)"""
-    deterministic: bool | None = None
-    """greedy actions; when not given, the way the agent is evaluated"""
-    fps: int = 30
-    """frames per second of the window or file"""
-    size: int | None = None
-    """side of the drawn arena in pixels, 64 to 4096 (when not given, the env's window_size, 512); the HUD band adds a little height"""
-    device: str = AGENT_DEVICE
-    """torch device for the model: cpu (the default; small MLPs), cuda or auto"""
+    watch: Annotated[WatchOptions, tyro.conf.OmitArgPrefixes] = WatchOptions()
+    """how to play (``neg_agents.watch.WatchOptions``), each its own flag"""
 
 
 def find_model(args: Args) -> Path | None:
@@ -75,33 +63,20 @@ def find_model(args: Args) -> Path | None:
 
 def run(args: Args) -> list[Episode]:
     """Play the episodes and print what each one cost."""
-    resolve_device(args.device)
+    resolve_device(args.watch.device)
     model = find_model(args)
     algo, env_id, env_kwargs = resolve_run(
         model, args.algo, args.env_id, parse_options(args.env_kwargs, "env option")
     )
-    episodes = watch_agent(
-        algo,
-        model,
-        env_id,
-        env_kwargs,
-        episodes=args.episodes,
-        seed=args.seed,
-        max_steps=args.max_steps,
-        deterministic=args.deterministic,
-        fps=args.fps,
-        output=args.output,
-        size=args.size,
-        device=args.device,
-    )
+    episodes = watch_agent(algo, model, env_id, env_kwargs, args.watch)
     for k, episode in enumerate(episodes):
         print(
             f"episode {k}: return {episode.total_return:.2f}, "
             f"collisions {episode.collisions}, steps {episode.steps}"
         )
-    if args.output:
+    if args.watch.output:
         frames = sum(episode.steps + 1 for episode in episodes)
-        print(f"wrote {frames} frames to {args.output}")
+        print(f"wrote {frames} frames to {args.watch.output}")
     return episodes
 
 

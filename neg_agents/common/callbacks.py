@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -15,6 +15,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.evaluation import evaluate_agent
 from negdl.checks import check_int
+
+if TYPE_CHECKING:
+    from neg_agents.algos import AlgoSpec
 
 #: TensorBoard names of the evaluation summary: SB3's ``EvalCallback`` keys where it has one
 #: (``eval/mean_reward``, ``eval/mean_ep_length``), ours for the rest.
@@ -140,9 +143,8 @@ class EvalVideoCallback(BaseCallback):
     :param video_freq: env steps between videos, >= 0 (0: only the one at the end).
     :param video_length: steps per video, >= 1.
     :param seed: seed of every recorded episode (the same scene each time, so clips compare).
-    :param deterministic: passed to ``predict``.
-    :param negative_actions: the env is wrapped in ``NegativeActionWrapper``.
-    :param action_masks: pass the env's masks to ``predict``.
+    :param spec: the agent (``neg_agents.ALGOS``): how it acts, as in training (see
+        ``record_evaluation_video``).
     """
 
     def __init__(
@@ -153,9 +155,7 @@ class EvalVideoCallback(BaseCallback):
         video_freq: int,
         video_length: int = 200,
         seed: int = 0,
-        deterministic: bool = True,
-        negative_actions: bool = False,
-        action_masks: bool = False,
+        spec: AlgoSpec | None = None,
     ) -> None:
         super().__init__()
         check_int("video_freq", video_freq, 0)
@@ -163,8 +163,12 @@ class EvalVideoCallback(BaseCallback):
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
         self.video_folder = Path(video_folder)
         self.video_freq, self.video_length = video_freq, video_length
-        self.seed, self.deterministic = seed, deterministic
-        self.negative_actions, self.action_masks = negative_actions, action_masks
+        self.seed = seed
+        if spec is None:  # a policy acting greedily on the plain env
+            from neg_agents.algos import AlgoSpec
+
+            spec = AlgoSpec("policy", "a model's own policy")
+        self.spec = spec
         self.videos: list[Path] = []
         self._next_video = video_freq
         self._last_recorded = -1
@@ -185,15 +189,13 @@ class EvalVideoCallback(BaseCallback):
 
         path = record_evaluation_video(
             self.model.policy,
+            self.spec,
             self.env_id,
             self.env_kwargs,
             self.video_folder,
             f"eval-{self.num_timesteps:09d}-steps",
             seed=self.seed,
             max_steps=self.video_length,
-            deterministic=self.deterministic,
-            negative_actions=self.negative_actions,
-            action_masks=self.action_masks,
         )
         self.videos.append(path)
         self._last_recorded = self.num_timesteps

@@ -147,3 +147,67 @@ def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_
     assert preferred_vec_env("CartPole-v1") == "dummy"
     assert preferred_vec_env("NegCollision-v0", env_kwargs={"window_size": 64}) == "dummy"
     assert preferred_vec_env("NoSuchEnv-v0") == "dummy"
+
+
+def test_a_config_round_trips_through_the_command_line_and_config_json():
+    import json
+    from dataclasses import asdict, fields
+
+    from neg_agents.cli import train
+    from negdl.cli import parse_args
+
+    config = TrainConfig(
+        "neg-action-dqn",
+        env_kwargs={"num_obstacles": 30, "observation": "nearest", "obstacle_speed": (0.0, 0.02)},
+        total_timesteps=1234,
+        seed=7,
+        n_envs=3,
+        vec_env="subproc",
+        hyperparams={"learning_rate": 5e-4, "margin": 0.01},
+        eval_freq=0,
+        progress_bar=False,
+        tensorboard_log="tb",
+    )
+    argv = []
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if f.name in ("log_dir", "tb_log_name"):  # set by negdl-train itself
+            continue
+        flag = (
+            "--tensorboard-dir" if f.name == "tensorboard_log" else "--" + f.name.replace("_", "-")
+        )
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, dict):
+            argv += [flag, *(f"{k}={v!r}" for k, v in value.items())]
+        else:
+            argv += [flag, str(value)]
+    parsed = parse_args(train.Args, argv).train
+    assert parsed == config
+    # config.json is asdict(config) (plus the run's metadata); JSON turns tuples into lists.
+    record = json.loads(json.dumps(asdict(parsed)))
+    record["env_kwargs"]["obstacle_speed"] = tuple(record["env_kwargs"]["obstacle_speed"])
+    assert TrainConfig(**record) == config
+
+
+def test_negdl_train_lists_each_option_once_with_its_default(capsys):
+    import re
+
+    from neg_agents.cli import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    listed = re.findall(r"^\W*(--[a-z][a-z-]*)", text, flags=re.MULTILINE)
+    assert len(listed) == len(set(listed)), listed
+    for flag in (
+        "--algo",
+        "--env-kwargs",
+        "--vec-env",
+        "--tensorboard-dir",
+        "--out-dir",
+        "--device",
+    ):
+        assert flag in listed
+    assert text.count("(default: 200000)") == 1  # total_timesteps
+    assert text.count("(default:") >= len(listed) - 1  # every option but --help

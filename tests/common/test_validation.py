@@ -16,6 +16,8 @@ import neg_envs
 from neg_agents import NegActionDQN, NegRewardDQN, TrainConfig
 from neg_agents.bench import BenchConfig
 from neg_agents.cli import bench, train, watch
+from neg_agents.training import TrainSettings
+from neg_agents.watch import WatchOptions
 from negdl.cli import run_main
 from negdl.devices import resolve_device
 from supervised import (
@@ -106,7 +108,7 @@ BAD_VALUES = {
     "bench seeds twice": (lambda: BenchConfig(seeds=(0, 0)), ValueError, r"give at least one of seeds, each once; got \[0, 0\]"),
     "bench obstacles beyond the env": (lambda: BenchConfig(num_obstacles=(200_000,)), ValueError, r"num_obstacles must be an integer in \[0, 100000\]"),
     "bench workers 0": (lambda: BenchConfig(workers=0), ValueError, "workers must be an integer >= 1"),
-    "watch fps 0": (lambda: watch.watch_agent("stay", fps=0, output="x.gif"), ValueError, r"fps must be an integer in \[1, 1000\], got 0"),
+    "watch fps 0": (lambda: watch.watch_agent("stay", options=WatchOptions(fps=0, output="x.gif")), ValueError, r"fps must be an integer in \[1, 1000\], got 0"),
     # environments
     "batched reset seed 1.5": (lambda: gym.make_vec("NegCollision-v0", num_envs=2).reset(seed=1.5), TypeError, "seed must be None, an integer >= 0 or a sequence of 2 of them, got float 1.5"),
     "batched reset seed list": (lambda: gym.make_vec("NegCollision-v0", num_envs=2).reset(seed=[0, "a"]), TypeError, "seed must be None or an integer >= 0, got str 'a'"),
@@ -163,7 +165,7 @@ DEVICES = {
     "agent": lambda: dqn(device="cuda"),
     "loaded agent": lambda: NegRewardDQN.load("model.zip", device="cuda"),
     "training run": lambda: TrainConfig(device="cuda"),
-    "bench": lambda: BenchConfig(device="cuda:0"),
+    "bench": lambda: BenchConfig(train=TrainSettings(device="cuda:0")),
     "supervised": lambda: select_device("cuda"),
     "checkpoint": lambda: load_checkpoint("model.pt", nn.Linear(1, 1), map_location="cuda"),
 }

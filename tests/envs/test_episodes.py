@@ -34,5 +34,7 @@ def test_playing_stops_when_the_actor_says_so():
     env = gym.make("NegCollision-v0")
     actions = iter([core.STAY] * 3 + [None])
     assert list(play_episodes(env, lambda obs: next(actions), 5)) == []
-    with pytest.raises(ValueError, match=r"episodes must be in \[1, 1000000000\], got 0"):
+    with pytest.raises(
+        ValueError, match=r"episodes must be an integer in \[1, 1000000000\], got 0"
+    ):
         list(play_episodes(env, lambda obs: core.STAY, 0))

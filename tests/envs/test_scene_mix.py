@@ -97,7 +97,7 @@ def test_contacts_follow_each_scenes_own_radii():
         ({"num_obstacles": (10, 5), "observation": "nearest"}, "low <= high"),
         (
             {"agent_radius": (0.01, 0.5), "observation": "nearest_radii"},
-            "agent_radius[1] must be in",
+            "agent_radius[1] must be a finite number in",
         ),
         ({"num_obstacles": (1, 2, 3), "observation": "nearest"}, "must be (low, high)"),
     ],

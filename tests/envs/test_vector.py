@@ -92,11 +92,13 @@ def test_invalid_vector_actions(actions, error, message):
 
 
 def test_invalid_vector_configuration():
-    with pytest.raises(ValueError, match="num_envs must be in"):
+    with pytest.raises(ValueError, match=r"num_envs must be an? (integer|finite number) in"):
         NegCollisionVectorEnv(num_envs=0)
-    with pytest.raises(ValueError, match="max_episode_steps must be in"):
+    with pytest.raises(
+        ValueError, match=r"max_episode_steps must be an? (integer|finite number) in"
+    ):
         NegCollisionVectorEnv(num_envs=2, max_episode_steps=0)
-    with pytest.raises(ValueError, match="num_obstacles must be in"):
+    with pytest.raises(ValueError, match=r"num_obstacles must be an? (integer|finite number) in"):
         gym.make_vec("NegCollision-v0", num_envs=2, num_obstacles=-3)
     with pytest.raises(ValueError, match="does not render"):
         NegCollisionVectorEnv(num_envs=2, render_mode="rgb_array")
