@@ -19,11 +19,12 @@ SMOKE = "--no-progress --threads 1 --test-subset 48"
 
 
 def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
-    """Run ``scripts/<name>`` and return the rows of its results.csv."""
+    """Run ``supervised.cli.<name>`` and return the rows of its results.csv."""
     done = subprocess.run(
         [
             sys.executable,
-            str(REPO / "scripts" / name),
+            "-m",
+            f"supervised.cli.{name.removesuffix('.py')}",
             "--data-dir",
             str(data_dir),
             "--out-dir",
@@ -118,11 +119,7 @@ def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"supervised.cli.{name}")
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
         "--seeds 0 1 --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 128 --test-subset 32"
     )
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
-    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -61,7 +61,7 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = "--seeds 0 1 --modes SN HN --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 96"
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
-    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -87,7 +87,7 @@ def test_cbomf_script_rejects_bad_arguments(
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(script.Args, ["--data-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(DataFileError, match="missing dataset file"):
-        script.main(args)
+        script.run(args)
 
 
 def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
@@ -97,7 +97,7 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
     options = "--cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 64 --test-subset 16"
     options += " --no-progress"
     done = interrupt_script(
-        "cbomf.py",
+        "supervised.cli.cbomf",
         *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),
         *map(str, range(50)),
         *("--data-dir", str(mnist_root), "--out-dir", str(tmp_path)),
@@ -115,7 +115,9 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
     png = tmp_path / "grid.png"
-    done = run_script("occlusion_grid.py", mnist_root, "--examples 2 --scale 1", "--out", str(png))
+    done = run_script(
+        "supervised.cli.occlusion_grid", mnist_root, "--examples 2 --scale 1", "--out", str(png)
+    )
     assert done.returncode == 0, done.stderr
     assert Image.open(png).size == (14 * 36 + 4, 14 + 2 * 36 + 4)
 
@@ -135,7 +137,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     out = tmp_path / "synergy"
     options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 48"
     options += " --corner-fractions 0.3 --rescued-examples 3 --no-progress --threads 1"
-    done = run_script("synergy.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.synergy", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -160,7 +162,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     options = "--seeds 0 1 --test-subset 48 --suite-subset 16 --eps-values 0 0.1 0.3"
     options += " --models normal NR synergy --suite-models normal synergy --no-progress --threads 1"
     done = run_script(
-        "robustness.py",
+        "supervised.cli.robustness",
         mnist_root,
         options,
         "--models-dir",
@@ -218,8 +220,8 @@ def test_synergy_and_robustness_scripts_reject_bad_arguments(
             parse_args(script.Args, argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(robustness.Args, ["--models-dir", str(tmp_path), "--out-dir", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="run scripts/synergy.py"):
-        robustness.main(args)
+    with pytest.raises(FileNotFoundError, match="run negdl-synergy"):
+        robustness.run(args)
     cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
     assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
 
@@ -234,7 +236,7 @@ def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
         script.Args, [*argv.split(), "--data-dir", str(root), "--out-dir", str(tmp_path / "out")]
     )
     assert args.arch == "lenet" and args.batch_size == 4
-    script.main(args)
+    script.run(args)
     with open(tmp_path / "out" / "cifar10" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["test_set"] for row in rows} == {"full", "SSK", "SSKR", "MSK", "MSKR", "corner30"}

@@ -12,13 +12,14 @@ trial, running the command again skips the trials that finished, trials run in l
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 trials in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/negative_labels.py --seeds 0 1 2
+    negdl-negative-labels --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -208,7 +209,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "negative_labels.py", args.progress, report)
+    args.run_reported(sweep, "negdl-negative-labels", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -260,5 +261,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-negative-labels", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("negative_labels.py", Args, main)
+    main()

@@ -12,7 +12,7 @@ CUDA) all seeds are one trial whose every phase trains them in one stacked step
 seeds that finished; Ctrl-C (or SIGTERM) drops the seeds in flight, keeps the finished ones and
 exits with status 130 (143); a second Ctrl-C aborts at once.
 
-    python scripts/cbomf.py --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
+    negdl-cbomf --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -198,7 +198,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "cbomf.py", args.progress, report)
+    args.run_reported(sweep, "negdl-cbomf", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -274,5 +274,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-cbomf", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("cbomf.py", Args, main)
+    main()

@@ -7,20 +7,21 @@ hot-start trained synergy are trained. Every model is evaluated on the full test
 partial/occluded variant. Writes ``results.csv`` / ``results.md`` (mean ± std over seeds, the
 source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``rescued.png``
 (samples synergy rescues, with the three models' class probabilities), checkpoints that
-``scripts/robustness.py`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
+``negdl-robustness`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
 
 A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
 seed, running the command again skips the seeds that finished, trials run in local processes
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/synergy.py --seeds 0 1 2
+    negdl-synergy --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ class Args(SweepOptions, DataOptions):
     omegas: tuple[float, ...] = (0.5, 2.0)
     """extra weights of the negative head for weighted-sum synergy (omega 1 is always built)"""
     extra_modes: tuple[str, ...] = ("NR",)
-    """further CBOMF modes to train and save for scripts/robustness.py (sharing SN's phase 1)"""
+    """further CBOMF modes to train and save for negdl-robustness (sharing SN's phase 1)"""
     corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
     """image fractions of the corner-occlusion test sets"""
     rescued_examples: int = 6
@@ -327,7 +328,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows, "cases": case_rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -348,7 +349,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "synergy.py", args.progress, report)
+    args.run_reported(sweep, "negdl-synergy", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -395,5 +396,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-synergy", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("synergy.py", Args, main)
+    main()

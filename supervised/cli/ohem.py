@@ -10,13 +10,14 @@ seed, running the command again skips the seeds that finished, trials run in loc
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/ohem.py --seeds 0 1 2
+    negdl-ohem --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,7 +182,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "ohem.py", args.progress, report)
+    args.run_reported(sweep, "negdl-ohem", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -214,5 +215,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-ohem", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("ohem.py", Args, main)
+    main()

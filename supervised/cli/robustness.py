@@ -1,4 +1,4 @@
-"""Robustness of trained models to adversarial attacks (checkpoints from scripts/synergy.py).
+"""Robustness of trained models to adversarial attacks (checkpoints from negdl-synergy).
 
 Per seed: the white-box FGSM sweep over eps (PNG plot of accuracy against eps), the PGD
 black-box transfer matrix (every model attacked as donor x every model as target; the
@@ -13,8 +13,8 @@ seed, running the command again skips the seeds that finished, trials run in loc
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/synergy.py --seeds 0 1 2          # trains and saves the models
-    python scripts/robustness.py --seeds 0 1 2
+    negdl-synergy --seeds 0 1 2          # trains and saves the models
+    negdl-robustness --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class Args(SweepOptions, DataOptions):
     """Attack trained models: FGSM sweep, PGD transfer matrix, 8-attack suite, max-ensembles."""
 
     models_dir: str = "runs/synergy/mnist"
-    """folder with seed<k>/<model>/model.pt checkpoints written by scripts/synergy.py"""
+    """folder with seed<k>/<model>/model.pt checkpoints written by negdl-synergy"""
     seeds: tuple[int, ...] = (0,)
     """seeds whose checkpoints are attacked"""
     models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
@@ -122,7 +123,7 @@ def checkpoint(args: Args, seed: int, name: str) -> Path:
     path = Path(args.models_dir) / f"seed{seed}" / name / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(
-            f"no checkpoint {path}; run scripts/synergy.py --seeds {seed} (its --out-dir/<dataset> "
+            f"no checkpoint {path}; run negdl-synergy --seeds {seed} (its --out-dir/<dataset> "
             "is --models-dir here) or choose --models among the saved ones"
         )
     return path
@@ -305,7 +306,7 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
     return dict(zip(TABLES, tables, strict=True))
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -324,7 +325,7 @@ def main(args: Args) -> None:
             summary=result.summary(),
         )
 
-    args.run_reported(sweep, "robustness.py", args.progress, report)
+    args.run_reported(sweep, "negdl-robustness", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -404,5 +405,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-robustness", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("robustness.py", Args, main)
+    main()

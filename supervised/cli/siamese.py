@@ -13,7 +13,7 @@ trial, running the command again skips the trials that finished, trials run in l
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 trials in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/siamese.py --seeds 0 1 2
+    negdl-siamese --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -204,7 +205,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -224,7 +225,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "siamese.py", args.progress, report)
+    args.run_reported(sweep, "negdl-siamese", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -297,5 +298,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-siamese", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("siamese.py", Args, main)
+    main()
