@@ -42,8 +42,8 @@ from supervised.cbomf import (
     MODES,
     CBOMFConfig,
     TrainedMode,
-    evaluate_modes_stacked,
-    train_modes_stacked,
+    evaluate_modes,
+    train_modes,
 )
 from supervised.checkpoints import save_checkpoint
 from supervised.context import RunContext
@@ -155,10 +155,10 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     context = RunContext(device, progress=args.progress)
     try:
         model_factory = functools.partial(mnist_net, train.num_classes, args.activation)
-        trained = train_modes_stacked(
+        trained = train_modes(
             args.modes, model_factory, train, args.cbomf, seeds, context, writer_for
         )
-        accuracies = evaluate_modes_stacked(trained, test_sets, context, writer_for)
+        accuracies = evaluate_modes(trained, test_sets, context, writer_for)
     finally:
         for writer in writers.values():
             writer.close()

@@ -29,6 +29,7 @@ from negdl.sweeps import SweepOptions, SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
+from supervised.context import RunContext
 from supervised.data import DataOptions
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
@@ -133,18 +134,23 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             reducer=reducer,
         )
         run_name = reducer_name.replace(",", "").replace(" ", "_")
-        writer_for = TensorBoardWriters(trial.dir / run_name)
+        writers = TensorBoardWriters(trial.dir / run_name)
+
+        def writer_for(_seed: int, mode: str, writers: TensorBoardWriters = writers):
+            return writers(mode)
+
+        context = RunContext(device, progress=args.progress)
         trained = train_modes(
             args.modes,
             functools.partial(mnist_net, train.num_classes),
             train,
             config,
-            seed,
-            device,
+            (seed,),
+            context,
             writer_for,
-            args.progress,
         )
-        for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
+        evaluated = evaluate_modes(trained, test_sets, context, writer_for)
+        for mode, accuracies in evaluated[seed].items():
             rows += [
                 {
                     "reducer": reducer_name,
@@ -160,7 +166,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
                 + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
                 flush=True,
             )
-        writer_for.close()
+        writers.close()
     return {"results": rows}
 
 

@@ -44,6 +44,7 @@ from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
+from supervised.context import RunContext  # noqa: E402
 from supervised.data import DataOptions  # noqa: E402
 from supervised.evaluation import evaluate_models  # noqa: E402
 from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
@@ -235,11 +236,10 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             factory,
             train,
             config,
-            seed,
-            device,
-            lambda mode: writer_for(MODE_NAMES.get(mode, mode)),
-            args.progress,
-        )
+            (seed,),
+            RunContext(device, progress=args.progress),
+            lambda _seed, mode: writer_for(MODE_NAMES.get(mode, mode)),
+        )[seed]
         normal, negative = trained["SN"].model, trained["HN"].model
         models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
         steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}

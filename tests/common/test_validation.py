@@ -145,7 +145,7 @@ BAD_VALUES = {
     "evaluate plain tensors": (lambda: evaluate(mnist_net(), {"full": images()}), ValueError, "test set 'full' must be LabelledImages, got Tensor"),
     "phase epochs fractional": (lambda: Phase(1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
     "train_modes modes as one string": (lambda: train_modes("SN", mnist_net, labelled()), ValueError, r"modes must be a non-empty list of mode names, e.g. \['SN'\], got 'SN'"),
-    "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seed=-1), ValueError, "seed must be an integer >= 0, got -1"),
+    "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seeds=(-1,)), ValueError, "seed must be an integer >= 0, got -1"),
     "train_modes tensors for data": (lambda: train_modes(["SN"], mnist_net, images()), ValueError, "data must be LabelledImages, got Tensor"),
     "checkpoint numpy metadata": (lambda: save_checkpoint( "unused.pt", nn.Linear(1, 1), metadata={"accuracy": np.float64(99.0)}),
         ValueError,

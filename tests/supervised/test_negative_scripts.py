@@ -24,7 +24,7 @@ def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
         [
             sys.executable,
             "-m",
-            f"supervised.cli.{name.removesuffix('.py')}",
+            f"supervised.cli.{name}",
             "--data-dir",
             str(data_dir),
             "--out-dir",
@@ -47,7 +47,7 @@ def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
 def test_siamese_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "siamese"
     rows = run(
-        "siamese.py",
+        "siamese",
         mnist_root,
         out,
         "--seeds 0 1 --epochs 1 --train-subset 96 "
@@ -64,7 +64,7 @@ def test_siamese_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "negative_labels.py",
+        "negative_labels",
         mnist_root,
         tmp_path,
         "--seeds 0 1 --noise-rates 0.2 0.6 --epochs 1 --nl-epochs 1 --selnl-epochs 1 "
@@ -82,7 +82,7 @@ def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "negative_aware.py",
+        "negative_aware",
         mnist_root,
         tmp_path,
         "--seeds 0 --epochs 1 --train-subset 256 --lr 0.1",
@@ -107,7 +107,7 @@ def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "ohem.py",
+        "ohem",
         mnist_root,
         tmp_path,
         "--seeds 0 --epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",

@@ -11,6 +11,7 @@ from torch import nn
 
 from supervised.cbomf import CBOMFConfig, train_modes
 from supervised.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from supervised.context import RunContext
 from supervised.join_rules import (
     Ensemble,
     LearnedFusion,
@@ -113,7 +114,9 @@ def test_ensemble_joins_independent_models() -> None:
 
 
 def trained_pair(data):
-    trained = train_modes(["SN", "HN"], mnist_net, data, FAST, seed=0, device="cpu", progress=False)
+    trained = train_modes(
+        ["SN", "HN"], mnist_net, data, FAST, context=RunContext("cpu", progress=False)
+    )[0]
     return trained["SN"].model, trained["HN"].model
 
 
