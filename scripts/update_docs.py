@@ -191,7 +191,7 @@ JOBS: dict[str, Job] = {
         "docs/supervised/ohem_mnist.{md,csv}: OHEM vs the mean loss on CBOMF SN, 3 seeds "
         "(about 6 min on one core)",
         (("negdl-ohem", "--seeds", "0", "1", "2", "--train-subset", "10000",
-          "--epochs", "3", "--mean-lr-scales", "2", "4", "--threads", "1", "--download",
+          "--cbomf.epochs", "3", "--mean-lr-scales", "2", "4", "--threads", "1", "--download",
           "--out-dir", "runs/ohem"),),
         (("runs/ohem/results.md", "docs/supervised/ohem_mnist.md"),
          ("runs/ohem/results.csv", "docs/supervised/ohem_mnist.csv")),

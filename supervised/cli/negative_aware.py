@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepOptions, SweepResult
+from negdl.sweeps import SweepResult
 from negdl.trials import Trial, cached_per_process
-from supervised.data import DataOptions
+from supervised.cli.common import TrainRunOptions
 from supervised.models import mnist_net
 from supervised.negative_aware import (
     NEGATIVE_SOURCES,
@@ -55,13 +55,11 @@ SOURCE_NOTE = (
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train baselines and negative-aware MNIST classifiers; score them on held-out negatives."""
 
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
     """negative sources to train with (occluded inverted noise held-out)"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; every model is trained once per seed"""
     epochs: int = 10
     """passes over the in-distribution training samples"""
     weight: float = 0.5
@@ -74,18 +72,8 @@ class Args(SweepOptions, DataOptions):
     """SGD momentum"""
     batch_size: int = 64
     """in-distribution samples per step (and negatives per step)"""
-    train_subset: int = 0
-    """use only the first N training images (0: all)"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/negative_aware"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.sources if name not in NEGATIVE_SOURCES]
@@ -97,12 +85,8 @@ class Args(SweepOptions, DataOptions):
             raise ValueError(
                 f"unknown target {self.target!r}; choose one of {list(UNIFORM_TARGETS)}"
             )
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         self.config()
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> NegativeAwareConfig:
         """The training hyperparameters."""

@@ -25,25 +25,26 @@ from pathlib import Path
 
 import torch
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import Grid, Sweep, SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
+from supervised.cli.common import TrainRunOptions
 from supervised.complementary import (
     NOISE_METHODS,
     NoisyLabelConfig,
     symmetric_label_noise,
     train_noisy,
 )
-from supervised.data import DataOptions, LabelledImages
+from supervised.data import LabelledImages
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.runtime import make_generator, seed_everything, select_device
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train CE, NL, SelNL, NLNL and NL+SelCE on MNIST with symmetric label noise; report clean
     test accuracy."""
 
@@ -51,8 +52,6 @@ class Args(SweepOptions, DataOptions):
     """shares of training labels replaced by another class, each in [0, 1)"""
     methods: tuple[str, ...] = NOISE_METHODS
     """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; each draws its own noisy labels, initialisation and complementary labels"""
     epochs: int = 10
     """epochs of cross-entropy training (CE)"""
     nl_epochs: int = 10
@@ -80,18 +79,8 @@ class Args(SweepOptions, DataOptions):
     """SGD momentum"""
     batch_size: int = 64
     """training batch size"""
-    train_subset: int = 0
-    """use only the first N training images (0: all)"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/negative_labels"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         unknown = [method for method in self.methods if method not in NOISE_METHODS]
@@ -100,12 +89,8 @@ class Args(SweepOptions, DataOptions):
         bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
         if bad:
             raise ValueError(f"noise rates must be in [0, 1), got {bad}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         self.config()
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> NoisyLabelConfig:
         """The training hyperparameters."""

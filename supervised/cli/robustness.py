@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     machine_description,
     markdown_table,
@@ -42,11 +42,11 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
-from supervised.data import DataOptions  # noqa: E402
+from supervised.cli.common import RunOptions  # noqa: E402
 from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
 from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
@@ -60,13 +60,11 @@ SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(RunOptions):
     """Attack trained models: FGSM sweep, PGD transfer matrix, 8-attack suite, max-ensembles."""
 
     models_dir: str = "runs/synergy/mnist"
     """folder with seed<k>/<model>/model.pt checkpoints written by negdl-synergy"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds whose checkpoints are attacked"""
     models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
     """models of the FGSM sweep, the transfer matrix and the ensembles"""
     eps_values: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -87,18 +85,10 @@ class Args(SweepOptions, DataOptions):
     """first N test images for the suite (0: all); CW's 50 Adam steps dominate its cost"""
     ensemble_eps: float = 0.1
     """FGSM eps of the max-ensemble vs averaging comparison"""
-    test_subset: int = 0
-    """use only the first N test images (0: all); for smoke runs"""
     batch_size: int = 250
     """images attacked and evaluated at once"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/robustness"
     """where results, the plot and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.suite_attacks if name not in ATTACKS]
@@ -111,11 +101,9 @@ class Args(SweepOptions, DataOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
-        if not self.seeds or min(self.test_subset, self.suite_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
-        select_device(self.device)
+        if self.suite_subset < 0:
+            raise ValueError(f"suite_subset must be >= 0, got {self.suite_subset}")
         super().__post_init__()
-        check_out_dir("--out-dir", self.out_dir)
 
 
 def checkpoint(args: Args, seed: int, name: str) -> Path:

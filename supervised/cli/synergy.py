@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     comparison_table,
     machine_description,
@@ -39,13 +39,13 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
+from supervised.cli.common import TrainRunOptions  # noqa: E402
 from supervised.context import RunContext  # noqa: E402
-from supervised.data import DataOptions  # noqa: E402
 from supervised.evaluation import evaluate_models  # noqa: E402
 from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
 from supervised.models import ARCHITECTURES, make_classifier  # noqa: E402
@@ -87,15 +87,13 @@ DATASET_DEFAULTS = {
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Assemble, train and evaluate synergy models (normal head + negative head + join rule)."""
 
     dataset: str = "mnist"
     """mnist or cifar10"""
     arch: str | None = None
     """mnist, lenet or resnet18; when not given, mnist for MNIST and lenet for CIFAR-10"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; every model is built once per seed"""
     epochs: int = 10
     """epochs of SN (phase 1) and of trained synergy"""
     second_epochs: int = 10
@@ -116,18 +114,8 @@ class Args(SweepOptions, DataOptions):
     """image fractions of the corner-occlusion test sets"""
     rescued_examples: int = 6
     """rescued samples drawn in rescued.png (first seed)"""
-    train_subset: int = 0
-    """use only the first N training images (0: all); for smoke runs"""
-    test_subset: int = 0
-    """use only the first N test images (0: all); for smoke runs"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/synergy"
     """where results, checkpoints and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_DEFAULTS:
@@ -148,15 +136,11 @@ class Args(SweepOptions, DataOptions):
             raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
         if any(omega < 0 for omega in self.omegas):
             raise ValueError(f"omegas must be >= 0, got {self.omegas}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         if self.fusion_epochs <= 0 or self.rescued_examples < 0:
             raise ValueError("fusion_epochs must be positive and rescued_examples >= 0")
         self.config()  # validates the hyperparameters
         corner_occlusions(self.corner_fractions)
-        select_device(self.device)
         super().__post_init__()
-        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> CBOMFConfig:
         """The training hyperparameters."""

@@ -110,7 +110,7 @@ def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
         "ohem",
         mnist_root,
         tmp_path,
-        "--seeds 0 --epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
+        "--seeds 0 --cbomf.epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
     )
     reducers = {"mean", "mean, lr x2", "OHEM 0.5", "OHEM 0.25", "OHEM top-16"}
     assert {row["reducer"] for row in rows} == reducers

@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import tyro
 from PIL import Image
 
 from negdl.cli import parse_args
@@ -258,19 +259,39 @@ def test_gpu_check_script_runs_its_device_independent_checks(
 
 
 def option_names(cls: type, prefix: str = "--") -> list[str]:
-    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``."""
-    hints = typing.get_type_hints(cls)
+    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``
+    (or ``--<option>`` when marked ``tyro.conf.OmitArgPrefixes``)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = []
     for item in dataclasses.fields(cls):
         name = prefix + item.name.replace("_", "-")
-        if dataclasses.is_dataclass(hints[item.name]):
-            names += option_names(hints[item.name], f"{name}.")
+        hint, marks = hints[item.name], ()
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *marks = typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            names += option_names(
+                hint, prefix if tyro.conf.OmitArgPrefixes in marks else f"{name}."
+            )
         else:
             names.append(name)
     return names
 
 
-@pytest.mark.parametrize("name", ["cbomf", "gpu_check", "bench_supervised"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cbomf",
+        "synergy",
+        "robustness",
+        "siamese",
+        "negative_aware",
+        "negative_labels",
+        "ohem",
+        "occlusion_grid",
+        "gpu_check",
+        "bench_supervised",
+    ],
+)
 def test_script_help_lists_each_option_once_with_its_default(
     name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
