@@ -23,8 +23,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import run_main
@@ -35,7 +37,6 @@ from supervised.cli.common import TrainRunOptions
 from supervised.models import mnist_net
 from supervised.negative_aware import (
     NEGATIVE_SOURCES,
-    UNIFORM_TARGETS,
     HeldOutClasses,
     NegativeAwareConfig,
     make_negative_source,
@@ -60,20 +61,10 @@ class Args(TrainRunOptions):
 
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
     """negative sources to train with (occluded inverted noise held-out)"""
-    epochs: int = 10
-    """passes over the in-distribution training samples"""
-    weight: float = 0.5
-    """lambda, the weight of the negatives' distance to uniform (>= 0)"""
-    target: str = "ce"
-    """ce (cross-entropy to uniform) or kl (KL to uniform)"""
-    lr: float = 0.01
-    """SGD learning rate"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """in-distribution samples per step (and negatives per step)"""
     out_dir: str = "runs/negative_aware"
     """where results and TensorBoard runs go"""
+    training: Annotated[NegativeAwareConfig, tyro.conf.OmitArgPrefixes] = NegativeAwareConfig()
+    """training hyperparameters (flags without a prefix: --epochs, --weight, ...)"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.sources if name not in NEGATIVE_SOURCES]
@@ -81,18 +72,7 @@ class Args(TrainRunOptions):
             raise ValueError(
                 f"unknown negative source(s) {unknown}; choose from {list(NEGATIVE_SOURCES)}"
             )
-        if self.target not in UNIFORM_TARGETS:
-            raise ValueError(
-                f"unknown target {self.target!r}; choose one of {list(UNIFORM_TARGETS)}"
-            )
-        self.config()
         super().__post_init__()  # --data-dir, --download
-
-    def config(self) -> NegativeAwareConfig:
-        """The training hyperparameters."""
-        return NegativeAwareConfig(
-            self.lr, self.momentum, self.batch_size, None, self.epochs, self.weight, self.target
-        )
 
 
 def load_plans(args: Args):
@@ -134,7 +114,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, transforms, train_high, plans = load_plans(args)
-    config = args.config()
+    config = args.training
     seed = trial.params["seed"]
     seed_everything(seed)
     rows: list[dict] = []
@@ -218,8 +198,8 @@ def write_report(
     text = [
         f"# Negative-aware training on MNIST, mean ± std over seeds {seeds}",
         "",
-        f"{args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size} "
-        f"real + {args.batch_size} negatives, lambda {args.weight}, {args.target} to uniform; "
+        f"{args.training.epochs} epochs, SGD lr {args.training.lr} momentum {args.training.momentum}, batch {args.training.batch_size} "
+        f"real + {args.training.batch_size} negatives, lambda {args.training.weight}, {args.training.target} to uniform; "
         f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images. "
         "Negatives for testing are built from the test split (held-out for training).",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",

@@ -22,8 +22,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import tyro
 
 from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
@@ -52,35 +54,10 @@ class Args(TrainRunOptions):
     """shares of training labels replaced by another class, each in [0, 1)"""
     methods: tuple[str, ...] = NOISE_METHODS
     """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
-    epochs: int = 10
-    """epochs of cross-entropy training (CE)"""
-    nl_epochs: int = 10
-    """epochs of negative learning on every sample (the first stage of the others)"""
-    selnl_epochs: int = 5
-    """epochs of selective NL on the samples with confidence above 1 / classes (after NL)"""
-    selpl_epochs: int = 5
-    """epochs of selective cross-entropy on the samples with confidence above gamma (NLNL's
-    last stage, after SelNL)"""
-    gamma: float = 0.5
-    """SelPL's confidence threshold (NLNL: 0.5)"""
-    selected_epochs: int = 5
-    """epochs of cross-entropy on the once-selected samples (NL+SelCE, after NL)"""
-    confidence_epochs: int = 3
-    """the confidence is the given-label probability averaged over this many last epochs"""
-    threshold: float | None = None
-    """NL+SelCE's threshold on the confidence; when not given, 1 / classes"""
-    complementary: int = 1
-    """complementary labels per sample and step"""
-    lr: float = 0.01
-    """SGD learning rate of cross-entropy training"""
-    nl_lr: float = 0.1
-    """SGD learning rate of negative learning"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """training batch size"""
     out_dir: str = "runs/negative_labels"
     """where results and TensorBoard runs go"""
+    training: Annotated[NoisyLabelConfig, tyro.conf.OmitArgPrefixes] = NoisyLabelConfig()
+    """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 
     def __post_init__(self) -> None:
         unknown = [method for method in self.methods if method not in NOISE_METHODS]
@@ -89,26 +66,7 @@ class Args(TrainRunOptions):
         bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
         if bad:
             raise ValueError(f"noise rates must be in [0, 1), got {bad}")
-        self.config()
         super().__post_init__()  # --data-dir, --download
-
-    def config(self) -> NoisyLabelConfig:
-        """The training hyperparameters."""
-        return NoisyLabelConfig(
-            lr=self.lr,
-            nl_lr=self.nl_lr,
-            momentum=self.momentum,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            nl_epochs=self.nl_epochs,
-            selnl_epochs=self.selnl_epochs,
-            selpl_epochs=self.selpl_epochs,
-            selected_epochs=self.selected_epochs,
-            confidence_epochs=self.confidence_epochs,
-            gamma=self.gamma,
-            threshold=self.threshold,
-            complementary=self.complementary,
-        )
 
 
 def load_data(args: Args):
@@ -145,7 +103,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
         args.methods,
         functools.partial(mnist_net, train.num_classes),
         noisy,
-        args.config(),
+        args.training,
         seed,
         device,
         writer_for,
@@ -210,16 +168,16 @@ def write_report(
     text = [
         f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds}",
         "",
-        f"CE {args.epochs} epochs (lr {args.lr}); NL {args.nl_epochs} epochs (lr {args.nl_lr}, "
-        f"{args.complementary} complementary label(s) per sample and step). Confidence: a "
-        f"sample's given-label probability averaged over the last {args.confidence_epochs} "
-        f"epochs, selections made again every epoch. SelNL: that NL run, then {args.selnl_epochs} "
+        f"CE {args.training.epochs} epochs (lr {args.training.lr}); NL {args.training.nl_epochs} epochs (lr {args.training.nl_lr}, "
+        f"{args.training.complementary} complementary label(s) per sample and step). Confidence: a "
+        f"sample's given-label probability averaged over the last {args.training.confidence_epochs} "
+        f"epochs, selections made again every epoch. SelNL: that NL run, then {args.training.selnl_epochs} "
         f"epochs of NL on the samples with confidence > 1/classes. NLNL: that SelNL run, then "
-        f"{args.selpl_epochs} epochs of cross-entropy (lr {args.lr}) on the samples with "
-        f"confidence > {args.gamma} (SelPL). NL+SelCE (not the paper's): the NL run, then "
-        f"{args.selected_epochs} epochs of cross-entropy on the samples whose confidence at the "
-        f"end of NL is at least {args.threshold or '1/classes'}. SGD momentum {args.momentum}, "
-        f"batch {args.batch_size}, {args.train_subset or 'all'} training images, "
+        f"{args.training.selpl_epochs} epochs of cross-entropy (lr {args.training.lr}) on the samples with "
+        f"confidence > {args.training.gamma} (SelPL). NL+SelCE (not the paper's): the NL run, then "
+        f"{args.training.selected_epochs} epochs of cross-entropy on the samples whose confidence at the "
+        f"end of NL is at least {args.training.threshold or '1/classes'}. SGD momentum {args.training.momentum}, "
+        f"batch {args.training.batch_size}, {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
