@@ -34,6 +34,7 @@ from negdl.results import machine_description, markdown_table, write_csv, write_
 from negdl.sweeps import SweepResult
 from negdl.trials import Trial, cached_per_process
 from supervised.cli.common import TrainRunOptions
+from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.negative_aware import (
     NEGATIVE_SOURCES,
@@ -135,9 +136,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             training_negatives,
             config,
             seed,
-            device,
-            writer,
-            args.progress,
+            RunContext(device, (writer,), args.progress),
             description=f"seed {seed} {name}",
         )
         report = negative_report(model, test_inliers, negatives, device)

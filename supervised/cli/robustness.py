@@ -304,33 +304,20 @@ def run(args: Args) -> None:
     sweep = args.seed_sweep(functools.partial(run_seed, args, dataset), args.seeds, out_dir)
 
     def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            out_dir,
-            device,
-            time.perf_counter() - start,
-            *(result.rows(table) for table in TABLES),
-            summary=result.summary(),
-        )
+        write_report(args, out_dir, device, time.perf_counter() - start, result)
 
     args.run_reported(sweep, "negdl-robustness", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
 def write_report(
-    args,
-    out_dir,
-    device,
-    seconds,
-    sweep_rows,
-    transfer_rows,
-    suite_rows,
-    ensemble_rows,
-    timing_rows,
-    summary: str = "",
+    args: Args, out_dir: Path, device: torch.device, seconds: float, result: SweepResult
 ) -> None:
-    """Rewrite every CSV, results.md and fgsm.png from the rows so far (``summary``: the sweep's
-    summary sentence)."""
+    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
+    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
+        result.rows(table) for table in TABLES
+    )
+    summary = result.summary()
     for name, rows in (
         ("fgsm", sweep_rows),
         ("transfer", transfer_rows),

@@ -35,6 +35,7 @@ from negdl.sweeps import SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cli.common import TrainRunOptions
+from supervised.context import RunContext
 from supervised.embeddings import embed, plot_embeddings
 from supervised.runtime import seed_everything, select_device
 from supervised.siamese import (
@@ -103,10 +104,11 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     seed_everything(seed)
     rows: list[dict] = []
     writer_for = TensorBoardWriters(trial.dir)
+    context = RunContext(device, progress=args.progress)
     runs = [
         (name, result, train, config)
         for name, result in train_schedules(
-            args.schedules, train, config, seed, device, writer_for, args.progress
+            args.schedules, train, config, seed, context, writer_for
         ).items()
     ]
     if args.pml_reference:
@@ -115,9 +117,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             full_train,
             pml_config,
             seed,
-            device,
+            context,
             lambda _, writers=writer_for: writers(PML_ROW),
-            args.progress,
         )["TSN"]
         runs.append((PML_ROW, trained, full_train, pml_config))
     for name, result, references, run_config in runs:

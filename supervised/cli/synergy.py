@@ -241,22 +241,22 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             config,
             args.fusion_epochs,
             seed,
-            device=device,
-            writer=writer_for("synergyF"),
-            progress=args.progress,
+            context=RunContext(device, (writer_for("synergyF"),), args.progress),
             global_step=trained["HN"].global_step,
         )
         jointly = train_synergy(
-            factory, train, config, seed, device, writer_for("trained-synergy"), args.progress
+            factory,
+            train,
+            config,
+            seed,
+            RunContext(device, (writer_for("trained-synergy"),), args.progress),
         )
         hot = hot_start_synergy(
             normal,
             train,
             config,
             seed,
-            device,
-            writer_for("hot-start-synergy"),
-            args.progress,
+            RunContext(device, (writer_for("hot-start-synergy"),), args.progress),
             global_step=trained["SN"].global_step,
         )
         for name, result in (
