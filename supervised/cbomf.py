@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -104,7 +105,7 @@ class CBOMFConfig:
             )
 
 
-def _two_phase(config: CBOMFConfig, **second: object) -> tuple[Phase, ...]:
+def _two_phase(config: CBOMFConfig, **second: Any) -> tuple[Phase, ...]:
     return (Phase(config.epochs), Phase(config.second_epochs, freeze_extractor=True, **second))
 
 
@@ -167,7 +168,7 @@ def _trainer(
     """A trainer of the models' trainable parameters with a fresh SGD: the plain one for one
     model, the stacked one (the same loop, a vectorised step) for several."""
     cached = models[0].extractor_frozen and config.cache_features
-    settings = dict(
+    settings: dict[str, Any] = dict(
         reducer=config.reducer,
         batch_size=config.batch_size,
         device=context.device,
@@ -220,9 +221,10 @@ def _fit(
         inputs,
         data.labels,
         models=len(models),
-        per_model=(cached, False),
+        per_model=(bool(cached), False),
         batch_size=config.batch_size,
     )
+    assert isinstance(trainer, StackedTrainer)  # several models: _trainer built a stacked one
     return trainer.fit(batches, epochs, generators, before_epoch, description)
 
 
@@ -389,7 +391,9 @@ def train_modes(
             torch.manual_seed(derive_seed(seed, "init"))
             initial.append(model_factory())
         _check_model(initial[-1], data)
-    done = {(): [TrainedMode(model, [], 0) for model in initial]}
+    done: dict[tuple[Phase, ...], list[TrainedMode]] = {
+        (): [TrainedMode(model, [], 0) for model in initial]
+    }
     logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
     for mode in modes:
         phases = mode_phases(mode, config)
@@ -509,12 +513,13 @@ def evaluate_modes(
                 logits = predict(models, features, "classify", per_model=True)
                 for seed, seed_logits in zip(seeds, logits, strict=True):
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
-    for seed in seeds if writer_for is not None else ():
+    for seed in seeds:
         for mode in modes:
-            writer = writer_for(seed, mode)
-            for set_name, value in results[seed][mode].items() if writer is not None else ():
-                step = trained[seed][mode].global_step
-                writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
+            writer = writer_for(seed, mode) if writer_for is not None else None
+            for set_name, value in results[seed][mode].items():
+                if writer is not None:
+                    step = trained[seed][mode].global_step
+                    writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
     return results
 
 
