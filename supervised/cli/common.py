@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from negdl.checks import check_int
 from negdl.cli import check_out_dir
-from negdl.sweeps import SweepOptions
+from negdl.sweeps import Sweep, SweepOptions, SweepResult
 from supervised.data import DataOptions
 from supervised.runtime import select_device
 
@@ -49,6 +51,25 @@ class RunOptions(SweepOptions, DataOptions):
         return settings | {
             name: asdict(getattr(self, name)) for name in nested if name not in ignore
         }
+
+    def report_sweep(
+        self,
+        prog: str,
+        sweep: Sweep,
+        write_report: Callable[[Any, list[dict], Path, float, Any, str], None],
+        device: Any,
+        start: float,
+    ) -> None:
+        """Run ``sweep`` and rewrite its report after every trial with
+        ``write_report(self, rows, out_dir, seconds since start, device, summary)``."""
+        out_dir = Path(self.out_dir)
+
+        def report(result: SweepResult) -> None:
+            seconds = time.perf_counter() - start
+            write_report(self, result.rows("results"), out_dir, seconds, device, result.summary())
+
+        self.run_reported(sweep, prog, self.progress, report)
+        print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
 @dataclass

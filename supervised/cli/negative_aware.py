@@ -31,7 +31,6 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepResult
 from negdl.trials import Trial, cached_per_process
 from supervised.cli.common import TrainRunOptions
 from supervised.context import RunContext
@@ -173,18 +172,7 @@ def run(args: Args) -> None:
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negdl-negative-aware", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-negative-aware", sweep, write_report, device, start)
 
 
 def write_report(

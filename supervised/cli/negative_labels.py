@@ -29,7 +29,7 @@ import tyro
 
 from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import Grid, Sweep, SweepResult
+from negdl.sweeps import Grid, Sweep
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cli.common import TrainRunOptions
@@ -142,18 +142,7 @@ def run(args: Args) -> None:
         settings=args.sweep_settings("noise_rates", "seeds"),
     )
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negdl-negative-labels", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-negative-labels", sweep, write_report, device, start)
 
 
 def write_report(

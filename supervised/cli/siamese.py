@@ -31,7 +31,6 @@ import tyro
 
 from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cli.common import TrainRunOptions
@@ -160,18 +159,7 @@ def run(args: Args) -> None:
         functools.partial(run_seed, args), args.seeds, out_dir, ignore=("plot",)
     )
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negdl-siamese", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-siamese", sweep, write_report, device, start)
 
 
 def comparison_table(rows: list[dict]) -> str:
