@@ -38,9 +38,7 @@ from supervised.cbomf import (
     MODES,
     CBOMFConfig,
     evaluate_modes,
-    evaluate_modes_stacked,
     train_modes,
-    train_modes_stacked,
 )
 from supervised.context import RunContext
 from supervised.data import DataFileError, DataOptions, LabelledImages
@@ -239,16 +237,16 @@ def check_cbomf(
     config = CBOMFConfig(epochs=1, second_epochs=2)
     start = time.perf_counter()
     context = RunContext(device, progress=False)
-    stacked = train_modes_stacked(modes, mnist_net, data, config, (0, 1), context)
+    stacked = train_modes(modes, mnist_net, data, config, (0, 1), context)
     stacked_seconds = time.perf_counter() - start
     test_sets = partial_test_sets(data.subset(slice(0, 500)), mnist_cuts())
-    together = evaluate_modes_stacked(stacked, test_sets, context)
+    together = evaluate_modes(stacked, test_sets, context)
     worst, accuracy_gap, separate_seconds = 0.0, 0.0, 0.0
     for seed in (0, 1):
         start = time.perf_counter()
-        alone = train_modes(modes, mnist_net, data, config, seed, device, progress=False)
+        alone = train_modes(modes, mnist_net, data, config, (seed,), context)[seed]
         separate_seconds += time.perf_counter() - start
-        accuracies = evaluate_modes(alone, test_sets, device)
+        accuracies = evaluate_modes({seed: alone}, test_sets, context)[seed]
         for mode in modes:
             worst = max(worst, max_difference(stacked[seed][mode].model, alone[mode].model))
             accuracy_gap = max(

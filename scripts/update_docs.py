@@ -46,11 +46,17 @@ class Job:
 SWEEP_COMMANDS = (
     "neg_agents.cli.bench",
     *(
-        f"scripts/{name}.py"
-        for name in ("cbomf", "synergy", "robustness", "siamese", "negative_labels",
-                     "negative_aware", "ohem")
+        f"negdl-{name}"
+        for name in ("cbomf", "synergy", "robustness", "siamese", "negative-labels",
+                     "negative-aware", "ohem")
     ),
 )  # fmt: skip
+
+
+def installed(command: tuple[str, ...]) -> tuple[str, ...]:
+    """``command`` with a ``negdl-*`` command found beside this interpreter (an unactivated venv)."""
+    beside = Path(PYTHON).parent / command[0]
+    return (str(beside), *command[1:]) if beside.is_file() else command
 
 
 def job_command(command: tuple[str, ...], resume: bool) -> tuple[str, ...]:
@@ -118,7 +124,7 @@ JOBS: dict[str, Job] = {
     ),
     "cbomf": Job(
         "docs/supervised/cbomf_mnist.{md,csv}: every CBOMF mode on MNIST, 3 seeds (about 46 min on one core)",
-        ((PYTHON, "scripts/cbomf.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+        (("negdl-cbomf", "--seeds", "0", "1", "2", "--threads", "1", "--download",
           "--out-dir", "runs/cbomf"),),
         (("runs/cbomf/mnist/results.md", "docs/supervised/cbomf_mnist.md"),
          ("runs/cbomf/mnist/results.csv", "docs/supervised/cbomf_mnist.csv")),
@@ -126,7 +132,7 @@ JOBS: dict[str, Job] = {
     "synergy": Job(
         "docs/supervised/synergy_mnist/: every synergy variant on MNIST, 3 seeds, case analysis, "
         "rescued samples (about 60 min on one core)",
-        ((PYTHON, "scripts/synergy.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+        (("negdl-synergy", "--seeds", "0", "1", "2", "--threads", "1", "--download",
           "--out-dir", "runs/synergy"),),
         tuple((f"runs/synergy/mnist/{name}", f"docs/supervised/synergy_mnist/{name}")
               for name in ("results.md", "results.csv", "cases.csv", "rescued.png")),
@@ -134,7 +140,7 @@ JOBS: dict[str, Job] = {
     "robustness": Job(
         "docs/supervised/robustness_mnist/: FGSM sweep, PGD transfer, attack suite, ensembles on "
         "the synergy job's checkpoints (run synergy first; about 30 min on one core)",
-        ((PYTHON, "scripts/robustness.py", "--seeds", "0", "1", "2", "--threads", "1", "--download",
+        (("negdl-robustness", "--seeds", "0", "1", "2", "--threads", "1", "--download",
           "--models-dir", "runs/synergy/mnist", "--out-dir", "runs/robustness"),),
         tuple((f"runs/robustness/mnist/{name}", f"docs/supervised/robustness_mnist/{name}")
               for name in ("results.md", "fgsm.csv", "fgsm.png", "transfer.csv", "suite.csv",
@@ -143,7 +149,7 @@ JOBS: dict[str, Job] = {
     "siamese": Job(
         "docs/supervised/siamese_mnist.{md,csv}, siamese_pca_*.png: negative triplet Siamese "
         "networks on 10,000 MNIST images, 3 seeds (about 15 min on one core)",
-        ((PYTHON, "scripts/siamese.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
+        (("negdl-siamese", "--seeds", "0", "1", "2", "--train-subset", "10000",
           "--epochs", "2", "--finetune-epochs", "1", "--threads", "1", "--download",
           "--out-dir", "runs/siamese"),),
         (("runs/siamese/results.md", "docs/supervised/siamese_mnist.md"),
@@ -156,7 +162,7 @@ JOBS: dict[str, Job] = {
         "docs/supervised/negative_labels_mnist.{md,csv}: CE vs NL, SelNL, NLNL (NL -> SelNL -> "
         "SelPL) and NL+SelCE under label noise, 6,000 MNIST images, 2 seeds (50 min on one "
         "busy core)",
-        ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "1", "--train-subset", "6000",
+        (("negdl-negative-labels", "--seeds", "0", "1", "--train-subset", "6000",
           "--epochs", "10", "--nl-epochs", "10", "--selnl-epochs", "5", "--selpl-epochs", "5",
           "--selected-epochs", "3", "--complementary", "3",
           "--threads", "1", "--download", "--out-dir", "runs/negative_labels"),),
@@ -166,7 +172,7 @@ JOBS: dict[str, Job] = {
     "negative-labels-long": Job(
         "docs/supervised/negative_labels_long_mnist.{md,csv}: the same at 60% noise, 4x longer, "
         "1 seed (26 min on one busy core)",
-        ((PYTHON, "scripts/negative_labels.py", "--seeds", "0", "--train-subset", "6000",
+        (("negdl-negative-labels", "--seeds", "0", "--train-subset", "6000",
           "--noise-rates", "0.6", "--epochs", "40", "--nl-epochs", "40", "--selnl-epochs", "20",
           "--selpl-epochs", "20", "--selected-epochs", "10", "--complementary", "3", "--threads",
           "1", "--download", "--out-dir", "runs/negative_labels_long"),),
@@ -176,7 +182,7 @@ JOBS: dict[str, Job] = {
     "negative-aware": Job(
         "docs/supervised/negative_aware_mnist.{md,csv}: baseline vs negative-aware training, "
         "10,000 MNIST images, 3 seeds (about 12 min on one core)",
-        ((PYTHON, "scripts/negative_aware.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
+        (("negdl-negative-aware", "--seeds", "0", "1", "2", "--train-subset", "10000",
           "--epochs", "3", "--threads", "1", "--download", "--out-dir", "runs/negative_aware"),),
         (("runs/negative_aware/results.md", "docs/supervised/negative_aware_mnist.md"),
          ("runs/negative_aware/results.csv", "docs/supervised/negative_aware_mnist.csv")),
@@ -184,15 +190,15 @@ JOBS: dict[str, Job] = {
     "ohem": Job(
         "docs/supervised/ohem_mnist.{md,csv}: OHEM vs the mean loss on CBOMF SN, 3 seeds "
         "(about 6 min on one core)",
-        ((PYTHON, "scripts/ohem.py", "--seeds", "0", "1", "2", "--train-subset", "10000",
-          "--epochs", "3", "--mean-lr-scales", "2", "4", "--threads", "1", "--download",
+        (("negdl-ohem", "--seeds", "0", "1", "2", "--train-subset", "10000",
+          "--cbomf.epochs", "3", "--mean-lr-scales", "2", "4", "--threads", "1", "--download",
           "--out-dir", "runs/ohem"),),
         (("runs/ohem/results.md", "docs/supervised/ohem_mnist.md"),
          ("runs/ohem/results.csv", "docs/supervised/ohem_mnist.csv")),
     ),
     "occlusions": Job(
         "docs/supervised/occlusions.png: one digit per row, one occlusion per column (seconds)",
-        ((PYTHON, "scripts/occlusion_grid.py", "--download", "--out", "docs/supervised/occlusions.png"),),
+        (("negdl-occlusion-grid", "--download", "--out", "docs/supervised/occlusions.png"),),
     ),
     "supervised-bench": Job(
         "docs/supervised/bench.md: tensor pipeline vs Dataset + DataLoader (about 2.5 min)",
@@ -249,7 +255,7 @@ def main(args: Args) -> None:
         print(f"== {name}: {job.description}", flush=True)
         for command in (job_command(command, args.resume) for command in job.commands):
             print(f"$ {shown(command)}", flush=True)
-            if not args.dry_run and subprocess.run(command, cwd=REPO).returncode != 0:
+            if not args.dry_run and subprocess.run(installed(command), cwd=REPO).returncode != 0:
                 raise SystemExit(f"update_docs.py: job {name} failed at: {shown(command)}")
         for source, destination in job.copies:
             print(f"copy {source} -> {destination}", flush=True)

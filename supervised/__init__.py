@@ -35,10 +35,8 @@ from supervised.cbomf import (
     CBOMFConfig,
     Phase,
     evaluate_modes,
-    evaluate_modes_stacked,
     train_mode,
     train_modes,
-    train_modes_stacked,
 )
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from supervised.data import DataFileError, LabelledImages, load_cifar10, load_emnist, load_mnist
@@ -131,7 +129,6 @@ __all__ = [
     "evaluate",
     "evaluate_models",
     "evaluate_modes",
-    "evaluate_modes_stacked",
     "evaluate_stacked",
     "extract_features",
     "fgsm_sweep",
@@ -155,7 +152,6 @@ __all__ = [
     "train_fusion",
     "train_mode",
     "train_modes",
-    "train_modes_stacked",
     "train_synergy",
     "transfer_matrix",
 ]

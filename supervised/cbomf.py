@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -104,7 +105,7 @@ class CBOMFConfig:
             )
 
 
-def _two_phase(config: CBOMFConfig, **second: object) -> tuple[Phase, ...]:
+def _two_phase(config: CBOMFConfig, **second: Any) -> tuple[Phase, ...]:
     return (Phase(config.epochs), Phase(config.second_epochs, freeze_extractor=True, **second))
 
 
@@ -167,7 +168,7 @@ def _trainer(
     """A trainer of the models' trainable parameters with a fresh SGD: the plain one for one
     model, the stacked one (the same loop, a vectorised step) for several."""
     cached = models[0].extractor_frozen and config.cache_features
-    settings = dict(
+    settings: dict[str, Any] = dict(
         reducer=config.reducer,
         batch_size=config.batch_size,
         device=context.device,
@@ -220,9 +221,10 @@ def _fit(
         inputs,
         data.labels,
         models=len(models),
-        per_model=(cached, False),
+        per_model=(bool(cached), False),
         batch_size=config.batch_size,
     )
+    assert isinstance(trainer, StackedTrainer)  # several models: _trainer built a stacked one
     return trainer.fit(batches, epochs, generators, before_epoch, description)
 
 
@@ -323,7 +325,7 @@ def _check_training_inputs(
     config: CBOMFConfig,
     seeds: Sequence[int],
 ) -> None:
-    """Refuse arguments of :func:`train_modes_stacked` that would fail deep inside training
+    """Refuse arguments of :func:`train_modes` that would fail deep inside training
     (or, like a plain string of modes, silently do something else)."""
     if isinstance(modes, str) or not modes:
         raise ValueError(
@@ -353,7 +355,7 @@ def _check_model(model: object, data: LabelledImages) -> None:
     check_model_inputs(model, data.images, data.labels)
 
 
-def train_modes_stacked(
+def train_modes(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
@@ -389,7 +391,9 @@ def train_modes_stacked(
             torch.manual_seed(derive_seed(seed, "init"))
             initial.append(model_factory())
         _check_model(initial[-1], data)
-    done = {(): [TrainedMode(model, [], 0) for model in initial]}
+    done: dict[tuple[Phase, ...], list[TrainedMode]] = {
+        (): [TrainedMode(model, [], 0) for model in initial]
+    }
     logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
     for mode in modes:
         phases = mode_phases(mode, config)
@@ -426,32 +430,6 @@ def train_modes_stacked(
     }
 
 
-def train_modes(
-    modes: Sequence[str],
-    model_factory: Callable[[], NegatableClassifier],
-    data: LabelledImages,
-    config: CBOMFConfig = CBOMFConfig(),
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    writer_for: Callable[[str], SummaryWriter | None] | None = None,
-    progress: bool = True,
-) -> dict[str, TrainedMode]:
-    """:func:`train_modes_stacked` for one seed: ``{mode: TrainedMode}``.
-
-    :param writer_for: TensorBoard writer for a mode name.
-    Other parameters as in :func:`train_modes_stacked`.
-    """
-    return train_modes_stacked(
-        modes,
-        model_factory,
-        data,
-        config,
-        [seed],
-        RunContext(device, (), progress),
-        None if writer_for is None else lambda _seed, mode: writer_for(mode),
-    )[seed]
-
-
 class _ScalarRecorder:
     """Passes ``add_scalar`` on to a writer (if any) and keeps the calls, to replay a shared
     phase's curves into the writers of the other modes that reuse it."""
@@ -486,11 +464,13 @@ def train_mode(
     data: LabelledImages,
     **kwargs: object,
 ) -> TrainedMode:
-    """Train a single mode; keyword arguments as in :func:`train_modes`."""
-    return train_modes([mode], model_factory, data, **kwargs)[mode]
+    """Train a single mode from one seed; keyword arguments as in :func:`train_modes`
+    (``seeds`` one seed)."""
+    (trained,) = train_modes([mode], model_factory, data, **kwargs).values()  # type: ignore[arg-type]
+    return trained[mode]
 
 
-def evaluate_modes_stacked(
+def evaluate_modes(
     trained: dict[int, dict[str, TrainedMode]],
     test_sets: dict[str, LabelledImages],
     context: RunContext = DEFAULT_CONTEXT,
@@ -503,7 +483,7 @@ def evaluate_modes_stacked(
     Modes whose extractors are identical for every seed (SN, HN, NR, ALT and TP share SN's; the
     two kernel modes share theirs) share one extractor pass.
 
-    :param trained: result of :func:`train_modes_stacked`, ``{seed: {mode: TrainedMode}}``.
+    :param trained: result of :func:`train_modes`, ``{seed: {mode: TrainedMode}}``.
     :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
     :param context: the device (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode, for ``eval/<set>/accuracy``.
@@ -533,12 +513,13 @@ def evaluate_modes_stacked(
                 logits = predict(models, features, "classify", per_model=True)
                 for seed, seed_logits in zip(seeds, logits, strict=True):
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
-    for seed in seeds if writer_for is not None else ():
+    for seed in seeds:
         for mode in modes:
-            writer = writer_for(seed, mode)
-            for set_name, value in results[seed][mode].items() if writer is not None else ():
-                step = trained[seed][mode].global_step
-                writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
+            writer = writer_for(seed, mode) if writer_for is not None else None
+            for set_name, value in results[seed][mode].items():
+                if writer is not None:
+                    step = trained[seed][mode].global_step
+                    writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
     return results
 
 
@@ -566,24 +547,3 @@ def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledIm
             check_model_inputs(model, data.images, data.labels)
         except (TypeError, ValueError) as error:
             raise type(error)(f"test set {name!r}: {error}") from None
-
-
-def evaluate_modes(
-    trained: dict[str, TrainedMode],
-    test_sets: dict[str, LabelledImages],
-    device: torch.device | str | None = None,
-    writer_for: Callable[[str], SummaryWriter | None] | None = None,
-    batch_size: int = 1000,
-) -> dict[str, dict[str, float]]:
-    """:func:`evaluate_modes_stacked` for the modes of one seed, from :func:`train_modes`.
-
-    :param writer_for: TensorBoard writer per mode for ``eval/<set>/accuracy``.
-    Other parameters as in :func:`evaluate_modes_stacked`.
-    """
-    return evaluate_modes_stacked(
-        {0: trained},
-        test_sets,
-        RunContext(device),
-        None if writer_for is None else lambda _seed, mode: writer_for(mode),
-        batch_size,
-    )[0]

@@ -412,7 +412,6 @@ def train_noisy(
             data,
             lambda confidence: selnl_selection(confidence, data.num_classes),
             "SelNL",
-            config.selnl_epochs,
             config,
             seed,
             trainer,
@@ -423,7 +422,6 @@ def train_noisy(
             data,
             lambda confidence: selpl_selection(confidence, config.gamma),
             "SelPL",
-            config.selpl_epochs,
             config,
             seed,
             trainer,
@@ -451,7 +449,6 @@ def train_stage(
     data: LabelledImages,
     select: Selection,
     stage: str,
-    epochs: int,
     config: NoisyLabelConfig,
     seed: int,
     trainer: TrainerFactory,
@@ -465,13 +462,13 @@ def train_stage(
     :param data: the training images with their given labels.
     :param select: the selection rule, e.g. :func:`selnl_selection`.
     :param stage: ``"SelNL"`` (negative learning at ``nl_lr``) or ``"SelPL"`` (cross-entropy
-        at ``lr``).
-    :param epochs: epochs of this stage.
+        at ``lr``), for ``config.selnl_epochs`` or ``config.selpl_epochs``.
     """
     if stage not in ("SelNL", "SelPL"):
         raise ValueError(f"stage must be 'SelNL' or 'SelPL', got {stage!r}")
     model = previous.model.clone()
     negative = stage == "SelNL"
+    epochs = config.selnl_epochs if negative else config.selpl_epochs
     fit = trainer(
         model,
         config.nl_lr if negative else config.lr,

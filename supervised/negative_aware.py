@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
 from supervised.occlusions import Occlusion, Rectangles, check_occlusion
@@ -333,9 +333,7 @@ def train_classifier(
     negatives: torch.Tensor | None,
     config: NegativeAwareConfig = NegativeAwareConfig(),
     seed: int = 0,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    context: RunContext = DEFAULT_CONTEXT,
     description: str = "train",
 ) -> list[float]:
     """Train ``model`` in place: ordinary cross-entropy without ``negatives`` (the baseline),
@@ -346,9 +344,7 @@ def train_classifier(
     :param negatives: the negative images, or None for the baseline.
     :param config: hyperparameters.
     :param seed: seed of the shuffling and the negative draws.
-    :param device: where to train.
-    :param writer: TensorBoard writer.
-    :param progress: show a progress bar.
+    :param context: device, the model's TensorBoard writer, progress bars.
     :param description: progress-bar label.
     """
     check_seed("seed", seed)
@@ -359,9 +355,9 @@ def train_classifier(
         if negatives is None
         else OutlierExposureLoss(config.weight, config.target),
         batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
+        device=context.device,
+        writer=context.writers_for(1)[0],
+        progress=context.progress,
     )
     data: BatchSource | tuple[torch.Tensor, ...] = (
         (inliers.images, inliers.labels)

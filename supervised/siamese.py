@@ -15,12 +15,13 @@ labelled batches whose triplets the loss forms and mines, and the loss is a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_int
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
 from supervised.reducers import NonZeroMean
@@ -173,31 +174,35 @@ class TrainedEmbedding:
 
 def train_phase(
     model: EmbeddingNet,
-    variant: str,
+    variants: tuple[str, ...],
     data: LabelledImages,
     config: SiameseConfig,
-    lr: float,
-    epochs: int,
-    generator: torch.Generator,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    seed: int,
+    context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
     description: str = "triplets",
 ) -> tuple[list[float], int]:
-    """Train ``model`` in place with one variant's loss; returns epoch losses and the new step."""
+    """Train ``model`` in place with the last of ``variants``' loss (from scratch for one
+    variant, a fine-tuning at ``lr x finetune_lr_factor`` after others), its triplets drawn from
+    a stream named by ``seed`` and ``variants``; returns epoch losses and the new step."""
+    finetune = len(variants) > 1
     trainer = Trainer(
         model,
-        make_optimizer(model, config, lr),
-        loss_fn=config.loss(variant),
+        make_optimizer(model, config, config.lr * (config.finetune_lr_factor if finetune else 1.0)),
+        loss_fn=config.loss(variants[-1]),
         reducer=REDUCERS[config.reducer](),
         batch_size=config.batch_size,
-        device=device,
-        writer=writer,
-        progress=progress,
+        device=context.device,
+        writer=context.writers_for(1)[0],
+        progress=context.progress,
         global_step=global_step,
     )
-    losses = trainer.fit(batch_source(data, config), epochs, generator, description=description)
+    losses = trainer.fit(
+        batch_source(data, config),
+        config.finetune_epochs if finetune else config.epochs,
+        make_generator(seed, "triplets", variants),
+        description=description,
+    )
     return losses, trainer.global_step
 
 
@@ -206,9 +211,8 @@ def train_schedules(
     data: LabelledImages,
     config: SiameseConfig = SiameseConfig(),
     seed: int = 0,
-    device: torch.device | str | None = None,
+    context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
-    progress: bool = True,
     model_factory: Callable[[], EmbeddingNet] | None = None,
 ) -> dict[str, TrainedEmbedding]:
     """Train each schedule from the same seeded initialisation; fine-tunings share one TSN run.
@@ -218,9 +222,8 @@ def train_schedules(
     :param data: the labelled training split.
     :param config: hyperparameters.
     :param seed: seed of the initialisation and of each schedule's triplets.
-    :param device: where to train.
+    :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a schedule name.
-    :param progress: show progress bars.
     :param model_factory: builds the network; :func:`mnist_embedding_net` of the config's size
         by default.
     """
@@ -247,15 +250,11 @@ def train_schedules(
             finetune = depth > 1
             losses, step = train_phase(
                 model,
-                prefix[-1],
+                prefix,
                 data,
                 config,
-                config.lr * (config.finetune_lr_factor if finetune else 1.0),
-                config.finetune_epochs if finetune else config.epochs,
-                make_generator(seed, "triplets", prefix),
-                device,
-                writer,
-                progress,
+                seed,
+                replace(context, writers=(writer,)),
                 parent.global_step,
                 description=f"{name} {'fine-tune' if finetune else 'scratch'}",
             )

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 
 from supervised.cbomf import CBOMFConfig, fit_trainable
-from supervised.context import RunContext
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward, model_device
 from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
@@ -182,9 +181,7 @@ def train_synergy(
     data: LabelledImages,
     config: CBOMFConfig = DEFAULT_CONFIG,
     seed: int = 0,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    context: RunContext = DEFAULT_CONTEXT,
 ) -> TrainedSynergy:
     """Trained synergy: extractor and both heads trained jointly from scratch on the summed
     output (omega 1) for ``config.epochs``.
@@ -193,9 +190,7 @@ def train_synergy(
     :param data: training split.
     :param config: hyperparameters (lr, momentum, batch size, epochs).
     :param seed: seed of initialisation and shuffling.
-    :param device: where to train.
-    :param writer: TensorBoard writer (``train/loss``).
-    :param progress: show a progress bar.
+    :param context: device, the model's writer (``train/loss``), progress bars.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
@@ -209,7 +204,7 @@ def train_synergy(
             config,
             config.epochs,
             make_generator(seed, "synergy-shuffle"),
-            RunContext(device, (writer,), progress),
+            context,
             0,
             "trained synergy",
         ),
@@ -221,9 +216,7 @@ def hot_start_synergy(
     data: LabelledImages,
     config: CBOMFConfig = DEFAULT_CONFIG,
     seed: int = 0,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
 ) -> TrainedSynergy:
     """Hot-start trained synergy: both heads re-initialised and trained jointly on the summed
@@ -243,7 +236,7 @@ def hot_start_synergy(
             config,
             config.second_epochs,
             make_generator(seed, "hot-start-shuffle"),
-            RunContext(device, (writer,), progress),
+            context,
             global_step,
             "hot-start synergy",
         ),
@@ -257,9 +250,7 @@ def train_fusion(
     epochs: int = 1,
     seed: int = 0,
     channels: int = 1,
-    device: torch.device | str | None = None,
-    writer: SummaryWriter | None = None,
-    progress: bool = True,
+    context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
 ) -> TrainedSynergy:
     """SynergyF: a :class:`LearnedFusion` trained for ``epochs`` on a copy of ``synergy`` whose
@@ -288,7 +279,7 @@ def train_fusion(
             config,
             epochs,
             make_generator(seed, "fusion-shuffle"),
-            RunContext(device, (writer,), progress),
+            context,
             global_step,
             "fusion",
         ),

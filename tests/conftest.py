@@ -57,8 +57,13 @@ def run_in_repo(
 
 
 def import_script(name: str):
-    """Import ``scripts/<name>.py`` as a module: cheaper than a subprocess for argument checks."""
+    """Import ``scripts/<name>.py`` (or the command module ``supervised.cli.<name>``) as a
+    module: cheaper than a subprocess for argument checks."""
+    import importlib
     import importlib.util
+
+    if (REPO / "supervised" / "cli" / f"{name}.py").is_file():
+        return importlib.import_module(f"supervised.cli.{name}")
 
     spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -87,6 +87,7 @@ def test_no_command_docstring_states_its_default() -> None:
 
     repo = Path(__file__).resolve().parents[2]
     sources = [*(repo / "scripts").glob("*.py"), *(repo / "neg_agents" / "cli").glob("*.py")]
+    sources += (repo / "supervised" / "cli").glob("*.py")
     sources.append(repo / "neg_agents" / "bench.py")
     offenders = []
     for path in sources:

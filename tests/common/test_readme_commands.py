@@ -32,6 +32,16 @@ def script_args(name: str) -> type:
     return module.Args
 
 
+#: The supervised studies' installed commands and their arguments.
+SUPERVISED = {
+    f"negdl-{path.stem.replace('_', '-')}": importlib.import_module(
+        f"supervised.cli.{path.stem}"
+    ).Args
+    for path in sorted((REPO / "supervised" / "cli").glob("*.py"))
+    if path.stem not in ("__init__", "common")
+}
+
+
 def args_class(words: list[str]) -> tuple[type, list[str]]:
     """The arguments dataclass a command line parses into, and its arguments."""
     if words[0] == "negdl-train" or words[:3] == ["python", "-m", "neg_agents.cli.train"]:
@@ -40,6 +50,8 @@ def args_class(words: list[str]) -> tuple[type, list[str]]:
         return watch.Args, words[1:]
     if words[0] == "negdl-bench" or words[:3] == ["python", "-m", "neg_agents.cli.bench"]:
         return BenchConfig, words[1 if words[0] != "python" else 3 :]
+    if words[0].startswith("negdl-") and words[0] in SUPERVISED:
+        return SUPERVISED[words[0]], words[1:]
     if words[0] == "python" and words[1].startswith("scripts/"):
         return script_args(words[1].removeprefix("scripts/")), words[2:]
     raise AssertionError(f"not a negdl command: {words}")
@@ -58,9 +70,7 @@ def readme_commands() -> list[str]:
             command = part.split(" #")[0].strip()
             if "<" in command:  # a pattern such as scripts/<name>.py, not a command
                 continue
-            if re.match(
-                r"(negdl-(train|watch|bench)|python (scripts/|-m neg_agents\.cli\.))", command
-            ):
+            if re.match(r"(negdl-[a-z-]+|python (scripts/|-m neg_agents\.cli\.))", command):
                 found.append(command)
     return list(dict.fromkeys(found))
 
@@ -93,7 +103,8 @@ def test_readme_command_parses_and_writes_outside_docs(command):
 @pytest.mark.parametrize(
     "cls",
     [train.Args, watch.Args, BenchConfig]
-    + [script_args(path.name) for path in sorted((REPO / "scripts").glob("*.py"))],
+    + [script_args(path.name) for path in sorted((REPO / "scripts").glob("*.py"))]
+    + list(SUPERVISED.values()),
     ids=lambda cls: cls.__module__,
 )
 def test_default_outputs_stay_out_of_docs(cls):

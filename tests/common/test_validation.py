@@ -32,6 +32,8 @@ from supervised import (
     train_modes,
 )
 from supervised.checkpoints import load_checkpoint, save_checkpoint
+from supervised.cli import cbomf as cbomf_cli
+from supervised.cli import occlusion_grid as occlusion_grid_cli
 from supervised.models import NegatableClassifier, Standardize, mlp_head
 from supervised.occlusions import (
     CornerOcclusion,
@@ -145,7 +147,7 @@ BAD_VALUES = {
     "evaluate plain tensors": (lambda: evaluate(mnist_net(), {"full": images()}), ValueError, "test set 'full' must be LabelledImages, got Tensor"),
     "phase epochs fractional": (lambda: Phase(1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
     "train_modes modes as one string": (lambda: train_modes("SN", mnist_net, labelled()), ValueError, r"modes must be a non-empty list of mode names, e.g. \['SN'\], got 'SN'"),
-    "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seed=-1), ValueError, "seed must be an integer >= 0, got -1"),
+    "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seeds=(-1,)), ValueError, "seed must be an integer >= 0, got -1"),
     "train_modes tensors for data": (lambda: train_modes(["SN"], mnist_net, images()), ValueError, "data must be LabelledImages, got Tensor"),
     "checkpoint numpy metadata": (lambda: save_checkpoint( "unused.pt", nn.Linear(1, 1), metadata={"accuracy": np.float64(99.0)}),
         ValueError,
@@ -214,12 +216,12 @@ def script_errors(tmp_path):
     file.write_text("")
     # fmt: off
     cases = {
-        "cbomf.py: missing --data-dir": ("cbomf.py", ["--data-dir", str(tmp_path / "none")], "--data-dir '.*none' does not exist"),
-        "cbomf.py: --out-dir is a file": ("cbomf.py", ["--out-dir", str(file)], "--out-dir '.*a_file' is a file; give a folder"),
-        "cbomf.py: corners rounding together": ("cbomf.py", ["--corner-fractions", "0.301", "0.304"], "both round to the name corner30"),
+        "negdl-cbomf: missing --data-dir": (cbomf_cli, ["--data-dir", str(tmp_path / "none")], "--data-dir '.*none' does not exist"),
+        "negdl-cbomf: --out-dir is a file": (cbomf_cli, ["--out-dir", str(file)], "--out-dir '.*a_file' is a file; give a folder"),
+        "negdl-cbomf: corners rounding together": (cbomf_cli, ["--corner-fractions", "0.301", "0.304"], "both round to the name corner30"),
         "bench_env.py: --seconds 0": ("bench_env.py", ["--seconds", "0"], r"--seconds must be a finite number in \(0, 3600\], got 0.0"),
         "bench_env.py: --out is a folder": ("bench_env.py", ["--out", str(tmp_path)], "is a folder; give a file name"),
-        "occlusion_grid.py: --examples 0": ("occlusion_grid.py", ["--examples", "0"], r"--examples must be an integer in \[1, 10000\]"),
+        "negdl-occlusion-grid: --examples 0": (occlusion_grid_cli, ["--examples", "0"], r"--examples must be an integer in \[1, 10000\]"),
         "play.py: --env-id CartPole-v1": ("play.py", ["--env-id", "CartPole-v1"], "'CartPole-v1' is not a NegCollision env"),
         "negdl-train: --env-id with Box actions": (train, ["--env-id", "Pendulum-v1", "--out-dir", str(tmp_path)], r"needs an env with discrete actions \(Discrete\); Pendulum-v1 has Box"),
         "negdl-train: --hyperparams gamma=1.5": (train, ["--hyperparams", "gamma=1.5", "--out-dir", str(tmp_path)], r"gamma must be a finite number in \[0, 1\], got 1.5"),
@@ -231,8 +233,8 @@ def script_errors(tmp_path):
     if not CUDA:
         cases.update(
             {
-                "cbomf.py: --device cuda": (
-                    "cbomf.py",
+                "negdl-cbomf: --device cuda": (
+                    cbomf_cli,
                     ["--device", "cuda"],
                     "CUDA is not available",
                 ),

@@ -21,6 +21,8 @@ from supervised.models import mnist_net
 from supervised.occlusions import mnist_cuts, partial_test_sets
 
 CPU = RunContext("cpu", progress=False)
+
+CPU = RunContext("cpu", progress=False)
 FAST = CBOMFConfig(lr=0.05, momentum=0.5, batch_size=64, epochs=2, second_epochs=4)
 
 
@@ -32,9 +34,7 @@ def same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_every_mode_learns_and_shares_phase_one(small_data) -> None:
-    results = train_modes(
-        list(MODES), mnist_net, small_data, FAST, seed=0, device="cpu", progress=False
-    )
+    (results,) = train_modes(list(MODES), mnist_net, small_data, FAST, context=CPU).values()
     for mode, result in results.items():
         last = result.losses[-1]
         if mode == "ALT":
@@ -66,28 +66,18 @@ def test_every_mode_learns_and_shares_phase_one(small_data) -> None:
 
 
 def test_shared_phase_one_equals_training_alone(small_data) -> None:
-    together = train_modes(
-        ["SN", "NR"], mnist_net, small_data, FAST, seed=3, device="cpu", progress=False
-    )
-    alone = train_mode(
-        "NR", mnist_net, small_data, config=FAST, seed=3, device="cpu", progress=False
-    )
+    together = train_modes(["SN", "NR"], mnist_net, small_data, FAST, (3,), CPU)[3]
+    alone = train_mode("NR", mnist_net, small_data, config=FAST, seeds=(3,), context=CPU)
     assert same_state(together["NR"].model, alone.model) and together["NR"].losses == alone.losses
-    other_seed = train_mode(
-        "NR", mnist_net, small_data, config=FAST, seed=4, device="cpu", progress=False
-    )
+    other_seed = train_mode("NR", mnist_net, small_data, config=FAST, seeds=(4,), context=CPU)
     assert other_seed.losses != alone.losses
 
 
 @pytest.mark.parametrize("mode", ["NR", "HN-K"])
 def test_cached_features_match_the_straightforward_path(small_data, mode: str) -> None:
-    cached = train_mode(
-        mode, mnist_net, small_data, config=FAST, seed=1, device="cpu", progress=False
-    )
+    cached = train_mode(mode, mnist_net, small_data, config=FAST, seeds=(1,), context=CPU)
     direct_config = CBOMFConfig(**{**FAST.__dict__, "cache_features": False})
-    direct = train_mode(
-        mode, mnist_net, small_data, config=direct_config, seed=1, device="cpu", progress=False
-    )
+    direct = train_mode(mode, mnist_net, small_data, config=direct_config, seeds=(1,), context=CPU)
     assert cached.losses[-1] == pytest.approx(direct.losses[-1], rel=1e-4)
     for a, b in zip(
         cached.model.state_dict().values(), direct.model.state_dict().values(), strict=True
@@ -147,16 +137,11 @@ def test_configuration_errors(small_data) -> None:
 def test_evaluate_modes_on_shared_features_equals_per_model_evaluation(small_data) -> None:
     config = CBOMFConfig(lr=0.05, epochs=1, second_epochs=1)
     trained = train_modes(
-        ["SN", "HN", "TP", "HN-K", "NR-K"],
-        mnist_net,
-        small_data,
-        config,
-        device="cpu",
-        progress=False,
+        ["SN", "HN", "TP", "HN-K", "NR-K"], mnist_net, small_data, config, context=CPU
     )
     test_sets = partial_test_sets(small_data.subset(slice(0, 100)), mnist_cuts())
-    shared = evaluate_modes(trained, test_sets, "cpu")
-    for mode, result in trained.items():
+    shared = evaluate_modes(trained, test_sets, CPU)[0]
+    for mode, result in trained[0].items():
         direct = evaluate(result.model, test_sets)
         assert shared[mode] == pytest.approx(direct, abs=1e-9), mode
 
@@ -179,10 +164,8 @@ def test_every_mode_that_reuses_phase_one_shows_it_in_tensorboard(small_data) ->
         mnist_net,
         small_data,
         config,
-        seed=0,
-        device="cpu",
-        writer_for=lambda mode: logs.setdefault(mode, ScalarLog()),
-        progress=False,
+        context=CPU,
+        writer_for=lambda _seed, mode: logs.setdefault(mode, ScalarLog()),
     )
     phase_one = logs["SN"].scalars
     assert phase_one  # SN trained phase 1 itself

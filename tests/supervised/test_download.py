@@ -7,7 +7,6 @@ import functools
 import hashlib
 import importlib.util
 import shutil
-import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,14 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_script(name: str):
-    """Import ``scripts/<name>.py`` as a module, without running it."""
-    spec = importlib.util.spec_from_file_location(
-        f"download_{name}", REPO / "scripts" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    """Import the command module ``supervised.cli.<name>``, without running it."""
+    return importlib.import_module(f"supervised.cli.{name}")
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -152,7 +145,7 @@ def test_the_scripts_download_flag_reaches_the_reader(mirror, synthetic, monkeyp
         script.Args,
         ["--download", "--data-dir", str(tmp_path / "data"), "--out", str(png), "--examples", "1"],
     )
-    script.main(args)
+    script.run(args)
     assert (
         png.is_file()
         and (tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file()

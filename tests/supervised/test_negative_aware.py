@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.models import mnist_net
 from supervised.negative_aware import (
@@ -99,7 +100,7 @@ def test_negative_aware_training_lowers_confidence_on_negatives(small_data) -> N
     for name, negatives in (("baseline", None), ("negative-aware", noise)):
         torch.manual_seed(0)
         model = mnist_net()
-        train_classifier(model, data, negatives, config, device="cpu", progress=False)
+        train_classifier(model, data, negatives, config, context=RunContext("cpu", progress=False))
         report = negative_report(model, data, {"noise": noise}, device="cpu")
         assert set(report) == {"clean", "noise"} and 0 <= report["noise"]["AUROC"] <= 1
         model.eval()

@@ -19,11 +19,12 @@ SMOKE = "--no-progress --threads 1 --test-subset 48"
 
 
 def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
-    """Run ``scripts/<name>`` and return the rows of its results.csv."""
+    """Run ``supervised.cli.<name>`` and return the rows of its results.csv."""
     done = subprocess.run(
         [
             sys.executable,
-            str(REPO / "scripts" / name),
+            "-m",
+            f"supervised.cli.{name}",
             "--data-dir",
             str(data_dir),
             "--out-dir",
@@ -46,7 +47,7 @@ def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
 def test_siamese_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "siamese"
     rows = run(
-        "siamese.py",
+        "siamese",
         mnist_root,
         out,
         "--seeds 0 1 --epochs 1 --train-subset 96 "
@@ -63,7 +64,7 @@ def test_siamese_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "negative_labels.py",
+        "negative_labels",
         mnist_root,
         tmp_path,
         "--seeds 0 1 --noise-rates 0.2 0.6 --epochs 1 --nl-epochs 1 --selnl-epochs 1 "
@@ -81,7 +82,7 @@ def test_negative_labels_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "negative_aware.py",
+        "negative_aware",
         mnist_root,
         tmp_path,
         "--seeds 0 --epochs 1 --train-subset 256 --lr 0.1",
@@ -106,10 +107,10 @@ def test_negative_aware_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     rows = run(
-        "ohem.py",
+        "ohem",
         mnist_root,
         tmp_path,
-        "--seeds 0 --epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
+        "--seeds 0 --cbomf.epochs 1 --train-subset 64 --top-k 16 --mean-lr-scales 2",
     )
     reducers = {"mean", "mean, lr x2", "OHEM 0.5", "OHEM 0.25", "OHEM top-16"}
     assert {row["reducer"] for row in rows} == reducers
@@ -118,11 +119,7 @@ def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"supervised.cli.{name}")
 
 
 @pytest.mark.parametrize(

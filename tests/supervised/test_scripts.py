@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import tyro
 from PIL import Image
 
 from negdl.cli import parse_args
@@ -36,7 +37,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
         "--seeds 0 1 --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 128 --test-subset 32"
     )
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
-    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -61,7 +62,7 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = "--seeds 0 1 --modes SN HN --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 96"
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
-    done = run_script("cbomf.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -87,7 +88,7 @@ def test_cbomf_script_rejects_bad_arguments(
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(script.Args, ["--data-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(DataFileError, match="missing dataset file"):
-        script.main(args)
+        script.run(args)
 
 
 def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
@@ -97,7 +98,7 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
     options = "--cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 64 --test-subset 16"
     options += " --no-progress"
     done = interrupt_script(
-        "cbomf.py",
+        "supervised.cli.cbomf",
         *f"{options} --threads 1 --no-save-checkpoints --seeds".split(),
         *map(str, range(50)),
         *("--data-dir", str(mnist_root), "--out-dir", str(tmp_path)),
@@ -115,7 +116,9 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
 
 def test_occlusion_grid_script(mnist_root: Path, tmp_path: Path) -> None:
     png = tmp_path / "grid.png"
-    done = run_script("occlusion_grid.py", mnist_root, "--examples 2 --scale 1", "--out", str(png))
+    done = run_script(
+        "supervised.cli.occlusion_grid", mnist_root, "--examples 2 --scale 1", "--out", str(png)
+    )
     assert done.returncode == 0, done.stderr
     assert Image.open(png).size == (14 * 36 + 4, 14 + 2 * 36 + 4)
 
@@ -135,7 +138,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     out = tmp_path / "synergy"
     options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 48"
     options += " --corner-fractions 0.3 --rescued-examples 3 --no-progress --threads 1"
-    done = run_script("synergy.py", mnist_root, options, "--out-dir", str(out))
+    done = run_script("supervised.cli.synergy", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "mnist" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -160,7 +163,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     options = "--seeds 0 1 --test-subset 48 --suite-subset 16 --eps-values 0 0.1 0.3"
     options += " --models normal NR synergy --suite-models normal synergy --no-progress --threads 1"
     done = run_script(
-        "robustness.py",
+        "supervised.cli.robustness",
         mnist_root,
         options,
         "--models-dir",
@@ -218,8 +221,8 @@ def test_synergy_and_robustness_scripts_reject_bad_arguments(
             parse_args(script.Args, argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(robustness.Args, ["--models-dir", str(tmp_path), "--out-dir", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="run scripts/synergy.py"):
-        robustness.main(args)
+    with pytest.raises(FileNotFoundError, match="run negdl-synergy"):
+        robustness.run(args)
     cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
     assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
 
@@ -234,7 +237,7 @@ def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
         script.Args, [*argv.split(), "--data-dir", str(root), "--out-dir", str(tmp_path / "out")]
     )
     assert args.arch == "lenet" and args.batch_size == 4
-    script.main(args)
+    script.run(args)
     with open(tmp_path / "out" / "cifar10" / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {row["test_set"] for row in rows} == {"full", "SSK", "SSKR", "MSK", "MSKR", "corner30"}
@@ -256,19 +259,39 @@ def test_gpu_check_script_runs_its_device_independent_checks(
 
 
 def option_names(cls: type, prefix: str = "--") -> list[str]:
-    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``."""
-    hints = typing.get_type_hints(cls)
+    """The command-line options of a dataclass, a nested dataclass's as ``--<field>.<option>``
+    (or ``--<option>`` when marked ``tyro.conf.OmitArgPrefixes``)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = []
     for item in dataclasses.fields(cls):
         name = prefix + item.name.replace("_", "-")
-        if dataclasses.is_dataclass(hints[item.name]):
-            names += option_names(hints[item.name], f"{name}.")
+        hint, marks = hints[item.name], ()
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *marks = typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            names += option_names(
+                hint, prefix if tyro.conf.OmitArgPrefixes in marks else f"{name}."
+            )
         else:
             names.append(name)
     return names
 
 
-@pytest.mark.parametrize("name", ["cbomf", "gpu_check", "bench_supervised"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cbomf",
+        "synergy",
+        "robustness",
+        "siamese",
+        "negative_aware",
+        "negative_labels",
+        "ohem",
+        "occlusion_grid",
+        "gpu_check",
+        "bench_supervised",
+    ],
+)
 def test_script_help_lists_each_option_once_with_its_default(
     name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,9 +9,7 @@ from torch import nn
 from supervised.cbomf import (
     CBOMFConfig,
     evaluate_modes,
-    evaluate_modes_stacked,
     train_modes,
-    train_modes_stacked,
 )
 from supervised.context import RunContext
 from supervised.evaluation import evaluate
@@ -176,12 +174,12 @@ def test_cbomf_seeds_stacked_equal_separate_runs(small_data) -> None:
     config = CBOMFConfig(lr=0.05, batch_size=64, epochs=1, second_epochs=2)
     modes = ["SN", "ONN", "ALT", "HN-K"]  # full network, negation, alternation, kernels
     cpu = RunContext("cpu", progress=False)
-    stacked = train_modes_stacked(modes, mnist_net, data, config, seeds=(0, 1), context=cpu)
+    stacked = train_modes(modes, mnist_net, data, config, seeds=(0, 1), context=cpu)
     test_sets = partial_test_sets(small_data.subset(slice(100, 200)), mnist_cuts())
-    accuracies = evaluate_modes_stacked(stacked, test_sets, cpu)
+    accuracies = evaluate_modes(stacked, test_sets, cpu)
     for seed in (0, 1):
-        alone = train_modes(modes, mnist_net, data, config, seed=seed, device="cpu", progress=False)
-        expected = evaluate_modes(alone, test_sets, "cpu")
+        alone = train_modes(modes, mnist_net, data, config, (seed,), cpu)[seed]
+        expected = evaluate_modes({seed: alone}, test_sets, cpu)[seed]
         for mode in modes:
             ours, theirs = stacked[seed][mode], alone[mode]
             assert close(ours.model, theirs.model, ATOL_FLOAT32), f"seed {seed} {mode}"
@@ -191,4 +189,4 @@ def test_cbomf_seeds_stacked_equal_separate_runs(small_data) -> None:
             assert ours.model.negate == theirs.model.negate
             assert accuracies[seed][mode] == pytest.approx(expected[mode], abs=1.0)  # 1 image
     with pytest.raises(ValueError, match="distinct seeds"):
-        train_modes_stacked(modes, mnist_net, data, config, seeds=(1, 1))
+        train_modes(modes, mnist_net, data, config, seeds=(1, 1))

@@ -11,6 +11,7 @@ from torch import nn
 
 from supervised.cbomf import CBOMFConfig, train_modes
 from supervised.checkpoints import load_checkpoint, read_metadata, save_checkpoint
+from supervised.context import RunContext
 from supervised.join_rules import (
     Ensemble,
     LearnedFusion,
@@ -35,6 +36,7 @@ from supervised.synergy import (
     train_synergy,
 )
 
+CPU = RunContext("cpu", progress=False)
 FAST = CBOMFConfig(lr=0.05, momentum=0.5, batch_size=64, epochs=1, second_epochs=1)
 # Two members, three classes: sample 0 both right (class 0), sample 1 only the negative head
 # right (class 2), the normal head confidently wrong.
@@ -113,7 +115,7 @@ def test_ensemble_joins_independent_models() -> None:
 
 
 def trained_pair(data):
-    trained = train_modes(["SN", "HN"], mnist_net, data, FAST, seed=0, device="cpu", progress=False)
+    trained = train_modes(["SN", "HN"], mnist_net, data, FAST, context=CPU)[0]
     return trained["SN"].model, trained["HN"].model
 
 
@@ -155,7 +157,7 @@ def test_fusion_training_changes_only_the_fusion(small_data) -> None:
     normal, negative = trained_pair(small_data)
     synergy = assemble_synergy(normal, negative)
     before = {k: v.clone() for k, v in synergy.state_dict().items()}
-    fused = train_fusion(synergy, small_data, FAST, epochs=2, seed=0, device="cpu", progress=False)
+    fused = train_fusion(synergy, small_data, FAST, epochs=2, seed=0, context=CPU)
     after = fused.model.state_dict()
     fusion_keys = {k for k in after if k.startswith("rule.")}
     assert fusion_keys == {
@@ -172,19 +174,17 @@ def test_fusion_training_changes_only_the_fusion(small_data) -> None:
 
 def test_trained_and_hot_start_synergy_learn(small_data) -> None:
     config = CBOMFConfig(lr=0.05, batch_size=32, epochs=2, second_epochs=3)
-    jointly = train_synergy(mnist_net, small_data, config, seed=1, device="cpu", progress=False)
+    jointly = train_synergy(mnist_net, small_data, config, seed=1, context=CPU)
     assert len(jointly.losses) == 2 and jointly.losses[-1] < jointly.losses[0]
     assert any(p.requires_grad for p in jointly.model.extractor.parameters())
     normal, _ = trained_pair(small_data)
     extractor_before = {k: v.clone() for k, v in normal.extractor.state_dict().items()}
-    hot = hot_start_synergy(
-        normal, small_data, config, seed=1, device="cpu", progress=False, global_step=10
-    )
+    hot = hot_start_synergy(normal, small_data, config, seed=1, context=CPU, global_step=10)
     assert hot.losses[-1] < hot.losses[0] and hot.global_step == 10 + 3 * 8
     assert all(
         torch.equal(hot.model.extractor.state_dict()[k], v) for k, v in extractor_before.items()
     )
-    again = train_synergy(mnist_net, small_data, config, seed=1, device="cpu", progress=False)
+    again = train_synergy(mnist_net, small_data, config, seed=1, context=CPU)
     assert again.losses == jointly.losses
 
 

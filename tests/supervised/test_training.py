@@ -11,6 +11,7 @@ from torch import nn
 
 from supervised.cbomf import CBOMFConfig, TrainedMode, evaluate_modes, train_modes
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
@@ -287,12 +288,14 @@ def plain_sgd(params) -> torch.optim.Optimizer:
 
 def cbomf_train(images: torch.Tensor, labels: torch.Tensor) -> None:
     data = LabelledImages(images, labels, ELEVEN)
-    train_modes(["SN"], mnist_net, data, CBOMFConfig(epochs=1), device="cpu", progress=False)
+    train_modes(
+        ["SN"], mnist_net, data, CBOMFConfig(epochs=1), context=RunContext("cpu", progress=False)
+    )
 
 
 def cbomf_evaluate(images: torch.Tensor, labels: torch.Tensor) -> None:
-    trained = {"SN": TrainedMode(mnist_net(), [], 0)}
-    evaluate_modes(trained, {"full": LabelledImages(images, labels, ELEVEN)}, "cpu")
+    trained = {0: {"SN": TrainedMode(mnist_net(), [], 0)}}
+    evaluate_modes(trained, {"full": LabelledImages(images, labels, ELEVEN)}, RunContext("cpu"))
 
 
 ENTRY_POINTS = {

@@ -4,11 +4,12 @@ Rows are test digits; blanked pixels are drawn dark grey (the model itself sees 
 and the four block occlusions (defined on 32x32 images, so those digits are padded by 2 pixels
 of background first, as a CIFAR-sized image).
 
-    python scripts/occlusion_grid.py --download       # writes runs/supervised/occlusions.png
+    negdl-occlusion-grid --download       # writes runs/supervised/occlusions.png
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class Args(DataOptions):
         super().__post_init__()  # --data-dir, --download
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     test = args.load("mnist", train=False).subset(slice(0, args.examples))
     count = len(test)
     padded = F.pad(test.images, (2, 2, 2, 2))  # 28x28 -> 32x32 with background 0
@@ -75,5 +76,9 @@ def main(args: Args) -> None:
     print(f"wrote {args.out} ({len(columns)} variants x {args.examples} digits)")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-occlusion-grid", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("occlusion_grid.py", Args, main)
+    main()

@@ -12,37 +12,41 @@ trial, running the command again skips the trials that finished, trials run in l
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 trials in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/negative_labels.py --seeds 0 1 2
+    negdl-negative-labels --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import tyro
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import Grid, Sweep
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
+from supervised.cli.common import TrainRunOptions
 from supervised.complementary import (
     NOISE_METHODS,
     NoisyLabelConfig,
     symmetric_label_noise,
     train_noisy,
 )
-from supervised.data import DataOptions, LabelledImages
+from supervised.data import LabelledImages
 from supervised.evaluation import evaluate
 from supervised.models import mnist_net
 from supervised.runtime import make_generator, seed_everything, select_device
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train CE, NL, SelNL, NLNL and NL+SelCE on MNIST with symmetric label noise; report clean
     test accuracy."""
 
@@ -50,47 +54,10 @@ class Args(SweepOptions, DataOptions):
     """shares of training labels replaced by another class, each in [0, 1)"""
     methods: tuple[str, ...] = NOISE_METHODS
     """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; each draws its own noisy labels, initialisation and complementary labels"""
-    epochs: int = 10
-    """epochs of cross-entropy training (CE)"""
-    nl_epochs: int = 10
-    """epochs of negative learning on every sample (the first stage of the others)"""
-    selnl_epochs: int = 5
-    """epochs of selective NL on the samples with confidence above 1 / classes (after NL)"""
-    selpl_epochs: int = 5
-    """epochs of selective cross-entropy on the samples with confidence above gamma (NLNL's
-    last stage, after SelNL)"""
-    gamma: float = 0.5
-    """SelPL's confidence threshold (NLNL: 0.5)"""
-    selected_epochs: int = 5
-    """epochs of cross-entropy on the once-selected samples (NL+SelCE, after NL)"""
-    confidence_epochs: int = 3
-    """the confidence is the given-label probability averaged over this many last epochs"""
-    threshold: float | None = None
-    """NL+SelCE's threshold on the confidence; when not given, 1 / classes"""
-    complementary: int = 1
-    """complementary labels per sample and step"""
-    lr: float = 0.01
-    """SGD learning rate of cross-entropy training"""
-    nl_lr: float = 0.1
-    """SGD learning rate of negative learning"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """training batch size"""
-    train_subset: int = 0
-    """use only the first N training images (0: all)"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/negative_labels"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+    training: Annotated[NoisyLabelConfig, tyro.conf.OmitArgPrefixes] = NoisyLabelConfig()
+    """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 
     def __post_init__(self) -> None:
         unknown = [method for method in self.methods if method not in NOISE_METHODS]
@@ -99,30 +66,7 @@ class Args(SweepOptions, DataOptions):
         bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
         if bad:
             raise ValueError(f"noise rates must be in [0, 1), got {bad}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
-        self.config()
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
-
-    def config(self) -> NoisyLabelConfig:
-        """The training hyperparameters."""
-        return NoisyLabelConfig(
-            lr=self.lr,
-            nl_lr=self.nl_lr,
-            momentum=self.momentum,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            nl_epochs=self.nl_epochs,
-            selnl_epochs=self.selnl_epochs,
-            selpl_epochs=self.selpl_epochs,
-            selected_epochs=self.selected_epochs,
-            confidence_epochs=self.confidence_epochs,
-            gamma=self.gamma,
-            threshold=self.threshold,
-            complementary=self.complementary,
-        )
 
 
 def load_data(args: Args):
@@ -159,7 +103,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
         args.methods,
         functools.partial(mnist_net, train.num_classes),
         noisy,
-        args.config(),
+        args.training,
         seed,
         device,
         writer_for,
@@ -184,7 +128,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -198,18 +142,7 @@ def main(args: Args) -> None:
         settings=args.sweep_settings("noise_rates", "seeds"),
     )
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negative_labels.py", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-negative-labels", sweep, write_report, device, start)
 
 
 def write_report(
@@ -224,16 +157,16 @@ def write_report(
     text = [
         f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds}",
         "",
-        f"CE {args.epochs} epochs (lr {args.lr}); NL {args.nl_epochs} epochs (lr {args.nl_lr}, "
-        f"{args.complementary} complementary label(s) per sample and step). Confidence: a "
-        f"sample's given-label probability averaged over the last {args.confidence_epochs} "
-        f"epochs, selections made again every epoch. SelNL: that NL run, then {args.selnl_epochs} "
+        f"CE {args.training.epochs} epochs (lr {args.training.lr}); NL {args.training.nl_epochs} epochs (lr {args.training.nl_lr}, "
+        f"{args.training.complementary} complementary label(s) per sample and step). Confidence: a "
+        f"sample's given-label probability averaged over the last {args.training.confidence_epochs} "
+        f"epochs, selections made again every epoch. SelNL: that NL run, then {args.training.selnl_epochs} "
         f"epochs of NL on the samples with confidence > 1/classes. NLNL: that SelNL run, then "
-        f"{args.selpl_epochs} epochs of cross-entropy (lr {args.lr}) on the samples with "
-        f"confidence > {args.gamma} (SelPL). NL+SelCE (not the paper's): the NL run, then "
-        f"{args.selected_epochs} epochs of cross-entropy on the samples whose confidence at the "
-        f"end of NL is at least {args.threshold or '1/classes'}. SGD momentum {args.momentum}, "
-        f"batch {args.batch_size}, {args.train_subset or 'all'} training images, "
+        f"{args.training.selpl_epochs} epochs of cross-entropy (lr {args.training.lr}) on the samples with "
+        f"confidence > {args.training.gamma} (SelPL). NL+SelCE (not the paper's): the NL run, then "
+        f"{args.training.selected_epochs} epochs of cross-entropy on the samples whose confidence at the "
+        f"end of NL is at least {args.training.threshold or '1/classes'}. SGD momentum {args.training.momentum}, "
+        f"batch {args.training.batch_size}, {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
         "",
@@ -260,5 +193,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-negative-labels", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("negative_labels.py", Args, main)
+    main()

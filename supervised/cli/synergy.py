@@ -7,20 +7,21 @@ hot-start trained synergy are trained. Every model is evaluated on the full test
 partial/occluded variant. Writes ``results.csv`` / ``results.md`` (mean ± std over seeds, the
 source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``rescued.png``
 (samples synergy rescues, with the three models' class probabilities), checkpoints that
-``scripts/robustness.py`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
+``negdl-robustness`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
 
 A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
 seed, running the command again skips the seeds that finished, trials run in local processes
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/synergy.py --seeds 0 1 2
+    negdl-synergy --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     comparison_table,
     machine_description,
@@ -38,12 +39,13 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
-from supervised.data import DataOptions  # noqa: E402
+from supervised.cli.common import TrainRunOptions  # noqa: E402
+from supervised.context import RunContext  # noqa: E402
 from supervised.evaluation import evaluate_models  # noqa: E402
 from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
 from supervised.models import ARCHITECTURES, make_classifier  # noqa: E402
@@ -85,15 +87,13 @@ DATASET_DEFAULTS = {
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Assemble, train and evaluate synergy models (normal head + negative head + join rule)."""
 
     dataset: str = "mnist"
     """mnist or cifar10"""
     arch: str | None = None
     """mnist, lenet or resnet18; when not given, mnist for MNIST and lenet for CIFAR-10"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; every model is built once per seed"""
     epochs: int = 10
     """epochs of SN (phase 1) and of trained synergy"""
     second_epochs: int = 10
@@ -109,23 +109,13 @@ class Args(SweepOptions, DataOptions):
     omegas: tuple[float, ...] = (0.5, 2.0)
     """extra weights of the negative head for weighted-sum synergy (omega 1 is always built)"""
     extra_modes: tuple[str, ...] = ("NR",)
-    """further CBOMF modes to train and save for scripts/robustness.py (sharing SN's phase 1)"""
+    """further CBOMF modes to train and save for negdl-robustness (sharing SN's phase 1)"""
     corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
     """image fractions of the corner-occlusion test sets"""
     rescued_examples: int = 6
     """rescued samples drawn in rescued.png (first seed)"""
-    train_subset: int = 0
-    """use only the first N training images (0: all); for smoke runs"""
-    test_subset: int = 0
-    """use only the first N test images (0: all); for smoke runs"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/synergy"
     """where results, checkpoints and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_DEFAULTS:
@@ -146,15 +136,11 @@ class Args(SweepOptions, DataOptions):
             raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
         if any(omega < 0 for omega in self.omegas):
             raise ValueError(f"omegas must be >= 0, got {self.omegas}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         if self.fusion_epochs <= 0 or self.rescued_examples < 0:
             raise ValueError("fusion_epochs must be positive and rescued_examples >= 0")
         self.config()  # validates the hyperparameters
         corner_occlusions(self.corner_fractions)
-        select_device(self.device)
         super().__post_init__()
-        check_out_dir("--out-dir", self.out_dir)
 
     def config(self) -> CBOMFConfig:
         """The training hyperparameters."""
@@ -234,11 +220,10 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             factory,
             train,
             config,
-            seed,
-            device,
-            lambda mode: writer_for(MODE_NAMES.get(mode, mode)),
-            args.progress,
-        )
+            (seed,),
+            RunContext(device, progress=args.progress),
+            lambda _seed, mode: writer_for(MODE_NAMES.get(mode, mode)),
+        )[seed]
         normal, negative = trained["SN"].model, trained["HN"].model
         models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
         steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}
@@ -256,22 +241,22 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             config,
             args.fusion_epochs,
             seed,
-            device=device,
-            writer=writer_for("synergyF"),
-            progress=args.progress,
+            context=RunContext(device, (writer_for("synergyF"),), args.progress),
             global_step=trained["HN"].global_step,
         )
         jointly = train_synergy(
-            factory, train, config, seed, device, writer_for("trained-synergy"), args.progress
+            factory,
+            train,
+            config,
+            seed,
+            RunContext(device, (writer_for("trained-synergy"),), args.progress),
         )
         hot = hot_start_synergy(
             normal,
             train,
             config,
             seed,
-            device,
-            writer_for("hot-start-synergy"),
-            args.progress,
+            RunContext(device, (writer_for("hot-start-synergy"),), args.progress),
             global_step=trained["SN"].global_step,
         )
         for name, result in (
@@ -327,7 +312,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows, "cases": case_rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -348,7 +333,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "synergy.py", args.progress, report)
+    args.run_reported(sweep, "negdl-synergy", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -395,5 +380,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-synergy", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("synergy.py", Args, main)
+    main()

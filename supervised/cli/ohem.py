@@ -10,25 +10,26 @@ seed, running the command again skips the seeds that finished, trials run in loc
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/ohem.py --seeds 0 1 2
+    negdl-ohem --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepOptions, SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.data import DataOptions
+from supervised.cli.common import TrainRunOptions
+from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.reducers import HardExampleMining
@@ -37,7 +38,7 @@ from supervised.training import LossReducer, MeanReducer
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train CBOMF modes with the mean loss and with OHEM; compare on full and partial inputs."""
 
     modes: tuple[str, ...] = ("SN",)
@@ -47,57 +48,33 @@ class Args(SweepOptions, DataOptions):
     top_k: tuple[int, ...] = ()
     """OHEM variants keeping the k highest losses (every batch needs >= k samples)"""
     mean_lr_scales: tuple[float, ...] = ()
-    """also train with the mean loss at --lr times each scale: OHEM averages over fewer losses,
+    """also train with the mean loss at --cbomf.lr times each scale: OHEM averages over fewer losses,
     so its steps are larger, and this separates that from the choice of examples"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; each mode and reducer is trained once per seed"""
-    epochs: int = 10
-    """epochs of the first (or only) phase"""
-    second_epochs: int = 10
-    """epochs of the second phase of two-phase modes"""
-    lr: float = 0.01
-    """SGD learning rate"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """training batch size"""
-    train_subset: int = 0
-    """use only the first N training images (0: all)"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/ohem"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+    cbomf: CBOMFConfig = CBOMFConfig()
+    """CBOMF's hyperparameters (SGD, epochs of each phase, feature caching); each variant replaces its reducer (and learning rate)"""
 
     def __post_init__(self) -> None:
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown:
             raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         if any(scale <= 0 for scale in self.mean_lr_scales):
             raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
         self.variants()  # validates fractions and k
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
 
     def variants(self) -> dict[str, tuple[LossReducer, float]]:
         """The (reducer, learning rate) pairs to compare, by name."""
-        variants: dict[str, tuple[LossReducer, float]] = {"mean": (MeanReducer(), self.lr)}
+        variants: dict[str, tuple[LossReducer, float]] = {"mean": (MeanReducer(), self.cbomf.lr)}
         variants |= {
-            f"mean, lr x{scale:g}": (MeanReducer(), self.lr * scale)
+            f"mean, lr x{scale:g}": (MeanReducer(), self.cbomf.lr * scale)
             for scale in self.mean_lr_scales
         }
         variants |= {
-            f"OHEM {f:g}": (HardExampleMining(fraction=f), self.lr) for f in self.fractions
+            f"OHEM {f:g}": (HardExampleMining(fraction=f), self.cbomf.lr) for f in self.fractions
         }
-        variants |= {f"OHEM top-{k}": (HardExampleMining(k=k), self.lr) for k in self.top_k}
+        variants |= {f"OHEM top-{k}": (HardExampleMining(k=k), self.cbomf.lr) for k in self.top_k}
         return variants
 
 
@@ -123,27 +100,25 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     seed_everything(seed)
     rows: list[dict] = []
     for reducer_name, (reducer, lr) in args.variants().items():
-        config = CBOMFConfig(
-            lr,
-            args.momentum,
-            args.batch_size,
-            args.epochs,
-            args.second_epochs,
-            reducer=reducer,
-        )
+        config = replace(args.cbomf, lr=lr, reducer=reducer)
         run_name = reducer_name.replace(",", "").replace(" ", "_")
-        writer_for = TensorBoardWriters(trial.dir / run_name)
+        writers = TensorBoardWriters(trial.dir / run_name)
+
+        def writer_for(_seed: int, mode: str, writers: TensorBoardWriters = writers):
+            return writers(mode)
+
+        context = RunContext(device, progress=args.progress)
         trained = train_modes(
             args.modes,
             functools.partial(mnist_net, train.num_classes),
             train,
             config,
-            seed,
-            device,
+            (seed,),
+            context,
             writer_for,
-            args.progress,
         )
-        for mode, accuracies in evaluate_modes(trained, test_sets, device, writer_for).items():
+        evaluated = evaluate_modes(trained, test_sets, context, writer_for)
+        for mode, accuracies in evaluated[seed].items():
             rows += [
                 {
                     "reducer": reducer_name,
@@ -159,11 +134,11 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
                 + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
                 flush=True,
             )
-        writer_for.close()
+        writers.close()
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,18 +146,7 @@ def main(args: Args) -> None:
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "ohem.py", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-ohem", sweep, write_report, device, start)
 
 
 def write_report(
@@ -195,9 +159,9 @@ def write_report(
     text = [
         f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds}",
         "",
-        f"Epochs {args.epochs} (+ {args.second_epochs} in two-phase modes), SGD lr {args.lr} "
-        f"momentum {args.momentum}, "
-        f"batch {args.batch_size}; {args.train_subset or 'all'} training images, "
+        f"Epochs {args.cbomf.epochs} (+ {args.cbomf.second_epochs} in two-phase modes), "
+        f"SGD lr {args.cbomf.lr} momentum {args.cbomf.momentum}, "
+        f"batch {args.cbomf.batch_size}; {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
         "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
@@ -214,5 +178,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-ohem", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("ohem.py", Args, main)
+    main()

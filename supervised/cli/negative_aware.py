@@ -13,28 +13,30 @@ seed, running the command again skips the seeds that finished, trials run in loc
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/negative_aware.py --seeds 0 1 2
+    negdl-negative-aware --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepOptions, SweepResult
 from negdl.trials import Trial, cached_per_process
-from supervised.data import DataOptions
+from supervised.cli.common import TrainRunOptions
+from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.negative_aware import (
     NEGATIVE_SOURCES,
-    UNIFORM_TARGETS,
     HeldOutClasses,
     NegativeAwareConfig,
     make_negative_source,
@@ -54,37 +56,15 @@ SOURCE_NOTE = (
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train baselines and negative-aware MNIST classifiers; score them on held-out negatives."""
 
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
     """negative sources to train with (occluded inverted noise held-out)"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; every model is trained once per seed"""
-    epochs: int = 10
-    """passes over the in-distribution training samples"""
-    weight: float = 0.5
-    """lambda, the weight of the negatives' distance to uniform (>= 0)"""
-    target: str = "ce"
-    """ce (cross-entropy to uniform) or kl (KL to uniform)"""
-    lr: float = 0.01
-    """SGD learning rate"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """in-distribution samples per step (and negatives per step)"""
-    train_subset: int = 0
-    """use only the first N training images (0: all)"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/negative_aware"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+    training: Annotated[NegativeAwareConfig, tyro.conf.OmitArgPrefixes] = NegativeAwareConfig()
+    """training hyperparameters (flags without a prefix: --epochs, --weight, ...)"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.sources if name not in NEGATIVE_SOURCES]
@@ -92,22 +72,7 @@ class Args(SweepOptions, DataOptions):
             raise ValueError(
                 f"unknown negative source(s) {unknown}; choose from {list(NEGATIVE_SOURCES)}"
             )
-        if self.target not in UNIFORM_TARGETS:
-            raise ValueError(
-                f"unknown target {self.target!r}; choose one of {list(UNIFORM_TARGETS)}"
-            )
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
-        self.config()
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
-
-    def config(self) -> NegativeAwareConfig:
-        """The training hyperparameters."""
-        return NegativeAwareConfig(
-            self.lr, self.momentum, self.batch_size, None, self.epochs, self.weight, self.target
-        )
 
 
 def load_plans(args: Args):
@@ -149,7 +114,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, transforms, train_high, plans = load_plans(args)
-    config = args.config()
+    config = args.training
     seed = trial.params["seed"]
     seed_everything(seed)
     rows: list[dict] = []
@@ -170,9 +135,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             training_negatives,
             config,
             seed,
-            device,
-            writer,
-            args.progress,
+            RunContext(device, (writer,), args.progress),
             description=f"seed {seed} {name}",
         )
         report = negative_report(model, test_inliers, negatives, device)
@@ -201,7 +164,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,18 +172,7 @@ def main(args: Args) -> None:
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negative_aware.py", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-negative-aware", sweep, write_report, device, start)
 
 
 def write_report(
@@ -233,8 +185,8 @@ def write_report(
     text = [
         f"# Negative-aware training on MNIST, mean ± std over seeds {seeds}",
         "",
-        f"{args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size} "
-        f"real + {args.batch_size} negatives, lambda {args.weight}, {args.target} to uniform; "
+        f"{args.training.epochs} epochs, SGD lr {args.training.lr} momentum {args.training.momentum}, batch {args.training.batch_size} "
+        f"real + {args.training.batch_size} negatives, lambda {args.training.weight}, {args.training.target} to uniform; "
         f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images. "
         "Negatives for testing are built from the test split (held-out for training).",
         f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
@@ -266,5 +218,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-negative-aware", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("negative_aware.py", Args, main)
+    main()

@@ -12,7 +12,7 @@ CUDA) all seeds are one trial whose every phase trains them in one stacked step
 seeds that finished; Ctrl-C (or SIGTERM) drops the seeds in flight, keeps the finished ones and
 exits with status 130 (143); a second Ctrl-C aborts at once.
 
-    python scripts/cbomf.py --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
+    negdl-cbomf --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from negdl.checks import check_int
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import (
     comparison_table,
     machine_description,
@@ -35,19 +33,20 @@ from negdl.results import (
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import Grid, Sweep, SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import (
     MODES,
     CBOMFConfig,
     TrainedMode,
-    evaluate_modes_stacked,
-    train_modes_stacked,
+    evaluate_modes,
+    train_modes,
 )
 from supervised.checkpoints import save_checkpoint
+from supervised.cli.common import TrainRunOptions
 from supervised.context import RunContext
-from supervised.data import EMNIST_CLASSES, DataOptions
+from supervised.data import EMNIST_CLASSES
 from supervised.models import make_activation, mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.runtime import seed_everything, select_device
@@ -64,35 +63,23 @@ SOURCE_MNIST = {
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train CBOMF modes and evaluate them on full and occluded test sets."""
 
     dataset: str = "mnist"
     """mnist, or emnist-<split> with split balanced, mnist, digits or letters"""
     modes: tuple[str, ...] = tuple(MODES)
     """training modes to run (SN ONN HN NR ALT TP HN-K NR-K)"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; each mode is trained once per seed"""
     cbomf: CBOMFConfig = CBOMFConfig()
     """training hyperparameters (SGD, epochs of each phase, feature caching)"""
     activation: str = "relu"
     """activation of the conv blocks (relu, sigmoid, tanh, relu6, leaky_relu); the negation matches it"""
     corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
     """image fractions of the corner-occlusion test sets"""
-    train_subset: int = 0
-    """use only the first N training images (0: all); for smoke runs"""
-    test_subset: int = 0
-    """use only the first N test images (0: all); for smoke runs"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/cbomf"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
     save_checkpoints: bool = True
     """save each trained model as <out_dir>/<dataset>/seed<k>/<mode>/model.pt"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
     stacked: bool | None = None
     """train all seeds as one trial, each phase in one stacked step (same results up to rounding); when not given, on CUDA, where it is faster, and off on the CPU, where separate runs measured faster"""
 
@@ -104,24 +91,11 @@ class Args(SweepOptions, DataOptions):
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; use mnist or emnist-<{'|'.join(EMNIST_CLASSES)}>"
             )
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
-        if len(set(self.seeds)) != len(self.seeds) or len(set(self.modes)) != len(self.modes):
-            raise ValueError(
-                f"give each seed and mode once, got seeds {self.seeds}, modes {self.modes}"
-            )
-        for seed in self.seeds:
-            check_int("seed", seed, 0)
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"give each mode once, got {self.modes}")
         make_activation(self.activation)
         corner_occlusions(self.corner_fractions)
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download, the sweep's options
-        check_out_dir("--out-dir", self.out_dir)
-
-    def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
-        # The nested config as plain data, so a resumed sweep compares it like any other field.
-        settings = super().sweep_settings(*grid_fields, ignore=(*ignore, "cbomf"))
-        return {**settings, "cbomf": asdict(self.cbomf)}
 
 
 def load_data(args: Args):
@@ -155,10 +129,10 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     context = RunContext(device, progress=args.progress)
     try:
         model_factory = functools.partial(mnist_net, train.num_classes, args.activation)
-        trained = train_modes_stacked(
+        trained = train_modes(
             args.modes, model_factory, train, args.cbomf, seeds, context, writer_for
         )
-        accuracies = evaluate_modes_stacked(trained, test_sets, context, writer_for)
+        accuracies = evaluate_modes(trained, test_sets, context, writer_for)
     finally:
         for writer in writers.values():
             writer.close()
@@ -168,7 +142,7 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -198,7 +172,7 @@ def main(args: Args) -> None:
             result.summary(),
         )
 
-    args.run_reported(sweep, "cbomf.py", args.progress, report)
+    args.run_reported(sweep, "negdl-cbomf", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
@@ -274,5 +248,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-cbomf", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("cbomf.py", Args, main)
+    main()

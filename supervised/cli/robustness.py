@@ -1,4 +1,4 @@
-"""Robustness of trained models to adversarial attacks (checkpoints from scripts/synergy.py).
+"""Robustness of trained models to adversarial attacks (checkpoints from negdl-synergy).
 
 Per seed: the white-box FGSM sweep over eps (PNG plot of accuracy against eps), the PGD
 black-box transfer matrix (every model attacked as donor x every model as target; the
@@ -13,8 +13,8 @@ seed, running the command again skips the seeds that finished, trials run in loc
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 seeds in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/synergy.py --seeds 0 1 2          # trains and saves the models
-    python scripts/robustness.py --seeds 0 1 2
+    negdl-synergy --seeds 0 1 2          # trains and saves the models
+    negdl-robustness --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import torch  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from negdl.cli import check_out_dir, run_main  # noqa: E402
+from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     machine_description,
     markdown_table,
@@ -41,11 +42,11 @@ from negdl.results import (  # noqa: E402
     write_csv,
     write_text_atomic,
 )
-from negdl.sweeps import SweepOptions, SweepResult  # noqa: E402
+from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
-from supervised.data import DataOptions  # noqa: E402
+from supervised.cli.common import RunOptions  # noqa: E402
 from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
 from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
@@ -59,13 +60,11 @@ SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(RunOptions):
     """Attack trained models: FGSM sweep, PGD transfer matrix, 8-attack suite, max-ensembles."""
 
     models_dir: str = "runs/synergy/mnist"
-    """folder with seed<k>/<model>/model.pt checkpoints written by scripts/synergy.py"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds whose checkpoints are attacked"""
+    """folder with seed<k>/<model>/model.pt checkpoints written by negdl-synergy"""
     models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
     """models of the FGSM sweep, the transfer matrix and the ensembles"""
     eps_values: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -86,18 +85,10 @@ class Args(SweepOptions, DataOptions):
     """first N test images for the suite (0: all); CW's 50 Adam steps dominate its cost"""
     ensemble_eps: float = 0.1
     """FGSM eps of the max-ensemble vs averaging comparison"""
-    test_subset: int = 0
-    """use only the first N test images (0: all); for smoke runs"""
     batch_size: int = 250
     """images attacked and evaluated at once"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/robustness"
     """where results, the plot and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.suite_attacks if name not in ATTACKS]
@@ -110,11 +101,9 @@ class Args(SweepOptions, DataOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
-        if not self.seeds or min(self.test_subset, self.suite_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
-        select_device(self.device)
+        if self.suite_subset < 0:
+            raise ValueError(f"suite_subset must be >= 0, got {self.suite_subset}")
         super().__post_init__()
-        check_out_dir("--out-dir", self.out_dir)
 
 
 def checkpoint(args: Args, seed: int, name: str) -> Path:
@@ -122,7 +111,7 @@ def checkpoint(args: Args, seed: int, name: str) -> Path:
     path = Path(args.models_dir) / f"seed{seed}" / name / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(
-            f"no checkpoint {path}; run scripts/synergy.py --seeds {seed} (its --out-dir/<dataset> "
+            f"no checkpoint {path}; run negdl-synergy --seeds {seed} (its --out-dir/<dataset> "
             "is --models-dir here) or choose --models among the saved ones"
         )
     return path
@@ -305,7 +294,7 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
     return dict(zip(TABLES, tables, strict=True))
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -315,33 +304,20 @@ def main(args: Args) -> None:
     sweep = args.seed_sweep(functools.partial(run_seed, args, dataset), args.seeds, out_dir)
 
     def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            out_dir,
-            device,
-            time.perf_counter() - start,
-            *(result.rows(table) for table in TABLES),
-            summary=result.summary(),
-        )
+        write_report(args, out_dir, device, time.perf_counter() - start, result)
 
-    args.run_reported(sweep, "robustness.py", args.progress, report)
+    args.run_reported(sweep, "negdl-robustness", args.progress, report)
     print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
 
 def write_report(
-    args,
-    out_dir,
-    device,
-    seconds,
-    sweep_rows,
-    transfer_rows,
-    suite_rows,
-    ensemble_rows,
-    timing_rows,
-    summary: str = "",
+    args: Args, out_dir: Path, device: torch.device, seconds: float, result: SweepResult
 ) -> None:
-    """Rewrite every CSV, results.md and fgsm.png from the rows so far (``summary``: the sweep's
-    summary sentence)."""
+    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
+    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
+        result.rows(table) for table in TABLES
+    )
+    summary = result.summary()
     for name, rows in (
         ("fgsm", sweep_rows),
         ("transfer", transfer_rows),
@@ -404,5 +380,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-robustness", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("robustness.py", Args, main)
+    main()

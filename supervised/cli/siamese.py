@@ -13,7 +13,7 @@ trial, running the command again skips the trials that finished, trials run in l
 with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
 trials in flight, keeps the finished ones and exits with status 130 (143).
 
-    python scripts/siamese.py --seeds 0 1 2
+    negdl-siamese --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -21,113 +21,58 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import tyro
 
-from negdl.cli import check_out_dir, run_main
+from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
-from negdl.sweeps import SweepOptions, SweepResult
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
-from supervised.data import DataOptions
+from supervised.cli.common import TrainRunOptions
+from supervised.context import RunContext
 from supervised.embeddings import embed, plot_embeddings
 from supervised.runtime import seed_everything, select_device
 from supervised.siamese import (
-    DISTANCES,
     PML_CONVENTIONS,
     SiameseConfig,
     schedule_variants,
     score_embedding,
     train_schedules,
 )
-from supervised.triplets import MINERS
 
 # The source's TSN accuracies (%) on MNIST, as quoted in the project brief, section 6.
 SOURCE = {"TSN": 93.84, "TSN>TSN-N": 93.91, "TSN>TSN-P": 92.92, "TSN-N": "diverged"}
-#: pytorch-metric-learning's TripletMarginLossMNIST notebook: precision@1 after one epoch.
-PML_PUBLISHED_PRECISION_AT_1 = 97.89
 PML_ROW = "pml conventions"
 
 
 @dataclass
-class Args(SweepOptions, DataOptions):
+class Args(TrainRunOptions):
     """Train negative triplet Siamese networks on MNIST and score their embeddings."""
 
     schedules: tuple[str, ...] = ("TSN", "TSN-N", "TSN-P", "TSN>TSN", "TSN>TSN-N", "TSN>TSN-P")
     """schedules: a variant from scratch (TSN, TSN-N, TSN-P) or TSN>variant to fine-tune TSN"""
-    seeds: tuple[int, ...] = (0,)
-    """seeds; each schedule is trained once per seed"""
-    epochs: int = 10
-    """epochs from scratch (and of the TSN run that fine-tunings start from)"""
-    finetune_epochs: int = 1
-    """epochs of fine-tuning"""
-    finetune_lr_factor: float = 1e-3
-    """fine-tuning learning rate as a fraction of --lr"""
-    lr: float = 0.01
-    """SGD learning rate from scratch"""
-    momentum: float = 0.5
-    """SGD momentum"""
-    batch_size: int = 64
-    """triplets per step"""
-    margin: float = 1.0
-    """triplet margin (>= 0)"""
-    distance: str = "euclidean"
-    """euclidean or cosine"""
-    miner: str | None = None
-    """keep only these triplets of each batch: all, hard, semi-hard, margin; when not given, every sampled triplet"""
-    embedding_size: int = 128
-    """embedding dimensions"""
     k: int = 5
     """neighbours of the k-NN accuracy"""
     pml_reference: bool = True
     """also train the embedding with pytorch-metric-learning's conventions on the full training split"""
-    train_subset: int = 0
-    """use only the first N training images (0: all); also the references of the scores"""
-    test_subset: int = 0
-    """use only the first N test images (0: all)"""
     plot: bool = True
     """save a PCA plot of the test embeddings per schedule (first seed)"""
-    device: str | None = None
-    """cpu or cuda; when not given, cuda when available"""
     out_dir: str = "runs/siamese"
     """where results and TensorBoard runs go"""
-    progress: bool = True
-    """show progress bars"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
+    siamese: Annotated[SiameseConfig, tyro.conf.OmitArgPrefixes] = SiameseConfig()
+    """triplet training's hyperparameters (flags without a prefix: --epochs, --margin, ...)"""
 
     def __post_init__(self) -> None:
         for name in self.schedules:
             schedule_variants(name)
-        if self.miner is not None and self.miner not in MINERS:
-            raise ValueError(f"unknown miner {self.miner!r}; choose one of {list(MINERS)}")
-        if self.distance not in DISTANCES:
-            raise ValueError(f"unknown distance {self.distance!r}; choose one of {list(DISTANCES)}")
-        if not self.seeds or min(self.train_subset, self.test_subset, self.threads) < 0:
-            raise ValueError("need at least one seed, and subsets and threads >= 0")
         if self.k <= 0:
             raise ValueError(f"k must be positive, got {self.k}")
-        self.config()
-        select_device(self.device)
         super().__post_init__()  # --data-dir, --download
-        check_out_dir("--out-dir", self.out_dir)
-
-    def config(self) -> SiameseConfig:
-        """The training hyperparameters."""
-        return SiameseConfig(
-            embedding_size=self.embedding_size,
-            margin=self.margin,
-            distance=self.distance,
-            miner=self.miner,
-            lr=self.lr,
-            momentum=self.momentum,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            finetune_epochs=self.finetune_epochs,
-            finetune_lr_factor=self.finetune_lr_factor,
-        )
 
 
 def load_data(args: Args):
@@ -150,16 +95,17 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device, full_train, train, test = load_data(args)
-    config = args.config()
-    pml_config = replace(PML_CONVENTIONS, embedding_size=args.embedding_size)
+    config = args.siamese
+    pml_config = replace(PML_CONVENTIONS, embedding_size=args.siamese.embedding_size)
     seed = trial.params["seed"]
     seed_everything(seed)
     rows: list[dict] = []
     writer_for = TensorBoardWriters(trial.dir)
+    context = RunContext(device, progress=args.progress)
     runs = [
         (name, result, train, config)
         for name, result in train_schedules(
-            args.schedules, train, config, seed, device, writer_for, args.progress
+            args.schedules, train, config, seed, context, writer_for
         ).items()
     ]
     if args.pml_reference:
@@ -168,9 +114,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             full_train,
             pml_config,
             seed,
-            device,
+            context,
             lambda _, writers=writer_for: writers(PML_ROW),
-            args.progress,
         )["TSN"]
         runs.append((PML_ROW, trained, full_train, pml_config))
     for name, result, references, run_config in runs:
@@ -204,7 +149,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     return {"results": rows}
 
 
-def main(args: Args) -> None:
+def run(args: Args) -> None:
     start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -214,22 +159,11 @@ def main(args: Args) -> None:
         functools.partial(run_seed, args), args.seeds, out_dir, ignore=("plot",)
     )
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "siamese.py", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    args.report_sweep("negdl-siamese", sweep, write_report, device, start)
 
 
 def comparison_table(rows: list[dict]) -> str:
-    """Our mean precision@1 and prototype accuracy next to the source's accuracy and pml's P@1."""
+    """Our mean precision@1 and prototype accuracy next to the source's accuracy."""
     by_schedule: dict[str, list[dict]] = {}
     for row in rows:
         by_schedule.setdefault(row["schedule"], []).append(row)
@@ -239,11 +173,9 @@ def comparison_table(rows: list[dict]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, group in by_schedule.items():
-        source = (
-            f"{PML_PUBLISHED_PRECISION_AT_1} (pml's own net, P@1)"
-            if name == PML_ROW
-            else SOURCE.get(name, "-")
-        )
+        # The pml row has no source figure: pml's notebook scores another net against other
+        # references, and its printed P@1 changed between revisions.
+        source = SOURCE.get(name, "-")
         finite = [row for row in group if not row["diverged"]]
 
         def mean(key: str, finite: list[dict] = finite) -> str:
@@ -275,10 +207,10 @@ def write_report(
     text = [
         f"# Triplet Siamese networks on MNIST: embedding scores (%), mean ± std over seeds {seeds}",
         "",
-        f"From scratch: {args.epochs} epochs, SGD lr {args.lr} momentum {args.momentum}, "
-        f"{args.batch_size} sampled triplets per step, {args.distance} distance, margin {args.margin}, "
-        f"miner {args.miner or 'none'}, embedding {args.embedding_size}; fine-tuning (TSN>...): "
-        f"{args.finetune_epochs} epoch(s) at lr x {args.finetune_lr_factor}. "
+        f"From scratch: {args.siamese.epochs} epochs, SGD lr {args.siamese.lr} momentum {args.siamese.momentum}, "
+        f"{args.siamese.batch_size} sampled triplets per step, {args.siamese.distance} distance, margin {args.siamese.margin}, "
+        f"miner {args.siamese.miner or 'none'}, embedding {args.siamese.embedding_size}; fine-tuning (TSN>...): "
+        f"{args.siamese.finetune_epochs} epoch(s) at lr x {args.siamese.finetune_lr_factor}. "
         f"{args.train_subset or 'all'} training images (also the references), "
         f"{args.test_subset or 'all'} test queries; k-NN with k = {args.k}. "
         f"'{PML_ROW}': {PML_CONVENTIONS.epochs} epoch on all training images, batches of "
@@ -297,5 +229,9 @@ def write_report(
     write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    run_main("negdl-siamese", Args, run, argv)
+
+
 if __name__ == "__main__":
-    run_main("siamese.py", Args, main)
+    main()

@@ -1,0 +1,1 @@
+"""The supervised studies' commands, installed as ``negdl-<name>`` (``negdl-cbomf``, ...)."""
