@@ -223,7 +223,9 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         relevance = relevance.reshape(-1)
         kept = relevance.nonzero().squeeze(1)
         first, second = self.embed[0], self.embed[2]
-        hidden = th.relu(F.linear(inputs.reshape(-1, OBSTACLE_FEATURES)[kept], first.weight, first.bias))
+        hidden = th.relu(
+            F.linear(inputs.reshape(-1, OBSTACLE_FEATURES)[kept], first.weight, first.bias)
+        )
         embedded = th.relu(F.linear(hidden, second.weight, second.bias)) * relevance[kept, None]
         rows = th.div(kept, max(self.num_slots, 1), rounding_mode="floor")
         zeros = embedded.new_zeros(batch, embedded.shape[1])
