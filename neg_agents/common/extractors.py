@@ -184,7 +184,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         """:meth:`general_forward` for the layouts whose geometry the env fixes (``absolute``,
         ``nearest``), in fewer tensor operations: the per-call overhead of small tensor
         operations, not arithmetic, bounds a training step. The same features and outputs (up
-        to float rounding; ``tests/agents/test_extractors.py`` checks it)."""
+        to float rounding; ``tests/agents/test_reference_extractor.py`` checks it)."""
         batch = observations.shape[0]
         contact, reach = self.contact, self.reach
         agent = observations[:, :2]
