@@ -8,6 +8,7 @@ import gymnasium as gym
 import torch as th
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+from torch.nn import functional as F
 
 from neg_agents.common.env_util import collision_config
 from neg_envs.collision_core import MAX_RADIUS, OBSERVATION_MODES, CollisionConfig
@@ -115,6 +116,13 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             nn.Linear(hidden, hidden),
             nn.ReLU(),
         )
+        # The walls' distances as one multiply-add: (agent x, y, x, y) * sign + offset, in
+        # agent steps (fixed layouts; not saved with the model).
+        low, high = self.agent_radius / self.agent_step, (1.0 - self.agent_radius) / self.agent_step
+        self.register_buffer(
+            "wall_sign", th.tensor([1.0, 1.0, -1.0, -1.0]) / self.agent_step, persistent=False
+        )
+        self.register_buffer("wall_offset", th.tensor([-low, -low, high, high]), persistent=False)
 
     def geometry(self, observations: th.Tensor) -> tuple[Any, Any, Any]:
         """The contact distance and the farthest relevant distance (agent steps), and the
@@ -168,6 +176,69 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         )
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        if self.observation == "nearest_radii":
+            return self.general_forward(observations)
+        return self.fixed_forward(observations)
+
+    def fixed_forward(self, observations: th.Tensor) -> th.Tensor:
+        """:meth:`general_forward` for the layouts whose geometry the env fixes (``absolute``,
+        ``nearest``), in fewer tensor operations: the per-call overhead of small tensor
+        operations, not arithmetic, bounds a training step. The same features and outputs (up
+        to float rounding; ``tests/agents/test_reference_extractor.py`` checks it)."""
+        batch = observations.shape[0]
+        contact, reach = self.contact, self.reach
+        agent = observations[:, :2]
+        slots = observations[:, self.lead :].reshape(batch, self.num_slots, self.per_obstacle)
+        if self.observation == "absolute":
+            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
+            velocity = slots[..., 2:] * self.velocity_unit
+        else:
+            relative = slots[..., 1:3] / self.agent_step
+            velocity = slots[..., 3:] * self.velocity_unit
+        distance = th.linalg.vector_norm(relative, dim=-1, keepdim=True)
+        speed2 = th.linalg.vecdot(velocity, velocity).unsqueeze(-1)
+        closing = th.linalg.vecdot(relative, velocity).unsqueeze(-1)
+        when = th.clamp(-closing / speed2.clamp(min=1e-9), 0.0, 1.0)
+        closest = th.addcmul(relative, velocity, when)
+        closest_distance = th.linalg.vector_norm(closest, dim=-1, keepdim=True)
+        relevance = (reach - distance).clamp_(0.0, 1.0)
+        if self.observation != "absolute":
+            relevance = relevance * slots[..., :1]
+        inputs = th.cat(
+            [
+                relative / distance.clamp(min=1e-6),
+                distance - contact,
+                velocity,
+                when,
+                closest / closest_distance.clamp(min=1e-6),
+                closest_distance - contact,
+            ],
+            dim=-1,
+        ).clamp_(-reach, reach)
+        walls = th.addcmul(self.wall_offset, agent.repeat(1, 2), self.wall_sign).clamp_(max=reach)
+        # Only obstacles in reach (relevance > 0) go through the MLP: the others' embeddings
+        # are 0, which adds nothing to the sum, and the embeddings are >= 0 (ReLU times a
+        # relevance in [0, 1]), so a 0 changes no maximum either. Most obstacles of a scene are
+        # out of reach, so this is most of the arithmetic of a training step saved.
+        relevance = relevance.reshape(-1)
+        kept = relevance.nonzero().squeeze(1)
+        first, second = self.embed[0], self.embed[2]
+        hidden = th.relu(
+            F.linear(inputs.reshape(-1, OBSTACLE_FEATURES)[kept], first.weight, first.bias)
+        )
+        embedded = th.relu(F.linear(hidden, second.weight, second.bias)) * relevance[kept, None]
+        rows = th.div(kept, max(self.num_slots, 1), rounding_mode="floor")
+        zeros = embedded.new_zeros(batch, embedded.shape[1])
+        pooled = []
+        if self.pooling in ("sum", "sum+max"):
+            pooled.append(zeros.index_add(0, rows, embedded))
+        if self.pooling in ("max", "sum+max"):
+            index = rows[:, None].expand(-1, embedded.shape[1])
+            pooled.append(zeros.scatter_reduce(0, index, embedded, "amax", include_self=True))
+        return th.cat([*pooled, walls], dim=1)
+
+    def general_forward(self, observations: th.Tensor) -> th.Tensor:
+        """The features from :meth:`obstacle_features` and :meth:`geometry`, for every layout."""
         features = self.obstacle_features(observations)
         relevance = features[..., -1:]
         _, reach, agent_radius = self.geometry(observations)

@@ -214,3 +214,27 @@ def test_predict_acts_as_sb3s_predict_and_still_refuses_bad_observations(
     with pytest.raises(ValueError, match="shape"):
         model.predict(obs[:, :-1])
     env.close()
+
+
+def test_fast_extractor_trains_as_the_reference_and_seeds_reproduce_a_run(small_env_kwargs):
+    from neg_agents.common.env_util import collision_config
+    from neg_agents.common.extractors import ObstacleSetExtractor, collision_extractor_kwargs
+    from neg_agents.common.reference_extractor import ReferenceObstacleSetExtractor
+
+    def run(extractor_class=None):
+        env = make_env("NegCollision-v0", 2, seed=0, env_kwargs=small_env_kwargs)
+        policy_kwargs = dict(TINY["policy_kwargs"])
+        if extractor_class is not None:
+            config = collision_config(env)
+            policy_kwargs["features_extractor_class"] = extractor_class
+            policy_kwargs["features_extractor_kwargs"] = collision_extractor_kwargs(
+                config, hidden=32, pooling="sum+max"
+            )
+        model = NegRewardDQN("MlpPolicy", env, seed=0, **{**TINY, "policy_kwargs": policy_kwargs})
+        model.learn(300)
+        env.close()
+        return parameters(model)
+
+    np.testing.assert_array_equal(run(), run())  # the same seed, the same run
+    fast = run(ObstacleSetExtractor)
+    np.testing.assert_allclose(fast, run(ReferenceObstacleSetExtractor), rtol=1e-4, atol=1e-5)

@@ -42,3 +42,43 @@ def test_current_extractor_matches_the_reference(observation, pooling):
             dict(current.named_parameters())[name].grad, parameter.grad, rtol=1e-4, atol=1e-6
         )
     env.close()
+
+
+@pytest.mark.parametrize("observation", ["absolute", "nearest"])
+@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
+def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(observation, pooling):
+    env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
+    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
+    reference = ReferenceObstacleSetExtractor(env.observation_space, **kwargs)
+    current = ObstacleSetExtractor(env.observation_space, **kwargs)
+    current.load_state_dict(reference.state_dict())
+    obs = scene_observations(env, 200, seed=2)
+    lead, per = current.lead, current.per_obstacle
+    slots = obs[:, lead:].reshape(len(obs), -1, per)
+    permuted = torch.cat(
+        [obs[:, :lead], slots[:, torch.randperm(slots.shape[1])].reshape(len(obs), -1)], dim=1
+    )
+    want = reference(obs)
+    with torch.no_grad():
+        torch.testing.assert_close(current(permuted), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(current.general_forward(obs), current(obs), rtol=1e-5, atol=1e-6)
+    env.close()
+
+
+@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
+def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
+    env = gym.make("NegCollision-v0", num_obstacles=6)
+    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
+    for space in (env.observation_space, gym.spaces.Box(0.0, 1.0, (2,))):
+        reference = ReferenceObstacleSetExtractor(space, **kwargs)
+        current = ObstacleSetExtractor(space, **kwargs)
+        current.load_state_dict(reference.state_dict())
+        obs = torch.as_tensor(np.stack([space.sample() for _ in range(50)]))
+        obs[:10, :2] = 0.05  # agent in a corner
+        if obs.shape[1] > 2:
+            obs[:10, 2:].reshape(10, -1, 4)[..., :2] = 0.95  # every obstacle far away
+        out = current(obs)
+        # negdl 0.1's extractor fails on 0 obstacles: there the general forward is the reference
+        want = reference(obs) if obs.shape[1] > 2 else current.general_forward(obs)
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+        assert torch.all(out[:10, :-4] == 0)
