@@ -70,3 +70,10 @@ def pages(repo: Path) -> list[Path]:
     """The pages whose tables ``fill`` keeps current: the README and the site's own pages."""
     docs = repo / "docs"
     return [repo / "README.md", *sorted(docs.glob("*.md")), *sorted((docs / "guide").glob("*.md"))]
+
+
+def home_page(readme: str) -> str:
+    """The site's home page (docs/index.md): the README, its links pointing into the site."""
+    return readme.replace("](docs/", "](").replace(
+        "`mkdocs serve`, or `mkdocs build` into `site/`", "this site; `mkdocs serve` from a source checkout"
+    )

@@ -26,6 +26,13 @@ def test_quoted_tables_equal_their_files(page):
     )
 
 
+def test_home_page_is_the_readme():
+    readme = (REPO / "README.md").read_text()
+    assert (DOCS / "index.md").read_text() == doc_tables.home_page(readme), (
+        "run python scripts/update_docs.py --tables"
+    )
+
+
 def test_readme_quotes_a_table_per_part():
     readme = (REPO / "README.md").read_text()
     assert len(doc_tables.MARKER.findall(readme)) >= 6
