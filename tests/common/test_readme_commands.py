@@ -16,7 +16,15 @@ from neg_agents.cli import train, watch
 from negdl.cli import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+#: The README and the site's guides, where the commands now live.
+README = "\n".join(
+    path.read_text()
+    for path in [REPO / "README.md", REPO / "docs" / "getting-started.md",
+                 *sorted((REPO / "docs" / "guide").glob("*.md"))]
+)  # fmt: skip
+#: The supervised commands pip installs: ``negdl-<name>`` has the flags of ``scripts/<name>.py``.
+SUPERVISED_COMMANDS = ("cbomf", "synergy", "robustness", "siamese", "negative-aware",
+                       "negative-labels", "ohem", "occlusion-grid")  # fmt: skip
 #: Only scripts/update_docs.py writes into docs/.
 DOCS_WRITER = "update_docs.py"
 #: Argument fields that name something a command writes.
@@ -40,6 +48,8 @@ def args_class(words: list[str]) -> tuple[type, list[str]]:
         return watch.Args, words[1:]
     if words[0] == "negdl-bench" or words[:3] == ["python", "-m", "neg_agents.cli.bench"]:
         return BenchConfig, words[1 if words[0] != "python" else 3 :]
+    if words[0].removeprefix("negdl-") in SUPERVISED_COMMANDS:
+        return script_args(words[0].removeprefix("negdl-").replace("-", "_") + ".py"), words[1:]
     if words[0] == "python" and words[1].startswith("scripts/"):
         return script_args(words[1].removeprefix("scripts/")), words[2:]
     raise AssertionError(f"not a negdl command: {words}")
@@ -59,7 +69,8 @@ def readme_commands() -> list[str]:
             if "<" in command:  # a pattern such as scripts/<name>.py, not a command
                 continue
             if re.match(
-                r"(negdl-(train|watch|bench)|python (scripts/|-m neg_agents\.cli\.))", command
+                r"(negdl-(train|watch|bench|cbomf|synergy|robustness|siamese|negative-aware|"
+                r"negative-labels|ohem|occlusion-grid)\b|python (scripts/|-m neg_agents\.cli\.))", command
             ):
                 found.append(command)
     return list(dict.fromkeys(found))
