@@ -75,5 +75,6 @@ def pages(repo: Path) -> list[Path]:
 def home_page(readme: str) -> str:
     """The site's home page (docs/index.md): the README, its links pointing into the site."""
     return readme.replace("](docs/", "](").replace(
-        "`mkdocs serve`, or `mkdocs build` into `site/`", "this site; `mkdocs serve` from a source checkout"
+        "`mkdocs serve`, or `mkdocs build` into `site/`",
+        "this site; `mkdocs serve` from a source checkout",
     )

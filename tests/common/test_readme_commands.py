@@ -70,7 +70,8 @@ def readme_commands() -> list[str]:
                 continue
             if re.match(
                 r"(negdl-(train|watch|bench|cbomf|synergy|robustness|siamese|negative-aware|"
-                r"negative-labels|ohem|occlusion-grid)\b|python (scripts/|-m neg_agents\.cli\.))", command
+                r"negative-labels|ohem|occlusion-grid)\b|python (scripts/|-m neg_agents\.cli\.))",
+                command,
             ):
                 found.append(command)
     return list(dict.fromkeys(found))

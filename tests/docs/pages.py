@@ -20,7 +20,9 @@ def user_pages() -> list[Path]:
 #: ``<!-- not-run: why -->`` (the next block is not run by the tests; only for the set-up commands
 #: themselves, a cluster or a GPU), on the lines right above a block.
 MARKER = re.compile(r"<!-- (replace|setup|not-run): (.*?) -->")
-BLOCK = re.compile(r"((?:^ *<!-- (?:replace|setup|not-run): .*? -->\n)*)^( *)```(\w+)\n(.*?)^\2```", re.S | re.M)
+BLOCK = re.compile(
+    r"((?:^ *<!-- (?:replace|setup|not-run): .*? -->\n)*)^( *)```(\w+)\n(.*?)^\2```", re.S | re.M
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def blocks(page: Path) -> list[Block]:
     found = []
     for match in BLOCK.finditer(text):
         markers, indent, language, body = match.groups()
-        code = "".join(line[len(indent):] + "\n" for line in body.splitlines())
+        code = "".join(line[len(indent) :] + "\n" for line in body.splitlines())
         run_code, not_run, setup = code, "", []
         for kind, value in MARKER.findall(markers):
             if kind == "not-run":

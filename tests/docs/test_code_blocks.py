@@ -78,5 +78,7 @@ def test_block_runs(block, tmp_path):
         # A file, not -c: worker processes of a sweep import the main module again.
         (tmp_path / "block.py").write_text(block.run_code)
         argv = [sys.executable, "block.py"]
-    result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
     assert result.returncode == 0, f"{block.name}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

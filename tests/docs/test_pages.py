@@ -56,7 +56,9 @@ def test_no_work_notes(page):
 
 
 def test_fill_writes_tables_from_md_and_csv(tmp_path: Path):
-    (tmp_path / "r.md").write_text("# t\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\ntext\n\n| c |\n| --- |\n| 3 |\n")
+    (tmp_path / "r.md").write_text(
+        "# t\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\ntext\n\n| c |\n| --- |\n| 3 |\n"
+    )
     (tmp_path / "r.csv").write_text("x,y\n5,6\n")
     page = "<!-- table:r.md#2 -->\nold\n<!-- /table -->\n<!-- table:r.csv -->\n<!-- /table -->\n"
     assert doc_tables.fill(page, tmp_path) == (
