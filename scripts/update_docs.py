@@ -7,6 +7,11 @@ pointed into docs/, one job per result; the README quotes the files it writes.
     python scripts/update_docs.py --list                  # the jobs, their commands and run times
     python scripts/update_docs.py --jobs envs-bench occlusions
     python scripts/update_docs.py --all --dry-run         # print the commands, run nothing
+    python scripts/update_docs.py --tables                # rewrite the quoted tables from docs/
+
+The README and the site quote result tables between ``<!-- table:FILE#N -->`` and
+``<!-- /table -->`` (``negdl.doc_tables``); ``--tables`` rewrites each from its file, so after a
+job reruns, one ``--tables`` call updates every page that quotes it.
 
 Commands that run a sweep (``negdl.sweeps``: the bench and the supervised scripts) get
 ``--no-resume``, so a result in docs/ never reuses trials an older version left under runs/;
@@ -22,6 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from negdl import doc_tables
 from negdl.cli import run_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,6 +231,8 @@ class Args:
     """print the jobs and their commands, then stop"""
     dry_run: bool = False
     """print the commands of the chosen jobs without running them"""
+    tables: bool = False
+    """rewrite every table the README and the site quote (``<!-- table:FILE#N -->`` blocks) from its file under docs/, then stop"""
     resume: bool = False
     """let sweeps (the bench, the supervised scripts) reuse the trials an earlier run of the same command finished, e.g. to finish an interrupted job; by default they run every trial again"""
 
@@ -241,7 +249,23 @@ def shown(command: tuple[str, ...]) -> str:
     return shlex.join(("python" if part == PYTHON else part) for part in command)
 
 
+def write_tables() -> None:
+    """Rewrite the quoted tables of the README and the site's pages from the files in docs/,
+    and the site's home page from the README."""
+    home = REPO / "docs" / "index.md"
+    home.write_text(doc_tables.home_page((REPO / "README.md").read_text()))
+    for page in doc_tables.pages(REPO):
+        text = page.read_text()
+        filled = doc_tables.fill(text, REPO / "docs")
+        if filled != text:
+            page.write_text(filled)
+            print(f"tables rewritten: {page.relative_to(REPO)}", flush=True)
+
+
 def main(args: Args) -> None:
+    if args.tables:
+        write_tables()
+        return
     if args.list or not (args.jobs or args.all):
         for name, job in JOBS.items():
             print(f"{name}: {job.description}")

@@ -16,7 +16,12 @@ from neg_agents.cli import train, watch
 from negdl.cli import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+#: The README and the site's guides, where the commands now live.
+README = "\n".join(
+    path.read_text()
+    for path in [REPO / "README.md", REPO / "docs" / "getting-started.md",
+                 *sorted((REPO / "docs" / "guide").glob("*.md"))]
+)  # fmt: skip
 #: Only scripts/update_docs.py writes into docs/.
 DOCS_WRITER = "update_docs.py"
 #: Argument fields that name something a command writes.
