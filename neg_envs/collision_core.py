@@ -190,7 +190,7 @@ class CollisionConfig:
             set_(
                 self,
                 "max_density",
-                check_range("max_density", self.max_density, 0.0, 1.0, low_open=True),
+                check_number("max_density", self.max_density, 0.0, 1.0, low_open=True),
             )
         if isinstance(self.num_obstacles, tuple) and self.observation == "absolute":
             raise ValueError(
