@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from negdl.cli import run_main
 from negdl.results import (
     comparison_table,
@@ -114,8 +112,7 @@ def load_data(args: Args):
 def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every mode trained from its seed, or from all seeds at once (``--stacked``, each
     phase one stacked step), and evaluated on every test set."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, train, test_sets = load_data(args)
     stacked = "seeds" in trial.params
     seeds = tuple(trial.params["seeds"]) if stacked else (trial.params["seed"],)
@@ -144,8 +141,7 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _ = load_data(args)  # any data error, or the download, before the first trial
     stacked = args.stacked if args.stacked is not None else device.type == "cuda"
     out_dir = Path(args.out_dir) / args.dataset

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from negdl.checks import check_int
 from negdl.cli import check_out_dir
 from negdl.sweeps import Sweep, SweepOptions, SweepResult
@@ -43,6 +45,12 @@ class RunOptions(SweepOptions, DataOptions):
         select_device(self.device)
         super().__post_init__()  # --data-dir, --download, the sweep's options
         check_out_dir("--out-dir", self.out_dir)
+
+    def use_threads(self) -> None:
+        """Set torch's CPU threads to ``threads`` (0: leave torch's default); each process of a
+        sweep calls it, the workers too."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
     def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
         # Nested configs (e.g. --cbomf.*) as plain data, so a resumed sweep compares them too.

@@ -111,8 +111,7 @@ def load_plans(args: Args):
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every model trained from one seed and scored on the held-out negatives."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, transforms, train_high, plans = load_plans(args)
     config = args.training
     seed = trial.params["seed"]
@@ -166,8 +165,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _, _ = load_plans(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import tyro
 
 from negdl.cli import run_main
@@ -87,8 +86,7 @@ def trial_name(params: dict) -> str:
 
 def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every method trained on one seed's noisy labels at one noise rate."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, train, test = load_data(args)
     rate, seed = trial.params["noise"], trial.params["seed"]
     rows: list[dict] = []
@@ -130,8 +128,7 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _ = load_data(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir)
     sweep = Sweep(

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
 from negdl.cli import run_main
 from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
 from negdl.trials import Trial, cached_per_process
@@ -93,8 +91,7 @@ def load_data(args: Args):
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every mode trained from one seed with every loss reducer, and evaluated."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, train, test_sets = load_data(args)
     seed = trial.params["seed"]
     seed_everything(seed)
@@ -140,8 +137,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _ = load_data(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)

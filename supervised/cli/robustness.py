@@ -178,8 +178,7 @@ def sweep_plot(rows: list[dict], path: Path) -> None:
 
 def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every attack on the models of one seed."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, test = load_test(args, dataset)
     seed = trial.params["seed"]
     models = load_models(args, seed, device)
@@ -296,8 +295,7 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     dataset = models_dataset(args)
     device, _ = load_test(args, dataset)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir) / dataset

@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import tyro
 
 from negdl.cli import run_main
@@ -92,8 +91,7 @@ def load_data(args: Args):
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every schedule (and the pml reference) trained from one seed and scored."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, full_train, train, test = load_data(args)
     config = args.siamese
     pml_config = replace(PML_CONVENTIONS, embedding_size=args.siamese.embedding_size)
@@ -151,8 +149,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _, _ = load_data(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir)
     sweep = args.seed_sweep(
