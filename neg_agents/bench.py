@@ -38,7 +38,7 @@ import tyro
 from stable_baselines3.common.logger import configure
 
 import neg_envs  # noqa: F401  (registers the env ids)
-from neg_agents.algos import ALGOS, get_algo
+from neg_agents.algos import ALGOS, MAIN_ALGO, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
@@ -126,7 +126,7 @@ class BenchConfig(SweepOptions):
 
     algos: tuple[str, ...] = tuple(name for name, spec in ALGOS.items() if spec.available)
     """agents to compare (trained ones, the planner and the random/stay baselines; maskable-ppo when negdl[contrib] is installed); trained agents train on the first scene"""
-    specialist_algos: tuple[str, ...] = ("neg-reward-dqn",)
+    specialist_algos: tuple[str, ...] = (MAIN_ALGO,)
     """trained agents of --algos that also train on each other named scene (the specialists)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """seeds; each trained agent is trained once per seed and scene it trains on"""
@@ -138,9 +138,9 @@ class BenchConfig(SweepOptions):
     """also train every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
     mix: bool = True
     """also train the mix_algos on NegCollisionMix-v0 (a new scene every episode): generalists"""
-    mix_algos: tuple[str, ...] = ("neg-reward-dqn",)
+    mix_algos: tuple[str, ...] = (MAIN_ALGO,)
     """trained agents of --algos that also train on the mix (when --mix)"""
-    mix_timesteps: int = 1_000_000
+    mix_timesteps: int = 500_000
     """env steps of each agent trained on the mix"""
     probes: bool = True
     """also evaluate every agent on scenes nobody trains on (empty, fast, big, many small)"""

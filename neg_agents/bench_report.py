@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from neg_agents.algos import MAIN_ALGO
 from negdl.results import mean_std
 
 #: Table columns: (row key, header, decimals).
@@ -30,7 +31,9 @@ CROWD_SCENE = "NegCollisionCrowd-v0"
 MIX_SCENE = "NegCollisionMix-v0"
 #: Issue 19's targets on one agent's mean over seeds: (agent label, scene, metric, bound,
 #: ``"max"``/``"min"``/``"planner"`` (return at least ``bound`` times the planner's)).
-GENERALIST = f"neg-reward-dqn, trained on {MIX_SCENE}"
+GENERALIST = f"{MAIN_ALGO}, trained on {MIX_SCENE}"
+#: The negative-action agents the "acts as well as it forbids" targets judge.
+NEG_ACTION_ALGOS = ("neg-action-dqn", "neg-action-dqn-shielded")
 TARGETS = (
     (GENERALIST, DEFAULT_SCENE, "collisions_per_episode", 0.2, "max"),
     (GENERALIST, N30_SCENE, "collisions_per_episode", 0.5, "max"),
@@ -38,9 +41,9 @@ TARGETS = (
     (GENERALIST, DEFAULT_SCENE, "return", 3.0, "planner"),
     (GENERALIST, N30_SCENE, "return", 3.0, "planner"),
     (GENERALIST, CROWD_SCENE, "return", 3.0, "planner"),
-    ("neg-reward-dqn", DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
-    ("neg-reward-dqn", DEFAULT_SCENE, "return", -0.5, "min"),
-    ("neg-action-dqn", DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
+    (MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode", 0.1, "max"),
+    (MAIN_ALGO, DEFAULT_SCENE, "return", -0.5, "min"),
+    *((name, DEFAULT_SCENE, "collisions_per_episode", 0.1, "max") for name in NEG_ACTION_ALGOS),
 )
 #: The column holding each metric's 95% confidence half-width over episodes.
 CI_KEYS = {"collisions_per_episode": "collisions_ci95", "return": "return_ci95"}
@@ -145,32 +148,33 @@ def target_lines(
             f"- {name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}: {value:.2f} "
             f"(mean of {seeds} seeds): {_verdict(ok)}"
         )
-    worst = _values(rows, "neg-reward-dqn", DEFAULT_SCENE, "collisions_per_episode")
+    worst = _values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
         lines.append(
-            f"- neg-reward-dqn on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode: "
+            f"- {MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode: "
             f"worst seed {max(worst):.2f}: {_verdict(max(worst) <= 0.2)}"
         )
-    moves = _mean(rows, "neg-action-dqn", DEFAULT_SCENE, "moves_per_episode")
-    reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
-    if moves is not None and reference:
-        lines.append(
-            f"- neg-action-dqn on {DEFAULT_SCENE}, moves at most 1.5x neg-reward-dqn's "
-            f"({1.5 * reference:.0f}): {moves:.0f}: {_verdict(moves <= 1.5 * reference)}"
-        )
-    safe = _mean(rows, "neg-reward-dqn-shielded", DEFAULT_SCENE, "train_collisions")
+    for name in NEG_ACTION_ALGOS:
+        moves = _mean(rows, name, DEFAULT_SCENE, "moves_per_episode")
+        reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
+        if moves is not None and reference:
+            lines.append(
+                f"- {name} on {DEFAULT_SCENE}, moves at most 1.5x neg-reward-dqn's "
+                f"({1.5 * reference:.0f}): {moves:.0f}: {_verdict(moves <= 1.5 * reference)}"
+            )
+    safe = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "train_collisions")
     plain = _mean(rows, "dqn", DEFAULT_SCENE, "train_collisions")
-    safe_return = _mean(rows, "neg-reward-dqn-shielded", DEFAULT_SCENE, "return")
+    safe_return = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "return")
     plain_return = _mean(rows, "dqn", DEFAULT_SCENE, "return")
     if None not in (safe, plain, safe_return, plain_return):
         fewer = plain / safe if safe else math.inf  # type: ignore[operator]
         ok = fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return)  # type: ignore[operator]
         lines.append(
-            f"- neg-reward-dqn-shielded on {DEFAULT_SCENE}: {fewer:.1f}x fewer collisions while "
+            f"- {MAIN_ALGO} on {DEFAULT_SCENE}: {fewer:.1f}x fewer collisions while "
             f"learning than SB3's DQN ({safe:.0f} vs {plain:.0f}; target 5x) with a final return "
             f"{safe_return:.2f} vs {plain_return:.2f} (at most 10% worse): {_verdict(ok)}"
         )
-    for algo, scene in (("neg-reward-dqn", DEFAULT_SCENE), ("neg-reward-dqn", MIX_SCENE)):
+    for algo, scene in ((MAIN_ALGO, DEFAULT_SCENE), (MAIN_ALGO, MIX_SCENE)):
         stability = _curve_stability(curves, algo, scene)
         if stability:
             lines.append(stability)

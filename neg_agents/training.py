@@ -18,7 +18,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 
-from neg_agents.algos import get_algo
+from neg_agents.algos import MAIN_ALGO, get_algo
 from neg_agents.common.callbacks import (
     CollisionEvalCallback,
     EvalVideoCallback,
@@ -118,7 +118,8 @@ class TrainConfig(TrainSettings):
     It is also ``negdl-train``'s command line (each field a flag, ``--env-kwargs
     num_obstacles=30``) and what ``config.json`` records.
 
-    :param algo: agent to train: neg-reward-dqn, neg-action-dqn, maskable-ppo (negdl[contrib]),
+    :param algo: agent to train: neg-reward-dqn-shielded (the default, ``MAIN_ALGO``),
+        neg-reward-dqn, neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]),
         dqn-negative-actions or dqn (``neg_agents.ALGOS``).
     :param env_id: registered Gymnasium env id.
     :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}`` (on the command line
@@ -138,7 +139,7 @@ class TrainConfig(TrainSettings):
     :param video_length: steps per video, >= 1.
     """
 
-    algo: str = "neg-reward-dqn"
+    algo: str = MAIN_ALGO
     env_id: str = "NegCollision-v0"
     env_kwargs: Annotated[dict[str, Any], NAME_VALUE_OPTIONS] = field(default_factory=dict)
     seed: int = 0
@@ -268,7 +269,7 @@ class TrainResult:
 
 
 def train_agent(
-    config: TrainConfig | str = "neg-reward-dqn",
+    config: TrainConfig | str = MAIN_ALGO,
     /,
     *,
     callbacks: list[BaseCallback] | None = None,

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from neg_envs import collision_core as core
-from neg_envs.collision_core import CollisionConfig
+from neg_envs.collision_core import DEFAULT_MASK_HORIZON, CollisionConfig
 
 if TYPE_CHECKING:
     from neg_envs.rendering import CollisionRenderer
@@ -66,7 +66,8 @@ class NegCollisionEnv(gym.Env):
         ``CollisionConfig.observation_space`` for the exact layouts and bounds.
     :param k_nearest: obstacles shown in ``"nearest"`` mode, 1 to 1024.
     :param allow_stay: keep the stay action (False gives the source's four moves).
-    :param mask_horizon: steps ``action_masks()`` looks ahead, 1 to 50: with H > 1 it also
+    :param mask_horizon: steps ``action_masks()`` looks ahead, 1 to 50 (default 5; 1: the
+        one-step mask): with H > 1 it also
         forbids, of the actions the one-step rule allows, those that would touch an obstacle
         sooner than another one were the agent to repeat them for H steps.
     :param max_density: for scenes that vary per episode, the largest share of the arena the
@@ -93,7 +94,7 @@ class NegCollisionEnv(gym.Env):
         observation: str = "absolute",
         k_nearest: int = 8,
         allow_stay: bool = True,
-        mask_horizon: int = 1,
+        mask_horizon: int = DEFAULT_MASK_HORIZON,
         max_density: float | None = None,
         render_mode: str | None = None,
         window_size: int = 512,

@@ -33,6 +33,10 @@ MAX_RADIUS = 0.1
 MAX_SPEED = 0.1
 MAX_K_NEAREST = 1024
 MAX_MASK_HORIZON = 50
+#: Steps ``action_masks()`` looks ahead unless told. With 5, neg-reward-dqn-shielded trained
+#: on the default scene made 0.00 collisions per episode on 100 validation episodes (seeds
+#: from 500,000); the one-step mask lets it step where every action soon touches an obstacle.
+DEFAULT_MASK_HORIZON = 5
 #: Obstacles start at least this many contact distances away from the agent.
 SPAWN_CLEARANCE = 2.0
 #: State is float64 so the single env can move its agent with Python floats, bit-identical to
@@ -145,7 +149,7 @@ class CollisionConfig:
     observation: str = "absolute"
     k_nearest: int = 8
     allow_stay: bool = True
-    mask_horizon: int = 1
+    mask_horizon: int = DEFAULT_MASK_HORIZON
     max_density: float | None = None
 
     def __post_init__(self) -> None:

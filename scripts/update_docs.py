@@ -85,13 +85,14 @@ JOBS: dict[str, Job] = {
     ),
     "agents-bench": Job(
         "docs/agents/bench.{md,csv}, bench_curves.csv, learning_curves.png, "
-        "performance_profile.png: the DQN agents (shielded, negative-action, SB3's) and the "
-        "baselines, 3 seeds, trained on default NegCollision-v0 (neg-reward-dqn on the crowd "
-        "too), every agent on both scenes, 200 held-out test episodes each (about 30 min on 2 "
-        "cores)",
-        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn",
-          "neg-reward-dqn-shielded", "neg-action-dqn", "dqn", "planner", "random",
-          "--num-obstacles", "10", "--no-mix", "--no-probes", "--workers", "2",
+        "performance_profile.png: the DQN agents (shielded and not, negative-action, SB3's) and "
+        "the baselines, 3 seeds, trained on default NegCollision-v0; the main job's agent also "
+        "on 30 obstacles, the crowd and the scene mix (the generalist, 500,000 steps); every "
+        "agent on every scene and the probe scenes, 200 held-out test episodes each (about 75 "
+        "min on 2 cores)",
+        ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn-shielded",
+          "neg-reward-dqn", "neg-action-dqn", "neg-action-dqn-shielded", "dqn", "planner",
+          "random", "--num-obstacles", "10", "30", "--workers", "2",
           "--out-dir", "docs/agents", "--tensorboard-dir", "runs/bench/runs"),),
     ),
     "agents-rollout": Job(

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import tyro
 
-from neg_agents.algos import get_algo
+from neg_agents.algos import MAIN_ALGO, get_algo
 from neg_agents.model_io import resolve_run
 from neg_agents.run_dirs import latest_run, model_file
 from neg_agents.watch import WatchOptions, watch_agent
@@ -22,7 +22,7 @@ from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
 from negdl.devices import resolve_device
 
-MAIN_JOB = ("neg-reward-dqn", "NegCollision-v0")
+MAIN_JOB = (MAIN_ALGO, "NegCollision-v0")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Args:
     """Roll out a saved agent (or a baseline) on screen or into a GIF/MP4 file."""
 
     model: str | None = None
-    """saved model (.zip) or run folder; when not given, the latest run of --algo on --env-id (else of the main job, neg-reward-dqn on NegCollision-v0) under --runs-dir. The config.json beside it supplies algo, env id and env options"""
+    """saved model (.zip) or run folder; when not given, the latest run of --algo on --env-id (else of the main job, neg-reward-dqn-shielded on NegCollision-v0) under --runs-dir. The config.json beside it supplies algo, env id and env options"""
     runs_dir: str = "runs/train"
     """where negdl-train put its runs, searched when --model is not given"""
     algo: str | None = None

@@ -14,6 +14,7 @@ from PIL import Image
 from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from neg_agents.algos import MAIN_ALGO
 from neg_agents.bench import PROBE_SCENES, BenchConfig
 from neg_agents.cli import bench, train, watch
 from neg_agents.model_io import load_agent
@@ -138,7 +139,7 @@ def tiny_train(out: Path, *more: str) -> None:
 def test_consecutive_runs_keep_both_models_and_watch_finds_the_latest(tmp_path, capsys):
     tiny_train(tmp_path)
     tiny_train(tmp_path, "--seed", "1")
-    runs = tmp_path / "neg-reward-dqn"
+    runs = tmp_path / MAIN_ALGO
     assert sorted(p.name for p in runs.iterdir()) == ["NegCollision-v0_1", "NegCollision-v0_2"]
     seeds = [
         json.loads((runs / n / "config.json").read_text())["seed"]
@@ -157,7 +158,7 @@ def test_consecutive_runs_keep_both_models_and_watch_finds_the_latest(tmp_path, 
 
 def test_run_names_are_overwritten_only_when_asked(tmp_path):
     tiny_train(tmp_path, "--run-name", "mine")
-    config = tmp_path / "neg-reward-dqn" / "mine" / "config.json"
+    config = tmp_path / MAIN_ALGO / "mine" / "config.json"
     first = config.read_text()
     with pytest.raises(SystemExit, match="already holds a run; pass --overwrite"):
         tiny_train(tmp_path, "--run-name", "mine", "--seed", "1")
@@ -171,7 +172,7 @@ def test_run_names_are_overwritten_only_when_asked(tmp_path):
 
 
 def test_watch_fails_clearly_without_a_run(tmp_path):
-    with pytest.raises(SystemExit, match="no finished run of neg-reward-dqn on NegCollision-v0"):
+    with pytest.raises(SystemExit, match=f"no finished run of {MAIN_ALGO} on NegCollision-v0"):
         watch.main(["--runs-dir", str(tmp_path), "--output", str(tmp_path / "x.gif")])
 
 
@@ -254,10 +255,10 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
         rows = list(csv.DictReader(handle))
     scenes = ["NegCollision-v0-n3", "NegCollisionMix-v0", *(s.name for s in PROBE_SCENES)]
     # Every agent on every scene: the baselines once, each trained agent from each scene it
-    # trained on (the mix only for the generalist, neg-reward-dqn).
+    # trained on (the mix only for the generalist, neg-reward-dqn-shielded).
     trained_on = {
         ("neg-reward-dqn", "NegCollision-v0-n3"),
-        ("neg-reward-dqn", "NegCollisionMix-v0"),
+        ("neg-reward-dqn-shielded", "NegCollisionMix-v0"),
         ("neg-reward-dqn-shielded", "NegCollision-v0-n3"),
         ("planner", ""),
         ("random", ""),
@@ -279,7 +280,7 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
     assert all(int(r["train_collisions"]) >= 0 for r in rows if r["trained_on"])
     markdown = (tmp_path / "bench.md").read_text()
     table = markdown.split("**Every agent on every scene**")[1].split("\n\n**")[0]
-    assert "| neg-reward-dqn, trained on NegCollisionMix-v0 |" in table
+    assert "| neg-reward-dqn-shielded, trained on NegCollisionMix-v0 |" in table
     assert "| planner | 0.00 (1x) |" in table
     scene = markdown.split("**NegCollision-v0-n3**")[1]
     assert (
@@ -365,7 +366,7 @@ def test_watch_streams_a_long_episode_to_a_gif_in_flat_memory(tmp_path):
 
 
 def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
-    run_dir = tmp_path / "neg-reward-dqn" / "NegCollision-v0_1"
+    run_dir = tmp_path / MAIN_ALGO / "NegCollision-v0_1"
     result = interrupt_script(
         "neg_agents.cli.train",
         *("--total-timesteps", "1000000", "--n-envs", "2", "--eval-freq", "0"),
@@ -378,7 +379,7 @@ def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
     assert "stopped by SIGINT: saved the model after" in result.stderr
     config = json.loads((run_dir / "config.json").read_text())
     assert config["interrupted"] is True and 0 < config["num_timesteps"] < 1_000_000
-    model = load_agent(run_dir / "model.zip", "neg-reward-dqn")
+    model = load_agent(run_dir / "model.zip", MAIN_ALGO)
     assert model.num_timesteps == config["num_timesteps"]
 
 

@@ -42,7 +42,7 @@ def outcomes(env: NegCollisionEnv) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("allow_stay", [True, False])
 def test_masks_follow_the_rule_on_random_states(allow_stay):
-    env = NegCollisionEnv(num_obstacles=8, allow_stay=allow_stay)
+    env = NegCollisionEnv(num_obstacles=8, allow_stay=allow_stay, mask_horizon=1)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     forbade_a_wall = forbade_a_contact = False
@@ -88,7 +88,7 @@ def test_no_obstacles_forbids_only_wall_moves():
 
 
 def test_wrapper_mask_is_what_is_worth_naming():
-    env = NegativeActionWrapper(NegCollisionEnv(num_obstacles=8))
+    env = NegativeActionWrapper(NegCollisionEnv(num_obstacles=8, mask_horizon=1))
     env.reset(seed=0)
     rng = np.random.default_rng(2)
     named_some = named_all = False
@@ -145,7 +145,7 @@ def test_lookahead_masks_follow_the_rule_on_random_states(horizon):
     """Of the one-step mask's actions, those that touch an obstacle soonest when repeated are
     forbidden too, checked by really stepping copies."""
     env = NegCollisionEnv(num_obstacles=8, mask_horizon=horizon)
-    one_step = NegCollisionEnv(num_obstacles=8)
+    one_step = NegCollisionEnv(num_obstacles=8, mask_horizon=1)
     env.reset(seed=0)
     one_step.reset(seed=0)
     rng = np.random.default_rng(2)

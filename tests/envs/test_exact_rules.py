@@ -87,10 +87,11 @@ def test_masks_use_the_same_strict_contact_distance():
     """After UP an obstacle sits exactly at the contact distance (no contact, UP allowed);
     after DOWN another sits just inside it (a contact, DOWN forbidden)."""
     positions = [(0.5, 0.5 + STEP + CONTACT), (0.5, 0.5 - STEP - CONTACT + 2.0**-10)]
-    env = hand_placed(KWARGS, positions)
+    one_step = {**KWARGS, "mask_horizon": 1}
+    env = hand_placed(one_step, positions)
     expected = [True, False, True, True, True]  # up, down, left, right, stay
     assert env.action_masks().tolist() == expected
-    assert batched(KWARGS, positions).action_masks().tolist() == [expected, expected]
+    assert batched(one_step, positions).action_masks().tolist() == [expected, expected]
     # What the masks predicted is what the steps do.
     for action, contacts in ((UP, 0), (DOWN, 1)):
         assert hand_placed(KWARGS, positions).step(action)[4]["collisions"] == contacts
