@@ -53,6 +53,15 @@ class AlgoSpec:
         return self.model_class is not None or self.extra is not None
 
     @property
+    def algorithm(self) -> type[BaseAlgorithm]:
+        """``model_class``, which a trainable agent whose package is installed has."""
+        if self.model_class is None:
+            raise ValueError(
+                f"{self.name} has no algorithm to train: a baseline, or its package is missing"
+            )
+        return self.model_class
+
+    @property
     def available(self) -> bool:
         """Whatever the agent needs is installed."""
         return self.extra is None or self.model_class is not None

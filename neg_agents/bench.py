@@ -50,7 +50,13 @@ from neg_agents.common.env_util import (
 from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.model_io import transfer_model
-from neg_agents.training import TrainConfig, TrainSettings, check_timesteps, train_agent
+from neg_agents.training import (
+    TrainConfig,
+    TrainSettings,
+    check_timesteps,
+    close_env,
+    train_agent,
+)
 from neg_agents.video import record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_int
@@ -295,7 +301,7 @@ def run_one(
             should_stop=should_stop,
         )
         if result.interrupted:
-            result.model.get_env().close()
+            close_env(result.model)
             raise StopRequested(f"{algo} {scenario.name} seed={seed} stopped while training")
         model, logger, curve = result.model, result.model.logger, result.history
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
@@ -307,7 +313,7 @@ def run_one(
             "train_collisions": result.train_collisions,
             "train_collisions_per_1k": result.train_collisions_per_1k,
         }
-        model.get_env().close()
+        close_env(model)
     else:
         logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
     transferable = (
@@ -355,10 +361,13 @@ def _evaluation_row(
     final = evaluate_agent(
         agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
     ).summary()
+    config = collision_config(eval_env)
+    if config is None:
+        raise ValueError(f"the bench's scenes are NegCollision envs, got {scenario.env_id}")
     return {
         "scene": scenario.name,
         "env_id": scenario.env_id,
-        "num_obstacles": collision_config(eval_env).num_obstacles,
+        "num_obstacles": config.num_obstacles,
         "algo": algo,
         "seed": seed,
         **final,

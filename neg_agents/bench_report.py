@@ -166,9 +166,14 @@ def target_lines(
     plain = _mean(rows, "dqn", DEFAULT_SCENE, "train_collisions")
     safe_return = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "return")
     plain_return = _mean(rows, "dqn", DEFAULT_SCENE, "return")
-    if None not in (safe, plain, safe_return, plain_return):
-        fewer = plain / safe if safe else math.inf  # type: ignore[operator]
-        ok = fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return)  # type: ignore[operator]
+    if (
+        safe is not None
+        and plain is not None
+        and safe_return is not None
+        and plain_return is not None
+    ):
+        fewer = plain / safe if safe else math.inf
+        ok = fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return)
         lines.append(
             f"- {MAIN_ALGO} on {DEFAULT_SCENE}: {fewer:.1f}x fewer collisions while "
             f"learning than SB3's DQN ({safe:.0f} vs {plain:.0f}; target 5x) with a final return "
@@ -303,7 +308,11 @@ def plot_learning_curves(
         len(every), len(metrics), figsize=(5.5 * len(metrics), 3.4 * len(every)), squeeze=False
     )
     colours = dict(
-        zip(dict.fromkeys(r["algo"] for r in native), plt.get_cmap("tab10").colors, strict=False)
+        zip(
+            dict.fromkeys(r["algo"] for r in native),
+            matplotlib.color_sequences["tab10"],
+            strict=False,
+        )
     )
     for i, scenario in enumerate(every):
         for j, (key, title) in enumerate(metrics):

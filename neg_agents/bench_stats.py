@@ -206,7 +206,7 @@ def plot_performance_profiles(rows: Sequence[dict[str, Any]], path: str | Path) 
     every_score = np.concatenate([np.concatenate(tasks) for tasks in normalised.values()])
     thresholds = np.linspace(min(every_score.min(), 0.0) - 0.05, 1.0, 201)
     fig, ax = plt.subplots(figsize=(7, 4))
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.color_sequences["tab10"]
     for index, (algo, tasks) in enumerate(normalised.items()):
         profile, low, high = performance_profile(tasks, thresholds)
         colour = colours[index % len(colours)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -166,7 +166,7 @@ class TrainConfig(TrainSettings):
         check_int("seed", self.seed, 0, 2**32 - 1)
         super().__post_init__()
         check_int("verbose", self.verbose, 0, 2)
-        check_hyperparams(spec.model_class, {**hyperparams_for(self.algo), **self.hyperparams})
+        check_hyperparams(spec.algorithm, {**hyperparams_for(self.algo), **self.hyperparams})
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             raise ValueError(f"log_dir must be a folder name or None, got {self.log_dir!r}")
         if self.capture_video:
@@ -178,6 +178,13 @@ class TrainConfig(TrainSettings):
 RUN_SETTINGS = ("policy", "env", "seed", "tensorboard_log", "device", "verbose")
 
 
+def close_env(model: BaseAlgorithm) -> None:
+    """Close the env ``model`` trained in (if it still has one)."""
+    env = model.get_env()
+    if env is not None:
+        env.close()
+
+
 def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) -> None:
     """Raise a ``ValueError`` naming a hyperparameter ``model_class`` does not take, or one with
     a bad value (``check_dqn_arguments``)."""
@@ -185,7 +192,8 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
     # **kwargs is its base's to accept.
     defaults: dict[str, Any] = {}
     for cls in model_class.__mro__:
-        parameters = inspect.signature(cls.__init__).parameters
+        # Read, never called: mypy's unsoundness warning is about calling it.
+        parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
         for name, parameter in parameters.items():
             if name not in {"self", "args", "kwargs", "_init_setup_model"}:
                 defaults.setdefault(name, parameter.default)
@@ -272,7 +280,7 @@ def train_agent(
     config: TrainConfig | str = MAIN_ALGO,
     /,
     *,
-    callbacks: list[BaseCallback] | None = None,
+    callbacks: Sequence[BaseCallback] | None = None,
     should_stop: Callable[[], bool] | None = None,
     **settings: Any,
 ) -> TrainResult:
@@ -314,7 +322,7 @@ def train_agent(
     except ValueError:
         env.close()
         raise
-    if issubclass(spec.model_class, DQN):
+    if issubclass(spec.algorithm, DQN):
         # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
         params["policy_kwargs"] = collision_policy_kwargs(
             params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
@@ -359,7 +367,7 @@ def train_agent(
             )
         )
     try:
-        model = spec.model_class(
+        model = spec.algorithm(
             "MlpPolicy",
             env,
             seed=config.seed,
@@ -483,5 +491,5 @@ def train_and_save(
         finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
     save_run(result.model, record, run_dir)
-    result.model.get_env().close()
+    close_env(result.model)
     return result

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
+import numpy as np
 
 import neg_envs
 from neg_agents.algos import get_algo
@@ -105,7 +106,13 @@ def watch_agent(
         with VideoFile(output, fps) as video:
             return list(
                 play_episodes(
-                    env, act, episodes, seed, max_steps, lambda: video.append(env.render())
+                    env,
+                    act,
+                    episodes,
+                    seed,
+                    max_steps,
+                    # An rgb_array env (made so above) renders each frame as an array.
+                    lambda: video.append(cast(np.ndarray, env.render())),
                 )
             )
     finally:

@@ -10,7 +10,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch only for machine_description: writing tables does not load it
     import torch
@@ -81,7 +81,7 @@ def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key
 
 def comparison_table(
     rows: Sequence[Row],
-    source: Mapping[object, Mapping[object, float]],
+    source: Mapping[Any, Mapping[Any, float]],
     outer_key: str,
     inner_key: str,
     value_key: str = "accuracy",

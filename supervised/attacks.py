@@ -150,9 +150,16 @@ class Attack(ABC):
             loss = -loss
         return torch.autograd.grad(loss, images)[0]
 
+    def budget(self) -> float:
+        """``eps``, which every attack but the unbounded ones (CW) has."""
+        if self.eps is None:
+            raise ValueError(f"{self.name} has no eps budget")
+        return self.eps
+
     def project(self, adversarial: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Back into the eps-ball around ``images`` and the input range."""
-        delta = torch.clamp(adversarial - images, -self.eps, self.eps)
+        eps = self.budget()
+        delta = torch.clamp(adversarial - images, -eps, eps)
         return torch.clamp(images + delta, self.low, self.high).detach()
 
     def uniform_noise(
@@ -218,13 +225,15 @@ class PGD(Attack):
         """Where the iterations begin: uniformly in the eps-ball, or at the images."""
         if not self.random_start:
             return images.clone()
-        noise = self.uniform_noise(images, self.eps, generator)
+        noise = self.uniform_noise(images, self.budget(), generator)
         return torch.clamp(images + noise, self.low, self.high)
 
     def ascent(
         self, images: torch.Tensor, labels: torch.Tensor | None
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The function whose sign each step follows: the loss gradient at the current point."""
+        if labels is None:
+            raise ValueError(f"{self.name} needs labels")
         return lambda adversarial: self.loss_gradient(adversarial, labels)
 
     def perturb(self, images, labels, generator):

@@ -228,6 +228,7 @@ class GraphedStep:
             return self.step(batch)
         if self.static is None:
             self.static = tuple(torch.empty_like(tensor) for tensor in batch)
+        static = self.static
         if not self.fits(batch):
             return self.step(batch)
         key = self.key() if self.key is not None else None
@@ -236,8 +237,7 @@ class GraphedStep:
                 self.warmed[key] = self.warmed.get(key, 0) + 1
                 with self.recorder.warmup():
                     return self.step(batch)
-            self._fill(batch)
-            static = self.static
+            self._fill(static, batch)
             try:
                 self.replays[key] = self.recorder.record(lambda: self.step(static))
             except RuntimeError as error:
@@ -249,13 +249,14 @@ class GraphedStep:
                     stacklevel=2,
                 )
                 return self.step(batch)
-        self._fill(batch)
+        self._fill(static, batch)
         # The replay overwrites its output in place; callers may keep losses across steps.
         return self.replays[key]().clone()
 
-    def _fill(self, batch: tuple[torch.Tensor, ...]) -> None:
-        for static, tensor in zip(self.static, batch, strict=True):
-            static.copy_(tensor)
+    @staticmethod
+    def _fill(static: tuple[torch.Tensor, ...], batch: tuple[torch.Tensor, ...]) -> None:
+        for buffer, tensor in zip(static, batch, strict=True):
+            buffer.copy_(tensor)
 
 
 class CompiledStep:

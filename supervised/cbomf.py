@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -410,13 +410,15 @@ def train_modes(
             recorders = [_ScalarRecorder(writer) for writer in writers]
             if writer_for is not None:
                 logged[schedule] = recorders
+            # A recorder stands in for its writer: add_scalar is kept, the rest passed through.
+            stand_ins = cast(list[SummaryWriter | None], recorders)
             losses, step = run_phase(
                 models,
                 schedule,
                 data,
                 config,
                 seeds,
-                replace(context, writers=recorders if writer_for is not None else ()),
+                replace(context, writers=stand_ins if writer_for is not None else ()),
                 parents[0].global_step,
                 f"{mode} phase {depth}",
             )

@@ -342,6 +342,19 @@ class NoisyTrained:
     selected: torch.Tensor | None = None
     history: ConfidenceHistory | None = None
 
+    def confidence(self) -> ConfidenceHistory:
+        """``history``, which a stage selecting by confidence needs from the run it continues."""
+        if self.history is None:
+            raise ValueError("this run recorded no confidence history to select by")
+        return self.history
+
+
+def _continued(previous: NoisyTrained | None) -> NoisyTrained:
+    """The run a continuing stage starts from (:data:`CONTINUES` names one for each)."""
+    if previous is None:
+        raise ValueError("a continuing stage needs the run it continues")
+    return previous
+
 
 #: Builds the SGD trainer of one stage: (model, lr, loss_fn, global_step, writer) -> Trainer.
 TrainerFactory = Callable[[nn.Module, float, LossFn, int, "SummaryWriter | None"], Trainer]
@@ -408,7 +421,7 @@ def train_noisy(
             initial.clone(), data, config, seed, trainer, writer("NL")
         ),
         "SelNL": lambda nl: train_stage(
-            nl,
+            _continued(nl),
             data,
             lambda confidence: selnl_selection(confidence, data.num_classes),
             "SelNL",
@@ -418,7 +431,7 @@ def train_noisy(
             writer("SelNL"),
         ),
         "NLNL": lambda selnl: train_stage(
-            selnl,
+            _continued(selnl),
             data,
             lambda confidence: selpl_selection(confidence, config.gamma),
             "SelPL",
@@ -428,7 +441,7 @@ def train_noisy(
             writer("NLNL"),
         ),
         "NL+SelCE": lambda nl: _selective_cross_entropy(
-            nl, data, threshold, config, seed, trainer, writer("NL+SelCE")
+            _continued(nl), data, threshold, config, seed, trainer, writer("NL+SelCE")
         ),
     }
     results: dict[str, NoisyTrained] = {}
@@ -477,7 +490,7 @@ def train_stage(
         writer,
     )
     history = ConfidenceHistory(config.confidence_epochs)
-    history.recorded = list(previous.history.recorded)
+    history.recorded = list(previous.confidence().recorded)
     generator = make_generator(seed, stage)
     losses: list[float] = []
     selected = previous.selected
@@ -550,7 +563,7 @@ def _selective_cross_entropy(
 ) -> NoisyTrained:
     """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
     ``threshold``, selected once, continuing from the NL model."""
-    selected = nl.history.mean() >= threshold
+    selected = nl.confidence().mean() >= threshold
     if not selected.any():
         raise RuntimeError(
             "the selection kept no sample: every given-label probability is below the threshold; "

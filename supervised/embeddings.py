@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -39,7 +40,9 @@ class EmbeddingNet(nn.Module):
         if embedding_size <= 0:
             raise ValueError(f"embedding_size must be positive, got {embedding_size}")
         self.extractor = extractor
-        self.projection = mlp_head([extractor.out_features, *hidden, embedding_size])
+        # The extractor's documented ``out_features``: an int (nn.Module types attributes loosely).
+        out_features = cast(int, extractor.out_features)
+        self.projection = mlp_head([out_features, *hidden, embedding_size])
         self.embedding_size, self.normalize = embedding_size, normalize
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

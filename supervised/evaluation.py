@@ -10,6 +10,7 @@ single-model case.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol, TypeGuard
 
 import torch
 from torch import nn
@@ -19,6 +20,21 @@ from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.runtime import select_device
 from supervised.training import check_finite_inputs, iterate_batches, prepare_inputs
+
+
+class FeatureClassifier(Protocol):
+    """A model split into an extractor's ``features`` and the ``classify`` on top of them (a
+    :class:`~supervised.models.NegatableClassifier`, a synergy model)."""
+
+    extractor: nn.Module
+
+    def eval(self) -> object: ...
+
+    def train(self, mode: bool = True) -> object: ...
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor: ...
 
 
 @torch.no_grad()
@@ -45,7 +61,7 @@ def batched_forward(
 
 @torch.no_grad()
 def extract_features(
-    model: nn.Module,
+    model: FeatureClassifier,
     images: torch.Tensor,
     device: torch.device | str | None = None,
     batch_size: int = 1000,
@@ -72,7 +88,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * (logits.argmax(1) == labels.to(logits.device)).float().mean().item()
 
 
-def _splits_into_features(model: nn.Module) -> bool:
+def _splits_into_features(model: nn.Module) -> TypeGuard[FeatureClassifier]:
     return all(hasattr(model, name) for name in ("features", "classify", "extractor"))
 
 
@@ -114,7 +130,7 @@ def predict_models(
                 f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
                 "wrap tensors as LabelledImages(images, labels, classes)"
             )
-    cache: list[tuple[nn.Module, torch.device, dict[str, torch.Tensor]]] = []
+    cache: list[tuple[FeatureClassifier, torch.device, dict[str, torch.Tensor]]] = []
     logits: dict[str, dict[str, torch.Tensor]] = {}
     for name, model in models.items():
         target = model_device(model) if device is None else select_device(device)

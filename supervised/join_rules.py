@@ -146,9 +146,11 @@ class LearnedFusion(JoinRule):
         self.channels = channels
         self.conv = nn.Conv2d(1, channels, (members, 1))
         self.linear = nn.Linear(channels * num_classes, num_classes)
+        bias = self.conv.bias
+        assert bias is not None  # nn.Conv2d's default bias=True
         with torch.no_grad():
             self.conv.weight.fill_(1.0 / channels)
-            self.conv.bias.zero_()
+            bias.zero_()
             self.linear.weight.copy_(torch.eye(num_classes).repeat(1, channels))
             self.linear.bias.zero_()
 

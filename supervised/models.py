@@ -8,7 +8,7 @@ first layer of each extractor, so data, occlusions and attacks all work on raw `
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 from supervised.runtime import check_seed
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
@@ -48,8 +48,9 @@ def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
         if seed is not None:
             torch.manual_seed(seed)
         for layer in module.modules():
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
+            reset = getattr(layer, "reset_parameters", None)
+            if reset is not None:
+                reset()
 
 
 class Standardize(nn.Module):
@@ -58,6 +59,9 @@ class Standardize(nn.Module):
     :param mean: per-channel means of the training pixels, finite.
     :param std: per-channel standard deviations, finite and > 0.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -137,6 +141,8 @@ class NegatableClassifier(nn.Module):
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from extractor features, negated first when :attr:`negate` is on."""
         if self.negate:
+            if self.negation is None:
+                raise ValueError("negate is on but this model has no negation")
             features = self.negation(features)
         return self.head(features)
 
@@ -316,7 +322,11 @@ def cifar_resnet18(
 
 
 #: Architectures by name: the source's MNIST net, the CIFAR-10 LeNet and ResNet18.
-ARCHITECTURES = {"mnist": mnist_net, "lenet": cifar_lenet, "resnet18": cifar_resnet18}
+ARCHITECTURES: dict[str, Callable[[int], NegatableClassifier]] = {
+    "mnist": mnist_net,
+    "lenet": cifar_lenet,
+    "resnet18": cifar_resnet18,
+}
 
 
 def make_classifier(arch: str, num_classes: int, activation: str = "relu") -> NegatableClassifier:

@@ -252,7 +252,7 @@ def corner_occlusions(
 ) -> dict[str, Occlusion]:
     """Corner occlusions named ``corner10`` ... ``corner50`` by percentage (rounded); two
     fractions that round to the same name are an error, not merged."""
-    occlusions: dict[str, Occlusion] = {}
+    occlusions: dict[str, CornerOcclusion] = {}
     for fraction in fractions:
         occlusion = CornerOcclusion(fraction)
         name = f"corner{round(100 * occlusion.fraction)}"
@@ -262,7 +262,7 @@ def corner_occlusions(
                 f"to the name {name}; give fractions that differ in whole percents"
             )
         occlusions[name] = occlusion
-    return occlusions
+    return dict(occlusions)
 
 
 def cifar_blocks(seed: int = 0) -> dict[str, Occlusion]:

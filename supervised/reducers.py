@@ -41,6 +41,7 @@ class HardExampleMining(LossReducer):
     def kept(self, count: int) -> int:
         """How many of ``count`` losses are back-propagated."""
         if self.k is None:
+            assert self.fraction is not None  # __init__ takes exactly one of k and fraction
             return math.ceil(self.fraction * count)
         if self.k > count:
             raise ValueError(

@@ -234,7 +234,7 @@ class StackedBatches(TensorBatches):
             t.shape[1] if own else len(t) for t, own in zip(tensors, self.per_model, strict=True)
         ]
 
-    def orders(self, generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    def orders(self, generators: Sequence[torch.Generator | None] | None = None) -> torch.Tensor:
         """One epoch's sample order per model, ``(K, N)``: each row is the permutation
         :func:`supervised.training.iterate_batches` draws from that model's generator."""
         if not self.shuffle:
@@ -245,7 +245,11 @@ class StackedBatches(TensorBatches):
             raise ValueError(f"need one generator per model ({self.models}), got {len(generators)}")
         return torch.stack([torch.randperm(self.count, generator=g) for g in generators])
 
-    def batches(self, generators: Sequence[torch.Generator] | None = None) -> Iterator[Batch]:
+    # One generator per model, where TensorBatches takes one: a stack's source is drawn by
+    # StackedTrainer only, which passes its generators through run_epochs.
+    def batches(  # type: ignore[override]
+        self, generators: Sequence[torch.Generator] | None = None
+    ) -> Iterator[Batch]:
         """The batches of one epoch, shuffled per model by ``generators`` (one per model)."""
         device = self.tensors[0].device
         orders = self.orders(generators).to(device)
@@ -376,7 +380,9 @@ class StackedTrainer(Trainer):
             )
         return source
 
-    def fit(
+    # Trains K models at once, so it takes one generator per model and returns one loss list
+    # per model, where Trainer.fit takes one generator and returns one list.
+    def fit(  # type: ignore[override]
         self,
         data: StackedBatches | Sequence[torch.Tensor],
         epochs: int,

@@ -54,6 +54,8 @@ class SynergyModel(NegatableClassifier):
     :param rule: the join rule; :class:`WeightedSumRule` with omega 1 (the source's) by default.
     """
 
+    negation: FeatureNegation  # never None: __init__ refuses a model without one
+
     def __init__(
         self,
         extractor: nn.Module,

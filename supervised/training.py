@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -354,7 +355,8 @@ class Trainer:
         self.device = select_device(device)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.preserve_format
-        self.model = model.to(self.device, memory_format=memory_format)
+        # torch's stubs lack Module.to's memory_format keyword, which it takes at run time.
+        self.model = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.forward = forward if forward is not None else self.model
         self._check_optimizer()
@@ -484,7 +486,7 @@ class Trainer:
         self,
         data: BatchSource | Sequence[torch.Tensor],
         epochs: int,
-        shuffle: object,
+        shuffle: Any,
         before_epoch: Callable[[int], None] | None,
         description: str,
     ) -> list[list[float]]:

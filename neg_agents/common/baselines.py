@@ -19,14 +19,14 @@ class _FixedPolicy:
 
     def predict(
         self,
-        observation: np.ndarray,
+        observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, None]:
         """Actions for a batch ``(n_envs, *obs_shape)`` or a single observation."""
         observation = np.asarray(observation)
-        batched = observation.ndim > len(self.observation_space.shape)
+        batched = observation.ndim > len(self.observation_space.shape or ())
         n = observation.shape[0] if batched else 1
         actions = self._actions(n)
         return (actions if batched else actions[0]), None
@@ -87,7 +87,7 @@ class MaskedRandomAgent(RandomAgent):
 
     def predict(
         self,
-        observation: np.ndarray,
+        observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,

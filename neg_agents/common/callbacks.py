@@ -117,10 +117,11 @@ class CollisionEvalCallback(BaseCallback):
             self.episodes[name].append(list(values))
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            # mypy matches the ** mapping against numpy's allow_pickle keyword; the keys are names.
             np.savez(
                 self.log_path,
                 timesteps=np.array([r["timesteps"] for r in self.history]),
-                **{name: np.array(rows) for name, rows in self.episodes.items()},
+                **{name: np.array(rows) for name, rows in self.episodes.items()},  # type: ignore[arg-type]
             )
         if self.verbose:
             print(

@@ -35,7 +35,8 @@ def _check_learning_rate(value: Any) -> None:
 
 
 def _check_train_freq(value: Any) -> None:
-    frequency, unit = value, "step"
+    frequency: Any = value
+    unit: object = "step"
     if isinstance(value, (tuple, list)):  # TrainFreq, SB3's named tuple, included
         if len(value) != 2:
             raise ValueError(

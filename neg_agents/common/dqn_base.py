@@ -8,7 +8,7 @@ import io
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import torch as th
@@ -107,6 +107,8 @@ class NegDQNBase(DQN):
     :mod:`neg_agents.common.model_files`: files load without unpickling anything.
     """
 
+    action_space: spaces.Discrete  # DQN's only action space
+
     def __init__(
         self,
         policy: str | type[DQNPolicy],
@@ -196,8 +198,9 @@ class NegDQNBase(DQN):
         file completely without unpickling (``neg_agents.common.model_files.save_model``)."""
         save_model(self, path, exclude, include)
 
+    # Refusing pickles, it takes allow_pickle where SB3's takes print_system_info/force_reset.
     @classmethod
-    def load(
+    def load(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str] | io.BufferedIOBase,
         env: Any = None,
@@ -252,13 +255,14 @@ class NegDQNBase(DQN):
             return super().predict(observation, state, episode_start, deterministic)
         # DQN.predict's exploration, drawing from numpy's global generator as it does.
         if not deterministic and np.random.rand() < self.exploration_rate:  # noqa: NPY002
-            if is_vectorized_box_observation(observation, self.observation_space):
+            box = cast(spaces.Box, self.observation_space)  # lean_predict_applies checked it
+            if is_vectorized_box_observation(observation, box):
                 n_batch = observation.shape[0]
                 return np.array([self.action_space.sample() for _ in range(n_batch)]), state
             return np.array(self.action_space.sample()), state
         return self.policy_actions(observation, deterministic), state
 
-    def lean_predict_applies(self, observation: Any) -> bool:
+    def lean_predict_applies(self, observation: Any) -> TypeGuard[np.ndarray]:
         """Whether :meth:`policy_actions` can stand in for ``self.policy.predict``: an array
         observation of a flat ``Box`` space, a policy that keeps SB3's ``predict``."""
         return (
@@ -280,14 +284,14 @@ class NegDQNBase(DQN):
         them; the observation is read in place instead of copied (the networks do not write to
         their input).
         """
-        vectorized = is_vectorized_box_observation(observation, self.observation_space)
+        box = cast(spaces.Box, self.observation_space)  # a flat Box, as documented
+        vectorized = is_vectorized_box_observation(observation, box)
         self.set_training_mode(False)
-        tensor = th.as_tensor(
-            observation.reshape((-1, *self.observation_space.shape)), device=self.device
-        )
+        tensor = th.as_tensor(observation.reshape((-1, *box.shape)), device=self.device)
         with th.no_grad():
-            actions = self.policy._predict(tensor, deterministic=deterministic)
-        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+            predicted = self.policy._predict(tensor, deterministic=deterministic)
+        # A Discrete action space's shape is (): one action per row.
+        actions = predicted.cpu().numpy().reshape(-1)
         return actions if vectorized else actions.squeeze(axis=0)
 
     def _sample_action(
@@ -297,6 +301,8 @@ class NegDQNBase(DQN):
         actions only (uniform among them during warm-up)."""
         if not self.shield:
             return super()._sample_action(learning_starts, action_noise, n_envs)
+        # Both are set while learning, the only time SB3 samples training actions.
+        assert self.env is not None and self._last_obs is not None
         masks = np.stack(self.env.env_method("action_masks")).astype(bool)
         if self.num_timesteps < learning_starts:
             actions = sample_allowed_rows(masks, self._shield_rng)
@@ -386,7 +392,7 @@ class NegDQNBase(DQN):
 
 
 def masked_greedy(
-    policy: DQNPolicy, observation: np.ndarray, action_masks: Any
+    policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
 ) -> tuple[np.ndarray, bool, np.ndarray]:
     """The best allowed action of each observation under ``action_masks`` (True: allowed).
 
@@ -397,7 +403,11 @@ def masked_greedy(
     :raises ValueError: masks of the wrong shape, or a row that allows nothing.
     """
     obs, vectorized = policy.obs_to_tensor(observation)
-    masks = checked_masks(action_masks, obs.shape[0], int(policy.action_space.n))
+    if not isinstance(obs, th.Tensor):
+        raise ValueError("action masks take array observations, not dict ones")
+    # DQNPolicy takes Discrete action spaces only.
+    n_actions = int(cast(spaces.Discrete, policy.action_space).n)
+    masks = checked_masks(action_masks, obs.shape[0], n_actions)
     with th.no_grad():
         scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
     scores = scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf)

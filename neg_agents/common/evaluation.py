@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from neg_envs.episodes import Episode, EpisodeStats
 from negdl.checks import check_int
 
 __all__ = ["EpisodeStats", "evaluate_agent", "policy_actor"]
+
+
+class MaskablePredictor(Protocol):
+    """SB3's ``PolicyPredictor`` that also takes the env's ``action_masks`` (sb3-contrib's
+    maskable policies, the shielded agents, ``MaskedRandomAgent``)."""
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]: ...
+
+
+def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
+    """A ``VecEnv``'s observation as ``predict`` takes it (SB3's agents take no tuples)."""
+    if isinstance(obs, tuple):
+        raise ValueError("predict takes array or dict observations, not tuples")
+    return obs
 
 
 def policy_actor(
@@ -31,7 +53,8 @@ def policy_actor(
     def act(obs: np.ndarray) -> Any:
         if action_masks:
             masks = env.get_wrapper_attr("action_masks")()
-            return agent.predict(obs, deterministic=deterministic, action_masks=masks)[0]
+            maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
+            return maskable.predict(obs, deterministic=deterministic, action_masks=masks)[0]
         return agent.predict(obs, deterministic=deterministic)[0]
 
     return act
@@ -66,9 +89,12 @@ def evaluate_agent(
     while (done_count < quota).any():
         if action_masks:
             masks = np.stack(env.env_method("action_masks"))
-            actions, _ = agent.predict(obs, deterministic=deterministic, action_masks=masks)
+            maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
+            actions, _ = maskable.predict(
+                _predictable(obs), deterministic=deterministic, action_masks=masks
+            )
         else:
-            actions, _ = agent.predict(obs, deterministic=deterministic)
+            actions, _ = agent.predict(_predictable(obs), deterministic=deterministic)
         obs, rewards, dones, infos = env.step(actions)
         for i, info in enumerate(infos):
             if "moved" not in info:

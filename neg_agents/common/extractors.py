@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch as th
@@ -58,6 +58,9 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     :param hidden: width of the per-obstacle MLP (two layers), >= 1.
     :param pooling: ``"sum"``, ``"max"`` or ``"sum+max"`` (both, concatenated).
     """
+
+    wall_sign: th.Tensor
+    wall_offset: th.Tensor
 
     def __init__(
         self,
@@ -222,7 +225,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         # out of reach, so this is most of the arithmetic of a training step saved.
         relevance = relevance.reshape(-1)
         kept = relevance.nonzero().squeeze(1)
-        first, second = self.embed[0], self.embed[2]
+        first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
         hidden = th.relu(
             F.linear(inputs.reshape(-1, OBSTACLE_FEATURES)[kept], first.weight, first.bias)
         )

@@ -125,7 +125,10 @@ def plan_costs(
     :returns: ``(num_actions,)`` costs (>= 0): punishment of the first action and the best
         continuation.
     """
-    low, high = config.agent_radius, 1.0 - config.agent_radius
+    radius = config.agent_radius
+    if isinstance(radius, tuple):
+        raise ValueError(f"plan_costs needs the scene's agent_radius, not the range {radius}")
+    low, high = radius, 1.0 - radius
     xs, x_next = axis_lattice(agent[0], config.agent_step, low, high, horizon)
     ys, y_next = axis_lattice(agent[1], config.agent_step, low, high, horizon)
     # contacts[t, i, j]: obstacles touching an agent at (xs[i], ys[j]) after t + 1 steps, computed
@@ -234,7 +237,7 @@ class CollisionPlanner:
 
     def predict(
         self,
-        observation: np.ndarray,
+        observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,

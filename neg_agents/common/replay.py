@@ -69,12 +69,14 @@ def sample_replay(
     observations = buffer.observations.reshape(-1, *obs_dim).take(first, axis=0)
     next_observations = buffer.next_observations.reshape(-1, *obs_dim).take(last, axis=0)
     actions = buffer.actions.reshape(-1, *buffer.actions.shape[2:]).take(first, axis=0)
+    device = buffer.device
     return ReplayBufferSamples(
-        *(
-            to_tensor(array, buffer.device)
-            for array in (observations, actions, next_observations, final_dones, returns)
-        ),
-        discounts=to_tensor(discounts, buffer.device),
+        to_tensor(observations, device),
+        to_tensor(actions, device),
+        to_tensor(next_observations, device),
+        to_tensor(final_dones, device),
+        to_tensor(returns, device),
+        discounts=to_tensor(discounts, device),
     )
 
 

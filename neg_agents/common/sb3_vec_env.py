@@ -46,7 +46,8 @@ class SB3VecEnvAdapter(VecEnv):
     def reset(self) -> np.ndarray:
         seeds = None if all(s is None for s in self._seeds) else self._seeds
         options = self._options[0] if self._options and self._options[0] else None
-        obs, _ = self.vector_env.reset(seed=seeds, options=options)
+        # gymnasium's VectorEnv.reset is typed for one seed; its sync and async envs take a list.
+        obs, _ = self.vector_env.reset(seed=seeds, options=options)  # type: ignore[arg-type]
         self._reset_seeds()
         self._reset_options()
         return obs

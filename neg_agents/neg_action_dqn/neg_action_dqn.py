@@ -144,7 +144,7 @@ class NegActionDQN(NegDQNBase):
                 self.policy.exploration_rate = 0.0
         try:
             if self.lean_predict_applies(observation):
-                return self.policy_actions(observation, deterministic), state  # type: ignore[arg-type]
+                return self.policy_actions(observation, deterministic), state
             return self.policy.predict(observation, state, episode_start, deterministic)
         finally:
             self.policy.exploration_rate = 0.0

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import DQNPolicy
 
@@ -139,6 +140,8 @@ class NegActionDQNPolicy(DQNPolicy):
     :param kwargs: keyword arguments of ``DQNPolicy``.
     """
 
+    action_space: spaces.Discrete  # DQNPolicy's only action space
+
     def __init__(self, *args: Any, rule: ForbiddingRule = DEFAULT_RULE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         rule.check_actions(int(self.action_space.n))
@@ -167,11 +170,16 @@ class NegActionDQNPolicy(DQNPolicy):
         return self.act_on(self.q_net(obs), deterministic)
 
     def masked_predict(
-        self, observation: np.ndarray, action_masks: Any, deterministic: bool
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        action_masks: Any,
+        deterministic: bool,
     ) -> np.ndarray:
         """Actions for ``observation`` by the rule applied to the actions ``action_masks``
         (``(batch, n)`` bools, True: allowed) allows; the others count as infinitely bad."""
         obs, vectorized = self.obs_to_tensor(observation)
+        if not isinstance(obs, th.Tensor):
+            raise ValueError("action masks take array observations, not dict ones")
         masks = checked_masks(action_masks, obs.shape[0], int(self.action_space.n))
         with th.no_grad():
             q_values = self.q_net(obs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch as th
 from stable_baselines3.common.torch_layers import create_mlp
@@ -11,7 +11,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from neg_agents.common.dqn_base import masked_greedy
-from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, make_head
+from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, NonPositiveHead, make_head
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
 DEFAULT_HEAD = "clamp"
@@ -60,7 +60,7 @@ class NonPositiveQNetwork(QNetwork):
         hidden = self.extract_features(observation, self.features_extractor)
         for layer in body:
             hidden = layer(hidden)
-        return head.preference(hidden)
+        return cast(NonPositiveHead, head).preference(hidden)  # make_head's, built in __init__
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.preferences(observation).argmax(dim=1).reshape(-1)

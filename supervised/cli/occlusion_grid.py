@@ -69,7 +69,7 @@ def run(args: Args) -> None:
             if args.mark_blanked:
                 pixels[blanked[row]] = 80
             pixels = pixels.numpy()
-            tile = Image.fromarray(pixels).resize((cell, cell), Image.NEAREST)
+            tile = Image.fromarray(pixels).resize((cell, cell), Image.Resampling.NEAREST)
             grid.paste(tile, (left, header + gap + row * (cell + gap)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out)

@@ -137,7 +137,9 @@ def load_models(args: Args, seed: int, device: torch.device) -> dict:
         path = checkpoint(args, seed, name)
         model = model_from_metadata(read_metadata(path))
         load_checkpoint(path, model)
-        models[name] = model.to(device, memory_format=torch.channels_last).eval()
+        # torch's stubs lack Module.to's memory_format keyword, which it takes at run time.
+        model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        models[name] = model.eval()
     return models
 
 
@@ -214,7 +216,7 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
     bar = tqdm(total=len(models), desc=f"seed {seed} PGD transfer", disable=not args.progress)
     matrix = transfer_matrix(
         models,
-        lambda donor, seed=seed: PGD(
+        lambda donor: PGD(
             donor,
             args.pgd_eps,
             args.pgd_alpha,
@@ -224,7 +226,7 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
         ),
         test,
         args.batch_size,
-        progress=lambda donor, bar=bar: bar.update(),
+        progress=lambda donor: bar.update(),
     )
     bar.close()
     timing_rows.append(
@@ -327,7 +329,9 @@ def write_report(
     sweep_plot(sweep_rows, out_dir / "fgsm.png")
     seeds = sorted({row["seed"] for row in sweep_rows})
     images = sweep_rows and timing_rows[0]["images"]
-    ours = {(row["model"], row["eps"]): [] for row in sweep_rows}
+    ours: dict[tuple[str, float], list[float]] = {
+        (row["model"], row["eps"]): [] for row in sweep_rows
+    }
     for row in sweep_rows:
         ours[row["model"], row["eps"]].append(row["accuracy"])
     source_lines = [

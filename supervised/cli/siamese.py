@@ -113,7 +113,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             pml_config,
             seed,
             context,
-            lambda _, writers=writer_for: writers(PML_ROW),
+            lambda _: writer_for(PML_ROW),
         )["TSN"]
         runs.append((PML_ROW, trained, full_train, pml_config))
     for name, result, references, run_config in runs:

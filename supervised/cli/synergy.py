@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import matplotlib
 
@@ -79,8 +80,19 @@ SOURCE_CIFAR = {
 }
 #: Names of the two CBOMF models synergy is assembled from.
 MODE_NAMES = {"SN": "normal", "HN": "negative"}
+
+
+class DatasetDefaults(TypedDict):
+    """A dataset's default architecture and the source's hyperparameters for it."""
+
+    arch: str
+    lr: float
+    momentum: float
+    batch_size: int
+
+
 #: Each dataset's default architecture and the source's hyperparameters for it.
-DATASET_DEFAULTS = {
+DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
     "mnist": {"arch": "mnist", "lr": 0.01, "momentum": 0.5, "batch_size": 64},
     "cifar10": {"arch": "lenet", "lr": 0.001, "momentum": 0.9, "batch_size": 4},
 }
@@ -142,9 +154,21 @@ class Args(TrainRunOptions):
         corner_occlusions(self.corner_fractions)
         super().__post_init__()
 
+    @property
+    def architecture(self) -> str:
+        """``arch``, or the dataset's default where not given."""
+        return self.arch or DATASET_DEFAULTS[self.dataset]["arch"]
+
     def config(self) -> CBOMFConfig:
-        """The training hyperparameters."""
-        return CBOMFConfig(self.lr, self.momentum, self.batch_size, self.epochs, self.second_epochs)
+        """The training hyperparameters (the dataset's defaults where not given)."""
+        defaults = DATASET_DEFAULTS[self.dataset]
+        return CBOMFConfig(
+            defaults["lr"] if self.lr is None else self.lr,
+            defaults["momentum"] if self.momentum is None else self.momentum,
+            defaults["batch_size"] if self.batch_size is None else self.batch_size,
+            self.epochs,
+            self.second_epochs,
+        )
 
 
 def load_dataset(args: Args):
@@ -213,7 +237,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     rows: list[dict] = []
     case_rows: list[dict] = []
     with TensorBoardWriters(seed_dir) as writer_for:
-        factory = functools.partial(make_classifier, args.arch, train.num_classes)
+        factory = functools.partial(make_classifier, args.architecture, train.num_classes)
         modes = ["SN", "HN", *(mode for mode in args.extra_modes if mode not in ("SN", "HN"))]
         trained = train_modes(
             modes,
@@ -288,7 +312,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             seed_dir / name / "model.pt",
             models[name],
             metadata={
-                **model_metadata(models[name], args.arch, train.num_classes, "relu"),
+                **model_metadata(models[name], args.architecture, train.num_classes, "relu"),
                 "name": name,
                 "seed": seed,
                 "dataset": args.dataset,

@@ -15,8 +15,9 @@ import os
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ MAX_BATCH_FILE_BYTES = 40 * 2**20
 #: Array element kinds a batch may hold: numbers and strings, never Python objects.
 _PLAIN_KINDS = "biufSU"
 
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_RECONSTRUCT = cast(Callable[..., np.ndarray], np.zeros(1).__reduce__()[0])
 
 
 class _NdarrayType:
