@@ -169,6 +169,20 @@ class NegActionDQNPolicy(DQNPolicy):
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.act_on(self.q_net(obs), deterministic)
 
+    def predict(  # type: ignore[override]  # SB3's, plus the masks evaluate_agent passes
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: Any = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``; with ``action_masks`` (True: allowed, e.g. the env's
+        ``action_masks()``) the rule among the allowed actions (:meth:`masked_predict`)."""
+        if action_masks is None:
+            return super().predict(observation, state, episode_start, deterministic)
+        return self.masked_predict(observation, action_masks, deterministic), state
+
     def masked_predict(
         self,
         observation: np.ndarray | dict[str, np.ndarray],
