@@ -163,6 +163,8 @@ def test_the_negative_action_agent_shielded_keeps_both_rules():
     masks[:, 0] = False  # forbid the best: the rule now judges by the allowed actions' best
     actions, _ = model.predict(obs, deterministic=True, action_masks=masks)
     assert actions.tolist() == [2, 2]
+    # The policy alone (what evaluations call) follows the same two rules.
+    assert model.policy.predict(obs, deterministic=True, action_masks=masks)[0].tolist() == [2, 2]
     model.exploration_rate = 1.0  # exploring still samples among the env's allowed actions
     for _ in range(20):
         actions, _ = model.predict(obs, deterministic=False, action_masks=masks)
