@@ -1,10 +1,11 @@
-"""Save a trained agent with the exact config that made it; load one back, checked against an env."""
+"""Save a trained agent with the exact config that made it; load it back by rebuilding the model
+from that config and reading only the saved weights (nothing is unpickled)."""
 
 from __future__ import annotations
 
 import io
 import json
-import zipfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,18 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.algos import get_algo
-from neg_agents.common.dqn_base import quiet_n_step_reload
-from neg_agents.common.env_util import collision_config
+from neg_agents.common.env_util import collision_config, make_env
 from neg_agents.common.extractors import ObstacleSetExtractor, collision_extractor_kwargs
 from neg_agents.common.model_files import (
-    SpaceMismatchError,
-    UnsafeModelFileError,
-    load_model,
+    check_spaces,
+    invalid_model,
+    load_pickled,
+    load_weights,
     save_model,
 )
-from neg_agents.common.model_files import check_spaces as check_model_spaces
 from neg_agents.hyperparams import AGENT_DEVICE
+from negdl.checks import check_int, check_number
 from negdl.devices import resolve_device
-from negdl.resources import MemoryLimitError
 from negdl.results import write_text_atomic
 
 CONFIG_NAME = "config.json"
@@ -42,15 +42,20 @@ def write_config(config: dict[str, Any], run_dir: str | Path) -> Path:
     )
 
 
+#: What a model's predictions and further training need besides its weights and its run's
+#: settings: ``save_run`` records it in ``config.json`` (``model_state``), ``load_agent``
+#: restores it. Each is a count >= 0 but the exploration rate, a probability.
+MODEL_STATE = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls", "exploration_rate")
+
+
 def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``model.zip`` (SB3's format, with the plain twins ``load_agent`` reads, see
-    ``neg_agents.common.model_files``) and ``config.json`` into ``run_dir``, each whole or not
-    at all; return the model path."""
+    """Write ``model.zip`` (SB3's format) and ``config.json`` (``config``, the run's settings
+    (``TrainConfig``'s fields), plus the model's ``MODEL_STATE``) into ``run_dir``, each whole or
+    not at all; return the model path. ``load_agent`` rebuilds the model from them."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "model.zip"
-    save_model(model, path)
-    write_config(config, run_dir)
+    path = save_model(model, run_dir / "model.zip")
+    state = {name: getattr(model, name) for name in MODEL_STATE if hasattr(model, name)}
+    write_config({**config, "model_state": state}, run_dir)
     return path
 
 
@@ -119,58 +124,121 @@ def load_policy(
 
 
 def load_agent(
-    model_path: str | Path, algo: str, env: gym.Env | None = None, device: str = AGENT_DEVICE
+    model_path: str | Path,
+    algo: str | None = None,
+    env: gym.Env | VecEnv | None = None,
+    device: str = AGENT_DEVICE,
+    allow_pickle: bool = False,
 ) -> BaseAlgorithm:
-    """Load a model saved by ``save_run``/``model.save``, without unpickling anything from it
-    (``neg_agents.common.model_files.load_model``; SB3's plain DQN models too).
+    """Load a run saved by ``save_run`` (``negdl-train``'s run folders), unpickling nothing.
+
+    The model is rebuilt from the ``config.json`` beside ``model_path`` as training built it
+    (``neg_agents.training.build_model``), its weights are read with SB3's ``set_parameters``
+    (tensors only, ``torch.load(weights_only=True)``; the file's pickled ``data`` is never
+    read), and its ``model_state`` is restored. A file without ``config.json`` (e.g. a plain SB3
+    file) is refused: write one beside it (its ``algo``, ``env_id``, ``env_kwargs`` and
+    ``hyperparams``), or build the model yourself and call ``model.set_parameters(path)``.
 
     :param model_path: the ``.zip`` file.
-    :param algo: the agent name it was trained as (``neg_agents.ALGOS``).
-    :param env: if given, the model's observation and action spaces must match it, and the model
-        runs on it.
+    :param algo: the agent name it was trained as (``neg_agents.ALGOS``); None: config.json's.
+    :param env: the env to act in, with the spaces it was trained on (None: one made from
+        ``config.json``).
     :param device: torch device.
+    :param allow_pickle: load with SB3's own loader instead, which unpickles the file and so
+        can run any code it holds: only for files you made or trust (``algo`` needed then).
     :raises FileNotFoundError: no file at ``model_path``.
-    :raises UnsafeModelFileError: the file holds a pickled entry that cannot be rebuilt safely.
-    :raises ValueError: not a model of ``algo``, a corrupt file, or spaces that do not match ``env``.
+    :raises UnsafeModelFileError: weights that are not plain tensors.
+    :raises SpaceMismatchError: ``env`` has other spaces than the model was trained on.
+    :raises ValueError: no or a bad ``config.json``, another ``algo`` than it says, a corrupt
+        file or weights of another network.
     """
-    spec = get_algo(algo)
-    if not spec.trainable:
+    if algo is not None and not get_algo(algo).trainable:
         raise ValueError(f"{algo} is a baseline and has no saved model")
+    resolve_device(device)
     path = Path(model_path)
     if not path.is_file():
         raise FileNotFoundError(
             f"no model file at {path}; train one first (negdl-train) or fix the path"
         )
-    resolve_device(device)
-    try:
-        with quiet_n_step_reload():  # plain DQN models too
-            return load_model(spec.model_class, path, env, device)
-    except (UnsafeModelFileError, SpaceMismatchError, MemoryLimitError):
-        raise
-    except ValueError as error:
-        raise _invalid(path, algo, error) from error
-    except (
-        zipfile.BadZipFile,
-        KeyError,
-        RuntimeError,
-        EOFError,
-        TypeError,
-        AttributeError,
-    ) as error:
-        raise _invalid(path, algo, error) from error
-
-
-def _invalid(path: Path, algo: str, error: Exception) -> ValueError:
-    return ValueError(
-        f"{path} is not a valid {algo} model ({type(error).__name__}: {error}); "
-        "it may be corrupt, or saved by another algorithm: pass the --algo it was trained with"
+    config = read_config(path)
+    if allow_pickle:
+        algo = algo or (config or {}).get("algo")
+        model_class = get_algo(algo).model_class if algo else None
+        if algo is None or model_class is None:
+            raise ValueError(f"no config.json beside {path}: pass the agent it was trained as")
+        try:
+            return load_pickled(model_class, path, env, device)
+        except (ValueError, RuntimeError, KeyError, EOFError, AttributeError) as error:
+            raise invalid_model(path, algo, error) from error
+    if config is None:
+        raise ValueError(
+            f"no config.json beside {path}: negdl loads a model by rebuilding it from its run's "
+            "config.json and reading only its weights. Write one beside it (algo, env_id, "
+            "env_kwargs, hyperparams), or, only for a file you made or trust, pass "
+            "allow_pickle=True (SB3's loader, which can run code the file holds)"
+        )
+    train_config = _train_config(config, path, algo, device)
+    algo = train_config.algo
+    model_env = make_env(
+        train_config.env_id,
+        seed=train_config.seed,
+        env_kwargs=train_config.env_kwargs,
+        negative_actions=get_algo(algo).negative_actions,
     )
+    from neg_agents.training import build_model  # training saves its runs with this module
+
+    try:
+        model = build_model(train_config, model_env)
+        load_weights(model, path, device, algo)
+        # Runs saved before model_state: their steps only.
+        state = config.get("model_state") or {"num_timesteps": config.get("num_timesteps") or 0}
+        _restore_state(model, state, path)
+    except BaseException:
+        model_env.close()
+        raise
+    if env is not None:
+        model_env.close()
+        check_spaces(model, env, str(path))
+        model.set_env(env)
+    return model
 
 
-def check_spaces(model: BaseAlgorithm, env: gym.Env, path: str | Path = "the model") -> None:
-    """Raise a ``ValueError`` that says how to fix it when ``model`` cannot act in ``env``."""
-    saved = {"observation_space": model.observation_space, "action_space": model.action_space}
-    check_model_spaces(saved, env, str(path))
+def _train_config(config: dict[str, Any], path: Path, algo: str | None, device: str) -> Any:
+    """The ``TrainConfig`` that ``config`` (a run's ``config.json``) records, for ``algo``."""
+    from neg_agents.training import TrainConfig
+
+    saved = config.get("algo")
+    if algo is not None and saved is not None and saved != algo:
+        raise ValueError(
+            f"{path} is not a valid {algo} model: its config.json says it was trained as "
+            f"{saved}; pass that algo (or none)"
+        )
+    settings = {item.name: config[item.name] for item in fields(TrainConfig) if item.name in config}
+    settings.update(algo=algo or saved, device=device, capture_video=False, progress_bar=False)
+    if settings["algo"] is None:
+        raise ValueError(f"{path.with_name(CONFIG_NAME)} does not say the algo: pass it")
+    policy_kwargs = settings.get("hyperparams", {}).get("policy_kwargs", {})
+    if str(policy_kwargs.get("features_extractor_class")).endswith(".ObstacleSetExtractor'>"):
+        # Runs saved before negdl 0.3 recorded the class as its str().
+        policy_kwargs["features_extractor_class"] = ObstacleSetExtractor
+    try:
+        return TrainConfig(**settings)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise ValueError(
+            f"{path.with_name(CONFIG_NAME)} does not describe a run negdl can rebuild ({error}); "
+            "fix it, or train the agent again"
+        ) from error
+
+
+def _restore_state(model: BaseAlgorithm, state: dict[str, Any], path: Path) -> None:
+    for name, value in state.items():
+        if name not in MODEL_STATE or not hasattr(model, name):
+            raise ValueError(f"{path.with_name(CONFIG_NAME)}: unknown model_state entry {name!r}")
+        if name == "exploration_rate":
+            check_number(name, value, 0, 1)
+        else:
+            check_int(name, value, 0)
+        setattr(model, name, value)
 
 
 def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm:
@@ -209,13 +277,11 @@ def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm
     buffer = io.BytesIO()
     model.save(buffer)
     buffer.seek(0)
-    with quiet_n_step_reload():
-        return type(model).load(
-            buffer,
-            env=env,
-            device=model.device,
-            custom_objects={
-                "observation_space": env.observation_space,
-                "policy_kwargs": policy_kwargs,
-            },
-        )
+    # The model's own bytes, just written: nothing untrusted is unpickled.
+    return load_pickled(
+        type(model),
+        buffer,
+        env,
+        model.device,
+        custom_objects={"observation_space": env.observation_space, "policy_kwargs": policy_kwargs},
+    )

@@ -233,6 +233,8 @@ class TrainResult:
     """
 
     model: BaseAlgorithm
+    #: What it was built with: the agent's defaults and the config's hyperparams (``config.json``
+    #: records them; the extractor's geometry comes from the env).
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
@@ -322,11 +324,6 @@ def train_agent(
     except ValueError:
         env.close()
         raise
-    if issubclass(spec.algorithm, DQN):
-        # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
-        params["policy_kwargs"] = collision_policy_kwargs(
-            params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
-        )
     counter = TrainingCollisions()
     all_callbacks = [counter, *(callbacks or [])]
     stopper = StopOnRequest(should_stop) if should_stop is not None else None
@@ -366,18 +363,7 @@ def train_agent(
                 spec=spec,
             )
         )
-    try:
-        model = spec.algorithm(
-            "MlpPolicy",
-            env,
-            seed=config.seed,
-            tensorboard_log=config.tensorboard_log,
-            device=config.device,
-            verbose=config.verbose,
-            **params,
-        )
-    except TypeError as error:
-        raise ValueError(f"bad hyperparameter for {config.algo}: {error}") from error
+    model = build_model(config, env)
     start = time.perf_counter()
     model.learn(
         config.total_timesteps,
@@ -399,6 +385,35 @@ def train_agent(
         interrupted=stopper is not None and stopper.stopped_at is not None,
         train_collisions=counter.total,
     )
+
+
+def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
+    """The untrained model ``config`` describes, acting in ``env``: what ``train_agent`` trains
+    and what ``neg_agents.model_io.load_agent`` loads a saved run's weights into.
+
+    :raises ValueError: a hyperparameter the algorithm does not take, an env it cannot act in.
+    :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
+    """
+    params = {**hyperparams_for(config.algo), **config.hyperparams}
+    _check_env_fits(config, env, params)
+    model_class = get_algo(config.algo).algorithm
+    if issubclass(model_class, DQN):
+        # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
+        params["policy_kwargs"] = collision_policy_kwargs(
+            params.get("policy_kwargs"), env, **EXTRACTOR_KWARGS
+        )
+    try:
+        return model_class(
+            "MlpPolicy",
+            env,
+            seed=config.seed,
+            tensorboard_log=config.tensorboard_log,
+            device=config.device,
+            verbose=config.verbose,
+            **params,
+        )
+    except TypeError as error:
+        raise ValueError(f"bad hyperparameter for {config.algo}: {error}") from error
 
 
 def _check_env_fits(config: TrainConfig, env: Any, params: dict[str, Any]) -> None:

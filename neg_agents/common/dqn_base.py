@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import os
-import warnings
-from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard, cast
 
 import numpy as np
@@ -29,7 +26,7 @@ from neg_agents.common.dqn_arguments import (
 )
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.common.masks import checked_masks
-from neg_agents.common.model_files import load_model, save_model
+from neg_agents.common.model_files import UnsafeModelFileError, load_pickled
 from neg_agents.common.replay import sample_replay
 from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
@@ -37,19 +34,6 @@ from negdl.devices import resolve_device
 
 #: Attributes where ``NegDQNBase`` keeps lookups made once per policy (never saved).
 CACHES = ("_training_mode_modules", "_policy_parameters")
-
-
-@contextlib.contextmanager
-def quiet_n_step_reload() -> Iterator[None]:
-    """Silence SB3's n-step warning while loading a saved model.
-
-    On load SB3 takes its own ``NStepReplayBuffer`` (saved with the model) for a custom buffer
-    and warns that ``n_steps`` is ignored, but the saved ``replay_buffer_kwargs`` still carry
-    ``n_steps``, so nothing is lost.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
-        yield
 
 
 class NegDQNBase(DQN):
@@ -103,8 +87,8 @@ class NegDQNBase(DQN):
     Every argument is checked before anything is built (:func:`check_dqn_arguments`: e.g.
     gamma in [0, 1], batch_size >= 1, buffer_size >= batch_size, epsilons and
     exploration_fraction in [0, 1]), and so are the values of a loaded file; the replay buffer
-    must fit in memory (``negdl.resources``). ``save`` and ``load`` use
-    :mod:`neg_agents.common.model_files`: files load without unpickling anything.
+    must fit in memory (``negdl.resources``). ``load`` (SB3's, which unpickles) needs
+    ``allow_pickle=True``: saved runs load with ``neg_agents.model_io.load_agent``.
     """
 
     action_space: spaces.Discrete  # DQN's only action space
@@ -188,17 +172,6 @@ class NegDQNBase(DQN):
         super()._setup_model()
         self.policy.optimizer = fused_adam(self.policy)
 
-    def save(
-        self,
-        path: str | os.PathLike[str] | io.BufferedIOBase,
-        exclude: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-    ) -> None:
-        """SB3's ``save``, plus a plain twin of each pickled entry so that :meth:`load` reads the
-        file completely without unpickling (``neg_agents.common.model_files.save_model``)."""
-        save_model(self, path, exclude, include)
-
-    # Refusing pickles, it takes allow_pickle where SB3's takes print_system_info/force_reset.
     @classmethod
     def load(  # type: ignore[override]
         cls,
@@ -209,10 +182,16 @@ class NegDQNBase(DQN):
         allow_pickle: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """SB3's ``load`` without unpickling anything from the file (see
-        ``neg_agents.common.model_files.load_model`` for the arguments and what is refused)."""
-        with quiet_n_step_reload():
-            return load_model(cls, path, env, device, custom_objects, allow_pickle, **kwargs)
+        """SB3's ``load``, which unpickles the file's data and so can run any code it holds:
+        refused unless ``allow_pickle=True`` (for files you made or trust). Load a saved run
+        with ``neg_agents.model_io.load_agent``, which reads only its weights."""
+        if not allow_pickle:
+            raise UnsafeModelFileError(
+                f"{cls.__name__}.load unpickles {path}, which runs any code the file holds: load "
+                "a run folder (model.zip and config.json) with neg_agents.model_io.load_agent, "
+                "which reads only the weights, or pass allow_pickle=True for a file you made or trust"
+            )
+        return load_pickled(cls, path, env, device, custom_objects=custom_objects, **kwargs)
 
     def check_observation(self, observation: Any) -> None:
         """Raise a ``ValueError`` if ``observation`` holds NaN or infinite values."""

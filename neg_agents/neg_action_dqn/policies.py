@@ -169,7 +169,7 @@ class NegActionDQNPolicy(DQNPolicy):
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.act_on(self.q_net(obs), deterministic)
 
-    def predict(  # type: ignore[override]  # SB3's, plus the masks evaluate_agent passes
+    def predict(  # SB3's, plus the masks evaluate_agent passes
         self,
         observation: np.ndarray | dict[str, np.ndarray],
         state: tuple[np.ndarray, ...] | None = None,

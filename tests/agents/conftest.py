@@ -44,11 +44,21 @@ def single_env(small_env_kwargs):
     env.close()
 
 
-def round_trip(model, tmp_path, n_obs: int = 64):
-    """Save and reload ``model``; check what every agent must keep: the n-step replay settings
-    and its greedy actions. Returns the loaded model and the observations used."""
-    model.save(tmp_path / "m.zip")
-    loaded = type(model).load(tmp_path / "m.zip")
+def round_trip(algo, env, tmp_path, learn: int = 0, n_obs: int = 64, **hyperparams):
+    """Build agent ``algo`` on ``env`` as training does (``TINY`` and ``hyperparams``), train it
+    ``learn`` steps, save the run and load it back; check what every agent must keep: the
+    n-step replay settings and its greedy actions. Returns the model, the loaded model and the
+    observations used."""
+    from dataclasses import asdict
+
+    from neg_agents.model_io import load_agent, save_run
+    from neg_agents.training import TrainConfig, build_model
+
+    config = TrainConfig(algo, env_kwargs={"num_obstacles": 3}, hyperparams={**TINY, **hyperparams})
+    model = build_model(config, env)
+    if learn:
+        model.learn(learn)
+    loaded = load_agent(save_run(model, asdict(config), tmp_path))
     assert loaded.replay_buffer_class is model.replay_buffer_class
     assert (
         loaded.replay_buffer_kwargs
@@ -60,4 +70,4 @@ def round_trip(model, tmp_path, n_obs: int = 64):
     np.testing.assert_array_equal(
         model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
     )
-    return loaded, obs
+    return model, loaded, obs

@@ -9,7 +9,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from neg_agents import algos, make_env
 from neg_agents.common.evaluation import evaluate_agent
-from neg_agents.training import train_agent
+from neg_agents.training import TrainConfig, train_agent
 
 needs_contrib = pytest.mark.skipif(
     not algos.ALGOS["maskable-ppo"].available, reason="sb3-contrib is the contrib extra"
@@ -111,15 +111,18 @@ def test_masked_random_baseline_picks_uniformly_among_allowed_actions():
 
 @needs_contrib
 def test_a_saved_maskable_ppo_loads_safely_and_acts_the_same(tmp_path):
+    from dataclasses import asdict
+
     import gymnasium as gym
 
     from neg_agents.model_io import load_agent, save_run
 
-    result = train_agent(
+    config = TrainConfig(
         "maskable-ppo", env_kwargs={"num_obstacles": 3}, total_timesteps=128, n_envs=2,
         hyperparams=SMALL_PPO, eval_freq=0,
     )  # fmt: skip
-    save_run(result.model, {"algo": "maskable-ppo"}, tmp_path)
+    result = train_agent(config)
+    save_run(result.model, asdict(config), tmp_path)
     loaded = load_agent(
         tmp_path / "model.zip", "maskable-ppo", gym.make("NegCollision-v0", num_obstacles=3)
     )

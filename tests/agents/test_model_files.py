@@ -1,30 +1,23 @@
-"""Model files load without unpickling: a crafted entry never runs, through any loading path."""
+"""Saved runs load without unpickling: a crafted pickle in a model file never runs, through any
+loading path, and a run loads back exactly as it was saved."""
 
 import base64
-import collections
+import io
 import json
 import zipfile
+from dataclasses import asdict
 
 import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
-from stable_baselines3 import DQN
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.buffers import NStepReplayBuffer
-from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
-from stable_baselines3.common.utils import FloatSchedule, LinearSchedule
 
-from neg_agents import ForbiddingRule, NegActionDQN, NegRewardDQN
+from neg_agents import NegRewardDQN, UnsafeModelFileError
 from neg_agents.cli import watch
-from neg_agents.common.model_files import (
-    UnsafeModelFileError,
-    from_plain,
-    load_model,
-    save_model,
-    to_plain,
-)
-from neg_agents.model_io import load_agent, load_policy
+from neg_agents.model_io import load_agent, load_policy, save_run, write_config
+from neg_agents.training import TrainConfig, build_model, train_and_save
 
 from .conftest import TINY
 
@@ -46,16 +39,49 @@ def pickled(obj) -> dict:
     }
 
 
-def tamper(path, change) -> None:
-    """Rewrite the ``data`` JSON of model file ``path`` with ``change(data)``."""
+def tamper(path, name, change) -> None:
+    """Rewrite entry ``name`` of model file ``path`` with ``change(bytes)``."""
     with zipfile.ZipFile(path) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}
-    data = json.loads(members["data"])
-    change(data)
-    members["data"] = json.dumps(data).encode()
+    members[name] = change(members[name])
     with zipfile.ZipFile(path, "w") as archive:
-        for name, payload in members.items():
-            archive.writestr(name, payload)
+        for member, payload in members.items():
+            archive.writestr(member, payload)
+
+
+def in_data(change):
+    """A change of the model file's ``data`` JSON."""
+
+    def rewrite(payload: bytes) -> bytes:
+        data = json.loads(payload)
+        change(data)
+        return json.dumps(data).encode()
+
+    return rewrite
+
+
+def add_extra_entry(marker):
+    return in_data(lambda data: data.update(innocent_looking=pickled(CreatesAFile(marker))))
+
+
+def replace_every_pickle(marker):
+    def change(data):
+        for item in data.values():
+            if isinstance(item, dict) and ":serialized:" in item:
+                item[":serialized:"] = pickled(CreatesAFile(marker))[":serialized:"]
+
+    return in_data(change)
+
+
+def hostile_weights(marker):
+    """The policy's weights replaced by a torch file holding the exploit."""
+
+    def change(payload: bytes) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"q_net.weight": CreatesAFile(marker)}, buffer)
+        return buffer.getvalue()
+
+    return change
 
 
 @pytest.fixture
@@ -66,46 +92,16 @@ def env():
 
 
 @pytest.fixture
-def saved(tmp_path, env):
-    """A NegRewardDQN run folder: model.zip (saved by negdl) and config.json."""
-    run = tmp_path / "run"
-    run.mkdir()
-    NegRewardDQN("MlpPolicy", env, seed=0, **TINY).save(run / "model.zip")
-    (run / "config.json").write_text(
-        json.dumps({"algo": "neg-reward-dqn", "env_kwargs": {"num_obstacles": 3}})
-    )
-    return run / "model.zip"
-
-
-def add_extra_entry(marker):
-    return lambda data: data.update(innocent_looking=pickled(CreatesAFile(marker)))
-
-
-def replace_pickles_keep_twins(marker):
-    """Every pickled entry's pickle becomes the exploit; the plain twins stay."""
-
-    def change(data):
-        for item in data.values():
-            if isinstance(item, dict) and ":serialized:" in item:
-                item[":serialized:"] = pickled(CreatesAFile(marker))[":serialized:"]
-
-    return change
-
-
-def drop_twin_of_policy_class(marker):
-    """A known entry without its twin, whose pickle is the exploit (rebuilt from the class)."""
-
-    def change(data):
-        data["policy_class"] = {**pickled(CreatesAFile(marker)), "__module__": None}
-        data["policy_class"].pop("__module__")
-
-    return change
+def saved(tmp_path):
+    """A NegRewardDQN run folder: model.zip and config.json, as save_run writes them."""
+    config = TrainConfig("neg-reward-dqn", env_kwargs={"num_obstacles": 3}, hyperparams=TINY)
+    model = build_model(config, gym.make("NegCollision-v0", num_obstacles=3))
+    return save_run(model, asdict(config), tmp_path / "run")
 
 
 LOADERS = {
-    "NegRewardDQN.load": lambda path, env: NegRewardDQN.load(path),
-    "NegRewardDQN.load(env=...)": lambda path, env: NegRewardDQN.load(path, env=env),
     "load_agent": lambda path, env: load_agent(path, "neg-reward-dqn", env),
+    "load_agent(env=None)": lambda path, env: load_agent(path),
     "load_policy": lambda path, env: load_policy("neg-reward-dqn", path, env),
     "negdl-watch --model": lambda path, env: watch.main(
         ["--model", str(path), "--max-steps", "2", "--output", str(path.with_suffix(".gif"))]
@@ -113,21 +109,29 @@ LOADERS = {
 }
 
 
+@pytest.mark.parametrize("change", [add_extra_entry, replace_every_pickle])
 @pytest.mark.parametrize("loader", LOADERS)
-def test_an_extra_pickled_entry_is_refused_and_never_runs(saved, env, tmp_path, loader):
+def test_the_pickled_data_of_a_model_file_is_never_read(saved, env, tmp_path, loader, change):
     marker = tmp_path / "pwned"
-    tamper(saved, add_extra_entry(marker))
-    with pytest.raises((UnsafeModelFileError, SystemExit), match="innocent_looking"):
+    tamper(saved, "data", change(marker))
+    LOADERS[loader](saved, env)  # loads: the model comes from config.json, the weights are tensors
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_weights_holding_a_pickled_object_are_refused_and_never_run(saved, env, tmp_path, loader):
+    marker = tmp_path / "pwned"
+    tamper(saved, "policy.pth", hostile_weights(marker))
+    with pytest.raises((UnsafeModelFileError, SystemExit), match="not plain tensors"):
         LOADERS[loader](saved, env)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("change", [replace_pickles_keep_twins, drop_twin_of_policy_class])
-@pytest.mark.parametrize("loader", LOADERS)
-def test_pickles_of_known_entries_are_never_unpickled(saved, env, tmp_path, loader, change):
+def test_negdl_classes_refuse_to_unpickle_unless_told(saved, tmp_path):
     marker = tmp_path / "pwned"
-    tamper(saved, change(marker))
-    LOADERS[loader](saved, env)  # loads: every entry is rebuilt from its twin or the class
+    tamper(saved, "data", add_extra_entry(marker))
+    with pytest.raises(UnsafeModelFileError, match="load_agent.*allow_pickle=True"):
+        NegRewardDQN.load(saved)
     assert not marker.exists()
 
 
@@ -135,110 +139,71 @@ def test_pickles_of_known_entries_are_never_unpickled(saved, env, tmp_path, load
 def test_the_crafted_file_does_run_code_through_sb3s_own_loader(saved, tmp_path):
     """Proof that the files above are hostile: SB3's loader (and allow_pickle=True) run them."""
     marker = tmp_path / "pwned"
-    tamper(saved, add_extra_entry(marker))
+    tamper(saved, "data", add_extra_entry(marker))
     BaseAlgorithm.load.__func__(NegRewardDQN, saved)
     assert marker.exists()
-    marker.unlink()
-    NegRewardDQN.load(saved, allow_pickle=True)
-    assert marker.exists()
+    for load in (
+        lambda: NegRewardDQN.load(saved, allow_pickle=True),
+        lambda: load_agent(saved, allow_pickle=True),
+    ):
+        marker.unlink()
+        load()
+        assert marker.exists()
 
 
-@pytest.mark.parametrize("algo", ["dqn", "dqn-negative-actions"])
-def test_plain_sb3_dqn_models_load_safely_too(tmp_path, env, algo):
-    model = DQN("MlpPolicy", env, seed=0, **TINY)
-    save_model(model, tmp_path / "dqn.zip")
+@pytest.mark.parametrize("algo", ["neg-action-dqn", "neg-reward-dqn-shielded", "dqn"])
+def test_a_run_loads_through_config_json_and_predicts_as_before_saving(tmp_path, algo):
+    config = TrainConfig(
+        algo, env_kwargs={"num_obstacles": 3}, total_timesteps=300, n_envs=2, eval_freq=0,
+        hyperparams={**TINY, "exploration_final_eps": 0.2},
+    )  # fmt: skip
+    model = train_and_save(config, tmp_path).model
+    loaded = load_agent(tmp_path / "model.zip")
+    assert type(loaded) is type(model) and loaded.policy_kwargs == model.policy_kwargs
+    for name in ("num_timesteps", "_n_calls", "exploration_rate", "gamma", "buffer_size"):
+        assert getattr(loaded, name) == getattr(model, name), name
+    if algo == "neg-action-dqn":
+        assert loaded.rule == model.rule and loaded.policy.rule is loaded.rule
+    obs = np.stack([model.observation_space.sample() for _ in range(256)])
+    for deterministic in (True, False):  # not deterministic: the same exploration rate
+        actions = []
+        for agent in (model, loaded):
+            np.random.seed(3)  # noqa: NPY002 (SB3's epsilon draw uses the global generator)
+            torch.manual_seed(3)
+            agent.action_space.seed(3)
+            actions.append(agent.predict(obs, deterministic=deterministic)[0])
+        np.testing.assert_array_equal(*actions)
+    np.testing.assert_array_equal(
+        loaded.policy.predict(obs, deterministic=True)[0],
+        model.policy.predict(obs, deterministic=True)[0],
+    )
+    loaded.learn(64, reset_num_timesteps=False)  # and trains on, in an env made from config.json
+    assert loaded.num_timesteps > model.num_timesteps
+
+
+def test_a_plain_sb3_file_loads_safely_once_a_config_json_describes_it(tmp_path, env):
+    """A file saved by SB3's own ``save`` (no negdl run folder): refused until a config.json
+    says what it is; then its pickles are never read either."""
+    config = TrainConfig("dqn", env_kwargs={"num_obstacles": 3}, hyperparams=TINY)
+    model = build_model(config, env)
+    BaseAlgorithm.save(model, tmp_path / "dqn.zip")
+    with pytest.raises(ValueError, match="no config.json.*allow_pickle=True"):
+        load_agent(tmp_path / "dqn.zip", "dqn", env)
+    write_config(asdict(config), tmp_path)
     marker = tmp_path / "pwned"
-    tamper(tmp_path / "dqn.zip", replace_pickles_keep_twins(marker))
-    loaded = load_agent(tmp_path / "dqn.zip", algo, env)
-    assert loaded.train_freq == model.train_freq and loaded.exploration_schedule(1.0) == 1.0
+    tamper(tmp_path / "dqn.zip", "data", replace_every_pickle(marker))
+    loaded = load_agent(tmp_path / "dqn.zip", "dqn", env)
     obs = np.stack([env.observation_space.sample() for _ in range(32)])
     np.testing.assert_array_equal(loaded.predict(obs, True)[0], model.predict(obs, True)[0])
-    tamper(tmp_path / "dqn.zip", add_extra_entry(marker))
-    with pytest.raises(UnsafeModelFileError, match="innocent_looking"):
-        load_agent(tmp_path / "dqn.zip", algo, env)
     assert not marker.exists()
 
 
-def test_files_without_twins_load_from_the_class_and_env(tmp_path, env):
-    """A plain SB3 file (or one from an older negdl): spaces come from the env, the rest from
-    the class; without an env, the loader says what to pass."""
-    model = NegActionDQN("MlpPolicy", env, margin=0.2, num_forbidden=0, seed=0, **TINY)
-    BaseAlgorithm.save(model, tmp_path / "plain.zip")  # SB3's own format, no twins
-    with pytest.raises(UnsafeModelFileError, match="rule.*allow_pickle=True"):
-        NegActionDQN.load(tmp_path / "plain.zip", env=env)
-    dqn = DQN("MlpPolicy", env, seed=0, **{**TINY, "train_freq": 4})
-    BaseAlgorithm.save(dqn, tmp_path / "dqn.zip")
-    with pytest.raises(UnsafeModelFileError, match="observation_space only pickled.*pass env="):
-        load_model(DQN, tmp_path / "dqn.zip")
-    with pytest.warns(UserWarning, match="train_freq only pickled"):
-        loaded = load_model(DQN, tmp_path / "dqn.zip", env=env)
-    assert loaded.observation_space == env.observation_space
-    # Trusted old files: load them unpickled once, save them again, and they load safely.
-    NegActionDQN.load(tmp_path / "plain.zip", allow_pickle=True).save(tmp_path / "resaved")
-    assert NegActionDQN.load(tmp_path / "resaved.zip").rule == ForbiddingRule(0.2, 0)
-
-
-def test_saved_twins_restore_every_entry(tmp_path, vec_env):
-    model = NegActionDQN("MlpPolicy", vec_env, margin=0.3, seed=0, **TINY).learn(100)
-    model.save(tmp_path / "m")  # SB3's convention: .zip is added
-    loaded = NegActionDQN.load(tmp_path / "m")
-    for name in ("train_freq", "replay_buffer_class", "policy_class", "rule", "_n_calls"):
-        assert getattr(loaded, name) == getattr(model, name), name
-    np.testing.assert_array_equal(loaded._last_obs, model._last_obs)
-    assert loaded.ep_info_buffer == model.ep_info_buffer
-    assert loaded.observation_space == model.observation_space
-    assert loaded.exploration_schedule(0.5) == model.exploration_schedule(0.5)
-
-
-def test_plain_records_round_trip_and_refuse_what_could_run_code():
-    values = [
-        (1, "step"),
-        TrainFreq(4, TrainFrequencyUnit.EPISODE),
-        np.arange(6, dtype=np.float32).reshape(2, 3),
-        np.int64(7),
-        collections.deque([{"r": -1.5, "l": 3}], maxlen=5),
-        gym.spaces.Box(-1.0, 1.0, (3,)),
-        gym.spaces.Dict({"a": gym.spaces.Discrete(3, start=1), "b": gym.spaces.MultiBinary(2)}),
-        ForbiddingRule(0.1, 2),
-        NStepReplayBuffer,
-        {"net_arch": [16, 16], "inf": float("inf")},
-    ]
-    for value in values:
-        back = from_plain(json.loads(json.dumps(to_plain(value))))
-        assert type(back) is type(value)
-        if isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(back, value)
-        else:
-            assert back == value
-    schedule = from_plain(to_plain(FloatSchedule(LinearSchedule(1.0, 0.1, 0.5))))
-    assert schedule(0.75) == pytest.approx(0.55)
-    for record, message in [
-        ({"$class": "os:system"}, "outside the modules"),
-        ({"$class": "builtins:open"}, "outside the modules"),
-        ({"$class": "torch.nn:Linear.__init__.__globals__"}, "not a class name"),
-        ({"$class": "torch.nn:functional"}, "not a class defined"),
-        (
-            {
-                "$dataclass": {
-                    "class": "stable_baselines3.common.type_aliases:TrainFreq",
-                    "fields": {},
-                }
-            },
-            "outside",
-        ),
-        ({"$ndarray": {"dtype": "O", "shape": [1], "data": ""}}, "not plain numbers"),
-        ({"$ndarray": {"dtype": "<f4", "shape": [10**9], "data": "AAAAAA=="}}, "holds 4 bytes"),
-        ({"$eval": "print(1)"}, "unknown plain record"),
-    ]:
-        with pytest.raises(UnsafeModelFileError, match=message):
-            from_plain(record)
-    with pytest.raises(TypeError, match="no plain form"):
-        to_plain(lambda progress: progress)
-
-
-def test_a_twin_must_name_a_class_of_the_right_kind(saved):
-    tamper(
-        saved, lambda data: data["policy_class"].update({":plain:": {"$class": "torch.nn:Linear"}})
-    )
-    with pytest.raises(UnsafeModelFileError, match="policy_class.*BasePolicy"):
-        NegRewardDQN.load(saved)
+def test_a_config_json_that_does_not_fit_the_weights_is_an_error(saved):
+    config = json.loads(saved.with_name("config.json").read_text())
+    config["hyperparams"]["policy_kwargs"]["net_arch"] = [32]
+    write_config(config, saved.parent)
+    with pytest.raises(ValueError, match="(?s)not a valid neg-reward-dqn model.*size mismatch"):
+        load_agent(saved)
+    write_config({**config, "env_id": "os:system"}, saved.parent)
+    with pytest.raises(ValueError, match="unknown env id .os:system."):
+        load_agent(saved)

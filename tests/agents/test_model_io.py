@@ -12,7 +12,12 @@ def saved(vec_env, tmp_path):
     model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **TINY)
     return save_run(
         model,
-        {"algo": "neg-reward-dqn", "env_id": "NegCollision-v0", "env_kwargs": {"num_obstacles": 3}},
+        {
+            "algo": "neg-reward-dqn",
+            "env_id": "NegCollision-v0",
+            "env_kwargs": {"num_obstacles": 3},
+            "hyperparams": TINY,
+        },
         tmp_path / "run",
     )
 
@@ -40,11 +45,15 @@ def test_load_checks_the_env_spaces(saved):
 def test_missing_corrupt_and_mismatched_files_fail_clearly(saved, tmp_path):
     with pytest.raises(FileNotFoundError, match="no model file"):
         load_agent(tmp_path / "nothing.zip", "neg-reward-dqn")
-    corrupt = tmp_path / "corrupt.zip"
+    corrupt = saved.with_name("corrupt.zip")  # beside the run's config.json
     corrupt.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="not a valid neg-reward-dqn model"):
         load_agent(corrupt, "neg-reward-dqn")
-    with pytest.raises(ValueError, match="not a valid neg-action-dqn model"):
+    alone = tmp_path / "alone.zip"
+    alone.write_bytes(saved.read_bytes())
+    with pytest.raises(ValueError, match="no config.json beside.*allow_pickle=True"):
+        load_agent(alone, "neg-reward-dqn")
+    with pytest.raises(ValueError, match="not a valid neg-action-dqn model.*neg-reward-dqn"):
         load_agent(saved, "neg-action-dqn")
     with pytest.raises(ValueError, match="unknown algorithm"):
         load_agent(saved, "a2c")

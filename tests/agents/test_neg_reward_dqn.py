@@ -71,10 +71,9 @@ def test_rejects_a_policy_that_can_output_positive_values(vec_env):
 
 
 def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_path):
-    model = NegRewardDQN(
-        "MlpPolicy", vec_env, seed=0, gamma=0.9, exploration_final_eps=0.03, **TINY
-    ).learn(200)
-    loaded, _ = round_trip(model, tmp_path)
+    model, loaded, _ = round_trip(
+        "neg-reward-dqn", vec_env, tmp_path, 200, gamma=0.9, exploration_final_eps=0.03
+    )
     for name in (
         "gamma",
         "exploration_final_eps",
@@ -92,8 +91,7 @@ def test_save_load_round_trip_preserves_predictions_and_arguments(vec_env, tmp_p
 @pytest.mark.parametrize("q_head", sorted(HEADS))
 def test_save_load_keeps_the_head(vec_env, tmp_path, q_head):
     policy_kwargs = {**TINY["policy_kwargs"], "q_head": q_head}
-    model = NegRewardDQN("MlpPolicy", vec_env, seed=0, **{**TINY, "policy_kwargs": policy_kwargs})
-    loaded, _ = round_trip(model.learn(100), tmp_path)
+    _, loaded, _ = round_trip("neg-reward-dqn", vec_env, tmp_path, 100, policy_kwargs=policy_kwargs)
     assert loaded.q_net.q_head == loaded.q_net_target.q_head == q_head
 
 

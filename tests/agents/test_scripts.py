@@ -199,13 +199,16 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
         return str(exit_info.value)
 
     assert "no model file" in error("--model", str(tmp_path / "missing.zip"), "--algo", "dqn")
+    (tmp_path / "config.json").write_text((trained / "config.json").read_text())
     corrupt = tmp_path / "model.zip"
     corrupt.write_bytes(b"garbage")
-    assert "not a valid dqn model" in error("--model", str(corrupt), "--algo", "dqn")
+    assert "not a valid neg-action-dqn model" in error("--model", str(corrupt))
     assert "another observation space" in error(
         "--model", str(trained / "model.zip"), "--env-kwargs", "num_obstacles=5"
     )
+    (tmp_path / "config.json").unlink()
     assert "no config.json" in error("--model", str(corrupt))
+    assert "no config.json" in error("--model", str(corrupt), "--algo", "dqn")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import gzip
 import pickle
 import struct
 import zipfile
+from dataclasses import asdict
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 
 import neg_envs  # noqa: F401
 from neg_agents import NegRewardDQN, TrainConfig, train_agent
+from neg_agents.model_io import load_agent, save_run
+from neg_agents.training import build_model
 from negdl.resources import MEMORY_LIMIT_ENV, MemoryLimitError, format_bytes, parse_bytes
 from supervised.data import DataFileError, load_cifar10, load_emnist, load_mnist
 
@@ -48,17 +51,22 @@ TOO_LARGE = {
         ),
         r"the replay buffer .* would need 894\.\d GiB",
     ),
-    "a loaded model's replay buffer": (
-        lambda tmp: NegRewardDQN.load(saved_model(tmp), buffer_size=10**9),
+    "the replay buffer of a loaded run's config.json": (
+        lambda tmp: load_agent(saved_model(tmp, buffer_size=10**9)),
         r"the replay buffer \(buffer_size 1,000,000,000 .* would need",
     ),
 }
 
 
-def saved_model(tmp_path):
-    env = gym.make("NegCollision-v0", num_obstacles=2)
-    NegRewardDQN("MlpPolicy", env, buffer_size=64, batch_size=16).save(tmp_path / "m.zip")
-    return tmp_path / "m.zip"
+def saved_model(tmp_path, **hyperparams):
+    """A run folder whose config.json asks for ``hyperparams``."""
+    config = TrainConfig(
+        env_kwargs={"num_obstacles": 2}, hyperparams={"buffer_size": 64, "batch_size": 16}
+    )
+    model = build_model(config, gym.make("NegCollision-v0", num_obstacles=2))
+    run = asdict(config)
+    run["hyperparams"].update(hyperparams)
+    return save_run(model, run, tmp_path)
 
 
 @pytest.mark.parametrize("case", TOO_LARGE)

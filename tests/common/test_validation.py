@@ -16,6 +16,7 @@ import neg_envs
 from neg_agents import NegActionDQN, NegRewardDQN, TrainConfig
 from neg_agents.bench import BenchConfig
 from neg_agents.cli import bench, train, watch
+from neg_agents.model_io import load_agent
 from neg_agents.training import TrainSettings
 from neg_agents.watch import WatchOptions
 from negdl.cli import run_main
@@ -165,7 +166,7 @@ def test_bad_values_and_types_are_refused_by_name_value_and_range(case):
 
 DEVICES = {
     "agent": lambda: dqn(device="cuda"),
-    "loaded agent": lambda: NegRewardDQN.load("model.zip", device="cuda"),
+    "loaded agent": lambda: load_agent("model.zip", "neg-reward-dqn", device="cuda"),
     "training run": lambda: TrainConfig(device="cuda"),
     "bench": lambda: BenchConfig(train=TrainSettings(device="cuda:0")),
     "supervised": lambda: select_device("cuda"),
