@@ -141,6 +141,8 @@ class NegActionDQNPolicy(DQNPolicy):
     """
 
     action_space: spaces.Discrete  # DQNPolicy's only action space
+    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
+    sb3_predict_without_masks = True
 
     def __init__(self, *args: Any, rule: ForbiddingRule = DEFAULT_RULE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
