@@ -29,11 +29,12 @@ DEFAULT_SCENE = "NegCollision-v0-n10"
 N30_SCENE = "NegCollision-v0-n30"
 CROWD_SCENE = "NegCollisionCrowd-v0"
 MIX_SCENE = "NegCollisionMix-v0"
-#: Issue 19's targets on one agent's mean over seeds: (agent label, scene, metric, bound,
-#: ``"max"``/``"min"``/``"planner"`` (return at least ``bound`` times the planner's)).
+#: The generalist's label: the main job trained on the scene mix.
 GENERALIST = f"{MAIN_ALGO}, trained on {MIX_SCENE}"
 #: The negative-action agents the "acts as well as it forbids" targets judge.
 NEG_ACTION_ALGOS = ("neg-action-dqn", "neg-action-dqn-shielded")
+#: Issue 19's targets on one agent's mean over seeds: (agent label, scene, metric, bound,
+#: ``"max"``/``"min"``/``"planner"`` (return at least ``bound`` times the planner's)).
 TARGETS = (
     (GENERALIST, DEFAULT_SCENE, "collisions_per_episode", 0.2, "max"),
     (GENERALIST, N30_SCENE, "collisions_per_episode", 0.5, "max"),
@@ -99,7 +100,9 @@ def _episode_ci(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str)
     return text + (f" ± {statistics.mean(half):.2f}" if half else "")
 
 
-def _curve_stability(curves: Sequence[dict[str, Any]], algo: str, scene: str) -> str | None:
+def _curve_stability(
+    curves: Sequence[dict[str, Any]], algo: str, scene: str
+) -> tuple[str, str, bool] | None:
     """The stability target on the mean learning curve (return, mean over seeds)."""
     by_step: dict[int, list[float]] = defaultdict(list)
     for point in curves:
@@ -111,56 +114,55 @@ def _curve_stability(curves: Sequence[dict[str, Any]], algo: str, scene: str) ->
     best, end = max(mean.values()), mean[max(mean)]
     bound = best - STABILITY * abs(best)
     return (
-        f"- {algo} on {scene}, stable: mean learning curve (return, validation episodes) at its "
-        f"end {end:.2f}, best point {best:.2f}, within {STABILITY:.0%} means >= {bound:.2f}: "
-        f"{_verdict(end >= bound)}"
+        f"{algo} on {scene}, stable: the mean learning curve's end (return, validation "
+        f"episodes) within {STABILITY:.0%} of its best point",
+        f"end {end:.2f}, best {best:.2f} (bound {bound:.2f})",
+        end >= bound,
     )
 
 
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**missed**"
-
-
-def target_lines(
-    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
-) -> list[str]:
-    """Issue 19's targets, judged from the rows and curves (means over seeds); targets whose
-    rows are missing are left out."""
-    lines = []
+def _targets(
+    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]]
+) -> list[tuple[str, str, bool]]:
+    """Issue 19's targets as (target, measured, met), judged from the rows and curves (means
+    over seeds); targets whose rows are missing are left out."""
+    judged = []
     for name, scene, key, bound, kind in TARGETS:
         value = _mean(rows, name, scene, key)
         if value is None:
             continue
         seeds = len(_values(rows, name, scene, key))
+        measured = f"{value:.2f} (mean of {seeds} seeds)"
         if kind == "planner":
             planner = _mean(rows, "planner", scene, key)
             if planner is None:
                 continue
             limit = bound * planner
-            lines.append(
-                f"- {name} on {scene}, return at least {bound:g}x the planner's ({limit:.2f}): "
-                f"{value:.2f} (mean of {seeds} seeds): {_verdict(value >= limit)}"
-            )
+            target = f"{name} on {scene}, return at least {bound:g}x the planner's ({limit:.2f})"
+            judged.append((target, measured, value >= limit))
             continue
-        ok = value <= bound if kind == "max" else value >= bound
         words = "at most" if kind == "max" else "at least"
-        lines.append(
-            f"- {name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}: {value:.2f} "
-            f"(mean of {seeds} seeds): {_verdict(ok)}"
-        )
+        target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
+        judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
     worst = _values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
-        lines.append(
-            f"- {MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode: "
-            f"worst seed {max(worst):.2f}: {_verdict(max(worst) <= 0.2)}"
+        judged.append(
+            (
+                f"{MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode",
+                f"worst seed {max(worst):.2f}",
+                max(worst) <= 0.2,
+            )
         )
+    reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
     for name in NEG_ACTION_ALGOS:
         moves = _mean(rows, name, DEFAULT_SCENE, "moves_per_episode")
-        reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
         if moves is not None and reference:
-            lines.append(
-                f"- {name} on {DEFAULT_SCENE}, moves at most 1.5x neg-reward-dqn's "
-                f"({1.5 * reference:.0f}): {moves:.0f}: {_verdict(moves <= 1.5 * reference)}"
+            judged.append(
+                (
+                    f"{name} on {DEFAULT_SCENE}, moves per episode at most 1.5x neg-reward-dqn's",
+                    f"{moves:.0f} vs {reference:.0f}",
+                    moves <= 1.5 * reference,
+                )
             )
     safe = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "train_collisions")
     plain = _mean(rows, "dqn", DEFAULT_SCENE, "train_collisions")
@@ -173,19 +175,40 @@ def target_lines(
         and plain_return is not None
     ):
         fewer = plain / safe if safe else math.inf
-        ok = fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return)
-        lines.append(
-            f"- {MAIN_ALGO} on {DEFAULT_SCENE}: {fewer:.1f}x fewer collisions while "
-            f"learning than SB3's DQN ({safe:.0f} vs {plain:.0f}; target 5x) with a final return "
-            f"{safe_return:.2f} vs {plain_return:.2f} (at most 10% worse): {_verdict(ok)}"
+        judged.append(
+            (
+                f"{MAIN_ALGO} on {DEFAULT_SCENE}: at least 5x fewer collisions while learning "
+                "than SB3's DQN, final return at most 10% worse",
+                f"{fewer:.1f}x fewer ({safe:.0f} vs {plain:.0f}), return {safe_return:.2f} vs "
+                f"{plain_return:.2f}",
+                fewer >= 5 and safe_return >= plain_return - 0.1 * abs(plain_return),
+            )
         )
     for algo, scene in ((MAIN_ALGO, DEFAULT_SCENE), (MAIN_ALGO, MIX_SCENE)):
         stability = _curve_stability(curves, algo, scene)
         if stability:
-            lines.append(stability)
-    if lines:
-        lines.insert(0, "Targets (issue 19):")
-    return lines
+            judged.append(stability)
+    return judged
+
+
+def target_lines(
+    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Issue 19's targets as a table (target, measured, met or missed); empty when no target's
+    rows are there."""
+    judged = _targets(rows, curves)
+    if not judged:
+        return []
+    return [
+        "**Targets** (issue 19), judged from the rows above:",
+        "",
+        "| target | measured | |",
+        "| --- | --- | --- |",
+        *(
+            f"| {target} | {measured} | {'met' if ok else '**missed**'} |"
+            for target, measured, ok in judged
+        ),
+    ]
 
 
 def scene_table(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -97,10 +97,10 @@ JOBS: dict[str, Job] = {
     ),
     "agents-rollout": Job(
         "docs/agents/rollout.gif: the main job on its defaults (negdl-train), then 250 steps of "
-        "its greedy policy on an evaluation scene (about 2 min)",
+        "its greedy policy on an evaluation scene (about 3 min)",
         ((PYTHON, "-m", "neg_agents.cli.train", "--run-name", "docs-rollout", "--overwrite",
           "--out-dir", "runs/train"),
-         (PYTHON, "-m", "neg_agents.cli.watch", "--model", "runs/train/neg-reward-dqn/docs-rollout",
+         (PYTHON, "-m", "neg_agents.cli.watch", "--runs-dir", "runs/train",  # the run just trained
           "--seed", "10000", "--max-steps", "250", "--size", "192", "--fps", "20",
           "--output", "docs/agents/rollout.gif")),
     ),
