@@ -108,8 +108,7 @@ JOBS: dict[str, Job] = {
         "docs/agents/training_speed.md: env steps/s of training, today's path (SB3 DQN, negdl 0.1 "
         "extractor), SB3's DQN and the negdl agents side by side, with the env and the policy's "
         "forward alone as upper bounds, and neg-reward-dqn on 32 envs with 512-sample steps, 3 "
-        "interleaved repetitions on one torch thread (about 3 min on a quiet 2-core machine, 15 on "
-        "a loaded one)",
+        "interleaved repetitions on one torch thread (about 3 min on 2 cores)",
         ((PYTHON, "scripts/bench_training.py", "--repeats", "3", "--threads", "1",
           "--total-timesteps", "15000", "--agent-n-envs", "32", "--hyperparams", "batch_size=512",
           "--out", "docs/agents/training_speed.md"),),
@@ -124,7 +123,7 @@ JOBS: dict[str, Job] = {
     "sweeps-bench": Job(
         "docs/sweeps/bench_backends.md: a small agents bench (every agent, seeds 0 1, 10 "
         "obstacles, no crowd, 10,000 env steps each) in-process, in 2 local processes and on "
-        "local Ray, 2 rounds each (5 to 9 min on 2 shared cores, with the load)",
+        "local Ray, 2 rounds each (5 to 9 min on 2 cores)",
         ((PYTHON, "scripts/bench_sweeps.py", "--rounds", "2", "--total-timesteps", "10000",
           "--seeds", "0", "1", "--num-obstacles", "10", "--no-crowd",
           "--work-dir", "runs/bench_sweeps", "--out", "docs/sweeps/bench_backends.md"),),
@@ -168,7 +167,7 @@ JOBS: dict[str, Job] = {
     "negative-labels": Job(
         "docs/supervised/negative_labels_mnist.{md,csv}: CE vs NL, SelNL, NLNL (NL -> SelNL -> "
         "SelPL) and NL+SelCE under label noise, 6,000 MNIST images, 2 seeds (50 min on one "
-        "busy core)",
+        "core)",
         (("negdl-negative-labels", "--seeds", "0", "1", "--train-subset", "6000",
           "--epochs", "10", "--nl-epochs", "10", "--selnl-epochs", "5", "--selpl-epochs", "5",
           "--selected-epochs", "3", "--complementary", "3",
@@ -178,7 +177,7 @@ JOBS: dict[str, Job] = {
     ),
     "negative-labels-long": Job(
         "docs/supervised/negative_labels_long_mnist.{md,csv}: the same at 60% noise, 4x longer, "
-        "1 seed (26 min on one busy core)",
+        "1 seed (26 min on one core)",
         (("negdl-negative-labels", "--seeds", "0", "--train-subset", "6000",
           "--noise-rates", "0.6", "--epochs", "40", "--nl-epochs", "40", "--selnl-epochs", "20",
           "--selpl-epochs", "20", "--selected-epochs", "10", "--complementary", "3", "--threads",
