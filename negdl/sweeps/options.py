@@ -1,5 +1,7 @@
 """The command-line options of a script that runs a sweep: :class:`SweepOptions`, which a
-script's ``Args`` derives from, and the settings a sweep's records keep from them.
+script's ``Args`` derives from, and the settings a sweep's records keep from them: every field
+but those that say how or where trials run, which their declaration marks with
+:func:`execution_only`.
 
 A script's pattern::
 
@@ -24,7 +26,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from negdl.checks import check_bool, check_int, check_number
 from negdl.sweep_backends import (
@@ -39,27 +41,35 @@ from negdl.sweeps.grid import Grid
 from negdl.sweeps.runner import Sweep, SweepResult, plain
 from negdl.trials import Trial
 
-#: Argument fields that say how or where trials run, not what they compute; they are left out
-#: of a sweep's settings, so changing them does not stop a sweep from resuming.
-EXECUTION_FIELDS = frozenset(
-    {
-        "backend",
-        "workers",
-        "address",
-        "cpus_per_trial",
-        "gpus_per_trial",
-        "resume",
-        "progress",
-        "progress_bar",
-        "threads",
-        "torch_threads",
-        "device",
-        "out_dir",
-        "tensorboard_dir",
-        "data_dir",
-        "download",
-    }
-)
+T = TypeVar("T")
+
+#: The key of :func:`execution_only`'s mark in a field's metadata.
+EXECUTION_ONLY = "execution_only"
+
+
+def execution_only(default: T) -> T:
+    """A dataclass field, with this default, that says how or where trials run, not what they
+    compute (a device, threads, an output folder, a progress bar): a sweep's settings leave it
+    out (:meth:`SweepOptions.sweep_settings`), so changing it does not stop a sweep from
+    resuming. A subclass that declares the field again (e.g. with another default) keeps the
+    mark.
+
+    :param default: the field's default.
+    """
+    return dataclasses.field(default=default, metadata={EXECUTION_ONLY: True})
+
+
+def execution_fields(config: Any) -> frozenset[str]:
+    """The names of the fields of dataclass ``config`` (an instance or a class) marked
+    :func:`execution_only`, where it or any of its base classes declares them."""
+    classes = config.__mro__ if isinstance(config, type) else type(config).__mro__
+    return frozenset(
+        item.name
+        for cls in classes
+        if dataclasses.is_dataclass(cls)
+        for item in dataclasses.fields(cls)
+        if item.metadata.get(EXECUTION_ONLY)
+    )
 
 
 #: The largest seed a seed sweep takes: what its trials' ``seed_everything`` (torch's and
@@ -74,17 +84,17 @@ class SweepOptions:
     ``--gpus-per-trial`` and ``--resume``/``--no-resume``). A subclass with its own
     ``__post_init__`` calls ``super().__post_init__()``."""
 
-    backend: str | None = None
+    backend: str | None = execution_only(None)
     """where trials run: in-process (one after another, here), processes (a pool of --workers processes on this machine) or ray (Ray tasks, see --address); when not given, processes if --workers > 1, else in-process"""
-    workers: int = 1
+    workers: int = execution_only(1)
     """trials at once with --backend processes (N > 1 alone chooses that backend)"""
-    address: str | None = None
+    address: str | None = execution_only(None)
     """with --backend ray: auto (the cluster this machine joined with `ray start`) or the head's host:port; when not given, $RAY_ADDRESS, else a cluster started on this machine, else a new local Ray instance"""
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float = execution_only(1.0)
     """with --backend ray: CPUs each trial reserves (Ray runs as many trials at once as free CPUs and GPUs allow)"""
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float = execution_only(0.0)
     """with --backend ray: GPUs each trial reserves (> 0 places trials on nodes with a GPU)"""
-    resume: bool = True
+    resume: bool = execution_only(True)
     """skip the trials that finished in an earlier run with the same settings (--no-resume runs them all again)"""
 
     def __post_init__(self) -> None:
@@ -199,12 +209,12 @@ class SweepOptions:
 
     def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
         """This command's fields that change what a trial computes, as plain data: every field
-        but the grid's, the :data:`EXECUTION_FIELDS` and ``ignore``.
+        but the grid's, those marked :func:`execution_only` and ``ignore``.
 
         :param grid_fields: fields the grid's axes come from (e.g. ``"seeds"``).
         :param ignore: further fields that only change where or how results are shown.
         """
-        left_out = EXECUTION_FIELDS | set(grid_fields) | set(ignore)
+        left_out = execution_fields(self) | set(grid_fields) | set(ignore)
         return plain(
             {
                 item.name: getattr(self, item.name)
