@@ -64,7 +64,7 @@ from negdl.cli import check_out_dir
 from negdl.devices import resolve_device
 from negdl.interrupt import StopRequested
 from negdl.results import machine_description, write_csv, write_text_atomic
-from negdl.sweeps import EXECUTION_FIELDS, Grid, Sweep, SweepOptions, SweepResult
+from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult, execution_fields, execution_only
 from negdl.trials import Trial
 
 #: The crowd variant ``--crowd`` adds, with its registered defaults.
@@ -160,11 +160,11 @@ class BenchConfig(SweepOptions):
     """first seed of the held-out test episodes (training uses seeds from --seeds up, validation seed + 10000)"""
     episode_steps: int = 500
     """steps per episode in every scene (500: the registered length; fewer only for quick checks)"""
-    out_dir: str = "runs/bench"
+    out_dir: str = execution_only("runs/bench")
     """where bench.csv, bench_curves.csv, bench.md, learning_curves.png and performance_profile.png go"""
-    tensorboard_dir: str = "runs/bench/runs"
+    tensorboard_dir: str = execution_only("runs/bench/runs")
     """TensorBoard folder; each run's monitor.csv, evaluations.npz and videos go beside its events"""
-    torch_threads: int = 1
+    torch_threads: int = execution_only(1)
     """torch CPU threads (0: torch's default); the MLPs are small, extra threads mostly wait on each other"""
 
     def __post_init__(self) -> None:
@@ -195,7 +195,8 @@ class BenchConfig(SweepOptions):
 def bench_settings(args: BenchConfig, *grid_fields: str) -> dict[str, Any]:
     """The settings a bench run's record keeps: the bench's own and its training settings, as
     one flat mapping (as records have always had them), but how runs are shown or placed."""
-    train = {k: v for k, v in args.train.settings().items() if k not in EXECUTION_FIELDS}
+    execution = execution_fields(args.train)
+    train = {k: v for k, v in args.train.settings().items() if k not in execution}
     train["vec_env"] = train["vec_env"] or "native"
     return {**args.sweep_settings(*grid_fields, ignore=("train",)), **train}
 

@@ -40,6 +40,7 @@ from neg_agents.video import check_video_capture
 from negdl.checks import check_bool, check_choice, check_int, check_number
 from negdl.cli import NAME_VALUE_OPTIONS
 from negdl.devices import resolve_device
+from negdl.sweeps import execution_only
 
 #: Eval envs (the learning curves' validation episodes) get seeds far from the training envs'
 #: ``seed + i``.
@@ -86,8 +87,8 @@ class TrainSettings:
     vec_env: str | None = "dummy"
     eval_freq: int = 10_000
     eval_episodes: int = 10
-    progress_bar: bool = False
-    device: str = AGENT_DEVICE
+    progress_bar: bool = execution_only(False)
+    device: str = execution_only(AGENT_DEVICE)
     capture_video: bool = False
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from negdl.checks import check_int
 from negdl.cli import check_out_dir
-from negdl.sweeps import Sweep, SweepOptions, SweepResult
+from negdl.sweeps import Sweep, SweepOptions, SweepResult, execution_only
 from supervised.data import DataOptions
 from supervised.runtime import select_device
 
@@ -26,13 +26,13 @@ class RunOptions(SweepOptions, DataOptions):
     """seeds; the study runs once per seed"""
     test_subset: int = 0
     """use only the first N test images (0: all); for smoke runs"""
-    device: str | None = None
+    device: str | None = execution_only(None)
     """cpu or cuda; when not given, cuda when available"""
-    out_dir: str = "runs/supervised"
+    out_dir: str = execution_only("runs/supervised")
     """where results and TensorBoard runs go"""
-    progress: bool = True
+    progress: bool = execution_only(True)
     """show progress bars"""
-    threads: int = 0
+    threads: int = execution_only(0)
     """torch CPU threads (0: torch's default); 1 avoids thrashing on a busy machine"""
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from negdl.checks import check_bool
 from negdl.cli import check_in_dir, check_out_dir
+from negdl.sweeps import execution_only
 from supervised.data.cifar10 import load_cifar10
 from supervised.data.common import LabelledImages
 from supervised.data.emnist import EMNIST_CLASSES, load_emnist
@@ -53,9 +54,9 @@ class DataOptions:
     ``__post_init__`` calls ``super().__post_init__()``, which checks the folder: one to read
     from, or with ``--download`` one that can be created and written."""
 
-    data_dir: str | None = None
+    data_dir: str | None = execution_only(None)
     """folder holding MNIST/raw/, EMNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR, else ~/.cache/negdl/data"""
-    download: bool = False
+    download: bool = execution_only(False)
     """download missing dataset files from the official mirrors into that folder (checksums verified before use)"""
 
     def __post_init__(self) -> None:

@@ -19,7 +19,14 @@ from negdl.cli import parse_args
 from negdl.errors import UserError
 from negdl.results import markdown_table
 from negdl.sweep_backends import Backend, InProcess, ProcessPool, Ray
-from negdl.sweeps import Grid, Sweep, SweepOptions, TrialsFailed
+from negdl.sweeps import (
+    Grid,
+    Sweep,
+    SweepOptions,
+    TrialsFailed,
+    execution_fields,
+    execution_only,
+)
 
 from .sweep_trials import counted, fit_line
 
@@ -310,8 +317,8 @@ class ScriptArgs(SweepOptions):
 
     seeds: tuple[int, ...] = (0,)
     epochs: int = 1
-    threads: int = 0
-    out_dir: str = "runs"
+    threads: int = execution_only(0)
+    out_dir: str = execution_only("runs")
 
 
 @pytest.mark.parametrize(
@@ -341,6 +348,23 @@ def test_sweep_options_choose_the_backend_and_leave_execution_out_of_settings(mo
         ScriptArgs(backend="ray")
     with pytest.raises(UserError, match=r"pip install 'negdl\[ray\]'"):
         Ray()
+
+
+@dataclass
+class RunsElsewhere(ScriptArgs):
+    """A script that declares an execution-only field again, with another default."""
+
+    out_dir: str = "elsewhere"
+    batch_size: int = 64
+
+
+def test_a_field_marked_execution_only_is_left_out_of_the_settings_and_others_are_kept():
+    sweep_options = {"backend", "workers", "address", "cpus_per_trial", "gpus_per_trial", "resume"}
+    assert execution_fields(ScriptArgs) == sweep_options | {"threads", "out_dir"}
+    assert execution_fields(RunsElsewhere()) == execution_fields(ScriptArgs)  # the mark stays
+    args = RunsElsewhere(seeds=(1,), epochs=2, threads=3, out_dir="there", workers=2)
+    assert args.sweep_settings() == {"seeds": [1], "epochs": 2, "batch_size": 64}
+    assert args.sweep_settings("seeds", ignore=["batch_size"]) == {"epochs": 2}
 
 
 def test_processes_need_a_trial_function_that_pickles(tmp_path):

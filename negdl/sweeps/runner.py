@@ -1,10 +1,10 @@
-"""Sweeps: one description of a grid of trials, run in-process, in a process pool or on Ray.
+"""The runner of a sweep: its trials, where their records go, and how a restarted sweep resumes.
 
-A :class:`Sweep` is a trial function, a :class:`Grid` of named parameters and a shared results
-folder. Each combination of the grid is a :class:`~negdl.trials.Trial` with a stable name made
-from its parameters (``"seed{seed}"`` -> ``seed0``), which is also its folder under the root.
-:meth:`Sweep.run` runs the trials that have not finished yet on a backend
-(:mod:`negdl.sweep_backends`) and returns a :class:`SweepResult`:
+A :class:`Sweep` is a trial function, a :class:`~negdl.sweeps.grid.Grid` of named parameters
+and a shared results folder. Each combination of the grid is a :class:`~negdl.trials.Trial`
+with a stable name made from its parameters (``"seed{seed}"`` -> ``seed0``), which is also its
+folder under the root. :meth:`Sweep.run` runs the trials that have not finished yet on a
+backend (:mod:`negdl.sweep_backends`) and returns a :class:`SweepResult`:
 
 - a finished trial's record (``<root>/<name>/trial.json``: parameters, settings, wall time,
   machine, result tables) and its tables as CSV (``<table>.csv``) are written as soon as it
@@ -20,110 +20,29 @@ from its parameters (``"seed{seed}"`` -> ``seed0``), which is also its folder un
 - the first Ctrl-C or SIGTERM drops the trials in flight and raises
   :class:`~negdl.interrupt.Stopped` (``negdl.cli.run_main`` exits with 130/143); a second one
   aborts at once.
-
-A script's pattern::
-
-    def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
-        seed_everything(trial.params["seed"])
-        ...  # TensorBoard runs and checkpoints into trial.dir
-        return {"results": rows}
-
-    def main(args: Args) -> None:
-        sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
-        # Tables after every finished trial; TrialsFailed after the last tables if any failed.
-        args.run_reported(sweep, "script.py", args.progress,
-                          lambda result: write_report(result.rows("results")))
-
-``Args`` derives from :class:`SweepOptions`, which gives every such script ``--backend``,
-``--workers``, ``--address``, ``--cpus-per-trial``, ``--gpus-per-trial`` and ``--no-resume``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import itertools
 import json
 import math
 import signal
 import string
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from negdl.checks import check_bool, check_int, check_number
 from negdl.errors import UserError
 from negdl.interrupt import StopOnSignal, Stopped
 from negdl.results import write_csv, write_text_atomic
-from negdl.sweep_backends import (
-    BACKEND_NAMES,
-    Backend,
-    InProcess,
-    ProcessPool,
-    Ray,
-    ray_available,
-)
+from negdl.sweep_backends import Backend, InProcess
+from negdl.sweeps.grid import Grid
 from negdl.trials import LOG_NAME, RECORD_NAME, Tables, Trial, TrialOutcome
-
-#: Types a grid value may have (and tuples of them): what a name and a JSON record hold exactly.
-PLAIN_TYPES = (bool, int, float, str)
-
-
-def _check_value(axis: str, value: Any) -> None:
-    parts = value if isinstance(value, tuple) else (value,)
-    if not all(isinstance(part, PLAIN_TYPES) for part in parts) or any(
-        isinstance(part, float) and not math.isfinite(part) for part in parts
-    ):
-        raise ValueError(
-            f"grid axis {axis!r}: values must be numbers, text or bools (or tuples of them), "
-            f"got {value!r}"
-        )
-
-
-class Grid:
-    """Every combination of named values, the first axis varying slowest:
-    ``Grid(num_obstacles=(10, 30), seed=(0, 1))`` is (10, 0), (10, 1), (30, 0), (30, 1).
-
-    :param axes: each axis's name and its distinct values (numbers, text, bools or tuples of
-        them).
-    """
-
-    def __init__(self, **axes: Sequence[Any]) -> None:
-        if not axes:
-            raise ValueError("a grid needs at least one axis, e.g. Grid(seed=(0, 1, 2))")
-        for axis, values in axes.items():
-            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-                raise ValueError(f"grid axis {axis!r} needs a non-empty sequence, got {values!r}")
-            for value in values:
-                _check_value(axis, value)
-            if len(set(values)) != len(values):
-                raise ValueError(f"grid axis {axis!r} repeats a value: {list(values)}")
-        self.axes: dict[str, tuple[Any, ...]] = {axis: tuple(v) for axis, v in axes.items()}
-        self.keep: Callable[[dict[str, Any]], bool] | None = None
-
-    def only(self, keep: Callable[[dict[str, Any]], bool]) -> Grid:
-        """This grid without the combinations ``keep`` rejects (e.g. those that are no run)."""
-        grid = Grid(**self.axes)
-        grid.keep = keep
-        return grid
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for values in itertools.product(*self.axes.values()):
-            params = dict(zip(self.axes, values, strict=True))
-            if self.keep is None or self.keep(params):
-                yield params
-
-    def __len__(self) -> int:
-        if self.keep is not None:
-            return sum(1 for _ in self)
-        return math.prod(len(values) for values in self.axes.values())
-
-    def __repr__(self) -> str:
-        return f"Grid({', '.join(f'{axis}={values!r}' for axis, values in self.axes.items())})"
 
 
 class _NameFormatter(string.Formatter):
@@ -163,8 +82,8 @@ def _check_names(names: Sequence[str]) -> None:
                 raise ValueError(f"trial {name!r} would lie inside trial {str(parent)!r}")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists)."""
+def plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists): how a record holds it."""
     return json.loads(json.dumps(value))
 
 
@@ -292,7 +211,7 @@ class Sweep:
         """
         backend = backend or InProcess()
         trials = self.trials()
-        settings = _plain(dict(self.settings))
+        settings = plain(dict(self.settings))
         result = SweepResult(trials, root=Path(self.root))
         for trial in trials:
             record = self._finished_record(trial, settings) if resume else None
@@ -345,7 +264,7 @@ class Sweep:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if record.get("status") != "finished" or record.get("params") != _plain(dict(trial.params)):
+        if record.get("status") != "finished" or record.get("params") != plain(dict(trial.params)):
             return None
         if record.get("settings") != settings:
             old = record.get("settings", {})
@@ -417,179 +336,4 @@ def _check_owned(trial: Trial) -> None:
             f"{trial.dir} holds files that no sweep wrote (a run of an older version?), and "
             f"trial {trial.name} empties its folder before it runs: move them away or give "
             "another output folder"
-        )
-
-
-#: Argument fields that say how or where trials run, not what they compute; they are left out
-#: of a sweep's settings, so changing them does not stop a sweep from resuming.
-EXECUTION_FIELDS = frozenset(
-    {
-        "backend",
-        "workers",
-        "address",
-        "cpus_per_trial",
-        "gpus_per_trial",
-        "resume",
-        "progress",
-        "progress_bar",
-        "threads",
-        "torch_threads",
-        "device",
-        "out_dir",
-        "tensorboard_dir",
-        "data_dir",
-        "download",
-    }
-)
-
-
-#: The largest seed a seed sweep takes: what its trials' ``seed_everything`` (torch's and
-#: numpy's generators, a signed 64-bit integer) accepts.
-MAX_SEED = 2**63 - 1
-
-
-@dataclass
-class SweepOptions:
-    """The options of every command that runs a sweep; subclass it for a script's ``Args`` (the
-    fields become ``--backend``, ``--workers``, ``--address``, ``--cpus-per-trial``,
-    ``--gpus-per-trial`` and ``--resume``/``--no-resume``). A subclass with its own
-    ``__post_init__`` calls ``super().__post_init__()``."""
-
-    backend: str | None = None
-    """where trials run: in-process (one after another, here), processes (a pool of --workers processes on this machine) or ray (Ray tasks, see --address); when not given, processes if --workers > 1, else in-process"""
-    workers: int = 1
-    """trials at once with --backend processes (N > 1 alone chooses that backend)"""
-    address: str | None = None
-    """with --backend ray: auto (the cluster this machine joined with `ray start`) or the head's host:port; when not given, $RAY_ADDRESS, else a cluster started on this machine, else a new local Ray instance"""
-    cpus_per_trial: float = 1.0
-    """with --backend ray: CPUs each trial reserves (Ray runs as many trials at once as free CPUs and GPUs allow)"""
-    gpus_per_trial: float = 0.0
-    """with --backend ray: GPUs each trial reserves (> 0 places trials on nodes with a GPU)"""
-    resume: bool = True
-    """skip the trials that finished in an earlier run with the same settings (--no-resume runs them all again)"""
-
-    def __post_init__(self) -> None:
-        check_int("workers", self.workers, 1)
-        check_bool("resume", self.resume)
-        check_number("cpus_per_trial", self.cpus_per_trial, 0, low_open=True)
-        check_number("gpus_per_trial", self.gpus_per_trial, 0)
-        if self.backend is not None and self.backend not in BACKEND_NAMES:
-            raise ValueError(
-                f"unknown backend {self.backend!r}; choose from {', '.join(BACKEND_NAMES)}"
-            )
-        backend = self.sweep_backend
-        if self.workers > 1 and backend != "processes":
-            raise ValueError(f"--workers is for --backend processes, not {backend}")
-        if backend != "ray" and (
-            self.address is not None or self.cpus_per_trial != 1.0 or self.gpus_per_trial != 0.0
-        ):
-            raise ValueError(
-                "--address, --cpus-per-trial and --gpus-per-trial are for --backend ray"
-            )
-        if backend == "ray" and not ray_available():
-            raise ValueError("--backend ray needs Ray: pip install 'negdl[ray]'")
-
-        parent = getattr(super(), "__post_init__", None)
-        if parent is not None:  # the script's other option classes, e.g. DataOptions
-            parent()
-
-    @property
-    def sweep_backend(self) -> str:
-        """The backend's name, after the default."""
-        return self.backend or ("processes" if self.workers > 1 else "in-process")
-
-    def make_backend(self) -> Backend:
-        """The backend these options ask for."""
-        if self.sweep_backend == "ray":
-            return Ray(self.address, self.cpus_per_trial, self.gpus_per_trial)
-        if self.sweep_backend == "processes":
-            return ProcessPool(self.workers)
-        return InProcess()
-
-    def run_sweep(
-        self,
-        sweep: Sweep,
-        prog: str,
-        progress: bool = True,
-        on_update: Callable[[SweepResult], None] | None = None,
-    ) -> SweepResult:
-        """``sweep.run`` on the backend these options ask for, resuming unless ``--no-resume``.
-
-        :param sweep: the sweep.
-        :param prog: the command's name, in messages.
-        :param progress: show the sweep's progress bar.
-        :param on_update: see :meth:`Sweep.run`.
-        """
-        return sweep.run(
-            self.make_backend(),
-            prog=prog,
-            progress=progress,
-            resume=self.resume,
-            on_update=on_update,
-        )
-
-    def run_reported(
-        self,
-        sweep: Sweep,
-        prog: str,
-        progress: bool,
-        report: Callable[[SweepResult], None],
-    ) -> SweepResult:
-        """What every multi-run script does: :meth:`run_sweep` with ``report`` after each
-        finished trial, ``report`` once more at the end (when anything finished), then
-        ``raise_for_failures``.
-
-        :param sweep: the sweep.
-        :param prog: the command's name, in messages.
-        :param progress: show the sweep's progress bar.
-        :param report: writes the tables from the trials finished so far.
-        :raises TrialsFailed: some trials failed (after the tables are written).
-        """
-        result = self.run_sweep(sweep, prog, progress, report)
-        if result.finished:
-            report(result)
-        result.raise_for_failures()
-        return result
-
-    def seed_sweep(
-        self,
-        function: Callable[[Trial], Any],
-        seeds: Sequence[int],
-        root: str | Path,
-        ignore: Sequence[str] = (),
-    ) -> Sweep:
-        """One trial per seed, in ``<root>/seed<seed>``, whose settings are these options'
-        fields but ``seeds`` (see :meth:`sweep_settings`).
-
-        :param function: the trial function (module level, or a ``functools.partial`` of one).
-        :param seeds: the seeds, each once, integers in [0, :data:`MAX_SEED`].
-        :param root: the sweep's folder.
-        :param ignore: fields that only change where or how results are shown.
-        :raises ValueError: a seed out of range, refused before any trial starts (not in a
-            trial's log, one trial failed per bad seed).
-        """
-        for seed in seeds:
-            check_int("seeds", seed, 0, MAX_SEED)
-        return Sweep(
-            function,
-            Grid(seed=tuple(seeds)),
-            root,
-            name="seed{seed}",
-            settings=self.sweep_settings("seeds", ignore=ignore),
-        )
-
-    def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
-        """This command's fields that change what a trial computes, as plain data: every field
-        but the grid's, the :data:`EXECUTION_FIELDS` and ``ignore``.
-
-        :param grid_fields: fields the grid's axes come from (e.g. ``"seeds"``).
-        :param ignore: further fields that only change where or how results are shown.
-        """
-        left_out = EXECUTION_FIELDS | set(grid_fields) | set(ignore)
-        return _plain(
-            {
-                item.name: getattr(self, item.name)
-                for item in dataclasses.fields(self)
-                if item.name not in left_out
-            }
         )
