@@ -440,8 +440,10 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         meta = {
             "command": command,
             "machine": machine,
-            "workers": result.slots,
+            "workers": result.slots if result.backend else args.workers,  # none ran here: as asked
             "wall_time_s": time.perf_counter() - start,
+            "resumed": len(result.resumed),
+            "trial_time_s": sum(result.seconds.values()),
             "complete": result.complete,
             "vec_env": args.train.vec_env or "native",
             "total_timesteps": args.train.total_timesteps,

@@ -245,6 +245,23 @@ def _agent_key(row: dict[str, Any]) -> tuple[str, str]:
     return row["algo"], row.get("trained_on") or ""
 
 
+def _time_sentence(meta: dict[str, Any]) -> str:
+    """How long the bench took: this invocation, and the trials' own times (which a resumed
+    invocation does not contain)."""
+    text = f"Total wall time: {meta['wall_time_s'] / 60:.1f} min"
+    if meta.get("resumed"):
+        text += (
+            f" for this invocation, which reused {meta['resumed']} trials an earlier invocation "
+            "of the same command had finished"
+        )
+    if meta.get("trial_time_s"):
+        text += (
+            f"; the trials' own wall times add up to {meta['trial_time_s'] / 60:.1f} min, "
+            f"{meta.get('workers', 1)} at a time"
+        )
+    return text + "."
+
+
 def bench_markdown(
     rows: Sequence[dict[str, Any]], meta: dict[str, Any], curves: Sequence[dict[str, Any]] = ()
 ) -> str:
@@ -255,7 +272,7 @@ def bench_markdown(
     lines = [
         f"Command: `{meta['command']}`{status}",
         "",
-        f"Machine: {meta['machine']}. Total wall time: {meta['wall_time_s'] / 60:.1f} min. Each trained agent: "
+        f"Machine: {meta['machine']}. {_time_sentence(meta)} Each trained agent: "
         f"{meta['total_timesteps']:,} env steps on {meta['n_envs']} envs"
         + (f" ({mix:,} on {MIX_SCENE}, the generalists)" if mix else "")
         + f" ({meta.get('vec_env', 'dummy')}; dummy for agents acting through NegativeActionWrapper); "

@@ -99,6 +99,8 @@ class SweepResult:
     :param finished: result tables of the finished trials, by trial name.
     :param failed: traceback of each failed trial, by trial name.
     :param resumed: names of the trials that had finished before this run.
+    :param seconds: wall time of each finished trial (from its record for a resumed one), by
+        trial name; unknown times are left out.
     :param root: the sweep's results folder.
     :param backend: how the trials ran (``Backend.describe``).
     :param slots: how many trials ran at once.
@@ -108,6 +110,7 @@ class SweepResult:
     finished: dict[str, Tables] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
     root: Path = Path(".")
     backend: str = ""
     slots: int = 1
@@ -218,6 +221,8 @@ class Sweep:
             if record is not None:
                 result.finished[trial.name] = record["tables"]
                 result.resumed.append(trial.name)
+                if isinstance(record.get("seconds"), (int, float)):
+                    result.seconds[trial.name] = float(record["seconds"])
             else:
                 _check_owned(trial)
         pending = [trial for trial in trials if trial.name not in result.finished]
@@ -317,6 +322,8 @@ class Sweep:
                 trial.dir / RECORD_NAME, json.dumps({**record, "tables": outcome.tables}, indent=1)
             )
             result.finished[trial.name] = outcome.tables
+            if math.isfinite(outcome.seconds):
+                result.seconds[trial.name] = outcome.seconds
             if outcome.output:
                 bar.write(outcome.output.rstrip("\n"))
         bar.update()

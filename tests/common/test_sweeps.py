@@ -192,8 +192,12 @@ def test_a_trial_failing_in_another_process_is_reported_and_its_rerun_resumes(
     assert "RuntimeError: seed 1 is cursed" in first.failed["seed1"]
     assert "RuntimeError: seed 1 is cursed" in (tmp_path / "out/seed1/trial.log").read_text()
     assert sorted(calls(log)) == ["seed0", "seed1", "seed2"]
+    assert sorted(first.seconds) == ["seed0", "seed2"]  # a failed trial has no finished time
     second = sweep(fail=()).run(other_processes(backend, request), progress=False)
     assert calls(log)[3:] == ["seed1"] and second.resumed == ["seed0", "seed2"]
+    # The resumed trials keep the times their records hold; the rerun one has its own.
+    assert {name: second.seconds[name] for name in first.seconds} == first.seconds
+    assert sorted(second.seconds) == ["seed0", "seed1", "seed2"]
     assert (
         second.complete
         and [row["seed"] for row in second.rows("results")] == [0] * 4 + [1] * 4 + [2] * 4
