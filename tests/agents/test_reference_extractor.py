@@ -22,14 +22,20 @@ def scene_observations(env: gym.Env, n: int, seed: int) -> torch.Tensor:
     return torch.as_tensor(np.stack(rows))
 
 
+def extractor_pair(space: gym.spaces.Box, env: gym.Env, pooling: str) -> tuple:
+    """The reference and the current extractor on ``space`` for ``env``, with the same weights."""
+    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
+    reference = ReferenceObstacleSetExtractor(space, **kwargs)
+    current = ObstacleSetExtractor(space, **kwargs)
+    current.load_state_dict(reference.state_dict())
+    return reference, current
+
+
 @pytest.mark.parametrize("observation", ["absolute", "nearest"])
 @pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
 def test_current_extractor_matches_the_reference(observation, pooling):
     env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
-    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
-    reference = ReferenceObstacleSetExtractor(env.observation_space, **kwargs)
-    current = ObstacleSetExtractor(env.observation_space, **kwargs)
-    current.load_state_dict(reference.state_dict())
+    reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 300, seed=1)
     want = reference(obs)
     assert want.shape == (300, reference.features_dim) and want.abs().sum() > 0
@@ -48,10 +54,7 @@ def test_current_extractor_matches_the_reference(observation, pooling):
 @pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
 def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(observation, pooling):
     env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
-    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
-    reference = ReferenceObstacleSetExtractor(env.observation_space, **kwargs)
-    current = ObstacleSetExtractor(env.observation_space, **kwargs)
-    current.load_state_dict(reference.state_dict())
+    reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 200, seed=2)
     lead, per = current.lead, current.per_obstacle
     slots = obs[:, lead:].reshape(len(obs), -1, per)
@@ -68,11 +71,8 @@ def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(obse
 @pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
 def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
     env = gym.make("NegCollision-v0", num_obstacles=6)
-    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
     for space in (env.observation_space, gym.spaces.Box(0.0, 1.0, (2,))):
-        reference = ReferenceObstacleSetExtractor(space, **kwargs)
-        current = ObstacleSetExtractor(space, **kwargs)
-        current.load_state_dict(reference.state_dict())
+        reference, current = extractor_pair(space, env, pooling)
         obs = torch.as_tensor(np.stack([space.sample() for _ in range(50)]))
         obs[:10, :2] = 0.05  # agent in a corner
         if obs.shape[1] > 2:
