@@ -22,6 +22,19 @@ def scene_observations(env: gym.Env, n: int, seed: int) -> torch.Tensor:
     return torch.as_tensor(np.stack(rows))
 
 
+@pytest.fixture(params=["absolute", "nearest"])
+def env(request):
+    """A scene of 8 obstacles in each layout negdl 0.1's extractor reads."""
+    env = gym.make("NegCollision-v0", num_obstacles=8, observation=request.param)
+    yield env
+    env.close()
+
+
+@pytest.fixture(params=["sum", "max", "sum+max"])
+def pooling(request):
+    return request.param
+
+
 def extractor_pair(space: gym.spaces.Box, env: gym.Env, pooling: str) -> tuple:
     """The reference and the current extractor on ``space`` for ``env``, with the same weights."""
     kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
@@ -31,10 +44,7 @@ def extractor_pair(space: gym.spaces.Box, env: gym.Env, pooling: str) -> tuple:
     return reference, current
 
 
-@pytest.mark.parametrize("observation", ["absolute", "nearest"])
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
-def test_current_extractor_matches_the_reference(observation, pooling):
-    env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
+def test_current_extractor_matches_the_reference(env, pooling):
     reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 300, seed=1)
     want = reference(obs)
@@ -47,13 +57,9 @@ def test_current_extractor_matches_the_reference(observation, pooling):
         torch.testing.assert_close(
             dict(current.named_parameters())[name].grad, parameter.grad, rtol=1e-4, atol=1e-6
         )
-    env.close()
 
 
-@pytest.mark.parametrize("observation", ["absolute", "nearest"])
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
-def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(observation, pooling):
-    env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
+def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(env, pooling):
     reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 200, seed=2)
     lead, per = current.lead, current.per_obstacle
@@ -65,10 +71,8 @@ def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(obse
     with torch.no_grad():
         torch.testing.assert_close(current(permuted), want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(current.general_forward(obs), current(obs), rtol=1e-5, atol=1e-6)
-    env.close()
 
 
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
 def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
     env = gym.make("NegCollision-v0", num_obstacles=6)
     for space in (env.observation_space, gym.spaces.Box(0.0, 1.0, (2,))):
