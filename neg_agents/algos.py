@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import PolicyPredictor
+from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.baselines import ConstantAgent, MaskedRandomAgent, RandomAgent
+from neg_agents.common.env_util import make_env, preferred_vec_env
+from neg_agents.common.evaluation import EpisodeStats, evaluate_agent, policy_actor
 from neg_agents.common.planner import DEFAULT_HORIZON, CollisionPlanner
 from neg_agents.neg_action_dqn import NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
@@ -65,6 +69,38 @@ class AlgoSpec:
     def available(self) -> bool:
         """Whatever the agent needs is installed."""
         return self.extra is None or self.model_class is not None
+
+    def vec_env_for(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> str:
+        """The vec env kind this agent acts on in ``env_id`` (see ``preferred_vec_env``)."""
+        return preferred_vec_env(env_id, self.negative_actions, env_kwargs)
+
+    def make_env(
+        self,
+        env_id: str,
+        n_envs: int = 1,
+        seed: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        vec_env: str | None = None,
+        monitor_dir: str | Path | None = None,
+    ) -> VecEnv:
+        """``make_env`` for this agent: through ``NegativeActionWrapper`` where it acts by
+        negative actions, on ``vec_env`` (None: :meth:`vec_env_for`'s)."""
+        vec_env = vec_env or self.vec_env_for(env_id, env_kwargs)
+        return make_env(
+            env_id, n_envs, seed, env_kwargs, vec_env, self.negative_actions, monitor_dir
+        )
+
+    def evaluate(self, agent: PolicyPredictor, env: VecEnv, n_episodes: int) -> EpisodeStats:
+        """``evaluate_agent`` acting as this agent acts (``deterministic``, ``action_masks``)."""
+        return evaluate_agent(agent, env, n_episodes, self.deterministic, self.action_masks)
+
+    def actor(
+        self, agent: PolicyPredictor, env: Any, deterministic: bool | None = None
+    ) -> Callable[[Any], Any]:
+        """``policy_actor`` of ``agent`` in single env ``env``, acting as this agent acts
+        (``deterministic``: None for the spec's own)."""
+        greedy = self.deterministic if deterministic is None else deterministic
+        return policy_actor(agent, env, greedy, self.action_masks)
 
     def make_baseline(self, env: Any, seed: int | None) -> PolicyPredictor:
         """The baseline acting in ``env`` (a ``gym.Env`` or an SB3 ``VecEnv``), seeded ``seed``."""

@@ -44,10 +44,7 @@ from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_ma
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import (
     collision_config,
-    make_env,
-    preferred_vec_env,
 )
-from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.model_io import transfer_model
 from neg_agents.training import (
@@ -218,17 +215,11 @@ def test_env(args: BenchConfig, scenario: Scenario, algo: str) -> Any:
     """The held-out test episodes of ``scenario``: ``TEST_ENVS`` envs seeded from
     ``args.test_seed``, natively batched unless the agent needs single envs (the episodes are
     the same either way)."""
-    spec = get_algo(algo)
-    vec_env = preferred_vec_env(
-        scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
-    )
-    return make_env(
+    return get_algo(algo).make_env(
         scenario.env_id,
         min(TEST_ENVS, args.final_episodes),
         args.test_seed,
         scenario.make_kwargs(args),
-        vec_env,
-        spec.negative_actions,
     )
 
 
@@ -280,9 +271,7 @@ def run_one(
     if spec.trainable:
         vec_env = args.train.vec_env
         if vec_env in (None, "native"):  # unless the agent needs single envs
-            vec_env = preferred_vec_env(
-                scenario.env_id, spec.negative_actions, spec.action_masks, scenario.kwargs
-            )
+            vec_env = spec.vec_env_for(scenario.env_id, scenario.kwargs)
         steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.train.total_timesteps
         # The same number of learning-curve points on every scene.
         eval_freq = args.train.eval_freq * steps // args.train.total_timesteps
@@ -358,10 +347,7 @@ def _evaluation_row(
 ) -> dict[str, Any]:
     """Evaluate ``agent`` on ``args.final_episodes`` test episodes of ``eval_env``; the row's
     keys and metrics (means over episodes with 95% confidence half-widths)."""
-    spec = get_algo(algo)
-    final = evaluate_agent(
-        agent, eval_env, args.final_episodes, spec.deterministic, spec.action_masks
-    ).summary()
+    final = get_algo(algo).evaluate(agent, eval_env, args.final_episodes).summary()
     config = collision_config(eval_env)
     if config is None:
         raise ValueError(f"the bench's scenes are NegCollision envs, got {scenario.env_id}")

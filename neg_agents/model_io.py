@@ -15,7 +15,7 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.algos import get_algo
-from neg_agents.common.env_util import collision_config, make_env
+from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor, collision_extractor_kwargs
 from neg_agents.common.model_files import (
     check_spaces,
@@ -179,11 +179,11 @@ def load_agent(
         )
     train_config = _train_config(config, path, algo, device)
     algo = train_config.algo
-    model_env = make_env(
+    model_env = get_algo(algo).make_env(
         train_config.env_id,
         seed=train_config.seed,
         env_kwargs=train_config.env_kwargs,
-        negative_actions=get_algo(algo).negative_actions,
+        vec_env="dummy",
     )
     from neg_agents.training import build_model  # training saves its runs with this module
 

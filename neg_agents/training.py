@@ -26,7 +26,7 @@ from neg_agents.common.callbacks import (
     TrainingCollisions,
 )
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
-from neg_agents.common.env_util import VEC_ENV_KINDS, make_env, preferred_vec_env
+from neg_agents.common.env_util import VEC_ENV_KINDS
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import (
     AGENT_DEVICE,
@@ -308,16 +308,12 @@ def train_agent(
     if config.capture_video and config.log_dir is None:
         raise ValueError("capture_video needs log_dir, the folder the videos go to")
     params = {**hyperparams_for(config.algo), **config.hyperparams}
-    env = make_env(
+    env = spec.make_env(
         config.env_id,
         config.n_envs,
         config.seed,
         config.env_kwargs,
-        config.vec_env
-        or preferred_vec_env(
-            config.env_id, spec.negative_actions, spec.action_masks, config.env_kwargs
-        ),
-        spec.negative_actions,
+        config.vec_env,
         monitor_dir=config.log_dir,
     )
     try:
@@ -332,23 +328,18 @@ def train_agent(
         all_callbacks.append(stopper)
     evaluator = None
     if config.eval_freq:
-        eval_env = make_env(
+        eval_env = spec.make_env(
             config.env_id,
             min(config.eval_episodes, EVAL_ENVS),
             config.seed + EVAL_SEED_OFFSET,
             config.env_kwargs,
-            preferred_vec_env(
-                config.env_id, spec.negative_actions, spec.action_masks, config.env_kwargs
-            ),
-            spec.negative_actions,
         )
         evaluator = CollisionEvalCallback(
             eval_env,
             config.eval_freq,
             config.eval_episodes,
-            spec.deterministic,
+            spec,
             log_path=config.log_dir,
-            action_masks=spec.action_masks,
             training_collisions=counter,
         )
         all_callbacks.append(evaluator)

@@ -19,7 +19,6 @@ import numpy as np
 from gymnasium.wrappers import RecordVideo
 from stable_baselines3.common.type_aliases import PolicyPredictor
 
-from neg_agents.common.evaluation import policy_actor
 from neg_envs import NegativeActionWrapper
 from neg_envs.episodes import play_episodes
 from negdl.checks import check_int
@@ -239,7 +238,7 @@ def record_evaluation_video(
     try:
         if not hasattr(agent, "predict"):
             agent = agent(env)
-        act = policy_actor(agent, env, spec.deterministic, spec.action_masks)
+        act = spec.actor(agent, env)
         list(play_episodes(env, act, 1, seed, max_steps))
     finally:
         env.close()

@@ -13,7 +13,6 @@ import numpy as np
 import neg_envs
 from neg_agents.algos import get_algo
 from neg_agents.common.env_util import check_env_options
-from neg_agents.common.evaluation import policy_actor
 from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
 from neg_agents.video import VideoFile, check_video_path
@@ -98,8 +97,7 @@ def watch_agent(
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)
     policy = load_policy(algo, model_path, env, seed, options.device)
-    greedy = spec.deterministic if options.deterministic is None else options.deterministic
-    act = policy_actor(policy, env, greedy, spec.action_masks)
+    act = spec.actor(policy, env, options.deterministic)
     try:
         if output is None:
             return list(play_episodes(env, act, episodes, seed, max_steps))

@@ -253,12 +253,18 @@ def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
     }
 
 
-def median_cell(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f}"
+def medians(rates: list[Rate]) -> list[float]:
+    """The median wall-clock and CPU-second rate of ``rates``."""
+    return [statistics.median(getattr(rate, kind) for rate in rates) for kind in Rate._fields]
 
 
-def range_cell(values: list[float]) -> str:
-    return f"{min(values):,.0f}-{max(values):,.0f}"
+def rate_cells(rates: list[Rate]) -> str:
+    """The wall-clock and CPU-second columns of ``rates``: each median, its range in brackets."""
+    cells = []
+    for kind in Rate._fields:
+        values = [getattr(rate, kind) for rate in rates]
+        cells.append(f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})")
+    return " | ".join(cells)
 
 
 def report(
@@ -270,9 +276,7 @@ def report(
 ) -> str:
     """The markdown report: settings, machine, the training table and the upper bounds."""
     device = resolve_device(args.device)
-    today = [
-        statistics.median(getattr(rate, kind) for rate in rates[TODAY]) for kind in Rate._fields
-    ]
+    today = medians(rates[TODAY])
     lines = [
         f"Machine: {machine_description(device)}"
         f"{'' if device.type == 'cpu' else f'; envs on {cpu_description()}'}. "
@@ -289,12 +293,8 @@ def report(
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, values in rates.items():
-        wall, cpu = [rate.wall for rate in values], [rate.cpu for rate in values]
-        lines.append(
-            f"| {name} | {median_cell(wall)} ({range_cell(wall)}) | {median_cell(cpu)} "
-            f"({range_cell(cpu)}) | {statistics.median(wall) / today[0]:.2f}x | "
-            f"{statistics.median(cpu) / today[1]:.2f}x |"
-        )
+        wall, cpu = (median / base for median, base in zip(medians(values), today, strict=True))
+        lines.append(f"| {name} | {rate_cells(values)} | {wall:.2f}x | {cpu:.2f}x |")
     lines += [
         "",
         "Upper bounds (env steps/s if training did only this):",
@@ -302,12 +302,7 @@ def report(
         "| alone | env steps/s | per CPU second |",
         "| --- | ---: | ---: |",
     ]
-    for name, values in bounds.items():
-        wall, cpu = [rate.wall for rate in values], [rate.cpu for rate in values]
-        lines.append(
-            f"| {name} | {median_cell(wall)} ({range_cell(wall)}) | {median_cell(cpu)} "
-            f"({range_cell(cpu)}) |"
-        )
+    lines += [f"| {name} | {rate_cells(values)} |" for name, values in bounds.items()]
     return "\n".join(lines) + "\n"
 
 

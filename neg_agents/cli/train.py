@@ -24,7 +24,7 @@ import tyro
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import get_algo
-from neg_agents.common.env_util import check_env_options, preferred_vec_env
+from neg_agents.common.env_util import check_env_options
 from neg_agents.run_dirs import new_run_dir
 from neg_agents.training import TrainConfig, train_and_save
 from negdl.checks import check_int
@@ -73,10 +73,7 @@ def run(args: Args) -> Path:
         torch.set_num_threads(args.torch_threads)
     spec = get_algo(config.algo)
     if config.vec_env is None:
-        vec_env = preferred_vec_env(
-            config.env_id, spec.negative_actions, spec.action_masks, config.env_kwargs
-        )
-        config = replace(config, vec_env=vec_env)
+        config = replace(config, vec_env=spec.vec_env_for(config.env_id, config.env_kwargs))
     check_env_options(config.env_id, config.env_kwargs).close()  # before making a folder
     run_dir = new_run_dir(args.out_dir, config.algo, config.env_id, args.run_name, args.overwrite)
     print(f"training {config.algo} on {config.env_id}: run folder {run_dir}", flush=True)

@@ -1,4 +1,5 @@
-"""Policies that learn nothing, for comparison: uniformly random and always the same action."""
+"""Policies that learn nothing, for comparison: uniformly random and always the same action,
+and the ``predict`` they share with the planner."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ import numpy as np
 from gymnasium import spaces
 
 
-class _FixedPolicy:
-    """Shared ``predict`` plumbing: SB3's ``PolicyPredictor`` protocol, so ``evaluate_policy``
-    and the bench treat a baseline like a trained model."""
+class Predictor:
+    """SB3's ``PolicyPredictor`` protocol for agents that choose actions in numpy (the
+    baselines, the planner), so ``evaluate_policy`` and the bench treat them like a trained
+    model. Subclasses choose the actions of a batch in :meth:`_actions`."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(
-                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
-            )
-        self.observation_space, self.action_space = observation_space, action_space
+    observation_space: spaces.Space
 
     def predict(
         self,
@@ -23,16 +20,32 @@ class _FixedPolicy:
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, None]:
         """Actions for a batch ``(n_envs, *obs_shape)`` or a single observation."""
         observation = np.asarray(observation)
-        batched = observation.ndim > len(self.observation_space.shape or ())
-        n = observation.shape[0] if batched else 1
-        actions = self._actions(n)
+        batched = self._batched(observation, action_masks)
+        actions = self._actions(observation if batched else observation[None], action_masks)
         return (actions if batched else actions[0]), None
 
-    def _actions(self, n: int) -> np.ndarray:
+    def _batched(self, observation: np.ndarray, action_masks: np.ndarray | None) -> bool:
+        """Whether ``observation`` is a batch rather than one observation."""
+        return observation.ndim > len(self.observation_space.shape or ())
+
+    def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+        """One action per row of ``observations`` (one observation comes as a batch of one)."""
         raise NotImplementedError
+
+
+class _FixedPolicy(Predictor):
+    """A policy blind to what it observes, in a ``Discrete`` action space."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(
+                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
+            )
+        self.observation_space, self.action_space = observation_space, action_space
 
 
 class RandomAgent(_FixedPolicy):
@@ -52,8 +65,10 @@ class RandomAgent(_FixedPolicy):
         super().__init__(observation_space, action_space)
         self.rng = np.random.default_rng(seed)
 
-    def _actions(self, n: int) -> np.ndarray:
-        return self.action_space.start + self.rng.integers(self.action_space.n, size=n)
+    def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+        return self.action_space.start + self.rng.integers(
+            self.action_space.n, size=len(observations)
+        )
 
 
 class ConstantAgent(_FixedPolicy):
@@ -72,8 +87,8 @@ class ConstantAgent(_FixedPolicy):
             raise ValueError(f"action {action!r} is not in the action space {action_space}")
         self.action = int(action)
 
-    def _actions(self, n: int) -> np.ndarray:
-        return np.full(n, self.action, dtype=np.int64)
+    def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+        return np.full(len(observations), self.action, dtype=np.int64)
 
 
 class MaskedRandomAgent(RandomAgent):
@@ -85,23 +100,17 @@ class MaskedRandomAgent(RandomAgent):
     :param seed: seed of the agent's own random generator.
     """
 
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, None]:
-        """Actions for one mask ``(n,)`` or a batch ``(n_envs, n)``, as MaskablePPO takes them."""
+    def _batched(self, observation: np.ndarray, action_masks: np.ndarray | None) -> bool:
+        """One mask ``(n,)`` or a batch ``(n_envs, n)``, as MaskablePPO takes them."""
         if action_masks is None:
             raise ValueError(
                 "MaskedRandomAgent needs action_masks= (the env's action_masks()); "
                 "evaluate it with action_masks=True"
             )
-        masks = np.asarray(action_masks, dtype=bool)
-        batch = np.atleast_2d(masks)
+        return np.ndim(action_masks) == 2
+
+    def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+        batch = np.atleast_2d(np.asarray(action_masks, dtype=bool))
         # A random score per action, forbidden ones below every allowed one: a uniform choice.
         scores = np.where(batch, self.rng.random(batch.shape), -1.0)
-        actions = self.action_space.start + scores.argmax(axis=1)
-        return (actions if masks.ndim == 2 else actions[0]), None
+        return self.action_space.start + scores.argmax(axis=1)

@@ -13,7 +13,6 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from neg_agents.common.evaluation import evaluate_agent
 from negdl.checks import check_int
 
 if TYPE_CHECKING:
@@ -30,6 +29,15 @@ EVAL_TENSORBOARD_KEYS = {
 }
 
 
+def acting_as(spec: AlgoSpec | None) -> AlgoSpec:
+    """``spec``, or for None a model's own policy acting greedily on the plain env."""
+    if spec is not None:
+        return spec
+    from neg_agents.algos import AlgoSpec  # imports this package
+
+    return AlgoSpec("policy", "a model's own policy")
+
+
 class CollisionEvalCallback(BaseCallback):
     """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
 
@@ -44,10 +52,10 @@ class CollisionEvalCallback(BaseCallback):
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
     :param n_eval_episodes: episodes per evaluation, >= 1.
-    :param deterministic: passed to ``predict``.
+    :param spec: the agent (``neg_agents.ALGOS``): how it acts (``deterministic``, under the
+        env's ``action_masks``), as in training (None: greedily, without masks).
     :param verbose: 1 prints each evaluation.
     :param log_path: folder for ``evaluations.npz`` (None: not written).
-    :param action_masks: pass the env's ``action_masks()`` to ``predict`` (maskable agents).
     :param training_collisions: the run's collision counter: each row of ``history`` then
         also holds the collisions made while learning so far (``train_collisions``), the
         curve beside the learning curve.
@@ -58,10 +66,9 @@ class CollisionEvalCallback(BaseCallback):
         eval_env: VecEnv,
         eval_freq: int = 10_000,
         n_eval_episodes: int = 10,
-        deterministic: bool = True,
+        spec: AlgoSpec | None = None,
         verbose: int = 0,
         log_path: str | Path | None = None,
-        action_masks: bool = False,
         training_collisions: TrainingCollisions | None = None,
     ) -> None:
         super().__init__(verbose)
@@ -70,8 +77,7 @@ class CollisionEvalCallback(BaseCallback):
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
-        self.deterministic = deterministic
-        self.action_masks = action_masks
+        self.spec = acting_as(spec)
         self.training_collisions = training_collisions
         self.log_path = Path(log_path) / "evaluations.npz" if log_path is not None else None
         self.history: list[dict[str, Any]] = []
@@ -93,13 +99,7 @@ class CollisionEvalCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, log and record the result."""
         start = time.perf_counter()
-        stats = evaluate_agent(
-            self.model.policy,
-            self.eval_env,
-            self.n_eval_episodes,
-            self.deterministic,
-            self.action_masks,
-        )
+        stats = self.spec.evaluate(self.model.policy, self.eval_env, self.n_eval_episodes)
         self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}
         if self.training_collisions is not None:
@@ -165,11 +165,7 @@ class EvalVideoCallback(BaseCallback):
         self.video_folder = Path(video_folder)
         self.video_freq, self.video_length = video_freq, video_length
         self.seed = seed
-        if spec is None:  # a policy acting greedily on the plain env
-            from neg_agents.algos import AlgoSpec
-
-            spec = AlgoSpec("policy", "a model's own policy")
-        self.spec = spec
+        self.spec = acting_as(spec)
         self.videos: list[Path] = []
         self._next_video = video_freq
         self._last_recorded = -1

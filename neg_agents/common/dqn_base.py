@@ -224,22 +224,38 @@ class NegDQNBase(DQN):
         """
         self.check_observation(observation)
         if action_masks is not None:
-            actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
-            if not deterministic:
-                exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
-                if exploring.any():
-                    actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
-            return (actions if vectorized else actions[0]), state
+            return self.masked_actions(observation, action_masks, deterministic), state
+        return self.unmasked_actions(observation, deterministic), state
+
+    def masked_actions(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        action_masks: Any,
+        deterministic: bool,
+    ) -> np.ndarray:
+        """:meth:`predict`'s actions under ``action_masks``: the best allowed action, or with
+        probability epsilon per env (unless ``deterministic``) a uniform allowed one."""
+        actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
+        if not deterministic:
+            exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
+            if exploring.any():
+                actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
+        return actions if vectorized else actions[0]
+
+    def unmasked_actions(
+        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
+    ) -> np.ndarray:
+        """:meth:`predict`'s actions without masks: ``DQN.predict``'s, through
+        :meth:`policy_actions` where :meth:`lean_predict_applies`."""
         if not self.lean_predict_applies(observation):
-            return super().predict(observation, state, episode_start, deterministic)
+            return super().predict(observation, deterministic=deterministic)[0]
         # DQN.predict's exploration, drawing from numpy's global generator as it does.
         if not deterministic and np.random.rand() < self.exploration_rate:  # noqa: NPY002
             box = cast(spaces.Box, self.observation_space)  # lean_predict_applies checked it
             if is_vectorized_box_observation(observation, box):
-                n_batch = observation.shape[0]
-                return np.array([self.action_space.sample() for _ in range(n_batch)]), state
-            return np.array(self.action_space.sample()), state
-        return self.policy_actions(observation, deterministic), state
+                return np.array([self.action_space.sample() for _ in range(observation.shape[0])])
+            return np.array(self.action_space.sample())
+        return self.policy_actions(observation, deterministic)
 
     def lean_predict_applies(self, observation: Any) -> TypeGuard[np.ndarray]:
         """Whether :meth:`policy_actions` can stand in for ``self.policy.predict``: an array

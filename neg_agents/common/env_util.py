@@ -110,7 +110,6 @@ def make_env(
 def preferred_vec_env(
     env_id: str,
     negative_actions: bool = False,
-    action_masks: bool = False,
     env_kwargs: dict[str, Any] | None = None,
 ) -> str:
     """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version (``NegCollision-v0``) and
@@ -120,7 +119,6 @@ def preferred_vec_env(
 
     :param env_id: a registered Gymnasium id.
     :param negative_actions: the agent acts through ``NegativeActionWrapper``.
-    :param action_masks: the agent acts under the env's action masks.
     :param env_kwargs: the env options the envs will be made with.
     """
     drawing = {"window_size", "render_mode"} & set(env_kwargs or {})

@@ -19,16 +19,11 @@ __all__ = ["EpisodeStats", "evaluate_agent", "policy_actor"]
 
 class MaskablePredictor(Protocol):
     """SB3's ``PolicyPredictor`` that also takes the env's ``action_masks`` (sb3-contrib's
-    maskable policies, the shielded agents, ``MaskedRandomAgent``)."""
+    maskable policies, the shielded agents, ``MaskedRandomAgent``), as this module calls it."""
 
     def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]: ...
+        self, observation: Any, *, deterministic: bool, action_masks: np.ndarray
+    ) -> tuple[np.ndarray, Any]: ...
 
 
 def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
@@ -36,6 +31,16 @@ def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
     if isinstance(obs, tuple):
         raise ValueError("predict takes array or dict observations, not tuples")
     return obs
+
+
+def _predicted(
+    agent: PolicyPredictor, obs: Any, deterministic: bool, masks: np.ndarray | None
+) -> Any:
+    """``agent.predict``'s actions for ``obs``, under ``masks`` where there are masks."""
+    if masks is None:
+        return agent.predict(obs, deterministic=deterministic)[0]
+    maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
+    return maskable.predict(obs, deterministic=deterministic, action_masks=masks)[0]
 
 
 def policy_actor(
@@ -51,11 +56,8 @@ def policy_actor(
     """
 
     def act(obs: np.ndarray) -> Any:
-        if action_masks:
-            masks = env.get_wrapper_attr("action_masks")()
-            maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
-            return maskable.predict(obs, deterministic=deterministic, action_masks=masks)[0]
-        return agent.predict(obs, deterministic=deterministic)[0]
+        masks = env.get_wrapper_attr("action_masks")() if action_masks else None
+        return _predicted(agent, obs, deterministic, masks)
 
     return act
 
@@ -87,14 +89,8 @@ def evaluate_agent(
     stats = EpisodeStats()
     obs = env.reset()
     while (done_count < quota).any():
-        if action_masks:
-            masks = np.stack(env.env_method("action_masks"))
-            maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
-            actions, _ = maskable.predict(
-                _predictable(obs), deterministic=deterministic, action_masks=masks
-            )
-        else:
-            actions, _ = agent.predict(_predictable(obs), deterministic=deterministic)
+        masks = np.stack(env.env_method("action_masks")) if action_masks else None
+        actions = _predicted(agent, _predictable(obs), deterministic, masks)
         obs, rewards, dones, infos = env.step(actions)
         for i, info in enumerate(infos):
             if "moved" not in info:

@@ -59,6 +59,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     :param pooling: ``"sum"``, ``"max"`` or ``"sum+max"`` (both, concatenated).
     """
 
+    #: The observation layouts it reads.
+    layouts: tuple[str, ...] = OBSERVATION_MODES
     wall_sign: th.Tensor
     wall_offset: th.Tensor
 
@@ -74,8 +76,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         hidden: int = 64,
         pooling: str = "sum+max",
     ) -> None:
-        if observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
+        if observation not in self.layouts:
+            raise ValueError(f"observation must be one of {self.layouts}, got {observation!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if not top_speed >= 0:
@@ -138,25 +140,31 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         reach = contact + self.reach_steps * (1.0 + self.top_speed / self.agent_step)
         return contact, reach, radii[:, :1]
 
+    def obstacle_motion(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The observation's obstacle slots ``(batch, slots, per_obstacle)``, and each
+        obstacle's position relative to the agent (agent steps) and velocity (agent steps per
+        ``reach_steps`` steps), ``(batch, slots, 2)`` each."""
+        agent = observations[:, :2]
+        slots = observations[:, self.lead :].reshape(
+            observations.shape[0], self.num_slots, self.per_obstacle
+        )
+        if self.observation == "absolute":
+            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
+            velocity = slots[..., 2:] * self.velocity_unit
+        else:
+            relative = slots[..., 1:3] / self.agent_step
+            velocity = slots[..., 3:] * self.velocity_unit
+        return slots, relative, velocity
+
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
         """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the
         direction to it (2) and the gap left before contact (1), its velocity per
         ``reach_steps`` steps (2), and when (1, a share of ``reach_steps``), in which direction
         (2) and with what gap (1) it passes closest to a staying agent. Last: its relevance in
         [0, 1] (0 for an empty ``nearest`` slot or an obstacle out of reach)."""
-        agent = observations[:, :2]
-        slots = observations[:, self.lead :].reshape(
-            observations.shape[0], self.num_slots, self.per_obstacle
-        )
+        slots, relative, velocity = self.obstacle_motion(observations)
         contact, reach, _ = self.geometry(observations)
-        if self.observation == "absolute":
-            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
-            velocity = slots[..., 2:] * self.velocity_unit
-            present = th.ones_like(slots[..., 0])
-        else:
-            present = slots[..., 0]
-            relative = slots[..., 1:3] / self.agent_step
-            velocity = slots[..., 3:] * self.velocity_unit
+        present = th.ones_like(slots[..., 0]) if self.observation == "absolute" else slots[..., 0]
         distance = relative.norm(dim=-1, keepdim=True)
         # Closest approach to a staying agent along the obstacle's straight line.
         speed2 = (velocity * velocity).sum(dim=-1, keepdim=True)
@@ -191,13 +199,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         batch = observations.shape[0]
         contact, reach = self.contact, self.reach
         agent = observations[:, :2]
-        slots = observations[:, self.lead :].reshape(batch, self.num_slots, self.per_obstacle)
-        if self.observation == "absolute":
-            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
-            velocity = slots[..., 2:] * self.velocity_unit
-        else:
-            relative = slots[..., 1:3] / self.agent_step
-            velocity = slots[..., 3:] * self.velocity_unit
+        slots, relative, velocity = self.obstacle_motion(observations)
         distance = th.linalg.vector_norm(relative, dim=-1, keepdim=True)
         speed2 = th.linalg.vecdot(velocity, velocity).unsqueeze(-1)
         closing = th.linalg.vecdot(relative, velocity).unsqueeze(-1)

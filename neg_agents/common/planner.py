@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
+from neg_agents.common.baselines import Predictor
 from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
 from neg_envs import NegativeActionWrapper
 from neg_envs.collision import NegCollisionEnv
@@ -162,7 +163,7 @@ def preferred_action(costs: np.ndarray) -> int:
     return STAY if STAY in cheapest else int(cheapest[0])
 
 
-class CollisionPlanner:
+class CollisionPlanner(Predictor):
     """Receding-horizon planner that reads the exact state of the envs it acts in.
 
     At every step it predicts the obstacles ``horizon`` steps ahead with the env's own physics
@@ -235,31 +236,20 @@ class CollisionPlanner:
             costs[b] = plan_costs(agent, future[:, :, b, near], scenes[b], self.horizon)
         return costs
 
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, None]:
-        """The planned action of every scene (SB3's ``predict``; the observation only checks
-        that the planner reads the right envs).
+    def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+        """The planned action of every scene (the observations only check that the planner
+        reads the right envs: ``(B, obs_size)`` for every scene, or the one scene's).
 
-        :param observation: the current observation of every scene ``(B, obs_size)``, or of the
-            one scene ``(obs_size,)``.
         :raises ValueError: if the observations do not come from the planner's envs.
         """
-        observation = np.asarray(observation)
-        batched = observation.ndim == 2
-        rows = observation.reshape(-1, self.config.obs_size) if observation.size else observation
+        rows = observations.reshape(-1, self.config.obs_size)
         agents = np.concatenate([sim.agent for sim in self.simulations])
         if rows.shape != (self.num_scenes, self.config.obs_size) or not np.allclose(
             rows[:, :2], agents, atol=1e-5
         ):
             raise ValueError(
-                f"observations of shape {observation.shape} do not match the current state of the "
+                f"observations of shape {observations.shape} do not match the current state of the "
                 f"planner's {self.num_scenes} env(s): build the planner on the env it acts in and "
                 "pass that env's latest observations"
             )
-        actions = np.array([preferred_action(c) for c in self.action_costs()], dtype=np.int64)
-        return (actions if batched else actions[0]), None
+        return np.array([preferred_action(c) for c in self.action_costs()], dtype=np.int64)

@@ -1,115 +1,31 @@
 """The extractor as of negdl 0.1, kept as the benchmark's baseline and the tests' reference.
 
-A verbatim copy of ``neg_agents.common.extractors.ObstacleSetExtractor`` at commit e73a05e, before
-it was rewritten for speed. ``scripts/bench_training.py`` trains with it to measure "today's
-training path" beside the current one, and tests check that the current extractor computes
-the same outputs. Do not change it: it is what faster versions are measured against. Agents use
-``ObstacleSetExtractor``; nothing outside the benchmark and the tests imports this module.
+The forward pass of ``neg_agents.common.extractors.ObstacleSetExtractor`` at commit e73a05e,
+before it was rewritten for speed; the constructor (argument checks, geometry, the MLP, built
+in the same order so that a seed gives the same weights) is the current class's, which it
+subclasses. ``scripts/bench_training.py`` trains with it to measure "today's training path"
+beside the current one, and tests check that the current extractor computes the same outputs.
+Do not change its :meth:`~ReferenceObstacleSetExtractor.obstacle_features` and
+:meth:`~ReferenceObstacleSetExtractor.forward`: they are what faster versions are measured
+against. Agents use ``ObstacleSetExtractor``; nothing outside the benchmark and the tests
+imports this module.
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
 import torch as th
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import nn
 
-from neg_envs.collision_core import OBSERVATION_MODES
-
-# The constants of negdl 0.1's extractors module, frozen with the class.
-POOLINGS = ("sum", "max", "sum+max")
-OBSTACLE_FEATURES = 9
-AGENT_FEATURES = 4
+from neg_agents.common.extractors import ObstacleSetExtractor
 
 
-class ReferenceObstacleSetExtractor(BaseFeaturesExtractor):
-    """negdl 0.1's ``ObstacleSetExtractor``, frozen: permutation-invariant features of a
-    ``NegCollision`` observation (Deep Sets).
-
-    Each obstacle becomes a short vector of agent-relative numbers (see
-    :meth:`obstacle_features`): its direction and the gap left before contact, its velocity, and
-    when, where and how closely it passes a staying agent. Lengths are in agent steps and gaps
-    are measured from contact (agent radius + obstacle radius), so an obstacle two steps from
-    contact looks the same whatever the radii. A relevance weight falls from 1 to 0 as the
-    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared
-    weights embeds every obstacle; the weighted embeddings are pooled (sum and/or max) and joined
-    with the agent's distances to the walls. Reordering the obstacles does not change the
-    output, the parameters do not depend on the number of obstacles, and obstacles out of reach
-    contribute nothing, so one trained policy runs on any obstacle count and on both observation
-    layouts (Deep Sets: Zaheer et al. 2017, https://arxiv.org/abs/1703.06114).
-
-    The layout cannot be read from the observation's shape alone (2 + 4N and 2 + 5k collide), so
-    it is an argument: ``extractors.collision_extractor_kwargs`` fills every geometry argument from an
-    env's ``CollisionConfig``, as the negdl agents do by default.
-
-    :param observation_space: the env's ``Box`` observation space.
-    :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)) or ``"nearest"``
-        (agent x, y, then k x (present, rel x, rel y, vx, vy)); see
-        ``CollisionConfig.observation_space``.
-    :param contact_distance: agent radius + obstacle radius (world units), > 0.
-    :param top_speed: the obstacles' top speed (observed velocities are divided by it), >= 0.
-    :param agent_step: how far one move takes the agent (world units), > 0.
-    :param agent_radius: the agent's radius: its centre stays this far from the walls, > 0.
-    :param reach_steps: an obstacle that cannot reach the agent within this many steps (at the
-        agent's plus its own speed) is ignored, > 0.
-    :param hidden: width of the per-obstacle MLP (two layers), >= 1.
-    :param pooling: ``"sum"``, ``"max"`` or ``"sum+max"`` (both, concatenated).
+class ReferenceObstacleSetExtractor(ObstacleSetExtractor):
+    """negdl 0.1's ``ObstacleSetExtractor`` forward pass, frozen: the same features and outputs
+    as :class:`~neg_agents.common.extractors.ObstacleSetExtractor` (up to float rounding), in
+    the tensor operations of negdl 0.1. It reads the ``"absolute"`` and ``"nearest"`` layouts
+    (negdl 0.1 had no ``"nearest_radii"``); its arguments are ``ObstacleSetExtractor``'s.
     """
 
-    def __init__(
-        self,
-        observation_space: gym.spaces.Box,
-        observation: str = "absolute",
-        contact_distance: float = 0.05,
-        top_speed: float = 0.01,
-        agent_step: float = 0.02,
-        agent_radius: float = 0.02,
-        reach_steps: float = 5.0,
-        hidden: int = 64,
-        pooling: str = "sum+max",
-    ) -> None:
-        if observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if not top_speed >= 0:
-            raise ValueError(f"top_speed must be >= 0, got {top_speed!r}")
-        for name, value in (
-            ("contact_distance", contact_distance),
-            ("agent_step", agent_step),
-            ("agent_radius", agent_radius),
-            ("reach_steps", reach_steps),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        if hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden!r}")
-        per_obstacle = 4 if observation == "absolute" else 5
-        size = observation_space.shape[0] if len(observation_space.shape) == 1 else -1
-        if size < 2 or (size - 2) % per_obstacle:
-            raise ValueError(
-                f"an {observation!r} NegCollision observation has size 2 + {per_obstacle} * count, "
-                f"got shape {observation_space.shape}; pass the env's observation mode "
-                "(collision_extractor_kwargs(env) does it)"
-            )
-        pooled = hidden * (2 if pooling == "sum+max" else 1)
-        super().__init__(observation_space, features_dim=pooled + AGENT_FEATURES)
-        self.observation, self.pooling = observation, pooling
-        self.num_slots = (size - 2) // per_obstacle
-        # Lengths are measured in agent steps, so that scenes with other radii look alike
-        # wherever the gap to contact is the same.
-        self.agent_step, self.agent_radius = float(agent_step), float(agent_radius)
-        self.contact = float(contact_distance) / self.agent_step
-        # Observed velocity * velocity_unit = agent steps covered in reach_steps steps.
-        self.velocity_unit = float(top_speed) * reach_steps / self.agent_step
-        # Beyond this many agent steps an obstacle cannot touch the agent in reach_steps steps.
-        self.reach = self.contact + reach_steps * (1.0 + float(top_speed) / self.agent_step)
-        self.embed = nn.Sequential(
-            nn.Linear(OBSTACLE_FEATURES, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-        )
+    layouts = ("absolute", "nearest")
 
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
         """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the

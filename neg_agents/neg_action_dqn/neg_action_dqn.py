@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -117,34 +119,34 @@ class NegActionDQN(NegDQNBase):
         q_values = self.q_net_target(next_observations)
         return (q_values * self.rule.policy_weights(q_values)).sum(dim=1)
 
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-        action_masks: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """Actions by the forbidding rule, exploring with the current epsilon (see class doc).
-
-        Unlike ``DQN.predict``, exploration is decided per environment and still respects the rule.
-        ``self.policy.predict`` on its own never explores: it is the pure rule. Observations
-        with NaN or infinite values are refused.
-
-        :param action_masks: ``(n_envs, n_actions)`` bools, True where the env allows an action
-            (its ``action_masks()``): both rules then hold, the env's and the agent's own, which
-            is applied to the allowed actions only (what ``shield=True`` does while learning).
-        """
-        self.check_observation(observation)
+    @contextmanager
+    def _policy_exploring(self, deterministic: bool) -> Iterator[None]:
+        """The policy explores with the current epsilon (not at all if ``deterministic``) for
+        one prediction; on its own it never explores: it is the pure rule."""
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
-        if action_masks is not None:
-            try:
-                return self.policy.masked_predict(observation, action_masks, deterministic), state
-            finally:
-                self.policy.exploration_rate = 0.0
         try:
-            if self.lean_predict_applies(observation):
-                return self.policy_actions(observation, deterministic), state
-            return self.policy.predict(observation, state, episode_start, deterministic)
+            yield
         finally:
             self.policy.exploration_rate = 0.0
+
+    def masked_actions(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        action_masks: Any,
+        deterministic: bool,
+    ) -> np.ndarray:
+        """The rule applied to the actions the env allows: both rules hold, the env's and the
+        agent's own (what ``shield=True`` does while learning)."""
+        with self._policy_exploring(deterministic):
+            return self.policy.masked_predict(observation, action_masks, deterministic)
+
+    def unmasked_actions(
+        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
+    ) -> np.ndarray:
+        """Actions by the forbidding rule, exploring with the current epsilon (see the class
+        doc). Unlike ``DQN.predict``, exploration is decided per environment and still
+        respects the rule."""
+        with self._policy_exploring(deterministic):
+            if self.lean_predict_applies(observation):
+                return self.policy_actions(observation, deterministic)
+            return self.policy.predict(observation, deterministic=deterministic)[0]

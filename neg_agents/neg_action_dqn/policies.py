@@ -150,14 +150,6 @@ class NegActionDQNPolicy(DQNPolicy):
         self.rule = rule
         self.exploration_rate = 0.0
 
-    @property
-    def margin(self) -> float:
-        return self.rule.margin
-
-    @property
-    def num_forbidden(self) -> int:
-        return self.rule.num_forbidden
-
     def forbidden_actions(
         self, q_values: th.Tensor, exploring: th.Tensor | None = None
     ) -> th.Tensor:

@@ -99,7 +99,7 @@ def test_save_load_round_trip_preserves_rule_and_predictions(vec_env, tmp_path):
     )
     assert (loaded.margin, loaded.num_forbidden, loaded.gamma) == (0.3, 2, 0.9)
     assert isinstance(loaded.policy, NegActionDQNPolicy)
-    assert (loaded.policy.margin, loaded.policy.num_forbidden) == (0.3, 2)
+    assert (loaded.policy.rule.margin, loaded.policy.rule.num_forbidden) == (0.3, 2)
     torch.manual_seed(5)
     stochastic = model.policy.predict(obs, deterministic=False)[0]
     torch.manual_seed(5)

@@ -22,14 +22,30 @@ def scene_observations(env: gym.Env, n: int, seed: int) -> torch.Tensor:
     return torch.as_tensor(np.stack(rows))
 
 
-@pytest.mark.parametrize("observation", ["absolute", "nearest"])
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
-def test_current_extractor_matches_the_reference(observation, pooling):
-    env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
+@pytest.fixture(params=["absolute", "nearest"])
+def env(request):
+    """A scene of 8 obstacles in each layout negdl 0.1's extractor reads."""
+    env = gym.make("NegCollision-v0", num_obstacles=8, observation=request.param)
+    yield env
+    env.close()
+
+
+@pytest.fixture(params=["sum", "max", "sum+max"])
+def pooling(request):
+    return request.param
+
+
+def extractor_pair(space: gym.spaces.Box, env: gym.Env, pooling: str) -> tuple:
+    """The reference and the current extractor on ``space`` for ``env``, with the same weights."""
     kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
-    reference = ReferenceObstacleSetExtractor(env.observation_space, **kwargs)
-    current = ObstacleSetExtractor(env.observation_space, **kwargs)
+    reference = ReferenceObstacleSetExtractor(space, **kwargs)
+    current = ObstacleSetExtractor(space, **kwargs)
     current.load_state_dict(reference.state_dict())
+    return reference, current
+
+
+def test_current_extractor_matches_the_reference(env, pooling):
+    reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 300, seed=1)
     want = reference(obs)
     assert want.shape == (300, reference.features_dim) and want.abs().sum() > 0
@@ -41,17 +57,10 @@ def test_current_extractor_matches_the_reference(observation, pooling):
         torch.testing.assert_close(
             dict(current.named_parameters())[name].grad, parameter.grad, rtol=1e-4, atol=1e-6
         )
-    env.close()
 
 
-@pytest.mark.parametrize("observation", ["absolute", "nearest"])
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
-def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(observation, pooling):
-    env = gym.make("NegCollision-v0", num_obstacles=8, observation=observation)
-    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
-    reference = ReferenceObstacleSetExtractor(env.observation_space, **kwargs)
-    current = ObstacleSetExtractor(env.observation_space, **kwargs)
-    current.load_state_dict(reference.state_dict())
+def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(env, pooling):
+    reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 200, seed=2)
     lead, per = current.lead, current.per_obstacle
     slots = obs[:, lead:].reshape(len(obs), -1, per)
@@ -62,17 +71,12 @@ def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(obse
     with torch.no_grad():
         torch.testing.assert_close(current(permuted), want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(current.general_forward(obs), current(obs), rtol=1e-5, atol=1e-6)
-    env.close()
 
 
-@pytest.mark.parametrize("pooling", ["sum", "max", "sum+max"])
 def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
     env = gym.make("NegCollision-v0", num_obstacles=6)
-    kwargs = collision_extractor_kwargs(env.unwrapped.config, hidden=16, pooling=pooling)
     for space in (env.observation_space, gym.spaces.Box(0.0, 1.0, (2,))):
-        reference = ReferenceObstacleSetExtractor(space, **kwargs)
-        current = ObstacleSetExtractor(space, **kwargs)
-        current.load_state_dict(reference.state_dict())
+        reference, current = extractor_pair(space, env, pooling)
         obs = torch.as_tensor(np.stack([space.sample() for _ in range(50)]))
         obs[:10, :2] = 0.05  # agent in a corner
         if obs.shape[1] > 2:

@@ -21,16 +21,16 @@ from neg_agents.training import train_agent
 TINY = {"learning_starts": 50, "buffer_size": 1_000, "batch_size": 16}
 
 
+def train(algo: str = "neg-reward-dqn", **settings):
+    """``train_agent`` on ``TINY`` hyperparameters and 2 natively batched envs, without
+    evaluations, unless ``settings`` say otherwise."""
+    defaults = {"n_envs": 2, "vec_env": "native", "eval_freq": 0, "hyperparams": TINY}
+    return train_agent(algo, **{**defaults, **settings})
+
+
 def test_an_empty_arena_trains_evaluates_transfers_and_the_planner_stands_still():
-    result = train_agent(
-        "neg-reward-dqn",
-        env_kwargs={"num_obstacles": 0},
-        total_timesteps=200,
-        n_envs=2,
-        vec_env="native",
-        eval_freq=100,
-        eval_episodes=1,
-        hyperparams=TINY,
+    result = train(
+        env_kwargs={"num_obstacles": 0}, total_timesteps=200, eval_freq=100, eval_episodes=1
     )
     assert result.history and result.history[-1]["collisions_per_episode"] == 0
     empty = make_env("NegCollision-v0", 2, 0, {"num_obstacles": 0})
@@ -45,15 +45,7 @@ def test_an_empty_arena_trains_evaluates_transfers_and_the_planner_stands_still(
 
 
 def test_a_policy_trained_on_the_mix_acts_in_every_named_scene():
-    result = train_agent(
-        "neg-reward-dqn",
-        env_id="NegCollisionMix-v0",
-        total_timesteps=100,
-        n_envs=2,
-        vec_env="native",
-        eval_freq=0,
-        hyperparams=TINY,
-    )
+    result = train(env_id="NegCollisionMix-v0", total_timesteps=100)
     for env_id, kwargs in (
         ("NegCollision-v0", {}),
         ("NegCollisionCrowd-v0", {}),
@@ -72,15 +64,13 @@ def test_a_policy_trained_on_the_mix_acts_in_every_named_scene():
 
 def test_collisions_while_learning_are_every_training_episodes_collisions(tmp_path):
     # 2 envs x 100 steps = 2 episodes of 50 steps each: every step belongs to a finished episode.
-    result = train_agent(
+    result = train(
         "dqn",
         env_kwargs={"num_obstacles": 60, "max_episode_steps": 50},
         total_timesteps=200,
-        n_envs=2,
         vec_env="dummy",
         eval_freq=200,
         eval_episodes=1,
-        hyperparams=TINY,
         log_dir=str(tmp_path),
     )
     episodes = load_results(str(tmp_path))
@@ -173,13 +163,10 @@ def test_the_negative_action_agent_shielded_keeps_both_rules():
 
 def test_training_with_the_shield_makes_fewer_collisions_than_without():
     runs = {
-        shield: train_agent(
-            "neg-reward-dqn",
+        shield: train(
             env_kwargs={"num_obstacles": 40},
             total_timesteps=2_000,
             n_envs=4,
-            vec_env="native",
-            eval_freq=0,
             hyperparams={**TINY, "shield": shield},
         ).train_collisions
         for shield in (False, True)

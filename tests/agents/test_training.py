@@ -6,6 +6,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 from neg_agents import NegActionDQN, NegRewardDQN, make_env
+from neg_agents.algos import get_algo
 from neg_agents.common.env_util import importable_id
 from neg_agents.training import TrainConfig, train_agent
 
@@ -143,7 +144,8 @@ def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_
     assert preferred_vec_env("NegCollision-v0") == "native"
     assert preferred_vec_env("NegCollision-v0", negative_actions=True) == "dummy"
     # Maskable agents read the batched env's masks through SB3VecEnvAdapter.env_method.
-    assert preferred_vec_env("NegCollision-v0", action_masks=True) == "native"
+    assert get_algo("neg-reward-dqn-shielded").vec_env_for("NegCollision-v0") == "native"
+    assert get_algo("dqn-negative-actions").vec_env_for("NegCollision-v0") == "dummy"
     assert preferred_vec_env("CartPole-v1") == "dummy"
     assert preferred_vec_env("NegCollision-v0", env_kwargs={"window_size": 64}) == "dummy"
     assert preferred_vec_env("NoSuchEnv-v0") == "dummy"

@@ -61,22 +61,28 @@ def test_masks_follow_the_rule_on_random_states(allow_stay):
     assert forbade_a_wall and forbade_a_contact  # both parts of the rule were exercised
 
 
-def test_batched_masks_match_the_single_envs():
-    vec = gym.make_vec("NegCollision-v0", num_envs=6, num_obstacles=30)
-    singles = [gym.make("NegCollision-v0", num_obstacles=30) for _ in range(6)]
-    vec.reset(seed=3)
+def assert_batched_masks_match_singles(
+    kwargs: dict, num_envs: int, seed: int, rng: np.random.Generator, steps: int
+) -> None:
+    """Along a random walk, the batched env's masks are those of single envs seeded ``seed + i``."""
+    vec = gym.make_vec("NegCollision-v0", num_envs=num_envs, **kwargs)
+    singles = [gym.make("NegCollision-v0", **kwargs) for _ in range(num_envs)]
+    vec.reset(seed=seed)
     for i, env in enumerate(singles):
-        env.reset(seed=3 + i)
-    rng = np.random.default_rng(1)
-    for _ in range(60):
+        env.reset(seed=seed + i)
+    for _ in range(steps):
         masks = vec.action_masks()
-        assert masks.shape == (6, 5)
+        assert masks.shape == (num_envs, 5)
         for i, env in enumerate(singles):
             np.testing.assert_array_equal(masks[i], env.unwrapped.action_masks())
-        actions = rng.integers(5, size=6)
+        actions = rng.integers(5, size=num_envs)
         vec.step(actions)
         for env, action in zip(singles, actions, strict=True):
             env.step(int(action))
+
+
+def test_batched_masks_match_the_single_envs():
+    assert_batched_masks_match_singles({"num_obstacles": 30}, 6, 3, np.random.default_rng(1), 60)
 
 
 def test_no_obstacles_forbids_only_wall_moves():
@@ -168,17 +174,4 @@ def test_lookahead_masks_of_the_batched_env_match_the_single_envs():
         "agent_radius": (0.01, 0.02),
     }
     kwargs |= {"observation": "nearest_radii", "k_nearest": 8, "mask_horizon": 6}
-    vec = gym.make_vec("NegCollision-v0", num_envs=4, **kwargs)
-    singles = [gym.make("NegCollision-v0", **kwargs) for _ in range(4)]
-    vec.reset(seed=5)
-    for i, env in enumerate(singles):
-        env.reset(seed=5 + i)
-    rng = np.random.default_rng(3)
-    for _ in range(80):
-        masks = vec.action_masks()
-        for i, env in enumerate(singles):
-            np.testing.assert_array_equal(masks[i], env.unwrapped.action_masks())
-        actions = rng.integers(5, size=4)
-        vec.step(actions)
-        for env, action in zip(singles, actions, strict=True):
-            env.step(int(action))
+    assert_batched_masks_match_singles(kwargs, 4, 5, np.random.default_rng(3), 80)
