@@ -35,17 +35,14 @@ import torch  # noqa: E402
 from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     comparison_table,
-    machine_description,
     markdown_table,
-    write_csv,
-    write_text_atomic,
 )
 from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
-from supervised.cli.common import TrainRunOptions  # noqa: E402
+from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results  # noqa: E402
 from supervised.context import RunContext  # noqa: E402
 from supervised.evaluation import evaluate_models  # noqa: E402
 from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
@@ -228,8 +225,7 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every model of one seed, trained, evaluated, analysed and saved."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, train, test_sets = load_dataset(args)
     config = args.config()
     seed, seed_dir = trial.params["seed"], trial.dir
@@ -338,8 +334,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _ = load_dataset(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir) / args.dataset
     sweep = args.seed_sweep(
@@ -366,16 +361,13 @@ def write_report(
 ) -> None:
     """Rewrite results.csv, cases.csv and results.md from every row so far (``summary``: the
     sweep's summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    write_csv(case_rows, out_dir / "cases.csv")
-    seeds = sorted({row["seed"] for row in rows})
     text = [
-        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds}",
+        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr {args.lr} "
         f"momentum {args.momentum}, batch {args.batch_size}, {args.train_subset or 'all'} training "
         f"images, {args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
         markdown_table(rows, "model", "test_set", "accuracy"),
         "",
@@ -401,7 +393,7 @@ def write_report(
             "",
             comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows, cases=case_rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
