@@ -40,7 +40,7 @@ from supervised.cbomf import (
     train_modes,
 )
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import TrainRunOptions, seeds_of, write_results
+from supervised.cli.common import TrainRunOptions, accuracy_rows, seeds_of, write_results
 from supervised.context import RunContext
 from supervised.data import EMNIST_CLASSES
 from supervised.models import make_activation, mnist_net
@@ -169,20 +169,8 @@ def record_seed(
     its result rows."""
     rows = []
     for mode, by_set in accuracies.items():
-        rows += [
-            {
-                "dataset": args.dataset,
-                "mode": mode,
-                "seed": seed,
-                "test_set": name,
-                "accuracy": round(value, 2),
-            }
-            for name, value in by_set.items()
-        ]
-        print(
-            f"seed {seed} {mode}: "
-            + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
-            flush=True,
+        rows += accuracy_rows(
+            f"seed {seed} {mode}", by_set, dataset=args.dataset, mode=mode, seed=seed
         )
         if args.save_checkpoints:
             metadata = {

@@ -1,4 +1,12 @@
-"""The options every supervised study command takes, declared and checked once."""
+"""The options every supervised study command takes, declared and checked once, and the steps
+every study runs and reports through.
+
+A study is a sweep of trials (``negdl.sweeps``), one per seed or grid point: its results are
+rewritten after every finished trial, running the command again skips the trials that finished,
+trials run in local processes with ``--workers N`` or as Ray tasks with ``--backend ray``, and
+Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones and exits with status
+130 (143).
+"""
 
 from __future__ import annotations
 
@@ -111,6 +119,18 @@ class TrainRunOptions(RunOptions):
 
     train_subset: int = 0
     """use only the first N training images (0: all); for smoke runs"""
+
+
+def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
+    """One result row per test set, ``columns`` then the set's name and its accuracy (%) to
+    two decimals; printed as one line, ``<label>: <set> <accuracy>, ...``."""
+    print(
+        f"{label}: " + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
+        flush=True,
+    )
+    return [
+        {**columns, "test_set": name, "accuracy": round(value, 2)} for name, value in by_set.items()
+    ]
 
 
 def seeds_of(rows: Sequence[dict]) -> list[int]:

@@ -8,10 +8,8 @@ AUPR of the max-softmax confidence. Writes ``results.csv`` (one row per model, s
 kind and metric), ``results.md`` (mean ± std over seeds) and TensorBoard runs under
 ``<out_dir>/seed<k>/<model>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-negative-aware --seeds 0 1 2
 """

@@ -7,10 +7,8 @@ noise rate, method and seed, with the selection's kept share and its label preci
 ``results.md`` (mean ± std over seeds) and TensorBoard runs under
 ``<out_dir>/noise<percent>/seed<k>/<method>``.
 
-A sweep with one trial per noise rate and seed (``negdl.sweeps``): results are rewritten after every finished
-trial, running the command again skips the trials that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-trials in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per noise rate and seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-negative-labels --seeds 0 1 2
 """

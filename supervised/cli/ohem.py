@@ -5,10 +5,8 @@ mean, and OHEM keeping a fraction or the top k of each batch's losses) and evalu
 full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
 and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-ohem --seeds 0 1 2
 """
@@ -25,7 +23,13 @@ from negdl.results import markdown_table
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
+from supervised.cli.common import (
+    TrainRunOptions,
+    accuracy_rows,
+    machine_line,
+    seeds_of,
+    write_results,
+)
 from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
@@ -115,21 +119,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         )
         evaluated = evaluate_modes(trained, test_sets, context, writer_for)
         for mode, accuracies in evaluated[seed].items():
-            rows += [
-                {
-                    "reducer": reducer_name,
-                    "mode": mode,
-                    "seed": seed,
-                    "test_set": name,
-                    "accuracy": round(value, 2),
-                }
-                for name, value in accuracies.items()
-            ]
-            print(
-                f"seed {seed} {reducer_name} {mode}: "
-                + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
-                flush=True,
-            )
+            label = f"seed {seed} {reducer_name} {mode}"
+            rows += accuracy_rows(label, accuracies, reducer=reducer_name, mode=mode, seed=seed)
         writers.close()
     return {"results": rows}
 

@@ -8,10 +8,8 @@ is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the m
 standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
 numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-synergy --seeds 0 1 2          # trains and saves the models
     negdl-robustness --seeds 0 1 2

@@ -8,10 +8,8 @@ the full training split. Writes ``results.csv``, ``results.md`` (mean ± std ove
 source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
 seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-trial, running the command again skips the trials that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-trials in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-siamese --seeds 0 1 2
 """
