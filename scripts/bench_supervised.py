@@ -32,12 +32,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from negdl.cli import check_out_file, run_main
 from negdl.results import machine_description
+from supervised.context import RunContext
 from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, DataOptions, LabelledImages
 from supervised.evaluation import extract_features
 from supervised.models import mnist_net
 from supervised.runtime import select_device
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import Trainer
+from supervised.training import Trainer, TrainerOptions
 
 
 @dataclass
@@ -224,15 +225,18 @@ def project_pipeline(
         for net in nets:
             net.freeze_extractor()
         inputs = predict_stacked(nets, inputs, "features")  # (models, N, features)
-    settings = dict(batch_size=args.batch_size, device=device, progress=False, capture=capture)
+    settings = dict(
+        batch_size=args.batch_size,
+        context=RunContext(device, progress=False),
+        # A stacked trainer runs in fp32 and not channels-last whatever these say.
+        options=TrainerOptions(amp=amp, channels_last=channels_last, capture=capture),
+    )
     if models == 1:
         net = nets[0]
         trainer = Trainer(
             net,
             torch.optim.SGD(net.trainable_parameters(), lr=0.01, momentum=0.5),
             forward=net.classify if frozen else None,
-            amp=amp,
-            channels_last=channels_last,
             **settings,
         )
         source = (inputs[0] if frozen else inputs, on_device.labels)

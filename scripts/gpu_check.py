@@ -46,7 +46,7 @@ from supervised.models import cifar_resnet18, mnist_net
 from supervised.occlusions import mnist_cuts, partial_test_sets
 from supervised.runtime import select_device
 from supervised.stacked import StackedTrainer
-from supervised.training import LossReducer, Trainer
+from supervised.training import LossReducer, Trainer, TrainerOptions
 
 
 @dataclass
@@ -129,10 +129,8 @@ def train_single(
         model,
         optimizer(model),
         reducer=reducer,
-        device=device,
-        progress=False,
-        capture=capture,
-        capture_key=lambda: model.negate,
+        context=RunContext(device, progress=False),
+        options=TrainerOptions(capture=capture, capture_key=lambda: model.negate),
     )
 
     def before_epoch(epoch: int) -> None:
@@ -206,9 +204,8 @@ def check_stacked(report: Report, data: LabelledImages, device: torch.device, ca
     trainer = StackedTrainer(
         models,
         lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5),
-        device=device,
-        progress=False,
-        capture=capture,
+        context=RunContext(device, progress=False),
+        options=TrainerOptions(capture=capture),
     )
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     trainer.fit((images, data.labels), 2, generators)
@@ -219,9 +216,8 @@ def check_stacked(report: Report, data: LabelledImages, device: torch.device, ca
         Trainer(
             reference,
             torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.5),
-            device=device,
-            progress=False,
-            capture="off",
+            context=RunContext(device, progress=False),
+            options=TrainerOptions(capture="off"),
         ).fit((images, data.labels), 2, torch.Generator().manual_seed(seed))
         worst = max(worst, max_difference(model, reference))
     report.check(
@@ -311,10 +307,8 @@ def measure_rates(report: Report, device: torch.device, steps: int) -> None:
             trainer = Trainer(
                 model,
                 torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                device=device,
-                amp=amp,
-                progress=False,
-                capture=capture,
+                context=RunContext(device, progress=False),
+                options=TrainerOptions(amp=amp, capture=capture),
             )
             model.train()
             rate = step_rate(trainer, images, labels, steps)

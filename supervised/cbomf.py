@@ -34,7 +34,7 @@ from supervised.evaluation import _same_extractor, accuracy
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import LossReducer, Trainer, check_model_inputs
+from supervised.training import LossReducer, Trainer, TrainerOptions, check_model_inputs
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
 
@@ -171,27 +171,25 @@ def _trainer(
     settings: dict[str, Any] = dict(
         reducer=config.reducer,
         batch_size=config.batch_size,
-        device=context.device,
-        progress=context.progress,
-        global_step=global_step,
-        # A captured step is replayed as long as the models' negation switch stays the same.
-        capture_key=lambda: getattr(models[0], "negate", False),
+        context=context,
+        options=TrainerOptions(
+            global_step=global_step,
+            # A captured step is replayed as long as the models' negation switch stays the same.
+            capture_key=lambda: getattr(models[0], "negate", False),
+        ),
     )
-    writers = context.writers_for(len(models))
     if len(models) == 1:
         model = models[0]
         return Trainer(
             model,
             torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum),
             forward=model.classify if cached else None,
-            writer=writers[0],
             **settings,
         )
     return StackedTrainer(
         models,
         lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
         method="classify" if cached else "forward",
-        writers=writers,
         **settings,
     )
 

@@ -56,6 +56,17 @@ def _check_not_a_folder(path: Path) -> None:
         raise CheckpointError(f"checkpoint path {path} is a folder; give a file name in it")
 
 
+def _existing_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, refused unless it names an existing file."""
+    source = Path(path)
+    _check_not_a_folder(source)
+    if not source.is_file():
+        raise CheckpointError(
+            f"checkpoint {source} does not exist; check the path or train a model first"
+        )
+    return source
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -103,12 +114,7 @@ def load_checkpoint(
     _check_model_and_optimizer(model, optimizer)
     if map_location is not None:
         resolve_device(map_location)  # torch would blame the file for a missing device
-    source = Path(path)
-    _check_not_a_folder(source)
-    if not source.is_file():
-        raise CheckpointError(
-            f"checkpoint {source} does not exist; check the path or train a model first"
-        )
+    source = _existing_checkpoint(path)
     try:
         state = torch.load(source, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
@@ -200,12 +206,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     :param path: checkpoint file saved by :func:`save_checkpoint`.
     """
-    source = Path(path)
-    _check_not_a_folder(source)
-    if not source.is_file():
-        raise CheckpointError(
-            f"checkpoint {source} does not exist; check the path or train a model first"
-        )
+    source = _existing_checkpoint(path)
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:

@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_int
+from supervised.context import RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
@@ -51,6 +52,7 @@ from supervised.training import (
     BatchSource,
     LossFn,
     Trainer,
+    TrainerOptions,
     iterate_batches,
     per_sample_cross_entropy,
     prepare_inputs,
@@ -405,10 +407,8 @@ def train_noisy(
             optimizer,
             loss_fn=loss_fn,
             batch_size=config.batch_size,
-            device=device,
-            writer=writer,
-            progress=progress,
-            global_step=step,
+            context=RunContext(device, (writer,), progress),
+            options=TrainerOptions(global_step=step),
         )
 
     def writer(method: str) -> SummaryWriter | None:

@@ -355,9 +355,7 @@ def train_classifier(
         if negatives is None
         else OutlierExposureLoss(config.weight, config.target),
         batch_size=config.batch_size,
-        device=context.device,
-        writer=context.writers_for(1)[0],
-        progress=context.progress,
+        context=context,
     )
     data: BatchSource | tuple[torch.Tensor, ...] = (
         (inliers.images, inliers.labels)

@@ -26,7 +26,14 @@ from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
 from supervised.reducers import NonZeroMean
 from supervised.runtime import derive_seed, make_generator
-from supervised.training import BatchSource, LossReducer, MeanReducer, TensorBatches, Trainer
+from supervised.training import (
+    BatchSource,
+    LossReducer,
+    MeanReducer,
+    TensorBatches,
+    Trainer,
+    TrainerOptions,
+)
 from supervised.triplets import (
     MINERS,
     TRIPLET_VARIANTS,
@@ -192,10 +199,8 @@ def train_phase(
         loss_fn=config.loss(variants[-1]),
         reducer=REDUCERS[config.reducer](),
         batch_size=config.batch_size,
-        device=context.device,
-        writer=context.writers_for(1)[0],
-        progress=context.progress,
-        global_step=global_step,
+        context=context,
+        options=TrainerOptions(global_step=global_step),
     )
     losses = trainer.fit(
         batch_source(data, config),

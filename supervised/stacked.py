@@ -26,24 +26,27 @@ weights are 5-D, so the channels-last layout does not apply to them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.utils.tensorboard import SummaryWriter
 
 from negdl.checks import check_int
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward, model_device
 from supervised.runtime import select_device
 from supervised.training import (
+    DEFAULT_OPTIONS,
     Batch,
     BatchSource,
     LossFn,
     LossReducer,
     TensorBatches,
     Trainer,
+    TrainerOptions,
     evaluating,
     iterate_batches,
     per_sample_cross_entropy,
@@ -292,9 +295,11 @@ class StackedTrainer(Trainer):
         ``"classify"`` to train heads on cached features).
     :param reducer: reduces one model's per-sample losses; the mean by default.
     :param batch_size: samples per step and model for tensors passed to :meth:`fit`.
-    :param writers: one TensorBoard writer (or None) per model: ``<tag>/loss``, ``<tag>/epoch_loss``.
-    The other parameters are :class:`supervised.training.Trainer`'s (``capture_key`` is read
-    from the first model).
+    :param context: the device, one TensorBoard writer (or None) per model (``<tag>/loss``,
+        ``<tag>/epoch_loss``) and the progress bar.
+    :param options: :class:`supervised.training.TrainerOptions`; ``amp`` and ``channels_last``
+        do not apply (fp32, stacked conv weights are 5-D), and ``capture_key`` is read from the
+        first model.
     """
 
     def __init__(
@@ -305,20 +310,10 @@ class StackedTrainer(Trainer):
         method: str = "forward",
         reducer: LossReducer | None = None,
         batch_size: int = 64,
-        device: torch.device | str | None = None,
-        writers: Sequence[SummaryWriter | None] | None = None,
-        log_every: int = 100,
-        progress: bool = True,
-        tag: str = "train",
-        global_step: int = 0,
-        capture: str = "auto",
-        capture_key: Callable[[], Hashable] | None = None,
+        context: RunContext = DEFAULT_CONTEXT,
+        options: TrainerOptions = DEFAULT_OPTIONS,
     ) -> None:
-        if writers is not None and len(writers) != len(models):
-            raise ValueError(
-                f"need one writer (or None) per model, got {len(writers)} for {len(models)}"
-            )
-        self.stack = ModelStack(models, select_device(device))
+        self.stack = ModelStack(models, select_device(context.device))
         built = optimizer(self.stack.trainable)
         if not isinstance(built, ELEMENTWISE_OPTIMIZERS):
             raise ValueError(
@@ -334,17 +329,9 @@ class StackedTrainer(Trainer):
             forward=first if method == "forward" else _Method(first, method),
             reducer=reducer,
             batch_size=batch_size,
-            device=self.stack.device,
-            amp=False,
-            log_every=log_every,
-            progress=progress,
-            tag=tag,
-            channels_last=False,
-            global_step=global_step,
-            capture=capture,
-            capture_key=capture_key,
+            context=replace(context, device=self.stack.device),
+            options=replace(options, amp=False, channels_last=False),
         )
-        self.writers = list(writers) if writers is not None else [None] * len(self.stack)
         self.losses = self.stack.per_model(
             lambda outputs, *rest: self.reducer(loss_fn(outputs, *rest)), method
         )

@@ -22,17 +22,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from negdl.checks import check_bool, check_int
 from supervised.capture import captured_step, default_amp, resolve_capture
+from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.runtime import select_device
 
 #: One training batch: a tuple of tensors whose first dimension is the sample.
@@ -270,6 +271,49 @@ def check_model_inputs(
             )
 
 
+@dataclass(frozen=True)
+class TrainerOptions:
+    """How a trainer runs its steps and logs them; every study but the benchmarks keeps the
+    defaults except ``global_step`` (and ``capture_key`` where the step reads Python state).
+
+    :param global_step: the step counter to continue from, so a multi-phase schedule with a
+        trainer per phase logs one continuous curve.
+    :param log_every: steps between loss scalars.
+    :param tag: prefix of the scalar keys (``<tag>/loss``).
+    :param amp: float16 autocast with gradient scaling; by default on CUDA for models of at least
+        :data:`supervised.capture.AMP_MIN_PARAMETERS` parameters only (smaller ones measured
+        faster in fp32), never on CPU.
+    :param channels_last: store conv weights and image batches channels-last (faster kernels).
+    :param capture: one of :data:`supervised.capture.CAPTURE_MODES`: ``"auto"`` replays a
+        captured CUDA graph on CUDA in fp32 and runs eagerly elsewhere (why:
+        :attr:`Trainer.capture_reason`); ``"cuda-graph"`` insists; ``"compile"`` uses
+        ``torch.compile(mode="reduce-overhead")``; ``"off"`` is eager.
+    :param capture_key: the Python state the step reads beyond tensor values (e.g.
+        ``lambda: model.negate``); one captured graph is kept per value, for the whole
+        :meth:`Trainer.fit`. Without it the step is re-captured at every ``before_epoch`` call,
+        since that callback may change what the step computes.
+    """
+
+    global_step: int = 0
+    log_every: int = 100
+    tag: str = "train"
+    amp: bool | None = None
+    channels_last: bool = True
+    capture: str = "auto"
+    capture_key: Callable[[], Hashable] | None = None
+
+    def __post_init__(self) -> None:
+        check_int("log_every", self.log_every, 1)
+        check_int("global_step", self.global_step, 0)
+        check_bool("channels_last", self.channels_last)
+        if self.amp is not None:
+            check_bool("amp", self.amp)
+
+
+#: Every option at its default.
+DEFAULT_OPTIONS = TrainerOptions()
+
+
 class Trainer:
     """Minibatch SGD over a batch source, with progress bar, TensorBoard and a captured step on CUDA.
 
@@ -285,7 +329,7 @@ class Trainer:
     integer images, a shape the model takes and, for the default loss, integer targets within
     the model's classes.
 
-    :param model: the module whose parameters ``optimizer`` trains; moved to ``device``.
+    :param model: the module whose parameters ``optimizer`` trains; moved to the context's device.
     :param optimizer: optimiser over the parameters to train, which must be ``model``'s (or
         those of ``loss_fn`` or of ``forward``'s module).
     :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar; per-sample
@@ -294,25 +338,9 @@ class Trainer:
         ``model.classify`` to train a head on cached features).
     :param reducer: reduces per-sample losses to the back-propagated scalar; the mean by default.
     :param batch_size: samples per step of the default source (tensors passed to :meth:`fit`).
-    :param device: where to train; CUDA when present unless given.
-    :param amp: float16 autocast with gradient scaling; by default on CUDA for models of at least
-        :data:`supervised.capture.AMP_MIN_PARAMETERS` parameters only (smaller ones measured
-        faster in fp32), never on CPU.
-    :param writer: TensorBoard writer; ``<tag>/loss`` every ``log_every`` steps, ``<tag>/epoch_loss``.
-    :param log_every: steps between loss scalars.
-    :param progress: show a tqdm bar.
-    :param tag: prefix of the scalar keys (``<tag>/loss``).
-    :param channels_last: store conv weights and image batches channels-last (faster kernels).
-    :param global_step: the step counter to continue from, so a multi-phase schedule with a
-        trainer per phase logs one continuous curve.
-    :param capture: one of :data:`supervised.capture.CAPTURE_MODES`: ``"auto"`` replays a
-        captured CUDA graph on CUDA in fp32 and runs eagerly elsewhere (why: :attr:`capture_reason`);
-        ``"cuda-graph"`` insists; ``"compile"`` uses ``torch.compile(mode="reduce-overhead")``;
-        ``"off"`` is eager.
-    :param capture_key: the Python state the step reads beyond tensor values (e.g.
-        ``lambda: model.negate``); one captured graph is kept per value, for the whole
-        :meth:`fit`. Without it the step is re-captured at every ``before_epoch`` call, since
-        that callback may change what the step computes.
+    :param context: where to train (CUDA when present unless given), the TensorBoard writer
+        (``<tag>/loss`` every ``log_every`` steps, ``<tag>/epoch_loss``) and the progress bar.
+    :param options: how the step runs and is logged (:class:`TrainerOptions`).
     """
 
     def __init__(
@@ -323,16 +351,8 @@ class Trainer:
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
         reducer: LossReducer | None = None,
         batch_size: int = 64,
-        device: torch.device | str | None = None,
-        amp: bool | None = None,
-        writer: SummaryWriter | None = None,
-        log_every: int = 100,
-        progress: bool = True,
-        tag: str = "train",
-        channels_last: bool = True,
-        global_step: int = 0,
-        capture: str = "auto",
-        capture_key: Callable[[], Hashable] | None = None,
+        context: RunContext = DEFAULT_CONTEXT,
+        options: TrainerOptions = DEFAULT_OPTIONS,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -346,38 +366,28 @@ class Trainer:
         if reducer is not None and not isinstance(reducer, LossReducer):
             raise ValueError(f"reducer must be a LossReducer or None, got {reducer!r}")
         check_int("batch_size", batch_size, 1)
-        check_int("log_every", log_every, 1)
-        check_int("global_step", global_step, 0)
-        check_bool("progress", progress)
-        check_bool("channels_last", channels_last)
-        if amp is not None:
-            check_bool("amp", amp)
-        self.device = select_device(device)
-        self.channels_last = channels_last
-        memory_format = torch.channels_last if channels_last else torch.preserve_format
+        self.device = select_device(context.device)
+        self.channels_last = options.channels_last
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         # torch's stubs lack Module.to's memory_format keyword, which it takes at run time.
         self.model = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.forward = forward if forward is not None else self.model
         self._check_optimizer()
         self.reducer = reducer if reducer is not None else MeanReducer()
-        self.batch_size, self.log_every, self.progress, self.tag = (
-            batch_size,
-            log_every,
-            progress,
-            tag,
-        )
-        self.amp = default_amp(self.model, self.device) if amp is None else amp
+        self.batch_size, self.progress = batch_size, context.progress
+        self.log_every, self.tag = options.log_every, options.tag
+        self.amp = default_amp(self.model, self.device) if options.amp is None else options.amp
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.writers = [writer]  # one (or None) per model trained
-        self.global_step = global_step
+        self.writers = context.writers_for(len(self.models))  # one (or None) per model trained
+        self.global_step = options.global_step
         self.capture, self.capture_reason = resolve_capture(
-            capture, self.device, self.amp, optimizer
+            options.capture, self.device, self.amp, optimizer
         )
-        self.capture_key = capture_key
-        self.captured = captured_step(self.capture, self.eager_step, self.device, capture_key)
+        self.capture_key = options.capture_key
+        self.captured = captured_step(self.capture, self.eager_step, self.device, self.capture_key)
 
     @property
     def models(self) -> list[nn.Module]:

@@ -28,10 +28,8 @@ from negdl.results import (
     comparison_table,
     machine_description,
     markdown_table,
-    write_csv,
-    write_text_atomic,
 )
-from negdl.sweeps import Grid, Sweep, SweepResult
+from negdl.sweeps import Grid, Sweep
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import (
@@ -42,7 +40,7 @@ from supervised.cbomf import (
     train_modes,
 )
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import TrainRunOptions
+from supervised.cli.common import TrainRunOptions, accuracy_rows, seeds_of, write_results
 from supervised.context import RunContext
 from supervised.data import EMNIST_CLASSES
 from supervised.models import make_activation, mnist_net
@@ -156,20 +154,8 @@ def run(args: Args) -> None:
         )
     else:
         sweep = args.seed_sweep(functools.partial(run_trial, args), args.seeds, out_dir, ignore)
-
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            stacked,
-            result.summary(),
-        )
-
-    args.run_reported(sweep, "negdl-cbomf", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    report = functools.partial(write_report, stacked=stacked)
+    args.report_sweep("negdl-cbomf", sweep, report, device, start)
 
 
 def record_seed(
@@ -183,20 +169,8 @@ def record_seed(
     its result rows."""
     rows = []
     for mode, by_set in accuracies.items():
-        rows += [
-            {
-                "dataset": args.dataset,
-                "mode": mode,
-                "seed": seed,
-                "test_set": name,
-                "accuracy": round(value, 2),
-            }
-            for name, value in by_set.items()
-        ]
-        print(
-            f"seed {seed} {mode}: "
-            + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
-            flush=True,
+        rows += accuracy_rows(
+            f"seed {seed} {mode}", by_set, dataset=args.dataset, mode=mode, seed=seed
         )
         if args.save_checkpoints:
             metadata = {
@@ -216,16 +190,14 @@ def write_report(
     out_dir: Path,
     seconds: float,
     device,
-    stacked: bool,
     summary: str = "",
+    stacked: bool = False,
 ) -> None:
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
-    summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
+    summary sentence; ``stacked``: all seeds trained as one trial)."""
     config = args.cbomf
-    seeds = sorted({row["seed"] for row in rows})
     text = [
-        f"# CBOMF on {args.dataset}: accuracy (%), mean ± std over seeds {seeds}",
+        f"# CBOMF on {args.dataset}: accuracy (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"Epochs {config.epochs} + {config.second_epochs}, SGD lr {config.lr} momentum {config.momentum}, batch {config.batch_size}, "
         f"activation {args.activation}, {args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
@@ -241,7 +213,7 @@ def write_report(
             "",
             comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

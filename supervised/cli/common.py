@@ -1,7 +1,16 @@
-"""The options every supervised study command takes, declared and checked once."""
+"""The options every supervised study command takes, declared and checked once, and the steps
+every study runs and reports through.
+
+A study is a sweep of trials (``negdl.sweeps``), one per seed or grid point: its results are
+rewritten after every finished trial, running the command again skips the trials that finished,
+trials run in local processes with ``--workers N`` or as Ray tasks with ``--backend ray``, and
+Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones and exits with status
+130 (143).
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
@@ -12,7 +21,9 @@ import torch
 
 from negdl.checks import check_int
 from negdl.cli import check_out_dir
+from negdl.results import machine_description, write_csv, write_text_atomic
 from negdl.sweeps import Sweep, SweepOptions, SweepResult, execution_only
+from negdl.trials import Trial
 from supervised.data import DataOptions
 from supervised.runtime import select_device
 
@@ -69,8 +80,8 @@ class RunOptions(SweepOptions, DataOptions):
         start: float,
     ) -> None:
         """Run ``sweep`` and rewrite its report after every trial with
-        ``write_report(self, rows, out_dir, seconds since start, device, summary)``."""
-        out_dir = Path(self.out_dir)
+        ``write_report(self, rows, sweep's folder, seconds since start, device, summary)``."""
+        out_dir = Path(sweep.root)
 
         def report(result: SweepResult) -> None:
             seconds = time.perf_counter() - start
@@ -79,6 +90,28 @@ class RunOptions(SweepOptions, DataOptions):
         self.run_reported(sweep, prog, self.progress, report)
         print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
 
+    def run_seeds(
+        self,
+        prog: str,
+        run_seed: Callable[[Any, Trial], Any],
+        load: Callable[[Any], tuple],
+        write_report: Callable[[Any, list[dict], Path, float, Any, str], None],
+        ignore: Sequence[str] = (),
+    ) -> None:
+        """What a study with one trial per seed runs: the threads set, ``load(self)`` (which
+        returns the device first) called once so that any data error, or the download, comes
+        before the first trial, then ``run_seed(self, trial)`` for each seed under ``out_dir``,
+        reported by :meth:`report_sweep`.
+
+        :param ignore: fields that only change where or how results are shown.
+        """
+        start = time.perf_counter()
+        self.use_threads()
+        device = load(self)[0]
+        trial = functools.partial(run_seed, self)
+        sweep = self.seed_sweep(trial, self.seeds, Path(self.out_dir), ignore)
+        self.report_sweep(prog, sweep, write_report, device, start)
+
 
 @dataclass
 class TrainRunOptions(RunOptions):
@@ -86,3 +119,33 @@ class TrainRunOptions(RunOptions):
 
     train_subset: int = 0
     """use only the first N training images (0: all); for smoke runs"""
+
+
+def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
+    """One result row per test set, ``columns`` then the set's name and its accuracy (%) to
+    two decimals; printed as one line, ``<label>: <set> <accuracy>, ...``."""
+    print(
+        f"{label}: " + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
+        flush=True,
+    )
+    return [
+        {**columns, "test_set": name, "accuracy": round(value, 2)} for name, value in by_set.items()
+    ]
+
+
+def seeds_of(rows: Sequence[dict]) -> list[int]:
+    """The seeds the result rows come from, sorted (the report's title names them)."""
+    return sorted({row["seed"] for row in rows})
+
+
+def machine_line(device: Any, seconds: float, summary: str) -> str:
+    """The report's line on where and how long the study ran (``summary``: the sweep's)."""
+    return f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}"
+
+
+def write_results(out_dir: Path, text: Sequence[str], **tables: list[dict]) -> None:
+    """Write each table of result rows to ``out_dir/<name>.csv`` and the report's lines to
+    ``out_dir/results.md``."""
+    for name, rows in tables.items():
+        write_csv(rows, out_dir / f"{name}.csv")
+    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")

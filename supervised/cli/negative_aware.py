@@ -8,18 +8,14 @@ AUPR of the max-softmax confidence. Writes ``results.csv`` (one row per model, s
 kind and metric), ``results.md`` (mean ± std over seeds) and TensorBoard runs under
 ``<out_dir>/seed<k>/<model>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-negative-aware --seeds 0 1 2
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +26,9 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import run_main
-from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.results import markdown_table
 from negdl.trials import Trial, cached_per_process
-from supervised.cli.common import TrainRunOptions
+from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
 from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.negative_aware import (
@@ -164,13 +160,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    device, _, _, _ = load_plans(args)  # any data error, or the download, before the first trial
-    out_dir = Path(args.out_dir)
-    sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
-
-    args.report_sweep("negdl-negative-aware", sweep, write_report, device, start)
+    args.run_seeds("negdl-negative-aware", run_seed, load_plans, write_report)
 
 
 def write_report(
@@ -178,16 +168,14 @@ def write_report(
 ) -> None:
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
     summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    seeds = sorted({row["seed"] for row in rows})
     text = [
-        f"# Negative-aware training on MNIST, mean ± std over seeds {seeds}",
+        f"# Negative-aware training on MNIST, mean ± std over seeds {seeds_of(rows)}",
         "",
         f"{args.training.epochs} epochs, SGD lr {args.training.lr} momentum {args.training.momentum}, batch {args.training.batch_size} "
         f"real + {args.training.batch_size} negatives, lambda {args.training.weight}, {args.training.target} to uniform; "
         f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images. "
         "Negatives for testing are built from the test split (held-out for training).",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
         SOURCE_NOTE,
         "",
@@ -213,7 +201,7 @@ def write_report(
                 "value",
             ),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,10 +7,8 @@ noise rate, method and seed, with the selection's kept share and its label preci
 ``results.md`` (mean ± std over seeds) and TensorBoard runs under
 ``<out_dir>/noise<percent>/seed<k>/<method>``.
 
-A sweep with one trial per noise rate and seed (``negdl.sweeps``): results are rewritten after every finished
-trial, running the command again skips the trials that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-trials in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per noise rate and seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-negative-labels --seeds 0 1 2
 """
@@ -27,11 +25,11 @@ from typing import Annotated
 import tyro
 
 from negdl.cli import run_main
-from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.results import markdown_table
 from negdl.sweeps import Grid, Sweep
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
-from supervised.cli.common import TrainRunOptions
+from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
 from supervised.complementary import (
     NOISE_METHODS,
     NoisyLabelConfig,
@@ -147,12 +145,10 @@ def write_report(
 ) -> None:
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
     summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    seeds = sorted({row["seed"] for row in rows})
-    rows = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in rows]
-    selection = [row for row in rows if row["kept"] != ""]
+    shown = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in rows]
+    selection = [row for row in shown if row["kept"] != ""]
     text = [
-        f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds}",
+        f"# Label noise on MNIST: clean test accuracy (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"CE {args.training.epochs} epochs (lr {args.training.lr}); NL {args.training.nl_epochs} epochs (lr {args.training.nl_lr}, "
         f"{args.training.complementary} complementary label(s) per sample and step). Confidence: a "
@@ -165,9 +161,9 @@ def write_report(
         f"end of NL is at least {args.training.threshold or '1/classes'}. SGD momentum {args.training.momentum}, "
         f"batch {args.training.batch_size}, {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
-        markdown_table(rows, "method", "noise %", "accuracy"),
+        markdown_table(shown, "method", "noise %", "accuracy"),
     ]
     if selection:
         kept = [{**row, "value": 100 * row["kept"]} for row in selection]
@@ -187,7 +183,7 @@ def write_report(
                 "value",
             ),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

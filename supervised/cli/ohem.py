@@ -5,10 +5,8 @@ mean, and OHEM keeping a fraction or the top k of each batch's losses) and evalu
 full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
 and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-ohem --seeds 0 1 2
 """
@@ -16,17 +14,22 @@ seeds in flight, keeps the finished ones and exits with status 130 (143).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from negdl.cli import run_main
-from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.results import markdown_table
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import TrainRunOptions
+from supervised.cli.common import (
+    TrainRunOptions,
+    accuracy_rows,
+    machine_line,
+    seeds_of,
+    write_results,
+)
 from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
@@ -116,33 +119,14 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         )
         evaluated = evaluate_modes(trained, test_sets, context, writer_for)
         for mode, accuracies in evaluated[seed].items():
-            rows += [
-                {
-                    "reducer": reducer_name,
-                    "mode": mode,
-                    "seed": seed,
-                    "test_set": name,
-                    "accuracy": round(value, 2),
-                }
-                for name, value in accuracies.items()
-            ]
-            print(
-                f"seed {seed} {reducer_name} {mode}: "
-                + ", ".join(f"{name} {value:.2f}" for name, value in accuracies.items()),
-                flush=True,
-            )
+            label = f"seed {seed} {reducer_name} {mode}"
+            rows += accuracy_rows(label, accuracies, reducer=reducer_name, mode=mode, seed=seed)
         writers.close()
     return {"results": rows}
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    device, _, _ = load_data(args)  # any data error, or the download, before the first trial
-    out_dir = Path(args.out_dir)
-    sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
-
-    args.report_sweep("negdl-ohem", sweep, write_report, device, start)
+    args.run_seeds("negdl-ohem", run_seed, load_data, write_report)
 
 
 def write_report(
@@ -150,17 +134,15 @@ def write_report(
 ) -> None:
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
     summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    seeds = sorted({row["seed"] for row in rows})
     text = [
-        f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds}",
+        f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"Epochs {args.cbomf.epochs} (+ {args.cbomf.second_epochs} in two-phase modes), "
         f"SGD lr {args.cbomf.lr} momentum {args.cbomf.momentum}, "
         f"batch {args.cbomf.batch_size}; {args.train_subset or 'all'} training images, "
         f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
         "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
     ]
     for mode in dict.fromkeys(row["mode"] for row in rows):
         text += [
@@ -171,7 +153,7 @@ def write_report(
                 [r for r in rows if r["mode"] == mode], "reducer", "test_set", "accuracy"
             ),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

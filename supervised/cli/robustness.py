@@ -8,10 +8,8 @@ is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the m
 standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
 numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-synergy --seeds 0 1 2          # trains and saves the models
     negdl-robustness --seeds 0 1 2
@@ -36,17 +34,14 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
-    machine_description,
     markdown_table,
     mean_std,
-    write_csv,
-    write_text_atomic,
 )
 from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
 from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
-from supervised.cli.common import RunOptions  # noqa: E402
+from supervised.cli.common import RunOptions, machine_line, seeds_of, write_results  # noqa: E402
 from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
 from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
@@ -314,20 +309,10 @@ def write_report(
     args: Args, out_dir: Path, device: torch.device, seconds: float, result: SweepResult
 ) -> None:
     """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
-    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
-        result.rows(table) for table in TABLES
-    )
+    tables = {table: result.rows(table) for table in TABLES}
+    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = tables.values()
     summary = result.summary()
-    for name, rows in (
-        ("fgsm", sweep_rows),
-        ("transfer", transfer_rows),
-        ("suite", suite_rows),
-        ("ensembles", ensemble_rows),
-        ("timings", timing_rows),
-    ):
-        write_csv(rows, out_dir / f"{name}.csv")
     sweep_plot(sweep_rows, out_dir / "fgsm.png")
-    seeds = sorted({row["seed"] for row in sweep_rows})
     images = sweep_rows and timing_rows[0]["images"]
     ours: dict[tuple[str, float], list[float]] = {
         (row["model"], row["eps"]): [] for row in sweep_rows
@@ -342,11 +327,11 @@ def write_report(
     ]
     suite_l2 = [row["mean_l2"] for row in suite_rows if row["attack"] == "CW"]
     text = [
-        f"# Robustness: accuracy (%) under attack, mean ± std over seeds {seeds}",
+        f"# Robustness: accuracy (%) under attack, mean ± std over seeds {seeds_of(sweep_rows)}",
         "",
         f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in [0, 1], "
         f"models from {args.models_dir}.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
         "## White-box FGSM sweep (rows: model, columns: eps)",
         "",
@@ -379,7 +364,7 @@ def write_report(
             "| --- | ---: | ---: | ---: |",
             *source_lines,
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, **tables)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

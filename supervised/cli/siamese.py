@@ -8,19 +8,15 @@ the full training split. Writes ``results.csv``, ``results.md`` (mean ± std ove
 source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
 seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-trial, running the command again skips the trials that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-trials in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-siamese --seeds 0 1 2
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,10 +25,10 @@ from typing import Annotated
 import tyro
 
 from negdl.cli import run_main
-from negdl.results import machine_description, markdown_table, write_csv, write_text_atomic
+from negdl.results import markdown_table
 from negdl.trials import Trial, cached_per_process
 from negdl.writers import TensorBoardWriters
-from supervised.cli.common import TrainRunOptions
+from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
 from supervised.context import RunContext
 from supervised.embeddings import embed, plot_embeddings
 from supervised.runtime import seed_everything, select_device
@@ -148,15 +144,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    device, _, _, _ = load_data(args)  # any data error, or the download, before the first trial
-    out_dir = Path(args.out_dir)
-    sweep = args.seed_sweep(
-        functools.partial(run_seed, args), args.seeds, out_dir, ignore=("plot",)
-    )
-
-    args.report_sweep("negdl-siamese", sweep, write_report, device, start)
+    args.run_seeds("negdl-siamese", run_seed, load_data, write_report, ignore=("plot",))
 
 
 def comparison_table(rows: list[dict]) -> str:
@@ -191,8 +179,6 @@ def write_report(
 ) -> None:
     """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
     summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    seeds = sorted({row["seed"] for row in rows})
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
     # Diverged runs have no scores; the comparison below counts them.
     long_rows = [
@@ -202,7 +188,7 @@ def write_report(
         for metric in metrics
     ]
     text = [
-        f"# Triplet Siamese networks on MNIST: embedding scores (%), mean ± std over seeds {seeds}",
+        f"# Triplet Siamese networks on MNIST: embedding scores (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"From scratch: {args.siamese.epochs} epochs, SGD lr {args.siamese.lr} momentum {args.siamese.momentum}, "
         f"{args.siamese.batch_size} sampled triplets per step, {args.siamese.distance} distance, margin {args.siamese.margin}, "
@@ -213,7 +199,7 @@ def write_report(
         f"'{PML_ROW}': {PML_CONVENTIONS.epochs} epoch on all training images, batches of "
         f"{PML_CONVENTIONS.batch_size}, Adam lr {PML_CONVENTIONS.lr}, cosine distance, margin "
         f"{PML_CONVENTIONS.margin}, semi-hard mining, mean over non-zero losses.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
         markdown_table(long_rows, "schedule", "metric", "value")
         if long_rows
@@ -223,7 +209,7 @@ def write_report(
         "",
         comparison_table(rows),
     ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

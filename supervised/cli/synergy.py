@@ -9,10 +9,8 @@ source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``re
 (samples synergy rescues, with the three models' class probabilities), checkpoints that
 ``negdl-robustness`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
 
-A sweep with one trial per seed (``negdl.sweeps``): results are rewritten after every finished
-seed, running the command again skips the seeds that finished, trials run in local processes
-with ``--workers N`` or as Ray tasks with ``--backend ray``, and Ctrl-C (or SIGTERM) drops the
-seeds in flight, keeps the finished ones and exits with status 130 (143).
+A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
+:mod:`supervised.cli.common` says.
 
     negdl-synergy --seeds 0 1 2
 """
@@ -35,17 +33,20 @@ import torch  # noqa: E402
 from negdl.cli import run_main  # noqa: E402
 from negdl.results import (  # noqa: E402
     comparison_table,
-    machine_description,
     markdown_table,
-    write_csv,
-    write_text_atomic,
 )
 from negdl.sweeps import SweepResult  # noqa: E402
 from negdl.trials import Trial, cached_per_process  # noqa: E402
 from negdl.writers import TensorBoardWriters  # noqa: E402
 from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
 from supervised.checkpoints import save_checkpoint  # noqa: E402
-from supervised.cli.common import TrainRunOptions  # noqa: E402
+from supervised.cli.common import (  # noqa: E402
+    TrainRunOptions,
+    accuracy_rows,
+    machine_line,
+    seeds_of,
+    write_results,
+)
 from supervised.context import RunContext  # noqa: E402
 from supervised.evaluation import evaluate_models  # noqa: E402
 from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
@@ -228,8 +229,7 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every model of one seed, trained, evaluated, analysed and saved."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, train, test_sets = load_dataset(args)
     config = args.config()
     seed, seed_dir = trial.params["seed"], trial.dir
@@ -259,28 +259,26 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         models["synergy-max"] = synergy.with_rule(MostConfidentRule())
         for name in list(models)[len(trained) :]:
             steps[name] = trained["HN"].global_step
+
+        def context(name: str) -> RunContext:
+            return RunContext(device, (writer_for(name),), args.progress)
+
         fused = train_fusion(
             synergy,
             train,
             config,
             args.fusion_epochs,
             seed,
-            context=RunContext(device, (writer_for("synergyF"),), args.progress),
+            context=context("synergyF"),
             global_step=trained["HN"].global_step,
         )
-        jointly = train_synergy(
-            factory,
-            train,
-            config,
-            seed,
-            RunContext(device, (writer_for("trained-synergy"),), args.progress),
-        )
+        jointly = train_synergy(factory, train, config, seed, context("trained-synergy"))
         hot = hot_start_synergy(
             normal,
             train,
             config,
             seed,
-            RunContext(device, (writer_for("hot-start-synergy"),), args.progress),
+            context("hot-start-synergy"),
             global_step=trained["SN"].global_step,
         )
         for name, result in (
@@ -293,20 +291,13 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             models, test_sets, device=device, writer_for=writer_for, step=steps
         )
     for name, by_set in accuracies.items():
-        rows += [
-            {
-                "dataset": args.dataset,
-                "arch": args.arch,
-                "model": name,
-                "seed": seed,
-                "test_set": test_set,
-                "accuracy": round(value, 2),
-            }
-            for test_set, value in by_set.items()
-        ]
-        print(
-            f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in by_set.items()),
-            flush=True,
+        rows += accuracy_rows(
+            f"seed {seed} {name}",
+            by_set,
+            dataset=args.dataset,
+            arch=args.arch,
+            model=name,
+            seed=seed,
         )
         save_checkpoint(
             seed_dir / name / "model.pt",
@@ -338,8 +329,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.use_threads()
     device, _, _ = load_dataset(args)  # any data error, or the download, before the first trial
     out_dir = Path(args.out_dir) / args.dataset
     sweep = args.seed_sweep(
@@ -366,16 +356,13 @@ def write_report(
 ) -> None:
     """Rewrite results.csv, cases.csv and results.md from every row so far (``summary``: the
     sweep's summary sentence)."""
-    write_csv(rows, out_dir / "results.csv")
-    write_csv(case_rows, out_dir / "cases.csv")
-    seeds = sorted({row["seed"] for row in rows})
     text = [
-        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds}",
+        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds_of(rows)}",
         "",
         f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr {args.lr} "
         f"momentum {args.momentum}, batch {args.batch_size}, {args.train_subset or 'all'} training "
         f"images, {args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}",
+        machine_line(device, seconds, summary),
         "",
         markdown_table(rows, "model", "test_set", "accuracy"),
         "",
@@ -401,7 +388,7 @@ def write_report(
             "",
             comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
         ]
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")
+    write_results(out_dir, text, results=rows, cases=case_rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,6 +35,7 @@ from supervised import (
 from supervised.checkpoints import load_checkpoint, save_checkpoint
 from supervised.cli import cbomf as cbomf_cli
 from supervised.cli import occlusion_grid as occlusion_grid_cli
+from supervised.context import RunContext
 from supervised.models import NegatableClassifier, Standardize, mlp_head
 from supervised.occlusions import (
     CornerOcclusion,
@@ -44,6 +45,7 @@ from supervised.occlusions import (
     corner_occlusions,
 )
 from supervised.runtime import seed_everything, select_device
+from supervised.training import TrainerOptions
 
 from ..conftest import import_script
 
@@ -71,7 +73,12 @@ def labelled(count: int = 2) -> LabelledImages:
 
 def trainer(**arguments) -> Trainer:
     model = nn.Linear(1, 2)
-    return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), progress=False, **arguments)
+    return Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        context=RunContext(progress=False),
+        **arguments,
+    )
 
 
 def tiny_data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +147,7 @@ BAD_VALUES = {
     # supervised training and evaluation
     "trainer batch_size 0": (lambda: trainer(batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
     "trainer optimizer missing": (lambda: Trainer(nn.Linear(1, 1), "sgd"), ValueError, "optimizer must be a torch.optim.Optimizer, got str"),
-    "trainer amp 'yes'": (lambda: trainer(amp="yes"), TypeError, "amp must be True or False"),
+    "trainer amp 'yes'": (lambda: TrainerOptions(amp="yes"), TypeError, "amp must be True or False"),
     "fit epochs fractional": (lambda: trainer().fit(tiny_data(), 1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
     "fit NaN inputs": (lambda: trainer().fit((torch.full((4, 1), NAN), torch.zeros(4, dtype=torch.long)), 1), ValueError, "inputs hold NaN or infinite values"),
     "fit generator seed": (lambda: trainer().fit(tiny_data(), 1, generator=0), ValueError, "generator must be a torch.Generator or None, got int"),

@@ -15,10 +15,12 @@ from supervised.capture import (
     default_amp,
     resolve_capture,
 )
+from supervised.context import RunContext
 from supervised.models import cifar_resnet18, mnist_net
-from supervised.training import Trainer
+from supervised.training import Trainer, TrainerOptions
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+ON_CPU = RunContext(CPU, progress=False)
 
 
 def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -58,11 +60,11 @@ def test_fp32_by_default_for_small_models_on_cuda() -> None:
 
 def test_trainer_on_cpu_runs_eagerly_and_says_why() -> None:
     model = mnist_net()
-    trainer = Trainer(model, sgd(model), device="cpu", progress=False)
+    trainer = Trainer(model, sgd(model), context=ON_CPU)
     assert trainer.capture == "off" and trainer.captured is None and not trainer.amp
     assert "CUDA" in trainer.capture_reason
     with pytest.raises(ValueError, match="capture='cuda-graph' is impossible"):
-        Trainer(model, sgd(model), device="cpu", capture="cuda-graph")
+        Trainer(model, sgd(model), context=ON_CPU, options=TrainerOptions(capture="cuda-graph"))
 
 
 class CountingRecorder(RerunRecorder):
@@ -87,7 +89,10 @@ def fit(data, recorder=None, capture_key=None, epochs=3, before_epoch=None):
     torch.manual_seed(0)
     model = mnist_net()
     trainer = Trainer(
-        model, sgd(model), device="cpu", progress=False, log_every=1, capture_key=capture_key
+        model,
+        sgd(model),
+        context=ON_CPU,
+        options=TrainerOptions(log_every=1, capture_key=capture_key),
     )
     if recorder is not None:
         trainer.captured = GraphedStep(trainer.eager_step, recorder, capture_key)
@@ -122,7 +127,9 @@ def test_state_switched_between_epochs_is_keyed_or_recaptured(small_data) -> Non
 
     for key, records in ((lambda: model.flag, 2), (None, 4)):
         recorder = CountingRecorder()
-        trainer = Trainer(model, sgd(model), device="cpu", progress=False, capture_key=key)
+        trainer = Trainer(
+            model, sgd(model), context=ON_CPU, options=TrainerOptions(capture_key=key)
+        )
         trainer.captured = GraphedStep(trainer.eager_step, recorder, key, warmup_steps=1)
         trainer.fit(data, 4, before_epoch=before_epoch)
         # With a key: one recording per flag value, kept across epochs; without: the state

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,28 +11,21 @@ import torch
 
 from negdl.cli import parse_args
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import run_in_repo
+
 SMOKE = "--no-progress --threads 1 --test-subset 48"
 
 
 def run(name: str, data_dir: Path, out: Path, options: str) -> list[dict]:
     """Run ``supervised.cli.<name>`` and return the rows of its results.csv."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            f"supervised.cli.{name}",
-            "--data-dir",
-            str(data_dir),
-            "--out-dir",
-            str(out),
-            *f"{SMOKE} {options}".split(),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_in_repo(
+        f"supervised.cli.{name}",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(out),
+        *f"{SMOKE} {options}".split(),
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     report = (out / "results.md").read_text()

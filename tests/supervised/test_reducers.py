@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.reducers import HardExampleMining, NonZeroMean
 from supervised.training import MeanReducer, Trainer
@@ -58,8 +59,7 @@ def test_ohem_training_step_back_propagates_exactly_the_hardest_k(small_data) ->
         torch.optim.SGD(model.parameters(), lr=lr),
         reducer=HardExampleMining(k=k),
         batch_size=32,
-        device="cpu",
-        progress=False,
+        context=RunContext("cpu", progress=False),
     )
     trainer.fit((data.images, data.labels), 1, torch.Generator().manual_seed(0))
 

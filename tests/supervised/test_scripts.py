@@ -31,6 +31,12 @@ def run_script(
     return run_in_repo(name, "--data-dir", str(data_dir), *options.split(), *paths, check=False)
 
 
+def csv_rows(path: Path) -> list[dict]:
+    """The rows of a CSV file a script wrote, as dicts of strings."""
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = (
@@ -39,8 +45,7 @@ def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
     done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
-    with open(out / "mnist" / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(out / "mnist" / "results.csv")
     assert len(rows) == 2 * 8 * 7  # seeds x modes x (full, 4 cuts, 2 corners)
     assert {row["mode"] for row in rows} == {"SN", "ONN", "HN", "NR", "ALT", "TP", "HN-K", "NR-K"}
     assert all(0.0 <= float(row["accuracy"]) <= 100.0 for row in rows)
@@ -64,8 +69,7 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
     done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
-    with open(out / "mnist" / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(out / "mnist" / "results.csv")
     assert len(rows) == 2 * 2 * 6 and {row["seed"] for row in rows} == {"0", "1"}
     assert "all seeds stacked" in (out / "mnist" / "results.md").read_text()
     trial = out / "mnist" / "stacked_seeds0-1"  # all seeds are one trial
@@ -106,8 +110,7 @@ def test_cbomf_script_keeps_the_finished_seeds_on_sigterm(
         signals=[signal.SIGTERM],
     )
     assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
-    with open(results) as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(results)
     modes = 8 * 10  # 8 modes x (full, 4 cuts, 5 corners)
     assert rows and len(rows) % modes == 0 and len(rows) < 50 * modes
     finished = len(rows) // modes
@@ -140,16 +143,14 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     options += " --corner-fractions 0.3 --rescued-examples 3 --no-progress --threads 1"
     done = run_script("supervised.cli.synergy", mnist_root, options, "--out-dir", str(out))
     assert done.returncode == 0, done.stderr
-    with open(out / "mnist" / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(out / "mnist" / "results.csv")
     models = {
         "normal", "negative", "NR", "synergy", "synergy-w0.5", "synergy-w2", "synergy-product",
         "synergy-max", "synergyF", "trained-synergy", "hot-start-synergy",
     }  # fmt: skip
     assert {row["model"] for row in rows} == models
     assert len(rows) == 2 * len(models) * 6  # seeds x models x (full, 4 cuts, corner30)
-    with open(out / "mnist" / "cases.csv") as handle:
-        cases = list(csv.DictReader(handle))
+    cases = csv_rows(out / "mnist" / "cases.csv")
     assert len(cases) == 2 * 6
     for row in cases:
         parts = sum(int(row[key]) for key in ("both", "only_normal", "only_negative", "neither"))
@@ -173,16 +174,13 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     result = robust / "mnist"
-    with open(result / "transfer.csv") as handle:
-        transfer = list(csv.DictReader(handle))
+    transfer = csv_rows(result / "transfer.csv")
     assert len(transfer) == 2 * 3 * 3
-    with open(result / "suite.csv") as handle:
-        suite = list(csv.DictReader(handle))
+    suite = csv_rows(result / "suite.csv")
     assert len(suite) == 2 * 8 * 2 and {row["attack"] for row in suite} == {
         "FGSM", "PGD", "BIM", "CW", "RFGSM", "FFGSM", "TPGD", "MIFGSM",
     }  # fmt: skip
-    with open(result / "fgsm.csv") as handle:
-        sweep = list(csv.DictReader(handle))
+    sweep = csv_rows(result / "fgsm.csv")
     clean = {
         row["model"]: float(row["accuracy"])
         for row in rows
@@ -238,8 +236,7 @@ def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
     )
     assert args.arch == "lenet" and args.batch_size == 4
     script.run(args)
-    with open(tmp_path / "out" / "cifar10" / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = csv_rows(tmp_path / "out" / "cifar10" / "results.csv")
     assert {row["test_set"] for row in rows} == {"full", "SSK", "SSKR", "MSK", "MSKR", "corner30"}
     assert {row["arch"] for row in rows} == {"lenet"}
     report = (tmp_path / "out" / "cifar10" / "results.md").read_text()

@@ -24,6 +24,8 @@ from supervised.stacked import (
 )
 from supervised.training import Trainer, iterate_batches
 
+CPU = RunContext("cpu", progress=False)
+
 # Stacked kernels sum in another order than separate ones. In float64 that leaves ~1e-15; in
 # float32 a ReLU, max-pool or batch-norm decision flipped by rounding can grow to ~1e-4 within
 # a few steps, so the generic checks run in float64 and the CBOMF one (float32, ~1e-7 here)
@@ -46,15 +48,15 @@ def stacked_equals_separate(factory, images, labels, optimizer, epochs=1, seeds=
     for seed in seeds:
         torch.manual_seed(seed)
         models.append(factory().double())
-    trainer = StackedTrainer(models, optimizer, device="cpu", progress=False)
+    trainer = StackedTrainer(models, optimizer, context=CPU)
     generators = [torch.Generator().manual_seed(100 + seed) for seed in seeds]
     losses = trainer.fit((images, labels), epochs, generators)
     for seed, model, model_losses in zip(seeds, models, losses, strict=True):
         torch.manual_seed(seed)
         reference = factory().double()
-        expected = Trainer(
-            reference, optimizer(reference.parameters()), device="cpu", progress=False
-        ).fit((images, labels), epochs, torch.Generator().manual_seed(100 + seed))
+        expected = Trainer(reference, optimizer(reference.parameters()), context=CPU).fit(
+            (images, labels), epochs, torch.Generator().manual_seed(100 + seed)
+        )
         assert model_losses == pytest.approx(expected, rel=1e-6)  # float32 accumulators
         assert close(model, reference), f"seed {seed} diverged from its separate run"
     return models, trainer
@@ -149,9 +151,11 @@ def test_only_identical_models_and_elementwise_optimizers_stack() -> None:
     with pytest.raises(ValueError, match="only copies of one architecture"):
         check_stackable([mnist_net(), ConvBN()])
     with pytest.raises(ValueError, match="LBFGS is not an elementwise optimiser"):
-        StackedTrainer([mnist_net(), mnist_net()], torch.optim.LBFGS, device="cpu")
+        StackedTrainer([mnist_net(), mnist_net()], torch.optim.LBFGS, context=CPU)
     with pytest.raises(ValueError, match="one writer"):
-        StackedTrainer([mnist_net()], torch.optim.SGD, device="cpu", writers=[None, None])
+        StackedTrainer(
+            [mnist_net()], torch.optim.SGD, context=RunContext("cpu", (None, None), progress=False)
+        )
 
 
 def test_stacked_evaluation_equals_per_model_evaluation(small_data) -> None:
@@ -173,13 +177,12 @@ def test_cbomf_seeds_stacked_equal_separate_runs(small_data) -> None:
     data = small_data.subset(slice(0, 96))  # a full batch and a short one
     config = CBOMFConfig(lr=0.05, batch_size=64, epochs=1, second_epochs=2)
     modes = ["SN", "ONN", "ALT", "HN-K"]  # full network, negation, alternation, kernels
-    cpu = RunContext("cpu", progress=False)
-    stacked = train_modes(modes, mnist_net, data, config, seeds=(0, 1), context=cpu)
+    stacked = train_modes(modes, mnist_net, data, config, seeds=(0, 1), context=CPU)
     test_sets = partial_test_sets(small_data.subset(slice(100, 200)), mnist_cuts())
-    accuracies = evaluate_modes(stacked, test_sets, cpu)
+    accuracies = evaluate_modes(stacked, test_sets, CPU)
     for seed in (0, 1):
-        alone = train_modes(modes, mnist_net, data, config, (seed,), cpu)[seed]
-        expected = evaluate_modes({seed: alone}, test_sets, cpu)[seed]
+        alone = train_modes(modes, mnist_net, data, config, (seed,), CPU)[seed]
+        expected = evaluate_modes({seed: alone}, test_sets, CPU)[seed]
         for mode in modes:
             ours, theirs = stacked[seed][mode], alone[mode]
             assert close(ours.model, theirs.model, ATOL_FLOAT32), f"seed {seed} {mode}"

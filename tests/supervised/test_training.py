@@ -23,8 +23,11 @@ from supervised.training import (
     MeanReducer,
     TensorBatches,
     Trainer,
+    TrainerOptions,
     iterate_batches,
 )
+
+CPU = RunContext("cpu", progress=False)
 
 
 class RecordingWriter:
@@ -63,10 +66,8 @@ def fit_once(data, seed: int, writer=None) -> tuple[list[float], nn.Module]:
     trainer = Trainer(
         model,
         torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5),
-        device="cpu",
-        writer=writer,
-        log_every=2,
-        progress=False,
+        context=RunContext("cpu", (writer,), progress=False),
+        options=TrainerOptions(log_every=2),
     )
     return trainer.fit((data.images, data.labels), 3, torch.Generator().manual_seed(seed)), model
 
@@ -91,8 +92,8 @@ def test_trainer_rejects_bad_settings(small_data) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
-            Trainer(model, optimizer, device="cpu", amp=True)
-    trainer = Trainer(model, optimizer, device="cpu", progress=False)
+            Trainer(model, optimizer, context=CPU, options=TrainerOptions(amp=True))
+    trainer = Trainer(model, optimizer, context=CPU)
     with pytest.raises(ValueError, match="matching, non-empty"):
         trainer.fit((small_data.images, small_data.labels[:3]), 1)
 
@@ -219,8 +220,7 @@ def test_trainer_takes_any_batch_source_and_reducer(small_data) -> None:
         model,
         torch.optim.SGD(model.parameters(), lr=0.05),
         reducer=reducer,
-        device="cpu",
-        progress=False,
+        context=CPU,
     )
     source = TripletLikeSource(
         small_data.images, small_data.images.flip(-1), small_data.labels, batch_size=32
@@ -244,17 +244,22 @@ def test_step_counter_continues_across_fits_and_trainers(small_data) -> None:
     writer = RecordingWriter()
     model = mnist_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    trainer = Trainer(model, optimizer, device="cpu", writer=writer, progress=False)
+    trainer = Trainer(model, optimizer, context=RunContext("cpu", (writer,), progress=False))
     data = (small_data.images, small_data.labels)
     trainer.fit(data, 1)
     trainer.fit(data, 1)
     assert trainer.global_step == 8
-    second = Trainer(model, optimizer, device="cpu", writer=writer, progress=False, global_step=8)
+    second = Trainer(
+        model,
+        optimizer,
+        context=RunContext("cpu", (writer,), progress=False),
+        options=TrainerOptions(global_step=8),
+    )
     second.fit(data, 1)
     epoch_steps = [step for key, _, step in writer.scalars if key == "train/epoch_loss"]
     assert epoch_steps == [4, 8, 12]
     with pytest.raises(ValueError, match="global_step must be an integer >= 0, got -1"):
-        Trainer(model, optimizer, device="cpu", global_step=-1)
+        TrainerOptions(global_step=-1)
     with pytest.raises(TypeError, match="BatchSource or a tuple of tensors"):
         trainer.fit(small_data.images, 1)
     with pytest.raises(ValueError, match="drop_last"):
@@ -273,12 +278,12 @@ def sgd(model: nn.Module) -> torch.optim.Optimizer:
 
 def fit_trainer(images: torch.Tensor, labels: torch.Tensor) -> None:
     model = mnist_net()
-    trainer = Trainer(model, sgd(model), device="cpu", progress=False)
+    trainer = Trainer(model, sgd(model), context=CPU)
     trainer.fit((images, labels), 1)
 
 
 def fit_stacked(images: torch.Tensor, labels: torch.Tensor) -> None:
-    trainer = StackedTrainer([mnist_net(), mnist_net()], plain_sgd, device="cpu", progress=False)
+    trainer = StackedTrainer([mnist_net(), mnist_net()], plain_sgd, context=CPU)
     trainer.fit((images, labels), 1)
 
 
@@ -288,9 +293,7 @@ def plain_sgd(params) -> torch.optim.Optimizer:
 
 def cbomf_train(images: torch.Tensor, labels: torch.Tensor) -> None:
     data = LabelledImages(images, labels, ELEVEN)
-    train_modes(
-        ["SN"], mnist_net, data, CBOMFConfig(epochs=1), context=RunContext("cpu", progress=False)
-    )
+    train_modes(["SN"], mnist_net, data, CBOMFConfig(epochs=1), context=CPU)
 
 
 def cbomf_evaluate(images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -333,13 +336,13 @@ def test_good_inputs_pass_every_entry_point() -> None:
 def test_trainers_refuse_an_optimizer_over_another_models_parameters() -> None:
     model, other = mnist_net(), mnist_net()
     with pytest.raises(ValueError, match="8 of its 8 tensors are another module's"):
-        Trainer(model, sgd(other), device="cpu")
+        Trainer(model, sgd(other), context=CPU)
     with pytest.raises(ValueError, match="optimizer must hold the model's trainable parameters"):
-        StackedTrainer([model, mnist_net()], lambda _: sgd(other), device="cpu")
+        StackedTrainer([model, mnist_net()], lambda _: sgd(other), context=CPU)
     model.freeze_extractor()
     with pytest.raises(ValueError, match="0 of its 4 tensors are another module's and 0 require"):
-        Trainer(model, torch.optim.SGD(model.extractor.parameters(), lr=0.1), device="cpu")
-    head = Trainer(model, sgd(model.head), forward=model.classify, device="cpu")
+        Trainer(model, torch.optim.SGD(model.extractor.parameters(), lr=0.1), context=CPU)
+    head = Trainer(model, sgd(model.head), forward=model.classify, context=CPU)
     assert head.optimizer.param_groups[0]["params"][0] is model.head[0].weight
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from supervised.context import RunContext
 from supervised.embeddings import EmbeddingNet
 from supervised.reducers import NonZeroMean
 from supervised.training import MeanReducer, TensorBatches, Trainer
@@ -181,8 +182,7 @@ def test_trainer_learns_an_embedding_from_triplets(small_data, mined: bool) -> N
         model,
         torch.optim.SGD(model.parameters(), lr=0.05),
         loss_fn=loss,
-        device="cpu",
-        progress=False,
+        context=RunContext("cpu", progress=False),
     )
     images, labels = small_data.images, small_data.labels
     source = (
