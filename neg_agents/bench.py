@@ -426,7 +426,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         meta = {
             "command": command,
             "machine": machine,
-            "workers": result.slots if result.backend else args.workers,  # none ran here: as asked
+            "workers": result.slots,
             "wall_time_s": time.perf_counter() - start,
             "resumed": len(result.resumed),
             "trial_time_s": sum(result.seconds.values()),

@@ -103,7 +103,8 @@ class SweepResult:
         trial name; unknown times are left out.
     :param root: the sweep's results folder.
     :param backend: how the trials ran (``Backend.describe``).
-    :param slots: how many trials ran at once.
+    :param slots: how many trials run at once (the backend's, also when every trial had
+        finished before; Ray's is known once it starts).
     """
 
     trials: list[Trial]
@@ -215,7 +216,7 @@ class Sweep:
         backend = backend or InProcess()
         trials = self.trials()
         settings = plain(dict(self.settings))
-        result = SweepResult(trials, root=Path(self.root))
+        result = SweepResult(trials, root=Path(self.root), slots=backend.slots)
         for trial in trials:
             record = self._finished_record(trial, settings) if resume else None
             if record is not None:

@@ -390,3 +390,10 @@ def test_bench_sweeps_script_times_the_bench_on_a_backend(tmp_path, run_script):
     text = out.read_text()
     assert "| in-process | 1 |" in text and "(timing columns aside): yes" in text
     assert "negdl-bench --total-timesteps 50 --algos stay" in text and "--no-crowd" in text
+
+
+def test_a_sweep_whose_trials_all_finished_before_reports_its_backends_slots(tmp_path):
+    sweep = Sweep(functools.partial(fit_line, 2.0), Grid(seed=(0,), lr=(0.1,)), tmp_path)
+    assert sweep.run(InProcess(), progress=False).complete
+    again = sweep.run(ProcessPool(2), progress=False)  # nothing left to run: no worker starts
+    assert again.resumed and not again.backend and again.slots == 2
