@@ -119,8 +119,8 @@ PROBE_SCENES = (
 
 
 #: How the bench's agents train unless told otherwise: longer evaluations than negdl-train's,
-#: progress bars, the vec env ``preferred_vec_env`` picks.
-BENCH_TRAINING = TrainSettings(vec_env=None, eval_freq=20_000, eval_episodes=50, progress_bar=True)
+#: progress bars.
+BENCH_TRAINING = TrainSettings(eval_freq=20_000, eval_episodes=50, progress_bar=True)
 
 
 @dataclass

@@ -84,7 +84,7 @@ class TrainSettings:
 
     total_timesteps: int = N_TIMESTEPS
     n_envs: int = N_ENVS
-    vec_env: str | None = "dummy"
+    vec_env: str | None = None
     eval_freq: int = 10_000
     eval_episodes: int = 10
     progress_bar: bool = execution_only(False)

@@ -5,15 +5,17 @@ path, and the env and the policy's forward alone as upper bounds.
     python scripts/bench_training.py --device cuda --threads 4
     python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
-Rows, each trained on negdl-train's defaults (``neg_agents.hyperparams``: 16 natively batched
-envs, a 256-sample gradient step per vector step) for ``--total-timesteps`` env steps:
+Rows, each trained for ``--total-timesteps`` env steps:
 
 - ``today's path``: what ``negdl-train --algo dqn`` ran in negdl 0.1, SB3's ``DQN`` (its own
   ``train`` and ``predict``) with the extractor as it was then
-  (``neg_agents.common.reference_extractor``): the baseline of the speed-up column;
-- ``dqn``: SB3's ``DQN`` with the current ``ObstacleSetExtractor``;
-- ``neg-reward-dqn`` and ``neg-action-dqn``: the negdl agents (their own training step and
-  acting path, the current extractor);
+  (``neg_agents.common.reference_extractor``) on its schedule then (:data:`TODAY_SCHEDULE`: 16
+  natively batched envs, one 256-sample gradient step per vector step): the baseline of the
+  speed-up column;
+- on negdl-train's defaults (``neg_agents.hyperparams``: 64 natively batched envs, two
+  512-sample gradient steps per vector step): ``dqn``, SB3's ``DQN`` with the current
+  ``ObstacleSetExtractor``; ``neg-reward-dqn``, ``neg-reward-dqn-shielded`` (the main job) and
+  ``neg-action-dqn``, the negdl agents (their own training step and acting path);
 - with ``--agent-n-envs`` or ``--hyperparams``: ``neg-reward-dqn`` once more, on that update
   schedule (today's path keeps the defaults).
 
@@ -42,6 +44,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 import neg_envs  # noqa: F401  (registers the ids)
+from neg_agents.algos import MAIN_ALGO
 from neg_agents.common.env_util import make_env
 from neg_agents.common.extractors import collision_extractor_kwargs
 from neg_agents.common.reference_extractor import ReferenceObstacleSetExtractor
@@ -54,7 +57,9 @@ from negdl.results import cpu_description, machine_description, write_text_atomi
 
 ENV_ID = "NegCollision-v0"
 #: The row every speed-up is measured against.
-TODAY = "today's path (SB3 DQN, negdl 0.1 extractor)"
+TODAY = "today's path (SB3 DQN, negdl 0.1 extractor and schedule)"
+#: negdl 0.1's update schedule: parallel envs and the hyperparameters that differ from today's.
+TODAY_SCHEDULE: dict[str, Any] = {"n_envs": 16, "batch_size": 256, "gradient_steps": 1}
 
 
 class Rate(NamedTuple):
@@ -153,12 +158,16 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "eval_freq": 0,
         "device": args.device,
     }
+    today = {name: value for name, value in TODAY_SCHEDULE.items() if name != "n_envs"}
     rows = {
         TODAY: TrainConfig(
-            "dqn", hyperparams={"policy_kwargs": reference_policy_kwargs()}, **common
+            "dqn",
+            hyperparams={**today, "policy_kwargs": reference_policy_kwargs()},
+            **{**common, "n_envs": TODAY_SCHEDULE["n_envs"]},
         ),
         "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
         "neg-reward-dqn": TrainConfig("neg-reward-dqn", **common),
+        f"{MAIN_ALGO} (the main job)": TrainConfig(MAIN_ALGO, **common),
         "neg-action-dqn": TrainConfig("neg-action-dqn", **common),
     }
     agent_n_envs = args.agent_n_envs or args.n_envs
@@ -282,7 +291,8 @@ def report(
         f"{'' if device.type == 'cpu' else f'; envs on {cpu_description()}'}. "
         f"{args.repeats} interleaved repetitions, medians (range in brackets); "
         f"{args.total_timesteps:,} env steps per training row and repetition on negdl-train's "
-        f"defaults, {args.n_envs} natively batched envs, "
+        f"defaults, {args.n_envs} natively batched envs (today's path: "
+        f"{TODAY_SCHEDULE['n_envs']}, its schedule then), "
         f"{args.threads or torch.get_num_threads()} torch thread(s), device {device.type}; "
         f"{minutes:.1f} min in all; load average {load[0]:.1f} at the start, {load[1]:.1f} at "
         "the end. Per CPU second: env steps over this process's CPU time, which other processes "
@@ -326,7 +336,7 @@ def main(args: Args) -> None:
                 f"({rate.cpu:,.0f} per CPU second)",
                 flush=True,
             )
-            if name == TODAY or name.startswith("neg-reward-dqn"):
+            if name == TODAY or config.algo == "neg-reward-dqn":
                 label = "today's path" if name == TODAY else name
                 for bound, value in bound_rates(model, args).items():
                     bounds.setdefault(f"{bound}: {label}", []).append(value)

@@ -31,9 +31,8 @@ from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.interrupt import StopOnSignal
 
-#: negdl-train's defaults where they differ from the library's: a progress bar, and the
-#: vec env ``preferred_vec_env`` picks for the agent.
-CLI_TRAIN_DEFAULTS = TrainConfig(vec_env=None, progress_bar=True)
+#: negdl-train's defaults where they differ from the library's: a progress bar.
+CLI_TRAIN_DEFAULTS = TrainConfig(progress_bar=True)
 
 
 @dataclass
