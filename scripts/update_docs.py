@@ -114,6 +114,12 @@ JOBS: dict[str, Job] = {
           "--total-timesteps", "25000", "--hyperparams", "gradient_steps=1",
           "--out", "docs/agents/training_speed.md"),),
     ),
+    "agents-schedule": Job(
+        "docs/agents/schedule_check.md: the main job trained on negdl 0.1's update schedule, on "
+        "the defaults and with one gradient step per vector step, seeds 0-2, each on the same "
+        "200 validation episodes (about 8 min on one core)",
+        ((PYTHON, "scripts/schedule_check.py", "--out", "docs/agents/schedule_check.md"),),
+    ),
     "agents-ablation": Job(
         "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "
         "2 seeds (about 35 min on one core)",

@@ -427,3 +427,31 @@ def test_ablation_script_rejects_an_unknown_variant(tmp_path, run_script):
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "ablate_agents.py: error: unknown variant(s)" in result.stderr
+
+
+def test_schedule_check_trains_each_schedule_on_each_seed(tmp_path, run_script):
+    out = tmp_path / "schedule.md"
+    run_script(
+        "schedule_check.py",
+        *("--schedules", "n_envs=2 learning_starts=50", "n_envs=4 gradient_steps=2 batch_size=16"),
+        *("--seeds", "0", "1", "--total-timesteps", "200", "--episodes", "2", "--out", str(out)),
+    )
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| n_envs=")]
+    # A row per schedule and seed, then one mean per schedule.
+    assert len(rows) == 6
+    assert "validation episodes (reset seeds from 500,000)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--schedules", "batch_size"], "name=value"),
+        (["--episodes", "0"], "--episodes"),
+        (["--algo", "sarsa"], "sarsa"),
+    ],
+)
+def test_schedule_check_rejects_bad_arguments(argv, message, tmp_path, run_script):
+    result = run_script("schedule_check.py", *argv, "--out", str(tmp_path / "s.md"), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr
