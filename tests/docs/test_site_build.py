@@ -17,4 +17,10 @@ def test_strict_build(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
     index = (tmp_path / "site" / "index.html").read_text()
     assert "fonts.googleapis" not in index  # builds and reads offline
-    assert (tmp_path / "site" / "api" / "neg_envs.html").exists()
+    api = {page.name: page.read_text() for page in (tmp_path / "site" / "api").glob("*.html")}
+    assert {"neg_envs.html", "neg_agents.html", "supervised.html", "negdl.html"} <= set(api)
+    # Docstrings' Sphinx roles are shown as the code they name, not as ":class:" text.
+    assert "<code>NegRewardDQN</code>" in api["neg_agents.html"]
+    assert not [
+        name for name, html in api.items() if ":class:<code>" in html or ":func:<code>" in html
+    ]
