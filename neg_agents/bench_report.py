@@ -277,7 +277,8 @@ def bench_markdown(
         + (f" ({mix:,} on {MIX_SCENE}, the generalists)" if mix else "")
         + f" ({meta.get('vec_env', 'dummy')}; dummy for agents acting through NegativeActionWrapper); "
         "training wall time excludes the periodic evaluations of the learning curves, which use "
-        f"{meta.get('eval_episodes', '?')} validation episodes each (seeds from 10,000 + the training seed). "
+        f"the same {meta.get('eval_episodes', '?')} validation episodes at every point (seeds from "
+        "10,000 + the training seed). "
         f"Every row is measured on the same {meta['final_episodes']} held-out test episodes per scene "
         f"(500 steps each, seeds from {meta.get('test_seed', '?'):,}), which no training, tuning or "
         "model selection ever saw; mean over seeds, ± the mean 95% confidence half-width over "

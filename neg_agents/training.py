@@ -328,11 +328,9 @@ def train_agent(
         all_callbacks.append(stopper)
     evaluator = None
     if config.eval_freq:
+        eval_seed = config.seed + EVAL_SEED_OFFSET
         eval_env = spec.make_env(
-            config.env_id,
-            min(config.eval_episodes, EVAL_ENVS),
-            config.seed + EVAL_SEED_OFFSET,
-            config.env_kwargs,
+            config.env_id, min(config.eval_episodes, EVAL_ENVS), eval_seed, config.env_kwargs
         )
         evaluator = CollisionEvalCallback(
             eval_env,
@@ -341,6 +339,7 @@ def train_agent(
             spec,
             log_path=config.log_dir,
             training_collisions=counter,
+            episode_seed=eval_seed,
         )
         all_callbacks.append(evaluator)
     if config.capture_video:

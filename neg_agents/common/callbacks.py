@@ -59,6 +59,10 @@ class CollisionEvalCallback(BaseCallback):
     :param training_collisions: the run's collision counter: each row of ``history`` then
         also holds the collisions made while learning so far (``train_collisions``), the
         curve beside the learning curve.
+    :param episode_seed: reset seed of the evaluation episodes: every evaluation replays the
+        same episodes, so the points of the curve differ by the policy alone, not by the
+        scenes drawn (None: each evaluation goes on where the last one stopped, as SB3's
+        ``EvalCallback`` does).
     """
 
     def __init__(
@@ -70,8 +74,12 @@ class CollisionEvalCallback(BaseCallback):
         verbose: int = 0,
         log_path: str | Path | None = None,
         training_collisions: TrainingCollisions | None = None,
+        episode_seed: int | None = None,
     ) -> None:
         super().__init__(verbose)
+        if episode_seed is not None:
+            check_int("episode_seed", episode_seed, 0)
+        self.episode_seed = episode_seed
         check_int("eval_freq", eval_freq, 1)
         check_int("n_eval_episodes", n_eval_episodes, 1)
         self.eval_env = eval_env
@@ -99,6 +107,8 @@ class CollisionEvalCallback(BaseCallback):
     def evaluate(self) -> dict[str, Any]:
         """Evaluate now, log and record the result."""
         start = time.perf_counter()
+        if self.episode_seed is not None:
+            self.eval_env.seed(self.episode_seed)  # used by the reset that starts evaluating
         stats = self.spec.evaluate(self.model.policy, self.eval_env, self.n_eval_episodes)
         self.eval_time_s += time.perf_counter() - start
         row = {"timesteps": self.num_timesteps, **stats.summary()}

@@ -1,6 +1,9 @@
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common.logger import configure
 
 from neg_agents import ConstantAgent, RandomAgent, evaluate_agent, make_env
 from neg_agents.common.callbacks import CollisionEvalCallback
@@ -59,3 +62,25 @@ def test_constant_agent_validates_its_action(single_env):
 def test_eval_callback_rejects_bad_settings(vec_env):
     with pytest.raises(ValueError, match="eval_freq"):
         CollisionEvalCallback(vec_env, eval_freq=0)
+
+
+@pytest.mark.parametrize("episode_seed", [31, None])
+def test_eval_callback_replays_the_same_episodes_when_given_an_episode_seed(episode_seed):
+    # A staying agent among 10 moving obstacles: its punishment depends on the scenes alone.
+    env = make_env("NegCollision-v0", n_envs=2, seed=31)
+    stay = ConstantAgent(env.observation_space, env.action_space, 4)
+    model = SimpleNamespace(policy=stay, get_env=lambda: env, logger=configure(None, []))
+    callback = CollisionEvalCallback(env, n_eval_episodes=4, episode_seed=episode_seed)
+    callback.init_callback(model)  # type: ignore[arg-type]
+    callback.evaluate()
+    callback.evaluate()
+    first, second = callback.episodes["results"]
+    assert len(first) == 4 and len(set(first)) > 1  # scenes that differ
+    # With the seed both evaluations play the same scenes; without it, the next ones.
+    assert (first == second) == (episode_seed is not None)
+    env.close()
+
+
+def test_eval_callback_rejects_a_negative_episode_seed(vec_env):
+    with pytest.raises(ValueError, match="episode_seed"):
+        CollisionEvalCallback(vec_env, episode_seed=-1)
