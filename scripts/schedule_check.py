@@ -14,6 +14,7 @@ schedule and seed, then the mean per schedule) to ``--out``, rewritten after eve
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -103,7 +104,8 @@ def report(args: Args, rows: list[tuple[str, int, dict[str, float]]], minutes: f
     """The markdown report: settings, then one row per run and the mean per schedule."""
     lines = [
         f"Machine: {machine_description(torch.device('cpu'))}; runs one at a time, "
-        f"{minutes:.1f} min in all. {args.algo} on {ENV_ID}, {args.total_timesteps:,} env steps "
+        f"{minutes:.1f} min in all, load average {os.getloadavg()[0]:.1f} at the end (other "
+        f"processes slow env steps/s, not the results). {args.algo} on {ENV_ID}, {args.total_timesteps:,} env steps "
         f"per run; each run evaluated on the same {args.episodes} validation episodes (reset "
         f"seeds from {args.episode_seed:,}); return ± 95% confidence half-width over episodes.",
         "",
