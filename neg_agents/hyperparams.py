@@ -22,12 +22,9 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "buffer_size": 300_000,
     "learning_starts": 2_000,
     # 64 envs (N_ENVS) and two 512-sample gradient steps per vector step: the same 16 samples
-    # per env step as 16 envs with one 256-sample step (the schedule the agents were tuned
-    # on), at half the updates, which is what bounds training speed. The shielded main job
-    # trained 1.9x as fast (8,800 vs 4,400-4,900 env steps/s) with return -0.125, -0.134,
-    # -0.156 and no collisions on 200 validation episodes (seeds from 500,000) for seeds 0-2,
-    # against -0.123, -0.130, -0.119; one 512-sample step (14,000 env steps/s) gave -0.126,
-    # -0.169, -0.172 (measured on the 2-core CPU, two runs at a time).
+    # per env step as negdl 0.1's 16 envs with one 256-sample step, at half the updates, which
+    # bound training speed (docs/agents/training_speed.md, schedule_check.md; the unshielded
+    # agents collide more on it, docs/guide/agents.md).
     "batch_size": 512,
     # Collisions are decided a few steps ahead (obstacles move 0.01 a step, the agent 0.02):
     # a short horizon and 3-step returns propagate them fast.

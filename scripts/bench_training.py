@@ -9,7 +9,7 @@ Rows, each trained for ``--total-timesteps`` env steps:
 
 - ``today's path``: what ``negdl-train --algo dqn`` ran in negdl 0.1, SB3's ``DQN`` (its own
   ``train`` and ``predict``) with the extractor as it was then
-  (``neg_agents.common.reference_extractor``) on its schedule then (:data:`TODAY_SCHEDULE`: 16
+  (``neg_agents.common.reference_extractor``) on its schedule then (``TODAY_N_ENVS``, ``TODAY_HYPERPARAMS``: 16
   natively batched envs, one 256-sample gradient step per vector step): the baseline of the
   speed-up column;
 - on negdl-train's defaults (``neg_agents.hyperparams``: 64 natively batched envs, two
@@ -17,7 +17,7 @@ Rows, each trained for ``--total-timesteps`` env steps:
   ``ObstacleSetExtractor``; ``neg-reward-dqn``, ``neg-reward-dqn-shielded`` (the main job) and
   ``neg-action-dqn``, the negdl agents (their own training step and acting path);
 - with ``--agent-n-envs`` or ``--hyperparams``: ``neg-reward-dqn`` once more, on that update
-  schedule (today's path keeps the defaults).
+  schedule (today's path keeps its own).
 
 The rate of a row is taken over the steps after the exploration decay (the last 80 % of a run,
 where a default 200,000-step run spends 80 % of its steps: the policy acts on 95 % of the
@@ -58,8 +58,8 @@ from negdl.results import cpu_description, machine_description, write_text_atomi
 ENV_ID = "NegCollision-v0"
 #: The row every speed-up is measured against.
 TODAY = "today's path (SB3 DQN, negdl 0.1 extractor and schedule)"
-#: negdl 0.1's update schedule: parallel envs and the hyperparameters that differ from today's.
-TODAY_SCHEDULE: dict[str, Any] = {"n_envs": 16, "batch_size": 256, "gradient_steps": 1}
+#: negdl 0.1's update schedule: its parallel envs and the hyperparameters that differ from today's.
+TODAY_N_ENVS, TODAY_HYPERPARAMS = 16, {"batch_size": 256, "gradient_steps": 1}
 
 
 class Rate(NamedTuple):
@@ -158,12 +158,11 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "eval_freq": 0,
         "device": args.device,
     }
-    today = {name: value for name, value in TODAY_SCHEDULE.items() if name != "n_envs"}
     rows = {
         TODAY: TrainConfig(
             "dqn",
-            hyperparams={**today, "policy_kwargs": reference_policy_kwargs()},
-            **{**common, "n_envs": TODAY_SCHEDULE["n_envs"]},
+            hyperparams={**TODAY_HYPERPARAMS, "policy_kwargs": reference_policy_kwargs()},
+            **{**common, "n_envs": TODAY_N_ENVS},
         ),
         "dqn (SB3 DQN, current extractor)": TrainConfig("dqn", **common),
         "neg-reward-dqn": TrainConfig("neg-reward-dqn", **common),
@@ -292,7 +291,7 @@ def report(
         f"{args.repeats} interleaved repetitions, medians (range in brackets); "
         f"{args.total_timesteps:,} env steps per training row and repetition on negdl-train's "
         f"defaults, {args.n_envs} natively batched envs (today's path: "
-        f"{TODAY_SCHEDULE['n_envs']}, its schedule then), "
+        f"{TODAY_N_ENVS}, its schedule then), "
         f"{args.threads or torch.get_num_threads()} torch thread(s), device {device.type}; "
         f"{minutes:.1f} min in all; load average {load[0]:.1f} at the start, {load[1]:.1f} at "
         "the end. Per CPU second: env steps over this process's CPU time, which other processes "

@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from statistics import fmean
 
 import torch
 
 import neg_envs  # noqa: F401  (registers the ids)
 from neg_agents.algos import MAIN_ALGO, get_algo
-from neg_agents.hyperparams import N_TIMESTEPS
+from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS
 from neg_agents.training import TrainConfig, train_agent
 from negdl.checks import check_int
 from negdl.cli import check_out_file, parse_options, run_main
@@ -59,38 +60,37 @@ class Args:
     """markdown report (docs/agents/schedule_check.md is scripts/update_docs.py's copy)"""
 
     def __post_init__(self) -> None:
-        get_algo(self.algo)
         if not self.schedules or not self.seeds:
             raise ValueError("--schedules and --seeds each need at least one value")
-        for schedule in self.schedules:
-            overrides(schedule)
         for seed in self.seeds:
             check_int("--seeds", seed, 0, 2**32 - 1)
         check_int("--total-timesteps", self.total_timesteps, 1)
+        for schedule in self.schedules:  # a bad name or value fails now, not after hours
+            train_config(self, schedule, self.seeds[0])
         check_int("--episodes", self.episodes, 1)
         check_int("--episode-seed", self.episode_seed, 0, 2**32 - 1)
         check_int("--threads", self.threads, 0)
         check_out_file("--out", self.out)
 
 
-def overrides(schedule: str) -> dict[str, object]:
-    """A schedule's hyperparameter overrides (``n_envs`` included), checked as name=value."""
-    return parse_options(schedule.split(), "schedule item")
-
-
-def run_one(args: Args, schedule: str, seed: int) -> dict[str, float]:
-    """Train on ``schedule`` with ``seed``; its speed and validation results."""
-    hyperparams = overrides(schedule)
-    n_envs = hyperparams.pop("n_envs", None)
-    config = TrainConfig(
+def train_config(args: Args, schedule: str, seed: int) -> TrainConfig:
+    """The run of ``schedule`` with ``seed`` (constructing it checks the schedule's values)."""
+    hyperparams = parse_options(schedule.split(), "schedule item")
+    n_envs = hyperparams.pop("n_envs", N_ENVS)
+    return TrainConfig(
         algo=args.algo,
         env_id=ENV_ID,
         seed=seed,
         total_timesteps=args.total_timesteps,
+        n_envs=n_envs,
         hyperparams=hyperparams,
         eval_freq=0,
-        **({"n_envs": n_envs} if n_envs is not None else {}),
     )
+
+
+def run_one(args: Args, schedule: str, seed: int) -> dict[str, float]:
+    """Train on ``schedule`` with ``seed``; its speed and validation results."""
+    config = train_config(args, schedule, seed)
     result = train_agent(config)
     result.model.get_env().close()
     spec = get_algo(args.algo)
@@ -126,11 +126,11 @@ def report(args: Args, rows: list[tuple[str, int, dict[str, float]]], minutes: f
     for schedule in args.schedules:
         done = [row for name, _, row in rows if name == schedule]
         if done:
-            speed = sum(row["steps_per_s"] for row in done) / len(done)
-            collisions = sum(row["collisions_per_episode"] for row in done) / len(done)
             lines.append(
-                f"| {schedule or 'defaults'} | {len(done)} | {speed:,.0f} | "
-                f"{mean_std([row['return'] for row in done], 3)} | {collisions:.3f} |"
+                f"| {schedule or 'defaults'} | {len(done)} | "
+                f"{fmean(row['steps_per_s'] for row in done):,.0f} | "
+                f"{mean_std([row['return'] for row in done], 3)} | "
+                f"{fmean(row['collisions_per_episode'] for row in done):.3f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -452,6 +452,8 @@ def test_schedule_check_rejects_bad_arguments(capsys):
         "--schedules batch_size": "name=value",
         "--episodes 0": "--episodes",
         "--algo sarsa": "sarsa",
+        "--schedules learning_rat=0.1": "learning_rat",  # checked before anything trains
+        "--schedules n_envs=0": "n_envs",
     }
     for argv, message in bad.items():
         with pytest.raises(SystemExit) as exit_info:
