@@ -61,8 +61,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
 
     #: The observation layouts it reads.
     layouts: tuple[str, ...] = OBSERVATION_MODES
-    wall_sign: th.Tensor
-    wall_offset: th.Tensor
 
     def __init__(
         self,
@@ -121,58 +119,49 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             nn.Linear(hidden, hidden),
             nn.ReLU(),
         )
-        # The walls' distances as one multiply-add: (agent x, y, x, y) * sign + offset, in
-        # agent steps (fixed layouts; not saved with the model).
-        low, high = self.agent_radius / self.agent_step, (1.0 - self.agent_radius) / self.agent_step
-        self.register_buffer(
-            "wall_sign", th.tensor([1.0, 1.0, -1.0, -1.0]) / self.agent_step, persistent=False
-        )
-        self.register_buffer("wall_offset", th.tensor([-low, -low, high, high]), persistent=False)
 
     def geometry(self, observations: th.Tensor) -> tuple[Any, Any, Any]:
         """The contact distance and the farthest relevant distance (agent steps), and the
-        agent's radius (world units): numbers fixed by the env, or ``(batch, 1, 1)``,
-        ``(batch, 1, 1)`` and ``(batch, 1)`` tensors read from a ``nearest_radii`` observation."""
+        agent's radius (world units): numbers fixed by the env, or ``(batch, 1)`` tensors read
+        from a ``nearest_radii`` observation."""
         if self.observation != "nearest_radii":
             return self.contact, self.reach, self.agent_radius
         radii = observations[:, 2:4] * MAX_RADIUS
-        contact = radii.sum(dim=1).reshape(-1, 1, 1) / self.agent_step
+        contact = radii.sum(dim=1, keepdim=True) / self.agent_step
         reach = contact + self.reach_steps * (1.0 + self.top_speed / self.agent_step)
         return contact, reach, radii[:, :1]
 
-    def obstacle_motion(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """The observation's obstacle slots ``(batch, slots, per_obstacle)``, and each
-        obstacle's position relative to the agent (agent steps) and velocity (agent steps per
-        ``reach_steps`` steps), ``(batch, slots, 2)`` each."""
-        agent = observations[:, :2]
+    def obstacle_slots(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The observation's obstacle slots ``(batch, slots, per_obstacle)``, each obstacle's
+        offset from the agent (world units) and whether the slot holds one (1.0 or 0.0), the
+        last two ``(batch, slots, 2)`` and ``(batch, slots, 1)``."""
         slots = observations[:, self.lead :].reshape(
             observations.shape[0], self.num_slots, self.per_obstacle
         )
         if self.observation == "absolute":
-            relative = (slots[..., :2] - agent[:, None, :]) / self.agent_step
-            velocity = slots[..., 2:] * self.velocity_unit
-        else:
-            relative = slots[..., 1:3] / self.agent_step
-            velocity = slots[..., 3:] * self.velocity_unit
-        return slots, relative, velocity
+            offset = slots[..., :2] - observations[:, None, :2]
+            return slots, offset, th.ones_like(slots[..., :1])
+        return slots, slots[..., 1:3], slots[..., :1]
 
-    def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
-        """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the
-        direction to it (2) and the gap left before contact (1), its velocity per
-        ``reach_steps`` steps (2), and when (1, a share of ``reach_steps``), in which direction
-        (2) and with what gap (1) it passes closest to a staying agent. Last: its relevance in
-        [0, 1] (0 for an empty ``nearest`` slot or an obstacle out of reach)."""
-        slots, relative, velocity = self.obstacle_motion(observations)
-        contact, reach, _ = self.geometry(observations)
-        present = th.ones_like(slots[..., 0]) if self.observation == "absolute" else slots[..., 0]
-        distance = relative.norm(dim=-1, keepdim=True)
+    def velocities(self, slots: th.Tensor) -> th.Tensor:
+        """The obstacles' velocities in ``slots`` (``(..., per_obstacle)``), in agent steps per
+        ``reach_steps`` steps, ``(..., 2)``."""
+        return slots[..., -2:] * self.velocity_unit
+
+    def features(self, relative: th.Tensor, velocity: th.Tensor, contact: Any) -> th.Tensor:
+        """``(..., OBSTACLE_FEATURES)`` for obstacles at ``relative`` with ``velocity`` (agent
+        steps, ``(..., 2)`` each) and the contact distance ``contact`` (agent steps, a number or
+        a tensor that broadcasts to ``(..., 1)``): the direction to the obstacle (2) and the gap
+        left before contact (1), its velocity per ``reach_steps`` steps (2), and when (1, a
+        share of ``reach_steps``), in which direction (2) and with what gap (1) it passes
+        closest to a staying agent."""
+        distance = th.linalg.vector_norm(relative, dim=-1, keepdim=True)
         # Closest approach to a staying agent along the obstacle's straight line.
-        speed2 = (velocity * velocity).sum(dim=-1, keepdim=True)
-        closing = -(relative * velocity).sum(dim=-1, keepdim=True)
-        when = (closing / speed2.clamp(min=1e-9)).clamp(0.0, 1.0)
-        closest = relative + velocity * when
-        closest_distance = closest.norm(dim=-1, keepdim=True)
-        relevance = (reach - distance).clamp(0.0, 1.0) * present[..., None]
+        speed2 = th.linalg.vecdot(velocity, velocity).unsqueeze(-1)
+        closing = th.linalg.vecdot(relative, velocity).unsqueeze(-1)
+        when = th.clamp(-closing / speed2.clamp(min=1e-9), 0.0, 1.0)
+        closest = th.addcmul(relative, velocity, when)
+        closest_distance = th.linalg.vector_norm(closest, dim=-1, keepdim=True)
         return th.cat(
             [
                 relative / distance.clamp(min=1e-6),
@@ -181,58 +170,59 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
                 when,
                 closest / closest_distance.clamp(min=1e-6),
                 closest_distance - contact,
-                relevance,
             ],
             dim=-1,
         )
+
+    def relevance(self, offset: th.Tensor, present: th.Tensor, reach: Any) -> th.Tensor:
+        """Each obstacle's relevance in [0, 1], ``(batch, slots, 1)``: 1 within ``reach - 1``
+        agent steps, falling to 0 at ``reach`` and beyond, 0 for an empty slot."""
+        distance = th.linalg.vector_norm(offset, dim=-1, keepdim=True) / self.agent_step
+        return (reach - distance).clamp_(0.0, 1.0) * present
+
+    def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
+        """``(batch, slots, OBSTACLE_FEATURES + 1)``: :meth:`features` of every slot, then its
+        :meth:`relevance` (0 for an empty ``nearest`` slot or an obstacle out of reach). The
+        definition :meth:`forward` computes for the obstacles in reach only."""
+        contact, reach, _ = self.geometry(observations)
+        if th.is_tensor(reach):
+            contact, reach = contact[:, None], reach[:, None]
+        slots, offset, present = self.obstacle_slots(observations)
+        features = self.features(offset / self.agent_step, self.velocities(slots), contact)
+        return th.cat([features, self.relevance(offset, present, reach)], dim=-1)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        if self.observation == "nearest_radii":
-            return self.general_forward(observations)
-        return self.fixed_forward(observations)
+        """The pooled embeddings of the obstacles, then the agent's distances to the walls.
 
-    def fixed_forward(self, observations: th.Tensor) -> th.Tensor:
-        """:meth:`general_forward` for the layouts whose geometry the env fixes (``absolute``,
-        ``nearest``), in fewer tensor operations: the per-call overhead of small tensor
-        operations, not arithmetic, bounds a training step. The same features and outputs (up
-        to float rounding; ``tests/agents/test_reference_extractor.py`` checks it)."""
+        Only obstacles in reach (relevance > 0) get features and go through the MLP: the
+        others' embeddings are 0, which adds nothing to the sum, and the embeddings are >= 0
+        (ReLU times a relevance in [0, 1]), so a 0 changes no maximum either. Most obstacles
+        of a scene are out of reach, so this saves most of a training step's arithmetic, and the
+        per-call overhead of small tensor operations, not arithmetic, bounds a step.
+        """
         batch = observations.shape[0]
-        contact, reach = self.contact, self.reach
-        agent = observations[:, :2]
-        slots, relative, velocity = self.obstacle_motion(observations)
-        distance = th.linalg.vector_norm(relative, dim=-1, keepdim=True)
-        speed2 = th.linalg.vecdot(velocity, velocity).unsqueeze(-1)
-        closing = th.linalg.vecdot(relative, velocity).unsqueeze(-1)
-        when = th.clamp(-closing / speed2.clamp(min=1e-9), 0.0, 1.0)
-        closest = th.addcmul(relative, velocity, when)
-        closest_distance = th.linalg.vector_norm(closest, dim=-1, keepdim=True)
-        relevance = (reach - distance).clamp_(0.0, 1.0)
-        if self.observation != "absolute":
-            relevance = relevance * slots[..., :1]
-        inputs = th.cat(
-            [
-                relative / distance.clamp(min=1e-6),
-                distance - contact,
-                velocity,
-                when,
-                closest / closest_distance.clamp(min=1e-6),
-                closest_distance - contact,
-            ],
-            dim=-1,
-        ).clamp_(-reach, reach)
-        walls = th.addcmul(self.wall_offset, agent.repeat(1, 2), self.wall_sign).clamp_(max=reach)
-        # Only obstacles in reach (relevance > 0) go through the MLP: the others' embeddings
-        # are 0, which adds nothing to the sum, and the embeddings are >= 0 (ReLU times a
-        # relevance in [0, 1]), so a 0 changes no maximum either. Most obstacles of a scene are
-        # out of reach, so this is most of the arithmetic of a training step saved.
+        contact, reach, agent_radius = self.geometry(observations)
+        slots, offset, present = self.obstacle_slots(observations)
+        per_row = th.is_tensor(reach)
+        relevance = self.relevance(offset, present, reach[:, None] if per_row else reach)
         relevance = relevance.reshape(-1)
         kept = relevance.nonzero().squeeze(1)
-        first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
-        hidden = th.relu(
-            F.linear(inputs.reshape(-1, OBSTACLE_FEATURES)[kept], first.weight, first.bias)
-        )
-        embedded = th.relu(F.linear(hidden, second.weight, second.bias)) * relevance[kept, None]
         rows = th.div(kept, max(self.num_slots, 1), rounding_mode="floor")
+        # Features of the obstacles in reach, one row each.
+        kept_slots = slots.reshape(-1, self.per_obstacle).index_select(0, kept)
+        relative = offset.reshape(-1, 2).index_select(0, kept) / self.agent_step
+        if per_row:
+            kept_reach = reach.index_select(0, rows)
+            inputs = self.features(
+                relative, self.velocities(kept_slots), contact.index_select(0, rows)
+            )
+            inputs = th.clamp(inputs, -kept_reach, kept_reach)
+        else:
+            inputs = self.features(relative, self.velocities(kept_slots), contact)
+            inputs = inputs.clamp_(-reach, reach)
+        first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
+        hidden = th.relu(F.linear(inputs, first.weight, first.bias))
+        embedded = th.relu(F.linear(hidden, second.weight, second.bias)) * relevance[kept, None]
         zeros = embedded.new_zeros(batch, embedded.shape[1])
         pooled = []
         if self.pooling in ("sum", "sum+max"):
@@ -240,31 +230,10 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         if self.pooling in ("max", "sum+max"):
             index = rows[:, None].expand(-1, embedded.shape[1])
             pooled.append(zeros.scatter_reduce(0, index, embedded, "amax", include_self=True))
-        return th.cat([*pooled, walls], dim=1)
-
-    def general_forward(self, observations: th.Tensor) -> th.Tensor:
-        """The features from :meth:`obstacle_features` and :meth:`geometry`, for every layout."""
-        features = self.obstacle_features(observations)
-        relevance = features[..., -1:]
-        _, reach, agent_radius = self.geometry(observations)
-        # Obstacles out of reach are clipped to its edge so their inputs stay bounded.
-        inputs = th.clamp(features[..., :-1], -reach, reach)
-        embedded = self.embed(inputs) * relevance
-        pooled = []
-        if self.pooling in ("sum", "sum+max"):
-            pooled.append(embedded.sum(dim=1))
-        if self.pooling in ("max", "sum+max"):
-            pooled.append(
-                embedded.max(dim=1).values
-                if self.num_slots
-                else embedded.new_zeros(embedded.shape[0], embedded.shape[-1])
-            )
         agent = observations[:, :2]
-        low, high = agent_radius, 1.0 - agent_radius
-        walls = th.cat([agent - low, high - agent], dim=1) / self.agent_step
-        return th.cat(
-            [*pooled, th.clamp(walls, max=reach[:, 0] if th.is_tensor(reach) else reach)], dim=1
-        )
+        walls = th.cat([agent - agent_radius, (1.0 - agent_radius) - agent], dim=1)
+        walls = walls / self.agent_step
+        return th.cat([*pooled, th.clamp(walls, max=reach)], dim=1)
 
 
 def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dict[str, Any]:

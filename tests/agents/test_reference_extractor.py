@@ -59,7 +59,25 @@ def test_current_extractor_matches_the_reference(env, pooling):
         )
 
 
-def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(env, pooling):
+def dense_forward(extractor: ObstacleSetExtractor, obs: torch.Tensor) -> torch.Tensor:
+    """The extractor's output from its features of every slot (``obstacle_features``), without
+    skipping the obstacles out of reach: the definition its forward computes."""
+    features = extractor.obstacle_features(obs)
+    _, reach, agent_radius = extractor.geometry(obs)
+    reach = reach[:, None] if torch.is_tensor(reach) else reach
+    embedded = extractor.embed(torch.clamp(features[..., :-1], -reach, reach)) * features[..., -1:]
+    pooled = []
+    if extractor.pooling in ("sum", "sum+max"):
+        pooled.append(embedded.sum(dim=1))
+    if extractor.pooling in ("max", "sum+max"):
+        pooled.append(embedded.amax(dim=1) if extractor.num_slots else embedded.sum(dim=1))
+    agent = obs[:, :2]
+    walls = torch.cat([agent - agent_radius, 1.0 - agent_radius - agent], 1) / extractor.agent_step
+    reach = reach[:, 0] if torch.is_tensor(reach) else reach
+    return torch.cat([*pooled, torch.clamp(walls, max=reach)], dim=1)
+
+
+def test_forward_matches_on_permuted_obstacles_and_the_dense_definition(env, pooling):
     reference, current = extractor_pair(env.observation_space, env, pooling)
     obs = scene_observations(env, 200, seed=2)
     lead, per = current.lead, current.per_obstacle
@@ -70,7 +88,7 @@ def test_fast_forward_matches_on_permuted_obstacles_and_the_general_forward(env,
     want = reference(obs)
     with torch.no_grad():
         torch.testing.assert_close(current(permuted), want, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(current.general_forward(obs), current(obs), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(dense_forward(current, obs), current(obs), rtol=1e-5, atol=1e-6)
 
 
 def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
@@ -82,7 +100,31 @@ def test_fast_forward_matches_with_no_obstacle_in_reach_or_none_at_all(pooling):
         if obs.shape[1] > 2:
             obs[:10, 2:].reshape(10, -1, 4)[..., :2] = 0.95  # every obstacle far away
         out = current(obs)
-        # negdl 0.1's extractor fails on 0 obstacles: there the general forward is the reference
-        want = reference(obs) if obs.shape[1] > 2 else current.general_forward(obs)
+        # negdl 0.1's extractor fails on 0 obstacles: there the dense definition is the reference
+        want = reference(obs) if obs.shape[1] > 2 else dense_forward(current, obs)
         torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
         assert torch.all(out[:10, :-4] == 0)
+
+
+def test_scene_radii_read_from_the_observation_give_the_fixed_scene_features(pooling):
+    """``nearest_radii`` reads the contact distance from each observation: on a scene whose
+    radii it reads, it computes what the ``nearest`` layout computes with them fixed, in one
+    batch that mixes that scene with another."""
+    kwargs = {"num_obstacles": 12, "k_nearest": 8}
+    fixed = gym.make("NegCollision-v0", observation="nearest", **kwargs)
+    mixed = gym.make("NegCollisionMix-v0")
+    radii_env = gym.make("NegCollision-v0", observation="nearest_radii", **kwargs)
+    _, nearest = extractor_pair(fixed.observation_space, fixed, pooling)
+    radii = ObstacleSetExtractor(
+        radii_env.observation_space,
+        **collision_extractor_kwargs(radii_env.unwrapped.config, hidden=16, pooling=pooling),
+    )
+    radii.load_state_dict(nearest.state_dict())
+    obs = scene_observations(radii_env, 100, seed=3)
+    other = scene_observations(mixed, 100, seed=4)[:, : obs.shape[1]]
+    both = torch.cat([obs, other])
+    without_radii = torch.cat([obs[:, :2], obs[:, 4:]], dim=1)
+    with torch.no_grad():
+        out = radii(both)
+        torch.testing.assert_close(out[:100], nearest(without_radii), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out, dense_forward(radii, both), rtol=1e-5, atol=1e-5)
