@@ -218,8 +218,13 @@ class PGD(Attack):
         **kwargs,
     ) -> None:
         super().__init__(model, eps, **kwargs)
-        self._positive(alpha=alpha, steps=steps)
-        self.alpha, self.steps, self.random_start = alpha, int(steps), random_start
+        self._positive(alpha=alpha)
+        self.alpha, self.steps, self.random_start = alpha, self.step_count(steps), random_start
+
+    def step_count(self, steps: int) -> int:
+        """The number of iterations ``steps`` asks for; ``ValueError`` unless it is positive."""
+        self._positive(steps=steps)
+        return int(steps)
 
     def start(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Where the iterations begin: uniformly in the eps-ball, or at the images."""
@@ -245,15 +250,10 @@ class PGD(Attack):
         return adversarial
 
 
-class BIM(Attack):
-    """Basic iterative method (Kurakin et al. 2017): iterated FGSM steps of ``alpha`` clipped
-    to the eps-ball, no random start. https://arxiv.org/abs/1607.02533
-
-    :param alpha: step size. :param steps: iterations; 0 picks ``min(255 eps + 4, 1.25 * 255 eps)``
-        as the paper (and the reference) do.
-    """
-
-    name = "BIM"
+class FixedStartPGD(PGD):
+    """PGD without the ``random_start`` option: the iterations begin where :meth:`start` says,
+    at the images unless a subclass draws its own start. The constructor of the PGD variants
+    that take ``(model, eps, alpha, steps)`` and keyword arguments as in :class:`Attack`."""
 
     def __init__(
         self,
@@ -263,22 +263,34 @@ class BIM(Attack):
         steps: int = 10,
         **kwargs,
     ) -> None:
-        super().__init__(model, eps, **kwargs)
+        super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
+
+
+class BIM(FixedStartPGD):
+    """Basic iterative method (Kurakin et al. 2017): iterated FGSM steps of ``alpha`` clipped
+    to the eps-ball, no random start. https://arxiv.org/abs/1607.02533
+
+    :param alpha: step size. :param steps: iterations; 0 picks ``min(255 eps + 4, 1.25 * 255 eps)``
+        as the paper (and the reference) do.
+    """
+
+    name = "BIM"
+
+    def step_count(self, steps: int) -> int:
+        """``steps``, or the paper's rule when it is 0; ``ValueError`` when it is negative."""
         if steps < 0:
             raise ValueError(f"steps must be >= 0 (0: the paper's rule), got {steps}")
-        self._positive(alpha=alpha)
-        self.alpha = alpha
-        self.steps = int(min(eps * 255 + 4, 1.25 * eps * 255)) if steps == 0 else int(steps)
+        eps = self.budget()
+        return int(min(eps * 255 + 4, 1.25 * eps * 255)) if steps == 0 else int(steps)
 
-    def perturb(self, images, labels, generator):
-        adversarial = images.clone()
-        for _ in range(self.steps):
-            stepped = adversarial + self.alpha * self.loss_gradient(adversarial, labels).sign()
-            lower = torch.clamp(images - self.eps, min=self.low)
-            adversarial = torch.clamp(
-                torch.minimum(torch.maximum(stepped, lower), images + self.eps), max=self.high
-            ).detach()
-        return adversarial
+    def project(self, adversarial: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The reference's clip into the eps-ball and the input range: the same point as
+        :meth:`Attack.project`, computed as torchattacks does (so rounding matches it)."""
+        eps = self.budget()
+        lower = torch.clamp(images - eps, min=self.low)
+        return torch.clamp(
+            torch.minimum(torch.maximum(adversarial, lower), images + eps), max=self.high
+        ).detach()
 
 
 class CW(Attack):
@@ -366,22 +378,12 @@ class CW(Attack):
         return best
 
 
-class RFGSM(PGD):
+class RFGSM(FixedStartPGD):
     """R+FGSM (Tramer et al. 2018): a random sign step of ``alpha``, then ``steps`` sign steps
     of ``alpha`` projected to the eps-ball (the reference's iterative form).
     https://arxiv.org/abs/1705.07204"""
 
     name = "RFGSM"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float = 8 / 255,
-        alpha: float = 2 / 255,
-        steps: int = 10,
-        **kwargs,
-    ) -> None:
-        super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
 
     def start(self, images, generator):
         step = self.alpha * self.normal_noise(images, generator).sign()
@@ -404,23 +406,13 @@ class FFGSM(PGD):
         super().__init__(model, eps, alpha, steps=1, random_start=True, **kwargs)
 
 
-class TPGD(PGD):
+class TPGD(FixedStartPGD):
     """TRADES' PGD (Zhang et al. 2019): maximise the KL divergence from the clean output;
     needs no labels. https://arxiv.org/abs/1901.08573"""
 
     name = "TPGD"
     supports_targeted = False
     needs_labels = False
-
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float = 8 / 255,
-        alpha: float = 2 / 255,
-        steps: int = 10,
-        **kwargs,
-    ) -> None:
-        super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
 
     def start(self, images, generator):
         noise = 0.001 * self.normal_noise(images, generator)
@@ -439,7 +431,7 @@ class TPGD(PGD):
         return divergence_gradient
 
 
-class MIFGSM(PGD):
+class MIFGSM(FixedStartPGD):
     """Momentum iterative FGSM (Dong et al. 2018): sign steps along an accumulated,
     per-image L1-normalised gradient. https://arxiv.org/abs/1710.06081
 
@@ -457,7 +449,7 @@ class MIFGSM(PGD):
         decay: float = 1.0,
         **kwargs,
     ) -> None:
-        super().__init__(model, eps, alpha, steps, random_start=False, **kwargs)
+        super().__init__(model, eps, alpha, steps, **kwargs)
         if decay < 0:
             raise ValueError(f"decay must be >= 0, got {decay}")
         self.decay = decay
