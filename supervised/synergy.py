@@ -178,6 +178,32 @@ class TrainedSynergy:
     global_step: int
 
 
+def _fit_synergy(
+    model: SynergyModel,
+    data: LabelledImages,
+    config: CBOMFConfig,
+    epochs: int,
+    seed: int,
+    stage: str,
+    context: RunContext,
+    global_step: int,
+    description: str,
+) -> TrainedSynergy:
+    """Train ``model``'s trainable parameters (:func:`~supervised.cbomf.fit_trainable`) for
+    ``epochs``, shuffling with the seed derived from ``stage`` (``"<stage>-shuffle"``)."""
+    losses, step = fit_trainable(
+        model,
+        data,
+        config,
+        epochs,
+        make_generator(seed, f"{stage}-shuffle"),
+        context,
+        global_step,
+        description,
+    )
+    return TrainedSynergy(model, losses, step)
+
+
 def train_synergy(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
@@ -198,18 +224,8 @@ def train_synergy(
         torch.manual_seed(derive_seed(seed, "init"))
         base = model_factory()
     model = synergy_from_classifier(base, derive_seed(seed, "synergy-heads"))
-    return TrainedSynergy(
-        model,
-        *fit_trainable(
-            model,
-            data,
-            config,
-            config.epochs,
-            make_generator(seed, "synergy-shuffle"),
-            context,
-            0,
-            "trained synergy",
-        ),
+    return _fit_synergy(
+        model, data, config, config.epochs, seed, "synergy", context, 0, "trained synergy"
     )
 
 
@@ -230,18 +246,16 @@ def hot_start_synergy(
     """
     model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
     model.freeze_extractor()
-    return TrainedSynergy(
+    return _fit_synergy(
         model,
-        *fit_trainable(
-            model,
-            data,
-            config,
-            config.second_epochs,
-            make_generator(seed, "hot-start-shuffle"),
-            context,
-            global_step,
-            "hot-start synergy",
-        ),
+        data,
+        config,
+        config.second_epochs,
+        seed,
+        "hot-start",
+        context,
+        global_step,
+        "hot-start synergy",
     )
 
 
@@ -273,19 +287,7 @@ def train_fusion(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "fusion-init"))
         fused = model.with_rule(LearnedFusion(num_classes, channels=channels))
-    return TrainedSynergy(
-        fused,
-        *fit_trainable(
-            fused,
-            data,
-            config,
-            epochs,
-            make_generator(seed, "fusion-shuffle"),
-            context,
-            global_step,
-            "fusion",
-        ),
-    )
+    return _fit_synergy(fused, data, config, epochs, seed, "fusion", context, global_step, "fusion")
 
 
 @dataclass(frozen=True)
