@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
-from negdl.cli import parse_args
-
-from ..conftest import run_in_repo
+from ..conftest import import_script, run_in_repo
 
 SMOKE = "--no-progress --threads 1 --test-subset 48"
 
@@ -108,33 +104,8 @@ def test_ohem_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert list((tmp_path / "seed0" / "mean_lr_x2" / "SN").glob("events.out.tfevents.*"))
 
 
-def load_script(name: str):
-    return importlib.import_module(f"supervised.cli.{name}")
-
-
-@pytest.mark.parametrize(
-    ("script", "argv", "message"),
-    [
-        ("siamese", ["--margin", "-1"], "margin must be >= 0"),
-        ("siamese", ["--schedules", "TSN-P>TSN"], "unknown schedule 'TSN-P>TSN'"),
-        ("siamese", ["--miner", "easy"], "unknown miner 'easy'"),
-        ("negative_labels", ["--noise-rates", "0.2", "1.0"], "noise rates must be in [0, 1)"),
-        ("negative_labels", ["--methods", "SelPL"], "unknown method(s) ['SelPL']"),
-        ("negative_aware", ["--sources", "cifar100"], "unknown negative source(s) ['cifar100']"),
-        ("negative_aware", ["--weight", "-0.5"], "weight must be >= 0"),
-        ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
-        ("ohem", ["--top-k", "0"], "k must be a positive"),
-        ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
-    ],
-)
-def test_scripts_reject_bad_arguments(script, argv, message, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        parse_args(load_script(script).Args, argv)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
 def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
-    script = load_script("siamese")
+    script = import_script("siamese")
     nan = float("nan")
     rows = [
         {

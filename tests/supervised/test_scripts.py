@@ -37,15 +37,21 @@ def csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def run_mnist_study(name: str, data_dir: Path, options: str, out: Path) -> tuple[list[dict], str]:
+    """Run ``supervised.cli.<name>`` on ``data_dir`` with ``options`` and ``--out-dir out``,
+    check that it succeeded, and return the rows of its ``mnist/results.csv`` and its stdout."""
+    done = run_script(f"supervised.cli.{name}", data_dir, options, "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    return csv_rows(out / "mnist" / "results.csv"), done.stdout
+
+
 def test_cbomf_script_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = (
         "--seeds 0 1 --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 128 --test-subset 32"
     )
     options += " --corner-fractions 0.1 0.5 --no-progress --threads 1"
-    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
-    assert done.returncode == 0, done.stderr
-    rows = csv_rows(out / "mnist" / "results.csv")
+    rows, _ = run_mnist_study("cbomf", mnist_root, options, out)
     assert len(rows) == 2 * 8 * 7  # seeds x modes x (full, 4 cuts, 2 corners)
     assert {row["mode"] for row in rows} == {"SN", "ONN", "HN", "NR", "ALT", "TP", "HN-K", "NR-K"}
     assert all(0.0 <= float(row["accuracy"]) <= 100.0 for row in rows)
@@ -67,9 +73,7 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     options = "--seeds 0 1 --modes SN HN --cbomf.epochs 1 --cbomf.second-epochs 1 --train-subset 96"
     options += " --test-subset 32 --corner-fractions 0.5 --no-progress --threads 1 --stacked"
-    done = run_script("supervised.cli.cbomf", mnist_root, options, "--out-dir", str(out))
-    assert done.returncode == 0, done.stderr
-    rows = csv_rows(out / "mnist" / "results.csv")
+    rows, _ = run_mnist_study("cbomf", mnist_root, options, out)
     assert len(rows) == 2 * 2 * 6 and {row["seed"] for row in rows} == {"0", "1"}
     assert "all seeds stacked" in (out / "mnist" / "results.md").read_text()
     trial = out / "mnist" / "stacked_seeds0-1"  # all seeds are one trial
@@ -78,18 +82,41 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
     assert metadata["mode"] == "HN" and metadata["seed"] == 1
 
 
-def test_cbomf_script_rejects_bad_arguments(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("cbomf", ["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
+        ("cbomf", ["--cbomf.lr", "-1"], "lr must be a finite number > 0"),
+        ("cbomf", ["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
+        ("synergy", ["--dataset", "svhn"], "unknown dataset 'svhn'"),
+        ("synergy", ["--arch", "resnet18"], "does not fit dataset 'mnist'"),
+        ("synergy", ["--omegas", "-1"], "omegas must be >= 0"),
+        ("synergy", ["--extra-modes", "XX"], "unknown CBOMF mode(s) ['XX']"),
+        ("robustness", ["--suite-attacks", "DeepFool"], "unknown attack(s) ['DeepFool']"),
+        ("robustness", ["--pgd-eps", "2"], "every eps must be in [0, 1]"),
+        ("robustness", ["--suite-models", "other"], "suite_models must be among models"),
+        ("siamese", ["--margin", "-1"], "margin must be >= 0"),
+        ("siamese", ["--schedules", "TSN-P>TSN"], "unknown schedule 'TSN-P>TSN'"),
+        ("siamese", ["--miner", "easy"], "unknown miner 'easy'"),
+        ("negative_labels", ["--noise-rates", "0.2", "1.0"], "noise rates must be in [0, 1)"),
+        ("negative_labels", ["--methods", "SelPL"], "unknown method(s) ['SelPL']"),
+        ("negative_aware", ["--sources", "cifar100"], "unknown negative source(s) ['cifar100']"),
+        ("negative_aware", ["--weight", "-0.5"], "weight must be >= 0"),
+        ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
+        ("ohem", ["--top-k", "0"], "k must be a positive"),
+        ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
+    ],
+)
+def test_scripts_reject_bad_arguments(
+    script: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(import_script(script).Args, argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cbomf_script_reports_a_missing_dataset(tmp_path: Path) -> None:
     script = import_script("cbomf")
-    for argv, message in (
-        (["--modes", "SN", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (["--cbomf.lr", "-1"], "lr must be a finite number > 0"),
-        (["--dataset", "emnist-foo"], "unknown dataset 'emnist-foo'"),
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            parse_args(script.Args, argv)
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(script.Args, ["--data-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(DataFileError, match="missing dataset file"):
         script.run(args)
@@ -141,9 +168,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     out = tmp_path / "synergy"
     options = "--seeds 0 1 --epochs 1 --second-epochs 1 --train-subset 128 --test-subset 48"
     options += " --corner-fractions 0.3 --rescued-examples 3 --no-progress --threads 1"
-    done = run_script("supervised.cli.synergy", mnist_root, options, "--out-dir", str(out))
-    assert done.returncode == 0, done.stderr
-    rows = csv_rows(out / "mnist" / "results.csv")
+    rows, stdout = run_mnist_study("synergy", mnist_root, options, out)
     models = {
         "normal", "negative", "NR", "synergy", "synergy-w0.5", "synergy-w2", "synergy-product",
         "synergy-max", "synergyF", "trained-synergy", "hot-start-synergy",
@@ -158,7 +183,7 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     report = (out / "mnist" / "results.md").read_text()
     assert "| synergyF |" in report and "Case analysis" in report and "Wall time" in report
     assert list((out / "mnist" / "seed1" / "trained-synergy").glob("events.out.tfevents.*"))
-    assert "cases full:" in done.stdout
+    assert "cases full:" in stdout
 
     robust = tmp_path / "robustness"
     options = "--seeds 0 1 --test-subset 48 --suite-subset 16 --eps-values 0 0.1 0.3"
@@ -202,22 +227,10 @@ def test_synergy_and_robustness_scripts_smoke(mnist_root: Path, tmp_path: Path) 
     assert list((result / "seed1").glob("events.out.tfevents.*"))
 
 
-def test_synergy_and_robustness_scripts_reject_bad_arguments(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_robustness_script_needs_synergy_models_and_cifar_gets_its_defaults(
+    tmp_path: Path,
 ) -> None:
     synergy, robustness = import_script("synergy"), import_script("robustness")
-    for script, argv, message in (
-        (synergy, ["--dataset", "svhn"], "unknown dataset 'svhn'"),
-        (synergy, ["--arch", "resnet18"], "does not fit dataset 'mnist'"),
-        (synergy, ["--omegas", "-1"], "omegas must be >= 0"),
-        (synergy, ["--extra-modes", "XX"], "unknown CBOMF mode(s) ['XX']"),
-        (robustness, ["--suite-attacks", "DeepFool"], "unknown attack(s) ['DeepFool']"),
-        (robustness, ["--pgd-eps", "2"], "every eps must be in [0, 1]"),
-        (robustness, ["--suite-models", "other"], "suite_models must be among models"),
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            parse_args(script.Args, argv)
-        assert exit_info.value.code == 2 and message in capsys.readouterr().err
     args = parse_args(robustness.Args, ["--models-dir", str(tmp_path), "--out-dir", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="run negdl-synergy"):
         robustness.run(args)
