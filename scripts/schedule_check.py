@@ -95,7 +95,9 @@ def run_one(args: Args, schedule: str, seed: int) -> dict[str, float]:
     result.model.get_env().close()
     spec = get_algo(args.algo)
     env = spec.make_env(ENV_ID, min(EVAL_ENVS, args.episodes), args.episode_seed)
-    stats = spec.evaluate(result.model, env, args.episodes).summary()
+    # The policy, as the bench evaluates it: the agent's own rule, without its training
+    # exploration (a model's predict explores with its final epsilon unless deterministic).
+    stats = spec.evaluate(result.model.policy, env, args.episodes).summary()
     env.close()
     return {"steps_per_s": result.steps_per_s, "train_s": result.train_time_s, **stats}
 

@@ -88,7 +88,7 @@ JOBS: dict[str, Job] = {
         "performance_profile.png: the DQN agents (shielded and not, negative-action, SB3's) and "
         "the baselines, 3 seeds, trained on default NegCollision-v0; the main job's agent also "
         "on 30 obstacles, the crowd and the scene mix (the generalist, 500,000 steps); every "
-        "agent on every scene and the probe scenes, 200 held-out test episodes each (about 75 "
+        "agent on every scene and the probe scenes, 200 held-out test episodes each (about 25 "
         "min on 2 cores)",
         ((PYTHON, "-m", "neg_agents.cli.bench", "--algos", "neg-reward-dqn-shielded",
           "neg-reward-dqn", "neg-action-dqn", "neg-action-dqn-shielded", "dqn", "planner",
@@ -115,10 +115,19 @@ JOBS: dict[str, Job] = {
           "--out", "docs/agents/training_speed.md"),),
     ),
     "agents-schedule": Job(
-        "docs/agents/schedule_check.md: the main job trained on negdl 0.1's update schedule, on "
-        "the defaults and with one gradient step per vector step, seeds 0-2, each on the same "
-        "200 validation episodes (about 8 min on one core)",
-        ((PYTHON, "scripts/schedule_check.py", "--out", "docs/agents/schedule_check.md"),),
+        "validation checks, seeds 0-2, each run on the same 200 validation episodes: "
+        "docs/agents/schedule_check.md, the main job on negdl 0.1's update schedule, on the "
+        "defaults and with one gradient step per vector step; schedule_check_unshielded.md, "
+        "neg-reward-dqn (no shield) on negdl 0.1's schedule and on the defaults; "
+        "neg_action_margin.md, neg-action-dqn with each forbidding margin (the defaults: 0.05; "
+        "about 25 min on one core)",
+        ((PYTHON, "scripts/schedule_check.py", "--out", "docs/agents/schedule_check.md"),
+         (PYTHON, "scripts/schedule_check.py", "--algo", "neg-reward-dqn", "--schedules",
+          "n_envs=16 batch_size=256 gradient_steps=1", "",
+          "--out", "docs/agents/schedule_check_unshielded.md"),
+         (PYTHON, "scripts/schedule_check.py", "--algo", "neg-action-dqn", "--schedules", "",
+          "margin=0.0025", "margin=0.005", "margin=0.01", "margin=0.02", "margin=0.1",
+          "--out", "docs/agents/neg_action_margin.md")),
     ),
     "agents-ablation": Job(
         "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "

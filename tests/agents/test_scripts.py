@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from neg_agents.algos import MAIN_ALGO
 from neg_agents.bench import PROBE_SCENES, BenchConfig
 from neg_agents.cli import bench, train, watch
+from neg_agents.hyperparams import NEG_ACTION_RULE
 from neg_agents.model_io import load_agent
 from negdl.cli import parse_args
 
@@ -78,7 +79,10 @@ def trained(tmp_path_factory, run_script) -> Path:
 def test_train_writes_model_config_checkpoints_and_tensorboard(trained):
     assert (trained / "model.zip").is_file()
     config = json.loads((trained / "config.json").read_text())
-    assert config["env_kwargs"]["num_obstacles"] == 3 and config["hyperparams"]["margin"] == 0.01
+    assert (
+        config["env_kwargs"]["num_obstacles"] == 3
+        and config["hyperparams"]["margin"] == NEG_ACTION_RULE["margin"]
+    )
     assert config["finished"] is not None
     assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == [
         "neg-action-dqn_150_steps.zip",
