@@ -208,18 +208,15 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         relevance = relevance.reshape(-1)
         kept = relevance.nonzero().squeeze(1)
         rows = th.div(kept, max(self.num_slots, 1), rounding_mode="floor")
-        # Features of the obstacles in reach, one row each.
+        # Features of the obstacles in reach, one row each, with their scene's geometry.
         kept_slots = slots.reshape(-1, self.per_obstacle).index_select(0, kept)
         relative = offset.reshape(-1, 2).index_select(0, kept) / self.agent_step
         if per_row:
-            kept_reach = reach.index_select(0, rows)
-            inputs = self.features(
-                relative, self.velocities(kept_slots), contact.index_select(0, rows)
-            )
-            inputs = th.clamp(inputs, -kept_reach, kept_reach)
+            contact, kept_reach = contact.index_select(0, rows), reach.index_select(0, rows)
         else:
-            inputs = self.features(relative, self.velocities(kept_slots), contact)
-            inputs = inputs.clamp_(-reach, reach)
+            kept_reach = reach
+        inputs = self.features(relative, self.velocities(kept_slots), contact)
+        inputs = th.clamp(inputs, -kept_reach, kept_reach)
         first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
         hidden = th.relu(F.linear(inputs, first.weight, first.bias))
         embedded = th.relu(F.linear(hidden, second.weight, second.bias)) * relevance[kept, None]
