@@ -119,15 +119,18 @@ JOBS: dict[str, Job] = {
         "docs/agents/schedule_check.md, the main job on negdl 0.1's update schedule, on the "
         "defaults and with one gradient step per vector step; schedule_check_unshielded.md, "
         "neg-reward-dqn (no shield) on negdl 0.1's schedule and on the defaults; "
-        "neg_action_margin.md, neg-action-dqn with each forbidding margin (the defaults: 0.05; "
-        "about 25 min on one core)",
+        "neg_action_margin.md, neg-action-dqn with each forbidding margin (the defaults: 0.05); "
+        "neg_action_margin_shielded.md, neg-action-dqn-shielded on its 0.01 and on 0.05 (about "
+        "30 min on one core)",
         ((PYTHON, "scripts/schedule_check.py", "--out", "docs/agents/schedule_check.md"),
          (PYTHON, "scripts/schedule_check.py", "--algo", "neg-reward-dqn", "--schedules",
           "n_envs=16 batch_size=256 gradient_steps=1", "",
           "--out", "docs/agents/schedule_check_unshielded.md"),
          (PYTHON, "scripts/schedule_check.py", "--algo", "neg-action-dqn", "--schedules", "",
           "margin=0.0025", "margin=0.005", "margin=0.01", "margin=0.02", "margin=0.1",
-          "--out", "docs/agents/neg_action_margin.md")),
+          "--out", "docs/agents/neg_action_margin.md"),
+         (PYTHON, "scripts/schedule_check.py", "--algo", "neg-action-dqn-shielded",
+          "--schedules", "", "margin=0.05", "--out", "docs/agents/neg_action_margin_shielded.md")),
     ),
     "agents-ablation": Job(
         "docs/agents/ablation/: Q-heads, SB3's DQN and the flat MLP on both observation layouts, "
