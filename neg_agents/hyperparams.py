@@ -23,8 +23,8 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "learning_starts": 2_000,
     # 64 envs (N_ENVS) and two 512-sample gradient steps per vector step: the same 16 samples
     # per env step as negdl 0.1's 16 envs with one 256-sample step, at half the updates, which
-    # bound training speed (docs/agents/training_speed.md, schedule_check.md; the unshielded
-    # agents collide more on it, schedule_check_unshielded.md).
+    # bound training speed (docs/agents/training_speed.md; the unshielded agents collide more
+    # on it, schedule_check_unshielded.md; the main job takes one step, ALGO_HYPERPARAMS).
     "batch_size": 512,
     # Collisions are decided a few steps ahead (obstacles move 0.01 a step, the agent 0.02):
     # a short horizon and 3-step returns propagate them fast.
@@ -70,8 +70,11 @@ NEG_ACTION_RULE: dict[str, Any] = {"margin": 0.05, "num_forbidden": 1, "prefer":
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "neg-action-dqn": NEG_ACTION_RULE,
-    # The negative-reward DQN under the env's action masks while it learns and acts.
-    "neg-reward-dqn-shielded": {"shield": True},
+    # The negative-reward DQN under the env's action masks while it learns and acts (the main
+    # job). One gradient step per vector step learns as well as two on validation episodes
+    # (docs/agents/schedule_check.md on the default scene, schedule_check_mix.md on the mix)
+    # and trains about 1.5x faster (training_speed.md).
+    "neg-reward-dqn-shielded": {"shield": True, "gradient_steps": 1},
     # The negative-action DQN's rule ranking only the actions the env's masks allow. Under the
     # shield a small margin pays: 0.01 returns -0.17 on validation episodes, 0.05 -0.30, both
     # without collisions (docs/agents/neg_action_margin_shielded.md).

@@ -1,8 +1,8 @@
 """Does an update schedule learn what another learns? The main job trained on each schedule over
 the same seeds, its speed, and its results on the same validation episodes.
 
-    python scripts/schedule_check.py        # negdl 0.1's schedule, the defaults, one gradient step
-    python scripts/schedule_check.py --schedules "" "batch_size=1024 gradient_steps=1"
+    python scripts/schedule_check.py        # negdl 0.1's schedule, two gradient steps, the defaults
+    python scripts/schedule_check.py --env-id NegCollisionMix-v0 --total-timesteps 500000
 
 A schedule is a list of hyperparameter overrides (``name=value``, SB3's DQN names; ``n_envs=N``
 sets the parallel envs), ``""`` being the defaults of ``neg_agents.hyperparams``. Each run is
@@ -29,7 +29,6 @@ from negdl.checks import check_int
 from negdl.cli import check_out_file, parse_options, run_main
 from negdl.results import machine_description, mean_std, write_text_atomic
 
-ENV_ID = "NegCollision-v0"
 #: Parallel envs of the validation evaluation (the episodes are split evenly over them).
 EVAL_ENVS = 20
 
@@ -40,12 +39,14 @@ class Args:
 
     schedules: tuple[str, ...] = (
         "n_envs=16 batch_size=256 gradient_steps=1",
+        "gradient_steps=2",
         "",
-        "gradient_steps=1",
     )
     """update schedules, each a space-separated list of name=value overrides ("": the defaults)"""
     algo: str = MAIN_ALGO
     """agent to train"""
+    env_id: str = "NegCollision-v0"
+    """scene to train on and validate on (NegCollisionMix-v0: the generalist)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """training seeds, the same for every schedule"""
     total_timesteps: int = N_TIMESTEPS
@@ -79,7 +80,7 @@ def train_config(args: Args, schedule: str, seed: int) -> TrainConfig:
     n_envs = hyperparams.pop("n_envs", N_ENVS)
     return TrainConfig(
         algo=args.algo,
-        env_id=ENV_ID,
+        env_id=args.env_id,
         seed=seed,
         total_timesteps=args.total_timesteps,
         n_envs=n_envs,
@@ -94,7 +95,7 @@ def run_one(args: Args, schedule: str, seed: int) -> dict[str, float]:
     result = train_agent(config)
     result.model.get_env().close()
     spec = get_algo(args.algo)
-    env = spec.make_env(ENV_ID, min(EVAL_ENVS, args.episodes), args.episode_seed)
+    env = spec.make_env(args.env_id, min(EVAL_ENVS, args.episodes), args.episode_seed)
     # The policy, as the bench evaluates it: the agent's own rule, without its training
     # exploration (a model's predict explores with its final epsilon unless deterministic).
     stats = spec.evaluate(result.model.policy, env, args.episodes).summary()
@@ -107,7 +108,7 @@ def report(args: Args, rows: list[tuple[str, int, dict[str, float]]], minutes: f
     lines = [
         f"Machine: {machine_description(torch.device('cpu'))}; runs one at a time, "
         f"{minutes:.1f} min in all, load average {os.getloadavg()[0]:.1f} at the end (other "
-        f"processes slow env steps/s, not the results). {args.algo} on {ENV_ID}, {args.total_timesteps:,} env steps "
+        f"processes slow env steps/s, not the results). {args.algo} on {args.env_id}, {args.total_timesteps:,} env steps "
         f"per run; each run evaluated on the same {args.episodes} validation episodes (reset "
         f"seeds from {args.episode_seed:,}); return ± 95% confidence half-width over episodes.",
         "",

@@ -115,15 +115,23 @@ JOBS: dict[str, Job] = {
           "--out", "docs/agents/training_speed.md"),),
     ),
     "agents-schedule": Job(
-        "validation checks, seeds 0-2, each run on the same 200 validation episodes: "
-        "docs/agents/schedule_check.md, the main job on negdl 0.1's update schedule, on the "
-        "defaults and with one gradient step per vector step; schedule_check_unshielded.md, "
-        "neg-reward-dqn (no shield) on negdl 0.1's schedule and on the defaults; "
-        "neg_action_margin.md, neg-action-dqn with each forbidding margin (the defaults: 0.05); "
-        "neg_action_margin_shielded.md, neg-action-dqn-shielded on its 0.01 and on 0.05 (about "
-        "30 min on one core)",
+        "validation checks of the main job's update schedule, seeds 0-2, each run on the same "
+        "200 validation episodes: docs/agents/schedule_check.md, on negdl 0.1's schedule, with "
+        "two gradient steps per vector step and on the defaults (one); schedule_check_mix.md, "
+        "the generalist on the scene mix (500,000 steps) with two steps and on the defaults "
+        "(about 25 min on one core)",
         ((PYTHON, "scripts/schedule_check.py", "--out", "docs/agents/schedule_check.md"),
-         (PYTHON, "scripts/schedule_check.py", "--algo", "neg-reward-dqn", "--schedules",
+         (PYTHON, "scripts/schedule_check.py", "--env-id", "NegCollisionMix-v0",
+          "--total-timesteps", "500000", "--schedules", "gradient_steps=2", "",
+          "--out", "docs/agents/schedule_check_mix.md")),
+    ),
+    "agents-margins": Job(
+        "validation checks, seeds 0-2, each run on the same 200 validation episodes: "
+        "docs/agents/schedule_check_unshielded.md, neg-reward-dqn (no shield) on negdl 0.1's "
+        "schedule and on the defaults; neg_action_margin.md, neg-action-dqn with each forbidding "
+        "margin (the defaults: 0.05); neg_action_margin_shielded.md, neg-action-dqn-shielded on "
+        "its 0.01 and on 0.05 (about 25 min on one core)",
+        ((PYTHON, "scripts/schedule_check.py", "--algo", "neg-reward-dqn", "--schedules",
           "n_envs=16 batch_size=256 gradient_steps=1", "",
           "--out", "docs/agents/schedule_check_unshielded.md"),
          (PYTHON, "scripts/schedule_check.py", "--algo", "neg-action-dqn", "--schedules", "",
