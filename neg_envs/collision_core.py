@@ -51,18 +51,8 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
             raise ValueError(
                 f"action must be a single integer, got an array of shape {action.shape}"
             )
-        if not np.issubdtype(action.dtype, np.integer):
-            raise TypeError(
-                f"action must be an integer, got an array of dtype {action.dtype}: {action!r}"
-            )
-        action = action.reshape(()).item()
-    elif isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-        raise TypeError(
-            f"action must be an integer in [{start}, {start + n}), got {type(action).__name__} {action!r}"
-        )
-    if not start <= action < start + n:
-        raise ValueError(f"action must be in [{start}, {start + n}), got {action}")
-    return int(action)
+        action = action.reshape(()).item()  # a float or bool array's item is refused below
+    return check_int("action", action, start, start + n - 1)
 
 
 def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) -> None:
@@ -82,13 +72,7 @@ def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) ->
 
 def check_seed(seed: Any) -> int | None:
     """``seed`` if it is None or an integer >= 0 (what ``reset(seed=...)`` accepts)."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be None or an integer >= 0, got {type(seed).__name__} {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
-    return int(seed)
+    return None if seed is None else check_int("seed", seed, 0)
 
 
 def checked_value_or_range(

@@ -260,7 +260,7 @@ class Sweep:
     ) -> None:
         """Write the outcome's record and tables, and report it."""
         trial = outcome.trial
-        record = {
+        record: dict[str, Any] = {
             "name": trial.name,
             "params": dict(trial.params),
             "settings": settings,
@@ -272,9 +272,7 @@ class Sweep:
         trial.dir.mkdir(parents=True, exist_ok=True)
         if outcome.failed:
             result.failed[trial.name] = outcome.error or ""
-            write_text_atomic(
-                trial.dir / RECORD_NAME, json.dumps({**record, "error": outcome.error}, indent=1)
-            )
+            record["error"] = outcome.error
             bar.write(
                 f"{outcome.output}trial {trial.name} ({trial}) failed:\n{outcome.error}",
                 file=sys.stderr,
@@ -284,15 +282,14 @@ class Sweep:
             for table, rows in outcome.tables.items():
                 if rows:
                     write_csv(rows, trial.dir / f"{table}.csv")
-            # Written last and whole: its "finished" is what a restarted sweep trusts.
-            write_text_atomic(
-                trial.dir / RECORD_NAME, json.dumps({**record, "tables": outcome.tables}, indent=1)
-            )
+            record["tables"] = outcome.tables
             result.finished[trial.name] = outcome.tables
             if math.isfinite(outcome.seconds):
                 result.seconds[trial.name] = outcome.seconds
             if outcome.output:
                 bar.write(outcome.output.rstrip("\n"))
+        # Written last and whole: its "finished" is what a restarted sweep trusts.
+        write_text_atomic(trial.dir / RECORD_NAME, json.dumps(record, indent=1))
         bar.update()
         if result.failed:
             bar.set_postfix(failed=len(result.failed))
