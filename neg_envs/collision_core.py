@@ -7,6 +7,7 @@ reproduces the single env's trajectory bit for bit. World: the unit square, ``y`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -90,16 +91,9 @@ def checked_value_or_range(
     return low if collapse and low == high else (low, high)
 
 
-def _count(name: str, value: Any) -> int:
-    return check_int(name, value, 0, MAX_OBSTACLES)
-
-
-def _radius(name: str, value: Any) -> float:
-    return check_number(name, value, 0.0, MAX_RADIUS, low_open=True)
-
-
-def _speed(name: str, value: Any) -> float:
-    return check_number(name, value, 0.0, MAX_SPEED)
+_count = functools.partial(check_int, low=0, high=MAX_OBSTACLES)
+_radius = functools.partial(check_number, low=0.0, high=MAX_RADIUS, low_open=True)
+_speed = functools.partial(check_number, low=0.0, high=MAX_SPEED)
 
 
 def _bounds(value: Any) -> tuple[Any, Any]:
