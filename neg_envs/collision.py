@@ -9,6 +9,7 @@ import numpy as np
 
 from neg_envs import collision_core as core
 from neg_envs.collision_core import CollisionConfig
+from negdl.checks import check_choice
 
 if TYPE_CHECKING:
     from neg_envs.rendering import CollisionRenderer
@@ -50,10 +51,7 @@ class NegCollisionEnv(gym.Env):
         self, render_mode: str | None = None, window_size: int = 512, **config: Any
     ) -> None:
         self.config = core.config_from(config, "render_mode, window_size")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
-            )
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         self.window_size = core.check_int("window_size", window_size, 64, 4096)
         self.render_mode = render_mode
         self.observation_space = self.config.observation_space()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from negdl.sweep_backends import (
     BACKEND_NAMES,
     Backend,
@@ -86,10 +86,8 @@ class SweepOptions:
         check_bool("resume", self.resume)
         check_number("cpus_per_trial", self.cpus_per_trial, 0, low_open=True)
         check_number("gpus_per_trial", self.gpus_per_trial, 0)
-        if self.backend is not None and self.backend not in BACKEND_NAMES:
-            raise ValueError(
-                f"unknown backend {self.backend!r}; choose from {', '.join(BACKEND_NAMES)}"
-            )
+        if self.backend is not None:
+            check_choice("backend", self.backend, BACKEND_NAMES)
         backend = self.sweep_backend
         if self.workers > 1 and backend != "processes":
             raise ValueError(f"--workers is for --backend processes, not {backend}")

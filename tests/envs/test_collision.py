@@ -209,7 +209,7 @@ def test_four_action_variant():
         ({"k_nearest": 0}, r"k_nearest must be an? (integer|finite number) in"),
         ({"allow_stay": "yes"}, "allow_stay must be True or False"),
         ({"terminate_on_collision": 1}, "terminate_on_collision must be True or False"),
-        ({"render_mode": "ascii"}, "render_mode must be None or one of"),
+        ({"render_mode": "ascii"}, "render_mode must be one of None, 'human'"),
         ({"window_size": 10}, r"window_size must be an? (integer|finite number) in"),
     ],
 )
