@@ -85,10 +85,9 @@ class PunishmentOnlyWrapper(gym.Wrapper):
             max_reward = check_number("max_reward", max_reward)
         elif max_reward is not None:
             raise ValueError("max_reward is only used with mode='shift'")
-        termination_penalty = check_number("termination_penalty", termination_penalty, 0)
         self.mode = mode
         self.max_reward = max_reward
-        self.termination_penalty = float(termination_penalty)
+        self.termination_penalty = check_number("termination_penalty", termination_penalty, 0)
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)

@@ -93,11 +93,6 @@ def bench_command(args: Args, backend: str, out_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def read_rows(out_dir: Path) -> list[dict[str, str]]:
-    with open(out_dir / "bench.csv") as handle:
-        return list(csv.DictReader(handle))
-
-
 def main(args: Args) -> None:
     measured: list[dict] = []
     outcomes: dict[str, list[dict[str, str]]] = {}
@@ -113,7 +108,8 @@ def main(args: Args) -> None:
                 stdout=subprocess.DEVNULL,
             )
             seconds = time.perf_counter() - started
-            rows = read_rows(out_dir)
+            with open(out_dir / "bench.csv") as handle:
+                rows = list(csv.DictReader(handle))
             trained = [float(r["train_time_s"]) for r in rows if r["train_time_s"] != "nan"]
             outcomes[f"{backend} {round_}"] = [
                 {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows
