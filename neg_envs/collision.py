@@ -18,23 +18,19 @@ if TYPE_CHECKING:
 class NegCollisionEnv(gym.Env):
     """Avoid moving obstacles in a unit-square arena; every reward is a punishment (<= 0).
 
-    One agent (a disc, drawn as a bird) and ``num_obstacles`` discs that move in straight lines
-    at constant speed and reflect off the walls; the agent moves a fixed step per action and
-    stops at the walls. Each step costs ``collision_penalty`` per obstacle in contact and
-    ``move_penalty`` per move (a move into a wall too); 0 is a perfect return. Collisions end
-    the episode only with ``terminate_on_collision``; Gymnasium's ``TimeLimit`` truncates it
-    (500 steps in the registered specs).
-
-    Actions ``Discrete(5)``: 0 up, 1 down, 2 left, 3 right, 4 stay (``Discrete(4)`` with
-    ``allow_stay=False``). ``info``: ``collisions`` (this step), ``cumulative_collisions``,
-    ``moved`` and ``cost`` (= collisions, for safe-RL tooling).
+    An agent (a disc, drawn as a bird) moves a fixed step per action (0 up, 1 down, 2 left,
+    3 right, 4 stay unless ``allow_stay=False``) and stops at the walls; ``num_obstacles`` discs
+    move straight at constant speed and bounce off them. A step costs ``collision_penalty`` per
+    obstacle in contact and ``move_penalty`` per move (into a wall too); 0 is a perfect return.
+    Collisions end the episode only with ``terminate_on_collision``; the registered specs
+    truncate it after 500 steps. ``info``: ``collisions`` (this step), ``cumulative_collisions``,
+    ``moved``, ``cost`` (= collisions, for safe-RL tooling).
 
     ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids the moves into a wall
     the agent touches and every action that would touch more obstacles at the next step than
     the best one (computed exactly); with ``mask_horizon`` H > 1, of those left, the ones that,
     repeated, would touch an obstacle within H steps sooner than another. At least one action
-    stays allowed. ``get_keys_to_action()`` maps arrows/WASD to moves and space to stay, for
-    ``gymnasium.utils.play.play(env, noop=4)``.
+    stays allowed.
 
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     :param window_size: side of the rendered arena in pixels, 64 to 4096 (frames are a HUD
