@@ -1,26 +1,23 @@
 """Configuration and vectorised physics shared by the single and the batched collision env.
 
-``CollisionSimulation`` holds ``B`` scenes and steps them itself: moves, contacts, punishments
-and episode counters. Both environments are thin Gymnasium shells around it (the single env
-uses ``B = 1`` and its scalar ``step_one``), so they run the same float64 arithmetic and a
-sub-env of the batched env reproduces the single env's trajectory bit for bit. Nothing here
-imports pygame.
-
-World: the unit square ``[0, 1] x [0, 1]``; ``y`` grows upwards.
+``CollisionSimulation`` holds ``B`` scenes and steps them; both envs are thin Gymnasium shells
+around it (the single env with ``B = 1`` and ``step_one``), so a sub-env of the batched env
+reproduces the single env's trajectory bit for bit. World: the unit square, ``y`` up. No pygame.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from negdl.checks import check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 
 #: Action indices. ``STAY`` exists only when ``allow_stay`` is true.
 UP, DOWN, LEFT, RIGHT, STAY = 0, 1, 2, 3, 4
@@ -46,11 +43,8 @@ OBS_DTYPE = np.float32
 
 
 def validate_action(action: Any, n: int, start: int = 0) -> int:
-    """Return ``action`` as an ``int`` in ``[start, start + n)`` or raise a clear error.
-
-    Accepts Python and numpy integers and integer arrays of size one (what SB3's ``predict``
-    returns); rejects bools, floats, NaN, other shapes and out-of-range values.
-    """
+    """``action`` as an ``int`` in ``[start, start + n)``: a Python or numpy integer, or an
+    integer array of size one (what SB3's ``predict`` returns); bools and floats are refused."""
     if type(action) is int and start <= action < start + n:  # the common case, checked first
         return action
     if isinstance(action, np.ndarray):
@@ -58,25 +52,13 @@ def validate_action(action: Any, n: int, start: int = 0) -> int:
             raise ValueError(
                 f"action must be a single integer, got an array of shape {action.shape}"
             )
-        if not np.issubdtype(action.dtype, np.integer):
-            raise TypeError(
-                f"action must be an integer, got an array of dtype {action.dtype}: {action!r}"
-            )
-        action = action.reshape(()).item()
-    elif isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-        raise TypeError(
-            f"action must be an integer in [{start}, {start + n}), got {type(action).__name__} {action!r}"
-        )
-    if not start <= action < start + n:
-        raise ValueError(f"action must be in [{start}, {start + n}), got {action}")
-    return int(action)
+        action = action.reshape(()).item()  # a float or bool array's item is refused below
+    return check_int("action", action, start, start + n - 1)
 
 
 def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) -> None:
-    """Reject ``reset(options=...)`` that is not a dict or names a key ``accepted`` lacks.
-
-    Gymnasium envs usually ignore options they do not know; a typo would then pass silently.
-    """
+    """Refuse ``reset(options=...)`` that is not a dict or has a key not in ``accepted`` (a
+    typo would otherwise pass silently, as Gymnasium envs usually ignore unknown options)."""
     if options is None:
         return
     if not isinstance(options, dict):
@@ -91,13 +73,7 @@ def check_reset_options(options: Any, accepted: Sequence[str], env_name: str) ->
 
 def check_seed(seed: Any) -> int | None:
     """``seed`` if it is None or an integer >= 0 (what ``reset(seed=...)`` accepts)."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be None or an integer >= 0, got {type(seed).__name__} {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
-    return int(seed)
+    return None if seed is None else check_int("seed", seed, 0)
 
 
 def checked_value_or_range(
@@ -115,27 +91,42 @@ def checked_value_or_range(
     return low if collapse and low == high else (low, high)
 
 
-def _count(name: str, value: Any) -> int:
-    return check_int(name, value, 0, MAX_OBSTACLES)
+_count = functools.partial(check_int, low=0, high=MAX_OBSTACLES)
+_radius = functools.partial(check_number, low=0.0, high=MAX_RADIUS, low_open=True)
+_speed = functools.partial(check_number, low=0.0, high=MAX_SPEED)
 
 
-def _radius(name: str, value: Any) -> float:
-    return check_number(name, value, 0.0, MAX_RADIUS, low_open=True)
-
-
-def _speed(name: str, value: Any) -> float:
-    return check_number(name, value, 0.0, MAX_SPEED)
-
-
-def _bounds(value: float | tuple[float, float]) -> tuple[float, float]:
+def _bounds(value: Any) -> tuple[Any, Any]:
     return value if isinstance(value, tuple) else (value, value)
 
 
 @dataclass(frozen=True)
 class CollisionConfig:
-    """Validated parameters of a ``NegCollision`` environment (see ``NegCollisionEnv``).
+    """Validated parameters of a ``NegCollision`` environment; a bad one raises ``ValueError``
+    or ``TypeError`` naming it and its range.
 
-    Constructing one raises ``ValueError``/``TypeError`` naming the bad parameter and its range.
+    ``num_obstacles``, ``obstacle_radius`` and ``agent_radius`` also take a ``(low, high)``
+    range: every episode then draws its count and radii from them (from the env's seeded RNG).
+    A varying count needs a fixed-size observation (``"nearest"`` or ``"nearest_radii"``, empty
+    slots flagged), varying radii ``"nearest_radii"``, which shows them.
+
+    :param num_obstacles: number of obstacles N, 0 to 100,000, or a range.
+    :param obstacle_radius: obstacle radius in world units, (0, 0.1], or a range.
+    :param obstacle_speed: obstacle speed in world units per step, [0, 0.1], or a range from
+        which each obstacle draws its own.
+    :param agent_radius: agent radius, (0, 0.1], or a range.
+    :param agent_step: distance the agent moves per action, (0, 0.1].
+    :param collision_penalty: punishment per obstacle in contact per step, >= 0.
+    :param move_penalty: punishment per move, >= 0.
+    :param terminate_on_collision: end the episode at the first collision.
+    :param observation: ``"absolute"`` (the source's layout, size 2 + 4N), ``"nearest"`` (the k
+        nearest obstacles, egocentric, size 2 + 5k) or ``"nearest_radii"`` (the same with the
+        two radii in front, size 4 + 5k); layouts in :meth:`observation_space`.
+    :param k_nearest: obstacles the nearest layouts show, 1 to 1024.
+    :param allow_stay: keep the stay action (False gives the source's four moves).
+    :param mask_horizon: steps ``action_masks()`` looks ahead, 1 to 50 (1: the one-step mask).
+    :param max_density: for varying scenes, the largest share of the arena the obstacles'
+        contact discs may cover, (0, 1]: the count drawn is capped to fit (None: no cap).
     """
 
     num_obstacles: int | tuple[int, int] = 10
@@ -153,49 +144,40 @@ class CollisionConfig:
     max_density: float | None = None
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(
-            self,
-            "num_obstacles",
-            checked_value_or_range("num_obstacles", self.num_obstacles, _count),
-        )
-        for name in ("obstacle_radius", "agent_radius"):
-            set_(self, name, checked_value_or_range(name, getattr(self, name), _radius))
-        set_(
-            self,
-            "agent_step",
-            check_number("agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True),
-        )
-        set_(
-            self,
-            "obstacle_speed",
-            checked_value_or_range("obstacle_speed", self.obstacle_speed, _speed, collapse=False),
-        )
-        for name in ("collision_penalty", "move_penalty"):
-            set_(self, name, check_number(name, getattr(self, name), 0.0, 1e6))
-        for name in ("terminate_on_collision", "allow_stay"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-            set_(self, name, bool(getattr(self, name)))
-        if self.observation not in OBSERVATION_MODES:
-            raise ValueError(
-                f"observation must be one of {OBSERVATION_MODES}, got {self.observation!r}"
-            )
-        set_(self, "k_nearest", check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST))
-        set_(
-            self, "mask_horizon", check_int("mask_horizon", self.mask_horizon, 1, MAX_MASK_HORIZON)
-        )
+        checked = {
+            "num_obstacles": checked_value_or_range("num_obstacles", self.num_obstacles, _count),
+            "obstacle_radius": checked_value_or_range(
+                "obstacle_radius", self.obstacle_radius, _radius
+            ),
+            "agent_radius": checked_value_or_range("agent_radius", self.agent_radius, _radius),
+            "agent_step": check_number(
+                "agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True
+            ),
+            "obstacle_speed": checked_value_or_range(
+                "obstacle_speed", self.obstacle_speed, _speed, collapse=False
+            ),
+            "collision_penalty": check_number(
+                "collision_penalty", self.collision_penalty, 0.0, 1e6
+            ),
+            "move_penalty": check_number("move_penalty", self.move_penalty, 0.0, 1e6),
+            "terminate_on_collision": check_bool(
+                "terminate_on_collision", self.terminate_on_collision
+            ),
+            "allow_stay": check_bool("allow_stay", self.allow_stay),
+            "observation": check_choice("observation", self.observation, OBSERVATION_MODES),
+            "k_nearest": check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST),
+            "mask_horizon": check_int("mask_horizon", self.mask_horizon, 1, MAX_MASK_HORIZON),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
         if self.max_density is not None:
             if not self.varies:
                 raise ValueError(
                     "max_density caps the obstacle count of scenes that vary per episode; "
                     "give num_obstacles (or a radius) as a (low, high) range, or leave it None"
                 )
-            set_(
-                self,
-                "max_density",
-                check_number("max_density", self.max_density, 0.0, 1.0, low_open=True),
-            )
+            density = check_number("max_density", self.max_density, 0.0, 1.0, low_open=True)
+            object.__setattr__(self, "max_density", density)
         if isinstance(self.num_obstacles, tuple) and self.observation == "absolute":
             raise ValueError(
                 f"num_obstacles={self.num_obstacles} varies per episode, but the 'absolute' "
@@ -214,8 +196,7 @@ class CollisionConfig:
     @cached_property
     def speed_range(self) -> tuple[float, float]:
         """Lowest and highest obstacle speed (world units per step)."""
-        s = self.obstacle_speed
-        return s if isinstance(s, tuple) else (s, s)
+        return _bounds(self.obstacle_speed)
 
     @cached_property
     def num_actions(self) -> int:
@@ -223,12 +204,12 @@ class CollisionConfig:
 
     @cached_property
     def count_range(self) -> tuple[int, int]:
-        """Fewest and most obstacles a scene has (equal unless ``num_obstacles`` is a range)."""
-        return _bounds(self.num_obstacles)  # type: ignore[return-value]
+        """Fewest and most obstacles a scene has."""
+        return _bounds(self.num_obstacles)
 
     @cached_property
     def max_obstacles(self) -> int:
-        """Obstacle slots every scene's arrays have: the most obstacles a scene can have."""
+        """Obstacle slots every scene's arrays have."""
         return self.count_range[1]
 
     @cached_property
@@ -254,8 +235,8 @@ class CollisionConfig:
 
     @cached_property
     def velocity_divisor(self) -> float:
-        """Observed velocities are divided by the top speed so they lie in [-1, 1] (a division,
-        not a product with ``1 / top``, which overflows for a subnormal top speed)."""
+        """The top speed, so observed velocities lie in [-1, 1] (a division, not a product with
+        ``1 / top``, which overflows for a subnormal top speed)."""
         top = self.speed_range[1]
         return top if top > 0 else 1.0
 
@@ -266,8 +247,7 @@ class CollisionConfig:
 
     @cached_property
     def agent_obs_size(self) -> int:
-        """Leading observation values about the agent and the scene: x, y (and the two radii
-        in ``nearest_radii``)."""
+        """Leading observation values: x, y (and the two radii in ``nearest_radii``)."""
         return 4 if self.observation == "nearest_radii" else 2
 
     @cached_property
@@ -291,16 +271,15 @@ class CollisionConfig:
         )
 
     def observation_space(self) -> spaces.Box:
-        """Documented finite bounds of one observation.
+        """Finite bounds of one observation.
 
         ``absolute``: agent (x, y) in [0, 1], then per obstacle (x, y) in [0, 1] and its velocity
         (dx, dy) / top speed in [-1, 1].
-        ``nearest``: agent (x, y) in [0, 1], then for the ``k_nearest`` closest obstacles, nearest
-        first, (present, rel_x, rel_y, dx, dy): present is 1 (0 for padding when fewer than k
-        obstacles exist, all other fields 0), rel_* = obstacle - agent in [-1, 1], velocity as above.
-        ``nearest_radii``: like ``nearest`` with two more leading values, the agent's and the
-        obstacles' radius divided by ``MAX_RADIUS`` (0.1), in (0, 1]: the one layout that shows
-        a scene's size, for configs whose radii vary per episode.
+        ``nearest``: agent (x, y), then for the ``k_nearest`` closest obstacles, nearest first,
+        (present, rel_x, rel_y, dx, dy): present is 1 (0 for padding, all fields 0), rel_* =
+        obstacle - agent in [-1, 1], velocity as above.
+        ``nearest_radii``: like ``nearest`` with the agent's and the obstacles' radius divided
+        by ``MAX_RADIUS`` after (x, y), in (0, 1]: for configs whose radii vary per episode.
         """
         low = np.full(self.obs_size, -1.0, dtype=OBS_DTYPE)
         high = np.ones(self.obs_size, dtype=OBS_DTYPE)
@@ -320,10 +299,21 @@ class CollisionConfig:
         return MOVES[: self.num_actions] * self.agent_step
 
 
+def config_from(kwargs: dict[str, Any], own: str) -> CollisionConfig:
+    """``CollisionConfig(**kwargs)``, an unknown name refused with the accepted ones (``own``:
+    the env's other parameters)."""
+    names = [field.name for field in fields(CollisionConfig)]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise TypeError(
+            f"unknown NegCollision parameter(s) {unknown}; accepted: {own}, {', '.join(names)}"
+        )
+    return CollisionConfig(**kwargs)
+
+
 def simulation_bytes(cfg: CollisionConfig, batch: int) -> int:
-    """Bytes ``batch`` scenes take: the float64 obstacle planes, distances and scratch
-    ``(7, B, N)``, and four float32 observation arrays ``(B, obs_size)`` (the buffer, the copy
-    each step returns, and a batched observation space's low and high bounds)."""
+    """Bytes ``batch`` scenes take: float64 planes, distances and scratch ``(7, B, N)``, and four
+    float32 ``(B, obs_size)`` arrays (buffer, returned copy, batched space's low and high)."""
     return batch * (7 * cfg.max_obstacles * 8 + 4 * cfg.obs_size * 4 + 5 * 8)
 
 
@@ -332,16 +322,11 @@ def sample_scene(
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Draw a fresh scene: agent at the centre, obstacles uniform and clear of the agent.
 
-    Returns ``agent (2,)``, ``obstacles (4, max_obstacles)``: planes x, y, vx, vy (velocity in
-    world units per step), and the scene's ``(agent_radius, obstacle_radius)``. Planes rather
-    than rows so that every physics op runs on contiguous memory; ``obstacles[:2]`` are the
-    positions and ``obstacles[2:]`` the velocities. When ``cfg`` varies per episode, the scene
-    is drawn first: the radii, then the count (uniformly from their ranges; with
-    ``cfg.max_density`` the count's top is lowered, never below its bottom, so that the
-    obstacles' contact discs cover at most that share of the arena); slots beyond the scene's
-    count are NaN, which no comparison counts as a contact, a wall hit or a near obstacle. Rejected
-    obstacles are redrawn together, round by round, so the number of RNG draws depends only on
-    the seed.
+    Returns ``agent (2,)``, ``obstacles (4, max_obstacles)`` (planes x, y, vx, vy) and the
+    scene's ``(agent_radius, obstacle_radius)``. A varying scene draws its radii, then its count
+    (its top lowered, never below the bottom, to fit ``max_density``); slots beyond the count
+    are NaN, which no comparison counts as a contact or wall hit. Rejected obstacles are redrawn
+    together, round by round, so the number of RNG draws depends only on the seed.
     """
     if cfg.varies:
         r = float(rng.uniform(*cfg.obstacle_radius_range))
@@ -351,7 +336,6 @@ def sample_scene(
             high = max(low, min(high, int(cfg.max_density / (math.pi * (r + agent_r) ** 2))))
         n = int(rng.integers(low, high + 1))
     else:
-        # A fixed scene: its radii are plain numbers.
         n, r, agent_r = cfg.max_obstacles, float(cfg.obstacle_radius), float(cfg.agent_radius)  # type: ignore[arg-type]
     agent = np.full(2, 0.5, dtype=DTYPE)
     pos = rng.uniform(r, 1.0 - r, size=(n, 2))
@@ -374,17 +358,12 @@ def sample_scene(
 class CollisionSimulation:
     """State and physics of ``batch`` collision scenes, stepped together.
 
-    ``agent`` is ``(B, 2)``; ``obstacles`` is ``(4, B, N)``: planes x, y, vx, vy, so every op
-    runs on contiguous memory (``obstacles[:2]`` positions, ``obstacles[2:]`` velocities, world
-    units per step). ``steps``, ``cumulative_collisions`` and ``episode_return`` ``(B,)`` count
-    each scene's current episode. ``counts``, ``agent_radius`` and ``obstacle_radius`` ``(B,)``
-    describe each scene: they differ per episode when the config gives ranges (a scene's
-    obstacles are its first ``counts[b]`` slots; the others are NaN). Scratch buffers and views
-    are made once: at one scene (the single env) numpy's per-call overhead, not arithmetic, is
-    what a step costs.
-
-    :param cfg: validated environment parameters.
-    :param batch: number of scenes B.
+    ``agent`` is ``(B, 2)``; ``obstacles`` is ``(4, B, N)``: planes x, y, vx, vy (velocities in
+    world units per step), so every op runs on contiguous memory. ``steps``,
+    ``cumulative_collisions`` and ``episode_return`` ``(B,)`` count each scene's episode;
+    ``counts``, ``agent_radius`` and ``obstacle_radius`` ``(B,)`` describe each scene (a scene's
+    obstacles are its first ``counts[b]`` slots, the others NaN). Buffers and views are made
+    once: at one scene numpy's per-call overhead, not arithmetic, is what a step costs.
     """
 
     def __init__(self, cfg: CollisionConfig, batch: int) -> None:
@@ -408,12 +387,11 @@ class CollisionSimulation:
         self._flat_pos = self._pos.reshape(-1)
         self._flat_vel = self._vel.reshape(-1)
         assert np.shares_memory(self._flat_pos, self.obstacles) or n == 0
-        # Episode counters of each scene, zeroed by reset_scenes.
         self.steps = np.zeros(batch, dtype=np.int64)
         self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
         self.episode_return = np.zeros(batch, dtype=DTYPE)
-        # step_one's agent move in Python floats: the moves as plain numbers;
-        # its counters through memoryviews: Python-speed access to the same memory.
+        # step_one works in Python floats: the moves as plain numbers, the counters through
+        # memoryviews (Python-speed access to the same memory).
         self._move_list = cfg.agent_moves.tolist()
         self._counter_views = tuple(
             memoryview(counter)  # type: ignore[arg-type]  # numpy's stubs lack the buffer protocol
@@ -422,9 +400,8 @@ class CollisionSimulation:
         self.geometry_changed()
 
     def geometry_changed(self) -> None:
-        """Recompute the contact distances and wall bounds after ``agent_radius`` or
-        ``obstacle_radius`` changed. A config without ranges keeps them as plain numbers, the
-        cheapest operands; a varying one as ``(B, 1)`` columns that broadcast over obstacles."""
+        """Recompute contact distances and wall bounds after a radius changed: plain numbers for
+        a fixed config (the cheapest operands), ``(B, 1)`` columns for a varying one."""
         cfg = self.cfg
         agent_r: Any
         obstacle_r: Any
@@ -435,9 +412,8 @@ class CollisionSimulation:
         self._contact2 = (agent_r + obstacle_r) ** 2
         self._walls = ((obstacle_r, np.less), (1.0 - obstacle_r, np.greater))
         self._agent_low, self._agent_high = agent_r, 1.0 - agent_r
-        # step_one moves the one scene's agent with Python floats.
         first = float(self.agent_radius[0])
-        self._agent_bounds = (first, 1.0 - first)
+        self._agent_bounds = (first, 1.0 - first)  # step_one's, in Python floats
 
     def scene_config(self, index: int) -> CollisionConfig:
         """The config of scene ``index`` as it is now: count and radii fixed to the scene's."""
@@ -452,13 +428,9 @@ class CollisionSimulation:
         obstacles: np.ndarray,
         radii: tuple[float, float] | None = None,
     ) -> None:
-        """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``); counters are kept.
-
-        :param radii: the scene's ``(agent_radius, obstacle_radius)`` when the config varies
-            (None: unchanged). Its count is the number of obstacles whose position is not NaN.
-
-        Call ``update_distances`` afterwards (``reset_scenes`` does both).
-        """
+        """Put scene(s) ``index`` into the state (e.g. from ``sample_scene``), counters kept;
+        ``radii`` is ``(agent_radius, obstacle_radius)`` for a varying config (None: unchanged),
+        the count is the number of non-NaN positions. Call ``update_distances`` afterwards."""
         self.agent[index] = agent
         self.obstacles[:, index] = obstacles
         if self.cfg.varies:
@@ -469,12 +441,8 @@ class CollisionSimulation:
     def reset_scenes(
         self, indices: Sequence[int] | np.ndarray, rngs: Sequence[np.random.Generator]
     ) -> None:
-        """Start a new episode in each scene of ``indices``: a fresh scene drawn from its RNG.
-
-        :param indices: the scenes to reset.
-        :param rngs: one generator per index; scene ``indices[k]`` draws from ``rngs[k]``.
-        """
-        # One draw per new episode, not per obstacle: the scene itself is sampled vectorised.
+        """Start a new episode in each scene of ``indices``, scene ``indices[k]`` drawn from
+        ``rngs[k]``."""
         for index, rng in zip(indices, rngs, strict=True):
             self.place(index, *sample_scene(rng, self.cfg))
         if self.cfg.varies:
@@ -485,16 +453,15 @@ class CollisionSimulation:
         self.update_distances()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Advance every scene one step: move agents and obstacles, count contacts and punish.
-
-        :param actions: validated actions ``(B,)``.
-        :return: ``(collisions, moved, rewards, terminated)``, each ``(B,)``; the counters
-            (``steps``, ``cumulative_collisions``, ``episode_return``) are updated.
-        """
-        self.move_agents(actions)
+        """Advance every scene one step with validated ``actions`` ``(B,)``; update the counters
+        and return ``(collisions, moved, rewards, terminated)``, each ``(B,)``."""
+        agent = self.agent
+        agent += self.cfg.agent_moves[actions]
+        np.maximum(agent, self._agent_low, out=agent)
+        np.minimum(agent, self._agent_high, out=agent)
         self.move_obstacles()
         self.update_distances()
-        collisions = self.count_contacts()
+        collisions = self.contacts().sum(axis=-1)
         moved = actions != STAY
         rewards = punishments(collisions, moved, self.cfg)
         self.steps += 1
@@ -507,15 +474,8 @@ class CollisionSimulation:
         return collisions, moved, rewards, terminated
 
     def step_one(self, action: int) -> tuple[int, bool, float, bool]:
-        """``step`` for a single scene (B = 1) in Python scalars.
-
-        The same float64 arithmetic as ``step``, so both give bit-identical trajectories; at one
-        scene numpy's per-call overhead on one-element arrays, not arithmetic, is what a step
-        costs, hence this path.
-
-        :param action: a validated action.
-        :return: ``(collisions, moved, reward, terminated)``.
-        """
+        """``step`` for a single scene in Python scalars: the same float64 arithmetic, so the
+        same trajectory, without numpy's per-call overhead on one-element arrays."""
         low, high = self._agent_bounds
         dx, dy = self._move_list[action]
         agent = self.agent
@@ -524,7 +484,7 @@ class CollisionSimulation:
         agent[0, 1] = min(max(y + dy, low), high)
         self.move_obstacles()
         self.update_distances()
-        # A whole-array count is several times cheaper than count_contacts() for one scene.
+        # A whole-array count is several times cheaper than contacts().sum() for one scene.
         collisions = int(np.count_nonzero(self.dist2 < self._contact2))
         moved = action != STAY
         reward = punishments(collisions, moved, self.cfg)
@@ -534,19 +494,9 @@ class CollisionSimulation:
         episode_return[0] += reward
         return collisions, moved, reward, self.cfg.terminate_on_collision and collisions > 0
 
-    def move_agents(self, actions: np.ndarray) -> None:
-        """Move each agent one step; the arena's wall stops it (``step_one``'s move, batched)."""
-        agent = self.agent
-        agent += self.cfg.agent_moves[actions]
-        np.maximum(agent, self._agent_low, out=agent)
-        np.minimum(agent, self._agent_high, out=agent)
-
     def move_obstacles(self) -> None:
-        """Advance obstacles, reflecting those that cross a wall.
-
-        Speeds and radii are capped at 0.1, so one reflection per step always suffices. Few
-        obstacles touch a wall in a step, so only those are fixed, by flat index.
-        """
+        """Advance obstacles, reflecting those that cross a wall (speeds and radii are at most
+        0.1, so one reflection suffices). Few cross in a step: only those are fixed."""
         self._pos += self._vel
         for bound, beyond in self._walls:
             crossed = beyond(self._pos, bound)
@@ -568,16 +518,9 @@ class CollisionSimulation:
         """Boolean ``(B, N)``: which obstacles touch their agent (after ``update_distances``)."""
         return self.dist2 < self._contact2
 
-    def count_contacts(self) -> np.ndarray:
-        """Number of obstacles touching each agent, ``(B,)``."""
-        return self.contacts().sum(axis=-1)
-
     def next_contacts(self) -> np.ndarray:
-        """Contacts each action would make at the next step, ``(B, num_actions)`` int.
-
-        The next step is fully determined by the state (obstacles move in straight lines and
-        bounce), so this is exact: the same arithmetic as ``step``, on copies.
-        """
+        """Contacts each action would make at the next step, ``(B, num_actions)`` int: exact,
+        the arithmetic of ``step`` on copies."""
         cfg = self.cfg
         positions = self._pos + self._vel
         for bound, beyond in self._walls:
@@ -585,7 +528,6 @@ class CollisionSimulation:
         low, high = self._agent_low, self._agent_high
         counts = np.empty((self.agent.shape[0], cfg.num_actions), dtype=np.int64)
         diff = np.empty_like(positions)
-        # One pass per action (at most 5), vectorised over scenes and obstacles.
         for action, move in enumerate(cfg.agent_moves):
             target = np.minimum(np.maximum(self.agent + move, low), high)
             np.subtract(positions, target.T[:, :, None], out=diff)
@@ -594,15 +536,8 @@ class CollisionSimulation:
         return counts
 
     def allowed_actions(self) -> np.ndarray:
-        """The action mask of every scene, ``(B, num_actions)`` bool: True where allowed.
-
-        Forbidden: a move into a wall (the agent is already against it, so the move changes
-        nothing but costs ``move_penalty``), and any action that makes more contacts at the
-        next step than the least any remaining action makes. With ``mask_horizon`` H > 1, of
-        the actions left, those that would touch an obstacle sooner than another one, were the
-        agent to repeat them for H steps (see ``first_contacts``), are forbidden too. At least
-        one action is always allowed.
-        """
+        """The action mask of every scene, ``(B, num_actions)`` bool (the rule is in
+        ``NegCollisionEnv.action_masks``); at least one action is always allowed."""
         cfg = self.cfg
         low, high = np.asarray(self._agent_low)[..., None], np.asarray(self._agent_high)[..., None]
         targets = np.clip(self.agent[:, None, :] + cfg.agent_moves, low, high)
@@ -617,12 +552,9 @@ class CollisionSimulation:
         return allowed
 
     def first_contacts(self, horizon: int) -> np.ndarray:
-        """``(B, num_actions)`` int: the first of the next ``horizon`` steps at which the agent,
-        making the same action every step, would touch an obstacle (``horizon + 1``: none).
-
-        Exact for the obstacles, which move in straight lines and bounce off the walls (the
-        arithmetic of ``move_obstacles``, on copies); the agent stops at the walls as it does.
-        """
+        """``(B, num_actions)``: the first of the next ``horizon`` steps at which the agent,
+        repeating one action, would touch an obstacle (``horizon + 1``: none); exact, the
+        arithmetic of ``move_obstacles`` on copies."""
         cfg = self.cfg
         low, high = self._agent_low, self._agent_high
         first = np.full((self.agent.shape[0], cfg.num_actions), horizon + 1, dtype=np.int64)
@@ -643,8 +575,7 @@ class CollisionSimulation:
                 positions = np.where(crossed, 2 * bound - positions, positions)
                 velocities = np.where(crossed, -velocities, velocities)
             agents = np.minimum(np.maximum(agents + cfg.agent_moves[:, None, :], low), high)
-            # (A, B, N) squared distances from each action's agent to every obstacle.
-            dx = positions[0][None] - agents[..., 0:1]
+            dx = positions[0][None] - agents[..., 0:1]  # (A, B, N)
             dy = positions[1][None] - agents[..., 1:2]
             touching = np.any(dx * dx + dy * dy < self._contact2, axis=-1).T  # (B, A)
             first[touching & (first > horizon)] = step
@@ -691,10 +622,6 @@ class CollisionSimulation:
 
 
 def punishments(num_contacts: Any, moved: Any, cfg: CollisionConfig) -> Any:
-    """Reward: ``-collision_penalty`` per touching obstacle, ``-move_penalty`` per move.
-
-    Works on Python scalars and numpy arrays alike (same float64 arithmetic). Both penalties
-    are non-negative, so the reward is never positive. A step that costs nothing gives ``0.0``,
-    not ``-0.0`` (``0.0 - x`` rather than ``-x``), so logs and tables never show a negative zero.
-    """
+    """Reward, on scalars or arrays alike: ``-collision_penalty`` per touching obstacle,
+    ``-move_penalty`` per move; a free step gives ``0.0``, not ``-0.0`` (``0.0 - x``)."""
     return 0.0 - (cfg.collision_penalty * num_contacts + cfg.move_penalty * moved)

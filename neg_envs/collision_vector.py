@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from neg_envs import collision_core as core
-from neg_envs.collision_core import CollisionConfig
 from negdl.resources import check_memory
 
 
@@ -20,23 +18,18 @@ class NegCollisionVectorEnv(VectorEnv):
     """``num_envs`` collision envs stepped together, with same-step autoreset.
 
     ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards and
-    observations are those of ``NegCollisionEnv`` (same arguments): with the same seeds and
-    actions, sub-env ``i`` reproduces the single env's trajectory exactly. Each sub-env keeps its
-    own RNG; ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i`` as Gymnasium's
-    ``SyncVectorEnv`` does.
-
-    Episodes are truncated after ``max_episode_steps`` steps. A sub-env whose episode ends is
-    reset within the same step: the returned observation is the new episode's first one, and
-    ``info["final_obs"]``/``info["final_info"]`` (with ``_final_obs``/``_final_info`` masks)
-    hold the ended episode's last observation and info. Per-step info arrays: ``collisions``,
-    ``cumulative_collisions`` (of the episode that took the step), ``moved``, ``cost``, and
-    ``episode_return`` (at the final step only, inside ``final_info``). ``action_masks()`` gives
-    every sub-env's mask, ``(num_envs, num_actions)``, under ``NegCollisionEnv``'s rule.
+    observations are ``NegCollisionEnv``'s: with the same seeds and actions, sub-env ``i``
+    reproduces the single env's trajectory exactly; ``reset(seed=s)`` seeds sub-env ``i`` with
+    ``s + i`` as ``SyncVectorEnv`` does. An ended episode is reset within the same step: the
+    observation returned is the new episode's, and ``info["final_obs"]``/``["final_info"]``
+    (masks ``_final_obs``/``_final_info``) hold the ended one's last observation and info, with
+    its ``episode_return``. Per-step info: ``collisions``, ``cumulative_collisions``, ``moved``,
+    ``cost``. ``action_masks()`` is ``(num_envs, num_actions)``, ``NegCollisionEnv``'s rule.
 
     :param num_envs: number of sub-envs, 1 to 1,000,000.
     :param max_episode_steps: steps before truncation, >= 1.
     :param render_mode: must be None; render a single ``NegCollisionEnv`` to watch an episode.
-    :param kwargs: the ``NegCollisionEnv`` parameters (see there).
+    :param config: the fields of ``CollisionConfig``.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -48,19 +41,13 @@ class NegCollisionVectorEnv(VectorEnv):
         num_envs: int = 1,
         max_episode_steps: int = 500,
         render_mode: str | None = None,
-        **kwargs: Any,
+        **config: Any,
     ) -> None:
-        if render_mode is not None or "window_size" in kwargs:
+        if render_mode is not None or "window_size" in config:
             raise ValueError(
                 "NegCollisionVectorEnv does not render; render a single NegCollisionEnv instead"
             )
-        unknown = sorted(set(kwargs) - {field.name for field in fields(CollisionConfig)})
-        if unknown:
-            raise TypeError(
-                f"unknown NegCollision parameter(s) {unknown}; accepted: num_envs, max_episode_steps, "
-                f"{', '.join(field.name for field in fields(CollisionConfig))}"
-            )
-        self.config = CollisionConfig(**kwargs)
+        self.config = core.config_from(config, "num_envs, max_episode_steps")
         self.num_envs = core.check_int("num_envs", num_envs, 1, 1_000_000)
         self.max_episode_steps = core.check_int("max_episode_steps", max_episode_steps, 1, 10**9)
         check_memory(
@@ -76,12 +63,12 @@ class NegCollisionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._sim = core.CollisionSimulation(self.config, self.num_envs)
-        self._rngs: list[np.random.Generator | None] | None = None
+        self._rngs: list[np.random.Generator] | None = None
 
     @property
     def simulation(self) -> core.CollisionSimulation:
-        """The simulation holding every sub-env's state (scene ``i`` is sub-env ``i``): for
-        planners and tools that read the exact state; do not write to it."""
+        """The simulation of every sub-env (scene ``i`` is sub-env ``i``), for planners and
+        tools that read the exact state; do not write to it."""
         return self._sim
 
     def reset(
@@ -94,24 +81,23 @@ class NegCollisionVectorEnv(VectorEnv):
 
         :param seed: None, an integer >= 0 (sub-env ``i`` gets ``seed + i``), or one seed (None
             or an integer >= 0) per sub-env.
-        :param options: None, or a dict whose only accepted key is ``"reset_mask"``; any other
-            key is an error, not ignored.
+        :param options: None, or a dict whose only accepted key is ``"reset_mask"``.
         """
         core.check_reset_options(options, self.RESET_OPTIONS, type(self).__name__)
         if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             first = core.check_seed(seed)
             seeds = [None if first is None else first + i for i in range(self.num_envs)]
-        else:
-            if not isinstance(seed, (list, tuple, np.ndarray)):
-                raise TypeError(
-                    f"seed must be None, an integer >= 0 or a sequence of {self.num_envs} of them, "
-                    f"got {type(seed).__name__} {seed!r}"
-                )
+        elif isinstance(seed, (list, tuple, np.ndarray)):
             seeds = [core.check_seed(item) for item in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(
                     f"reset needs one seed per sub-env ({self.num_envs}), got {len(seeds)}"
                 )
+        else:
+            raise TypeError(
+                f"seed must be None, an integer >= 0 or a sequence of {self.num_envs} of them, "
+                f"got {type(seed).__name__} {seed!r}"
+            )
         mask = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
@@ -122,32 +108,32 @@ class NegCollisionVectorEnv(VectorEnv):
         if self._rngs is None:
             if not mask.all():
                 raise RuntimeError("the first reset must reset every sub-env")
-            self._rngs = [None] * self.num_envs
-        for i in np.flatnonzero(mask):
-            if seeds[i] is not None or self._rngs[i] is None:
-                self._rngs[i], _ = seeding.np_random(seeds[i])
+            self._rngs = [seeding.np_random(seed)[0] for seed in seeds]
+        else:
+            for i in np.flatnonzero(mask):
+                if seeds[i] is not None:
+                    self._rngs[i] = seeding.np_random(seeds[i])[0]
         self._reset_envs(np.flatnonzero(mask))
-        obs = self._sim.observe()
         zeros = np.zeros(self.num_envs, dtype=np.int64)
-        return obs, self._step_info(zeros, zeros, np.zeros(self.num_envs, dtype=bool))
+        return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool))
 
     def action_masks(self) -> np.ndarray:
-        """The actions allowed in every sub-env now, ``(num_envs, num_actions)`` bool, under
-        ``NegCollisionEnv.action_masks``'s rule (after an autoreset: in the new episode)."""
-        if self._rngs is None:
-            raise RuntimeError("call reset() before action_masks()")
+        """The actions allowed in every sub-env now, ``(num_envs, num_actions)`` bool (after an
+        autoreset: in the new episode)."""
+        self._check_started("action_masks")
         return self._sim.allowed_actions()
 
+    def _check_started(self, what: str) -> list[np.random.Generator]:
+        if self._rngs is None:
+            raise RuntimeError(f"call reset() before {what}()")
+        return self._rngs
+
     def _reset_envs(self, indices: np.ndarray) -> None:
-        rngs = self._rngs
-        assert rngs is not None  # reset() draws them before any scene
-        self._sim.reset_scenes(
-            indices, [rng for rng in (rngs[i] for i in indices) if rng is not None]
-        )
+        rngs = self._check_started("step")
+        self._sim.reset_scenes(indices, [rngs[i] for i in indices])
 
     def step(self, actions: Any):
-        if self._rngs is None:
-            raise RuntimeError("call reset() before step()")
+        self._check_started("step")
         sim = self._sim
         collisions, moved, rewards, terminated = sim.step(self._validated(actions))
         truncated = sim.steps >= self.max_episode_steps

@@ -1,8 +1,5 @@
-"""Episodes of a collision env: what one episode cost, and a loop that plays them one by one.
-
-The statistics read the env's own ``info`` (``collisions``, ``moved``), so they count what the
-env really did, e.g. the action a ``NegativeActionWrapper`` executed.
-"""
+"""Episodes of a collision env: what one episode cost (from the env's own ``info``, so what the
+env really did), and a loop that plays them one by one."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from neg_envs.collision_core import check_int
+from negdl.checks import check_int
 
 
 @dataclass
@@ -81,16 +78,10 @@ def play_episodes(
     max_steps: int = 0,
     on_state: Callable[[], None] | None = None,
 ) -> Iterator[Episode]:
-    """Play ``episodes`` episodes of ``env``, one after the other; yield each as it ends.
+    """Play ``episodes`` (>= 1) episodes of ``env``, episode ``k`` from ``reset(seed=seed + k)``
+    (each can be replayed on its own), and yield each as it ends: negdl's one episode loop.
 
-    Episode ``k`` starts from ``env.reset(seed=seed + k)``, so every episode can be replayed on
-    its own. The one episode loop of negdl's scripts: a human at the keyboard, a trained agent
-    on screen or into a video.
-
-    :param env: a single env whose ``info`` has ``collisions`` and ``moved``.
     :param act: the action for an observation, or None to stop playing (e.g. the player quit).
-    :param episodes: episodes to play, >= 1.
-    :param seed: seed of the first episode.
     :param max_steps: end an episode after this many steps (0: when the env ends it).
     :param on_state: called after the reset and after every step (e.g. to grab a frame).
     """

@@ -1,14 +1,7 @@
-"""pygame drawing of a collision scene: a bird among discs, contacts marked, and a HUD band.
+"""pygame drawing of a collision scene: a bird among discs, contacts marked, a HUD band above.
 
-Only ``render()`` reaches this module; the physics never imports pygame. Works headless with
-``SDL_VIDEODRIVER=dummy``.
-
-Colours come from the Okabe-Ito palette (distinguishable with every common form of colour
-blindness) and each role has a shape cue as well, so nothing relies on hue alone: obstacles
-are plain blue discs, an obstacle in contact is vermillion with a thick black rim, the agent is
-an orange bird with a black outline and a black-rimmed vermillion ring while it touches
-anything. The step, collision and return counters sit in a dark band above the arena that
-nothing else is drawn into.
+Okabe-Ito colours (readable with every common colour-vision deficiency), and a shape cue for
+each role so nothing relies on hue alone. Headless with ``SDL_VIDEODRIVER=dummy``.
 """
 
 from __future__ import annotations
@@ -33,15 +26,8 @@ _HUD_GAP = "    "
 
 
 class CollisionRenderer:
-    """Draws scenes into a pygame window (``"human"``) or returns them as RGB arrays.
-
-    A frame is ``window_size`` wide and ``window_size + hud_height`` tall: the HUD band on top,
-    the square arena below it.
-
-    :param window_size: side of the square arena in pixels.
-    :param render_mode: ``"human"`` or ``"rgb_array"``.
-    :param fps: frame rate the ``"human"`` window is held to.
-    """
+    """Draws scenes into a pygame window (``"human"``, held to ``fps``) or returns them as RGB
+    arrays (``"rgb_array"``): ``window_size`` wide, the HUD band above the square arena."""
 
     def __init__(self, window_size: int, render_mode: str, fps: int) -> None:
         import pygame
@@ -80,11 +66,8 @@ class CollisionRenderer:
         heading: np.ndarray,
         hud: Sequence[str],
     ) -> np.ndarray | None:
-        """Draw one frame; return it as ``(H, W, 3) uint8`` in ``"rgb_array"`` mode.
-
-        :param heading: the direction the bird faces (non-zero, world coordinates).
-        :param hud: the HUD's texts, drawn on one line or one per line.
-        """
+        """Draw one frame (the bird facing ``heading``, the ``hud`` texts on one line or one per
+        line); return it as ``(H, W, 3) uint8`` in ``"rgb_array"`` mode."""
         pg = self._pg
         self.canvas.fill(HUD_BACKGROUND)
         self.arena.fill(BACKGROUND)
@@ -112,10 +95,7 @@ class CollisionRenderer:
         return np.transpose(pg.surfarray.array3d(self.canvas), (1, 0, 2)).copy()
 
     def _draw_bird(self, centre: np.ndarray, radius: float, heading: np.ndarray, hit: bool) -> None:
-        """A bird facing ``heading``: tail, body, wing, head, beak and eye, outlined in black.
-
-        It fills the agent's collision disc; a black-rimmed vermillion ring marks a contact.
-        """
+        """A bird filling the agent's disc, outlined in black; a ring marks a contact."""
         pg, arena = self._pg, self.arena
         forward = heading / np.linalg.norm(heading) * np.array([1.0, -1.0])
         side = np.array([-forward[1], forward[0]])

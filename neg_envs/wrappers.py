@@ -11,21 +11,15 @@ import numpy as np
 from gymnasium import spaces
 
 from neg_envs.collision_core import validate_action
-from negdl.checks import check_number
+from negdl.checks import check_choice, check_number
 
 
 class NegativeActionWrapper(gym.Wrapper):
     """The agent says which action *not* to take; one of the others is executed.
 
-    Action ``k`` means "do not do k": the environment executes one of the remaining ``n - 1``
-    actions, chosen uniformly with the wrapped env's seeded ``np_random`` (so ``reset(seed=...)``
-    makes the choice reproducible). ``info["executed_action"]`` says which action ran.
-    Works on any env whose action space is ``Discrete(n)`` with ``n >= 2`` (any ``start``).
-
-    ``action_masks()`` (for sb3-contrib's ``MaskablePPO``) is the mask over *this* wrapper's
-    actions, i.e. over which action to name: the actions the wrapped env's own
-    ``action_masks()`` forbids, since naming an allowed action as "do not" wastes the one
-    prohibition; every action when the env forbids none.
+    Action ``k`` means "do not do k": one of the other ``n - 1`` actions runs, drawn uniformly
+    from the wrapped env's seeded ``np_random``; ``info["executed_action"]`` says which. Works on
+    any ``Discrete(n)`` action space with ``n >= 2``.
     """
 
     def __init__(self, env: gym.Env) -> None:
@@ -40,11 +34,9 @@ class NegativeActionWrapper(gym.Wrapper):
         self._n, self._start = int(space.n), int(space.start)
 
     def action_masks(self) -> np.ndarray:
-        """Which actions are worth naming as "do not", ``(n,)`` bool: the complement of the
-        wrapped env's mask, or all of them when the env forbids nothing.
-
-        :raises AttributeError: the wrapped env has no ``action_masks()``.
-        """
+        """Which actions are worth naming as "do not", ``(n,)`` bool: those the wrapped env's
+        ``action_masks()`` forbids (naming an allowed one wastes the prohibition), or all of them
+        when it forbids none."""
         try:
             env_masks = self.env.get_wrapper_attr("action_masks")
         except AttributeError:
@@ -65,23 +57,13 @@ class NegativeActionWrapper(gym.Wrapper):
 
 
 class PunishmentOnlyWrapper(gym.Wrapper):
-    """Turn any env's reward into a punishment that is never positive.
+    """Turn any env's (scalar) reward into a punishment that is never positive.
 
-    Rules (``mode``):
-
-    - ``"shift"``: ``r - max_reward``. Preserves the ranking of policies for episodes of fixed
-      length. A reward above ``max_reward`` raises (your bound was wrong), it is never clipped.
-    - ``"negative_part"``: ``min(r, 0)``. Positive rewards are discarded by design.
-
-    Because a shifted env punishes every step of a long episode, ending early can look
-    attractive; ``termination_penalty`` is charged once when the episode *terminates* (not when
-    it is truncated) to keep dying costly, e.g. CartPole with ``mode="shift", max_reward=1``
-    gives 0 per surviving step, so pass ``termination_penalty=1`` or more.
-
-    :param env: any Gymnasium env with scalar rewards.
-    :param mode: ``"shift"`` or ``"negative_part"``.
-    :param max_reward: the largest reward a step can give (``"shift"`` only).
-    :param termination_penalty: punishment (>= 0) added when the episode terminates.
+    ``mode="shift"``: ``r - max_reward`` (the largest reward a step can give; one above it
+    raises, it is never clipped), which keeps the ranking of policies for fixed-length episodes;
+    ``"negative_part"``: ``min(r, 0)``. As ending early can look attractive when every step is
+    punished, ``termination_penalty`` (>= 0) is charged when an episode terminates (not when it
+    is truncated), e.g. 1 for CartPole with ``max_reward=1``.
     """
 
     MODES = ("shift", "negative_part")
@@ -94,8 +76,7 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         termination_penalty: float = 0.0,
     ) -> None:
         super().__init__(env)
-        if mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        check_choice("mode", mode, self.MODES)
         if mode == "shift":
             if max_reward is None:
                 raise ValueError(
@@ -104,22 +85,17 @@ class PunishmentOnlyWrapper(gym.Wrapper):
             max_reward = check_number("max_reward", max_reward)
         elif max_reward is not None:
             raise ValueError("max_reward is only used with mode='shift'")
-        termination_penalty = check_number("termination_penalty", termination_penalty, 0)
         self.mode = mode
         self.max_reward = max_reward
-        self.termination_penalty = float(termination_penalty)
+        self.termination_penalty = check_number("termination_penalty", termination_penalty, 0)
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, self.punish(reward, terminated), terminated, truncated, info
 
     def punish(self, reward: SupportsFloat, terminated: bool) -> float:
-        """The punishment for one step's ``reward``.
-
-        :raises TypeError: ``reward`` is not one real number (e.g. a multi-objective env's
-            array), which no rule here can turn into one punishment.
-        :raises ValueError: ``reward`` is NaN: it would pass through either rule unchanged.
-        """
+        """The punishment for one step's ``reward``: a ``TypeError`` if it is not one real
+        number, a ``ValueError`` if it is NaN (it would pass through either rule unchanged)."""
         reward = self._scalar_reward(reward)
         if self.mode == "shift":
             assert self.max_reward is not None  # the shift rule needs one (checked when made)

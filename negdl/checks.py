@@ -1,16 +1,15 @@
 """Argument checks with one style of message: the argument, the value, the allowed range.
 
 ``check_int("batch_size", 0, low=1)`` raises ``ValueError: batch_size must be an integer >= 1,
-got 0``; a value of the wrong type (a string, a float for an integer, a bool for a number)
-raises ``ArgumentTypeError`` (a ``TypeError``) with the same wording. Each returns the value
-converted to the plain Python type, so callers can store what they checked.
+got 0``; a value of the wrong type raises ``ArgumentTypeError`` (a ``TypeError``) with the same
+wording. Each returns the value as the plain Python type.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -18,40 +17,38 @@ from negdl.errors import UserError
 
 
 class ArgumentTypeError(TypeError, UserError):
-    """An argument of the wrong type, e.g. ``learning_rate="abc"`` from a command line's
-    ``name=value`` option. A ``TypeError`` for callers, and a ``UserError``, so commands
-    (``negdl.cli.run_main``) print it as one ``error:`` line like a ``ValueError``, while a
-    ``TypeError`` from a bug keeps its traceback."""
+    """An argument of the wrong type: a ``TypeError``, and a ``UserError`` so that commands print
+    it as one ``error:`` line, while a ``TypeError`` from a bug keeps its traceback."""
 
 
-def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+def _refuse(wanted: str, value: Any, wrong_type: bool, *bounds: Any) -> NoReturn:
+    """Raise the error for ``value``: ``ArgumentTypeError`` for a wrong type, else ``ValueError``;
+    built only on failure, as checks also run on every env step."""
+    low, high, low_open, high_open = bounds
+
     def text(bound: float) -> str:
         return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{text(low)}, {text(high)}{')' if high_open else ']'}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {text(low)}"
-    if high is not None:
-        return f"{'<' if high_open else '<='} {text(high)}"
-    return ""
+        wanted += (
+            f" in {'(' if low_open else '['}{text(low)}, {text(high)}{')' if high_open else ']'}"
+        )
+    elif low is not None:
+        wanted += f" {'>' if low_open else '>='} {text(low)}"
+    elif high is not None:
+        wanted += f" {'<' if high_open else '<='} {text(high)}"
+    if wrong_type:
+        raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
+    raise ValueError(f"{wanted}, got {value!r}")
 
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """``value`` as an ``int`` if it is an integer (not a bool) in ``[low, high]``.
-
-    :param name: the argument's name, for the message.
-    :param value: what was given.
-    :param low: smallest allowed value (None: no bound).
-    :param high: largest allowed value (None: no bound).
-    """
-    wanted = f"{name} must be an integer {_bounds(low, high, False, False)}".rstrip()
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
-    number = int(value)
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise ValueError(f"{wanted}, got {value!r}")
-    return number
+    """``value`` as an ``int`` if it is an integer (not a bool) in ``[low, high]`` (None: no
+    bound); ``name`` is the argument's, for the message."""
+    wrong_type = isinstance(value, bool) or not isinstance(value, numbers.Integral)
+    if wrong_type or (low is not None and value < low) or (high is not None and value > high):
+        _refuse(f"{name} must be an integer", value, wrong_type, low, high, False, False)
+    return int(value)
 
 
 def check_number(
@@ -64,30 +61,18 @@ def check_number(
     high_open: bool = False,
     allow_inf: bool = False,
 ) -> float:
-    """``value`` as a ``float`` if it is a real number (not a bool, not NaN) within the bounds.
-
-    :param name: the argument's name, for the message.
-    :param value: what was given.
-    :param low: lower bound (None: none).
-    :param high: upper bound (None: none).
-    :param low_open: exclude ``low`` itself.
-    :param high_open: exclude ``high`` itself.
-    :param allow_inf: accept an infinite value that the bounds allow.
-    """
-    wanted = f"{name} must be a {'' if allow_inf else 'finite '}number " + _bounds(
-        low, high, low_open, high_open
-    )
-    wanted = wanted.rstrip()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ArgumentTypeError(f"{wanted}, got {type(value).__name__} {value!r}")
-    number = float(value)
+    """``value`` as a ``float`` if it is a real number (not a bool, not NaN, finite unless
+    ``allow_inf``) within the bounds (None: none; ``low_open``/``high_open`` exclude them)."""
+    wrong_type = isinstance(value, bool) or not isinstance(value, numbers.Real)
+    number = math.nan if wrong_type else float(value)
     bad = math.isnan(number) or (math.isinf(number) and not allow_inf)
     if low is not None:
         bad = bad or number < low or (low_open and number == low)
     if high is not None:
         bad = bad or number > high or (high_open and number == high)
     if bad:
-        raise ValueError(f"{wanted}, got {value!r}")
+        wanted = f"{name} must be a {'' if allow_inf else 'finite '}number"
+        _refuse(wanted, value, wrong_type, low, high, low_open, high_open)
     return number
 
 

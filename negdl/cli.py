@@ -1,25 +1,11 @@
 """Command lines from a dataclass whose fields carry docstrings (CleanRL style), parsed by tyro.
 
-Each field's docstring (the string literal right below it) becomes its ``--help`` text, so a
-script states every argument once, with its documentation, at the top. `tyro
-<https://brentyi.github.io/tyro/>`_ (what CleanRL uses) builds the parser; this module adds the
-rules every negdl command shares:
-
-- ``parse_args``: ``bool`` and ``bool | None`` fields are ``--flag`` / ``--no-flag`` pairs,
-  ``tuple[X, ...]`` fields take several values (``--seeds 0 1 2``), and a ``ValueError`` from
-  the dataclass's ``__post_init__`` ends the program with one ``prog: error: ...`` line and exit
-  status 2, like any other bad argument, not with a traceback.
-- ``parse_options``: ``name=value`` strings (env options, hyperparameter overrides) to a dict.
-- ``run_main``: parse, run, and end a failed run with ``prog: error: ...`` too (a
-  ``ValueError``, an ``OSError`` such as a missing file, or a ``negdl.errors.UserError``); a
-  Ctrl-C the command does not handle itself ends with one line and status 130, and work that
-  stopped on a signal (``negdl.interrupt.Stopped``, e.g. a sweep) says what it kept and ends
-  with 130 (SIGINT) or 143 (SIGTERM). A reader that closes the output early (``negdl-train
-  --help | head -3``) ends the command quietly with status 141, like any Unix tool killed by
-  SIGPIPE, not with a ``BrokenPipeError`` traceback.
-- ``check_out_dir`` / ``check_out_file`` / ``check_in_dir``: an output path that cannot be
-  written (a folder that is a file, a file that is a folder) or an input folder that is not
-  there is an argument error, found before any work is done.
+Each field's docstring becomes its ``--help`` text. On top of tyro: ``parse_args`` turns a
+``ValueError`` from the dataclass's checks into one ``prog: error: ...`` line (status 2);
+``run_main`` does the same for a failed run (``ValueError``, ``OSError``, ``UserError``), reports
+a signal's stop (``negdl.interrupt.Stopped``, status 130/143) or an unhandled Ctrl-C (130), and
+ends quietly with 141 when the reader closes the output (``--help | head``);
+``parse_options`` reads ``name=value`` items; ``check_*`` refuse unusable paths before any work.
 
 Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
@@ -33,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import tyro
 
@@ -50,18 +36,12 @@ BROKEN_PIPE_STATUS = 141
 
 
 def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None = None) -> T:
-    """Parse ``argv`` into an instance of dataclass ``cls``.
-
-    :param cls: a dataclass; each field becomes ``--field-name`` with its default and docstring.
-    :param argv: arguments to parse (``sys.argv[1:]`` when None).
-    :param prog: program name for help and errors (default: the script's file name).
-    """
+    """Parse ``argv`` (default ``sys.argv[1:]``) into dataclass ``cls``, each field a
+    ``--field-name`` option; a bad value ends the program with ``prog: error: ...``, status 2."""
     prog = prog or Path(sys.argv[0]).name
     try:
-        # tyro reports errors raised by a class with a box of its own; through a partial (the
-        # top-level class) or the parse-error hook (a nested config such as negdl-train's
-        # TrainConfig) they reach this handler and end in the same one-line error as every
-        # other negdl failure.
+        # tyro reports errors raised by a class in a box of its own; through a partial (the
+        # top-level class) or the parse-error hook (a nested config) they reach this handler.
         with _nested_errors_raised():
             return tyro.cli(
                 functools.partial(cls),
@@ -70,7 +50,8 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None
                 config=(tyro.conf.DisallowNone,),
             )
     except (ValueError, UserError) as error:  # UserError: e.g. a value of the wrong type
-        exit_with_error(prog, error)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _raise_instantiation_failure(event: Any) -> None:
@@ -79,28 +60,16 @@ def _raise_instantiation_failure(event: Any) -> None:
 
 
 def _nested_errors_raised() -> contextlib.AbstractContextManager[None]:
-    """While parsing, a ``ValueError`` from a nested dataclass's checks is raised to the caller
-    (tyro 1.0's parse-error hook; where a tyro lacks it, tyro's own error box is kept)."""
+    """While parsing, a nested dataclass's ``ValueError`` is raised to the caller (tyro 1.0's
+    parse-error hook; without it tyro's own error box is kept)."""
     hook = getattr(getattr(tyro, "_errors", None), "on_parse_error", None)
     return hook(_raise_instantiation_failure) if hook else contextlib.nullcontext()
 
 
-def exit_with_error(prog: str, error: Exception | str) -> NoReturn:
-    """Print ``prog: error: <error>`` to stderr and exit with status 2 (argparse's usage error)."""
-    print(f"{prog}: error: {error}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def parse_options(items: Sequence[str], what: str = "option") -> dict[str, Any]:
-    """``["num_obstacles=30", "obstacle_speed=(0.005, 0.02)"]`` -> a dict of Python values.
-
-    Values are Python literals (numbers, tuples, lists, dicts, True/False/None); anything else
-    is kept as a string, so ``observation=nearest`` works without quotes.
-
-    :param items: ``name=value`` strings.
-    :param what: what the items are, for the error message.
-    :raises ValueError: an item is not ``name=value`` with an identifier as the name.
-    """
+    """``["num_obstacles=30", "observation=nearest"]`` -> ``{"num_obstacles": 30, ...}``: values
+    are Python literals where they parse as one, else strings; ``what`` names the items in the
+    ``ValueError`` an item that is not ``name=value`` raises."""
     options: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -130,23 +99,23 @@ def run_main(
     run: Callable[[T], Any],
     argv: Sequence[str] | None = None,
 ) -> Any:
-    """Parse ``argv`` into ``args_class`` and call ``run``; a bad argument, a missing file or
-    any other :data:`USER_ERRORS` ends the program with ``prog: error: ...`` instead of a
-    traceback, work stopped on a signal (:class:`~negdl.interrupt.Stopped`) with what it kept
-    and status 130/143, and an unhandled Ctrl-C with ``prog: interrupted`` and status 130. Output
-    whose reader went away (``| head``) ends the program quietly with status 141: print what the
-    command reports inside ``run``, not after ``run_main`` returns.
-
-    :param prog: the command's name.
-    :param args_class: its arguments dataclass.
-    :param run: what the command does with the parsed arguments.
-    :param argv: arguments to parse (``sys.argv[1:]`` when None).
-    """
+    """Parse ``argv`` into ``args_class`` and call ``run`` with it, ending a failure as the
+    module docstring says (print what the command reports inside ``run``, so that a closed
+    pipe is handled)."""
     try:
-        # parse_args prints --help, run prints progress: either can meet a closed pipe, and so
-        # can the last flush, done here rather than by the interpreter at exit.
-        try:
-            return _run_reporting_errors(prog, args_class, run, argv)
+        try:  # parsing (--help) and running can meet a closed pipe, and so can the last flush
+            args = parse_args(args_class, argv, prog)
+            try:
+                return run(args)
+            except BrokenPipeError:
+                raise  # an OSError, but the reader left: nothing to report
+            except USER_ERRORS as error:
+                raise SystemExit(f"{prog}: error: {error}") from error
+            except Stopped as stopped:
+                stopped.exit(prog)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                raise SystemExit(130) from None
         finally:
             sys.stdout.flush()
     except BrokenPipeError:
@@ -154,28 +123,10 @@ def run_main(
         raise SystemExit(BROKEN_PIPE_STATUS) from None
 
 
-def _run_reporting_errors(
-    prog: str, args_class: type[T], run: Callable[[T], Any], argv: Sequence[str] | None
-) -> Any:
-    args = parse_args(args_class, argv, prog)
-    try:
-        return run(args)
-    except BrokenPipeError:
-        raise  # an OSError, but the reader left: nothing to report (run_main ends quietly)
-    except USER_ERRORS as error:
-        raise SystemExit(f"{prog}: error: {error}") from error
-    except Stopped as stopped:
-        print(f"{prog}: stopped by {stopped.signal_name}: {stopped.kept}", file=sys.stderr)
-        raise SystemExit(stopped.exit_status) from None
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-
-
 def _quiet_closed_stdout() -> None:
-    """Point stdout at ``os.devnull`` so the interpreter's final flush of what is still buffered
-    does not raise a second ``BrokenPipeError`` at exit (the recipe of Python's ``signal`` docs;
-    restoring SIGPIPE's default action instead would also kill the process on a closed socket)."""
+    """Point stdout at ``os.devnull`` so the final flush at exit does not raise a second
+    ``BrokenPipeError`` (the recipe of Python's ``signal`` docs; SIGPIPE's default action would
+    also kill the process on a closed socket)."""
     try:
         fileno = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # replaced by a test's capture: nothing to do
@@ -188,11 +139,8 @@ def _quiet_closed_stdout() -> None:
 
 
 def check_out_dir(name: str, path: str | Path | None) -> None:
-    """Raise a ``ValueError`` if folder ``path`` (argument ``name``) cannot be created or written.
-
-    :param name: the argument, e.g. ``"--out-dir"``.
-    :param path: the folder; it may not exist yet (None: nothing to check).
-    """
+    """Raise a ``ValueError`` if folder ``path`` (argument ``name``, e.g. ``"--out-dir"``)
+    cannot be created or written; None is not checked."""
     if path is None:
         return
     folder = Path(path)
@@ -207,11 +155,7 @@ def check_out_dir(name: str, path: str | Path | None) -> None:
 
 
 def check_in_dir(name: str, path: str | Path | None) -> None:
-    """Raise a ``ValueError`` unless ``path`` (argument ``name``), when given, is an existing folder.
-
-    :param name: the argument, e.g. ``"--data-dir"``.
-    :param path: the folder to read from (None: nothing to check).
-    """
+    """Raise a ``ValueError`` unless ``path`` (argument ``name``) is None or an existing folder."""
     if path is None:
         return
     if not Path(path).exists():
@@ -223,11 +167,8 @@ def check_in_dir(name: str, path: str | Path | None) -> None:
 
 
 def check_out_file(name: str, path: str | Path | None) -> None:
-    """Raise a ``ValueError`` if file ``path`` (argument ``name``) cannot be written.
-
-    :param name: the argument, e.g. ``"--out"``.
-    :param path: the file; its folder may not exist yet (None or empty: nothing to check).
-    """
+    """Raise a ``ValueError`` if file ``path`` (argument ``name``) cannot be written; None or
+    empty is not checked."""
     if not path:
         return
     if Path(path).is_dir():

@@ -1,15 +1,9 @@
 """Tables in the README and the documentation site, copied from the result files under docs/.
 
-A page marks a table it quotes with two comments::
-
-    <!-- table:agents/bench.md#1 -->
-    ...
-    <!-- /table -->
-
-``agents/bench.md#1`` names a file under docs/ and which of its markdown tables (1 = the first);
-a ``.csv`` file is written whole as one table. ``fill`` rewrites the text between the comments
-from the file, so ``python scripts/update_docs.py --tables`` after a rerun is the only step that
-updates a quoted number, and a test fails when a page differs from what ``fill`` writes.
+A page marks a quoted table with ``<!-- table:agents/bench.md#1 -->`` ... ``<!-- /table -->``: a
+file under docs/ and which of its markdown tables (1 = the first; a ``.csv`` file is one table).
+``fill`` rewrites the text between the comments from the file (``scripts/update_docs.py
+--tables``), and a test fails when a page differs from what ``fill`` writes.
 """
 
 from __future__ import annotations

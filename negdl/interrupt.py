@@ -1,37 +1,23 @@
 """Stop long work cleanly on Ctrl-C or ``kill``: the first SIGINT/SIGTERM asks to stop, the second aborts.
 
-Every long-running command uses :class:`StopOnSignal` the same way. Inside the ``with`` block
-the first SIGINT (Ctrl-C) or SIGTERM only records a request and says so on stderr; the work
-checks ``stop.requested`` (or calls ``stop.check()``) where stopping is safe, e.g. between two
-training steps, two finished runs or two finished rows, and keeps what it has. Work with no such
-point of its own (a library call that trains for minutes) runs inside ``stop.raising()``, where
-a request raises :class:`StopRequested` at once and the unfinished unit is dropped. A second
-signal aborts at once: one line on stderr, child processes terminated, exit status ``128 +
-signal`` (130 for SIGINT, 143 for SIGTERM), nothing more written. Files written before it are
-complete as long as they are written whole, e.g. with ``negdl.results.write_text_atomic``. The
-previous handlers come back when the block ends. The pattern, for any script::
+Inside ``with StopOnSignal(prog) as stop`` the first signal only records a request (and says so
+on stderr); the work checks ``stop.requested`` or calls ``stop.check()`` where stopping is safe
+and keeps what it has. Work with no safe point of its own runs inside ``stop.raising()``, where a
+request raises :class:`StopRequested` at once. A second signal aborts: one line, child processes
+terminated, exit status ``128 + signal`` (130 for SIGINT, 143 for SIGTERM). The pattern::
 
-    from negdl.interrupt import StopOnSignal
+    with StopOnSignal("my_script.py") as stop:
+        for seed in args.seeds:
+            with stop.raising():  # training has no safe point: stop it where it is
+                rows.append(train_and_evaluate(seed))
+            write_csv(rows, out / "results.csv")  # each finished unit is on disk
+            stop.check()  # raises StopRequested, which the with block swallows
+    if stop.requested:
+        stop.exit(f"kept {len(rows)} rows in {out / 'results.csv'}")
 
-    def main(args: Args) -> None:
-        rows = []
-        with StopOnSignal("my_script.py") as stop:
-            for seed in args.seeds:
-                with stop.raising():  # training has no safe point: stop it where it is
-                    model = train(seed)
-                rows.append(evaluate(model))
-                write_csv(rows, out / "results.csv")  # each finished unit is on disk
-                stop.check()  # raises StopRequested, which the with block swallows
-        if stop.requested:
-            stop.exit(f"kept {len(rows)} rows in {out / 'results.csv'}")
-
-``stop.exit`` prints ``my_script.py: stopped by SIGINT: kept 3 rows in ...`` and exits with
-130 (143 after SIGTERM), without a traceback. Library code that stops on a signal raises
-:class:`Stopped` instead, which ``negdl.cli.run_main`` turns into the same line and status
-(``negdl.sweeps.Sweep.run`` does, so every script that runs a sweep stops this way). Messages
-go to the terminal's stderr (``sys.__stderr__``) even while a trial's output is sent to its log. Worker processes should leave SIGINT to the
-parent (``signal.signal(signal.SIGINT, signal.SIG_IGN)`` in their initializer) so that Ctrl-C in
-a terminal, which reaches the whole process group, does not print their tracebacks.
+Library code raises :class:`Stopped` instead, which ``negdl.cli.run_main`` reports the same way.
+Messages go to the terminal's stderr (``sys.__stderr__``) even while a trial's output is sent to
+its log. Worker processes should ignore SIGINT (Ctrl-C reaches the whole process group).
 """
 
 from __future__ import annotations
@@ -46,21 +32,13 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any, NoReturn
 
-#: The signals that ask a command to stop.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 class StopRequested(Exception):
     """Raised where work stops because a stop was requested (``StopOnSignal`` swallows it)."""
 
 
 class Stopped(Exception):
-    """Work stopped on a signal, keeping what ``kept`` says; ``negdl.cli.run_main`` prints
-    ``prog: stopped by SIGINT: <kept>`` and exits with ``128 + signal_number``.
-
-    :param signal_number: the signal that asked to stop.
-    :param kept: what the stopped work left behind.
-    """
+    """Work stopped on signal ``signal_number``, keeping what ``kept`` says."""
 
     def __init__(self, signal_number: int, kept: str) -> None:
         super().__init__(kept)
@@ -75,10 +53,10 @@ class Stopped(Exception):
     def exit_status(self) -> int:
         return 128 + self.signal_number
 
-
-def _console() -> Any:
-    """The terminal's stderr, also while ``sys.stderr`` is redirected (e.g. to a trial's log)."""
-    return sys.__stderr__ or sys.stderr
+    def exit(self, prog: str) -> NoReturn:
+        """Print ``prog: stopped by SIGINT: <kept>`` and exit with :attr:`exit_status`."""
+        print(f"{prog}: stopped by {self.signal_name}: {self.kept}", file=sys.stderr, flush=True)
+        raise SystemExit(self.exit_status)
 
 
 def terminate_child_processes() -> None:
@@ -88,10 +66,9 @@ def terminate_child_processes() -> None:
 
 
 class StopOnSignal:
-    """Turn the first SIGINT/SIGTERM into a stop request and the second into an abort.
-
-    Handlers are installed only in the main thread (elsewhere the block runs unguarded, as
-    Python delivers signals to the main thread only). See the module docstring for the pattern.
+    """Turn the first SIGINT/SIGTERM into a stop request and the second into an abort (see the
+    module docstring). Handlers are installed in the main thread only, where Python delivers
+    signals.
 
     :param prog: the command's name, at the start of every message.
     """
@@ -104,7 +81,6 @@ class StopOnSignal:
 
     @property
     def requested(self) -> bool:
-        """A stop was requested."""
         return self.signal_number is not None
 
     @property
@@ -114,12 +90,11 @@ class StopOnSignal:
 
     @property
     def exit_status(self) -> int:
-        """The shell's convention for a process ended by a signal: 128 + its number."""
         return 128 + (self.signal_number or signal.SIGINT)
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
-            for number in STOP_SIGNALS:
+            for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._handle)
         return self
 
@@ -131,10 +106,11 @@ class StopOnSignal:
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         name = signal.Signals(number).name
+        console = sys.__stderr__ or sys.stderr  # also while sys.stderr goes to a trial's log
         if self.requested:
             print(
                 f"{self.prog}: {name} again: aborting now, unfinished work is lost",
-                file=_console(),
+                file=console,
                 flush=True,
             )
             terminate_child_processes()
@@ -143,7 +119,7 @@ class StopOnSignal:
         print(
             f"{self.prog}: {name} received: stopping cleanly and keeping what is finished "
             f"(send it again to abort at once)",
-            file=_console(),
+            file=console,
             flush=True,
         )
         if self._raising:
@@ -156,8 +132,7 @@ class StopOnSignal:
 
     @contextlib.contextmanager
     def raising(self) -> Iterator[None]:
-        """Inside this block a stop request raises :class:`StopRequested` at once (also one that
-        came before the block)."""
+        """Inside this block a stop request (also an earlier one) raises :class:`StopRequested`."""
         self.check()
         self._raising = True
         try:
@@ -166,9 +141,5 @@ class StopOnSignal:
             self._raising = False
 
     def exit(self, kept: str) -> NoReturn:
-        """Say what was kept and end the program with :attr:`exit_status`, without a traceback.
-
-        :param kept: what the stopped work left behind, e.g. ``"kept 3 rows in results.csv"``.
-        """
-        print(f"{self.prog}: stopped by {self.signal_name}: {kept}", file=sys.stderr, flush=True)
-        raise SystemExit(self.exit_status)
+        """Say what was kept and exit with :attr:`exit_status`, without a traceback."""
+        Stopped(self.exit_status - 128, kept).exit(self.prog)

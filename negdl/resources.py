@@ -1,12 +1,10 @@
 """Refuse requests that would need more memory than the machine can give, before allocating.
 
-A request inside the documented parameter ranges can still ask for terabytes (a batched env of
-many sub-envs x 100,000 obstacles, a replay buffer of 100,000 such observations). Code that is
-about to allocate something large estimates its size first and calls :func:`check_memory`,
-which raises :class:`MemoryLimitError` saying how much would be needed, the limit, and what to
-change. The limit is :data:`MEMORY_FRACTION` of the memory available when the check runs (read
-from ``/proc/meminfo``, else from ``os.sysconf``); the environment variable
-``NEGDL_MEMORY_LIMIT`` overrides it with a size such as ``64GiB``, ``500MB`` or ``2e9`` (bytes).
+Parameters inside their ranges can still ask for terabytes (many sub-envs x 100,000 obstacles).
+Code about to allocate much estimates the size and calls :func:`check_memory`, which raises
+:class:`MemoryLimitError` with the size, the limit and what to change. The limit is
+:data:`MEMORY_FRACTION` of the memory available now; ``NEGDL_MEMORY_LIMIT`` (``64GiB``,
+``500MB``, ``2e9``) overrides it.
 """
 
 from __future__ import annotations
@@ -20,18 +18,9 @@ MEMORY_LIMIT_ENV = "NEGDL_MEMORY_LIMIT"
 #: Share of the currently available memory one request may take.
 MEMORY_FRACTION = 0.8
 
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "TB": 10**12,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-    "TIB": 2**40,
-}
+_UNITS = {"": 1, "B": 1}
+_UNITS.update({f"{prefix}B": 1000**power for power, prefix in enumerate("KMGT", start=1)})
+_UNITS.update({f"{prefix}IB": 1024**power for power, prefix in enumerate("KMGT", start=1)})
 
 
 class MemoryLimitError(ValueError):
@@ -48,10 +37,7 @@ def format_bytes(count: float) -> str:
 
 
 def parse_bytes(text: str) -> int:
-    """``"64GiB"``, ``"500 MB"``, ``"2e9"`` -> a number of bytes, >= 1.
-
-    :raises ValueError: not a positive size.
-    """
+    """``"64GiB"``, ``"500 MB"``, ``"2e9"`` -> a number of bytes, >= 1 (else ``ValueError``)."""
     match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).upper() if match else ""
     try:
@@ -93,12 +79,8 @@ def memory_limit() -> tuple[int, str]:
 
 
 def check_memory(needed: float, what: str, fix: str) -> None:
-    """Raise :class:`MemoryLimitError` if ``needed`` bytes exceed :func:`memory_limit`.
-
-    :param needed: the estimated size of the allocation, in bytes.
-    :param what: what would be allocated, e.g. ``"the replay buffer (100,000 x 400,002 floats x 2)"``.
-    :param fix: what to change, e.g. ``"lower buffer_size or use observation='nearest'"``.
-    """
+    """Raise :class:`MemoryLimitError` if ``needed`` bytes exceed :func:`memory_limit`; the
+    message says ``what`` would be allocated and the ``fix`` (what to change)."""
     limit, source = memory_limit()
     if needed > limit:
         raise MemoryLimitError(

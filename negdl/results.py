@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # torch only for machine_description: writing tables does not load it
+if TYPE_CHECKING:  # writing tables does not load torch
     import torch
 
 Row = Mapping[str, object]
@@ -86,14 +86,9 @@ def comparison_table(
     inner_key: str,
     value_key: str = "accuracy",
 ) -> str:
-    """A markdown table of a source's published numbers next to our mean over seeds.
-
-    :param rows: our long-format rows.
-    :param source: ``{outer: {inner: value}}``, e.g. ``{"full": {"SN": 99.13}}``.
-    :param outer_key: the rows' key matching the source's outer level (e.g. ``test_set``).
-    :param inner_key: the rows' key matching the inner level (e.g. ``mode``).
-    :param value_key: the rows' value column.
-    """
+    """A markdown table of a source's published numbers, ``{outer: {inner: value}}`` (e.g.
+    ``{"full": {"SN": 99.13}}``), next to our mean over ``rows`` of ``value_key``, the rows
+    matched by their ``outer_key`` and ``inner_key`` (e.g. ``test_set`` and ``mode``)."""
     ours: dict[tuple[object, object], list[float]] = defaultdict(list)
     for row in rows:
         ours[row[outer_key], row[inner_key]].append(float(row[value_key]))  # type: ignore[arg-type]

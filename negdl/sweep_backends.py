@@ -1,17 +1,9 @@
 """Where a sweep's trials run: in this process, in a local process pool, or as Ray tasks.
 
-A backend is a context manager (entering it starts what it needs: worker processes, a Ray
-connection) whose :meth:`Backend.run` runs trials and yields their
-:class:`~negdl.trials.TrialOutcome` as they finish, in any order. Each trial runs through
-:func:`negdl.trials.execute_trial`, so it behaves the same everywhere. When ``stop.requested``
-turns true, ``run`` drops the trials in flight (in this process: at once, through
-``stop.raising()``; worker processes are terminated; Ray tasks are cancelled) and raises
-:class:`~negdl.interrupt.StopRequested`.
-
-Ray (``pip install 'negdl[ray]'``) is the scale-out engine: each trial is a Ray task asking for
-``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, so Ray runs as many at once as the
-cluster's free resources allow, on any of its machines, and a GPU trial only lands on a node
-with a GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` for it).
+A backend is a context manager (entering starts its workers or Ray connection) whose ``run``
+yields each trial's :class:`~negdl.trials.TrialOutcome` as it finishes, in any order, each
+trial run through :func:`negdl.trials.execute_trial`. Once ``stop.requested``, ``run`` drops
+the trials in flight and raises :class:`~negdl.interrupt.StopRequested`.
 """
 
 from __future__ import annotations
@@ -37,7 +29,7 @@ BACKEND_NAMES = ("in-process", "processes", "ray")
 
 
 class Backend:
-    """Runs trials; see the module docstring. Subclasses override :meth:`run`."""
+    """Runs trials (see the module docstring); subclasses override :meth:`run` and :meth:`describe`."""
 
     #: Trials that run at once (known once the backend is entered).
     slots: int = 1
@@ -51,13 +43,7 @@ class Backend:
     def run(
         self, function: Callable[[Trial], Any], trials: Sequence[Trial], stop: StopOnSignal
     ) -> Iterator[TrialOutcome]:
-        """Run ``function`` on every trial and yield each outcome as it ends.
-
-        :param function: the trial function.
-        :param trials: the trials to run.
-        :param stop: the sweep's signal handler; once ``stop.requested``, the trials in flight
-            are dropped and ``StopRequested`` is raised.
-        """
+        """Run ``function`` on every trial and yield each outcome as it ends."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -85,23 +71,9 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def check_picklable(function: Callable[..., Any], backend: str) -> None:
-    """Raise a ``UserError`` if ``function`` cannot be sent to a worker process."""
-    try:
-        pickle.dumps(function)
-    except Exception as error:  # pickle raises several kinds (PicklingError, AttributeError...)
-        raise UserError(
-            f"--backend {backend} sends the trial function to other processes, but it cannot be "
-            f"pickled ({error}); use a module-level function, or functools.partial of one"
-        ) from error
-
-
 class ProcessPool(Backend):
-    """Up to ``workers`` trials at once, each in a worker process of this machine (spawned, so
-    CUDA and threads start clean; a worker runs several trials one after another).
-
-    :param workers: worker processes.
-    """
+    """Up to ``workers`` trials at once in spawned worker processes of this machine (CUDA and
+    threads start clean; a worker runs several trials one after another)."""
 
     def __init__(self, workers: int) -> None:
         self.slots = workers
@@ -111,7 +83,13 @@ class ProcessPool(Backend):
     ) -> Iterator[TrialOutcome]:
         if not trials:
             return
-        check_picklable(function, "processes")
+        try:
+            pickle.dumps(function)
+        except Exception as error:  # pickle raises several kinds (PicklingError, AttributeError...)
+            raise UserError(
+                "--backend processes sends the trial function to other processes, but it cannot "
+                f"be pickled ({error}); use a module-level function, or functools.partial of one"
+            ) from error
         with ProcessPoolExecutor(
             min(self.slots, len(trials)),
             multiprocessing.get_context("spawn"),
@@ -138,8 +116,8 @@ class ProcessPool(Backend):
 
 
 def _execute_in(cwd: str, function: Callable[[Trial], Any], trial: Trial) -> TrialOutcome:
-    """:func:`execute_trial` from the driver's working directory, so relative paths (data,
-    results) mean the same on a Ray worker as in the command (where that folder exists)."""
+    """:func:`execute_trial` from the driver's working directory (where it exists), so relative
+    paths mean the same on a Ray worker as in the command."""
     if os.path.isdir(cwd):
         os.chdir(cwd)
     return execute_trial(function, trial)
@@ -151,19 +129,14 @@ def ray_available() -> bool:
 
 
 class Ray(Backend):
-    """Each trial a Ray task with its CPU and GPU request, on a local Ray instance or a cluster.
+    """Each trial a Ray task reserving ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs
+    (fractions share one), so Ray runs as many at once as the cluster's free resources allow.
 
-    Entering connects to Ray, unless this process already did (``ray.init`` before), and starts a
-    local instance when there is no cluster to join; leaving disconnects only what it connected.
-    Trial folders should be on a file system every node sees at the same path, as they are on
-    one machine: a worker writes the trial's TensorBoard runs and log there, the driver its
-    record and tables.
+    Entering connects to Ray unless this process already did, leaving disconnects only what it
+    connected. Trial folders should be on a file system every node sees at the same path.
 
-    :param address: ``"auto"`` (the cluster this machine joined with ``ray start``), a head's
-        ``host:port`` or ``ray://host:port``, or None: ``$RAY_ADDRESS``, else the cluster
-        ``ray start`` made on this machine, else a new local instance (Ray's own rules).
-    :param cpus_per_trial: CPUs each task reserves.
-    :param gpus_per_trial: GPUs each task reserves (fractions share a GPU).
+    :param address: ``"auto"``, a head's ``host:port`` or ``ray://host:port``, or None (Ray's
+        rules: ``$RAY_ADDRESS``, else the cluster ``ray start`` made here, else a new local one).
     """
 
     def __init__(

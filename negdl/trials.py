@@ -1,14 +1,8 @@
 """One trial of a sweep: its parameters and folder, and how it runs wherever a backend puts it.
 
 A trial function takes a :class:`Trial` and returns its result tables, ``{table name: rows}``
-(each row a dict of plain values), e.g. ``{"results": [{"seed": 0, "accuracy": 98.1}]}``. It
-writes whatever else it makes (TensorBoard runs, checkpoints) into ``trial.dir``, the folder the
-trial owns: running a trial again empties it first.
-
-:func:`execute_trial` is what every backend runs, in this process, in a worker process or in a
-Ray task: it empties the trial's folder, sends what the trial prints to ``trial.log`` there
-(stdout is also kept, so the sweep can show it once the trial is done), catches any exception as
-the trial's failure and returns a picklable :class:`TrialOutcome`.
+(rows: dicts of plain values), and writes its other files into ``trial.dir``, which running it
+empties first. :func:`execute_trial` is what every backend runs.
 """
 
 from __future__ import annotations
@@ -32,10 +26,8 @@ from negdl.interrupt import StopRequested
 
 #: A trial's result: rows of plain values by table name.
 Tables = dict[str, list[dict[str, Any]]]
-#: What a trial prints (stdout and stderr), written as it runs.
-LOG_NAME = "trial.log"
-#: The trial's record, written when it has ended: its parameters, settings, status and tables.
-RECORD_NAME = "trial.json"
+#: What a trial prints, and its record (parameters, settings, status, tables) once it ended.
+LOG_NAME, RECORD_NAME = "trial.log", "trial.json"
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 T = TypeVar("T")
 _PROCESS_CACHE: dict[Hashable, Any] = {}
@@ -43,13 +35,8 @@ _PROCESS_CACHE: dict[Hashable, Any] = {}
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of a sweep's grid.
-
-    :param params: the grid's value of every axis for this trial, e.g. ``{"seed": 0}``.
-    :param name: the trial's stable name, made from ``params`` by the sweep (e.g. ``seed0``); a
-        relative path, its folder under the sweep's root.
-    :param dir: that folder: the trial's own files, its log and its record.
-    """
+    """One point of a sweep's grid: its ``params`` (e.g. ``{"seed": 0}``), its stable ``name``
+    (e.g. ``seed0``, a relative path under the sweep's root) and that folder, ``dir``."""
 
     params: Mapping[str, Any]
     name: str
@@ -57,7 +44,6 @@ class Trial:
 
     @property
     def log_path(self) -> Path:
-        """Where what the trial prints goes."""
         return self.dir / LOG_NAME
 
     def __str__(self) -> str:
@@ -66,15 +52,8 @@ class Trial:
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """How one run of a trial ended.
-
-    :param trial: the trial.
-    :param tables: its result tables as plain JSON data, or None if it failed.
-    :param error: the traceback of its failure, or None.
-    :param seconds: its wall time.
-    :param output: what it printed to stdout.
-    :param host: the machine it ran on.
-    """
+    """How one run of a trial ended: its ``tables`` (None if it failed) or ``error`` (the
+    traceback), wall time, what it printed to stdout and the machine it ran on."""
 
     trial: Trial
     tables: Tables | None
@@ -98,11 +77,8 @@ def plain_value(value: Any) -> Any:
 
 
 def plain_tables(tables: Any) -> Tables:
-    """Check a trial function's result and return it as plain JSON data (tuples become lists,
-    numpy numbers Python numbers), exactly as it reads back from the trial's record.
-
-    :raises TypeError: it is not ``{table name: [row dict, ...]}`` of plain values.
-    """
+    """A trial function's result as plain JSON data, as it reads back from the record; a
+    ``TypeError`` if it is not ``{table name: [row dict, ...]}`` of plain values."""
     if not isinstance(tables, Mapping):
         raise TypeError(
             f"a trial function must return {{table name: rows}}, got {type(tables).__name__}"
@@ -134,15 +110,9 @@ class _Tee(io.TextIOBase):
 
 
 def execute_trial(function: Callable[[Trial], Any], trial: Trial) -> TrialOutcome:
-    """Run ``function(trial)`` in an empty ``trial.dir`` with its output going to its log.
-
-    An exception is the trial's failure: its traceback goes to the log and the outcome. A
-    :class:`~negdl.interrupt.StopRequested` (a stop asked for while an in-process trial runs)
-    passes through: the trial is dropped, not failed.
-
-    :param function: the trial function.
-    :param trial: the trial to run.
-    """
+    """Run ``function(trial)`` in an empty ``trial.dir``, what it prints going to its log (and
+    stdout also to the outcome). An exception is the trial's failure (its traceback in the log
+    and the outcome); ``StopRequested`` passes through: the trial is dropped, not failed."""
     if trial.dir.exists():
         shutil.rmtree(trial.dir)
     trial.dir.mkdir(parents=True)
@@ -166,22 +136,15 @@ def execute_trial(function: Callable[[Trial], Any], trial: Trial) -> TrialOutcom
 
 def failed_outcome(trial: Trial, error: BaseException | str) -> TrialOutcome:
     """The outcome of a trial that could not run or report back (its worker died, it was
-    cancelled): the error stands in for its traceback."""
-    # Only the error itself: the driver's stack where it surfaced says nothing about the trial.
+    cancelled): the error alone stands in for its traceback (the driver's stack says nothing)."""
     text = error if isinstance(error, str) else "".join(traceback.format_exception_only(error))
     return TrialOutcome(trial, None, text, math.nan, "", "")
 
 
 def cached_per_process(key: Hashable, make: Callable[[], T]) -> T:
-    """``make()``, made once per process for ``key``: the trials a process runs one after
-    another (in-process, or in one pool or Ray worker) share what it loads, e.g. a dataset.
-
-    Only the latest key's value is kept. The cache lives in this module, so a trial function
-    that Ray pickles by value does not carry the driver's cached data along.
-
-    :param key: what the value depends on, e.g. ``repr(args)``.
-    :param make: builds the value.
-    """
+    """``make()``, made once per process for ``key`` (e.g. ``repr(args)``), so that the trials
+    one process runs share what it loads, e.g. a dataset. Only the latest key's value is kept;
+    the cache lives in this module, so a trial function Ray pickles does not carry it along."""
     if key not in _PROCESS_CACHE:
         _PROCESS_CACHE.clear()
         _PROCESS_CACHE[key] = make()

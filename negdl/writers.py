@@ -10,13 +10,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 
 class TensorBoardWriters:
-    """One :class:`SummaryWriter` per run name under ``root``, created when first asked for.
-
-    Use as ``writer_for`` callback (``writers("SN")``) and close them all at the end, or use it
-    as a context manager. Characters that do not belong in a folder name become ``_``.
-
-    :param root: the folder holding one sub-folder per run.
-    """
+    """One :class:`SummaryWriter` per run name (``writers("SN")``) in a sub-folder of ``root``
+    (characters that do not belong in a folder name become ``_``), made when first asked for;
+    a context manager that closes them all."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)

@@ -1,11 +1,9 @@
-"""Environment speed: env steps per second of NegCollision against CartPole-v1.
+"""Environment speed: env steps per second of NegCollision against CartPole-v1, on one core.
 
     python scripts/bench_env.py             # prints the table and writes runs/envs/bench_env.md
 
-Measures, in one run and on one core: CartPole-v1 through ``gym.make`` (the reference), the
-single env through ``gym.make`` with N = 10, 100, 500 obstacles, and the natively batched env
-with B = 64, 1024 sub-envs and N = 10, 500. Configurations are measured round-robin and the
-best of the rounds is kept, so a background load hurts every row alike.
+Configurations are measured round-robin and each keeps its best round, so a background load
+hurts every row alike.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -21,7 +18,7 @@ import numpy as np
 import neg_envs  # noqa: F401  (registers the ids)
 from negdl.checks import check_int, check_number
 from negdl.cli import check_out_file, run_main
-from negdl.results import cpu_description
+from negdl.results import cpu_description, write_text_atomic
 
 
 @dataclass
@@ -102,8 +99,7 @@ def main(args: Args) -> None:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + "\n")
+        write_text_atomic(args.out, table + "\n")
 
 
 if __name__ == "__main__":

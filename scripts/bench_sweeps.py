@@ -1,11 +1,9 @@
 """Time one agents bench on each sweep backend: in-process, a local process pool, local Ray.
 
-Runs ``negdl-bench`` (its README command with fewer env steps by default) once per backend and
-round, the backends taking turns so that a change in the machine's load hits each of them
-alike, and writes a markdown table: the wall time of each run (Ray's includes starting its
-local instance), the mean training time of one agent, the load average before and after, and
-whether every backend produced the same rows (timing columns aside). Every bench starts afresh
-(``--no-resume``).
+Runs ``negdl-bench`` (fewer env steps than the README's by default, ``--no-resume``) once per
+backend and round, the backends taking turns so that a change in the machine's load hits each
+alike, and writes a markdown table of the wall times, mean training time per agent, load
+averages, and whether every backend produced the same rows (timing columns aside).
 
     python scripts/bench_sweeps.py --rounds 2 --total-timesteps 10000
 """
@@ -95,11 +93,6 @@ def bench_command(args: Args, backend: str, out_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def read_rows(out_dir: Path) -> list[dict[str, str]]:
-    with open(out_dir / "bench.csv") as handle:
-        return list(csv.DictReader(handle))
-
-
 def main(args: Args) -> None:
     measured: list[dict] = []
     outcomes: dict[str, list[dict[str, str]]] = {}
@@ -115,7 +108,8 @@ def main(args: Args) -> None:
                 stdout=subprocess.DEVNULL,
             )
             seconds = time.perf_counter() - started
-            rows = read_rows(out_dir)
+            with open(out_dir / "bench.csv") as handle:
+                rows = list(csv.DictReader(handle))
             trained = [float(r["train_time_s"]) for r in rows if r["train_time_s"] != "nan"]
             outcomes[f"{backend} {round_}"] = [
                 {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows

@@ -1,10 +1,6 @@
 """Play NegCollision yourself: arrow keys or WASD move the bird, space (or no key) stays, Esc quits.
 
-    python scripts/play.py --num-obstacles 20
-
-Every step you are only punished: each obstacle touching you costs, each move costs a little.
-The keys are the env's own ``get_keys_to_action()``, the mapping Gymnasium's
-``gymnasium.utils.play.play`` uses too.
+python scripts/play.py --num-obstacles 20
 """
 
 from __future__ import annotations
@@ -49,10 +45,8 @@ class Args:
 
 
 def keyboard_player(keys_to_action: dict[tuple[int, ...], int]):
-    """The player's policy: the held keys' action (STAY when none is held), None on quit.
-
-    The player reads the window, not the observation.
-    """
+    """The player's policy, reading the window, not the observation: the held keys' action
+    (STAY when none is held), None on quit."""
     relevant = sorted({key for keys in keys_to_action for key in keys})
 
     def chosen_action(obs: object) -> int | None:

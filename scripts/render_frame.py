@@ -1,9 +1,7 @@
-"""Draw one NegCollision frame as a PNG: the picture in the README's environment section.
+"""Draw one NegCollision frame as a PNG (the guide's picture): a seeded scene a few steps in,
+one obstacle placed against the bird so that every role shows.
 
     python scripts/render_frame.py                # writes runs/envs/frame.png
-
-The scene is a seeded one, a few steps in, with one obstacle placed against the bird so that
-every role shows: free obstacles, an obstacle in contact, the bird's contact ring, the HUD band.
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """Regenerate the committed results in docs/: the one command that writes there.
 
-Every other command writes into runs/ (ignored by git) by default, so copying a README command
-never overwrites a committed file. This script runs those same commands with their outputs
-pointed into docs/, one job per result; the README quotes the files it writes.
+Every other command writes into runs/ by default; this script runs them with their outputs
+pointed into docs/, one job per result. Sweeps get ``--no-resume`` (a result never reuses an
+older version's trials) unless ``--resume``.
 
     python scripts/update_docs.py --list                  # the jobs, their commands and run times
     python scripts/update_docs.py --jobs envs-bench occlusions
     python scripts/update_docs.py --all --dry-run         # print the commands, run nothing
     python scripts/update_docs.py --tables                # rewrite the quoted tables from docs/
-
-The README and the site quote result tables between ``<!-- table:FILE#N -->`` and
-``<!-- /table -->`` (``negdl.doc_tables``); ``--tables`` rewrites each from its file, so after a
-job reruns, one ``--tables`` call updates every page that quotes it.
-
-Commands that run a sweep (``negdl.sweeps``: the bench and the supervised scripts) get
-``--no-resume``, so a result in docs/ never reuses trials an older version left under runs/;
-``--resume`` continues an interrupted job instead.
 """
 
 from __future__ import annotations
@@ -36,12 +28,8 @@ PYTHON = sys.executable
 
 @dataclass(frozen=True)
 class Job:
-    """One result in docs/: the commands that make it and the files to copy there afterwards.
-
-    :param description: what it regenerates, and roughly how long it takes.
-    :param commands: argument lists, run from the repository root in order.
-    :param copies: ``(source, destination)`` files copied when the commands succeeded.
-    """
+    """One result in docs/: what it is (and how long it takes), the commands that make it (run
+    from the repository root in order) and ``(source, destination)`` files copied afterwards."""
 
     description: str
     commands: tuple[tuple[str, ...], ...]

@@ -23,12 +23,9 @@ def _check_value(axis: str, value: Any) -> None:
 
 
 class Grid:
-    """Every combination of named values, the first axis varying slowest:
-    ``Grid(num_obstacles=(10, 30), seed=(0, 1))`` is (10, 0), (10, 1), (30, 0), (30, 1).
-
-    :param axes: each axis's name and its distinct values (numbers, text, bools or tuples of
-        them).
-    """
+    """Every combination of named values (distinct numbers, text, bools or tuples of them), the
+    first axis varying slowest: ``Grid(n=(10, 30), seed=(0, 1))`` is (10, 0), (10, 1), (30, 0),
+    (30, 1)."""
 
     def __init__(self, **axes: Sequence[Any]) -> None:
         if not axes:

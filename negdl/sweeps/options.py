@@ -1,9 +1,6 @@
-"""The command-line options of a script that runs a sweep: :class:`SweepOptions`, which a
-script's ``Args`` derives from, and the settings a sweep's records keep from them: every field
-but those that say how or where trials run, which their declaration marks with
-:func:`execution_only`.
-
-A script's pattern::
+"""The command-line options of a script that runs a sweep (:class:`SweepOptions`, which its
+``Args`` derives from) and the settings a sweep's records keep from them: every field but those
+its declaration marks :func:`execution_only`. A script's pattern::
 
     def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         seed_everything(trial.params["seed"])
@@ -12,12 +9,8 @@ A script's pattern::
 
     def main(args: Args) -> None:
         sweep = args.seed_sweep(functools.partial(run_seed, args), args.seeds, out_dir)
-        # Tables after every finished trial; TrialsFailed after the last tables if any failed.
         args.run_reported(sweep, "script.py", args.progress,
                           lambda result: write_report(result.rows("results")))
-
-``Args`` derives from :class:`SweepOptions`, which gives every such script ``--backend``,
-``--workers``, ``--address``, ``--cpus-per-trial``, ``--gpus-per-trial`` and ``--no-resume``.
 """
 
 from __future__ import annotations
@@ -28,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from negdl.sweep_backends import (
     BACKEND_NAMES,
     Backend,
@@ -43,25 +36,19 @@ from negdl.trials import Trial
 
 T = TypeVar("T")
 
-#: The key of :func:`execution_only`'s mark in a field's metadata.
 EXECUTION_ONLY = "execution_only"
 
 
 def execution_only(default: T) -> T:
-    """A dataclass field, with this default, that says how or where trials run, not what they
-    compute (a device, threads, an output folder, a progress bar): a sweep's settings leave it
-    out (:meth:`SweepOptions.sweep_settings`), so changing it does not stop a sweep from
-    resuming. A subclass that declares the field again (e.g. with another default) keeps the
-    mark.
-
-    :param default: the field's default.
-    """
+    """A dataclass field with this default that says how or where trials run, not what they
+    compute (a device, an output folder): a sweep's settings leave it out, so changing it does
+    not stop a sweep from resuming (a subclass declaring it again keeps the mark)."""
     return dataclasses.field(default=default, metadata={EXECUTION_ONLY: True})
 
 
 def execution_fields(config: Any) -> frozenset[str]:
-    """The names of the fields of dataclass ``config`` (an instance or a class) marked
-    :func:`execution_only`, where it or any of its base classes declares them."""
+    """The fields of dataclass ``config`` (instance or class) that it or a base class marks
+    :func:`execution_only`."""
     classes = config.__mro__ if isinstance(config, type) else type(config).__mro__
     return frozenset(
         item.name
@@ -72,17 +59,14 @@ def execution_fields(config: Any) -> frozenset[str]:
     )
 
 
-#: The largest seed a seed sweep takes: what its trials' ``seed_everything`` (torch's and
-#: numpy's generators, a signed 64-bit integer) accepts.
+#: The largest seed a seed sweep takes: what torch's and numpy's generators accept.
 MAX_SEED = 2**63 - 1
 
 
 @dataclass
 class SweepOptions:
-    """The options of every command that runs a sweep; subclass it for a script's ``Args`` (the
-    fields become ``--backend``, ``--workers``, ``--address``, ``--cpus-per-trial``,
-    ``--gpus-per-trial`` and ``--resume``/``--no-resume``). A subclass with its own
-    ``__post_init__`` calls ``super().__post_init__()``."""
+    """The options of every command that runs a sweep, for a script's ``Args`` to derive from
+    (a subclass with its own ``__post_init__`` calls ``super().__post_init__()``)."""
 
     backend: str | None = execution_only(None)
     """where trials run: in-process (one after another, here), processes (a pool of --workers processes on this machine) or ray (Ray tasks, see --address); when not given, processes if --workers > 1, else in-process"""
@@ -102,10 +86,8 @@ class SweepOptions:
         check_bool("resume", self.resume)
         check_number("cpus_per_trial", self.cpus_per_trial, 0, low_open=True)
         check_number("gpus_per_trial", self.gpus_per_trial, 0)
-        if self.backend is not None and self.backend not in BACKEND_NAMES:
-            raise ValueError(
-                f"unknown backend {self.backend!r}; choose from {', '.join(BACKEND_NAMES)}"
-            )
+        if self.backend is not None:
+            check_choice("backend", self.backend, BACKEND_NAMES)
         backend = self.sweep_backend
         if self.workers > 1 and backend != "processes":
             raise ValueError(f"--workers is for --backend processes, not {backend}")
@@ -124,7 +106,6 @@ class SweepOptions:
 
     @property
     def sweep_backend(self) -> str:
-        """The backend's name, after the default."""
         return self.backend or ("processes" if self.workers > 1 else "in-process")
 
     def make_backend(self) -> Backend:
@@ -142,13 +123,7 @@ class SweepOptions:
         progress: bool = True,
         on_update: Callable[[SweepResult], None] | None = None,
     ) -> SweepResult:
-        """``sweep.run`` on the backend these options ask for, resuming unless ``--no-resume``.
-
-        :param sweep: the sweep.
-        :param prog: the command's name, in messages.
-        :param progress: show the sweep's progress bar.
-        :param on_update: see :meth:`Sweep.run`.
-        """
+        """``sweep.run`` on the backend these options ask for, resuming unless ``--no-resume``."""
         return sweep.run(
             self.make_backend(),
             prog=prog,
@@ -164,16 +139,8 @@ class SweepOptions:
         progress: bool,
         report: Callable[[SweepResult], None],
     ) -> SweepResult:
-        """What every multi-run script does: :meth:`run_sweep` with ``report`` after each
-        finished trial, ``report`` once more at the end (when anything finished), then
-        ``raise_for_failures``.
-
-        :param sweep: the sweep.
-        :param prog: the command's name, in messages.
-        :param progress: show the sweep's progress bar.
-        :param report: writes the tables from the trials finished so far.
-        :raises TrialsFailed: some trials failed (after the tables are written).
-        """
+        """:meth:`run_sweep` with ``report`` (which writes the tables of the trials finished so
+        far) after each finished trial and once more at the end, then ``raise_for_failures``."""
         result = self.run_sweep(sweep, prog, progress, report)
         if result.finished:
             report(result)
@@ -187,16 +154,8 @@ class SweepOptions:
         root: str | Path,
         ignore: Sequence[str] = (),
     ) -> Sweep:
-        """One trial per seed, in ``<root>/seed<seed>``, whose settings are these options'
-        fields but ``seeds`` (see :meth:`sweep_settings`).
-
-        :param function: the trial function (module level, or a ``functools.partial`` of one).
-        :param seeds: the seeds, each once, integers in [0, :data:`MAX_SEED`].
-        :param root: the sweep's folder.
-        :param ignore: fields that only change where or how results are shown.
-        :raises ValueError: a seed out of range, refused before any trial starts (not in a
-            trial's log, one trial failed per bad seed).
-        """
+        """One trial per seed (each in [0, :data:`MAX_SEED`], checked before any trial starts),
+        in ``<root>/seed<seed>``, with :meth:`sweep_settings` but ``seeds`` and ``ignore``."""
         for seed in seeds:
             check_int("seeds", seed, 0, MAX_SEED)
         return Sweep(
@@ -209,11 +168,8 @@ class SweepOptions:
 
     def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
         """This command's fields that change what a trial computes, as plain data: every field
-        but the grid's, those marked :func:`execution_only` and ``ignore``.
-
-        :param grid_fields: fields the grid's axes come from (e.g. ``"seeds"``).
-        :param ignore: further fields that only change where or how results are shown.
-        """
+        but ``grid_fields`` (where the grid's axes come from), ``ignore`` and those marked
+        :func:`execution_only`."""
         left_out = execution_fields(self) | set(grid_fields) | set(ignore)
         return plain(
             {

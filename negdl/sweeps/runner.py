@@ -1,25 +1,13 @@
 """The runner of a sweep: its trials, where their records go, and how a restarted sweep resumes.
 
-A :class:`Sweep` is a trial function, a :class:`~negdl.sweeps.grid.Grid` of named parameters
-and a shared results folder. Each combination of the grid is a :class:`~negdl.trials.Trial`
-with a stable name made from its parameters (``"seed{seed}"`` -> ``seed0``), which is also its
-folder under the root. :meth:`Sweep.run` runs the trials that have not finished yet on a
-backend (:mod:`negdl.sweep_backends`) and returns a :class:`SweepResult`:
-
-- a finished trial's record (``<root>/<name>/trial.json``: parameters, settings, wall time,
-  machine, result tables) and its tables as CSV (``<table>.csv``) are written as soon as it
-  ends, so a sweep restarted after a crash or Ctrl-C runs only what had not finished (a record
-  made with other ``settings`` is an error, not silently reused);
-- ``on_update(result)`` is called after every finished trial (and once at the start with the
-  trials finished before), so the aggregate tables a script writes there always hold every
-  finished trial, in grid order;
-- one progress bar counts the trials done and failed; what a trial prints goes to its
-  ``trial.log`` (and its stdout, once it is done, to the console);
-- a trial that raises is reported with its parameters and traceback and the others go on;
-  :meth:`SweepResult.raise_for_failures` then raises :class:`TrialsFailed`;
-- the first Ctrl-C or SIGTERM drops the trials in flight and raises
-  :class:`~negdl.interrupt.Stopped` (``negdl.cli.run_main`` exits with 130/143); a second one
-  aborts at once.
+A :class:`Sweep` is a trial function, a :class:`~negdl.sweeps.grid.Grid` and a results folder;
+each grid point is a :class:`~negdl.trials.Trial` whose name (``"seed{seed}"`` -> ``seed0``) is
+its folder. :meth:`Sweep.run` runs the unfinished trials on a backend
+(:mod:`negdl.sweep_backends`): a finished trial's record (``trial.json``: parameters, settings,
+time, machine, tables) and its tables as CSV are written as soon as it ends, so a restarted
+sweep runs only the rest (a record made with other ``settings`` is an error, not reused); a
+trial that raises is reported and the others go on; the first Ctrl-C or SIGTERM drops the
+trials in flight and raises :class:`~negdl.interrupt.Stopped`.
 """
 
 from __future__ import annotations
@@ -52,11 +40,6 @@ class _NameFormatter(string.Formatter):
         if isinstance(value, tuple):
             return "-".join(format(part, format_spec) for part in value)
         return super().format_field(value, format_spec)
-
-
-def default_name(params: Mapping[str, Any]) -> str:
-    """``{"num_obstacles": 10, "seed": 0}`` -> ``num_obstacles=10/seed=0``."""
-    return "/".join(_NameFormatter().format(f"{axis}={{{axis}}}", **params) for axis in params)
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -93,19 +76,9 @@ class TrialsFailed(UserError):
 
 @dataclass
 class SweepResult:
-    """The trials of a sweep and the tables of those that have finished.
-
-    :param trials: every trial, in grid order.
-    :param finished: result tables of the finished trials, by trial name.
-    :param failed: traceback of each failed trial, by trial name.
-    :param resumed: names of the trials that had finished before this run.
-    :param seconds: wall time of each finished trial (from its record for a resumed one), by
-        trial name; unknown times are left out.
-    :param root: the sweep's results folder.
-    :param backend: how the trials ran (``Backend.describe``).
-    :param slots: how many trials run at once (the backend's, also when every trial had
-        finished before; Ray's is known once it starts).
-    """
+    """The trials of a sweep (in grid order) and, by trial name, the tables of those that
+    finished, the traceback of those that failed and the known wall times; ``resumed`` names
+    those that had finished before this run, ``backend`` and ``slots`` say how trials ran."""
 
     trials: list[Trial]
     finished: dict[str, Tables] = field(default_factory=dict)
@@ -118,7 +91,6 @@ class SweepResult:
 
     @property
     def complete(self) -> bool:
-        """Every trial has finished."""
         return len(self.finished) == len(self.trials)
 
     def summary(self) -> str:
@@ -158,16 +130,13 @@ class SweepResult:
 class Sweep:
     """A trial function over a grid, with every trial's files under one results folder.
 
-    :param function: ``function(trial) -> {table name: rows}``; it writes its other files into
-        ``trial.dir``. For ``processes`` it must pickle: a module-level function, or
-        ``functools.partial`` of one (Ray also takes closures).
-    :param grid: the parameters of the trials.
-    :param root: the shared results folder; trial ``t`` owns ``root / t.name``.
-    :param name: a trial's name from its parameters: a format string over the axis names
-        (``"n{num_obstacles}/{algo}/s{seed}"``; a tuple value is written ``0-1-2``) or a
-        function of the parameters dict; by default ``axis=value`` parts joined by ``/``.
-    :param settings: the fixed settings of the trials (plain data, e.g. the epochs); a trial
-        finished with other settings is not reused.
+    :param function: ``function(trial) -> {table name: rows}``, its other files into
+        ``trial.dir``; for ``processes`` a module-level function or a ``functools.partial``.
+    :param root: the results folder; trial ``t`` owns ``root / t.name``.
+    :param name: a trial's name: a format string over the axes (``"n{num_obstacles}/s{seed}"``,
+        a tuple written ``0-1-2``), a function of the parameters, or None: ``axis=value/...``.
+    :param settings: the trials' fixed settings (plain data); a trial finished with other
+        settings is not reused.
     """
 
     function: Callable[[Trial], Any]
@@ -179,18 +148,19 @@ class Sweep:
     def trials(self) -> list[Trial]:
         """Every trial of the grid, in grid order."""
         params = list(self.grid)
-        if self.name is None:
-            names = [default_name(p) for p in params]
-        elif isinstance(self.name, str):
+        name = self.name
+        if name is None:
+            name = "/".join(f"{axis}={{{axis}}}" for axis in self.grid.axes)
+        if isinstance(name, str):
             try:
-                names = [_NameFormatter().format(self.name, **p) for p in params]
+                names = [_NameFormatter().format(name, **p) for p in params]
             except (KeyError, IndexError) as error:
                 raise ValueError(
-                    f"trial name {self.name!r} uses {error}, which is not a grid axis "
+                    f"trial name {name!r} uses {error}, which is not a grid axis "
                     f"({', '.join(self.grid.axes)})"
                 ) from None
         else:
-            names = [self.name(dict(p)) for p in params]
+            names = [name(dict(p)) for p in params]
         _check_names(names)
         return [Trial(p, n, Path(self.root) / n) for p, n in zip(params, names, strict=True)]
 
@@ -203,14 +173,10 @@ class Sweep:
         resume: bool = True,
         on_update: Callable[[SweepResult], None] | None = None,
     ) -> SweepResult:
-        """Run every trial that has not finished; return what has.
+        """Run every trial that has not finished (all with ``resume=False``) on ``backend``
+        (default in-process) and return what has; ``on_update(result)`` after each finished
+        trial, and at the start when some had finished before.
 
-        :param backend: where trials run (default: :class:`~negdl.sweep_backends.InProcess`).
-        :param prog: the command's name, in messages.
-        :param progress: show the sweep's progress bar.
-        :param resume: reuse the trials finished by an earlier run (False: run all again).
-        :param on_update: called with the result after each finished trial, and at the start
-            when some had finished before.
         :raises Stopped: on the first SIGINT/SIGTERM, after dropping the trials in flight.
         """
         backend = backend or InProcess()
@@ -264,7 +230,7 @@ class Sweep:
         return result
 
     def _finished_record(self, trial: Trial, settings: Mapping[str, Any]) -> dict | None:
-        """The trial's record if it finished with these settings (None if it did not finish)."""
+        """The trial's record if it finished (with other settings: an error), else None."""
         path = trial.dir / RECORD_NAME
         try:
             record = json.loads(path.read_text())
@@ -294,7 +260,7 @@ class Sweep:
     ) -> None:
         """Write the outcome's record and tables, and report it."""
         trial = outcome.trial
-        record = {
+        record: dict[str, Any] = {
             "name": trial.name,
             "params": dict(trial.params),
             "settings": settings,
@@ -306,9 +272,7 @@ class Sweep:
         trial.dir.mkdir(parents=True, exist_ok=True)
         if outcome.failed:
             result.failed[trial.name] = outcome.error or ""
-            write_text_atomic(
-                trial.dir / RECORD_NAME, json.dumps({**record, "error": outcome.error}, indent=1)
-            )
+            record["error"] = outcome.error
             bar.write(
                 f"{outcome.output}trial {trial.name} ({trial}) failed:\n{outcome.error}",
                 file=sys.stderr,
@@ -318,15 +282,14 @@ class Sweep:
             for table, rows in outcome.tables.items():
                 if rows:
                     write_csv(rows, trial.dir / f"{table}.csv")
-            # Written last and whole: its "finished" is what a restarted sweep trusts.
-            write_text_atomic(
-                trial.dir / RECORD_NAME, json.dumps({**record, "tables": outcome.tables}, indent=1)
-            )
+            record["tables"] = outcome.tables
             result.finished[trial.name] = outcome.tables
             if math.isfinite(outcome.seconds):
                 result.seconds[trial.name] = outcome.seconds
             if outcome.output:
                 bar.write(outcome.output.rstrip("\n"))
+        # Written last and whole: its "finished" is what a restarted sweep trusts.
+        write_text_atomic(trial.dir / RECORD_NAME, json.dumps(record, indent=1))
         bar.update()
         if result.failed:
             bar.set_postfix(failed=len(result.failed))

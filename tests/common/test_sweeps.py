@@ -328,7 +328,10 @@ class ScriptArgs(SweepOptions):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--backend", "dask"], "unknown backend 'dask'"),
+        (
+            ["--backend", "dask"],
+            "backend must be one of 'in-process', 'processes', 'ray'; got 'dask'",
+        ),
         (["--workers", "0"], "workers must be an integer >= 1"),
         (["--workers", "2", "--backend", "in-process"], "--workers is for --backend processes"),
         (["--address", "auto"], "are for --backend ray"),

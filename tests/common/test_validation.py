@@ -121,8 +121,8 @@ BAD_VALUES = {
     "watch fps 0": (lambda: watch.watch_agent("stay", options=WatchOptions(fps=0, output="x.gif")), ValueError, r"fps must be an integer in \[1, 1000\], got 0"),
     # environments
     "batched reset seed 1.5": (lambda: gym.make_vec("NegCollision-v0", num_envs=2).reset(seed=1.5), TypeError, "seed must be None, an integer >= 0 or a sequence of 2 of them, got float 1.5"),
-    "batched reset seed list": (lambda: gym.make_vec("NegCollision-v0", num_envs=2).reset(seed=[0, "a"]), TypeError, "seed must be None or an integer >= 0, got str 'a'"),
-    "reset seed negative": (lambda: small_env().reset(seed=-1), ValueError, "seed must be None or an integer >= 0, got -1"),
+    "batched reset seed list": (lambda: gym.make_vec("NegCollision-v0", num_envs=2).reset(seed=[0, "a"]), TypeError, "seed must be an integer >= 0, got str 'a'"),
+    "reset seed negative": (lambda: small_env().reset(seed=-1), ValueError, "seed must be an integer >= 0, got -1"),
     # supervised: occlusions, models, data, configs, runtime, checkpoints
     "corner fraction string": (lambda: CornerOcclusion("0.3"), TypeError, r"fraction must be a finite number in \(0, 0.5\], got str '0.3'"),
     "background NaN": (lambda: HorizontalCut(background=NAN), ValueError, "background must be a finite number, got nan"),
