@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from negdl.checks import check_int
 from supervised.evaluation import model_device
 from supervised.runtime import check_seed, select_device
-from supervised.training import prepare_inputs
+from supervised.training import evaluating, prepare_inputs
 
 
 class Attack(ABC):
@@ -97,22 +97,17 @@ class Attack(ABC):
         """
         self.check_inputs(images, labels)
         generator = torch.Generator(self.device).manual_seed(self.seed)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.enable_grad():
-                chunks = [
-                    self.perturb(
-                        prepare_inputs(images[start : start + self.batch_size], self.device),
-                        None
-                        if labels is None
-                        else labels[start : start + self.batch_size].to(self.device),
-                        generator,
-                    ).detach()
-                    for start in range(0, len(images), self.batch_size)
-                ]
-        finally:
-            self.model.train(was_training)
+        with evaluating(self.model), torch.enable_grad():
+            chunks = [
+                self.perturb(
+                    prepare_inputs(images[start : start + self.batch_size], self.device),
+                    None
+                    if labels is None
+                    else labels[start : start + self.batch_size].to(self.device),
+                    generator,
+                ).detach()
+                for start in range(0, len(images), self.batch_size)
+            ]
         return torch.cat(chunks).to(images.device) if chunks else images.clone()
 
     def check_inputs(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:

@@ -30,7 +30,7 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.checks import check_bool, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import _same_extractor, accuracy
+from supervised.evaluation import _same_extractor, accuracy, check_test_sets
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
@@ -535,14 +535,8 @@ def _same_extractors(
 
 def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:
     """Refuse test sets that are not LabelledImages or that the trained models cannot take."""
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    check_test_sets(test_sets)
     for name, data in test_sets.items():
-        if not isinstance(data, LabelledImages):
-            raise ValueError(
-                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
-                "wrap tensors as LabelledImages(images, labels, classes)"
-            )
         try:
             check_model_inputs(model, data.images, data.labels)
         except (TypeError, ValueError) as error:

@@ -49,19 +49,15 @@ from supervised.models import NegatableClassifier
 from supervised.runtime import check_seed, derive_seed, make_generator
 from supervised.training import (
     Batch,
-    BatchSource,
     LossFn,
+    TensorBatches,
     Trainer,
     TrainerOptions,
-    iterate_batches,
+    evaluating,
     per_sample_cross_entropy,
-    prepare_inputs,
 )
 
 NOISE_METHODS = ("CE", "NL", "SelNL", "NLNL", "NL+SelCE")
-
-#: Which earlier run each method continues (the stages are trained once and shared).
-CONTINUES = {"SelNL": "NL", "NLNL": "SelNL", "NL+SelCE": "NL"}
 
 
 def symmetric_label_noise(
@@ -143,14 +139,11 @@ def negative_learning_loss(logits: torch.Tensor, complementary: torch.Tensor) ->
     return -log_rest.sum(1)
 
 
-class ComplementaryBatches(BatchSource):
-    """Batches ``(images, complementary labels)`` with the complementary labels drawn afresh for
-    every batch from the given labels (seeded by the epoch's generator).
+class ComplementaryBatches(TensorBatches):
+    """Shuffled batches ``(images, complementary labels)``, the complementary labels drawn afresh
+    for every batch from the given labels by the epoch's generator.
 
-    :param images: ``(N, ...)`` samples.
     :param labels: ``(N,)`` given labels (possibly noisy).
-    :param num_classes: number of classes.
-    :param batch_size: samples per batch.
     :param count: complementary labels per sample.
     """
 
@@ -162,37 +155,13 @@ class ComplementaryBatches(BatchSource):
         batch_size: int = 64,
         count: int = 1,
     ) -> None:
-        if len(images) != len(labels) or len(labels) == 0:
-            raise ValueError(f"need N > 0 images and N labels, got {len(images)} and {len(labels)}")
-        check_int("batch_size", batch_size, 1)
+        super().__init__(images, labels, batch_size=batch_size)
         _check_labels(labels, num_classes)
-        self.images, self.labels = images, labels
-        self.num_classes, self.batch_size, self.count = num_classes, batch_size, count
-
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
-
-    @property
-    def samples(self) -> int:
-        return len(self.labels)
+        self.num_classes, self.per_sample = num_classes, count
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        for index in iterate_batches(len(self.labels), self.batch_size, True, generator):
-            index = index.to(self.labels.device)
-            labels = self.labels[index]
-            yield (
-                self.images[index],
-                complementary_labels(labels, self.num_classes, generator, self.count),
-            )
-
-    def to(self, device: torch.device, channels_last: bool = True) -> ComplementaryBatches:
-        return ComplementaryBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.labels.to(device),
-            self.num_classes,
-            self.batch_size,
-            self.count,
-        )
+        for images, labels in super().batches(generator):
+            yield images, complementary_labels(labels, self.num_classes, generator, self.per_sample)
 
 
 @torch.no_grad()
@@ -200,12 +169,8 @@ def label_probability(
     model: nn.Module, data: LabelledImages, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Each sample's softmax probability ``(N,)`` for its (given) label, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = batched_forward(model, data.images, device=device)
-    finally:
-        model.train(was_training)
     return logits.softmax(1).gather(1, data.labels.to(logits.device)[:, None])[:, 0]
 
 
@@ -351,20 +316,6 @@ class NoisyTrained:
         return self.history
 
 
-def _continued(previous: NoisyTrained | None) -> NoisyTrained:
-    """The run a continuing stage starts from (:data:`CONTINUES` names one for each)."""
-    if previous is None:
-        raise ValueError("a continuing stage needs the run it continues")
-    return previous
-
-
-#: Builds the SGD trainer of one stage: (model, lr, loss_fn, global_step, writer) -> Trainer.
-TrainerFactory = Callable[[nn.Module, float, LossFn, int, "SummaryWriter | None"], Trainer]
-
-#: Selects a stage's samples from the confidence ``(N,)``: returns an ``(N,)`` boolean mask.
-Selection = Callable[[torch.Tensor], torch.Tensor]
-
-
 def train_noisy(
     methods: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -377,16 +328,12 @@ def train_noisy(
 ) -> dict[str, NoisyTrained]:
     """Train each method on ``data`` (whose labels are the given, possibly noisy, ones) from the
     same seeded initialisation. A stage's run is trained once and continued by the methods that
-    build on it (:data:`CONTINUES`): ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
+    build on it: ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
 
     :param methods: names from :data:`NOISE_METHODS`.
     :param model_factory: builds a fresh classifier.
-    :param data: training images with their given labels.
-    :param config: hyperparameters.
     :param seed: seed of the initialisation, shuffling and complementary labels.
-    :param device: where to train.
     :param writer_for: TensorBoard writer for a method name.
-    :param progress: show progress bars.
     """
     check_seed("seed", seed)
     unknown = [method for method in methods if method not in NOISE_METHODS]
@@ -397,182 +344,137 @@ def train_noisy(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         initial = model_factory()
-
-    def trainer(
-        model: nn.Module, lr: float, loss_fn: LossFn, step: int, writer: SummaryWriter | None
-    ) -> Trainer:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
-        return Trainer(
-            model,
-            optimizer,
-            loss_fn=loss_fn,
-            batch_size=config.batch_size,
-            context=RunContext(device, (writer,), progress),
-            options=TrainerOptions(global_step=step),
-        )
-
-    def writer(method: str) -> SummaryWriter | None:
-        return writer_for(method) if writer_for is not None else None
-
-    threshold = config.threshold if config.threshold is not None else 1.0 / data.num_classes
-    stages: dict[str, Callable[[NoisyTrained | None], NoisyTrained]] = {
-        "CE": lambda _: _cross_entropy(initial.clone(), data, config, seed, trainer, writer("CE")),
-        "NL": lambda _: _negative_learning(
-            initial.clone(), data, config, seed, trainer, writer("NL")
-        ),
-        "SelNL": lambda nl: train_stage(
-            _continued(nl),
-            data,
-            lambda confidence: selnl_selection(confidence, data.num_classes),
-            "SelNL",
-            config,
-            seed,
-            trainer,
-            writer("SelNL"),
-        ),
-        "NLNL": lambda selnl: train_stage(
-            _continued(selnl),
-            data,
-            lambda confidence: selpl_selection(confidence, config.gamma),
-            "SelPL",
-            config,
-            seed,
-            trainer,
-            writer("NLNL"),
-        ),
-        "NL+SelCE": lambda nl: _selective_cross_entropy(
-            _continued(nl), data, threshold, config, seed, trainer, writer("NL+SelCE")
-        ),
-    }
+    stages = _NoisyStages(data, config, seed, device, writer_for, progress)
     results: dict[str, NoisyTrained] = {}
 
     def run(method: str) -> NoisyTrained:
         if method not in results:
-            before = CONTINUES.get(method)
-            results[method] = stages[method](run(before) if before else None)
+            if method == "CE":
+                results[method] = stages.cross_entropy(initial.clone())
+            elif method == "NL":
+                results[method] = stages.negative_learning(initial.clone())
+            elif method == "SelNL":
+                results[method] = stages.selective(run("NL"), "SelNL", method)
+            elif method == "NLNL":
+                results[method] = stages.selective(run("SelNL"), "SelPL", method)
+            else:
+                results[method] = stages.selective_cross_entropy(run("NL"))
         return results[method]
 
-    for method in methods:
-        run(method)
-    return {method: results[method] for method in methods}
+    return {method: run(method) for method in methods}
 
 
-def train_stage(
-    previous: NoisyTrained,
-    data: LabelledImages,
-    select: Selection,
-    stage: str,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """One selective stage of NLNL, continuing (a copy of) ``previous``'s model: every epoch,
-    ``select`` picks the samples from the confidence so far, the stage trains one epoch on
-    them, and the confidence is recorded again.
+class _NoisyStages:
+    """The stages of the noisy-label methods on one data set, config and seed."""
 
-    :param previous: the run this stage continues; its ``history`` holds the confidence.
-    :param data: the training images with their given labels.
-    :param select: the selection rule, e.g. :func:`selnl_selection`.
-    :param stage: ``"SelNL"`` (negative learning at ``nl_lr``) or ``"SelPL"`` (cross-entropy
-        at ``lr``), for ``config.selnl_epochs`` or ``config.selpl_epochs``.
-    """
-    if stage not in ("SelNL", "SelPL"):
-        raise ValueError(f"stage must be 'SelNL' or 'SelPL', got {stage!r}")
-    model = previous.model.clone()
-    negative = stage == "SelNL"
-    epochs = config.selnl_epochs if negative else config.selpl_epochs
-    fit = trainer(
-        model,
-        config.nl_lr if negative else config.lr,
-        negative_learning_loss if negative else per_sample_cross_entropy,
-        previous.global_step,
-        writer,
-    )
-    history = ConfidenceHistory(config.confidence_epochs)
-    history.recorded = list(previous.confidence().recorded)
-    generator = make_generator(seed, stage)
-    losses: list[float] = []
-    selected = previous.selected
-    for epoch in range(epochs):
-        selected = select(history.mean())
+    def __init__(
+        self,
+        data: LabelledImages,
+        config: NoisyLabelConfig,
+        seed: int,
+        device: torch.device | str | None,
+        writer_for: Callable[[str], SummaryWriter | None] | None,
+        progress: bool,
+    ) -> None:
+        self.data, self.config, self.seed = data, config, seed
+        self.device, self.writer_for, self.progress = device, writer_for, progress
+
+    def trainer(
+        self, model: nn.Module, lr: float, loss_fn: LossFn, step: int, method: str
+    ) -> Trainer:
+        """A fresh SGD trainer of ``model`` that logs to ``method``'s writer from ``step`` on."""
+        writer = self.writer_for(method) if self.writer_for is not None else None
+        return Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=lr, momentum=self.config.momentum),
+            loss_fn=loss_fn,
+            batch_size=self.config.batch_size,
+            context=RunContext(self.device, (writer,), self.progress),
+            options=TrainerOptions(global_step=step),
+        )
+
+    def complementary_batches(self, data: LabelledImages) -> ComplementaryBatches:
+        return ComplementaryBatches(
+            data.images, data.labels, self.data.num_classes, self.config.batch_size,
+            self.config.complementary,
+        )  # fmt: skip
+
+    def cross_entropy(self, model: NegatableClassifier) -> NoisyTrained:
+        """``"CE"``: cross-entropy on every given label."""
+        fit = self.trainer(model, self.config.lr, per_sample_cross_entropy, 0, "CE")
+        generator = make_generator(self.seed, "CE")
+        losses = fit.fit((self.data.images, self.data.labels), self.config.epochs, generator)
+        return NoisyTrained(model, [losses], fit.global_step)
+
+    def negative_learning(self, model: NegatableClassifier) -> NoisyTrained:
+        """NL epochs on every sample, recording the confidence over the last epochs."""
+        config = self.config
+        fit = self.trainer(model, config.nl_lr, negative_learning_loss, 0, "NL")
+        source = self.complementary_batches(self.data)
+        generator = make_generator(self.seed, "NL")
+        losses: list[float] = []
+        history = ConfidenceHistory(config.confidence_epochs)
+        for epoch in range(config.nl_epochs):
+            losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
+            if epoch >= config.nl_epochs - config.confidence_epochs:
+                history.record(label_probability(model, self.data, fit.device))
+        if not history.recorded:  # no NL epoch: judge the untrained model
+            history.record(label_probability(model, self.data, fit.device))
+        return NoisyTrained(model, [losses], fit.global_step, None, history)
+
+    def selective(self, previous: NoisyTrained, stage: str, method: str) -> NoisyTrained:
+        """One selective stage of NLNL on a copy of ``previous``'s model: every epoch picks the
+        samples from the confidence so far, trains one epoch on them and records the
+        confidence again. ``stage`` is ``"SelNL"`` (NL at ``nl_lr``, by :func:`selnl_selection`)
+        or ``"SelPL"`` (cross-entropy at ``lr``, by :func:`selpl_selection`)."""
+        config, data = self.config, self.data
+        model = previous.model.clone()
+        negative = stage == "SelNL"
+        fit = self.trainer(
+            model,
+            config.nl_lr if negative else config.lr,
+            negative_learning_loss if negative else per_sample_cross_entropy,
+            previous.global_step,
+            method,
+        )
+        history = ConfidenceHistory(config.confidence_epochs)
+        history.recorded = list(previous.confidence().recorded)
+        generator = make_generator(self.seed, stage)
+        losses: list[float] = []
+        selected = previous.selected
+        for epoch in range(config.selnl_epochs if negative else config.selpl_epochs):
+            confidence = history.mean()
+            selected = (
+                selnl_selection(confidence, data.num_classes)
+                if negative
+                else selpl_selection(confidence, config.gamma)
+            )
+            if not selected.any():
+                raise RuntimeError(
+                    f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
+                    "threshold; train NL longer"
+                )
+            kept = data.subset(selected.to(data.device))
+            source = self.complementary_batches(kept) if negative else (kept.images, kept.labels)
+            losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
+            history.record(label_probability(model, data, fit.device))
+        return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
+
+    def selective_cross_entropy(self, nl: NoisyTrained) -> NoisyTrained:
+        """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
+        the threshold, selected once, continuing from the NL model."""
+        config = self.config
+        threshold = config.threshold if config.threshold is not None else 1 / self.data.num_classes
+        selected = nl.confidence().mean() >= threshold
         if not selected.any():
             raise RuntimeError(
-                f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
-                "threshold; train NL longer"
+                "the selection kept no sample: every given-label probability is below the "
+                "threshold; train NL longer or lower the threshold"
             )
-        kept = data.subset(selected.to(data.device))
-        source = (
-            ComplementaryBatches(
-                kept.images, kept.labels, data.num_classes, config.batch_size, config.complementary
-            )
-            if negative
-            else (kept.images, kept.labels)
+        model = nl.model.clone()
+        kept = self.data.subset(selected.to(self.data.device))
+        fit = self.trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, "NL+SelCE")
+        losses = fit.fit(
+            (kept.images, kept.labels), config.selected_epochs, make_generator(self.seed, "SelCE")
         )
-        losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
-        history.record(label_probability(model, data, fit.device))
-    return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
-
-
-def _cross_entropy(
-    model: NegatableClassifier,
-    data: LabelledImages,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    fit = trainer(model, config.lr, per_sample_cross_entropy, 0, writer)
-    losses = fit.fit((data.images, data.labels), config.epochs, make_generator(seed, "CE"))
-    return NoisyTrained(model, [losses], fit.global_step)
-
-
-def _negative_learning(
-    model: NegatableClassifier,
-    data: LabelledImages,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """NL epochs on every sample, recording the confidence over the last epochs."""
-    fit = trainer(model, config.nl_lr, negative_learning_loss, 0, writer)
-    source = ComplementaryBatches(
-        data.images, data.labels, data.num_classes, config.batch_size, config.complementary
-    )
-    generator = make_generator(seed, "NL")
-    losses: list[float] = []
-    history = ConfidenceHistory(config.confidence_epochs)
-    for epoch in range(config.nl_epochs):
-        losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
-        if epoch >= config.nl_epochs - config.confidence_epochs:
-            history.record(label_probability(model, data, fit.device))
-    if not history.recorded:  # no NL epoch: judge the untrained model
-        history.record(label_probability(model, data, fit.device))
-    return NoisyTrained(model, [losses], fit.global_step, None, history)
-
-
-def _selective_cross_entropy(
-    nl: NoisyTrained,
-    data: LabelledImages,
-    threshold: float,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
-    ``threshold``, selected once, continuing from the NL model."""
-    selected = nl.confidence().mean() >= threshold
-    if not selected.any():
-        raise RuntimeError(
-            "the selection kept no sample: every given-label probability is below the threshold; "
-            "train NL longer or lower the threshold"
-        )
-    model = nl.model.clone()
-    kept = data.subset(selected.to(data.device))
-    fit = trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, writer)
-    losses = fit.fit(
-        (kept.images, kept.labels), config.selected_epochs, make_generator(seed, "SelCE")
-    )
-    return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)
+        return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from supervised.evaluation import batched_forward
 from supervised.models import MnistFeatures, mlp_head
+from supervised.training import evaluating
 from supervised.triplets import Distance, EuclideanDistance
 
 
@@ -71,12 +72,8 @@ def embed(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Embeddings of all ``images`` in eval mode (the model's previous mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return batched_forward(model, images, batch_size, device)
-    finally:
-        model.train(was_training)
 
 
 def _check_labelled(embeddings: torch.Tensor, labels: torch.Tensor, name: str) -> None:

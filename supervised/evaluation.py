@@ -19,7 +19,12 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.runtime import select_device
-from supervised.training import check_finite_inputs, iterate_batches, prepare_inputs
+from supervised.training import (
+    check_finite_inputs,
+    evaluating,
+    iterate_batches,
+    prepare_inputs,
+)
 
 
 class FeatureClassifier(Protocol):
@@ -88,6 +93,18 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * (logits.argmax(1) == labels.to(logits.device)).float().mean().item()
 
 
+def check_test_sets(test_sets: Mapping[str, object]) -> None:
+    """Refuse no test set at all, or one that is not :class:`LabelledImages`."""
+    if not test_sets:
+        raise ValueError("evaluation needs at least one named test set")
+    for name, data in test_sets.items():
+        if not isinstance(data, LabelledImages):
+            raise ValueError(
+                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
+                "wrap tensors as LabelledImages(images, labels, classes)"
+            )
+
+
 def _splits_into_features(model: nn.Module) -> TypeGuard[FeatureClassifier]:
     return all(hasattr(model, name) for name in ("features", "classify", "extractor"))
 
@@ -116,55 +133,38 @@ def predict_models(
     :param batch_size: evaluation batch size.
     :param device: where to evaluate; each model's own device by default.
     """
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    check_test_sets(test_sets)
     check_int("batch_size", batch_size, 1)
     for name, model in models.items():
         if not isinstance(model, nn.Module):
             raise ValueError(
                 f"model {name!r} must be a torch.nn.Module, got {type(model).__name__}"
             )
-    for name, data in test_sets.items():
-        if not isinstance(data, LabelledImages):
-            raise ValueError(
-                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
-                "wrap tensors as LabelledImages(images, labels, classes)"
-            )
     cache: list[tuple[FeatureClassifier, torch.device, dict[str, torch.Tensor]]] = []
     logits: dict[str, dict[str, torch.Tensor]] = {}
     for name, model in models.items():
         target = model_device(model) if device is None else select_device(device)
-        was_training = model.training
-        model.eval()
-        try:
+        inputs = {set_name: data.images for set_name, data in test_sets.items()}
+        forward: Callable[[torch.Tensor], torch.Tensor] = model
+        with evaluating(model):
             if _splits_into_features(model):
-                features = next(
-                    (
-                        cached
-                        for other, where, cached in cache
-                        if where == target and _same_extractor(other.extractor, model.extractor)
-                    ),
-                    None,
+                forward = model.classify
+                cached = (
+                    c
+                    for m, at, c in cache
+                    if at == target and _same_extractor(m.extractor, model.extractor)
                 )
-                if features is None:
-                    features = {
+                inputs = next(cached, {})
+                if not inputs:  # no model before had this extractor
+                    inputs = {
                         set_name: extract_features(model, data.images, target, batch_size)
                         for set_name, data in test_sets.items()
                     }
-                    cache.append((model, target, features))
-                logits[name] = {
-                    set_name: batched_forward(
-                        model.classify, features[set_name], batch_size, target
-                    )
-                    for set_name in test_sets
-                }
-            else:
-                logits[name] = {
-                    set_name: batched_forward(model, data.images, batch_size, target)
-                    for set_name, data in test_sets.items()
-                }
-        finally:
-            model.train(was_training)
+                    cache.append((model, target, inputs))
+            logits[name] = {
+                set_name: batched_forward(forward, inputs[set_name], batch_size, target)
+                for set_name in test_sets
+            }
     return logits
 
 

@@ -16,10 +16,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 from torch import nn
 
+from negdl.checks import check_int
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
@@ -30,8 +32,9 @@ from supervised.training import (
     Batch,
     BatchSource,
     LossFn,
+    TensorBatches,
     Trainer,
-    iterate_batches,
+    evaluating,
     per_sample_cross_entropy,
     prepare_inputs,
 )
@@ -88,13 +91,10 @@ class OutlierExposureLoss:
         return self.base(logits[:count], targets) + self.weight * negative_term
 
 
-class NegativeBatches(BatchSource):
-    """Real batches with a batch of negatives drawn (with replacement) from a pool each step.
+class NegativeBatches(TensorBatches):
+    """Shuffled real batches, each followed by a batch of negatives drawn (with replacement) from
+    a pool: yields ``(images, targets)`` with ``images`` the real samples, then the negatives.
 
-    Yields ``(images, targets)`` with ``images`` the real samples followed by the negatives.
-
-    :param images: ``(N, ...)`` real samples.
-    :param targets: ``(N,)`` their labels.
     :param negatives: ``(M, ...)`` pool of negative samples, at least one.
     :param batch_size: real samples per batch.
     :param negative_batch_size: negatives per batch (``batch_size`` when None).
@@ -112,46 +112,30 @@ class NegativeBatches(BatchSource):
             raise ValueError(
                 "the negative set is empty; choose a negative source that yields samples"
             )
-        if len(images) != len(targets) or len(images) == 0:
-            raise ValueError(
-                f"need N > 0 images and N targets, got {len(images)} and {len(targets)}"
-            )
         if negatives.shape[1:] != images.shape[1:]:
             raise ValueError(
                 f"negatives {tuple(negatives.shape[1:])} must have the shape of the samples {tuple(images.shape[1:])}"
             )
+        super().__init__(images, targets, batch_size=batch_size)
         negative_batch_size = batch_size if negative_batch_size is None else negative_batch_size
-        if min(batch_size, negative_batch_size) <= 0:
-            raise ValueError(
-                f"batch sizes must be positive, got {batch_size}, {negative_batch_size}"
-            )
-        self.images, self.targets, self.negatives = images, targets, negatives
-        self.batch_size, self.negative_batch_size = batch_size, negative_batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.targets) // self.batch_size)
+        self.negative_batch_size = check_int("negative_batch_size", negative_batch_size, 1)
+        self.negatives = negatives
 
     @property
     def samples(self) -> int:
-        return len(self.targets) + len(self) * self.negative_batch_size
+        return self.count + len(self) * self.negative_batch_size
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        device = self.targets.device
-        for index in iterate_batches(len(self.targets), self.batch_size, True, generator, device):
+        for images, targets in super().batches(generator):
             drawn = torch.randint(
                 len(self.negatives), (self.negative_batch_size,), generator=generator
             )
-            negatives = self.negatives[drawn.to(device)]
-            yield torch.cat([self.images[index], negatives]), self.targets[index]
+            yield torch.cat([images, self.negatives[drawn.to(images.device)]]), targets
 
-    def to(self, device: torch.device, channels_last: bool = True) -> NegativeBatches:
-        return NegativeBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.targets.to(device),
-            prepare_inputs(self.negatives, device, channels_last),
-            self.batch_size,
-            self.negative_batch_size,
-        )
+    def to(self, device: torch.device, channels_last: bool = True) -> Self:
+        moved = super().to(device, channels_last)
+        moved.negatives = prepare_inputs(self.negatives, device, channels_last)
+        return moved
 
 
 class NegativeSource(ABC):
@@ -381,17 +365,13 @@ def negative_report(
 
     :returns: ``{"clean": {"accuracy": ...}, <negative name>: {"NCR_0.4": ..., ...}}``.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = batched_forward(model, test.images, device=device)
         in_confidence = max_softmax(logits)
         report = {"clean": {"accuracy": accuracy(logits, test.labels)}}
         for name, images in negatives.items():
             negative_logits = batched_forward(model, images, device=device)
             report[name] = ood_metrics(in_confidence, max_softmax(negative_logits))
-    finally:
-        model.train(was_training)
     return report
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from supervised.attacks import FGSM, Attack
 from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models
-from supervised.training import prepare_inputs
+from supervised.training import evaluating, prepare_inputs
 
 
 def adversarial_set(attack: Attack, data: LabelledImages) -> LabelledImages:
@@ -47,9 +47,7 @@ def fgsm_sweep(
     attack = attacks[0]
     attack.check_inputs(data.images, data.labels)
     correct = dict.fromkeys(eps_values, 0)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for start in range(0, len(data), batch_size):
             images = prepare_inputs(data.images[start : start + batch_size], attack.device)
             labels = data.labels[start : start + batch_size].to(attack.device)
@@ -59,8 +57,6 @@ def fgsm_sweep(
                 for eps in eps_values:
                     predicted = model(attack.step(images, direction, eps)).argmax(1)
                     correct[eps] += int((predicted == labels).sum().item())
-    finally:
-        model.train(was_training)
     return {eps: 100.0 * hits / len(data) for eps, hits in correct.items()}
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Self
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from negdl.checks import check_int
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import accuracy, batched_forward, model_device
+from supervised.evaluation import accuracy, batched_forward, check_test_sets, model_device
 from supervised.runtime import select_device
 from supervised.training import (
     DEFAULT_OPTIONS,
@@ -50,7 +51,6 @@ from supervised.training import (
     evaluating,
     iterate_batches,
     per_sample_cross_entropy,
-    prepare_inputs,
 )
 
 #: Optimisers whose update of each element depends only on that element's history, so that one
@@ -264,17 +264,9 @@ class StackedBatches(TensorBatches):
                 for tensor, own in zip(self.tensors, self.per_model, strict=True)
             )
 
-    def to(self, device: torch.device, channels_last: bool = False) -> StackedBatches:
-        """These batches with their tensors on ``device`` (never channels-last: stacked conv
-        weights are 5-D)."""
-        return StackedBatches(
-            *(prepare_inputs(tensor, device, channels_last=False) for tensor in self.tensors),
-            models=self.models,
-            per_model=self.per_model,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
-        )
+    def to(self, device: torch.device, channels_last: bool = False) -> Self:
+        """These batches on ``device``, never channels-last (stacked conv weights are 5-D)."""
+        return super().to(device, channels_last=False)
 
 
 class StackedTrainer(Trainer):
@@ -453,8 +445,7 @@ def evaluate_stacked(
     :param batch_size: samples per pass.
     :param device: where to evaluate; the first model's device by default.
     """
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    check_test_sets(test_sets)
     results: list[dict[str, float]] = [{} for _ in models]
     for name, data in test_sets.items():
         logits = predict_stacked(models, data.images, batch_size=batch_size, device=device)

@@ -31,6 +31,7 @@ from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make
 from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
 from supervised.negation import FeatureNegation
 from supervised.runtime import derive_seed, make_generator
+from supervised.training import evaluating
 
 #: The source's hyperparameters (SGD lr 0.01, momentum 0.5, batch 64, 10 + 10 epochs).
 DEFAULT_CONFIG = CBOMFConfig()
@@ -353,16 +354,12 @@ def synergy_outputs(
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Member logits ``(N, 2, classes)`` and joined logits ``(N, classes)`` for all ``images``."""
-    was_training = model.training
-    model.eval()
-    try:
-        target = model_device(model) if device is None else device
+    target = model_device(model) if device is None else device
+    with evaluating(model):
         members = batched_forward(
             lambda x: model.member_logits(model.features(x)), images, batch_size, target
         )
         return members, batched_forward(model.rule, members, batch_size, target)
-    finally:
-        model.train(was_training)
 
 
 def model_metadata(

@@ -19,12 +19,13 @@ models; K models train at once with :class:`supervised.stacked.StackedTrainer`.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -168,13 +169,12 @@ class TensorBatches(BatchSource):
         ):
             yield tuple(tensor[index] for tensor in self.tensors)
 
-    def to(self, device: torch.device, channels_last: bool = True) -> TensorBatches:
-        return TensorBatches(
-            *(prepare_inputs(tensor, device, channels_last) for tensor in self.tensors),
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
+    def to(self, device: torch.device, channels_last: bool = True) -> Self:
+        moved = copy.copy(self)
+        moved.tensors = tuple(
+            prepare_inputs(tensor, device, channels_last) for tensor in self.tensors
         )
+        return moved
 
 
 class LossReducer(ABC):
