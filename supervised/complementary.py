@@ -7,18 +7,12 @@ still right with probability close to one, which is why NL resists label noise
 (Kim et al., "NLNL: Negative Learning for Noisy Labels", ICCV 2019,
 https://arxiv.org/abs/1908.07387).
 
-The noisy-label methods (:data:`NOISE_METHODS`). NLNL is three stages, each continuing the
-model of the one before (Kim et al., section 3 and figure 2):
-
-- ``"CE"``: ordinary cross-entropy on the given (noisy) labels;
-- ``"NL"``: negative learning on every sample, fresh complementary labels every batch;
-- ``"SelNL"``: NL, then *selective* NL: negative learning only on the samples whose confidence
-  ``p_y`` (the probability of the given label) exceeds ``1 / c``, ``c`` the number of classes
-  (:func:`selnl_selection`);
-- ``"NLNL"``: NL, SelNL, then *selective positive learning* (SelPL): cross-entropy only on the
-  samples with ``p_y > gamma``, ``gamma = 0.5`` in the paper (:func:`selpl_selection`);
-- ``"NL+SelCE"``: this library's shortcut, not the paper's: NL, then cross-entropy on the
-  samples with ``p_y >= 1 / c`` (or ``threshold``), the selection made once at the end of NL.
+The noisy-label methods (:data:`NOISE_METHODS`), each continuing the model of the one before
+(Kim et al., section 3): ``"CE"`` (cross-entropy on the given labels); ``"NL"`` (negative
+learning on every sample); ``"SelNL"`` (NL, then NL only on the samples whose confidence ``p_y``
+exceeds ``1 / c``); ``"NLNL"`` (NL, SelNL, then cross-entropy only on ``p_y > gamma``: SelPL);
+and this library's shortcut ``"NL+SelCE"`` (NL, then cross-entropy on ``p_y >= 1 / c`` or
+``threshold``, selected once at the end of NL).
 
 The confidence ``p_y`` is each sample's given-label probability averaged over the last
 ``confidence_epochs`` epochs (:class:`ConfidenceHistory`), and both selective stages choose their
@@ -63,15 +57,9 @@ NOISE_METHODS = ("CE", "NL", "SelNL", "NLNL", "NL+SelCE")
 def symmetric_label_noise(
     labels: torch.Tensor, rate: float, num_classes: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A copy of ``labels`` with exactly ``round(rate * N)`` of them, chosen at random, replaced
-    by a class drawn uniformly among the *other* classes (symmetric noise, the true class
-    excluded).
-
-    :param labels: ``(N,)`` clean labels in ``[0, num_classes)``.
-    :param rate: share of labels to corrupt, in ``[0, 1)``.
-    :param num_classes: number of classes (at least 2).
-    :param generator: CPU generator of the draws (reproducible when seeded).
-    """
+    """A copy of ``labels`` with exactly ``round(rate * N)`` of them, chosen at random by the CPU
+    ``generator``, replaced by a class drawn uniformly among the *other* classes (symmetric
+    noise); ``rate`` in ``[0, 1)``."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"noise rate must be in [0, 1), got {rate}")
     _check_labels(labels, num_classes)
@@ -88,15 +76,9 @@ def complementary_labels(
     generator: torch.Generator | None = None,
     count: int = 1,
 ) -> torch.Tensor:
-    """Classes the samples do not belong to, drawn uniformly among the classes other than
-    ``labels`` (never equal to them); ``count`` distinct ones per sample.
-
-    :param labels: ``(N,)`` labels in ``[0, num_classes)``.
-    :param num_classes: number of classes.
-    :param generator: CPU generator of the draws.
-    :param count: complementary labels per sample, in ``[1, num_classes - 1]``.
-    :returns: ``(N,)`` for ``count == 1``, else ``(N, count)``, on the labels' device.
-    """
+    """Classes the samples do not belong to, drawn by the CPU ``generator`` uniformly among the
+    classes other than ``labels``: ``(N,)`` for ``count == 1``, else ``count`` distinct ones
+    per sample ``(N, count)``, on the labels' device."""
     _check_labels(labels, num_classes)
     if not 1 <= count <= num_classes - 1:
         raise ValueError(
@@ -118,14 +100,9 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 
 def negative_learning_loss(logits: torch.Tensor, complementary: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``-log(1 - p_ybar)`` summed over the complementary labels ``ybar``.
-
-    Computed as ``logsumexp(logits without ybar) - logsumexp(logits)``, which stays finite when
-    ``p_ybar`` is close to 1.
-
-    :param logits: ``(N, C)`` class scores.
-    :param complementary: ``(N,)`` or ``(N, K)`` classes each sample does not belong to.
-    """
+    """Per-sample ``-log(1 - p_ybar)`` of ``(N, C)`` logits, summed over the complementary labels
+    ``(N,)`` or ``(N, K)``; computed as ``logsumexp(logits without ybar) - logsumexp(logits)``,
+    which stays finite when ``p_ybar`` is close to 1."""
     if logits.ndim != 2 or len(logits) != len(complementary) or complementary.ndim not in (1, 2):
         raise ValueError(
             f"need logits (N, C) and complementary labels (N,) or (N, K), got "
@@ -175,24 +152,16 @@ def label_probability(
 
 
 def selnl_selection(confidence: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The samples selective negative learning trains on: ``p_y > 1 / num_classes``.
-
-    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
-    :param num_classes: number of classes ``c`` (at least 2).
-    :returns: ``(N,)`` boolean mask.
-    """
+    """The samples selective negative learning trains on (a boolean mask): ``p_y > 1 / c`` for
+    the ``(N,)`` given-label probabilities ``confidence``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     return _above(confidence, 1.0 / num_classes)
 
 
 def selpl_selection(confidence: torch.Tensor, gamma: float = 0.5) -> torch.Tensor:
-    """The samples selective positive learning trains on: ``p_y > gamma`` (0.5 in NLNL).
-
-    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
-    :param gamma: threshold in ``(0, 1)``.
-    :returns: ``(N,)`` boolean mask.
-    """
+    """The samples selective positive learning trains on (a boolean mask): ``p_y > gamma``,
+    ``gamma`` in ``(0, 1)`` (0.5 in NLNL)."""
     if not 0.0 < gamma < 1.0:
         raise ValueError(f"gamma must be in (0, 1), got {gamma}")
     return _above(confidence, gamma)
@@ -215,11 +184,8 @@ def _describe(value: object) -> str:
 
 
 class ConfidenceHistory:
-    """Each sample's given-label probability averaged over the last ``window`` recordings: the
-    confidence ``p_y`` NLNL selects by.
-
-    :param window: recordings averaged (NLNL's code: 10 epochs).
-    """
+    """Each sample's given-label probability averaged over the last ``window`` recordings (NLNL's
+    code: 10 epochs): the confidence ``p_y`` NLNL selects by."""
 
     def __init__(self, window: int) -> None:
         check_int("window", window, 1)

@@ -22,13 +22,8 @@ from supervised.triplets import Distance, EuclideanDistance
 
 
 class EmbeddingNet(nn.Module):
-    """A feature extractor followed by a projection to the embedding space.
-
-    :param extractor: maps inputs to flat features ``(N, F)`` with an ``out_features`` attribute.
-    :param embedding_size: dimensions of the embedding.
-    :param hidden: sizes of hidden projection layers (ReLU between layers).
-    :param normalize: scale each embedding to unit L2 norm.
-    """
+    """A feature extractor (with an ``out_features`` attribute) followed by a projection through
+    ``hidden`` layers to ``embedding_size`` dimensions, scaled to unit L2 norm if ``normalize``."""
 
     def __init__(
         self,
@@ -228,14 +223,8 @@ def plot_embeddings(
     title: str = "",
     max_points: int = 5000,
 ) -> Path:
-    """Save a PNG scatter of the 2-D PCA of ``embeddings``, coloured by class.
-
-    :param embeddings: ``(N, D)`` embeddings, e.g. of the test set.
-    :param labels: ``(N,)`` classes.
-    :param path: the PNG file; parent folders are created.
-    :param title: the figure title.
-    :param max_points: plot only the first this many points (the projection uses all).
-    """
+    """Save a PNG scatter of the 2-D PCA of ``embeddings`` at ``path``, coloured by class; only
+    the first ``max_points`` are plotted (the projection uses all)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,10 +1,7 @@
-"""Evaluation over several named test sets at once, batched on the device.
+"""Evaluation of named models on named test sets, batched on the device.
 
-One path for every model: :func:`evaluate_models` scores any number of models on any number of
-test sets. Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a
-synergy model) whose extractors are identical share one extractor pass per test set, since a
-frozen extractor's features are a fixed function of the input; :func:`evaluate` is the
-single-model case.
+Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a synergy
+model) whose extractors are identical share one extractor pass per test set.
 """
 
 from __future__ import annotations
@@ -124,15 +121,8 @@ def predict_models(
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
-    """Logits of every model on every named test set, sharing extractor passes where possible.
-
-    Models are evaluated in eval mode and returned to their previous mode afterwards.
-
-    :param models: named models mapping images to logits.
-    :param test_sets: named test sets.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; each model's own device by default.
-    """
+    """Logits of every model on every named test set in eval mode, on ``device`` (each model's
+    own by default), sharing extractor passes where possible."""
     check_test_sets(test_sets)
     check_int("batch_size", batch_size, 1)
     for name, model in models.items():
@@ -177,15 +167,10 @@ def evaluate_models(
     step: int | Mapping[str, int] = 0,
     prefix: str = "eval",
 ) -> dict[str, dict[str, float]]:
-    """Accuracy (%) of every named model on every named test set.
+    """Accuracy (%) of every named model on every named test set (as :func:`predict_models`).
 
-    :param models: named models mapping images to logits.
-    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; each model's own device by default.
     :param writer_for: TensorBoard writer for a model name; scalars ``<prefix>/<set>/accuracy``.
     :param step: global step of the scalars, one for all models or one per model name.
-    :param prefix: first part of the scalar keys.
     """
     logits = predict_models(models, test_sets, batch_size, device)
     results: dict[str, dict[str, float]] = {}
@@ -209,18 +194,8 @@ def evaluate(
     step: int = 0,
     prefix: str = "eval",
 ) -> dict[str, float]:
-    """Accuracy (%) of ``model`` on each named test set, logged as ``<prefix>/<name>/accuracy``.
-
-    The model is evaluated in eval mode and returned to its previous mode afterwards.
-
-    :param model: maps images to logits.
-    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; the model's device by default.
-    :param writer: optional TensorBoard writer.
-    :param step: global step of the scalars.
-    :param prefix: first part of the scalar keys.
-    """
+    """Accuracy (%) of ``model`` on each named test set, logged to ``writer`` (if any) as
+    ``<prefix>/<name>/accuracy`` at ``step``; :func:`evaluate_models` for one model."""
     return evaluate_models(
         {"model": model}, test_sets, batch_size, device, lambda _: writer, step, prefix
     )["model"]

@@ -58,17 +58,14 @@ UNIFORM_TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 class OutlierExposureLoss:
-    """The ordinary loss on real samples plus ``weight`` times the negatives' distance to uniform.
+    """The ordinary loss (``base``) on real samples plus ``weight`` (0.5 as in Outlier Exposure)
+    times the negatives' distance to uniform (``target``: ``"ce"`` or ``"kl"``).
 
     Called with the logits of a batch whose first ``len(targets)`` rows are real samples and the
-    rest negatives (what :class:`NegativeBatches` yields). Returns one loss per real sample: its
-    own loss plus the batch's mean negative term, so the batch mean is exactly
+    rest negatives (as :class:`NegativeBatches` yields). Returns one loss per real sample, its
+    own plus the batch's mean negative term, so the batch mean is exactly
     ``mean(loss_real) + weight * mean(uniform_term(negatives))`` and a per-sample reducer such
     as hard-example mining ranks the real samples.
-
-    :param weight: ``lambda``, the weight of the negative term (>= 0; 0.5 as in Outlier Exposure).
-    :param target: ``"ce"`` (cross-entropy to uniform) or ``"kl"`` (KL to uniform).
-    :param base: the per-sample loss of the real samples (cross-entropy by default).
     """
 
     def __init__(
@@ -181,11 +178,8 @@ def one_quarter_occlusions(size: int = 28) -> list[Occlusion]:
 
 
 class OccludedNegatives(TransformedNegatives):
-    """Training images occluded beyond recognition with the CBOMF occlusions: each image gets one
-    of ``occlusions`` at random (by default three quarters blanked, one quarter left).
-
-    :param occlusions: the occlusions to choose from.
-    """
+    """Training images occluded beyond recognition: each image gets one of ``occlusions`` at
+    random (by default three quarters blanked, one quarter left)."""
 
     def __init__(self, occlusions: Sequence[Occlusion] | None = None) -> None:
         if isinstance(occlusions, (str, Occlusion)) or not (
@@ -225,11 +219,8 @@ class NoiseNegatives(TransformedNegatives):
 
 
 class HeldOutClasses(NegativeSource):
-    """Samples of ``classes`` are the negatives; the rest is the in-distribution set, relabelled
-    ``0 .. K-1`` in class order (digits 0-4 keep their labels when 5-9 are held out).
-
-    :param classes: the held-out class indices.
-    """
+    """Samples of the held-out ``classes`` are the negatives; the rest is the in-distribution
+    set, relabelled ``0 .. K-1`` in class order (0-4 keep their labels when 5-9 are held out)."""
 
     def __init__(self, classes: Sequence[int] = (5, 6, 7, 8, 9)) -> None:
         if not classes:
@@ -320,17 +311,9 @@ def train_classifier(
     context: RunContext = DEFAULT_CONTEXT,
     description: str = "train",
 ) -> list[float]:
-    """Train ``model`` in place: ordinary cross-entropy without ``negatives`` (the baseline),
-    negative-aware with them; returns the epoch losses.
-
-    :param model: the classifier, with one output per in-distribution class.
-    :param inliers: the in-distribution training samples.
-    :param negatives: the negative images, or None for the baseline.
-    :param config: hyperparameters.
-    :param seed: seed of the shuffling and the negative draws.
-    :param context: device, the model's TensorBoard writer, progress bars.
-    :param description: progress-bar label.
-    """
+    """Train ``model`` (one output per in-distribution class) in place: ordinary cross-entropy
+    without ``negatives`` (the baseline), negative-aware with them; returns the epoch losses.
+    ``seed`` seeds the shuffling and the negative draws."""
     check_seed("seed", seed)
     trainer = Trainer(
         model,

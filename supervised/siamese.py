@@ -2,14 +2,8 @@
 
 A schedule is trained from scratch (``"TSN"``, ``"TSN-N"``, ``"TSN-P"``) or fine-tunes the
 converged TSN network with a learning rate several orders of magnitude smaller
-(``"TSN>TSN-N"``, ``"TSN>TSN-P"``, and ``"TSN>TSN"`` as the control: the same extra training
-with both sides learning). Every schedule starts from the same seeded initialisation, and the
-fine-tunings share one TSN run.
-
-Training goes through the ordinary :class:`~supervised.training.Trainer`: the batch source
-yields ``(images, labels, triplets)`` (:class:`~supervised.triplets.TripletBatches`) or plain
-labelled batches whose triplets the loss forms and mines, and the loss is a
-:class:`~supervised.triplets.TripletMarginLoss`.
+(``"TSN>TSN-N"``, ``"TSN>TSN-P"``, and ``"TSN>TSN"`` as the control), through the ordinary
+:class:`~supervised.training.Trainer` with a :class:`~supervised.triplets.TripletMarginLoss`.
 """
 
 from __future__ import annotations
@@ -220,17 +214,12 @@ def train_schedules(
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     model_factory: Callable[[], EmbeddingNet] | None = None,
 ) -> dict[str, TrainedEmbedding]:
-    """Train each schedule from the same seeded initialisation; fine-tunings share one TSN run.
+    """Train each schedule (e.g. ``"TSN"``, ``"TSN>TSN-P"``: :func:`schedule_variants`) from the
+    same seeded initialisation; fine-tunings share one TSN run.
 
-    :param schedules: names such as ``"TSN"``, ``"TSN-N"``, ``"TSN>TSN-P"`` (see
-        :func:`schedule_variants`).
-    :param data: the labelled training split.
-    :param config: hyperparameters.
-    :param seed: seed of the initialisation and of each schedule's triplets.
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a schedule name.
-    :param model_factory: builds the network; :func:`mnist_embedding_net` of the config's size
-        by default.
+    :param model_factory: builds the network; :func:`mnist_embedding_net` by default.
     """
     for name in schedules:
         schedule_variants(name)

@@ -1,22 +1,11 @@
 """Triplets for negative triplet Siamese networks: distances, a seeded sampler, miners and the loss.
 
-Small parts that compose through constructor arguments (pytorch-metric-learning's layout):
-
-- a **distance** (:class:`EuclideanDistance`, :class:`CosineDistance`) between embeddings;
-- a **triplet source**: :class:`TripletBatches` samples (anchor, positive, negative) triplets,
-  or a plain labelled batch lets the loss form every valid triplet inside it;
-- a **miner** (:data:`MINERS`: all, hard, semi-hard, margin) keeps the candidate triplets it
-  finds useful from their distances;
-- the **loss**, :class:`TripletMarginLoss`: the triplet margin objective written as a margin
-  ranking loss on the two distances, with the variant choosing which distance learns
-  (:data:`TRIPLET_VARIANTS`: TSN both, TSN-N only the negative one, TSN-P only the positive);
-- the **reducer** (a :class:`~supervised.training.LossReducer`) turns the per-triplet losses into
-  the back-propagated scalar.
-
-A triplet batch is ``(images, labels, triplets)``: the distinct images of the batch, their
-labels, and ``(T, 3)`` indices into them (anchor, positive, negative). The
-:class:`~supervised.training.Trainer` embeds ``images`` in one pass and calls the loss with the
-embeddings and the rest of the batch, so no special training loop is needed.
+Parts that compose through constructor arguments, as in pytorch-metric-learning: a
+**distance**, a **triplet source** (:class:`TripletBatches`, or a plain labelled batch whose
+every valid triplet is a candidate), a **miner** (:data:`MINERS`), the **loss**
+(:class:`TripletMarginLoss`, its variant choosing which distance learns) and the trainer's
+**reducer**. A triplet batch is ``(images, labels, triplets)`` with ``(T, 3)`` indices into the
+images, so the :class:`~supervised.training.Trainer` embeds them in one pass: no special loop.
 """
 
 from __future__ import annotations
@@ -84,11 +73,8 @@ def _check_triplets(triplets: torch.Tensor) -> None:
 
 
 class TripletMiner(ABC):
-    """Keeps the candidate triplets that a rule finds useful, judged on their distances.
-
-    :param margin: the margin of the rule (the loss's margin, usually); must be >= 0.
-    :param distance: how to measure the anchor-positive and anchor-negative distances.
-    """
+    """Keeps the candidate triplets that a rule finds useful, judged on their distances
+    (Euclidean by default) and ``margin`` (>= 0, usually the loss's)."""
 
     def __init__(self, margin: float = 1.0, distance: Distance | None = None) -> None:
         if margin < 0:
@@ -184,16 +170,10 @@ TRIPLET_VARIANTS = {"TSN": "both", "TSN-N": "negative", "TSN-P": "positive"}
 
 
 class TripletMarginLoss:
-    """The triplet margin objective as a margin ranking loss on the two distances.
+    """Per triplet ``max(0, d_ap - d_an + margin)``, i.e. ``margin_ranking_loss(d_an, d_ap, 1)``,
+    the trainer's reducer reducing them (no triplets reduce to 0).
 
-    Per triplet ``max(0, d_ap - d_an + margin)``, i.e. ``margin_ranking_loss(d_an, d_ap, 1)``:
-    the negative distance should exceed the positive one by the margin. One loss per triplet;
-    the trainer's reducer reduces them (a batch without triplets gives no losses, which
-    reduce to 0).
-
-    :param margin: required gap between the two distances, >= 0.
-    :param variant: ``"TSN"`` (both distances learn), ``"TSN-N"`` (the positive distance is
-        detached: only the negative side is pushed) or ``"TSN-P"`` (only the positive side).
+    :param variant: one of :data:`TRIPLET_VARIANTS`.
     :param distance: the distance between embeddings; Euclidean by default.
     :param miner: keeps the useful candidate triplets; every candidate when None.
     """
@@ -230,13 +210,8 @@ class TripletMarginLoss:
     def __call__(
         self, embeddings: torch.Tensor, labels: torch.Tensor, triplets: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Per-triplet losses ``(T,)`` of a batch.
-
-        :param embeddings: ``(N, D)`` embeddings of the batch's images.
-        :param labels: ``(N,)`` their classes.
-        :param triplets: ``(T, 3)`` index triplets into the batch (from :class:`TripletBatches`);
-            every valid triplet of the batch when None. The miner, if any, filters them.
-        """
+        """Per-triplet losses ``(T,)`` of ``(N, D)`` embeddings with ``(N,)`` labels, for the
+        ``(T, 3)`` index triplets (every valid one when None) that the miner, if any, keeps."""
         if embeddings.ndim != 2 or len(embeddings) != len(labels):
             raise ValueError(
                 f"need embeddings (N, D) and N labels, got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
@@ -259,16 +234,10 @@ class TripletMarginLoss:
 class TripletBatches(BatchSource):
     """Seeded (anchor, positive, negative) triplets: every image is an anchor once per epoch,
     with a positive drawn uniformly from the other images of its class and a negative drawn
-    uniformly from the images of the other classes.
+    uniformly from the images of the other classes (at least two classes of two samples).
 
     Yields ``(images, labels, triplets)``: the batch's anchors, positives and negatives
     concatenated ``(3B, ...)``, their labels, and the ``(B, 3)`` indices of each triplet.
-
-    :param images: ``(N, ...)`` samples.
-    :param labels: ``(N,)`` classes; every class needs two samples and there must be two classes.
-    :param batch_size: triplets per batch.
-    :param shuffle: a fresh anchor order every epoch (positives and negatives are drawn anew
-        each epoch either way).
     """
 
     def __init__(
