@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 from supervised.evaluation import model_device
 from supervised.runtime import check_seed, select_device
 from supervised.training import evaluating, prepare_inputs
@@ -299,9 +299,7 @@ class CW(Attack):
         **kwargs,
     ) -> None:
         super().__init__(model, None, **kwargs)
-        if margin not in ("paper", "torchattacks"):
-            raise ValueError(f"margin must be 'paper' or 'torchattacks', got {margin!r}")
-        self.margin_rule = margin
+        self.margin_rule = check_choice("margin", margin, ("paper", "torchattacks"))
         if self.low != 0.0 or self.high != 1.0:
             raise ValueError("CW's tanh change of variables needs input_range (0, 1)")
         if kappa < 0:
@@ -449,6 +447,4 @@ ATTACKS: dict[str, type[Attack]] = {
 
 def make_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     """An attack by name (one of :data:`ATTACKS`) on ``model`` with its keyword arguments."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {list(ATTACKS)}")
-    return ATTACKS[name](model, **kwargs)
+    return ATTACKS[check_choice("attack", name, tuple(ATTACKS))](model, **kwargs)

@@ -25,6 +25,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 from torch import nn
 
+from negdl.checks import check_choice
+
 #: ``capture=`` values: ``"auto"`` (a CUDA graph on CUDA in fp32, eager otherwise),
 #: ``"cuda-graph"`` (required, an error where impossible), ``"compile"``
 #: (``torch.compile(mode="reduce-overhead")``), ``"off"`` (eager).
@@ -64,8 +66,7 @@ def resolve_capture(
     prevents capture (easily fixed; AMP, by contrast, is chosen for large models on purpose);
     ``"cuda-graph"`` where it is impossible is an error that says what to change.
     """
-    if mode not in CAPTURE_MODES:
-        raise ValueError(f"capture must be one of {CAPTURE_MODES}, got {mode!r}")
+    check_choice("capture", mode, CAPTURE_MODES)
     if mode == "off":
         return "off", "capture switched off"
     if mode == "compile":

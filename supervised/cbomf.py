@@ -18,7 +18,7 @@ from typing import Any, cast
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import _same_extractor, accuracy, check_test_sets
@@ -48,8 +48,7 @@ class Phase:
         check_int("epochs", self.epochs, 0)
         for name in ("freeze_extractor", "reset_head", "negate_kernels"):
             check_bool(name, getattr(self, name))
-        if self.negation not in NEGATION_SCHEDULES:
-            raise ValueError(f"negation must be one of {NEGATION_SCHEDULES}, got {self.negation!r}")
+        check_choice("negation", self.negation, NEGATION_SCHEDULES)
 
     def negation_in_epoch(self, epoch: int) -> bool:
         """Whether negation is on in ``epoch`` (0-based); alternation ends with negation on."""
@@ -112,9 +111,7 @@ MODES: dict[str, Callable[[CBOMFConfig], tuple[Phase, ...]]] = {
 
 def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
     """The phases of a named mode (one of :data:`MODES`)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown CBOMF mode {mode!r}; choose from {list(MODES)}")
-    return MODES[mode](config)
+    return MODES[check_choice("CBOMF mode", mode, tuple(MODES))](config)
 
 
 def fit_trainable(
@@ -130,19 +127,27 @@ def fit_trainable(
     """Train the parameters of ``model`` that still require gradients with a fresh SGD, in
     place (on cached features while its extractor is frozen); returns the epoch losses and the
     step counter after training, which continues from ``global_step``."""
-    trainer = _trainer([model], config, context, global_step)
-    (losses,) = _fit(trainer, data, config, epochs, [generator], None, description)
-    return losses, trainer.global_step
+    (losses,), step = _train(
+        [model], data, config, epochs, [generator], context, global_step, None, description
+    )
+    return losses, step
 
 
-def _trainer(
+def _train(
     models: Sequence[NegatableClassifier],
+    data: LabelledImages,
     config: CBOMFConfig,
+    epochs: int,
+    generators: Sequence[torch.Generator],
     context: RunContext,
     global_step: int,
-) -> Trainer:
-    """A trainer of the models' trainable parameters with a fresh SGD: the plain one for one
-    model, the stacked one (the same loop, a vectorised step) for several."""
+    before_epoch: Callable[[int], None] | None,
+    description: str,
+) -> tuple[list[list[float]], int]:
+    """Train the models' trainable parameters with a fresh SGD, each shuffled by its own
+    generator, on cached features while their extractors are frozen: the plain trainer for one
+    model, the stacked one (the same loop, a vectorised step) for several. Returns each model's
+    epoch losses and the step counter after training."""
     cached = models[0].extractor_frozen and config.cache_features
     settings: dict[str, Any] = dict(
         reducer=config.reducer,
@@ -154,52 +159,32 @@ def _trainer(
             capture_key=lambda: getattr(models[0], "negate", False),
         ),
     )
+    sgd = functools.partial(torch.optim.SGD, lr=config.lr, momentum=config.momentum)
+    trainer: Trainer
     if len(models) == 1:
         model = models[0]
-        return Trainer(
-            model,
-            torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum),
-            forward=model.classify if cached else None,
-            **settings,
-        )
-    return StackedTrainer(
-        models,
-        lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
-        method="classify" if cached else "forward",
-        **settings,
-    )
-
-
-def _fit(
-    trainer: Trainer,
-    data: LabelledImages,
-    config: CBOMFConfig,
-    epochs: int,
-    generators: Sequence[torch.Generator],
-    before_epoch: Callable[[int], None] | None,
-    description: str,
-) -> list[list[float]]:
-    """Train ``trainer``'s models on ``data`` (on cached features while their extractors are
-    frozen), each shuffled by its own generator; returns each model's epoch losses."""
-    models = trainer.models
-    cached = models[0].extractor_frozen and config.cache_features
+        forward = model.classify if cached else None
+        trainer = Trainer(model, sgd(model.trainable_parameters()), forward=forward, **settings)
+    else:
+        method = "classify" if cached else "forward"
+        trainer = StackedTrainer(models, sgd, method=method, **settings)
     inputs = data.images
-    if cached:
+    if cached:  # after the trainer moved the models to its device and memory format
         inputs = predict_stacked(models, inputs, "features", device=trainer.device)
-    if len(models) == 1:
+    if isinstance(trainer, StackedTrainer):
+        batches = StackedBatches(
+            inputs,
+            data.labels,
+            models=len(models),
+            per_model=(bool(cached), False),
+            batch_size=config.batch_size,
+        )
+        losses = trainer.fit(batches, epochs, generators, before_epoch, description)
+    else:
         inputs = inputs[0] if cached else inputs
-        return [
-            trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
-        ]
-    batches = StackedBatches(
-        inputs,
-        data.labels,
-        models=len(models),
-        per_model=(bool(cached), False),
-        batch_size=config.batch_size,
-    )
-    assert isinstance(trainer, StackedTrainer)  # several models: _trainer built a stacked one
-    return trainer.fit(batches, epochs, generators, before_epoch, description)
+        fit = trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
+        losses = [fit]
+    return losses, trainer.global_step
 
 
 def run_phase(
@@ -234,12 +219,21 @@ def run_phase(
         for model in models:
             model.set_negation(phase.negation_in_epoch(epoch))
 
-    trainer = _trainer(models, config, context, global_step)
     generators = [make_generator(seed, "shuffle", schedule) for seed in seeds]
-    losses = _fit(trainer, data, config, phase.epochs, generators, set_negation, description)
+    losses, step = _train(
+        models,
+        data,
+        config,
+        phase.epochs,
+        generators,
+        context,
+        global_step,
+        set_negation,
+        description,
+    )
     for model, frozen_state in zip(models, frozen_states, strict=True):
         _end_phase(model, phase, frozen_state)
-    return losses, trainer.global_step
+    return losses, step
 
 
 def _start_phase(

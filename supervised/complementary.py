@@ -360,10 +360,10 @@ class _NoisyStages:
         )
 
     def complementary_batches(self, data: LabelledImages) -> ComplementaryBatches:
+        config = self.config
         return ComplementaryBatches(
-            data.images, data.labels, self.data.num_classes, self.config.batch_size,
-            self.config.complementary,
-        )  # fmt: skip
+            data.images, data.labels, data.num_classes, config.batch_size, config.complementary
+        )
 
     def cross_entropy(self, model: NegatableClassifier) -> NoisyTrained:
         """``"CE"``: cross-entropy on every given label."""

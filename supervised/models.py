@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 from supervised.runtime import check_seed
@@ -29,9 +29,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def make_activation(name: str) -> nn.Module:
     """An activation module by name: one of ``ACTIVATIONS``."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[check_choice("activation", name, tuple(ACTIVATIONS))]()
 
 
 def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
@@ -309,9 +307,7 @@ ARCHITECTURES: dict[str, Callable[[int], NegatableClassifier]] = {
 def make_classifier(arch: str, num_classes: int, activation: str = "relu") -> NegatableClassifier:
     """A fresh model of a named architecture (one of :data:`ARCHITECTURES`); only the MNIST net
     offers activations other than ReLU."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    if arch == "mnist":
+    if check_choice("architecture", arch, tuple(ARCHITECTURES)) == "mnist":
         return mnist_net(num_classes, activation)
     if activation != "relu":
         raise ValueError(f"architecture {arch!r} uses ReLU only, got activation {activation!r}")

@@ -16,12 +16,11 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Self
 
 import torch
 from torch import nn
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
@@ -73,9 +72,8 @@ class OutlierExposureLoss:
     ) -> None:
         if weight < 0:
             raise ValueError(f"weight must be >= 0, got {weight}")
-        if target not in UNIFORM_TARGETS:
-            raise ValueError(f"unknown target {target!r}; choose one of {list(UNIFORM_TARGETS)}")
-        self.weight, self.target, self.base = float(weight), target, base
+        self.weight, self.base = float(weight), base
+        self.target = check_choice("target", target, tuple(UNIFORM_TARGETS))
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         count = len(targets)
@@ -129,7 +127,7 @@ class NegativeBatches(TensorBatches):
             )
             yield torch.cat([images, self.negatives[drawn.to(images.device)]]), targets
 
-    def to(self, device: torch.device, channels_last: bool = True) -> Self:
+    def to(self, device: torch.device, channels_last: bool = True) -> NegativeBatches:
         moved = super().to(device, channels_last)
         moved.negatives = prepare_inputs(self.negatives, device, channels_last)
         return moved
@@ -266,11 +264,7 @@ NEGATIVE_SOURCES: dict[str, Callable[[], NegativeSource]] = {
 
 def make_negative_source(name: str) -> NegativeSource:
     """A negative source by name: one of :data:`NEGATIVE_SOURCES`."""
-    if name not in NEGATIVE_SOURCES:
-        raise ValueError(
-            f"unknown negative source {name!r}; choose one of {list(NEGATIVE_SOURCES)}"
-        )
-    return NEGATIVE_SOURCES[name]()
+    return NEGATIVE_SOURCES[check_choice("negative source", name, tuple(NEGATIVE_SOURCES))]()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
@@ -91,14 +91,13 @@ class SiameseConfig:
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         for name, value, allowed in (
-            ("distance", self.distance, list(DISTANCES)),
-            ("miner", self.miner, [None, *MINERS]),
-            ("sampling", self.sampling, list(SAMPLINGS)),
-            ("reducer", self.reducer, list(REDUCERS)),
-            ("optimizer", self.optimizer, list(OPTIMIZERS)),
+            ("distance", self.distance, tuple(DISTANCES)),
+            ("miner", self.miner, (None, *MINERS)),
+            ("sampling", self.sampling, SAMPLINGS),
+            ("reducer", self.reducer, tuple(REDUCERS)),
+            ("optimizer", self.optimizer, OPTIMIZERS),
         ):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {allowed}")
+            check_choice(name, value, allowed)
         if self.lr <= 0 or not 0 < self.finetune_lr_factor <= 1 or not 0 <= self.momentum < 1:
             raise ValueError(
                 "need lr > 0, 0 < finetune_lr_factor <= 1 and 0 <= momentum < 1, got "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Self
 
 import torch
 from torch import nn
@@ -234,7 +233,7 @@ class StackedBatches(TensorBatches):
                 for tensor, own in zip(self.tensors, self.per_model, strict=True)
             )
 
-    def to(self, device: torch.device, channels_last: bool = False) -> Self:
+    def to(self, device: torch.device, channels_last: bool = False) -> StackedBatches:
         """These batches on ``device``, never channels-last (stacked conv weights are 5-D)."""
         return super().to(device, channels_last=False)
 

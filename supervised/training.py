@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Self
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -30,6 +30,8 @@ from supervised.runtime import select_device
 #: One training batch: a tuple of tensors whose first dimension is the sample.
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[..., torch.Tensor]
+#: A :class:`TensorBatches` subclass, which :meth:`TensorBatches.to` returns (typing.Self is 3.11+).
+BatchesT = TypeVar("BatchesT", bound="TensorBatches")
 
 #: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
 per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
@@ -143,7 +145,7 @@ class TensorBatches(BatchSource):
         ):
             yield tuple(tensor[index] for tensor in self.tensors)
 
-    def to(self, device: torch.device, channels_last: bool = True) -> Self:
+    def to(self: BatchesT, device: torch.device, channels_last: bool = True) -> BatchesT:
         moved = copy.copy(self)
         moved.tensors = tuple(
             prepare_inputs(tensor, device, channels_last) for tensor in self.tensors

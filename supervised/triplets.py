@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch.nn import functional as F
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 from supervised.training import Batch, BatchSource, iterate_batches, prepare_inputs
 
 
@@ -159,9 +159,7 @@ MINERS: dict[str, type[TripletMiner]] = {
 
 def make_miner(name: str, margin: float = 1.0, distance: Distance | None = None) -> TripletMiner:
     """A miner by name: one of :data:`MINERS`."""
-    if name not in MINERS:
-        raise ValueError(f"unknown miner {name!r}; choose one of {list(MINERS)}")
-    return MINERS[name](margin, distance)
+    return MINERS[check_choice("miner", name, tuple(MINERS))](margin, distance)
 
 
 #: Which distance learns in each variant: TSN both, TSN-N only the negative (the positive
@@ -187,9 +185,8 @@ class TripletMarginLoss:
     ) -> None:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
-        if variant not in TRIPLET_VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {list(TRIPLET_VARIANTS)}")
-        self.margin, self.variant = float(margin), variant
+        self.margin = float(margin)
+        self.variant = check_choice("variant", variant, tuple(TRIPLET_VARIANTS))
         self.distance = distance if distance is not None else EuclideanDistance()
         self.miner = miner
 
