@@ -150,11 +150,6 @@ class Attack(ABC):
         delta = torch.clamp(adversarial - images, -eps, eps)
         return torch.clamp(images + delta, self.low, self.high).detach()
 
-    def uniform_noise(
-        self, like: torch.Tensor, bound: float, generator: torch.Generator
-    ) -> torch.Tensor:
-        return torch.empty_like(like).uniform_(-bound, bound, generator=generator)
-
     def normal_noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
@@ -214,7 +209,8 @@ class PGD(Attack):
         """Where the iterations begin: uniformly in the eps-ball, or at the images."""
         if not self.random_start:
             return images.clone()
-        noise = self.uniform_noise(images, self.budget(), generator)
+        eps = self.budget()
+        noise = torch.empty_like(images).uniform_(-eps, eps, generator=generator)
         return torch.clamp(images + noise, self.low, self.high)
 
     def ascent(

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_int
+from negdl.checks import check_int, check_number
 from supervised.context import RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
@@ -245,19 +245,16 @@ class NoisyLabelConfig:
     complementary: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.lr, self.nl_lr) <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0:
-            raise ValueError(f"need lr, nl_lr > 0, 0 <= momentum < 1, batch_size > 0, got {self}")
-        epochs = (self.epochs, self.nl_epochs, self.selnl_epochs, self.selpl_epochs)
-        if min(*epochs, self.selected_epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {self}")
-        if self.confidence_epochs < 1:
-            raise ValueError(f"confidence_epochs must be >= 1, got {self.confidence_epochs}")
-        if self.complementary < 1:
-            raise ValueError(f"complementary must be >= 1, got {self.complementary}")
-        if not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1), got {self.gamma}")
-        if self.threshold is not None and not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        for name in ("lr", "nl_lr"):
+            check_number(name, getattr(self, name), 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        for name in ("batch_size", "confidence_epochs", "complementary"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("epochs", "nl_epochs", "selnl_epochs", "selpl_epochs", "selected_epochs"):
+            check_int(name, getattr(self, name), 0)
+        for name in ("gamma", "threshold"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), 0, 1, low_open=True, high_open=True)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from negdl.checks import check_choice, check_int
+from negdl.checks import check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
@@ -289,10 +289,10 @@ class NegativeAwareConfig:
     target: str = "ce"
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0 or self.epochs < 0:
-            raise ValueError(
-                f"need lr > 0, 0 <= momentum < 1, batch_size > 0, epochs >= 0, got {self}"
-            )
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 0)
         OutlierExposureLoss(self.weight, self.target)  # validates weight and target
 
 

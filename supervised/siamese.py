@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_choice, check_int
+from negdl.checks import check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
@@ -98,11 +98,9 @@ class SiameseConfig:
             ("optimizer", self.optimizer, OPTIMIZERS),
         ):
             check_choice(name, value, allowed)
-        if self.lr <= 0 or not 0 < self.finetune_lr_factor <= 1 or not 0 <= self.momentum < 1:
-            raise ValueError(
-                "need lr > 0, 0 < finetune_lr_factor <= 1 and 0 <= momentum < 1, got "
-                f"{self.lr}, {self.finetune_lr_factor}, {self.momentum}"
-            )
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("finetune_lr_factor", self.finetune_lr_factor, 0, 1, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
         check_int("embedding_size", self.embedding_size, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("epochs", self.epochs, 0)

@@ -122,21 +122,24 @@ class ModelStack:
         """The stacked parameters that require gradients (for the optimiser)."""
         return [value for value in self.params.values() if value.requires_grad]
 
-    @torch.no_grad()
-    def load(self) -> None:
-        """Copy every model's current parameters and buffers into the stack."""
+    def _rows(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each model's parameter or buffer with its row of the stack."""
         for stacked, states in ((self.params, "named_parameters"), (self.buffers, "named_buffers")):
             for index, model in enumerate(self.models):
                 for name, value in getattr(model, states)():
-                    stacked[name][index].copy_(value)
+                    yield value, stacked[name][index]
+
+    @torch.no_grad()
+    def load(self) -> None:
+        """Copy every model's current parameters and buffers into the stack."""
+        for value, row in self._rows():
+            row.copy_(value)
 
     @torch.no_grad()
     def store(self) -> None:
         """Copy the stack back into every model's parameters and buffers."""
-        for stacked, states in ((self.params, "named_parameters"), (self.buffers, "named_buffers")):
-            for index, model in enumerate(self.models):
-                for name, value in getattr(model, states)():
-                    value.copy_(stacked[name][index])
+        for value, row in self._rows():
+            value.copy_(row)
 
     def per_model(
         self,

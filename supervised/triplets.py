@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import torch
 from torch.nn import functional as F
 
-from negdl.checks import check_choice, check_int
-from supervised.training import Batch, BatchSource, iterate_batches, prepare_inputs
+from negdl.checks import check_choice
+from supervised.training import Batch, TensorBatches, iterate_batches
 
 
 class Distance(ABC):
@@ -228,7 +228,7 @@ class TripletMarginLoss:
         )
 
 
-class TripletBatches(BatchSource):
+class TripletBatches(TensorBatches):
     """Seeded (anchor, positive, negative) triplets: every image is an anchor once per epoch,
     with a positive drawn uniformly from the other images of its class and a negative drawn
     uniformly from the images of the other classes (at least two classes of two samples).
@@ -244,15 +244,13 @@ class TripletBatches(BatchSource):
             raise ValueError(
                 f"need N images and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}"
             )
-        check_int("batch_size", batch_size, 1)
+        super().__init__(images, labels, batch_size=batch_size, shuffle=shuffle)
         classes, counts = torch.unique(labels, return_counts=True)
         if len(classes) < 2 or counts.min() < 2:
             raise ValueError(
                 "triplets need at least two classes with at least two samples each, got class "
                 f"counts {dict(zip(classes.tolist(), counts.tolist(), strict=True))}"
             )
-        self.images, self.labels = images, labels
-        self.batch_size, self.shuffle = batch_size, shuffle
         # Index tables on the CPU, where the triplets are drawn: samples sorted by class, and
         # per sample its class's first sorted position, class size and its own sorted position.
         cpu_labels = labels.cpu()
@@ -263,12 +261,9 @@ class TripletBatches(BatchSource):
         self._rank = torch.empty_like(self._by_class)
         self._rank[self._by_class] = torch.arange(len(labels))
 
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
-
     @property
     def samples(self) -> int:
-        return 3 * len(self.labels)
+        return 3 * self.count
 
     def sample(
         self, anchors: torch.Tensor, generator: torch.Generator | None = None
@@ -282,24 +277,16 @@ class TripletBatches(BatchSource):
         offset += offset >= self._rank[anchors] - start
         positive = self._by_class[start + offset]
         # Negative: one of the N - count places outside the class's block of sorted positions.
-        place = (torch.rand(len(anchors), generator=generator) * (len(self.labels) - count)).long()
+        place = (torch.rand(len(anchors), generator=generator) * (self.count - count)).long()
         place += count * (place >= start)
         negative = self._by_class[place]
         return torch.stack([anchors, positive, negative], 1)
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        device = self.labels.device
-        for anchors in iterate_batches(len(self.labels), self.batch_size, self.shuffle, generator):
+        images, labels = self.tensors
+        for anchors in iterate_batches(self.count, self.batch_size, self.shuffle, generator):
             # Anchors first, then positives, then negatives: triplet i is (i, B + i, 2B + i).
-            index = self.sample(anchors, generator).T.reshape(-1).to(device)
+            index = self.sample(anchors, generator).T.reshape(-1).to(labels.device)
             count = len(anchors)
-            triplets = torch.arange(3 * count, device=device).view(3, count).T
-            yield self.images[index], self.labels[index], triplets
-
-    def to(self, device: torch.device, channels_last: bool = True) -> TripletBatches:
-        return TripletBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.labels.to(device),
-            self.batch_size,
-            self.shuffle,
-        )
+            triplets = torch.arange(3 * count, device=labels.device).view(3, count).T
+            yield images[index], labels[index], triplets
