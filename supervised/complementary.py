@@ -169,18 +169,15 @@ def selpl_selection(confidence: torch.Tensor, gamma: float = 0.5) -> torch.Tenso
 
 def _above(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
     if not isinstance(confidence, torch.Tensor) or confidence.ndim != 1:
-        raise ValueError(f"confidence must be an (N,) tensor, got {_describe(confidence)}")
+        shape = tuple(getattr(confidence, "shape", ()))
+        raise ValueError(
+            f"confidence must be an (N,) tensor, got {type(confidence).__name__} of shape {shape}"
+        )
     if not confidence.is_floating_point() or not bool(
         ((confidence >= 0) & (confidence <= 1)).all()
     ):
         raise ValueError("confidence must hold probabilities in [0, 1] (a float tensor)")
     return confidence > threshold
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return type(value).__name__
 
 
 class ConfidenceHistory:

@@ -22,9 +22,11 @@ def check_seed(name: str, seed: object) -> int:
     return check_int(name, seed, 0, SEED_MAX)
 
 
-#: The device to run on: ``device`` (e.g. ``"cuda:1"``) when given, else CUDA when present,
-#: else CPU; asking for CUDA without one is an error.
-select_device = resolve_device
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``device`` (e.g. ``"cuda:1"``) when given, else CUDA when present,
+    else CPU; asking for CUDA without one is an error (the API page lists it; an alias of
+    :func:`negdl.devices.resolve_device` would not appear there)."""
+    return resolve_device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
