@@ -1,20 +1,8 @@
 """Negative-learning supervised models, datasets, occlusions and training utilities.
 
-Small composable parts (see the README's supervised section):
-
-- ``supervised.data``: MNIST, EMNIST and CIFAR-10 readers into :class:`LabelledImages` tensors.
-- ``supervised.occlusions``: seeded occlusions that derive partial test sets.
-- ``supervised.negation`` / ``supervised.models``: feature negations and
-  extractor + head models they plug into.
-- ``supervised.runtime``, ``supervised.training``, ``supervised.evaluation``,
-  ``supervised.checkpoints``: device, seeding, the fit loop, multi-set evaluation, checkpoints.
-- ``supervised.capture``: the training step captured as a CUDA graph and replayed on CUDA.
-- ``supervised.stacked``: K copies of a model trained and evaluated in one vectorised step.
-- ``supervised.cbomf``: classification based on missing features, every training mode.
-- ``supervised.join_rules`` / ``supervised.synergy``: join rules and synergy models (a normal
-  and a negative head on one frozen extractor), assembled or trained, with case analysis.
-- ``supervised.attacks`` / ``supervised.robustness``: FGSM, PGD, BIM, CW, RFGSM, FFGSM, TPGD,
-  MIFGSM in plain torch; accuracy under attack, the FGSM eps sweep, transfer matrices.
+Small composable parts, one module each (see the guide's supervised page): data readers,
+occlusions, negations and models, the fit loop and its stacked form, evaluation, checkpoints,
+CBOMF's modes, join rules and synergy models, attacks and robustness.
 """
 
 from supervised.attacks import (

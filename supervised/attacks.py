@@ -1,10 +1,8 @@
 """Adversarial attacks in plain torch: FGSM, PGD, BIM, CW (L2), RFGSM, FFGSM, TPGD, MIFGSM.
 
-Each attack is a small class on one base (:class:`Attack`) that holds the shared machinery:
-input checks, eval mode during the attack (restored afterwards), memory-bounded batches on
-the device, seeded randomness, and the L-inf projection. The defaults are those of
-torchattacks 3.5.1, the de-facto reference, whose update rules these follow (checked against its
-source, ``torchattacks/attacks/*.py``, and against hand-computed steps in the tests) except:
+Each attack is a small class on one base (:class:`Attack`: input checks, eval mode, batches on
+the device, seeded randomness, the L-inf projection). Defaults and update rules are those of
+torchattacks 3.5.1 (checked against its source and hand-computed steps in the tests) except:
 
 - CW's margin ``f``: the paper's ``max_{j != y} z_j - z_y`` (floored at ``-kappa``, signs
   swapped when untargeted). torchattacks computes ``max((1 - onehot) * z)`` and
@@ -32,10 +30,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 from supervised.evaluation import model_device
 from supervised.runtime import check_seed, select_device
-from supervised.training import prepare_inputs
+from supervised.training import evaluating, prepare_inputs
 
 
 class Attack(ABC):
@@ -44,12 +42,10 @@ class Attack(ABC):
     :param model: maps images in ``input_range`` to logits.
     :param eps: L-inf budget, in ``[0, high - low]`` (``None`` for attacks without one: CW).
     :param targeted: the labels given to a call are classes to reach, not true classes.
-    :param input_range: ``(low, high)`` of valid pixel values.
-    :param batch_size: images attacked at once; bounds memory over a whole test set (a few
-        hundred keep the MNIST net's activations in cache on a CPU).
-    :param device: where to attack; the model's device by default.
-    :param seed: seed of the attack's random draws (random starts); the same seed, images and
-        batch size give the same adversarial images.
+    :param batch_size: images attacked at once (a few hundred keep the MNIST net's activations
+        in cache on a CPU).
+    :param seed: seed of the random starts; the same seed, images and batch size give the same
+        adversarial images.
     """
 
     name = "attack"
@@ -90,29 +86,21 @@ class Attack(ABC):
                 raise ValueError(f"{name} must be positive, got {value}")
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Adversarial copies of ``images`` (same shape and device).
-
-        :param images: float tensor ``(N, ...)`` with every value in ``input_range``.
-        :param labels: int64 ``(N,)``: true classes, or the classes to reach when targeted.
-        """
+        """Adversarial copies of ``images`` (float, in ``input_range``) for int64 ``labels``: the
+        true classes, or the classes to reach when targeted."""
         self.check_inputs(images, labels)
         generator = torch.Generator(self.device).manual_seed(self.seed)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.enable_grad():
-                chunks = [
-                    self.perturb(
-                        prepare_inputs(images[start : start + self.batch_size], self.device),
-                        None
-                        if labels is None
-                        else labels[start : start + self.batch_size].to(self.device),
-                        generator,
-                    ).detach()
-                    for start in range(0, len(images), self.batch_size)
-                ]
-        finally:
-            self.model.train(was_training)
+        with evaluating(self.model), torch.enable_grad():
+            chunks = [
+                self.perturb(
+                    prepare_inputs(images[start : start + self.batch_size], self.device),
+                    None
+                    if labels is None
+                    else labels[start : start + self.batch_size].to(self.device),
+                    generator,
+                ).detach()
+                for start in range(0, len(images), self.batch_size)
+            ]
         return torch.cat(chunks).to(images.device) if chunks else images.clone()
 
     def check_inputs(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -162,11 +150,6 @@ class Attack(ABC):
         delta = torch.clamp(adversarial - images, -eps, eps)
         return torch.clamp(images + delta, self.low, self.high).detach()
 
-    def uniform_noise(
-        self, like: torch.Tensor, bound: float, generator: torch.Generator
-    ) -> torch.Tensor:
-        return torch.empty_like(like).uniform_(-bound, bound, generator=generator)
-
     def normal_noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
@@ -199,12 +182,8 @@ class FGSM(Attack):
 
 
 class PGD(Attack):
-    """Projected gradient descent (Madry et al. 2018), L-inf, from a uniform random start.
-    https://arxiv.org/abs/1706.06083
-
-    :param alpha: step size. :param steps: iterations. :param random_start: start uniformly
-        in the eps-ball. Other parameters as in :class:`Attack`.
-    """
+    """Projected gradient descent (Madry et al. 2018), L-inf, ``steps`` steps of ``alpha`` from a
+    uniform random start in the eps-ball. https://arxiv.org/abs/1706.06083"""
 
     name = "PGD"
 
@@ -230,7 +209,8 @@ class PGD(Attack):
         """Where the iterations begin: uniformly in the eps-ball, or at the images."""
         if not self.random_start:
             return images.clone()
-        noise = self.uniform_noise(images, self.budget(), generator)
+        eps = self.budget()
+        noise = torch.empty_like(images).uniform_(-eps, eps, generator=generator)
         return torch.clamp(images + noise, self.low, self.high)
 
     def ascent(
@@ -252,8 +232,7 @@ class PGD(Attack):
 
 class FixedStartPGD(PGD):
     """PGD without the ``random_start`` option: the iterations begin where :meth:`start` says,
-    at the images unless a subclass draws its own start. The constructor of the PGD variants
-    that take ``(model, eps, alpha, steps)`` and keyword arguments as in :class:`Attack`."""
+    at the images unless a subclass draws its own start."""
 
     def __init__(
         self,
@@ -268,11 +247,8 @@ class FixedStartPGD(PGD):
 
 class BIM(FixedStartPGD):
     """Basic iterative method (Kurakin et al. 2017): iterated FGSM steps of ``alpha`` clipped
-    to the eps-ball, no random start. https://arxiv.org/abs/1607.02533
-
-    :param alpha: step size. :param steps: iterations; 0 picks ``min(255 eps + 4, 1.25 * 255 eps)``
-        as the paper (and the reference) do.
-    """
+    to the eps-ball; ``steps`` 0 picks ``min(255 eps + 4, 1.25 * 255 eps)`` as the paper does.
+    https://arxiv.org/abs/1607.02533"""
 
     name = "BIM"
 
@@ -303,10 +279,7 @@ class CW(Attack):
     As in the reference, a batch stops early when its total cost rises between checks, and
     pixels exactly at 0 or 1 map to infinite ``w`` and stay fixed.
 
-    :param c: weight of the margin term. :param kappa: confidence margin.
-    :param steps: Adam steps. :param lr: Adam learning rate.
-    :param margin: ``"paper"`` (the best other logit, the default) or ``"torchattacks"``
-        (its ``max((1 - onehot) * z)``, wrong when every logit is negative; for comparisons).
+    :param margin: ``"paper"`` (the best other logit) or ``"torchattacks"`` (for comparisons).
     """
 
     name = "CW"
@@ -322,9 +295,7 @@ class CW(Attack):
         **kwargs,
     ) -> None:
         super().__init__(model, None, **kwargs)
-        if margin not in ("paper", "torchattacks"):
-            raise ValueError(f"margin must be 'paper' or 'torchattacks', got {margin!r}")
-        self.margin_rule = margin
+        self.margin_rule = check_choice("margin", margin, ("paper", "torchattacks"))
         if self.low != 0.0 or self.high != 1.0:
             raise ValueError("CW's tanh change of variables needs input_range (0, 1)")
         if kappa < 0:
@@ -391,12 +362,8 @@ class RFGSM(FixedStartPGD):
 
 
 class FFGSM(PGD):
-    """Fast adversarial training's FGSM (Wong et al. 2020): a uniform random start in the
-    eps-ball, one sign step of ``alpha``, projected; PGD with one step.
-    https://arxiv.org/abs/2001.03994
-
-    :param alpha: step size (10/255 by default, larger than eps).
-    """
+    """Fast adversarial training's FGSM (Wong et al. 2020): PGD with one step of ``alpha``
+    (10/255 by default, larger than eps). https://arxiv.org/abs/2001.03994"""
 
     name = "FFGSM"
 
@@ -432,11 +399,8 @@ class TPGD(FixedStartPGD):
 
 
 class MIFGSM(FixedStartPGD):
-    """Momentum iterative FGSM (Dong et al. 2018): sign steps along an accumulated,
-    per-image L1-normalised gradient. https://arxiv.org/abs/1710.06081
-
-    :param decay: momentum decay factor.
-    """
+    """Momentum iterative FGSM (Dong et al. 2018): sign steps along an accumulated (``decay``),
+    per-image L1-normalised gradient. https://arxiv.org/abs/1710.06081"""
 
     name = "MIFGSM"
 
@@ -479,6 +443,4 @@ ATTACKS: dict[str, type[Attack]] = {
 
 def make_attack(name: str, model: nn.Module, **kwargs) -> Attack:
     """An attack by name (one of :data:`ATTACKS`) on ``model`` with its keyword arguments."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {list(ATTACKS)}")
-    return ATTACKS[name](model, **kwargs)
+    return ATTACKS[check_choice("attack", name, tuple(ATTACKS))](model, **kwargs)

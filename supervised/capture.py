@@ -3,24 +3,16 @@
 A small model's step on a GPU is bound by kernel launches, not arithmetic: the MNIST net at
 batch 64 ran at 29,400 samples/s eagerly on an H100 and at 178,000 once forward, backward and
 optimiser update were captured as one CUDA graph and replayed (issue 14). A captured step
-replays fixed kernels on fixed memory, so:
+replays fixed kernels on fixed memory, so every batch is copied into static input buffers;
+the first steps run eagerly on a side stream so lazily created state (momentum buffers) exists
+before capture; a batch of another shape (an epoch's short last batch) runs eagerly, since
+padding it would change what a reducer and batch-norm see; Python state the step reads (a
+negation switch) is baked in, so a trainer keeps one graph per ``capture_key`` value; and a
+step that cannot be captured runs eagerly with a warning that says why.
 
-- every batch is first copied into **static input buffers** the graph reads;
-- the first steps run **eagerly on a side stream** (warm-up) so lazily created state (the
-  optimiser's momentum buffers, library handles) exists before capture; they are real steps on
-  real batches, so nothing is skipped;
-- a batch of **another shape** (the final short batch of an epoch) runs eagerly: padding it
-  with zero-weight samples would change what a reducer (hard-example mining, a mean over real
-  samples) and batch-norm statistics see, and one eager step per epoch costs nothing measurable;
-- Python state the step reads (a negation switch) is baked into a graph, so a trainer keeps
-  one graph per value of a ``capture_key`` or re-captures when that state may have changed;
-- a step that cannot be captured (a loss or reducer that reads values on the host, AMP's
-  gradient scaler, an optimiser built with ``capturable=False``) runs eagerly, with a warning
-  that says why, instead of failing.
-
-The alternative, ``torch.compile(mode="reduce-overhead")``, is selectable for measurement; the
-default is the direct capture, since compiling costs seconds per trainer and recompiles for
-every new model, where capturing costs milliseconds (CBOMF builds a trainer per phase).
+``torch.compile(mode="reduce-overhead")`` is selectable for measurement; the default is the
+direct capture, since compiling costs seconds per trainer and recompiles for every new model,
+where capturing costs milliseconds (CBOMF builds a trainer per phase).
 """
 
 from __future__ import annotations
@@ -32,6 +24,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
+
+from negdl.checks import check_choice
 
 #: ``capture=`` values: ``"auto"`` (a CUDA graph on CUDA in fp32, eager otherwise),
 #: ``"cuda-graph"`` (required, an error where impossible), ``"compile"``
@@ -51,11 +45,7 @@ StepFn = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
 
 
 def default_amp(model: nn.Module, device: torch.device) -> bool:
-    """Whether a trainer uses float16 autocast by default: on CUDA, for large models only.
-
-    :param model: the model to train (its parameter count decides).
-    :param device: the training device.
-    """
+    """Whether a trainer uses float16 autocast by default: on CUDA, for large models only."""
     if device.type != "cuda":
         return False
     return sum(parameter.numel() for parameter in model.parameters()) >= AMP_MIN_PARAMETERS
@@ -74,15 +64,9 @@ def resolve_capture(
 
     ``"auto"`` falls back to eager with the reason, and warns on CUDA when the optimiser is what
     prevents capture (easily fixed; AMP, by contrast, is chosen for large models on purpose);
-    ``"cuda-graph"`` asked for where it is impossible is an error that says what to change.
-
-    :param mode: one of :data:`CAPTURE_MODES`.
-    :param device: the training device.
-    :param amp: whether the step uses float16 autocast with a gradient scaler.
-    :param optimizer: the optimiser the step updates.
+    ``"cuda-graph"`` where it is impossible is an error that says what to change.
     """
-    if mode not in CAPTURE_MODES:
-        raise ValueError(f"capture must be one of {CAPTURE_MODES}, got {mode!r}")
+    check_choice("capture", mode, CAPTURE_MODES)
     if mode == "off":
         return "off", "capture switched off"
     if mode == "compile":
@@ -121,14 +105,9 @@ class StepRecorder(ABC):
 
 
 class CudaGraphRecorder(StepRecorder):
-    """Records a step as a CUDA graph on a stream of its own.
-
-    Warm-up and capture run on this trainer's own side stream, as PyTorch's whole-network
-    capture example does; a capture that fails leaves only that stream unusable, never the
-    default capture stream other trainers share.
-
-    :param device: the CUDA device.
-    """
+    """Records a step as a CUDA graph on a side stream of its own, as PyTorch's whole-network
+    capture example does: a failed capture leaves only that stream unusable, never the default
+    capture stream other trainers share."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -171,18 +150,14 @@ class RerunRecorder(StepRecorder):
 class GraphedStep:
     """A training step replayed from a recording, with static input buffers.
 
-    The first batch fixes the shapes of the static buffers. Per value of ``key()``, the first
-    ``warmup_steps`` batches of that shape run eagerly inside the recorder's warm-up context,
-    the next one is recorded and every later one is copied into the static buffers and
-    replayed. Batches of another shape run eagerly. If recording fails, every later step runs
-    eagerly and :attr:`failure` says why.
+    The first batch fixes the buffers' shapes. Per value of ``key()``, the first ``warmup_steps``
+    batches of that shape run eagerly in the recorder's warm-up context, the next is recorded and
+    every later one is copied into the buffers and replayed. Batches of another shape run eagerly.
+    If recording fails, every later step runs eagerly and :attr:`failure` says why.
 
-    :param step: the eager step: forward, backward and optimiser update on a batch, returning
-        the detached loss; it must launch the same work whenever ``key()`` is the same.
-    :param recorder: how to warm up, record and replay (a CUDA graph, or a rerun on the CPU).
-    :param key: the Python state the step reads beyond tensor values; one recording per value.
-    :param warmup_steps: eager steps of the recorded shape before each recording (>= 1: the
-        optimiser creates its state in the first).
+    :param step: the eager step (forward, backward, update) returning the detached loss; it must
+        launch the same work whenever ``key()`` is the same.
+    :param warmup_steps: >= 1, since the optimiser creates its state in the first step.
     """
 
     def __init__(
@@ -260,15 +235,8 @@ class GraphedStep:
 
 
 class CompiledStep:
-    """A training step through ``torch.compile(mode="reduce-overhead")``.
-
-    Inductor fuses kernels and, on CUDA, replays them as CUDA graph trees. Dynamo guards on the
-    Python state the step reads and recompiles when it changes, so nothing needs resetting; it
-    also recompiles for every new model, which makes it a poor default where a study builds a
-    trainer per phase.
-
-    :param step: the eager step, as for :class:`GraphedStep`.
-    """
+    """A training step through ``torch.compile(mode="reduce-overhead")``; dynamo guards on the
+    Python state the step reads and recompiles when it changes, so nothing needs resetting."""
 
     def __init__(self, step: StepFn) -> None:
         self.compiled = torch.compile(step, mode="reduce-overhead")
@@ -287,13 +255,7 @@ def captured_step(
     device: torch.device,
     key: Callable[[], Hashable] | None = None,
 ) -> GraphedStep | CompiledStep | None:
-    """The replaying wrapper of ``step`` for a resolved capture mode (None for ``"off"``).
-
-    :param capture: ``"cuda-graph"``, ``"compile"`` or ``"off"`` (see :func:`resolve_capture`).
-    :param step: the eager step.
-    :param device: the training device.
-    :param key: the Python state the step reads (see :class:`GraphedStep`).
-    """
+    """The replaying wrapper of ``step`` for a mode from :func:`resolve_capture` (None for ``"off"``)."""
     if capture == "cuda-graph":
         return GraphedStep(step, CudaGraphRecorder(device), key)
     if capture == "compile":

@@ -1,20 +1,11 @@
 """Classification based on missing features (CBOMF): the training modes as short schedules.
 
-A mode is a tuple of :class:`Phase` objects, run one after another on the same model. Each
-phase optionally negates the last conv's kernels, freezes the extractor, re-initialises the
-head, then trains with negation off, on, or alternating per epoch. Every phase starts a fresh
-SGD over the parameters that still train. Modes that begin with the same phases share them:
-:func:`train_modes` trains the common prefix once (the SN network is phase 1 of HN, NR, ALT,
-TP and the kernel modes).
-
-While the extractor is frozen (and in eval mode) its features are a fixed function of the
-input, so by default a frozen phase computes them once and trains the head on the cached
-features; this is the same computation as the straightforward path, much cheaper.
-
-One path trains and evaluates the models of K seeds (K = 1 included): every phase trains them
-together, one model with the plain :class:`~supervised.training.Trainer`, several with its
-stacked form (:mod:`supervised.stacked`), each seed with its own random streams.
-:func:`train_modes` and :func:`evaluate_modes` are that path for one seed.
+A mode is a tuple of :class:`Phase` objects run one after another on the same model, each with
+a fresh SGD over the parameters that still train. Modes that begin with the same phases share
+them (SN is phase 1 of HN, NR, ALT, TP and the kernel modes). A frozen extractor's features are
+a fixed function of the input, so a frozen phase trains the head on features computed once.
+One path trains the models of K seeds together (K = 1 included): one model with the plain
+:class:`~supervised.training.Trainer`, several with :mod:`supervised.stacked`.
 """
 
 from __future__ import annotations
@@ -27,10 +18,10 @@ from typing import Any, cast
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import _same_extractor, accuracy
+from supervised.evaluation import _same_extractor, accuracy, check_test_sets
 from supervised.models import NegatableClassifier
 from supervised.runtime import derive_seed, make_generator
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
@@ -41,13 +32,10 @@ NEGATION_SCHEDULES = ("off", "on", "alternate")
 
 @dataclass(frozen=True)
 class Phase:
-    """One training phase of a CBOMF mode.
+    """One training phase of a CBOMF mode: before training, optionally negate the last conv's
+    kernels, freeze the extractor and re-initialise the head.
 
-    :param epochs: passes over the training set.
     :param negation: ``"off"``, ``"on"`` or ``"alternate"`` (off and on per epoch, ending on).
-    :param freeze_extractor: freeze every extractor parameter before training.
-    :param reset_head: re-initialise the head before training.
-    :param negate_kernels: negate the last conv's weights and bias before training.
     """
 
     epochs: int
@@ -60,8 +48,7 @@ class Phase:
         check_int("epochs", self.epochs, 0)
         for name in ("freeze_extractor", "reset_head", "negate_kernels"):
             check_bool(name, getattr(self, name))
-        if self.negation not in NEGATION_SCHEDULES:
-            raise ValueError(f"negation must be one of {NEGATION_SCHEDULES}, got {self.negation!r}")
+        check_choice("negation", self.negation, NEGATION_SCHEDULES)
 
     def negation_in_epoch(self, epoch: int) -> bool:
         """Whether negation is on in ``epoch`` (0-based); alternation ends with negation on."""
@@ -124,9 +111,7 @@ MODES: dict[str, Callable[[CBOMFConfig], tuple[Phase, ...]]] = {
 
 def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
     """The phases of a named mode (one of :data:`MODES`)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown CBOMF mode {mode!r}; choose from {list(MODES)}")
-    return MODES[mode](config)
+    return MODES[check_choice("CBOMF mode", mode, tuple(MODES))](config)
 
 
 def fit_trainable(
@@ -139,34 +124,30 @@ def fit_trainable(
     global_step: int = 0,
     description: str = "train",
 ) -> tuple[list[float], int]:
-    """Train the parameters of ``model`` that still require gradients with a fresh SGD.
-
-    With a frozen extractor (and ``config.cache_features``) the head trains on features
-    computed once; the result is the same as running the extractor every batch.
-
-    :param model: a :class:`NegatableClassifier` (or a synergy model); trained in place.
-    :param data: training split.
-    :param config: learning rate, momentum, batch size, feature caching.
-    :param epochs: passes over ``data``.
-    :param generator: seeded shuffling.
-    :param context: device, the model's writer, progress bars.
-    :param global_step: where the step counter (and the TensorBoard curve) continues.
-    :param description: progress-bar label.
-    :returns: the epoch losses and the step counter after training.
-    """
-    trainer = _trainer([model], config, context, global_step)
-    (losses,) = _fit(trainer, data, config, epochs, [generator], None, description)
-    return losses, trainer.global_step
+    """Train the parameters of ``model`` that still require gradients with a fresh SGD, in
+    place (on cached features while its extractor is frozen); returns the epoch losses and the
+    step counter after training, which continues from ``global_step``."""
+    (losses,), step = _train(
+        [model], data, config, epochs, [generator], context, global_step, None, description
+    )
+    return losses, step
 
 
-def _trainer(
+def _train(
     models: Sequence[NegatableClassifier],
+    data: LabelledImages,
     config: CBOMFConfig,
+    epochs: int,
+    generators: Sequence[torch.Generator],
     context: RunContext,
     global_step: int,
-) -> Trainer:
-    """A trainer of the models' trainable parameters with a fresh SGD: the plain one for one
-    model, the stacked one (the same loop, a vectorised step) for several."""
+    before_epoch: Callable[[int], None] | None,
+    description: str,
+) -> tuple[list[list[float]], int]:
+    """Train the models' trainable parameters with a fresh SGD, each shuffled by its own
+    generator, on cached features while their extractors are frozen: the plain trainer for one
+    model, the stacked one (the same loop, a vectorised step) for several. Returns each model's
+    epoch losses and the step counter after training."""
     cached = models[0].extractor_frozen and config.cache_features
     settings: dict[str, Any] = dict(
         reducer=config.reducer,
@@ -178,52 +159,32 @@ def _trainer(
             capture_key=lambda: getattr(models[0], "negate", False),
         ),
     )
+    sgd = functools.partial(torch.optim.SGD, lr=config.lr, momentum=config.momentum)
+    trainer: Trainer
     if len(models) == 1:
         model = models[0]
-        return Trainer(
-            model,
-            torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum),
-            forward=model.classify if cached else None,
-            **settings,
-        )
-    return StackedTrainer(
-        models,
-        lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
-        method="classify" if cached else "forward",
-        **settings,
-    )
-
-
-def _fit(
-    trainer: Trainer,
-    data: LabelledImages,
-    config: CBOMFConfig,
-    epochs: int,
-    generators: Sequence[torch.Generator],
-    before_epoch: Callable[[int], None] | None,
-    description: str,
-) -> list[list[float]]:
-    """Train ``trainer``'s models on ``data`` (on cached features while their extractors are
-    frozen), each shuffled by its own generator; returns each model's epoch losses."""
-    models = trainer.models
-    cached = models[0].extractor_frozen and config.cache_features
+        forward = model.classify if cached else None
+        trainer = Trainer(model, sgd(model.trainable_parameters()), forward=forward, **settings)
+    else:
+        method = "classify" if cached else "forward"
+        trainer = StackedTrainer(models, sgd, method=method, **settings)
     inputs = data.images
-    if cached:
+    if cached:  # after the trainer moved the models to its device and memory format
         inputs = predict_stacked(models, inputs, "features", device=trainer.device)
-    if len(models) == 1:
+    if isinstance(trainer, StackedTrainer):
+        batches = StackedBatches(
+            inputs,
+            data.labels,
+            models=len(models),
+            per_model=(bool(cached), False),
+            batch_size=config.batch_size,
+        )
+        losses = trainer.fit(batches, epochs, generators, before_epoch, description)
+    else:
         inputs = inputs[0] if cached else inputs
-        return [
-            trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
-        ]
-    batches = StackedBatches(
-        inputs,
-        data.labels,
-        models=len(models),
-        per_model=(bool(cached), False),
-        batch_size=config.batch_size,
-    )
-    assert isinstance(trainer, StackedTrainer)  # several models: _trainer built a stacked one
-    return trainer.fit(batches, epochs, generators, before_epoch, description)
+        fit = trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
+        losses = [fit]
+    return losses, trainer.global_step
 
 
 def run_phase(
@@ -240,15 +201,8 @@ def run_phase(
     place; returns every model's epoch losses and the new global step.
 
     A model's shuffling and head reset are streams named by its seed and the ``schedule`` up to
-    this phase, so a phase's randomness does not depend on which other phases or models run.
-    One model trains with the plain step, several in one stacked step; each result equals
-    training that model alone up to floating-point rounding. A frozen extractor is checked bit
-    for bit after the phase; any change is an error.
-
-    :param models: the models, one per seed.
-    :param schedule: the phases of the mode up to and including the one to run.
-    :param seeds: each model's seed.
-    :param context: device, one writer per model, progress bars.
+    this phase, so a phase's randomness does not depend on which other phases or models run. A
+    frozen extractor is checked bit for bit after the phase.
     """
     if len(models) != len(seeds) or not schedule:
         raise ValueError(
@@ -265,12 +219,21 @@ def run_phase(
         for model in models:
             model.set_negation(phase.negation_in_epoch(epoch))
 
-    trainer = _trainer(models, config, context, global_step)
     generators = [make_generator(seed, "shuffle", schedule) for seed in seeds]
-    losses = _fit(trainer, data, config, phase.epochs, generators, set_negation, description)
+    losses, step = _train(
+        models,
+        data,
+        config,
+        phase.epochs,
+        generators,
+        context,
+        global_step,
+        set_negation,
+        description,
+    )
     for model, frozen_state in zip(models, frozen_states, strict=True):
         _end_phase(model, phase, frozen_state)
-    return losses, trainer.global_step
+    return losses, step
 
 
 def _start_phase(
@@ -362,25 +325,16 @@ def train_modes(
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
 ) -> dict[int, dict[str, TrainedMode]]:
-    """Train each mode from each seed, sharing common leading phases between modes; every
-    phase trains the seeds' models together (one seed: the plain step; several: one stacked
-    step, each seed's result equal to training it alone up to floating-point rounding).
+    """Train each mode (from :data:`MODES`) from each seed, sharing common leading phases
+    between modes; returns ``{seed: {mode: TrainedMode}}``.
 
-    Randomness comes from named streams (model init, each phase's shuffling, each head reset)
-    derived from the seed, so a mode's result does not depend on which other modes or seeds are
-    trained. A phase shared by several modes logs to the writer of the first mode that trains
-    it; its scalars are replayed into the writers of the later modes, so every mode's curves
-    start at step 0.
+    Every phase trains the seeds' models together. Randomness comes from streams named by the
+    seed, so a mode's result does not depend on which other modes or seeds are trained. A shared
+    phase logs to the writer of the first mode that trains it and is replayed into the later
+    modes' writers, so every mode's curves start at step 0.
 
-    :param modes: names from :data:`MODES`.
-    :param model_factory: builds a fresh :class:`NegatableClassifier` (its initialisation is
-        seeded here).
-    :param data: training split.
-    :param config: hyperparameters.
-    :param seeds: distinct seeds; one model per seed and mode.
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode name.
-    :returns: ``{seed: {mode: TrainedMode}}``.
     """
     _check_training_inputs(modes, model_factory, data, config, seeds)
     initial = []
@@ -477,18 +431,11 @@ def evaluate_modes(
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
     batch_size: int = 1000,
 ) -> dict[int, dict[str, dict[str, float]]]:
-    """Accuracy (%) of every seed's trained modes on every test set, logged at each mode's last
-    step; the seeds' models of a mode are evaluated together (in one stacked pass for several).
+    """Accuracy (%) ``{seed: {mode: {test set: accuracy}}}`` of :func:`train_modes`' result,
+    logged as ``eval/<set>/accuracy`` at each mode's last step through ``writer_for(seed, mode)``.
 
-    Modes whose extractors are identical for every seed (SN, HN, NR, ALT and TP share SN's; the
-    two kernel modes share theirs) share one extractor pass.
-
-    :param trained: result of :func:`train_modes`, ``{seed: {mode: TrainedMode}}``.
-    :param test_sets: named test sets, e.g. from :func:`supervised.occlusions.partial_test_sets`.
-    :param context: the device (its writers are unused: see ``writer_for``).
-    :param writer_for: TensorBoard writer for a seed and mode, for ``eval/<set>/accuracy``.
-    :param batch_size: samples per pass (each pass runs every seed's model).
-    :returns: ``{seed: {mode: {test set: accuracy}}}``.
+    The seeds' models of a mode are evaluated in one stacked pass; modes whose extractors are
+    identical for every seed (SN, HN, NR, ALT, TP) share one extractor pass.
     """
     seeds = list(trained)
     modes = list(trained[seeds[0]]) if seeds else []
@@ -535,14 +482,8 @@ def _same_extractors(
 
 def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:
     """Refuse test sets that are not LabelledImages or that the trained models cannot take."""
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    check_test_sets(test_sets)
     for name, data in test_sets.items():
-        if not isinstance(data, LabelledImages):
-            raise ValueError(
-                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
-                "wrap tensors as LabelledImages(images, labels, classes)"
-            )
         try:
             check_model_inputs(model, data.images, data.labels)
         except (TypeError, ValueError) as error:

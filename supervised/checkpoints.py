@@ -56,15 +56,23 @@ def _check_not_a_folder(path: Path) -> None:
         raise CheckpointError(f"checkpoint path {path} is a folder; give a file name in it")
 
 
-def _existing_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path, refused unless it names an existing file."""
+def _read(
+    path: str | os.PathLike[str], map_location: str | torch.device | None
+) -> tuple[Any, Path]:
+    """The checkpoint at ``path`` read with ``weights_only=True``, and ``path`` as a Path."""
     source = Path(path)
     _check_not_a_folder(source)
     if not source.is_file():
         raise CheckpointError(
             f"checkpoint {source} does not exist; check the path or train a model first"
         )
-    return source
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True), source
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {source}: it is corrupt, truncated or holds objects other than "
+            f"tensors and plain data ({error}); re-save it with save_checkpoint"
+        ) from error
 
 
 def save_checkpoint(
@@ -73,14 +81,8 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``model`` (and ``optimizer``) state with plain metadata (numbers, strings, lists, dicts).
-
-    :param path: destination file; parent folders are created.
-    :param model: the model whose ``state_dict`` is saved.
-    :param optimizer: optionally, the optimiser whose state is saved too.
-    :param metadata: e.g. the mode, seed and epoch; must be plain data (see :func:`check_plain`),
-        since only that loads with ``weights_only=True``.
-    """
+    """Save ``model`` (and ``optimizer``) state with plain ``metadata`` (see :func:`check_plain`,
+    since only that loads with ``weights_only=True``), creating parent folders."""
     _check_model_and_optimizer(model, optimizer)
     if metadata is not None and type(metadata) is not dict:
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
@@ -101,27 +103,13 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     map_location: str | torch.device | None = "cpu",
 ) -> dict[str, Any]:
-    """Load a checkpoint saved by :func:`save_checkpoint` into ``model`` and return its metadata.
-
-    Only tensors and plain containers are unpickled (``weights_only=True``), so a malicious
-    file cannot run code; keys must match the model exactly.
-
-    :param path: checkpoint file.
-    :param model: receives the saved parameters and buffers.
-    :param optimizer: receives the saved optimiser state when given.
-    :param map_location: device the tensors are loaded onto first.
-    """
+    """Load a checkpoint saved by :func:`save_checkpoint` into ``model`` (and ``optimizer``) and
+    return its metadata. Only tensors and plain containers are unpickled (``weights_only=True``),
+    so a malicious file cannot run code; keys must match the model exactly."""
     _check_model_and_optimizer(model, optimizer)
     if map_location is not None:
         resolve_device(map_location)  # torch would blame the file for a missing device
-    source = _existing_checkpoint(path)
-    try:
-        state = torch.load(source, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(
-            f"cannot read checkpoint {source}: it is corrupt, truncated or holds objects other than "
-            f"tensors and plain data ({error}); re-save it with save_checkpoint"
-        ) from error
+    state, source = _read(path, map_location)
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(
             f"{source} is not a negdl checkpoint (no 'model' entry); save it with save_checkpoint"
@@ -202,15 +190,8 @@ def _check_optimizer_fits(saved: dict, optimizer: torch.optim.Optimizer, source:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a checkpoint without loading it into a model (e.g. to build the model).
-
-    :param path: checkpoint file saved by :func:`save_checkpoint`.
-    """
-    source = _existing_checkpoint(path)
-    try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"cannot read checkpoint {source}: {error}") from error
+    """The metadata of a checkpoint without loading it into a model (e.g. to build the model)."""
+    state, source = _read(path, "cpu")
     if not isinstance(state, dict) or not isinstance(state.get("metadata", {}), dict):
         raise CheckpointError(f"{source} is not a negdl checkpoint; save it with save_checkpoint")
     return state.get("metadata", {})

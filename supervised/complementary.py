@@ -7,18 +7,12 @@ still right with probability close to one, which is why NL resists label noise
 (Kim et al., "NLNL: Negative Learning for Noisy Labels", ICCV 2019,
 https://arxiv.org/abs/1908.07387).
 
-The noisy-label methods (:data:`NOISE_METHODS`). NLNL is three stages, each continuing the
-model of the one before (Kim et al., section 3 and figure 2):
-
-- ``"CE"``: ordinary cross-entropy on the given (noisy) labels;
-- ``"NL"``: negative learning on every sample, fresh complementary labels every batch;
-- ``"SelNL"``: NL, then *selective* NL: negative learning only on the samples whose confidence
-  ``p_y`` (the probability of the given label) exceeds ``1 / c``, ``c`` the number of classes
-  (:func:`selnl_selection`);
-- ``"NLNL"``: NL, SelNL, then *selective positive learning* (SelPL): cross-entropy only on the
-  samples with ``p_y > gamma``, ``gamma = 0.5`` in the paper (:func:`selpl_selection`);
-- ``"NL+SelCE"``: this library's shortcut, not the paper's: NL, then cross-entropy on the
-  samples with ``p_y >= 1 / c`` (or ``threshold``), the selection made once at the end of NL.
+The noisy-label methods (:data:`NOISE_METHODS`), each continuing the model of the one before
+(Kim et al., section 3): ``"CE"`` (cross-entropy on the given labels); ``"NL"`` (negative
+learning on every sample); ``"SelNL"`` (NL, then NL only on the samples whose confidence ``p_y``
+exceeds ``1 / c``); ``"NLNL"`` (NL, SelNL, then cross-entropy only on ``p_y > gamma``: SelPL);
+and this library's shortcut ``"NL+SelCE"`` (NL, then cross-entropy on ``p_y >= 1 / c`` or
+``threshold``, selected once at the end of NL).
 
 The confidence ``p_y`` is each sample's given-label probability averaged over the last
 ``confidence_epochs`` epochs (:class:`ConfidenceHistory`), and both selective stages choose their
@@ -41,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_int
+from negdl.checks import check_int, check_number
 from supervised.context import RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
@@ -49,33 +43,23 @@ from supervised.models import NegatableClassifier
 from supervised.runtime import check_seed, derive_seed, make_generator
 from supervised.training import (
     Batch,
-    BatchSource,
     LossFn,
+    TensorBatches,
     Trainer,
     TrainerOptions,
-    iterate_batches,
+    evaluating,
     per_sample_cross_entropy,
-    prepare_inputs,
 )
 
 NOISE_METHODS = ("CE", "NL", "SelNL", "NLNL", "NL+SelCE")
-
-#: Which earlier run each method continues (the stages are trained once and shared).
-CONTINUES = {"SelNL": "NL", "NLNL": "SelNL", "NL+SelCE": "NL"}
 
 
 def symmetric_label_noise(
     labels: torch.Tensor, rate: float, num_classes: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A copy of ``labels`` with exactly ``round(rate * N)`` of them, chosen at random, replaced
-    by a class drawn uniformly among the *other* classes (symmetric noise, the true class
-    excluded).
-
-    :param labels: ``(N,)`` clean labels in ``[0, num_classes)``.
-    :param rate: share of labels to corrupt, in ``[0, 1)``.
-    :param num_classes: number of classes (at least 2).
-    :param generator: CPU generator of the draws (reproducible when seeded).
-    """
+    """A copy of ``labels`` with exactly ``round(rate * N)`` of them, chosen at random by the CPU
+    ``generator``, replaced by a class drawn uniformly among the *other* classes (symmetric
+    noise); ``rate`` in ``[0, 1)``."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"noise rate must be in [0, 1), got {rate}")
     _check_labels(labels, num_classes)
@@ -92,15 +76,9 @@ def complementary_labels(
     generator: torch.Generator | None = None,
     count: int = 1,
 ) -> torch.Tensor:
-    """Classes the samples do not belong to, drawn uniformly among the classes other than
-    ``labels`` (never equal to them); ``count`` distinct ones per sample.
-
-    :param labels: ``(N,)`` labels in ``[0, num_classes)``.
-    :param num_classes: number of classes.
-    :param generator: CPU generator of the draws.
-    :param count: complementary labels per sample, in ``[1, num_classes - 1]``.
-    :returns: ``(N,)`` for ``count == 1``, else ``(N, count)``, on the labels' device.
-    """
+    """Classes the samples do not belong to, drawn by the CPU ``generator`` uniformly among the
+    classes other than ``labels``: ``(N,)`` for ``count == 1``, else ``count`` distinct ones
+    per sample ``(N, count)``, on the labels' device."""
     _check_labels(labels, num_classes)
     if not 1 <= count <= num_classes - 1:
         raise ValueError(
@@ -122,14 +100,9 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 
 def negative_learning_loss(logits: torch.Tensor, complementary: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``-log(1 - p_ybar)`` summed over the complementary labels ``ybar``.
-
-    Computed as ``logsumexp(logits without ybar) - logsumexp(logits)``, which stays finite when
-    ``p_ybar`` is close to 1.
-
-    :param logits: ``(N, C)`` class scores.
-    :param complementary: ``(N,)`` or ``(N, K)`` classes each sample does not belong to.
-    """
+    """Per-sample ``-log(1 - p_ybar)`` of ``(N, C)`` logits, summed over the complementary labels
+    ``(N,)`` or ``(N, K)``; computed as ``logsumexp(logits without ybar) - logsumexp(logits)``,
+    which stays finite when ``p_ybar`` is close to 1."""
     if logits.ndim != 2 or len(logits) != len(complementary) or complementary.ndim not in (1, 2):
         raise ValueError(
             f"need logits (N, C) and complementary labels (N,) or (N, K), got "
@@ -143,14 +116,11 @@ def negative_learning_loss(logits: torch.Tensor, complementary: torch.Tensor) ->
     return -log_rest.sum(1)
 
 
-class ComplementaryBatches(BatchSource):
-    """Batches ``(images, complementary labels)`` with the complementary labels drawn afresh for
-    every batch from the given labels (seeded by the epoch's generator).
+class ComplementaryBatches(TensorBatches):
+    """Shuffled batches ``(images, complementary labels)``, the complementary labels drawn afresh
+    for every batch from the given labels by the epoch's generator.
 
-    :param images: ``(N, ...)`` samples.
     :param labels: ``(N,)`` given labels (possibly noisy).
-    :param num_classes: number of classes.
-    :param batch_size: samples per batch.
     :param count: complementary labels per sample.
     """
 
@@ -162,37 +132,13 @@ class ComplementaryBatches(BatchSource):
         batch_size: int = 64,
         count: int = 1,
     ) -> None:
-        if len(images) != len(labels) or len(labels) == 0:
-            raise ValueError(f"need N > 0 images and N labels, got {len(images)} and {len(labels)}")
-        check_int("batch_size", batch_size, 1)
+        super().__init__(images, labels, batch_size=batch_size)
         _check_labels(labels, num_classes)
-        self.images, self.labels = images, labels
-        self.num_classes, self.batch_size, self.count = num_classes, batch_size, count
-
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
-
-    @property
-    def samples(self) -> int:
-        return len(self.labels)
+        self.num_classes, self.per_sample = num_classes, count
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        for index in iterate_batches(len(self.labels), self.batch_size, True, generator):
-            index = index.to(self.labels.device)
-            labels = self.labels[index]
-            yield (
-                self.images[index],
-                complementary_labels(labels, self.num_classes, generator, self.count),
-            )
-
-    def to(self, device: torch.device, channels_last: bool = True) -> ComplementaryBatches:
-        return ComplementaryBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.labels.to(device),
-            self.num_classes,
-            self.batch_size,
-            self.count,
-        )
+        for images, labels in super().batches(generator):
+            yield images, complementary_labels(labels, self.num_classes, generator, self.per_sample)
 
 
 @torch.no_grad()
@@ -200,34 +146,22 @@ def label_probability(
     model: nn.Module, data: LabelledImages, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Each sample's softmax probability ``(N,)`` for its (given) label, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = batched_forward(model, data.images, device=device)
-    finally:
-        model.train(was_training)
     return logits.softmax(1).gather(1, data.labels.to(logits.device)[:, None])[:, 0]
 
 
 def selnl_selection(confidence: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The samples selective negative learning trains on: ``p_y > 1 / num_classes``.
-
-    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
-    :param num_classes: number of classes ``c`` (at least 2).
-    :returns: ``(N,)`` boolean mask.
-    """
+    """The samples selective negative learning trains on (a boolean mask): ``p_y > 1 / c`` for
+    the ``(N,)`` given-label probabilities ``confidence``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
     return _above(confidence, 1.0 / num_classes)
 
 
 def selpl_selection(confidence: torch.Tensor, gamma: float = 0.5) -> torch.Tensor:
-    """The samples selective positive learning trains on: ``p_y > gamma`` (0.5 in NLNL).
-
-    :param confidence: ``(N,)`` given-label probabilities in ``[0, 1]``.
-    :param gamma: threshold in ``(0, 1)``.
-    :returns: ``(N,)`` boolean mask.
-    """
+    """The samples selective positive learning trains on (a boolean mask): ``p_y > gamma``,
+    ``gamma`` in ``(0, 1)`` (0.5 in NLNL)."""
     if not 0.0 < gamma < 1.0:
         raise ValueError(f"gamma must be in (0, 1), got {gamma}")
     return _above(confidence, gamma)
@@ -235,7 +169,10 @@ def selpl_selection(confidence: torch.Tensor, gamma: float = 0.5) -> torch.Tenso
 
 def _above(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
     if not isinstance(confidence, torch.Tensor) or confidence.ndim != 1:
-        raise ValueError(f"confidence must be an (N,) tensor, got {_describe(confidence)}")
+        shape = tuple(getattr(confidence, "shape", ()))
+        raise ValueError(
+            f"confidence must be an (N,) tensor, got {type(confidence).__name__} of shape {shape}"
+        )
     if not confidence.is_floating_point() or not bool(
         ((confidence >= 0) & (confidence <= 1)).all()
     ):
@@ -243,18 +180,9 @@ def _above(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
     return confidence > threshold
 
 
-def _describe(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return type(value).__name__
-
-
 class ConfidenceHistory:
-    """Each sample's given-label probability averaged over the last ``window`` recordings: the
-    confidence ``p_y`` NLNL selects by.
-
-    :param window: recordings averaged (NLNL's code: 10 epochs).
-    """
+    """Each sample's given-label probability averaged over the last ``window`` recordings (NLNL's
+    code: 10 epochs): the confidence ``p_y`` NLNL selects by."""
 
     def __init__(self, window: int) -> None:
         check_int("window", window, 1)
@@ -314,19 +242,16 @@ class NoisyLabelConfig:
     complementary: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.lr, self.nl_lr) <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0:
-            raise ValueError(f"need lr, nl_lr > 0, 0 <= momentum < 1, batch_size > 0, got {self}")
-        epochs = (self.epochs, self.nl_epochs, self.selnl_epochs, self.selpl_epochs)
-        if min(*epochs, self.selected_epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {self}")
-        if self.confidence_epochs < 1:
-            raise ValueError(f"confidence_epochs must be >= 1, got {self.confidence_epochs}")
-        if self.complementary < 1:
-            raise ValueError(f"complementary must be >= 1, got {self.complementary}")
-        if not 0 < self.gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1), got {self.gamma}")
-        if self.threshold is not None and not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        for name in ("lr", "nl_lr"):
+            check_number(name, getattr(self, name), 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        for name in ("batch_size", "confidence_epochs", "complementary"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("epochs", "nl_epochs", "selnl_epochs", "selpl_epochs", "selected_epochs"):
+            check_int(name, getattr(self, name), 0)
+        for name in ("gamma", "threshold"):
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), 0, 1, low_open=True, high_open=True)
 
 
 @dataclass
@@ -351,20 +276,6 @@ class NoisyTrained:
         return self.history
 
 
-def _continued(previous: NoisyTrained | None) -> NoisyTrained:
-    """The run a continuing stage starts from (:data:`CONTINUES` names one for each)."""
-    if previous is None:
-        raise ValueError("a continuing stage needs the run it continues")
-    return previous
-
-
-#: Builds the SGD trainer of one stage: (model, lr, loss_fn, global_step, writer) -> Trainer.
-TrainerFactory = Callable[[nn.Module, float, LossFn, int, "SummaryWriter | None"], Trainer]
-
-#: Selects a stage's samples from the confidence ``(N,)``: returns an ``(N,)`` boolean mask.
-Selection = Callable[[torch.Tensor], torch.Tensor]
-
-
 def train_noisy(
     methods: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -377,16 +288,12 @@ def train_noisy(
 ) -> dict[str, NoisyTrained]:
     """Train each method on ``data`` (whose labels are the given, possibly noisy, ones) from the
     same seeded initialisation. A stage's run is trained once and continued by the methods that
-    build on it (:data:`CONTINUES`): ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
+    build on it: ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
 
     :param methods: names from :data:`NOISE_METHODS`.
     :param model_factory: builds a fresh classifier.
-    :param data: training images with their given labels.
-    :param config: hyperparameters.
     :param seed: seed of the initialisation, shuffling and complementary labels.
-    :param device: where to train.
     :param writer_for: TensorBoard writer for a method name.
-    :param progress: show progress bars.
     """
     check_seed("seed", seed)
     unknown = [method for method in methods if method not in NOISE_METHODS]
@@ -397,182 +304,137 @@ def train_noisy(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         initial = model_factory()
-
-    def trainer(
-        model: nn.Module, lr: float, loss_fn: LossFn, step: int, writer: SummaryWriter | None
-    ) -> Trainer:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
-        return Trainer(
-            model,
-            optimizer,
-            loss_fn=loss_fn,
-            batch_size=config.batch_size,
-            context=RunContext(device, (writer,), progress),
-            options=TrainerOptions(global_step=step),
-        )
-
-    def writer(method: str) -> SummaryWriter | None:
-        return writer_for(method) if writer_for is not None else None
-
-    threshold = config.threshold if config.threshold is not None else 1.0 / data.num_classes
-    stages: dict[str, Callable[[NoisyTrained | None], NoisyTrained]] = {
-        "CE": lambda _: _cross_entropy(initial.clone(), data, config, seed, trainer, writer("CE")),
-        "NL": lambda _: _negative_learning(
-            initial.clone(), data, config, seed, trainer, writer("NL")
-        ),
-        "SelNL": lambda nl: train_stage(
-            _continued(nl),
-            data,
-            lambda confidence: selnl_selection(confidence, data.num_classes),
-            "SelNL",
-            config,
-            seed,
-            trainer,
-            writer("SelNL"),
-        ),
-        "NLNL": lambda selnl: train_stage(
-            _continued(selnl),
-            data,
-            lambda confidence: selpl_selection(confidence, config.gamma),
-            "SelPL",
-            config,
-            seed,
-            trainer,
-            writer("NLNL"),
-        ),
-        "NL+SelCE": lambda nl: _selective_cross_entropy(
-            _continued(nl), data, threshold, config, seed, trainer, writer("NL+SelCE")
-        ),
-    }
+    stages = _NoisyStages(data, config, seed, device, writer_for, progress)
     results: dict[str, NoisyTrained] = {}
 
     def run(method: str) -> NoisyTrained:
         if method not in results:
-            before = CONTINUES.get(method)
-            results[method] = stages[method](run(before) if before else None)
+            if method == "CE":
+                results[method] = stages.cross_entropy(initial.clone())
+            elif method == "NL":
+                results[method] = stages.negative_learning(initial.clone())
+            elif method == "SelNL":
+                results[method] = stages.selective(run("NL"), "SelNL", method)
+            elif method == "NLNL":
+                results[method] = stages.selective(run("SelNL"), "SelPL", method)
+            else:
+                results[method] = stages.selective_cross_entropy(run("NL"))
         return results[method]
 
-    for method in methods:
-        run(method)
-    return {method: results[method] for method in methods}
+    return {method: run(method) for method in methods}
 
 
-def train_stage(
-    previous: NoisyTrained,
-    data: LabelledImages,
-    select: Selection,
-    stage: str,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """One selective stage of NLNL, continuing (a copy of) ``previous``'s model: every epoch,
-    ``select`` picks the samples from the confidence so far, the stage trains one epoch on
-    them, and the confidence is recorded again.
+class _NoisyStages:
+    """The stages of the noisy-label methods on one data set, config and seed."""
 
-    :param previous: the run this stage continues; its ``history`` holds the confidence.
-    :param data: the training images with their given labels.
-    :param select: the selection rule, e.g. :func:`selnl_selection`.
-    :param stage: ``"SelNL"`` (negative learning at ``nl_lr``) or ``"SelPL"`` (cross-entropy
-        at ``lr``), for ``config.selnl_epochs`` or ``config.selpl_epochs``.
-    """
-    if stage not in ("SelNL", "SelPL"):
-        raise ValueError(f"stage must be 'SelNL' or 'SelPL', got {stage!r}")
-    model = previous.model.clone()
-    negative = stage == "SelNL"
-    epochs = config.selnl_epochs if negative else config.selpl_epochs
-    fit = trainer(
-        model,
-        config.nl_lr if negative else config.lr,
-        negative_learning_loss if negative else per_sample_cross_entropy,
-        previous.global_step,
-        writer,
-    )
-    history = ConfidenceHistory(config.confidence_epochs)
-    history.recorded = list(previous.confidence().recorded)
-    generator = make_generator(seed, stage)
-    losses: list[float] = []
-    selected = previous.selected
-    for epoch in range(epochs):
-        selected = select(history.mean())
+    def __init__(
+        self,
+        data: LabelledImages,
+        config: NoisyLabelConfig,
+        seed: int,
+        device: torch.device | str | None,
+        writer_for: Callable[[str], SummaryWriter | None] | None,
+        progress: bool,
+    ) -> None:
+        self.data, self.config, self.seed = data, config, seed
+        self.device, self.writer_for, self.progress = device, writer_for, progress
+
+    def trainer(
+        self, model: nn.Module, lr: float, loss_fn: LossFn, step: int, method: str
+    ) -> Trainer:
+        """A fresh SGD trainer of ``model`` that logs to ``method``'s writer from ``step`` on."""
+        writer = self.writer_for(method) if self.writer_for is not None else None
+        return Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=lr, momentum=self.config.momentum),
+            loss_fn=loss_fn,
+            batch_size=self.config.batch_size,
+            context=RunContext(self.device, (writer,), self.progress),
+            options=TrainerOptions(global_step=step),
+        )
+
+    def complementary_batches(self, data: LabelledImages) -> ComplementaryBatches:
+        config = self.config
+        return ComplementaryBatches(
+            data.images, data.labels, data.num_classes, config.batch_size, config.complementary
+        )
+
+    def cross_entropy(self, model: NegatableClassifier) -> NoisyTrained:
+        """``"CE"``: cross-entropy on every given label."""
+        fit = self.trainer(model, self.config.lr, per_sample_cross_entropy, 0, "CE")
+        generator = make_generator(self.seed, "CE")
+        losses = fit.fit((self.data.images, self.data.labels), self.config.epochs, generator)
+        return NoisyTrained(model, [losses], fit.global_step)
+
+    def negative_learning(self, model: NegatableClassifier) -> NoisyTrained:
+        """NL epochs on every sample, recording the confidence over the last epochs."""
+        config = self.config
+        fit = self.trainer(model, config.nl_lr, negative_learning_loss, 0, "NL")
+        source = self.complementary_batches(self.data)
+        generator = make_generator(self.seed, "NL")
+        losses: list[float] = []
+        history = ConfidenceHistory(config.confidence_epochs)
+        for epoch in range(config.nl_epochs):
+            losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
+            if epoch >= config.nl_epochs - config.confidence_epochs:
+                history.record(label_probability(model, self.data, fit.device))
+        if not history.recorded:  # no NL epoch: judge the untrained model
+            history.record(label_probability(model, self.data, fit.device))
+        return NoisyTrained(model, [losses], fit.global_step, None, history)
+
+    def selective(self, previous: NoisyTrained, stage: str, method: str) -> NoisyTrained:
+        """One selective stage of NLNL on a copy of ``previous``'s model: every epoch picks the
+        samples from the confidence so far, trains one epoch on them and records the
+        confidence again. ``stage`` is ``"SelNL"`` (NL at ``nl_lr``, by :func:`selnl_selection`)
+        or ``"SelPL"`` (cross-entropy at ``lr``, by :func:`selpl_selection`)."""
+        config, data = self.config, self.data
+        model = previous.model.clone()
+        negative = stage == "SelNL"
+        fit = self.trainer(
+            model,
+            config.nl_lr if negative else config.lr,
+            negative_learning_loss if negative else per_sample_cross_entropy,
+            previous.global_step,
+            method,
+        )
+        history = ConfidenceHistory(config.confidence_epochs)
+        history.recorded = list(previous.confidence().recorded)
+        generator = make_generator(self.seed, stage)
+        losses: list[float] = []
+        selected = previous.selected
+        for epoch in range(config.selnl_epochs if negative else config.selpl_epochs):
+            confidence = history.mean()
+            selected = (
+                selnl_selection(confidence, data.num_classes)
+                if negative
+                else selpl_selection(confidence, config.gamma)
+            )
+            if not selected.any():
+                raise RuntimeError(
+                    f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
+                    "threshold; train NL longer"
+                )
+            kept = data.subset(selected.to(data.device))
+            source = self.complementary_batches(kept) if negative else (kept.images, kept.labels)
+            losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
+            history.record(label_probability(model, data, fit.device))
+        return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
+
+    def selective_cross_entropy(self, nl: NoisyTrained) -> NoisyTrained:
+        """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
+        the threshold, selected once, continuing from the NL model."""
+        config = self.config
+        threshold = config.threshold if config.threshold is not None else 1 / self.data.num_classes
+        selected = nl.confidence().mean() >= threshold
         if not selected.any():
             raise RuntimeError(
-                f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
-                "threshold; train NL longer"
+                "the selection kept no sample: every given-label probability is below the "
+                "threshold; train NL longer or lower the threshold"
             )
-        kept = data.subset(selected.to(data.device))
-        source = (
-            ComplementaryBatches(
-                kept.images, kept.labels, data.num_classes, config.batch_size, config.complementary
-            )
-            if negative
-            else (kept.images, kept.labels)
+        model = nl.model.clone()
+        kept = self.data.subset(selected.to(self.data.device))
+        fit = self.trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, "NL+SelCE")
+        losses = fit.fit(
+            (kept.images, kept.labels), config.selected_epochs, make_generator(self.seed, "SelCE")
         )
-        losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
-        history.record(label_probability(model, data, fit.device))
-    return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
-
-
-def _cross_entropy(
-    model: NegatableClassifier,
-    data: LabelledImages,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    fit = trainer(model, config.lr, per_sample_cross_entropy, 0, writer)
-    losses = fit.fit((data.images, data.labels), config.epochs, make_generator(seed, "CE"))
-    return NoisyTrained(model, [losses], fit.global_step)
-
-
-def _negative_learning(
-    model: NegatableClassifier,
-    data: LabelledImages,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """NL epochs on every sample, recording the confidence over the last epochs."""
-    fit = trainer(model, config.nl_lr, negative_learning_loss, 0, writer)
-    source = ComplementaryBatches(
-        data.images, data.labels, data.num_classes, config.batch_size, config.complementary
-    )
-    generator = make_generator(seed, "NL")
-    losses: list[float] = []
-    history = ConfidenceHistory(config.confidence_epochs)
-    for epoch in range(config.nl_epochs):
-        losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
-        if epoch >= config.nl_epochs - config.confidence_epochs:
-            history.record(label_probability(model, data, fit.device))
-    if not history.recorded:  # no NL epoch: judge the untrained model
-        history.record(label_probability(model, data, fit.device))
-    return NoisyTrained(model, [losses], fit.global_step, None, history)
-
-
-def _selective_cross_entropy(
-    nl: NoisyTrained,
-    data: LabelledImages,
-    threshold: float,
-    config: NoisyLabelConfig,
-    seed: int,
-    trainer: TrainerFactory,
-    writer: SummaryWriter | None,
-) -> NoisyTrained:
-    """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
-    ``threshold``, selected once, continuing from the NL model."""
-    selected = nl.confidence().mean() >= threshold
-    if not selected.any():
-        raise RuntimeError(
-            "the selection kept no sample: every given-label probability is below the threshold; "
-            "train NL longer or lower the threshold"
-        )
-    model = nl.model.clone()
-    kept = data.subset(selected.to(data.device))
-    fit = trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, writer)
-    losses = fit.fit(
-        (kept.images, kept.labels), config.selected_epochs, make_generator(seed, "SelCE")
-    )
-    return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)
+        return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)

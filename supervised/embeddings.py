@@ -17,17 +17,13 @@ from torch.nn import functional as F
 
 from supervised.evaluation import batched_forward
 from supervised.models import MnistFeatures, mlp_head
+from supervised.training import evaluating
 from supervised.triplets import Distance, EuclideanDistance
 
 
 class EmbeddingNet(nn.Module):
-    """A feature extractor followed by a projection to the embedding space.
-
-    :param extractor: maps inputs to flat features ``(N, F)`` with an ``out_features`` attribute.
-    :param embedding_size: dimensions of the embedding.
-    :param hidden: sizes of hidden projection layers (ReLU between layers).
-    :param normalize: scale each embedding to unit L2 norm.
-    """
+    """A feature extractor (with an ``out_features`` attribute) followed by a projection through
+    ``hidden`` layers to ``embedding_size`` dimensions, scaled to unit L2 norm if ``normalize``."""
 
     def __init__(
         self,
@@ -71,12 +67,8 @@ def embed(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Embeddings of all ``images`` in eval mode (the model's previous mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return batched_forward(model, images, batch_size, device)
-    finally:
-        model.train(was_training)
 
 
 def _check_labelled(embeddings: torch.Tensor, labels: torch.Tensor, name: str) -> None:
@@ -231,14 +223,8 @@ def plot_embeddings(
     title: str = "",
     max_points: int = 5000,
 ) -> Path:
-    """Save a PNG scatter of the 2-D PCA of ``embeddings``, coloured by class.
-
-    :param embeddings: ``(N, D)`` embeddings, e.g. of the test set.
-    :param labels: ``(N,)`` classes.
-    :param path: the PNG file; parent folders are created.
-    :param title: the figure title.
-    :param max_points: plot only the first this many points (the projection uses all).
-    """
+    """Save a PNG scatter of the 2-D PCA of ``embeddings`` at ``path``, coloured by class; only
+    the first ``max_points`` are plotted (the projection uses all)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,10 +1,7 @@
-"""Evaluation over several named test sets at once, batched on the device.
+"""Evaluation of named models on named test sets, batched on the device.
 
-One path for every model: :func:`evaluate_models` scores any number of models on any number of
-test sets. Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a
-synergy model) whose extractors are identical share one extractor pass per test set, since a
-frozen extractor's features are a fixed function of the input; :func:`evaluate` is the
-single-model case.
+Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a synergy
+model) whose extractors are identical share one extractor pass per test set.
 """
 
 from __future__ import annotations
@@ -19,7 +16,12 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.checks import check_int
 from supervised.data.common import LabelledImages
 from supervised.runtime import select_device
-from supervised.training import check_finite_inputs, iterate_batches, prepare_inputs
+from supervised.training import (
+    check_finite_inputs,
+    evaluating,
+    iterate_batches,
+    prepare_inputs,
+)
 
 
 class FeatureClassifier(Protocol):
@@ -88,6 +90,18 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * (logits.argmax(1) == labels.to(logits.device)).float().mean().item()
 
 
+def check_test_sets(test_sets: Mapping[str, object]) -> None:
+    """Refuse no test set at all, or one that is not :class:`LabelledImages`."""
+    if not test_sets:
+        raise ValueError("evaluation needs at least one named test set")
+    for name, data in test_sets.items():
+        if not isinstance(data, LabelledImages):
+            raise ValueError(
+                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
+                "wrap tensors as LabelledImages(images, labels, classes)"
+            )
+
+
 def _splits_into_features(model: nn.Module) -> TypeGuard[FeatureClassifier]:
     return all(hasattr(model, name) for name in ("features", "classify", "extractor"))
 
@@ -107,64 +121,40 @@ def predict_models(
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
-    """Logits of every model on every named test set, sharing extractor passes where possible.
-
-    Models are evaluated in eval mode and returned to their previous mode afterwards.
-
-    :param models: named models mapping images to logits.
-    :param test_sets: named test sets.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; each model's own device by default.
-    """
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    """Logits of every model on every named test set in eval mode, on ``device`` (each model's
+    own by default), sharing extractor passes where possible."""
+    check_test_sets(test_sets)
     check_int("batch_size", batch_size, 1)
     for name, model in models.items():
         if not isinstance(model, nn.Module):
             raise ValueError(
                 f"model {name!r} must be a torch.nn.Module, got {type(model).__name__}"
             )
-    for name, data in test_sets.items():
-        if not isinstance(data, LabelledImages):
-            raise ValueError(
-                f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
-                "wrap tensors as LabelledImages(images, labels, classes)"
-            )
     cache: list[tuple[FeatureClassifier, torch.device, dict[str, torch.Tensor]]] = []
     logits: dict[str, dict[str, torch.Tensor]] = {}
     for name, model in models.items():
         target = model_device(model) if device is None else select_device(device)
-        was_training = model.training
-        model.eval()
-        try:
+        inputs = {set_name: data.images for set_name, data in test_sets.items()}
+        forward: Callable[[torch.Tensor], torch.Tensor] = model
+        with evaluating(model):
             if _splits_into_features(model):
-                features = next(
-                    (
-                        cached
-                        for other, where, cached in cache
-                        if where == target and _same_extractor(other.extractor, model.extractor)
-                    ),
-                    None,
+                forward = model.classify
+                cached = (
+                    c
+                    for m, at, c in cache
+                    if at == target and _same_extractor(m.extractor, model.extractor)
                 )
-                if features is None:
-                    features = {
+                inputs = next(cached, {})
+                if not inputs:  # no model before had this extractor
+                    inputs = {
                         set_name: extract_features(model, data.images, target, batch_size)
                         for set_name, data in test_sets.items()
                     }
-                    cache.append((model, target, features))
-                logits[name] = {
-                    set_name: batched_forward(
-                        model.classify, features[set_name], batch_size, target
-                    )
-                    for set_name in test_sets
-                }
-            else:
-                logits[name] = {
-                    set_name: batched_forward(model, data.images, batch_size, target)
-                    for set_name, data in test_sets.items()
-                }
-        finally:
-            model.train(was_training)
+                    cache.append((model, target, inputs))
+            logits[name] = {
+                set_name: batched_forward(forward, inputs[set_name], batch_size, target)
+                for set_name in test_sets
+            }
     return logits
 
 
@@ -177,15 +167,10 @@ def evaluate_models(
     step: int | Mapping[str, int] = 0,
     prefix: str = "eval",
 ) -> dict[str, dict[str, float]]:
-    """Accuracy (%) of every named model on every named test set.
+    """Accuracy (%) of every named model on every named test set (as :func:`predict_models`).
 
-    :param models: named models mapping images to logits.
-    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; each model's own device by default.
     :param writer_for: TensorBoard writer for a model name; scalars ``<prefix>/<set>/accuracy``.
     :param step: global step of the scalars, one for all models or one per model name.
-    :param prefix: first part of the scalar keys.
     """
     logits = predict_models(models, test_sets, batch_size, device)
     results: dict[str, dict[str, float]] = {}
@@ -209,18 +194,8 @@ def evaluate(
     step: int = 0,
     prefix: str = "eval",
 ) -> dict[str, float]:
-    """Accuracy (%) of ``model`` on each named test set, logged as ``<prefix>/<name>/accuracy``.
-
-    The model is evaluated in eval mode and returned to its previous mode afterwards.
-
-    :param model: maps images to logits.
-    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
-    :param batch_size: evaluation batch size.
-    :param device: where to evaluate; the model's device by default.
-    :param writer: optional TensorBoard writer.
-    :param step: global step of the scalars.
-    :param prefix: first part of the scalar keys.
-    """
+    """Accuracy (%) of ``model`` on each named test set, logged to ``writer`` (if any) as
+    ``<prefix>/<name>/accuracy`` at ``step``; :func:`evaluate_models` for one model."""
     return evaluate_models(
         {"model": model}, test_sets, batch_size, device, lambda _: writer, step, prefix
     )["model"]

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from negdl.checks import check_choice
+
 
 class JoinRule(nn.Module):
-    """Base class: checks the stacked member logits, subclasses hold only their rule.
+    """Base class: checks the stacked member logits, subclasses hold only their rule."""
 
-    :attr requires_frozen_members: the rule is trained on top of fixed members (learned
-        fusion), so a model using it must have a frozen extractor.
-    """
-
+    #: The rule is trained on top of fixed members (learned fusion), so a model using it must
+    #: have a frozen extractor.
     requires_frozen_members: bool = False
 
     def forward(self, member_logits: torch.Tensor) -> torch.Tensor:
@@ -49,10 +49,7 @@ class JoinRule(nn.Module):
 
 
 class SumRule(JoinRule):
-    """Sum of the members' logits, each times its weight (all 1 by default).
-
-    :param weights: one weight per member, all >= 0; ``None`` for a plain sum.
-    """
+    """Sum of the members' logits, each times its weight (one >= 0 per member; None: all 1)."""
 
     def __init__(self, weights: Sequence[float] | None = None) -> None:
         super().__init__()
@@ -78,10 +75,7 @@ class SumRule(JoinRule):
 
 
 class WeightedSumRule(SumRule):
-    """The source's synergy: ``normal + omega * negative`` (two members).
-
-    :param omega: weight of the negative head (the source tried 0.5, 1 and 2).
-    """
+    """The source's synergy: ``normal + omega * negative`` (the source tried omega 0.5, 1 and 2)."""
 
     def __init__(self, omega: float = 1.0) -> None:
         if omega < 0:
@@ -109,10 +103,8 @@ class MeanProbabilityRule(JoinRule):
 
 
 class MostConfidentRule(JoinRule):
-    """Max-ensemble: the member whose top softmax probability is highest decides alone.
-
-    Returns that member's log-probabilities; ties go to the earlier member.
-    """
+    """Max-ensemble: the member whose top softmax probability is highest decides alone (its
+    log-probabilities; ties go to the earlier member)."""
 
     def join(self, member_logits: torch.Tensor) -> torch.Tensor:
         log_probs = F.log_softmax(member_logits, -1)
@@ -122,16 +114,11 @@ class MostConfidentRule(JoinRule):
 
 class LearnedFusion(JoinRule):
     """SynergyF: member logits as a ``(1, members, classes)`` image, a ``members x 1``
-    convolution across members, then a linear layer to the classes.
+    convolution (``channels`` outputs) across members, then a linear layer to the classes.
 
-    Trained briefly on top of fixed members, so a model using it needs a frozen extractor.
-    It starts as the plain sum of the members' logits (convolution weights ``1 / channels``,
-    the linear layer repeating the identity, zero biases), so training begins from the
-    assembled synergy instead of from a random mix that a short training could not undo.
-
-    :param num_classes: classes of every member.
-    :param members: number of stacked members.
-    :param channels: output channels of the convolution.
+    Trained briefly on top of fixed members. It starts as the plain sum of the members' logits,
+    so training begins from the assembled synergy instead of from a random mix that a short
+    training could not undo.
     """
 
     requires_frozen_members = True
@@ -179,17 +166,12 @@ JOIN_RULES: dict[str, type[JoinRule]] = {
 
 def make_join_rule(name: str, **kwargs: object) -> JoinRule:
     """A join rule by name (one of :data:`JOIN_RULES`), with its constructor arguments."""
-    if name not in JOIN_RULES:
-        raise ValueError(f"unknown join rule {name!r}; choose from {sorted(JOIN_RULES)}")
-    return JOIN_RULES[name](**kwargs)
+    return JOIN_RULES[check_choice("join rule", name, tuple(JOIN_RULES))](**kwargs)
 
 
 class Ensemble(nn.Module):
-    """Independent classifiers joined by a rule, e.g. a max-ensemble vs averaging.
-
-    :param members: at least two models mapping the same inputs to logits of the same classes.
-    :param rule: how their outputs are joined.
-    """
+    """At least two independent classifiers of the same classes joined by a rule, e.g. a
+    max-ensemble vs averaging."""
 
     def __init__(self, members: Sequence[nn.Module], rule: JoinRule) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from negdl.checks import check_bool, check_int, check_number
+from negdl.checks import check_bool, check_choice, check_int, check_number
 from supervised.data.mnist import MNIST_MEAN, MNIST_STD
 from supervised.negation import FeatureNegation, negate_last_conv_, negation_for
 from supervised.runtime import check_seed
@@ -29,19 +29,12 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 def make_activation(name: str) -> nn.Module:
     """An activation module by name: one of ``ACTIVATIONS``."""
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[check_choice("activation", name, tuple(ACTIVATIONS))]()
 
 
 def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
-    """Re-initialise ``module`` and every layer inside it with their default initialisers, in place.
-
-    A head that is a single ``nn.Linear`` (ResNet18's) is reset too.
-
-    :param module: e.g. a classifier head.
-    :param seed: seed of the draws (the global RNG is left untouched); fresh draws when None.
-    """
+    """Re-initialise ``module`` and every layer inside it with their default initialisers, in
+    place, from ``seed`` (the global RNG left untouched) or fresh draws when None."""
     if seed is not None:
         check_seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
@@ -54,11 +47,7 @@ def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
 
 
 class Standardize(nn.Module):
-    """Per-channel ``(x - mean) / std`` with fixed buffers (never trained).
-
-    :param mean: per-channel means of the training pixels, finite.
-    :param std: per-channel standard deviations, finite and > 0.
-    """
+    """Per-channel ``(x - mean) / std`` with fixed buffers (never trained), ``std`` > 0."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -84,14 +73,10 @@ class Standardize(nn.Module):
 
 
 class NegatableClassifier(nn.Module):
-    """``head(negation(extractor(x)))`` with the negation switchable on and off.
+    """``head(negation(extractor(x)))`` with the negation switchable on and off (:attr:`negate`).
 
-    :param extractor: maps inputs to a flat feature vector ``(N, F)``.
-    :param head: maps features to class logits.
-    :param negation: applied to features while :attr:`negate` is True; checked against
-        ``output_activation``.
-    :param output_activation: the activation that produces the extractor's output; defaults to
-        ``extractor.output_activation``.
+    :param negation: checked against ``output_activation`` (by default
+        ``extractor.output_activation``), and the one matching it when None.
     """
 
     def __init__(
@@ -182,13 +167,7 @@ class NegatableClassifier(nn.Module):
 
 class MnistFeatures(nn.Module):
     """The source's MNIST conv block: conv(1->20, 5) + maxpool 2 + act; conv(20->50, 5) +
-    maxpool 2 + act; flatten to 800 features.
-
-    :param activation: activation name after each conv block (the negation must match it).
-    :param in_channels: image channels.
-    :param mean: input standardisation mean (MNIST's by default).
-    :param std: input standardisation std.
-    """
+    maxpool 2 + act; flatten to 800 features, on inputs standardised with ``mean``/``std``."""
 
     def __init__(
         self,
@@ -227,12 +206,8 @@ def mlp_head(sizes: Sequence[int]) -> nn.Sequential:
 def mnist_net(
     num_classes: int = 10, activation: str = "relu", negation: FeatureNegation | None = None
 ) -> NegatableClassifier:
-    """The source's MNIST/EMNIST net: :class:`MnistFeatures` then FC 800 -> 500 -> classes.
-
-    :param num_classes: 10 for MNIST, 47 for EMNIST-balanced.
-    :param activation: conv-block activation; the default negation matches it.
-    :param negation: override the default negation (must match ``activation``).
-    """
+    """The source's MNIST/EMNIST net: :class:`MnistFeatures` then FC 800 -> 500 -> classes; the
+    negation defaults to the one matching ``activation``."""
     check_int("num_classes", num_classes, 1)
     extractor = MnistFeatures(activation)
     return NegatableClassifier(
@@ -330,15 +305,9 @@ ARCHITECTURES: dict[str, Callable[[int], NegatableClassifier]] = {
 
 
 def make_classifier(arch: str, num_classes: int, activation: str = "relu") -> NegatableClassifier:
-    """A fresh model of a named architecture (one of :data:`ARCHITECTURES`).
-
-    :param arch: ``mnist``, ``lenet`` or ``resnet18``.
-    :param num_classes: classes to predict.
-    :param activation: conv-block activation; only the MNIST net offers others than ReLU.
-    """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    if arch == "mnist":
+    """A fresh model of a named architecture (one of :data:`ARCHITECTURES`); only the MNIST net
+    offers activations other than ReLU."""
+    if check_choice("architecture", arch, tuple(ARCHITECTURES)) == "mnist":
         return mnist_net(num_classes, activation)
     if activation != "relu":
         raise ValueError(f"architecture {arch!r} uses ReLU only, got activation {activation!r}")

@@ -65,13 +65,8 @@ class TanhNegation(FeatureNegation):
 
 
 class ReLU6Negation(FeatureNegation):
-    """``6 - x`` or ``3 - x`` for ReLU6 features.
-
-    The source found ``6 - x`` failed to converge in some modes while ``3 - x`` works: strongly
-    present features (near 6) must map below 0.
-
-    :param constant: 6 or 3.
-    """
+    """``6 - x`` or ``3 - x`` for ReLU6 features: the source found ``6 - x`` failed to converge
+    in some modes while ``3 - x`` works (strongly present features must map below 0)."""
 
     activations = (nn.ReLU6,)
 
@@ -104,10 +99,8 @@ def negation_for(activation: nn.Module) -> FeatureNegation:
 
 @torch.no_grad()
 def negate_last_conv_(module: nn.Module) -> nn.Conv2d:
-    """Kernel negation: negate the weights and bias of the last ``Conv2d`` in ``module`` in place.
-
-    Returns the negated layer. Used by the kernel variants of the HN and NR modes.
-    """
+    """Kernel negation: negate the weights and bias of the last ``Conv2d`` in ``module`` in
+    place; returns that layer."""
     convs = [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
     if not convs:
         raise ValueError(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from negdl.checks import check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
@@ -30,8 +31,9 @@ from supervised.training import (
     Batch,
     BatchSource,
     LossFn,
+    TensorBatches,
     Trainer,
-    iterate_batches,
+    evaluating,
     per_sample_cross_entropy,
     prepare_inputs,
 )
@@ -55,17 +57,14 @@ UNIFORM_TARGETS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 class OutlierExposureLoss:
-    """The ordinary loss on real samples plus ``weight`` times the negatives' distance to uniform.
+    """The ordinary loss (``base``) on real samples plus ``weight`` (0.5 as in Outlier Exposure)
+    times the negatives' distance to uniform (``target``: ``"ce"`` or ``"kl"``).
 
     Called with the logits of a batch whose first ``len(targets)`` rows are real samples and the
-    rest negatives (what :class:`NegativeBatches` yields). Returns one loss per real sample: its
-    own loss plus the batch's mean negative term, so the batch mean is exactly
+    rest negatives (as :class:`NegativeBatches` yields). Returns one loss per real sample, its
+    own plus the batch's mean negative term, so the batch mean is exactly
     ``mean(loss_real) + weight * mean(uniform_term(negatives))`` and a per-sample reducer such
     as hard-example mining ranks the real samples.
-
-    :param weight: ``lambda``, the weight of the negative term (>= 0; 0.5 as in Outlier Exposure).
-    :param target: ``"ce"`` (cross-entropy to uniform) or ``"kl"`` (KL to uniform).
-    :param base: the per-sample loss of the real samples (cross-entropy by default).
     """
 
     def __init__(
@@ -73,9 +72,8 @@ class OutlierExposureLoss:
     ) -> None:
         if weight < 0:
             raise ValueError(f"weight must be >= 0, got {weight}")
-        if target not in UNIFORM_TARGETS:
-            raise ValueError(f"unknown target {target!r}; choose one of {list(UNIFORM_TARGETS)}")
-        self.weight, self.target, self.base = float(weight), target, base
+        self.weight, self.base = float(weight), base
+        self.target = check_choice("target", target, tuple(UNIFORM_TARGETS))
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         count = len(targets)
@@ -88,13 +86,10 @@ class OutlierExposureLoss:
         return self.base(logits[:count], targets) + self.weight * negative_term
 
 
-class NegativeBatches(BatchSource):
-    """Real batches with a batch of negatives drawn (with replacement) from a pool each step.
+class NegativeBatches(TensorBatches):
+    """Shuffled real batches, each followed by a batch of negatives drawn (with replacement) from
+    a pool: yields ``(images, targets)`` with ``images`` the real samples, then the negatives.
 
-    Yields ``(images, targets)`` with ``images`` the real samples followed by the negatives.
-
-    :param images: ``(N, ...)`` real samples.
-    :param targets: ``(N,)`` their labels.
     :param negatives: ``(M, ...)`` pool of negative samples, at least one.
     :param batch_size: real samples per batch.
     :param negative_batch_size: negatives per batch (``batch_size`` when None).
@@ -112,46 +107,30 @@ class NegativeBatches(BatchSource):
             raise ValueError(
                 "the negative set is empty; choose a negative source that yields samples"
             )
-        if len(images) != len(targets) or len(images) == 0:
-            raise ValueError(
-                f"need N > 0 images and N targets, got {len(images)} and {len(targets)}"
-            )
         if negatives.shape[1:] != images.shape[1:]:
             raise ValueError(
                 f"negatives {tuple(negatives.shape[1:])} must have the shape of the samples {tuple(images.shape[1:])}"
             )
+        super().__init__(images, targets, batch_size=batch_size)
         negative_batch_size = batch_size if negative_batch_size is None else negative_batch_size
-        if min(batch_size, negative_batch_size) <= 0:
-            raise ValueError(
-                f"batch sizes must be positive, got {batch_size}, {negative_batch_size}"
-            )
-        self.images, self.targets, self.negatives = images, targets, negatives
-        self.batch_size, self.negative_batch_size = batch_size, negative_batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.targets) // self.batch_size)
+        self.negative_batch_size = check_int("negative_batch_size", negative_batch_size, 1)
+        self.negatives = negatives
 
     @property
     def samples(self) -> int:
-        return len(self.targets) + len(self) * self.negative_batch_size
+        return self.count + len(self) * self.negative_batch_size
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        device = self.targets.device
-        for index in iterate_batches(len(self.targets), self.batch_size, True, generator, device):
+        for images, targets in super().batches(generator):
             drawn = torch.randint(
                 len(self.negatives), (self.negative_batch_size,), generator=generator
             )
-            negatives = self.negatives[drawn.to(device)]
-            yield torch.cat([self.images[index], negatives]), self.targets[index]
+            yield torch.cat([images, self.negatives[drawn.to(images.device)]]), targets
 
     def to(self, device: torch.device, channels_last: bool = True) -> NegativeBatches:
-        return NegativeBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.targets.to(device),
-            prepare_inputs(self.negatives, device, channels_last),
-            self.batch_size,
-            self.negative_batch_size,
-        )
+        moved = super().to(device, channels_last)
+        moved.negatives = prepare_inputs(self.negatives, device, channels_last)
+        return moved
 
 
 class NegativeSource(ABC):
@@ -197,11 +176,8 @@ def one_quarter_occlusions(size: int = 28) -> list[Occlusion]:
 
 
 class OccludedNegatives(TransformedNegatives):
-    """Training images occluded beyond recognition with the CBOMF occlusions: each image gets one
-    of ``occlusions`` at random (by default three quarters blanked, one quarter left).
-
-    :param occlusions: the occlusions to choose from.
-    """
+    """Training images occluded beyond recognition: each image gets one of ``occlusions`` at
+    random (by default three quarters blanked, one quarter left)."""
 
     def __init__(self, occlusions: Sequence[Occlusion] | None = None) -> None:
         if isinstance(occlusions, (str, Occlusion)) or not (
@@ -241,11 +217,8 @@ class NoiseNegatives(TransformedNegatives):
 
 
 class HeldOutClasses(NegativeSource):
-    """Samples of ``classes`` are the negatives; the rest is the in-distribution set, relabelled
-    ``0 .. K-1`` in class order (digits 0-4 keep their labels when 5-9 are held out).
-
-    :param classes: the held-out class indices.
-    """
+    """Samples of the held-out ``classes`` are the negatives; the rest is the in-distribution
+    set, relabelled ``0 .. K-1`` in class order (0-4 keep their labels when 5-9 are held out)."""
 
     def __init__(self, classes: Sequence[int] = (5, 6, 7, 8, 9)) -> None:
         if not classes:
@@ -291,11 +264,7 @@ NEGATIVE_SOURCES: dict[str, Callable[[], NegativeSource]] = {
 
 def make_negative_source(name: str) -> NegativeSource:
     """A negative source by name: one of :data:`NEGATIVE_SOURCES`."""
-    if name not in NEGATIVE_SOURCES:
-        raise ValueError(
-            f"unknown negative source {name!r}; choose one of {list(NEGATIVE_SOURCES)}"
-        )
-    return NEGATIVE_SOURCES[name]()
+    return NEGATIVE_SOURCES[check_choice("negative source", name, tuple(NEGATIVE_SOURCES))]()
 
 
 @dataclass(frozen=True)
@@ -320,10 +289,10 @@ class NegativeAwareConfig:
     target: str = "ce"
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.batch_size <= 0 or self.epochs < 0:
-            raise ValueError(
-                f"need lr > 0, 0 <= momentum < 1, batch_size > 0, epochs >= 0, got {self}"
-            )
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("epochs", self.epochs, 0)
         OutlierExposureLoss(self.weight, self.target)  # validates weight and target
 
 
@@ -336,17 +305,9 @@ def train_classifier(
     context: RunContext = DEFAULT_CONTEXT,
     description: str = "train",
 ) -> list[float]:
-    """Train ``model`` in place: ordinary cross-entropy without ``negatives`` (the baseline),
-    negative-aware with them; returns the epoch losses.
-
-    :param model: the classifier, with one output per in-distribution class.
-    :param inliers: the in-distribution training samples.
-    :param negatives: the negative images, or None for the baseline.
-    :param config: hyperparameters.
-    :param seed: seed of the shuffling and the negative draws.
-    :param context: device, the model's TensorBoard writer, progress bars.
-    :param description: progress-bar label.
-    """
+    """Train ``model`` (one output per in-distribution class) in place: ordinary cross-entropy
+    without ``negatives`` (the baseline), negative-aware with them; returns the epoch losses.
+    ``seed`` seeds the shuffling and the negative draws."""
     check_seed("seed", seed)
     trainer = Trainer(
         model,
@@ -381,17 +342,13 @@ def negative_report(
 
     :returns: ``{"clean": {"accuracy": ...}, <negative name>: {"NCR_0.4": ..., ...}}``.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         logits = batched_forward(model, test.images, device=device)
         in_confidence = max_softmax(logits)
         report = {"clean": {"accuracy": accuracy(logits, test.labels)}}
         for name, images in negatives.items():
             negative_logits = batched_forward(model, images, device=device)
             report[name] = ood_metrics(in_confidence, max_softmax(negative_logits))
-    finally:
-        model.train(was_training)
     return report
 
 

@@ -35,10 +35,8 @@ def check_occlusion(name: str, value: object) -> Occlusion:
 
 
 class Occlusion(ABC):
-    """Base class: subclasses only say which pixels to blank.
-
-    :param background: value written into blanked pixels (before normalisation), finite.
-    """
+    """Base class: subclasses only say which pixels to blank; ``background`` is written into
+    them (before normalisation)."""
 
     def __init__(self, background: float = 0.0) -> None:
         self.background = check_number("background", background)
@@ -109,13 +107,8 @@ class DiagonalCut(Occlusion):
 
 
 class Rectangles(Occlusion):
-    """Blank fixed rectangles given as ``(top, left, height, width)`` in pixels.
-
-    A rectangle that does not fit inside the image is an error, never silently clipped.
-
-    :param boxes: the rectangles, in pixel coordinates.
-    :param background: value written into blanked pixels.
-    """
+    """Blank fixed rectangles given as ``(top, left, height, width)`` in pixels; one that does
+    not fit inside the image is an error, never silently clipped."""
 
     def __init__(self, boxes: Sequence[tuple[int, int, int, int]], background: float = 0.0) -> None:
         super().__init__(background)
@@ -156,15 +149,8 @@ class TripleCut(Rectangles):
 
 
 class RandomSquares(Occlusion):
-    """Blank ``count`` squares of side ``size`` at seeded random positions, drawn per image.
-
-    The same seed gives the same masks on every call, so a derived test set is reproducible.
-
-    :param size: side of each square in pixels.
-    :param count: squares per image (they may overlap).
-    :param seed: seed of the positions.
-    :param background: value written into blanked pixels.
-    """
+    """Blank ``count`` (possibly overlapping) squares of side ``size`` at random positions drawn
+    per image; the same ``seed`` gives the same masks on every call."""
 
     def __init__(self, size: int, count: int = 1, seed: int = 0, background: float = 0.0) -> None:
         super().__init__(background)
@@ -189,10 +175,7 @@ class CornerOcclusion(Occlusion):
 
     The triangle's legs run along the left and bottom edges with lengths ``sqrt(2 * fraction)``
     times the image's height and width; a pixel is blanked when its centre lies inside or on
-    the hypotenuse. ``fraction`` 0.5 blanks the lower-left half below the anti-diagonal.
-
-    :param fraction: share of the image area in ``(0, 0.5]``.
-    :param background: value written into blanked pixels.
+    the hypotenuse. ``fraction`` (of the area, in ``(0, 0.5]``) 0.5 blanks the lower-left half.
     """
 
     def __init__(self, fraction: float, background: float = 0.0) -> None:

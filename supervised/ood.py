@@ -43,12 +43,7 @@ def negative_confidence_rate(negative_confidence: torch.Tensor, threshold: float
 
 def fpr_at_tpr(positive: torch.Tensor, negative: torch.Tensor, tpr: float = 0.95) -> float:
     """The false positive rate at the highest threshold that accepts at least ``tpr`` of the
-    positives: the share of negatives scoring at or above the positives' ``tpr`` quantile.
-
-    :param positive: scores of the in-distribution samples.
-    :param negative: scores of the out-of-distribution samples.
-    :param tpr: the true positive rate to reach, in ``(0, 1]``.
-    """
+    ``positive`` (in-distribution) scores: the share of ``negative`` ones at or above it."""
     _check_scores(positive, negative)
     if not 0.0 < tpr <= 1.0:
         raise ValueError(f"tpr must be in (0, 1], got {tpr}")
@@ -114,12 +109,8 @@ def ood_metrics(
     negative_confidence: torch.Tensor,
     thresholds: Sequence[float] = NCR_THRESHOLDS,
 ) -> dict[str, float]:
-    """NCR at each threshold, FPR at 95% TPR, AUROC and AUPR, as fractions in ``[0, 1]``.
-
-    :param in_confidence: confidences of the in-distribution test samples.
-    :param negative_confidence: confidences of the negative samples.
-    :param thresholds: the NCR thresholds.
-    """
+    """NCR at each threshold, FPR at 95% TPR, AUROC and AUPR, as fractions in ``[0, 1]``, of the
+    confidences of in-distribution test samples and of negative samples."""
     metrics = {f"NCR_{t:g}": negative_confidence_rate(negative_confidence, t) for t in thresholds}
     metrics["FPR95"] = fpr_at_tpr(in_confidence, negative_confidence, 0.95)
     metrics["AUROC"] = auroc(in_confidence, negative_confidence)

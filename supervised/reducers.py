@@ -15,17 +15,10 @@ from supervised.training import LossReducer
 
 
 class HardExampleMining(LossReducer):
-    """Online hard example mining (OHEM): back-propagate only the highest losses of a batch.
-
-    The mean over the ``k`` largest per-sample losses, or over the largest ``ceil(fraction * N)``.
-    The other samples get no gradient at all. A batch with no losses reduces to 0.
-    Shrivastava et al., "Training Region-based Object Detectors with Online Hard Example
-    Mining", CVPR 2016: https://arxiv.org/abs/1604.03540
-
-    :param k: keep this many losses per batch; a batch with fewer losses is an error (use
-        ``fraction``, or batches of at least ``k`` samples without a short last batch).
-    :param fraction: keep this share of each batch's losses, in ``(0, 1]``.
-    """
+    """Online hard example mining (OHEM, Shrivastava et al., CVPR 2016,
+    https://arxiv.org/abs/1604.03540): the mean over the ``k`` largest per-sample losses (a
+    batch with fewer is an error), or over the largest ``ceil(fraction * N)``; the other samples
+    get no gradient. A batch with no losses reduces to 0."""
 
     def __init__(self, k: int | None = None, fraction: float | None = None) -> None:
         if (k is None) == (fraction is None):

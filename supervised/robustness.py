@@ -10,7 +10,7 @@ from torch import nn
 from supervised.attacks import FGSM, Attack
 from supervised.data.common import LabelledImages
 from supervised.evaluation import evaluate_models
-from supervised.training import prepare_inputs
+from supervised.training import evaluating, prepare_inputs
 
 
 def adversarial_set(attack: Attack, data: LabelledImages) -> LabelledImages:
@@ -30,26 +30,16 @@ def fgsm_sweep(
     batch_size: int = 250,
     device: torch.device | str | None = None,
 ) -> dict[float, float]:
-    """White-box FGSM accuracy (%) of ``model`` for every eps, in one pass over ``data``.
-
-    The gradient sign does not depend on eps, so each batch's gradient is computed once and
-    every eps costs one forward pass; results equal separate :class:`FGSM` runs.
-
-    :param model: maps images in ``[0, 1]`` to logits.
-    :param data: test images and labels.
-    :param eps_values: budgets, each in ``[0, 1]``.
-    :param batch_size: images per batch.
-    :param device: where to attack; the model's device by default.
-    """
+    """White-box FGSM accuracy (%) of ``model`` for every eps in ``[0, 1]``, in one pass over
+    ``data``: the gradient sign does not depend on eps, so each batch's gradient is computed once
+    and every eps costs one forward pass; results equal separate :class:`FGSM` runs."""
     if not eps_values:
         raise ValueError("eps_values must name at least one eps")
     attacks = [FGSM(model, eps, batch_size=batch_size, device=device) for eps in eps_values]
     attack = attacks[0]
     attack.check_inputs(data.images, data.labels)
     correct = dict.fromkeys(eps_values, 0)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for start in range(0, len(data), batch_size):
             images = prepare_inputs(data.images[start : start + batch_size], attack.device)
             labels = data.labels[start : start + batch_size].to(attack.device)
@@ -59,8 +49,6 @@ def fgsm_sweep(
                 for eps in eps_values:
                     predicted = model(attack.step(images, direction, eps)).argmax(1)
                     correct[eps] += int((predicted == labels).sum().item())
-    finally:
-        model.train(was_training)
     return {eps: 100.0 * hits / len(data) for eps, hits in correct.items()}
 
 
@@ -71,16 +59,9 @@ def transfer_matrix(
     batch_size: int = 1000,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Black-box transfer: accuracy (%) of every target on examples crafted on every donor.
-
-    ``matrix[donor][target]``; the diagonal is the white-box accuracy of each model.
-
-    :param models: named models (donors and targets alike).
-    :param make_attack: builds the attack against one donor (seeded, so rows are reproducible).
-    :param data: clean test images and labels.
-    :param batch_size: evaluation batch size.
-    :param progress: called with each donor's name before it is attacked.
-    """
+    """Black-box transfer: accuracy ``matrix[donor][target]`` (%) of every named model on
+    examples ``make_attack(donor)`` crafted; the diagonal is the white-box accuracy.
+    ``progress`` is called with each donor's name before it is attacked."""
     if len(models) < 1:
         raise ValueError("transfer_matrix needs at least one model")
     matrix = {}

@@ -23,20 +23,15 @@ def check_seed(name: str, seed: object) -> int:
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: ``device`` when given, else CUDA when present, else CPU.
-
-    :param device: e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``; asking for CUDA without one is an error.
-    """
+    """The device to run on: ``device`` (e.g. ``"cuda:1"``) when given, else CUDA when present,
+    else CPU; asking for CUDA without one is an error (the API page lists it; an alias of
+    :func:`negdl.devices.resolve_device` would not appear there)."""
     return resolve_device(device)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, numpy and torch (all devices) and optionally ask for deterministic kernels.
-
-    :param seed: the seed, an integer >= 0.
-    :param deterministic: use deterministic algorithms where torch offers them (a warning, not
-        an error, where it does not) and disable cuDNN autotuning.
-    """
+    """Seed Python, numpy and torch (all devices); ``deterministic`` asks for deterministic
+    algorithms where torch offers them (a warning, not an error, elsewhere), no cuDNN autotuning."""
     check_seed("seed", seed)
     check_bool("deterministic", deterministic)
     random.seed(seed)
@@ -52,14 +47,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def derive_seed(seed: int, *names: object) -> int:
-    """A seed for one named random stream, stable across processes and Python versions.
-
-    Separate streams (model init, shuffling of each phase, head reset) keep each one
-    reproducible on its own, e.g. phase 2 does not depend on how phase 1 consumed randomness.
-
-    :param seed: the run's seed, in ``[0, SEED_MAX]`` (checked, so every seeded entry point that
-        derives its streams here refuses a bad seed before any work).
-    """
+    """A seed for one named random stream, stable across processes and Python versions, so
+    e.g. phase 2 does not depend on how phase 1 consumed randomness. ``seed`` is checked, so
+    every seeded entry point refuses a bad seed before any work."""
     check_seed("seed", seed)
     text = "/".join(str(part) for part in (seed, *names))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)

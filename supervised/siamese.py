@@ -2,14 +2,8 @@
 
 A schedule is trained from scratch (``"TSN"``, ``"TSN-N"``, ``"TSN-P"``) or fine-tunes the
 converged TSN network with a learning rate several orders of magnitude smaller
-(``"TSN>TSN-N"``, ``"TSN>TSN-P"``, and ``"TSN>TSN"`` as the control: the same extra training
-with both sides learning). Every schedule starts from the same seeded initialisation, and the
-fine-tunings share one TSN run.
-
-Training goes through the ordinary :class:`~supervised.training.Trainer`: the batch source
-yields ``(images, labels, triplets)`` (:class:`~supervised.triplets.TripletBatches`) or plain
-labelled batches whose triplets the loss forms and mines, and the loss is a
-:class:`~supervised.triplets.TripletMarginLoss`.
+(``"TSN>TSN-N"``, ``"TSN>TSN-P"``, and ``"TSN>TSN"`` as the control), through the ordinary
+:class:`~supervised.training.Trainer` with a :class:`~supervised.triplets.TripletMarginLoss`.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int, check_number
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
@@ -97,19 +91,16 @@ class SiameseConfig:
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         for name, value, allowed in (
-            ("distance", self.distance, list(DISTANCES)),
-            ("miner", self.miner, [None, *MINERS]),
-            ("sampling", self.sampling, list(SAMPLINGS)),
-            ("reducer", self.reducer, list(REDUCERS)),
-            ("optimizer", self.optimizer, list(OPTIMIZERS)),
+            ("distance", self.distance, tuple(DISTANCES)),
+            ("miner", self.miner, (None, *MINERS)),
+            ("sampling", self.sampling, SAMPLINGS),
+            ("reducer", self.reducer, tuple(REDUCERS)),
+            ("optimizer", self.optimizer, OPTIMIZERS),
         ):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {allowed}")
-        if self.lr <= 0 or not 0 < self.finetune_lr_factor <= 1 or not 0 <= self.momentum < 1:
-            raise ValueError(
-                "need lr > 0, 0 < finetune_lr_factor <= 1 and 0 <= momentum < 1, got "
-                f"{self.lr}, {self.finetune_lr_factor}, {self.momentum}"
-            )
+            check_choice(name, value, allowed)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("finetune_lr_factor", self.finetune_lr_factor, 0, 1, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
         check_int("embedding_size", self.embedding_size, 1)
         check_int("batch_size", self.batch_size, 1)
         check_int("epochs", self.epochs, 0)
@@ -220,17 +211,12 @@ def train_schedules(
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     model_factory: Callable[[], EmbeddingNet] | None = None,
 ) -> dict[str, TrainedEmbedding]:
-    """Train each schedule from the same seeded initialisation; fine-tunings share one TSN run.
+    """Train each schedule (e.g. ``"TSN"``, ``"TSN>TSN-P"``: :func:`schedule_variants`) from the
+    same seeded initialisation; fine-tunings share one TSN run.
 
-    :param schedules: names such as ``"TSN"``, ``"TSN-N"``, ``"TSN>TSN-P"`` (see
-        :func:`schedule_variants`).
-    :param data: the labelled training split.
-    :param config: hyperparameters.
-    :param seed: seed of the initialisation and of each schedule's triplets.
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a schedule name.
-    :param model_factory: builds the network; :func:`mnist_embedding_net` of the config's size
-        by default.
+    :param model_factory: builds the network; :func:`mnist_embedding_net` by default.
     """
     for name in schedules:
         schedule_variants(name)

@@ -1,27 +1,16 @@
 """Many models at once: K copies of one architecture trained and evaluated in one vectorised step.
 
-Every study here trains the same small net many times (seeds, modes, synergy heads, Siamese
-variants). Stacking the K models' parameters into ``(K, ...)`` tensors
-(``torch.func.stack_module_state``) and running the model under ``torch.func.vmap`` with
-``torch.func.functional_call`` turns K small steps into one step of K-times larger kernels. On
-a GPU, with the step captured as a CUDA graph, 8 stacked MNIST nets trained at 425,000
-samples/s in total where one ran at 178,000 (issue 14).
+The K models' parameters stacked into ``(K, ...)`` tensors and run under ``torch.func.vmap``
+turn K small steps into one step of K-times larger kernels: on a GPU with a captured step, 8
+stacked MNIST nets trained at 425,000 samples/s in total where one ran at 178,000 (issue 14).
 
-The models stay independent:
-
-- each model draws its own shuffle: a batch gathers a ``(K, B)`` index built from K permutations;
-- the per-model losses are summed before the backward pass, so each model's gradient is the
-  gradient of its own loss;
-- one optimiser over the stacked tensors equals K optimisers when its update is elementwise
-  (SGD with momentum, Adam...); :data:`ELEMENTWISE_OPTIMIZERS` lists the accepted ones;
-- batch-norm running statistics are stacked buffers, updated in place for each model.
-
-So each model follows the trajectory it would follow alone, up to floating-point reassociation
-(tests compare against separate runs). The forward runs through the **first** model's code and
-Python state (negation switch, train/eval mode); the others contribute only their tensors, so
-all must be in the same state (checked where it can be). Random layers (dropout) draw
-independent numbers per model, but not the numbers a separate run would draw. Stacked conv
-weights are 5-D, so the channels-last layout does not apply to them.
+The models stay independent: each draws its own shuffle, the per-model losses are summed before
+the backward pass (so each gradient is that of the model's own loss), and one elementwise
+optimiser (:data:`ELEMENTWISE_OPTIMIZERS`) over the stacked tensors equals K optimisers. So each
+model follows its own trajectory up to floating-point reassociation. The forward runs through
+the **first** model's code and Python state (negation switch, train/eval mode), so all must be
+in the same state. Dropout draws independent numbers per model, but not those a separate run
+would draw. Stacked conv weights are 5-D, so channels-last does not apply to them.
 """
 
 from __future__ import annotations
@@ -36,7 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from negdl.checks import check_int
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import accuracy, batched_forward, model_device
+from supervised.evaluation import accuracy, batched_forward, check_test_sets, model_device
 from supervised.runtime import select_device
 from supervised.training import (
     DEFAULT_OPTIONS,
@@ -50,7 +39,6 @@ from supervised.training import (
     evaluating,
     iterate_batches,
     per_sample_cross_entropy,
-    prepare_inputs,
 )
 
 #: Optimisers whose update of each element depends only on that element's history, so that one
@@ -114,15 +102,9 @@ class _Method(nn.Module):
 
 
 class ModelStack:
-    """K models' parameters and buffers as ``(K, ...)`` tensors, callable as one vectorised model.
-
-    The stacked parameters that train are fresh leaf tensors for an optimiser; :meth:`store`
-    writes the stack back into the models and :meth:`load` refreshes it from them (in place, so
-    an optimiser over the stack stays valid).
-
-    :param models: the models (see :func:`check_stackable`); moved to ``device``.
-    :param device: where the stack lives; the first model's device by default.
-    """
+    """K models' parameters and buffers as ``(K, ...)`` tensors (on ``device``, the first
+    model's by default), callable as one vectorised model. :meth:`store` writes the stack back
+    into the models and :meth:`load` refreshes it in place, so an optimiser over it stays valid."""
 
     def __init__(
         self, models: Sequence[nn.Module], device: torch.device | str | None = None
@@ -140,21 +122,24 @@ class ModelStack:
         """The stacked parameters that require gradients (for the optimiser)."""
         return [value for value in self.params.values() if value.requires_grad]
 
-    @torch.no_grad()
-    def load(self) -> None:
-        """Copy every model's current parameters and buffers into the stack."""
+    def _rows(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Each model's parameter or buffer with its row of the stack."""
         for stacked, states in ((self.params, "named_parameters"), (self.buffers, "named_buffers")):
             for index, model in enumerate(self.models):
                 for name, value in getattr(model, states)():
-                    stacked[name][index].copy_(value)
+                    yield value, stacked[name][index]
+
+    @torch.no_grad()
+    def load(self) -> None:
+        """Copy every model's current parameters and buffers into the stack."""
+        for value, row in self._rows():
+            row.copy_(value)
 
     @torch.no_grad()
     def store(self) -> None:
         """Copy the stack back into every model's parameters and buffers."""
-        for stacked, states in ((self.params, "named_parameters"), (self.buffers, "named_buffers")):
-            for index, model in enumerate(self.models):
-                for name, value in getattr(model, states)():
-                    value.copy_(stacked[name][index])
+        for value, row in self._rows():
+            value.copy_(row)
 
     def per_model(
         self,
@@ -162,16 +147,10 @@ class ModelStack:
         method: str = "forward",
         shared_inputs: bool = False,
     ) -> Callable[..., torch.Tensor]:
-        """``function(outputs, *rest)`` of each model, vectorised over the stack.
-
-        The result takes ``(inputs, *rest)`` whose first dimension is the model (``(K, B, ...)``)
-        and returns ``function(model_k.<method>(inputs[k]), *rest[k])`` stacked over k.
-
-        :param function: maps one model's outputs and the rest of its batch to a result.
-        :param method: the models' method the inputs go through.
-        :param shared_inputs: ``inputs`` is one ``(B, ...)`` batch for every model (a conv then
-            runs once with the K models' kernels side by side, instead of K times).
-        """
+        """``function(outputs, *rest)`` of each model, vectorised over the stack: the result maps
+        ``(inputs, *rest)`` of shape ``(K, B, ...)`` to ``function(model_k.<method>(inputs[k]),
+        *rest[k])`` stacked over k. With ``shared_inputs``, ``inputs`` is one ``(B, ...)`` batch
+        for every model (a conv then runs once with the K models' kernels side by side)."""
         target = self.models[0] if method == "forward" else _Method(self.models[0], method)
         prefix = "" if method == "forward" else "model."
         params = {prefix + name: value for name, value in self.params.items()}
@@ -196,15 +175,8 @@ class StackedBatches(TensorBatches):
     """Batches for K models at once, each model shuffled by its own generator.
 
     A batch is a tuple of ``(K, B, ...)`` tensors: row k holds model k's minibatch. A tensor is
-    either shared by every model (``(N, ...)``, e.g. images and labels) or holds one slice per
-    model (``(K, N, ...)``, e.g. features cached from each model's own extractor).
-
-    :param tensors: aligned tensors.
-    :param models: K.
-    :param per_model: for each tensor, whether it holds one slice per model (default: none).
-    :param batch_size: samples per batch and model.
-    :param shuffle: a fresh permutation per model and epoch.
-    :param drop_last: skip a final incomplete batch.
+    either shared by every model (``(N, ...)``) or, where ``per_model`` says so, holds one slice
+    per model (``(K, N, ...)``, e.g. features cached from each model's own extractor).
     """
 
     def __init__(
@@ -265,41 +237,22 @@ class StackedBatches(TensorBatches):
             )
 
     def to(self, device: torch.device, channels_last: bool = False) -> StackedBatches:
-        """These batches with their tensors on ``device`` (never channels-last: stacked conv
-        weights are 5-D)."""
-        return StackedBatches(
-            *(prepare_inputs(tensor, device, channels_last=False) for tensor in self.tensors),
-            models=self.models,
-            per_model=self.per_model,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
-        )
+        """These batches on ``device``, never channels-last (stacked conv weights are 5-D)."""
+        return super().to(device, channels_last=False)
 
 
 class StackedTrainer(Trainer):
-    """Trains K models of one architecture at once, one vectorised (and, on CUDA, captured) step
-    for all of them; each model's result equals training it alone with the same shuffles.
+    """Trains K models of one architecture at once in one vectorised (on CUDA, captured) step;
+    each model's result equals training it alone with the same shuffles.
 
-    :class:`supervised.training.Trainer` with another step and batch source: its loop, loss
-    and reducer parts, applied to each model; per-model losses and TensorBoard curves. Training
-    is fp32 (mixed precision measured slower for small models).
+    :class:`supervised.training.Trainer` with another step and batch source, its parts applied
+    to each model, in fp32; one writer (or None) per model in ``context``.
 
-    :param models: K models (see :func:`check_stackable`); they hold the trained weights after
-        each :meth:`fit`.
-    :param optimizer: builds the optimiser from the stacked trainable tensors, e.g.
-        ``lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.5)``; it must be one of
-        :data:`ELEMENTWISE_OPTIMIZERS` so that the models stay independent.
-    :param loss_fn: ``loss_fn(outputs, *rest_of_batch)`` of one model, per sample or scalar.
-    :param method: the models' method the first tensor of a batch goes through (``"forward"``;
-        ``"classify"`` to train heads on cached features).
-    :param reducer: reduces one model's per-sample losses; the mean by default.
-    :param batch_size: samples per step and model for tensors passed to :meth:`fit`.
-    :param context: the device, one TensorBoard writer (or None) per model (``<tag>/loss``,
-        ``<tag>/epoch_loss``) and the progress bar.
-    :param options: :class:`supervised.training.TrainerOptions`; ``amp`` and ``channels_last``
-        do not apply (fp32, stacked conv weights are 5-D), and ``capture_key`` is read from the
-        first model.
+    :param models: K models (see :func:`check_stackable`), which hold the weights after :meth:`fit`.
+    :param optimizer: builds one of :data:`ELEMENTWISE_OPTIMIZERS` from the stacked tensors, e.g.
+        ``lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.5)``.
+    :param method: the models' method a batch's first tensor goes through (``"classify"`` to
+        train heads on cached features).
     """
 
     def __init__(
@@ -377,18 +330,9 @@ class StackedTrainer(Trainer):
         before_epoch: Callable[[int], None] | None = None,
         description: str = "train",
     ) -> list[list[float]]:
-        """Train every model for ``epochs`` passes; returns each model's epoch losses.
-
-        The models' current weights are loaded into the stack first and written back at the end.
-
-        :param data: :class:`StackedBatches`, or tensors ``(inputs, targets, ...)`` shared by
-            every model, batched by ``batch_size``.
-        :param epochs: passes over the data.
-        :param generators: one seeded generator per model for its shuffling.
-        :param before_epoch: called with the epoch index before each epoch (switch the state of
-            every model alike, e.g. negation).
-        :param description: progress-bar label.
-        """
+        """Train every model for ``epochs`` passes over ``data`` (:class:`StackedBatches`, or
+        tensors shared by every model), each shuffled by its own generator; returns each model's
+        epoch losses. The models' weights are loaded into the stack first and written back after."""
         source = self.batch_source(data)
         self.model.train()
         check_stackable(self.models)
@@ -407,17 +351,10 @@ def predict_stacked(
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Outputs of every model on its inputs in one vectorised pass per batch, ``(K, N, ...)``.
+    """Outputs ``(K, N, ...)`` of every model's ``method`` (e.g. ``"features"``, ``"classify"``),
+    in eval mode, one vectorised pass per batch, on ``device`` (the first model's by default).
 
-    The models are evaluated in eval mode and returned to their previous modes afterwards.
-
-    :param models: K models (see :func:`check_stackable`).
     :param inputs: ``(N, ...)`` shared by all models, or ``(K, N, ...)`` with ``per_model``.
-    :param method: the models' method to call (``"features"`` for a negatable classifier's
-        extractor output, ``"classify"`` for logits from features).
-    :param per_model: ``inputs`` holds one slice per model.
-    :param batch_size: samples per pass (each pass runs all K models).
-    :param device: where to evaluate; the first model's device by default.
     """
     if per_model and len(inputs) != len(models):
         raise ValueError(
@@ -446,15 +383,8 @@ def evaluate_stacked(
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> list[dict[str, float]]:
-    """Accuracy (%) of every model on every named test set, all models in one pass per batch.
-
-    :param models: K models mapping images to logits (see :func:`check_stackable`).
-    :param test_sets: e.g. ``{"full": test, "horizontal": occluded_test}``.
-    :param batch_size: samples per pass.
-    :param device: where to evaluate; the first model's device by default.
-    """
-    if not test_sets:
-        raise ValueError("evaluation needs at least one named test set")
+    """Accuracy (%) of every model on every named test set, all models in one pass per batch."""
+    check_test_sets(test_sets)
     results: list[dict[str, float]] = [{} for _ in models]
     for name, data in test_sets.items():
         logits = predict_stacked(models, data.images, batch_size=batch_size, device=device)

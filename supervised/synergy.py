@@ -1,17 +1,9 @@
 """Synergy models: one shared frozen extractor, a normal head, a negative head on the negated
-features, and a join rule.
+features, and a join rule, so the strengths of CBOMF's normal and negative models add up.
 
-The negative model of CBOMF wins some samples and loses others; synergy joins both heads so
-their strengths add up. Ways to get one:
-
-- :func:`assemble_synergy`: no further training; the SN and HN models of a CBOMF run (HN is
-  phase 1 = SN, then a fresh head trained on SN's frozen extractor with negation on) already
-  hold every parameter;
-- :func:`train_synergy`: extractor and both heads trained jointly from scratch on the joined
-  output; :func:`hot_start_synergy`: both heads trained jointly on SN's frozen extractor;
-- :func:`train_fusion`: a learned fusion rule ("SynergyF") trained on top of fixed members.
-
-:func:`case_analysis` counts which samples each head, both, or neither get right.
+Assembled from a CBOMF run's SN and HN models without training (:func:`assemble_synergy`),
+trained from scratch (:func:`train_synergy`), on SN's frozen extractor
+(:func:`hot_start_synergy`), or with a learned fusion on fixed members (:func:`train_fusion`).
 """
 
 from __future__ import annotations
@@ -31,6 +23,7 @@ from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make
 from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
 from supervised.negation import FeatureNegation
 from supervised.runtime import derive_seed, make_generator
+from supervised.training import evaluating
 
 #: The source's hyperparameters (SGD lr 0.01, momentum 0.5, batch 64, 10 + 10 epochs).
 DEFAULT_CONFIG = CBOMFConfig()
@@ -44,14 +37,9 @@ def _output_classes(head: nn.Module) -> int | None:
 class SynergyModel(NegatableClassifier):
     """``rule(stack(head(f), negative_head(negation(f))))`` with ``f = extractor(x)``.
 
-    Reuses :class:`NegatableClassifier`'s extractor handling (features, freezing, cloning);
-    the normal head is :attr:`head`. Negation is always applied on the negative branch only.
-
-    :param extractor: maps inputs to flat features ``(N, F)``.
-    :param head: the normal head.
-    :param negative_head: the head on negated features; same class count as ``head``.
-    :param negation: the feature negation (default: the one matching the extractor's activation).
-    :param rule: the join rule; :class:`WeightedSumRule` with omega 1 (the source's) by default.
+    A :class:`NegatableClassifier` whose negation applies on the negative branch only; the two
+    heads classify the same classes. ``rule`` is :class:`WeightedSumRule` with omega 1 (the
+    source's) by default.
     """
 
     negation: FeatureNegation  # never None: __init__ refuses a model without one
@@ -128,14 +116,8 @@ class SynergyModel(NegatableClassifier):
 def assemble_synergy(
     normal: NegatableClassifier, negative: NegatableClassifier, rule: JoinRule | None = None
 ) -> SynergyModel:
-    """Join a trained normal model and a negative head trained on its frozen extractor (HN).
-
-    No training: every parameter is copied from the two models.
-
-    :param normal: a model without negation (e.g. CBOMF SN).
-    :param negative: a model with negation on whose extractor equals ``normal``'s (e.g. HN).
-    :param rule: the join rule (sum with omega 1 by default).
-    """
+    """Join, without training, a ``normal`` model without negation (e.g. CBOMF SN) and a
+    ``negative`` one with negation on, trained on its frozen extractor (e.g. HN)."""
     if normal.negate:
         raise ValueError("normal must run without negation (e.g. the SN model); it has negation on")
     if not negative.negate or negative.negation is None:
@@ -178,32 +160,6 @@ class TrainedSynergy:
     global_step: int
 
 
-def _fit_synergy(
-    model: SynergyModel,
-    data: LabelledImages,
-    config: CBOMFConfig,
-    epochs: int,
-    seed: int,
-    stage: str,
-    context: RunContext,
-    global_step: int,
-    description: str,
-) -> TrainedSynergy:
-    """Train ``model``'s trainable parameters (:func:`~supervised.cbomf.fit_trainable`) for
-    ``epochs``, shuffling with the seed derived from ``stage`` (``"<stage>-shuffle"``)."""
-    losses, step = fit_trainable(
-        model,
-        data,
-        config,
-        epochs,
-        make_generator(seed, f"{stage}-shuffle"),
-        context,
-        global_step,
-        description,
-    )
-    return TrainedSynergy(model, losses, step)
-
-
 def train_synergy(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
@@ -211,22 +167,17 @@ def train_synergy(
     seed: int = 0,
     context: RunContext = DEFAULT_CONTEXT,
 ) -> TrainedSynergy:
-    """Trained synergy: extractor and both heads trained jointly from scratch on the summed
-    output (omega 1) for ``config.epochs``.
-
-    :param model_factory: builds the architecture (its extractor and head are reused).
-    :param data: training split.
-    :param config: hyperparameters (lr, momentum, batch size, epochs).
-    :param seed: seed of initialisation and shuffling.
-    :param context: device, the model's writer (``train/loss``), progress bars.
-    """
+    """Trained synergy: extractor and both heads (the architecture of ``model_factory``) trained
+    jointly from scratch on the summed output (omega 1) for ``config.epochs``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
         base = model_factory()
     model = synergy_from_classifier(base, derive_seed(seed, "synergy-heads"))
-    return _fit_synergy(
-        model, data, config, config.epochs, seed, "synergy", context, 0, "trained synergy"
+    generator = make_generator(seed, "synergy-shuffle")
+    losses, step = fit_trainable(
+        model, data, config, config.epochs, generator, context, 0, "trained synergy"
     )
+    return TrainedSynergy(model, losses, step)
 
 
 def hot_start_synergy(
@@ -238,25 +189,22 @@ def hot_start_synergy(
     global_step: int = 0,
 ) -> TrainedSynergy:
     """Hot-start trained synergy: both heads re-initialised and trained jointly on the summed
-    output for ``config.second_epochs``, on ``normal``'s frozen extractor.
-
-    :param normal: a trained model without negation (e.g. CBOMF SN); not modified.
-    :param global_step: where the TensorBoard curve continues (e.g. SN's last step).
-    Other parameters as in :func:`train_synergy`.
-    """
+    output for ``config.second_epochs``, on the frozen extractor of ``normal`` (e.g. CBOMF SN,
+    not modified); the curve continues from ``global_step``."""
     model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
     model.freeze_extractor()
-    return _fit_synergy(
+    generator = make_generator(seed, "hot-start-shuffle")
+    losses, step = fit_trainable(
         model,
         data,
         config,
         config.second_epochs,
-        seed,
-        "hot-start",
+        generator,
         context,
         global_step,
         "hot-start synergy",
     )
+    return TrainedSynergy(model, losses, step)
 
 
 def train_fusion(
@@ -269,13 +217,8 @@ def train_fusion(
     context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
 ) -> TrainedSynergy:
-    """SynergyF: a :class:`LearnedFusion` trained for ``epochs`` on a copy of ``synergy`` whose
-    extractor and heads stay frozen; only the fusion's parameters change.
-
-    :param synergy: a synergy model with trained heads (e.g. from :func:`assemble_synergy`).
-    :param channels: output channels of the fusion's convolution.
-    Other parameters as in :func:`train_synergy`.
-    """
+    """SynergyF: a :class:`LearnedFusion` (``channels`` convolution channels) trained for
+    ``epochs`` on a copy of ``synergy`` whose extractor and heads stay frozen."""
     if epochs <= 0:
         raise ValueError(f"fusion epochs must be positive, got {epochs}")
     model = copy.deepcopy(synergy)
@@ -287,7 +230,11 @@ def train_fusion(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "fusion-init"))
         fused = model.with_rule(LearnedFusion(num_classes, channels=channels))
-    return _fit_synergy(fused, data, config, epochs, seed, "fusion", context, global_step, "fusion")
+    generator = make_generator(seed, "fusion-shuffle")
+    losses, step = fit_trainable(
+        fused, data, config, epochs, generator, context, global_step, "fusion"
+    )
+    return TrainedSynergy(fused, losses, step)
 
 
 @dataclass(frozen=True)
@@ -315,12 +262,8 @@ class CaseCounts:
 def case_analysis(
     member_logits: torch.Tensor, synergy_logits: torch.Tensor, labels: torch.Tensor
 ) -> CaseCounts:
-    """Count who gets each sample right.
-
-    :param member_logits: normal and negative logits stacked ``(N, 2, classes)``.
-    :param synergy_logits: the joined logits ``(N, classes)``.
-    :param labels: true classes ``(N,)``.
-    """
+    """Count who gets each sample right from the stacked normal and negative logits
+    ``(N, 2, classes)`` and the joined ones ``(N, classes)``."""
     if member_logits.ndim != 3 or member_logits.shape[1] != 2:
         raise ValueError(
             f"member_logits must be (N, 2, classes), got shape {tuple(member_logits.shape)}"
@@ -353,16 +296,12 @@ def synergy_outputs(
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Member logits ``(N, 2, classes)`` and joined logits ``(N, classes)`` for all ``images``."""
-    was_training = model.training
-    model.eval()
-    try:
-        target = model_device(model) if device is None else device
+    target = model_device(model) if device is None else device
+    with evaluating(model):
         members = batched_forward(
             lambda x: model.member_logits(model.features(x)), images, batch_size, target
         )
         return members, batched_forward(model.rule, members, batch_size, target)
-    finally:
-        model.train(was_training)
 
 
 def model_metadata(

@@ -1,30 +1,21 @@
 """The fit loop shared by every supervised model: tensors on the device, batched by indexing.
 
 No per-sample ``Dataset``: the whole split lives on the device and each step gathers one
-minibatch with an index tensor, which is what makes training fast on CPU and GPU alike.
-
-Three parts are swappable so later model families reuse this one loop instead of copying it:
-
-- the **batch source** (:class:`BatchSource`): what one step sees, a tuple of tensors
-  (``(inputs, targets)`` by default via :class:`TensorBatches`; triplets, or a batch of data
-  plus a batch of negatives, are other sources);
-- the **loss** (``loss_fn`` / ``forward`` or an overridden :meth:`Trainer.compute_loss`), which
-  may return one loss per sample;
-- the **reducer** (:class:`LossReducer`), which turns per-sample losses into the scalar that is
-  back-propagated (the mean by default; hard-example mining plugs in here).
-
-On CUDA the step is captured once and replayed (:mod:`supervised.capture`), in fp32 for small
-models; K models train at once with :class:`supervised.stacked.StackedTrainer`.
+minibatch with an index tensor, which is what makes training fast on CPU and GPU alike. Model
+families swap the **batch source** (:class:`BatchSource`), the **loss** (which may return one
+loss per sample) and the **reducer** (:class:`LossReducer`: the mean, hard-example mining...)
+instead of copying the loop. On CUDA the step is captured and replayed (:mod:`supervised.capture`).
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -39,6 +30,8 @@ from supervised.runtime import select_device
 #: One training batch: a tuple of tensors whose first dimension is the sample.
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[..., torch.Tensor]
+#: A :class:`TensorBatches` subclass, which :meth:`TensorBatches.to` returns (typing.Self is 3.11+).
+BatchesT = TypeVar("BatchesT", bound="TensorBatches")
 
 #: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
 per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
@@ -61,17 +54,9 @@ def iterate_batches(
     device: torch.device | str = "cpu",
     drop_last: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Yield index tensors covering ``range(count)`` in minibatches.
-
-    The permutation is drawn on the CPU generator so the order is the same on every device.
-
-    :param count: number of samples.
-    :param batch_size: samples per batch (the last one may be smaller unless ``drop_last``).
-    :param shuffle: draw a fresh permutation; else keep the order.
-    :param generator: source of the permutation (reproducible when seeded).
-    :param device: where the index tensors live (the data's device).
-    :param drop_last: skip a final incomplete batch.
-    """
+    """Index tensors on ``device`` covering ``range(count)`` in minibatches (the last one smaller
+    unless ``drop_last``), shuffled by ``generator`` when ``shuffle``. The permutation is drawn
+    on the CPU so the order is the same on every device."""
     check_int("count", count, 0)
     check_int("batch_size", batch_size, 1)
     order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
@@ -95,11 +80,8 @@ def prepare_inputs(
 
 
 class BatchSource(ABC):
-    """Where the batches of one epoch come from.
-
-    A source yields tuples of tensors already on the training device; the trainer passes each
-    tuple to :meth:`Trainer.compute_loss` unchanged.
-    """
+    """Where the batches of one epoch come from: tuples of tensors on the training device, each
+    passed to :meth:`Trainer.compute_loss` unchanged."""
 
     @abstractmethod
     def __len__(self) -> int:
@@ -120,13 +102,8 @@ class BatchSource(ABC):
 
 
 class TensorBatches(BatchSource):
-    """Aligned tensors (e.g. ``inputs, targets``) batched together by one index per batch.
-
-    :param tensors: tensors with the same first dimension, at least one sample.
-    :param batch_size: samples per batch (the last may be smaller unless ``drop_last``).
-    :param shuffle: a fresh permutation every epoch.
-    :param drop_last: skip a final incomplete batch.
-    """
+    """Aligned tensors (e.g. ``inputs, targets``, at least one sample) batched together by one
+    index per batch, a fresh permutation every epoch when ``shuffle``."""
 
     def __init__(
         self,
@@ -168,13 +145,12 @@ class TensorBatches(BatchSource):
         ):
             yield tuple(tensor[index] for tensor in self.tensors)
 
-    def to(self, device: torch.device, channels_last: bool = True) -> TensorBatches:
-        return TensorBatches(
-            *(prepare_inputs(tensor, device, channels_last) for tensor in self.tensors),
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
+    def to(self: BatchesT, device: torch.device, channels_last: bool = True) -> BatchesT:
+        moved = copy.copy(self)
+        moved.tensors = tuple(
+            prepare_inputs(tensor, device, channels_last) for tensor in self.tensors
         )
+        return moved
 
 
 class LossReducer(ABC):
@@ -231,13 +207,9 @@ def check_model_inputs(
     """Refuse, before any training, inputs the model cannot take and class targets it lacks.
 
     Integer inputs are refused outright (uint8 pixels in 0-255 trained as floats in [0, 1] are a
-    silent mistake). The shape and dtype are checked with one forward of a single sample in
-    eval mode (nothing is updated, the modes are restored), which also gives the number of
-    classes the targets must lie below.
+    silent mistake). One forward of a single sample in eval mode checks the shape and dtype and
+    gives the number of classes the ``targets`` (None: not checked) must lie below.
 
-    :param model: the module whose layers ``forward`` runs.
-    :param inputs: the first tensor of every batch, ``(N, ...)``.
-    :param targets: class indices ``(N,)`` for a cross-entropy loss; None skips their checks.
     :param forward: what maps inputs to outputs (``model`` by default, e.g. ``model.classify``).
     """
     first = _first_layer(model)
@@ -273,25 +245,18 @@ def check_model_inputs(
 
 @dataclass(frozen=True)
 class TrainerOptions:
-    """How a trainer runs its steps and logs them; every study but the benchmarks keeps the
-    defaults except ``global_step`` (and ``capture_key`` where the step reads Python state).
+    """How a trainer runs its steps and logs them.
 
     :param global_step: the step counter to continue from, so a multi-phase schedule with a
         trainer per phase logs one continuous curve.
-    :param log_every: steps between loss scalars.
     :param tag: prefix of the scalar keys (``<tag>/loss``).
     :param amp: float16 autocast with gradient scaling; by default on CUDA for models of at least
-        :data:`supervised.capture.AMP_MIN_PARAMETERS` parameters only (smaller ones measured
-        faster in fp32), never on CPU.
-    :param channels_last: store conv weights and image batches channels-last (faster kernels).
-    :param capture: one of :data:`supervised.capture.CAPTURE_MODES`: ``"auto"`` replays a
-        captured CUDA graph on CUDA in fp32 and runs eagerly elsewhere (why:
-        :attr:`Trainer.capture_reason`); ``"cuda-graph"`` insists; ``"compile"`` uses
-        ``torch.compile(mode="reduce-overhead")``; ``"off"`` is eager.
+        :data:`supervised.capture.AMP_MIN_PARAMETERS` parameters only, never on CPU.
+    :param capture: one of :data:`supervised.capture.CAPTURE_MODES` (why it fell back to eager:
+        :attr:`Trainer.capture_reason`).
     :param capture_key: the Python state the step reads beyond tensor values (e.g.
-        ``lambda: model.negate``); one captured graph is kept per value, for the whole
-        :meth:`Trainer.fit`. Without it the step is re-captured at every ``before_epoch`` call,
-        since that callback may change what the step computes.
+        ``lambda: model.negate``); one captured graph is kept per value. Without it the step is
+        re-captured at every ``before_epoch`` call, which may change what the step computes.
     """
 
     global_step: int = 0
@@ -317,30 +282,20 @@ DEFAULT_OPTIONS = TrainerOptions()
 class Trainer:
     """Minibatch SGD over a batch source, with progress bar, TensorBoard and a captured step on CUDA.
 
-    Later models change what a step computes by passing ``forward``/``loss_fn``/``reducer``,
-    by overriding :meth:`compute_loss`, or by giving :meth:`fit` another :class:`BatchSource`;
-    never by copying the loop (:class:`supervised.stacked.StackedTrainer`, K models at once, is
-    this trainer with another step and batch source). :meth:`step` is the whole optimisation
-    step on one batch and nothing else, so it can be captured or vectorised as one unit: on CUDA
-    it is recorded once as a CUDA graph and replayed (see :mod:`supervised.capture` for the
-    rules, and ``capture``).
+    Later models change what a step computes through ``forward``/``loss_fn``/``reducer``,
+    :meth:`compute_loss` or another :class:`BatchSource`, never by copying the loop
+    (:class:`supervised.stacked.StackedTrainer` is this trainer with another step and source).
+    :meth:`step` is the whole optimisation step and nothing else, so it can be captured or
+    vectorised as one unit. Tensors given to :meth:`fit` are checked first
+    (:func:`check_model_inputs`).
 
-    Tensors given to :meth:`fit` are checked before any work (:func:`check_model_inputs`): no
-    integer images, a shape the model takes and, for the default loss, integer targets within
-    the model's classes.
-
-    :param model: the module whose parameters ``optimizer`` trains; moved to the context's device.
-    :param optimizer: optimiser over the parameters to train, which must be ``model``'s (or
-        those of ``loss_fn`` or of ``forward``'s module).
-    :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar; per-sample
-        cross-entropy by default.
+    :param optimizer: over ``model``'s parameters (or those of ``loss_fn`` or ``forward``'s module).
+    :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar.
     :param forward: maps the first tensor of a batch to outputs; ``model`` by default (e.g.
         ``model.classify`` to train a head on cached features).
-    :param reducer: reduces per-sample losses to the back-propagated scalar; the mean by default.
-    :param batch_size: samples per step of the default source (tensors passed to :meth:`fit`).
-    :param context: where to train (CUDA when present unless given), the TensorBoard writer
-        (``<tag>/loss`` every ``log_every`` steps, ``<tag>/epoch_loss``) and the progress bar.
-    :param options: how the step runs and is logged (:class:`TrainerOptions`).
+    :param batch_size: samples per step when :meth:`fit` is given tensors.
+    :param context: the device, the TensorBoard writer (``<tag>/loss``, ``<tag>/epoch_loss``)
+        and the progress bar.
     """
 
     def __init__(
@@ -414,10 +369,7 @@ class Trainer:
             )
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
-        """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``.
-
-        Override for losses of another shape (e.g. triplets, or data plus negatives).
-        """
+        """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``."""
         inputs, *rest = batch
         return self.loss_fn(self.forward(inputs), *rest)
 
@@ -475,17 +427,10 @@ class Trainer:
         before_epoch: Callable[[int], None] | None = None,
         description: str = "train",
     ) -> list[float]:
-        """Train for ``epochs`` passes over ``data``; returns each epoch's mean loss.
-
-        Calling ``fit`` again continues the step counter (:attr:`global_step`).
-
-        :param data: a :class:`BatchSource`, or aligned tensors ``(inputs, targets, ...)``
-            batched by ``batch_size`` with a fresh shuffle per epoch.
-        :param epochs: passes over the data.
-        :param generator: seeded generator for the shuffling.
-        :param before_epoch: called with the epoch index before each epoch (e.g. to switch negation).
-        :param description: progress-bar label.
-        """
+        """Train for ``epochs`` passes over ``data`` (a :class:`BatchSource`, or aligned tensors
+        ``(inputs, targets, ...)``), shuffled by ``generator``; returns each epoch's mean loss.
+        ``before_epoch(epoch)`` runs before each epoch (e.g. to switch negation); calling ``fit``
+        again continues :attr:`global_step`."""
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(
                 f"generator must be a torch.Generator or None, got {type(generator).__name__}"
@@ -501,9 +446,7 @@ class Trainer:
         description: str,
     ) -> list[list[float]]:
         """The loop of :meth:`fit` for every trained model; returns each model's epoch losses.
-
-        :param shuffle: what the source's ``batches`` takes (a generator, or one per model).
-        """
+        ``shuffle`` is what the source's ``batches`` takes (a generator, or one per model)."""
         check_int("epochs", epochs, 0)
         source = self.batch_source(data)
         self.model.train()

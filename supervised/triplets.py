@@ -1,22 +1,11 @@
 """Triplets for negative triplet Siamese networks: distances, a seeded sampler, miners and the loss.
 
-Small parts that compose through constructor arguments (pytorch-metric-learning's layout):
-
-- a **distance** (:class:`EuclideanDistance`, :class:`CosineDistance`) between embeddings;
-- a **triplet source**: :class:`TripletBatches` samples (anchor, positive, negative) triplets,
-  or a plain labelled batch lets the loss form every valid triplet inside it;
-- a **miner** (:data:`MINERS`: all, hard, semi-hard, margin) keeps the candidate triplets it
-  finds useful from their distances;
-- the **loss**, :class:`TripletMarginLoss`: the triplet margin objective written as a margin
-  ranking loss on the two distances, with the variant choosing which distance learns
-  (:data:`TRIPLET_VARIANTS`: TSN both, TSN-N only the negative one, TSN-P only the positive);
-- the **reducer** (a :class:`~supervised.training.LossReducer`) turns the per-triplet losses into
-  the back-propagated scalar.
-
-A triplet batch is ``(images, labels, triplets)``: the distinct images of the batch, their
-labels, and ``(T, 3)`` indices into them (anchor, positive, negative). The
-:class:`~supervised.training.Trainer` embeds ``images`` in one pass and calls the loss with the
-embeddings and the rest of the batch, so no special training loop is needed.
+Parts that compose through constructor arguments, as in pytorch-metric-learning: a
+**distance**, a **triplet source** (:class:`TripletBatches`, or a plain labelled batch whose
+every valid triplet is a candidate), a **miner** (:data:`MINERS`), the **loss**
+(:class:`TripletMarginLoss`, its variant choosing which distance learns) and the trainer's
+**reducer**. A triplet batch is ``(images, labels, triplets)`` with ``(T, 3)`` indices into the
+images, so the :class:`~supervised.training.Trainer` embeds them in one pass: no special loop.
 """
 
 from __future__ import annotations
@@ -27,8 +16,8 @@ from collections.abc import Iterator
 import torch
 from torch.nn import functional as F
 
-from negdl.checks import check_int
-from supervised.training import Batch, BatchSource, iterate_batches, prepare_inputs
+from negdl.checks import check_choice
+from supervised.training import Batch, TensorBatches, iterate_batches
 
 
 class Distance(ABC):
@@ -84,11 +73,8 @@ def _check_triplets(triplets: torch.Tensor) -> None:
 
 
 class TripletMiner(ABC):
-    """Keeps the candidate triplets that a rule finds useful, judged on their distances.
-
-    :param margin: the margin of the rule (the loss's margin, usually); must be >= 0.
-    :param distance: how to measure the anchor-positive and anchor-negative distances.
-    """
+    """Keeps the candidate triplets that a rule finds useful, judged on their distances
+    (Euclidean by default) and ``margin`` (>= 0, usually the loss's)."""
 
     def __init__(self, margin: float = 1.0, distance: Distance | None = None) -> None:
         if margin < 0:
@@ -173,9 +159,7 @@ MINERS: dict[str, type[TripletMiner]] = {
 
 def make_miner(name: str, margin: float = 1.0, distance: Distance | None = None) -> TripletMiner:
     """A miner by name: one of :data:`MINERS`."""
-    if name not in MINERS:
-        raise ValueError(f"unknown miner {name!r}; choose one of {list(MINERS)}")
-    return MINERS[name](margin, distance)
+    return MINERS[check_choice("miner", name, tuple(MINERS))](margin, distance)
 
 
 #: Which distance learns in each variant: TSN both, TSN-N only the negative (the positive
@@ -184,16 +168,10 @@ TRIPLET_VARIANTS = {"TSN": "both", "TSN-N": "negative", "TSN-P": "positive"}
 
 
 class TripletMarginLoss:
-    """The triplet margin objective as a margin ranking loss on the two distances.
+    """Per triplet ``max(0, d_ap - d_an + margin)``, i.e. ``margin_ranking_loss(d_an, d_ap, 1)``,
+    the trainer's reducer reducing them (no triplets reduce to 0).
 
-    Per triplet ``max(0, d_ap - d_an + margin)``, i.e. ``margin_ranking_loss(d_an, d_ap, 1)``:
-    the negative distance should exceed the positive one by the margin. One loss per triplet;
-    the trainer's reducer reduces them (a batch without triplets gives no losses, which
-    reduce to 0).
-
-    :param margin: required gap between the two distances, >= 0.
-    :param variant: ``"TSN"`` (both distances learn), ``"TSN-N"`` (the positive distance is
-        detached: only the negative side is pushed) or ``"TSN-P"`` (only the positive side).
+    :param variant: one of :data:`TRIPLET_VARIANTS`.
     :param distance: the distance between embeddings; Euclidean by default.
     :param miner: keeps the useful candidate triplets; every candidate when None.
     """
@@ -207,9 +185,8 @@ class TripletMarginLoss:
     ) -> None:
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
-        if variant not in TRIPLET_VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {list(TRIPLET_VARIANTS)}")
-        self.margin, self.variant = float(margin), variant
+        self.margin = float(margin)
+        self.variant = check_choice("variant", variant, tuple(TRIPLET_VARIANTS))
         self.distance = distance if distance is not None else EuclideanDistance()
         self.miner = miner
 
@@ -230,13 +207,8 @@ class TripletMarginLoss:
     def __call__(
         self, embeddings: torch.Tensor, labels: torch.Tensor, triplets: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Per-triplet losses ``(T,)`` of a batch.
-
-        :param embeddings: ``(N, D)`` embeddings of the batch's images.
-        :param labels: ``(N,)`` their classes.
-        :param triplets: ``(T, 3)`` index triplets into the batch (from :class:`TripletBatches`);
-            every valid triplet of the batch when None. The miner, if any, filters them.
-        """
+        """Per-triplet losses ``(T,)`` of ``(N, D)`` embeddings with ``(N,)`` labels, for the
+        ``(T, 3)`` index triplets (every valid one when None) that the miner, if any, keeps."""
         if embeddings.ndim != 2 or len(embeddings) != len(labels):
             raise ValueError(
                 f"need embeddings (N, D) and N labels, got {tuple(embeddings.shape)} and {tuple(labels.shape)}"
@@ -256,19 +228,13 @@ class TripletMarginLoss:
         )
 
 
-class TripletBatches(BatchSource):
+class TripletBatches(TensorBatches):
     """Seeded (anchor, positive, negative) triplets: every image is an anchor once per epoch,
     with a positive drawn uniformly from the other images of its class and a negative drawn
-    uniformly from the images of the other classes.
+    uniformly from the images of the other classes (at least two classes of two samples).
 
     Yields ``(images, labels, triplets)``: the batch's anchors, positives and negatives
     concatenated ``(3B, ...)``, their labels, and the ``(B, 3)`` indices of each triplet.
-
-    :param images: ``(N, ...)`` samples.
-    :param labels: ``(N,)`` classes; every class needs two samples and there must be two classes.
-    :param batch_size: triplets per batch.
-    :param shuffle: a fresh anchor order every epoch (positives and negatives are drawn anew
-        each epoch either way).
     """
 
     def __init__(
@@ -278,15 +244,13 @@ class TripletBatches(BatchSource):
             raise ValueError(
                 f"need N images and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}"
             )
-        check_int("batch_size", batch_size, 1)
+        super().__init__(images, labels, batch_size=batch_size, shuffle=shuffle)
         classes, counts = torch.unique(labels, return_counts=True)
         if len(classes) < 2 or counts.min() < 2:
             raise ValueError(
                 "triplets need at least two classes with at least two samples each, got class "
                 f"counts {dict(zip(classes.tolist(), counts.tolist(), strict=True))}"
             )
-        self.images, self.labels = images, labels
-        self.batch_size, self.shuffle = batch_size, shuffle
         # Index tables on the CPU, where the triplets are drawn: samples sorted by class, and
         # per sample its class's first sorted position, class size and its own sorted position.
         cpu_labels = labels.cpu()
@@ -297,12 +261,9 @@ class TripletBatches(BatchSource):
         self._rank = torch.empty_like(self._by_class)
         self._rank[self._by_class] = torch.arange(len(labels))
 
-    def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
-
     @property
     def samples(self) -> int:
-        return 3 * len(self.labels)
+        return 3 * self.count
 
     def sample(
         self, anchors: torch.Tensor, generator: torch.Generator | None = None
@@ -316,24 +277,16 @@ class TripletBatches(BatchSource):
         offset += offset >= self._rank[anchors] - start
         positive = self._by_class[start + offset]
         # Negative: one of the N - count places outside the class's block of sorted positions.
-        place = (torch.rand(len(anchors), generator=generator) * (len(self.labels) - count)).long()
+        place = (torch.rand(len(anchors), generator=generator) * (self.count - count)).long()
         place += count * (place >= start)
         negative = self._by_class[place]
         return torch.stack([anchors, positive, negative], 1)
 
     def batches(self, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        device = self.labels.device
-        for anchors in iterate_batches(len(self.labels), self.batch_size, self.shuffle, generator):
+        images, labels = self.tensors
+        for anchors in iterate_batches(self.count, self.batch_size, self.shuffle, generator):
             # Anchors first, then positives, then negatives: triplet i is (i, B + i, 2B + i).
-            index = self.sample(anchors, generator).T.reshape(-1).to(device)
+            index = self.sample(anchors, generator).T.reshape(-1).to(labels.device)
             count = len(anchors)
-            triplets = torch.arange(3 * count, device=device).view(3, count).T
-            yield self.images[index], self.labels[index], triplets
-
-    def to(self, device: torch.device, channels_last: bool = True) -> TripletBatches:
-        return TripletBatches(
-            prepare_inputs(self.images, device, channels_last),
-            self.labels.to(device),
-            self.batch_size,
-            self.shuffle,
-        )
+            triplets = torch.arange(3 * count, device=labels.device).view(3, count).T
+            yield images[index], labels[index], triplets

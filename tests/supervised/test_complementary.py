@@ -205,7 +205,7 @@ def test_noisy_label_methods(small_data) -> None:
     assert not torch.equal(nl.model.head[-1].weight, nlnl.model.head[-1].weight)
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['SelPL'\]"):
         train_noisy(["SelPL"], mnist_net, data, config)
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number in \(0, 1\)"):
         NoisyLabelConfig(threshold=1.0)
-    with pytest.raises(ValueError, match=r"gamma must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"gamma must be a finite number in \(0, 1\)"):
         NoisyLabelConfig(gamma=0.0)
