@@ -22,32 +22,20 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from negdl.checks import check_bool
 from supervised.data.common import (
     DOWNLOAD_HINT,
     DataFileError,
     LabelledImages,
     download_file,
     images_and_labels,
-    resolve_data_dir,
+    reader_folder,
 )
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+CIFAR10_CLASSES = tuple("airplane automobile bird cat deer dog frog horse ship truck".split())
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCHES = ("test_batch",)
 _PIXELS = 3 * 32 * 32
@@ -240,9 +228,7 @@ def load_cifar10(
     :param download: fetch the archive (about 170 MB) unless the batches are already extracted;
         the archive, fetched or already there, is md5-verified before use.
     """
-    check_bool("train", train)
-    check_bool("download", download)
-    root_path = resolve_data_dir(root)
+    root_path = reader_folder(root, train, download)
     if download and not (root_path / CIFAR10_FOLDER).is_dir():
         download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
     how_to_fix = (

@@ -1,5 +1,5 @@
-"""Shared pieces of the dataset readers: the tensor container, the data directory, IDX parsing,
-file reading with clear errors, and verified downloads.
+"""Shared pieces of the dataset readers: the tensor container, the data directory, verified
+downloads, bounded reads and IDX parsing with clear errors.
 
 Readers never trust a file's sizes: decompression stops once the output exceeds the largest
 official file of its kind (a gzip bomb is refused after reading that much, not after filling
@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import shutil
 import struct
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from negdl.checks import check_bool
 from negdl.errors import UserError
 
 DATA_DIR_ENV = "NEGDL_DATA_DIR"
@@ -46,8 +47,7 @@ def idx_file_bytes(count: int, item_shape: tuple[int, ...] = ()) -> int:
     return 4 + 4 * (1 + len(item_shape)) + count * int(np.prod(item_shape, dtype=np.int64))
 
 
-#: The largest decompressed IDX file negdl reads (EMNIST digits' 240,000 training images).
-MAX_IDX_BYTES = idx_file_bytes(240_000, IDX_IMAGE_SHAPE)
+_IDX_UINT8 = 0x08
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,6 @@ class LabelledImages:
 def resolve_data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: ``root`` when given, else ``$NEGDL_DATA_DIR``, else ``DEFAULT_DATA_DIR``.
 
-    :param root: explicit directory that contains ``MNIST/raw/``, ``EMNIST/raw/`` and/or the
-        CIFAR-10 archive.
     :raises ValueError: ``root`` is not a path, or is a file.
     """
     if root is not None:
@@ -149,25 +147,26 @@ def resolve_data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(env).expanduser() if env else DEFAULT_DATA_DIR
 
 
-def md5sum(path: Path, chunk_size: int = 1 << 20) -> str:
+def reader_folder(root: str | os.PathLike[str] | None, train: bool, download: bool) -> Path:
+    """A reader's data directory (:func:`resolve_data_dir`), after checking its flags."""
+    check_bool("train", train)
+    check_bool("download", download)
+    return resolve_data_dir(root)
+
+
+def md5sum(path: Path) -> str:
     """Hex md5 digest of a file, read in chunks."""
     digest = hashlib.md5()
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
+        while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
-    """Download a file from the first working mirror and keep it only if its md5 matches.
-
-    An existing file with the right checksum is kept without touching the network; one with
-    another checksum is downloaded again.
-
-    :param urls: mirrors, tried in order.
-    :param destination: final path; the parent directory is created.
-    :param md5: expected hex md5 of the whole file.
-    """
+    """Download a file from the first working mirror (``urls`` in order) and keep it only if
+    its md5 matches; an existing file with the right checksum is kept without touching the
+    network, one with another checksum is downloaded again."""
     if destination.exists() and md5sum(destination) == md5:
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -192,70 +191,60 @@ def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
     raise DataFileError(f"could not download {destination.name}:\n  " + "\n  ".join(failures))
 
 
-def _too_big(source: str, max_bytes: int, how_to_fix: str) -> DataFileError:
-    return DataFileError(
-        f"{source} holds more than {max_bytes:,} bytes (decompressed), more than the official "
-        f"file of its kind: it is not one (a gzip bomb?), and was not read further; {how_to_fix}"
-    )
-
-
-def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES) -> bytes:
-    """The decompressed bytes of ``path`` (gzip when it ends in ``.gz``), with clear errors;
-    at most ``max_bytes`` are decompressed (more is an error)."""
-    if not path.is_file():
-        raise DataFileError(f"missing dataset file {path}; {how_to_fix}")
+def bounded_read(
+    handle: BinaryIO, source: str, how_to_fix: str, max_bytes: int, gzipped: bool
+) -> bytes:
+    """The (decompressed) bytes of ``handle``, with clear errors; more than ``max_bytes`` is an
+    error, reported after reading only that much."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                data = handle.read(max_bytes + 1)
-        elif path.stat().st_size > max_bytes:
-            raise _too_big(str(path), max_bytes, how_to_fix)
-        else:
-            data = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataFileError(f"{path} is corrupt or truncated ({error}); {how_to_fix}") from error
-    if len(data) > max_bytes:
-        raise _too_big(str(path), max_bytes, how_to_fix)
-    return data
-
-
-def gunzip_bytes(raw: bytes, source: str, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES) -> bytes:
-    """Decompress gzip bytes read from inside an archive, with clear errors; at most
-    ``max_bytes`` are decompressed (more is an error)."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
-            data = handle.read(max_bytes + 1)
+        data = (gzip.GzipFile(fileobj=handle) if gzipped else handle).read(max_bytes + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DataFileError(f"{source} is corrupt or truncated ({error}); {how_to_fix}") from error
     if len(data) > max_bytes:
-        raise _too_big(source, max_bytes, how_to_fix)
+        raise DataFileError(
+            f"{source} holds more than {max_bytes:,} bytes (decompressed), more than the official "
+            f"file of its kind: it is not one (a gzip bomb?), and was not read further; {how_to_fix}"
+        )
     return data
 
 
-_IDX_UINT8 = 0x08
+def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int) -> bytes:
+    """The decompressed bytes of ``path`` (gzip when it ends in ``.gz``), see :func:`bounded_read`."""
+    if not path.is_file():
+        raise DataFileError(f"missing dataset file {path}; {how_to_fix}")
+    try:
+        with open(path, "rb") as handle:
+            return bounded_read(handle, str(path), how_to_fix, max_bytes, path.suffix == ".gz")
+    except OSError as error:
+        raise DataFileError(f"{path} is corrupt or truncated ({error}); {how_to_fix}") from error
+
+
+def read_idx_pair(
+    read: Callable[[str, int], tuple[bytes, str]],
+    names: tuple[str, str],
+    count: int,
+    how_to_fix: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uint8 images ``(N, 28, 28)`` and labels ``(N,)`` of an IDX pair of at most ``count``
+    items; ``read(name, max_bytes)`` returns a file's decompressed bytes and its name for errors."""
+    images, labels = (
+        parse_idx(*read(name, idx_file_bytes(count, shape)), how_to_fix, count, shape)
+        for name, shape in zip(names, (IDX_IMAGE_SHAPE, ()), strict=True)
+    )
+    return images, labels
 
 
 def parse_idx(
-    raw: bytes,
-    source: str,
-    ndim: int,
-    how_to_fix: str,
-    max_items: int | None = None,
-    item_shape: tuple[int, ...] | None = None,
+    raw: bytes, source: str, how_to_fix: str, max_items: int, item_shape: tuple[int, ...]
 ) -> torch.Tensor:
-    """Parse an IDX file of unsigned bytes (the MNIST/EMNIST format) into a uint8 tensor.
+    """Parse an IDX file of unsigned bytes (the MNIST/EMNIST format) into a uint8 tensor of at
+    most ``max_items`` items of ``item_shape``.
 
     The header (magic, element type, number of dimensions), the declared sizes and the payload
     size are checked, so a truncated, foreign or oversized file is reported instead of being
     reshaped into garbage.
-
-    :param raw: the whole decompressed file.
-    :param source: file name used in error messages.
-    :param ndim: expected number of dimensions (3 for images, 1 for labels).
-    :param how_to_fix: appended to error messages.
-    :param max_items: the most items (first dimension) the official file holds (None: no bound).
-    :param item_shape: the shape every item must have, e.g. ``(28, 28)`` (None: any).
     """
+    ndim = 1 + len(item_shape)
     if len(raw) < 4 + 4 * ndim:
         raise DataFileError(
             f"{source} is too short ({len(raw)} bytes) to hold an IDX header; {how_to_fix}"
@@ -267,14 +256,11 @@ def parse_idx(
             f"0000080{ndim}; {how_to_fix}"
         )
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    if (max_items is not None and dims[0] > max_items) or (
-        item_shape is not None and tuple(dims[1:]) != tuple(item_shape)
-    ):
+    if dims[0] > max_items or tuple(dims[1:]) != item_shape:
+        shape = f" of shape {item_shape}" if item_shape else ""
         raise DataFileError(
-            f"{source} declares shape {dims}, but the official file holds at most "
-            f"{max_items if max_items is not None else 'any number of'} items"
-            f"{f' of shape {tuple(item_shape)}' if item_shape is not None else ''}: it is not one; "
-            f"{how_to_fix}"
+            f"{source} declares shape {dims}, but the official file holds at most {max_items} "
+            f"items{shape}: it is not one; {how_to_fix}"
         )
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims, dtype=np.int64))
@@ -289,30 +275,20 @@ def parse_idx(
 
 def images_and_labels(
     images_u8: torch.Tensor,
-    labels_u8: torch.Tensor,
+    labels: torch.Tensor,
     classes: Sequence[str],
     source: str,
     how_to_fix: str,
 ) -> LabelledImages:
-    """Build :class:`LabelledImages` from uint8 ``(N, H, W)`` or ``(N, C, H, W)`` pixels and labels.
-
-    Counts and label ranges are checked so a mismatched pair of files is reported.
-    """
-    if len(images_u8) != len(labels_u8):
+    """:class:`LabelledImages` from uint8 ``(N, H, W)`` or ``(N, C, H, W)`` pixels and integer
+    labels; a mismatched pair of files is a :class:`DataFileError` naming ``source``."""
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise DataFileError(
-            f"{source}: {len(images_u8)} images but {len(labels_u8)} labels; the image and label "
-            f"files do not belong together; {how_to_fix}"
-        )
-    if labels_u8.is_floating_point() or labels_u8.is_complex() or labels_u8.dtype == torch.bool:
-        raise DataFileError(
-            f"{source}: labels must be integers, got {labels_u8.dtype} (not truncated); {how_to_fix}"
-        )
-    labels = labels_u8.to(torch.int64)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise DataFileError(
-            f"{source}: labels span [{int(labels.min())}, {int(labels.max())}] but there are "
-            f"{len(classes)} classes; {how_to_fix}"
+            f"{source}: labels must be integers, got {labels.dtype} (not truncated); {how_to_fix}"
         )
     if images_u8.ndim == 3:
         images_u8 = images_u8.unsqueeze(1)
-    return LabelledImages(images_u8.float().div_(255.0), labels, tuple(classes))
+    try:
+        return LabelledImages(images_u8.float().div_(255.0), labels.long(), tuple(classes))
+    except ValueError as error:
+        raise DataFileError(f"{source}: {error}; {how_to_fix}") from error

@@ -7,25 +7,23 @@ first. EMNIST stores every image transposed; the reader turns them upright.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import string
 import zipfile
 from pathlib import Path
 
-from negdl.checks import check_bool
 from supervised.data.common import (
     DOWNLOAD_HINT,
-    IDX_IMAGE_SHAPE,
-    MAX_IDX_BYTES,
     DataFileError,
     LabelledImages,
+    bounded_read,
     download_file,
-    gunzip_bytes,
-    idx_file_bytes,
     images_and_labels,
-    parse_idx,
+    read_idx_pair,
     read_maybe_gzip,
-    resolve_data_dir,
+    reader_folder,
 )
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
@@ -57,11 +55,9 @@ def _extracted(raw_dir: Path, member: str) -> Path | None:
     return None
 
 
-def _member_bytes(
-    raw_dir: Path, member: str, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES
-) -> tuple[bytes, str]:
-    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip; at
-    most ``max_bytes`` are decompressed."""
+def _member_bytes(raw_dir: Path, how_to_fix: str, member: str, max_bytes: int) -> tuple[bytes, str]:
+    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip (at
+    most ``max_bytes``), and where they come from."""
     extracted = _extracted(raw_dir, member)
     if extracted is not None:
         return read_maybe_gzip(extracted, how_to_fix, max_bytes), str(extracted)
@@ -82,7 +78,7 @@ def _member_bytes(
         raise DataFileError(f"{archive} has no member {member}; {how_to_fix}") from error
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise DataFileError(f"{archive} is corrupt or truncated ({error}); {how_to_fix}") from error
-    return gunzip_bytes(raw, source, how_to_fix, max_bytes), source
+    return bounded_read(io.BytesIO(raw), source, how_to_fix, max_bytes, gzipped=True), source
 
 
 def load_emnist(
@@ -103,29 +99,21 @@ def load_emnist(
     """
     if not isinstance(split, str) or split not in EMNIST_CLASSES:
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
-    check_bool("train", train)
-    check_bool("download", download)
-    raw_dir = resolve_data_dir(root) / "EMNIST" / "raw"
+    raw_dir = reader_folder(root, train, download) / "EMNIST" / "raw"
     part = "train" if train else "test"
-    members = [
-        f"gzip/emnist-{split}-{part}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")
-    ]
+    members = (
+        f"gzip/emnist-{split}-{part}-images-idx3-ubyte.gz",
+        f"gzip/emnist-{split}-{part}-labels-idx1-ubyte.gz",
+    )
     if download and not all(_extracted(raw_dir, member) for member in members):
         download_file([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
     how_to_fix = (
         f"download {EMNIST_URL} into {raw_dir} (set NEGDL_DATA_DIR or root= to the folder that "
         f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
-    count = EMNIST_COUNTS[split][0 if train else 1]
-    images_raw, image_source = _member_bytes(
-        raw_dir, members[0], how_to_fix, idx_file_bytes(count, IDX_IMAGE_SHAPE)
-    )
-    labels_raw, label_source = _member_bytes(raw_dir, members[1], how_to_fix, idx_file_bytes(count))
-    images = parse_idx(images_raw, image_source, 3, how_to_fix, count, IDX_IMAGE_SHAPE)
+    read = functools.partial(_member_bytes, raw_dir, how_to_fix)
+    images, labels = read_idx_pair(read, members, EMNIST_COUNTS[split][not train], how_to_fix)
     images = images.transpose(1, 2).contiguous()
-    labels = parse_idx(labels_raw, label_source, 1, how_to_fix, count).to(
-        "cpu"
-    ).long() - _LABEL_OFFSET.get(split, 0)
-    return images_and_labels(
-        images, labels, EMNIST_CLASSES[split], f"EMNIST {split} {part}", how_to_fix
-    )
+    labels = labels.long() - _LABEL_OFFSET.get(split, 0)
+    classes = EMNIST_CLASSES[split]
+    return images_and_labels(images, labels, classes, f"EMNIST {split} {part}", how_to_fix)
