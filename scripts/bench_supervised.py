@@ -2,16 +2,13 @@
 ``Dataset`` + ``DataLoader`` pipeline, measured in the same run on the same data.
 
 The conventional pipeline is what the source (and torchvision's MNIST) does: each sample is a
-PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, and
-the model runs in the default memory format. The project pipeline keeps the whole split as a
-tensor on the device, batches by indexing and trains channels-last through ``Trainer``; it is
-also measured without channels-last to show where the speed comes from. On CUDA it is measured
-eagerly in fp32 and with float16 AMP, and with the step captured as a CUDA graph (the default
-there) or compiled with ``torch.compile(mode="reduce-overhead")``. ``StackedTrainer`` rows train
-K models at once (samples/s summed over the K models).
-
-The project rows time ``step`` over the source's batches (the batch gather included); the
-warm-up before each measurement holds any capture or compilation.
+PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, in
+the default memory format. The project pipeline keeps the split as a tensor on the device,
+batches by indexing and trains channels-last through ``Trainer`` (also measured without
+channels-last, and on CUDA with float16 AMP, a captured CUDA graph (the default there) and
+``torch.compile(mode="reduce-overhead")``); ``StackedTrainer`` rows train K models at once
+(samples/s summed over them). Project rows time ``step`` over the source's batches (the batch
+gather included); the warm-up before each measurement holds any capture or compilation.
 
     python scripts/bench_supervised.py --download     # writes runs/supervised/bench.md
 """
@@ -23,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -292,53 +290,37 @@ def main(args: Args) -> None:
         print(f"measuring on {machine}", flush=True)
         lines.insert(1, f"Machine ({device.type}): {machine}.")
         cuda = device.type == "cuda"
-        default_capture = "auto" if cuda else "off"
+        capture = "auto" if cuda else "off"
         default = "captured CUDA graph" if cuda else "eager"
 
-        def rate(run: Callable[[int], int], models: int = 1, device=device) -> float:
+        def rate(models: int = 1, device: torch.device = device, **options: Any) -> float:
+            run = project_pipeline(data, args, device, models, **options)
             return timed(run, args, device, models)
 
-        full_base = rate(conventional(data, args, device, frozen=False))
-        full = [
-            ("per-sample Dataset + DataLoader (conventional)", full_base),
-            (
-                "tensor pipeline, default memory format, eager fp32",
-                rate(project_pipeline(data, args, device, channels_last=False)),
-            ),
-            (
-                "tensor pipeline, channels-last, eager fp32"
-                + ("" if cuda else " (project default)"),
-                rate(project_pipeline(data, args, device)),
-            ),
+        full_base = timed(conventional(data, args, device, frozen=False), args, device)
+        tensor = "tensor pipeline, channels-last,"
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("tensor pipeline, default memory format, eager fp32", {"channels_last": False}),
+            (f"{tensor} eager fp32" + ("" if cuda else " (project default)"), {}),
         ]
         if cuda:
-            full += [
-                (
-                    "tensor pipeline, channels-last, eager float16 AMP",
-                    rate(project_pipeline(data, args, device, amp=True)),
-                ),
-                (
-                    "tensor pipeline, channels-last, captured CUDA graph (project default)",
-                    rate(project_pipeline(data, args, device, capture="auto")),
-                ),
-            ]
-            if args.compile:
-                full.append(
-                    (
-                        'tensor pipeline, channels-last, torch.compile(mode="reduce-overhead")',
-                        rate(project_pipeline(data, args, device, capture="compile")),
-                    )
-                )
-        full += [
-            (
-                f"{models} models stacked, {default} (total over the models)",
-                rate(project_pipeline(data, args, device, models, capture=default_capture), models),
+            variants.append((f"{tensor} eager float16 AMP", {"amp": True}))
+            variants.append(
+                (f"{tensor} captured CUDA graph (project default)", {"capture": "auto"})
             )
-            for models in args.stack_sizes
-            if models
+        if cuda and args.compile:
+            variants.append(
+                (f'{tensor} torch.compile(mode="reduce-overhead")', {"capture": "compile"})
+            )
+        full = [("per-sample Dataset + DataLoader (conventional)", full_base)]
+        full += [(name, rate(**options)) for name, options in variants]
+        full += [
+            (f"{k} models stacked, {default} (total over the models)", rate(k, capture=capture))
+            for k in args.stack_sizes
+            if k
         ]
-        frozen_base = rate(conventional(data, args, device, frozen=True))
-        head_rate = rate(project_pipeline(data, args, device, 1, True, default_capture))
+        frozen_base = timed(conventional(data, args, device, frozen=True), args, device)
+        head_rate = rate(frozen=True, capture=capture)
         # The source's phase 2 is 10 epochs; the one-off extraction is spread over them.
         epochs = 10
         amortised = epochs / (1 / extraction_rate(data, device) + epochs / head_rate)
@@ -349,23 +331,18 @@ def main(args: Args) -> None:
             ),
         ]
         if cuda:
-            frozen.append(
-                (
-                    "head on cached features, eager fp32",
-                    rate(project_pipeline(data, args, device, frozen=True)),
-                )
-            )
+            frozen.append(("head on cached features, eager fp32", rate(frozen=True)))
         frozen += [
             (f"head on cached features, {default} (project default)", head_rate),
             (f"head on cached features, one-off extraction spread over {epochs} epochs", amortised),
         ]
         frozen += [
             (
-                f"{models} heads stacked on their cached features, {default} (total over the models)",
-                rate(project_pipeline(data, args, device, models, True, default_capture), models),
+                f"{k} heads stacked on their cached features, {default} (total over the models)",
+                rate(k, frozen=True, capture=capture),
             )
-            for models in args.stack_sizes
-            if models
+            for k in args.stack_sizes
+            if k
         ]
         for training, rows, base in (
             ("full network (SN, phase 1)", full, full_base),

@@ -34,12 +34,7 @@ from torch import nn
 from negdl.cli import check_out_file, run_main
 from negdl.results import machine_description
 from supervised.capture import AMP_MIN_PARAMETERS
-from supervised.cbomf import (
-    MODES,
-    CBOMFConfig,
-    evaluate_modes,
-    train_modes,
-)
+from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.context import RunContext
 from supervised.data import DataFileError, DataOptions, LabelledImages
 from supervised.models import cifar_resnet18, mnist_net

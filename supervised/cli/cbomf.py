@@ -14,7 +14,6 @@ seeds are one trial whose every phase trains them in one stacked step
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,8 +160,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-cbomf", Args, run, argv)
+main = functools.partial(run_main, "negdl-cbomf", Args, run)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ says.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -172,8 +172,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-negative-aware", Args, run, argv)
+main = functools.partial(run_main, "negdl-negative-aware", Args, run)
 
 
 if __name__ == "__main__":

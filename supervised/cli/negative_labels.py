@@ -13,7 +13,6 @@ noise rate, method and seed, with the selection's kept share and its label preci
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -167,8 +166,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-negative-labels", Args, run, argv)
+main = functools.partial(run_main, "negdl-negative-labels", Args, run)
 
 
 if __name__ == "__main__":

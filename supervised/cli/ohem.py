@@ -12,7 +12,6 @@ seed, as :mod:`supervised.cli.common` says.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -130,8 +129,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-ohem", Args, run, argv)
+main = functools.partial(run_main, "negdl-ohem", Args, run)
 
 
 if __name__ == "__main__":

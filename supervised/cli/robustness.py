@@ -19,29 +19,26 @@ import functools
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from negdl.cli import run_main  # noqa: E402
-from negdl.results import markdown_table, mean_std  # noqa: E402
-from negdl.trials import Trial  # noqa: E402
-from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
-from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
-from supervised.cli.common import Report, RunOptions, check_known  # noqa: E402
-from supervised.data import LabelledImages  # noqa: E402
-from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
-from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
-from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
-from supervised.synergy import model_from_metadata  # noqa: E402
+from negdl.cli import run_main
+from negdl.results import markdown_table, mean_std
+from negdl.trials import Trial
+from supervised.attacks import ATTACKS, FGSM, PGD, make_attack
+from supervised.checkpoints import load_checkpoint, read_metadata
+from supervised.cli.common import Report, RunOptions, check_known
+from supervised.data import LabelledImages
+from supervised.evaluation import accuracy, evaluate, predict_models
+from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
+from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix
+from supervised.synergy import model_from_metadata
 
 #: A trial's result tables, also the names of their CSV files.
 TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
@@ -138,7 +135,8 @@ def load_test(args: Args, device: torch.device) -> LabelledImages:
 
 def sweep_plot(rows: list[dict], path: Path) -> None:
     """Accuracy against eps, one line per model, mean ± std over seeds."""
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     for model in dict.fromkeys(row["model"] for row in rows):
         eps_values = sorted({row["eps"] for row in rows if row["model"] == model})
         values = [
@@ -156,7 +154,6 @@ def sweep_plot(rows: list[dict], path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
@@ -303,8 +300,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-robustness", Args, run, argv)
+main = functools.partial(run_main, "negdl-robustness", Args, run)
 
 
 if __name__ == "__main__":

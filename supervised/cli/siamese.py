@@ -14,8 +14,8 @@ seed, as :mod:`supervised.cli.common` says.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
@@ -188,8 +188,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-siamese", Args, run, argv)
+main = functools.partial(run_main, "negdl-siamese", Args, run)
 
 
 if __name__ == "__main__":

@@ -16,37 +16,28 @@ seed, as :mod:`supervised.cli.common` says.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from negdl.cli import run_main  # noqa: E402
-from negdl.results import comparison_table, markdown_table  # noqa: E402
-from negdl.trials import Trial  # noqa: E402
-from negdl.writers import TensorBoardWriters  # noqa: E402
-from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
-from supervised.checkpoints import save_checkpoint  # noqa: E402
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known  # noqa: E402
-from supervised.context import RunContext  # noqa: E402
-from supervised.data import LabelledImages  # noqa: E402
-from supervised.evaluation import evaluate_models  # noqa: E402
-from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
-from supervised.models import ARCHITECTURES, make_classifier  # noqa: E402
-from supervised.occlusions import (  # noqa: E402
-    cifar_blocks,
-    corner_occlusions,
-    mnist_cuts,
-    partial_test_sets,  # noqa: E402
-)
-from supervised.runtime import seed_everything  # noqa: E402
-from supervised.synergy import (  # noqa: E402
+from negdl.cli import run_main
+from negdl.results import comparison_table, markdown_table
+from negdl.trials import Trial
+from negdl.writers import TensorBoardWriters
+from supervised.cbomf import MODES, CBOMFConfig, train_modes
+from supervised.checkpoints import save_checkpoint
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known
+from supervised.context import RunContext
+from supervised.data import LabelledImages
+from supervised.evaluation import evaluate_models
+from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule
+from supervised.models import ARCHITECTURES, make_classifier
+from supervised.occlusions import cifar_blocks, corner_occlusions, mnist_cuts, partial_test_sets
+from supervised.runtime import seed_everything
+from supervised.synergy import (
     assemble_synergy,
     case_analysis,
     hot_start_synergy,
@@ -166,7 +157,8 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     picked = picked[:count]
     if not picked:
         return False
-    figure, axes = plt.subplots(len(picked), 2, figsize=(7, 1.8 * len(picked)), squeeze=False)
+    figure = Figure(figsize=(7, 1.8 * len(picked)))
+    axes = figure.subplots(len(picked), 2, squeeze=False)
     for row, (name, data, index, members, joined) in enumerate(picked):
         image = data.images[index].permute(1, 2, 0).cpu().squeeze(-1)
         axes[row, 0].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
@@ -186,7 +178,6 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return True
 
 
@@ -316,8 +307,7 @@ def write_report(args: Args, report: Report) -> None:
     report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-synergy", Args, run, argv)
+main = functools.partial(run_main, "negdl-synergy", Args, run)
 
 
 if __name__ == "__main__":
