@@ -15,9 +15,10 @@ gather included); the warm-up before each measurement holds any capture or compi
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,10 @@ def load_pixels(args: Args) -> tuple[LabelledImages, str]:
     except DataFileError:
         generator = torch.Generator().manual_seed(args.seed)
         count = (args.steps + args.warmup_steps) * args.batch_size
-        images = (
-            torch.randint(
-                0, 256, (count, 1, 28, 28), generator=generator, dtype=torch.uint8
-            ).float()
-            / 255
-        )
+        pixels = torch.randint(0, 256, (count, 1, 28, 28), generator=generator, dtype=torch.uint8)
         labels = torch.randint(0, 10, (count,), generator=generator)
-        return LabelledImages(
-            images, labels, tuple("0123456789")
-        ), "random 28x28 data (MNIST not found)"
+        random = LabelledImages(pixels.float() / 255, labels, tuple("0123456789"))
+        return random, "random 28x28 data (MNIST not found)"
 
 
 def timed(run: Callable[[int], int], args: Args, device: torch.device, models: int = 1) -> float:
@@ -164,36 +159,13 @@ def conventional(
         for step, (images, labels) in enumerate(loader):
             if step == steps:
                 break
-            images, labels = (
-                images.to(device, non_blocking=True),
-                labels.to(device, non_blocking=True),
-            )
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             samples += len(labels)
-        return samples
-
-    return run
-
-
-def stepping(trainer: Trainer | StackedTrainer, source, generators) -> Callable[[int], int]:
-    """Time ``trainer.step`` over the source's batches, epoch after epoch; returns the samples
-    trained on (over every model of a stack)."""
-
-    def forever():
-        while True:
-            yield from source.batches(generators)
-
-    batches = forever()
-
-    def run(steps: int) -> int:
-        samples = 0
-        for _ in range(steps):
-            batch = next(batches)
-            trainer.step(batch)
-            samples += batch[1].numel()  # labels: (B,) or (K, B)
         return samples
 
     return run
@@ -254,10 +226,26 @@ def project_pipeline(
             batch_size=args.batch_size,
         )
         generators = [torch.Generator().manual_seed(args.seed + k) for k in range(models)]
-    source = trainer.batch_source(source)
+    batch_source = trainer.batch_source(source)
     for net in nets:
         net.train()
-    return stepping(trainer, source, generators)
+
+    def forever() -> Iterator:
+        while True:
+            yield from batch_source.batches(generators)
+
+    batches = forever()
+
+    def run(steps: int) -> int:
+        """``trainer.step`` over the next ``steps`` batches; returns the samples trained on
+        (over every model of a stack)."""
+        samples = 0
+        for batch in itertools.islice(batches, steps):
+            trainer.step(batch)
+            samples += batch[1].numel()  # labels: (B,) or (K, B)
+        return samples
+
+    return run
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:

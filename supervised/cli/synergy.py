@@ -141,9 +141,9 @@ def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
     return train.to(device), partial_test_sets(test, occlusions, device=device)
 
 
-def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
+def rescued_figure(models, test_sets, count: int, path: Path) -> None:
     """Draw up to ``count`` samples synergy gets right although both heads are wrong, with the
-    three models' class probabilities; False when there is none to draw."""
+    three models' class probabilities (nothing when there is none)."""
     synergy = models["synergy"]
     picked = []
     for name, data in test_sets.items():
@@ -156,7 +156,7 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
             )
     picked = picked[:count]
     if not picked:
-        return False
+        return
     figure = Figure(figsize=(7, 1.8 * len(picked)))
     axes = figure.subplots(len(picked), 2, squeeze=False)
     for row, (name, data, index, members, joined) in enumerate(picked):
@@ -178,7 +178,6 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    return True
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
@@ -204,8 +203,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         normal, negative = trained["SN"].model, trained["HN"].model
         models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
         steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}
-        synergy = assemble_synergy(normal, negative)
-        models["synergy"] = synergy
+        models["synergy"] = synergy = assemble_synergy(normal, negative)
         for omega in args.omegas:
             models[f"synergy-w{omega:g}"] = synergy.with_rule(WeightedSumRule(omega))
         models["synergy-product"] = synergy.with_rule(ProductRule())
