@@ -1,11 +1,9 @@
 """Reproduce CBOMF: train every mode from the same seeds, test on full and partial inputs.
 
-A sweep with one trial per seed, as :mod:`supervised.cli.common` says: a trial trains every mode
-from its seed (the modes share their first phase) and evaluates them. Writes ``results.csv`` (one
-row per mode, seed and test set) and ``results.md`` (mean ± std over seeds, plus the source's
-MNIST numbers), and per seed ``<out_dir>/<dataset>/seed<k>/``: TensorBoard runs and checkpoints
-per mode, the seed's rows, its log and its record. With ``--stacked`` (the default on CUDA) all
-seeds are one trial whose every phase trains them in one stacked step
+A trial trains every mode from its seed (the modes share their first phase) and evaluates them;
+``results.md`` adds the source's MNIST numbers, and each seed's folder
+``<out_dir>/<dataset>/seed<k>/`` holds a checkpoint per mode. With ``--stacked`` (the default on
+CUDA) all seeds are one trial whose every phase trains them in one stacked step
 (``<out_dir>/<dataset>/stacked_seeds0-1-2/seed<k>/``).
 
     negdl-cbomf --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data

@@ -1,11 +1,12 @@
 """The options every supervised study command takes, declared and checked once, and the steps
 every study runs and reports through.
 
-A study is a sweep of trials (``negdl.sweeps``), one per seed or grid point: its results are
-rewritten after every finished trial, running the command again skips the trials that finished,
-trials run in local processes with ``--workers N`` or as Ray tasks with ``--backend ray``, and
-Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones and exits with status
-130 (143).
+A study is a sweep of trials (``negdl.sweeps``), one per seed (``<out_dir>/seed<k>/``, with its
+TensorBoard runs) unless it says otherwise. Its ``results.csv`` and ``results.md`` (mean ± std
+over seeds) are rewritten after every finished trial; running the command again skips the
+trials that finished, trials run in local processes with ``--workers N`` or as Ray tasks with
+``--backend ray``, and Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones
+and exits with status 130 (143).
 """
 
 from __future__ import annotations

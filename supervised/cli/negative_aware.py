@@ -4,10 +4,7 @@ Per seed, trains a baseline on all ten digits and one negative-aware model per t
 (occluded, inverted, noise), plus a baseline on digits 0-4 and a negative-aware model that uses
 digits 5-9 as negatives (held-out classes). Each model is scored on the clean test set and on
 held-out negatives of every kind built from the *test* split: NCR_t, FPR at 95% TPR, AUROC and
-AUPR of the max-softmax confidence. Writes ``results.csv`` (one row per model, seed, negative
-kind and metric), ``results.md`` (mean ± std over seeds) and TensorBoard runs under
-``<out_dir>/seed<k>/<model>``; a sweep with one trial per seed, as :mod:`supervised.cli.common`
-says.
+AUPR of the max-softmax confidence (one result row per model, seed, negative kind and metric).
 
     negdl-negative-aware --seeds 0 1 2
 """

@@ -1,11 +1,9 @@
 """Negative output learning under label noise: cross-entropy vs NLNL and its stages, on MNIST.
 
-For each noise rate and seed, corrupt the training labels with symmetric noise (a share of the
-labels replaced by a uniformly drawn other class), train every method on the noisy labels from
-the same initialisation, and report the clean test accuracy. Writes ``results.csv`` (one row per
-noise rate, method and seed, with the selection's kept share and its label precision),
-``results.md`` (mean ± std over seeds) and TensorBoard runs under
-``<out_dir>/noise<percent>/seed<k>/<method>``; a sweep as :mod:`supervised.cli.common` says.
+For each noise rate and seed (one trial each, ``<out_dir>/noise<percent>/seed<k>/``), corrupt
+the training labels with symmetric noise (a share of the labels replaced by a uniformly drawn
+other class), train every method on the noisy labels from the same initialisation, and report
+the clean test accuracy, and for the selective methods the kept share and its label precision.
 
     negdl-negative-labels --seeds 0 1 2
 """

@@ -2,9 +2,7 @@
 
 Trains the chosen CBOMF modes (SN by default) from the same seeds once per loss reducer (the
 mean, and OHEM keeping a fraction or the top k of each batch's losses) and evaluates them on the
-full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
-and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``; a sweep with one trial per
-seed, as :mod:`supervised.cli.common` says.
+full and partial MNIST test sets (TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``).
 
     negdl-ohem --seeds 0 1 2
 """

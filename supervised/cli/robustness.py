@@ -1,13 +1,11 @@
 """Robustness of trained models to adversarial attacks (checkpoints from negdl-synergy).
 
-Per seed: the white-box FGSM sweep over eps (PNG plot of accuracy against eps), the PGD
-black-box transfer matrix (every model attacked as donor x every model as target; the
-diagonal is white-box), the 8-attack suite at one eps for chosen models (torchattacks 3.5.1
-defaults otherwise), and max-ensemble vs averaging under transferred FGSM (each model in turn
-is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the models
-standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
-numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``; a sweep with
-one trial per seed, as :mod:`supervised.cli.common` says.
+Per seed: the white-box FGSM sweep over eps (plotted in ``fgsm.png``), the PGD black-box
+transfer matrix (every model attacked as donor x every model as target; the diagonal is
+white-box), the 8-attack suite at one eps for chosen models (torchattacks 3.5.1 defaults
+otherwise), and max-ensemble vs averaging under transferred FGSM (each model in turn is the
+donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the models standardise
+inside. One CSV per table, under ``<out_dir>/<dataset>/``.
 
     negdl-synergy --seeds 0 1 2          # trains and saves the models
     negdl-robustness --seeds 0 1 2

@@ -1,13 +1,10 @@
 """Negative triplet Siamese networks on MNIST: TSN, TSN-N, TSN-P from scratch and as fine-tuning.
 
 Trains every schedule from the same seeds, embeds the test set (queries) and the training set
-(references), and reports nearest-prototype accuracy, k-NN accuracy and precision@1. A reference
-row trains the same embedding network with pytorch-metric-learning's conventions (its MNIST
-TripletMarginLoss example: cosine distance, margin 0.2, semi-hard mining, Adam, one epoch) on
-the full training split. Writes ``results.csv``, ``results.md`` (mean ± std over seeds, with the
-source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
-seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``; a sweep with one trial per
-seed, as :mod:`supervised.cli.common` says.
+(references), and reports nearest-prototype accuracy, k-NN accuracy and precision@1, with the
+source's numbers and a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``,
+first seed). A reference row trains the same network with pytorch-metric-learning's conventions
+(its MNIST TripletMarginLoss example) on the full training split.
 
     negdl-siamese --seeds 0 1 2
 """

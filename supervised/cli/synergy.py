@@ -3,12 +3,9 @@
 Per seed: CBOMF SN (the normal model) and HN (a negative head on SN's frozen extractor) are
 trained once and joined without further training by every rule (sum, weighted sums, product,
 most confident member), a learned fusion (SynergyF) is trained briefly on top, and trained and
-hot-start trained synergy are trained. Every model is evaluated on the full test set and every
-partial/occluded variant. Writes ``results.csv`` / ``results.md`` (mean ± std over seeds, the
-source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``rescued.png``
-(samples synergy rescues, with the three models' class probabilities), checkpoints that
-``negdl-robustness`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``; a sweep with one trial per
-seed, as :mod:`supervised.cli.common` says.
+hot-start trained synergy are trained; every model is evaluated on every partial/occluded test
+set. Also writes ``cases.csv`` (case analysis per test set), ``rescued.png`` (samples synergy
+rescues) and the checkpoints ``negdl-robustness`` reads, under ``<out_dir>/<dataset>/``.
 
     negdl-synergy --seeds 0 1 2
 """

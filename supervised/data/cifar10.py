@@ -220,14 +220,9 @@ def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[st
 def load_cifar10(
     train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
-    """Load the CIFAR-10 training (50000) or test (10000) split as tensors.
-
-    :param train: the training split when True, else the test split.
-    :param root: data directory holding ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``;
-        default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
-    :param download: fetch the archive (about 170 MB) unless the batches are already extracted;
-        the archive, fetched or already there, is md5-verified before use.
-    """
+    """Load the CIFAR-10 training (50000) or test (10000) split as tensors; arguments as
+    :func:`~supervised.data.load_dataset` (``download`` fetches the archive, about 170 MB,
+    unless the batches are already extracted)."""
     root_path = reader_folder(root, train, download)
     if download and not (root_path / CIFAR10_FOLDER).is_dir():
         download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)

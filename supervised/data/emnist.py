@@ -87,16 +87,10 @@ def load_emnist(
     root: str | os.PathLike[str] | None = None,
     download: bool = False,
 ) -> LabelledImages:
-    """Load one EMNIST split as upright 28x28 tensors.
-
-    :param split: ``"balanced"`` (47 classes), ``"mnist"``, ``"digits"`` (10) or ``"letters"``
-        (26, labels 0..25 for a..z).
-    :param train: the training part when True, else the test part.
-    :param root: data directory holding ``EMNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
-        ``~/.cache/negdl/data``.
-    :param download: fetch ``gzip.zip`` (about 536 MB) unless the split's files are already
-        extracted; the archive, fetched or already there, is md5-verified before use.
-    """
+    """Load one EMNIST split from ``<root>/EMNIST/raw/`` as upright 28x28 tensors; ``split``:
+    ``"balanced"`` (47 classes), ``"mnist"``, ``"digits"`` (10) or ``"letters"`` (26, labels
+    0..25 for a..z), other arguments as :func:`~supervised.data.load_dataset` (``download``
+    fetches ``gzip.zip``, about 536 MB, unless the split's files are already extracted)."""
     if not isinstance(split, str) or split not in EMNIST_CLASSES:
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
     raw_dir = reader_folder(root, train, download) / "EMNIST" / "raw"

@@ -43,14 +43,8 @@ def _raw_file(raw_dir: Path, name: str) -> Path:
 def load_mnist(
     train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
-    """Load the MNIST training (60000) or test (10000) split as tensors.
-
-    :param train: the training split when True, else the test split.
-    :param root: data directory holding ``MNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
-        ``~/.cache/negdl/data``.
-    :param download: fetch missing files from the official mirrors; every gzip file, fetched
-        or already there, is md5-verified before use (a mismatch is fetched again).
-    """
+    """Load the MNIST training (60000) or test (10000) split from ``<root>/MNIST/raw/`` as
+    tensors; arguments as :func:`~supervised.data.load_dataset`."""
     raw_dir = reader_folder(root, train, download) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
