@@ -24,7 +24,7 @@ from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
 from supervised.data import EMNIST_CLASSES, LabelledImages
 from supervised.models import make_activation, mnist_net
@@ -149,12 +149,8 @@ def write_report(args: Args, report: Report) -> None:
     )
     text += ["", markdown_table(rows, "test_set", "mode", "accuracy")]
     if args.dataset == "mnist":
-        text += [
-            "",
-            "## Compared with the source (MNIST)",
-            "",
-            comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
-        ]
+        comparison = comparison_table(rows, SOURCE_MNIST, "test_set", "mode")
+        text += section("Compared with the source (MNIST)", comparison)
     report.write(text)
 
 

@@ -190,6 +190,11 @@ class TrainRunOptions(RunOptions):
         )
 
 
+def section(title: str, *lines: str) -> list[str]:
+    """A report's section: a blank line, the heading ``## title``, a blank line, ``lines``."""
+    return ["", f"## {title}", "", *lines]
+
+
 def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
     """One result row per test set, ``columns`` then the set's name and its accuracy (%) to
     two decimals; printed as one line, ``<label>: <set> <accuracy>, ...``."""

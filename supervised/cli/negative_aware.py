@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from negdl.cli import run_main
 from negdl.results import markdown_table
 from negdl.trials import Trial
-from supervised.cli.common import Report, TrainRunOptions, check_known
+from supervised.cli.common import Report, TrainRunOptions, check_known, section
 from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.negative_aware import (
@@ -149,14 +149,9 @@ def write_report(args: Args, report: Report) -> None:
         f"{config.target} to uniform; {args.subsets()}. Negatives for testing are built from "
         "the test split (held-out for training).",
     )
-    text += [
-        "",
-        SOURCE_NOTE,
-        "",
-        "## Clean test accuracy (%)",
-        "",
-        markdown_table([r for r in rows if r["negatives"] == "clean"], *MODEL_METRIC),
-    ]
+    clean = [r for r in rows if r["negatives"] == "clean"]
+    text += ["", SOURCE_NOTE]
+    text += section("Clean test accuracy (%)", markdown_table(clean, *MODEL_METRIC))
     metrics = [f"NCR_{t:g}" for t in NCR_THRESHOLDS] + ["FPR95", "AUROC", "AUPR"]
     kinds = [kind for kind in dict.fromkeys(row["negatives"] for row in rows) if kind != "clean"]
     for kind in kinds:
@@ -165,7 +160,7 @@ def write_report(args: Args, report: Report) -> None:
             for r in rows
             if r["negatives"] == kind and r["metric"] in metrics
         ]
-        text += ["", f"## Test negatives: {kind} (%)", "", markdown_table(shown, *MODEL_METRIC)]
+        text += section(f"Test negatives: {kind} (%)", markdown_table(shown, *MODEL_METRIC))
     report.write(text)
 
 

@@ -23,7 +23,7 @@ from negdl.results import markdown_table
 from negdl.sweeps import Grid, Sweep
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
-from supervised.cli.common import Report, TrainRunOptions, check_known
+from supervised.cli.common import Report, TrainRunOptions, check_known, section
 from supervised.complementary import (
     NOISE_METHODS,
     NoisyLabelConfig,
@@ -139,28 +139,23 @@ def write_report(args: Args, report: Report) -> None:
         f"{config.threshold or '1/classes'}. SGD momentum {config.momentum}, batch "
         f"{config.batch_size}, {args.subsets()}.",
     )
-    text += [
-        "",
-        markdown_table(shown, "method", "noise %", "accuracy"),
-    ]
+    text += ["", markdown_table(shown, "method", "noise %", "accuracy")]
     if selection:
-        kept = [{**row, "value": 100 * row["kept"]} for row in selection]
-        precise = [{**row, "value": 100 * row["kept_clean"]} for row in selection]
-        text += [
-            "",
-            "## The selections",
-            "",
+        kept = [
+            {**row, "what": f"{row['method']}: kept", "value": 100 * row["kept"]}
+            for row in selection
+        ]
+        clean = [
+            {**row, "what": f"{row['method']}: clean among kept", "value": 100 * row["kept_clean"]}
+            for row in selection
+        ]
+        text += section(
+            "The selections",
             "Share of training samples each selective method trained on in its last epoch (%), "
             "and share of those whose given label is right (%):",
             "",
-            markdown_table(
-                [{**row, "what": f"{row['method']}: kept"} for row in kept]
-                + [{**row, "what": f"{row['method']}: clean among kept"} for row in precise],
-                "what",
-                "noise %",
-                "value",
-            ),
-        ]
+            markdown_table(kept + clean, "what", "noise %", "value"),
+        )
     report.write(text)
 
 

@@ -19,7 +19,7 @@ from negdl.results import markdown_table
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.models import mnist_net
@@ -123,7 +123,7 @@ def write_report(args: Args, report: Report) -> None:
     )
     for mode in dict.fromkeys(row["mode"] for row in report.rows):
         rows = [row for row in report.rows if row["mode"] == mode]
-        text += ["", f"## {mode}", "", markdown_table(rows, "reducer", "test_set", "accuracy")]
+        text += section(mode, markdown_table(rows, "reducer", "test_set", "accuracy"))
     report.write(text)
 
 

@@ -31,7 +31,7 @@ from negdl.results import markdown_table, mean_std
 from negdl.trials import Trial
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack
 from supervised.checkpoints import load_checkpoint, read_metadata
-from supervised.cli.common import Report, RunOptions, check_known
+from supervised.cli.common import Report, RunOptions, check_known, section
 from supervised.data import LabelledImages
 from supervised.evaluation import accuracy, evaluate, predict_models
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
@@ -262,39 +262,35 @@ def write_report(args: Args, report: Report) -> None:
         f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in "
         f"[0, 1], models from {args.models_dir}.",
     )
-    text += [
-        "",
-        "## White-box FGSM sweep (rows: model, columns: eps)",
-        "",
+    text += section(
+        "White-box FGSM sweep (rows: model, columns: eps)",
         markdown_table(sweep_rows, "model", "eps", "accuracy"),
-        "",
-        f"## PGD transfer matrix (eps {args.pgd_eps:g}, alpha {args.pgd_alpha:g}, {args.pgd_steps} steps; rows: donor attacked, columns: target; diagonal white-box)",
-        "",
+    )
+    text += section(
+        f"PGD transfer matrix (eps {args.pgd_eps:g}, alpha {args.pgd_alpha:g}, {args.pgd_steps} "
+        "steps; rows: donor attacked, columns: target; diagonal white-box)",
         markdown_table(transfer_rows, "donor", "target", "accuracy"),
-        "",
-        f"## Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, 50 steps)",
-        "",
+    )
+    text += section(
+        f"Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, "
+        "50 steps)",
         markdown_table(suite_rows, "attack", "model", "accuracy"),
         "",
         f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
-        "",
-        f"## Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor is left out of the ensemble)",
-        "",
+    )
+    text += section(
+        f"Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor "
+        "is left out of the ensemble)",
         markdown_table(ensemble_rows, "donor", "ensemble", "accuracy"),
-        "",
-        "## Wall time (seconds)",
-        "",
-        markdown_table(timing_rows, "task", "model", "seconds"),
-    ]
+    )
+    text += section("Wall time (seconds)", markdown_table(timing_rows, "task", "model", "seconds"))
     if source_lines:
-        text += [
-            "",
-            "## Compared with the source (MNIST FGSM, SN vs NR)",
-            "",
+        text += section(
+            "Compared with the source (MNIST FGSM, SN vs NR)",
             "| model | eps | source | ours |",
             "| --- | ---: | ---: | ---: |",
             *source_lines,
-        ]
+        )
     report.write(text)
 
 

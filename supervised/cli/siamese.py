@@ -24,7 +24,7 @@ from negdl.cli import run_main
 from negdl.results import markdown_table
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
-from supervised.cli.common import Report, TrainRunOptions
+from supervised.cli.common import Report, TrainRunOptions, section
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.embeddings import embed, plot_embeddings
@@ -172,16 +172,9 @@ def write_report(args: Args, report: Report) -> None:
         f"Adam lr {pml.lr}, cosine distance, margin {pml.margin}, semi-hard mining, mean over "
         "non-zero losses.",
     )
-    text += [
-        "",
-        markdown_table(long_rows, "schedule", "metric", "value")
-        if long_rows
-        else "(every run diverged)",
-        "",
-        "## Compared with the source and pytorch-metric-learning",
-        "",
-        comparison_table(rows),
-    ]
+    scores = markdown_table(long_rows, "schedule", "metric", "value")
+    text += ["", scores if long_rows else "(every run diverged)"]
+    text += section("Compared with the source and pytorch-metric-learning", comparison_table(rows))
     report.write(text)
 
 

@@ -26,7 +26,7 @@ from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.evaluation import evaluate_models
@@ -278,27 +278,20 @@ def write_report(args: Args, report: Report) -> None:
         f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr "
         f"{args.lr} momentum {args.momentum}, batch {args.batch_size}, {args.subsets()}.",
     )
-    text += [
-        "",
-        markdown_table(rows, "model", "test_set", "accuracy"),
-        "",
-        "## Case analysis of synergy (sum, omega 1), mean over seeds",
-        "",
+    text += ["", markdown_table(rows, "model", "test_set", "accuracy")]
+    text += section(
+        "Case analysis of synergy (sum, omega 1), mean over seeds",
         "| test set | both right | only normal | only negative | neither | rescued by synergy | lost by synergy |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    )
     for test_set in dict.fromkeys(row["test_set"] for row in case_rows):
         chosen = [row for row in case_rows if row["test_set"] == test_set]
         cases = ("both", "only_normal", "only_negative", "neither", "rescued", "lost")
         means = [f"{sum(row[key] for row in chosen) / len(chosen):.1f}" for key in cases]
         text.append(f"| {test_set} | " + " | ".join(means) + " |")
     if args.dataset == "cifar10" and args.arch == "lenet":
-        text += [
-            "",
-            "## Compared with the source (CIFAR-10 LeNet)",
-            "",
-            comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
-        ]
+        comparison = comparison_table(rows, SOURCE_CIFAR, "test_set", "model")
+        text += section("Compared with the source (CIFAR-10 LeNet)", comparison)
     report.write(text)
 
 
