@@ -208,6 +208,15 @@ def bounded_read(
     return data
 
 
+def extracted_copy(folder: Path, name: str) -> Path | None:
+    """The file ``folder/name`` (a ``.gz`` name), else the uncompressed copy torchvision leaves
+    next to it, else None."""
+    for path in (folder / name, folder / name.removesuffix(".gz")):
+        if path.is_file():
+            return path
+    return None
+
+
 def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int) -> bytes:
     """The decompressed bytes of ``path`` (gzip when it ends in ``.gz``), see :func:`bounded_read`."""
     if not path.is_file():

@@ -20,6 +20,7 @@ from supervised.data.common import (
     LabelledImages,
     bounded_read,
     download_file,
+    extracted_copy,
     images_and_labels,
     read_idx_pair,
     read_maybe_gzip,
@@ -46,24 +47,16 @@ EMNIST_COUNTS: dict[str, tuple[int, int]] = {
 _LABEL_OFFSET = {"letters": 1}
 
 
-def _extracted(raw_dir: Path, member: str) -> Path | None:
-    """The copy of archive member ``member`` already extracted into ``raw_dir``, if any."""
-    name = member.removeprefix("gzip/")
-    for candidate in (raw_dir / name, raw_dir / name.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _member_bytes(raw_dir: Path, how_to_fix: str, member: str, max_bytes: int) -> tuple[bytes, str]:
+def _member_bytes(raw_dir: Path, how_to_fix: str, name: str, max_bytes: int) -> tuple[bytes, str]:
     """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip (at
     most ``max_bytes``), and where they come from."""
-    extracted = _extracted(raw_dir, member)
+    extracted = extracted_copy(raw_dir, name)
     if extracted is not None:
         return read_maybe_gzip(extracted, how_to_fix, max_bytes), str(extracted)
     archive = raw_dir / "gzip.zip"
     if not archive.is_file():
         raise DataFileError(f"missing EMNIST archive {archive}; {how_to_fix}")
+    member = f"gzip/{name}"
     source = f"{archive}:{member}"
     try:
         with zipfile.ZipFile(archive) as zipped:
@@ -95,18 +88,16 @@ def load_emnist(
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
     raw_dir = reader_folder(root, train, download) / "EMNIST" / "raw"
     part = "train" if train else "test"
-    members = (
-        f"gzip/emnist-{split}-{part}-images-idx3-ubyte.gz",
-        f"gzip/emnist-{split}-{part}-labels-idx1-ubyte.gz",
-    )
-    if download and not all(_extracted(raw_dir, member) for member in members):
+    prefix = f"emnist-{split}-{part}"
+    names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
+    if download and not all(extracted_copy(raw_dir, name) for name in names):
         download_file([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
     how_to_fix = (
         f"download {EMNIST_URL} into {raw_dir} (set NEGDL_DATA_DIR or root= to the folder that "
         f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
     read = functools.partial(_member_bytes, raw_dir, how_to_fix)
-    images, labels = read_idx_pair(read, members, EMNIST_COUNTS[split][not train], how_to_fix)
+    images, labels = read_idx_pair(read, names, EMNIST_COUNTS[split][not train], how_to_fix)
     images = images.transpose(1, 2).contiguous()
     labels = labels.long() - _LABEL_OFFSET.get(split, 0)
     classes = EMNIST_CLASSES[split]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from supervised.data.common import (
     DOWNLOAD_HINT,
     LabelledImages,
     download_file,
+    extracted_copy,
     images_and_labels,
     read_idx_pair,
     read_maybe_gzip,
@@ -33,13 +33,6 @@ MNIST_COUNTS = {"train": 60_000, "t10k": 10_000}
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def _raw_file(raw_dir: Path, name: str) -> Path:
-    """The gzip file, or the uncompressed copy torchvision leaves next to it."""
-    gz = raw_dir / name
-    plain = raw_dir / name.removesuffix(".gz")
-    return plain if not gz.exists() and plain.exists() else gz
-
-
 def load_mnist(
     train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
@@ -50,7 +43,7 @@ def load_mnist(
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     if download:
         for name in names:
-            if (raw_dir / name).exists() or not _raw_file(raw_dir, name).exists():
+            if (raw_dir / name).exists() or extracted_copy(raw_dir, name) is None:
                 mirrors = [mirror + name for mirror in MNIST_MIRRORS]
                 download_file(mirrors, raw_dir / name, MNIST_FILES[name])
     how_to_fix = (
@@ -59,7 +52,7 @@ def load_mnist(
     )
 
     def read(name: str, max_bytes: int) -> tuple[bytes, str]:
-        path = _raw_file(raw_dir, name)
+        path = extracted_copy(raw_dir, name) or raw_dir / name
         return read_maybe_gzip(path, how_to_fix, max_bytes), str(path)
 
     images, labels = read_idx_pair(read, names, MNIST_COUNTS[prefix], how_to_fix)
