@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import struct
@@ -36,15 +37,6 @@ DOWNLOAD_HINT = "pass --download to the script (download=True in Python)"
 
 class DataFileError(RuntimeError, UserError):
     """A dataset file is missing, truncated or not in the expected format."""
-
-
-#: Every MNIST and EMNIST image is 28 x 28 uint8 pixels.
-IDX_IMAGE_SHAPE = (28, 28)
-
-
-def idx_file_bytes(count: int, item_shape: tuple[int, ...] = ()) -> int:
-    """Bytes of an IDX file of ``count`` uint8 items of ``item_shape``: header, then data."""
-    return 4 + 4 * (1 + len(item_shape)) + count * int(np.prod(item_shape, dtype=np.int64))
 
 
 _IDX_UINT8 = 0x08
@@ -236,11 +228,12 @@ def read_idx_pair(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The uint8 images ``(N, 28, 28)`` and labels ``(N,)`` of an IDX pair of at most ``count``
     items; ``read(name, max_bytes)`` returns a file's decompressed bytes and its name for errors."""
-    images, labels = (
-        parse_idx(*read(name, idx_file_bytes(count, shape)), how_to_fix, count, shape)
-        for name, shape in zip(names, (IDX_IMAGE_SHAPE, ()), strict=True)
-    )
-    return images, labels
+
+    def parsed(name: str, item_shape: tuple[int, ...]) -> torch.Tensor:
+        max_bytes = 4 * (2 + len(item_shape)) + count * math.prod(item_shape)  # header, data
+        return parse_idx(*read(name, max_bytes), how_to_fix, count, item_shape)
+
+    return parsed(names[0], (28, 28)), parsed(names[1], ())  # MNIST and EMNIST images: 28 x 28
 
 
 def parse_idx(
