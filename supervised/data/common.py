@@ -56,43 +56,34 @@ class LabelledImages:
     classes: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+        images, labels, classes = self.images, self.labels, self.classes
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
             raise ValueError(
-                f"images and labels must be tensors, got {type(self.images).__name__} and "
-                f"{type(self.labels).__name__}"
+                f"images and labels must be tensors, got {type(images).__name__} and "
+                f"{type(labels).__name__}"
             )
-        if self.images.ndim != 4 or not self.images.is_floating_point():
+        if images.ndim != 4 or not images.is_floating_point():
             raise ValueError(
-                f"images must be a float tensor (N, C, H, W), got {tuple(self.images.shape)} "
-                f"{self.images.dtype}; convert uint8 pixels with .float() / 255"
+                f"images must be a float tensor (N, C, H, W), got {tuple(images.shape)} "
+                f"{images.dtype}; convert uint8 pixels with .float() / 255"
             )
-        if self.labels.ndim != 1 or self.labels.dtype != torch.int64:
+        if labels.ndim != 1 or labels.dtype != torch.int64:
             raise ValueError(
-                f"labels must be an int64 tensor (N,), got {tuple(self.labels.shape)} {self.labels.dtype}"
+                f"labels must be an int64 tensor (N,), got {tuple(labels.shape)} {labels.dtype}"
             )
-        if len(self.images) != len(self.labels):
+        if len(images) != len(labels):
             raise ValueError(
-                f"{len(self.images)} images but {len(self.labels)} labels; they must match one to one"
+                f"{len(images)} images but {len(labels)} labels; they must match one to one"
             )
-        if (
-            isinstance(self.classes, str)
-            or not self.classes
-            or not all(isinstance(name, str) for name in self.classes)
-        ):
+        if isinstance(classes, str) or not classes or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"classes must name at least one class, as strings; got {classes!r}")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
             raise ValueError(
-                f"classes must name at least one class, as strings; got {self.classes!r}"
-            )
-        if len(self.labels) and (
-            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)
-        ):
-            raise ValueError(
-                f"labels span [{int(self.labels.min())}, {int(self.labels.max())}] but there are "
-                f"{len(self.classes)} classes; labels must lie in [0, {len(self.classes) - 1}]"
+                f"labels span [{int(labels.min())}, {int(labels.max())}] but there are "
+                f"{len(classes)} classes; labels must lie in [0, {len(classes) - 1}]"
             )
         # min and max are NaN when any value is (and infinite when one is): one fast pass.
-        if self.images.numel() and not bool(
-            torch.isfinite(torch.stack(torch.aminmax(self.images))).all()
-        ):
+        if images.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(images))).all()):
             raise ValueError(
                 "images hold NaN or infinite values; pixels must be finite (e.g. in [0, 1])"
             )
