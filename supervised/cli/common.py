@@ -100,17 +100,17 @@ class RunOptions(SweepOptions, DataOptions):
         super().__post_init__()  # --data-dir, --download, the sweep's options
         check_out_dir("--out-dir", self.out_dir)
 
-    def loaded(self, load: Callable[..., Any], *key: Any) -> tuple[torch.device, Any]:
-        """The device and ``load(self, device, *key)``, made once per process (the trials a
-        process runs share it), after setting torch's CPU threads."""
+    def loaded(self, load: Callable[[Any, torch.device], Any]) -> tuple[torch.device, Any]:
+        """The device and ``load(self, device)``, made once per process (the trials a process
+        runs share it), after setting torch's CPU threads."""
         if self.threads:
             torch.set_num_threads(self.threads)
 
         def make() -> tuple[torch.device, Any]:
             device = select_device(self.device)
-            return device, load(self, device, *key)
+            return device, load(self, device)
 
-        return cached_per_process((load.__module__, load.__qualname__, key, repr(self)), make)
+        return cached_per_process((load.__module__, load.__qualname__, repr(self)), make)
 
     def test_split(self, dataset: str) -> LabelledImages:
         """The test split of ``dataset``, cut to ``--test-subset``."""
@@ -128,7 +128,7 @@ class RunOptions(SweepOptions, DataOptions):
     def run_study(
         self,
         prog: str,
-        load: Callable[..., Any],
+        load: Callable[[Any, torch.device], Any],
         write_report: Callable[[Any, Report], None],
         make_sweep: Callable[[torch.device], Sweep],
     ) -> None:
@@ -153,7 +153,7 @@ class RunOptions(SweepOptions, DataOptions):
         self,
         prog: str,
         run_seed: Callable[[Any, Trial], Any],
-        load: Callable[..., Any],
+        load: Callable[[Any, torch.device], Any],
         write_report: Callable[[Any, Report], None],
         ignore: Sequence[str] = (),
         subfolder: str = "",
