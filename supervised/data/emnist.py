@@ -97,7 +97,7 @@ def load_emnist(
         f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
     read = functools.partial(_member_bytes, raw_dir, how_to_fix)
-    images, labels = read_idx_pair(read, names, EMNIST_COUNTS[split][not train], how_to_fix)
+    images, labels = read_idx_pair(read, names, EMNIST_COUNTS[split][0 if train else 1], how_to_fix)
     images = images.transpose(1, 2).contiguous()
     labels = labels.long() - _LABEL_OFFSET.get(split, 0)
     classes = EMNIST_CLASSES[split]
