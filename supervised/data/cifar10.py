@@ -100,10 +100,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def _text(value: Any) -> Any:
-    return value.decode("latin1") if isinstance(value, bytes) else value
-
-
 def parse_cifar_batch(
     raw: bytes, source: str, how_to_fix: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,17 +123,12 @@ def parse_cifar_batch(
         raise DataFileError(
             f"{source} holds a {type(batch).__name__}, not a CIFAR-10 batch dict; {how_to_fix}"
         )
-    batch = {_text(key): value for key, value in batch.items()}
+    batch = {key.decode("latin1") if isinstance(key, bytes) else key: v for key, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or labels is None:
         raise DataFileError(f"{source} lacks the 'data' array or 'labels' list; {how_to_fix}")
     labels = integer_labels(labels, source, how_to_fix)
-    if (
-        data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != _PIXELS
-        or len(data) != len(labels)
-    ):
+    if data.dtype != np.uint8 or data.shape != (len(labels), _PIXELS):
         raise DataFileError(
             f"{source} has data {data.dtype} {data.shape} and {len(labels)} labels; expected uint8 "
             f"(N, {_PIXELS}) with N labels; {how_to_fix}"
