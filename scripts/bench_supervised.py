@@ -2,27 +2,26 @@
 ``Dataset`` + ``DataLoader`` pipeline, measured in the same run on the same data.
 
 The conventional pipeline is what the source (and torchvision's MNIST) does: each sample is a
-PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, and
-the model runs in the default memory format. The project pipeline keeps the whole split as a
-tensor on the device, batches by indexing and trains channels-last through ``Trainer``; it is
-also measured without channels-last to show where the speed comes from. On CUDA it is measured
-eagerly in fp32 and with float16 AMP, and with the step captured as a CUDA graph (the default
-there) or compiled with ``torch.compile(mode="reduce-overhead")``. ``StackedTrainer`` rows train
-K models at once (samples/s summed over the K models).
-
-The project rows time ``step`` over the source's batches (the batch gather included); the
-warm-up before each measurement holds any capture or compilation.
+PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, in
+the default memory format. The project pipeline keeps the split as a tensor on the device,
+batches by indexing and trains channels-last through ``Trainer`` (also measured without
+channels-last, and on CUDA with float16 AMP, a captured CUDA graph (the default there) and
+``torch.compile(mode="reduce-overhead")``); ``StackedTrainer`` rows train K models at once
+(samples/s summed over them). Project rows time ``step`` over the source's batches (the batch
+gather included); the warm-up before each measurement holds any capture or compilation.
 
     python scripts/bench_supervised.py --download     # writes runs/supervised/bench.md
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,16 +104,10 @@ def load_pixels(args: Args) -> tuple[LabelledImages, str]:
     except DataFileError:
         generator = torch.Generator().manual_seed(args.seed)
         count = (args.steps + args.warmup_steps) * args.batch_size
-        images = (
-            torch.randint(
-                0, 256, (count, 1, 28, 28), generator=generator, dtype=torch.uint8
-            ).float()
-            / 255
-        )
+        pixels = torch.randint(0, 256, (count, 1, 28, 28), generator=generator, dtype=torch.uint8)
         labels = torch.randint(0, 10, (count,), generator=generator)
-        return LabelledImages(
-            images, labels, tuple("0123456789")
-        ), "random 28x28 data (MNIST not found)"
+        random = LabelledImages(pixels.float() / 255, labels, tuple("0123456789"))
+        return random, "random 28x28 data (MNIST not found)"
 
 
 def timed(run: Callable[[int], int], args: Args, device: torch.device, models: int = 1) -> float:
@@ -166,36 +159,13 @@ def conventional(
         for step, (images, labels) in enumerate(loader):
             if step == steps:
                 break
-            images, labels = (
-                images.to(device, non_blocking=True),
-                labels.to(device, non_blocking=True),
-            )
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             samples += len(labels)
-        return samples
-
-    return run
-
-
-def stepping(trainer: Trainer | StackedTrainer, source, generators) -> Callable[[int], int]:
-    """Time ``trainer.step`` over the source's batches, epoch after epoch; returns the samples
-    trained on (over every model of a stack)."""
-
-    def forever():
-        while True:
-            yield from source.batches(generators)
-
-    batches = forever()
-
-    def run(steps: int) -> int:
-        samples = 0
-        for _ in range(steps):
-            batch = next(batches)
-            trainer.step(batch)
-            samples += batch[1].numel()  # labels: (B,) or (K, B)
         return samples
 
     return run
@@ -256,10 +226,26 @@ def project_pipeline(
             batch_size=args.batch_size,
         )
         generators = [torch.Generator().manual_seed(args.seed + k) for k in range(models)]
-    source = trainer.batch_source(source)
+    batch_source = trainer.batch_source(source)
     for net in nets:
         net.train()
-    return stepping(trainer, source, generators)
+
+    def forever() -> Iterator:
+        while True:
+            yield from batch_source.batches(generators)
+
+    batches = forever()
+
+    def run(steps: int) -> int:
+        """``trainer.step`` over the next ``steps`` batches; returns the samples trained on
+        (over every model of a stack)."""
+        samples = 0
+        for batch in itertools.islice(batches, steps):
+            trainer.step(batch)
+            samples += batch[1].numel()  # labels: (B,) or (K, B)
+        return samples
+
+    return run
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:
@@ -292,53 +278,37 @@ def main(args: Args) -> None:
         print(f"measuring on {machine}", flush=True)
         lines.insert(1, f"Machine ({device.type}): {machine}.")
         cuda = device.type == "cuda"
-        default_capture = "auto" if cuda else "off"
+        capture = "auto" if cuda else "off"
         default = "captured CUDA graph" if cuda else "eager"
 
-        def rate(run: Callable[[int], int], models: int = 1, device=device) -> float:
+        def rate(models: int = 1, device: torch.device = device, **options: Any) -> float:
+            run = project_pipeline(data, args, device, models, **options)
             return timed(run, args, device, models)
 
-        full_base = rate(conventional(data, args, device, frozen=False))
-        full = [
-            ("per-sample Dataset + DataLoader (conventional)", full_base),
-            (
-                "tensor pipeline, default memory format, eager fp32",
-                rate(project_pipeline(data, args, device, channels_last=False)),
-            ),
-            (
-                "tensor pipeline, channels-last, eager fp32"
-                + ("" if cuda else " (project default)"),
-                rate(project_pipeline(data, args, device)),
-            ),
+        full_base = timed(conventional(data, args, device, frozen=False), args, device)
+        tensor = "tensor pipeline, channels-last,"
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("tensor pipeline, default memory format, eager fp32", {"channels_last": False}),
+            (f"{tensor} eager fp32" + ("" if cuda else " (project default)"), {}),
         ]
         if cuda:
-            full += [
-                (
-                    "tensor pipeline, channels-last, eager float16 AMP",
-                    rate(project_pipeline(data, args, device, amp=True)),
-                ),
-                (
-                    "tensor pipeline, channels-last, captured CUDA graph (project default)",
-                    rate(project_pipeline(data, args, device, capture="auto")),
-                ),
-            ]
-            if args.compile:
-                full.append(
-                    (
-                        'tensor pipeline, channels-last, torch.compile(mode="reduce-overhead")',
-                        rate(project_pipeline(data, args, device, capture="compile")),
-                    )
-                )
-        full += [
-            (
-                f"{models} models stacked, {default} (total over the models)",
-                rate(project_pipeline(data, args, device, models, capture=default_capture), models),
+            variants.append((f"{tensor} eager float16 AMP", {"amp": True}))
+            variants.append(
+                (f"{tensor} captured CUDA graph (project default)", {"capture": "auto"})
             )
-            for models in args.stack_sizes
-            if models
+        if cuda and args.compile:
+            variants.append(
+                (f'{tensor} torch.compile(mode="reduce-overhead")', {"capture": "compile"})
+            )
+        full = [("per-sample Dataset + DataLoader (conventional)", full_base)]
+        full += [(name, rate(**options)) for name, options in variants]
+        full += [
+            (f"{k} models stacked, {default} (total over the models)", rate(k, capture=capture))
+            for k in args.stack_sizes
+            if k
         ]
-        frozen_base = rate(conventional(data, args, device, frozen=True))
-        head_rate = rate(project_pipeline(data, args, device, 1, True, default_capture))
+        frozen_base = timed(conventional(data, args, device, frozen=True), args, device)
+        head_rate = rate(frozen=True, capture=capture)
         # The source's phase 2 is 10 epochs; the one-off extraction is spread over them.
         epochs = 10
         amortised = epochs / (1 / extraction_rate(data, device) + epochs / head_rate)
@@ -349,23 +319,18 @@ def main(args: Args) -> None:
             ),
         ]
         if cuda:
-            frozen.append(
-                (
-                    "head on cached features, eager fp32",
-                    rate(project_pipeline(data, args, device, frozen=True)),
-                )
-            )
+            frozen.append(("head on cached features, eager fp32", rate(frozen=True)))
         frozen += [
             (f"head on cached features, {default} (project default)", head_rate),
             (f"head on cached features, one-off extraction spread over {epochs} epochs", amortised),
         ]
         frozen += [
             (
-                f"{models} heads stacked on their cached features, {default} (total over the models)",
-                rate(project_pipeline(data, args, device, models, True, default_capture), models),
+                f"{k} heads stacked on their cached features, {default} (total over the models)",
+                rate(k, frozen=True, capture=capture),
             )
-            for models in args.stack_sizes
-            if models
+            for k in args.stack_sizes
+            if k
         ]
         for training, rows, base in (
             ("full network (SN, phase 1)", full, full_base),

@@ -1,22 +1,14 @@
 """Check on a GPU what the CPU tests cannot: captured steps and stacked training on CUDA.
 
-Run once on a machine with CUDA; every check prints PASS or FAIL with the numbers behind it,
-and the exit code is non-zero when one fails. On the CPU the CUDA-only checks are skipped, so
-the script itself is smoke-tested there.
+Every check prints PASS or FAIL with the numbers behind it, and the exit code is non-zero when
+one fails; on the CPU the CUDA-only checks are skipped, so the script is smoke-tested there.
+Checks: a Trainer replaying a captured CUDA graph trains like the eager one (SGD with momentum,
+Adam with ``capturable=True``, a short last batch, a negation switched between epochs); a step
+that cannot be captured warns and trains eagerly; K stacked models equal K separate runs
+(float64); CBOMF seeds trained stacked equal seeds trained one after another (float32); step
+rates of ResNet18 in fp32 vs float16 AMP and of the MNIST net eager vs captured.
 
     python scripts/gpu_check.py --data-dir ../shared/data --out gpu_check.md
-
-Checks:
-
-1. a Trainer replaying a captured CUDA graph trains like the eager Trainer (SGD with momentum
-   and Adam with ``capturable=True``; a final short batch; a negation switched between epochs
-   with one graph per state);
-2. a step that cannot be captured (a reducer whose output shape depends on the data) warns and
-   trains eagerly;
-3. K stacked models (captured) equal K separate runs, in float64;
-4. CBOMF seeds trained stacked equal seeds trained one after another (float32);
-5. step rates: ResNet18 in fp32 vs float16 AMP (the AMP default for large models), the MNIST net
-   eager vs captured.
 """
 
 from __future__ import annotations
@@ -34,12 +26,8 @@ from torch import nn
 from negdl.cli import check_out_file, run_main
 from negdl.results import machine_description
 from supervised.capture import AMP_MIN_PARAMETERS
-from supervised.cbomf import (
-    MODES,
-    CBOMFConfig,
-    evaluate_modes,
-    train_modes,
-)
+from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
+from supervised.cli.common import check_known
 from supervised.context import RunContext
 from supervised.data import DataFileError, DataOptions, LabelledImages
 from supervised.models import cifar_resnet18, mnist_net
@@ -69,9 +57,9 @@ class Args(DataOptions):
     def __post_init__(self) -> None:
         if self.train_images < 130 or self.rate_steps <= 0 or self.threads < 0:
             raise ValueError("need train_images >= 130, rate_steps > 0 and threads >= 0")
-        unknown = [mode for mode in self.cbomf_modes if mode not in MODES]
-        if unknown or not self.cbomf_modes:
-            raise ValueError(f"need CBOMF modes from {list(MODES)}, got {list(self.cbomf_modes)}")
+        if not self.cbomf_modes:
+            raise ValueError(f"need CBOMF modes from {list(MODES)}")
+        check_known("CBOMF mode", self.cbomf_modes, MODES)
         select_device(self.device)
         super().__post_init__()  # --data-dir, --download
         check_out_file("--out", self.out)
@@ -88,9 +76,10 @@ class Report:
         self.failed += not passed
         self.add(f"- {'PASS' if passed else 'FAIL'} {name}: {detail}")
 
-    def add(self, line: str) -> None:
-        print(line, flush=True)
-        self.lines.append(line)
+    def add(self, *lines: str) -> None:
+        for line in lines:
+            print(line, flush=True)
+        self.lines += lines
 
 
 def max_difference(a: nn.Module, b: nn.Module) -> float:
@@ -106,11 +95,8 @@ def load_data(args: Args) -> LabelledImages:
     except DataFileError:
         generator = torch.Generator().manual_seed(0)
         images = torch.rand(args.train_images, 1, 28, 28, generator=generator)
-        data = LabelledImages(
-            images,
-            torch.randint(0, 10, (args.train_images,), generator=generator),
-            tuple("0123456789"),
-        )
+        labels = torch.randint(0, 10, (args.train_images,), generator=generator)
+        data = LabelledImages(images, labels, tuple("0123456789"))
     # One more than a multiple of 64: every epoch ends on a short batch.
     return data.subset(slice(0, args.train_images - args.train_images % 64 + 1))
 
@@ -292,9 +278,7 @@ STEP_SETTINGS = (
 def measure_rates(report: Report, device: torch.device, steps: int) -> None:
     cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(0)
-    report.add("")
-    report.add("| model | step | samples/s |")
-    report.add("| --- | --- | ---: |")
+    report.add("", "| model | step | samples/s |", "| --- | --- | ---: |")
     for name, factory, shape, batch, on_cpu in RATE_MODELS:
         if not (cuda or on_cpu):
             continue
@@ -325,8 +309,7 @@ def main(args: Args) -> None:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     report = Report()
-    report.add(f"# GPU check on {machine_description(device)}")
-    report.add("")
+    report.add(f"# GPU check on {machine_description(device)}", "")
     data = load_data(args).to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
@@ -337,8 +320,7 @@ def main(args: Args) -> None:
     check_stacked(report, data, device, "auto")
     check_cbomf(report, data, device, args.cbomf_modes)
     measure_rates(report, device, args.rate_steps)
-    report.add("")
-    report.add(f"{report.failed} check(s) failed.")
+    report.add("", f"{report.failed} check(s) failed.")
     if args.out:
         Path(args.out).write_text("\n".join(report.lines) + "\n")
     raise SystemExit(1 if report.failed else 0)

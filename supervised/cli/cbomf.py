@@ -1,16 +1,10 @@
 """Reproduce CBOMF: train every mode from the same seeds, test on full and partial inputs.
 
-A sweep with one trial per seed (``negdl.sweeps``): a trial trains every mode from its seed
-(the modes share their first phase) and evaluates them. Writes ``results.csv`` (one row per
-mode, seed and test set) and ``results.md`` (mean ± std over seeds, plus the source's MNIST
-numbers for comparison), rewritten after every finished seed, and per seed
-``<out_dir>/<dataset>/seed<k>/``: TensorBoard runs and checkpoints per mode, the seed's rows,
-its log and its record. Trials run one after another by default, ``--workers N`` at once in
-local processes, or as Ray tasks with ``--backend ray``. With ``--stacked`` (the default on
+A trial trains every mode from its seed (the modes share their first phase) and evaluates them;
+``results.md`` adds the source's MNIST numbers, and each seed's folder
+``<out_dir>/<dataset>/seed<k>/`` holds a checkpoint per mode. With ``--stacked`` (the default on
 CUDA) all seeds are one trial whose every phase trains them in one stacked step
-(``<out_dir>/<dataset>/stacked_seeds0-1-2/seed<k>/``). Running the command again skips the
-seeds that finished; Ctrl-C (or SIGTERM) drops the seeds in flight, keeps the finished ones and
-exits with status 130 (143); a second Ctrl-C aborts at once.
+(``<out_dir>/<dataset>/stacked_seeds0-1-2/seed<k>/``).
 
     negdl-cbomf --seeds 0 1 2 --download     # MNIST into ~/.cache/negdl/data
 """
@@ -18,34 +12,24 @@ exits with status 130 (143); a second Ctrl-C aborts at once.
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from negdl.cli import run_main
-from negdl.results import (
-    comparison_table,
-    machine_description,
-    markdown_table,
-)
+from negdl.results import comparison_table, markdown_table
 from negdl.sweeps import Grid, Sweep
-from negdl.trials import Trial, cached_per_process
+from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
-from supervised.cbomf import (
-    MODES,
-    CBOMFConfig,
-    TrainedMode,
-    evaluate_modes,
-    train_modes,
-)
+from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import TrainRunOptions, accuracy_rows, seeds_of, write_results
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
-from supervised.data import EMNIST_CLASSES
+from supervised.data import EMNIST_CLASSES, LabelledImages
 from supervised.models import make_activation, mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
-from supervised.runtime import seed_everything, select_device
+from supervised.runtime import seed_everything
 
 # The source's MNIST accuracies (%), as quoted in the project brief, section 3.
 SOURCE_MNIST = {
@@ -80,9 +64,7 @@ class Args(TrainRunOptions):
     """train all seeds as one trial, each phase in one stacked step (same results up to rounding); when not given, on CUDA, where it is faster, and off on the CPU, where separate runs measured faster"""
 
     def __post_init__(self) -> None:
-        unknown = [mode for mode in self.modes if mode not in MODES]
-        if unknown:
-            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        check_known("CBOMF mode", self.modes, MODES)
         if self.dataset != "mnist" and self.dataset.removeprefix("emnist-") not in EMNIST_CLASSES:
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; use mnist or emnist-<{'|'.join(EMNIST_CLASSES)}>"
@@ -93,25 +75,22 @@ class Args(TrainRunOptions):
         corner_occlusions(self.corner_fractions)
         super().__post_init__()  # --data-dir, --download, the sweep's options
 
+    def trains_stacked(self, device: torch.device) -> bool:
+        """``--stacked``, or when not given, whether ``device`` is CUDA."""
+        return self.stacked if self.stacked is not None else device.type == "cuda"
 
-def load_data(args: Args):
-    """The device, the training split and the named test sets, loaded once per process."""
 
-    def load():
-        device = select_device(args.device)
-        train, test = args.load_splits(args.dataset, args.train_subset, args.test_subset)
-        occlusions = {**mnist_cuts(), **corner_occlusions(args.corner_fractions)}
-        test_sets = partial_test_sets(test, occlusions, device=device)
-        return device, train.to(device), test_sets
-
-    return cached_per_process(("cbomf data", repr(args)), load)
+def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
+    """The training split and the named test sets on ``device``."""
+    train, test = args.splits(args.dataset)
+    occlusions = {**mnist_cuts(), **corner_occlusions(args.corner_fractions)}
+    return train.to(device), partial_test_sets(test, occlusions, device=device)
 
 
 def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every mode trained from its seed, or from all seeds at once (``--stacked``, each
     phase one stacked step), and evaluated on every test set."""
-    args.use_threads()
-    device, train, test_sets = load_data(args)
+    device, (train, test_sets) = args.loaded(load_data)
     stacked = "seeds" in trial.params
     seeds = tuple(trial.params["seeds"]) if stacked else (trial.params["seed"],)
     seed_dirs = {seed: trial.dir / f"seed{seed}" if stacked else trial.dir for seed in seeds}
@@ -133,91 +112,49 @@ def run_trial(args: Args, trial: Trial) -> dict[str, list[dict]]:
             writer.close()
     rows = []
     for seed in seeds:
-        rows += record_seed(args, seed, trained[seed], accuracies[seed], seed_dirs[seed])
+        for mode, by_set in accuracies[seed].items():
+            label = f"seed {seed} {mode}"
+            rows += accuracy_rows(label, by_set, dataset=args.dataset, mode=mode, seed=seed)
+            if args.save_checkpoints:
+                metadata = {"mode": mode, "seed": seed, "dataset": args.dataset}
+                metadata |= {"activation": args.activation, "accuracy": by_set}
+                path = seed_dirs[seed] / mode / "model.pt"
+                save_checkpoint(path, trained[seed][mode].model, metadata=metadata)
     return {"results": rows}
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    device, _, _ = load_data(args)  # any data error, or the download, before the first trial
-    stacked = args.stacked if args.stacked is not None else device.type == "cuda"
-    out_dir = Path(args.out_dir) / args.dataset
-    ignore = ("stacked", "save_checkpoints")
-    if stacked:
-        sweep = Sweep(
-            functools.partial(run_trial, args),
-            Grid(seeds=(tuple(args.seeds),)),
-            out_dir,
-            name="stacked_seeds{seeds}",
-            settings=args.sweep_settings("seeds", ignore=ignore),
-        )
-    else:
-        sweep = args.seed_sweep(functools.partial(run_trial, args), args.seeds, out_dir, ignore)
-    report = functools.partial(write_report, stacked=stacked)
-    args.report_sweep("negdl-cbomf", sweep, report, device, start)
+    def sweep(device: torch.device) -> Sweep:
+        trial, out_dir = functools.partial(run_trial, args), Path(args.out_dir, args.dataset)
+        ignore = ("stacked", "save_checkpoints")
+        if not args.trains_stacked(device):
+            return args.seed_sweep(trial, args.seeds, out_dir, ignore)
+        settings = args.sweep_settings("seeds", ignore=ignore)
+        grid = Grid(seeds=(tuple(args.seeds),))
+        return Sweep(trial, grid, out_dir, name="stacked_seeds{seeds}", settings=settings)
+
+    args.run_study("negdl-cbomf", load_data, write_report, sweep)
 
 
-def record_seed(
-    args: Args,
-    seed: int,
-    trained: dict[str, TrainedMode],
-    accuracies: dict[str, dict[str, float]],
-    seed_dir: Path,
-) -> list[dict]:
-    """Print one seed's accuracies, save its checkpoints into ``seed_dir/<mode>`` and return
-    its result rows."""
-    rows = []
-    for mode, by_set in accuracies.items():
-        rows += accuracy_rows(
-            f"seed {seed} {mode}", by_set, dataset=args.dataset, mode=mode, seed=seed
-        )
-        if args.save_checkpoints:
-            metadata = {
-                "mode": mode,
-                "seed": seed,
-                "dataset": args.dataset,
-                "activation": args.activation,
-                "accuracy": by_set,
-            }
-            save_checkpoint(seed_dir / mode / "model.pt", trained[mode].model, metadata=metadata)
-    return rows
-
-
-def write_report(
-    args: Args,
-    rows: list[dict],
-    out_dir: Path,
-    seconds: float,
-    device,
-    summary: str = "",
-    stacked: bool = False,
-) -> None:
-    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
-    summary sentence; ``stacked``: all seeds trained as one trial)."""
-    config = args.cbomf
-    text = [
-        f"# CBOMF on {args.dataset}: accuracy (%), mean ± std over seeds {seeds_of(rows)}",
-        "",
-        f"Epochs {config.epochs} + {config.second_epochs}, SGD lr {config.lr} momentum {config.momentum}, batch {config.batch_size}, "
-        f"activation {args.activation}, {args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images.",
-        f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min, "
-        f"{'all seeds stacked' if stacked else 'one trial per seed'}. {summary}",
-        "",
-        markdown_table(rows, "test_set", "mode", "accuracy"),
-    ]
+def write_report(args: Args, report: Report) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    config, rows = args.cbomf, report.rows
+    stacked = args.trains_stacked(report.device)
+    text = report.head(
+        f"CBOMF on {args.dataset}: accuracy (%)",
+        f"Epochs {config.epochs} + {config.second_epochs}, SGD lr {config.lr} momentum "
+        f"{config.momentum}, batch {config.batch_size}, activation {args.activation}, "
+        f"{args.subsets()}.",
+        f", {'all seeds stacked' if stacked else 'one trial per seed'}",
+    )
+    text += ["", markdown_table(rows, "test_set", "mode", "accuracy")]
     if args.dataset == "mnist":
-        text += [
-            "",
-            "## Compared with the source (MNIST)",
-            "",
-            comparison_table(rows, SOURCE_MNIST, "test_set", "mode"),
-        ]
-    write_results(out_dir, text, results=rows)
+        comparison = comparison_table(rows, SOURCE_MNIST, "test_set", "mode")
+        text += section("Compared with the source (MNIST)", comparison)
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-cbomf", Args, run, argv)
+main = functools.partial(run_main, "negdl-cbomf", Args, run)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 """The options every supervised study command takes, declared and checked once, and the steps
 every study runs and reports through.
 
-A study is a sweep of trials (``negdl.sweeps``), one per seed or grid point: its results are
-rewritten after every finished trial, running the command again skips the trials that finished,
-trials run in local processes with ``--workers N`` or as Ray tasks with ``--backend ray``, and
-Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones and exits with status
-130 (143).
+A study is a sweep of trials (``negdl.sweeps``), one per seed (``<out_dir>/seed<k>/``, with its
+TensorBoard runs) unless it says otherwise. Its ``results.csv`` and ``results.md`` (mean ± std
+over seeds) are rewritten after every finished trial; running the command again skips the
+trials that finished, trials run in local processes with ``--workers N`` or as Ray tasks with
+``--backend ray``, and Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones
+and exits with status 130 (143).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,51 @@ from negdl.checks import check_int
 from negdl.cli import check_out_dir
 from negdl.results import machine_description, write_csv, write_text_atomic
 from negdl.sweeps import Sweep, SweepOptions, SweepResult, execution_only
-from negdl.trials import Trial
-from supervised.data import DataOptions
+from negdl.trials import Trial, cached_per_process
+from supervised.data import DataOptions, LabelledImages
 from supervised.runtime import select_device
+
+
+def check_known(what: str, names: Sequence[str], known: Collection[str]) -> None:
+    """Refuse the ``names`` not among ``known``, naming them and the choices."""
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; choose from {list(known)}")
+
+
+@dataclass
+class Report:
+    """What a study's report is written from: the finished trials' rows by table, and where and
+    how long the study ran (``summary``: the sweep's sentence)."""
+
+    tables: dict[str, list[dict]]
+    out_dir: Path
+    device: torch.device
+    seconds: float
+    summary: str = ""
+
+    @property
+    def rows(self) -> list[dict]:
+        """The rows of the ``results`` table."""
+        return self.tables["results"]
+
+    def head(self, title: str, settings: str, how: str = "") -> list[str]:
+        """The report's first lines: ``title`` with the seeds, ``settings``, then where and how
+        long it ran (``how``: after the wall time, e.g. ``", all seeds stacked"``)."""
+        seeds = sorted({row["seed"] for rows in self.tables.values() for row in rows})
+        return [
+            f"# {title}, mean ± std over seeds {seeds}",
+            "",
+            settings,
+            f"Machine: {machine_description(self.device)}. Wall time: "
+            f"{self.seconds / 60:.1f} min{how}. {self.summary}",
+        ]
+
+    def write(self, text: Sequence[str]) -> None:
+        """Write each table to ``<out_dir>/<table>.csv`` and ``text`` to ``results.md``."""
+        for name, rows in self.tables.items():
+            write_csv(rows, self.out_dir / f"{name}.csv")
+        write_text_atomic(self.out_dir / "results.md", "\n".join(text) + "\n")
 
 
 @dataclass
@@ -57,11 +100,22 @@ class RunOptions(SweepOptions, DataOptions):
         super().__post_init__()  # --data-dir, --download, the sweep's options
         check_out_dir("--out-dir", self.out_dir)
 
-    def use_threads(self) -> None:
-        """Set torch's CPU threads to ``threads`` (0: leave torch's default); each process of a
-        sweep calls it, the workers too."""
+    def loaded(self, load: Callable[[Any, torch.device], Any]) -> tuple[torch.device, Any]:
+        """The device and ``load(self, device)``, made once per process (the trials a process
+        runs share it), after setting torch's CPU threads."""
         if self.threads:
             torch.set_num_threads(self.threads)
+
+        def make() -> tuple[torch.device, Any]:
+            device = select_device(self.device)
+            return device, load(self, device)
+
+        return cached_per_process((load.__module__, load.__qualname__, repr(self)), make)
+
+    def test_split(self, dataset: str) -> LabelledImages:
+        """The test split of ``dataset``, cut to ``--test-subset``."""
+        test = self.load(dataset, train=False)
+        return test.subset(slice(0, self.test_subset)) if self.test_subset else test
 
     def sweep_settings(self, *grid_fields: str, ignore: Sequence[str] = ()) -> dict[str, Any]:
         # Nested configs (e.g. --cbomf.*) as plain data, so a resumed sweep compares them too.
@@ -71,21 +125,26 @@ class RunOptions(SweepOptions, DataOptions):
             name: asdict(getattr(self, name)) for name in nested if name not in ignore
         }
 
-    def report_sweep(
+    def run_study(
         self,
         prog: str,
-        sweep: Sweep,
-        write_report: Callable[[Any, list[dict], Path, float, Any, str], None],
-        device: Any,
-        start: float,
+        load: Callable[[Any, torch.device], Any],
+        write_report: Callable[[Any, Report], None],
+        make_sweep: Callable[[torch.device], Sweep],
     ) -> None:
-        """Run ``sweep`` and rewrite its report after every trial with
-        ``write_report(self, rows, sweep's folder, seconds since start, device, summary)``."""
+        """Call ``load`` once (see :meth:`loaded`) so that any data error, or the download,
+        comes before the first trial, run the sweep ``make_sweep(device)`` and rewrite its
+        report with ``write_report(self, report)`` after every finished trial."""
+        start = time.perf_counter()
+        device = self.loaded(load)[0]
+        sweep = make_sweep(device)
         out_dir = Path(sweep.root)
 
         def report(result: SweepResult) -> None:
+            names = dict.fromkeys(name for tables in result.finished.values() for name in tables)
+            tables = {name: result.rows(name) for name in names}
             seconds = time.perf_counter() - start
-            write_report(self, result.rows("results"), out_dir, seconds, device, result.summary())
+            write_report(self, Report(tables, out_dir, device, seconds, result.summary()))
 
         self.run_reported(sweep, prog, self.progress, report)
         print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
@@ -94,23 +153,21 @@ class RunOptions(SweepOptions, DataOptions):
         self,
         prog: str,
         run_seed: Callable[[Any, Trial], Any],
-        load: Callable[[Any], tuple],
-        write_report: Callable[[Any, list[dict], Path, float, Any, str], None],
+        load: Callable[[Any, torch.device], Any],
+        write_report: Callable[[Any, Report], None],
         ignore: Sequence[str] = (),
+        subfolder: str = "",
     ) -> None:
-        """What a study with one trial per seed runs: the threads set, ``load(self)`` (which
-        returns the device first) called once so that any data error, or the download, comes
-        before the first trial, then ``run_seed(self, trial)`` for each seed under ``out_dir``,
-        reported by :meth:`report_sweep`.
+        """:meth:`run_study` with one trial ``run_seed(self, trial)`` per seed, under
+        ``<out_dir>/<subfolder>``.
 
         :param ignore: fields that only change where or how results are shown.
         """
-        start = time.perf_counter()
-        self.use_threads()
-        device = load(self)[0]
         trial = functools.partial(run_seed, self)
-        sweep = self.seed_sweep(trial, self.seeds, Path(self.out_dir), ignore)
-        self.report_sweep(prog, sweep, write_report, device, start)
+        root = Path(self.out_dir, subfolder)
+        self.run_study(
+            prog, load, write_report, lambda _: self.seed_sweep(trial, self.seeds, root, ignore)
+        )
 
 
 @dataclass
@@ -119,6 +176,23 @@ class TrainRunOptions(RunOptions):
 
     train_subset: int = 0
     """use only the first N training images (0: all); for smoke runs"""
+
+    def splits(self, dataset: str) -> tuple[LabelledImages, LabelledImages]:
+        """The training and test splits of ``dataset``, cut to the subsets."""
+        train = self.load(dataset, train=True)
+        train = train.subset(slice(0, self.train_subset)) if self.train_subset else train
+        return train, self.test_split(dataset)
+
+    def subsets(self) -> str:
+        """The subsets, as the reports say them."""
+        return (
+            f"{self.train_subset or 'all'} training images, {self.test_subset or 'all'} test images"
+        )
+
+
+def section(title: str, *lines: str) -> list[str]:
+    """A report's section: a blank line, the heading ``## title``, a blank line, ``lines``."""
+    return ["", f"## {title}", "", *lines]
 
 
 def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
@@ -131,21 +205,3 @@ def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[
     return [
         {**columns, "test_set": name, "accuracy": round(value, 2)} for name, value in by_set.items()
     ]
-
-
-def seeds_of(rows: Sequence[dict]) -> list[int]:
-    """The seeds the result rows come from, sorted (the report's title names them)."""
-    return sorted({row["seed"] for row in rows})
-
-
-def machine_line(device: Any, seconds: float, summary: str) -> str:
-    """The report's line on where and how long the study ran (``summary``: the sweep's)."""
-    return f"Machine: {machine_description(device)}. Wall time: {seconds / 60:.1f} min. {summary}"
-
-
-def write_results(out_dir: Path, text: Sequence[str], **tables: list[dict]) -> None:
-    """Write each table of result rows to ``out_dir/<name>.csv`` and the report's lines to
-    ``out_dir/results.md``."""
-    for name, rows in tables.items():
-        write_csv(rows, out_dir / f"{name}.csv")
-    write_text_atomic(out_dir / "results.md", "\n".join(text) + "\n")

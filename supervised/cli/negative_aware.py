@@ -4,21 +4,15 @@ Per seed, trains a baseline on all ten digits and one negative-aware model per t
 (occluded, inverted, noise), plus a baseline on digits 0-4 and a negative-aware model that uses
 digits 5-9 as negatives (held-out classes). Each model is scored on the clean test set and on
 held-out negatives of every kind built from the *test* split: NCR_t, FPR at 95% TPR, AUROC and
-AUPR of the max-softmax confidence. Writes ``results.csv`` (one row per model, seed, negative
-kind and metric), ``results.md`` (mean ± std over seeds) and TensorBoard runs under
-``<out_dir>/seed<k>/<model>``.
-
-A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
-:mod:`supervised.cli.common` says.
+AUPR of the max-softmax confidence (one result row per model, seed, negative kind and metric).
 
     negdl-negative-aware --seeds 0 1 2
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -27,8 +21,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from negdl.cli import run_main
 from negdl.results import markdown_table
-from negdl.trials import Trial, cached_per_process
-from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
+from negdl.trials import Trial
+from supervised.cli.common import Report, TrainRunOptions, check_known, section
 from supervised.context import RunContext
 from supervised.models import mnist_net
 from supervised.negative_aware import (
@@ -41,9 +35,11 @@ from supervised.negative_aware import (
     train_classifier,
 )
 from supervised.ood import NCR_THRESHOLDS
-from supervised.runtime import derive_seed, seed_everything, select_device
+from supervised.runtime import derive_seed, seed_everything
 
 TRANSFORM_SOURCES = ("occluded", "inverted", "noise")
+#: The report tables' rows, columns and values.
+MODEL_METRIC = ("model", "metric", "value")
 #: The source's ResNet18 numbers on CIFAR-10 with CIFAR-100 negatives (brief, section 6).
 SOURCE_NOTE = (
     "Source (ResNet18, CIFAR-10 in-distribution, CIFAR-100 negatives): NCR_0.4 on the CIFAR-100 "
@@ -63,52 +59,39 @@ class Args(TrainRunOptions):
     """training hyperparameters (flags without a prefix: --epochs, --weight, ...)"""
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.sources if name not in NEGATIVE_SOURCES]
-        if unknown:
-            raise ValueError(
-                f"unknown negative source(s) {unknown}; choose from {list(NEGATIVE_SOURCES)}"
-            )
+        check_known("negative source", self.sources, NEGATIVE_SOURCES)
         super().__post_init__()  # --data-dir, --download
 
 
-def load_plans(args: Args):
-    """The device, the transforms, the digits 5-9 training negatives and every model's plan:
-    (model name, in-distribution training set, negative source name or None, test set,
-    negatives), loaded once per process."""
-
-    def load():
-        device = select_device(args.device)
-        train, test = args.load_splits("mnist", args.train_subset, args.test_subset)
-        train, test = train.to(device), test.to(device)
-        transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
-        held_out = HeldOutClasses()
-        # Held-out negatives of every kind from the test split; digits 0-4 models also meet 5-9.
-        _, test_negatives = negative_test_sets(test, transforms)
-        test_low, test_high = held_out.split(test)
-        _, low_negatives = negative_test_sets(test_low, transforms)
-        low_negatives["held-out"] = test_high
-        train_low, train_high = held_out.split(train)
-        # (model name, in-distribution training set, negative source name or None, test set, negatives)
-        plans = [("baseline 0-9", train, None, test, test_negatives)]
+def load_plans(args: Args, device: torch.device) -> tuple[dict, torch.Tensor, list[tuple]]:
+    """The transforms, the digits 5-9 training negatives and every model's plan: (model name,
+    in-distribution training set, negative source name or None, test set, negatives)."""
+    train, test = (split.to(device) for split in args.splits("mnist"))
+    transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
+    held_out = HeldOutClasses()
+    # Held-out negatives of every kind from the test split; digits 0-4 models also meet 5-9.
+    _, test_negatives = negative_test_sets(test, transforms)
+    test_low, test_high = held_out.split(test)
+    _, low_negatives = negative_test_sets(test_low, transforms)
+    low_negatives["held-out"] = test_high
+    train_low, train_high = held_out.split(train)
+    plans: list[tuple] = [("baseline 0-9", train, None, test, test_negatives)]
+    plans += [
+        (f"OE {name} 0-9", train, name, test, test_negatives)
+        for name in TRANSFORM_SOURCES
+        if name in args.sources
+    ]
+    if "held-out" in args.sources:
         plans += [
-            (f"OE {name} 0-9", train, name, test, test_negatives)
-            for name in TRANSFORM_SOURCES
-            if name in args.sources
+            ("baseline 0-4", train_low, None, test_low, low_negatives),
+            ("OE held-out 0-4", train_low, "held-out", test_low, low_negatives),
         ]
-        if "held-out" in args.sources:
-            plans += [
-                ("baseline 0-4", train_low, None, test_low, low_negatives),
-                ("OE held-out 0-4", train_low, "held-out", test_low, low_negatives),
-            ]
-        return device, transforms, train_high, plans
-
-    return cached_per_process(("negative_aware data", repr(args)), load)
+    return transforms, train_high, plans
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every model trained from one seed and scored on the held-out negatives."""
-    args.use_threads()
-    device, transforms, train_high, plans = load_plans(args)
+    device, (transforms, train_high, plans) = args.loaded(load_plans)
     config = args.training
     seed = trial.params["seed"]
     seed_everything(seed)
@@ -133,25 +116,18 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             RunContext(device, (writer,), args.progress),
             description=f"seed {seed} {name}",
         )
-        report = negative_report(model, test_inliers, negatives, device)
-        for kind, metrics in report.items():
+        scores = negative_report(model, test_inliers, negatives, device)
+        for kind, metrics in scores.items():
             for metric, value in metrics.items():
-                rows.append(
-                    {
-                        "model": name,
-                        "seed": seed,
-                        "negatives": kind,
-                        "metric": metric,
-                        "value": round(value, 4),
-                    }
-                )
                 writer.add_scalar(f"eval/{kind}/{metric}", value, 0)
+                row = {"model": name, "seed": seed, "negatives": kind, "metric": metric}
+                rows.append({**row, "value": round(value, 4)})
         writer.close()
         print(
-            f"seed {seed} {name}: accuracy {report['clean']['accuracy']:.2f}, "
+            f"seed {seed} {name}: accuracy {scores['clean']['accuracy']:.2f}, "
             + ", ".join(
                 f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
-                for kind, m in report.items()
+                for kind, m in scores.items()
                 if kind != "clean"
             ),
             flush=True,
@@ -163,49 +139,32 @@ def run(args: Args) -> None:
     args.run_seeds("negdl-negative-aware", run_seed, load_plans, write_report)
 
 
-def write_report(
-    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
-) -> None:
-    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
-    summary sentence)."""
-    text = [
-        f"# Negative-aware training on MNIST, mean ± std over seeds {seeds_of(rows)}",
-        "",
-        f"{args.training.epochs} epochs, SGD lr {args.training.lr} momentum {args.training.momentum}, batch {args.training.batch_size} "
-        f"real + {args.training.batch_size} negatives, lambda {args.training.weight}, {args.training.target} to uniform; "
-        f"{args.train_subset or 'all'} training images, {args.test_subset or 'all'} test images. "
-        "Negatives for testing are built from the test split (held-out for training).",
-        machine_line(device, seconds, summary),
-        "",
-        SOURCE_NOTE,
-        "",
-        "## Clean test accuracy (%)",
-        "",
-        markdown_table([r for r in rows if r["negatives"] == "clean"], "model", "metric", "value"),
-    ]
+def write_report(args: Args, report: Report) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    rows, config = report.rows, args.training
+    text = report.head(
+        "Negative-aware training on MNIST",
+        f"{config.epochs} epochs, SGD lr {config.lr} momentum {config.momentum}, batch "
+        f"{config.batch_size} real + {config.batch_size} negatives, lambda {config.weight}, "
+        f"{config.target} to uniform; {args.subsets()}. Negatives for testing are built from "
+        "the test split (held-out for training).",
+    )
+    clean = [r for r in rows if r["negatives"] == "clean"]
+    text += ["", SOURCE_NOTE]
+    text += section("Clean test accuracy (%)", markdown_table(clean, *MODEL_METRIC))
     metrics = [f"NCR_{t:g}" for t in NCR_THRESHOLDS] + ["FPR95", "AUROC", "AUPR"]
     kinds = [kind for kind in dict.fromkeys(row["negatives"] for row in rows) if kind != "clean"]
     for kind in kinds:
-        text += [
-            "",
-            f"## Test negatives: {kind} (%)",
-            "",
-            markdown_table(
-                [
-                    {**r, "value": 100 * r["value"]}
-                    for r in rows
-                    if r["negatives"] == kind and r["metric"] in metrics
-                ],
-                "model",
-                "metric",
-                "value",
-            ),
+        shown = [
+            {**r, "value": 100 * r["value"]}
+            for r in rows
+            if r["negatives"] == kind and r["metric"] in metrics
         ]
-    write_results(out_dir, text, results=rows)
+        text += section(f"Test negatives: {kind} (%)", markdown_table(shown, *MODEL_METRIC))
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-negative-aware", Args, run, argv)
+main = functools.partial(run_main, "negdl-negative-aware", Args, run)
 
 
 if __name__ == "__main__":

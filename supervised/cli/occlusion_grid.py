@@ -9,7 +9,7 @@ of background first, as a CIFAR-sized image).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +76,7 @@ def run(args: Args) -> None:
     print(f"wrote {args.out} ({len(columns)} variants x {args.examples} digits)")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-occlusion-grid", Args, run, argv)
+main = functools.partial(run_main, "negdl-occlusion-grid", Args, run)
 
 
 if __name__ == "__main__":

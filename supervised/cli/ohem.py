@@ -2,11 +2,7 @@
 
 Trains the chosen CBOMF modes (SN by default) from the same seeds once per loss reducer (the
 mean, and OHEM keeping a fraction or the top k of each batch's losses) and evaluates them on the
-full and partial MNIST test sets. Writes ``results.csv``, ``results.md`` (mean ± std over seeds)
-and TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``.
-
-A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
-:mod:`supervised.cli.common` says.
+full and partial MNIST test sets (TensorBoard runs under ``<out_dir>/seed<k>/<reducer>/<mode>``).
 
     negdl-ohem --seeds 0 1 2
 """
@@ -14,27 +10,22 @@ A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+
+import torch
 
 from negdl.cli import run_main
 from negdl.results import markdown_table
-from negdl.trials import Trial, cached_per_process
+from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import (
-    TrainRunOptions,
-    accuracy_rows,
-    machine_line,
-    seeds_of,
-    write_results,
-)
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
+from supervised.data import LabelledImages
 from supervised.models import mnist_net
 from supervised.occlusions import corner_occlusions, mnist_cuts, partial_test_sets
 from supervised.reducers import HardExampleMining
-from supervised.runtime import seed_everything, select_device
+from supervised.runtime import seed_everything
 from supervised.training import LossReducer, MeanReducer
 
 
@@ -57,9 +48,7 @@ class Args(TrainRunOptions):
     """CBOMF's hyperparameters (SGD, epochs of each phase, feature caching); each variant replaces its reducer (and learning rate)"""
 
     def __post_init__(self) -> None:
-        unknown = [mode for mode in self.modes if mode not in MODES]
-        if unknown:
-            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        check_known("CBOMF mode", self.modes, MODES)
         if any(scale <= 0 for scale in self.mean_lr_scales):
             raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
         self.variants()  # validates fractions and k
@@ -79,23 +68,16 @@ class Args(TrainRunOptions):
         return variants
 
 
-def load_data(args: Args):
-    """The device, the training split and the named test sets on it, loaded once per process."""
-
-    def load():
-        device = select_device(args.device)
-        train, test = args.load_splits("mnist", args.train_subset, args.test_subset)
-        occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
-        test_sets = partial_test_sets(test, occlusions, device=device)
-        return device, train.to(device), test_sets
-
-    return cached_per_process(("ohem data", repr(args)), load)
+def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
+    """The training split and the named test sets on ``device``."""
+    train, test = args.splits("mnist")
+    occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
+    return train.to(device), partial_test_sets(test, occlusions, device=device)
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every mode trained from one seed with every loss reducer, and evaluated."""
-    args.use_threads()
-    device, train, test_sets = load_data(args)
+    device, (train, test_sets) = args.loaded(load_data)
     seed = trial.params["seed"]
     seed_everything(seed)
     rows: list[dict] = []
@@ -129,35 +111,23 @@ def run(args: Args) -> None:
     args.run_seeds("negdl-ohem", run_seed, load_data, write_report)
 
 
-def write_report(
-    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
-) -> None:
-    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
-    summary sentence)."""
-    text = [
-        f"# OHEM on CBOMF (MNIST): accuracy (%), mean ± std over seeds {seeds_of(rows)}",
-        "",
-        f"Epochs {args.cbomf.epochs} (+ {args.cbomf.second_epochs} in two-phase modes), "
-        f"SGD lr {args.cbomf.lr} momentum {args.cbomf.momentum}, "
-        f"batch {args.cbomf.batch_size}; {args.train_subset or 'all'} training images, "
-        f"{args.test_subset or 'all'} test images. 'OHEM f' back-propagates the highest "
-        "ceil(f x batch) losses of each batch, 'OHEM top-k' the k highest.",
-        machine_line(device, seconds, summary),
-    ]
-    for mode in dict.fromkeys(row["mode"] for row in rows):
-        text += [
-            "",
-            f"## {mode}",
-            "",
-            markdown_table(
-                [r for r in rows if r["mode"] == mode], "reducer", "test_set", "accuracy"
-            ),
-        ]
-    write_results(out_dir, text, results=rows)
+def write_report(args: Args, report: Report) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    config = args.cbomf
+    text = report.head(
+        "OHEM on CBOMF (MNIST): accuracy (%)",
+        f"Epochs {config.epochs} (+ {config.second_epochs} in two-phase modes), SGD lr "
+        f"{config.lr} momentum {config.momentum}, batch {config.batch_size}; {args.subsets()}. "
+        "'OHEM f' back-propagates the highest ceil(f x batch) losses of each batch, 'OHEM top-k' "
+        "the k highest.",
+    )
+    for mode in dict.fromkeys(row["mode"] for row in report.rows):
+        rows = [row for row in report.rows if row["mode"] == mode]
+        text += section(mode, markdown_table(rows, "reducer", "test_set", "accuracy"))
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-ohem", Args, run, argv)
+main = functools.partial(run_main, "negdl-ohem", Args, run)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,11 @@
 """Robustness of trained models to adversarial attacks (checkpoints from negdl-synergy).
 
-Per seed: the white-box FGSM sweep over eps (PNG plot of accuracy against eps), the PGD
-black-box transfer matrix (every model attacked as donor x every model as target; the
-diagonal is white-box), the 8-attack suite at one eps for chosen models (torchattacks 3.5.1
-defaults otherwise), and max-ensemble vs averaging under transferred FGSM (each model in turn
-is the donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the models
-standardise inside. Writes CSVs, ``results.md`` (mean ± std over seeds, timings, the source's
-numbers), ``fgsm.png`` and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>``.
-
-A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
-:mod:`supervised.cli.common` says.
+Per seed: the white-box FGSM sweep over eps (plotted in ``fgsm.png``), the PGD black-box
+transfer matrix (every model attacked as donor x every model as target; the diagonal is
+white-box), the 8-attack suite at one eps for chosen models (torchattacks 3.5.1 defaults
+otherwise), and max-ensemble vs averaging under transferred FGSM (each model in turn is the
+donor, the others form the ensemble). Inputs are raw [0, 1] pixels; the models standardise
+inside. One CSV per table, under ``<out_dir>/<dataset>/``.
 
     negdl-synergy --seeds 0 1 2          # trains and saves the models
     negdl-robustness --seeds 0 1 2
@@ -20,33 +16,27 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from negdl.cli import run_main  # noqa: E402
-from negdl.results import (  # noqa: E402
-    markdown_table,
-    mean_std,
-)
-from negdl.sweeps import SweepResult  # noqa: E402
-from negdl.trials import Trial, cached_per_process  # noqa: E402
-from supervised.attacks import ATTACKS, FGSM, PGD, make_attack  # noqa: E402
-from supervised.checkpoints import load_checkpoint, read_metadata  # noqa: E402
-from supervised.cli.common import RunOptions, machine_line, seeds_of, write_results  # noqa: E402
-from supervised.evaluation import accuracy, evaluate, predict_models  # noqa: E402
-from supervised.join_rules import MeanProbabilityRule, MostConfidentRule  # noqa: E402
-from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix  # noqa: E402
-from supervised.runtime import select_device  # noqa: E402
-from supervised.synergy import model_from_metadata  # noqa: E402
+from negdl.cli import run_main
+from negdl.results import markdown_table, mean_std
+from negdl.trials import Trial
+from supervised.attacks import ATTACKS, FGSM, PGD, make_attack
+from supervised.checkpoints import load_checkpoint, read_metadata
+from supervised.cli.common import Report, RunOptions, check_known, section
+from supervised.data import LabelledImages
+from supervised.evaluation import accuracy, evaluate, predict_models
+from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
+from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix
+from supervised.synergy import model_from_metadata
 
 #: A trial's result tables, also the names of their CSV files.
 TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
@@ -86,9 +76,7 @@ class Args(RunOptions):
     """where results, the plot and TensorBoard runs go"""
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.suite_attacks if name not in ATTACKS]
-        if unknown:
-            raise ValueError(f"unknown attack(s) {unknown}; choose from {list(ATTACKS)}")
+        check_known("attack", self.suite_attacks, ATTACKS)
         budgets = (*self.eps_values, self.pgd_eps, self.suite_eps, self.ensemble_eps)
         if not self.eps_values or any(not 0.0 <= eps <= 1.0 for eps in budgets):
             raise ValueError(f"every eps must be in [0, 1] and eps_values non-empty, got {budgets}")
@@ -138,21 +126,15 @@ def load_models(args: Args, seed: int, device: torch.device) -> dict:
     return models
 
 
-def load_test(args: Args, dataset: str):
-    """The device and the test set on it, loaded once per process."""
-
-    def load():
-        device = select_device(args.device)
-        test = args.load(dataset, train=False)
-        test = test.subset(slice(0, args.test_subset)) if args.test_subset else test
-        return device, test.to(device)
-
-    return cached_per_process(("robustness data", dataset, repr(args)), load)
+def load_test(args: Args, device: torch.device) -> LabelledImages:
+    """The test split of the models' dataset, on ``device``."""
+    return args.test_split(models_dataset(args)).to(device)
 
 
 def sweep_plot(rows: list[dict], path: Path) -> None:
     """Accuracy against eps, one line per model, mean ± std over seeds."""
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     for model in dict.fromkeys(row["model"] for row in rows):
         eps_values = sorted({row["eps"] for row in rows if row["model"] == model})
         values = [
@@ -170,81 +152,53 @@ def sweep_plot(rows: list[dict], path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
-def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
+def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every attack on the models of one seed."""
-    args.use_threads()
-    device, test = load_test(args, dataset)
+    device, test = args.loaded(load_test)
     seed = trial.params["seed"]
     models = load_models(args, seed, device)
-    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = [], [], [], [], []
+    tables: dict[str, list[dict]] = {table: [] for table in TABLES}
     writer = SummaryWriter(str(trial.dir))
 
-    for name, model in tqdm(
-        models.items(), desc=f"seed {seed} FGSM sweep", disable=not args.progress
-    ):
+    def bar(items: Iterable | None, task: str, total: int | None = None) -> tqdm:
+        return tqdm(items, desc=f"seed {seed} {task}", total=total, disable=not args.progress)
+
+    def timed(task: str, model: str, began: float) -> None:
+        seconds = round(time.perf_counter() - began, 2)
+        row = {"seed": seed, "task": task, "model": model, "images": len(test)}
+        tables["timings"].append({**row, "seconds": seconds})
+
+    for name, model in bar(models.items(), "FGSM sweep"):
         began = time.perf_counter()
         sweep = fgsm_sweep(model, test, args.eps_values, args.batch_size)
-        timing_rows.append(
-            {
-                "seed": seed,
-                "task": f"FGSM sweep, {len(args.eps_values)} eps",
-                "model": name,
-                "images": len(test),
-                "seconds": round(time.perf_counter() - began, 2),
-            }
-        )
+        timed(f"FGSM sweep, {len(args.eps_values)} eps", name, began)
         for eps, value in sweep.items():
-            sweep_rows.append(
-                {"seed": seed, "model": name, "eps": eps, "accuracy": round(value, 2)}
-            )
+            row = {"seed": seed, "model": name, "eps": eps, "accuracy": round(value, 2)}
+            tables["fgsm"].append(row)
             writer.add_scalar(f"fgsm/{name}/accuracy", value, round(1000 * eps))
-        print(
-            f"seed {seed} FGSM {name}: "
-            + ", ".join(f"{eps:g} {v:.2f}" for eps, v in sweep.items()),
-            flush=True,
-        )
+        sweep_line = ", ".join(f"{eps:g} {v:.2f}" for eps, v in sweep.items())
+        print(f"seed {seed} FGSM {name}: {sweep_line}", flush=True)
 
     began = time.perf_counter()
-    bar = tqdm(total=len(models), desc=f"seed {seed} PGD transfer", disable=not args.progress)
-    matrix = transfer_matrix(
-        models,
-        lambda donor: PGD(
-            donor,
-            args.pgd_eps,
-            args.pgd_alpha,
-            args.pgd_steps,
-            batch_size=args.batch_size,
-            seed=seed,
-        ),
-        test,
-        args.batch_size,
-        progress=lambda donor: bar.update(),
-    )
-    bar.close()
-    timing_rows.append(
-        {
-            "seed": seed,
-            "task": f"PGD transfer matrix, {args.pgd_steps} steps, {len(models)} donors",
-            "model": "all",
-            "images": len(test),
-            "seconds": round(time.perf_counter() - began, 2),
-        }
-    )
+    pgd = functools.partial(PGD, eps=args.pgd_eps, alpha=args.pgd_alpha, steps=args.pgd_steps)
+    with bar(None, "PGD transfer", total=len(models)) as pgd_bar:
+        donor_attack = functools.partial(pgd, batch_size=args.batch_size, seed=seed)
+        matrix = transfer_matrix(
+            models, donor_attack, test, args.batch_size, progress=lambda _donor: pgd_bar.update()
+        )
+    timed(f"PGD transfer matrix, {args.pgd_steps} steps, {len(models)} donors", "all", began)
     for donor, row in matrix.items():
         for target, value in row.items():
-            transfer_rows.append(
+            tables["transfer"].append(
                 {"seed": seed, "donor": donor, "target": target, "accuracy": round(value, 2)}
             )
             writer.add_scalar(f"pgd_transfer/{donor}/{target}", value, 0)
 
     suite = test.subset(slice(0, args.suite_subset)) if args.suite_subset else test
     jobs = [(attack, name) for attack in args.suite_attacks for name in args.suite_models]
-    for attack_name, name in tqdm(
-        jobs, desc=f"seed {seed} attack suite", disable=not args.progress
-    ):
+    for attack_name, name in bar(jobs, "attack suite"):
         options = {} if attack_name == "CW" else {"eps": args.suite_eps}
         attack = make_attack(
             attack_name, models[name], batch_size=args.batch_size, seed=seed, **options
@@ -253,22 +207,14 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
         adversarial = adversarial_set(attack, suite)
         value = evaluate(models[name], {"adv": adversarial})["adv"]
         l2 = (adversarial.images - suite.images).flatten(1).norm(dim=1).mean().item()
-        suite_rows.append(
-            {
-                "seed": seed,
-                "attack": attack_name,
-                "model": name,
-                "accuracy": round(value, 2),
-                "mean_l2": round(l2, 4),
-                "seconds": round(time.perf_counter() - began, 2),
-            }
-        )
+        row = {"seed": seed, "attack": attack_name, "model": name, "accuracy": round(value, 2)}
+        seconds = round(time.perf_counter() - began, 2)
+        tables["suite"].append({**row, "mean_l2": round(l2, 4), "seconds": seconds})
         writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
 
     for donor, model in models.items():
-        adversarial = adversarial_set(
-            FGSM(model, args.ensemble_eps, batch_size=args.batch_size), test
-        )
+        fgsm = FGSM(model, args.ensemble_eps, batch_size=args.batch_size)
+        adversarial = adversarial_set(fgsm, test)
         members = [name for name in models if name != donor]
         logits = predict_models(
             {name: models[name] for name in members}, {"adv": adversarial}, args.batch_size
@@ -281,42 +227,27 @@ def run_seed(args: Args, dataset: str, trial: Trial) -> dict[str, list[dict]]:
             "best member": max(singles),
             "mean member": statistics.mean(singles),
         }
-        for how, value in scores.items():
-            ensemble_rows.append(
-                {"seed": seed, "donor": donor, "ensemble": how, "accuracy": round(value, 2)}
-            )
+        tables["ensembles"] += [
+            {"seed": seed, "donor": donor, "ensemble": how, "accuracy": round(value, 2)}
+            for how, value in scores.items()
+        ]
     writer.close()
-    tables = (sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows)
-    return dict(zip(TABLES, tables, strict=True))
+    return tables
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    dataset = models_dataset(args)
-    device, _ = load_test(args, dataset)  # any data error, or the download, before the first trial
-    out_dir = Path(args.out_dir) / dataset
-    sweep = args.seed_sweep(functools.partial(run_seed, args, dataset), args.seeds, out_dir)
-
-    def report(result: SweepResult) -> None:
-        write_report(args, out_dir, device, time.perf_counter() - start, result)
-
-    args.run_reported(sweep, "negdl-robustness", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
+    dataset = models_dataset(args)  # a missing checkpoint before any data is read
+    args.run_seeds("negdl-robustness", run_seed, load_test, write_report, subfolder=dataset)
 
 
-def write_report(
-    args: Args, out_dir: Path, device: torch.device, seconds: float, result: SweepResult
-) -> None:
+def write_report(args: Args, report: Report) -> None:
     """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
-    tables = {table: result.rows(table) for table in TABLES}
-    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = tables.values()
-    summary = result.summary()
-    sweep_plot(sweep_rows, out_dir / "fgsm.png")
+    sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
+        report.tables[table] for table in TABLES
+    )
+    sweep_plot(sweep_rows, report.out_dir / "fgsm.png")
     images = sweep_rows and timing_rows[0]["images"]
-    ours: dict[tuple[str, float], list[float]] = {
-        (row["model"], row["eps"]): [] for row in sweep_rows
-    }
+    ours: dict[tuple[str, float], list[float]] = defaultdict(list)
     for row in sweep_rows:
         ours[row["model"], row["eps"]].append(row["accuracy"])
     source_lines = [
@@ -326,49 +257,44 @@ def write_report(
         if (model, eps) in ours
     ]
     suite_l2 = [row["mean_l2"] for row in suite_rows if row["attack"] == "CW"]
-    text = [
-        f"# Robustness: accuracy (%) under attack, mean ± std over seeds {seeds_of(sweep_rows)}",
-        "",
-        f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in [0, 1], "
-        f"models from {args.models_dir}.",
-        machine_line(device, seconds, summary),
-        "",
-        "## White-box FGSM sweep (rows: model, columns: eps)",
-        "",
+    text = report.head(
+        "Robustness: accuracy (%) under attack",
+        f"{images} test images ({args.suite_subset or 'all'} for the attack suite), pixels in "
+        f"[0, 1], models from {args.models_dir}.",
+    )
+    text += section(
+        "White-box FGSM sweep (rows: model, columns: eps)",
         markdown_table(sweep_rows, "model", "eps", "accuracy"),
-        "",
-        f"## PGD transfer matrix (eps {args.pgd_eps:g}, alpha {args.pgd_alpha:g}, {args.pgd_steps} steps; rows: donor attacked, columns: target; diagonal white-box)",
-        "",
+    )
+    text += section(
+        f"PGD transfer matrix (eps {args.pgd_eps:g}, alpha {args.pgd_alpha:g}, {args.pgd_steps} "
+        "steps; rows: donor attacked, columns: target; diagonal white-box)",
         markdown_table(transfer_rows, "donor", "target", "accuracy"),
-        "",
-        f"## Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, 50 steps)",
-        "",
+    )
+    text += section(
+        f"Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, "
+        "50 steps)",
         markdown_table(suite_rows, "attack", "model", "accuracy"),
         "",
         f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
-        "",
-        f"## Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor is left out of the ensemble)",
-        "",
+    )
+    text += section(
+        f"Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor "
+        "is left out of the ensemble)",
         markdown_table(ensemble_rows, "donor", "ensemble", "accuracy"),
-        "",
-        "## Wall time (seconds)",
-        "",
-        markdown_table(timing_rows, "task", "model", "seconds"),
-    ]
+    )
+    text += section("Wall time (seconds)", markdown_table(timing_rows, "task", "model", "seconds"))
     if source_lines:
-        text += [
-            "",
-            "## Compared with the source (MNIST FGSM, SN vs NR)",
-            "",
+        text += section(
+            "Compared with the source (MNIST FGSM, SN vs NR)",
             "| model | eps | source | ours |",
             "| --- | ---: | ---: | ---: |",
             *source_lines,
-        ]
-    write_results(out_dir, text, **tables)
+        )
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-robustness", Args, run, argv)
+main = functools.partial(run_main, "negdl-robustness", Args, run)
 
 
 if __name__ == "__main__":

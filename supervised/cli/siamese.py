@@ -1,37 +1,34 @@
 """Negative triplet Siamese networks on MNIST: TSN, TSN-N, TSN-P from scratch and as fine-tuning.
 
 Trains every schedule from the same seeds, embeds the test set (queries) and the training set
-(references), and reports nearest-prototype accuracy, k-NN accuracy and precision@1. A reference
-row trains the same embedding network with pytorch-metric-learning's conventions (its MNIST
-TripletMarginLoss example: cosine distance, margin 0.2, semi-hard mining, Adam, one epoch) on
-the full training split. Writes ``results.csv``, ``results.md`` (mean ± std over seeds, with the
-source's numbers), a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``, first
-seed), and TensorBoard runs under ``<out_dir>/seed<k>/<schedule>``.
-
-A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
-:mod:`supervised.cli.common` says.
+(references), and reports nearest-prototype accuracy, k-NN accuracy and precision@1, with the
+source's numbers and a PCA plot of the test embeddings per schedule (``pca_<schedule>.png``,
+first seed). A reference row trains the same network with pytorch-metric-learning's conventions
+(its MNIST TripletMarginLoss example) on the full training split.
 
     negdl-siamese --seeds 0 1 2
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import tyro
 
 from negdl.cli import run_main
 from negdl.results import markdown_table
-from negdl.trials import Trial, cached_per_process
+from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
-from supervised.cli.common import TrainRunOptions, machine_line, seeds_of, write_results
+from supervised.cli.common import Report, TrainRunOptions, section
 from supervised.context import RunContext
+from supervised.data import LabelledImages
 from supervised.embeddings import embed, plot_embeddings
-from supervised.runtime import seed_everything, select_device
+from supervised.runtime import seed_everything
 from supervised.siamese import (
     PML_CONVENTIONS,
     SiameseConfig,
@@ -70,25 +67,16 @@ class Args(TrainRunOptions):
         super().__post_init__()  # --data-dir, --download
 
 
-def load_data(args: Args):
-    """The device, the full training split, the one trained on and the test set, loaded once
-    per process."""
-
-    def load():
-        device = select_device(args.device)
-        full_train, test = args.load("mnist", train=True), args.load("mnist", train=False)
-        train = full_train.subset(slice(0, args.train_subset)) if args.train_subset else full_train
-        if args.test_subset:
-            test = test.subset(slice(0, args.test_subset))
-        return device, full_train.to(device), train.to(device), test.to(device)
-
-    return cached_per_process(("siamese data", repr(args)), load)
+def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, ...]:
+    """The full training split, the one trained on and the test set, on ``device``."""
+    full_train = args.load("mnist", train=True)
+    train = full_train.subset(slice(0, args.train_subset)) if args.train_subset else full_train
+    return full_train.to(device), train.to(device), args.test_split("mnist").to(device)
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every schedule (and the pml reference) trained from one seed and scored."""
-    args.use_threads()
-    device, full_train, train, test = load_data(args)
+    device, (full_train, train, test) = args.loaded(load_data)
     config = args.siamese
     pml_config = replace(PML_CONVENTIONS, embedding_size=args.siamese.embedding_size)
     seed = trial.params["seed"]
@@ -96,30 +84,17 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     rows: list[dict] = []
     writer_for = TensorBoardWriters(trial.dir)
     context = RunContext(device, progress=args.progress)
-    runs = [
-        (name, result, train, config)
-        for name, result in train_schedules(
-            args.schedules, train, config, seed, context, writer_for
-        ).items()
-    ]
+    trained = train_schedules(args.schedules, train, config, seed, context, writer_for)
+    runs = [(name, result, train, config) for name, result in trained.items()]
     if args.pml_reference:
-        trained = train_schedules(
-            ["TSN"],
-            full_train,
-            pml_config,
-            seed,
-            context,
-            lambda _: writer_for(PML_ROW),
-        )["TSN"]
-        runs.append((PML_ROW, trained, full_train, pml_config))
+        pml = train_schedules(
+            ["TSN"], full_train, pml_config, seed, context, lambda _: writer_for(PML_ROW)
+        )
+        runs.append((PML_ROW, pml["TSN"], full_train, pml_config))
     for name, result, references, run_config in runs:
         scores = score_embedding(result.model, references, test, run_config, args.k, device)
         final_loss = result.losses[-1][-1] if result.losses[-1] else float("nan")
-        row = {
-            "schedule": name,
-            "seed": seed,
-            **{key: round(v, 2) for key, v in scores.items()},
-        }
+        row = {"schedule": name, "seed": seed, **{key: round(v, 2) for key, v in scores.items()}}
         row["final_loss"] = round(final_loss, 4)
         row["diverged"] = not math.isfinite(final_loss) or math.isnan(scores["precision_at_1"])
         # Diverging pushes embeddings apart without bound, collapsing pulls them together.
@@ -174,11 +149,9 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(
-    args: Args, rows: list[dict], out_dir: Path, seconds: float, device, summary: str = ""
-) -> None:
-    """Rewrite results.csv and results.md from every row so far (``summary``: the sweep's
-    summary sentence)."""
+def write_report(args: Args, report: Report) -> None:
+    """Rewrite results.csv and results.md from every row so far."""
+    rows, config, pml = report.rows, args.siamese, PML_CONVENTIONS
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
     # Diverged runs have no scores; the comparison below counts them.
     long_rows = [
@@ -187,33 +160,25 @@ def write_report(
         if not row["diverged"]
         for metric in metrics
     ]
-    text = [
-        f"# Triplet Siamese networks on MNIST: embedding scores (%), mean ± std over seeds {seeds_of(rows)}",
-        "",
-        f"From scratch: {args.siamese.epochs} epochs, SGD lr {args.siamese.lr} momentum {args.siamese.momentum}, "
-        f"{args.siamese.batch_size} sampled triplets per step, {args.siamese.distance} distance, margin {args.siamese.margin}, "
-        f"miner {args.siamese.miner or 'none'}, embedding {args.siamese.embedding_size}; fine-tuning (TSN>...): "
-        f"{args.siamese.finetune_epochs} epoch(s) at lr x {args.siamese.finetune_lr_factor}. "
-        f"{args.train_subset or 'all'} training images (also the references), "
-        f"{args.test_subset or 'all'} test queries; k-NN with k = {args.k}. "
-        f"'{PML_ROW}': {PML_CONVENTIONS.epochs} epoch on all training images, batches of "
-        f"{PML_CONVENTIONS.batch_size}, Adam lr {PML_CONVENTIONS.lr}, cosine distance, margin "
-        f"{PML_CONVENTIONS.margin}, semi-hard mining, mean over non-zero losses.",
-        machine_line(device, seconds, summary),
-        "",
-        markdown_table(long_rows, "schedule", "metric", "value")
-        if long_rows
-        else "(every run diverged)",
-        "",
-        "## Compared with the source and pytorch-metric-learning",
-        "",
-        comparison_table(rows),
-    ]
-    write_results(out_dir, text, results=rows)
+    text = report.head(
+        "Triplet Siamese networks on MNIST: embedding scores (%)",
+        f"From scratch: {config.epochs} epochs, SGD lr {config.lr} momentum {config.momentum}, "
+        f"{config.batch_size} sampled triplets per step, {config.distance} distance, margin "
+        f"{config.margin}, miner {config.miner or 'none'}, embedding {config.embedding_size}; "
+        f"fine-tuning (TSN>...): {config.finetune_epochs} epoch(s) at lr x "
+        f"{config.finetune_lr_factor}. {args.train_subset or 'all'} training images (also the "
+        f"references), {args.test_subset or 'all'} test queries; k-NN with k = {args.k}. "
+        f"'{PML_ROW}': {pml.epochs} epoch on all training images, batches of {pml.batch_size}, "
+        f"Adam lr {pml.lr}, cosine distance, margin {pml.margin}, semi-hard mining, mean over "
+        "non-zero losses.",
+    )
+    scores = markdown_table(long_rows, "schedule", "metric", "value")
+    text += ["", scores if long_rows else "(every run diverged)"]
+    text += section("Compared with the source and pytorch-metric-learning", comparison_table(rows))
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-siamese", Args, run, argv)
+main = functools.partial(run_main, "negdl-siamese", Args, run)
 
 
 if __name__ == "__main__":

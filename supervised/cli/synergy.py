@@ -3,14 +3,9 @@
 Per seed: CBOMF SN (the normal model) and HN (a negative head on SN's frozen extractor) are
 trained once and joined without further training by every rule (sum, weighted sums, product,
 most confident member), a learned fusion (SynergyF) is trained briefly on top, and trained and
-hot-start trained synergy are trained. Every model is evaluated on the full test set and every
-partial/occluded variant. Writes ``results.csv`` / ``results.md`` (mean ± std over seeds, the
-source's numbers next to ours), ``cases.csv`` (case analysis per test set), ``rescued.png``
-(samples synergy rescues, with the three models' class probabilities), checkpoints that
-``negdl-robustness`` reads, and TensorBoard runs under ``<out_dir>/<dataset>/seed<k>/<model>``.
-
-A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped as
-:mod:`supervised.cli.common` says.
+hot-start trained synergy are trained; every model is evaluated on every partial/occluded test
+set. Also writes ``cases.csv`` (case analysis per test set), ``rescued.png`` (samples synergy
+rescues) and the checkpoints ``negdl-robustness`` reads, under ``<out_dir>/<dataset>/``.
 
     negdl-synergy --seeds 0 1 2
 """
@@ -18,47 +13,28 @@ A sweep with one trial per seed, rewritten, resumed, run in parallel and stopped
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from negdl.cli import run_main  # noqa: E402
-from negdl.results import (  # noqa: E402
-    comparison_table,
-    markdown_table,
-)
-from negdl.sweeps import SweepResult  # noqa: E402
-from negdl.trials import Trial, cached_per_process  # noqa: E402
-from negdl.writers import TensorBoardWriters  # noqa: E402
-from supervised.cbomf import MODES, CBOMFConfig, train_modes  # noqa: E402
-from supervised.checkpoints import save_checkpoint  # noqa: E402
-from supervised.cli.common import (  # noqa: E402
-    TrainRunOptions,
-    accuracy_rows,
-    machine_line,
-    seeds_of,
-    write_results,
-)
-from supervised.context import RunContext  # noqa: E402
-from supervised.evaluation import evaluate_models  # noqa: E402
-from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule  # noqa: E402
-from supervised.models import ARCHITECTURES, make_classifier  # noqa: E402
-from supervised.occlusions import (  # noqa: E402
-    cifar_blocks,
-    corner_occlusions,
-    mnist_cuts,
-    partial_test_sets,
-)
-from supervised.runtime import seed_everything, select_device  # noqa: E402
-from supervised.synergy import (  # noqa: E402
+from negdl.cli import run_main
+from negdl.results import comparison_table, markdown_table
+from negdl.trials import Trial
+from negdl.writers import TensorBoardWriters
+from supervised.cbomf import MODES, CBOMFConfig, train_modes
+from supervised.checkpoints import save_checkpoint
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
+from supervised.context import RunContext
+from supervised.data import LabelledImages
+from supervised.evaluation import evaluate_models
+from supervised.join_rules import MostConfidentRule, ProductRule, WeightedSumRule
+from supervised.models import ARCHITECTURES, make_classifier
+from supervised.occlusions import cifar_blocks, corner_occlusions, mnist_cuts, partial_test_sets
+from supervised.runtime import seed_everything
+from supervised.synergy import (
     assemble_synergy,
     case_analysis,
     hot_start_synergy,
@@ -83,17 +59,8 @@ SOURCE_CIFAR = {
 MODE_NAMES = {"SN": "normal", "HN": "negative"}
 
 
-class DatasetDefaults(TypedDict):
-    """A dataset's default architecture and the source's hyperparameters for it."""
-
-    arch: str
-    lr: float
-    momentum: float
-    batch_size: int
-
-
 #: Each dataset's default architecture and the source's hyperparameters for it.
-DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist": {"arch": "mnist", "lr": 0.01, "momentum": 0.5, "batch_size": 64},
     "cifar10": {"arch": "lenet", "lr": 0.001, "momentum": 0.9, "batch_size": 4},
 }
@@ -135,18 +102,14 @@ class Args(TrainRunOptions):
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; use {' or '.join(DATASET_DEFAULTS)}"
             )
-        defaults = DATASET_DEFAULTS[self.dataset]
-        self.arch = self.arch or defaults["arch"]
+        for name, default in DATASET_DEFAULTS[self.dataset].items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; choose from {sorted(ARCHITECTURES)}")
         if (self.arch == "mnist") != (self.dataset == "mnist"):
             raise ValueError(f"arch {self.arch!r} does not fit dataset {self.dataset!r}")
-        self.lr = defaults["lr"] if self.lr is None else self.lr
-        self.momentum = defaults["momentum"] if self.momentum is None else self.momentum
-        self.batch_size = defaults["batch_size"] if self.batch_size is None else self.batch_size
-        unknown = [mode for mode in self.extra_modes if mode not in MODES]
-        if unknown:
-            raise ValueError(f"unknown CBOMF mode(s) {unknown}; choose from {list(MODES)}")
+        check_known("CBOMF mode", self.extra_modes, MODES)
         if any(omega < 0 for omega in self.omegas):
             raise ValueError(f"omegas must be >= 0, got {self.omegas}")
         if self.fusion_epochs <= 0 or self.rescued_examples < 0:
@@ -161,35 +124,23 @@ class Args(TrainRunOptions):
         return self.arch or DATASET_DEFAULTS[self.dataset]["arch"]
 
     def config(self) -> CBOMFConfig:
-        """The training hyperparameters (the dataset's defaults where not given)."""
-        defaults = DATASET_DEFAULTS[self.dataset]
-        return CBOMFConfig(
-            defaults["lr"] if self.lr is None else self.lr,
-            defaults["momentum"] if self.momentum is None else self.momentum,
-            defaults["batch_size"] if self.batch_size is None else self.batch_size,
-            self.epochs,
-            self.second_epochs,
-        )
+        """The training hyperparameters (the dataset's defaults filled in)."""
+        names = ("lr", "momentum", "batch_size", "epochs", "second_epochs")
+        return CBOMFConfig(**{name: getattr(self, name) for name in names})
 
 
-def load_dataset(args: Args):
-    """The device, the training split and the named test sets (full plus every
-    partial/occluded variant) on it, loaded once per process."""
-
-    def load():
-        device = select_device(args.device)
-        train, test = args.load_splits(args.dataset, args.train_subset, args.test_subset)
-        occlusions = mnist_cuts() if args.dataset == "mnist" else cifar_blocks()
-        occlusions.update(corner_occlusions(args.corner_fractions))
-        test_sets = partial_test_sets(test, occlusions, device=device)
-        return device, train.to(device), test_sets
-
-    return cached_per_process(("synergy data", repr(args)), load)
+def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
+    """The training split and the named test sets (full plus every partial/occluded variant)
+    on ``device``."""
+    train, test = args.splits(args.dataset)
+    occlusions = mnist_cuts() if args.dataset == "mnist" else cifar_blocks()
+    occlusions.update(corner_occlusions(args.corner_fractions))
+    return train.to(device), partial_test_sets(test, occlusions, device=device)
 
 
-def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
+def rescued_figure(models, test_sets, count: int, path: Path) -> None:
     """Draw up to ``count`` samples synergy gets right although both heads are wrong, with the
-    three models' class probabilities; False when there is none to draw."""
+    three models' class probabilities (nothing when there is none)."""
     synergy = models["synergy"]
     picked = []
     for name, data in test_sets.items():
@@ -202,8 +153,9 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
             )
     picked = picked[:count]
     if not picked:
-        return False
-    figure, axes = plt.subplots(len(picked), 2, figsize=(7, 1.8 * len(picked)), squeeze=False)
+        return
+    figure = Figure(figsize=(7, 1.8 * len(picked)))
+    axes = figure.subplots(len(picked), 2, squeeze=False)
     for row, (name, data, index, members, joined) in enumerate(picked):
         image = data.images[index].permute(1, 2, 0).cpu().squeeze(-1)
         axes[row, 0].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
@@ -223,14 +175,11 @@ def rescued_figure(models, test_sets, count: int, path: Path) -> bool:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return True
 
 
 def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     """One trial: every model of one seed, trained, evaluated, analysed and saved."""
-    args.use_threads()
-    device, train, test_sets = load_dataset(args)
+    device, (train, test_sets) = args.loaded(load_data)
     config = args.config()
     seed, seed_dir = trial.params["seed"], trial.dir
     seed_everything(seed)
@@ -251,8 +200,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         normal, negative = trained["SN"].model, trained["HN"].model
         models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
         steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}
-        synergy = assemble_synergy(normal, negative)
-        models["synergy"] = synergy
+        models["synergy"] = synergy = assemble_synergy(normal, negative)
         for omega in args.omegas:
             models[f"synergy-w{omega:g}"] = synergy.with_rule(WeightedSumRule(omega))
         models["synergy-product"] = synergy.with_rule(ProductRule())
@@ -291,31 +239,15 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             models, test_sets, device=device, writer_for=writer_for, step=steps
         )
     for name, by_set in accuracies.items():
-        rows += accuracy_rows(
-            f"seed {seed} {name}",
-            by_set,
-            dataset=args.dataset,
-            arch=args.arch,
-            model=name,
-            seed=seed,
-        )
-        save_checkpoint(
-            seed_dir / name / "model.pt",
-            models[name],
-            metadata={
-                **model_metadata(models[name], args.architecture, train.num_classes, "relu"),
-                "name": name,
-                "seed": seed,
-                "dataset": args.dataset,
-                "accuracy": by_set,
-            },
-        )
+        columns = {"dataset": args.dataset, "arch": args.arch, "model": name, "seed": seed}
+        rows += accuracy_rows(f"seed {seed} {name}", by_set, **columns)
+        metadata = model_metadata(models[name], args.architecture, train.num_classes, "relu")
+        metadata |= {"name": name, "seed": seed, "dataset": args.dataset, "accuracy": by_set}
+        save_checkpoint(seed_dir / name / "model.pt", models[name], metadata=metadata)
     for test_set, data in test_sets.items():
         members, joined = synergy_outputs(synergy, data.images)
         cases = case_analysis(members, joined, data.labels)
-        case_rows.append(
-            {"seed": seed, "test_set": test_set, **cases.__dict__, "total": cases.total}
-        )
+        case_rows.append({"seed": seed, "test_set": test_set, **vars(cases), "total": cases.total})
         print(
             f"seed {seed} cases {test_set}: both {cases.both}, only normal {cases.only_normal}, "
             f"only negative {cases.only_negative}, neither {cases.neither}; synergy rescued "
@@ -328,71 +260,42 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 
 def run(args: Args) -> None:
-    start = time.perf_counter()
-    args.use_threads()
-    device, _, _ = load_dataset(args)  # any data error, or the download, before the first trial
-    out_dir = Path(args.out_dir) / args.dataset
-    sweep = args.seed_sweep(
-        functools.partial(run_seed, args), args.seeds, out_dir, ignore=("rescued_examples",)
+    args.run_seeds(
+        "negdl-synergy",
+        run_seed,
+        load_data,
+        write_report,
+        ignore=("rescued_examples",),
+        subfolder=args.dataset,
     )
 
-    def report(result: SweepResult) -> None:
-        write_report(
-            args,
-            result.rows("results"),
-            result.rows("cases"),
-            out_dir,
-            time.perf_counter() - start,
-            device,
-            result.summary(),
-        )
 
-    args.run_reported(sweep, "negdl-synergy", args.progress, report)
-    print(f"results in {out_dir}/results.md ({time.perf_counter() - start:.0f} s)")
-
-
-def write_report(
-    args: Args, rows, case_rows, out_dir: Path, seconds: float, device, summary: str = ""
-) -> None:
-    """Rewrite results.csv, cases.csv and results.md from every row so far (``summary``: the
-    sweep's summary sentence)."""
-    text = [
-        f"# Synergy on {args.dataset} ({args.arch}): accuracy (%), mean ± std over seeds {seeds_of(rows)}",
-        "",
-        f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr {args.lr} "
-        f"momentum {args.momentum}, batch {args.batch_size}, {args.train_subset or 'all'} training "
-        f"images, {args.test_subset or 'all'} test images.",
-        machine_line(device, seconds, summary),
-        "",
-        markdown_table(rows, "model", "test_set", "accuracy"),
-        "",
-        "## Case analysis of synergy (sum, omega 1), mean over seeds",
-        "",
+def write_report(args: Args, report: Report) -> None:
+    """Rewrite results.csv, cases.csv and results.md from every row so far."""
+    rows, case_rows = report.rows, report.tables["cases"]
+    text = report.head(
+        f"Synergy on {args.dataset} ({args.arch}): accuracy (%)",
+        f"Epochs {args.epochs} + {args.second_epochs} (fusion {args.fusion_epochs}), SGD lr "
+        f"{args.lr} momentum {args.momentum}, batch {args.batch_size}, {args.subsets()}.",
+    )
+    text += ["", markdown_table(rows, "model", "test_set", "accuracy")]
+    text += section(
+        "Case analysis of synergy (sum, omega 1), mean over seeds",
         "| test set | both right | only normal | only negative | neither | rescued by synergy | lost by synergy |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    )
     for test_set in dict.fromkeys(row["test_set"] for row in case_rows):
         chosen = [row for row in case_rows if row["test_set"] == test_set]
-        mean = {
-            key: sum(row[key] for row in chosen) / len(chosen)
-            for key in ("both", "only_normal", "only_negative", "neither", "rescued", "lost")
-        }
-        text.append(
-            f"| {test_set} | {mean['both']:.1f} | {mean['only_normal']:.1f} | {mean['only_negative']:.1f} "
-            f"| {mean['neither']:.1f} | {mean['rescued']:.1f} | {mean['lost']:.1f} |"
-        )
+        cases = ("both", "only_normal", "only_negative", "neither", "rescued", "lost")
+        means = [f"{sum(row[key] for row in chosen) / len(chosen):.1f}" for key in cases]
+        text.append(f"| {test_set} | " + " | ".join(means) + " |")
     if args.dataset == "cifar10" and args.arch == "lenet":
-        text += [
-            "",
-            "## Compared with the source (CIFAR-10 LeNet)",
-            "",
-            comparison_table(rows, SOURCE_CIFAR, "test_set", "model"),
-        ]
-    write_results(out_dir, text, results=rows, cases=case_rows)
+        comparison = comparison_table(rows, SOURCE_CIFAR, "test_set", "model")
+        text += section("Compared with the source (CIFAR-10 LeNet)", comparison)
+    report.write(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_main("negdl-synergy", Args, run, argv)
+main = functools.partial(run_main, "negdl-synergy", Args, run)
 
 
 if __name__ == "__main__":

@@ -2,25 +2,15 @@
 ``load_dataset`` by name and ``DataOptions``, the ``--data-dir``/``--download`` options of every
 script."""
 
-from supervised.data.cifar10 import CIFAR10_CLASSES, RestrictedUnpickler, load_cifar10
-from supervised.data.common import (
-    DATA_DIR_ENV,
-    DEFAULT_DATA_DIR,
-    DataFileError,
-    LabelledImages,
-    resolve_data_dir,
-)
+from supervised.data.cifar10 import RestrictedUnpickler, load_cifar10
+from supervised.data.common import DataFileError, LabelledImages, resolve_data_dir
 from supervised.data.datasets import DATASETS, DataOptions, load_dataset
 from supervised.data.emnist import EMNIST_CLASSES, load_emnist
-from supervised.data.mnist import MNIST_CLASSES, MNIST_MEAN, MNIST_STD, load_mnist
+from supervised.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist
 
 __all__ = [
-    "CIFAR10_CLASSES",
     "DATASETS",
-    "DATA_DIR_ENV",
-    "DEFAULT_DATA_DIR",
     "EMNIST_CLASSES",
-    "MNIST_CLASSES",
     "MNIST_MEAN",
     "MNIST_STD",
     "DataFileError",

@@ -22,32 +22,20 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from negdl.checks import check_bool
 from supervised.data.common import (
     DOWNLOAD_HINT,
     DataFileError,
     LabelledImages,
     download_file,
     images_and_labels,
-    resolve_data_dir,
+    reader_folder,
 )
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+CIFAR10_CLASSES = tuple("airplane automobile bird cat deer dog frog horse ship truck".split())
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCHES = ("test_batch",)
 _PIXELS = 3 * 32 * 32
@@ -112,10 +100,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def _text(value: Any) -> Any:
-    return value.decode("latin1") if isinstance(value, bytes) else value
-
-
 def parse_cifar_batch(
     raw: bytes, source: str, how_to_fix: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,17 +123,12 @@ def parse_cifar_batch(
         raise DataFileError(
             f"{source} holds a {type(batch).__name__}, not a CIFAR-10 batch dict; {how_to_fix}"
         )
-    batch = {_text(key): value for key, value in batch.items()}
+    batch = {key.decode("latin1") if isinstance(key, bytes) else key: v for key, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels")
     if not isinstance(data, np.ndarray) or labels is None:
         raise DataFileError(f"{source} lacks the 'data' array or 'labels' list; {how_to_fix}")
     labels = integer_labels(labels, source, how_to_fix)
-    if (
-        data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != _PIXELS
-        or len(data) != len(labels)
-    ):
+    if data.dtype != np.uint8 or data.shape != (len(labels), _PIXELS):
         raise DataFileError(
             f"{source} has data {data.dtype} {data.shape} and {len(labels)} labels; expected uint8 "
             f"(N, {_PIXELS}) with N labels; {how_to_fix}"
@@ -232,17 +211,10 @@ def read_batches(root: Path, names: tuple[str, ...], how_to_fix: str) -> dict[st
 def load_cifar10(
     train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
-    """Load the CIFAR-10 training (50000) or test (10000) split as tensors.
-
-    :param train: the training split when True, else the test split.
-    :param root: data directory holding ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``;
-        default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
-    :param download: fetch the archive (about 170 MB) unless the batches are already extracted;
-        the archive, fetched or already there, is md5-verified before use.
-    """
-    check_bool("train", train)
-    check_bool("download", download)
-    root_path = resolve_data_dir(root)
+    """Load the CIFAR-10 training (50000) or test (10000) split as tensors; arguments as
+    :func:`~supervised.data.load_dataset` (``download`` fetches the archive, about 170 MB,
+    unless the batches are already extracted)."""
+    root_path = reader_folder(root, train, download)
     if download and not (root_path / CIFAR10_FOLDER).is_dir():
         download_file([CIFAR10_URL], root_path / CIFAR10_ARCHIVE, CIFAR10_MD5)
     how_to_fix = (

@@ -1,5 +1,5 @@
-"""Shared pieces of the dataset readers: the tensor container, the data directory, IDX parsing,
-file reading with clear errors, and verified downloads.
+"""Shared pieces of the dataset readers: the tensor container, the data directory, verified
+downloads, bounded reads and IDX parsing with clear errors.
 
 Readers never trust a file's sizes: decompression stops once the output exceeds the largest
 official file of its kind (a gzip bomb is refused after reading that much, not after filling
@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
+import math
 import os
 import shutil
 import struct
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from negdl.checks import check_bool
 from negdl.errors import UserError
 
 DATA_DIR_ENV = "NEGDL_DATA_DIR"
@@ -37,17 +39,7 @@ class DataFileError(RuntimeError, UserError):
     """A dataset file is missing, truncated or not in the expected format."""
 
 
-#: Every MNIST and EMNIST image is 28 x 28 uint8 pixels.
-IDX_IMAGE_SHAPE = (28, 28)
-
-
-def idx_file_bytes(count: int, item_shape: tuple[int, ...] = ()) -> int:
-    """Bytes of an IDX file of ``count`` uint8 items of ``item_shape``: header, then data."""
-    return 4 + 4 * (1 + len(item_shape)) + count * int(np.prod(item_shape, dtype=np.int64))
-
-
-#: The largest decompressed IDX file negdl reads (EMNIST digits' 240,000 training images).
-MAX_IDX_BYTES = idx_file_bytes(240_000, IDX_IMAGE_SHAPE)
+_IDX_UINT8 = 0x08
 
 
 @dataclass(frozen=True)
@@ -64,43 +56,34 @@ class LabelledImages:
     classes: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+        images, labels, classes = self.images, self.labels, self.classes
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
             raise ValueError(
-                f"images and labels must be tensors, got {type(self.images).__name__} and "
-                f"{type(self.labels).__name__}"
+                f"images and labels must be tensors, got {type(images).__name__} and "
+                f"{type(labels).__name__}"
             )
-        if self.images.ndim != 4 or not self.images.is_floating_point():
+        if images.ndim != 4 or not images.is_floating_point():
             raise ValueError(
-                f"images must be a float tensor (N, C, H, W), got {tuple(self.images.shape)} "
-                f"{self.images.dtype}; convert uint8 pixels with .float() / 255"
+                f"images must be a float tensor (N, C, H, W), got {tuple(images.shape)} "
+                f"{images.dtype}; convert uint8 pixels with .float() / 255"
             )
-        if self.labels.ndim != 1 or self.labels.dtype != torch.int64:
+        if labels.ndim != 1 or labels.dtype != torch.int64:
             raise ValueError(
-                f"labels must be an int64 tensor (N,), got {tuple(self.labels.shape)} {self.labels.dtype}"
+                f"labels must be an int64 tensor (N,), got {tuple(labels.shape)} {labels.dtype}"
             )
-        if len(self.images) != len(self.labels):
+        if len(images) != len(labels):
             raise ValueError(
-                f"{len(self.images)} images but {len(self.labels)} labels; they must match one to one"
+                f"{len(images)} images but {len(labels)} labels; they must match one to one"
             )
-        if (
-            isinstance(self.classes, str)
-            or not self.classes
-            or not all(isinstance(name, str) for name in self.classes)
-        ):
+        if isinstance(classes, str) or not classes or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"classes must name at least one class, as strings; got {classes!r}")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
             raise ValueError(
-                f"classes must name at least one class, as strings; got {self.classes!r}"
-            )
-        if len(self.labels) and (
-            int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)
-        ):
-            raise ValueError(
-                f"labels span [{int(self.labels.min())}, {int(self.labels.max())}] but there are "
-                f"{len(self.classes)} classes; labels must lie in [0, {len(self.classes) - 1}]"
+                f"labels span [{int(labels.min())}, {int(labels.max())}] but there are "
+                f"{len(classes)} classes; labels must lie in [0, {len(classes) - 1}]"
             )
         # min and max are NaN when any value is (and infinite when one is): one fast pass.
-        if self.images.numel() and not bool(
-            torch.isfinite(torch.stack(torch.aminmax(self.images))).all()
-        ):
+        if images.numel() and not bool(torch.isfinite(torch.stack(torch.aminmax(images))).all()):
             raise ValueError(
                 "images hold NaN or infinite values; pixels must be finite (e.g. in [0, 1])"
             )
@@ -132,8 +115,6 @@ class LabelledImages:
 def resolve_data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: ``root`` when given, else ``$NEGDL_DATA_DIR``, else ``DEFAULT_DATA_DIR``.
 
-    :param root: explicit directory that contains ``MNIST/raw/``, ``EMNIST/raw/`` and/or the
-        CIFAR-10 archive.
     :raises ValueError: ``root`` is not a path, or is a file.
     """
     if root is not None:
@@ -149,25 +130,26 @@ def resolve_data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(env).expanduser() if env else DEFAULT_DATA_DIR
 
 
-def md5sum(path: Path, chunk_size: int = 1 << 20) -> str:
+def reader_folder(root: str | os.PathLike[str] | None, train: bool, download: bool) -> Path:
+    """A reader's data directory (:func:`resolve_data_dir`), after checking its flags."""
+    check_bool("train", train)
+    check_bool("download", download)
+    return resolve_data_dir(root)
+
+
+def md5sum(path: Path) -> str:
     """Hex md5 digest of a file, read in chunks."""
     digest = hashlib.md5()
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
+        while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
-    """Download a file from the first working mirror and keep it only if its md5 matches.
-
-    An existing file with the right checksum is kept without touching the network; one with
-    another checksum is downloaded again.
-
-    :param urls: mirrors, tried in order.
-    :param destination: final path; the parent directory is created.
-    :param md5: expected hex md5 of the whole file.
-    """
+    """Download a file from the first working mirror (``urls`` in order) and keep it only if
+    its md5 matches; an existing file with the right checksum is kept without touching the
+    network, one with another checksum is downloaded again."""
     if destination.exists() and md5sum(destination) == md5:
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -192,70 +174,70 @@ def download_file(urls: Sequence[str], destination: Path, md5: str) -> Path:
     raise DataFileError(f"could not download {destination.name}:\n  " + "\n  ".join(failures))
 
 
-def _too_big(source: str, max_bytes: int, how_to_fix: str) -> DataFileError:
-    return DataFileError(
-        f"{source} holds more than {max_bytes:,} bytes (decompressed), more than the official "
-        f"file of its kind: it is not one (a gzip bomb?), and was not read further; {how_to_fix}"
-    )
-
-
-def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES) -> bytes:
-    """The decompressed bytes of ``path`` (gzip when it ends in ``.gz``), with clear errors;
-    at most ``max_bytes`` are decompressed (more is an error)."""
-    if not path.is_file():
-        raise DataFileError(f"missing dataset file {path}; {how_to_fix}")
+def bounded_read(
+    handle: BinaryIO, source: str, how_to_fix: str, max_bytes: int, gzipped: bool
+) -> bytes:
+    """The (decompressed) bytes of ``handle``, with clear errors; more than ``max_bytes`` is an
+    error, reported after reading only that much."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                data = handle.read(max_bytes + 1)
-        elif path.stat().st_size > max_bytes:
-            raise _too_big(str(path), max_bytes, how_to_fix)
-        else:
-            data = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataFileError(f"{path} is corrupt or truncated ({error}); {how_to_fix}") from error
-    if len(data) > max_bytes:
-        raise _too_big(str(path), max_bytes, how_to_fix)
-    return data
-
-
-def gunzip_bytes(raw: bytes, source: str, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES) -> bytes:
-    """Decompress gzip bytes read from inside an archive, with clear errors; at most
-    ``max_bytes`` are decompressed (more is an error)."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
-            data = handle.read(max_bytes + 1)
+        data = (gzip.GzipFile(fileobj=handle) if gzipped else handle).read(max_bytes + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DataFileError(f"{source} is corrupt or truncated ({error}); {how_to_fix}") from error
     if len(data) > max_bytes:
-        raise _too_big(source, max_bytes, how_to_fix)
+        raise DataFileError(
+            f"{source} holds more than {max_bytes:,} bytes (decompressed), more than the official "
+            f"file of its kind: it is not one (a gzip bomb?), and was not read further; {how_to_fix}"
+        )
     return data
 
 
-_IDX_UINT8 = 0x08
+def extracted_copy(folder: Path, name: str) -> Path | None:
+    """The file ``folder/name`` (a ``.gz`` name), else the uncompressed copy torchvision leaves
+    next to it, else None."""
+    for path in (folder / name, folder / name.removesuffix(".gz")):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int) -> bytes:
+    """The decompressed bytes of ``path`` (gzip when it ends in ``.gz``), see :func:`bounded_read`."""
+    if not path.is_file():
+        raise DataFileError(f"missing dataset file {path}; {how_to_fix}")
+    try:
+        with open(path, "rb") as handle:
+            return bounded_read(handle, str(path), how_to_fix, max_bytes, path.suffix == ".gz")
+    except OSError as error:
+        raise DataFileError(f"{path} is corrupt or truncated ({error}); {how_to_fix}") from error
+
+
+def read_idx_pair(
+    read: Callable[[str, int], tuple[bytes, str]],
+    names: tuple[str, str],
+    count: int,
+    how_to_fix: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uint8 images ``(N, 28, 28)`` and labels ``(N,)`` of an IDX pair of at most ``count``
+    items; ``read(name, max_bytes)`` returns a file's decompressed bytes and its name for errors."""
+
+    def parsed(name: str, item_shape: tuple[int, ...]) -> torch.Tensor:
+        max_bytes = 4 * (2 + len(item_shape)) + count * math.prod(item_shape)  # header, data
+        return parse_idx(*read(name, max_bytes), how_to_fix, count, item_shape)
+
+    return parsed(names[0], (28, 28)), parsed(names[1], ())  # MNIST and EMNIST images: 28 x 28
 
 
 def parse_idx(
-    raw: bytes,
-    source: str,
-    ndim: int,
-    how_to_fix: str,
-    max_items: int | None = None,
-    item_shape: tuple[int, ...] | None = None,
+    raw: bytes, source: str, how_to_fix: str, max_items: int, item_shape: tuple[int, ...]
 ) -> torch.Tensor:
-    """Parse an IDX file of unsigned bytes (the MNIST/EMNIST format) into a uint8 tensor.
+    """Parse an IDX file of unsigned bytes (the MNIST/EMNIST format) into a uint8 tensor of at
+    most ``max_items`` items of ``item_shape``.
 
     The header (magic, element type, number of dimensions), the declared sizes and the payload
     size are checked, so a truncated, foreign or oversized file is reported instead of being
     reshaped into garbage.
-
-    :param raw: the whole decompressed file.
-    :param source: file name used in error messages.
-    :param ndim: expected number of dimensions (3 for images, 1 for labels).
-    :param how_to_fix: appended to error messages.
-    :param max_items: the most items (first dimension) the official file holds (None: no bound).
-    :param item_shape: the shape every item must have, e.g. ``(28, 28)`` (None: any).
     """
+    ndim = 1 + len(item_shape)
     if len(raw) < 4 + 4 * ndim:
         raise DataFileError(
             f"{source} is too short ({len(raw)} bytes) to hold an IDX header; {how_to_fix}"
@@ -267,14 +249,11 @@ def parse_idx(
             f"0000080{ndim}; {how_to_fix}"
         )
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    if (max_items is not None and dims[0] > max_items) or (
-        item_shape is not None and tuple(dims[1:]) != tuple(item_shape)
-    ):
+    if dims[0] > max_items or tuple(dims[1:]) != item_shape:
+        shape = f" of shape {item_shape}" if item_shape else ""
         raise DataFileError(
-            f"{source} declares shape {dims}, but the official file holds at most "
-            f"{max_items if max_items is not None else 'any number of'} items"
-            f"{f' of shape {tuple(item_shape)}' if item_shape is not None else ''}: it is not one; "
-            f"{how_to_fix}"
+            f"{source} declares shape {dims}, but the official file holds at most {max_items} "
+            f"items{shape}: it is not one; {how_to_fix}"
         )
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims, dtype=np.int64))
@@ -289,30 +268,20 @@ def parse_idx(
 
 def images_and_labels(
     images_u8: torch.Tensor,
-    labels_u8: torch.Tensor,
+    labels: torch.Tensor,
     classes: Sequence[str],
     source: str,
     how_to_fix: str,
 ) -> LabelledImages:
-    """Build :class:`LabelledImages` from uint8 ``(N, H, W)`` or ``(N, C, H, W)`` pixels and labels.
-
-    Counts and label ranges are checked so a mismatched pair of files is reported.
-    """
-    if len(images_u8) != len(labels_u8):
+    """:class:`LabelledImages` from uint8 ``(N, H, W)`` or ``(N, C, H, W)`` pixels and integer
+    labels; a mismatched pair of files is a :class:`DataFileError` naming ``source``."""
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise DataFileError(
-            f"{source}: {len(images_u8)} images but {len(labels_u8)} labels; the image and label "
-            f"files do not belong together; {how_to_fix}"
-        )
-    if labels_u8.is_floating_point() or labels_u8.is_complex() or labels_u8.dtype == torch.bool:
-        raise DataFileError(
-            f"{source}: labels must be integers, got {labels_u8.dtype} (not truncated); {how_to_fix}"
-        )
-    labels = labels_u8.to(torch.int64)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
-        raise DataFileError(
-            f"{source}: labels span [{int(labels.min())}, {int(labels.max())}] but there are "
-            f"{len(classes)} classes; {how_to_fix}"
+            f"{source}: labels must be integers, got {labels.dtype} (not truncated); {how_to_fix}"
         )
     if images_u8.ndim == 3:
         images_u8 = images_u8.unsqueeze(1)
-    return LabelledImages(images_u8.float().div_(255.0), labels, tuple(classes))
+    try:
+        return LabelledImages(images_u8.float().div_(255.0), labels.long(), tuple(classes))
+    except ValueError as error:
+        raise DataFileError(f"{source}: {error}; {how_to_fix}") from error

@@ -69,15 +69,3 @@ class DataOptions:
     def load(self, name: str, train: bool = True) -> LabelledImages:
         """One split of dataset ``name`` (see :func:`load_dataset`) from these options."""
         return load_dataset(name, train, self.data_dir, self.download)
-
-    def load_splits(
-        self, name: str, train_subset: int = 0, test_subset: int = 0
-    ) -> tuple[LabelledImages, LabelledImages]:
-        """The training and test splits of dataset ``name``, each cut to its first
-        ``train_subset`` / ``test_subset`` images (0: all of it)."""
-        train, test = self.load(name, train=True), self.load(name, train=False)
-        if train_subset:
-            train = train.subset(slice(0, train_subset))
-        if test_subset:
-            test = test.subset(slice(0, test_subset))
-        return train, test

@@ -7,25 +7,24 @@ first. EMNIST stores every image transposed; the reader turns them upright.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import string
 import zipfile
 from pathlib import Path
 
-from negdl.checks import check_bool
 from supervised.data.common import (
     DOWNLOAD_HINT,
-    IDX_IMAGE_SHAPE,
-    MAX_IDX_BYTES,
     DataFileError,
     LabelledImages,
+    bounded_read,
     download_file,
-    gunzip_bytes,
-    idx_file_bytes,
+    extracted_copy,
     images_and_labels,
-    parse_idx,
+    read_idx_pair,
     read_maybe_gzip,
-    resolve_data_dir,
+    reader_folder,
 )
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
@@ -48,26 +47,16 @@ EMNIST_COUNTS: dict[str, tuple[int, int]] = {
 _LABEL_OFFSET = {"letters": 1}
 
 
-def _extracted(raw_dir: Path, member: str) -> Path | None:
-    """The copy of archive member ``member`` already extracted into ``raw_dir``, if any."""
-    name = member.removeprefix("gzip/")
-    for candidate in (raw_dir / name, raw_dir / name.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _member_bytes(
-    raw_dir: Path, member: str, how_to_fix: str, max_bytes: int = MAX_IDX_BYTES
-) -> tuple[bytes, str]:
-    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip; at
-    most ``max_bytes`` are decompressed."""
-    extracted = _extracted(raw_dir, member)
+def _member_bytes(raw_dir: Path, how_to_fix: str, name: str, max_bytes: int) -> tuple[bytes, str]:
+    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip (at
+    most ``max_bytes``), and where they come from."""
+    extracted = extracted_copy(raw_dir, name)
     if extracted is not None:
         return read_maybe_gzip(extracted, how_to_fix, max_bytes), str(extracted)
     archive = raw_dir / "gzip.zip"
     if not archive.is_file():
         raise DataFileError(f"missing EMNIST archive {archive}; {how_to_fix}")
+    member = f"gzip/{name}"
     source = f"{archive}:{member}"
     try:
         with zipfile.ZipFile(archive) as zipped:
@@ -82,7 +71,7 @@ def _member_bytes(
         raise DataFileError(f"{archive} has no member {member}; {how_to_fix}") from error
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise DataFileError(f"{archive} is corrupt or truncated ({error}); {how_to_fix}") from error
-    return gunzip_bytes(raw, source, how_to_fix, max_bytes), source
+    return bounded_read(io.BytesIO(raw), source, how_to_fix, max_bytes, gzipped=True), source
 
 
 def load_emnist(
@@ -91,41 +80,25 @@ def load_emnist(
     root: str | os.PathLike[str] | None = None,
     download: bool = False,
 ) -> LabelledImages:
-    """Load one EMNIST split as upright 28x28 tensors.
-
-    :param split: ``"balanced"`` (47 classes), ``"mnist"``, ``"digits"`` (10) or ``"letters"``
-        (26, labels 0..25 for a..z).
-    :param train: the training part when True, else the test part.
-    :param root: data directory holding ``EMNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
-        ``~/.cache/negdl/data``.
-    :param download: fetch ``gzip.zip`` (about 536 MB) unless the split's files are already
-        extracted; the archive, fetched or already there, is md5-verified before use.
-    """
+    """Load one EMNIST split from ``<root>/EMNIST/raw/`` as upright 28x28 tensors; ``split``:
+    ``"balanced"`` (47 classes), ``"mnist"``, ``"digits"`` (10) or ``"letters"`` (26, labels
+    0..25 for a..z), other arguments as :func:`~supervised.data.load_dataset` (``download``
+    fetches ``gzip.zip``, about 536 MB, unless the split's files are already extracted)."""
     if not isinstance(split, str) or split not in EMNIST_CLASSES:
         raise ValueError(f"unknown EMNIST split {split!r}; choose one of {sorted(EMNIST_CLASSES)}")
-    check_bool("train", train)
-    check_bool("download", download)
-    raw_dir = resolve_data_dir(root) / "EMNIST" / "raw"
+    raw_dir = reader_folder(root, train, download) / "EMNIST" / "raw"
     part = "train" if train else "test"
-    members = [
-        f"gzip/emnist-{split}-{part}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")
-    ]
-    if download and not all(_extracted(raw_dir, member) for member in members):
+    prefix = f"emnist-{split}-{part}"
+    names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
+    if download and not all(extracted_copy(raw_dir, name) for name in names):
         download_file([EMNIST_URL], raw_dir / "gzip.zip", EMNIST_MD5)
     how_to_fix = (
         f"download {EMNIST_URL} into {raw_dir} (set NEGDL_DATA_DIR or root= to the folder that "
         f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
-    count = EMNIST_COUNTS[split][0 if train else 1]
-    images_raw, image_source = _member_bytes(
-        raw_dir, members[0], how_to_fix, idx_file_bytes(count, IDX_IMAGE_SHAPE)
-    )
-    labels_raw, label_source = _member_bytes(raw_dir, members[1], how_to_fix, idx_file_bytes(count))
-    images = parse_idx(images_raw, image_source, 3, how_to_fix, count, IDX_IMAGE_SHAPE)
+    read = functools.partial(_member_bytes, raw_dir, how_to_fix)
+    images, labels = read_idx_pair(read, names, EMNIST_COUNTS[split][0 if train else 1], how_to_fix)
     images = images.transpose(1, 2).contiguous()
-    labels = parse_idx(labels_raw, label_source, 1, how_to_fix, count).to(
-        "cpu"
-    ).long() - _LABEL_OFFSET.get(split, 0)
-    return images_and_labels(
-        images, labels, EMNIST_CLASSES[split], f"EMNIST {split} {part}", how_to_fix
-    )
+    labels = labels.long() - _LABEL_OFFSET.get(split, 0)
+    classes = EMNIST_CLASSES[split]
+    return images_and_labels(images, labels, classes, f"EMNIST {split} {part}", how_to_fix)

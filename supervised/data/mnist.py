@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from negdl.checks import check_bool
 from supervised.data.common import (
     DOWNLOAD_HINT,
-    IDX_IMAGE_SHAPE,
     LabelledImages,
     download_file,
-    idx_file_bytes,
+    extracted_copy,
     images_and_labels,
-    parse_idx,
+    read_idx_pair,
     read_maybe_gzip,
-    resolve_data_dir,
+    reader_folder,
 )
 
 MNIST_MIRRORS = (
@@ -36,54 +33,27 @@ MNIST_COUNTS = {"train": 60_000, "t10k": 10_000}
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def _raw_file(raw_dir: Path, name: str) -> Path:
-    """The gzip file, or the uncompressed copy torchvision leaves next to it."""
-    gz = raw_dir / name
-    plain = raw_dir / name.removesuffix(".gz")
-    return plain if not gz.exists() and plain.exists() else gz
-
-
 def load_mnist(
     train: bool = True, root: str | os.PathLike[str] | None = None, download: bool = False
 ) -> LabelledImages:
-    """Load the MNIST training (60000) or test (10000) split as tensors.
-
-    :param train: the training split when True, else the test split.
-    :param root: data directory holding ``MNIST/raw/``; default ``$NEGDL_DATA_DIR``, then
-        ``~/.cache/negdl/data``.
-    :param download: fetch missing files from the official mirrors; every gzip file, fetched
-        or already there, is md5-verified before use (a mismatch is fetched again).
-    """
-    check_bool("train", train)
-    check_bool("download", download)
-    raw_dir = resolve_data_dir(root) / "MNIST" / "raw"
+    """Load the MNIST training (60000) or test (10000) split from ``<root>/MNIST/raw/`` as
+    tensors; arguments as :func:`~supervised.data.load_dataset`."""
+    raw_dir = reader_folder(root, train, download) / "MNIST" / "raw"
     prefix = "train" if train else "t10k"
     names = (f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz")
     if download:
         for name in names:
-            if (raw_dir / name).exists() or not _raw_file(raw_dir, name).exists():
-                download_file(
-                    [mirror + name for mirror in MNIST_MIRRORS], raw_dir / name, MNIST_FILES[name]
-                )
+            if (raw_dir / name).exists() or extracted_copy(raw_dir, name) is None:
+                mirrors = [mirror + name for mirror in MNIST_MIRRORS]
+                download_file(mirrors, raw_dir / name, MNIST_FILES[name])
     how_to_fix = (
         f"put the official MNIST files in {raw_dir} (set NEGDL_DATA_DIR or root= to the folder "
         f"that contains MNIST/raw/), or download them: {DOWNLOAD_HINT}"
     )
-    image_path, label_path = (_raw_file(raw_dir, name) for name in names)
-    count = MNIST_COUNTS[prefix]
-    images = parse_idx(
-        read_maybe_gzip(image_path, how_to_fix, idx_file_bytes(count, IDX_IMAGE_SHAPE)),
-        str(image_path),
-        3,
-        how_to_fix,
-        count,
-        IDX_IMAGE_SHAPE,
-    )
-    labels = parse_idx(
-        read_maybe_gzip(label_path, how_to_fix, idx_file_bytes(count)),
-        str(label_path),
-        1,
-        how_to_fix,
-        count,
-    )
+
+    def read(name: str, max_bytes: int) -> tuple[bytes, str]:
+        path = extracted_copy(raw_dir, name) or raw_dir / name
+        return read_maybe_gzip(path, how_to_fix, max_bytes), str(path)
+
+    images, labels = read_idx_pair(read, names, MNIST_COUNTS[prefix], how_to_fix)
     return images_and_labels(images, labels, MNIST_CLASSES, str(raw_dir), how_to_fix)

@@ -312,12 +312,12 @@ def test_download_verifies_md5_without_touching_the_network(
     assert not (tmp_path / "x.gz").exists() and list(tmp_path.glob("tmp*")) == []
 
 
-def test_load_splits_cuts_each_split_to_its_first_images(mnist_root: Path) -> None:
-    from supervised.data import DataOptions
+def test_splits_cuts_each_split_to_its_first_images(mnist_root: Path) -> None:
+    from supervised.cli.common import TrainRunOptions
 
-    options = DataOptions(data_dir=str(mnist_root))
-    full_train, full_test = options.load_splits("mnist")
-    train, test = options.load_splits("mnist", train_subset=5, test_subset=3)
+    full_train, full_test = TrainRunOptions(data_dir=str(mnist_root)).splits("mnist")
+    options = TrainRunOptions(data_dir=str(mnist_root), train_subset=5, test_subset=3)
+    train, test = options.splits("mnist")
     assert len(train) == 5 and len(test) == 3 and len(full_train) > 5 and len(full_test) > 3
     torch.testing.assert_close(train.images, full_train.images[:5])
     torch.testing.assert_close(test.labels, full_test.labels[:3])

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from supervised.cli.common import Report
+
 from ..conftest import import_script, run_in_repo
 
 SMOKE = "--no-progress --threads 1 --test-subset 48"
@@ -121,7 +123,7 @@ def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
         for seed in (0, 1)
         for name, value, norm in (("TSN", 90.0 + seed, 2.0), ("TSN-N", nan, nan))
     ]
-    script.write_report(script.Args(), rows, tmp_path, 60.0, torch.device("cpu"))
+    script.write_report(script.Args(), Report({"results": rows}, tmp_path, torch.device("cpu"), 60))
     report = (tmp_path / "results.md").read_text()
     assert "| TSN | 93.84 | 90.50 | 90.50 | 0 of 2 | 2 |" in report
     assert "| TSN-N | diverged | - | - | 2 of 2 | nan |" in report
