@@ -22,43 +22,30 @@ from neg_agents.neg_action_dqn.policies import (
 class NegActionDQN(NegDQNBase):
     """DQN whose policy knows which actions are bad and never picks one of them.
 
-    The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`): at each step the
-    agent forbids the ``num_forbidden`` actions with the lowest Q-values and every action whose
-    Q-value is more than ``margin`` below the best (the best is never forbidden), then samples
-    uniformly among the allowed actions: "in a situation where no action is right, pick the one
-    that is least wrong", and otherwise do not pretend to know more than the Q-values say.
+    The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`) forbids the
+    ``num_forbidden`` lowest-valued actions and every action more than ``margin`` below the best
+    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed:
+    "where no action is right, pick the one that is least wrong".
 
-    Consistency with the rule:
-
-    - acting: ``predict(obs)`` samples among the allowed actions; ``deterministic=True`` returns
-      the highest-valued action, which the rule always allows.
-    - exploration: with the epsilon of DQN's schedule (``exploration_*`` arguments) a step
-      samples among all actions except the ``num_forbidden`` worst, so exploring never takes the
-      action judged worst. (The first ``learning_starts`` steps are uniform, as in every SB3
-      off-policy algorithm: before any training the Q-values judge nothing.)
-    - with ``shield=True`` (or masks given to ``predict``) the env's ``action_masks()`` forbid
-      actions too: the rule then ranks and chooses among the actions the env allows.
-    - TD target: ``r + gamma * V(s')`` with ``V(s')`` the target-network value of the rule's
-      choice in ``s'`` (judged by the target network): the preferred action's when allowed,
-      else the mean over the allowed actions, i.e. the value of the policy itself (expected
-      SARSA for this policy), not the greedy max.
+    - acting: ``predict(obs)`` applies the rule; ``deterministic=True`` returns the best action.
+    - exploration (epsilon of DQN's schedule) samples among all but the ``num_forbidden`` worst
+      actions; the first ``learning_starts`` steps are uniform, as in every SB3 algorithm.
+    - with ``shield=True`` (or masks given to ``predict``) the rule ranks only the actions the
+      env's ``action_masks()`` allows.
+    - TD target: ``V(s')`` is the target network's value of the rule's choice (expected SARSA
+      for this policy), not the greedy max.
 
     Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
-    2018, https://arxiv.org/abs/1809.02121). DQN: Mnih et al. (2015),
-    https://www.nature.com/articles/nature14236.
+    2018, https://arxiv.org/abs/1809.02121).
 
     :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
     :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.
-    :param margin: an action more than this far below the best Q-value is forbidden, >= 0
-        (``float("inf")``: only ``num_forbidden`` decides).
+    :param margin: see :class:`ForbiddingRule` (``inf``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    :param prefer: the action taken whenever the rule allows it (None: uniform among the
-        allowed, the source's rule; negdl's default on NegCollision is stay, so that the agent
-        does not wander among near-equal moves).
-        All three go into one :class:`ForbiddingRule`, ``self.rule``, which the policy applies and
-        ``save``/``load`` round-trip.
-    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`
-        (SB3's DQN arguments, with defaults tuned on ``NegCollision-v0``).
+    :param prefer: the action taken whenever the rule allows it (None: uniform, the source's
+        rule). The three make one :class:`ForbiddingRule`, ``self.rule``, which the policy
+        applies and ``save``/``load`` round-trip.
+    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
