@@ -343,17 +343,7 @@ def train_agent(
         )
         all_callbacks.append(evaluator)
     if config.capture_video:
-        all_callbacks.append(
-            EvalVideoCallback(
-                config.env_id,
-                config.env_kwargs,
-                Path(str(config.log_dir)) / "videos",
-                config.video_freq,
-                config.video_length,
-                seed=config.seed + EVAL_SEED_OFFSET,
-                spec=spec,
-            )
-        )
+        all_callbacks.append(EvalVideoCallback(config, spec, config.seed + EVAL_SEED_OFFSET))
     model = build_model(config, env)
     start = time.perf_counter()
     model.learn(

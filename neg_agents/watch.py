@@ -3,6 +3,7 @@ screen, written frame by frame. The command is ``negdl-watch`` (``neg_agents/cli
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -15,7 +16,7 @@ from neg_agents.algos import get_algo
 from neg_agents.common.env_util import check_env_options
 from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
-from neg_agents.video import VideoFile, check_video_path
+from neg_agents.video import check_video_path, open_video
 from neg_envs.episodes import Episode, play_episodes
 from negdl.checks import check_int
 from negdl.cli import check_out_file
@@ -101,7 +102,7 @@ def watch_agent(
     try:
         if output is None:
             return list(play_episodes(env, act, episodes, seed, max_steps))
-        with VideoFile(output, fps) as video:
+        with closing(open_video(output, fps)) as video:
             return list(
                 play_episodes(
                     env,
