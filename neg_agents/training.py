@@ -227,20 +227,15 @@ def _check_like_default(name: str, value: Any, default: Any) -> None:
 @dataclass
 class TrainResult:
     """A trained model, its learning curve (``CollisionEvalCallback.history``), its timing and
-    whether it was stopped early.
-
-    ``wall_time_s`` is the whole ``learn`` call; ``eval_time_s`` the part spent in the periodic
-    evaluations that draw the learning curve, which training does not need.
-    """
+    whether it was stopped early (``should_stop``, after ``model.num_timesteps`` steps)."""
 
     model: BaseAlgorithm
-    #: What it was built with: the agent's defaults and the config's hyperparams (``config.json``
-    #: records them; the extractor's geometry comes from the env).
+    #: What it was built with: the agent's defaults and the config's hyperparams.
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The whole ``learn`` call, and the part spent in the learning curve's evaluations.
     wall_time_s: float = 0.0
     eval_time_s: float = 0.0
-    #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
     interrupted: bool = False
     #: Collisions made in the training envs while learning (``TrainingCollisions``).
     train_collisions: int = 0
@@ -307,7 +302,6 @@ def train_agent(
     spec = get_algo(config.algo)
     if config.capture_video and config.log_dir is None:
         raise ValueError("capture_video needs log_dir, the folder the videos go to")
-    params = {**hyperparams_for(config.algo), **config.hyperparams}
     env = spec.make_env(
         config.env_id,
         config.n_envs,
@@ -317,18 +311,16 @@ def train_agent(
         monitor_dir=config.log_dir,
     )
     try:
-        _check_env_fits(config, env, params)
-    except ValueError:
+        model = build_model(config, env)
+    except BaseException:
         env.close()
         raise
     counter = TrainingCollisions()
-    all_callbacks = [counter, *(callbacks or [])]
-    stopper = StopOnRequest(should_stop) if should_stop is not None else None
-    if stopper is not None:
-        all_callbacks.append(stopper)
+    stopper = StopOnRequest(should_stop or (lambda: False))
+    all_callbacks = [counter, *(callbacks or []), stopper]
     evaluator = None
+    eval_seed = config.seed + EVAL_SEED_OFFSET
     if config.eval_freq:
-        eval_seed = config.seed + EVAL_SEED_OFFSET
         eval_env = spec.make_env(
             config.env_id, min(config.eval_episodes, EVAL_ENVS), eval_seed, config.env_kwargs
         )
@@ -343,8 +335,7 @@ def train_agent(
         )
         all_callbacks.append(evaluator)
     if config.capture_video:
-        all_callbacks.append(EvalVideoCallback(config, spec, config.seed + EVAL_SEED_OFFSET))
-    model = build_model(config, env)
+        all_callbacks.append(EvalVideoCallback(config, spec, eval_seed))
     start = time.perf_counter()
     model.learn(
         config.total_timesteps,
@@ -353,24 +344,22 @@ def train_agent(
         progress_bar=config.progress_bar,
     )
     wall = time.perf_counter() - start
-    history = evaluator.history if evaluator is not None else []
-    eval_time = evaluator.eval_time_s if evaluator is not None else 0.0
-    if evaluator is not None:
-        evaluator.eval_env.close()
-    return TrainResult(
+    result = TrainResult(
         model,
-        params,
-        history,
+        {**hyperparams_for(config.algo), **config.hyperparams},
         wall_time_s=wall,
-        eval_time_s=eval_time,
-        interrupted=stopper is not None and stopper.stopped_at is not None,
+        interrupted=stopper.stopped_at is not None,
         train_collisions=counter.total,
     )
+    if evaluator is not None:
+        result.history, result.eval_time_s = evaluator.history, evaluator.eval_time_s
+        evaluator.eval_env.close()
+    return result
 
 
 def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
-    """The untrained model ``config`` describes, acting in ``env``: what ``train_agent`` trains
-    and what ``neg_agents.model_io.load_agent`` loads a saved run's weights into.
+    """The untrained model ``config`` describes, acting in ``env`` (what ``train_agent`` trains
+    and ``neg_agents.model_io.load_agent`` loads weights into).
 
     :raises ValueError: a hyperparameter the algorithm does not take, an env it cannot act in.
     :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
@@ -430,11 +419,9 @@ def train_and_save(
     defaults to ``run_dir``).
 
     ``config.json`` is written when training starts (``"finished": null``) and again at the
-    end; it records every setting (``extra`` first, e.g. the command line's arguments, then
-    ``config``'s), the hyperparameters used, the device the model ran on, the wall time, the
-    last evaluation, the library versions, and whether training was interrupted (and after how
-    many steps); ``negdl-watch`` reads the algorithm and env from it. A run stopped by
-    ``should_stop`` is saved all the same, marked ``"interrupted": true``.
+    end, with every setting (``extra``'s, then ``config``'s), the hyperparameters, the device,
+    timings, the last evaluation, the library versions and whether training was interrupted
+    (a run stopped by ``should_stop`` is saved all the same).
 
     :param config: the training run.
     :param run_dir: the run's folder (see ``neg_agents.run_dirs.new_run_dir``).
