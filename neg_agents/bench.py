@@ -1,25 +1,14 @@
 """Benchmark the negative agents against SB3's DQN, the planner and two baselines over seeds and
-scenarios (obstacle counts of ``NegCollision-v0`` and the crowd variant).
+scenes (obstacle counts of ``NegCollision-v0``, the crowd variant, the scene mix and probes).
 
-``run_bench`` writes ``bench.csv`` (one row per agent, scenario and seed, plus the agents
-trained on the first scenario evaluated on the others without retraining),
-``bench_curves.csv`` (the evaluations during training), ``bench.md`` (mean ± std over seeds,
-ratios to random and to the planner, the project's targets, the interquartile mean with
-bootstrap confidence intervals, the command, the machine and the wall time),
-``learning_curves.png`` and ``performance_profile.png``; TensorBoard runs go to
-``<tensorboard_dir>/<scenario>/<agent>/s<seed>_1`` (e.g. ``NegCollision-v0-n10``), and each
-training run's ``monitor.csv`` files, ``evaluations.npz`` and videos (``--capture-video``) to
-``<tensorboard_dir>/<scenario>/<agent>/s<seed>``.
-
-The bench is a sweep (``negdl.sweeps``) whose trial is one run, one agent x scenario x seed
-(:func:`run_trial`, around :func:`run_one`), and whose results folder is ``tensorboard_dir``:
-each run's folder also holds its record (``trial.json``), its rows (``runs.csv``,
-``curves.csv``) and its log (``trial.log``). Runs go one after another by default, ``workers``
-at once in local processes, or as Ray tasks on a cluster (``BenchConfig`` is a
-``negdl.sweeps.SweepOptions``). The tables are rewritten after every finished run; a bench
-started again runs only the runs that have not finished; a failing run is reported and the
-others go on; on Ctrl-C the runs in flight are dropped and ``run_bench`` raises
-``negdl.interrupt.Stopped``. The command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
+``run_bench`` writes into ``out_dir`` ``bench.csv`` (one row per agent, scene and seed, plus the
+agents evaluated on scenes they did not train on), ``bench_curves.csv`` (the learning curves),
+``bench.md`` (``bench_report`` and ``bench_stats``), ``learning_curves.png`` and
+``performance_profile.png``. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
+(:func:`run_trial`), whose folders ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` hold each
+run's record, rows, log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos.
+The tables are rewritten after every finished run; a bench started again runs only what has not
+finished; on Ctrl-C ``run_bench`` raises ``negdl.interrupt.Stopped``.
 """
 
 from __future__ import annotations
@@ -42,9 +31,7 @@ from neg_agents.algos import ALGOS, MAIN_ALGO, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
-from neg_agents.common.env_util import (
-    collision_config,
-)
+from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.model_io import transfer_model
 from neg_agents.training import (

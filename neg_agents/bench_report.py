@@ -63,7 +63,8 @@ def label(row: dict[str, Any]) -> str:
     )
 
 
-def _values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
+def metric_values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
+    """The numbers of ``key`` in the rows of agent ``name`` (see :func:`label`) on ``scene``."""
     return [
         float(r[key])
         for r in rows
@@ -76,7 +77,7 @@ def _values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> 
 
 
 def _mean(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> float | None:
-    values = _values(rows, name, scene, key)
+    values = metric_values(rows, name, scene, key)
     return statistics.mean(values) if values else None
 
 
@@ -92,10 +93,10 @@ def planner_multiple(rows: Sequence[dict[str, Any]], name: str, scene: str) -> s
 
 def _episode_ci(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> str:
     """Mean over seeds with the mean 95% half-width over episodes, e.g. ``0.12 ± 0.05``."""
-    values = _values(rows, name, scene, key)
+    values = metric_values(rows, name, scene, key)
     if not values:
         return "-"
-    half = _values(rows, name, scene, CI_KEYS[key])
+    half = metric_values(rows, name, scene, CI_KEYS[key])
     text = f"{statistics.mean(values):.2f}"
     return text + (f" ± {statistics.mean(half):.2f}" if half else "")
 
@@ -131,7 +132,7 @@ def _targets(
         value = _mean(rows, name, scene, key)
         if value is None:
             continue
-        seeds = len(_values(rows, name, scene, key))
+        seeds = len(metric_values(rows, name, scene, key))
         measured = f"{value:.2f} (mean of {seeds} seeds)"
         if kind == "planner":
             planner = _mean(rows, "planner", scene, key)
@@ -144,7 +145,7 @@ def _targets(
         words = "at most" if kind == "max" else "at least"
         target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
         judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
-    worst = _values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
+    worst = metric_values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
         judged.append(
             (
@@ -314,7 +315,7 @@ def bench_markdown(
                 planner_multiple(rows, name, scene),
             ]
             cells += [
-                mean_std(_values(rows, name, scene, key), digits)
+                mean_std(metric_values(rows, name, scene, key), digits)
                 for key, _, digits in COLUMNS
                 if key not in ("return", "collisions_per_episode")
             ]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from neg_agents.bench_report import metric_values
 from negdl.results import format_number
 
 #: Bootstrap resamples and confidence level of every interval.
@@ -109,15 +110,8 @@ def performance_profile(
 
 def _runs(rows: Sequence[dict[str, Any]], algo: str, scene: str, key: str) -> np.ndarray:
     """The values of ``key`` of ``algo``'s runs trained (if at all) and evaluated on ``scene``
-    (rows of a policy moved there from another scene are not runs of it)."""
-    return np.array(
-        [
-            float(r[key])
-            for r in rows
-            if r["algo"] == algo and r["scene"] == scene and r.get("trained_on") in ("", scene)
-        ],
-        dtype=float,
-    )
+    (a policy moved there from another scene is labelled apart)."""
+    return np.array(metric_values(rows, algo, scene, key), dtype=float)
 
 
 def trained_scenes(rows: Sequence[dict[str, Any]]) -> list[str]:
