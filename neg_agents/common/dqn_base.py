@@ -146,29 +146,19 @@ class NegDQNBase(DQN):
             best allowed one, and exploration samples among the allowed ones. None: no mask.
         """
         self.check_observation(observation)
+        return self.actions(observation, deterministic, action_masks), state
+
+    def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
+        """:meth:`predict`'s actions: under ``action_masks`` the best allowed action, or with
+        probability epsilon per env (unless ``deterministic``) a uniform allowed one; without
+        them ``DQN.predict``'s."""
         if action_masks is not None:
-            return self.masked_actions(observation, action_masks, deterministic), state
-        return self.unmasked_actions(observation, deterministic), state
-
-    def masked_actions(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """:meth:`predict`'s actions under ``action_masks``: the best allowed action, or with
-        probability epsilon per env (unless ``deterministic``) a uniform allowed one."""
-        actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
-        if not deterministic:
-            exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
-            if exploring.any():
-                actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
-        return actions if vectorized else actions[0]
-
-    def unmasked_actions(
-        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
-    ) -> np.ndarray:
-        """:meth:`predict`'s actions without masks: ``DQN.predict``'s."""
+            actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
+            if not deterministic:
+                exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
+                if exploring.any():
+                    actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
+            return actions if vectorized else actions[0]
         if not self.lean_predict_applies(observation):
             return super().predict(observation, deterministic=deterministic)[0]
         # DQN.predict's exploration, drawing from numpy's global generator as it does.

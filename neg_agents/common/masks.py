@@ -80,6 +80,12 @@ class MaskablePolicy(DQNPolicy):
         action_masks: Any,
         deterministic: bool,
     ) -> np.ndarray:
-        """The best allowed action of each observation."""
-        actions, vectorized, _ = masked_greedy(self, observation, action_masks)
+        """Actions for ``observation`` by :meth:`choose` among those ``action_masks`` allows."""
+        score = getattr(self.q_net, "preferences", self.q_net)
+        scores, vectorized, _ = masked_scores(self, observation, action_masks, score)
+        actions = self.choose(scores, deterministic).cpu().numpy()
         return actions if vectorized else actions[0]
+
+    def choose(self, scores: th.Tensor, deterministic: bool) -> th.Tensor:
+        """The action of each row of ``scores`` ``(batch, n)``, -inf where forbidden: the best."""
+        return scores.argmax(dim=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -106,34 +104,17 @@ class NegActionDQN(NegDQNBase):
         q_values = self.q_net_target(next_observations)
         return (q_values * self.rule.policy_weights(q_values)).sum(dim=1)
 
-    @contextmanager
-    def _policy_exploring(self, deterministic: bool) -> Iterator[None]:
-        """The policy explores with the current epsilon (not at all if ``deterministic``) for
-        one prediction; on its own it never explores: it is the pure rule."""
+    def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
+        """The rule's actions, among those ``action_masks`` allows (both rules hold, the env's
+        and the agent's own), exploring with the current epsilon unless ``deterministic``:
+        unlike ``DQN.predict``, per env and within the rule. On its own the policy never
+        explores: it is the pure rule."""
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
         try:
-            yield
-        finally:
-            self.policy.exploration_rate = 0.0
-
-    def masked_actions(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """The rule applied to the actions the env allows: both rules hold, the env's and the
-        agent's own (what ``shield=True`` does while learning)."""
-        with self._policy_exploring(deterministic):
-            return self.policy.masked_predict(observation, action_masks, deterministic)
-
-    def unmasked_actions(
-        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
-    ) -> np.ndarray:
-        """Actions by the forbidding rule, exploring with the current epsilon (see the class
-        doc). Unlike ``DQN.predict``, exploration is decided per environment and still
-        respects the rule."""
-        with self._policy_exploring(deterministic):
+            if action_masks is not None:
+                return self.policy.masked_predict(observation, action_masks, deterministic)
             if self.lean_predict_applies(observation):
                 return self.policy_actions(observation, deterministic)
             return self.policy.predict(observation, deterministic=deterministic)[0]
+        finally:
+            self.policy.exploration_rate = 0.0

@@ -6,12 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs
 
-from neg_agents.common.masks import MaskablePolicy, masked_scores
+from neg_agents.common.masks import MaskablePolicy
 
 
 def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) -> th.Tensor:
@@ -148,21 +147,9 @@ class NegActionDQNPolicy(MaskablePolicy):
         return forbidden
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self.act_on(self.q_net(obs), deterministic)
+        return self.choose(self.q_net(obs), deterministic)
 
-    def masked_predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """The rule applied to the actions ``action_masks`` allows; the others count as
-        infinitely bad."""
-        q_values, vectorized, _ = masked_scores(self, observation, action_masks, self.q_net)
-        actions = self.act_on(q_values, deterministic).cpu().numpy()
-        return actions if vectorized else actions[0]
-
-    def act_on(self, q_values: th.Tensor, deterministic: bool) -> th.Tensor:
+    def choose(self, q_values: th.Tensor, deterministic: bool) -> th.Tensor:
         """The rule's actions ``(batch,)`` for ``q_values`` (see the class docstring)."""
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)
