@@ -50,6 +50,7 @@ EVAL_ENVS = 50
 
 
 def check_timesteps(total_timesteps: int) -> int:
+    """``total_timesteps`` if it is an integer >= 1, else a ``ValueError``."""
     if (
         isinstance(total_timesteps, bool)
         or not isinstance(total_timesteps, int)
@@ -74,9 +75,8 @@ class TrainSettings:
     :param eval_freq: evaluate every this many env steps, logged as eval/* (0: none).
     :param eval_episodes: episodes per evaluation.
     :param progress_bar: show a progress bar.
-    :param device: torch device: cpu (the default: the agents' MLPs are too small for a GPU to
-        pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto
-        (CUDA when available); a device this machine does not have is an error.
+    :param device: torch device: cpu (the default, see ``hyperparams.AGENT_DEVICE``), cuda, or
+        auto (CUDA when available); a device this machine does not have is an error.
     :param capture_video: record short evaluation videos with Gymnasium's ``RecordVideo``
         (needs the ``video`` extra), into ``<log_dir>/videos`` (``train_agent`` needs a
         ``log_dir`` then).
@@ -113,11 +113,8 @@ class TrainSettings:
 @dataclass(frozen=True)
 class TrainConfig(TrainSettings):
     """Every setting of one training run: what to train on, and how (``TrainSettings``'s
-    fields, keyword-only). Constructing one checks them and raises a ``ValueError`` that says
-    what is wrong.
-
-    It is also ``negdl-train``'s command line (each field a flag, ``--env-kwargs
-    num_obstacles=30``) and what ``config.json`` records.
+    fields, keyword-only); constructing one checks them. It is also ``negdl-train``'s command
+    line (each field a flag) and what ``config.json`` records.
 
     :param algo: agent to train: neg-reward-dqn-shielded (the default, ``MAIN_ALGO``),
         neg-reward-dqn, neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]),

@@ -1,9 +1,6 @@
-"""Rollouts to files, frame by frame: GIF with Pillow (a core dependency), MP4 with the ``video``
-extra; and short evaluation videos through Gymnasium's ``RecordVideo``.
-
-Writers stream: each frame is encoded and written when it arrives and nothing is kept, so
-memory stays flat however long the episode.
-"""
+"""Rollouts to files, frame by frame (memory stays flat however long the episode): GIF with
+Pillow (a core dependency), MP4 with the ``video`` extra; and short evaluation videos through
+Gymnasium's ``RecordVideo``."""
 
 from __future__ import annotations
 
@@ -30,10 +27,8 @@ VIDEO_EXTRA_HINT = "pip install 'negdl[video]'"
 
 
 def check_video_path(path: str | Path) -> None:
-    """Fail before a rollout, not after it, on a file name or an MP4 writer that will not do.
-
-    :raises ValueError: ``path`` does not end in ``.gif``/``.mp4``, or MP4 has no encoder.
-    """
+    """Raise a ``ValueError`` before a rollout, not after it, when ``path`` does not end in
+    ``.gif``/``.mp4`` or MP4 has no encoder."""
     suffix = Path(path).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"output must end in one of {VIDEO_SUFFIXES}, got {str(path)!r}")
@@ -47,10 +42,8 @@ def check_video_path(path: str | Path) -> None:
 
 
 def check_video_capture() -> None:
-    """Fail early when ``RecordVideo`` could not write its MP4 files (it needs moviepy).
-
-    :raises ValueError: moviepy is not installed.
-    """
+    """Raise a ``ValueError`` early when ``RecordVideo`` could not write its MP4 files (it
+    needs moviepy)."""
     if importlib.util.find_spec("moviepy") is None:
         raise ValueError(
             f"capturing videos uses Gymnasium's RecordVideo, which needs moviepy: {VIDEO_EXTRA_HINT}"
@@ -167,20 +160,14 @@ def record_evaluation_video(
     seed: int = 0,
     max_steps: int = 200,
 ) -> Path:
-    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps) through
-    Gymnasium's ``RecordVideo``; return the MP4 file ``<folder>/<name_prefix>-episode-0.mp4``.
+    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps, seeded ``seed``)
+    in ``env_id`` with ``env_kwargs`` through Gymnasium's ``RecordVideo``; return the MP4 file
+    ``<folder>/<name_prefix>-episode-0.mp4``.
 
     :param agent: anything with SB3's ``predict``, or a function of the video's env that makes
         one (the planner reads the env it acts in).
-    :param spec: what the agent is (``neg_agents.ALGOS``): how it acts (``deterministic``),
-        whether through ``NegativeActionWrapper`` (``negative_actions``) and under the env's
-        masks (``action_masks``), as it was trained.
-    :param env_id: registered env id; made with ``render_mode="rgb_array"``.
-    :param env_kwargs: env options.
-    :param folder: where the video goes.
-    :param name_prefix: the file's name before ``-episode-0.mp4``.
-    :param seed: the episode's seed.
-    :param max_steps: steps recorded, >= 1 (a short clip, not necessarily the whole episode).
+    :param spec: what the agent is: how it acts, as it was trained (``deterministic``,
+        ``negative_actions``, ``action_masks``).
     """
     check_video_capture()
     check_int("max_steps", max_steps, 1)
