@@ -97,6 +97,9 @@ class NegDQNBase(DQN):
         )
         super()._setup_model()
         self.policy.optimizer = fused_adam(self.policy)
+        # Listed once per policy: what set_training_mode switches and what train clips.
+        self._training_mode_modules = [self.policy, *self.policy.q_net.modules()]
+        self._policy_parameters = list(self.policy.parameters())
 
     @classmethod
     def load(  # type: ignore[override]
@@ -223,7 +226,7 @@ class NegDQNBase(DQN):
         policy = self.policy
         self.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
-        optimizer, parameters = policy.optimizer, self._parameter_list()
+        optimizer, parameters = policy.optimizer, self._policy_parameters
         q_net, gamma, max_grad_norm = self.q_net, self.gamma, self.max_grad_norm
         losses = []
         for _ in range(gradient_steps):
@@ -247,12 +250,7 @@ class NegDQNBase(DQN):
         """``self.policy.set_training_mode(mode)`` from a module list made once per policy:
         SB3 switches modes several times per env step, and ``nn.Module.train``'s recursion is a
         visible share of a step this small (the target network keeps its evaluation mode)."""
-        policy = self.policy
-        cached = self.__dict__.get(CACHES[0])
-        if cached is None or cached[0] is not policy or cached[1] is not policy.q_net:
-            cached = (policy, policy.q_net, [policy, *policy.q_net.modules()])
-            self.__dict__[CACHES[0]] = cached
-        for module in cached[2]:
+        for module in self._training_mode_modules:
             # What nn.Module.train sets, minus Module.__setattr__'s checks for parameters,
             # buffers and submodules, which a bool is not.
             object.__setattr__(module, "training", mode)
@@ -261,14 +259,6 @@ class NegDQNBase(DQN):
         # The lookups train and predict cache, and the shield's generator, are rebuilt when the
         # model is built, never saved.
         return [*super()._excluded_save_params(), *CACHES, "_shield_rng"]
-
-    def _parameter_list(self) -> list[th.nn.Parameter]:
-        """The policy's parameters (what SB3 clips), listed once per policy."""
-        cached = self.__dict__.get(CACHES[1])
-        if cached is None or cached[0] is not self.policy:
-            cached = (self.policy, list(self.policy.parameters()))
-            self.__dict__[CACHES[1]] = cached
-        return cached[1]
 
     def _check_policy_class(self, required: type[DQNPolicy], why: str) -> None:
         """Refuse a policy class (resolved from its alias by SB3) that breaks the agent's idea."""
