@@ -123,9 +123,7 @@ class NegActionDQNPolicy(MaskablePolicy):
     allowed). With probability ``exploration_rate`` (``NegActionDQN``'s epsilon) a stochastic
     step samples among every action but the ``num_forbidden`` worst.
 
-    :param rule: the forbidding rule.
-    :param args: positional arguments of ``DQNPolicy``.
-    :param kwargs: keyword arguments of ``DQNPolicy``.
+    :param rule: the forbidding rule; the other arguments are ``DQNPolicy``'s.
     """
 
     action_space: spaces.Discrete  # DQNPolicy's only action space

@@ -26,17 +26,12 @@ __all__ = [
 
 
 class NonPositiveQNetwork(QNetwork):
-    """SB3's ``QNetwork`` whose output head makes every Q-value it acts on or bootstraps from
-    <= 0 (see :mod:`~neg_agents.neg_reward_dqn.heads`).
-
-    When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
-    of the hypothesis space that can only hold wrong answers.
+    """SB3's ``QNetwork`` whose output head (:mod:`~neg_agents.neg_reward_dqn.heads`) makes every
+    Q-value it acts on or bootstraps from <= 0: when every reward is <= 0, so is every true action
+    value, and the head removes answers that can only be wrong.
 
     :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
-        ``"clamp"``: a linear head whose values are projected onto ``Q <= 0`` for acting and
-        for the TD target, and which learns as a linear head does).
-    :param args: positional arguments of ``QNetwork``.
-    :param kwargs: keyword arguments of ``QNetwork``.
+        ``"clamp"``); the other arguments are ``QNetwork``'s.
     """
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
@@ -70,13 +65,8 @@ class NonPositiveQNetwork(QNetwork):
 
 
 class NonPositiveDQNPolicy(MaskablePolicy):
-    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`,
-    so acting and the TD target see the same prior.
-
-    :param q_head: the output head (see :class:`NonPositiveQNetwork`).
-    :param args: positional arguments of ``DQNPolicy``.
-    :param kwargs: keyword arguments of ``DQNPolicy``.
-    """
+    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`
+    (``q_head``: its output head), so acting and the TD target see the same prior."""
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
         # DQNPolicy.__init__ builds the networks, which read (and check) q_head.
