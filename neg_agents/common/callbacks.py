@@ -29,6 +29,15 @@ EVAL_TENSORBOARD_KEYS = {
     "episode_length": "eval/mean_ep_length",
 }
 
+#: The per-episode arrays of ``evaluations.npz`` (SB3's ``EvalCallback`` names first) and the
+#: ``EpisodeStats`` lists they come from.
+NPZ_FIELDS = {
+    "results": "returns",
+    "ep_lengths": "lengths",
+    "collisions": "collisions",
+    "moves": "moves",
+}
+
 
 class CollisionEvalCallback(BaseCallback):
     """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
@@ -80,12 +89,7 @@ class CollisionEvalCallback(BaseCallback):
         self.training_collisions = training_collisions
         self.log_path = Path(log_path) / "evaluations.npz" if log_path is not None else None
         self.history: list[dict[str, Any]] = []
-        self.episodes: dict[str, list[list[float]]] = {
-            "results": [],
-            "ep_lengths": [],
-            "collisions": [],
-            "moves": [],
-        }
+        self.episodes: dict[str, list[list[float]]] = {name: [] for name in NPZ_FIELDS}
         self.eval_time_s = 0.0
         self._next_eval = eval_freq
 
@@ -109,13 +113,8 @@ class CollisionEvalCallback(BaseCallback):
         for key, name in EVAL_TENSORBOARD_KEYS.items():
             self.logger.record(name, row[key])
         self.logger.dump(self.num_timesteps)
-        for name, values in (
-            ("results", stats.returns),
-            ("ep_lengths", stats.lengths),
-            ("collisions", stats.collisions),
-            ("moves", stats.moves),
-        ):
-            self.episodes[name].append(list(values))
+        for name, attribute in NPZ_FIELDS.items():
+            self.episodes[name].append(list(getattr(stats, attribute)))
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             # mypy matches the ** mapping against numpy's allow_pickle keyword; the keys are names.
