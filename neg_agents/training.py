@@ -206,19 +206,16 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
                 f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
                 f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
             )
-        _check_like_default(name, params[name], defaults[name])
+        # Of the type of its default (a number may be a schedule or SB3's (n, unit) frequency),
+        # so a typo such as n_epochs=abc is one clear error; ranges are the algorithm's checks.
+        value, default = params[name], defaults[name]
+        if isinstance(default, bool):
+            check_bool(name, value)
+        elif isinstance(default, (int, float)) and not (
+            callable(value) or isinstance(value, tuple)
+        ):
+            check_number(name, value, allow_inf=True)
     check_dqn_arguments(params)
-
-
-def _check_like_default(name: str, value: Any, default: Any) -> None:
-    """A hyperparameter whose default is a bool must be one, and one whose default is a number
-    a number (or a schedule, a callable of the remaining progress, or SB3's ``(n, unit)``
-    frequency), so a typo such as ``n_epochs=abc`` is one clear error before anything is
-    built; ranges are the algorithm's own checks."""
-    if isinstance(default, bool):
-        check_bool(name, value)
-    elif isinstance(default, (int, float)) and not (callable(value) or isinstance(value, tuple)):
-        check_number(name, value, allow_inf=True)
 
 
 @dataclass

@@ -53,19 +53,11 @@ def _check_gradient_steps(value: Any) -> None:
         )
 
 
-def _check_seed(value: Any) -> None:
-    if value is not None:
-        check_int("seed", value, 0, 2**32 - 1)
-
-
-def _check_kwargs(name: str) -> Any:
-    def check(value: Any) -> None:
-        if value is not None and not isinstance(value, Mapping):
-            raise ArgumentTypeError(
-                f"{name} must be a dict or None, got {type(value).__name__} {value!r}"
-            )
-
-    return check
+def _check_kwargs(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ArgumentTypeError(
+            f"{name} must be a dict or None, got {type(value).__name__} {value!r}"
+        )
 
 
 #: One check per DQN argument; a missing argument is not checked (SB3's default applies).
@@ -87,9 +79,9 @@ CHECKS: dict[str, Any] = {
     "max_grad_norm": lambda v: check_number("max_grad_norm", v, 0, low_open=True, allow_inf=True),
     "stats_window_size": lambda v: check_int("stats_window_size", v, 1),
     "verbose": lambda v: check_int("verbose", v, 0, 2),
-    "seed": _check_seed,
-    "policy_kwargs": _check_kwargs("policy_kwargs"),
-    "replay_buffer_kwargs": _check_kwargs("replay_buffer_kwargs"),
+    "seed": lambda v: v is None or check_int("seed", v, 0, 2**32 - 1),
+    "policy_kwargs": lambda v: _check_kwargs("policy_kwargs", v),
+    "replay_buffer_kwargs": lambda v: _check_kwargs("replay_buffer_kwargs", v),
 }
 
 
