@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from neg_agents.common.baselines import ConstantAgent, MaskedRandomAgent, RandomAgent
 from neg_agents.common.env_util import make_env, preferred_vec_env
-from neg_agents.common.evaluation import EpisodeStats, evaluate_agent, policy_actor
+from neg_agents.common.evaluation import EpisodeStats, evaluate_agent, predicted
 from neg_agents.common.planner import DEFAULT_HORIZON, CollisionPlanner
 from neg_agents.neg_action_dqn import NegActionDQN
 from neg_agents.neg_reward_dqn import NegRewardDQN
@@ -24,7 +24,7 @@ from neg_envs.collision_core import STAY
 
 @dataclass(frozen=True)
 class AlgoSpec:
-    """How to build, train and evaluate one agent.
+    """How to build, train and evaluate one agent; the object passed wherever its flags are read.
 
     :param name: the name scripts use.
     :param description: one line for ``--help`` and tables.
@@ -32,14 +32,13 @@ class AlgoSpec:
     :param negative_actions: the env is wrapped in ``neg_envs.NegativeActionWrapper`` (the
         agent's action k means "do not do k").
     :param deterministic: how the agent is evaluated (``predict(deterministic=...)``).
-    :param baseline: builds the baseline from ``(env, seed)``: the env (a ``gym.Env`` or a
-        ``VecEnv``) it will act in, which a planner reads and the others take their spaces from.
+    :param baseline: builds the baseline from ``(env, seed)``, the env (``gym.Env`` or
+        ``VecEnv``) it will act in.
     :param action_masks: the agent acts under the env's ``action_masks()`` (passed to
         ``predict``), as sb3-contrib's ``MaskablePPO`` does.
     :param extra: the pip extra that provides ``model_class`` (None: a core dependency); while
-        it is not installed ``model_class`` is None and ``get_algo`` says what to install.
-    :param seeded: the agent's results depend on its seed (False for a deterministic baseline
-        such as the planner: the bench evaluates it once).
+        it is not installed ``model_class`` is None.
+    :param seeded: the agent's results depend on its seed (False: the bench evaluates it once).
     """
 
     name: str
@@ -83,8 +82,7 @@ class AlgoSpec:
         vec_env: str | None = None,
         monitor_dir: str | Path | None = None,
     ) -> VecEnv:
-        """``make_env`` for this agent: through ``NegativeActionWrapper`` where it acts by
-        negative actions, on ``vec_env`` (None: :meth:`vec_env_for`'s)."""
+        """``make_env`` for this agent, on ``vec_env`` (None: :meth:`vec_env_for`'s)."""
         vec_env = vec_env or self.vec_env_for(env_id, env_kwargs)
         return make_env(
             env_id, n_envs, seed, env_kwargs, vec_env, self.negative_actions, monitor_dir
@@ -97,10 +95,15 @@ class AlgoSpec:
     def actor(
         self, agent: PolicyPredictor, env: Any, deterministic: bool | None = None
     ) -> Callable[[Any], Any]:
-        """``policy_actor`` of ``agent`` in single env ``env``, acting as this agent acts
-        (``deterministic``: None for the spec's own)."""
+        """The one-observation action function of ``agent`` in single env ``env``, acting as
+        this agent acts (``deterministic``: None for the spec's own)."""
         greedy = self.deterministic if deterministic is None else deterministic
-        return policy_actor(agent, env, greedy, self.action_masks)
+
+        def act(obs: Any) -> Any:
+            masks = env.get_wrapper_attr("action_masks")() if self.action_masks else None
+            return predicted(agent, obs, greedy, masks)
+
+        return act
 
     def make_baseline(self, env: Any, seed: int | None) -> PolicyPredictor:
         """The baseline acting in ``env`` (a ``gym.Env`` or an SB3 ``VecEnv``), seeded ``seed``."""

@@ -1,25 +1,14 @@
 """Benchmark the negative agents against SB3's DQN, the planner and two baselines over seeds and
-scenarios (obstacle counts of ``NegCollision-v0`` and the crowd variant).
+scenes (obstacle counts of ``NegCollision-v0``, the crowd variant, the scene mix and probes).
 
-``run_bench`` writes ``bench.csv`` (one row per agent, scenario and seed, plus the agents
-trained on the first scenario evaluated on the others without retraining),
-``bench_curves.csv`` (the evaluations during training), ``bench.md`` (mean ± std over seeds,
-ratios to random and to the planner, the project's targets, the interquartile mean with
-bootstrap confidence intervals, the command, the machine and the wall time),
-``learning_curves.png`` and ``performance_profile.png``; TensorBoard runs go to
-``<tensorboard_dir>/<scenario>/<agent>/s<seed>_1`` (e.g. ``NegCollision-v0-n10``), and each
-training run's ``monitor.csv`` files, ``evaluations.npz`` and videos (``--capture-video``) to
-``<tensorboard_dir>/<scenario>/<agent>/s<seed>``.
-
-The bench is a sweep (``negdl.sweeps``) whose trial is one run, one agent x scenario x seed
-(:func:`run_trial`, around :func:`run_one`), and whose results folder is ``tensorboard_dir``:
-each run's folder also holds its record (``trial.json``), its rows (``runs.csv``,
-``curves.csv``) and its log (``trial.log``). Runs go one after another by default, ``workers``
-at once in local processes, or as Ray tasks on a cluster (``BenchConfig`` is a
-``negdl.sweeps.SweepOptions``). The tables are rewritten after every finished run; a bench
-started again runs only the runs that have not finished; a failing run is reported and the
-others go on; on Ctrl-C the runs in flight are dropped and ``run_bench`` raises
-``negdl.interrupt.Stopped``. The command is ``negdl-bench`` (``neg_agents/cli/bench.py``).
+``run_bench`` writes into ``out_dir`` ``bench.csv`` (one row per agent, scene and seed, plus the
+agents evaluated on scenes they did not train on), ``bench_curves.csv`` (the learning curves),
+``bench.md`` (``bench_report`` and ``bench_stats``), ``learning_curves.png`` and
+``performance_profile.png``. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
+(:func:`run_trial`), whose folders ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` hold each
+run's record, rows, log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos.
+The tables are rewritten after every finished run; a bench started again runs only what has not
+finished; on Ctrl-C ``run_bench`` raises ``negdl.interrupt.Stopped``.
 """
 
 from __future__ import annotations
@@ -28,7 +17,6 @@ import functools
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,9 +30,7 @@ from neg_agents.algos import ALGOS, MAIN_ALGO, get_algo
 from neg_agents.bench_report import bench_markdown, plot_learning_curves
 from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
-from neg_agents.common.env_util import (
-    collision_config,
-)
+from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.model_io import transfer_model
 from neg_agents.training import (
@@ -59,7 +45,6 @@ from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_int
 from negdl.cli import check_out_dir
 from negdl.devices import resolve_device
-from negdl.interrupt import StopRequested
 from negdl.results import machine_description, write_csv, write_text_atomic
 from negdl.sweeps import Grid, Sweep, SweepOptions, SweepResult, execution_fields, execution_only
 from negdl.trials import Trial
@@ -212,18 +197,6 @@ def evaluation_scenarios(args: BenchConfig) -> list[Scenario]:
     return scenarios(args) + (list(PROBE_SCENES) if args.probes else [])
 
 
-def test_env(args: BenchConfig, scenario: Scenario, algo: str) -> Any:
-    """The held-out test episodes of ``scenario``: ``TEST_ENVS`` envs seeded from
-    ``args.test_seed``, natively batched unless the agent needs single envs (the episodes are
-    the same either way)."""
-    return get_algo(algo).make_env(
-        scenario.env_id,
-        min(TEST_ENVS, args.final_episodes),
-        args.test_seed,
-        scenario.make_kwargs(args),
-    )
-
-
 def runs_trial(args: BenchConfig, algo: str, scenario: Scenario, seed: int) -> bool:
     """Whether a point of the grid (evaluation scene x seed x agent) is a run: a trained agent
     trains on the first scene, on the other named scenes if it is one of ``specialist_algos``
@@ -240,43 +213,47 @@ def runs_trial(args: BenchConfig, algo: str, scenario: Scenario, seed: int) -> b
     return scenario in training and algo in args.specialist_algos
 
 
-def run_one(
-    args: BenchConfig,
-    algo: str,
-    scenario: Scenario,
-    seed: int,
-    evaluate_on: Sequence[Scenario] = (),
-    should_stop: Callable[[], bool] = lambda: False,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train ``algo`` on ``scenario`` (unless a baseline), then evaluate it on the held-out test
-    episodes of each of ``evaluate_on`` (a trained ``ObstacleSetExtractor`` policy is moved to
-    each scene without retraining; others only on their own scene); return the table rows and
-    the learning curve.
-
-    :param args: the bench's settings.
-    :param algo: the agent (``neg_agents.ALGOS``).
-    :param scenario: the env it trains on.
-    :param seed: seeds training and a random baseline.
-    :param evaluate_on: the scenes it is evaluated on (default: ``scenario``).
-    :param should_stop: asked after every training step; when it turns True the run stops and
-        raises ``StopRequested``.
-    """
+def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]]:
+    """One run of the bench's sweep: train ``trial.params``'s agent on its scene (unless a
+    baseline), evaluate it on the held-out test episodes of every scene it is evaluated on (a
+    trained ``ObstacleSetExtractor`` policy moved there without retraining, with ``--transfer``;
+    others only on their own scene); its rows and its learning curve."""
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
+    scenario = every[trial.params["scenario"]]
+    algo, seed = trial.params["algo"], trial.params["seed"]
     spec = get_algo(algo)
-    evaluate_on = tuple(evaluate_on) or (scenario,)
+    evaluate_on = evaluation_scenarios(args) if args.transfer and spec.trainable else [scenario]
+    # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
+    for stale in trial.dir.parent.glob(f"{trial.dir.name}_*"):
+        if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
+            shutil.rmtree(stale)
     tb_name = f"{scenario.name}/{algo}/s{seed}"
     log_dir = Path(args.tensorboard_dir) / tb_name
     curve: list[dict[str, Any]] = []
     model = None
-    trained = {"trained_on": "", "timesteps": 0}
-    timing: dict[str, Any] = {"train_time_s": float("nan"), "env_steps_per_s": float("nan")}
+    trained: dict[str, Any] = {
+        "trained_on": "",
+        "timesteps": 0,
+        "train_time_s": float("nan"),
+        "env_steps_per_s": float("nan"),
+    }
     if spec.trainable:
         vec_env = args.train.vec_env
         if vec_env in (None, "native"):  # unless the agent needs single envs
             vec_env = spec.vec_env_for(scenario.env_id, scenario.kwargs)
         steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.train.total_timesteps
-        # The same number of learning-curve points on every scene.
+        # The same number of learning-curve points on every scene; the sweep's bar is the one
+        # progress bar.
         eval_freq = args.train.eval_freq * steps // args.train.total_timesteps
-        settings = replace(args.train, total_timesteps=steps, vec_env=vec_env, eval_freq=eval_freq)
+        settings = replace(
+            args.train,
+            total_timesteps=steps,
+            vec_env=vec_env,
+            eval_freq=eval_freq,
+            progress_bar=False,
+        )
         result = train_agent(
             TrainConfig(
                 algo=algo,
@@ -288,17 +265,14 @@ def run_one(
                 log_dir=str(log_dir),
                 video_freq=0,  # one clip, of the trained agent
                 **settings.settings(),
-            ),
-            should_stop=should_stop,
+            )
         )
-        if result.interrupted:
-            close_env(result.model)
-            raise StopRequested(f"{algo} {scenario.name} seed={seed} stopped while training")
         model, logger, curve = result.model, result.model.logger, result.history
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
         logger.record("time/fps", result.steps_per_s)
-        trained = {"trained_on": scenario.name, "timesteps": steps}
-        timing = {
+        trained = {
+            "trained_on": scenario.name,
+            "timesteps": steps,
             "train_time_s": result.train_time_s,
             "env_steps_per_s": result.steps_per_s,
             "train_collisions": result.train_collisions,
@@ -306,7 +280,7 @@ def run_one(
         }
         close_env(model)
     else:
-        logger = configure(str(Path(args.tensorboard_dir) / tb_name), ["tensorboard"])
+        logger = configure(str(log_dir), ["tensorboard"])
     transferable = (
         model is not None
         and model.policy_kwargs.get("features_extractor_class") is ObstacleSetExtractor
@@ -315,18 +289,32 @@ def run_one(
     for target in evaluate_on:
         if model is not None and target != scenario and not transferable:
             continue
-        env = test_env(args, target, algo)
+        # The held-out test episodes, the same for every agent whatever envs it acts in.
+        env = spec.make_env(
+            target.env_id,
+            min(TEST_ENVS, args.final_episodes),
+            args.test_seed,
+            target.make_kwargs(args),
+        )
         if model is None:
             agent = spec.make_baseline(env, seed)
         else:
             agent = (model if target == scenario else transfer_model(model, env)).policy
-        row = _evaluation_row(args, algo, target, seed, agent, env)
+        final = spec.evaluate(agent, env, args.final_episodes).summary()
+        config = collision_config(env)
         env.close()
-        rows.append({**row, **trained, **timing})
+        if config is None:
+            raise ValueError(f"the bench's scenes are NegCollision envs, got {target.env_id}")
+        keys = {
+            "scene": target.name,
+            "env_id": target.env_id,
+            "num_obstacles": config.num_obstacles,
+        }
+        rows.append({**keys, "algo": algo, "seed": seed, **final, **trained})
         if target == scenario or model is None:
-            final = {key: row[key] for key in EVAL_TENSORBOARD_KEYS if key in row}
-            for key, value in final.items():
-                logger.record(f"final/{target.name}/{key}", value)
+            for key in EVAL_TENSORBOARD_KEYS:
+                if key in final:
+                    logger.record(f"final/{target.name}/{key}", final[key])
     if args.train.capture_video and not spec.trainable:
         record_evaluation_video(
             lambda env: spec.make_baseline(env, seed),
@@ -339,57 +327,13 @@ def run_one(
         )
     logger.dump(args.train.total_timesteps)
     logger.close()
-    keys = {"scene": scenario.name, "algo": algo, "seed": seed}
-    return rows, [{**keys, **point} for point in curve]
-
-
-def _evaluation_row(
-    args: BenchConfig, algo: str, scenario: Scenario, seed: int, agent: Any, eval_env: Any
-) -> dict[str, Any]:
-    """Evaluate ``agent`` on ``args.final_episodes`` test episodes of ``eval_env``; the row's
-    keys and metrics (means over episodes with 95% confidence half-widths)."""
-    final = get_algo(algo).evaluate(agent, eval_env, args.final_episodes).summary()
-    config = collision_config(eval_env)
-    if config is None:
-        raise ValueError(f"the bench's scenes are NegCollision envs, got {scenario.env_id}")
-    return {
-        "scene": scenario.name,
-        "env_id": scenario.env_id,
-        "num_obstacles": config.num_obstacles,
-        "algo": algo,
-        "seed": seed,
-        **final,
-    }
-
-
-def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]]:
-    """One trial of the bench's sweep: :func:`run_one` for ``trial.params``; its rows (one per
-    scene it is evaluated on) and its curve."""
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
-    scenario = every[trial.params["scenario"]]
-    algo, seed = trial.params["algo"], trial.params["seed"]
-    trainable = get_algo(algo).trainable
-    evaluate_on = evaluation_scenarios(args) if args.transfer and trainable else [scenario]
-    # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
-    for stale in trial.dir.parent.glob(f"{trial.dir.name}_*"):
-        if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
-            shutil.rmtree(stale)
-    # The sweep's bar is the one progress bar.
-    rows, curve = run_one(
-        replace(args, train=replace(args.train, progress_bar=False)),
-        algo,
-        scenario,
-        seed,
-        evaluate_on,
-    )
     for row in rows:
         print(
-            f"{row['algo']} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
+            f"{algo} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
             f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
         )
-    return {"runs": rows, "curves": curve}
+    keys = {"scene": scenario.name, "algo": algo, "seed": seed}
+    return {"runs": rows, "curves": [{**keys, **point} for point in curve]}
 
 
 def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:

@@ -13,10 +13,9 @@ from typing import Any
 from neg_agents.algos import MAIN_ALGO
 from negdl.results import mean_std
 
-#: Table columns: (row key, header, decimals).
+#: Per-scene table columns after the collisions, return and planner ratio: (row key, header,
+#: decimals), each a mean ± std over seeds.
 COLUMNS = (
-    ("return", "return", 2),
-    ("collisions_per_episode", "collisions / episode", 2),
     ("moves_per_episode", "moves / episode", 1),
     ("collision_free_share", "collision-free episodes", 2),
     ("train_collisions", "collisions while learning", 0),
@@ -63,7 +62,8 @@ def label(row: dict[str, Any]) -> str:
     )
 
 
-def _values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
+def metric_values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
+    """The numbers of ``key`` in the rows of agent ``name`` (see :func:`label`) on ``scene``."""
     return [
         float(r[key])
         for r in rows
@@ -76,7 +76,7 @@ def _values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> 
 
 
 def _mean(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> float | None:
-    values = _values(rows, name, scene, key)
+    values = metric_values(rows, name, scene, key)
     return statistics.mean(values) if values else None
 
 
@@ -92,10 +92,10 @@ def planner_multiple(rows: Sequence[dict[str, Any]], name: str, scene: str) -> s
 
 def _episode_ci(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> str:
     """Mean over seeds with the mean 95% half-width over episodes, e.g. ``0.12 ± 0.05``."""
-    values = _values(rows, name, scene, key)
+    values = metric_values(rows, name, scene, key)
     if not values:
         return "-"
-    half = _values(rows, name, scene, CI_KEYS[key])
+    half = metric_values(rows, name, scene, CI_KEYS[key])
     text = f"{statistics.mean(values):.2f}"
     return text + (f" ± {statistics.mean(half):.2f}" if half else "")
 
@@ -131,7 +131,7 @@ def _targets(
         value = _mean(rows, name, scene, key)
         if value is None:
             continue
-        seeds = len(_values(rows, name, scene, key))
+        seeds = len(metric_values(rows, name, scene, key))
         measured = f"{value:.2f} (mean of {seeds} seeds)"
         if kind == "planner":
             planner = _mean(rows, "planner", scene, key)
@@ -144,30 +144,20 @@ def _targets(
         words = "at most" if kind == "max" else "at least"
         target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
         judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
-    worst = _values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
+    worst = metric_values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
-        judged.append(
-            (
-                f"{MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode",
-                f"worst seed {max(worst):.2f}",
-                max(worst) <= 0.2,
-            )
-        )
+        target = f"{MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode"
+        judged.append((target, f"worst seed {max(worst):.2f}", max(worst) <= 0.2))
     reference = _mean(rows, "neg-reward-dqn", DEFAULT_SCENE, "moves_per_episode")
     for name in NEG_ACTION_ALGOS:
         moves = _mean(rows, name, DEFAULT_SCENE, "moves_per_episode")
         if moves is not None and reference:
-            judged.append(
-                (
-                    f"{name} on {DEFAULT_SCENE}, moves per episode at most 1.5x neg-reward-dqn's",
-                    f"{moves:.0f} vs {reference:.0f}",
-                    moves <= 1.5 * reference,
-                )
-            )
-    safe = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "train_collisions")
-    plain = _mean(rows, "dqn", DEFAULT_SCENE, "train_collisions")
-    safe_return = _mean(rows, MAIN_ALGO, DEFAULT_SCENE, "return")
-    plain_return = _mean(rows, "dqn", DEFAULT_SCENE, "return")
+            target = f"{name} on {DEFAULT_SCENE}, moves per episode at most 1.5x neg-reward-dqn's"
+            judged.append((target, f"{moves:.0f} vs {reference:.0f}", moves <= 1.5 * reference))
+    safe, plain = (_mean(rows, a, DEFAULT_SCENE, "train_collisions") for a in (MAIN_ALGO, "dqn"))
+    safe_return, plain_return = (
+        _mean(rows, a, DEFAULT_SCENE, "return") for a in (MAIN_ALGO, "dqn")
+    )
     if (
         safe is not None
         and plain is not None
@@ -215,27 +205,16 @@ def scene_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One table, every agent on every scene: collisions per episode (mean over seeds) and the
     return as a multiple of the planner's."""
     scenes = list(dict.fromkeys(r["scene"] for r in rows))
-    names = list(dict.fromkeys(_agent_key(r) for r in rows))
-    lines = [
-        "| agent | " + " | ".join(scenes) + " |",
-        "| --- |" + " ---: |" * len(scenes),
-    ]
-    for algo, trained_on in names:
+    lines = ["| agent | " + " | ".join(scenes) + " |", "| --- |" + " ---: |" * len(scenes)]
+    for algo, trained_on in dict.fromkeys(_agent_key(r) for r in rows):
         cells = []
         for scene in scenes:
-            here = [
-                r
-                for r in rows
-                if r["algo"] == algo
-                and (r.get("trained_on") or "") == trained_on
-                and r["scene"] == scene
-            ]
+            here = [r for r in rows if _agent_key(r) == (algo, trained_on) and r["scene"] == scene]
             if not here:
                 cells.append("-")
                 continue
-            name = label(here[0])
             collisions = statistics.mean(float(r["collisions_per_episode"]) for r in here)
-            cells.append(f"{collisions:.2f} ({planner_multiple(rows, name, scene)}x)")
+            cells.append(f"{collisions:.2f} ({planner_multiple(rows, label(here[0]), scene)}x)")
         who = f"{algo}, trained on {trained_on}" if trained_on else algo
         lines.append(f"| {who} | " + " | ".join(cells) + " |")
     return lines
@@ -296,15 +275,12 @@ def bench_markdown(
     ]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         here = [r for r in rows if r["scene"] == scene]
-        names = list(
-            dict.fromkeys(label(r) for r in sorted(here, key=lambda r: label(r) != r["algo"]))
-        )
+        # Agents where they trained first, then those moved here from another scene.
+        names = dict.fromkeys(label(r) for r in sorted(here, key=lambda r: label(r) != r["algo"]))
         seeds = sorted({r["seed"] for r in here})
         lines += ["", f"**{scene}** (seeds {', '.join(map(str, seeds))})", ""]
         headers = ["collisions / episode", "return", "return / planner"]
-        headers += [
-            header for key, header, _ in COLUMNS if key not in ("return", "collisions_per_episode")
-        ]
+        headers += [header for _, header, _ in COLUMNS]
         lines.append("| agent | " + " | ".join(headers) + " |")
         lines.append("| --- |" + " ---: |" * len(headers))
         for name in names:
@@ -314,9 +290,8 @@ def bench_markdown(
                 planner_multiple(rows, name, scene),
             ]
             cells += [
-                mean_std(_values(rows, name, scene, key), digits)
+                mean_std(metric_values(rows, name, scene, key), digits)
                 for key, _, digits in COLUMNS
-                if key not in ("return", "collisions_per_episode")
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     targets = target_lines(rows, curves)

@@ -1,17 +1,13 @@
-"""Seed comparisons as the RL community now recommends them (Agarwal et al., "Deep Reinforcement
-Learning at the Edge of the Statistical Precipice", NeurIPS 2021, the ``rliable`` library):
-interquartile mean (IQM) over runs, percentile confidence intervals from a stratified bootstrap
-(runs resampled within each task), and performance profiles.
+"""Seed comparisons as Agarwal et al. recommend ("Deep Reinforcement Learning at the Edge of the
+Statistical Precipice", NeurIPS 2021): interquartile mean (IQM) over runs, percentile intervals
+from a stratified bootstrap (runs resampled within each task), and performance profiles.
 
-The statistics follow ``rliable``'s definitions and are computed here with numpy: ``rliable``
-1.2 pins ``arch<8``, and arch 7.2 (the newest it allows) fails to import next to pandas 3,
-which pip installs with it today (``TypeError: deprecate_kwarg() missing 1 required positional
-argument``), so it is not a dependency.
+They follow ``rliable``'s definitions in numpy: ``rliable`` 1.2 pins ``arch<8``, and arch 7.2
+fails to import next to pandas 3, so it is not a dependency.
 
-Here a *task* is an obstacle count and a *run* one seed's final evaluation. Scores that compare
-across tasks are normalised by the random baseline of the same task: ``1 - collisions /
-random's collisions``, the share of random's collisions an agent avoids (0: as bad as random, 1:
-no collision at all).
+A *task* is a scene agents train on and a *run* one seed's final evaluation. Scores compare
+across tasks normalised by the random baseline of the same task: ``1 - collisions / random's
+collisions`` (0: as bad as random, 1: no collision at all).
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from neg_agents.bench_report import metric_values
 from negdl.results import format_number
 
 #: Bootstrap resamples and confidence level of every interval.
@@ -64,23 +61,27 @@ def stratified_bootstrap(
         raise ValueError("every task needs at least one run")
     if reps < 1 or not 0 < confidence < 1:
         raise ValueError(f"need reps >= 1 and 0 < confidence < 1, got {reps}, {confidence}")
-    arrays, samples = _resample(tasks, reps, seed)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(statistic(samples), [tail, 100 - tail])
-    return float(statistic(np.concatenate(arrays))), float(low), float(high)
+    point, low, high = _bootstrap(tasks, statistic, reps, confidence, seed)
+    return float(point), float(low), float(high)
 
 
-def _resample(
-    tasks: Sequence[np.ndarray], reps: int, seed: int
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """The tasks as float arrays, and ``reps`` stratified resamples of all their runs,
+def _bootstrap(
+    tasks: Sequence[np.ndarray],
+    statistic: Callable[[np.ndarray], np.ndarray],
+    reps: int,
+    confidence: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``statistic`` of all runs and its percentile interval over ``reps`` stratified resamples
     ``(reps, total runs)``: each task's runs drawn with replacement from that task alone."""
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(runs, dtype=float) for runs in tasks]
     samples = np.concatenate(
         [runs[rng.integers(len(runs), size=(reps, len(runs)))] for runs in arrays], axis=1
     )
-    return arrays, samples
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(np.atleast_1d(statistic(samples)), [tail, 100 - tail], axis=0)
+    return statistic(np.concatenate(arrays)), low, high
 
 
 def performance_profile(
@@ -101,23 +102,13 @@ def performance_profile(
     def share_above(runs: np.ndarray) -> np.ndarray:
         return (runs[..., None, :] > thresholds[:, None]).mean(axis=-1)
 
-    arrays, samples = _resample(tasks, reps, seed)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(share_above(samples), [tail, 100 - tail], axis=0)
-    return share_above(np.concatenate(arrays)), low, high
+    return _bootstrap(tasks, share_above, reps, confidence, seed)
 
 
 def _runs(rows: Sequence[dict[str, Any]], algo: str, scene: str, key: str) -> np.ndarray:
     """The values of ``key`` of ``algo``'s runs trained (if at all) and evaluated on ``scene``
-    (rows of a policy moved there from another scene are not runs of it)."""
-    return np.array(
-        [
-            float(r[key])
-            for r in rows
-            if r["algo"] == algo and r["scene"] == scene and r.get("trained_on") in ("", scene)
-        ],
-        dtype=float,
-    )
+    (a policy moved there from another scene is labelled apart)."""
+    return np.array(metric_values(rows, algo, scene, key), dtype=float)
 
 
 def trained_scenes(rows: Sequence[dict[str, Any]]) -> list[str]:

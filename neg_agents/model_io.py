@@ -49,9 +49,9 @@ MODEL_STATE = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls", "explo
 
 
 def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) -> Path:
-    """Write ``model.zip`` (SB3's format) and ``config.json`` (``config``, the run's settings
-    (``TrainConfig``'s fields), plus the model's ``MODEL_STATE``) into ``run_dir``, each whole or
-    not at all; return the model path. ``load_agent`` rebuilds the model from them."""
+    """Write ``model.zip`` (SB3's format) and ``config.json`` (``config``, the run's settings,
+    plus the model's ``MODEL_STATE``) into ``run_dir``, each whole or not at all; return the
+    model path."""
     run_dir = Path(run_dir)
     path = save_model(model, run_dir / "model.zip")
     state = {name: getattr(model, name) for name in MODEL_STATE if hasattr(model, name)}
@@ -78,10 +78,9 @@ def resolve_run(
     env_id: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
-    """The agent name, env id and env options to use with a saved model.
-
-    What is not given comes from the ``config.json`` beside ``model_path`` (``save_run`` writes
-    it), the env id falling back on ``NegCollision-v0``. Baselines need no model.
+    """The agent name, env id and env options to use with a saved model: what is not given
+    comes from the ``config.json`` beside ``model_path``, the env id falling back on
+    ``NegCollision-v0``. Baselines need no model.
 
     :raises ValueError: no algorithm given and no ``config.json`` to read it from.
     """
@@ -105,16 +104,8 @@ def load_policy(
     seed: int | None = None,
     device: str = AGENT_DEVICE,
 ) -> PolicyPredictor:
-    """What acts in ``env`` for agent ``algo``: a saved model's policy, or a fresh baseline.
-
-    A model's policy on its own acts without epsilon exploration (exploring is training).
-
-    :param algo: the agent name (``neg_agents.ALGOS``).
-    :param model_path: the saved model (trained agents only).
-    :param env: the env to act in; a model must match its spaces.
-    :param seed: seed of a random baseline.
-    :param device: torch device of a model.
-    """
+    """What acts in ``env`` for agent ``algo``: a saved model's policy (``model_path``; without
+    epsilon exploration, which is training) on ``device``, or a baseline seeded ``seed``."""
     spec = get_algo(algo)
     if not spec.trainable:
         return spec.make_baseline(env, seed)
@@ -133,11 +124,10 @@ def load_agent(
     """Load a run saved by ``save_run`` (``negdl-train``'s run folders), unpickling nothing.
 
     The model is rebuilt from the ``config.json`` beside ``model_path`` as training built it
-    (``neg_agents.training.build_model``), its weights are read with SB3's ``set_parameters``
-    (tensors only, ``torch.load(weights_only=True)``; the file's pickled ``data`` is never
-    read), and its ``model_state`` is restored. A file without ``config.json`` (e.g. a plain SB3
-    file) is refused: write one beside it (its ``algo``, ``env_id``, ``env_kwargs`` and
-    ``hyperparams``), or build the model yourself and call ``model.set_parameters(path)``.
+    (``build_model``), its weights read with SB3's ``set_parameters`` (tensors only,
+    ``torch.load(weights_only=True)``; the file's pickled ``data`` is never read) and its
+    ``model_state`` restored. For a plain SB3 file write a ``config.json`` beside it (``algo``,
+    ``env_id``, ``env_kwargs``, ``hyperparams``).
 
     :param model_path: the ``.zip`` file.
     :param algo: the agent name it was trained as (``neg_agents.ALGOS``); None: config.json's.
@@ -242,20 +232,15 @@ def _restore_state(model: BaseAlgorithm, state: dict[str, Any], path: Path) -> N
 
 
 def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm:
-    """The trained ``model``, rebuilt to act in another NegCollision env without retraining.
+    """The trained ``model``, rebuilt to act in another NegCollision env (or ``VecEnv``)
+    without retraining, e.g. trained at 10 obstacles, acting at 30 or in the crowd.
 
     SB3 ties a model to one observation shape, but :class:`ObstacleSetExtractor`'s parameters
-    do not depend on the obstacle count or the observation layout. So the model is rebuilt for
-    ``env`` (its observation space, and the extractor's geometry read from ``env``'s config:
-    layout, contact distance, speeds) with every other setting kept, and the trained
-    parameters are copied in unchanged. E.g. train at 10 obstacles, act at 30 or in
-    ``NegCollisionCrowd-v0``.
+    do not depend on the obstacle count or the observation layout: the model is rebuilt for
+    ``env``'s observation space and geometry, and the trained parameters copied in unchanged.
 
-    :param model: a trained model whose policy uses ``ObstacleSetExtractor`` (negdl's default
-        on NegCollision envs).
-    :param env: the NegCollision env (or ``VecEnv``) to act in; same action space.
-    :raises ValueError: if the policy has another features extractor, ``env`` is not a
-        NegCollision env, or the action spaces differ.
+    :raises ValueError: another features extractor, not a NegCollision env, or another action
+        space.
     """
     if model.policy_kwargs.get("features_extractor_class") is not ObstacleSetExtractor:
         raise ValueError(

@@ -42,18 +42,13 @@ def new_run_dir(
     run_name: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Create and return a fresh folder for one training run.
+    """Create and return a fresh folder for one training run under ``out_dir``.
 
     Without ``run_name``: ``<out_dir>/<algo>/<env_id>_<n>``, the next free ``n`` (created
     atomically, so two runs started together get different folders). With ``run_name``:
     ``<out_dir>/<algo>/<run_name>``, refused if it already holds something unless
     ``overwrite``, which empties a previous run there first.
 
-    :param out_dir: the folder every run goes under, e.g. ``runs/train``.
-    :param algo: the agent's name.
-    :param env_id: the env id (part of the numbered name).
-    :param run_name: a folder name of the user's choice.
-    :param overwrite: replace an existing run called ``run_name``.
     :raises ValueError: the named folder exists (without ``overwrite``), is not a run, or
         ``overwrite`` came without ``run_name``.
     """
@@ -91,13 +86,8 @@ def new_run_dir(
 
 
 def latest_run(out_dir: str | Path, algo: str, env_id: str) -> Path | None:
-    """The run folder under ``<out_dir>/<algo>/`` that trained on ``env_id`` and saved its model
-    last (by the model file's time), or None if there is none.
-
-    :param out_dir: the folder runs go under, e.g. ``runs/train``.
-    :param algo: the agent's name.
-    :param env_id: the env id recorded in the run's ``config.json``.
-    """
+    """The run folder under ``<out_dir>/<algo>/`` whose ``config.json`` says ``env_id`` and that
+    saved its model last (by the model file's time), or None if there is none."""
     candidates = []
     for model in (Path(out_dir) / algo).glob("*/model.zip"):
         try:

@@ -50,6 +50,7 @@ EVAL_ENVS = 50
 
 
 def check_timesteps(total_timesteps: int) -> int:
+    """``total_timesteps`` if it is an integer >= 1, else a ``ValueError``."""
     if (
         isinstance(total_timesteps, bool)
         or not isinstance(total_timesteps, int)
@@ -74,9 +75,8 @@ class TrainSettings:
     :param eval_freq: evaluate every this many env steps, logged as eval/* (0: none).
     :param eval_episodes: episodes per evaluation.
     :param progress_bar: show a progress bar.
-    :param device: torch device: cpu (the default: the agents' MLPs are too small for a GPU to
-        pay off, CUDA ran at 0.8x the CPU's env steps/s on an H100 machine), cuda, or auto
-        (CUDA when available); a device this machine does not have is an error.
+    :param device: torch device: cpu (the default, see ``hyperparams.AGENT_DEVICE``), cuda, or
+        auto (CUDA when available); a device this machine does not have is an error.
     :param capture_video: record short evaluation videos with Gymnasium's ``RecordVideo``
         (needs the ``video`` extra), into ``<log_dir>/videos`` (``train_agent`` needs a
         ``log_dir`` then).
@@ -113,11 +113,8 @@ class TrainSettings:
 @dataclass(frozen=True)
 class TrainConfig(TrainSettings):
     """Every setting of one training run: what to train on, and how (``TrainSettings``'s
-    fields, keyword-only). Constructing one checks them and raises a ``ValueError`` that says
-    what is wrong.
-
-    It is also ``negdl-train``'s command line (each field a flag, ``--env-kwargs
-    num_obstacles=30``) and what ``config.json`` records.
+    fields, keyword-only); constructing one checks them. It is also ``negdl-train``'s command
+    line (each field a flag) and what ``config.json`` records.
 
     :param algo: agent to train: neg-reward-dqn-shielded (the default, ``MAIN_ALGO``),
         neg-reward-dqn, neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]),
@@ -209,38 +206,30 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
                 f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
                 f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
             )
-        _check_like_default(name, params[name], defaults[name])
+        # Of the type of its default (a number may be a schedule or SB3's (n, unit) frequency),
+        # so a typo such as n_epochs=abc is one clear error; ranges are the algorithm's checks.
+        value, default = params[name], defaults[name]
+        if isinstance(default, bool):
+            check_bool(name, value)
+        elif isinstance(default, (int, float)) and not (
+            callable(value) or isinstance(value, tuple)
+        ):
+            check_number(name, value, allow_inf=True)
     check_dqn_arguments(params)
-
-
-def _check_like_default(name: str, value: Any, default: Any) -> None:
-    """A hyperparameter whose default is a bool must be one, and one whose default is a number
-    a number (or a schedule, a callable of the remaining progress, or SB3's ``(n, unit)``
-    frequency), so a typo such as ``n_epochs=abc`` is one clear error before anything is
-    built; ranges are the algorithm's own checks."""
-    if isinstance(default, bool):
-        check_bool(name, value)
-    elif isinstance(default, (int, float)) and not (callable(value) or isinstance(value, tuple)):
-        check_number(name, value, allow_inf=True)
 
 
 @dataclass
 class TrainResult:
     """A trained model, its learning curve (``CollisionEvalCallback.history``), its timing and
-    whether it was stopped early.
-
-    ``wall_time_s`` is the whole ``learn`` call; ``eval_time_s`` the part spent in the periodic
-    evaluations that draw the learning curve, which training does not need.
-    """
+    whether it was stopped early (``should_stop``, after ``model.num_timesteps`` steps)."""
 
     model: BaseAlgorithm
-    #: What it was built with: the agent's defaults and the config's hyperparams (``config.json``
-    #: records them; the extractor's geometry comes from the env).
+    #: What it was built with: the agent's defaults and the config's hyperparams.
     hyperparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The whole ``learn`` call, and the part spent in the learning curve's evaluations.
     wall_time_s: float = 0.0
     eval_time_s: float = 0.0
-    #: Training stopped early on request (``should_stop``), after ``model.num_timesteps`` steps.
     interrupted: bool = False
     #: Collisions made in the training envs while learning (``TrainingCollisions``).
     train_collisions: int = 0
@@ -307,7 +296,6 @@ def train_agent(
     spec = get_algo(config.algo)
     if config.capture_video and config.log_dir is None:
         raise ValueError("capture_video needs log_dir, the folder the videos go to")
-    params = {**hyperparams_for(config.algo), **config.hyperparams}
     env = spec.make_env(
         config.env_id,
         config.n_envs,
@@ -317,18 +305,16 @@ def train_agent(
         monitor_dir=config.log_dir,
     )
     try:
-        _check_env_fits(config, env, params)
-    except ValueError:
+        model = build_model(config, env)
+    except BaseException:
         env.close()
         raise
     counter = TrainingCollisions()
-    all_callbacks = [counter, *(callbacks or [])]
-    stopper = StopOnRequest(should_stop) if should_stop is not None else None
-    if stopper is not None:
-        all_callbacks.append(stopper)
+    stopper = StopOnRequest(should_stop or (lambda: False))
+    all_callbacks = [counter, *(callbacks or []), stopper]
     evaluator = None
+    eval_seed = config.seed + EVAL_SEED_OFFSET
     if config.eval_freq:
-        eval_seed = config.seed + EVAL_SEED_OFFSET
         eval_env = spec.make_env(
             config.env_id, min(config.eval_episodes, EVAL_ENVS), eval_seed, config.env_kwargs
         )
@@ -343,18 +329,7 @@ def train_agent(
         )
         all_callbacks.append(evaluator)
     if config.capture_video:
-        all_callbacks.append(
-            EvalVideoCallback(
-                config.env_id,
-                config.env_kwargs,
-                Path(str(config.log_dir)) / "videos",
-                config.video_freq,
-                config.video_length,
-                seed=config.seed + EVAL_SEED_OFFSET,
-                spec=spec,
-            )
-        )
-    model = build_model(config, env)
+        all_callbacks.append(EvalVideoCallback(config, spec, eval_seed))
     start = time.perf_counter()
     model.learn(
         config.total_timesteps,
@@ -363,24 +338,22 @@ def train_agent(
         progress_bar=config.progress_bar,
     )
     wall = time.perf_counter() - start
-    history = evaluator.history if evaluator is not None else []
-    eval_time = evaluator.eval_time_s if evaluator is not None else 0.0
-    if evaluator is not None:
-        evaluator.eval_env.close()
-    return TrainResult(
+    result = TrainResult(
         model,
-        params,
-        history,
+        {**hyperparams_for(config.algo), **config.hyperparams},
         wall_time_s=wall,
-        eval_time_s=eval_time,
-        interrupted=stopper is not None and stopper.stopped_at is not None,
+        interrupted=stopper.stopped_at is not None,
         train_collisions=counter.total,
     )
+    if evaluator is not None:
+        result.history, result.eval_time_s = evaluator.history, evaluator.eval_time_s
+        evaluator.eval_env.close()
+    return result
 
 
 def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
-    """The untrained model ``config`` describes, acting in ``env``: what ``train_agent`` trains
-    and what ``neg_agents.model_io.load_agent`` loads a saved run's weights into.
+    """The untrained model ``config`` describes, acting in ``env`` (what ``train_agent`` trains
+    and ``neg_agents.model_io.load_agent`` loads weights into).
 
     :raises ValueError: a hyperparameter the algorithm does not take, an env it cannot act in.
     :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
@@ -440,11 +413,9 @@ def train_and_save(
     defaults to ``run_dir``).
 
     ``config.json`` is written when training starts (``"finished": null``) and again at the
-    end; it records every setting (``extra`` first, e.g. the command line's arguments, then
-    ``config``'s), the hyperparameters used, the device the model ran on, the wall time, the
-    last evaluation, the library versions, and whether training was interrupted (and after how
-    many steps); ``negdl-watch`` reads the algorithm and env from it. A run stopped by
-    ``should_stop`` is saved all the same, marked ``"interrupted": true``.
+    end, with every setting (``extra``'s, then ``config``'s), the hyperparameters, the device,
+    timings, the last evaluation, the library versions and whether training was interrupted
+    (a run stopped by ``should_stop`` is saved all the same).
 
     :param config: the training run.
     :param run_dir: the run's folder (see ``neg_agents.run_dirs.new_run_dir``).

@@ -1,9 +1,6 @@
-"""Rollouts to files, frame by frame: GIF with Pillow (a core dependency), MP4 with the ``video``
-extra; and short evaluation videos through Gymnasium's ``RecordVideo``.
-
-Writers stream: each frame is encoded and written when it arrives and nothing is kept, so
-memory stays flat however long the episode.
-"""
+"""Rollouts to files, frame by frame (memory stays flat however long the episode): GIF with
+Pillow (a core dependency), MP4 with the ``video`` extra; and short evaluation videos through
+Gymnasium's ``RecordVideo``."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import importlib.util
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -31,10 +27,8 @@ VIDEO_EXTRA_HINT = "pip install 'negdl[video]'"
 
 
 def check_video_path(path: str | Path) -> None:
-    """Fail before a rollout, not after it, on a file name or an MP4 writer that will not do.
-
-    :raises ValueError: ``path`` does not end in ``.gif``/``.mp4``, or MP4 has no encoder.
-    """
+    """Raise a ``ValueError`` before a rollout, not after it, when ``path`` does not end in
+    ``.gif``/``.mp4`` or MP4 has no encoder."""
     suffix = Path(path).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"output must end in one of {VIDEO_SUFFIXES}, got {str(path)!r}")
@@ -48,10 +42,8 @@ def check_video_path(path: str | Path) -> None:
 
 
 def check_video_capture() -> None:
-    """Fail early when ``RecordVideo`` could not write its MP4 files (it needs moviepy).
-
-    :raises ValueError: moviepy is not installed.
-    """
+    """Raise a ``ValueError`` early when ``RecordVideo`` could not write its MP4 files (it
+    needs moviepy)."""
     if importlib.util.find_spec("moviepy") is None:
         raise ValueError(
             f"capturing videos uses Gymnasium's RecordVideo, which needs moviepy: {VIDEO_EXTRA_HINT}"
@@ -86,29 +78,26 @@ def _gif_palette() -> Any:
 
 
 class GifWriter:
-    """Writes an animated GIF one frame at a time (Pillow's GIF encoder, one global palette).
-
-    Pillow's own ``save(save_all=True)`` keeps every frame until the end; this writer encodes
-    each frame on arrival and keeps none.
+    """Writes an animated GIF one frame at a time, with one global palette: Pillow's own
+    ``save(save_all=True)`` keeps every frame until the end, this writer none.
 
     :param path: the ``.gif`` file (its folder is created).
     :param fps: frames per second (GIF stores delays in hundredths of a second).
     """
 
     def __init__(self, path: str | Path, fps: int) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.duration_ms = round(1000 / fps)
-        self.frames_written = 0
+        self.size: tuple[int, int] | None = None
         self._palette = _gif_palette()
-        self._file = open(self.path, "wb")  # noqa: SIM115  (closed by close())
+        self._file = open(path, "wb")  # noqa: SIM115  (closed by close())
 
     def append(self, frame: np.ndarray) -> None:
         """Encode and write one RGB frame ``(H, W, 3) uint8``; all frames must share a size."""
         from PIL import GifImagePlugin, Image
 
         image = Image.fromarray(frame).quantize(palette=self._palette, dither=Image.Dither.NONE)
-        if self.frames_written == 0:
+        if self.size is None:
             self.size = image.size
             info = {"optimize": False, "loop": 0, "duration": self.duration_ms}
             header, _ = GifImagePlugin.getheader(image, info=info)
@@ -117,7 +106,6 @@ class GifWriter:
             raise ValueError(f"frame size {image.size} differs from the first frame's {self.size}")
         for chunk in GifImagePlugin.getdata(image, duration=self.duration_ms):
             self._file.write(chunk)
-        self.frames_written += 1
 
     def close(self) -> None:
         if not self._file.closed:
@@ -133,14 +121,12 @@ class Mp4Writer:
     """
 
     def __init__(self, path: str | Path, fps: int) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.frames_written = 0
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             import imageio.v2 as imageio
 
             # H.264 in yuv420p needs even sides; larger blocks would rescale our frames.
-            self._writer = imageio.get_writer(self.path, fps=fps, macro_block_size=2)
+            self._writer = imageio.get_writer(path, fps=fps, macro_block_size=2)
         except (ImportError, ValueError, RuntimeError) as error:
             raise ValueError(
                 f"writing MP4 needs imageio with ffmpeg: {VIDEO_EXTRA_HINT} ({error}); or write a .gif"
@@ -149,55 +135,18 @@ class Mp4Writer:
     def append(self, frame: np.ndarray) -> None:
         """Send one RGB frame ``(H, W, 3) uint8`` to the encoder."""
         self._writer.append_data(frame)
-        self.frames_written += 1
 
     def close(self) -> None:
         self._writer.close()
 
 
-class VideoFile:
-    """A GIF or MP4 file written frame by frame, as a context manager.
-
-    ``with VideoFile("rollout.gif", fps=30) as video: video.append(frame)``
-
-    :param path: ends in ``.gif`` or ``.mp4``.
-    :param fps: frames per second, >= 1.
-    """
-
-    def __init__(self, path: str | Path, fps: int) -> None:
-        check_video_path(path)
-        if fps < 1:
-            raise ValueError(f"fps must be >= 1, got {fps}")
-        writer_class = GifWriter if Path(path).suffix.lower() == ".gif" else Mp4Writer
-        self._writer: GifWriter | Mp4Writer = writer_class(path, fps)
-
-    @property
-    def frames_written(self) -> int:
-        return self._writer.frames_written
-
-    def append(self, frame: np.ndarray) -> None:
-        self._writer.append(frame)
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def __enter__(self) -> VideoFile:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def write_video(frames: list[np.ndarray], path: str | Path, fps: int) -> None:
-    """Write RGB frames ``(H, W, 3) uint8`` to a GIF or MP4 file at ``fps`` frames per second."""
-    with VideoFile(path, fps) as video:
-        for frame in frames:
-            video.append(frame)
+def open_video(path: str | Path, fps: int) -> GifWriter | Mp4Writer:
+    """A writer of RGB frames (``append``, then ``close``) into ``path``, a ``.gif`` or ``.mp4``
+    file, at ``fps`` >= 1 frames per second."""
+    check_video_path(path)
+    if fps < 1:
+        raise ValueError(f"fps must be >= 1, got {fps}")
+    return (GifWriter if Path(path).suffix.lower() == ".gif" else Mp4Writer)(path, fps)
 
 
 def record_evaluation_video(
@@ -211,20 +160,14 @@ def record_evaluation_video(
     seed: int = 0,
     max_steps: int = 200,
 ) -> Path:
-    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps) through
-    Gymnasium's ``RecordVideo``; return the MP4 file ``<folder>/<name_prefix>-episode-0.mp4``.
+    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps, seeded ``seed``)
+    in ``env_id`` with ``env_kwargs`` through Gymnasium's ``RecordVideo``; return the MP4 file
+    ``<folder>/<name_prefix>-episode-0.mp4``.
 
     :param agent: anything with SB3's ``predict``, or a function of the video's env that makes
         one (the planner reads the env it acts in).
-    :param spec: what the agent is (``neg_agents.ALGOS``): how it acts (``deterministic``),
-        whether through ``NegativeActionWrapper`` (``negative_actions``) and under the env's
-        masks (``action_masks``), as it was trained.
-    :param env_id: registered env id; made with ``render_mode="rgb_array"``.
-    :param env_kwargs: env options.
-    :param folder: where the video goes.
-    :param name_prefix: the file's name before ``-episode-0.mp4``.
-    :param seed: the episode's seed.
-    :param max_steps: steps recorded, >= 1 (a short clip, not necessarily the whole episode).
+    :param spec: what the agent is: how it acts, as it was trained (``deterministic``,
+        ``negative_actions``, ``action_masks``).
     """
     check_video_capture()
     check_int("max_steps", max_steps, 1)

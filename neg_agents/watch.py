@@ -3,6 +3,7 @@ screen, written frame by frame. The command is ``negdl-watch`` (``neg_agents/cli
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -15,7 +16,7 @@ from neg_agents.algos import get_algo
 from neg_agents.common.env_util import check_env_options
 from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
-from neg_agents.video import VideoFile, check_video_path
+from neg_agents.video import check_video_path, open_video
 from neg_envs.episodes import Episode, play_episodes
 from negdl.checks import check_int
 from negdl.cli import check_out_file
@@ -54,10 +55,8 @@ def watch_agent(
     env_kwargs: dict[str, Any] | None = None,
     options: WatchOptions = WatchOptions(),
 ) -> list[Episode]:
-    """Play episodes of ``algo`` on screen, or into ``options.output`` (``.gif``/``.mp4``);
-    return them.
-
-    Frames go to the file as they are drawn, so memory stays flat however long the episodes.
+    """Play episodes of ``algo`` on screen, or into ``options.output`` (``.gif``/``.mp4``,
+    written frame by frame, so memory stays flat); return them.
 
     :param algo: the agent name (``neg_agents.ALGOS``); random and stay need no model.
     :param model_path: the saved model of a trained agent.
@@ -65,15 +64,9 @@ def watch_agent(
     :param env_kwargs: env options.
     :param options: episodes, seed, pacing, output file, size and device (``WatchOptions``).
     """
-    output, episodes, max_steps, seed = (
-        options.output,
-        options.episodes,
-        options.max_steps,
-        options.seed,
-    )
-    fps, size = options.fps, options.size
-    check_int("episodes", episodes, 1)
-    check_int("max_steps", max_steps, 0)
+    output, fps, size, seed = options.output, options.fps, options.size, options.seed
+    check_int("episodes", options.episodes, 1)
+    check_int("max_steps", options.max_steps, 0)
     check_int("fps", fps, 1, 1000)
     check_int("seed", seed, 0)
     if size is not None:
@@ -100,15 +93,15 @@ def watch_agent(
     act = spec.actor(policy, env, options.deterministic)
     try:
         if output is None:
-            return list(play_episodes(env, act, episodes, seed, max_steps))
-        with VideoFile(output, fps) as video:
+            return list(play_episodes(env, act, options.episodes, seed, options.max_steps))
+        with closing(open_video(output, fps)) as video:
             return list(
                 play_episodes(
                     env,
                     act,
-                    episodes,
+                    options.episodes,
                     seed,
-                    max_steps,
+                    options.max_steps,
                     # An rgb_array env (made so above) renders each frame as an array.
                     lambda: video.append(cast(np.ndarray, env.render())),
                 )

@@ -5,28 +5,18 @@ path, and the env and the policy's forward alone as upper bounds.
     python scripts/bench_training.py --device cuda --threads 4
     python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
-Rows, each trained for ``--total-timesteps`` env steps:
+Rows, each trained for ``--total-timesteps`` env steps: ``today's path``, what ``negdl-train
+--algo dqn`` ran in negdl 0.1 (SB3's ``DQN`` with ``reference_extractor`` on ``TODAY_N_ENVS``
+envs and ``TODAY_HYPERPARAMS``), the baseline of the speed-up column; on negdl-train's defaults
+``dqn`` (SB3's DQN, current extractor), ``neg-reward-dqn``, the main job and ``neg-action-dqn``;
+with ``--agent-n-envs`` or ``--hyperparams``, ``neg-reward-dqn`` once more on that schedule.
 
-- ``today's path``: what ``negdl-train --algo dqn`` ran in negdl 0.1, SB3's ``DQN`` (its own
-  ``train`` and ``predict``) with the extractor as it was then
-  (``neg_agents.common.reference_extractor``) on its schedule then (``TODAY_N_ENVS``, ``TODAY_HYPERPARAMS``: 16
-  natively batched envs, one 256-sample gradient step per vector step): the baseline of the
-  speed-up column;
-- on negdl-train's defaults (``neg_agents.hyperparams``: 64 natively batched envs, two
-  512-sample gradient steps per vector step): ``dqn``, SB3's ``DQN`` with the current
-  ``ObstacleSetExtractor``; ``neg-reward-dqn``, ``neg-reward-dqn-shielded`` (the main job) and
-  ``neg-action-dqn``, the negdl agents (their own training step and acting path);
-- with ``--agent-n-envs`` or ``--hyperparams``: ``neg-reward-dqn`` once more, on that update
-  schedule (today's path keeps its own).
-
-The rate of a row is taken over the steps after the exploration decay (the last 80 % of a run,
-where a default 200,000-step run spends 80 % of its steps: the policy acts on 95 % of the
-steps there), excluding building the model. Upper bounds, on the same machine and settings: the
-env alone (random actions through the same vec env, monitor included), one forward of the
-policy at the acting batch (``n_envs``) and at the training batch, and one gradient step alone
-(sampling included), each converted to the env steps per second training would reach if it did
-nothing else. Every row and bound is measured once per repetition, the repetitions interleave
-the rows, and the table shows medians, so load on a shared machine hurts every row alike.
+A row's rate is taken over the steps after the exploration decay (the last 80 % of a run,
+where the policy acts on 95 % of the steps), excluding building the model. Upper bounds: the env
+alone (random actions through the same vec env), one forward of the policy at the acting and at
+the training batch, and one gradient step, each as the env steps per second training would reach
+if it did nothing else. Repetitions interleave the rows and the table shows medians, so load on a
+shared machine hurts every row alike.
 """
 
 from __future__ import annotations

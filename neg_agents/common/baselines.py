@@ -9,8 +9,7 @@ from gymnasium import spaces
 
 class Predictor:
     """SB3's ``PolicyPredictor`` protocol for agents that choose actions in numpy (the
-    baselines, the planner), so ``evaluate_policy`` and the bench treat them like a trained
-    model. Subclasses choose the actions of a batch in :meth:`_actions`."""
+    baselines, the planner); subclasses choose the actions of a batch in :meth:`_actions`."""
 
     observation_space: spaces.Space
 
@@ -49,12 +48,8 @@ class _FixedPolicy(Predictor):
 
 
 class RandomAgent(_FixedPolicy):
-    """Picks every action uniformly at random, reproducibly from ``seed``.
-
-    :param observation_space: the env's observation space (to tell batches from single obs).
-    :param action_space: a ``Discrete`` action space.
-    :param seed: seed of the agent's own random generator.
-    """
+    """Picks every action uniformly at random, reproducibly from ``seed``, in the env's
+    ``Discrete`` ``action_space`` (``observation_space`` tells batches from single obs)."""
 
     def __init__(
         self,
@@ -72,12 +67,7 @@ class RandomAgent(_FixedPolicy):
 
 
 class ConstantAgent(_FixedPolicy):
-    """Always takes the same action (``NegCollision``'s stay is 4).
-
-    :param observation_space: the env's observation space (to tell batches from single obs).
-    :param action_space: a ``Discrete`` action space.
-    :param action: the action to repeat; must belong to ``action_space``.
-    """
+    """Always takes ``action`` (``NegCollision``'s stay is 4), which must be in ``action_space``."""
 
     def __init__(
         self, observation_space: spaces.Space, action_space: spaces.Discrete, action: int
@@ -93,12 +83,7 @@ class ConstantAgent(_FixedPolicy):
 
 class MaskedRandomAgent(RandomAgent):
     """Picks uniformly at random among the actions an action mask allows: what the mask alone
-    achieves, without any learning (the baseline of ``maskable-ppo``).
-
-    :param observation_space: the env's observation space.
-    :param action_space: a ``Discrete`` action space.
-    :param seed: seed of the agent's own random generator.
-    """
+    achieves, without any learning (the baseline of ``maskable-ppo``)."""
 
     def _batched(self, observation: np.ndarray, action_masks: np.ndarray | None) -> bool:
         """One mask ``(n,)`` or a batch ``(n_envs, n)``, as MaskablePPO takes them."""

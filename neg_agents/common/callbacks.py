@@ -17,6 +17,7 @@ from negdl.checks import check_int
 
 if TYPE_CHECKING:
     from neg_agents.algos import AlgoSpec
+    from neg_agents.training import TrainConfig
 
 #: TensorBoard names of the evaluation summary: SB3's ``EvalCallback`` keys where it has one
 #: (``eval/mean_reward``, ``eval/mean_ep_length``), ours for the rest.
@@ -28,41 +29,36 @@ EVAL_TENSORBOARD_KEYS = {
     "episode_length": "eval/mean_ep_length",
 }
 
-
-def acting_as(spec: AlgoSpec | None) -> AlgoSpec:
-    """``spec``, or for None a model's own policy acting greedily on the plain env."""
-    if spec is not None:
-        return spec
-    from neg_agents.algos import AlgoSpec  # imports this package
-
-    return AlgoSpec("policy", "a model's own policy")
+#: The per-episode arrays of ``evaluations.npz`` (SB3's ``EvalCallback`` names first) and the
+#: ``EpisodeStats`` lists they come from.
+NPZ_FIELDS = {
+    "results": "returns",
+    "ep_lengths": "lengths",
+    "collisions": "collisions",
+    "moves": "moves",
+}
 
 
 class CollisionEvalCallback(BaseCallback):
     """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
 
-    Logs ``eval/mean_reward`` and ``eval/mean_ep_length`` (SB3's ``EvalCallback`` keys) and
-    ``eval/collisions_per_episode``, ``eval/moves_per_episode``, ``eval/collision_free_share``;
-    ``history`` keeps the rows (with ``timesteps``) for plots and ``eval_time_s`` the wall time
-    spent evaluating (so training time can be told apart). With ``log_path`` it also writes
-    every evaluation so far to ``<log_path>/evaluations.npz`` as ``EvalCallback`` does
-    (``timesteps``, ``results`` and ``ep_lengths``, one row per evaluation, one column per
-    episode), plus ``collisions`` and ``moves`` per episode.
+    Logs ``EVAL_TENSORBOARD_KEYS``; ``history`` keeps the rows (with ``timesteps``) and
+    ``eval_time_s`` the wall time spent evaluating. With ``log_path`` it also writes every
+    evaluation so far to ``<log_path>/evaluations.npz`` as SB3's ``EvalCallback`` does
+    (``timesteps``, ``results``, ``ep_lengths``), plus ``collisions`` and ``moves`` per episode.
 
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
     :param n_eval_episodes: episodes per evaluation, >= 1.
-    :param spec: the agent (``neg_agents.ALGOS``): how it acts (``deterministic``, under the
-        env's ``action_masks``), as in training (None: greedily, without masks).
+    :param spec: the agent (``neg_agents.ALGOS``): how it acts, as in training (None:
+        greedily, without masks).
     :param verbose: 1 prints each evaluation.
     :param log_path: folder for ``evaluations.npz`` (None: not written).
     :param training_collisions: the run's collision counter: each row of ``history`` then
-        also holds the collisions made while learning so far (``train_collisions``), the
-        curve beside the learning curve.
-    :param episode_seed: reset seed of the evaluation episodes: every evaluation replays the
-        same episodes, so the points of the curve differ by the policy alone, not by the
-        scenes drawn (None: each evaluation goes on where the last one stopped, as SB3's
-        ``EvalCallback`` does).
+        also holds the collisions made while learning so far (``train_collisions``).
+    :param episode_seed: reset seed of the evaluation episodes, so that the points of the curve
+        differ by the policy alone (None: each evaluation goes on where the last one stopped,
+        as SB3's ``EvalCallback`` does).
     """
 
     def __init__(
@@ -85,16 +81,15 @@ class CollisionEvalCallback(BaseCallback):
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
-        self.spec = acting_as(spec)
+        if spec is None:
+            from neg_agents.algos import AlgoSpec  # imports this package
+
+            spec = AlgoSpec("policy", "a model's own policy")
+        self.spec = spec
         self.training_collisions = training_collisions
         self.log_path = Path(log_path) / "evaluations.npz" if log_path is not None else None
         self.history: list[dict[str, Any]] = []
-        self.episodes: dict[str, list[list[float]]] = {
-            "results": [],
-            "ep_lengths": [],
-            "collisions": [],
-            "moves": [],
-        }
+        self.episodes: dict[str, list[list[float]]] = {name: [] for name in NPZ_FIELDS}
         self.eval_time_s = 0.0
         self._next_eval = eval_freq
 
@@ -118,13 +113,8 @@ class CollisionEvalCallback(BaseCallback):
         for key, name in EVAL_TENSORBOARD_KEYS.items():
             self.logger.record(name, row[key])
         self.logger.dump(self.num_timesteps)
-        for name, values in (
-            ("results", stats.returns),
-            ("ep_lengths", stats.lengths),
-            ("collisions", stats.collisions),
-            ("moves", stats.moves),
-        ):
-            self.episodes[name].append(list(values))
+        for name, attribute in NPZ_FIELDS.items():
+            self.episodes[name].append(list(getattr(stats, attribute)))
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             # mypy matches the ** mapping against numpy's allow_pickle keyword; the keys are names.
@@ -142,47 +132,24 @@ class CollisionEvalCallback(BaseCallback):
 
 
 class EvalVideoCallback(BaseCallback):
-    """Every ``video_freq`` env steps (if > 0), and when training ends, record one short
+    """Every ``config.video_freq`` env steps (if > 0), and when training ends, record one short
     evaluation episode of the current policy with Gymnasium's ``RecordVideo``
-    (``--capture-video``).
+    (``--capture-video``) into ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
 
-    Files: ``<video_folder>/eval-<env steps>-steps-episode-0.mp4``.
-
-    :param env_id: registered env id.
-    :param env_kwargs: env options.
-    :param video_folder: where the MP4 files go.
-    :param video_freq: env steps between videos, >= 0 (0: only the one at the end).
-    :param video_length: steps per video, >= 1.
+    :param config: the training run (env, ``video_freq``, ``video_length``, ``log_dir``).
+    :param spec: the agent: how it acts, as in training (see ``record_evaluation_video``).
     :param seed: seed of every recorded episode (the same scene each time, so clips compare).
-    :param spec: the agent (``neg_agents.ALGOS``): how it acts, as in training (see
-        ``record_evaluation_video``).
     """
 
-    def __init__(
-        self,
-        env_id: str,
-        env_kwargs: dict[str, Any],
-        video_folder: str | Path,
-        video_freq: int,
-        video_length: int = 200,
-        seed: int = 0,
-        spec: AlgoSpec | None = None,
-    ) -> None:
+    def __init__(self, config: TrainConfig, spec: AlgoSpec, seed: int) -> None:
         super().__init__()
-        check_int("video_freq", video_freq, 0)
-        check_int("video_length", video_length, 1)
-        self.env_id, self.env_kwargs = env_id, dict(env_kwargs)
-        self.video_folder = Path(video_folder)
-        self.video_freq, self.video_length = video_freq, video_length
-        self.seed = seed
-        self.spec = acting_as(spec)
-        self.videos: list[Path] = []
-        self._next_video = video_freq
+        self.config, self.spec, self.seed = config, spec, seed
+        self._next_video = config.video_freq
         self._last_recorded = -1
 
     def _on_step(self) -> bool:
-        if self.video_freq and self.num_timesteps >= self._next_video:
-            self._next_video += self.video_freq
+        if self.config.video_freq and self.num_timesteps >= self._next_video:
+            self._next_video += self.config.video_freq
             self.record()
         return True
 
@@ -190,23 +157,21 @@ class EvalVideoCallback(BaseCallback):
         if self._last_recorded != self.num_timesteps:
             self.record()
 
-    def record(self) -> Path:
+    def record(self) -> None:
         """Record a clip of the current policy now."""
         from neg_agents.video import record_evaluation_video
 
-        path = record_evaluation_video(
+        record_evaluation_video(
             self.model.policy,
             self.spec,
-            self.env_id,
-            self.env_kwargs,
-            self.video_folder,
+            self.config.env_id,
+            self.config.env_kwargs,
+            Path(str(self.config.log_dir)) / "videos",
             f"eval-{self.num_timesteps:09d}-steps",
             seed=self.seed,
-            max_steps=self.video_length,
+            max_steps=self.config.video_length,
         )
-        self.videos.append(path)
         self._last_recorded = self.num_timesteps
-        return path
 
 
 class TrainingCollisions(BaseCallback):
@@ -215,38 +180,32 @@ class TrainingCollisions(BaseCallback):
 
     A punishment-only agent pays for each collision it learns from; safe-RL suites report this
     cost of training beside the final return. Logged as ``rollout/collisions_total`` and
-    ``rollout/collisions_per_1k_steps`` (recorded every step, written whenever SB3 writes its
-    logs, and once more at the end of training).
+    ``rollout/collisions_per_1k_steps`` at every step, and written once more at the end.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
 
-    @property
-    def per_1k_steps(self) -> float:
-        """Collisions per 1,000 env steps so far (NaN before the first step)."""
-        return 1000.0 * self.total / self.num_timesteps if self.num_timesteps else float("nan")
+    def _record(self) -> None:
+        steps = self.num_timesteps
+        self.logger.record("rollout/collisions_total", self.total)
+        per_1k = 1000.0 * self.total / steps if steps else float("nan")
+        self.logger.record("rollout/collisions_per_1k_steps", per_1k)
 
     def _on_step(self) -> bool:
-        infos = self.locals["infos"]
-        self.total += sum(info.get("collisions", 0) for info in infos)
-        self.logger.record("rollout/collisions_total", self.total)
-        self.logger.record("rollout/collisions_per_1k_steps", self.per_1k_steps)
+        self.total += sum(info.get("collisions", 0) for info in self.locals["infos"])
+        self._record()
         return True
 
     def _on_training_end(self) -> None:
-        self.logger.record("rollout/collisions_total", self.total)
-        self.logger.record("rollout/collisions_per_1k_steps", self.per_1k_steps)
+        self._record()
         self.logger.dump(self.num_timesteps)
 
 
 class StopOnRequest(BaseCallback):
     """End training cleanly at the next step once ``should_stop()`` is true, e.g. after Ctrl-C
-    (``negdl.interrupt.StopOnSignal``): ``learn`` returns and the model can be saved.
-
-    :param should_stop: asked after every env step.
-    """
+    (``negdl.interrupt.StopOnSignal``): ``learn`` returns and the model can be saved."""
 
     def __init__(self, should_stop: Callable[[], bool]) -> None:
         super().__init__()

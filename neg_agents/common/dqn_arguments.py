@@ -1,12 +1,9 @@
 """Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built.
 
-SB3's DQN stores what it is given: ``gamma=1.5``, ``batch_size=0`` or ``exploration_fraction=5``
-train without a word, ``buffer_size=0`` silently becomes 1, and a replay buffer of 100,000
-observations of 400,002 floats is allocated after a mere warning. :func:`check_dqn_arguments`
-refuses such values with the argument, the value and the allowed range;
-:func:`check_replay_buffer_memory` refuses a buffer larger than the memory limit
-(``negdl.resources``). ``NegDQNBase`` runs both when it is built or loaded, ``train_agent``
-and the safe loader run them for SB3's own DQN.
+SB3's DQN stores what it is given: ``gamma=1.5`` or ``batch_size=0`` train without a word,
+``buffer_size=0`` silently becomes 1, and a replay buffer far beyond memory is allocated after a
+mere warning. ``NegDQNBase`` runs both checks when it is built, ``TrainConfig`` and
+``build_model`` for every DQN, SB3's included.
 """
 
 from __future__ import annotations
@@ -56,19 +53,11 @@ def _check_gradient_steps(value: Any) -> None:
         )
 
 
-def _check_seed(value: Any) -> None:
-    if value is not None:
-        check_int("seed", value, 0, 2**32 - 1)
-
-
-def _check_kwargs(name: str) -> Any:
-    def check(value: Any) -> None:
-        if value is not None and not isinstance(value, Mapping):
-            raise ArgumentTypeError(
-                f"{name} must be a dict or None, got {type(value).__name__} {value!r}"
-            )
-
-    return check
+def _check_kwargs(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ArgumentTypeError(
+            f"{name} must be a dict or None, got {type(value).__name__} {value!r}"
+        )
 
 
 #: One check per DQN argument; a missing argument is not checked (SB3's default applies).
@@ -90,9 +79,9 @@ CHECKS: dict[str, Any] = {
     "max_grad_norm": lambda v: check_number("max_grad_norm", v, 0, low_open=True, allow_inf=True),
     "stats_window_size": lambda v: check_int("stats_window_size", v, 1),
     "verbose": lambda v: check_int("verbose", v, 0, 2),
-    "seed": _check_seed,
-    "policy_kwargs": _check_kwargs("policy_kwargs"),
-    "replay_buffer_kwargs": _check_kwargs("replay_buffer_kwargs"),
+    "seed": lambda v: v is None or check_int("seed", v, 0, 2**32 - 1),
+    "policy_kwargs": lambda v: _check_kwargs("policy_kwargs", v),
+    "replay_buffer_kwargs": lambda v: _check_kwargs("replay_buffer_kwargs", v),
 }
 
 
@@ -112,43 +101,23 @@ def check_dqn_arguments(arguments: Mapping[str, Any]) -> None:
             )
 
 
-def replay_buffer_bytes(
-    buffer_size: int,
-    observation_space: spaces.Space,
-    action_space: spaces.Space,
-    optimize_memory_usage: bool = False,
-) -> int:
-    """Bytes SB3's ``ReplayBuffer`` allocates: observations and next observations (one array
-    with ``optimize_memory_usage``), actions, rewards and the done/timeout flags."""
-    return buffer_size * _transition_bytes(observation_space, action_space, optimize_memory_usage)
-
-
-def _transition_bytes(
-    observation_space: spaces.Space, action_space: spaces.Space, optimize_memory_usage: bool
-) -> int:
-    obs = (
-        spaces.flatdim(observation_space) * np.dtype(observation_space.dtype or np.float32).itemsize
-    )
-    actions = (
-        max(spaces.flatdim(action_space), 1) * np.dtype(action_space.dtype or np.int64).itemsize
-    )
-    return obs * (1 if optimize_memory_usage else 2) + actions + 3 * 4  # + reward, done, timeout
-
-
 def check_replay_buffer_memory(
     buffer_size: int,
     observation_space: spaces.Space,
     action_space: spaces.Space,
     optimize_memory_usage: bool = False,
 ) -> None:
-    """Raise ``negdl.resources.MemoryLimitError`` if the replay buffer would not fit in memory.
-
-    :param buffer_size: transitions the buffer holds.
-    :param observation_space: one observation's space.
-    :param action_space: one action's space.
-    :param optimize_memory_usage: SB3's single-array buffer (observations stored once).
-    """
-    per_transition = _transition_bytes(observation_space, action_space, optimize_memory_usage)
+    """Raise ``negdl.resources.MemoryLimitError`` if SB3's replay buffer of ``buffer_size``
+    transitions would not fit in memory."""
+    obs = (
+        spaces.flatdim(observation_space) * np.dtype(observation_space.dtype or np.float32).itemsize
+    )
+    actions = (
+        max(spaces.flatdim(action_space), 1) * np.dtype(action_space.dtype or np.int64).itemsize
+    )
+    # Observations and next observations (one array with optimize_memory_usage), actions, and
+    # the reward, done and timeout floats.
+    per_transition = obs * (1 if optimize_memory_usage else 2) + actions + 3 * 4
     fitting = memory_limit()[0] // per_transition
     check_memory(
         buffer_size * per_transition,

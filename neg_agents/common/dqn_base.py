@@ -11,21 +11,15 @@ import numpy as np
 import torch as th
 from gymnasium import Env, spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import is_vectorized_box_observation
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
-from neg_agents.common.dqn_arguments import (
-    CHECKS,
-    check_dqn_arguments,
-    check_replay_buffer_memory,
-)
+from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
 from neg_agents.common.extractors import collision_policy_kwargs
-from neg_agents.common.masks import checked_masks
+from neg_agents.common.masks import masked_greedy
 from neg_agents.common.model_files import UnsafeModelFileError, load_pickled
 from neg_agents.common.replay import sample_replay
 from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
@@ -36,59 +30,35 @@ from negdl.devices import resolve_device
 CACHES = ("_training_mode_modules", "_policy_parameters")
 
 
+#: NegDQNBase's defaults for SB3's DQN arguments (SB3's own for the others).
+DEFAULTS = {name: value for name, value in H.items() if name != "policy_kwargs"}
+
+
 class NegDQNBase(DQN):
     """SB3's DQN with defaults tuned for ``NegCollision-v0`` and an overridable bootstrap value.
 
     Subclasses change how the value of the next state is estimated (e.g. under a policy that
     forbids actions) by overriding :meth:`next_state_values`; everything else (replay, n-step
     returns, Huber loss, gradient clipping, target updates, logging keys) is SB3's DQN
-    (Mnih et al. 2015, https://www.nature.com/articles/nature14236). The defaults come from
-    :data:`neg_agents.hyperparams.DQN_HYPERPARAMS`, the one place they are set.
+    (Mnih et al. 2015, https://www.nature.com/articles/nature14236).
 
     :param policy: the policy class or its alias (``"MlpPolicy"``).
     :param env: the environment (``gym.Env``, ``VecEnv`` or a registered id).
-    :param learning_rate: Adam learning rate, or a schedule of the remaining progress.
-    :param buffer_size: replay buffer size.
-    :param learning_starts: env steps of uniformly random actions before learning starts.
-    :param batch_size: minibatch size per gradient step.
-    :param tau: soft update coefficient (1: hard update).
-    :param gamma: discount factor.
-    :param train_freq: update every ``train_freq`` vec-env steps (or ``(n, "episode")``).
-    :param gradient_steps: gradient steps per update (-1: as many as env steps collected).
-    :param replay_buffer_class: replay buffer class (None: SB3's ``ReplayBuffer``).
-    :param replay_buffer_kwargs: keyword arguments of the replay buffer.
-    :param optimize_memory_usage: SB3's memory-efficient replay buffer.
-    :param n_steps: n of the n-step returns stored in the replay buffer.
-    :param target_update_interval: env steps between target network updates.
-    :param exploration_fraction: share of training over which epsilon decays.
-    :param exploration_initial_eps: epsilon at the start.
-    :param exploration_final_eps: epsilon at the end of the decay.
-    :param max_grad_norm: gradient clipping norm.
-    :param stats_window_size: episodes averaged in the rollout logs.
-    :param tensorboard_log: TensorBoard folder (None: none).
-    :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``). On a
+    :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``); on a
         NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
-        ``EXTRACTOR_KWARGS`` and the env's geometry (see ``collision_policy_kwargs``).
-    :param verbose: 0 silent, 1 info, 2 debug.
-    :param seed: seed of every random generator.
-    :param device: torch device (``"cpu"`` unless asked otherwise: the default networks are too
-        small for a GPU to pay off, see ``hyperparams.AGENT_DEVICE``; ``"auto"``: CUDA when
-        available; one this machine does not
-        have is an error, where SB3 would silently run on the CPU).
+        ``EXTRACTOR_KWARGS`` and the env's geometry (``collision_policy_kwargs``).
+    :param device: torch device, ``"cpu"`` unless asked otherwise (``hyperparams.AGENT_DEVICE``);
+        one this machine does not have is an error, where SB3 would silently use the CPU.
     :param shield: act only among the actions the env's ``action_masks()`` allows, while
-        learning (warm-up and epsilon exploration included) and whenever ``predict`` is given
+        learning (warm-up and exploration included) and whenever ``predict`` is given
         ``action_masks``: a shield in the safe-RL sense (Alshiekh et al. 2018,
-        https://arxiv.org/abs/1708.08611). On NegCollision envs the mask forbids every action
-        that makes more contacts at the next step than another action would (and moves into a
-        wall), so exploring no longer walks into obstacles. The env must have
-        ``action_masks()`` (reached through ``env_method``).
-    :param _init_setup_model: build the networks now (SB3's loader passes False).
+        https://arxiv.org/abs/1708.08611). The env must have ``action_masks()``.
+    :param kwargs: SB3's DQN arguments; :data:`neg_agents.hyperparams.DQN_HYPERPARAMS` holds
+        the defaults. Each is checked before anything is built (``check_dqn_arguments``), and
+        the replay buffer must fit in memory (``negdl.resources``).
 
-    Every argument is checked before anything is built (:func:`check_dqn_arguments`: e.g.
-    gamma in [0, 1], batch_size >= 1, buffer_size >= batch_size, epsilons and
-    exploration_fraction in [0, 1]), and so are the values of a loaded file; the replay buffer
-    must fit in memory (``negdl.resources``). ``load`` (SB3's, which unpickles) needs
-    ``allow_pickle=True``: saved runs load with ``neg_agents.model_io.load_agent``.
+    ``load`` (SB3's, which unpickles) needs ``allow_pickle=True``: saved runs load with
+    ``neg_agents.model_io.load_agent``.
     """
 
     action_space: spaces.Discrete  # DQN's only action space
@@ -97,80 +67,39 @@ class NegDQNBase(DQN):
         self,
         policy: str | type[DQNPolicy],
         env: Env | VecEnv | str,
-        learning_rate: float | Schedule = H["learning_rate"],
-        buffer_size: int = H["buffer_size"],
-        learning_starts: int = H["learning_starts"],
-        batch_size: int = H["batch_size"],
-        tau: float = 1.0,
-        gamma: float = H["gamma"],
-        train_freq: int | tuple[int, str] = H["train_freq"],
-        gradient_steps: int = H["gradient_steps"],
-        replay_buffer_class: type[ReplayBuffer] | None = None,
-        replay_buffer_kwargs: dict[str, Any] | None = None,
-        optimize_memory_usage: bool = False,
-        n_steps: int = H["n_steps"],
-        target_update_interval: int = H["target_update_interval"],
-        exploration_fraction: float = H["exploration_fraction"],
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = H["exploration_final_eps"],
-        max_grad_norm: float = 10,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
+        *,
         policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
         device: th.device | str = AGENT_DEVICE,
         shield: bool = False,
-        _init_setup_model: bool = True,
+        **kwargs: Any,
     ) -> None:
-        check_dqn_arguments({name: value for name, value in locals().items() if name in CHECKS})
+        kwargs = {**DEFAULTS, **kwargs}
+        check_dqn_arguments({**kwargs, "policy_kwargs": policy_kwargs})
         resolve_device(device)
         if not isinstance(shield, bool):
             raise ValueError(f"shield must be True or False, got {shield!r}")
         self.shield = shield
+        if policy_kwargs is None:
+            policy_kwargs = copy.deepcopy(H["policy_kwargs"])
         super().__init__(
             policy,
             env,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction,
-            exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps,
-            max_grad_norm=max_grad_norm,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=collision_policy_kwargs(
-                copy.deepcopy(H["policy_kwargs"]) if policy_kwargs is None else policy_kwargs,
-                env,
-                **EXTRACTOR_KWARGS,
-            ),
-            verbose=verbose,
-            seed=seed,
+            policy_kwargs=collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS),
             device=device,
-            _init_setup_model=_init_setup_model,
+            **kwargs,
         )
 
     def _setup_model(self) -> None:
         self.shield = bool(self.__dict__.get("shield", False))  # files saved before it: False
         self._shield_rng = np.random.default_rng(self.seed)
-        # A loaded model's values come from its file: they are checked here too.
-        check_dqn_arguments({name: self.__dict__[name] for name in CHECKS if name in self.__dict__})
         check_replay_buffer_memory(
             self.buffer_size, self.observation_space, self.action_space, self.optimize_memory_usage
         )
         super()._setup_model()
         self.policy.optimizer = fused_adam(self.policy)
+        # Listed once per policy: what set_training_mode switches and what train clips.
+        self._training_mode_modules = [self.policy, *self.policy.q_net.modules()]
+        self._policy_parameters = list(self.policy.parameters())
 
     @classmethod
     def load(  # type: ignore[override]
@@ -182,9 +111,8 @@ class NegDQNBase(DQN):
         allow_pickle: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """SB3's ``load``, which unpickles the file's data and so can run any code it holds:
-        refused unless ``allow_pickle=True`` (for files you made or trust). Load a saved run
-        with ``neg_agents.model_io.load_agent``, which reads only its weights."""
+        """SB3's ``load``, which unpickles (runs any code the file holds): refused unless
+        ``allow_pickle=True``, for files you made or trust."""
         if not allow_pickle:
             raise UnsafeModelFileError(
                 f"{cls.__name__}.load unpickles {path}, which runs any code the file holds: load "
@@ -214,39 +142,26 @@ class NegDQNBase(DQN):
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``DQN.predict`` (epsilon-greedy unless ``deterministic``), refusing observations
-        with NaN or infinite values. On flat ``Box`` observations the greedy step is
-        :meth:`policy_actions`, the same actions as ``self.policy.predict`` with less overhead.
+        with NaN or infinite values.
 
         :param action_masks: ``(n_envs, n_actions)`` (or ``(n_actions,)``) bools, True where an
             action is allowed (e.g. the env's ``action_masks()``): the greedy action is the
-            best allowed one, and exploration (``deterministic=False``, with probability
-            epsilon per env) samples among the allowed ones. None: no mask.
+            best allowed one, and exploration samples among the allowed ones. None: no mask.
         """
         self.check_observation(observation)
+        return self.actions(observation, deterministic, action_masks), state
+
+    def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
+        """:meth:`predict`'s actions: under ``action_masks`` the best allowed action, or with
+        probability epsilon per env (unless ``deterministic``) a uniform allowed one; without
+        them ``DQN.predict``'s."""
         if action_masks is not None:
-            return self.masked_actions(observation, action_masks, deterministic), state
-        return self.unmasked_actions(observation, deterministic), state
-
-    def masked_actions(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """:meth:`predict`'s actions under ``action_masks``: the best allowed action, or with
-        probability epsilon per env (unless ``deterministic``) a uniform allowed one."""
-        actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
-        if not deterministic:
-            exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
-            if exploring.any():
-                actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
-        return actions if vectorized else actions[0]
-
-    def unmasked_actions(
-        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
-    ) -> np.ndarray:
-        """:meth:`predict`'s actions without masks: ``DQN.predict``'s, through
-        :meth:`policy_actions` where :meth:`lean_predict_applies`."""
+            actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
+            if not deterministic:
+                exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
+                if exploring.any():
+                    actions[exploring] = sample_allowed_rows(masks[exploring], self._shield_rng)
+            return actions if vectorized else actions[0]
         if not self.lean_predict_applies(observation):
             return super().predict(observation, deterministic=deterministic)[0]
         # DQN.predict's exploration, drawing from numpy's global generator as it does.
@@ -272,13 +187,8 @@ class NegDQNBase(DQN):
 
     def policy_actions(self, observation: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """``self.policy.predict(observation, deterministic=...)[0]`` for flat ``Box``
-        observations (see :meth:`lean_predict_applies`), without SB3's per-call overhead.
-
-        The same checks (an observation of the wrong shape is a ``ValueError``), the policy in
-        evaluation mode, ``policy._predict`` without gradients, actions shaped as SB3 shapes
-        them; the observation is read in place instead of copied (the networks do not write to
-        their input).
-        """
+        observations without SB3's per-call overhead: the same checks and shapes, the
+        observation read in place instead of copied (the networks do not write to it)."""
         box = cast(spaces.Box, self.observation_space)  # a flat Box, as documented
         vectorized = is_vectorized_box_observation(observation, box)
         self.set_training_mode(False)
@@ -306,27 +216,17 @@ class NegDQNBase(DQN):
         return actions, actions
 
     def next_state_values(self, next_observations: th.Tensor) -> th.Tensor:
-        """Value ``V(s')`` of each next state, shape ``(batch,)``, from the target network.
-
-        DQN's greedy value ``max_a Q_target(s', a)``.
-        """
+        """Value ``V(s')`` of each next state ``(batch,)``: DQN's ``max_a Q_target(s', a)``."""
         return self.q_net_target(next_observations).max(dim=1).values
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """SB3's ``DQN.train`` step for step, bootstrapping on :meth:`next_state_values`.
-
-        The same update as ``stable_baselines3.DQN.train`` (same minibatches from numpy's global
-        generator, TD target ``r + (1 - done) * discount * V(s')``, Huber loss, gradient clipping
-        at ``max_grad_norm``, the policy's optimizer, the same log keys), with less Python per
-        step: minibatches from :func:`~neg_agents.common.replay.sample_replay`, the parameter
-        list and optimizer looked up once, the training mode switched through
-        :meth:`set_training_mode`. ``tests/agents/test_dqn_base.py`` checks that it changes the
-        parameters exactly as SB3's ``DQN.train`` does.
-        """
+        """SB3's ``DQN.train`` step for step (the same minibatches, TD target, loss, clipping and
+        log keys; ``tests/agents/test_dqn_base.py`` checks it), bootstrapping on
+        :meth:`next_state_values`, with less Python per step."""
         policy = self.policy
         self.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
-        optimizer, parameters = policy.optimizer, self._parameter_list()
+        optimizer, parameters = policy.optimizer, self._policy_parameters
         q_net, gamma, max_grad_norm = self.q_net, self.gamma, self.max_grad_norm
         losses = []
         for _ in range(gradient_steps):
@@ -347,19 +247,10 @@ class NegDQNBase(DQN):
         self.logger.record("train/loss", np.mean(losses))
 
     def set_training_mode(self, mode: bool) -> None:
-        """``self.policy.set_training_mode(mode)`` without walking the module tree each time.
-
-        SB3 switches the online network's mode several times per env step (acting, training);
-        ``nn.Module.train`` recurses through every submodule, a visible share of a step this
-        small. This sets the same flags, on the policy and every module of ``q_net``, from a
-        list made once per policy (the target network keeps its evaluation mode, as in SB3).
-        """
-        policy = self.policy
-        cached = self.__dict__.get(CACHES[0])
-        if cached is None or cached[0] is not policy or cached[1] is not policy.q_net:
-            cached = (policy, policy.q_net, [policy, *policy.q_net.modules()])
-            self.__dict__[CACHES[0]] = cached
-        for module in cached[2]:
+        """``self.policy.set_training_mode(mode)`` from a module list made once per policy:
+        SB3 switches modes several times per env step, and ``nn.Module.train``'s recursion is a
+        visible share of a step this small (the target network keeps its evaluation mode)."""
+        for module in self._training_mode_modules:
             # What nn.Module.train sets, minus Module.__setattr__'s checks for parameters,
             # buffers and submodules, which a bool is not.
             object.__setattr__(module, "training", mode)
@@ -369,14 +260,6 @@ class NegDQNBase(DQN):
         # model is built, never saved.
         return [*super()._excluded_save_params(), *CACHES, "_shield_rng"]
 
-    def _parameter_list(self) -> list[th.nn.Parameter]:
-        """The policy's parameters (what SB3 clips), listed once per policy."""
-        cached = self.__dict__.get(CACHES[1])
-        if cached is None or cached[0] is not self.policy:
-            cached = (self.policy, list(self.policy.parameters()))
-            self.__dict__[CACHES[1]] = cached
-        return cached[1]
-
     def _check_policy_class(self, required: type[DQNPolicy], why: str) -> None:
         """Refuse a policy class (resolved from its alias by SB3) that breaks the agent's idea."""
         if not issubclass(self.policy_class, required):
@@ -384,29 +267,6 @@ class NegDQNBase(DQN):
                 f"{type(self).__name__} needs a {required.__name__} (or 'MlpPolicy'), got "
                 f"{self.policy_class.__name__}; {why}"
             )
-
-
-def masked_greedy(
-    policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
-) -> tuple[np.ndarray, bool, np.ndarray]:
-    """The best allowed action of each observation under ``action_masks`` (True: allowed).
-
-    Actions are ranked by the Q-network's ``preferences`` where it has them (the non-positive
-    heads break ties there), else by its Q-values. Returns the actions ``(batch,)``, whether
-    the observation was a batch, and the masks as ``(batch, n)`` bools.
-
-    :raises ValueError: masks of the wrong shape, or a row that allows nothing.
-    """
-    obs, vectorized = policy.obs_to_tensor(observation)
-    if not isinstance(obs, th.Tensor):
-        raise ValueError("action masks take array observations, not dict ones")
-    # DQNPolicy takes Discrete action spaces only.
-    n_actions = int(cast(spaces.Discrete, policy.action_space).n)
-    masks = checked_masks(action_masks, obs.shape[0], n_actions)
-    with th.no_grad():
-        scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
-    scores = scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf)
-    return scores.argmax(dim=1).cpu().numpy(), vectorized, masks
 
 
 def sample_allowed_rows(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -420,15 +280,9 @@ FUSED_ADAM_DEVICES = ("cpu", "cuda")
 
 
 def fused_adam(policy: DQNPolicy) -> th.optim.Optimizer:
-    """The policy's optimizer, as torch's fused Adam when it is a fresh, plain Adam.
-
-    SB3 builds ``th.optim.Adam`` with torch's defaults, which on the CPU update each parameter
-    tensor with a dozen small operations; the fused version does the same update in one kernel
-    per step (about 3x faster for these networks; equal to the default within float rounding,
-    ``tests/agents/test_dqn_base.py``). An optimizer that is not exactly Adam, already has
-    state, lives on another device or whose ``optimizer_kwargs`` choose an implementation
-    (``foreach``, ``fused``, ``differentiable``, ``capturable``) is returned unchanged.
-    """
+    """The policy's optimizer, as torch's fused Adam (one kernel per step, about 3x faster for
+    these networks, equal within float rounding) when it is a fresh, plain Adam whose
+    ``optimizer_kwargs`` choose no implementation; any other optimizer unchanged."""
     optimizer = policy.optimizer
     chosen = {"foreach", "fused", "differentiable", "capturable"} & set(policy.optimizer_kwargs)
     if (

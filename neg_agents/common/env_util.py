@@ -49,15 +49,13 @@ def make_env(
 ) -> VecEnv:
     """A monitored ``VecEnv`` of ``n_envs`` copies of ``env_id``, sub-env ``i`` seeded ``seed + i``.
 
-    With ``monitor_dir``, finished episodes go to SB3 ``Monitor`` files there, which
-    ``stable_baselines3.common.monitor.load_results(monitor_dir)`` reads: ``<i>.monitor.csv``
-    per sub-env (``"dummy"``/``"subproc"``, rl-zoo3's layout) or one ``monitor.csv``
-    (``"native"``); columns ``r``, ``l``, ``t`` and ``cumulative_collisions`` (the episode's).
+    With ``monitor_dir``, finished episodes go to SB3 ``Monitor`` files there (``load_results``
+    reads them): ``<i>.monitor.csv`` per sub-env, rl-zoo3's layout, or one ``monitor.csv`` for
+    ``"native"``; columns ``r``, ``l``, ``t`` and ``cumulative_collisions``.
 
     :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
     :param n_envs: number of parallel envs, >= 1.
-    :param seed: base seed, any integer >= 0 (None: unseeded); envs take seeds of any size, so
-        the eval envs' ``seed + EVAL_SEED_OFFSET`` of a model seeded near ``2**32 - 1`` works.
+    :param seed: base seed, any integer >= 0 (None: unseeded).
     :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
     :param vec_env: one of :data:`VEC_ENV_KINDS`.
     :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
@@ -112,15 +110,9 @@ def preferred_vec_env(
     negative_actions: bool = False,
     env_kwargs: dict[str, Any] | None = None,
 ) -> str:
-    """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version (``NegCollision-v0``) and
-    the agent acts on it directly, else ``"dummy"``: ``NegativeActionWrapper`` wraps single envs,
-    and the batched env takes no drawing options (``window_size``, ``render_mode``). Maskable
-    agents read the batched env's masks through ``SB3VecEnvAdapter.env_method``.
-
-    :param env_id: a registered Gymnasium id.
-    :param negative_actions: the agent acts through ``NegativeActionWrapper``.
-    :param env_kwargs: the env options the envs will be made with.
-    """
+    """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version and the agent
+    acts on it directly (not through ``NegativeActionWrapper``, which wraps single envs) with
+    no drawing options (``window_size``, ``render_mode``), else ``"dummy"``."""
     drawing = {"window_size", "render_mode"} & set(env_kwargs or {})
     if negative_actions or drawing or env_id not in gym.registry:
         return "dummy"
@@ -130,23 +122,17 @@ def preferred_vec_env(
 
 
 def make_in_worker(env_id: str, **env_kwargs: Any) -> gym.Env:
-    """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent process.
-
-    A terminal's Ctrl-C reaches every process of the group; the parent stops training cleanly
-    (``negdl.interrupt``) and closes the workers, which must not die of it first.
-    """
+    """``gym.make`` in a ``SubprocVecEnv`` worker, which leaves Ctrl-C to the parent: a
+    terminal's Ctrl-C reaches every process, and the parent stops training cleanly
+    (``negdl.interrupt``) and closes the workers, which must not die of it first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     return gym.make(env_id, **env_kwargs)
 
 
 def importable_id(env_id: str) -> str:
-    """``env_id`` in Gymnasium's ``"module:EnvId"`` form, ``module`` being its entry point's.
-
-    ``gym.make`` imports that module first, and with it the package that registers the id, so
-    the id resolves in a worker process that imported nothing (whatever the start method).
-    Ids already in that form, and envs whose entry point is not an import path, are returned
-    as they are.
-    """
+    """``env_id`` in Gymnasium's ``"module:EnvId"`` form (its entry point's module), so that
+    ``gym.make`` imports the package that registers the id in a worker process that imported
+    nothing; ids already in that form or without an import path as entry point unchanged."""
     if ":" in env_id:
         return env_id
     entry_point = gym.spec(env_id).entry_point
@@ -157,10 +143,7 @@ def importable_id(env_id: str) -> str:
 
 def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | None:
     """The ``CollisionConfig`` of a ``NegCollision`` env (an id, a ``gym.Env`` however wrapped,
-    or any ``VecEnv`` of them), or None for any other env.
-
-    :param env: what an SB3 algorithm accepts as its ``env``.
-    """
+    or any ``VecEnv`` of them), or None for any other env."""
     if env is None:
         return None
     if isinstance(env, str):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
@@ -14,16 +12,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 from neg_envs.episodes import Episode, EpisodeStats
 from negdl.checks import check_int
 
-__all__ = ["EpisodeStats", "evaluate_agent", "policy_actor"]
-
-
-class MaskablePredictor(Protocol):
-    """SB3's ``PolicyPredictor`` that also takes the env's ``action_masks`` (sb3-contrib's
-    maskable policies, the shielded agents, ``MaskedRandomAgent``), as this module calls it."""
-
-    def predict(
-        self, observation: Any, *, deterministic: bool, action_masks: np.ndarray
-    ) -> tuple[np.ndarray, Any]: ...
+__all__ = ["EpisodeStats", "evaluate_agent"]
 
 
 def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
@@ -33,33 +22,11 @@ def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
     return obs
 
 
-def _predicted(
-    agent: PolicyPredictor, obs: Any, deterministic: bool, masks: np.ndarray | None
-) -> Any:
-    """``agent.predict``'s actions for ``obs``, under ``masks`` where there are masks."""
-    if masks is None:
-        return agent.predict(obs, deterministic=deterministic)[0]
-    maskable = cast(MaskablePredictor, agent)  # the caller's word: a maskable agent
-    return maskable.predict(obs, deterministic=deterministic, action_masks=masks)[0]
-
-
-def policy_actor(
-    agent: PolicyPredictor, env: gym.Env, deterministic: bool, action_masks: bool = False
-) -> Callable[[np.ndarray], Any]:
-    """The one-observation action function of ``agent`` in single env ``env``.
-
-    :param agent: anything with SB3's ``predict``.
-    :param env: the env it acts in (asked for ``action_masks()`` when ``action_masks``).
-    :param deterministic: passed to ``predict``.
-    :param action_masks: pass the env's current mask to ``predict`` (sb3-contrib's maskable
-        policies; without it they would act unmasked).
-    """
-
-    def act(obs: np.ndarray) -> Any:
-        masks = env.get_wrapper_attr("action_masks")() if action_masks else None
-        return _predicted(agent, obs, deterministic, masks)
-
-    return act
+def predicted(agent: PolicyPredictor, obs: Any, deterministic: bool, masks: Any) -> Any:
+    """``agent.predict``'s actions for ``obs``, passing ``action_masks=masks`` unless None (for
+    sb3-contrib's maskable policies, the shielded agents, ``MaskedRandomAgent``)."""
+    kwargs: dict[str, Any] = {} if masks is None else {"action_masks": masks}
+    return agent.predict(obs, deterministic=deterministic, **kwargs)[0]
 
 
 def evaluate_agent(
@@ -90,7 +57,7 @@ def evaluate_agent(
     obs = env.reset()
     while (done_count < quota).any():
         masks = np.stack(env.env_method("action_masks")) if action_masks else None
-        actions = _predicted(agent, _predictable(obs), deterministic, masks)
+        actions = predicted(agent, _predictable(obs), deterministic, masks)
         obs, rewards, dones, infos = env.step(actions)
         for i, info in enumerate(infos):
             if "moved" not in info:

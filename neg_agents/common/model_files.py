@@ -1,13 +1,9 @@
 """What negdl reads from a stable-baselines3 model file: its weights, never its pickles.
 
-SB3's ``model.zip`` holds the weights (``.pth`` entries) and a ``data`` JSON whose entries that
-are not plain JSON (the policy class, the spaces, the schedules...) are cloudpickled. SB3's own
-``load`` unpickles them, so a crafted file runs any code it likes while it is loaded.
-
-negdl never reads ``data``: ``neg_agents.model_io.load_agent`` rebuilds the model from its
-run's ``config.json`` and :func:`load_weights` reads only the tensors, with SB3's
-``set_parameters`` (``torch.load(weights_only=True)``, which refuses any pickled object that is
-not a tensor). :func:`load_pickled` is SB3's loader as it is, for files you made or trust.
+SB3's ``model.zip`` holds the weights and a ``data`` JSON whose other entries (policy class,
+spaces, schedules...) are cloudpickled, which SB3's ``load`` unpickles: a crafted file runs any
+code it likes. negdl never reads ``data``: :func:`load_weights` reads only tensors
+(``torch.load(weights_only=True)``); :func:`load_pickled` is SB3's loader, for trusted files.
 """
 
 from __future__ import annotations

@@ -26,14 +26,12 @@ SAME_POSITION = 1e-6
 def collision_simulations(
     env: gym.Env | gym.vector.VectorEnv | VecEnv,
 ) -> list[CollisionSimulation]:
-    """The simulations that hold the state of ``env``'s scenes, in the order of its sub-envs.
+    """The simulations that hold the state of ``env``'s scenes, in the order of its sub-envs:
+    a ``NegCollision`` env (however wrapped), a ``NegCollisionVectorEnv``, or an SB3 ``VecEnv``
+    of either that runs in this process (``VecEnvWrapper``s such as ``VecMonitor`` included).
 
-    :param env: a ``NegCollision`` env (however wrapped), a ``NegCollisionVectorEnv``, or an SB3
-        ``VecEnv`` of either that runs in this process (``DummyVecEnv``, ``SB3VecEnvAdapter``,
-        with any ``VecEnvWrapper`` such as ``VecMonitor`` on top).
-    :raises TypeError: for a ``SubprocVecEnv`` (its state lives in other processes), for envs
-        wrapped in ``NegativeActionWrapper`` (the planner names the action to take) and for
-        anything that is not a NegCollision env.
+    :raises TypeError: a ``SubprocVecEnv``, envs wrapped in ``NegativeActionWrapper`` (the
+        planner names the action to take), or anything that is not a NegCollision env.
     """
     while isinstance(env, VecEnvWrapper):
         env = env.venv
@@ -68,17 +66,13 @@ def collision_simulations(
 def axis_lattice(
     start: float, step: float, low: float, high: float, depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The coordinates one axis of the agent can reach within ``depth`` moves, and where each
-    move leads.
-
-    Built by expanding from ``start`` with ``-step``, ``0`` and ``+step`` and clamping to
-    ``[low, high]`` as the env does (a wall can shift the lattice), merging coordinates closer
-    than ``SAME_POSITION`` steps.
+    """The coordinates one axis of the agent can reach within ``depth`` moves from ``start``
+    (clamped to ``[low, high]`` as the env does; coordinates closer than ``SAME_POSITION``
+    steps merged), and where each move leads.
 
     :returns: ``positions`` ``(S,)`` sorted, and ``following`` ``(S, 3)``: the index of the
-        position after a move by ``-step``, ``0``, ``+step``, or -1 when that position lies
-        beyond ``depth`` moves (only states reached late can need it, and those are never
-        expanded).
+        position after a move by ``-step``, ``0``, ``+step``, or -1 beyond ``depth`` moves
+        (only states reached late can need it, and those are never expanded).
     """
     tolerance = SAME_POSITION * step
     positions = np.array([start], dtype=np.float64)
@@ -110,21 +104,15 @@ def axis_lattice(
 def plan_costs(
     agent: np.ndarray, future: np.ndarray, config: CollisionConfig, horizon: int
 ) -> np.ndarray:
-    """Least total punishment over the next ``horizon`` steps after each first action.
-
-    Dynamic programming over the agent's reachable positions: per axis a lattice
-    (:func:`axis_lattice`), the 2-D states are their product, and
-    ``V_t(s) = min_a [move_cost(a) + contacts_{t+1}(s') + V_{t+1}(s')]`` backwards from
-    ``V_horizon = 0``. With ``horizon`` at least the steps left in the episode this is the exact
-    optimum.
+    """Least total punishment over the next ``horizon`` steps after each first action,
+    ``(num_actions,)``: dynamic programming over the product of the two axes' lattices
+    (:func:`axis_lattice`), ``V_t(s) = min_a [move_cost(a) + contacts_{t+1}(s') + V_{t+1}(s')]``
+    backwards from ``V_horizon = 0`` (the exact optimum when ``horizon`` covers the episode).
 
     :param agent: the agent's position ``(2,)``.
-    :param future: the obstacles' positions after 1, ..., ``horizon`` steps, ``(horizon, 2, N)``
-        (``CollisionPlanner`` predicts them with the env's own physics).
+    :param future: the obstacles' positions after 1, ..., ``horizon`` steps, ``(horizon, 2, N)``.
     :param config: the env's parameters (radii, step, penalties, actions).
     :param horizon: steps to look ahead, >= 1.
-    :returns: ``(num_actions,)`` costs (>= 0): punishment of the first action and the best
-        continuation.
     """
     radius = config.agent_radius
     if isinstance(radius, tuple):
@@ -164,17 +152,13 @@ def preferred_action(costs: np.ndarray) -> int:
 
 
 class CollisionPlanner(Predictor):
-    """Receding-horizon planner that reads the exact state of the envs it acts in.
+    """Receding-horizon planner that reads the exact state of the envs it acts in: the
+    model-based limit in negdl's tables (learning agents see only observations).
 
-    At every step it predicts the obstacles ``horizon`` steps ahead with the env's own physics
-    (straight lines, reflection off the walls), finds the least punishment over that horizon
-    for each first action by dynamic programming (:func:`plan_costs`), takes the cheapest
-    (staying on ties), and plans again at the next step. It is the model-based limit in
-    negdl's tables: learning agents see only observations, the planner sees the simulation.
-
-    It follows SB3's ``predict`` protocol, so ``evaluate_agent``, ``negdl-bench`` and
-    ``negdl-watch`` treat it like a trained agent, but each observation must come from the envs
-    it was built on (checked: the agent positions must match).
+    At every step it predicts the obstacles ``horizon`` steps ahead with the env's own physics,
+    finds the least punishment for each first action (:func:`plan_costs`), takes the cheapest
+    (staying on ties), and plans again at the next step. It follows SB3's ``predict``
+    protocol; each observation must come from the envs it was built on (checked).
 
     :param env: the env(s) it acts in (see :func:`collision_simulations`).
     :param horizon: steps to look ahead, 1 to 500 (the episode length: the exact optimum).

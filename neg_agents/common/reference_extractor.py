@@ -1,14 +1,10 @@
 """The extractor as of negdl 0.1, kept as the benchmark's baseline and the tests' reference.
 
-The forward pass of ``neg_agents.common.extractors.ObstacleSetExtractor`` at commit e73a05e,
-before it was rewritten for speed; the constructor (argument checks, geometry, the MLP, built
-in the same order so that a seed gives the same weights) is the current class's, which it
-subclasses. ``scripts/bench_training.py`` trains with it to measure "today's training path"
-beside the current one, and tests check that the current extractor computes the same outputs.
-Do not change its :meth:`~ReferenceObstacleSetExtractor.obstacle_features` and
-:meth:`~ReferenceObstacleSetExtractor.forward`: they are what faster versions are measured
-against. Agents use ``ObstacleSetExtractor``; nothing outside the benchmark and the tests
-imports this module.
+The forward pass of ``ObstacleSetExtractor`` at commit e73a05e, before it was rewritten for
+speed, on the current class's constructor (so a seed gives the same weights).
+``scripts/bench_training.py`` measures "today's training path" with it, and tests check that the
+current extractor computes the same outputs: do not change its ``obstacle_features`` and
+``forward``. Nothing outside the benchmark and the tests imports this module.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Minibatches from SB3's n-step replay buffer, drawn as SB3 draws them but with fewer calls.
 
 A training step of the negdl agents is a few small tensor operations, so SB3's
-``NStepReplayBuffer.sample`` (some 30 numpy calls on ``(batch, n_steps)`` index arrays, a
-temporary write into the buffer and a copy of every array into a new tensor) is a sizeable share
-of it. :func:`sample_replay` returns exactly what that ``sample`` returns for the same state of
-numpy's global generator (the same two ``randint`` draws, the same arithmetic on the same float32
-values), reading the buffer through flat indices and handing the fresh arrays to torch without
-another copy. Other buffers, memory-optimised ones and ``VecNormalize`` go through SB3's own
-``sample``.
+``NStepReplayBuffer.sample`` (some 30 numpy calls, a temporary write into the buffer and a copy
+of every array) is a sizeable share of it. :func:`sample_replay` returns exactly what it returns
+for the same state of numpy's global generator, through flat indices and without another copy;
+other buffers and ``VecNormalize`` go through SB3's own ``sample``.
 """
 
 from __future__ import annotations
@@ -29,12 +26,7 @@ def fast_path_applies(buffer: ReplayBuffer, vec_normalize_env: Any = None) -> bo
 def sample_replay(
     buffer: ReplayBuffer, batch_size: int, vec_normalize_env: Any = None
 ) -> ReplayBufferSamples:
-    """``buffer.sample(batch_size, vec_normalize_env)``, faster for SB3's ``NStepReplayBuffer``.
-
-    :param buffer: the algorithm's replay buffer.
-    :param batch_size: transitions to draw, >= 1.
-    :param vec_normalize_env: the algorithm's ``VecNormalize`` wrapper, or None.
-    """
+    """``buffer.sample(batch_size, vec_normalize_env)``, faster for SB3's ``NStepReplayBuffer``."""
     if not fast_path_applies(buffer, vec_normalize_env):
         return buffer.sample(batch_size, env=vec_normalize_env)
     assert isinstance(buffer, NStepReplayBuffer)

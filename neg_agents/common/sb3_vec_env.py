@@ -17,15 +17,11 @@ BATCHED_METHODS = ("action_masks",)
 
 
 class SB3VecEnvAdapter(VecEnv):
-    """Present a same-step-autoreset Gymnasium ``VectorEnv`` as an SB3 ``VecEnv``.
-
-    SB3 wants ``done = terminated or truncated``, a list of per-env info dicts, the ended
-    episode's last observation in ``info["terminal_observation"]`` and
-    ``info["TimeLimit.truncated"]`` for episodes cut by the time limit (so SB3 bootstraps
-    them). ``collisions``, ``cumulative_collisions``, ``moved`` and ``cost`` are copied into
-    each info dict. Wrap the result in SB3's ``VecMonitor`` for episode statistics.
-    ``env_method("action_masks")`` returns one mask per sub-env, as sb3-contrib's
-    ``MaskablePPO`` expects.
+    """Present a same-step-autoreset Gymnasium ``VectorEnv`` as an SB3 ``VecEnv``: ``done =
+    terminated or truncated``, per-env info dicts (with :data:`INFO_KEYS`), the ended episode's
+    last observation in ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]`` (so
+    SB3 bootstraps cut episodes); ``env_method("action_masks")`` gives one mask per sub-env, as
+    sb3-contrib's ``MaskablePPO`` expects. Wrap it in SB3's ``VecMonitor`` for episode statistics.
 
     :param vector_env: e.g. ``gym.make_vec("NegCollision-v0", num_envs=64)``.
     """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,43 +20,30 @@ from neg_agents.neg_action_dqn.policies import (
 class NegActionDQN(NegDQNBase):
     """DQN whose policy knows which actions are bad and never picks one of them.
 
-    The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`): at each step the
-    agent forbids the ``num_forbidden`` actions with the lowest Q-values and every action whose
-    Q-value is more than ``margin`` below the best (the best is never forbidden), then samples
-    uniformly among the allowed actions: "in a situation where no action is right, pick the one
-    that is least wrong", and otherwise do not pretend to know more than the Q-values say.
+    The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`) forbids the
+    ``num_forbidden`` lowest-valued actions and every action more than ``margin`` below the best
+    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed:
+    "where no action is right, pick the one that is least wrong".
 
-    Consistency with the rule:
-
-    - acting: ``predict(obs)`` samples among the allowed actions; ``deterministic=True`` returns
-      the highest-valued action, which the rule always allows.
-    - exploration: with the epsilon of DQN's schedule (``exploration_*`` arguments) a step
-      samples among all actions except the ``num_forbidden`` worst, so exploring never takes the
-      action judged worst. (The first ``learning_starts`` steps are uniform, as in every SB3
-      off-policy algorithm: before any training the Q-values judge nothing.)
-    - with ``shield=True`` (or masks given to ``predict``) the env's ``action_masks()`` forbid
-      actions too: the rule then ranks and chooses among the actions the env allows.
-    - TD target: ``r + gamma * V(s')`` with ``V(s')`` the target-network value of the rule's
-      choice in ``s'`` (judged by the target network): the preferred action's when allowed,
-      else the mean over the allowed actions, i.e. the value of the policy itself (expected
-      SARSA for this policy), not the greedy max.
+    - acting: ``predict(obs)`` applies the rule; ``deterministic=True`` returns the best action.
+    - exploration (epsilon of DQN's schedule) samples among all but the ``num_forbidden`` worst
+      actions; the first ``learning_starts`` steps are uniform, as in every SB3 algorithm.
+    - with ``shield=True`` (or masks given to ``predict``) the rule ranks only the actions the
+      env's ``action_masks()`` allows.
+    - TD target: ``V(s')`` is the target network's value of the rule's choice (expected SARSA
+      for this policy), not the greedy max.
 
     Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
-    2018, https://arxiv.org/abs/1809.02121). DQN: Mnih et al. (2015),
-    https://www.nature.com/articles/nature14236.
+    2018, https://arxiv.org/abs/1809.02121).
 
     :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
     :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.
-    :param margin: an action more than this far below the best Q-value is forbidden, >= 0
-        (``float("inf")``: only ``num_forbidden`` decides).
+    :param margin: see :class:`ForbiddingRule` (``inf``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    :param prefer: the action taken whenever the rule allows it (None: uniform among the
-        allowed, the source's rule; negdl's default on NegCollision is stay, so that the agent
-        does not wander among near-equal moves).
-        All three go into one :class:`ForbiddingRule`, ``self.rule``, which the policy applies and
-        ``save``/``load`` round-trip.
-    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`
-        (SB3's DQN arguments, with defaults tuned on ``NegCollision-v0``).
+    :param prefer: the action taken whenever the rule allows it (None: uniform, the source's
+        rule). The three make one :class:`ForbiddingRule`, ``self.rule``, which the policy
+        applies and ``save``/``load`` round-trip.
+    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -119,34 +104,17 @@ class NegActionDQN(NegDQNBase):
         q_values = self.q_net_target(next_observations)
         return (q_values * self.rule.policy_weights(q_values)).sum(dim=1)
 
-    @contextmanager
-    def _policy_exploring(self, deterministic: bool) -> Iterator[None]:
-        """The policy explores with the current epsilon (not at all if ``deterministic``) for
-        one prediction; on its own it never explores: it is the pure rule."""
+    def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
+        """The rule's actions, among those ``action_masks`` allows (both rules hold, the env's
+        and the agent's own), exploring with the current epsilon unless ``deterministic``:
+        unlike ``DQN.predict``, per env and within the rule. On its own the policy never
+        explores: it is the pure rule."""
         self.policy.exploration_rate = 0.0 if deterministic else self.exploration_rate
         try:
-            yield
-        finally:
-            self.policy.exploration_rate = 0.0
-
-    def masked_actions(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """The rule applied to the actions the env allows: both rules hold, the env's and the
-        agent's own (what ``shield=True`` does while learning)."""
-        with self._policy_exploring(deterministic):
-            return self.policy.masked_predict(observation, action_masks, deterministic)
-
-    def unmasked_actions(
-        self, observation: np.ndarray | dict[str, np.ndarray], deterministic: bool
-    ) -> np.ndarray:
-        """Actions by the forbidding rule, exploring with the current epsilon (see the class
-        doc). Unlike ``DQN.predict``, exploration is decided per environment and still
-        respects the rule."""
-        with self._policy_exploring(deterministic):
+            if action_masks is not None:
+                return self.policy.masked_predict(observation, action_masks, deterministic)
             if self.lean_predict_applies(observation):
                 return self.policy_actions(observation, deterministic)
             return self.policy.predict(observation, deterministic=deterministic)[0]
+        finally:
+            self.policy.exploration_rate = 0.0

@@ -6,21 +6,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import PyTorchObs
-from stable_baselines3.dqn.policies import DQNPolicy
 
-from neg_agents.common.masks import checked_masks
+from neg_agents.common.masks import MaskablePolicy
 
 
 def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) -> th.Tensor:
-    """The forbidding rule: which actions a negative-action agent refuses, ``(batch, n)`` bools.
-
-    An action is forbidden when it is among the ``num_forbidden`` lowest-valued actions, or when
-    its value is more than ``margin`` below the best. The best action (first index on ties) is
-    never forbidden, so at least one action is always allowed.
+    """The forbidding rule, ``(batch, n)`` bools: the ``num_forbidden`` lowest-valued actions and
+    those more than ``margin`` below the best are forbidden, never the best (first on ties).
 
     :param q_values: ``(batch, n)`` action values.
     :param margin: how far below the best an action may be and still be allowed, >= 0
@@ -43,19 +38,16 @@ def sample_allowed(allowed: th.Tensor) -> th.Tensor:
 
 @dataclass(frozen=True)
 class ForbiddingRule:
-    """Which actions a negative-action agent refuses: :func:`forbidden_actions` with its settings.
-
-    The one place ``margin`` and ``num_forbidden`` live: ``NegActionDQN`` builds one, its policy
-    applies it, and ``save``/``load`` round-trip it. Constructing one validates both.
+    """Which actions a negative-action agent refuses (:func:`forbidden_actions` with its
+    settings) and which it takes; ``NegActionDQN`` builds one, its policy applies it.
 
     :param margin: an action more than this far below the best value is forbidden, >= 0
         (``inf``: only ``num_forbidden`` decides).
     :param num_forbidden: how many of the worst actions are always forbidden, >= 0 (and below
         the number of actions, see :meth:`check_actions`).
     :param prefer: the action taken whenever the rule allows it, e.g. ``STAY`` (4) on
-        NegCollision: among near-equal actions, the one that costs nothing; when it is
-        forbidden the choice is uniform among the allowed ones. None: always uniform (the
-        source's rule).
+        NegCollision, the one that costs nothing; else uniform among the allowed ones. None:
+        always uniform (the source's rule).
     """
 
     margin: float = 0.05
@@ -125,24 +117,16 @@ class ForbiddingRule:
 DEFAULT_RULE = ForbiddingRule()
 
 
-class NegActionDQNPolicy(DQNPolicy):
-    """``DQNPolicy`` that never picks a forbidden action (see :class:`ForbiddingRule`).
+class NegActionDQNPolicy(MaskablePolicy):
+    """``DQNPolicy`` that never picks a forbidden action: ``deterministic=False`` acts by
+    :meth:`ForbiddingRule.choose`, ``deterministic=True`` takes the best action (always
+    allowed). With probability ``exploration_rate`` (``NegActionDQN``'s epsilon) a stochastic
+    step samples among every action but the ``num_forbidden`` worst.
 
-    ``deterministic=False`` takes the rule's ``prefer`` action when it is allowed and otherwise
-    samples uniformly among the allowed actions (:meth:`ForbiddingRule.choose`); ``deterministic=True``
-    returns the best one (always allowed; the rule's limit as ``margin`` goes to 0). With
-    probability ``exploration_rate`` (set by ``NegActionDQN`` from its epsilon schedule) a
-    stochastic step explores: it samples among every action except the ``num_forbidden`` worst,
-    so even exploration never takes an action judged worst.
-
-    :param rule: the forbidding rule.
-    :param args: positional arguments of ``DQNPolicy``.
-    :param kwargs: keyword arguments of ``DQNPolicy``.
+    :param rule: the forbidding rule; the other arguments are ``DQNPolicy``'s.
     """
 
     action_space: spaces.Discrete  # DQNPolicy's only action space
-    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
-    sb3_predict_without_masks = True
 
     def __init__(self, *args: Any, rule: ForbiddingRule = DEFAULT_RULE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -161,41 +145,9 @@ class NegActionDQNPolicy(DQNPolicy):
         return forbidden
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
-        return self.act_on(self.q_net(obs), deterministic)
+        return self.choose(self.q_net(obs), deterministic)
 
-    def predict(  # SB3's, plus the masks evaluate_agent passes
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-        action_masks: Any = None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``predict``; with ``action_masks`` (True: allowed, e.g. the env's
-        ``action_masks()``) the rule among the allowed actions (:meth:`masked_predict`)."""
-        if action_masks is None:
-            return super().predict(observation, state, episode_start, deterministic)
-        return self.masked_predict(observation, action_masks, deterministic), state
-
-    def masked_predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        action_masks: Any,
-        deterministic: bool,
-    ) -> np.ndarray:
-        """Actions for ``observation`` by the rule applied to the actions ``action_masks``
-        (``(batch, n)`` bools, True: allowed) allows; the others count as infinitely bad."""
-        obs, vectorized = self.obs_to_tensor(observation)
-        if not isinstance(obs, th.Tensor):
-            raise ValueError("action masks take array observations, not dict ones")
-        masks = checked_masks(action_masks, obs.shape[0], int(self.action_space.n))
-        with th.no_grad():
-            q_values = self.q_net(obs)
-            q_values = q_values.masked_fill(~th.as_tensor(masks, device=q_values.device), -math.inf)
-            actions = self.act_on(q_values, deterministic).cpu().numpy()
-        return actions if vectorized else actions[0]
-
-    def act_on(self, q_values: th.Tensor, deterministic: bool) -> th.Tensor:
+    def choose(self, q_values: th.Tensor, deterministic: bool) -> th.Tensor:
         """The rule's actions ``(batch,)`` for ``q_values`` (see the class docstring)."""
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)

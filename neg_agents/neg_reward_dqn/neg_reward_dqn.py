@@ -19,21 +19,14 @@ class PositiveRewardError(ValueError):
 class NegRewardDQN(NegDQNBase):
     """Deep Q-Network for punishment-only environments (every reward <= 0).
 
-    Because no reward is positive, no return is positive, so every true Q-value is <= 0.
-    The Q-network encodes that prior with a non-positive output head
-    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`; default the clamp head:
-    a linear head whose values are projected onto ``Q <= 0`` for acting and for the TD target,
-    so it stays as fine-grained near 0 as a linear head, see ``neg_reward_dqn.heads``). A positive reward from the environment raises
+    No reward is positive, so no return and no true Q-value is: the Q-network encodes that prior
+    with a non-positive output head (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`,
+    by default the clamp head, see ``neg_reward_dqn.heads``). A positive reward raises
     :class:`PositiveRewardError`: wrap such an env in ``neg_envs.PunishmentOnlyWrapper`` first.
+    Punishment-only learning: the negative-reward DQN of the negdl brief, section 2.
 
-    DQN: Mnih et al. (2015), https://www.nature.com/articles/nature14236. Punishment-only
-    learning: the negative-reward DQN of the negdl brief, section 2.
-
-    The arguments and their defaults (tuned on ``NegCollision-v0``) are those of
-    :class:`~neg_agents.common.dqn_base.NegDQNBase`, i.e. SB3's DQN arguments; ``policy`` must be
-    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``. On NegCollision envs the policy
-    reads observations through :class:`~neg_agents.common.extractors.ObstacleSetExtractor`
-    unless ``policy_kwargs`` names another features extractor.
+    The arguments are :class:`~neg_agents.common.dqn_base.NegDQNBase`'s; ``policy`` must be
+    ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}

@@ -7,10 +7,10 @@ from typing import Any, cast
 import torch as th
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
-from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 
-from neg_agents.common.dqn_base import masked_greedy
+from neg_agents.common.masks import MaskablePolicy
 from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, NonPositiveHead, make_head
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
@@ -26,17 +26,12 @@ __all__ = [
 
 
 class NonPositiveQNetwork(QNetwork):
-    """SB3's ``QNetwork`` whose output head makes every Q-value it acts on or bootstraps from
-    <= 0 (see :mod:`~neg_agents.neg_reward_dqn.heads`).
-
-    When every reward is <= 0, every true action value is <= 0 too, so the head removes a part
-    of the hypothesis space that can only hold wrong answers.
+    """SB3's ``QNetwork`` whose output head (:mod:`~neg_agents.neg_reward_dqn.heads`) makes every
+    Q-value it acts on or bootstraps from <= 0: when every reward is <= 0, so is every true action
+    value, and the head removes answers that can only be wrong.
 
     :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
-        ``"clamp"``: a linear head whose values are projected onto ``Q <= 0`` for acting and
-        for the TD target, and which learns as a linear head does).
-    :param args: positional arguments of ``QNetwork``.
-    :param kwargs: keyword arguments of ``QNetwork``.
+        ``"clamp"``); the other arguments are ``QNetwork``'s.
     """
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
@@ -69,39 +64,14 @@ class NonPositiveQNetwork(QNetwork):
         return {**super()._get_constructor_parameters(), "q_head": self.q_head}
 
 
-class NonPositiveDQNPolicy(DQNPolicy):
-    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`,
-    so acting and the TD target see the same prior.
-
-    :param q_head: the output head (see :class:`NonPositiveQNetwork`).
-    :param args: positional arguments of ``DQNPolicy``.
-    :param kwargs: keyword arguments of ``DQNPolicy``.
-    """
+class NonPositiveDQNPolicy(MaskablePolicy):
+    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`
+    (``q_head``: its output head), so acting and the TD target see the same prior."""
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
-        if q_head not in HEADS:
-            raise ValueError(f"q_head must be one of {sorted(HEADS)}, got {q_head!r}")
-        # DQNPolicy.__init__ builds the networks, which read q_head.
+        # DQNPolicy.__init__ builds the networks, which read (and check) q_head.
         self.q_head = q_head
         super().__init__(*args, **kwargs)
-
-    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
-    sb3_predict_without_masks = True
-
-    def predict(
-        self,
-        observation: Any,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = False,
-        action_masks: Any = None,
-    ) -> tuple[Any, Any]:
-        """SB3's ``predict``; with ``action_masks`` (True: allowed, e.g. the env's
-        ``action_masks()``) the best allowed action."""
-        if action_masks is None:
-            return super().predict(observation, state, episode_start, deterministic)
-        actions, vectorized, _ = masked_greedy(self, observation, action_masks)
-        return (actions if vectorized else actions[0]), state
 
     def make_q_net(self) -> NonPositiveQNetwork:
         # A fresh features extractor for each network, as DQNPolicy does.
