@@ -136,7 +136,7 @@ ALGOS: dict[str, AlgoSpec] = {
         ),
         AlgoSpec(
             "neg-action-dqn",
-            "DQN that forbids its worst actions, uniform among the rest",
+            "DQN that forbids its worst actions and stays whenever its rule allows it",
             NegActionDQN,
             deterministic=False,
         ),
