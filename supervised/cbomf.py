@@ -23,9 +23,16 @@ from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import _same_extractor, accuracy, check_test_sets
 from supervised.models import NegatableClassifier
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import derive_seed, make_generator, seeded_build
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import LossReducer, Trainer, TrainerOptions, check_model_inputs
+from supervised.training import (
+    LossReducer,
+    Trained,
+    Trainer,
+    TrainerOptions,
+    check_model_inputs,
+    train_prefixes,
+)
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
 
@@ -270,15 +277,6 @@ def _end_phase(
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
 
 
-@dataclass
-class TrainedMode:
-    """A model trained in one mode, with its per-phase epoch losses."""
-
-    model: NegatableClassifier
-    losses: list[list[float]]
-    global_step: int
-
-
 def _check_training_inputs(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -324,9 +322,9 @@ def train_modes(
     seeds: Sequence[int] = (0,),
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
-) -> dict[int, dict[str, TrainedMode]]:
+) -> dict[int, dict[str, Trained[NegatableClassifier]]]:
     """Train each mode (from :data:`MODES`) from each seed, sharing common leading phases
-    between modes; returns ``{seed: {mode: TrainedMode}}``.
+    between modes; returns ``{seed: {mode: Trained}}``.
 
     Every phase trains the seeds' models together. Randomness comes from streams named by the
     seed, so a mode's result does not depend on which other modes or seeds are trained. A shared
@@ -337,50 +335,44 @@ def train_modes(
     :param writer_for: TensorBoard writer for a seed and mode name.
     """
     _check_training_inputs(modes, model_factory, data, config, seeds)
-    initial = []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "init"))
-            initial.append(model_factory())
-        _check_model(initial[-1], data)
-    done: dict[tuple[Phase, ...], list[TrainedMode]] = {
-        (): [TrainedMode(model, [], 0) for model in initial]
+    initial = [seeded_build(model_factory, seed, "init") for seed in seeds]
+    for model in initial:
+        _check_model(model, data)
+    writers = {
+        mode: [writer_for(seed, mode) if writer_for else None for seed in seeds] for mode in modes
     }
-    logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
-    for mode in modes:
-        phases = mode_phases(mode, config)
-        writers = [writer_for(seed, mode) if writer_for else None for seed in seeds]
-        for depth in range(1, len(phases) + 1):
-            schedule = phases[:depth]
-            if schedule in done:
-                for recorder, writer in zip(logged.get(schedule, ()), writers, strict=False):
-                    if writer is not None:
-                        recorder.replay(writer)
-                continue
-            parents = done[schedule[:-1]]
-            models = [parent.model.clone() for parent in parents]
-            recorders = [_ScalarRecorder(writer) for writer in writers]
-            if writer_for is not None:
-                logged[schedule] = recorders
-            # A recorder stands in for its writer: add_scalar is kept, the rest passed through.
-            stand_ins = cast(list[SummaryWriter | None], recorders)
-            losses, step = run_phase(
-                models,
-                schedule,
-                data,
-                config,
-                seeds,
-                replace(context, writers=stand_ins if writer_for is not None else ()),
-                parents[0].global_step,
-                f"{mode} phase {depth}",
-            )
-            done[schedule] = [
-                TrainedMode(model, [*parent.losses, model_losses], step)
-                for model, parent, model_losses in zip(models, parents, losses, strict=True)
-            ]
+    logged: dict[tuple, list[_ScalarRecorder]] = {}
+
+    def train(mode: str, schedule: tuple, parents: list[Trained]) -> list[Trained]:
+        logged[schedule] = [_ScalarRecorder(writer) for writer in writers[mode]]
+        # A recorder stands in for its writer: add_scalar is kept, the rest passed through.
+        stand_ins = cast(list[SummaryWriter | None], logged[schedule])
+        models = [parent.model.clone() for parent in parents]
+        losses, step = run_phase(
+            models,
+            schedule,
+            data,
+            config,
+            seeds,
+            replace(context, writers=stand_ins if writer_for is not None else ()),
+            parents[0].global_step,
+            f"{mode} phase {len(schedule)}",
+        )
+        return [
+            Trained(model, [*parent.losses, model_losses], step)
+            for model, parent, model_losses in zip(models, parents, losses, strict=True)
+        ]
+
+    def replay(mode: str, schedule: tuple) -> None:
+        for recorder, writer in zip(logged[schedule], writers[mode], strict=True):
+            if writer is not None:
+                recorder.replay(writer)
+
+    schedules = {mode: mode_phases(mode, config) for mode in modes}
+    roots = [Trained(model, [], 0) for model in initial]
+    trained = train_prefixes(schedules, roots, train, replay)
     return {
-        seed: {mode: done[mode_phases(mode, config)][index] for mode in modes}
-        for index, seed in enumerate(seeds)
+        seed: {mode: trained[mode][index] for mode in modes} for index, seed in enumerate(seeds)
     }
 
 
@@ -417,7 +409,7 @@ def train_mode(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
     **kwargs: object,
-) -> TrainedMode:
+) -> Trained[NegatableClassifier]:
     """Train a single mode from one seed; keyword arguments as in :func:`train_modes`
     (``seeds`` one seed)."""
     (trained,) = train_modes([mode], model_factory, data, **kwargs).values()  # type: ignore[arg-type]
@@ -425,7 +417,7 @@ def train_mode(
 
 
 def evaluate_modes(
-    trained: dict[int, dict[str, TrainedMode]],
+    trained: dict[int, dict[str, Trained[NegatableClassifier]]],
     test_sets: dict[str, LabelledImages],
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
@@ -471,7 +463,9 @@ def evaluate_modes(
 
 
 def _same_extractors(
-    trained: dict[int, dict[str, TrainedMode]], mode: str, models: dict[int, NegatableClassifier]
+    trained: dict[int, dict[str, Trained[NegatableClassifier]]],
+    mode: str,
+    models: dict[int, NegatableClassifier],
 ) -> bool:
     """Whether every seed's ``mode`` has the extractor of that seed's model in ``models``."""
     return all(

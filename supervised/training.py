@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -32,6 +32,8 @@ Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[..., torch.Tensor]
 #: A :class:`TensorBatches` subclass, which :meth:`TensorBatches.to` returns (typing.Self is 3.11+).
 BatchesT = TypeVar("BatchesT", bound="TensorBatches")
+ModelT = TypeVar("ModelT", bound=nn.Module)
+ResultT = TypeVar("ResultT")
 
 #: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
 per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
@@ -483,3 +485,34 @@ class Trainer:
         for writer, value in zip(self.writers, values, strict=True):
             if writer is not None:
                 writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)
+
+
+@dataclass
+class Trained(Generic[ModelT]):
+    """A model trained by a schedule, with each phase's epoch losses and the step its curve
+    ended on (the next phase's ``global_step``)."""
+
+    model: ModelT
+    losses: list[list[float]]
+    global_step: int
+
+
+def train_prefixes(
+    schedules: Mapping[str, tuple[Hashable, ...]],
+    initial: ResultT,
+    train: Callable[[str, tuple[Hashable, ...], ResultT], ResultT],
+    reused: Callable[[str, tuple[Hashable, ...]], None] | None = None,
+) -> dict[str, ResultT]:
+    """Train every named schedule of phases, each distinct prefix once: ``train(name, prefix,
+    parent)`` continues ``parent``, the result of ``prefix[:-1]`` (``initial`` for the first
+    phase); ``reused(name, prefix)`` is told of each prefix a later schedule shares. Returns
+    each name's result."""
+    done: dict[tuple[Hashable, ...], ResultT] = {(): initial}
+    for name, phases in schedules.items():
+        for depth in range(1, len(phases) + 1):
+            prefix = phases[:depth]
+            if prefix not in done:
+                done[prefix] = train(name, prefix, done[prefix[:-1]])
+            elif reused is not None:
+                reused(name, prefix)
+    return {name: done[phases] for name, phases in schedules.items()}
