@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -35,6 +35,7 @@ from supervised.training import (
 )
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
+ClassifierT = TypeVar("ClassifierT", bound=NegatableClassifier)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
 
 
 def fit_trainable(
-    model: NegatableClassifier,
+    model: ClassifierT,
     data: LabelledImages,
     config: CBOMFConfig,
     epochs: int,
@@ -130,14 +131,14 @@ def fit_trainable(
     context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
     description: str = "train",
-) -> tuple[list[float], int]:
+) -> Trained[ClassifierT]:
     """Train the parameters of ``model`` that still require gradients with a fresh SGD, in
-    place (on cached features while its extractor is frozen); returns the epoch losses and the
-    step counter after training, which continues from ``global_step``."""
+    place (on cached features while its extractor is frozen), its step counter continuing from
+    ``global_step``; the result holds this one phase's epoch losses."""
     (losses,), step = _train(
         [model], data, config, epochs, [generator], context, global_step, None, description
     )
-    return losses, step
+    return Trained(model, [losses], step)
 
 
 def _train(
@@ -156,22 +157,16 @@ def _train(
     model, the stacked one (the same loop, a vectorised step) for several. Returns each model's
     epoch losses and the step counter after training."""
     cached = models[0].extractor_frozen and config.cache_features
+    # A captured step is replayed as long as the models' negation switch stays the same.
+    options = TrainerOptions(global_step, capture_key=lambda: getattr(models[0], "negate", False))
     settings: dict[str, Any] = dict(
-        reducer=config.reducer,
-        batch_size=config.batch_size,
-        context=context,
-        options=TrainerOptions(
-            global_step=global_step,
-            # A captured step is replayed as long as the models' negation switch stays the same.
-            capture_key=lambda: getattr(models[0], "negate", False),
-        ),
+        reducer=config.reducer, batch_size=config.batch_size, context=context, options=options
     )
     sgd = functools.partial(torch.optim.SGD, lr=config.lr, momentum=config.momentum)
-    trainer: Trainer
     if len(models) == 1:
-        model = models[0]
-        forward = model.classify if cached else None
-        trainer = Trainer(model, sgd(model.trainable_parameters()), forward=forward, **settings)
+        forward = models[0].classify if cached else None
+        parameters = models[0].trainable_parameters()
+        trainer = Trainer(models[0], sgd(parameters), forward=forward, **settings)
     else:
         method = "classify" if cached else "forward"
         trainer = StackedTrainer(models, sgd, method=method, **settings)
@@ -188,9 +183,8 @@ def _train(
         )
         losses = trainer.fit(batches, epochs, generators, before_epoch, description)
     else:
-        inputs = inputs[0] if cached else inputs
-        fit = trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
-        losses = [fit]
+        tensors = (inputs[0] if cached else inputs, data.labels)
+        losses = [trainer.fit(tensors, epochs, generators[0], before_epoch, description)]
     return losses, trainer.global_step
 
 
@@ -216,11 +210,18 @@ def run_phase(
             f"need one seed per model and a phase to run, got {len(models)} models, "
             f"{len(seeds)} seeds and {len(schedule)} phases"
         )
-    phase = schedule[-1]
-    frozen_states = [
-        _start_phase(model, phase, derive_seed(seed, "reset", schedule))
-        for model, seed in zip(models, seeds, strict=True)
-    ]
+    phase, frozen_states = schedule[-1], []
+    for model, seed in zip(models, seeds, strict=True):
+        if phase.negate_kernels:
+            model.negate_kernels()
+        if phase.freeze_extractor:
+            model.freeze_extractor()
+        if phase.reset_head:
+            model.reset_head(derive_seed(seed, "reset", schedule))
+        if phase.negation != "off":
+            model.set_negation(True)  # fails early when the model has no negation
+        state = model.extractor.state_dict() if phase.freeze_extractor else {}
+        frozen_states.append({name: value.clone() for name, value in state.items()})
 
     def set_negation(epoch: int) -> None:
         for model in models:
@@ -238,43 +239,13 @@ def run_phase(
         set_negation,
         description,
     )
-    for model, frozen_state in zip(models, frozen_states, strict=True):
-        _end_phase(model, phase, frozen_state)
-    return losses, step
-
-
-def _start_phase(
-    model: NegatableClassifier, phase: Phase, reset_seed: int
-) -> dict[str, torch.Tensor] | None:
-    """Apply a phase's one-off changes to ``model``; returns a copy of the extractor's state
-    when the phase freezes it, to check after training."""
-    if phase.negate_kernels:
-        model.negate_kernels()
-    if phase.freeze_extractor:
-        model.freeze_extractor()
-    if phase.reset_head:
-        model.reset_head(reset_seed)
-    if phase.negation != "off":
-        model.set_negation(True)  # fails early when the model has no negation
-    if not phase.freeze_extractor:
-        return None
-    return {name: value.clone() for name, value in model.extractor.state_dict().items()}
-
-
-def _end_phase(
-    model: NegatableClassifier, phase: Phase, frozen_state: dict[str, torch.Tensor] | None
-) -> None:
-    """Leave ``model`` in the phase's final negation state (also after no epochs) and check
-    that a frozen extractor did not change, bit for bit."""
-    model.set_negation(phase.negation_in_epoch(phase.epochs - 1))
-    if frozen_state is not None:
-        changed = [
-            name
-            for name, value in model.extractor.state_dict().items()
-            if not torch.equal(value, frozen_state[name])
-        ]
+    set_negation(phase.epochs - 1)  # the final state, also after no epochs
+    for model, frozen in zip(models, frozen_states, strict=True):
+        state = model.extractor.state_dict()
+        changed = [name for name, value in frozen.items() if not torch.equal(value, state[name])]
         if changed:
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
+    return losses, step
 
 
 def _check_training_inputs(
@@ -304,16 +275,6 @@ def _check_training_inputs(
         check_int("seed", seed, 0)
 
 
-def _check_model(model: object, data: LabelledImages) -> None:
-    """Refuse a model the modes cannot train, or that cannot take ``data``."""
-    if not isinstance(model, NegatableClassifier):
-        raise TypeError(
-            "model_factory must build a supervised.models.NegatableClassifier (extractor, head "
-            f"and negation, e.g. mnist_net), got {type(model).__name__}"
-        )
-    check_model_inputs(model, data.images, data.labels)
-
-
 def train_modes(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -337,7 +298,12 @@ def train_modes(
     _check_training_inputs(modes, model_factory, data, config, seeds)
     initial = [seeded_build(model_factory, seed, "init") for seed in seeds]
     for model in initial:
-        _check_model(model, data)
+        if not isinstance(model, NegatableClassifier):
+            raise TypeError(
+                "model_factory must build a supervised.models.NegatableClassifier (extractor, head "
+                f"and negation, e.g. mnist_net), got {type(model).__name__}"
+            )
+        check_model_inputs(model, data.images, data.labels)
     writers = {
         mode: [writer_for(seed, mode) if writer_for else None for seed in seeds] for mode in modes
     }
