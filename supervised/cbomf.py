@@ -11,6 +11,7 @@ One path trains the models of K seeds together (K = 1 included): one model with 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
@@ -399,12 +400,22 @@ def evaluate_modes(
     modes = list(trained[seeds[0]]) if seeds else []
     if not modes or any(list(trained[seed]) != modes for seed in seeds):
         raise ValueError("need at least one seed, every seed with the same trained modes")
-    _check_test_sets(trained[seeds[0]][modes[0]].model, test_sets)
+    check_test_sets(test_sets)
+    for name, data in test_sets.items():  # test sets the trained models cannot take
+        try:
+            check_model_inputs(trained[seeds[0]][modes[0]].model, data.images, data.labels)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"test set {name!r}: {error}") from None
+
+    def same_extractors(a: str, b: str) -> bool:
+        extractors = [(trained[s][a].model.extractor, trained[s][b].model.extractor) for s in seeds]
+        return all(_same_extractor(x, y) for x, y in extractors)
+
     groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        model = {seed: trained[seed][mode].model for seed in seeds}
-        first = next((f for f in groups if _same_extractors(trained, f, model)), mode)
-        groups.setdefault(first, []).append(mode)
+        groups.setdefault(next((f for f in groups if same_extractors(f, mode)), mode), []).append(
+            mode
+        )
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }
@@ -418,33 +429,11 @@ def evaluate_modes(
                 logits = predict(models, features, "classify", per_model=True)
                 for seed, seed_logits in zip(seeds, logits, strict=True):
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
-    for seed in seeds:
-        for mode in modes:
-            writer = writer_for(seed, mode) if writer_for is not None else None
-            for set_name, value in results[seed][mode].items():
-                if writer is not None:
-                    step = trained[seed][mode].global_step
-                    writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
+    for seed, mode in itertools.product(seeds, modes):
+        writer = writer_for(seed, mode) if writer_for is not None else None
+        for set_name, value in results[seed][mode].items():
+            if writer is not None:
+                writer.add_scalar(
+                    f"eval/{set_name}/accuracy", value, trained[seed][mode].global_step
+                )
     return results
-
-
-def _same_extractors(
-    trained: dict[int, dict[str, Trained[NegatableClassifier]]],
-    mode: str,
-    models: dict[int, NegatableClassifier],
-) -> bool:
-    """Whether every seed's ``mode`` has the extractor of that seed's model in ``models``."""
-    return all(
-        _same_extractor(trained[seed][mode].model.extractor, model.extractor)
-        for seed, model in models.items()
-    )
-
-
-def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:
-    """Refuse test sets that are not LabelledImages or that the trained models cannot take."""
-    check_test_sets(test_sets)
-    for name, data in test_sets.items():
-        try:
-            check_model_inputs(model, data.images, data.labels)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"test set {name!r}: {error}") from None

@@ -175,8 +175,6 @@ class MeanReducer(LossReducer):
     a miner found no triplet) reduce to 0, not NaN, and give zero gradients."""
 
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:
-        if losses.ndim == 0:
-            return losses
         return losses.mean() if losses.numel() else losses.sum()
 
 
@@ -194,11 +192,6 @@ def evaluating(*models: nn.Module) -> Iterator[None]:
                 module.training = training
 
 
-def _first_layer(model: nn.Module) -> nn.Module | None:
-    """The first module (in definition order) that holds parameters of its own."""
-    return next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
-
-
 @torch.no_grad()
 def check_model_inputs(
     model: nn.Module,
@@ -214,7 +207,8 @@ def check_model_inputs(
 
     :param forward: what maps inputs to outputs (``model`` by default, e.g. ``model.classify``).
     """
-    first = _first_layer(model)
+    # The first module (in definition order) that holds parameters of its own.
+    first = next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
     if not inputs.is_floating_point() and not isinstance(first, nn.Embedding):
         raise TypeError(
             f"the inputs are {inputs.dtype}, the model takes floating-point inputs; convert them, "
@@ -400,19 +394,9 @@ class Trainer:
     def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> BatchSource:
         """``data`` as a source on the training device; tensors become :class:`TensorBatches`
         after :func:`check_model_inputs`."""
-        if not isinstance(data, BatchSource):
-            self._check_tensors(data)
-            data = self.tensor_batches(data)
-        return data.to(self.device, self.channels_last)
-
-    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
-        """The default source over checked tensors."""
-        return TensorBatches(*tensors, batch_size=self.batch_size)
-
-    def _check_tensors(self, data: Sequence[torch.Tensor]) -> None:
-        if isinstance(data, torch.Tensor) or not all(
-            isinstance(tensor, torch.Tensor) for tensor in data
-        ):
+        if isinstance(data, BatchSource):
+            return data.to(self.device, self.channels_last)
+        if isinstance(data, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in data):
             raise TypeError(
                 "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
                 f"got {type(data).__name__}"
@@ -420,6 +404,11 @@ class Trainer:
         check_finite_inputs("the inputs", data[0])
         classes = len(data) == 2 and self.loss_fn is per_sample_cross_entropy
         check_model_inputs(self.models[0], data[0], data[1] if classes else None, self.forward)
+        return self.tensor_batches(data).to(self.device, self.channels_last)
+
+    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
+        """The default source over checked tensors."""
+        return TensorBatches(*tensors, batch_size=self.batch_size)
 
     def fit(
         self,
