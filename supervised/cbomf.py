@@ -290,8 +290,7 @@ def train_modes(
 
     Every phase trains the seeds' models together. Randomness comes from streams named by the
     seed, so a mode's result does not depend on which other modes or seeds are trained. A shared
-    phase logs to the writer of the first mode that trains it and is replayed into the later
-    modes' writers, so every mode's curves start at step 0.
+    phase logs to the writers of every mode that shares it, so every mode's curves start at 0.
 
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode name.
@@ -305,15 +304,13 @@ def train_modes(
                 f"and negation, e.g. mnist_net), got {type(model).__name__}"
             )
         check_model_inputs(model, data.images, data.labels)
-    writers = {
-        mode: [writer_for(seed, mode) if writer_for else None for seed in seeds] for mode in modes
-    }
-    logged: dict[tuple, list[_ScalarRecorder]] = {}
+    schedules = {mode: mode_phases(mode, config) for mode in modes}
 
     def train(mode: str, schedule: tuple, parents: list[Trained]) -> list[Trained]:
-        logged[schedule] = [_ScalarRecorder(writer) for writer in writers[mode]]
-        # A recorder stands in for its writer: add_scalar is kept, the rest passed through.
-        stand_ins = cast(list[SummaryWriter | None], logged[schedule])
+        shared = [m for m, phases in schedules.items() if phases[: len(schedule)] == schedule]
+        writers = (
+            [_Writers([writer_for(s, m) for m in shared]) for s in seeds] if writer_for else []
+        )
         models = [parent.model.clone() for parent in parents]
         losses, step = run_phase(
             models,
@@ -321,7 +318,8 @@ def train_modes(
             data,
             config,
             seeds,
-            replace(context, writers=stand_ins if writer_for is not None else ()),
+            # One stand-in writer per seed: add_scalar goes to each sharing mode's writer.
+            replace(context, writers=cast(list[SummaryWriter | None], writers)),
             parents[0].global_step,
             f"{mode} phase {len(schedule)}",
         )
@@ -330,45 +328,21 @@ def train_modes(
             for model, parent, model_losses in zip(models, parents, losses, strict=True)
         ]
 
-    def replay(mode: str, schedule: tuple) -> None:
-        for recorder, writer in zip(logged[schedule], writers[mode], strict=True):
-            if writer is not None:
-                recorder.replay(writer)
-
-    schedules = {mode: mode_phases(mode, config) for mode in modes}
-    roots = [Trained(model, [], 0) for model in initial]
-    trained = train_prefixes(schedules, roots, train, replay)
+    trained = train_prefixes(schedules, [Trained(model, [], 0) for model in initial], train)
     return {
         seed: {mode: trained[mode][index] for mode in modes} for index, seed in enumerate(seeds)
     }
 
 
-class _ScalarRecorder:
-    """Passes ``add_scalar`` on to a writer (if any) and keeps the calls, to replay a shared
-    phase's curves into the writers of the other modes that reuse it."""
+class _Writers:
+    """Stands in for several writers: ``add_scalar`` goes to each."""
 
-    def __init__(self, writer: SummaryWriter | None) -> None:
-        self.writer = writer
-        self.scalars: list[tuple[str, float, int]] = []
-        self._shown_in = {id(writer)}
+    def __init__(self, writers: list[SummaryWriter | None]) -> None:
+        self.writers = [writer for writer in writers if writer is not None]
 
-    def add_scalar(
-        self, tag: str, value: float, step: int, *args: object, **kwargs: object
-    ) -> None:
-        self.scalars.append((tag, float(value), step))
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step, *args, **kwargs)
-
-    def replay(self, writer: SummaryWriter) -> None:
-        """Write every recorded scalar into ``writer``, once per writer."""
-        if id(writer) not in self._shown_in:
-            for tag, value, step in self.scalars:
-                writer.add_scalar(tag, value, step)
-            self._shown_in.add(id(writer))
-
-    def __getattr__(self, name: str) -> object:
-        # Anything else a trainer asks of its writer (flush, add_histogram, ...) goes straight through.
-        return getattr(self.writer, name)
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        for writer in self.writers:
+            writer.add_scalar(*args, **kwargs)
 
 
 def train_mode(

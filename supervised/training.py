@@ -490,18 +490,13 @@ def train_prefixes(
     schedules: Mapping[str, tuple[Hashable, ...]],
     initial: ResultT,
     train: Callable[[str, tuple[Hashable, ...], ResultT], ResultT],
-    reused: Callable[[str, tuple[Hashable, ...]], None] | None = None,
 ) -> dict[str, ResultT]:
     """Train every named schedule of phases, each distinct prefix once: ``train(name, prefix,
     parent)`` continues ``parent``, the result of ``prefix[:-1]`` (``initial`` for the first
-    phase); ``reused(name, prefix)`` is told of each prefix a later schedule shares. Returns
-    each name's result."""
+    phase). Returns each name's result."""
     done: dict[tuple[Hashable, ...], ResultT] = {(): initial}
     for name, phases in schedules.items():
         for depth in range(1, len(phases) + 1):
-            prefix = phases[:depth]
-            if prefix not in done:
-                done[prefix] = train(name, prefix, done[prefix[:-1]])
-            elif reused is not None:
-                reused(name, prefix)
+            if phases[:depth] not in done:
+                done[phases[:depth]] = train(name, phases[:depth], done[phases[: depth - 1]])
     return {name: done[phases] for name, phases in schedules.items()}
