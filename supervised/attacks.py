@@ -120,11 +120,9 @@ class Attack(ABC):
                 f"[{images.min().item():g}, {images.max().item():g}]; attack raw pixels and put "
                 "normalisation inside the model"
             )
-        if labels is None:
-            if self.needs_labels:
-                raise ValueError(f"{self.name} needs labels (N,)")
-            return
-        if labels.shape != images.shape[:1] or labels.dtype != torch.int64:
+        if labels is None and self.needs_labels:
+            raise ValueError(f"{self.name} needs labels (N,)")
+        if labels is not None and (labels.shape != images.shape[:1] or labels.dtype != torch.int64):
             raise ValueError(
                 f"labels must be an int64 tensor ({len(images)},), got {labels.dtype} {tuple(labels.shape)}"
             )

@@ -11,9 +11,10 @@ One path trains the models of K seeds together (K = 1 included): one model with 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -23,11 +24,19 @@ from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import _same_extractor, accuracy, check_test_sets
 from supervised.models import NegatableClassifier
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import derive_seed, make_generator, seeded_build
 from supervised.stacked import StackedBatches, StackedTrainer, predict_stacked
-from supervised.training import LossReducer, Trainer, TrainerOptions, check_model_inputs
+from supervised.training import (
+    LossReducer,
+    Trained,
+    Trainer,
+    TrainerOptions,
+    check_model_inputs,
+    train_prefixes,
+)
 
 NEGATION_SCHEDULES = ("off", "on", "alternate")
+ClassifierT = TypeVar("ClassifierT", bound=NegatableClassifier)
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def mode_phases(mode: str, config: CBOMFConfig) -> tuple[Phase, ...]:
 
 
 def fit_trainable(
-    model: NegatableClassifier,
+    model: ClassifierT,
     data: LabelledImages,
     config: CBOMFConfig,
     epochs: int,
@@ -123,14 +132,14 @@ def fit_trainable(
     context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
     description: str = "train",
-) -> tuple[list[float], int]:
+) -> Trained[ClassifierT]:
     """Train the parameters of ``model`` that still require gradients with a fresh SGD, in
-    place (on cached features while its extractor is frozen); returns the epoch losses and the
-    step counter after training, which continues from ``global_step``."""
+    place (on cached features while its extractor is frozen), its step counter continuing from
+    ``global_step``; the result holds this one phase's epoch losses."""
     (losses,), step = _train(
         [model], data, config, epochs, [generator], context, global_step, None, description
     )
-    return losses, step
+    return Trained(model, [losses], step)
 
 
 def _train(
@@ -149,22 +158,16 @@ def _train(
     model, the stacked one (the same loop, a vectorised step) for several. Returns each model's
     epoch losses and the step counter after training."""
     cached = models[0].extractor_frozen and config.cache_features
+    # A captured step is replayed as long as the models' negation switch stays the same.
+    options = TrainerOptions(global_step, capture_key=lambda: getattr(models[0], "negate", False))
     settings: dict[str, Any] = dict(
-        reducer=config.reducer,
-        batch_size=config.batch_size,
-        context=context,
-        options=TrainerOptions(
-            global_step=global_step,
-            # A captured step is replayed as long as the models' negation switch stays the same.
-            capture_key=lambda: getattr(models[0], "negate", False),
-        ),
+        reducer=config.reducer, batch_size=config.batch_size, context=context, options=options
     )
     sgd = functools.partial(torch.optim.SGD, lr=config.lr, momentum=config.momentum)
-    trainer: Trainer
     if len(models) == 1:
-        model = models[0]
-        forward = model.classify if cached else None
-        trainer = Trainer(model, sgd(model.trainable_parameters()), forward=forward, **settings)
+        forward = models[0].classify if cached else None
+        parameters = models[0].trainable_parameters()
+        trainer = Trainer(models[0], sgd(parameters), forward=forward, **settings)
     else:
         method = "classify" if cached else "forward"
         trainer = StackedTrainer(models, sgd, method=method, **settings)
@@ -181,9 +184,8 @@ def _train(
         )
         losses = trainer.fit(batches, epochs, generators, before_epoch, description)
     else:
-        inputs = inputs[0] if cached else inputs
-        fit = trainer.fit((inputs, data.labels), epochs, generators[0], before_epoch, description)
-        losses = [fit]
+        tensors = (inputs[0] if cached else inputs, data.labels)
+        losses = [trainer.fit(tensors, epochs, generators[0], before_epoch, description)]
     return losses, trainer.global_step
 
 
@@ -209,11 +211,18 @@ def run_phase(
             f"need one seed per model and a phase to run, got {len(models)} models, "
             f"{len(seeds)} seeds and {len(schedule)} phases"
         )
-    phase = schedule[-1]
-    frozen_states = [
-        _start_phase(model, phase, derive_seed(seed, "reset", schedule))
-        for model, seed in zip(models, seeds, strict=True)
-    ]
+    phase, frozen_states = schedule[-1], []
+    for model, seed in zip(models, seeds, strict=True):
+        if phase.negate_kernels:
+            model.negate_kernels()
+        if phase.freeze_extractor:
+            model.freeze_extractor()
+        if phase.reset_head:
+            model.reset_head(derive_seed(seed, "reset", schedule))
+        if phase.negation != "off":
+            model.set_negation(True)  # fails early when the model has no negation
+        state = model.extractor.state_dict() if phase.freeze_extractor else {}
+        frozen_states.append({name: value.clone() for name, value in state.items()})
 
     def set_negation(epoch: int) -> None:
         for model in models:
@@ -231,52 +240,13 @@ def run_phase(
         set_negation,
         description,
     )
-    for model, frozen_state in zip(models, frozen_states, strict=True):
-        _end_phase(model, phase, frozen_state)
-    return losses, step
-
-
-def _start_phase(
-    model: NegatableClassifier, phase: Phase, reset_seed: int
-) -> dict[str, torch.Tensor] | None:
-    """Apply a phase's one-off changes to ``model``; returns a copy of the extractor's state
-    when the phase freezes it, to check after training."""
-    if phase.negate_kernels:
-        model.negate_kernels()
-    if phase.freeze_extractor:
-        model.freeze_extractor()
-    if phase.reset_head:
-        model.reset_head(reset_seed)
-    if phase.negation != "off":
-        model.set_negation(True)  # fails early when the model has no negation
-    if not phase.freeze_extractor:
-        return None
-    return {name: value.clone() for name, value in model.extractor.state_dict().items()}
-
-
-def _end_phase(
-    model: NegatableClassifier, phase: Phase, frozen_state: dict[str, torch.Tensor] | None
-) -> None:
-    """Leave ``model`` in the phase's final negation state (also after no epochs) and check
-    that a frozen extractor did not change, bit for bit."""
-    model.set_negation(phase.negation_in_epoch(phase.epochs - 1))
-    if frozen_state is not None:
-        changed = [
-            name
-            for name, value in model.extractor.state_dict().items()
-            if not torch.equal(value, frozen_state[name])
-        ]
+    set_negation(phase.epochs - 1)  # the final state, also after no epochs
+    for model, frozen in zip(models, frozen_states, strict=True):
+        state = model.extractor.state_dict()
+        changed = [name for name, value in frozen.items() if not torch.equal(value, state[name])]
         if changed:
             raise RuntimeError(f"the frozen extractor changed during training: {changed}")
-
-
-@dataclass
-class TrainedMode:
-    """A model trained in one mode, with its per-phase epoch losses."""
-
-    model: NegatableClassifier
-    losses: list[list[float]]
-    global_step: int
+    return losses, step
 
 
 def _check_training_inputs(
@@ -306,16 +276,6 @@ def _check_training_inputs(
         check_int("seed", seed, 0)
 
 
-def _check_model(model: object, data: LabelledImages) -> None:
-    """Refuse a model the modes cannot train, or that cannot take ``data``."""
-    if not isinstance(model, NegatableClassifier):
-        raise TypeError(
-            "model_factory must build a supervised.models.NegatableClassifier (extractor, head "
-            f"and negation, e.g. mnist_net), got {type(model).__name__}"
-        )
-    check_model_inputs(model, data.images, data.labels)
-
-
 def train_modes(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -324,92 +284,65 @@ def train_modes(
     seeds: Sequence[int] = (0,),
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
-) -> dict[int, dict[str, TrainedMode]]:
+) -> dict[int, dict[str, Trained[NegatableClassifier]]]:
     """Train each mode (from :data:`MODES`) from each seed, sharing common leading phases
-    between modes; returns ``{seed: {mode: TrainedMode}}``.
+    between modes; returns ``{seed: {mode: Trained}}``.
 
     Every phase trains the seeds' models together. Randomness comes from streams named by the
     seed, so a mode's result does not depend on which other modes or seeds are trained. A shared
-    phase logs to the writer of the first mode that trains it and is replayed into the later
-    modes' writers, so every mode's curves start at step 0.
+    phase logs to the writers of every mode that shares it, so every mode's curves start at 0.
 
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode name.
     """
     _check_training_inputs(modes, model_factory, data, config, seeds)
-    initial = []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(seed, "init"))
-            initial.append(model_factory())
-        _check_model(initial[-1], data)
-    done: dict[tuple[Phase, ...], list[TrainedMode]] = {
-        (): [TrainedMode(model, [], 0) for model in initial]
-    }
-    logged: dict[tuple[Phase, ...], list[_ScalarRecorder]] = {}
-    for mode in modes:
-        phases = mode_phases(mode, config)
-        writers = [writer_for(seed, mode) if writer_for else None for seed in seeds]
-        for depth in range(1, len(phases) + 1):
-            schedule = phases[:depth]
-            if schedule in done:
-                for recorder, writer in zip(logged.get(schedule, ()), writers, strict=False):
-                    if writer is not None:
-                        recorder.replay(writer)
-                continue
-            parents = done[schedule[:-1]]
-            models = [parent.model.clone() for parent in parents]
-            recorders = [_ScalarRecorder(writer) for writer in writers]
-            if writer_for is not None:
-                logged[schedule] = recorders
-            # A recorder stands in for its writer: add_scalar is kept, the rest passed through.
-            stand_ins = cast(list[SummaryWriter | None], recorders)
-            losses, step = run_phase(
-                models,
-                schedule,
-                data,
-                config,
-                seeds,
-                replace(context, writers=stand_ins if writer_for is not None else ()),
-                parents[0].global_step,
-                f"{mode} phase {depth}",
+    initial = [seeded_build(model_factory, seed, "init") for seed in seeds]
+    for model in initial:
+        if not isinstance(model, NegatableClassifier):
+            raise TypeError(
+                "model_factory must build a supervised.models.NegatableClassifier (extractor, head "
+                f"and negation, e.g. mnist_net), got {type(model).__name__}"
             )
-            done[schedule] = [
-                TrainedMode(model, [*parent.losses, model_losses], step)
-                for model, parent, model_losses in zip(models, parents, losses, strict=True)
-            ]
+        check_model_inputs(model, data.images, data.labels)
+    schedules = {mode: mode_phases(mode, config) for mode in modes}
+
+    def train(mode: str, schedule: tuple, parents: list[Trained]) -> list[Trained]:
+        shared = [m for m, phases in schedules.items() if phases[: len(schedule)] == schedule]
+        writers = (
+            [_Writers([writer_for(s, m) for m in shared]) for s in seeds] if writer_for else []
+        )
+        models = [parent.model.clone() for parent in parents]
+        losses, step = run_phase(
+            models,
+            schedule,
+            data,
+            config,
+            seeds,
+            # One stand-in writer per seed: add_scalar goes to each sharing mode's writer.
+            replace(context, writers=cast(list[SummaryWriter | None], writers)),
+            parents[0].global_step,
+            f"{mode} phase {len(schedule)}",
+        )
+        return [
+            Trained(model, [*parent.losses, model_losses], step)
+            for model, parent, model_losses in zip(models, parents, losses, strict=True)
+        ]
+
+    trained = train_prefixes(schedules, [Trained(model, [], 0) for model in initial], train)
     return {
-        seed: {mode: done[mode_phases(mode, config)][index] for mode in modes}
-        for index, seed in enumerate(seeds)
+        seed: {mode: trained[mode][index] for mode in modes} for index, seed in enumerate(seeds)
     }
 
 
-class _ScalarRecorder:
-    """Passes ``add_scalar`` on to a writer (if any) and keeps the calls, to replay a shared
-    phase's curves into the writers of the other modes that reuse it."""
+class _Writers:
+    """Stands in for several writers: ``add_scalar`` goes to each."""
 
-    def __init__(self, writer: SummaryWriter | None) -> None:
-        self.writer = writer
-        self.scalars: list[tuple[str, float, int]] = []
-        self._shown_in = {id(writer)}
+    def __init__(self, writers: list[SummaryWriter | None]) -> None:
+        self.writers = [writer for writer in writers if writer is not None]
 
-    def add_scalar(
-        self, tag: str, value: float, step: int, *args: object, **kwargs: object
-    ) -> None:
-        self.scalars.append((tag, float(value), step))
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step, *args, **kwargs)
-
-    def replay(self, writer: SummaryWriter) -> None:
-        """Write every recorded scalar into ``writer``, once per writer."""
-        if id(writer) not in self._shown_in:
-            for tag, value, step in self.scalars:
-                writer.add_scalar(tag, value, step)
-            self._shown_in.add(id(writer))
-
-    def __getattr__(self, name: str) -> object:
-        # Anything else a trainer asks of its writer (flush, add_histogram, ...) goes straight through.
-        return getattr(self.writer, name)
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        for writer in self.writers:
+            writer.add_scalar(*args, **kwargs)
 
 
 def train_mode(
@@ -417,7 +350,7 @@ def train_mode(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
     **kwargs: object,
-) -> TrainedMode:
+) -> Trained[NegatableClassifier]:
     """Train a single mode from one seed; keyword arguments as in :func:`train_modes`
     (``seeds`` one seed)."""
     (trained,) = train_modes([mode], model_factory, data, **kwargs).values()  # type: ignore[arg-type]
@@ -425,7 +358,7 @@ def train_mode(
 
 
 def evaluate_modes(
-    trained: dict[int, dict[str, TrainedMode]],
+    trained: dict[int, dict[str, Trained[NegatableClassifier]]],
     test_sets: dict[str, LabelledImages],
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[int, str], SummaryWriter | None] | None = None,
@@ -441,12 +374,22 @@ def evaluate_modes(
     modes = list(trained[seeds[0]]) if seeds else []
     if not modes or any(list(trained[seed]) != modes for seed in seeds):
         raise ValueError("need at least one seed, every seed with the same trained modes")
-    _check_test_sets(trained[seeds[0]][modes[0]].model, test_sets)
+    check_test_sets(test_sets)
+    for name, data in test_sets.items():  # test sets the trained models cannot take
+        try:
+            check_model_inputs(trained[seeds[0]][modes[0]].model, data.images, data.labels)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"test set {name!r}: {error}") from None
+
+    def same_extractors(a: str, b: str) -> bool:
+        extractors = [(trained[s][a].model.extractor, trained[s][b].model.extractor) for s in seeds]
+        return all(_same_extractor(x, y) for x, y in extractors)
+
     groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        model = {seed: trained[seed][mode].model for seed in seeds}
-        first = next((f for f in groups if _same_extractors(trained, f, model)), mode)
-        groups.setdefault(first, []).append(mode)
+        groups.setdefault(next((f for f in groups if same_extractors(f, mode)), mode), []).append(
+            mode
+        )
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }
@@ -460,31 +403,11 @@ def evaluate_modes(
                 logits = predict(models, features, "classify", per_model=True)
                 for seed, seed_logits in zip(seeds, logits, strict=True):
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
-    for seed in seeds:
-        for mode in modes:
-            writer = writer_for(seed, mode) if writer_for is not None else None
-            for set_name, value in results[seed][mode].items():
-                if writer is not None:
-                    step = trained[seed][mode].global_step
-                    writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
+    for seed, mode in itertools.product(seeds, modes):
+        writer = writer_for(seed, mode) if writer_for is not None else None
+        for set_name, value in results[seed][mode].items():
+            if writer is not None:
+                writer.add_scalar(
+                    f"eval/{set_name}/accuracy", value, trained[seed][mode].global_step
+                )
     return results
-
-
-def _same_extractors(
-    trained: dict[int, dict[str, TrainedMode]], mode: str, models: dict[int, NegatableClassifier]
-) -> bool:
-    """Whether every seed's ``mode`` has the extractor of that seed's model in ``models``."""
-    return all(
-        _same_extractor(trained[seed][mode].model.extractor, model.extractor)
-        for seed, model in models.items()
-    )
-
-
-def _check_test_sets(model: NegatableClassifier, test_sets: dict[str, LabelledImages]) -> None:
-    """Refuse test sets that are not LabelledImages or that the trained models cannot take."""
-    check_test_sets(test_sets)
-    for name, data in test_sets.items():
-        try:
-            check_model_inputs(model, data.images, data.labels)
-        except (TypeError, ValueError) as error:
-            raise type(error)(f"test set {name!r}: {error}") from None

@@ -40,18 +40,27 @@ from supervised.context import RunContext
 from supervised.data.common import LabelledImages
 from supervised.evaluation import batched_forward
 from supervised.models import NegatableClassifier
-from supervised.runtime import check_seed, derive_seed, make_generator
+from supervised.runtime import check_seed, make_generator, seeded_build
 from supervised.training import (
     Batch,
-    LossFn,
     TensorBatches,
+    Trained,
     Trainer,
     TrainerOptions,
     evaluating,
     per_sample_cross_entropy,
+    train_prefixes,
 )
 
-NOISE_METHODS = ("CE", "NL", "SelNL", "NLNL", "NL+SelCE")
+#: Each noisy-label method's stages, each continuing the model of the one before.
+NOISE_SCHEDULES: dict[str, tuple[str, ...]] = {
+    "CE": ("CE",),
+    "NL": ("NL",),
+    "SelNL": ("NL", "SelNL"),
+    "NLNL": ("NL", "SelNL", "SelPL"),
+    "NL+SelCE": ("NL", "SelCE"),
+}
+NOISE_METHODS = tuple(NOISE_SCHEDULES)
 
 
 def symmetric_label_noise(
@@ -255,7 +264,7 @@ class NoisyLabelConfig:
 
 
 @dataclass
-class NoisyTrained:
+class NoisyTrained(Trained[NegatableClassifier]):
     """A model trained by one noisy-label method.
 
     ``selected`` marks the samples its last stage trained on in its last epoch (None for
@@ -263,9 +272,6 @@ class NoisyTrained:
     next stage selects by.
     """
 
-    model: NegatableClassifier
-    losses: list[list[float]]
-    global_step: int
     selected: torch.Tensor | None = None
     history: ConfidenceHistory | None = None
 
@@ -290,6 +296,10 @@ def train_noisy(
     same seeded initialisation. A stage's run is trained once and continued by the methods that
     build on it: ``"NLNL"`` also yields ``"SelNL"`` and ``"NL"``.
 
+    Every stage starts a fresh SGD: NL and SelNL at ``nl_lr`` with complementary labels, the
+    others cross-entropy at ``lr``. SelNL and SelPL select their samples again every epoch from
+    the confidence so far and record it again after the epoch; ``"NL+SelCE"`` selects once.
+
     :param methods: names from :data:`NOISE_METHODS`.
     :param model_factory: builds a fresh classifier.
     :param seed: seed of the initialisation, shuffling and complementary labels.
@@ -301,140 +311,74 @@ def train_noisy(
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(NOISE_METHODS)}")
     if not isinstance(config, NoisyLabelConfig):
         raise TypeError(f"config must be a NoisyLabelConfig, got {type(config).__name__}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
-        initial = model_factory()
-    stages = _NoisyStages(data, config, seed, device, writer_for, progress)
-    results: dict[str, NoisyTrained] = {}
+    initial = seeded_build(model_factory, seed, "init")
+    method_of = {stages: method for method, stages in NOISE_SCHEDULES.items()}
 
-    def run(method: str) -> NoisyTrained:
-        if method not in results:
-            if method == "CE":
-                results[method] = stages.cross_entropy(initial.clone())
-            elif method == "NL":
-                results[method] = stages.negative_learning(initial.clone())
-            elif method == "SelNL":
-                results[method] = stages.selective(run("NL"), "SelNL", method)
-            elif method == "NLNL":
-                results[method] = stages.selective(run("SelNL"), "SelPL", method)
-            else:
-                results[method] = stages.selective_cross_entropy(run("NL"))
-        return results[method]
-
-    return {method: run(method) for method in methods}
-
-
-class _NoisyStages:
-    """The stages of the noisy-label methods on one data set, config and seed."""
-
-    def __init__(
-        self,
-        data: LabelledImages,
-        config: NoisyLabelConfig,
-        seed: int,
-        device: torch.device | str | None,
-        writer_for: Callable[[str], SummaryWriter | None] | None,
-        progress: bool,
-    ) -> None:
-        self.data, self.config, self.seed = data, config, seed
-        self.device, self.writer_for, self.progress = device, writer_for, progress
-
-    def trainer(
-        self, model: nn.Module, lr: float, loss_fn: LossFn, step: int, method: str
-    ) -> Trainer:
-        """A fresh SGD trainer of ``model`` that logs to ``method``'s writer from ``step`` on."""
-        writer = self.writer_for(method) if self.writer_for is not None else None
-        return Trainer(
+    def train(_: str, stages: tuple, previous: NoisyTrained) -> NoisyTrained:
+        stage, model = stages[-1], previous.model.clone()
+        negative, reselect = stage in ("NL", "SelNL"), stage in ("SelNL", "SelPL")
+        epochs = dict(
+            CE=config.epochs,
+            NL=config.nl_epochs,
+            SelNL=config.selnl_epochs,
+            SelPL=config.selpl_epochs,
+            SelCE=config.selected_epochs,
+        )[stage]
+        writer = writer_for(method_of[stages]) if writer_for is not None else None
+        trainer = Trainer(
             model,
-            torch.optim.SGD(model.parameters(), lr=lr, momentum=self.config.momentum),
-            loss_fn=loss_fn,
-            batch_size=self.config.batch_size,
-            context=RunContext(self.device, (writer,), self.progress),
-            options=TrainerOptions(global_step=step),
-        )
-
-    def complementary_batches(self, data: LabelledImages) -> ComplementaryBatches:
-        config = self.config
-        return ComplementaryBatches(
-            data.images, data.labels, data.num_classes, config.batch_size, config.complementary
-        )
-
-    def cross_entropy(self, model: NegatableClassifier) -> NoisyTrained:
-        """``"CE"``: cross-entropy on every given label."""
-        fit = self.trainer(model, self.config.lr, per_sample_cross_entropy, 0, "CE")
-        generator = make_generator(self.seed, "CE")
-        losses = fit.fit((self.data.images, self.data.labels), self.config.epochs, generator)
-        return NoisyTrained(model, [losses], fit.global_step)
-
-    def negative_learning(self, model: NegatableClassifier) -> NoisyTrained:
-        """NL epochs on every sample, recording the confidence over the last epochs."""
-        config = self.config
-        fit = self.trainer(model, config.nl_lr, negative_learning_loss, 0, "NL")
-        source = self.complementary_batches(self.data)
-        generator = make_generator(self.seed, "NL")
-        losses: list[float] = []
-        history = ConfidenceHistory(config.confidence_epochs)
-        for epoch in range(config.nl_epochs):
-            losses += fit.fit(source, 1, generator, description=f"NL epoch {epoch + 1}")
-            if epoch >= config.nl_epochs - config.confidence_epochs:
-                history.record(label_probability(model, self.data, fit.device))
-        if not history.recorded:  # no NL epoch: judge the untrained model
-            history.record(label_probability(model, self.data, fit.device))
-        return NoisyTrained(model, [losses], fit.global_step, None, history)
-
-    def selective(self, previous: NoisyTrained, stage: str, method: str) -> NoisyTrained:
-        """One selective stage of NLNL on a copy of ``previous``'s model: every epoch picks the
-        samples from the confidence so far, trains one epoch on them and records the
-        confidence again. ``stage`` is ``"SelNL"`` (NL at ``nl_lr``, by :func:`selnl_selection`)
-        or ``"SelPL"`` (cross-entropy at ``lr``, by :func:`selpl_selection`)."""
-        config, data = self.config, self.data
-        model = previous.model.clone()
-        negative = stage == "SelNL"
-        fit = self.trainer(
-            model,
-            config.nl_lr if negative else config.lr,
-            negative_learning_loss if negative else per_sample_cross_entropy,
-            previous.global_step,
-            method,
+            torch.optim.SGD(
+                model.parameters(),
+                lr=config.nl_lr if negative else config.lr,
+                momentum=config.momentum,
+            ),
+            loss_fn=negative_learning_loss if negative else per_sample_cross_entropy,
+            batch_size=config.batch_size,
+            context=RunContext(device, (writer,), progress),
+            options=TrainerOptions(global_step=previous.global_step),
         )
         history = ConfidenceHistory(config.confidence_epochs)
-        history.recorded = list(previous.confidence().recorded)
-        generator = make_generator(self.seed, stage)
-        losses: list[float] = []
+        if stage.startswith("Sel"):
+            history.recorded = list(previous.confidence().recorded)
         selected = previous.selected
-        for epoch in range(config.selnl_epochs if negative else config.selpl_epochs):
-            confidence = history.mean()
-            selected = (
-                selnl_selection(confidence, data.num_classes)
-                if negative
-                else selpl_selection(confidence, config.gamma)
-            )
-            if not selected.any():
-                raise RuntimeError(
-                    f"{stage} selected no sample in epoch {epoch + 1}: no confidence is above the "
-                    "threshold; train NL longer"
+        if stage == "SelCE":
+            threshold = config.threshold if config.threshold is not None else 1 / data.num_classes
+            selected = history.mean() >= threshold
+        generator, losses = make_generator(seed, stage), []
+        for epoch in range(epochs):
+            if reselect:
+                confidence = history.mean()
+                selected = (
+                    selnl_selection(confidence, data.num_classes)
+                    if negative
+                    else selpl_selection(confidence, config.gamma)
                 )
-            kept = data.subset(selected.to(data.device))
-            source = self.complementary_batches(kept) if negative else (kept.images, kept.labels)
-            losses += fit.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
-            history.record(label_probability(model, data, fit.device))
-        return NoisyTrained(model, [*previous.losses, losses], fit.global_step, selected, history)
-
-    def selective_cross_entropy(self, nl: NoisyTrained) -> NoisyTrained:
-        """``"NL+SelCE"``: cross-entropy on the samples whose confidence at the end of NL reaches
-        the threshold, selected once, continuing from the NL model."""
-        config = self.config
-        threshold = config.threshold if config.threshold is not None else 1 / self.data.num_classes
-        selected = nl.confidence().mean() >= threshold
-        if not selected.any():
-            raise RuntimeError(
-                "the selection kept no sample: every given-label probability is below the "
-                "threshold; train NL longer or lower the threshold"
+            if selected is not None and not selected.any():
+                raise RuntimeError(
+                    f"{stage} selected no sample in epoch {epoch + 1}: no confidence passes the "
+                    "threshold; train NL longer (or lower the threshold)"
+                )
+            kept = data if selected is None else data.subset(selected.to(data.device))
+            source = (
+                ComplementaryBatches(
+                    kept.images,
+                    kept.labels,
+                    kept.num_classes,
+                    config.batch_size,
+                    config.complementary,
+                )
+                if negative
+                else (kept.images, kept.labels)
             )
-        model = nl.model.clone()
-        kept = self.data.subset(selected.to(self.data.device))
-        fit = self.trainer(model, config.lr, per_sample_cross_entropy, nl.global_step, "NL+SelCE")
-        losses = fit.fit(
-            (kept.images, kept.labels), config.selected_epochs, make_generator(self.seed, "SelCE")
+            losses += trainer.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
+            if reselect or (stage == "NL" and epoch >= epochs - config.confidence_epochs):
+                history.record(label_probability(model, data, trainer.device))
+        if stage == "NL" and not history.recorded:  # no NL epoch: judge the untrained model
+            history.record(label_probability(model, data, trainer.device))
+        kept_history = history if stage in ("NL", "SelNL", "SelPL") else previous.history
+        return NoisyTrained(
+            model, [*previous.losses, losses], trainer.global_step, selected, kept_history
         )
-        return NoisyTrained(model, [*nl.losses, losses], fit.global_step, selected, nl.history)
+
+    schedules = {method: NOISE_SCHEDULES[method] for method in methods}
+    return train_prefixes(schedules, NoisyTrained(initial, [], 0), train)

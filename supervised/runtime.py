@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from negdl.checks import check_bool, check_int
 from negdl.devices import resolve_device
+
+T = TypeVar("T")
 
 #: The largest seed: torch's generators take 64 bits, signed for ``torch.manual_seed``.
 SEED_MAX = 2**63 - 1
@@ -58,3 +62,11 @@ def derive_seed(seed: int, *names: object) -> int:
 def make_generator(seed: int, *names: object) -> torch.Generator:
     """A CPU generator seeded for the named stream (CPU so results match across devices)."""
     return torch.Generator().manual_seed(derive_seed(seed, *names))
+
+
+def seeded_build(factory: Callable[[], T], seed: int, *names: object) -> T:
+    """``factory()`` with torch's global RNG seeded for the named stream (e.g. a model's
+    initialisation), the global RNG left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, *names))
+        return factory()

@@ -19,14 +19,16 @@ from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
 from supervised.embeddings import EmbeddingNet, embed, embedding_scores, mnist_embedding_net
 from supervised.reducers import NonZeroMean
-from supervised.runtime import derive_seed, make_generator
+from supervised.runtime import make_generator, seeded_build
 from supervised.training import (
     BatchSource,
     LossReducer,
     MeanReducer,
     TensorBatches,
+    Trained,
     Trainer,
     TrainerOptions,
+    train_prefixes,
 )
 from supervised.triplets import (
     MINERS,
@@ -145,63 +147,6 @@ def schedule_variants(name: str) -> tuple[str, ...]:
     return variants
 
 
-def batch_source(data: LabelledImages, config: SiameseConfig) -> BatchSource:
-    """Sampled triplets or plain labelled batches, as the config says."""
-    if config.sampling == "triplets":
-        return TripletBatches(data.images, data.labels, config.batch_size)
-    return TensorBatches(data.images, data.labels, batch_size=config.batch_size)
-
-
-def make_optimizer(
-    model: torch.nn.Module, config: SiameseConfig, lr: float
-) -> torch.optim.Optimizer:
-    """The config's optimiser over every parameter of ``model`` at learning rate ``lr``."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr)
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
-
-
-@dataclass
-class TrainedEmbedding:
-    """An embedding network trained by one schedule, with its per-phase epoch losses."""
-
-    model: EmbeddingNet
-    losses: list[list[float]]
-    global_step: int
-
-
-def train_phase(
-    model: EmbeddingNet,
-    variants: tuple[str, ...],
-    data: LabelledImages,
-    config: SiameseConfig,
-    seed: int,
-    context: RunContext = DEFAULT_CONTEXT,
-    global_step: int = 0,
-    description: str = "triplets",
-) -> tuple[list[float], int]:
-    """Train ``model`` in place with the last of ``variants``' loss (from scratch for one
-    variant, a fine-tuning at ``lr x finetune_lr_factor`` after others), its triplets drawn from
-    a stream named by ``seed`` and ``variants``; returns epoch losses and the new step."""
-    finetune = len(variants) > 1
-    trainer = Trainer(
-        model,
-        make_optimizer(model, config, config.lr * (config.finetune_lr_factor if finetune else 1.0)),
-        loss_fn=config.loss(variants[-1]),
-        reducer=REDUCERS[config.reducer](),
-        batch_size=config.batch_size,
-        context=context,
-        options=TrainerOptions(global_step=global_step),
-    )
-    losses = trainer.fit(
-        batch_source(data, config),
-        config.finetune_epochs if finetune else config.epochs,
-        make_generator(seed, "triplets", variants),
-        description=description,
-    )
-    return losses, trainer.global_step
-
-
 def train_schedules(
     schedules: Sequence[str],
     data: LabelledImages,
@@ -210,7 +155,7 @@ def train_schedules(
     context: RunContext = DEFAULT_CONTEXT,
     writer_for: Callable[[str], SummaryWriter | None] | None = None,
     model_factory: Callable[[], EmbeddingNet] | None = None,
-) -> dict[str, TrainedEmbedding]:
+) -> dict[str, Trained[EmbeddingNet]]:
     """Train each schedule (e.g. ``"TSN"``, ``"TSN>TSN-P"``: :func:`schedule_variants`) from the
     same seeded initialisation; fine-tunings share one TSN run.
 
@@ -218,39 +163,46 @@ def train_schedules(
     :param writer_for: TensorBoard writer for a schedule name.
     :param model_factory: builds the network; :func:`mnist_embedding_net` by default.
     """
-    for name in schedules:
-        schedule_variants(name)
     if model_factory is None:
 
         def model_factory() -> EmbeddingNet:
             return mnist_embedding_net(config.embedding_size, normalize=config.normalize)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
-        initial = model_factory()
-    done: dict[tuple[str, ...], TrainedEmbedding] = {(): TrainedEmbedding(initial, [], 0)}
-    for name in schedules:
-        variants = schedule_variants(name)
-        writer = writer_for(name) if writer_for is not None else None
-        for depth in range(1, len(variants) + 1):
-            prefix = variants[:depth]
-            if prefix in done:
-                continue
-            parent = done[prefix[:-1]]
-            model = parent.model.clone()
-            finetune = depth > 1
-            losses, step = train_phase(
-                model,
-                prefix,
-                data,
-                config,
-                seed,
-                replace(context, writers=(writer,)),
-                parent.global_step,
-                description=f"{name} {'fine-tune' if finetune else 'scratch'}",
-            )
-            done[prefix] = TrainedEmbedding(model, [*parent.losses, losses], step)
-    return {name: done[schedule_variants(name)] for name in schedules}
+    variants = {name: schedule_variants(name) for name in schedules}
+    initial = seeded_build(model_factory, seed, "init")
+
+    def train(name: str, prefix: tuple, parent: Trained[EmbeddingNet]) -> Trained[EmbeddingNet]:
+        # One variant trains from scratch; a later one fine-tunes at lr x finetune_lr_factor.
+        model, finetune = parent.model.clone(), len(prefix) > 1
+        lr = config.lr * (config.finetune_lr_factor if finetune else 1.0)
+        optimizer = (
+            torch.optim.Adam(model.parameters(), lr=lr)
+            if config.optimizer == "adam"
+            else torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
+        )
+        trainer = Trainer(
+            model,
+            optimizer,
+            loss_fn=config.loss(str(prefix[-1])),
+            reducer=REDUCERS[config.reducer](),
+            batch_size=config.batch_size,
+            context=replace(context, writers=(writer_for(name) if writer_for else None,)),
+            options=TrainerOptions(global_step=parent.global_step),
+        )
+        source: BatchSource = (
+            TripletBatches(data.images, data.labels, config.batch_size)
+            if config.sampling == "triplets"
+            else TensorBatches(data.images, data.labels, batch_size=config.batch_size)
+        )
+        losses = trainer.fit(
+            source,
+            config.finetune_epochs if finetune else config.epochs,
+            make_generator(seed, "triplets", prefix),
+            description=f"{name} {'fine-tune' if finetune else 'scratch'}",
+        )
+        return Trained(model, [*parent.losses, losses], trainer.global_step)
+
+    return train_prefixes(variants, Trained(initial, [], 0), train)
 
 
 def score_embedding(

@@ -22,8 +22,8 @@ from supervised.evaluation import batched_forward, model_device
 from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
 from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
 from supervised.negation import FeatureNegation
-from supervised.runtime import derive_seed, make_generator
-from supervised.training import evaluating
+from supervised.runtime import derive_seed, make_generator, seeded_build
+from supervised.training import Trained, evaluating
 
 #: The source's hyperparameters (SGD lr 0.01, momentum 0.5, batch 64, 10 + 10 epochs).
 DEFAULT_CONFIG = CBOMFConfig()
@@ -151,33 +151,21 @@ def synergy_from_classifier(model: NegatableClassifier, seed: int) -> SynergyMod
     return synergy
 
 
-@dataclass
-class TrainedSynergy:
-    """A trained synergy model with its epoch losses and the step its curve ended on."""
-
-    model: SynergyModel
-    losses: list[float]
-    global_step: int
-
-
 def train_synergy(
     model_factory: Callable[[], NegatableClassifier],
     data: LabelledImages,
     config: CBOMFConfig = DEFAULT_CONFIG,
     seed: int = 0,
     context: RunContext = DEFAULT_CONTEXT,
-) -> TrainedSynergy:
+) -> Trained[SynergyModel]:
     """Trained synergy: extractor and both heads (the architecture of ``model_factory``) trained
     jointly from scratch on the summed output (omega 1) for ``config.epochs``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "init"))
-        base = model_factory()
+    base = seeded_build(model_factory, seed, "init")
     model = synergy_from_classifier(base, derive_seed(seed, "synergy-heads"))
     generator = make_generator(seed, "synergy-shuffle")
-    losses, step = fit_trainable(
+    return fit_trainable(
         model, data, config, config.epochs, generator, context, 0, "trained synergy"
     )
-    return TrainedSynergy(model, losses, step)
 
 
 def hot_start_synergy(
@@ -187,24 +175,17 @@ def hot_start_synergy(
     seed: int = 0,
     context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
-) -> TrainedSynergy:
+) -> Trained[SynergyModel]:
     """Hot-start trained synergy: both heads re-initialised and trained jointly on the summed
     output for ``config.second_epochs``, on the frozen extractor of ``normal`` (e.g. CBOMF SN,
     not modified); the curve continues from ``global_step``."""
     model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
     model.freeze_extractor()
     generator = make_generator(seed, "hot-start-shuffle")
-    losses, step = fit_trainable(
-        model,
-        data,
-        config,
-        config.second_epochs,
-        generator,
-        context,
-        global_step,
-        "hot-start synergy",
+    epochs = config.second_epochs
+    return fit_trainable(
+        model, data, config, epochs, generator, context, global_step, "hot-start synergy"
     )
-    return TrainedSynergy(model, losses, step)
 
 
 def train_fusion(
@@ -216,7 +197,7 @@ def train_fusion(
     channels: int = 1,
     context: RunContext = DEFAULT_CONTEXT,
     global_step: int = 0,
-) -> TrainedSynergy:
+) -> Trained[SynergyModel]:
     """SynergyF: a :class:`LearnedFusion` (``channels`` convolution channels) trained for
     ``epochs`` on a copy of ``synergy`` whose extractor and heads stay frozen."""
     if epochs <= 0:
@@ -227,14 +208,11 @@ def train_fusion(
     num_classes = _output_classes(model.head)
     if num_classes is None:
         raise ValueError("cannot size the fusion: the head has no nn.Linear output layer")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "fusion-init"))
-        fused = model.with_rule(LearnedFusion(num_classes, channels=channels))
-    generator = make_generator(seed, "fusion-shuffle")
-    losses, step = fit_trainable(
-        fused, data, config, epochs, generator, context, global_step, "fusion"
+    fused = seeded_build(
+        lambda: model.with_rule(LearnedFusion(num_classes, channels=channels)), seed, "fusion-init"
     )
-    return TrainedSynergy(fused, losses, step)
+    generator = make_generator(seed, "fusion-shuffle")
+    return fit_trainable(fused, data, config, epochs, generator, context, global_step, "fusion")
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -32,6 +32,8 @@ Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[..., torch.Tensor]
 #: A :class:`TensorBatches` subclass, which :meth:`TensorBatches.to` returns (typing.Self is 3.11+).
 BatchesT = TypeVar("BatchesT", bound="TensorBatches")
+ModelT = TypeVar("ModelT", bound=nn.Module)
+ResultT = TypeVar("ResultT")
 
 #: Cross-entropy per sample; the reducer averages it (the same gradients as the mean reduction).
 per_sample_cross_entropy = partial(F.cross_entropy, reduction="none")
@@ -173,8 +175,6 @@ class MeanReducer(LossReducer):
     a miner found no triplet) reduce to 0, not NaN, and give zero gradients."""
 
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:
-        if losses.ndim == 0:
-            return losses
         return losses.mean() if losses.numel() else losses.sum()
 
 
@@ -192,11 +192,6 @@ def evaluating(*models: nn.Module) -> Iterator[None]:
                 module.training = training
 
 
-def _first_layer(model: nn.Module) -> nn.Module | None:
-    """The first module (in definition order) that holds parameters of its own."""
-    return next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
-
-
 @torch.no_grad()
 def check_model_inputs(
     model: nn.Module,
@@ -212,7 +207,8 @@ def check_model_inputs(
 
     :param forward: what maps inputs to outputs (``model`` by default, e.g. ``model.classify``).
     """
-    first = _first_layer(model)
+    # The first module (in definition order) that holds parameters of its own.
+    first = next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
     if not inputs.is_floating_point() and not isinstance(first, nn.Embedding):
         raise TypeError(
             f"the inputs are {inputs.dtype}, the model takes floating-point inputs; convert them, "
@@ -398,19 +394,9 @@ class Trainer:
     def batch_source(self, data: BatchSource | Sequence[torch.Tensor]) -> BatchSource:
         """``data`` as a source on the training device; tensors become :class:`TensorBatches`
         after :func:`check_model_inputs`."""
-        if not isinstance(data, BatchSource):
-            self._check_tensors(data)
-            data = self.tensor_batches(data)
-        return data.to(self.device, self.channels_last)
-
-    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
-        """The default source over checked tensors."""
-        return TensorBatches(*tensors, batch_size=self.batch_size)
-
-    def _check_tensors(self, data: Sequence[torch.Tensor]) -> None:
-        if isinstance(data, torch.Tensor) or not all(
-            isinstance(tensor, torch.Tensor) for tensor in data
-        ):
+        if isinstance(data, BatchSource):
+            return data.to(self.device, self.channels_last)
+        if isinstance(data, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in data):
             raise TypeError(
                 "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
                 f"got {type(data).__name__}"
@@ -418,6 +404,11 @@ class Trainer:
         check_finite_inputs("the inputs", data[0])
         classes = len(data) == 2 and self.loss_fn is per_sample_cross_entropy
         check_model_inputs(self.models[0], data[0], data[1] if classes else None, self.forward)
+        return self.tensor_batches(data).to(self.device, self.channels_last)
+
+    def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
+        """The default source over checked tensors."""
+        return TensorBatches(*tensors, batch_size=self.batch_size)
 
     def fit(
         self,
@@ -483,3 +474,29 @@ class Trainer:
         for writer, value in zip(self.writers, values, strict=True):
             if writer is not None:
                 writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)
+
+
+@dataclass
+class Trained(Generic[ModelT]):
+    """A model trained by a schedule, with each phase's epoch losses and the step its curve
+    ended on (the next phase's ``global_step``)."""
+
+    model: ModelT
+    losses: list[list[float]]
+    global_step: int
+
+
+def train_prefixes(
+    schedules: Mapping[str, tuple[Hashable, ...]],
+    initial: ResultT,
+    train: Callable[[str, tuple[Hashable, ...], ResultT], ResultT],
+) -> dict[str, ResultT]:
+    """Train every named schedule of phases, each distinct prefix once: ``train(name, prefix,
+    parent)`` continues ``parent``, the result of ``prefix[:-1]`` (``initial`` for the first
+    phase). Returns each name's result."""
+    done: dict[tuple[Hashable, ...], ResultT] = {(): initial}
+    for name, phases in schedules.items():
+        for depth in range(1, len(phases) + 1):
+            if phases[:depth] not in done:
+                done[phases[:depth]] = train(name, phases[:depth], done[phases[: depth - 1]])
+    return {name: done[phases] for name, phases in schedules.items()}

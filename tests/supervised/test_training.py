@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from supervised.cbomf import CBOMFConfig, TrainedMode, evaluate_modes, train_modes
+from supervised.cbomf import CBOMFConfig, evaluate_modes, train_modes
 from supervised.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from supervised.context import RunContext
 from supervised.data import LabelledImages
@@ -22,6 +22,7 @@ from supervised.training import (
     LossReducer,
     MeanReducer,
     TensorBatches,
+    Trained,
     Trainer,
     TrainerOptions,
     iterate_batches,
@@ -297,7 +298,7 @@ def cbomf_train(images: torch.Tensor, labels: torch.Tensor) -> None:
 
 
 def cbomf_evaluate(images: torch.Tensor, labels: torch.Tensor) -> None:
-    trained = {0: {"SN": TrainedMode(mnist_net(), [], 0)}}
+    trained = {0: {"SN": Trained(mnist_net(), [], 0)}}
     evaluate_modes(trained, {"full": LabelledImages(images, labels, ELEVEN)}, RunContext("cpu"))
 
 
