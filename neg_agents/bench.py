@@ -3,7 +3,7 @@ scenes (obstacle counts of ``NegCollision-v0``, the crowd variant, the scene mix
 
 ``run_bench`` writes into ``out_dir`` ``bench.csv`` (one row per agent, scene and seed, plus the
 agents evaluated on scenes they did not train on), ``bench_curves.csv`` (the learning curves),
-``bench.md`` (``bench_report`` and ``bench_stats``), ``learning_curves.png`` and
+``bench.md`` (``bench_report``), ``learning_curves.png`` and
 ``performance_profile.png``. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
 (:func:`run_trial`), whose folders ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` hold each
 run's record, rows, log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos.
@@ -27,8 +27,12 @@ from stable_baselines3.common.logger import configure
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, MAIN_ALGO, get_algo
-from neg_agents.bench_report import bench_markdown, plot_learning_curves
-from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
+from neg_agents.bench_report import (
+    bench_markdown,
+    plot_learning_curves,
+    plot_performance_profiles,
+    seed_statistics_markdown,
+)
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor
@@ -36,7 +40,6 @@ from neg_agents.model_io import transfer_model
 from neg_agents.training import (
     TrainConfig,
     TrainSettings,
-    check_timesteps,
     close_env,
     train_agent,
 )
@@ -153,7 +156,7 @@ class BenchConfig(SweepOptions):
     def __post_init__(self) -> None:
         for algo in (*self.algos, *self.mix_algos, *self.specialist_algos):
             get_algo(algo)
-        check_timesteps(self.mix_timesteps)
+        check_int("mix_timesteps", self.mix_timesteps, 1)
         for name, values, high in (
             ("seeds", self.seeds, 2**32 - 1),
             ("num_obstacles", self.num_obstacles, MAX_OBSTACLES),
