@@ -178,15 +178,6 @@ class BenchConfig(SweepOptions):
         super().__post_init__()  # --backend, --workers, ...
 
 
-def bench_settings(args: BenchConfig, *grid_fields: str) -> dict[str, Any]:
-    """The settings a bench run's record keeps: the bench's own and its training settings, as
-    one flat mapping (as records have always had them), but how runs are shown or placed."""
-    execution = execution_fields(args.train)
-    train = {k: v for k, v in args.train.settings().items() if k not in execution}
-    train["vec_env"] = train["vec_env"] or "native"
-    return {**args.sweep_settings(*grid_fields, ignore=("train",)), **train}
-
-
 def scenarios(args: BenchConfig) -> list[Scenario]:
     """The scenes agents train on: each obstacle count of ``args.env_id``, the crowd variant,
     then the mix (whose agents are the generalists)."""
@@ -314,6 +305,10 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
             "num_obstacles": config.num_obstacles,
         }
         rows.append({**keys, "algo": algo, "seed": seed, **final, **trained})
+        print(
+            f"{algo} (trained on {trained['trained_on'] or '-'}) {target.name} seed={seed}: "
+            f"collisions/episode {final['collisions_per_episode']:.2f}, return {final['return']:.2f}"
+        )
         if target == scenario or model is None:
             for key in EVAL_TENSORBOARD_KEYS:
                 if key in final:
@@ -330,11 +325,6 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
         )
     logger.dump(args.train.total_timesteps)
     logger.close()
-    for row in rows:
-        print(
-            f"{algo} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
-            f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
-        )
     keys = {"scene": scenario.name, "algo": algo, "seed": seed}
     return {"runs": rows, "curves": [{**keys, **point} for point in curve]}
 
@@ -353,8 +343,12 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
     out = Path(args.out_dir)
     machine = machine_description(resolve_device(args.train.device))
     every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
-    # Which scenes there are is part of what every run computes (it is evaluated on them).
-    grid_fields = ("algos", "seeds")
+    # Records keep the bench's settings and its training settings as one flat mapping, but how
+    # runs are shown or placed; which scenes there are is part of what every run computes.
+    train = {
+        k: v for k, v in args.train.settings().items() if k not in execution_fields(args.train)
+    }
+    train["vec_env"] = train["vec_env"] or "native"
     sweep = Sweep(
         functools.partial(run_trial, args),
         Grid(scenario=tuple(every), seed=args.seeds, algo=args.algos).only(
@@ -362,7 +356,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         ),
         args.tensorboard_dir,
         name="{scenario}/{algo}/s{seed}",
-        settings=bench_settings(args, *grid_fields),
+        settings={**args.sweep_settings("algos", "seeds", ignore=("train",)), **train},
     )
     start = time.perf_counter()
 
@@ -393,8 +387,5 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
 
-    result = args.run_sweep(sweep, "negdl-bench", args.train.progress_bar, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "negdl-bench", args.train.progress_bar, report)
     return out / "bench.md"

@@ -140,9 +140,9 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
             velocities beyond the top speed.
         """
         low_n, n = self.config.count_range
-        agent = np.asarray(agent, dtype=core.DTYPE)
-        positions = np.asarray(positions, dtype=core.DTYPE)
-        velocities = np.asarray(velocities, dtype=core.DTYPE)
+        agent, positions, velocities = (
+            np.asarray(a, dtype=core.DTYPE) for a in (agent, positions, velocities)
+        )
         count = positions.shape[0] if positions.ndim == 2 else -1
         if (
             agent.shape != (2,)
