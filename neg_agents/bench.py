@@ -43,7 +43,7 @@ from neg_agents.training import (
     close_env,
     train_agent,
 )
-from neg_agents.video import record_evaluation_video
+from neg_agents.watch import record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_int
 from negdl.cli import check_out_dir

@@ -64,9 +64,9 @@ class TrainSettings:
     :param progress_bar: show a progress bar.
     :param device: torch device: cpu (the default, see ``hyperparams.AGENT_DEVICE``), cuda, or
         auto (CUDA when available); a device this machine does not have is an error.
-    :param capture_video: record short evaluation videos with Gymnasium's ``RecordVideo``
-        (needs the ``video`` extra), into ``<log_dir>/videos`` (``train_agent`` needs a
-        ``log_dir`` then).
+    :param capture_video: record short evaluation videos (MP4, written as ``negdl-watch``
+        writes them; needs the ``video`` extra) into ``<log_dir>/videos`` (``train_agent``
+        needs a ``log_dir`` then).
     """
 
     total_timesteps: int = N_TIMESTEPS
