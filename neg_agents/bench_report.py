@@ -17,7 +17,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -165,16 +165,13 @@ def _targets(
         if moves is not None and reference:
             target = f"{name} on {DEFAULT_SCENE}, moves per episode at most 1.5x neg-reward-dqn's"
             judged.append((target, f"{moves:.0f} vs {reference:.0f}", moves <= 1.5 * reference))
-    safe, plain = (_mean(rows, a, DEFAULT_SCENE, "train_collisions") for a in (MAIN_ALGO, "dqn"))
-    safe_return, plain_return = (
-        _mean(rows, a, DEFAULT_SCENE, "return") for a in (MAIN_ALGO, "dqn")
-    )
-    if (
-        safe is not None
-        and plain is not None
-        and safe_return is not None
-        and plain_return is not None
-    ):
+    means = [
+        _mean(rows, a, DEFAULT_SCENE, key)
+        for key in ("train_collisions", "return")
+        for a in (MAIN_ALGO, "dqn")
+    ]
+    if all(value is not None for value in means):
+        safe, plain, safe_return, plain_return = cast(list[float], means)
         fewer = plain / safe if safe else math.inf
         judged.append(
             (
@@ -350,16 +347,10 @@ def plot_learning_curves(
                     by_step[point["algo"]][int(point["timesteps"])].append(float(point[key]))
             for algo, steps in by_step.items():
                 xs = sorted(steps)
-                mean = [statistics.mean(steps[x]) for x in xs]
-                std = [statistics.stdev(steps[x]) if len(steps[x]) > 1 else 0.0 for x in xs]
+                mean = np.array([statistics.mean(steps[x]) for x in xs])
+                std = np.array([statistics.stdev(steps[x]) if len(steps[x]) > 1 else 0 for x in xs])
                 ax.plot(xs, mean, label=algo, color=colours[algo])
-                ax.fill_between(
-                    xs,
-                    [m - s for m, s in zip(mean, std, strict=True)],
-                    [m + s for m, s in zip(mean, std, strict=True)],
-                    color=colours[algo],
-                    alpha=0.2,
-                )
+                ax.fill_between(xs, mean - std, mean + std, color=colours[algo], alpha=0.2)
             for algo in colours:
                 if (
                     algo not in by_step
