@@ -223,7 +223,7 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
     [
         (["--algo", "ppo"], "unknown algorithm 'ppo'"),
         (["--algo", "stay"], "stay is a baseline"),
-        (["--total-timesteps", "-5"], "total_timesteps must be a positive"),
+        (["--total-timesteps", "-5"], "total_timesteps must be an integer >= 1"),
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
         (["--checkpoint-freq", "-1"], "checkpoint_freq must be an integer >= 0"),
@@ -240,7 +240,7 @@ def test_train_rejects_bad_arguments(args, message, tmp_path, capsys):
 def test_bench_rejects_bad_arguments(tmp_path, capsys):
     for args, message in [
         (["--algos", "sarsa"], "unknown algorithm 'sarsa'"),
-        (["--total-timesteps", "0"], "total_timesteps must be a positive"),
+        (["--total-timesteps", "0"], "total_timesteps must be an integer >= 1"),
     ]:
         with pytest.raises(SystemExit):
             bench.main([*args, "--out-dir", str(tmp_path)])
