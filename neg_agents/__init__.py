@@ -15,16 +15,13 @@
 """
 
 from neg_agents.algos import ALGOS, AlgoSpec, get_algo
-from neg_agents.common import (
-    CollisionEvalCallback,
-    ConstantAgent,
-    RandomAgent,
-    SB3VecEnvAdapter,
-    evaluate_agent,
-    make_env,
-)
+from neg_agents.common.baselines import ConstantAgent, RandomAgent
+from neg_agents.common.callbacks import CollisionEvalCallback
+from neg_agents.common.env_util import make_env
+from neg_agents.common.evaluation import evaluate_agent
 from neg_agents.common.model_files import UnsafeModelFileError
 from neg_agents.common.planner import CollisionPlanner
+from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
 from neg_agents.neg_action_dqn import ForbiddingRule, NegActionDQN, forbidden_actions
 from neg_agents.neg_reward_dqn import NegRewardDQN, PositiveRewardError
 from neg_agents.training import TrainConfig, TrainResult, train_agent

@@ -3,7 +3,7 @@ scenes (obstacle counts of ``NegCollision-v0``, the crowd variant, the scene mix
 
 ``run_bench`` writes into ``out_dir`` ``bench.csv`` (one row per agent, scene and seed, plus the
 agents evaluated on scenes they did not train on), ``bench_curves.csv`` (the learning curves),
-``bench.md`` (``bench_report`` and ``bench_stats``), ``learning_curves.png`` and
+``bench.md`` (``bench_report``), ``learning_curves.png`` and
 ``performance_profile.png``. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
 (:func:`run_trial`), whose folders ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` hold each
 run's record, rows, log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos.
@@ -27,8 +27,12 @@ from stable_baselines3.common.logger import configure
 
 import neg_envs  # noqa: F401  (registers the env ids)
 from neg_agents.algos import ALGOS, MAIN_ALGO, get_algo
-from neg_agents.bench_report import bench_markdown, plot_learning_curves
-from neg_agents.bench_stats import plot_performance_profiles, seed_statistics_markdown
+from neg_agents.bench_report import (
+    bench_markdown,
+    plot_learning_curves,
+    plot_performance_profiles,
+    seed_statistics_markdown,
+)
 from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor
@@ -36,11 +40,10 @@ from neg_agents.model_io import transfer_model
 from neg_agents.training import (
     TrainConfig,
     TrainSettings,
-    check_timesteps,
     close_env,
     train_agent,
 )
-from neg_agents.video import record_evaluation_video
+from neg_agents.watch import record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_int
 from negdl.cli import check_out_dir
@@ -153,7 +156,7 @@ class BenchConfig(SweepOptions):
     def __post_init__(self) -> None:
         for algo in (*self.algos, *self.mix_algos, *self.specialist_algos):
             get_algo(algo)
-        check_timesteps(self.mix_timesteps)
+        check_int("mix_timesteps", self.mix_timesteps, 1)
         for name, values, high in (
             ("seeds", self.seeds, 2**32 - 1),
             ("num_obstacles", self.num_obstacles, MAX_OBSTACLES),
@@ -173,15 +176,6 @@ class BenchConfig(SweepOptions):
         for flag in ("crowd", "transfer", "mix", "probes"):
             check_bool(flag, getattr(self, flag))
         super().__post_init__()  # --backend, --workers, ...
-
-
-def bench_settings(args: BenchConfig, *grid_fields: str) -> dict[str, Any]:
-    """The settings a bench run's record keeps: the bench's own and its training settings, as
-    one flat mapping (as records have always had them), but how runs are shown or placed."""
-    execution = execution_fields(args.train)
-    train = {k: v for k, v in args.train.settings().items() if k not in execution}
-    train["vec_env"] = train["vec_env"] or "native"
-    return {**args.sweep_settings(*grid_fields, ignore=("train",)), **train}
 
 
 def scenarios(args: BenchConfig) -> list[Scenario]:
@@ -311,6 +305,10 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
             "num_obstacles": config.num_obstacles,
         }
         rows.append({**keys, "algo": algo, "seed": seed, **final, **trained})
+        print(
+            f"{algo} (trained on {trained['trained_on'] or '-'}) {target.name} seed={seed}: "
+            f"collisions/episode {final['collisions_per_episode']:.2f}, return {final['return']:.2f}"
+        )
         if target == scenario or model is None:
             for key in EVAL_TENSORBOARD_KEYS:
                 if key in final:
@@ -327,11 +325,6 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
         )
     logger.dump(args.train.total_timesteps)
     logger.close()
-    for row in rows:
-        print(
-            f"{algo} (trained on {row['trained_on'] or '-'}) {row['scene']} seed={seed}: "
-            f"collisions/episode {row['collisions_per_episode']:.2f}, return {row['return']:.2f}"
-        )
     keys = {"scene": scenario.name, "algo": algo, "seed": seed}
     return {"runs": rows, "curves": [{**keys, **point} for point in curve]}
 
@@ -350,8 +343,12 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
     out = Path(args.out_dir)
     machine = machine_description(resolve_device(args.train.device))
     every = {scenario.name: scenario for scenario in evaluation_scenarios(args)}
-    # Which scenes there are is part of what every run computes (it is evaluated on them).
-    grid_fields = ("algos", "seeds")
+    # Records keep the bench's settings and its training settings as one flat mapping, but how
+    # runs are shown or placed; which scenes there are is part of what every run computes.
+    train = {
+        k: v for k, v in args.train.settings().items() if k not in execution_fields(args.train)
+    }
+    train["vec_env"] = train["vec_env"] or "native"
     sweep = Sweep(
         functools.partial(run_trial, args),
         Grid(scenario=tuple(every), seed=args.seeds, algo=args.algos).only(
@@ -359,7 +356,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         ),
         args.tensorboard_dir,
         name="{scenario}/{algo}/s{seed}",
-        settings=bench_settings(args, *grid_fields),
+        settings={**args.sweep_settings("algos", "seeds", ignore=("train",)), **train},
     )
     start = time.perf_counter()
 
@@ -390,8 +387,5 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         plot_learning_curves(rows, curves, out / "learning_curves.png")
         plot_performance_profiles(rows, out / "performance_profile.png")
 
-    result = args.run_sweep(sweep, "negdl-bench", args.train.progress_bar, report)
-    if result.finished:
-        report(result)
-    result.raise_for_failures()
+    args.run_reported(sweep, "negdl-bench", args.train.progress_bar, report)
     return out / "bench.md"

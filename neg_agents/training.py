@@ -49,19 +49,6 @@ EVAL_SEED_OFFSET = 10_000
 EVAL_ENVS = 50
 
 
-def check_timesteps(total_timesteps: int) -> int:
-    """``total_timesteps`` if it is an integer >= 1, else a ``ValueError``."""
-    if (
-        isinstance(total_timesteps, bool)
-        or not isinstance(total_timesteps, int)
-        or total_timesteps < 1
-    ):
-        raise ValueError(
-            f"total_timesteps must be a positive integer (env steps to train for), got {total_timesteps!r}"
-        )
-    return total_timesteps
-
-
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """How an agent trains, whatever it trains on: the settings ``TrainConfig`` and the bench's
@@ -77,9 +64,9 @@ class TrainSettings:
     :param progress_bar: show a progress bar.
     :param device: torch device: cpu (the default, see ``hyperparams.AGENT_DEVICE``), cuda, or
         auto (CUDA when available); a device this machine does not have is an error.
-    :param capture_video: record short evaluation videos with Gymnasium's ``RecordVideo``
-        (needs the ``video`` extra), into ``<log_dir>/videos`` (``train_agent`` needs a
-        ``log_dir`` then).
+    :param capture_video: record short evaluation videos (MP4, written as ``negdl-watch``
+        writes them; needs the ``video`` extra) into ``<log_dir>/videos`` (``train_agent``
+        needs a ``log_dir`` then).
     """
 
     total_timesteps: int = N_TIMESTEPS
@@ -92,7 +79,7 @@ class TrainSettings:
     capture_video: bool = False
 
     def __post_init__(self) -> None:
-        check_timesteps(self.total_timesteps)
+        check_int("total_timesteps", self.total_timesteps, 1)
         check_int("n_envs", self.n_envs, 1)
         if self.vec_env is not None:
             check_choice("vec_env", self.vec_env, VEC_ENV_KINDS)
@@ -359,7 +346,22 @@ def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
     :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
     """
     params = {**hyperparams_for(config.algo), **config.hyperparams}
-    _check_env_fits(config, env, params)
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(
+            f"{config.algo} needs an env with discrete actions (Discrete); {config.env_id} has "
+            f"{env.action_space}: pick another env id"
+        )
+    if not isinstance(env.observation_space, spaces.Box):
+        raise ValueError(
+            f"{config.algo} needs Box observations; {config.env_id} has {env.observation_space}"
+        )
+    if "buffer_size" in params:  # off-policy agents (MaskablePPO keeps no replay buffer)
+        check_replay_buffer_memory(
+            params["buffer_size"],
+            env.observation_space,
+            env.action_space,
+            params.get("optimize_memory_usage", False),
+        )
     model_class = get_algo(config.algo).algorithm
     if issubclass(model_class, DQN):
         # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
@@ -378,26 +380,6 @@ def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
         )
     except TypeError as error:
         raise ValueError(f"bad hyperparameter for {config.algo}: {error}") from error
-
-
-def _check_env_fits(config: TrainConfig, env: Any, params: dict[str, Any]) -> None:
-    """The DQN agents need discrete actions and flat observations, and a replay buffer that fits."""
-    if not isinstance(env.action_space, spaces.Discrete):
-        raise ValueError(
-            f"{config.algo} needs an env with discrete actions (Discrete); {config.env_id} has "
-            f"{env.action_space}: pick another env id"
-        )
-    if not isinstance(env.observation_space, spaces.Box):
-        raise ValueError(
-            f"{config.algo} needs Box observations; {config.env_id} has {env.observation_space}"
-        )
-    if "buffer_size" in params:  # off-policy agents (MaskablePPO keeps no replay buffer)
-        check_replay_buffer_memory(
-            params["buffer_size"],
-            env.observation_space,
-            env.action_space,
-            params.get("optimize_memory_usage", False),
-        )
 
 
 def train_and_save(

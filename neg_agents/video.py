@@ -1,26 +1,13 @@
 """Rollouts to files, frame by frame (memory stays flat however long the episode): GIF with
-Pillow (a core dependency), MP4 with the ``video`` extra; and short evaluation videos through
-Gymnasium's ``RecordVideo``."""
+Pillow (a core dependency), MP4 with the ``video`` extra."""
 
 from __future__ import annotations
 
 import importlib.util
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import RecordVideo
-from stable_baselines3.common.type_aliases import PolicyPredictor
-
-from neg_envs import NegativeActionWrapper
-from neg_envs.episodes import play_episodes
-from negdl.checks import check_int
-
-if TYPE_CHECKING:
-    from neg_agents.algos import AlgoSpec
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 VIDEO_EXTRA_HINT = "pip install 'negdl[video]'"
@@ -32,22 +19,20 @@ def check_video_path(path: str | Path) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"output must end in one of {VIDEO_SUFFIXES}, got {str(path)!r}")
-    if suffix == ".mp4" and (
-        importlib.util.find_spec("imageio") is None
-        or importlib.util.find_spec("imageio_ffmpeg") is None
-    ):
+    if suffix == ".mp4" and not _can_write_mp4():
         raise ValueError(
             f"writing MP4 needs imageio with ffmpeg: {VIDEO_EXTRA_HINT}; or write a .gif"
         )
 
 
+def _can_write_mp4() -> bool:
+    return all(importlib.util.find_spec(name) for name in ("imageio", "imageio_ffmpeg"))
+
+
 def check_video_capture() -> None:
-    """Raise a ``ValueError`` early when ``RecordVideo`` could not write its MP4 files (it
-    needs moviepy)."""
-    if importlib.util.find_spec("moviepy") is None:
-        raise ValueError(
-            f"capturing videos uses Gymnasium's RecordVideo, which needs moviepy: {VIDEO_EXTRA_HINT}"
-        )
+    """Raise a ``ValueError`` early when evaluation videos (MP4) could not be written."""
+    if not _can_write_mp4():
+        raise ValueError(f"capturing videos (MP4) needs imageio with ffmpeg: {VIDEO_EXTRA_HINT}")
 
 
 def _gif_palette() -> Any:
@@ -147,42 +132,3 @@ def open_video(path: str | Path, fps: int) -> GifWriter | Mp4Writer:
     if fps < 1:
         raise ValueError(f"fps must be >= 1, got {fps}")
     return (GifWriter if Path(path).suffix.lower() == ".gif" else Mp4Writer)(path, fps)
-
-
-def record_evaluation_video(
-    agent: PolicyPredictor | Callable[[gym.Env], PolicyPredictor],
-    spec: AlgoSpec,
-    env_id: str,
-    env_kwargs: dict[str, Any] | None,
-    folder: str | Path,
-    name_prefix: str,
-    *,
-    seed: int = 0,
-    max_steps: int = 200,
-) -> Path:
-    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps, seeded ``seed``)
-    in ``env_id`` with ``env_kwargs`` through Gymnasium's ``RecordVideo``; return the MP4 file
-    ``<folder>/<name_prefix>-episode-0.mp4``.
-
-    :param agent: anything with SB3's ``predict``, or a function of the video's env that makes
-        one (the planner reads the env it acts in).
-    :param spec: what the agent is: how it acts, as it was trained (``deterministic``,
-        ``negative_actions``, ``action_masks``).
-    """
-    check_video_capture()
-    check_int("max_steps", max_steps, 1)
-    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    if spec.negative_actions:
-        env = NegativeActionWrapper(env)
-    with warnings.catch_warnings():
-        # Every clip of a run goes to the same folder; RecordVideo warns about that each time.
-        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
-        env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix)
-    try:
-        if not hasattr(agent, "predict"):
-            agent = agent(env)
-        act = spec.actor(agent, env)
-        list(play_episodes(env, act, 1, seed, max_steps))
-    finally:
-        env.close()
-    return Path(folder) / f"{name_prefix}-episode-0.mp4"

@@ -1,8 +1,11 @@
 """Watch an agent (or a baseline) play: a pygame window, or a GIF/MP4 file for machines without a
-screen, written frame by frame. The command is ``negdl-watch`` (``neg_agents/cli/watch.py``)."""
+screen, written frame by frame; the short evaluation videos of training go the same way. The
+command is ``negdl-watch`` (``neg_agents/cli/watch.py``)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +13,14 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.type_aliases import PolicyPredictor
 
 import neg_envs
-from neg_agents.algos import get_algo
+from neg_agents.algos import AlgoSpec, get_algo
 from neg_agents.common.env_util import check_env_options
 from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
-from neg_agents.video import check_video_path, open_video
+from neg_agents.video import check_video_capture, check_video_path, open_video
 from neg_envs.episodes import Episode, play_episodes
 from negdl.checks import check_int
 from negdl.cli import check_out_file
@@ -64,10 +68,10 @@ def watch_agent(
     :param env_kwargs: env options.
     :param options: episodes, seed, pacing, output file, size and device (``WatchOptions``).
     """
-    output, fps, size, seed = options.output, options.fps, options.size, options.seed
+    output, size, seed = options.output, options.size, options.seed
     check_int("episodes", options.episodes, 1)
     check_int("max_steps", options.max_steps, 0)
-    check_int("fps", fps, 1, 1000)
+    check_int("fps", options.fps, 1, 1000)
     check_int("seed", seed, 0)
     if size is not None:
         check_int("size", size, 64, 4096)
@@ -79,32 +83,74 @@ def watch_agent(
     if size is not None:
         env_kwargs["window_size"] = size
     check_env_options(env_id, env_kwargs).close()
-    env = gym.make(env_id, render_mode="rgb_array" if output else "human", **env_kwargs)
+    return play_agent(
+        lambda env: load_policy(algo, model_path, env, seed, options.device),
+        spec,
+        env_id,
+        env_kwargs,
+        options,
+    )
+
+
+def play_agent(
+    agent: PolicyPredictor | Callable[[gym.Env], PolicyPredictor],
+    spec: AlgoSpec,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    options: WatchOptions,
+) -> list[Episode]:
+    """Play ``options.episodes`` episodes of ``agent`` acting as ``spec`` says (as it was
+    trained: ``negative_actions``, ``action_masks``, ``deterministic`` unless ``options`` says)
+    in ``env_id``, on screen or into ``options.output``; return them.
+
+    :param agent: anything with SB3's ``predict``, or a function of the env that makes one (the
+        planner reads the env it acts in).
+    """
+    output, fps = options.output, options.fps
+    env = gym.make(env_id, render_mode="rgb_array" if output else "human", **(env_kwargs or {}))
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ValueError(
-            f"{algo} acts in envs with discrete actions; {env_id} has {env.action_space}"
+            f"{spec.name} acts in envs with discrete actions; {env_id} has {env.action_space}"
         )
     # On the instance: the class's metadata dict is shared by every env.
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)
-    policy = load_policy(algo, model_path, env, seed, options.device)
-    act = spec.actor(policy, env, options.deterministic)
     try:
+        act = spec.actor(
+            agent if hasattr(agent, "predict") else agent(env), env, options.deterministic
+        )
+        play = functools.partial(
+            play_episodes, env, act, options.episodes, options.seed, options.max_steps
+        )
         if output is None:
-            return list(play_episodes(env, act, options.episodes, seed, options.max_steps))
+            return list(play())
         with closing(open_video(output, fps)) as video:
-            return list(
-                play_episodes(
-                    env,
-                    act,
-                    options.episodes,
-                    seed,
-                    options.max_steps,
-                    # An rgb_array env (made so above) renders each frame as an array.
-                    lambda: video.append(cast(np.ndarray, env.render())),
-                )
-            )
+            # An rgb_array env (made so above) renders each frame as an array.
+            return list(play(lambda: video.append(cast(np.ndarray, env.render()))))
     finally:
         env.close()
+
+
+def record_evaluation_video(
+    agent: PolicyPredictor | Callable[[gym.Env], PolicyPredictor],
+    spec: AlgoSpec,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    folder: str | Path,
+    name_prefix: str,
+    *,
+    seed: int = 0,
+    max_steps: int = 200,
+) -> Path:
+    """Play one evaluation episode of ``agent`` (at most ``max_steps`` steps, seeded ``seed``)
+    in ``env_id`` with ``env_kwargs`` as :func:`play_agent` does into the MP4 file
+    ``<folder>/<name_prefix>-episode-0.mp4``; return it."""
+    check_video_capture()
+    check_int("max_steps", max_steps, 1)
+    path = Path(folder) / f"{name_prefix}-episode-0.mp4"
+    play_agent(
+        agent, spec, env_id, env_kwargs, WatchOptions(str(path), seed=seed, max_steps=max_steps)
+    )
+    return path

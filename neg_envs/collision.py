@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from neg_envs.rendering import CollisionRenderer
 
 
-class NegCollisionEnv(gym.Env):
+class NegCollisionEnv(core.SimulationEnv, gym.Env):
     """Avoid moving obstacles in a unit-square arena; every reward is a punishment (<= 0).
 
     An agent (a disc, drawn as a bird) moves a fixed step per action (0 up, 1 down, 2 left,
@@ -54,7 +54,6 @@ class NegCollisionEnv(gym.Env):
         self.action_space = self.config.action_space()
         self._renderer: CollisionRenderer | None = None
         self._sim = core.CollisionSimulation(self.config, batch=1)
-        self._started = False
         self._facing = core.RIGHT  # the bird faces its last move (also while it stays)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -71,10 +70,6 @@ class NegCollisionEnv(gym.Env):
         if self.render_mode == "human":
             self.render()
         return self._sim.observe()[0], self._info(0, False)
-
-    def _check_started(self, what: str) -> None:
-        if not self._started:
-            raise RuntimeError(f"call reset() before {what}()")
 
     def step(self, action: Any):
         self._check_started("step")
@@ -99,18 +94,7 @@ class NegCollisionEnv(gym.Env):
         return keys_to_action(self.config.allow_stay)
 
     def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
-        return {
-            "collisions": collisions,
-            "cumulative_collisions": self.cumulative_collisions,
-            "moved": moved,
-            "cost": float(collisions),
-        }
-
-    @property
-    def simulation(self) -> core.CollisionSimulation:
-        """The simulation holding this env's state (one scene), for planners and tools that read
-        it; write through ``set_state``, which keeps the env's bookkeeping."""
-        return self._sim
+        return core.step_info(collisions, self.cumulative_collisions, moved)
 
     @property
     def steps(self) -> int:
@@ -156,9 +140,9 @@ class NegCollisionEnv(gym.Env):
             velocities beyond the top speed.
         """
         low_n, n = self.config.count_range
-        agent = np.asarray(agent, dtype=core.DTYPE)
-        positions = np.asarray(positions, dtype=core.DTYPE)
-        velocities = np.asarray(velocities, dtype=core.DTYPE)
+        agent, positions, velocities = (
+            np.asarray(a, dtype=core.DTYPE) for a in (agent, positions, velocities)
+        )
         count = positions.shape[0] if positions.ndim == 2 else -1
         if (
             agent.shape != (2,)

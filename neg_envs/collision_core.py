@@ -96,6 +96,25 @@ _radius = functools.partial(check_number, low=0.0, high=MAX_RADIUS, low_open=Tru
 _speed = functools.partial(check_number, low=0.0, high=MAX_SPEED)
 
 
+_ranged = functools.partial(checked_value_or_range, check=_radius)
+_penalty = functools.partial(check_number, low=0.0, high=1e6)
+#: How ``CollisionConfig`` checks each field (all but ``max_density``), in this order.
+_FIELD_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "num_obstacles": functools.partial(checked_value_or_range, check=_count),
+    "obstacle_radius": _ranged,
+    "agent_radius": _ranged,
+    "agent_step": functools.partial(check_number, low=0.0, high=MAX_SPEED, low_open=True),
+    "obstacle_speed": functools.partial(checked_value_or_range, check=_speed, collapse=False),
+    "collision_penalty": _penalty,
+    "move_penalty": _penalty,
+    "terminate_on_collision": check_bool,
+    "allow_stay": check_bool,
+    "observation": functools.partial(check_choice, choices=OBSERVATION_MODES),
+    "k_nearest": functools.partial(check_int, low=1, high=MAX_K_NEAREST),
+    "mask_horizon": functools.partial(check_int, low=1, high=MAX_MASK_HORIZON),
+}
+
+
 def _bounds(value: Any) -> tuple[Any, Any]:
     return value if isinstance(value, tuple) else (value, value)
 
@@ -144,32 +163,8 @@ class CollisionConfig:
     max_density: float | None = None
 
     def __post_init__(self) -> None:
-        checked = {
-            "num_obstacles": checked_value_or_range("num_obstacles", self.num_obstacles, _count),
-            "obstacle_radius": checked_value_or_range(
-                "obstacle_radius", self.obstacle_radius, _radius
-            ),
-            "agent_radius": checked_value_or_range("agent_radius", self.agent_radius, _radius),
-            "agent_step": check_number(
-                "agent_step", self.agent_step, 0.0, MAX_SPEED, low_open=True
-            ),
-            "obstacle_speed": checked_value_or_range(
-                "obstacle_speed", self.obstacle_speed, _speed, collapse=False
-            ),
-            "collision_penalty": check_number(
-                "collision_penalty", self.collision_penalty, 0.0, 1e6
-            ),
-            "move_penalty": check_number("move_penalty", self.move_penalty, 0.0, 1e6),
-            "terminate_on_collision": check_bool(
-                "terminate_on_collision", self.terminate_on_collision
-            ),
-            "allow_stay": check_bool("allow_stay", self.allow_stay),
-            "observation": check_choice("observation", self.observation, OBSERVATION_MODES),
-            "k_nearest": check_int("k_nearest", self.k_nearest, 1, MAX_K_NEAREST),
-            "mask_horizon": check_int("mask_horizon", self.mask_horizon, 1, MAX_MASK_HORIZON),
-        }
-        for name, value in checked.items():
-            object.__setattr__(self, name, value)
+        for name, check in _FIELD_CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
         if self.max_density is not None:
             if not self.varies:
                 raise ValueError(
@@ -309,6 +304,36 @@ def config_from(kwargs: dict[str, Any], own: str) -> CollisionConfig:
             f"unknown NegCollision parameter(s) {unknown}; accepted: {own}, {', '.join(names)}"
         )
     return CollisionConfig(**kwargs)
+
+
+def step_info(collisions: Any, cumulative: Any, moved: Any) -> dict[str, Any]:
+    """A step's info, of one scene (numbers) or every scene (``(B,)`` arrays); ``cost`` is the
+    collisions as floats, for safe-RL tooling."""
+    return {
+        "collisions": collisions,
+        "cumulative_collisions": cumulative,
+        "moved": moved,
+        "cost": collisions * 1.0,
+    }
+
+
+class SimulationEnv:
+    """What both collision envs share: a ``config``, the ``simulation`` they wrap, and the
+    refusal to act before the first ``reset``."""
+
+    config: CollisionConfig
+    _sim: CollisionSimulation
+    _started = False
+
+    @property
+    def simulation(self) -> CollisionSimulation:
+        """The simulation holding this env's state (scene ``i`` is sub-env ``i``), for planners
+        and tools that read it; write only through the env (e.g. ``set_state``)."""
+        return self._sim
+
+    def _check_started(self, what: str) -> None:
+        if not self._started:
+            raise RuntimeError(f"call reset() before {what}()")
 
 
 def simulation_bytes(cfg: CollisionConfig, batch: int) -> int:

@@ -14,7 +14,7 @@ from neg_envs import collision_core as core
 from negdl.resources import check_memory
 
 
-class NegCollisionVectorEnv(VectorEnv):
+class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
     """``num_envs`` collision envs stepped together, with same-step autoreset.
 
     ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards and
@@ -63,13 +63,7 @@ class NegCollisionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._sim = core.CollisionSimulation(self.config, self.num_envs)
-        self._rngs: list[np.random.Generator] | None = None
-
-    @property
-    def simulation(self) -> core.CollisionSimulation:
-        """The simulation of every sub-env (scene ``i`` is sub-env ``i``), for planners and
-        tools that read the exact state; do not write to it."""
-        return self._sim
+        self._rngs: list[np.random.Generator] = [np.random.default_rng()] * self.num_envs
 
     def reset(
         self,
@@ -105,14 +99,12 @@ class NegCollisionVectorEnv(VectorEnv):
                 raise ValueError(
                     f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)"
                 )
-        if self._rngs is None:
-            if not mask.all():
-                raise RuntimeError("the first reset must reset every sub-env")
-            self._rngs = [seeding.np_random(seed)[0] for seed in seeds]
-        else:
-            for i in np.flatnonzero(mask):
-                if seeds[i] is not None:
-                    self._rngs[i] = seeding.np_random(seeds[i])[0]
+        if not self._started and not mask.all():
+            raise RuntimeError("the first reset must reset every sub-env")
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None or not self._started:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        self._started = True
         self._reset_envs(np.flatnonzero(mask))
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool))
@@ -123,14 +115,8 @@ class NegCollisionVectorEnv(VectorEnv):
         self._check_started("action_masks")
         return self._sim.allowed_actions()
 
-    def _check_started(self, what: str) -> list[np.random.Generator]:
-        if self._rngs is None:
-            raise RuntimeError(f"call reset() before {what}()")
-        return self._rngs
-
     def _reset_envs(self, indices: np.ndarray) -> None:
-        rngs = self._check_started("step")
-        self._sim.reset_scenes(indices, [rngs[i] for i in indices])
+        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
 
     def step(self, actions: Any):
         self._check_started("step")
@@ -179,12 +165,7 @@ class NegCollisionVectorEnv(VectorEnv):
     def _step_info(
         self, collisions: np.ndarray, cumulative: np.ndarray, moved: np.ndarray
     ) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "collisions": collisions,
-            "cumulative_collisions": cumulative,
-            "moved": moved,
-            "cost": collisions.astype(np.float64),
-        }
+        info = core.step_info(collisions, cumulative, moved)
         everywhere = np.ones(self.num_envs, dtype=bool)
         info.update({f"_{key}": everywhere for key in list(info)})
         return info

@@ -133,8 +133,7 @@ class CollisionEvalCallback(BaseCallback):
 
 class EvalVideoCallback(BaseCallback):
     """Every ``config.video_freq`` env steps (if > 0), and when training ends, record one short
-    evaluation episode of the current policy with Gymnasium's ``RecordVideo``
-    (``--capture-video``) into ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
+    evaluation episode of the current policy (``--capture-video``, MP4) into ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
 
     :param config: the training run (env, ``video_freq``, ``video_length``, ``log_dir``).
     :param spec: the agent: how it acts, as in training (see ``record_evaluation_video``).
@@ -159,7 +158,7 @@ class EvalVideoCallback(BaseCallback):
 
     def record(self) -> None:
         """Record a clip of the current policy now."""
-        from neg_agents.video import record_evaluation_video
+        from neg_agents.watch import record_evaluation_video
 
         record_evaluation_video(
             self.model.policy,

@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 import neg_envs
 from neg_agents.common.sb3_vec_env import SB3VecEnvAdapter
 from neg_envs.collision_core import CollisionConfig
-from negdl.checks import check_int
+from negdl.checks import check_choice, check_int
 
 #: How training envs are stepped: SB3's ``DummyVecEnv`` (in process), ``SubprocVecEnv`` (one
 #: process per env) or the natively batched ``NegCollisionVectorEnv`` through ``SB3VecEnvAdapter``.
@@ -61,12 +61,10 @@ def make_env(
     :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
     :param monitor_dir: folder for the episode files (None: episodes are counted, not written).
     """
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+    check_int("n_envs", n_envs, 1)
     if seed is not None:
         check_int("seed", seed, 0)
-    if vec_env not in VEC_ENV_KINDS:
-        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
+    check_choice("vec_env", vec_env, VEC_ENV_KINDS)
     check_env_options(env_id, env_kwargs).close()
     env_kwargs = dict(env_kwargs or {})
     if vec_env == "native":

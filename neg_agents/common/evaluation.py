@@ -7,19 +7,11 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from neg_envs.episodes import Episode, EpisodeStats
 from negdl.checks import check_int
 
 __all__ = ["EpisodeStats", "evaluate_agent"]
-
-
-def _predictable(obs: VecEnvObs) -> np.ndarray | dict[str, np.ndarray]:
-    """A ``VecEnv``'s observation as ``predict`` takes it (SB3's agents take no tuples)."""
-    if isinstance(obs, tuple):
-        raise ValueError("predict takes array or dict observations, not tuples")
-    return obs
 
 
 def predicted(agent: PolicyPredictor, obs: Any, deterministic: bool, masks: Any) -> Any:
@@ -57,7 +49,9 @@ def evaluate_agent(
     obs = env.reset()
     while (done_count < quota).any():
         masks = np.stack(env.env_method("action_masks")) if action_masks else None
-        actions = predicted(agent, _predictable(obs), deterministic, masks)
+        if isinstance(obs, tuple):  # SB3's agents take array or dict observations
+            raise ValueError("predict takes array or dict observations, not tuples")
+        actions = predicted(agent, obs, deterministic, masks)
         obs, rewards, dones, infos = env.step(actions)
         for i, info in enumerate(infos):
             if "moved" not in info:

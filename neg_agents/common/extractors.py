@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from neg_agents.common.env_util import collision_config
 from neg_envs.collision_core import MAX_RADIUS, OBSERVATION_MODES, CollisionConfig
+from negdl.checks import check_choice, check_int, check_number
 
 #: Pooling rules over the obstacle set.
 POOLINGS = ("sum", "max", "sum+max")
@@ -74,22 +75,12 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         hidden: int = 64,
         pooling: str = "sum+max",
     ) -> None:
-        if observation not in self.layouts:
-            raise ValueError(f"observation must be one of {self.layouts}, got {observation!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if not top_speed >= 0:
-            raise ValueError(f"top_speed must be >= 0, got {top_speed!r}")
-        for name, value in (
-            ("contact_distance", contact_distance),
-            ("agent_step", agent_step),
-            ("agent_radius", agent_radius),
-            ("reach_steps", reach_steps),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        if hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden!r}")
+        check_choice("observation", observation, self.layouts)
+        check_choice("pooling", pooling, POOLINGS)
+        check_number("top_speed", top_speed, 0)
+        for name in ("contact_distance", "agent_step", "agent_radius", "reach_steps"):
+            check_number(name, locals()[name], 0, low_open=True)
+        check_int("hidden", hidden, 1)
         per_obstacle = 4 if observation == "absolute" else 5
         lead = 4 if observation == "nearest_radii" else 2
         size = observation_space.shape[0] if len(observation_space.shape) == 1 else -1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from neg_agents.bench_stats import (
+from neg_agents.bench_report import (
     iqm,
     normalised_scores,
     performance_profile,

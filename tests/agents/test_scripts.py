@@ -24,7 +24,7 @@ from negdl.cli import parse_args
 from ..conftest import import_script
 
 TINY = ["learning_starts=50", "batch_size=16", "policy_kwargs={'net_arch': [16]}"]
-HAS_MOVIEPY = importlib.util.find_spec("moviepy") is not None
+HAS_MP4 = all(importlib.util.find_spec(name) for name in ("imageio", "imageio_ffmpeg"))
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -45,7 +45,7 @@ def scalar_tags(folder: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, run_script) -> Path:
     out = tmp_path_factory.mktemp("train")
-    video = ["--capture-video", "--video-freq", "150", "--video-length", "5"] if HAS_MOVIEPY else []
+    video = ["--capture-video", "--video-freq", "150", "--video-length", "5"] if HAS_MP4 else []
     result = run_script(
         "neg_agents.cli.train",
         "--algo",
@@ -123,7 +123,7 @@ def test_monitor_and_evaluations_load_with_sb3_readers_and_agree(trained):
     assert final["moves_per_episode"] == pytest.approx(evaluations["moves"][-1].mean())
 
 
-@pytest.mark.skipif(not HAS_MOVIEPY, reason="--capture-video needs the video extra (moviepy)")
+@pytest.mark.skipif(not HAS_MP4, reason="--capture-video needs the video extra (imageio-ffmpeg)")
 def test_capture_video_records_evaluation_episodes(trained):
     videos = sorted(p.name for p in (trained / "videos").glob("*.mp4"))
     assert videos == [
@@ -223,7 +223,7 @@ def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
     [
         (["--algo", "ppo"], "unknown algorithm 'ppo'"),
         (["--algo", "stay"], "stay is a baseline"),
-        (["--total-timesteps", "-5"], "total_timesteps must be a positive"),
+        (["--total-timesteps", "-5"], "total_timesteps must be an integer >= 1"),
         (["--env-id", "NoSuchEnv-v0"], "unknown env id"),
         (["--env-kwargs", "num_obstacles"], "must look like name=value"),
         (["--checkpoint-freq", "-1"], "checkpoint_freq must be an integer >= 0"),
@@ -240,7 +240,7 @@ def test_train_rejects_bad_arguments(args, message, tmp_path, capsys):
 def test_bench_rejects_bad_arguments(tmp_path, capsys):
     for args, message in [
         (["--algos", "sarsa"], "unknown algorithm 'sarsa'"),
-        (["--total-timesteps", "0"], "total_timesteps must be a positive"),
+        (["--total-timesteps", "0"], "total_timesteps must be an integer >= 1"),
     ]:
         with pytest.raises(SystemExit):
             bench.main([*args, "--out-dir", str(tmp_path)])

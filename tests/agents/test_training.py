@@ -92,7 +92,7 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
     [
         ({"algo": "ppo"}, "unknown algorithm"),
         ({"algo": "random"}, "baseline"),
-        ({"algo": "dqn", "total_timesteps": -5}, "total_timesteps must be a positive"),
+        ({"algo": "dqn", "total_timesteps": -5}, r"total_timesteps must be an integer >= 1"),
         ({"algo": "dqn", "seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
