@@ -20,7 +20,6 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from negdl.cli import check_out_file, run_main
-from negdl.results import machine_description
+from negdl.results import machine_description, write_text_atomic
 from supervised.context import RunContext
 from supervised.data import MNIST_MEAN, MNIST_STD, DataFileError, DataOptions, LabelledImages
 from supervised.evaluation import extract_features
@@ -278,73 +277,61 @@ def main(args: Args) -> None:
         print(f"measuring on {machine}", flush=True)
         lines.insert(1, f"Machine ({device.type}): {machine}.")
         cuda = device.type == "cuda"
-        capture = "auto" if cuda else "off"
-        default = "captured CUDA graph" if cuda else "eager"
+        capture, default = ("auto", "captured CUDA graph") if cuda else ("off", "eager")
 
         def rate(models: int = 1, device: torch.device = device, **options: Any) -> float:
             run = project_pipeline(data, args, device, models, **options)
             return timed(run, args, device, models)
 
-        full_base = timed(conventional(data, args, device, frozen=False), args, device)
+        conventional_rows = "per-sample Dataset + DataLoader"
         tensor = "tensor pipeline, channels-last,"
-        variants: list[tuple[str, dict[str, Any]]] = [
-            ("tensor pipeline, default memory format, eager fp32", {"channels_last": False}),
-            (f"{tensor} eager fp32" + ("" if cuda else " (project default)"), {}),
-        ]
+        full = {
+            f"{conventional_rows} (conventional)": timed(
+                conventional(data, args, device, frozen=False), args, device
+            ),
+            "tensor pipeline, default memory format, eager fp32": rate(channels_last=False),
+            f"{tensor} eager fp32" + ("" if cuda else " (project default)"): rate(),
+        }
         if cuda:
-            variants.append((f"{tensor} eager float16 AMP", {"amp": True}))
-            variants.append(
-                (f"{tensor} captured CUDA graph (project default)", {"capture": "auto"})
+            full[f"{tensor} eager float16 AMP"] = rate(amp=True)
+            full[f"{tensor} captured CUDA graph (project default)"] = rate(capture="auto")
+            if args.compile:
+                full[f'{tensor} torch.compile(mode="reduce-overhead")'] = rate(capture="compile")
+        for k in filter(None, args.stack_sizes):
+            full[f"{k} models stacked, {default} (total over the models)"] = rate(
+                k, capture=capture
             )
-        if cuda and args.compile:
-            variants.append(
-                (f'{tensor} torch.compile(mode="reduce-overhead")', {"capture": "compile"})
+        frozen = {
+            f"{conventional_rows}, frozen extractor run every batch (conventional)": timed(
+                conventional(data, args, device, frozen=True), args, device
             )
-        full = [("per-sample Dataset + DataLoader (conventional)", full_base)]
-        full += [(name, rate(**options)) for name, options in variants]
-        full += [
-            (f"{k} models stacked, {default} (total over the models)", rate(k, capture=capture))
-            for k in args.stack_sizes
-            if k
-        ]
-        frozen_base = timed(conventional(data, args, device, frozen=True), args, device)
+        }
         head_rate = rate(frozen=True, capture=capture)
         # The source's phase 2 is 10 epochs; the one-off extraction is spread over them.
         epochs = 10
         amortised = epochs / (1 / extraction_rate(data, device) + epochs / head_rate)
-        frozen = [
-            (
-                "per-sample Dataset + DataLoader, frozen extractor run every batch (conventional)",
-                frozen_base,
-            ),
-        ]
         if cuda:
-            frozen.append(("head on cached features, eager fp32", rate(frozen=True)))
-        frozen += [
-            (f"head on cached features, {default} (project default)", head_rate),
-            (f"head on cached features, one-off extraction spread over {epochs} epochs", amortised),
-        ]
-        frozen += [
-            (
-                f"{k} heads stacked on their cached features, {default} (total over the models)",
-                rate(k, frozen=True, capture=capture),
-            )
-            for k in args.stack_sizes
-            if k
-        ]
-        for training, rows, base in (
-            ("full network (SN, phase 1)", full, full_base),
-            ("head only (phase 2 of HN/NR/ALT/TP)", frozen, frozen_base),
+            frozen["head on cached features, eager fp32"] = rate(frozen=True)
+        frozen[f"head on cached features, {default} (project default)"] = head_rate
+        frozen[f"head on cached features, one-off extraction spread over {epochs} epochs"] = (
+            amortised
+        )
+        for k in filter(None, args.stack_sizes):
+            name = f"{k} heads stacked on their cached features, {default} (total over the models)"
+            frozen[name] = rate(k, frozen=True, capture=capture)
+        for training, rows in (
+            ("full network (SN, phase 1)", full),
+            ("head only (phase 2 of HN/NR/ALT/TP)", frozen),
         ):
-            for name, value in rows:
-                lines.append(
-                    f"| {device.type} | {training} | {name} | {value:,.0f} | {value / base:.2f}x |"
-                )
+            base = next(iter(rows.values()))
+            lines += [
+                f"| {device.type} | {training} | {name} | {value:,.0f} | {value / base:.2f}x |"
+                for name, value in rows.items()
+            ]
     text = "\n".join(lines)
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        write_text_atomic(args.out, text + "\n")
 
 
 if __name__ == "__main__":

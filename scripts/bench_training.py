@@ -58,6 +58,10 @@ class Rate(NamedTuple):
     wall: float
     cpu: float
 
+    def times(self, factor: float) -> Rate:
+        """The rate of ``factor`` times as many env steps per call."""
+        return Rate(self.wall * factor, self.cpu * factor)
+
 
 @dataclass
 class Args:
@@ -193,10 +197,6 @@ def calls_per_second(call: Callable[[], Any], seconds: float) -> Rate:
     return Rate(calls / elapsed, calls / (time.process_time() - cpu))
 
 
-def scaled(rate: Rate, factor: float) -> Rate:
-    return Rate(rate.wall * factor, rate.cpu * factor)
-
-
 def env_rate(args: Args) -> Rate:
     """Env steps per second of the training vec env alone, under uniformly random actions."""
     env = make_env(ENV_ID, args.n_envs, args.seed, vec_env="native")
@@ -205,7 +205,7 @@ def env_rate(args: Args) -> Rate:
     step = iter(range(1 << 62))
     rate = calls_per_second(lambda: env.step(actions[next(step) % 64]), args.bound_seconds)
     env.close()
-    return scaled(rate, args.n_envs)
+    return rate.times(args.n_envs)
 
 
 def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
@@ -220,49 +220,41 @@ def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
     acting = torch.as_tensor(observations[:n_envs].reshape(-1, *space.shape), device=model.device)
     training = torch.as_tensor(observations.reshape(-1, *space.shape), device=model.device)
 
-    def forward(obs: torch.Tensor) -> Callable[[], Any]:
-        def call() -> Any:
-            with torch.no_grad():
-                out = model.q_net(obs)
-            if out.is_cuda:
+    def rate(call: Callable[[], Any], env_steps: float) -> Rate:
+        """The rate of ``call`` (CUDA synchronised) times the ``env_steps`` one call serves."""
+
+        def synced() -> None:
+            call()
+            if model.device.type == "cuda":
                 torch.cuda.synchronize()
-            return out
 
-        return call
+        return calls_per_second(synced, args.bound_seconds).times(env_steps)
 
-    def gradient_step() -> None:
-        model.train(1, size)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
+    @torch.no_grad()
+    def forward(obs: torch.Tensor) -> None:
+        model.q_net(obs)
 
     # Env steps served by one call: a vector step per acting forward, train_freq vector steps
     # per gradient_steps updates.
     per_update = n_envs * model.train_freq.frequency / model.gradient_steps
     return {
-        f"policy forward, batch {n_envs} (acting)": scaled(
-            calls_per_second(forward(acting), args.bound_seconds), n_envs
-        ),
-        f"policy forward, batch {size} (training)": scaled(
-            calls_per_second(forward(training), args.bound_seconds), per_update
-        ),
-        f"gradient step alone, batch {size}": scaled(
-            calls_per_second(gradient_step, args.bound_seconds), per_update
-        ),
+        f"policy forward, batch {n_envs} (acting)": rate(lambda: forward(acting), n_envs),
+        f"policy forward, batch {size} (training)": rate(lambda: forward(training), per_update),
+        f"gradient step alone, batch {size}": rate(lambda: model.train(1, size), per_update),
     }
 
 
 def medians(rates: list[Rate]) -> list[float]:
     """The median wall-clock and CPU-second rate of ``rates``."""
-    return [statistics.median(getattr(rate, kind) for rate in rates) for kind in Rate._fields]
+    return [statistics.median(values) for values in zip(*rates, strict=True)]
 
 
 def rate_cells(rates: list[Rate]) -> str:
     """The wall-clock and CPU-second columns of ``rates``: each median, its range in brackets."""
-    cells = []
-    for kind in Rate._fields:
-        values = [getattr(rate, kind) for rate in rates]
-        cells.append(f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})")
-    return " | ".join(cells)
+    return " | ".join(
+        f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+        for values in zip(*rates, strict=True)
+    )
 
 
 def report(

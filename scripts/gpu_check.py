@@ -18,13 +18,12 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from negdl.cli import check_out_file, run_main
-from negdl.results import machine_description
+from negdl.results import machine_description, write_text_atomic
 from supervised.capture import AMP_MIN_PARAMETERS
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
 from supervised.cli.common import check_known
@@ -65,21 +64,18 @@ class Args(DataOptions):
         check_out_file("--out", self.out)
 
 
-class Report:
-    """Collects PASS/FAIL/SKIP lines."""
+class Report(list[str]):
+    """The report's lines, each printed as it is added, and how many checks failed."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.failed = 0
+    failed = 0
 
     def check(self, name: str, passed: bool, detail: str) -> None:
         self.failed += not passed
         self.add(f"- {'PASS' if passed else 'FAIL'} {name}: {detail}")
 
     def add(self, *lines: str) -> None:
-        for line in lines:
-            print(line, flush=True)
-        self.lines += lines
+        print(*lines, sep="\n", flush=True)
+        self += lines
 
 
 def max_difference(a: nn.Module, b: nn.Module) -> float:
@@ -183,10 +179,12 @@ def check_uncapturable_falls_back(
 def check_stacked(report: Report, data: LabelledImages, device: torch.device, capture: str) -> None:
     seeds = (0, 1, 2)
     images = data.images.double()
-    models = []
-    for seed in seeds:
+
+    def seeded_net(seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        models.append(mnist_net().double())
+        return mnist_net().double()
+
+    models = [seeded_net(seed) for seed in seeds]
     trainer = StackedTrainer(
         models,
         lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5),
@@ -197,8 +195,7 @@ def check_stacked(report: Report, data: LabelledImages, device: torch.device, ca
     trainer.fit((images, data.labels), 2, generators)
     worst = 0.0
     for seed, model in zip(seeds, models, strict=True):
-        torch.manual_seed(seed)
-        reference = mnist_net().double()
+        reference = seeded_net(seed)
         Trainer(
             reference,
             torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.5),
@@ -322,7 +319,7 @@ def main(args: Args) -> None:
     measure_rates(report, device, args.rate_steps)
     report.add("", f"{report.failed} check(s) failed.")
     if args.out:
-        Path(args.out).write_text("\n".join(report.lines) + "\n")
+        write_text_atomic(args.out, "\n".join(report) + "\n")
     raise SystemExit(1 if report.failed else 0)
 
 

@@ -99,11 +99,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     for name, inliers, source, test_inliers, negatives in plans:
         torch.manual_seed(derive_seed(seed, "init", inliers.num_classes))
         model = mnist_net(inliers.num_classes)
-        if source is None:
-            training_negatives = None
-        elif source == "held-out":
-            training_negatives = train_high
-        else:
+        training_negatives = train_high if source == "held-out" else None
+        if source in transforms:
             generator = torch.Generator().manual_seed(derive_seed(seed, "negatives", source))
             training_negatives = transforms[source].split(inliers, generator)[1]
         writer = SummaryWriter(str(trial.dir / name.replace(" ", "_")))

@@ -141,12 +141,9 @@ def write_report(args: Args, report: Report) -> None:
     )
     text += ["", markdown_table(shown, "method", "noise %", "accuracy")]
     if selection:
-        kept = [
-            {**row, "what": f"{row['method']}: kept", "value": 100 * row["kept"]}
-            for row in selection
-        ]
-        clean = [
-            {**row, "what": f"{row['method']}: clean among kept", "value": 100 * row["kept_clean"]}
+        shares = [
+            {**row, "what": f"{row['method']}: {what}", "value": 100 * row[key]}
+            for key, what in (("kept", "kept"), ("kept_clean", "clean among kept"))
             for row in selection
         ]
         text += section(
@@ -154,7 +151,7 @@ def write_report(args: Args, report: Report) -> None:
             "Share of training samples each selective method trained on in its last epoch (%), "
             "and share of those whose given label is right (%):",
             "",
-            markdown_table(kept + clean, "what", "noise %", "value"),
+            markdown_table(shares, "what", "noise %", "value"),
         )
     report.write(text)
 

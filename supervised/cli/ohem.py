@@ -84,26 +84,18 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     for reducer_name, (reducer, lr) in args.variants().items():
         config = replace(args.cbomf, lr=lr, reducer=reducer)
         run_name = reducer_name.replace(",", "").replace(" ", "_")
-        writers = TensorBoardWriters(trial.dir / run_name)
+        with TensorBoardWriters(trial.dir / run_name) as writers:
 
-        def writer_for(_seed: int, mode: str, writers: TensorBoardWriters = writers):
-            return writers(mode)
+            def writer_for(_seed: int, mode: str, writers: TensorBoardWriters = writers):
+                return writers(mode)
 
-        context = RunContext(device, progress=args.progress)
-        trained = train_modes(
-            args.modes,
-            functools.partial(mnist_net, train.num_classes),
-            train,
-            config,
-            (seed,),
-            context,
-            writer_for,
-        )
-        evaluated = evaluate_modes(trained, test_sets, context, writer_for)
+            context = RunContext(device, progress=args.progress)
+            factory = functools.partial(mnist_net, train.num_classes)
+            trained = train_modes(args.modes, factory, train, config, (seed,), context, writer_for)
+            evaluated = evaluate_modes(trained, test_sets, context, writer_for)
         for mode, accuracies in evaluated[seed].items():
             label = f"seed {seed} {reducer_name} {mode}"
             rows += accuracy_rows(label, accuracies, reducer=reducer_name, mode=mode, seed=seed)
-        writers.close()
     return {"results": rows}
 
 

@@ -46,6 +46,10 @@ MAX_BATCH_FILE_BYTES = 40 * 2**20
 #: Array element kinds a batch may hold: numbers and strings, never Python objects.
 _PLAIN_KINDS = "biufSU"
 
+#: What unpickling a damaged or foreign file can raise.
+_UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+                      IndexError, OverflowError, MemoryError)  # fmt: skip
+
 _RECONSTRUCT = cast(Callable[..., np.ndarray], np.zeros(1).__reduce__()[0])
 
 
@@ -106,16 +110,7 @@ def parse_cifar_batch(
     """Parse one pickled CIFAR-10 batch into uint8 images ``(N, 3, 32, 32)`` and int64 labels."""
     try:
         batch = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        OverflowError,
-        MemoryError,
-    ) as error:
+    except _UNPICKLING_ERRORS as error:
         raise DataFileError(
             f"{source} is not a valid CIFAR-10 batch ({error}); {how_to_fix}"
         ) from error
