@@ -18,7 +18,7 @@ from torch import nn
 from supervised.cbomf import CBOMFConfig, fit_trainable
 from supervised.context import DEFAULT_CONTEXT, RunContext
 from supervised.data.common import LabelledImages
-from supervised.evaluation import batched_forward, model_device
+from supervised.evaluation import _same_extractor, batched_forward, model_device
 from supervised.join_rules import JoinRule, LearnedFusion, WeightedSumRule, make_join_rule
 from supervised.models import NegatableClassifier, make_classifier, reset_parameters_
 from supervised.negation import FeatureNegation
@@ -122,8 +122,7 @@ def assemble_synergy(
         raise ValueError("normal must run without negation (e.g. the SN model); it has negation on")
     if not negative.negate or negative.negation is None:
         raise ValueError("negative must run with negation on (e.g. the HN model)")
-    a, b = normal.extractor.state_dict(), negative.extractor.state_dict()
-    if a.keys() != b.keys() or not all(torch.equal(a[key], b[key].to(a[key].device)) for key in a):
+    if not _same_extractor(normal.extractor, negative.extractor):
         raise ValueError(
             "negative's extractor differs from normal's: train the negative head on normal's frozen "
             "extractor (the HN schedule does) before assembling"
