@@ -26,7 +26,7 @@ from supervised.data.common import LabelledImages
 from supervised.evaluation import accuracy, batched_forward
 from supervised.occlusions import Occlusion, Rectangles, check_occlusion
 from supervised.ood import max_softmax, ood_metrics
-from supervised.runtime import check_seed, derive_seed, make_generator
+from supervised.runtime import check_seed, make_generator
 from supervised.training import (
     Batch,
     BatchSource,
@@ -364,6 +364,6 @@ def negative_test_sets(
     inliers, negatives = {}, {}
     for name, source in sources.items():
         inliers[name], negatives[name] = source.split(
-            test, torch.Generator().manual_seed(derive_seed(seed, "test-negatives", name))
+            test, make_generator(seed, "test-negatives", name)
         )
     return inliers, negatives

@@ -35,7 +35,7 @@ from supervised.negative_aware import (
     train_classifier,
 )
 from supervised.ood import NCR_THRESHOLDS
-from supervised.runtime import derive_seed, seed_everything
+from supervised.runtime import derive_seed, make_generator, seed_everything
 
 TRANSFORM_SOURCES = ("occluded", "inverted", "noise")
 #: The report tables' rows, columns and values.
@@ -101,7 +101,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         model = mnist_net(inliers.num_classes)
         training_negatives = train_high if source == "held-out" else None
         if source in transforms:
-            generator = torch.Generator().manual_seed(derive_seed(seed, "negatives", source))
+            generator = make_generator(seed, "negatives", source)
             training_negatives = transforms[source].split(inliers, generator)[1]
         writer = SummaryWriter(str(trial.dir / name.replace(" ", "_")))
         train_classifier(
