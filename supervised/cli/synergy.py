@@ -138,13 +138,13 @@ def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
     return train.to(device), partial_test_sets(test, occlusions, device=device)
 
 
-def rescued_figure(models, test_sets, count: int, path: Path) -> None:
+def rescued_figure(outputs: dict, test_sets: dict, count: int, path: Path) -> None:
     """Draw up to ``count`` samples synergy gets right although both heads are wrong, with the
-    three models' class probabilities (nothing when there is none)."""
-    synergy = models["synergy"]
+    three models' class probabilities (nothing when there is none); ``outputs`` holds each test
+    set's :func:`synergy_outputs`."""
     picked = []
     for name, data in test_sets.items():
-        members, joined = synergy_outputs(synergy, data.images)
+        members, joined = outputs[name]
         labels = data.labels.to(joined.device)
         wrong = (members.argmax(-1) != labels[:, None]).all(1)
         for index in torch.nonzero(wrong & (joined.argmax(-1) == labels)).flatten().tolist():
@@ -244,9 +244,9 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         metadata = model_metadata(models[name], args.architecture, train.num_classes, "relu")
         metadata |= {"name": name, "seed": seed, "dataset": args.dataset, "accuracy": by_set}
         save_checkpoint(seed_dir / name / "model.pt", models[name], metadata=metadata)
+    outputs = {name: synergy_outputs(synergy, data.images) for name, data in test_sets.items()}
     for test_set, data in test_sets.items():
-        members, joined = synergy_outputs(synergy, data.images)
-        cases = case_analysis(members, joined, data.labels)
+        cases = case_analysis(*outputs[test_set], data.labels)
         case_rows.append({"seed": seed, "test_set": test_set, **vars(cases), "total": cases.total})
         print(
             f"seed {seed} cases {test_set}: both {cases.both}, only normal {cases.only_normal}, "
@@ -255,7 +255,7 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             flush=True,
         )
     if seed == args.seeds[0] and args.rescued_examples:
-        rescued_figure(models, test_sets, args.rescued_examples, seed_dir.parent / "rescued.png")
+        rescued_figure(outputs, test_sets, args.rescued_examples, seed_dir.parent / "rescued.png")
     return {"results": rows, "cases": case_rows}
 
 
