@@ -56,9 +56,6 @@ class MaskablePolicy(DQNPolicy):
     """``DQNPolicy`` whose ``predict`` also takes ``action_masks`` (True: allowed, e.g. the
     env's ``action_masks()``), as sb3-contrib's maskable policies do."""
 
-    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
-    sb3_predict_without_masks = True
-
     def predict(  # SB3's, plus the masks evaluate_agent passes
         self,
         observation: Any,
