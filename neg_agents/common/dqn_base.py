@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
 from neg_agents.common.extractors import collision_policy_kwargs
-from neg_agents.common.masks import masked_greedy
+from neg_agents.common.masks import MaskablePolicy, masked_greedy
 from neg_agents.common.model_files import UnsafeModelFileError, load_pickled
 from neg_agents.common.replay import sample_replay
 from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
@@ -174,15 +174,13 @@ class NegDQNBase(DQN):
 
     def lean_predict_applies(self, observation: Any) -> TypeGuard[np.ndarray]:
         """Whether :meth:`policy_actions` can stand in for ``self.policy.predict``: an array
-        observation of a flat ``Box`` space, a policy that keeps SB3's ``predict``."""
+        observation of a flat ``Box`` space, a policy that keeps SB3's ``predict`` (which
+        ``MaskablePolicy.predict`` is without masks)."""
         return (
             isinstance(observation, np.ndarray)
             and type(self.observation_space) is spaces.Box
             and len(self.observation_space.shape) == 1
-            and (
-                type(self.policy).predict is BasePolicy.predict
-                or getattr(self.policy, "sb3_predict_without_masks", False)
-            )
+            and type(self.policy).predict in (BasePolicy.predict, MaskablePolicy.predict)
         )
 
     def policy_actions(self, observation: np.ndarray, deterministic: bool = False) -> np.ndarray:

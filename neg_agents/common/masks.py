@@ -3,7 +3,6 @@ takes them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
@@ -16,10 +15,11 @@ def masked_scores(
     policy: DQNPolicy,
     observation: np.ndarray | dict[str, np.ndarray],
     action_masks: Any,
-    score: Callable[[th.Tensor], th.Tensor],
 ) -> tuple[th.Tensor, bool, np.ndarray]:
-    """``score(obs)`` ``(batch, n)`` with the actions ``action_masks`` forbids (False) at -inf;
-    whether the observation was a batch; the masks as ``(batch, n)`` bools.
+    """What the policy ranks actions by ``(batch, n)``, with the actions ``action_masks`` forbids
+    (False) at -inf; whether the observation was a batch; the masks as ``(batch, n)`` bools.
+    The ranking is the Q-network's ``preferences`` where it has them (the non-positive heads
+    break ties there), else its Q-values.
 
     :raises ValueError: dict observations, masks of the wrong shape or a row allowing nothing.
     """
@@ -35,7 +35,7 @@ def masked_scores(
         )
     masks = masks.reshape(-1, n)
     with th.no_grad():
-        scores = score(obs)
+        scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
     return (
         scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf),
         vectorized,
@@ -46,20 +46,15 @@ def masked_scores(
 def masked_greedy(
     policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
 ) -> tuple[np.ndarray, bool, np.ndarray]:
-    """The best allowed action of each observation ``(batch,)``, ranked by the Q-network's
-    ``preferences`` where it has them (the non-positive heads break ties there), else by its
-    Q-values; whether the observation was a batch; the masks (see :func:`masked_scores`)."""
-    score = getattr(policy.q_net, "preferences", policy.q_net)
-    scores, vectorized, masks = masked_scores(policy, observation, action_masks, score)
+    """The best allowed action of each observation ``(batch,)``; whether the observation was a
+    batch; the masks (see :func:`masked_scores`)."""
+    scores, vectorized, masks = masked_scores(policy, observation, action_masks)
     return scores.argmax(dim=1).cpu().numpy(), vectorized, masks
 
 
 class MaskablePolicy(DQNPolicy):
     """``DQNPolicy`` whose ``predict`` also takes ``action_masks`` (True: allowed, e.g. the
     env's ``action_masks()``), as sb3-contrib's maskable policies do."""
-
-    #: Without ``action_masks`` :meth:`predict` is SB3's (the agents' lean path may stand in).
-    sb3_predict_without_masks = True
 
     def predict(  # SB3's, plus the masks evaluate_agent passes
         self,
@@ -81,8 +76,7 @@ class MaskablePolicy(DQNPolicy):
         deterministic: bool,
     ) -> np.ndarray:
         """Actions for ``observation`` by :meth:`choose` among those ``action_masks`` allows."""
-        score = getattr(self.q_net, "preferences", self.q_net)
-        scores, vectorized, _ = masked_scores(self, observation, action_masks, score)
+        scores, vectorized, _ = masked_scores(self, observation, action_masks)
         actions = self.choose(scores, deterministic).cpu().numpy()
         return actions if vectorized else actions[0]
 

@@ -5,7 +5,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
-from neg_agents import NegActionDQN, NegRewardDQN, make_env
+from neg_agents import NegActionDQN, NegRewardDQN, evaluate_agent, make_env
 from neg_agents.algos import get_algo
 from neg_agents.common.env_util import importable_id
 from neg_agents.training import TrainConfig, train_agent
@@ -32,10 +32,17 @@ def test_trains_a_few_hundred_steps_on_every_kind_of_env(vec_env, algo_class, sm
         env.close()
 
 
-def test_sb3_evaluate_policy_works(vec_env):
+def test_sb3_evaluate_policy_plays_the_episodes_evaluate_agent_plays(vec_env, small_env_kwargs):
     model = NegActionDQN("MlpPolicy", vec_env, seed=0, **TINY)
-    mean, std = evaluate_policy(model, vec_env, n_eval_episodes=2)
-    assert mean <= 0
+    returns, lengths = evaluate_policy(
+        model, vec_env, n_eval_episodes=2, return_episode_rewards=True
+    )
+    # The same seeded scenes through negdl's own evaluation: the same greedy episodes.
+    env = make_vec_env("NegCollision-v0", n_envs=2, seed=0, env_kwargs=small_env_kwargs)
+    stats = evaluate_agent(model, env, 2)
+    env.close()
+    assert lengths == stats.lengths
+    np.testing.assert_allclose(returns, stats.returns, rtol=1e-5)  # Monitor rounds to 6 digits
 
 
 def test_same_seed_same_training(small_env_kwargs):
