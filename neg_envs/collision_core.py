@@ -543,23 +543,6 @@ class CollisionSimulation:
         """Boolean ``(B, N)``: which obstacles touch their agent (after ``update_distances``)."""
         return self.dist2 < self._contact2
 
-    def next_contacts(self) -> np.ndarray:
-        """Contacts each action would make at the next step, ``(B, num_actions)`` int: exact,
-        the arithmetic of ``step`` on copies."""
-        cfg = self.cfg
-        positions = self._pos + self._vel
-        for bound, beyond in self._walls:
-            positions = np.where(beyond(positions, bound), 2 * bound - positions, positions)
-        low, high = self._agent_low, self._agent_high
-        counts = np.empty((self.agent.shape[0], cfg.num_actions), dtype=np.int64)
-        diff = np.empty_like(positions)
-        for action, move in enumerate(cfg.agent_moves):
-            target = np.minimum(np.maximum(self.agent + move, low), high)
-            np.subtract(positions, target.T[:, :, None], out=diff)
-            np.multiply(diff, diff, out=diff)
-            counts[:, action] = np.count_nonzero(diff[0] + diff[1] < self._contact2, axis=-1)
-        return counts
-
     def allowed_actions(self) -> np.ndarray:
         """The action mask of every scene, ``(B, num_actions)`` bool (the rule is in
         ``NegCollisionEnv.action_masks``); at least one action is always allowed."""
@@ -569,42 +552,51 @@ class CollisionSimulation:
         useful = ~np.all(targets == self.agent[:, None, :], axis=-1)
         if cfg.allow_stay:
             useful[:, STAY] = True
-        contacts = np.where(useful, self.next_contacts(), np.iinfo(np.int64).max)
+        next_contacts, first = self.lookahead(cfg.mask_horizon)
+        contacts = np.where(useful, next_contacts, np.iinfo(np.int64).max)
         allowed = contacts == contacts.min(axis=1, keepdims=True)
         if cfg.mask_horizon > 1:
-            first = np.where(allowed, self.first_contacts(cfg.mask_horizon), 0)
+            first = np.where(allowed, first, 0)
             allowed &= first == first.max(axis=1, keepdims=True)
         return allowed
 
-    def first_contacts(self, horizon: int) -> np.ndarray:
-        """``(B, num_actions)``: the first of the next ``horizon`` steps at which the agent,
-        repeating one action, would touch an obstacle (``horizon + 1``: none); exact, the
-        arithmetic of ``move_obstacles`` on copies."""
+    def lookahead(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """For the agent repeating each action: the contacts it makes at the next step, and the
+        first of the next ``horizon`` steps at which it touches an obstacle (``horizon + 1``:
+        none), each ``(B, num_actions)`` int; exact, the arithmetic of ``step`` on copies."""
         cfg = self.cfg
         low, high = self._agent_low, self._agent_high
-        first = np.full((self.agent.shape[0], cfg.num_actions), horizon + 1, dtype=np.int64)
+        shape = (self.agent.shape[0], cfg.num_actions)
+        contacts = np.zeros(shape, dtype=np.int64)
+        first = np.full(shape, horizon + 1, dtype=np.int64)
         # Only obstacles that can reach the agent within the horizon matter: the fewest slots
-        # holding every such obstacle of every scene, gathered nearest first.
-        reach = math.sqrt(np.max(self._contact2)) + horizon * (cfg.agent_step + cfg.speed_range[1])
+        # holding every such obstacle of every scene, gathered nearest first. One that set_state
+        # put beyond its wall bound (at most its radius) jumps back at its first reflection, by
+        # up to twice that per axis; 1e-9: rounding.
+        steps = horizon * (cfg.agent_step + cfg.speed_range[1])
+        jump = 2 * math.sqrt(2) * cfg.obstacle_radius_range[1]
+        reach = math.sqrt(np.max(self._contact2)) + steps + jump + 1e-9
         near = np.count_nonzero(self.dist2 < reach * reach, axis=1).max(initial=0)
         if near == 0:
-            return first
-        nearest = np.argpartition(self.dist2, near - 1, axis=1)[:, :near]
-        positions = np.take_along_axis(self._pos, nearest[None], axis=2)
-        velocities = np.take_along_axis(self._vel, nearest[None], axis=2)
+            return contacts, first
+        nearest = np.argpartition(self.dist2, near - 1, axis=1)[None, :, :near]
+        positions = np.take_along_axis(self._pos, nearest, axis=2)
+        velocities = np.take_along_axis(self._vel, nearest, axis=2)
         agents = np.repeat(self.agent[None], cfg.num_actions, axis=0)  # (A, B, 2)
         for step in range(1, horizon + 1):
             positions += velocities
-            for bound, beyond in self._walls:
+            for bound, beyond in self._walls:  # move_obstacles' reflection
                 crossed = beyond(positions, bound)
-                positions = np.where(crossed, 2 * bound - positions, positions)
-                velocities = np.where(crossed, -velocities, velocities)
+                np.subtract(2 * bound, positions, out=positions, where=crossed)
+                np.negative(velocities, out=velocities, where=crossed)
             agents = np.minimum(np.maximum(agents + cfg.agent_moves[:, None, :], low), high)
             dx = positions[0][None] - agents[..., 0:1]  # (A, B, N)
             dy = positions[1][None] - agents[..., 1:2]
-            touching = np.any(dx * dx + dy * dy < self._contact2, axis=-1).T  # (B, A)
-            first[touching & (first > horizon)] = step
-        return first
+            touching = dx * dx + dy * dy < self._contact2
+            if step == 1:
+                contacts = np.count_nonzero(touching, axis=-1).T  # (B, A)
+            first[np.any(touching, axis=-1).T & (first > horizon)] = step
+        return contacts, first
 
     def observe(self) -> np.ndarray:
         """Fresh observations ``(B, obs_size)`` (layout in ``CollisionConfig.observation_space``)."""

@@ -175,3 +175,15 @@ def test_lookahead_masks_of_the_batched_env_match_the_single_envs():
     }
     kwargs |= {"observation": "nearest_radii", "k_nearest": 8, "mask_horizon": 6}
     assert_batched_masks_match_singles(kwargs, 4, 5, np.random.default_rng(3), 80)
+
+
+def test_lookahead_sees_an_obstacle_placed_beyond_its_wall_bound():
+    """set_state may put an obstacle closer to a wall than its radius; its first reflection then
+    throws it back further than it moves in a step, here into contact at once."""
+    env = NegCollisionEnv(num_obstacles=1, agent_step=0.001, obstacle_speed=0.001, mask_horizon=2)
+    env.reset(seed=0)
+    env.set_state([0.1, 0.5], [[0.0, 0.5]], [[-0.001, 0.0]])
+    contacts, first = env.simulation.lookahead(2)
+    for action in range(5):
+        assert first[0, action] == first_contact_by_stepping(env, action, 2) == 1
+        assert contacts[0, action] == 1
