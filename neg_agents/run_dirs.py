@@ -15,17 +15,6 @@ from pathlib import Path
 from neg_agents.model_io import CONFIG_NAME
 
 
-def _numbered(folder: Path, env_id: str) -> dict[int, Path]:
-    pattern = re.compile(re.escape(env_id) + r"_(\d+)")
-    found = {}
-    if folder.is_dir():
-        for child in folder.iterdir():
-            match = pattern.fullmatch(child.name)
-            if match and child.is_dir():
-                found[int(match.group(1))] = child
-    return found
-
-
 def check_run_name(run_name: str) -> str:
     """A run name is one folder name: not empty, no path separators, not ``.`` or ``..``."""
     if not run_name or run_name in (".", "..") or re.search(r"[/\\]", run_name):
@@ -60,7 +49,9 @@ def new_run_dir(
                 "new folder, so there is nothing to overwrite"
             )
         base.mkdir(parents=True, exist_ok=True)
-        n = max(_numbered(base, env_id), default=0) + 1
+        pattern = re.compile(re.escape(env_id) + r"_(\d+)")
+        found = [pattern.fullmatch(child.name) for child in base.iterdir() if child.is_dir()]
+        n = max((int(match.group(1)) for match in found if match), default=0) + 1
         while True:
             run_dir = base / f"{env_id}_{n}"
             try:
