@@ -45,15 +45,14 @@ def collision_simulations(
         return [sim for sub_env in env.envs for sim in collision_simulations(sub_env)]
     if isinstance(env, SB3VecEnvAdapter):
         env = env.vector_env
-    if isinstance(env, gym.Wrapper):
-        wrapper: Any = env
-        while isinstance(wrapper, gym.Wrapper):
-            if isinstance(wrapper, NegativeActionWrapper):
-                raise TypeError(
-                    "the planner chooses the action to take; do not wrap its env in "
-                    "NegativeActionWrapper"
-                )
-            wrapper = wrapper.env
+    wrapper: Any = env
+    while isinstance(wrapper, gym.Wrapper):
+        if isinstance(wrapper, NegativeActionWrapper):
+            raise TypeError(
+                "the planner chooses the action to take; do not wrap its env in "
+                "NegativeActionWrapper"
+            )
+        wrapper = wrapper.env
     unwrapped = getattr(env, "unwrapped", None)
     if isinstance(unwrapped, (NegCollisionEnv, NegCollisionVectorEnv)):
         return [unwrapped.simulation]
@@ -133,16 +132,15 @@ def plan_costs(
     # Cost-to-go from every state, with an extra row and column of inf for "not in the lattice".
     value = np.zeros((len(xs) + 1, len(ys) + 1))
     value[-1, :] = value[:, -1] = np.inf
-    for t in reversed(range(horizon)):
+    for t in reversed(range(1, horizon)):
         value[:-1, :-1] += config.collision_penalty * contacts[t]
-        if t == 0:
-            return move_cost + value[x_next[i0, x_move], y_next[j0, y_move]]
         choices = (
             move_cost[:, None, None]
             + value[x_next[:, x_move].T[:, :, None], y_next[:, y_move].T[:, None, :]]
         )
         value[:-1, :-1] = choices.min(axis=0)
-    raise AssertionError("unreachable: horizon >= 1")
+    value[:-1, :-1] += config.collision_penalty * contacts[0]
+    return move_cost + value[x_next[i0, x_move], y_next[j0, y_move]]
 
 
 def preferred_action(costs: np.ndarray) -> int:
@@ -179,40 +177,29 @@ class CollisionPlanner(Predictor):
         self.num_scenes = sum(len(sim.agent) for sim in self.simulations)
         # Obstacles are moved with the env's own arithmetic on a scratch simulation.
         self._scratch = CollisionSimulation(self.config, self.num_scenes)
-        self._varies = self.config.varies
         # Farther than this an obstacle cannot touch the agent within the horizon.
         self._reach = self.config.contact_distance + self.horizon * (
             self.config.agent_step + self.config.speed_range[1]
         )
 
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of every scene's agent ``(B, 2)`` and obstacles ``(4, B, N)``."""
-        agents = np.concatenate([sim.agent for sim in self.simulations])
-        obstacles = np.concatenate([sim.obstacles for sim in self.simulations], axis=1)
-        return agents, obstacles
-
-    def future_obstacles(self, obstacles: np.ndarray) -> np.ndarray:
-        """Obstacle positions after 1, ..., ``horizon`` steps, ``(horizon, 2, B, N)``."""
-        sim = self._scratch
-        sim.obstacles[...] = obstacles
-        future = np.empty((self.horizon, *sim.obstacles[:2].shape))
-        for t in range(self.horizon):
-            sim.move_obstacles()
-            future[t] = sim.obstacles[:2]
-        return future
-
     def action_costs(self) -> np.ndarray:
         """``(B, num_actions)``: each scene's least punishment over the horizon per first action."""
-        agents, obstacles = self.state()
+        agents = np.concatenate([sim.agent for sim in self.simulations])
+        obstacles = np.concatenate([sim.obstacles for sim in self.simulations], axis=1)
         scenes = [sim.scene_config(i) for sim in self.simulations for i in range(len(sim.agent))]
-        if self._varies:  # each scene's own radii bound its obstacles' reflections
-            scratch = self._scratch
+        scratch = self._scratch
+        if self.config.varies:  # each scene's own radii bound its obstacles' reflections
             for name in ("agent_radius", "obstacle_radius"):
                 getattr(scratch, name)[:] = np.concatenate(
                     [getattr(sim, name) for sim in self.simulations]
                 )
             scratch.geometry_changed()
-        future = self.future_obstacles(obstacles)
+        # Obstacle positions after 1, ..., horizon steps, (horizon, 2, B, N).
+        scratch.obstacles[...] = obstacles
+        future = np.empty((self.horizon, *scratch.obstacles[:2].shape))
+        for t in range(self.horizon):
+            scratch.move_obstacles()
+            future[t] = scratch.obstacles[:2]
         costs = np.empty((len(agents), self.config.num_actions))
         for b, agent in enumerate(agents):
             # Empty slots of a varying scene are NaN: never near.
