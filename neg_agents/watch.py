@@ -73,15 +73,13 @@ def watch_agent(
     check_int("max_steps", options.max_steps, 0)
     check_int("fps", options.fps, 1, 1000)
     check_int("seed", seed, 0)
+    env_kwargs = dict(env_kwargs or {})
     if size is not None:
-        check_int("size", size, 64, 4096)
+        env_kwargs["window_size"] = check_int("size", size, 64, 4096)
     if output is not None:
         check_out_file("output", output)
         check_video_path(output)
     spec = get_algo(algo)
-    env_kwargs = dict(env_kwargs or {})
-    if size is not None:
-        env_kwargs["window_size"] = size
     check_env_options(env_id, env_kwargs).close()
     return play_agent(
         lambda env: load_policy(algo, model_path, env, seed, options.device),
