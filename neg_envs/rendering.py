@@ -7,6 +7,7 @@ each role so nothing relies on hue alone. Headless with ``SDL_VIDEODRIVER=dummy`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,25 +107,23 @@ class CollisionRenderer:
             p = centre + (f * forward + s * side) * r
             return (float(p[0]), float(p[1]))
 
+        def outlined(draw: Any, colour: tuple[int, int, int], *shape: Any) -> None:
+            draw(arena, colour, *shape)
+            draw(arena, BLACK, *shape, width=edge)
+
         if hit:
             ring = max(3, round(r * 0.3))
             pg.draw.circle(arena, BLACK, pt(0, 0), r * 1.45 + edge, width=ring + 2 * edge)
             pg.draw.circle(arena, CONTACT, pt(0, 0), r * 1.45, width=ring)
         tail = [pt(-0.5, 0.0), pt(-1.15, 0.45), pt(-1.15, -0.45)]
-        pg.draw.polygon(arena, BIRD_WING, tail)
-        pg.draw.polygon(arena, BLACK, tail, width=edge)
+        outlined(pg.draw.polygon, BIRD_WING, tail)
         body = pg.Rect(0, 0, 1.5 * r, 1.5 * r)
         body.center = pt(-0.15, 0.0)
-        pg.draw.ellipse(arena, BIRD_BODY, body)
-        pg.draw.ellipse(arena, BLACK, body, width=edge)
-        pg.draw.circle(arena, BIRD_BODY, pt(0.45, 0.0), 0.5 * r)  # head
-        pg.draw.circle(arena, BLACK, pt(0.45, 0.0), 0.5 * r, width=edge)
-        beak = [pt(0.8, 0.22), pt(1.25, 0.0), pt(0.8, -0.22)]
-        pg.draw.polygon(arena, BIRD_BEAK, beak)
-        pg.draw.polygon(arena, BLACK, beak, width=edge)
+        outlined(pg.draw.ellipse, BIRD_BODY, body)
+        outlined(pg.draw.circle, BIRD_BODY, pt(0.45, 0.0), 0.5 * r)  # head
+        outlined(pg.draw.polygon, BIRD_BEAK, [pt(0.8, 0.22), pt(1.25, 0.0), pt(0.8, -0.22)])  # beak
         wing = [pt(0.1, 0.1), pt(-0.55, 0.15), pt(-0.25, 0.95)]
-        pg.draw.polygon(arena, BIRD_WING, wing)
-        pg.draw.polygon(arena, BLACK, wing, width=edge)
+        outlined(pg.draw.polygon, BIRD_WING, wing)
         pg.draw.circle(arena, BLACK, pt(0.55, -0.2), max(1.5, 0.12 * r))  # eye
 
     def close(self) -> None:
