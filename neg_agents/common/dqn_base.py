@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
 from neg_agents.common.extractors import collision_policy_kwargs
-from neg_agents.common.masks import MaskablePolicy, masked_greedy
+from neg_agents.common.masks import MaskablePolicy, masked_scores
 from neg_agents.common.model_files import UnsafeModelFileError, load_pickled
 from neg_agents.common.replay import sample_replay
 from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
@@ -121,18 +121,6 @@ class NegDQNBase(DQN):
             )
         return load_pickled(cls, path, env, device, custom_objects=custom_objects, **kwargs)
 
-    def check_observation(self, observation: Any) -> None:
-        """Raise a ``ValueError`` if ``observation`` holds NaN or infinite values."""
-        values = observation.values() if isinstance(observation, dict) else [observation]
-        for value in values:
-            array = np.asarray(value)
-            if array.dtype.kind in "fc" and not np.isfinite(array).all():
-                bad = np.flatnonzero(~np.isfinite(array))
-                raise ValueError(
-                    f"observation holds {bad.size} NaN or infinite value(s) (first at flat index "
-                    f"{int(bad[0])}); an agent acts only on finite observations"
-                )
-
     def predict(
         self,
         observation: np.ndarray | dict[str, np.ndarray],
@@ -148,7 +136,15 @@ class NegDQNBase(DQN):
             action is allowed (e.g. the env's ``action_masks()``): the greedy action is the
             best allowed one, and exploration samples among the allowed ones. None: no mask.
         """
-        self.check_observation(observation)
+        values = observation.values() if isinstance(observation, dict) else [observation]
+        for value in values:
+            array = np.asarray(value)
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = np.flatnonzero(~np.isfinite(array))
+                raise ValueError(
+                    f"observation holds {bad.size} NaN or infinite value(s) (first at flat index "
+                    f"{int(bad[0])}); an agent acts only on finite observations"
+                )
         return self.actions(observation, deterministic, action_masks), state
 
     def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
@@ -156,7 +152,8 @@ class NegDQNBase(DQN):
         probability epsilon per env (unless ``deterministic``) a uniform allowed one; without
         them ``DQN.predict``'s."""
         if action_masks is not None:
-            actions, vectorized, masks = masked_greedy(self.policy, observation, action_masks)
+            scores, vectorized, masks = masked_scores(self.policy, observation, action_masks)
+            actions = scores.argmax(dim=1).cpu().numpy()
             if not deterministic:
                 exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
                 if exploring.any():

@@ -43,15 +43,6 @@ def masked_scores(
     )
 
 
-def masked_greedy(
-    policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
-) -> tuple[np.ndarray, bool, np.ndarray]:
-    """The best allowed action of each observation ``(batch,)``; whether the observation was a
-    batch; the masks (see :func:`masked_scores`)."""
-    scores, vectorized, masks = masked_scores(policy, observation, action_masks)
-    return scores.argmax(dim=1).cpu().numpy(), vectorized, masks
-
-
 class MaskablePolicy(DQNPolicy):
     """``DQNPolicy`` whose ``predict`` also takes ``action_masks`` (True: allowed, e.g. the
     env's ``action_masks()``), as sb3-contrib's maskable policies do."""
