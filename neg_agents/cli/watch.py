@@ -22,8 +22,6 @@ from neg_envs.episodes import Episode
 from negdl.cli import parse_options, run_main
 from negdl.devices import resolve_device
 
-MAIN_JOB = (MAIN_ALGO, "NegCollision-v0")
-
 
 @dataclass
 class Args:
@@ -50,7 +48,7 @@ def find_model(args: Args) -> Path | None:
         return model_file(args.model)
     if args.algo is not None and not get_algo(args.algo).trainable:
         return None
-    algo, env_id = args.algo or MAIN_JOB[0], args.env_id or MAIN_JOB[1]
+    algo, env_id = args.algo or MAIN_ALGO, args.env_id or "NegCollision-v0"
     run = latest_run(args.runs_dir, algo, env_id)
     if run is None:
         raise FileNotFoundError(
