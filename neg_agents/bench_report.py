@@ -183,8 +183,7 @@ def _targets(
             )
         )
     for algo, scene in ((MAIN_ALGO, DEFAULT_SCENE), (MAIN_ALGO, MIX_SCENE)):
-        stability = _curve_stability(curves, algo, scene)
-        if stability:
+        if stability := _curve_stability(curves, algo, scene):
             judged.append(stability)
     return judged
 
