@@ -266,8 +266,7 @@ class NegDQNBase(DQN):
 
 def sample_allowed_rows(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One action per row of ``masks`` ``(batch, n)``, uniform among its True entries."""
-    weights = rng.random(masks.shape) * masks
-    return weights.argmax(axis=1)
+    return (rng.random(masks.shape) * masks).argmax(axis=1)
 
 
 #: Devices with a fused (one kernel per step) Adam in torch.
