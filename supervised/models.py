@@ -35,11 +35,9 @@ def make_activation(name: str) -> nn.Module:
 def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
     """Re-initialise ``module`` and every layer inside it with their default initialisers, in
     place, from ``seed`` (the global RNG left untouched) or fresh draws when None."""
-    if seed is not None:
-        check_seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(check_seed("seed", seed))
         for layer in module.modules():
             reset = getattr(layer, "reset_parameters", None)
             if reset is not None:
