@@ -165,19 +165,12 @@ class NegatableClassifier(nn.Module):
 
 class MnistFeatures(nn.Module):
     """The source's MNIST conv block: conv(1->20, 5) + maxpool 2 + act; conv(20->50, 5) +
-    maxpool 2 + act; flatten to 800 features, on inputs standardised with ``mean``/``std``."""
+    maxpool 2 + act; flatten to 800 features, on inputs standardised with MNIST's mean/std."""
 
-    def __init__(
-        self,
-        activation: str = "relu",
-        in_channels: int = 1,
-        mean: float = MNIST_MEAN,
-        std: float = MNIST_STD,
-    ) -> None:
+    def __init__(self, activation: str = "relu") -> None:
         super().__init__()
-        check_int("in_channels", in_channels, 1)
-        self.standardize = Standardize([mean] * in_channels, [std] * in_channels)
-        self.conv1 = nn.Conv2d(in_channels, 20, 5)
+        self.standardize = Standardize([MNIST_MEAN], [MNIST_STD])
+        self.conv1 = nn.Conv2d(1, 20, 5)
         self.conv2 = nn.Conv2d(20, 50, 5)
         self.pool = nn.MaxPool2d(2)
         self.act1, self.output_activation = make_activation(activation), make_activation(activation)
