@@ -375,9 +375,8 @@ def evaluate_modes(
 
     groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        groups.setdefault(next((f for f in groups if same_extractors(f, mode)), mode), []).append(
-            mode
-        )
+        first = next((f for f in groups if same_extractors(f, mode)), mode)
+        groups.setdefault(first, []).append(mode)
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }
