@@ -93,11 +93,9 @@ class NegatableClassifier(nn.Module):
                 f"negation must be a FeatureNegation (see supervised.negation), got {negation!r}"
             )
         self.extractor, self.head = extractor, head
-        activation = (
-            output_activation
-            if output_activation is not None
-            else getattr(extractor, "output_activation", None)
-        )
+        activation = output_activation
+        if activation is None:
+            activation = getattr(extractor, "output_activation", None)
         if negation is None and activation is not None:
             negation = negation_for(activation)
         if negation is not None:

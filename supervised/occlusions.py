@@ -22,14 +22,10 @@ def check_occlusion(name: str, value: object) -> Occlusion:
     """``value`` when it is an :class:`Occlusion`, else a ``TypeError`` naming ``name`` (a name
     such as ``"horizontal"`` is not an occlusion: look it up in e.g. :func:`mnist_cuts`)."""
     if not isinstance(value, Occlusion):
-        hint = (
-            "; a name is not an occlusion: look it up, e.g. mnist_cuts()[name]"
-            if isinstance(value, str)
-            else ""
-        )
+        hint = "; a name is not an occlusion: look it up, e.g. mnist_cuts()[name]"
         raise TypeError(
             f"{name} must be an Occlusion (e.g. HorizontalCut()), got {type(value).__name__} "
-            f"{value!r}{hint}"
+            f"{value!r}{hint if isinstance(value, str) else ''}"
         )
     return value
 
