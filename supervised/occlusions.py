@@ -209,10 +209,7 @@ def partial_test_sets(
         check_occlusion(f"occlusions[{name!r}]", occlusion)
     if full_name in occlusions:
         raise ValueError(f"occlusion name {full_name!r} is reserved for the unoccluded test set")
-    sets = {
-        full_name: test,
-        **{name: occlude(test, occlusion) for name, occlusion in occlusions.items()},
-    }
+    sets = {full_name: test} | {name: occlude(test, o) for name, o in occlusions.items()}
     return sets if device is None else {name: data.to(device) for name, data in sets.items()}
 
 
