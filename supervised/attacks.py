@@ -105,10 +105,8 @@ class Attack(ABC):
 
     def check_inputs(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         """Raise ``ValueError`` for wrong shapes, types or pixels outside ``input_range``."""
-        if (
-            not isinstance(images, torch.Tensor)
-            or images.ndim < 2
-            or not images.is_floating_point()
+        if not (
+            isinstance(images, torch.Tensor) and images.ndim >= 2 and images.is_floating_point()
         ):
             raise ValueError(
                 "images must be a float tensor (N, ...) such as (N, C, H, W), got "
@@ -424,9 +422,8 @@ class MIFGSM(FixedStartPGD):
             nonlocal momentum
             gradient = self.loss_gradient(adversarial, labels)
             scale = gradient.abs().mean(reduce_dims, keepdim=True)
-            scale = scale.clamp_min(
-                torch.finfo(scale.dtype).tiny
-            )  # a zero gradient gives 0, not NaN
+            # A zero gradient gives 0, not NaN.
+            scale = scale.clamp_min(torch.finfo(scale.dtype).tiny)
             momentum = gradient / scale + self.decay * momentum
             return momentum
 

@@ -186,16 +186,8 @@ class GraphedStep:
 
     def fits(self, batch: tuple[torch.Tensor, ...]) -> bool:
         """Whether ``batch`` has the shapes, dtypes and devices of the static buffers."""
-        return (
-            self.static is not None
-            and len(batch) == len(self.static)
-            and all(
-                tensor.shape == static.shape
-                and tensor.dtype == static.dtype
-                and tensor.device == static.device
-                for tensor, static in zip(batch, self.static, strict=True)
-            )
-        )
+        layout = lambda tensors: [(t.shape, t.dtype, t.device) for t in tensors]  # noqa: E731
+        return self.static is not None and layout(batch) == layout(self.static)
 
     def __call__(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Run one step on ``batch``; returns the detached loss (a fresh tensor every step)."""

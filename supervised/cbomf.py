@@ -249,33 +249,6 @@ def run_phase(
     return losses, step
 
 
-def _check_training_inputs(
-    modes: Sequence[str],
-    model_factory: Callable[[], NegatableClassifier],
-    data: LabelledImages,
-    config: CBOMFConfig,
-    seeds: Sequence[int],
-) -> None:
-    """Refuse arguments of :func:`train_modes` that would fail deep inside training
-    (or, like a plain string of modes, silently do something else)."""
-    if isinstance(modes, str) or not modes:
-        raise ValueError(
-            f"modes must be a non-empty list of mode names, e.g. ['SN'], got {modes!r}"
-        )
-    if not isinstance(config, CBOMFConfig):
-        raise ValueError(f"config must be a CBOMFConfig, got {type(config).__name__}")
-    for mode in modes:
-        mode_phases(mode, config)
-    if not callable(model_factory):
-        raise ValueError(f"model_factory must be callable, got {type(model_factory).__name__}")
-    if not isinstance(data, LabelledImages):
-        raise ValueError(f"data must be LabelledImages, got {type(data).__name__}")
-    if isinstance(seeds, (str, int)) or not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"need distinct seeds, got {seeds!r}")
-    for seed in seeds:
-        check_int("seed", seed, 0)
-
-
 def train_modes(
     modes: Sequence[str],
     model_factory: Callable[[], NegatableClassifier],
@@ -295,7 +268,23 @@ def train_modes(
     :param context: device and progress bars (its writers are unused: see ``writer_for``).
     :param writer_for: TensorBoard writer for a seed and mode name.
     """
-    _check_training_inputs(modes, model_factory, data, config, seeds)
+    # Refuse arguments that would fail deep inside training (or, like a plain string of modes,
+    # silently do something else).
+    if isinstance(modes, str) or not modes:
+        raise ValueError(
+            f"modes must be a non-empty list of mode names, e.g. ['SN'], got {modes!r}"
+        )
+    if not isinstance(config, CBOMFConfig):
+        raise ValueError(f"config must be a CBOMFConfig, got {type(config).__name__}")
+    schedules = {mode: mode_phases(mode, config) for mode in modes}
+    if not callable(model_factory):
+        raise ValueError(f"model_factory must be callable, got {type(model_factory).__name__}")
+    if not isinstance(data, LabelledImages):
+        raise ValueError(f"data must be LabelledImages, got {type(data).__name__}")
+    if isinstance(seeds, (str, int)) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"need distinct seeds, got {seeds!r}")
+    for seed in seeds:
+        check_int("seed", seed, 0)
     initial = [seeded_build(model_factory, seed, "init") for seed in seeds]
     for model in initial:
         if not isinstance(model, NegatableClassifier):
@@ -304,7 +293,6 @@ def train_modes(
                 f"and negation, e.g. mnist_net), got {type(model).__name__}"
             )
         check_model_inputs(model, data.images, data.labels)
-    schedules = {mode: mode_phases(mode, config) for mode in modes}
 
     def train(mode: str, schedule: tuple, parents: list[Trained]) -> list[Trained]:
         shared = [m for m, phases in schedules.items() if phases[: len(schedule)] == schedule]
@@ -387,9 +375,8 @@ def evaluate_modes(
 
     groups: dict[str, list[str]] = {}  # first mode: the modes with its extractors, every seed
     for mode in modes:
-        groups.setdefault(next((f for f in groups if same_extractors(f, mode)), mode), []).append(
-            mode
-        )
+        first = next((f for f in groups if same_extractors(f, mode)), mode)
+        groups.setdefault(first, []).append(mode)
     results: dict[int, dict[str, dict[str, float]]] = {
         seed: {mode: {} for mode in modes} for seed in seeds
     }

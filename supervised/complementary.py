@@ -182,9 +182,7 @@ def _above(confidence: torch.Tensor, threshold: float) -> torch.Tensor:
         raise ValueError(
             f"confidence must be an (N,) tensor, got {type(confidence).__name__} of shape {shape}"
         )
-    if not confidence.is_floating_point() or not bool(
-        ((confidence >= 0) & (confidence <= 1)).all()
-    ):
+    if not (confidence.is_floating_point() and bool(((confidence >= 0) & (confidence <= 1)).all())):
         raise ValueError("confidence must hold probabilities in [0, 1] (a float tensor)")
     return confidence > threshold
 

@@ -189,11 +189,8 @@ def embedding_scores(
     """Prototype accuracy, k-NN accuracy and precision@1 (%); NaN for all when any embedding
     is not finite (a diverged model)."""
     if not (torch.isfinite(queries).all() and torch.isfinite(references).all()):
-        return {
-            "prototype_accuracy": float("nan"),
-            f"knn{k}_accuracy": float("nan"),
-            "precision_at_1": float("nan"),
-        }
+        names = ("prototype_accuracy", f"knn{k}_accuracy", "precision_at_1")
+        return dict.fromkeys(names, float("nan"))
     args = (queries, query_labels, references, reference_labels)
     return {
         "prototype_accuracy": prototype_accuracy(*args, distance=distance),

@@ -129,8 +129,7 @@ class LearnedFusion(JoinRule):
             raise ValueError(
                 f"need num_classes > 0, members >= 2 and channels > 0, got {num_classes}, {members}, {channels}"
             )
-        self.num_classes, self.members = num_classes, members
-        self.channels = channels
+        self.num_classes, self.members, self.channels = num_classes, members, channels
         self.conv = nn.Conv2d(1, channels, (members, 1))
         self.linear = nn.Linear(channels * num_classes, num_classes)
         bias = self.conv.bias

@@ -35,11 +35,9 @@ def make_activation(name: str) -> nn.Module:
 def reset_parameters_(module: nn.Module, seed: int | None = None) -> None:
     """Re-initialise ``module`` and every layer inside it with their default initialisers, in
     place, from ``seed`` (the global RNG left untouched) or fresh draws when None."""
-    if seed is not None:
-        check_seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(check_seed("seed", seed))
         for layer in module.modules():
             reset = getattr(layer, "reset_parameters", None)
             if reset is not None:
@@ -95,11 +93,9 @@ class NegatableClassifier(nn.Module):
                 f"negation must be a FeatureNegation (see supervised.negation), got {negation!r}"
             )
         self.extractor, self.head = extractor, head
-        activation = (
-            output_activation
-            if output_activation is not None
-            else getattr(extractor, "output_activation", None)
-        )
+        activation = output_activation
+        if activation is None:
+            activation = getattr(extractor, "output_activation", None)
         if negation is None and activation is not None:
             negation = negation_for(activation)
         if negation is not None:
@@ -167,19 +163,12 @@ class NegatableClassifier(nn.Module):
 
 class MnistFeatures(nn.Module):
     """The source's MNIST conv block: conv(1->20, 5) + maxpool 2 + act; conv(20->50, 5) +
-    maxpool 2 + act; flatten to 800 features, on inputs standardised with ``mean``/``std``."""
+    maxpool 2 + act; flatten to 800 features, on inputs standardised with MNIST's mean/std."""
 
-    def __init__(
-        self,
-        activation: str = "relu",
-        in_channels: int = 1,
-        mean: float = MNIST_MEAN,
-        std: float = MNIST_STD,
-    ) -> None:
+    def __init__(self, activation: str = "relu") -> None:
         super().__init__()
-        check_int("in_channels", in_channels, 1)
-        self.standardize = Standardize([mean] * in_channels, [std] * in_channels)
-        self.conv1 = nn.Conv2d(in_channels, 20, 5)
+        self.standardize = Standardize([MNIST_MEAN], [MNIST_STD])
+        self.conv1 = nn.Conv2d(1, 20, 5)
         self.conv2 = nn.Conv2d(20, 50, 5)
         self.pool = nn.MaxPool2d(2)
         self.act1, self.output_activation = make_activation(activation), make_activation(activation)

@@ -88,9 +88,8 @@ _DEFAULT_FOR: dict[type[nn.Module], type[FeatureNegation]] = {
 
 def negation_for(activation: nn.Module) -> FeatureNegation:
     """The default negation matching an activation module (``3 - x`` for ReLU6)."""
-    for activation_type, negation_type in _DEFAULT_FOR.items():
-        if type(activation) is activation_type:
-            return negation_type()
+    if type(activation) in _DEFAULT_FOR:
+        return _DEFAULT_FOR[type(activation)]()
     supported = ", ".join(cls.__name__ for cls in _DEFAULT_FOR)
     raise ValueError(
         f"no feature negation is defined for {type(activation).__name__}; supported: {supported}"

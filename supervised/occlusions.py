@@ -22,14 +22,10 @@ def check_occlusion(name: str, value: object) -> Occlusion:
     """``value`` when it is an :class:`Occlusion`, else a ``TypeError`` naming ``name`` (a name
     such as ``"horizontal"`` is not an occlusion: look it up in e.g. :func:`mnist_cuts`)."""
     if not isinstance(value, Occlusion):
-        hint = (
-            "; a name is not an occlusion: look it up, e.g. mnist_cuts()[name]"
-            if isinstance(value, str)
-            else ""
-        )
+        hint = "; a name is not an occlusion: look it up, e.g. mnist_cuts()[name]"
         raise TypeError(
             f"{name} must be an Occlusion (e.g. HorizontalCut()), got {type(value).__name__} "
-            f"{value!r}{hint}"
+            f"{value!r}{hint if isinstance(value, str) else ''}"
         )
     return value
 
@@ -213,10 +209,7 @@ def partial_test_sets(
         check_occlusion(f"occlusions[{name!r}]", occlusion)
     if full_name in occlusions:
         raise ValueError(f"occlusion name {full_name!r} is reserved for the unoccluded test set")
-    sets = {
-        full_name: test,
-        **{name: occlude(test, occlusion) for name, occlusion in occlusions.items()},
-    }
+    sets = {full_name: test} | {name: occlude(test, o) for name, o in occlusions.items()}
     return sets if device is None else {name: data.to(device) for name, data in sets.items()}
 
 

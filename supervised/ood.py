@@ -80,21 +80,14 @@ def average_precision(positive: torch.Tensor, negative: torch.Tensor) -> float:
     one threshold), as ``sklearn.metrics.average_precision_score``."""
     _check_scores(positive, negative)
     scores = torch.cat([positive.double(), negative.double()])
-    is_positive = torch.cat(
-        [
-            torch.ones_like(positive, dtype=torch.float64),
-            torch.zeros_like(negative, dtype=torch.float64),
-        ]
-    )
+    is_positive = (torch.arange(len(scores), device=scores.device) < len(positive)).double()
     thresholds, group = torch.unique(scores, return_inverse=True)  # ascending
     hits = torch.zeros(len(thresholds), dtype=torch.float64, device=scores.device)
     total = torch.zeros_like(hits)
     hits.index_add_(0, group, is_positive)
     total.index_add_(0, group, torch.ones_like(is_positive))
     # Descending thresholds: true positives and predictions at or above each threshold.
-    true_positives = hits.flip(0).cumsum(0)
-    predicted = total.flip(0).cumsum(0)
-    precision = true_positives / predicted
+    precision = hits.flip(0).cumsum(0) / total.flip(0).cumsum(0)
     return ((hits.flip(0) / len(positive)) * precision).sum().item()
 
 

@@ -54,11 +54,7 @@ class HardExampleMining(LossReducer):
         return losses.topk(self.kept(losses.numel()), sorted=False).values.mean()
 
     def __repr__(self) -> str:
-        return (
-            f"HardExampleMining(k={self.k})"
-            if self.k
-            else f"HardExampleMining(fraction={self.fraction})"
-        )
+        return f"HardExampleMining({f'k={self.k}' if self.k else f'fraction={self.fraction}'})"
 
 
 class NonZeroMean(LossReducer):

@@ -287,14 +287,10 @@ def model_metadata(
     """Plain metadata from which :func:`model_from_metadata` rebuilds ``model``'s architecture
     (classifier or synergy model, its negation state and join rule)."""
     metadata: dict = {"arch": arch, "num_classes": num_classes, "activation": activation}
-    if isinstance(model, SynergyModel):
-        return {
-            **metadata,
-            "kind": "synergy",
-            "rule": model.rule.rule_name,
-            "rule_config": model.rule.config(),
-        }
-    return {**metadata, "kind": "classifier", "negate": model.negate}
+    if not isinstance(model, SynergyModel):
+        return {**metadata, "kind": "classifier", "negate": model.negate}
+    rule = model.rule
+    return {**metadata, "kind": "synergy", "rule": rule.rule_name, "rule_config": rule.config()}
 
 
 def model_from_metadata(metadata: dict) -> NegatableClassifier:

@@ -74,11 +74,9 @@ def prepare_inputs(
     """Move inputs to ``device``; images go channels-last, which conv kernels run faster on
     (about twice as fast for the MNIST net on CPU, see ``scripts/bench_supervised.py``)."""
     inputs = inputs.to(device)
-    return (
-        inputs.contiguous(memory_format=torch.channels_last)
-        if channels_last and inputs.ndim == 4
-        else inputs
-    )
+    if channels_last and inputs.ndim == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
 
 
 class BatchSource(ABC):

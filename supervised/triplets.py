@@ -85,9 +85,7 @@ class TripletMiner(ABC):
         self.num_triplets = 0
 
     @abstractmethod
-    def keep(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
+    def keep(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         """Boolean mask ``(T,)`` of the triplets to keep."""
 
     @torch.no_grad()
@@ -111,41 +109,31 @@ class TripletMiner(ABC):
 class AllTriplets(TripletMiner):
     """Keep every candidate."""
 
-    def keep(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
-        return torch.ones_like(positive_distance, dtype=torch.bool)
+    def keep(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(positive, dtype=torch.bool)
 
 
 class HardTriplets(TripletMiner):
     """Keep triplets whose negative is at most as far as the positive: ``d_an <= d_ap``."""
 
-    def keep(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
-        return negative_distance <= positive_distance
+    def keep(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return negative <= positive
 
 
 class SemiHardTriplets(TripletMiner):
     """Keep triplets whose negative is farther than the positive but inside the margin:
     ``d_ap < d_an <= d_ap + margin`` (FaceNet's semi-hard negatives)."""
 
-    def keep(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
-        return (negative_distance > positive_distance) & (
-            negative_distance <= positive_distance + self.margin
-        )
+    def keep(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return (negative > positive) & (negative <= positive + self.margin)
 
 
 class MarginTriplets(TripletMiner):
     """Keep every triplet that violates the margin: ``d_an < d_ap + margin`` (hard and
     semi-hard together; the only ones with a non-zero loss)."""
 
-    def keep(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
-        return negative_distance < positive_distance + self.margin
+    def keep(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return negative < positive + self.margin
 
 
 #: Miners by name.
@@ -190,18 +178,16 @@ class TripletMarginLoss:
         self.distance = distance if distance is not None else EuclideanDistance()
         self.miner = miner
 
-    def ranking_losses(
-        self, positive_distance: torch.Tensor, negative_distance: torch.Tensor
-    ) -> torch.Tensor:
+    def ranking_losses(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         """Per-triplet losses from the two distances, detaching the side that must not learn."""
         learns = TRIPLET_VARIANTS[self.variant]
         if learns == "negative":
-            positive_distance = positive_distance.detach()
+            positive = positive.detach()
         elif learns == "positive":
-            negative_distance = negative_distance.detach()
-        target = torch.ones_like(positive_distance)
+            negative = negative.detach()
+        target = torch.ones_like(positive)
         return F.margin_ranking_loss(
-            negative_distance, positive_distance, target, margin=self.margin, reduction="none"
+            negative, positive, target, margin=self.margin, reduction="none"
         )
 
     def __call__(
