@@ -156,14 +156,9 @@ def check_out_dir(name: str, path: str | Path | None) -> None:
 
 def check_in_dir(name: str, path: str | Path | None) -> None:
     """Raise a ``ValueError`` unless ``path`` (argument ``name``) is None or an existing folder."""
-    if path is None:
-        return
-    if not Path(path).exists():
-        raise ValueError(
-            f"{name} {str(path)!r} does not exist; give the folder that holds the data"
-        )
-    if not Path(path).is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a file; give the folder that holds the data")
+    if path is not None and not Path(path).is_dir():
+        what = "is a file" if Path(path).exists() else "does not exist"
+        raise ValueError(f"{name} {str(path)!r} {what}; give the folder that holds the data")
 
 
 def check_out_file(name: str, path: str | Path | None) -> None:
