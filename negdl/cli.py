@@ -28,8 +28,6 @@ from negdl.interrupt import Stopped
 
 T = TypeVar("T")
 
-#: What ``run_main`` reports as one line: errors the user fixes, not bugs.
-USER_ERRORS = (ValueError, OSError, UserError)
 #: Exit status of a command whose reader closed its output: 128 + SIGPIPE, what the shell
 #: reports for ``yes | head -1``'s ``yes``.
 BROKEN_PIPE_STATUS = 141
@@ -109,7 +107,7 @@ def run_main(
                 return run(args)
             except BrokenPipeError:
                 raise  # an OSError, but the reader left: nothing to report
-            except USER_ERRORS as error:
+            except (ValueError, OSError, UserError) as error:  # what the user fixes, not bugs
                 raise SystemExit(f"{prog}: error: {error}") from error
             except Stopped as stopped:
                 stopped.exit(prog)
