@@ -28,8 +28,6 @@ from negdl.interrupt import Stopped
 
 T = TypeVar("T")
 
-#: What ``run_main`` reports as one line: errors the user fixes, not bugs.
-USER_ERRORS = (ValueError, OSError, UserError)
 #: Exit status of a command whose reader closed its output: 128 + SIGPIPE, what the shell
 #: reports for ``yes | head -1``'s ``yes``.
 BROKEN_PIPE_STATUS = 141
@@ -109,7 +107,7 @@ def run_main(
                 return run(args)
             except BrokenPipeError:
                 raise  # an OSError, but the reader left: nothing to report
-            except USER_ERRORS as error:
+            except (ValueError, OSError, UserError) as error:  # what the user fixes, not bugs
                 raise SystemExit(f"{prog}: error: {error}") from error
             except Stopped as stopped:
                 stopped.exit(prog)
@@ -156,14 +154,9 @@ def check_out_dir(name: str, path: str | Path | None) -> None:
 
 def check_in_dir(name: str, path: str | Path | None) -> None:
     """Raise a ``ValueError`` unless ``path`` (argument ``name``) is None or an existing folder."""
-    if path is None:
-        return
-    if not Path(path).exists():
-        raise ValueError(
-            f"{name} {str(path)!r} does not exist; give the folder that holds the data"
-        )
-    if not Path(path).is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a file; give the folder that holds the data")
+    if path is not None and not Path(path).is_dir():
+        what = "is a file" if Path(path).exists() else "does not exist"
+        raise ValueError(f"{name} {str(path)!r} {what}; give the folder that holds the data")
 
 
 def check_out_file(name: str, path: str | Path | None) -> None:

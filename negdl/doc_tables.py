@@ -9,6 +9,7 @@ file under docs/ and which of its markdown tables (1 = the first; a ``.csv`` fil
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from pathlib import Path
 
@@ -18,16 +19,8 @@ MARKER = re.compile(r"(<!-- table:(?P<source>[^ ]+) -->\n)(?P<body>.*?)(<!-- /ta
 
 def markdown_tables(text: str) -> list[str]:
     """Every markdown table in ``text``: runs of lines starting with ``|``, in order."""
-    tables, current = [], []
-    for line in text.splitlines():
-        if line.startswith("|"):
-            current.append(line)
-        elif current:
-            tables.append("\n".join(current) + "\n")
-            current = []
-    if current:
-        tables.append("\n".join(current) + "\n")
-    return tables
+    runs = itertools.groupby(text.splitlines(), lambda line: line.startswith("|"))
+    return ["\n".join(lines) + "\n" for is_table, lines in runs if is_table]
 
 
 def csv_table(path: Path) -> str:

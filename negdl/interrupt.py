@@ -45,18 +45,11 @@ class Stopped(Exception):
         self.signal_number = signal_number
         self.kept = kept
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signal_number
-
     def exit(self, prog: str) -> NoReturn:
-        """Print ``prog: stopped by SIGINT: <kept>`` and exit with :attr:`exit_status`."""
-        print(f"{prog}: stopped by {self.signal_name}: {self.kept}", file=sys.stderr, flush=True)
-        raise SystemExit(self.exit_status)
+        """Print ``prog: stopped by SIGINT: <kept>`` and exit with status ``128 + signal``."""
+        name = signal.Signals(self.signal_number).name
+        print(f"{prog}: stopped by {name}: {self.kept}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + self.signal_number)
 
 
 def terminate_child_processes() -> None:
@@ -142,4 +135,4 @@ class StopOnSignal:
 
     def exit(self, kept: str) -> NoReturn:
         """Say what was kept and exit with :attr:`exit_status`, without a traceback."""
-        Stopped(self.exit_status - 128, kept).exit(self.prog)
+        Stopped(self.signal_number or signal.SIGINT, kept).exit(self.prog)

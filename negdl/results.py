@@ -61,12 +61,10 @@ def mean_std(values: Sequence[float], digits: int = 2) -> str:
 def markdown_table(rows: Sequence[Row], row_key: str, column_key: str, value_key: str) -> str:
     """Pivot rows into a markdown table of ``mean +- std`` of ``value_key``, in first-seen order."""
     cells: dict[tuple[object, object], list[float]] = defaultdict(list)
-    row_names: dict[object, None] = {}
-    column_names: dict[object, None] = {}
     for row in rows:
-        row_names.setdefault(row[row_key])
-        column_names.setdefault(row[column_key])
         cells[row[row_key], row[column_key]].append(float(row[value_key]))  # type: ignore[arg-type]
+    row_names = dict.fromkeys(name for name, _ in cells)
+    column_names = dict.fromkeys(column for _, column in cells)
     lines = [
         "| " + " | ".join([row_key, *map(str, column_names)]) + " |",
         "| --- |" + " ---: |" * len(column_names),

@@ -8,6 +8,7 @@ the trials in flight and raises :class:`~negdl.interrupt.StopRequested`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import multiprocessing
@@ -28,14 +29,11 @@ POLL_SECONDS = 0.2
 BACKEND_NAMES = ("in-process", "processes", "ray")
 
 
-class Backend:
+class Backend(contextlib.AbstractContextManager["Backend"]):
     """Runs trials (see the module docstring); subclasses override :meth:`run` and :meth:`describe`."""
 
     #: Trials that run at once (known once the backend is entered).
     slots: int = 1
-
-    def __enter__(self) -> Backend:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         pass

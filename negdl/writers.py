@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 
 
-class TensorBoardWriters:
+class TensorBoardWriters(contextlib.AbstractContextManager["TensorBoardWriters"]):
     """One :class:`SummaryWriter` per run name (``writers("SN")``) in a sub-folder of ``root``
     (characters that do not belong in a folder name become ``_``), made when first asked for;
     a context manager that closes them all."""
@@ -27,9 +28,6 @@ class TensorBoardWriters:
         for writer in self.writers.values():
             writer.close()
         self.writers.clear()
-
-    def __enter__(self) -> TensorBoardWriters:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -142,8 +142,8 @@ def markdown(rows: list[dict[str, Any]], args: Args, wall: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: Args) -> Path:
-    """Train and evaluate the grid; return the markdown file."""
+def run(args: Args) -> None:
+    """Train and evaluate the grid."""
     unknown = [v for v in args.variants if v not in VARIANTS] + [
         o for o in args.observations if o not in OBSERVATIONS
     ]
@@ -172,12 +172,7 @@ def run(args: Args) -> Path:
         write_csv(rows, out / "ablation.csv")
         write_text_atomic(out / "ablation.md", markdown(rows, args, time.perf_counter() - start))
     print(f"wrote {out / 'ablation.md'}")  # inside run_main, which ends quietly on a closed pipe
-    return out / "ablation.md"
-
-
-def main(argv: list[str] | None = None) -> None:
-    run_main("ablate_agents.py", Args, run, argv)
 
 
 if __name__ == "__main__":
-    main()
+    run_main("ablate_agents.py", Args, run)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,12 +228,10 @@ def project_pipeline(
     batch_source = trainer.batch_source(source)
     for net in nets:
         net.train()
-
-    def forever() -> Iterator:
-        while True:
-            yield from batch_source.batches(generators)
-
-    batches = forever()
+    # Epoch after epoch, without end.
+    batches = itertools.chain.from_iterable(
+        batch_source.batches(generators) for _ in itertools.count()
+    )
 
     def run(steps: int) -> int:
         """``trainer.step`` over the next ``steps`` batches; returns the samples trained on

@@ -53,9 +53,7 @@ class Grid:
                 yield params
 
     def __len__(self) -> int:
-        if self.keep is not None:
-            return sum(1 for _ in self)
-        return math.prod(len(values) for values in self.axes.values())
+        return sum(1 for _ in self)
 
     def __repr__(self) -> str:
         return f"Grid({', '.join(f'{axis}={values!r}' for axis, values in self.axes.items())})"

@@ -209,19 +209,19 @@ class Sweep:
             )
             if on_update:
                 on_update(result)
-        stop = None
+        stop = StopOnSignal(prog)
         try:
             if pending:  # a finished sweep does not start workers or join a Ray cluster
                 with backend:
                     result.backend, result.slots = backend.describe(), backend.slots
-                    with StopOnSignal(prog) as stop:
+                    with stop:
                         for outcome in backend.run(self.function, pending, stop):
                             self._record(outcome, settings, result, bar)
                             if on_update and not outcome.failed:
                                 on_update(result)
         finally:
             bar.close()
-        if stop is not None and stop.requested:
+        if stop.requested:
             raise Stopped(
                 stop.signal_number or signal.SIGINT,
                 f"kept the {len(result.finished)} finished trials of {len(trials)} under "

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from negdl.checks import check_int
 from negdl.cli import run_main
 from negdl.results import markdown_table, mean_std
 from negdl.trials import Trial
@@ -84,8 +85,7 @@ class Args(RunOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
-        if self.suite_subset < 0:
-            raise ValueError(f"suite_subset must be >= 0, got {self.suite_subset}")
+        check_int("suite_subset", self.suite_subset, 0)
         super().__post_init__()
 
 

@@ -20,6 +20,7 @@ from typing import Annotated
 import torch
 import tyro
 
+from negdl.checks import check_int
 from negdl.cli import run_main
 from negdl.results import markdown_table
 from negdl.trials import Trial
@@ -62,8 +63,7 @@ class Args(TrainRunOptions):
     def __post_init__(self) -> None:
         for name in self.schedules:
             schedule_variants(name)
-        if self.k <= 0:
-            raise ValueError(f"k must be positive, got {self.k}")
+        check_int("k", self.k, 1)
         super().__post_init__()  # --data-dir, --download
 
 

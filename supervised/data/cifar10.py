@@ -219,8 +219,7 @@ def load_cifar10(
     names = _TRAIN_BATCHES if train else _TEST_BATCHES
     raw = read_batches(root_path, names, how_to_fix)
     parts = [parse_cifar_batch(raw[name], name, how_to_fix) for name in names]  # official order
-    images = torch.cat([images for images, _ in parts])
-    labels = torch.cat([labels for _, labels in parts])
+    images, labels = (torch.cat(batches) for batches in zip(*parts, strict=True))
     return images_and_labels(
         images, labels, CIFAR10_CLASSES, f"CIFAR-10 {'train' if train else 'test'}", how_to_fix
     )
