@@ -153,7 +153,7 @@ class NegDQNBase(DQN):
         them ``DQN.predict``'s."""
         if action_masks is not None:
             scores, vectorized, masks = masked_scores(self.policy, observation, action_masks)
-            actions = scores.argmax(dim=1).cpu().numpy()
+            actions = cast(MaskablePolicy, self.policy).choose(scores, True).cpu().numpy()
             if not deterministic:
                 exploring = self._shield_rng.random(len(actions)) < self.exploration_rate
                 if exploring.any():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.torch_layers import create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import QNetwork
@@ -12,6 +13,7 @@ from torch import nn
 
 from neg_agents.common.masks import MaskablePolicy
 from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, NonPositiveHead, make_head
+from negdl.checks import check_int, check_number
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
 DEFAULT_HEAD = "clamp"
@@ -66,12 +68,50 @@ class NonPositiveQNetwork(QNetwork):
 
 class NonPositiveDQNPolicy(MaskablePolicy):
     """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`
-    (``q_head``: its output head), so acting and the TD target see the same prior."""
+    (``q_head``: its output head), so acting and the TD target see the same prior.
 
-    def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
+    It acts greedily, but for ``prefer``: that action (e.g. ``STAY``, 4, on NegCollision, the
+    one that costs nothing) is taken wherever it is allowed and valued within ``prefer_margin``
+    of the best, so that differences of value the network cannot resolve do not make the agent
+    move. The TD target stays the greedy one (the max over the target network's values).
+
+    :param q_head: the output head (see :class:`NonPositiveQNetwork`).
+    :param prefer: the action preferred on near-ties, an index of the action space, or None
+        (always the best action).
+    :param prefer_margin: how far below the best value ``prefer`` may be and still be taken,
+        >= 0 (0: only on exact ties).
+    """
+
+    action_space: spaces.Discrete  # DQNPolicy's only action space
+    q_net: NonPositiveQNetwork
+
+    def __init__(
+        self,
+        *args: Any,
+        q_head: str = DEFAULT_HEAD,
+        prefer: int | None = None,
+        prefer_margin: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         # DQNPolicy.__init__ builds the networks, which read (and check) q_head.
         self.q_head = q_head
         super().__init__(*args, **kwargs)
+        n_actions = int(self.action_space.n)
+        self.prefer = None if prefer is None else check_int("prefer", prefer, 0, n_actions - 1)
+        self.prefer_margin = check_number("prefer_margin", prefer_margin, 0)
+
+    def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self.choose(self.q_net.preferences(obs), deterministic)
+
+    def choose(self, scores: th.Tensor, deterministic: bool) -> th.Tensor:
+        """The best action of each row of ``scores`` ``(batch, n)`` (-inf where forbidden), or
+        ``prefer`` where it is allowed and within ``prefer_margin`` of the best."""
+        best = scores.argmax(dim=1)
+        if self.prefer is None:
+            return best
+        preferred = scores[:, self.prefer]
+        near = preferred >= scores.gather(1, best[:, None]).squeeze(1) - self.prefer_margin
+        return th.where(near & (preferred > -th.inf), self.prefer, best)
 
     def make_q_net(self) -> NonPositiveQNetwork:
         # A fresh features extractor for each network, as DQNPolicy does.
@@ -79,7 +119,12 @@ class NonPositiveDQNPolicy(MaskablePolicy):
         return NonPositiveQNetwork(**net_args, q_head=self.q_head).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "q_head": self.q_head}
+        return {
+            **super()._get_constructor_parameters(),
+            "q_head": self.q_head,
+            "prefer": self.prefer,
+            "prefer_margin": self.prefer_margin,
+        }
 
 
 MlpPolicy = NonPositiveDQNPolicy

@@ -156,3 +156,56 @@ def test_greedy_action_breaks_clamped_ties_by_pre_activation(vec_env):
     with torch.no_grad():
         assert (model.q_net(torch.as_tensor(obs)) == torch.tensor([0, 0, -0.5, 0, 0])).all()
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], [3, 3, 3, 3])
+
+
+def _prefer_model(vec_env, **prefer):
+    policy_kwargs = {**TINY["policy_kwargs"], **prefer}
+    return NegRewardDQN("MlpPolicy", vec_env, seed=0, **{**TINY, "policy_kwargs": policy_kwargs})
+
+
+def test_preferred_action_is_taken_within_its_margin_of_the_best(vec_env):
+    policy = _prefer_model(vec_env, prefer=4, prefer_margin=0.01).policy
+    scores = torch.tensor(
+        [
+            [-0.10, -0.005, -0.2, -0.3, -0.012],  # stay 0.007 below the best: stay
+            [-0.10, 0.0, -0.2, -0.3, -0.02],  # stay 0.02 below: the best move
+            [-0.10, -0.005, -0.2, -0.3, -torch.inf],  # stay forbidden by a mask: the best
+            [-0.10, -0.10, -0.2, -0.3, -0.09],  # stay is the best
+        ]
+    )
+    assert policy.choose(scores, deterministic=True).tolist() == [4, 1, 1, 4]
+    # The same rule on every acting path: predict, with and without masks.
+    last = [m for m in policy.q_net.q_net if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([-0.1, -0.005, -0.2, -0.3, -0.012]))
+    obs = np.stack([vec_env.observation_space.sample() for _ in range(3)])
+    model = _prefer_model(vec_env, prefer=4, prefer_margin=0.01)
+    model.policy.load_state_dict(policy.state_dict())
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], [4, 4, 4])
+    masks = np.array([[True] * 5, [True] * 4 + [False], [False, False, True, True, True]])
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True, action_masks=masks)[0], [4, 1, 4]
+    )
+    greedy = _prefer_model(vec_env)  # no preference: the best action
+    greedy.policy.load_state_dict(policy.state_dict())
+    np.testing.assert_array_equal(greedy.predict(obs, deterministic=True)[0], [1, 1, 1])
+
+
+def test_save_load_keeps_the_preferred_action(vec_env, tmp_path):
+    policy_kwargs = {**TINY["policy_kwargs"], "prefer": 4, "prefer_margin": 0.01}
+    _, loaded, _ = round_trip("neg-reward-dqn", vec_env, tmp_path, 100, policy_kwargs=policy_kwargs)
+    assert (loaded.policy.prefer, loaded.policy.prefer_margin) == (4, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("prefer", "match"),
+    [
+        ({"prefer": 5}, "prefer must be an integer"),
+        ({"prefer": True}, "prefer must be an integer"),
+        ({"prefer": 4, "prefer_margin": -0.1}, "prefer_margin must be a finite number"),
+    ],
+)
+def test_bad_preference_fails_clearly(vec_env, prefer, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        _prefer_model(vec_env, **prefer)
