@@ -130,7 +130,8 @@ ALGOS: dict[str, AlgoSpec] = {
         ),
         AlgoSpec(
             "neg-reward-dqn-shielded",
-            "neg-reward-dqn acting only among the env's action_masks(), while learning too",
+            "neg-reward-dqn acting only among the env's action_masks(), while learning too; "
+            "stays unless a move is valued more than one move's cost above staying",
             NegRewardDQN,
             action_masks=True,
         ),

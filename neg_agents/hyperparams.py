@@ -4,8 +4,9 @@ Tuned on ``NegCollision-v0`` for 200,000 env steps on a CPU (measurements in the
 ``docs/agents/``); every DQN variant shares :data:`DQN_HYPERPARAMS` and, on NegCollision envs,
 :data:`EXTRACTOR_KWARGS`, so that comparisons between them are fair, but for what
 :data:`ALGO_HYPERPARAMS` changes (the rules, the shield, the main job's one gradient step per
-vector step); MaskablePPO has its own (:data:`MASKABLE_PPO_HYPERPARAMS`). The negative-reward
-DQN's output head is ``NonPositiveDQNPolicy``'s default (``neg_reward_dqn.policies.DEFAULT_HEAD``).
+vector step and its preference for staying); MaskablePPO has its own
+(:data:`MASKABLE_PPO_HYPERPARAMS`). The negative-reward DQN's output head is
+``NonPositiveDQNPolicy``'s default (``neg_reward_dqn.policies.DEFAULT_HEAD``).
 ``zoo/dqn.yml`` (for rl-zoo3) is generated from this module:
 ``python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml``.
 """

@@ -148,9 +148,10 @@ class NegDQNBase(DQN):
         return self.actions(observation, deterministic, action_masks), state
 
     def actions(self, observation: Any, deterministic: bool, action_masks: Any) -> np.ndarray:
-        """:meth:`predict`'s actions: under ``action_masks`` the best allowed action, or with
-        probability epsilon per env (unless ``deterministic``) a uniform allowed one; without
-        them ``DQN.predict``'s."""
+        """:meth:`predict`'s actions: under ``action_masks`` the policy's choice among the
+        allowed actions (``choose``: the best, or a preferred one), or with probability
+        epsilon per env (unless ``deterministic``) a uniform allowed one; without them
+        ``DQN.predict``'s."""
         if action_masks is not None:
             scores, vectorized, masks = masked_scores(self.policy, observation, action_masks)
             actions = cast(MaskablePolicy, self.policy).choose(scores, True).cpu().numpy()
