@@ -182,7 +182,16 @@ def load_agent(
         load_weights(model, path, device, algo)
         # Runs saved before model_state: their steps only.
         state = config.get("model_state") or {"num_timesteps": config.get("num_timesteps") or 0}
-        _restore_state(model, state, path)
+        for name, value in state.items():
+            if name not in MODEL_STATE or not hasattr(model, name):
+                raise ValueError(
+                    f"{path.with_name(CONFIG_NAME)}: unknown model_state entry {name!r}"
+                )
+            if name == "exploration_rate":
+                check_number(name, value, 0, 1)
+            else:
+                check_int(name, value, 0)
+            setattr(model, name, value)
     except BaseException:
         model_env.close()
         raise
@@ -218,17 +227,6 @@ def _train_config(config: dict[str, Any], path: Path, algo: str | None, device: 
             f"{path.with_name(CONFIG_NAME)} does not describe a run negdl can rebuild ({error}); "
             "fix it, or train the agent again"
         ) from error
-
-
-def _restore_state(model: BaseAlgorithm, state: dict[str, Any], path: Path) -> None:
-    for name, value in state.items():
-        if name not in MODEL_STATE or not hasattr(model, name):
-            raise ValueError(f"{path.with_name(CONFIG_NAME)}: unknown model_state entry {name!r}")
-        if name == "exploration_rate":
-            check_number(name, value, 0, 1)
-        else:
-            check_int(name, value, 0)
-        setattr(model, name, value)
 
 
 def transfer_model(model: BaseAlgorithm, env: gym.Env | VecEnv) -> BaseAlgorithm:
