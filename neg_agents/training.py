@@ -438,7 +438,6 @@ def train_and_save(
     write_config(record, run_dir)  # marks the folder as a run from the start
     result = train_agent(config, callbacks=callbacks, should_stop=should_stop)
     record.update(
-        hyperparams=result.hyperparams,
         device_used=str(result.model.device),
         interrupted=result.interrupted,
         num_timesteps=result.model.num_timesteps,
