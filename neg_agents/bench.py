@@ -37,12 +37,7 @@ from neg_agents.common.callbacks import EVAL_TENSORBOARD_KEYS
 from neg_agents.common.env_util import collision_config
 from neg_agents.common.extractors import ObstacleSetExtractor
 from neg_agents.model_io import transfer_model
-from neg_agents.training import (
-    TrainConfig,
-    TrainSettings,
-    close_env,
-    train_agent,
-)
+from neg_agents.training import TrainConfig, TrainSettings, close_env, train_agent
 from neg_agents.watch import record_evaluation_video
 from neg_envs.collision_core import MAX_OBSTACLES
 from negdl.checks import check_bool, check_int
