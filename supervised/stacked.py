@@ -114,9 +114,6 @@ class ModelStack:
         self.models = [model.to(self.device) for model in models]
         self.params, self.buffers = stack_module_state(self.models)
 
-    def __len__(self) -> int:
-        return len(self.models)
-
     @property
     def trainable(self) -> list[torch.Tensor]:
         """The stacked parameters that require gradients (for the optimiser)."""
