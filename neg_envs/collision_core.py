@@ -411,7 +411,6 @@ class CollisionSimulation:
         # Flat views of the (contiguous) position and velocity planes for fixing wall hits.
         self._flat_pos = self._pos.reshape(-1)
         self._flat_vel = self._vel.reshape(-1)
-        assert np.shares_memory(self._flat_pos, self.obstacles) or n == 0
         self.steps = np.zeros(batch, dtype=np.int64)
         self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
         self.episode_return = np.zeros(batch, dtype=DTYPE)

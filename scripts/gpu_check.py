@@ -160,12 +160,10 @@ def check_uncapturable_falls_back(
     report: Report, data: LabelledImages, device: torch.device
 ) -> None:
     sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.05)  # noqa: E731
-    eager_losses, eager, _ = train_single(data, device, "off", sgd, AboveMeanReducer())
+    _, eager, _ = train_single(data, device, "off", sgd, AboveMeanReducer())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        losses, captured, trainer = train_single(
-            data, device, "cuda-graph", sgd, AboveMeanReducer()
-        )
+        _, captured, trainer = train_single(data, device, "cuda-graph", sgd, AboveMeanReducer())
     warned = any("could not be captured" in str(w.message) for w in caught)
     difference = max_difference(eager, captured)
     report.check(
