@@ -91,7 +91,7 @@ class PerSampleMnist(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = Image.fromarray(self.pixels[index], mode="L")
+        image = Image.fromarray(self.pixels[index])  # uint8 (28, 28): mode L
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).float().div(255).unsqueeze(0)
         return (tensor - MNIST_MEAN) / MNIST_STD, int(self.labels[index])
 
