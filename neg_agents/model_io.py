@@ -183,14 +183,15 @@ def load_agent(
         # Runs saved before model_state: their steps only.
         state = config.get("model_state") or {"num_timesteps": config.get("num_timesteps") or 0}
         for name, value in state.items():
-            if name not in MODEL_STATE or not hasattr(model, name):
-                raise ValueError(
-                    f"{path.with_name(CONFIG_NAME)}: unknown model_state entry {name!r}"
-                )
-            if name == "exploration_rate":
-                check_number(name, value, 0, 1)
-            else:
-                check_int(name, value, 0)
+            try:
+                if name not in MODEL_STATE or not hasattr(model, name):
+                    raise ValueError(f"unknown model_state entry {name!r}")
+                if name == "exploration_rate":
+                    check_number(name, value, 0, 1)
+                else:
+                    check_int(name, value, 0)
+            except (TypeError, ValueError) as error:  # a value of the wrong type too
+                raise ValueError(f"{path.with_name(CONFIG_NAME)}: {error}") from error
             setattr(model, name, value)
     except BaseException:
         model_env.close()

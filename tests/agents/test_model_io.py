@@ -1,3 +1,5 @@
+import json
+
 import gymnasium as gym
 import pytest
 
@@ -57,3 +59,32 @@ def test_missing_corrupt_and_mismatched_files_fail_clearly(saved, tmp_path):
         load_agent(saved, "neg-action-dqn")
     with pytest.raises(ValueError, match="unknown algorithm"):
         load_agent(saved, "a2c")
+
+
+def with_model_state(saved, state):
+    """``saved``'s config.json with its ``model_state`` replaced by ``state``."""
+    config_path = saved.with_name("config.json")
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "model_state": state}))
+
+
+def test_load_restores_the_saved_model_state(saved):
+    with_model_state(saved, {"num_timesteps": 123, "_n_updates": 7, "exploration_rate": 0.25})
+    model = load_agent(saved)
+    assert (model.num_timesteps, model._n_updates, model.exploration_rate) == (123, 7, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"bogus": 1}, "config.json: unknown model_state entry 'bogus'"),
+        ({"exploration_rate": 1.5}, "config.json: exploration_rate must be"),
+        ({"num_timesteps": -1}, "config.json: num_timesteps must be"),
+        ({"_n_updates": 2.5}, "config.json: _n_updates must be an integer"),
+    ],
+)
+def test_load_refuses_a_bad_model_state(saved, state, message):
+    """A corrupt config.json is a ValueError naming the file, a value of the wrong type too."""
+    with_model_state(saved, state)
+    with pytest.raises(ValueError, match=message):
+        load_agent(saved)
