@@ -458,13 +458,13 @@ def normalised_scores(rows: Sequence[dict[str, Any]]) -> dict[str, list[np.ndarr
 
     Empty when the rows have no random baseline (or random never collided) for some scene.
     """
-    counts = trained_scenes(rows)
-    reference = {n: _runs(rows, "random", n) for n in counts}
-    if not counts or any(len(runs) == 0 or runs.mean() <= 0 for runs in reference.values()):
+    scenes = trained_scenes(rows)
+    reference = {scene: _runs(rows, "random", scene) for scene in scenes}
+    if not scenes or any(len(runs) == 0 or runs.mean() <= 0 for runs in reference.values()):
         return {}
     scores = {}
     for algo in dict.fromkeys(r["algo"] for r in rows):
-        per_task = [1 - _runs(rows, algo, n) / reference[n].mean() for n in counts]
+        per_task = [1 - _runs(rows, algo, scene) / reference[scene].mean() for scene in scenes]
         if all(len(runs) for runs in per_task):
             scores[algo] = per_task
     return scores
@@ -479,10 +479,10 @@ def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:
     train on (runs trained there) and of the random-normalised score over those scenes, each
     with its 95% stratified-bootstrap interval; and the performance-profile plot (see
     :func:`plot_performance_profiles`)."""
-    counts = trained_scenes(rows)
+    scenes = trained_scenes(rows)
     algos = list(dict.fromkeys(r["algo"] for r in rows))
     normalised = normalised_scores(rows)
-    headers = [f"collisions / episode, {n}" for n in counts]
+    headers = [f"collisions / episode, {scene}" for scene in scenes]
     if normalised:
         headers.append("share of random's collisions avoided, all scenes")
     lines = [
@@ -497,8 +497,8 @@ def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:
     ]
     for algo in algos:
         cells = []
-        for n in counts:
-            runs = _runs(rows, algo, n)
+        for scene in scenes:
+            runs = _runs(rows, algo, scene)
             cells.append(_interval(*stratified_bootstrap([runs])) if len(runs) else "-")
         if normalised:
             tasks = normalised.get(algo)
@@ -514,7 +514,7 @@ def seed_statistics_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_performance_profiles(rows: Sequence[dict[str, Any]], path: str | Path) -> bool:
-    """Plot, per agent, the share of runs (seeds x obstacle counts) whose normalised score
+    """Plot, per agent, the share of runs (seeds x scenes trained on) whose normalised score
     exceeds each threshold, with its 95% bootstrap band; return False (and draw nothing) when
     the rows have no random baseline to normalise by."""
     normalised = normalised_scores(rows)
