@@ -182,16 +182,17 @@ def load_agent(
         load_weights(model, path, device, algo)
         # Runs saved before model_state: their steps only.
         state = config.get("model_state") or {"num_timesteps": config.get("num_timesteps") or 0}
+        config_file = path.with_name(CONFIG_NAME)
         for name, value in state.items():
-            try:
-                if name not in MODEL_STATE or not hasattr(model, name):
-                    raise ValueError(f"unknown model_state entry {name!r}")
+            if name not in MODEL_STATE or not hasattr(model, name):
+                raise ValueError(f"{config_file}: unknown model_state entry {name!r}")
+            try:  # a value of the wrong type (a TypeError) is a bad file too
                 if name == "exploration_rate":
-                    check_number(name, value, 0, 1)
+                    value = check_number(name, value, 0, 1)
                 else:
-                    check_int(name, value, 0)
-            except (TypeError, ValueError) as error:  # a value of the wrong type too
-                raise ValueError(f"{path.with_name(CONFIG_NAME)}: {error}") from error
+                    value = check_int(name, value, 0)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{config_file}: {error}") from error
             setattr(model, name, value)
     except BaseException:
         model_env.close()

@@ -75,9 +75,9 @@ def import_script(name: str):
 
 @pytest.fixture(autouse=True)
 def seeded_torch() -> None:
-    """Every test starts from the same global torch state, so a test that builds a
-    network without a seed of its own still runs the same way each
-    time (unseeded weights once made a float32 near-tie flip a comparison in CI)."""
+    """Every test starts from the same global torch state, so a test that builds a network
+    without a seed of its own runs the same way each time (unseeded weights once made a
+    float32 near-tie flip a comparison in CI)."""
     torch.manual_seed(0)
 
 
