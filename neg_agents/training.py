@@ -25,7 +25,11 @@ from neg_agents.common.callbacks import (
     StopOnRequest,
     TrainingCollisions,
 )
-from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
+from neg_agents.common.dqn_arguments import (
+    check_dqn_arguments,
+    check_replay_buffer_memory,
+    sb3_learning_rate,
+)
 from neg_agents.common.env_util import VEC_ENV_KINDS
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import (
@@ -196,7 +200,9 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
         # Of the type of its default (a number may be a schedule or SB3's (n, unit) frequency),
         # so a typo such as n_epochs=abc is one clear error; ranges are the algorithm's checks.
         value, default = params[name], defaults[name]
-        if isinstance(default, bool):
+        if name == "learning_rate":  # for every algorithm, DQN's or not
+            sb3_learning_rate(value)
+        elif isinstance(default, bool):
             check_bool(name, value)
         elif isinstance(default, (int, float)) and not (
             callable(value) or isinstance(value, tuple)
@@ -363,6 +369,8 @@ def build_model(config: TrainConfig, env: Any) -> BaseAlgorithm:
             params.get("optimize_memory_usage", False),
         )
     model_class = get_algo(config.algo).algorithm
+    # "lin_<start>" (kept so in the config) becomes the schedule SB3's algorithms take.
+    params["learning_rate"] = sb3_learning_rate(params["learning_rate"])
     if issubclass(model_class, DQN):
         # Every DQN variant, SB3's included, gets the obstacle-set extractor on NegCollision envs.
         params["policy_kwargs"] = collision_policy_kwargs(

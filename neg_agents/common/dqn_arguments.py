@@ -8,11 +8,14 @@ mere warning. ``NegDQNBase`` runs both checks when it is built, ``TrainConfig`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import LinearSchedule
 
 from negdl.checks import ArgumentTypeError, check_bool, check_int, check_number
 from negdl.resources import check_memory, memory_limit
@@ -20,15 +23,34 @@ from negdl.resources import check_memory, memory_limit
 #: ``train_freq`` units SB3 knows.
 TRAIN_FREQ_UNITS = ("step", "episode")
 
+#: A learning rate written ``"lin_<start>"`` falls linearly from ``start`` to 0 over training,
+#: rl-zoo3's convention (a run then ends on settled weights, not wherever its last steps left them).
+LINEAR_PREFIX = "lin_"
 
-def _check_learning_rate(value: Any) -> None:
-    if callable(value):
-        for progress in (1.0, 0.0):
-            check_number(
-                f"learning_rate({progress:g}) (a schedule)", value(progress), 0, low_open=True
+
+def sb3_learning_rate(value: Any) -> float | Schedule:
+    """What SB3's algorithms take for a ``learning_rate`` hyperparameter, checked: a number > 0
+    (constant), a schedule (a callable of the progress remaining, 1 at the start and 0 at the
+    end: > 0 at the start, >= 0 at the end) or ``"lin_<start>"`` (linear from ``start`` to 0).
+
+    :raises ValueError: anything else (``TypeError`` for a value of the wrong type).
+    """
+    if isinstance(value, str):
+        try:
+            start = float(value[len(LINEAR_PREFIX) :]) if value.startswith(LINEAR_PREFIX) else 0
+        except ValueError:
+            start = 0
+        if not 0 < start < math.inf:
+            raise ValueError(
+                f"learning_rate must be a number > 0, a schedule or '{LINEAR_PREFIX}<number > 0>' "
+                f"(linear to 0 over training, e.g. lin_1e-3), got {value!r}"
             )
-        return
-    check_number("learning_rate", value, 0, low_open=True)
+        return LinearSchedule(start, 0.0, 1.0)
+    if callable(value):
+        check_number("learning_rate(1) (a schedule, at the start)", value(1.0), 0, low_open=True)
+        check_number("learning_rate(0) (a schedule, at the end)", value(0.0), 0)
+        return value
+    return check_number("learning_rate", value, 0, low_open=True)
 
 
 def _check_train_freq(value: Any) -> None:
@@ -62,7 +84,7 @@ def _check_kwargs(name: str, value: Any) -> None:
 
 #: One check per DQN argument; a missing argument is not checked (SB3's default applies).
 CHECKS: dict[str, Any] = {
-    "learning_rate": _check_learning_rate,
+    "learning_rate": sb3_learning_rate,
     "buffer_size": lambda v: check_int("buffer_size", v, 1),
     "learning_starts": lambda v: check_int("learning_starts", v, 0),
     "batch_size": lambda v: check_int("batch_size", v, 1),

@@ -17,7 +17,11 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
-from neg_agents.common.dqn_arguments import check_dqn_arguments, check_replay_buffer_memory
+from neg_agents.common.dqn_arguments import (
+    check_dqn_arguments,
+    check_replay_buffer_memory,
+    sb3_learning_rate,
+)
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.common.masks import MaskablePolicy, masked_scores
 from neg_agents.common.model_files import UnsafeModelFileError, load_pickled
@@ -75,6 +79,7 @@ class NegDQNBase(DQN):
     ) -> None:
         kwargs = {**DEFAULTS, **kwargs}
         check_dqn_arguments({**kwargs, "policy_kwargs": policy_kwargs})
+        kwargs["learning_rate"] = sb3_learning_rate(kwargs["learning_rate"])
         resolve_device(device)
         if not isinstance(shield, bool):
             raise ValueError(f"shield must be True or False, got {shield!r}")

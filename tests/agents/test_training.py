@@ -220,3 +220,25 @@ def test_negdl_train_lists_each_option_once_with_its_default(capsys):
         assert flag in listed
     assert text.count("(default: 200000)") == 1  # total_timesteps
     assert text.count("(default:") >= len(listed) - 1  # every option but --help
+
+
+def test_a_linear_learning_rate_falls_to_zero_over_training_and_loads_from_config_json(tmp_path):
+    from dataclasses import asdict
+
+    from neg_agents.model_io import load_agent, save_run
+
+    config = TrainConfig(
+        "neg-action-dqn",
+        env_kwargs={"num_obstacles": 3},
+        total_timesteps=640,
+        n_envs=2,
+        hyperparams={**TINY, "learning_rate": "lin_2e-3"},
+        eval_freq=0,
+    )
+    model = train_agent(config).model
+    assert model.lr_schedule(1.0) == pytest.approx(2e-3)
+    assert model.lr_schedule(0.25) == pytest.approx(5e-4)
+    # The optimizer's rate was set at the last update, near the end of training.
+    assert 0 <= model.policy.optimizer.param_groups[0]["lr"] < 2e-5
+    loaded = load_agent(save_run(model, asdict(config), tmp_path))
+    assert loaded.lr_schedule(0.5) == pytest.approx(1e-3)
