@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from neg_agents import ALGOS, get_algo, make_env
+from neg_agents.common.dqn_arguments import sb3_learning_rate
 from neg_agents.hyperparams import DQN_HYPERPARAMS, hyperparams_for, zoo_yaml
 
 ZOO_FILE = Path(__file__).resolve().parents[2] / "neg_agents" / "zoo" / "dqn.yml"
@@ -31,6 +32,8 @@ def test_every_trainable_agent_builds_from_its_defaults(name):
     for key, value in hyperparams_for(name).items():
         if key == "train_freq":
             assert model.train_freq.frequency == value
+        elif key == "learning_rate":  # "lin_<rate>" is built as SB3's LinearSchedule
+            assert repr(model.learning_rate) == repr(sb3_learning_rate(value))
         elif key != "policy_kwargs":
             assert getattr(model, key) == value
     env.close()
