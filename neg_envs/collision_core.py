@@ -32,9 +32,9 @@ MAX_K_NEAREST = 1024
 MAX_MASK_HORIZON = 50
 #: Steps ``action_masks()`` looks ahead unless told; the one-step mask lets an agent step where
 #: every action soon touches an obstacle. 8, not 5: the generalist (the main job on
-#: NegCollisionMix-v0, seeds 0-1) on validation episodes (seeds from 500,000) with large
-#: obstacles (10 of radius 0.06) made 0.06 collisions per episode trained and acting with 8 and
-#: 0.89 with 5 (return -0.55 vs -1.35, planner -0.32), and fewer at 30 obstacles (0.16 vs 0.33).
+#: NegCollisionMix-v0, seeds 0-2, trained and acting with each) on validation episodes (seeds
+#: from 500,000) among 10 obstacles of radius 0.06 made 0.16 collisions per episode with 8 and
+#: 0.77 with 5 (return -0.68 vs -1.24, planner -0.32), at 30 obstacles 0.19 vs 0.43.
 DEFAULT_MASK_HORIZON = 8
 #: Obstacles start at least this many contact distances away from the agent.
 SPAWN_CLEARANCE = 2.0
