@@ -69,17 +69,20 @@ EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 32, "pooling": "sum+max", "reach_s
 #: alone): 0.05 gave the best return of 0.0025-0.1 (docs/agents/neg_action_margin.md).
 NEG_ACTION_RULE: dict[str, Any] = {"margin": 0.05, "num_forbidden": 1, "prefer": 4}
 
-#: The learning rate of the agents that learn without the env's masks: it falls linearly to 0
-#: (rl-zoo3's ``lin_``). At a constant rate their final policy is wherever the last updates left
-#: it: neg-action-dqn made 0.15-0.65 collisions per episode by seed (seeds 0-3, mean 0.32, on
-#: validation episodes from 500,000), decaying 0.07-0.24 (seeds 0-5, mean 0.14); neg-reward-dqn
-#: 0.78 vs 0.17 (seeds 0-2). The shielded agents keep the constant rate: decaying it made the
-#: generalist worse at 30 obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54, seed 0).
+#: The learning rate of the DQNs that learn without the env's masks (SB3's too, so that its
+#: comparisons with the negdl agents stay fair): it falls linearly to 0 (rl-zoo3's ``lin_``). At
+#: a constant rate their final policy is wherever the last updates left it: neg-action-dqn made
+#: 0.15-0.65 collisions per episode by seed (seeds 0-3, mean 0.32, on validation episodes from
+#: 500,000), decaying 0.07-0.24 (seeds 0-5, mean 0.14); neg-reward-dqn 0.78 vs 0.17 (seeds 0-2).
+#: The shielded agents keep the constant rate: decaying it made the generalist worse at 30
+#: obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54, seed 0).
 DECAYING_LEARNING_RATE = {"learning_rate": f"lin_{DQN_HYPERPARAMS['learning_rate']}"}
 
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
 ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "neg-reward-dqn": DECAYING_LEARNING_RATE,
+    "dqn": DECAYING_LEARNING_RATE,
+    "dqn-negative-actions": DECAYING_LEARNING_RATE,
     "neg-action-dqn": {**NEG_ACTION_RULE, **DECAYING_LEARNING_RATE},
     # The negative-reward DQN under the env's action masks while it learns and acts (the main
     # job). One gradient step per vector step learns as well as two on validation episodes
@@ -138,7 +141,7 @@ def zoo_yaml(env_id: str = "NegCollision-v0") -> str:
         f"  n_timesteps: !!float {N_TIMESTEPS:.0e}",
         "  policy: 'MlpPolicy'",
     ]
-    for key, value in DQN_HYPERPARAMS.items():
+    for key, value in hyperparams_for("dqn").items():
         if key == "policy_kwargs":
             inner = ", ".join(f"{k}={v!r}" for k, v in value.items())
             lines.append(f'  policy_kwargs: "dict({inner})"')

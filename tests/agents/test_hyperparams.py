@@ -28,7 +28,12 @@ def test_hyperparams_are_fresh_copies():
 def test_every_trainable_agent_builds_from_its_defaults(name):
     spec = get_algo(name)
     env = make_env("NegCollision-v0", 2, seed=0, negative_actions=spec.negative_actions)
-    model = spec.model_class("MlpPolicy", env, **hyperparams_for(name))
+    # As build_model does: SB3's own classes take "lin_<rate>" as the schedule it names.
+    params = {
+        **hyperparams_for(name),
+        "learning_rate": sb3_learning_rate(hyperparams_for(name)["learning_rate"]),
+    }
+    model = spec.model_class("MlpPolicy", env, **params)
     for key, value in hyperparams_for(name).items():
         if key == "train_freq":
             assert model.train_freq.frequency == value
