@@ -172,7 +172,7 @@ def test_a_config_round_trips_through_the_command_line_and_config_json():
         seed=7,
         n_envs=3,
         vec_env="subproc",
-        hyperparams={"learning_rate": 5e-4, "margin": 0.01},
+        hyperparams={"learning_rate": "lin_5e-4", "margin": 0.01},
         eval_freq=0,
         progress_bar=False,
         tensorboard_log="tb",
