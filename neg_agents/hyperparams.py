@@ -71,11 +71,12 @@ NEG_ACTION_RULE: dict[str, Any] = {"margin": 0.05, "num_forbidden": 1, "prefer":
 
 #: The learning rate of the DQNs that learn without the env's masks (SB3's too, so that its
 #: comparisons with the negdl agents stay fair): it falls linearly to 0 (rl-zoo3's ``lin_``). At
-#: a constant rate their final policy is wherever the last updates left it: neg-action-dqn made
-#: 0.15-0.65 collisions per episode by seed (seeds 0-3, mean 0.32, on validation episodes from
-#: 500,000), decaying 0.07-0.24 (seeds 0-5, mean 0.14); neg-reward-dqn 0.78 vs 0.17 (seeds 0-2).
-#: The shielded agents keep the constant rate: decaying it made the generalist worse at 30
-#: obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54, seed 0).
+#: a constant rate their final policy is wherever the last updates left it. On validation
+#: episodes (seeds 0-2, from 500,000), constant vs decaying: neg-reward-dqn 0.78 vs 0.17
+#: collisions per episode (docs/agents/schedule_check_unshielded.md), neg-action-dqn 0.21 vs
+#: 0.16 (neg_action_settings.md). The shielded agents keep the constant rate: decaying it made
+#: the generalist worse at 30 obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54,
+#: seed 0).
 DECAYING_LEARNING_RATE = {"learning_rate": f"lin_{DQN_HYPERPARAMS['learning_rate']}"}
 
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
@@ -87,7 +88,7 @@ ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     # The negative-reward DQN under the env's action masks while it learns and acts (the main
     # job). One gradient step per vector step learns as well as two on validation episodes
     # (docs/agents/schedule_check.md on the default scene, schedule_check_mix.md on the mix)
-    # and trains about 1.8x faster (training_speed.md: 15,302 vs 8,455 env steps/s on EPYC).
+    # and trains about 1.6x faster (training_speed.md: 10,425 vs 6,391 env steps/s on EPYC).
     # It stays (4) unless a move is valued more than 0.01, one move's cost, above staying:
     # chosen among margins of 0.002-0.02 on the generalist's validation episodes (seeds from
     # 500,000) at 10 and 30 obstacles and in the crowd, where it made fewer moves and
