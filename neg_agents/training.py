@@ -200,9 +200,9 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
         # Of the type of its default (a number may be a schedule or SB3's (n, unit) frequency),
         # so a typo such as n_epochs=abc is one clear error; ranges are the algorithm's checks.
         value, default = params[name], defaults[name]
-        if name == "learning_rate":  # for every algorithm, DQN's or not
-            sb3_learning_rate(value)
-        elif isinstance(default, bool):
+        if name == "learning_rate":  # may be "lin_<rate>": check_dqn_arguments checks it below
+            continue
+        if isinstance(default, bool):
             check_bool(name, value)
         elif isinstance(default, (int, float)) and not (
             callable(value) or isinstance(value, tuple)
