@@ -4,7 +4,8 @@
 
 Trains each variant on ``NegCollision-v0`` with the default ``"absolute"`` observation and with
 ``observation="nearest"``, on the same seeds and budget, and evaluates it exactly as
-``negdl-bench`` does (the same 30 episodes per seed). Variants differ from the defaults in
+``negdl-bench`` does: on the bench's held-out test episodes (200, reset seeds from
+``neg_agents.bench.TEST_SEED``), the same for every variant and seed. Variants differ from the defaults in
 ``neg_agents/hyperparams.py`` only where their name says:
 
 - ``neg-reward-dqn``: the defaults (non-positive ``q_head`` of ``NonPositiveDQNPolicy``).
@@ -32,10 +33,10 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from tqdm.auto import tqdm
 
 import neg_envs  # noqa: F401  (registers the ids)
-from neg_agents.common.env_util import make_env
-from neg_agents.common.evaluation import evaluate_agent
+from neg_agents.algos import get_algo
+from neg_agents.bench import TEST_ENVS, TEST_SEED
 from neg_agents.hyperparams import N_ENVS, N_TIMESTEPS, hyperparams_for
-from neg_agents.training import EVAL_SEED_OFFSET, train_agent
+from neg_agents.training import train_agent
 from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, mean_std, write_csv, write_text_atomic
@@ -79,8 +80,8 @@ class Args:
     """env steps per training run"""
     n_envs: int = N_ENVS
     """parallel training envs (natively batched)"""
-    final_episodes: int = 30
-    """evaluation episodes per run (the bench's)"""
+    final_episodes: int = 200
+    """held-out test episodes per run (reset seeds from the bench's TEST_SEED)"""
     out_dir: str = "runs/ablation"
     """where ablation.csv and ablation.md go"""
     torch_threads: int = 1
@@ -104,10 +105,11 @@ def run_variant(args: Args, variant: str, observation: str, seed: int) -> dict[s
         eval_freq=0,
     )
     result.model.get_env().close()
-    eval_env = make_env(
-        "NegCollision-v0", min(10, args.final_episodes), seed + EVAL_SEED_OFFSET, env_kwargs
+    spec = get_algo(algo)
+    eval_env = spec.make_env(
+        "NegCollision-v0", min(TEST_ENVS, args.final_episodes), TEST_SEED, env_kwargs
     )
-    stats = evaluate_agent(result.model.policy, eval_env, args.final_episodes).summary()
+    stats = spec.evaluate(result.model.policy, eval_env, args.final_episodes).summary()
     eval_env.close()
     return {
         "variant": variant,
@@ -126,7 +128,8 @@ def markdown(rows: list[dict[str, Any]], args: Args, wall: float) -> str:
         f"Machine: {machine_description(torch.device('cpu'))}. Wall time {wall / 60:.1f} min. "
         f"{args.total_timesteps:,} env steps per run on {args.n_envs} envs, seeds "
         f"{', '.join(map(str, args.seeds))}; each run evaluated on the bench's "
-        f"{args.final_episodes} episodes; mean ± std over seeds.",
+        f"{args.final_episodes} held-out test episodes (reset seeds from {TEST_SEED:,}); mean ± "
+        "std over seeds.",
         "",
         "| variant | "
         + " | ".join(f"{label} ({obs})" for obs in observations for _, label, _ in METRICS)

@@ -61,8 +61,9 @@ class NegativeSoftplus(NonPositiveHead):
     """``-softplus(x)``, negdl's first head, kept for comparison.
 
     It saturates: a value near 0 needs a strongly negative ``x``, where the gradient is as small
-    as the value itself, so Q-values of about -1e-8 hide the 0.01 cost of a move and stop
-    learning (measured in ``docs/agents/ablation/ablation.md``).
+    as the value itself, so Q-values near 0 can hide the 0.01 cost of a move. At a constant
+    learning rate it ended far behind the clamp head; with the unshielded agents' decaying rate
+    two seeds do not separate them (``docs/agents/ablation/ablation.md``).
     """
 
     def forward(self, x: th.Tensor) -> th.Tensor:
