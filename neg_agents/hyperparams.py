@@ -85,10 +85,8 @@ ALGO_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "neg-reward-dqn": DECAYING_LEARNING_RATE,
     "dqn": DECAYING_LEARNING_RATE,
     "dqn-negative-actions": DECAYING_LEARNING_RATE,
-    # One hidden layer of 64 after the extractor, not two: on validation episodes (seeds 0-5,
-    # from 500,000) 0.098 collisions per episode against 0.14 with [64, 64]; [128] 0.125 and no
-    # hidden layer 0.145 (seeds 0-3); [32, 32] 0.175 and [128, 128] 0.47 (seeds 0-2 and 0-3).
-    # neg-reward-dqn did not gain from it (0.195 vs 0.173, seeds 0-2), so it keeps two.
+    # One hidden layer of 64 after the extractor, not two: 0.07 vs 0.16 collisions per episode on
+    # validation episodes (neg_action_settings.md); neg-reward-dqn did not gain, so it keeps two.
     "neg-action-dqn": {
         **NEG_ACTION_RULE,
         **DECAYING_LEARNING_RATE,

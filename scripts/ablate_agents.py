@@ -5,8 +5,8 @@
 Trains each variant on ``NegCollision-v0`` with the default ``"absolute"`` observation and with
 ``observation="nearest"``, on the same seeds and budget, and evaluates it exactly as
 ``negdl-bench`` does: on the bench's held-out test episodes (200, reset seeds from
-``neg_agents.bench.TEST_SEED``), the same for every variant and seed. Variants differ from the defaults in
-``neg_agents/hyperparams.py`` only where their name says:
+``neg_agents.bench.TEST_SEED``), the same for every variant and seed. Variants differ from the
+defaults in ``neg_agents/hyperparams.py`` only where their name says:
 
 - ``neg-reward-dqn``: the defaults (non-positive ``q_head`` of ``NonPositiveDQNPolicy``).
 - ``neg-reward-dqn, <head> head``: another non-positive head (``-|x|``, ``-softplus``, dueling).

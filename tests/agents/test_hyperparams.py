@@ -28,13 +28,11 @@ def test_hyperparams_are_fresh_copies():
 def test_every_trainable_agent_builds_from_its_defaults(name):
     spec = get_algo(name)
     env = make_env("NegCollision-v0", 2, seed=0, negative_actions=spec.negative_actions)
+    params = hyperparams_for(name)
     # As build_model does: SB3's own classes take "lin_<rate>" as the schedule it names.
-    params = {
-        **hyperparams_for(name),
-        "learning_rate": sb3_learning_rate(hyperparams_for(name)["learning_rate"]),
-    }
-    model = spec.model_class("MlpPolicy", env, **params)
-    for key, value in hyperparams_for(name).items():
+    rate = sb3_learning_rate(params["learning_rate"])
+    model = spec.model_class("MlpPolicy", env, **{**params, "learning_rate": rate})
+    for key, value in params.items():
         if key == "train_freq":
             assert model.train_freq.frequency == value
         elif key == "learning_rate":  # "lin_<rate>" is built as SB3's LinearSchedule
