@@ -1,18 +1,10 @@
 """How a training step runs on the device: captured and replayed, or eager; fp32 or AMP.
 
-A small model's step on a GPU is bound by kernel launches, not arithmetic: the MNIST net at
-batch 64 ran at 29,400 samples/s eagerly on an H100 and at 178,000 once forward, backward and
-optimiser update were captured as one CUDA graph and replayed (issue 14). A captured step
-replays fixed kernels on fixed memory, so every batch is copied into static input buffers;
-the first steps run eagerly on a side stream so lazily created state (momentum buffers) exists
-before capture; a batch of another shape (an epoch's short last batch) runs eagerly, since
-padding it would change what a reducer and batch-norm see; Python state the step reads (a
-negation switch) is baked in, so a trainer keeps one graph per ``capture_key`` value; and a
-step that cannot be captured runs eagerly with a warning that says why.
-
-``torch.compile(mode="reduce-overhead")`` is selectable for measurement; the default is the
-direct capture, since compiling costs seconds per trainer and recompiles for every new model,
-where capturing costs milliseconds (CBOMF builds a trainer per phase).
+A small model's step on a GPU is bound by kernel launches, not arithmetic, so forward, backward
+and optimiser update are captured as one CUDA graph and replayed (:class:`GraphedStep`).
+``torch.compile(mode="reduce-overhead")`` is selectable for measurement, not the default: it
+compiles again for every new trainer (CBOMF builds one per phase), where a capture takes
+milliseconds.
 """
 
 from __future__ import annotations
@@ -32,10 +24,9 @@ from negdl.checks import check_choice
 #: (``torch.compile(mode="reduce-overhead")``), ``"off"`` (eager).
 CAPTURE_MODES = ("auto", "cuda-graph", "compile", "off")
 
-#: Models with fewer parameters train in fp32 on CUDA by default: for the MNIST net (0.43M
-#: parameters) float16 autocast with gradient scaling measured slower than fp32 on an H100
-#: (24,200 vs 29,400 samples/s), since its kernels are too small for the arithmetic savings to
-#: outweigh the extra casts. Larger models (ResNet18, 11M) keep AMP until measured otherwise.
+#: Models with fewer parameters train in fp32 on CUDA by default: float16 autocast measured
+#: slower for the MNIST net (0.43M), whose kernels are too small for the savings to outweigh the
+#: extra casts. Larger models (ResNet18, 11M) keep AMP until measured otherwise.
 AMP_MIN_PARAMETERS = 5_000_000
 
 #: Eager steps before each capture, as in PyTorch's whole-network capture example.
@@ -46,9 +37,8 @@ StepFn = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
 
 def default_amp(model: nn.Module, device: torch.device) -> bool:
     """Whether a trainer uses float16 autocast by default: on CUDA, for large models only."""
-    if device.type != "cuda":
-        return False
-    return sum(parameter.numel() for parameter in model.parameters()) >= AMP_MIN_PARAMETERS
+    large = sum(parameter.numel() for parameter in model.parameters()) >= AMP_MIN_PARAMETERS
+    return device.type == "cuda" and large
 
 
 def _not_capturable(optimizer: torch.optim.Optimizer) -> bool:
@@ -134,11 +124,8 @@ class CudaGraphRecorder(StepRecorder):
 
 
 class RerunRecorder(StepRecorder):
-    """ "Replays" by running the step again on the static buffers.
-
-    The same control flow as a CUDA graph (static buffers, warm-up, shapes that fall back to
-    eager, failures) on any device, so it is tested on the CPU; it is no faster than eager.
-    """
+    """ "Replays" by running the step again on the static buffers: a CUDA graph's control flow on
+    any device, so it is tested on the CPU; no faster than eager."""
 
     def warmup(self) -> AbstractContextManager[None]:
         return nullcontext()
@@ -152,8 +139,9 @@ class GraphedStep:
 
     The first batch fixes the buffers' shapes. Per value of ``key()``, the first ``warmup_steps``
     batches of that shape run eagerly in the recorder's warm-up context, the next is recorded and
-    every later one is copied into the buffers and replayed. Batches of another shape run eagerly.
-    If recording fails, every later step runs eagerly and :attr:`failure` says why.
+    every later one is copied into the buffers and replayed. Batches of another shape (an epoch's
+    short last batch) run eagerly: padding would change what a reducer and batch-norm see. If
+    recording fails, every later step runs eagerly and :attr:`failure` says why.
 
     :param step: the eager step (forward, backward, update) returning the detached loss; it must
         launch the same work whenever ``key()`` is the same.
@@ -199,12 +187,13 @@ class GraphedStep:
         if not self.fits(batch):
             return self.step(batch)
         key = self.key() if self.key is not None else None
+        if key not in self.replays and self.warmed.get(key, 0) < self.warmup_steps:
+            self.warmed[key] = self.warmed.get(key, 0) + 1
+            with self.recorder.warmup():
+                return self.step(batch)
+        for buffer, tensor in zip(static, batch, strict=True):
+            buffer.copy_(tensor)
         if key not in self.replays:
-            if self.warmed.get(key, 0) < self.warmup_steps:
-                self.warmed[key] = self.warmed.get(key, 0) + 1
-                with self.recorder.warmup():
-                    return self.step(batch)
-            self._fill(static, batch)
             try:
                 self.replays[key] = self.recorder.record(lambda: self.step(static))
             except RuntimeError as error:
@@ -216,14 +205,8 @@ class GraphedStep:
                     stacklevel=2,
                 )
                 return self.step(batch)
-        self._fill(static, batch)
         # The replay overwrites its output in place; callers may keep losses across steps.
         return self.replays[key]().clone()
-
-    @staticmethod
-    def _fill(static: tuple[torch.Tensor, ...], batch: tuple[torch.Tensor, ...]) -> None:
-        for buffer, tensor in zip(static, batch, strict=True):
-            buffer.copy_(tensor)
 
 
 class CompiledStep:
@@ -247,7 +230,7 @@ def captured_step(
     device: torch.device,
     key: Callable[[], Hashable] | None = None,
 ) -> GraphedStep | CompiledStep | None:
-    """The replaying wrapper of ``step`` for a mode from :func:`resolve_capture` (None for ``"off"``)."""
+    """The replaying wrapper of ``step`` for a :func:`resolve_capture` mode (None for ``"off"``)."""
     if capture == "cuda-graph":
         return GraphedStep(step, CudaGraphRecorder(device), key)
     if capture == "compile":

@@ -2,10 +2,9 @@
 
 A mode is a tuple of :class:`Phase` objects run one after another on the same model, each with
 a fresh SGD over the parameters that still train. Modes that begin with the same phases share
-them (SN is phase 1 of HN, NR, ALT, TP and the kernel modes). A frozen extractor's features are
-a fixed function of the input, so a frozen phase trains the head on features computed once.
-One path trains the models of K seeds together (K = 1 included): one model with the plain
-:class:`~supervised.training.Trainer`, several with :mod:`supervised.stacked`.
+them, and a frozen-extractor phase trains the head on features computed once. The models of K
+seeds train together: one with the plain :class:`~supervised.training.Trainer`, several with
+:mod:`supervised.stacked`.
 """
 
 from __future__ import annotations
@@ -68,11 +67,8 @@ class Phase:
 
 @dataclass(frozen=True)
 class CBOMFConfig:
-    """Hyperparameters, defaulting to the source's.
+    """Hyperparameters, defaulting to the source's; ``lr`` and ``momentum`` are SGD's.
 
-    :param lr: SGD learning rate.
-    :param momentum: SGD momentum.
-    :param batch_size: training batch size.
     :param epochs: epochs of the first (or only) phase.
     :param second_epochs: epochs of the second phase of two-phase modes.
     :param cache_features: train frozen-extractor phases on cached features.
@@ -300,16 +296,11 @@ def train_modes(
             [_Writers([writer_for(s, m) for m in shared]) for s in seeds] if writer_for else []
         )
         models = [parent.model.clone() for parent in parents]
+        # One stand-in writer per seed: add_scalar goes to each sharing mode's writer.
+        phase_context = replace(context, writers=cast(list[SummaryWriter | None], writers))
+        start, description = parents[0].global_step, f"{mode} phase {len(schedule)}"
         losses, step = run_phase(
-            models,
-            schedule,
-            data,
-            config,
-            seeds,
-            # One stand-in writer per seed: add_scalar goes to each sharing mode's writer.
-            replace(context, writers=cast(list[SummaryWriter | None], writers)),
-            parents[0].global_step,
-            f"{mode} phase {len(schedule)}",
+            models, schedule, data, config, seeds, phase_context, start, description
         )
         return [
             Trained(model, [*parent.losses, model_losses], step)
@@ -392,9 +383,8 @@ def evaluate_modes(
                     results[seed][mode][set_name] = accuracy(seed_logits, data.labels)
     for seed, mode in itertools.product(seeds, modes):
         writer = writer_for(seed, mode) if writer_for is not None else None
+        step = trained[seed][mode].global_step
         for set_name, value in results[seed][mode].items():
             if writer is not None:
-                writer.add_scalar(
-                    f"eval/{set_name}/accuracy", value, trained[seed][mode].global_step
-                )
+                writer.add_scalar(f"eval/{set_name}/accuracy", value, step)
     return results

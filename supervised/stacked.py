@@ -1,16 +1,13 @@
 """Many models at once: K copies of one architecture trained and evaluated in one vectorised step.
 
-The K models' parameters stacked into ``(K, ...)`` tensors and run under ``torch.func.vmap``
-turn K small steps into one step of K-times larger kernels: on a GPU with a captured step, 8
-stacked MNIST nets trained at 425,000 samples/s in total where one ran at 178,000 (issue 14).
-
-The models stay independent: each draws its own shuffle, the per-model losses are summed before
-the backward pass (so each gradient is that of the model's own loss), and one elementwise
-optimiser (:data:`ELEMENTWISE_OPTIMIZERS`) over the stacked tensors equals K optimisers. So each
-model follows its own trajectory up to floating-point reassociation. The forward runs through
-the **first** model's code and Python state (negation switch, train/eval mode), so all must be
-in the same state. Dropout draws independent numbers per model, but not those a separate run
-would draw. Stacked conv weights are 5-D, so channels-last does not apply to them.
+The K models' parameters are stacked into ``(K, ...)`` tensors and run under ``torch.func.vmap``,
+so K small steps become one step of K-times larger kernels. Each model draws its own shuffle, the
+per-model losses are summed before the backward pass and one elementwise optimiser
+(:data:`ELEMENTWISE_OPTIMIZERS`) equals K optimisers, so each model follows its own trajectory up
+to floating-point reassociation. The forward runs through the **first** model's code and Python
+state (negation switch, train/eval mode), so all must be in the same state. Dropout draws
+independent numbers per model, but not those a separate run would draw. Stacked conv weights are
+5-D, so channels-last does not apply to them.
 """
 
 from __future__ import annotations
@@ -361,17 +358,14 @@ def predict_stacked(
         if len(models) == 1:  # nothing to stack: the model's own forward, as evaluation runs it
             target = model_device(models[0]) if device is None else select_device(device)
             forward = getattr(models[0].to(target), method)
-            return batched_forward(forward, inputs[0] if per_model else inputs, batch_size, target)[
-                None
-            ]
+            inputs = inputs[0] if per_model else inputs
+            return batched_forward(forward, inputs, batch_size, target)[None]
         stack = ModelStack(models, device)
         call = stack.per_model(lambda outputs: outputs, method, shared_inputs=not per_model)
         inputs = inputs.to(stack.device)
         count = inputs.shape[1] if per_model else len(inputs)
-        outputs = []
-        for index in iterate_batches(count, batch_size, shuffle=False, device=stack.device):
-            outputs.append(call(inputs[:, index] if per_model else inputs[index]))
-        return torch.cat(outputs, dim=1)
+        batches = iterate_batches(count, batch_size, shuffle=False, device=stack.device)
+        return torch.cat([call(inputs[:, i] if per_model else inputs[i]) for i in batches], dim=1)
 
 
 def evaluate_stacked(

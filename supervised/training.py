@@ -1,10 +1,8 @@
 """The fit loop shared by every supervised model: tensors on the device, batched by indexing.
 
 No per-sample ``Dataset``: the whole split lives on the device and each step gathers one
-minibatch with an index tensor, which is what makes training fast on CPU and GPU alike. Model
-families swap the **batch source** (:class:`BatchSource`), the **loss** (which may return one
-loss per sample) and the **reducer** (:class:`LossReducer`: the mean, hard-example mining...)
-instead of copying the loop. On CUDA the step is captured and replayed (:mod:`supervised.capture`).
+minibatch with an index tensor. Model families swap the batch source (:class:`BatchSource`), the
+loss (per sample or scalar) and the reducer (:class:`LossReducer`) instead of copying the loop.
 """
 
 from __future__ import annotations
@@ -71,8 +69,7 @@ def iterate_batches(
 def prepare_inputs(
     inputs: torch.Tensor, device: torch.device, channels_last: bool = True
 ) -> torch.Tensor:
-    """Move inputs to ``device``; images go channels-last, which conv kernels run faster on
-    (about twice as fast for the MNIST net on CPU, see ``scripts/bench_supervised.py``)."""
+    """Move inputs to ``device``; images go channels-last, which conv kernels run faster on."""
     inputs = inputs.to(device)
     if channels_last and inputs.ndim == 4:
         return inputs.contiguous(memory_format=torch.channels_last)
@@ -130,9 +127,8 @@ class TensorBatches(BatchSource):
         return [len(tensor) for tensor in tensors]
 
     def __len__(self) -> int:
-        return (
-            self.count // self.batch_size if self.drop_last else -(-self.count // self.batch_size)
-        )
+        full, rest = divmod(self.count, self.batch_size)
+        return full + (rest > 0 and not self.drop_last)
 
     @property
     def samples(self) -> int:
@@ -147,9 +143,7 @@ class TensorBatches(BatchSource):
 
     def to(self: BatchesT, device: torch.device, channels_last: bool = True) -> BatchesT:
         moved = copy.copy(self)
-        moved.tensors = tuple(
-            prepare_inputs(tensor, device, channels_last) for tensor in self.tensors
-        )
+        moved.tensors = tuple(prepare_inputs(t, device, channels_last) for t in self.tensors)
         return moved
 
 
@@ -277,11 +271,9 @@ class Trainer:
     """Minibatch SGD over a batch source, with progress bar, TensorBoard and a captured step on CUDA.
 
     Later models change what a step computes through ``forward``/``loss_fn``/``reducer``,
-    :meth:`compute_loss` or another :class:`BatchSource`, never by copying the loop
-    (:class:`supervised.stacked.StackedTrainer` is this trainer with another step and source).
+    :meth:`compute_loss` or another :class:`BatchSource`, never by copying the loop.
     :meth:`step` is the whole optimisation step and nothing else, so it can be captured or
-    vectorised as one unit. Tensors given to :meth:`fit` are checked first
-    (:func:`check_model_inputs`).
+    vectorised as one unit.
 
     :param optimizer: over ``model``'s parameters (or those of ``loss_fn`` or ``forward``'s module).
     :param loss_fn: ``loss_fn(outputs, *rest_of_batch)``, per sample or scalar.
@@ -315,9 +307,8 @@ class Trainer:
         if reducer is not None and not isinstance(reducer, LossReducer):
             raise ValueError(f"reducer must be a LossReducer or None, got {reducer!r}")
         check_int("batch_size", batch_size, 1)
-        self.device = select_device(context.device)
-        self.channels_last = options.channels_last
-        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.device, self.options = select_device(context.device), options
+        memory_format = torch.channels_last if options.channels_last else torch.preserve_format
         # torch's stubs lack Module.to's memory_format keyword, which it takes at run time.
         self.model = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.optimizer, self.loss_fn = optimizer, loss_fn
@@ -325,7 +316,6 @@ class Trainer:
         self._check_optimizer()
         self.reducer = reducer if reducer is not None else MeanReducer()
         self.batch_size, self.progress = batch_size, context.progress
-        self.log_every, self.tag = options.log_every, options.tag
         self.amp = default_amp(self.model, self.device) if options.amp is None else options.amp
         if self.amp and self.device.type != "cuda":
             raise ValueError("amp=True needs a CUDA device; leave amp unset on CPU")
@@ -335,8 +325,9 @@ class Trainer:
         self.capture, self.capture_reason = resolve_capture(
             options.capture, self.device, self.amp, optimizer
         )
-        self.capture_key = options.capture_key
-        self.captured = captured_step(self.capture, self.eager_step, self.device, self.capture_key)
+        self.captured = captured_step(
+            self.capture, self.eager_step, self.device, options.capture_key
+        )
 
     @property
     def models(self) -> list[nn.Module]:
@@ -393,7 +384,7 @@ class Trainer:
         """``data`` as a source on the training device; tensors become :class:`TensorBatches`
         after :func:`check_model_inputs`."""
         if isinstance(data, BatchSource):
-            return data.to(self.device, self.channels_last)
+            return data.to(self.device, self.options.channels_last)
         if isinstance(data, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in data):
             raise TypeError(
                 "fit takes a BatchSource or a tuple of tensors such as (inputs, targets), "
@@ -402,7 +393,7 @@ class Trainer:
         check_finite_inputs("the inputs", data[0])
         classes = len(data) == 2 and self.loss_fn is per_sample_cross_entropy
         check_model_inputs(self.models[0], data[0], data[1] if classes else None, self.forward)
-        return self.tensor_batches(data).to(self.device, self.channels_last)
+        return self.tensor_batches(data).to(self.device, self.options.channels_last)
 
     def tensor_batches(self, tensors: Sequence[torch.Tensor]) -> BatchSource:
         """The default source over checked tensors."""
@@ -448,13 +439,13 @@ class Trainer:
         for epoch in range(epochs):
             if before_epoch is not None:
                 before_epoch(epoch)
-                if self.captured is not None and self.capture_key is None:
+                if self.captured is not None and self.options.capture_key is None:
                     self.captured.reset()
             total = torch.zeros(len(self.writers), device=self.device)
             for batch in source.batches(shuffle):
                 loss = self.step(batch)
                 total += loss * self.batch_samples(batch)
-                if self.global_step % self.log_every == 0:
+                if self.global_step % self.options.log_every == 0:
                     values = loss.reshape(-1).tolist()
                     self._log(values, "loss")
                     bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", epoch=epoch + 1)
@@ -471,7 +462,7 @@ class Trainer:
     def _log(self, values: list[float], name: str) -> None:
         for writer, value in zip(self.writers, values, strict=True):
             if writer is not None:
-                writer.add_scalar(f"{self.tag}/{name}", value, self.global_step)
+                writer.add_scalar(f"{self.options.tag}/{name}", value, self.global_step)
 
 
 @dataclass
