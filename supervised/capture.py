@@ -41,12 +41,6 @@ def default_amp(model: nn.Module, device: torch.device) -> bool:
     return device.type == "cuda" and large
 
 
-def _not_capturable(optimizer: torch.optim.Optimizer) -> bool:
-    # Optimisers that keep a step count (Adam, RMSprop...) hold it on the host unless built
-    # with capturable=True, and a graph would replay the first count forever.
-    return any(not group.get("capturable", True) for group in optimizer.param_groups)
-
-
 def resolve_capture(
     mode: str, device: torch.device, amp: bool, optimizer: torch.optim.Optimizer
 ) -> tuple[str, str]:
@@ -57,16 +51,18 @@ def resolve_capture(
     ``"cuda-graph"`` where it is impossible is an error that says what to change.
     """
     check_choice("capture", mode, CAPTURE_MODES)
-    if mode == "off":
-        return "off", "capture switched off"
-    if mode == "compile":
-        return "compile", 'torch.compile(mode="reduce-overhead")'
+    fixed = {"off": "capture switched off", "compile": 'torch.compile(mode="reduce-overhead")'}
+    if mode in fixed:
+        return mode, fixed[mode]
+    # Optimisers that keep a step count (Adam, RMSprop...) hold it on the host unless built
+    # with capturable=True, and a graph would replay the first count forever.
+    host_count = any(not group.get("capturable", True) for group in optimizer.param_groups)
     problems = []
     if device.type != "cuda":
         problems.append(f"CUDA graphs need a CUDA device, training is on {device.type}")
     if amp:
         problems.append("AMP's gradient scaler reads a value on the host every step; use amp=False")
-    if _not_capturable(optimizer):
+    if host_count:
         problems.append(
             f"{type(optimizer).__name__} keeps its step count on the host; "
             "construct it with capturable=True"
@@ -76,7 +72,7 @@ def resolve_capture(
     reason = "; ".join(problems)
     if mode == "cuda-graph":
         raise ValueError(f"capture='cuda-graph' is impossible here: {reason}")
-    if device.type == "cuda" and _not_capturable(optimizer):
+    if device.type == "cuda" and host_count:
         warnings.warn(f"training step not captured, it runs eagerly: {reason}", stacklevel=3)
     return "off", reason
 

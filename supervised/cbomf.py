@@ -149,10 +149,9 @@ def _train(
     before_epoch: Callable[[int], None] | None,
     description: str,
 ) -> tuple[list[list[float]], int]:
-    """Train the models' trainable parameters with a fresh SGD, each shuffled by its own
-    generator, on cached features while their extractors are frozen: the plain trainer for one
-    model, the stacked one (the same loop, a vectorised step) for several. Returns each model's
-    epoch losses and the step counter after training."""
+    """:func:`fit_trainable` for models trained together, each shuffled by its own generator:
+    the plain trainer for one model, the stacked one for several. Returns each model's epoch
+    losses and the step counter after training."""
     cached = models[0].extractor_frozen and config.cache_features
     # A captured step is replayed as long as the models' negation switch stays the same.
     options = TrainerOptions(global_step, capture_key=lambda: getattr(models[0], "negate", False))

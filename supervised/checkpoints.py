@@ -26,13 +26,9 @@ def check_plain(value: Any, where: str = "metadata") -> None:
     # Exact types: numpy's float64 is a float, yet weights_only loading refuses it.
     if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return
-    if type(value) in (list, tuple):
-        for index, item in enumerate(value):
-            check_plain(item, f"{where}[{index}]")
-        return
-    if type(value) is dict:
-        for key, item in value.items():
-            if not isinstance(key, str):
+    if type(value) in (list, tuple, dict):
+        for key, item in value.items() if type(value) is dict else enumerate(value):
+            if type(value) is dict and not isinstance(key, str):
                 raise ValueError(f"{where} has the key {key!r}; keys must be strings")
             check_plain(item, f"{where}[{key!r}]")
         return

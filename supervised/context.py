@@ -18,7 +18,6 @@ class RunContext:
     :param device: where to train and evaluate; CUDA when present if None.
     :param writers: one TensorBoard writer (or None) per model trained together; empty: no
         logging. A single model logs to ``writers[0]``.
-    :param progress: show progress bars.
     """
 
     device: torch.device | str | None = None

@@ -1,8 +1,4 @@
-"""Evaluation of named models on named test sets, batched on the device.
-
-Models split into ``features`` and ``classify`` (a :class:`NegatableClassifier`, a synergy
-model) whose extractors are identical share one extractor pass per test set.
-"""
+"""Evaluation of named models on named test sets, batched on the device."""
 
 from __future__ import annotations
 
@@ -44,10 +40,8 @@ def batched_forward(
     batch_size: int = 1000,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Outputs of ``forward`` (logits, features...) on all ``inputs``, computed in batches on ``device``.
-
-    The caller puts the model in eval mode; this only batches and moves data.
-    """
+    """Outputs of ``forward`` (logits, features...) on all ``inputs``, in batches on ``device``;
+    the caller puts the model in eval mode."""
     check_int("batch_size", batch_size, 1)
     check_finite_inputs("the inputs", inputs)
     device = select_device(device)
@@ -66,10 +60,8 @@ def extract_features(
     device: torch.device | str | None = None,
     batch_size: int = 1000,
 ) -> torch.Tensor:
-    """The extractor's features (``model.features``, before any negation) of all ``images``.
-
-    Puts ``model`` in eval mode: features are cached only from a fixed, frozen extractor.
-    """
+    """The extractor's features (``model.features``, before any negation) of all ``images``, in
+    eval mode: features are cached only from a fixed, frozen extractor."""
     model.eval()
     return batched_forward(model.features, images, batch_size, device)
 
@@ -120,7 +112,8 @@ def predict_models(
     device: torch.device | str | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Logits of every model on every named test set in eval mode, on ``device`` (each model's
-    own by default), sharing extractor passes where possible."""
+    own by default); models split into ``features`` and ``classify`` whose extractors are
+    identical share one extractor pass per test set."""
     check_test_sets(test_sets)
     check_int("batch_size", batch_size, 1)
     for name, model in models.items():

@@ -236,11 +236,9 @@ class StackedBatches(TensorBatches):
 
 
 class StackedTrainer(Trainer):
-    """Trains K models of one architecture at once in one vectorised (on CUDA, captured) step;
-    each model's result equals training it alone with the same shuffles.
-
-    :class:`supervised.training.Trainer` with another step and batch source, its parts applied
-    to each model, in fp32; one writer (or None) per model in ``context``.
+    """:class:`supervised.training.Trainer` for K models of one architecture at once, in one
+    vectorised (on CUDA, captured) fp32 step; each model's result equals training it alone with
+    the same shuffles. ``context`` holds one writer (or None) per model.
 
     :param models: K models (see :func:`check_stackable`), which hold the weights after :meth:`fit`.
     :param optimizer: builds one of :data:`ELEMENTWISE_OPTIMIZERS` from the stacked tensors, e.g.

@@ -191,14 +191,11 @@ def check_model_inputs(
     targets: torch.Tensor | None = None,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
-    """Refuse, before any training, inputs the model cannot take and class targets it lacks.
-
-    Integer inputs are refused outright (uint8 pixels in 0-255 trained as floats in [0, 1] are a
-    silent mistake). One forward of a single sample in eval mode checks the shape and dtype and
-    gives the number of classes the ``targets`` (None: not checked) must lie below.
-
-    :param forward: what maps inputs to outputs (``model`` by default, e.g. ``model.classify``).
-    """
+    """Refuse, before any training, inputs the model cannot take and class targets it lacks:
+    integer inputs (uint8 pixels in 0-255 trained as floats in [0, 1] are a silent mistake), then
+    whatever one forward of a single sample in eval mode fails on; that forward's outputs give
+    the number of classes ``targets`` (None: not checked) must lie below. ``forward`` maps inputs
+    to outputs (``model`` by default, e.g. ``model.classify``)."""
     # The first module (in definition order) that holds parameters of its own.
     first = next((m for m in model.modules() if next(m.parameters(False), None) is not None), None)
     if not inputs.is_floating_point() and not isinstance(first, nn.Embedding):
