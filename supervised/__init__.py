@@ -1,9 +1,5 @@
-"""Negative-learning supervised models, datasets, occlusions and training utilities.
-
-Small composable parts, one module each (see the guide's supervised page): data readers,
-occlusions, negations and models, the fit loop and its stacked form, evaluation, checkpoints,
-CBOMF's modes, join rules and synergy models, attacks and robustness.
-"""
+"""Negative-learning supervised models, datasets, occlusions and training utilities: small
+composable parts, one module each, which the guide's supervised page lists."""
 
 from supervised.attacks import (
     ATTACKS,

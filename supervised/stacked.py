@@ -214,8 +214,7 @@ class StackedBatches(TensorBatches):
             raise ValueError(f"need one generator per model ({self.models}), got {len(generators)}")
         return torch.stack([torch.randperm(self.count, generator=g) for g in generators])
 
-    # One generator per model, where TensorBatches takes one: a stack's source is drawn by
-    # StackedTrainer only, which passes its generators through run_epochs.
+    # One generator per model where TensorBatches takes one; StackedTrainer passes them through.
     def batches(  # type: ignore[override]
         self, generators: Sequence[torch.Generator] | None = None
     ) -> Iterator[Batch]:
@@ -312,8 +311,7 @@ class StackedTrainer(Trainer):
             )
         return source
 
-    # Trains K models at once, so it takes one generator per model and returns one loss list
-    # per model, where Trainer.fit takes one generator and returns one list.
+    # One generator and one loss list per model, where Trainer.fit takes and returns one.
     def fit(  # type: ignore[override]
         self,
         data: StackedBatches | Sequence[torch.Tensor],
