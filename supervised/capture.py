@@ -3,8 +3,7 @@
 A small model's step on a GPU is bound by kernel launches, not arithmetic, so forward, backward
 and optimiser update are captured as one CUDA graph and replayed (:class:`GraphedStep`).
 ``torch.compile(mode="reduce-overhead")`` is selectable for measurement, not the default: it
-compiles again for every new trainer (CBOMF builds one per phase), where a capture takes
-milliseconds.
+takes seconds to compile for every new trainer, and CBOMF builds one per phase.
 """
 
 from __future__ import annotations

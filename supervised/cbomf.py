@@ -3,8 +3,7 @@
 A mode is a tuple of :class:`Phase` objects run one after another on the same model, each with
 a fresh SGD over the parameters that still train. Modes that begin with the same phases share
 them, and a frozen-extractor phase trains the head on features computed once. The models of K
-seeds train together: one with the plain :class:`~supervised.training.Trainer`, several with
-:mod:`supervised.stacked`.
+seeds train together (one plain :class:`~supervised.training.Trainer`, or a stacked one).
 """
 
 from __future__ import annotations
