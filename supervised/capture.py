@@ -136,7 +136,7 @@ class GraphedStep:
     batches of that shape run eagerly in the recorder's warm-up context, the next is recorded and
     every later one is copied into the buffers and replayed. Batches of another shape (an epoch's
     short last batch) run eagerly: padding would change what a reducer and batch-norm see. If
-    recording fails, every later step runs eagerly and :attr:`failure` says why.
+    recording fails, every later step runs eagerly, with a warning; :attr:`failure` says why.
 
     :param step: the eager step (forward, backward, update) returning the detached loss; it must
         launch the same work whenever ``key()`` is the same.

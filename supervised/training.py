@@ -310,7 +310,17 @@ class Trainer:
         self.model = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.forward = forward if forward is not None else self.model
-        self._check_optimizer()
+        # An optimiser over another model's parameters "trains" and the model never changes.
+        allowed = {id(tensor) for tensor in self.trainable_tensors()}
+        held = [p for group in optimizer.param_groups for p in group["params"]]
+        foreign = sum(id(p) not in allowed for p in held)
+        trainable = sum(p.requires_grad for p in held)
+        if foreign or not trainable:
+            raise ValueError(
+                f"the optimizer must hold the model's trainable parameters: {foreign} of its "
+                f"{len(held)} tensors are another module's and {trainable} require gradients; "
+                "build it from this model's parameters, e.g. model.parameters()"
+            )
         self.reducer = reducer if reducer is not None else MeanReducer()
         self.batch_size, self.progress = batch_size, context.progress
         self.amp = default_amp(self.model, self.device) if options.amp is None else options.amp
@@ -336,19 +346,6 @@ class Trainer:
         or of ``forward``'s module when they are modules)."""
         owners = [self.model, self.loss_fn, getattr(self.forward, "__self__", None)]
         return [p for owner in owners if isinstance(owner, nn.Module) for p in owner.parameters()]
-
-    def _check_optimizer(self) -> None:
-        # An optimiser over another model's parameters "trains" and the model never changes.
-        allowed = {id(tensor) for tensor in self.trainable_tensors()}
-        held = [p for group in self.optimizer.param_groups for p in group["params"]]
-        foreign = sum(id(p) not in allowed for p in held)
-        trainable = sum(p.requires_grad for p in held)
-        if foreign or not trainable:
-            raise ValueError(
-                f"the optimizer must hold the model's trainable parameters: {foreign} of its "
-                f"{len(held)} tensors are another module's and {trainable} require gradients; "
-                "build it from this model's parameters, e.g. model.parameters()"
-            )
 
     def compute_loss(self, batch: Batch) -> torch.Tensor:
         """The loss of one batch, per sample or scalar: ``loss_fn(forward(batch[0]), *batch[1:])``."""
