@@ -111,10 +111,6 @@ def nearest_references(
     )
 
 
-def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
-    return 100.0 * (predicted == labels.to(predicted.device)).float().mean().item()
-
-
 def prototype_accuracy(
     queries: torch.Tensor,
     query_labels: torch.Tensor,
@@ -126,8 +122,7 @@ def prototype_accuracy(
     reference embedding of the class)."""
     _check_labelled(queries, query_labels, "queries")
     classes, prototypes = class_prototypes(references, reference_labels)
-    nearest = nearest_references(queries, prototypes, 1, distance)[:, 0]
-    return _accuracy(classes[nearest], query_labels)
+    return precision_at_1(queries, query_labels, prototypes, classes, distance)
 
 
 def knn_predict(
@@ -159,7 +154,8 @@ def knn_accuracy(
     """Accuracy (%) of the ``k``-nearest-neighbour majority vote (test queries against training
     references)."""
     _check_labelled(queries, query_labels, "queries")
-    return _accuracy(knn_predict(queries, references, reference_labels, k, distance), query_labels)
+    predicted = knn_predict(queries, references, reference_labels, k, distance)
+    return 100.0 * (predicted == query_labels.to(predicted.device)).float().mean().item()
 
 
 def precision_at_1(
@@ -169,13 +165,10 @@ def precision_at_1(
     reference_labels: torch.Tensor,
     distance: Distance | None = None,
 ) -> float:
-    """Precision@1 (%): the share of queries whose nearest reference has their class, as
-    pytorch-metric-learning's ``AccuracyCalculator`` with queries and references from
-    different sets."""
-    _check_labelled(queries, query_labels, "queries")
-    _check_labelled(references, reference_labels, "references")
-    nearest = nearest_references(queries, references, 1, distance)[:, 0]
-    return _accuracy(reference_labels[nearest], query_labels)
+    """Precision@1 (%): the share of queries whose nearest reference has their class (the 1-NN
+    accuracy), as pytorch-metric-learning's ``AccuracyCalculator`` with queries and references
+    from different sets."""
+    return knn_accuracy(queries, query_labels, references, reference_labels, 1, distance)
 
 
 def embedding_scores(

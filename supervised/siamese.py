@@ -41,10 +41,7 @@ from supervised.triplets import (
     make_miner,
 )
 
-DISTANCES: dict[str, Callable[[], Distance]] = {
-    "euclidean": EuclideanDistance,
-    "cosine": CosineDistance,
-}
+DISTANCES: dict[str, type[Distance]] = {"euclidean": EuclideanDistance, "cosine": CosineDistance}
 REDUCERS: dict[str, Callable[[], LossReducer]] = {"mean": MeanReducer, "nonzero": NonZeroMean}
 OPTIMIZERS = ("sgd", "adam")
 SAMPLINGS = ("triplets", "batch")
@@ -215,14 +212,12 @@ def score_embedding(
 ) -> dict[str, float]:
     """Prototype accuracy, k-NN accuracy and precision@1 (%) of test ``queries`` against
     training ``references``, measured with the config's distance; NaN if the model diverged."""
-    distance = DISTANCES[config.distance]()
-    reference_embeddings = embed(model, references.images, device=device)
-    query_embeddings = embed(model, queries.images, device=device)
+    query, reference = (embed(model, data.images, device=device) for data in (queries, references))
     return embedding_scores(
-        query_embeddings,
-        queries.labels.to(query_embeddings.device),
-        reference_embeddings,
-        references.labels.to(reference_embeddings.device),
+        query,
+        queries.labels.to(query.device),
+        reference,
+        references.labels.to(reference.device),
         k,
-        distance,
+        DISTANCES[config.distance](),
     )
