@@ -132,11 +132,7 @@ def schedule_variants(name: str) -> tuple[str, ...]:
     """The variants trained one after another by a schedule: ``"TSN-N"`` -> ``("TSN-N",)``,
     ``"TSN>TSN-N"`` -> ``("TSN", "TSN-N")`` (the second being the fine-tuning)."""
     variants = tuple(name.split(">"))
-    if (
-        not 1 <= len(variants) <= 2
-        or any(v not in TRIPLET_VARIANTS for v in variants)
-        or (len(variants) == 2 and variants[0] != "TSN")
-    ):
+    if variants[-1] not in TRIPLET_VARIANTS or variants[:-1] not in ((), ("TSN",)):
         raise ValueError(
             f"unknown schedule {name!r}; use a variant {list(TRIPLET_VARIANTS)} from scratch, "
             "or 'TSN>' followed by a variant to fine-tune the converged TSN network"
