@@ -200,7 +200,6 @@ class ConfidenceHistory:
         self.recorded = [*self.recorded, probabilities][-self.window :]
 
     def mean(self) -> torch.Tensor:
-        """The mean over the recordings in the window."""
         if not self.recorded:
             raise RuntimeError("no probabilities recorded yet")
         return torch.stack(self.recorded).mean(0)

@@ -46,7 +46,6 @@ class EmbeddingNet(nn.Module):
         return F.normalize(embeddings, dim=1) if self.normalize else embeddings
 
     def clone(self) -> EmbeddingNet:
-        """An independent deep copy."""
         return copy.deepcopy(self)
 
 

@@ -109,7 +109,6 @@ class NegatableClassifier(nn.Module):
         self.extractor_frozen = False
 
     def set_negation(self, enabled: bool) -> None:
-        """Switch feature negation on or off."""
         enabled = check_bool("enabled", enabled)
         if enabled and self.negation is None:
             raise ValueError("this model has no negation; construct it with negation=...")
@@ -153,7 +152,6 @@ class NegatableClassifier(nn.Module):
         return negate_last_conv_(self.extractor)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters that still require gradients."""
         return (parameter for parameter in self.parameters() if parameter.requires_grad)
 
     def clone(self) -> NegatableClassifier:
