@@ -110,6 +110,10 @@ def nearest_references(
     )
 
 
+def _accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    return 100.0 * (predicted == labels.to(predicted.device)).float().mean().item()
+
+
 def prototype_accuracy(
     queries: torch.Tensor,
     query_labels: torch.Tensor,
@@ -153,8 +157,7 @@ def knn_accuracy(
     """Accuracy (%) of the ``k``-nearest-neighbour majority vote (test queries against training
     references)."""
     _check_labelled(queries, query_labels, "queries")
-    predicted = knn_predict(queries, references, reference_labels, k, distance)
-    return 100.0 * (predicted == query_labels.to(predicted.device)).float().mean().item()
+    return _accuracy(knn_predict(queries, references, reference_labels, k, distance), query_labels)
 
 
 def precision_at_1(
@@ -164,10 +167,13 @@ def precision_at_1(
     reference_labels: torch.Tensor,
     distance: Distance | None = None,
 ) -> float:
-    """Precision@1 (%): the share of queries whose nearest reference has their class (the 1-NN
-    accuracy), as pytorch-metric-learning's ``AccuracyCalculator`` with queries and references
-    from different sets."""
-    return knn_accuracy(queries, query_labels, references, reference_labels, 1, distance)
+    """Precision@1 (%): the share of queries whose nearest reference has their class, as
+    pytorch-metric-learning's ``AccuracyCalculator`` with queries and references from
+    different sets."""
+    _check_labelled(queries, query_labels, "queries")
+    _check_labelled(references, reference_labels, "references")
+    nearest = nearest_references(queries, references, 1, distance)[:, 0]
+    return _accuracy(reference_labels[nearest], query_labels)
 
 
 def embedding_scores(

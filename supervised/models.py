@@ -96,14 +96,13 @@ class NegatableClassifier(nn.Module):
         activation = output_activation
         if activation is None:
             activation = getattr(extractor, "output_activation", None)
-        if negation is None and activation is not None:
-            negation = negation_for(activation)
-        if negation is not None:
-            if activation is None:
-                raise ValueError(
-                    "cannot check the negation: pass output_activation or give the extractor an output_activation attribute"
-                )
+        if activation is not None:
+            negation = negation_for(activation) if negation is None else negation
             negation.check_activation(activation)
+        elif negation is not None:
+            raise ValueError(
+                "cannot check the negation: pass output_activation or give the extractor an output_activation attribute"
+            )
         self.negation = negation
         self.negate = False
         self.extractor_frozen = False
