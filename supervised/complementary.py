@@ -211,6 +211,7 @@ class NoisyLabelConfig:
 
     :param lr: learning rate of cross-entropy training (``"CE"``, SelPL and ``"NL+SelCE"``).
     :param nl_lr: learning rate of NL and SelNL (their gradients are smaller).
+    :param momentum: SGD momentum.
     :param batch_size: samples per step.
     :param epochs: epochs of ``"CE"``.
     :param nl_epochs: epochs of negative learning on every sample.

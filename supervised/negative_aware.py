@@ -271,6 +271,8 @@ def make_negative_source(name: str) -> NegativeSource:
 class NegativeAwareConfig:
     """Hyperparameters (the source's MNIST SGD settings by default).
 
+    :param lr: SGD learning rate.
+    :param momentum: SGD momentum.
     :param batch_size: real samples per step.
     :param negative_batch_size: negatives per step (``batch_size`` when None).
     :param epochs: passes over the real samples.
