@@ -175,15 +175,9 @@ def hot_start_synergy(
     model = synergy_from_classifier(normal, derive_seed(seed, "hot-start-heads"))
     model.freeze_extractor()
     generator = make_generator(seed, "hot-start-shuffle")
+    epochs = config.second_epochs
     return fit_trainable(
-        model,
-        data,
-        config,
-        config.second_epochs,
-        generator,
-        context,
-        global_step,
-        "hot-start synergy",
+        model, data, config, epochs, generator, context, global_step, "hot-start synergy"
     )
 
 
