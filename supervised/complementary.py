@@ -186,8 +186,7 @@ class ConfidenceHistory:
     code: 10 epochs): the confidence ``p_y`` NLNL selects by."""
 
     def __init__(self, window: int) -> None:
-        check_int("window", window, 1)
-        self.window = window
+        self.window = check_int("window", window, 1)
         self.recorded: list[torch.Tensor] = []
 
     def record(self, probabilities: torch.Tensor) -> None:
