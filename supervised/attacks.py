@@ -2,23 +2,16 @@
 
 Each attack is a small class on one base (:class:`Attack`: input checks, eval mode, batches on
 the device, seeded randomness, the L-inf projection). Defaults and update rules are those of
-torchattacks 3.5.1 (checked against its source and hand-computed steps in the tests) except:
+torchattacks 3.5.1 except two, described in the supervised guide: CW's margin is the paper's
+``max_{j != y} z_j - z_y`` (``CW(margin="torchattacks")`` reproduces torchattacks' masked
+maxima, whose margin is 0 when every logit is negative), and MIFGSM takes a zero step on an all
+zero gradient where torchattacks divides 0 by 0; its mean runs over every non-batch dimension
+(torchattacks: dimensions 1, 2, 3, so 4-d images only).
 
-- CW's margin ``f``: the paper's ``max_{j != y} z_j - z_y`` (floored at ``-kappa``, signs
-  swapped when untargeted). torchattacks computes ``max((1 - onehot) * z)`` and
-  ``max(onehot * z)``, so the zeros the one-hot mask leaves take part in both maxima: when every
-  logit is negative the "best other" logit is 0 and the true logit is 0 too, the margin is 0
-  whatever the logits, and the attack loses its signal. ``CW(margin="torchattacks")`` reproduces
-  that formula for comparisons.
-- MIFGSM divides the gradient by its mean absolute value; where the gradient is all zero,
-  torchattacks divides 0 by 0 and the image becomes NaN, here the step is 0. The mean runs over
-  every non-batch dimension (torchattacks: dimensions 1, 2, 3, so 4-d images only).
-
-Attacks work on images in ``input_range`` (``[0, 1]``); normalisation belongs to the model
-(negdl's extractors standardise inside). Losses are summed over a batch rather than averaged
-(torchattacks averages): the per-sample gradient directions and therefore the sign steps are
-the same, and the result does not depend on how a test set is split into batches (except
-CW's early stop, which the reference decides per batch).
+Attacks work on images in ``input_range`` (``[0, 1]``); normalisation belongs to the model.
+Losses are summed over a batch rather than averaged (torchattacks averages): the sign steps are
+the same, and the result does not depend on how a test set is split into batches (except CW's
+early stop, which the reference decides per batch).
 """
 
 from __future__ import annotations
@@ -130,9 +123,7 @@ class Attack(ABC):
         of its negative when targeted, so ascending it always helps the attack."""
         images = images.detach().requires_grad_(True)
         loss = F.cross_entropy(self.model(images), labels, reduction="sum")
-        if self.targeted:
-            loss = -loss
-        return torch.autograd.grad(loss, images)[0]
+        return torch.autograd.grad(-loss if self.targeted else loss, images)[0]
 
     def budget(self) -> float:
         """``eps``, which every attack but the unbounded ones (CW) has."""
@@ -213,8 +204,7 @@ class PGD(Attack):
         self, images: torch.Tensor, labels: torch.Tensor | None
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The function whose sign each step follows: the loss gradient at the current point."""
-        if labels is None:
-            raise ValueError(f"{self.name} needs labels")
+        assert labels is not None  # check_inputs refuses None when needs_labels
         return lambda adversarial: self.loss_gradient(adversarial, labels)
 
     def perturb(self, images, labels, generator):

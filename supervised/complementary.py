@@ -1,29 +1,22 @@
 """Negative output learning: complementary labels, the loss ``-log(1 - p)``, and noisy-label training.
 
-Negative learning (NL) tells the network a class the input does *not* belong to, a
-complementary label drawn uniformly among the classes other than the given one, and pushes that
-class's probability down with ``-log(1 - p_ybar)``. With noisy labels a complementary label is
-still right with probability close to one, which is why NL resists label noise
-(Kim et al., "NLNL: Negative Learning for Noisy Labels", ICCV 2019,
-https://arxiv.org/abs/1908.07387).
+Negative learning (NL) pushes down the probability of a complementary label, a class drawn
+uniformly among those other than the given one, with ``-log(1 - p_ybar)``; with noisy labels it
+is still right with probability close to one, which is why NL resists label noise (Kim et al.,
+"NLNL: Negative Learning for Noisy Labels", ICCV 2019, https://arxiv.org/abs/1908.07387).
 
-The noisy-label methods (:data:`NOISE_METHODS`), each continuing the model of the one before
-(Kim et al., section 3): ``"CE"`` (cross-entropy on the given labels); ``"NL"`` (negative
-learning on every sample); ``"SelNL"`` (NL, then NL only on the samples whose confidence ``p_y``
-exceeds ``1 / c``); ``"NLNL"`` (NL, SelNL, then cross-entropy only on ``p_y > gamma``: SelPL);
-and this library's shortcut ``"NL+SelCE"`` (NL, then cross-entropy on ``p_y >= 1 / c`` or
-``threshold``, selected once at the end of NL).
-
-The confidence ``p_y`` is each sample's given-label probability averaged over the last
-``confidence_epochs`` epochs (:class:`ConfidenceHistory`), and both selective stages choose their
-samples again at the start of every epoch, as the official code does
-(github.com/ydkim1293/NLNL-Negative-Learning-for-Noisy-Labels, ``main_NL.py``/``main_PL.py``).
-Differences from that code, kept deliberately: the probabilities are measured in eval mode after
-each epoch (the official code records the training-mode outputs of the augmented batches, over
-10 epochs); every stage starts a fresh SGD (the official code carries the optimizer over, at one
-learning rate, 0.02); SelPL uses ``lr`` rather than NL's learning rate; the losses are not
-weighted by inverse class frequency (symmetric noise keeps the classes balanced); and selection
-uses the paper's strict ``>`` where the code keeps ``p_y >= threshold``.
+The noisy-label methods (:data:`NOISE_METHODS`, Kim et al., section 3) chain stages: ``"CE"``;
+``"NL"`` on every sample; ``"SelNL"`` (NL, then NL only on ``p_y > 1 / c``); ``"NLNL"`` (NL,
+SelNL, then cross-entropy only on ``p_y > gamma``: SelPL); this library's shortcut
+``"NL+SelCE"`` (NL, then cross-entropy on ``p_y >= 1 / c`` or ``threshold``, selected once).
+The confidence ``p_y`` is the given-label probability averaged over the last
+``confidence_epochs`` epochs (:class:`ConfidenceHistory`); both selective stages reselect every
+epoch, as the official code does (github.com/ydkim1293/NLNL-Negative-Learning-for-Noisy-Labels,
+``main_NL.py``/``main_PL.py``). Differences from that code, kept deliberately: ``p_y`` is
+measured in eval mode after each epoch (the code records the training-mode outputs of augmented
+batches over 10 epochs); every stage starts a fresh SGD (the code carries one optimizer over, at
+lr 0.02); SelPL uses ``lr``, not NL's; no inverse class-frequency weights (symmetric noise keeps
+the classes balanced); selection uses the paper's strict ``>`` where the code keeps ``>=``.
 """
 
 from __future__ import annotations
@@ -43,6 +36,7 @@ from supervised.models import NegatableClassifier
 from supervised.runtime import check_seed, make_generator, seeded_build
 from supervised.training import (
     Batch,
+    BatchSource,
     TensorBatches,
     Trained,
     Trainer,
@@ -192,8 +186,7 @@ class ConfidenceHistory:
     code: 10 epochs): the confidence ``p_y`` NLNL selects by."""
 
     def __init__(self, window: int) -> None:
-        check_int("window", window, 1)
-        self.window = window
+        self.window = check_int("window", window, 1)
         self.recorded: list[torch.Tensor] = []
 
     def record(self, probabilities: torch.Tensor) -> None:
@@ -206,7 +199,6 @@ class ConfidenceHistory:
         self.recorded = [*self.recorded, probabilities][-self.window :]
 
     def mean(self) -> torch.Tensor:
-        """The mean over the recordings in the window."""
         if not self.recorded:
             raise RuntimeError("no probabilities recorded yet")
         return torch.stack(self.recorded).mean(0)
@@ -273,12 +265,6 @@ class NoisyTrained(Trained[NegatableClassifier]):
     selected: torch.Tensor | None = None
     history: ConfidenceHistory | None = None
 
-    def confidence(self) -> ConfidenceHistory:
-        """``history``, which a stage selecting by confidence needs from the run it continues."""
-        if self.history is None:
-            raise ValueError("this run recorded no confidence history to select by")
-        return self.history
-
 
 def train_noisy(
     methods: Sequence[str],
@@ -299,7 +285,6 @@ def train_noisy(
     the confidence so far and record it again after the epoch; ``"NL+SelCE"`` selects once.
 
     :param methods: names from :data:`NOISE_METHODS`.
-    :param model_factory: builds a fresh classifier.
     :param seed: seed of the initialisation, shuffling and complementary labels.
     :param writer_for: TensorBoard writer for a method name.
     """
@@ -323,13 +308,10 @@ def train_noisy(
             SelCE=config.selected_epochs,
         )[stage]
         writer = writer_for(method_of[stages]) if writer_for is not None else None
+        lr = config.nl_lr if negative else config.lr
         trainer = Trainer(
             model,
-            torch.optim.SGD(
-                model.parameters(),
-                lr=config.nl_lr if negative else config.lr,
-                momentum=config.momentum,
-            ),
+            torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum),
             loss_fn=negative_learning_loss if negative else per_sample_cross_entropy,
             batch_size=config.batch_size,
             context=RunContext(device, (writer,), progress),
@@ -337,37 +319,30 @@ def train_noisy(
         )
         history = ConfidenceHistory(config.confidence_epochs)
         if stage.startswith("Sel"):
-            history.recorded = list(previous.confidence().recorded)
+            assert previous.history is not None  # NL and SelNL, which come first, record one
+            history.recorded = list(previous.history.recorded)
         selected = previous.selected
         if stage == "SelCE":
             threshold = config.threshold if config.threshold is not None else 1 / data.num_classes
             selected = history.mean() >= threshold
         generator, losses = make_generator(seed, stage), []
         for epoch in range(epochs):
-            if reselect:
-                confidence = history.mean()
-                selected = (
-                    selnl_selection(confidence, data.num_classes)
-                    if negative
-                    else selpl_selection(confidence, config.gamma)
-                )
+            if reselect and negative:
+                selected = selnl_selection(history.mean(), data.num_classes)
+            elif reselect:
+                selected = selpl_selection(history.mean(), config.gamma)
             if selected is not None and not selected.any():
                 raise RuntimeError(
                     f"{stage} selected no sample in epoch {epoch + 1}: no confidence passes the "
                     "threshold; train NL longer (or lower the threshold)"
                 )
             kept = data if selected is None else data.subset(selected.to(data.device))
-            source = (
-                ComplementaryBatches(
-                    kept.images,
-                    kept.labels,
-                    kept.num_classes,
-                    config.batch_size,
-                    config.complementary,
+            tensors = (kept.images, kept.labels)
+            source: BatchSource | tuple[torch.Tensor, ...] = tensors
+            if negative:
+                source = ComplementaryBatches(
+                    *tensors, kept.num_classes, config.batch_size, config.complementary
                 )
-                if negative
-                else (kept.images, kept.labels)
-            )
             losses += trainer.fit(source, 1, generator, description=f"{stage} epoch {epoch + 1}")
             if reselect or (stage == "NL" and epoch >= epochs - config.confidence_epochs):
                 history.record(label_probability(model, data, trainer.device))

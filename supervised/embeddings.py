@@ -46,7 +46,6 @@ class EmbeddingNet(nn.Module):
         return F.normalize(embeddings, dim=1) if self.normalize else embeddings
 
     def clone(self) -> EmbeddingNet:
-        """An independent deep copy."""
         return copy.deepcopy(self)
 
 
@@ -126,8 +125,7 @@ def prototype_accuracy(
     reference embedding of the class)."""
     _check_labelled(queries, query_labels, "queries")
     classes, prototypes = class_prototypes(references, reference_labels)
-    nearest = nearest_references(queries, prototypes, 1, distance)[:, 0]
-    return _accuracy(classes[nearest], query_labels)
+    return precision_at_1(queries, query_labels, prototypes, classes, distance)
 
 
 def knn_predict(
@@ -232,9 +230,7 @@ def plot_embeddings(
     figure, axis = plt.subplots(figsize=(6, 6), dpi=100)
     scatter = axis.scatter(points[:, 0], points[:, 1], c=classes, cmap="tab10", s=3, alpha=0.7)
     axis.legend(*scatter.legend_elements(), title="class", loc="best", fontsize="small")
-    axis.set_xlabel("PC 1")
-    axis.set_ylabel("PC 2")
-    axis.set_title(title)
+    axis.set(xlabel="PC 1", ylabel="PC 2", title=title)
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()

@@ -96,20 +96,18 @@ class NegatableClassifier(nn.Module):
         activation = output_activation
         if activation is None:
             activation = getattr(extractor, "output_activation", None)
-        if negation is None and activation is not None:
-            negation = negation_for(activation)
-        if negation is not None:
-            if activation is None:
-                raise ValueError(
-                    "cannot check the negation: pass output_activation or give the extractor an output_activation attribute"
-                )
+        if activation is not None:
+            negation = negation_for(activation) if negation is None else negation
             negation.check_activation(activation)
+        elif negation is not None:
+            raise ValueError(
+                "cannot check the negation: pass output_activation or give the extractor an output_activation attribute"
+            )
         self.negation = negation
         self.negate = False
         self.extractor_frozen = False
 
     def set_negation(self, enabled: bool) -> None:
-        """Switch feature negation on or off."""
         enabled = check_bool("enabled", enabled)
         if enabled and self.negation is None:
             raise ValueError("this model has no negation; construct it with negation=...")
@@ -153,7 +151,6 @@ class NegatableClassifier(nn.Module):
         return negate_last_conv_(self.extractor)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters that still require gradients."""
         return (parameter for parameter in self.parameters() if parameter.requires_grad)
 
     def clone(self) -> NegatableClassifier:
@@ -168,8 +165,7 @@ class MnistFeatures(nn.Module):
     def __init__(self, activation: str = "relu") -> None:
         super().__init__()
         self.standardize = Standardize([MNIST_MEAN], [MNIST_STD])
-        self.conv1 = nn.Conv2d(1, 20, 5)
-        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.conv1, self.conv2 = nn.Conv2d(1, 20, 5), nn.Conv2d(20, 50, 5)
         self.pool = nn.MaxPool2d(2)
         self.act1, self.output_activation = make_activation(activation), make_activation(activation)
         self.out_features = 50 * 4 * 4
@@ -184,12 +180,9 @@ def mlp_head(sizes: Sequence[int]) -> nn.Sequential:
     if isinstance(sizes, str) or not isinstance(sizes, Sequence) or len(sizes) < 2:
         raise ValueError(f"need at least an input and an output size, got {sizes!r}")
     sizes = [check_int(f"sizes[{index}]", size, 1) for index, size in enumerate(sizes)]
-    layers: list[nn.Module] = []
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        if index:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(fan_in, fan_out))
-    return nn.Sequential(*layers)
+    linears = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    # A ReLU before every linear layer, the first one's dropped: ReLUs only between them.
+    return nn.Sequential(*[layer for linear in linears for layer in (nn.ReLU(), linear)][1:])
 
 
 def mnist_net(

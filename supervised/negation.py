@@ -78,11 +78,8 @@ class ReLU6Negation(FeatureNegation):
 
 
 _DEFAULT_FOR: dict[type[nn.Module], type[FeatureNegation]] = {
-    nn.ReLU: ReLUNegation,
-    nn.Sigmoid: SigmoidNegation,
-    nn.LeakyReLU: LeakyReLUNegation,
-    nn.Tanh: TanhNegation,
-    nn.ReLU6: ReLU6Negation,
+    negation.activations[0]: negation
+    for negation in (ReLUNegation, SigmoidNegation, LeakyReLUNegation, TanhNegation, ReLU6Negation)
 }
 
 

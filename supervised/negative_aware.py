@@ -309,22 +309,14 @@ def train_classifier(
     without ``negatives`` (the baseline), negative-aware with them; returns the epoch losses.
     ``seed`` seeds the shuffling and the negative draws."""
     check_seed("seed", seed)
-    trainer = Trainer(
-        model,
-        torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum),
-        loss_fn=per_sample_cross_entropy
-        if negatives is None
-        else OutlierExposureLoss(config.weight, config.target),
-        batch_size=config.batch_size,
-        context=context,
-    )
-    data: BatchSource | tuple[torch.Tensor, ...] = (
-        (inliers.images, inliers.labels)
-        if negatives is None
-        else NegativeBatches(
-            inliers.images, inliers.labels, negatives, config.batch_size, config.negative_batch_size
-        )
-    )
+    loss_fn: LossFn = per_sample_cross_entropy
+    tensors = (inliers.images, inliers.labels)
+    data: BatchSource | tuple[torch.Tensor, ...] = tensors
+    if negatives is not None:
+        loss_fn = OutlierExposureLoss(config.weight, config.target)
+        data = NegativeBatches(*tensors, negatives, config.batch_size, config.negative_batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    trainer = Trainer(model, optimizer, loss_fn, batch_size=config.batch_size, context=context)
     return trainer.fit(
         data, config.epochs, make_generator(seed, "negative-aware"), description=description
     )

@@ -31,27 +31,26 @@ class HardExampleMining(LossReducer):
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.k, self.fraction = k, fraction
 
-    def kept(self, count: int) -> int:
-        """How many of ``count`` losses are back-propagated."""
-        if self.k is None:
-            assert self.fraction is not None  # __init__ takes exactly one of k and fraction
-            return math.ceil(self.fraction * count)
-        if self.k > count:
-            raise ValueError(
-                f"OHEM keeps k={self.k} losses but the batch has only {count}; lower k, use "
-                "fraction=..., or drop the short last batch"
-            )
-        return self.k
-
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        count = losses.numel()
         if losses.ndim == 0:
             raise ValueError(
                 "OHEM needs one loss per sample (N,), got a scalar; use a per-sample loss "
                 "(e.g. cross-entropy with reduction='none')"
             )
-        if losses.numel() == 0:
+        if count == 0:
             return losses.sum()
-        return losses.topk(self.kept(losses.numel()), sorted=False).values.mean()
+        if self.k is None:
+            assert self.fraction is not None  # __init__ takes exactly one of k and fraction
+            kept = math.ceil(self.fraction * count)
+        elif self.k > count:
+            raise ValueError(
+                f"OHEM keeps k={self.k} losses but the batch has only {count}; lower k, use "
+                "fraction=..., or drop the short last batch"
+            )
+        else:
+            kept = self.k
+        return losses.topk(kept, sorted=False).values.mean()
 
     def __repr__(self) -> str:
         return f"HardExampleMining({f'k={self.k}' if self.k else f'fraction={self.fraction}'})"

@@ -41,10 +41,7 @@ from supervised.triplets import (
     make_miner,
 )
 
-DISTANCES: dict[str, Callable[[], Distance]] = {
-    "euclidean": EuclideanDistance,
-    "cosine": CosineDistance,
-}
+DISTANCES: dict[str, type[Distance]] = {"euclidean": EuclideanDistance, "cosine": CosineDistance}
 REDUCERS: dict[str, Callable[[], LossReducer]] = {"mean": MeanReducer, "nonzero": NonZeroMean}
 OPTIMIZERS = ("sgd", "adam")
 SAMPLINGS = ("triplets", "batch")
@@ -135,11 +132,7 @@ def schedule_variants(name: str) -> tuple[str, ...]:
     """The variants trained one after another by a schedule: ``"TSN-N"`` -> ``("TSN-N",)``,
     ``"TSN>TSN-N"`` -> ``("TSN", "TSN-N")`` (the second being the fine-tuning)."""
     variants = tuple(name.split(">"))
-    if (
-        not 1 <= len(variants) <= 2
-        or any(v not in TRIPLET_VARIANTS for v in variants)
-        or (len(variants) == 2 and variants[0] != "TSN")
-    ):
+    if variants[-1] not in TRIPLET_VARIANTS or variants[:-1] not in ((), ("TSN",)):
         raise ValueError(
             f"unknown schedule {name!r}; use a variant {list(TRIPLET_VARIANTS)} from scratch, "
             "or 'TSN>' followed by a variant to fine-tune the converged TSN network"
@@ -215,14 +208,12 @@ def score_embedding(
 ) -> dict[str, float]:
     """Prototype accuracy, k-NN accuracy and precision@1 (%) of test ``queries`` against
     training ``references``, measured with the config's distance; NaN if the model diverged."""
-    distance = DISTANCES[config.distance]()
-    reference_embeddings = embed(model, references.images, device=device)
-    query_embeddings = embed(model, queries.images, device=device)
+    query, reference = (embed(model, data.images, device=device) for data in (queries, references))
     return embedding_scores(
-        query_embeddings,
-        queries.labels.to(query_embeddings.device),
-        reference_embeddings,
-        references.labels.to(reference_embeddings.device),
+        query,
+        queries.labels.to(query.device),
+        reference,
+        references.labels.to(reference.device),
         k,
-        distance,
+        DISTANCES[config.distance](),
     )

@@ -99,13 +99,6 @@ class SynergyModel(NegatableClassifier):
         for parameter in (*self.head.parameters(), *self.negative_head.parameters()):
             parameter.requires_grad_(False)
 
-    def reset_heads(self, seed: int | None = None) -> None:
-        """Re-initialise both heads (seeded when given; the two get different draws)."""
-        self.reset_head(seed)
-        reset_parameters_(
-            self.negative_head, None if seed is None else derive_seed(seed, "negative")
-        )
-
     def with_rule(self, rule: JoinRule) -> SynergyModel:
         """The same extractor, heads and negation (shared, not copied) joined by ``rule``."""
         joined = SynergyModel(self.extractor, self.head, self.negative_head, self.negation, rule)
@@ -146,7 +139,8 @@ def synergy_from_classifier(model: NegatableClassifier, seed: int) -> SynergyMod
         copy.deepcopy(model.head),
         copy.deepcopy(model.negation),
     )
-    synergy.reset_heads(seed)
+    synergy.reset_head(seed)  # the two heads get different draws
+    reset_parameters_(synergy.negative_head, derive_seed(seed, "negative"))
     return synergy
 
 

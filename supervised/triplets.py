@@ -62,14 +62,11 @@ def triplet_distances(
     Read from the batch's distance matrix, so a batch with a million in-batch triplets costs
     one ``N x N`` matrix, not a million embedding copies.
     """
+    if triplets.ndim != 2 or triplets.shape[1] != 3:
+        raise ValueError(f"triplets must be (T, 3) indices, got shape {tuple(triplets.shape)}")
     matrix = distance.pairwise(embeddings, embeddings)
     anchors, positives, negatives = triplets.unbind(1)
     return matrix[anchors, positives], matrix[anchors, negatives]
-
-
-def _check_triplets(triplets: torch.Tensor) -> None:
-    if triplets.ndim != 2 or triplets.shape[1] != 3:
-        raise ValueError(f"triplets must be (T, 3) indices, got shape {tuple(triplets.shape)}")
 
 
 class TripletMiner(ABC):
@@ -94,7 +91,6 @@ class TripletMiner(ABC):
     ) -> torch.Tensor:
         """The kept triplets ``(K, 3)`` among ``triplets`` (every valid triplet of the batch when None)."""
         candidates = all_triplets(labels) if triplets is None else triplets
-        _check_triplets(candidates)
         positive, negative = triplet_distances(
             embeddings.detach().float(), candidates, self.distance
         )
@@ -203,7 +199,6 @@ class TripletMarginLoss:
             triplets = self.miner(embeddings, labels, triplets)
         elif triplets is None:
             triplets = all_triplets(labels)
-        _check_triplets(triplets)
         positive, negative = triplet_distances(embeddings.float(), triplets, self.distance)
         return self.ranking_losses(positive, negative)
 
