@@ -137,7 +137,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     config, rows = args.cbomf, report.rows
     stacked = args.trains_stacked(report.device)
     text = report.head(

@@ -137,7 +137,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     rows, config = report.rows, args.training
     text = report.head(
         "Negative-aware training on MNIST",

@@ -121,7 +121,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     shown = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in report.rows]
     selection = [row for row in shown if row["kept"] != ""]
     config = args.training

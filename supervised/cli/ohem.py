@@ -104,7 +104,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     config = args.cbomf
     text = report.head(
         "OHEM on CBOMF (MNIST): accuracy (%)",

@@ -124,25 +124,22 @@ def run(args: Args) -> None:
 
 def comparison_table(rows: list[dict]) -> str:
     """Our mean precision@1 and prototype accuracy next to the source's accuracy."""
-    by_schedule: dict[str, list[dict]] = {}
-    for row in rows:
-        by_schedule.setdefault(row["schedule"], []).append(row)
     lines = [
         "| schedule | source accuracy | ours: prototype accuracy | ours: precision@1 "
         "| diverged runs | mean embedding norm |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, group in by_schedule.items():
+    for name in dict.fromkeys(row["schedule"] for row in rows):
+        group = [row for row in rows if row["schedule"] == name]
+        finite = [row for row in group if not row["diverged"]]
+        prototype, precision = (
+            f"{sum(r[key] for r in finite) / len(finite):.2f}" if finite else "-"
+            for key in ("prototype_accuracy", "precision_at_1")
+        )
         # The pml row has no source figure: pml's notebook scores another net against other
         # references, and its printed P@1 changed between revisions.
-        source = SOURCE.get(name, "-")
-        finite = [row for row in group if not row["diverged"]]
-
-        def mean(key: str, finite: list[dict] = finite) -> str:
-            return f"{sum(r[key] for r in finite) / len(finite):.2f}" if finite else "-"
-
         lines.append(
-            f"| {name} | {source} | {mean('prototype_accuracy')} | {mean('precision_at_1')} "
+            f"| {name} | {SOURCE.get(name, '-')} | {prototype} | {precision} "
             f"| {len(group) - len(finite)} of {len(group)} "
             f"| {sum(r['mean_norm'] for r in group) / len(group):.3g} |"
         )
@@ -150,7 +147,6 @@ def comparison_table(rows: list[dict]) -> str:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     rows, config, pml = report.rows, args.siamese, PML_CONVENTIONS
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
     # Diverged runs have no scores; the comparison below counts them.

@@ -1,10 +1,4 @@
-"""Every dataset by name, and the data options every script shares (``--data-dir``, ``--download``).
-
-A script that needs data subclasses :class:`DataOptions` for its ``Args`` and loads with
-``args.load("mnist", train=True)``: its users then get one default location
-(``$NEGDL_DATA_DIR``, else ``~/.cache/negdl/data``) and ``--download``, which fetches what is
-missing from the official mirrors and verifies every file's checksum before it is used.
-"""
+"""Every dataset by name, and the ``--data-dir`` and ``--download`` options of every script."""
 
 from __future__ import annotations
 
@@ -29,11 +23,9 @@ def load_dataset(
     root: str | os.PathLike[str] | None = None,
     download: bool = False,
 ) -> LabelledImages:
-    """Load one split of a dataset by name.
+    """Load the training (``train``) or test split of dataset ``name``, one of :data:`DATASETS`:
+    ``mnist``, ``emnist-<split>`` (balanced, mnist, digits, letters) or ``cifar10``.
 
-    :param name: one of :data:`DATASETS`: ``mnist``, ``emnist-<split>`` (balanced, mnist,
-        digits, letters) or ``cifar10``.
-    :param train: the training split when True, else the test split.
     :param root: data directory; default ``$NEGDL_DATA_DIR``, then ``~/.cache/negdl/data``.
     :param download: fetch missing files from the official mirrors, md5-verified (a file
         already there is verified too, and fetched again if it does not match).
@@ -49,10 +41,10 @@ def load_dataset(
 
 @dataclass
 class DataOptions:
-    """The data options of every script that reads a dataset; subclass it for a script's
-    ``Args`` (the fields become ``--data-dir`` and ``--download``). A subclass with its own
-    ``__post_init__`` calls ``super().__post_init__()``, which checks the folder: one to read
-    from, or with ``--download`` one that can be created and written."""
+    """The data options of every script that reads a dataset: subclass it for a script's ``Args``
+    and load with ``args.load("mnist", train=True)``. A subclass's ``__post_init__`` calls
+    ``super().__post_init__()``, which checks the folder: one to read from, or with
+    ``--download`` one that can be created and written."""
 
     data_dir: str | None = execution_only(None)
     """folder holding MNIST/raw/, EMNIST/raw/ or the CIFAR-10 archive; when not given, $NEGDL_DATA_DIR, else ~/.cache/negdl/data"""
