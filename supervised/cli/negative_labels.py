@@ -81,30 +81,18 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     noisy = LabelledImages(train.images, labels, train.classes)
     clean = labels == train.labels
     writer_for = TensorBoardWriters(trial.dir)
+    factory = functools.partial(mnist_net, train.num_classes)
     trained = train_noisy(
-        args.methods,
-        functools.partial(mnist_net, train.num_classes),
-        noisy,
-        args.training,
-        seed,
-        device,
-        writer_for,
-        args.progress,
+        args.methods, factory, noisy, args.training, seed, device, writer_for, args.progress
     )
     for method, result in trained.items():
         accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
         writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
+        row = {"noise": rate, "method": method, "seed": seed, "accuracy": round(accuracy, 2)}
         kept = result.selected
-        rows.append(
-            {
-                "noise": rate,
-                "method": method,
-                "seed": seed,
-                "accuracy": round(accuracy, 2),
-                "kept": "" if kept is None else round(kept.float().mean().item(), 4),
-                "kept_clean": "" if kept is None else round(clean[kept].float().mean().item(), 4),
-            }
-        )
+        row["kept"] = "" if kept is None else round(kept.float().mean().item(), 4)
+        row["kept_clean"] = "" if kept is None else round(clean[kept].float().mean().item(), 4)
+        rows.append(row)
         print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
     writer_for.close()
     return {"results": rows}
