@@ -192,10 +192,8 @@ def section(title: str, *lines: str) -> list[str]:
 def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
     """One result row per test set, ``columns`` then the set's name and its accuracy (%) to
     two decimals; printed as one line, ``<label>: <set> <accuracy>, ...``."""
-    print(
-        f"{label}: " + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
-        flush=True,
-    )
+    scores = ", ".join(f"{name} {value:.2f}" for name, value in by_set.items())
+    print(f"{label}: {scores}", flush=True)
     return [
         {**columns, "test_set": name, "accuracy": round(value, 2)} for name, value in by_set.items()
     ]

@@ -113,15 +113,13 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
                 row = {"model": name, "seed": seed, "negatives": kind, "metric": metric}
                 rows.append({**row, "value": round(value, 4)})
         writer.close()
-        print(
-            f"seed {seed} {name}: accuracy {scores['clean']['accuracy']:.2f}, "
-            + ", ".join(
-                f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
-                for kind, m in scores.items()
-                if kind != "clean"
-            ),
-            flush=True,
+        by_kind = ", ".join(
+            f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
+            for kind, m in scores.items()
+            if kind != "clean"
         )
+        accuracy = scores["clean"]["accuracy"]
+        print(f"seed {seed} {name}: accuracy {accuracy:.2f}, {by_kind}", flush=True)
     return {"results": rows}
 
 

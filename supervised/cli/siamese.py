@@ -103,17 +103,12 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         rows.append(row)
         for key, value in scores.items():
             writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
-        print(
-            f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()),
-            flush=True,
-        )
+        scores_line = ", ".join(f"{key} {value:.2f}" for key, value in scores.items())
+        print(f"seed {seed} {name}: {scores_line}", flush=True)
         if args.plot and seed == args.seeds[0] and not row["diverged"]:
-            plot_embeddings(
-                embeddings,
-                test.labels,
-                Path(args.out_dir) / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
-                f"{name}: PCA of the test embeddings (seed {seed})",
-            )
+            path = Path(args.out_dir) / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png"
+            title = f"{name}: PCA of the test embeddings (seed {seed})"
+            plot_embeddings(embeddings, test.labels, path, title)
     writer_for.close()
     return {"results": rows}
 
