@@ -104,7 +104,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             generator = make_generator(seed, "negatives", source)
             training_negatives = transforms[source].split(inliers, generator)[1]
         writer = SummaryWriter(str(trial.dir / name.replace(" ", "_")))
-        context, description = RunContext(device, (writer,), args.progress), f"seed {seed} {name}"
+        context = RunContext(device, (writer,), args.progress)
+        description = f"seed {seed} {name}"
         train_classifier(model, inliers, training_negatives, config, seed, context, description)
         scores = negative_report(model, test_inliers, negatives, device)
         for kind, metrics in scores.items():

@@ -160,11 +160,10 @@ def rescued_figure(outputs: dict, test_sets: dict, count: int, path: Path) -> No
             f"{name} #{index}, label {data.classes[data.labels[index]]}", fontsize=8
         )
         image_axis.axis("off")
-        classes, probs = torch.arange(len(joined)), torch.cat([members, joined[None]]).softmax(-1)
+        classes = torch.arange(len(joined))
+        probs = torch.cat([members, joined[None]]).softmax(-1).cpu()
         for offset, label in enumerate(("normal", "negative", "synergy")):
-            bar_axis.bar(
-                classes + (offset - 1) * 0.28, probs[offset].cpu(), width=0.28, label=label
-            )
+            bar_axis.bar(classes + (offset - 1) * 0.28, probs[offset], width=0.28, label=label)
         bar_axis.set_xticks(classes, data.classes, fontsize=7)
         bar_axis.set_ylim(0, 1)
         bar_axis.set_ylabel("p", fontsize=8)
