@@ -54,7 +54,6 @@ class Args(TrainRunOptions):
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
     """negative sources to train with (occluded inverted noise held-out)"""
     out_dir: str = "runs/negative_aware"
-    """where results and TensorBoard runs go"""
     training: Annotated[NegativeAwareConfig, tyro.conf.OmitArgPrefixes] = NegativeAwareConfig()
     """training hyperparameters (flags without a prefix: --epochs, --weight, ...)"""
 

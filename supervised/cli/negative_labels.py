@@ -46,7 +46,6 @@ class Args(TrainRunOptions):
     methods: tuple[str, ...] = NOISE_METHODS
     """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
     out_dir: str = "runs/negative_labels"
-    """where results and TensorBoard runs go"""
     training: Annotated[NoisyLabelConfig, tyro.conf.OmitArgPrefixes] = NoisyLabelConfig()
     """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 

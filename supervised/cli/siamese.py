@@ -56,7 +56,6 @@ class Args(TrainRunOptions):
     plot: bool = True
     """save a PCA plot of the test embeddings per schedule (first seed)"""
     out_dir: str = "runs/siamese"
-    """where results and TensorBoard runs go"""
     siamese: Annotated[SiameseConfig, tyro.conf.OmitArgPrefixes] = SiameseConfig()
     """triplet training's hyperparameters (flags without a prefix: --epochs, --margin, ...)"""
 
