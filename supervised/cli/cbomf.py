@@ -57,7 +57,6 @@ class Args(TrainRunOptions):
     corner_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
     """image fractions of the corner-occlusion test sets"""
     out_dir: str = "runs/cbomf"
-    """where results and TensorBoard runs go"""
     save_checkpoints: bool = True
     """save each trained model as <out_dir>/<dataset>/seed<k>/<mode>/model.pt"""
     stacked: bool | None = None
@@ -137,7 +136,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     config, rows = args.cbomf, report.rows
     stacked = args.trains_stacked(report.device)
     text = report.head(

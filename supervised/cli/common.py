@@ -2,11 +2,8 @@
 every study runs and reports through.
 
 A study is a sweep of trials (``negdl.sweeps``), one per seed (``<out_dir>/seed<k>/``, with its
-TensorBoard runs) unless it says otherwise. Its ``results.csv`` and ``results.md`` (mean ± std
-over seeds) are rewritten after every finished trial; running the command again skips the
-trials that finished, trials run in local processes with ``--workers N`` or as Ray tasks with
-``--backend ray``, and Ctrl-C (or SIGTERM) drops the trials in flight, keeps the finished ones
-and exits with status 130 (143).
+TensorBoard runs) unless it says otherwise; its ``results.csv`` and ``results.md`` (mean ± std
+over seeds) are rewritten after every finished trial.
 """
 
 from __future__ import annotations
@@ -159,10 +156,7 @@ class RunOptions(SweepOptions, DataOptions):
         subfolder: str = "",
     ) -> None:
         """:meth:`run_study` with one trial ``run_seed(self, trial)`` per seed, under
-        ``<out_dir>/<subfolder>``.
-
-        :param ignore: fields that only change where or how results are shown.
-        """
+        ``<out_dir>/<subfolder>``; ``ignore``: fields that only change where or how results show."""
         trial = functools.partial(run_seed, self)
         root = Path(self.out_dir, subfolder)
         self.run_study(
@@ -198,10 +192,8 @@ def section(title: str, *lines: str) -> list[str]:
 def accuracy_rows(label: str, by_set: dict[str, float], **columns: Any) -> list[dict]:
     """One result row per test set, ``columns`` then the set's name and its accuracy (%) to
     two decimals; printed as one line, ``<label>: <set> <accuracy>, ...``."""
-    print(
-        f"{label}: " + ", ".join(f"{name} {value:.2f}" for name, value in by_set.items()),
-        flush=True,
-    )
+    scores = ", ".join(f"{name} {value:.2f}" for name, value in by_set.items())
+    print(f"{label}: {scores}", flush=True)
     return [
         {**columns, "test_set": name, "accuracy": round(value, 2)} for name, value in by_set.items()
     ]

@@ -54,7 +54,6 @@ class Args(TrainRunOptions):
     sources: tuple[str, ...] = tuple(NEGATIVE_SOURCES)
     """negative sources to train with (occluded inverted noise held-out)"""
     out_dir: str = "runs/negative_aware"
-    """where results and TensorBoard runs go"""
     training: Annotated[NegativeAwareConfig, tyro.conf.OmitArgPrefixes] = NegativeAwareConfig()
     """training hyperparameters (flags without a prefix: --epochs, --weight, ...)"""
 
@@ -104,15 +103,9 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             generator = make_generator(seed, "negatives", source)
             training_negatives = transforms[source].split(inliers, generator)[1]
         writer = SummaryWriter(str(trial.dir / name.replace(" ", "_")))
-        train_classifier(
-            model,
-            inliers,
-            training_negatives,
-            config,
-            seed,
-            RunContext(device, (writer,), args.progress),
-            description=f"seed {seed} {name}",
-        )
+        context = RunContext(device, (writer,), args.progress)
+        description = f"seed {seed} {name}"
+        train_classifier(model, inliers, training_negatives, config, seed, context, description)
         scores = negative_report(model, test_inliers, negatives, device)
         for kind, metrics in scores.items():
             for metric, value in metrics.items():
@@ -120,15 +113,13 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
                 row = {"model": name, "seed": seed, "negatives": kind, "metric": metric}
                 rows.append({**row, "value": round(value, 4)})
         writer.close()
-        print(
-            f"seed {seed} {name}: accuracy {scores['clean']['accuracy']:.2f}, "
-            + ", ".join(
-                f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
-                for kind, m in scores.items()
-                if kind != "clean"
-            ),
-            flush=True,
+        by_kind = ", ".join(
+            f"{kind} NCR_0.4 {m['NCR_0.4']:.3f} AUROC {m['AUROC']:.3f}"
+            for kind, m in scores.items()
+            if kind != "clean"
         )
+        accuracy = scores["clean"]["accuracy"]
+        print(f"seed {seed} {name}: accuracy {accuracy:.2f}, {by_kind}", flush=True)
     return {"results": rows}
 
 
@@ -137,7 +128,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     rows, config = report.rows, args.training
     text = report.head(
         "Negative-aware training on MNIST",

@@ -46,7 +46,6 @@ class Args(TrainRunOptions):
     methods: tuple[str, ...] = NOISE_METHODS
     """methods to train (CE NL SelNL NLNL NL+SelCE); NLNL continues SelNL, which continues NL"""
     out_dir: str = "runs/negative_labels"
-    """where results and TensorBoard runs go"""
     training: Annotated[NoisyLabelConfig, tyro.conf.OmitArgPrefixes] = NoisyLabelConfig()
     """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 
@@ -81,30 +80,18 @@ def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
     noisy = LabelledImages(train.images, labels, train.classes)
     clean = labels == train.labels
     writer_for = TensorBoardWriters(trial.dir)
+    factory = functools.partial(mnist_net, train.num_classes)
     trained = train_noisy(
-        args.methods,
-        functools.partial(mnist_net, train.num_classes),
-        noisy,
-        args.training,
-        seed,
-        device,
-        writer_for,
-        args.progress,
+        args.methods, factory, noisy, args.training, seed, device, writer_for, args.progress
     )
     for method, result in trained.items():
         accuracy = evaluate(result.model, {"test": test}, device=device)["test"]
         writer_for(method).add_scalar("eval/test/accuracy", accuracy, result.global_step)
+        row = {"noise": rate, "method": method, "seed": seed, "accuracy": round(accuracy, 2)}
         kept = result.selected
-        rows.append(
-            {
-                "noise": rate,
-                "method": method,
-                "seed": seed,
-                "accuracy": round(accuracy, 2),
-                "kept": "" if kept is None else round(kept.float().mean().item(), 4),
-                "kept_clean": "" if kept is None else round(clean[kept].float().mean().item(), 4),
-            }
-        )
+        row["kept"] = "" if kept is None else round(kept.float().mean().item(), 4)
+        row["kept_clean"] = "" if kept is None else round(clean[kept].float().mean().item(), 4)
+        rows.append(row)
         print(f"noise {rate:.0%} seed {seed} {method}: {accuracy:.2f}%", flush=True)
     writer_for.close()
     return {"results": rows}
@@ -121,7 +108,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     shown = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in report.rows]
     selection = [row for row in shown if row["kept"] != ""]
     config = args.training

@@ -1,8 +1,8 @@
 """Draw one example of every partial-input / occlusion variant as a PNG grid for the README.
 
-Rows are test digits; blanked pixels are drawn dark grey (the model itself sees background 0); columns are the full image, the four MNIST cuts, corner occlusion 10-50%,
-and the four block occlusions (defined on 32x32 images, so those digits are padded by 2 pixels
-of background first, as a CIFAR-sized image).
+Rows are test digits, blanked pixels drawn dark grey; columns are the full image, the four MNIST
+cuts, corner occlusion 10-50% and the four block occlusions (defined on 32x32 images, so every
+digit is padded by 2 pixels of background first, as a CIFAR-sized image).
 
     negdl-occlusion-grid --download       # writes runs/supervised/occlusions.png
 """
@@ -68,8 +68,7 @@ def run(args: Args) -> None:
             pixels = (image[0] * 255).round().to(torch.uint8)
             if args.mark_blanked:
                 pixels[blanked[row]] = 80
-            pixels = pixels.numpy()
-            tile = Image.fromarray(pixels).resize((cell, cell), Image.Resampling.NEAREST)
+            tile = Image.fromarray(pixels.numpy()).resize((cell, cell), Image.Resampling.NEAREST)
             grid.paste(tile, (left, header + gap + row * (cell + gap)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out)

@@ -43,7 +43,6 @@ class Args(TrainRunOptions):
     """also train with the mean loss at --cbomf.lr times each scale: OHEM averages over fewer losses,
     so its steps are larger, and this separates that from the choice of examples"""
     out_dir: str = "runs/ohem"
-    """where results and TensorBoard runs go"""
     cbomf: CBOMFConfig = CBOMFConfig()
     """CBOMF's hyperparameters (SGD, epochs of each phase, feature caching); each variant replaces its reducer (and learning rate)"""
 
@@ -104,7 +103,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     config = args.cbomf
     text = report.head(
         "OHEM on CBOMF (MNIST): accuracy (%)",

@@ -131,16 +131,13 @@ def load_test(args: Args, device: torch.device) -> LabelledImages:
     return args.test_split(models_dataset(args)).to(device)
 
 
-def sweep_plot(rows: list[dict], path: Path) -> None:
-    """Accuracy against eps, one line per model, mean ± std over seeds."""
+def sweep_plot(accuracies: dict[tuple[str, float], list[float]], path: Path) -> None:
+    """Accuracy against eps, one line per model, mean ± std of ``accuracies[model, eps]``."""
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
-    for model in dict.fromkeys(row["model"] for row in rows):
-        eps_values = sorted({row["eps"] for row in rows if row["model"] == model})
-        values = [
-            [row["accuracy"] for row in rows if row["model"] == model and row["eps"] == eps]
-            for eps in eps_values
-        ]
+    for model in dict.fromkeys(model for model, _ in accuracies):
+        eps_values = sorted(eps for name, eps in accuracies if name == model)
+        values = [accuracies[model, eps] for eps in eps_values]
         means = [statistics.mean(v) for v in values]
         spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         axis.errorbar(eps_values, means, yerr=spread, marker="o", capsize=3, label=model)
@@ -215,10 +212,8 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
     for donor, model in models.items():
         fgsm = FGSM(model, args.ensemble_eps, batch_size=args.batch_size)
         adversarial = adversarial_set(fgsm, test)
-        members = [name for name in models if name != donor]
-        logits = predict_models(
-            {name: models[name] for name in members}, {"adv": adversarial}, args.batch_size
-        )
+        members = {name: member for name, member in models.items() if name != donor}
+        logits = predict_models(members, {"adv": adversarial}, args.batch_size)
         stacked = torch.stack([logits[name]["adv"] for name in members], 1)
         singles = [accuracy(logits[name]["adv"], adversarial.labels) for name in members]
         scores = {
@@ -245,11 +240,11 @@ def write_report(args: Args, report: Report) -> None:
     sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
         report.tables[table] for table in TABLES
     )
-    sweep_plot(sweep_rows, report.out_dir / "fgsm.png")
-    images = sweep_rows and timing_rows[0]["images"]
     ours: dict[tuple[str, float], list[float]] = defaultdict(list)
     for row in sweep_rows:
         ours[row["model"], row["eps"]].append(row["accuracy"])
+    sweep_plot(ours, report.out_dir / "fgsm.png")
+    images = sweep_rows and timing_rows[0]["images"]
     source_lines = [
         f"| {model} | {eps:g} | {source:.2f} | {mean_std(ours[model, eps])} |"
         for model, by_eps in SOURCE_FGSM.items()

@@ -56,7 +56,6 @@ class Args(TrainRunOptions):
     plot: bool = True
     """save a PCA plot of the test embeddings per schedule (first seed)"""
     out_dir: str = "runs/siamese"
-    """where results and TensorBoard runs go"""
     siamese: Annotated[SiameseConfig, tyro.conf.OmitArgPrefixes] = SiameseConfig()
     """triplet training's hyperparameters (flags without a prefix: --epochs, --margin, ...)"""
 
@@ -103,17 +102,12 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         rows.append(row)
         for key, value in scores.items():
             writer_for(name).add_scalar(f"eval/test/{key}", value, result.global_step)
-        print(
-            f"seed {seed} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()),
-            flush=True,
-        )
+        scores_line = ", ".join(f"{key} {value:.2f}" for key, value in scores.items())
+        print(f"seed {seed} {name}: {scores_line}", flush=True)
         if args.plot and seed == args.seeds[0] and not row["diverged"]:
-            plot_embeddings(
-                embeddings,
-                test.labels,
-                Path(args.out_dir) / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png",
-                f"{name}: PCA of the test embeddings (seed {seed})",
-            )
+            path = Path(args.out_dir) / f"pca_{name.replace('>', '_to_').replace(' ', '_')}.png"
+            title = f"{name}: PCA of the test embeddings (seed {seed})"
+            plot_embeddings(embeddings, test.labels, path, title)
     writer_for.close()
     return {"results": rows}
 
@@ -124,25 +118,22 @@ def run(args: Args) -> None:
 
 def comparison_table(rows: list[dict]) -> str:
     """Our mean precision@1 and prototype accuracy next to the source's accuracy."""
-    by_schedule: dict[str, list[dict]] = {}
-    for row in rows:
-        by_schedule.setdefault(row["schedule"], []).append(row)
     lines = [
         "| schedule | source accuracy | ours: prototype accuracy | ours: precision@1 "
         "| diverged runs | mean embedding norm |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, group in by_schedule.items():
+    for name in dict.fromkeys(row["schedule"] for row in rows):
+        group = [row for row in rows if row["schedule"] == name]
+        finite = [row for row in group if not row["diverged"]]
+        prototype, precision = (
+            f"{sum(r[key] for r in finite) / len(finite):.2f}" if finite else "-"
+            for key in ("prototype_accuracy", "precision_at_1")
+        )
         # The pml row has no source figure: pml's notebook scores another net against other
         # references, and its printed P@1 changed between revisions.
-        source = SOURCE.get(name, "-")
-        finite = [row for row in group if not row["diverged"]]
-
-        def mean(key: str, finite: list[dict] = finite) -> str:
-            return f"{sum(r[key] for r in finite) / len(finite):.2f}" if finite else "-"
-
         lines.append(
-            f"| {name} | {source} | {mean('prototype_accuracy')} | {mean('precision_at_1')} "
+            f"| {name} | {SOURCE.get(name, '-')} | {prototype} | {precision} "
             f"| {len(group) - len(finite)} of {len(group)} "
             f"| {sum(r['mean_norm'] for r in group) / len(group):.3g} |"
         )
@@ -150,7 +141,6 @@ def comparison_table(rows: list[dict]) -> str:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv and results.md from every row so far."""
     rows, config, pml = report.rows, args.siamese, PML_CONVENTIONS
     metrics = [key for key in rows[0] if key.endswith("accuracy") or key == "precision_at_1"]
     # Diverged runs have no scores; the comparison below counts them.

@@ -57,8 +57,6 @@ SOURCE_CIFAR = {
 }
 #: Names of the two CBOMF models synergy is assembled from.
 MODE_NAMES = {"SN": "normal", "HN": "negative"}
-
-
 #: Each dataset's default architecture and the source's hyperparameters for it.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist": {"arch": "mnist", "lr": 0.01, "momentum": 0.5, "batch_size": 64},
@@ -147,30 +145,28 @@ def rescued_figure(outputs: dict, test_sets: dict, count: int, path: Path) -> No
         members, joined = outputs[name]
         labels = data.labels.to(joined.device)
         wrong = (members.argmax(-1) != labels[:, None]).all(1)
-        for index in torch.nonzero(wrong & (joined.argmax(-1) == labels)).flatten().tolist():
-            picked.append(
-                (name, data, index, members[index].softmax(-1), joined[index].softmax(-1))
-            )
+        rescued = torch.nonzero(wrong & (joined.argmax(-1) == labels)).flatten().tolist()
+        picked += [(name, data, index, members[index], joined[index]) for index in rescued]
     picked = picked[:count]
     if not picked:
         return
     figure = Figure(figsize=(7, 1.8 * len(picked)))
     axes = figure.subplots(len(picked), 2, squeeze=False)
     for row, (name, data, index, members, joined) in enumerate(picked):
+        image_axis, bar_axis = axes[row]
         image = data.images[index].permute(1, 2, 0).cpu().squeeze(-1)
-        axes[row, 0].imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-        axes[row, 0].set_title(
+        image_axis.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        image_axis.set_title(
             f"{name} #{index}, label {data.classes[data.labels[index]]}", fontsize=8
         )
-        axes[row, 0].axis("off")
+        image_axis.axis("off")
         classes = torch.arange(len(joined))
-        for offset, (label, probs) in enumerate(
-            (("normal", members[0]), ("negative", members[1]), ("synergy", joined))
-        ):
-            axes[row, 1].bar(classes + (offset - 1) * 0.28, probs.cpu(), width=0.28, label=label)
-        axes[row, 1].set_xticks(classes, data.classes, fontsize=7)
-        axes[row, 1].set_ylim(0, 1)
-        axes[row, 1].set_ylabel("p", fontsize=8)
+        probs = torch.cat([members, joined[None]]).softmax(-1).cpu()
+        for offset, label in enumerate(("normal", "negative", "synergy")):
+            bar_axis.bar(classes + (offset - 1) * 0.28, probs[offset], width=0.28, label=label)
+        bar_axis.set_xticks(classes, data.classes, fontsize=7)
+        bar_axis.set_ylim(0, 1)
+        bar_axis.set_ylabel("p", fontsize=8)
     axes[0, 1].legend(fontsize=7, ncol=3, loc="upper right")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,16 +193,15 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             RunContext(device, progress=args.progress),
             lambda _seed, mode: writer_for(MODE_NAMES.get(mode, mode)),
         )[seed]
-        normal, negative = trained["SN"].model, trained["HN"].model
+        normal, hn_step = trained["SN"].model, trained["HN"].global_step
         models = {MODE_NAMES.get(mode, mode): result.model for mode, result in trained.items()}
         steps = {MODE_NAMES.get(mode, mode): result.global_step for mode, result in trained.items()}
-        models["synergy"] = synergy = assemble_synergy(normal, negative)
+        models["synergy"] = synergy = assemble_synergy(normal, trained["HN"].model)
         for omega in args.omegas:
             models[f"synergy-w{omega:g}"] = synergy.with_rule(WeightedSumRule(omega))
         models["synergy-product"] = synergy.with_rule(ProductRule())
         models["synergy-max"] = synergy.with_rule(MostConfidentRule())
-        for name in list(models)[len(trained) :]:
-            steps[name] = trained["HN"].global_step
+        steps |= dict.fromkeys(list(models)[len(trained) :], hn_step)
 
         def context(name: str) -> RunContext:
             return RunContext(device, (writer_for(name),), args.progress)
@@ -218,22 +213,13 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
             args.fusion_epochs,
             seed,
             context=context("synergyF"),
-            global_step=trained["HN"].global_step,
+            global_step=hn_step,
         )
         jointly = train_synergy(factory, train, config, seed, context("trained-synergy"))
-        hot = hot_start_synergy(
-            normal,
-            train,
-            config,
-            seed,
-            context("hot-start-synergy"),
-            global_step=trained["SN"].global_step,
-        )
-        for name, result in (
-            ("synergyF", fused),
-            ("trained-synergy", jointly),
-            ("hot-start-synergy", hot),
-        ):
+        sn_step = trained["SN"].global_step
+        hot = hot_start_synergy(normal, train, config, seed, context("hot-start-synergy"), sn_step)
+        extra = {"synergyF": fused, "trained-synergy": jointly, "hot-start-synergy": hot}
+        for name, result in extra.items():
             models[name], steps[name] = result.model, result.global_step
         accuracies = evaluate_models(
             models, test_sets, device=device, writer_for=writer_for, step=steps
@@ -271,7 +257,6 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    """Rewrite results.csv, cases.csv and results.md from every row so far."""
     rows, case_rows = report.rows, report.tables["cases"]
     text = report.head(
         f"Synergy on {args.dataset} ({args.arch}): accuracy (%)",

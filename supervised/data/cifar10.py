@@ -1,11 +1,9 @@
 """CIFAR-10 from the official python batches, read without executing arbitrary pickle code.
 
 Accepted layouts (torchvision's): ``<root>/cifar-10-python.tar.gz`` or the extracted
-``<root>/cifar-10-batches-py/``. Each batch is a pickled dict with ``data`` (uint8 ``(N, 3072)``,
-channel-major 32x32) and ``labels``; a restricted unpickler admits only numpy's array
-reconstruction, so a tampered file cannot run code, and it checks every array's declared size
-and type before numpy allocates it, so a tiny file cannot ask for gigabytes. A batch file (or
-archive member) larger than any official one is refused before it is read.
+``<root>/cifar-10-batches-py/``. A restricted unpickler admits only numpy's array reconstruction,
+so a tampered file cannot run code, and checks every array's declared size and type before numpy
+allocates it; a batch file (or archive member) larger than any official one is not read.
 """
 
 from __future__ import annotations
@@ -107,7 +105,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 def parse_cifar_batch(
     raw: bytes, source: str, how_to_fix: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Parse one pickled CIFAR-10 batch into uint8 images ``(N, 3, 32, 32)`` and int64 labels."""
+    """Parse one pickled CIFAR-10 batch (a dict: ``data``, uint8 ``(N, 3072)`` channel-major, and
+    ``labels``) into uint8 images ``(N, 3, 32, 32)`` and int64 labels."""
     try:
         batch = RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except _UNPICKLING_ERRORS as error:
@@ -133,11 +132,8 @@ def parse_cifar_batch(
 
 
 def integer_labels(labels: Any, source: str, how_to_fix: str) -> np.ndarray:
-    """A batch's ``labels`` entry as int64 ``(N,)``, refusing anything but a flat sequence of
-    integers: floats are not truncated, bools, strings and nested lists are not coerced.
-
-    :raises DataFileError: naming ``source`` and what the entry holds.
-    """
+    """A batch's ``labels`` entry as int64 ``(N,)``; anything but a flat sequence of integers
+    (floats are not truncated, bools, strings and nested lists not coerced) is a DataFileError."""
     if not isinstance(labels, (list, tuple, np.ndarray)):
         raise DataFileError(
             f"{source}: 'labels' must be a list of integers, got a {type(labels).__name__}; "

@@ -1,9 +1,6 @@
 """Shared pieces of the dataset readers: the tensor container, the data directory, verified
-downloads, bounded reads and IDX parsing with clear errors.
-
-Readers never trust a file's sizes: decompression stops once the output exceeds the largest
-official file of its kind (a gzip bomb is refused after reading that much, not after filling
-memory), and IDX headers are checked against the format's known sizes before any array is made.
+downloads, and reads bounded by the official files' sizes (a gzip bomb is refused after reading
+that much) and IDX parsing, with clear errors.
 """
 
 from __future__ import annotations
@@ -37,9 +34,6 @@ DOWNLOAD_HINT = "pass --download to the script (download=True in Python)"
 
 class DataFileError(RuntimeError, UserError):
     """A dataset file is missing, truncated or not in the expected format."""
-
-
-_IDX_UINT8 = 0x08
 
 
 @dataclass(frozen=True)
@@ -212,17 +206,25 @@ def read_maybe_gzip(path: Path, how_to_fix: str, max_bytes: int) -> bytes:
 
 
 def read_idx_pair(
-    read: Callable[[str, int], tuple[bytes, str]],
+    raw_dir: Path,
     names: tuple[str, str],
     count: int,
     how_to_fix: str,
+    from_archive: Callable[[str, int], tuple[bytes, str]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The uint8 images ``(N, 28, 28)`` and labels ``(N,)`` of an IDX pair of at most ``count``
-    items; ``read(name, max_bytes)`` returns a file's decompressed bytes and its name for errors."""
+    items, from ``raw_dir`` (see :func:`extracted_copy`), else from ``from_archive(name,
+    max_bytes)``, which returns a file's decompressed bytes and its name for errors."""
 
     def parsed(name: str, item_shape: tuple[int, ...]) -> torch.Tensor:
         max_bytes = 4 * (2 + len(item_shape)) + count * math.prod(item_shape)  # header, data
-        return parse_idx(*read(name, max_bytes), how_to_fix, count, item_shape)
+        path = extracted_copy(raw_dir, name)
+        if path is None and from_archive is not None:
+            raw, source = from_archive(name, max_bytes)
+        else:
+            path = path or raw_dir / name
+            raw, source = read_maybe_gzip(path, how_to_fix, max_bytes), str(path)
+        return parse_idx(raw, source, how_to_fix, count, item_shape)
 
     return parsed(names[0], (28, 28)), parsed(names[1], ())  # MNIST and EMNIST images: 28 x 28
 
@@ -231,19 +233,15 @@ def parse_idx(
     raw: bytes, source: str, how_to_fix: str, max_items: int, item_shape: tuple[int, ...]
 ) -> torch.Tensor:
     """Parse an IDX file of unsigned bytes (the MNIST/EMNIST format) into a uint8 tensor of at
-    most ``max_items`` items of ``item_shape``.
-
-    The header (magic, element type, number of dimensions), the declared sizes and the payload
-    size are checked, so a truncated, foreign or oversized file is reported instead of being
-    reshaped into garbage.
-    """
+    most ``max_items`` items of ``item_shape``, after checking its header, declared sizes and
+    payload size (a truncated, foreign or oversized file is reported, not reshaped into garbage)."""
     ndim = 1 + len(item_shape)
     if len(raw) < 4 + 4 * ndim:
         raise DataFileError(
             f"{source} is too short ({len(raw)} bytes) to hold an IDX header; {how_to_fix}"
         )
     zero, dtype_code, got_ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != _IDX_UINT8 or got_ndim != ndim:
+    if zero != 0 or dtype_code != 0x08 or got_ndim != ndim:  # 0x08: unsigned bytes
         raise DataFileError(
             f"{source} has IDX magic {raw[:4].hex()} but a {ndim}-d uint8 file needs "
             f"0000080{ndim}; {how_to_fix}"

@@ -1,8 +1,8 @@
-"""EMNIST (balanced, mnist, digits, letters) from the official ``gzip.zip`` in ``<root>/EMNIST/raw/``.
-
-The archive holds IDX gzip files named ``gzip/emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte.gz``.
-Files already extracted into ``EMNIST/raw/`` (gzip or plain, as torchvision leaves them) are used
-first. EMNIST stores every image transposed; the reader turns them upright.
+"""EMNIST (balanced, mnist, digits, letters) from the official ``gzip.zip`` in
+``<root>/EMNIST/raw/``, whose IDX gzip files are named
+``gzip/emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte.gz``. Files already extracted
+into ``EMNIST/raw/`` (gzip or plain, as torchvision leaves them) are used first. EMNIST stores
+every image transposed; the reader turns them upright.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from supervised.data.common import (
     extracted_copy,
     images_and_labels,
     read_idx_pair,
-    read_maybe_gzip,
     reader_folder,
 )
 
@@ -48,11 +47,8 @@ _LABEL_OFFSET = {"letters": 1}
 
 
 def _member_bytes(raw_dir: Path, how_to_fix: str, name: str, max_bytes: int) -> tuple[bytes, str]:
-    """Decompressed bytes of one IDX file, from an extracted copy or from inside gzip.zip (at
-    most ``max_bytes``), and where they come from."""
-    extracted = extracted_copy(raw_dir, name)
-    if extracted is not None:
-        return read_maybe_gzip(extracted, how_to_fix, max_bytes), str(extracted)
+    """Decompressed bytes of one IDX file from inside gzip.zip (at most ``max_bytes``), and where
+    they come from."""
     archive = raw_dir / "gzip.zip"
     if not archive.is_file():
         raise DataFileError(f"missing EMNIST archive {archive}; {how_to_fix}")
@@ -96,8 +92,9 @@ def load_emnist(
         f"download {EMNIST_URL} into {raw_dir} (set NEGDL_DATA_DIR or root= to the folder that "
         f"contains EMNIST/raw/), or let negdl do it: {DOWNLOAD_HINT}"
     )
-    read = functools.partial(_member_bytes, raw_dir, how_to_fix)
-    images, labels = read_idx_pair(read, names, EMNIST_COUNTS[split][0 if train else 1], how_to_fix)
+    count = EMNIST_COUNTS[split][0 if train else 1]
+    from_archive = functools.partial(_member_bytes, raw_dir, how_to_fix)
+    images, labels = read_idx_pair(raw_dir, names, count, how_to_fix, from_archive)
     images = images.transpose(1, 2).contiguous()
     labels = labels.long() - _LABEL_OFFSET.get(split, 0)
     classes = EMNIST_CLASSES[split]

@@ -11,7 +11,6 @@ from supervised.data.common import (
     extracted_copy,
     images_and_labels,
     read_idx_pair,
-    read_maybe_gzip,
     reader_folder,
 )
 
@@ -50,10 +49,5 @@ def load_mnist(
         f"put the official MNIST files in {raw_dir} (set NEGDL_DATA_DIR or root= to the folder "
         f"that contains MNIST/raw/), or download them: {DOWNLOAD_HINT}"
     )
-
-    def read(name: str, max_bytes: int) -> tuple[bytes, str]:
-        path = extracted_copy(raw_dir, name) or raw_dir / name
-        return read_maybe_gzip(path, how_to_fix, max_bytes), str(path)
-
-    images, labels = read_idx_pair(read, names, MNIST_COUNTS[prefix], how_to_fix)
+    images, labels = read_idx_pair(raw_dir, names, MNIST_COUNTS[prefix], how_to_fix)
     return images_and_labels(images, labels, MNIST_CLASSES, str(raw_dir), how_to_fix)
