@@ -66,11 +66,9 @@ def label(row: dict[str, Any]) -> str:
     """The agent's name in a table: ``algo`` where it trained (or for a baseline), ``algo,
     trained on <scene>`` for a policy moved from the scene it trained on."""
     trained_on = row.get("trained_on") or ""
-    return (
-        row["algo"]
-        if trained_on in ("", row["scene"])
-        else f"{row['algo']}, trained on {trained_on}"
-    )
+    if trained_on in ("", row["scene"]):
+        return row["algo"]
+    return f"{row['algo']}, trained on {trained_on}"
 
 
 def metric_values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
@@ -144,17 +142,14 @@ def _targets(
             continue
         seeds = len(metric_values(rows, name, scene, key))
         measured = f"{value:.2f} (mean of {seeds} seeds)"
-        if kind == "planner":
-            planner = _mean(rows, "planner", scene, key)
-            if planner is None:
-                continue
+        if kind != "planner":
+            words = "at most" if kind == "max" else "at least"
+            target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
+            judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
+        elif (planner := _mean(rows, "planner", scene, key)) is not None:
             limit = bound * planner
             target = f"{name} on {scene}, return at least {bound:g}x the planner's ({limit:.2f})"
             judged.append((target, measured, value >= limit))
-            continue
-        words = "at most" if kind == "max" else "at least"
-        target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
-        judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
     worst = metric_values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
         target = f"{MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode"
@@ -280,14 +275,14 @@ def bench_markdown(
         "",
         *scene_table(rows),
     ]
+    headers = ["collisions / episode", "return", "return / planner"]
+    headers += [header for _, header, _ in COLUMNS]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         here = [r for r in rows if r["scene"] == scene]
         # Agents where they trained first, then those moved here from another scene.
         names = dict.fromkeys(label(r) for r in sorted(here, key=lambda r: label(r) != r["algo"]))
         seeds = sorted({r["seed"] for r in here})
         lines += ["", f"**{scene}** (seeds {', '.join(map(str, seeds))})", ""]
-        headers = ["collisions / episode", "return", "return / planner"]
-        headers += [header for _, header, _ in COLUMNS]
         lines.append("| agent | " + " | ".join(headers) + " |")
         lines.append("| --- |" + " ---: |" * len(headers))
         for name in names:
@@ -318,9 +313,7 @@ def plot_learning_curves(
     import matplotlib.pyplot as plt
 
     native = [r for r in rows if r.get("trained_on") in ("", r["scene"])]
-    every = list(dict.fromkeys(p["scene"] for p in curves)) or list(
-        dict.fromkeys(r["scene"] for r in native)
-    )
+    every = list(dict.fromkeys(point["scene"] for point in curves or native))
     metrics: tuple[tuple[str, str], ...] = (
         ("return", "return per episode"),
         ("collisions_per_episode", "collisions per episode"),
@@ -330,13 +323,8 @@ def plot_learning_curves(
     fig, axes = plt.subplots(
         len(every), len(metrics), figsize=(5.5 * len(metrics), 3.4 * len(every)), squeeze=False
     )
-    colours = dict(
-        zip(
-            dict.fromkeys(r["algo"] for r in native),
-            matplotlib.color_sequences["tab10"],
-            strict=False,
-        )
-    )
+    algos = dict.fromkeys(r["algo"] for r in native)
+    colours = dict(zip(algos, matplotlib.color_sequences["tab10"], strict=False))
     for i, scenario in enumerate(every):
         for j, (key, title) in enumerate(metrics):
             ax = axes[i][j]
@@ -351,10 +339,8 @@ def plot_learning_curves(
                 ax.plot(xs, mean, label=algo, color=colours[algo])
                 ax.fill_between(xs, mean - std, mean + std, color=colours[algo], alpha=0.2)
             for algo in colours:
-                if (
-                    algo not in by_step
-                    and (value := _mean(native, algo, scenario, key)) is not None
-                ):
+                value = _mean(native, algo, scenario, key)
+                if algo not in by_step and value is not None:
                     ax.axhline(
                         value, linestyle="--", color=colours[algo], label=f"{algo} (baseline)"
                     )

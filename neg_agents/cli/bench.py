@@ -17,22 +17,20 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from neg_agents.bench import BenchConfig, run_bench
 from negdl.cli import run_main
 
 
-def run(config: BenchConfig, command: str) -> Path:
-    """Run the bench (``run_main`` turns a Ctrl-C's ``Stopped`` into status 130)."""
-    path = run_bench(config, command)
-    print(f"wrote {path}")  # inside run_main, which ends quietly when the reader has gone
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     command = "negdl-bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    run_main("negdl-bench", BenchConfig, lambda config: run(config, command), argv)
+
+    def run(config: BenchConfig) -> None:
+        # Inside run_main, which turns a Ctrl-C's Stopped into status 130 and ends quietly when
+        # the reader has gone.
+        print(f"wrote {run_bench(config, command)}")
+
+    run_main("negdl-bench", BenchConfig, run, argv)
 
 
 if __name__ == "__main__":

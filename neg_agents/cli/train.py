@@ -31,15 +31,13 @@ from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.interrupt import StopOnSignal
 
-#: negdl-train's defaults where they differ from the library's: a progress bar.
-CLI_TRAIN_DEFAULTS = TrainConfig(progress_bar=True)
-
 
 @dataclass
 class Args:
     """Train a negative agent (or SB3's DQN) and save it with the config that made it."""
 
-    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = CLI_TRAIN_DEFAULTS
+    # negdl-train's defaults where they differ from the library's: a progress bar.
+    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig(progress_bar=True)
     """the run's settings (``neg_agents.TrainConfig``), each its own flag"""
     out_dir: str = "runs/train"
     """runs go to <out_dir>/<algo>/<env_id>_<n>/, n counting up from 1 (model.zip, config.json, monitor.csv, evaluations.npz, tensorboard/)"""
@@ -70,14 +68,13 @@ def run(args: Args) -> Path:
         check_out_dir(flag, path)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    spec = get_algo(config.algo)
-    if config.vec_env is None:
-        config = replace(config, vec_env=spec.vec_env_for(config.env_id, config.env_kwargs))
     check_env_options(config.env_id, config.env_kwargs).close()  # before making a folder
     run_dir = new_run_dir(args.out_dir, config.algo, config.env_id, args.run_name, args.overwrite)
     print(f"training {config.algo} on {config.env_id}: run folder {run_dir}", flush=True)
+    preferred = get_algo(config.algo).vec_env_for(config.env_id, config.env_kwargs)
     config = replace(
         config,
+        vec_env=config.vec_env or preferred,
         log_dir=str(run_dir),
         tensorboard_log=config.tensorboard_log or str(run_dir / "tensorboard"),
     )
@@ -88,8 +85,8 @@ def run(args: Args) -> Path:
             run_dir,
             args.checkpoint_freq,
             args.checkpoint_dir,
-            extra=extra,
-            should_stop=lambda: stop.requested,
+            extra,
+            lambda: stop.requested,
         )
     saved = f"the run in {run_dir} (model.zip, config.json)"
     if result.interrupted:
