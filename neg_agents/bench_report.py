@@ -130,12 +130,13 @@ def _curve_stability(
     )
 
 
-def _targets(
-    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]]
-) -> list[tuple[str, str, bool]]:
-    """Issue 19's targets as (target, measured, met), judged from the rows and curves (means
-    over seeds); targets whose rows are missing are left out."""
-    judged = []
+def target_lines(
+    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Issue 19's targets as a table (target, measured, met or missed), judged from the rows and
+    curves (means over seeds); targets whose rows are missing are left out, and the table is
+    empty when all are."""
+    judged: list[tuple[str, str, bool]] = []
     for name, scene, key, bound, kind in TARGETS:
         value = _mean(rows, name, scene, key)
         if value is None:
@@ -180,15 +181,6 @@ def _targets(
     for algo, scene in ((MAIN_ALGO, DEFAULT_SCENE), (MAIN_ALGO, MIX_SCENE)):
         if stability := _curve_stability(curves, algo, scene):
             judged.append(stability)
-    return judged
-
-
-def target_lines(
-    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
-) -> list[str]:
-    """Issue 19's targets as a table (target, measured, met or missed); empty when no target's
-    rows are there."""
-    judged = _targets(rows, curves)
     if not judged:
         return []
     return [
@@ -246,8 +238,7 @@ def _time_sentence(meta: dict[str, Any]) -> str:
 def bench_markdown(
     rows: Sequence[dict[str, Any]], meta: dict[str, Any], curves: Sequence[dict[str, Any]] = ()
 ) -> str:
-    """The report: the scene table, one table per scene, the targets, and how the numbers were
-    made."""
+    """The report: the scene table, one table per scene, the targets, how the numbers were made."""
     status = "" if meta["complete"] else " (incomplete: the run was still going or was interrupted)"
     mix = meta.get("mix_timesteps")
     lines = [

@@ -40,9 +40,8 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "policy_kwargs": {"net_arch": [64, 64]},
 }
 
-#: Constructor arguments of sb3-contrib's MaskablePPO (PPO argument names): short rollouts
-#: (4,096 steps over the 64 envs) so that 100,000 steps give some 25 updates, the DQNs' short
-#: horizon.
+#: Constructor arguments of sb3-contrib's MaskablePPO (PPO argument names): short rollouts (4,096
+#: steps over the 64 envs) so that 100,000 steps give some 25 updates, the DQNs' short horizon.
 MASKABLE_PPO_HYPERPARAMS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "n_steps": 64,
@@ -53,9 +52,6 @@ MASKABLE_PPO_HYPERPARAMS: dict[str, Any] = {
     "ent_coef": 0.01,
     "policy_kwargs": {"net_arch": [128, 128]},
 }
-
-#: Algorithms that are not DQN variants, with their own base arguments.
-BASE_HYPERPARAMS: dict[str, dict[str, Any]] = {"maskable-ppo": MASKABLE_PPO_HYPERPARAMS}
 
 
 #: Arguments of ``ObstacleSetExtractor``, the features extractor every DQN variant uses on
@@ -122,7 +118,8 @@ N_TIMESTEPS = 200_000
 
 def hyperparams_for(algo: str) -> dict[str, Any]:
     """Constructor arguments for ``algo`` (a fresh copy, safe to modify)."""
-    base, extra = BASE_HYPERPARAMS.get(algo, DQN_HYPERPARAMS), ALGO_HYPERPARAMS.get(algo, {})
+    base = MASKABLE_PPO_HYPERPARAMS if algo == "maskable-ppo" else DQN_HYPERPARAMS
+    extra = ALGO_HYPERPARAMS.get(algo, {})
     policy_kwargs = {**base["policy_kwargs"], **extra.get("policy_kwargs", {})}
     return copy.deepcopy({**base, **extra, "policy_kwargs": policy_kwargs})
 

@@ -5,11 +5,9 @@
     negdl-bench --workers 2                           # two runs at once, in local processes
     negdl-bench --backend ray --address auto          # every run a Ray task on a cluster
 
-Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir
-(see ``neg_agents.bench``), rewritten after every finished run. Started again, it runs only
-the runs that have not finished (--no-resume: all of them). Ctrl-C (or SIGTERM) drops the runs
-in flight, keeps the finished ones' files and exits with status 130 (143); a second Ctrl-C
-aborts at once.
+Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir (see
+``neg_agents.bench``), rewritten after every finished run. Started again, it runs only the runs
+that have not finished (--no-resume: all of them). Ctrl-C: see docs/guide/reliability.md.
 """
 
 from __future__ import annotations

@@ -7,9 +7,7 @@ monitor.csv, evaluations.npz and checkpoints, in a folder of its own.
 
 Each run gets a new folder, ``runs/train/<algo>/<env-id>_<n>`` (rl-zoo3's layout), printed at
 the start and the end; nothing is overwritten unless ``--run-name NAME --overwrite`` says so.
-Ctrl-C (or SIGTERM) stops training at the next step and saves the model so far with its
-config.json, marked ``"interrupted": true``; the command then exits with status 130 (143). A
-second Ctrl-C aborts at once.
+Ctrl-C saves the model so far, marked ``"interrupted": true`` (docs/guide/reliability.md).
 """
 
 from __future__ import annotations
