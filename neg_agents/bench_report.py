@@ -332,9 +332,7 @@ def plot_learning_curves(
             for algo in colours:
                 value = _mean(native, algo, scenario, key)
                 if algo not in by_step and value is not None:
-                    ax.axhline(
-                        value, linestyle="--", color=colours[algo], label=f"{algo} (baseline)"
-                    )
+                    ax.axhline(value, ls="--", color=colours[algo], label=f"{algo} (baseline)")
             if key == "collisions_per_episode":
                 ax.set_yscale("symlog", linthresh=1.0)
                 ax.set_ylim(bottom=0)  # the std band of a count can dip below 0; counts cannot

@@ -237,9 +237,8 @@ class TrainResult:
     @property
     def steps_per_s(self) -> float:
         """Env steps per second of training (updates included, evaluations not)."""
-        return (
-            self.model.num_timesteps / self.train_time_s if self.train_time_s > 0 else float("nan")
-        )
+        seconds = self.train_time_s
+        return self.model.num_timesteps / seconds if seconds > 0 else float("nan")
 
     def summary(self) -> str:
         """One line: wall time, training time, throughput and the last evaluation."""

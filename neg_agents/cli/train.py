@@ -58,12 +58,9 @@ class Args:
 def run(args: Args) -> Path:
     """Train as ``args`` says in a new run folder; return the folder."""
     config = args.train
-    for flag, path in (
-        ("--out-dir", args.out_dir),
-        ("--tensorboard-dir", config.tensorboard_log),
-        ("--checkpoint-dir", args.checkpoint_dir),
-    ):
-        check_out_dir(flag, path)
+    check_out_dir("--out-dir", args.out_dir)
+    check_out_dir("--tensorboard-dir", config.tensorboard_log)
+    check_out_dir("--checkpoint-dir", args.checkpoint_dir)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
     check_env_options(config.env_id, config.env_kwargs).close()  # before making a folder
