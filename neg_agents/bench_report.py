@@ -73,15 +73,8 @@ def label(row: dict[str, Any]) -> str:
 
 def metric_values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
     """The numbers of ``key`` in the rows of agent ``name`` (see :func:`label`) on ``scene``."""
-    return [
-        float(r[key])
-        for r in rows
-        if label(r) == name
-        and r["scene"] == scene
-        and key in r
-        and r[key] not in ("", None)
-        and not math.isnan(float(r[key]))
-    ]
+    found = [r.get(key) for r in rows if label(r) == name and r["scene"] == scene]
+    return [float(v) for v in found if v not in ("", None) and not math.isnan(float(v))]
 
 
 def _mean(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> float | None:

@@ -107,9 +107,8 @@ class TrainConfig(TrainSettings):
     fields, keyword-only); constructing one checks them. It is also ``negdl-train``'s command
     line (each field a flag) and what ``config.json`` records.
 
-    :param algo: agent to train: neg-reward-dqn-shielded (the default, ``MAIN_ALGO``),
-        neg-reward-dqn, neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]),
-        dqn-negative-actions or dqn (``neg_agents.ALGOS``).
+    :param algo: agent to train (``neg_agents.ALGOS``): neg-reward-dqn(-shielded),
+        neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]), dqn-negative-actions or dqn.
     :param env_id: registered Gymnasium env id.
     :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}`` (on the command line
         name=value, e.g. num_obstacles=30 obstacle_speed=0.02).
