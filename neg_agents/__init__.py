@@ -9,9 +9,8 @@
   bench do it; :func:`~neg_agents.watch.watch_agent` and :func:`~neg_agents.bench.run_bench`
   are ``negdl-watch`` and ``negdl-bench``.
 - :class:`SB3VecEnvAdapter`: hands ``neg_envs``' natively batched env to stable-baselines3.
-- Saved runs load without unpickling anything (``neg_agents.model_io.load_agent`` rebuilds the
-  model from ``config.json`` and reads only its weights); weights holding pickled objects, or
-  SB3's own ``load`` without ``allow_pickle=True``, raise :class:`UnsafeModelFileError`.
+- Saved runs load without unpickling anything (``neg_agents.model_io.load_agent``); weights
+  holding pickled objects raise :class:`UnsafeModelFileError`.
 """
 
 from neg_agents.algos import ALGOS, AlgoSpec, get_algo

@@ -83,10 +83,8 @@ class AlgoSpec:
         monitor_dir: str | Path | None = None,
     ) -> VecEnv:
         """``make_env`` for this agent, on ``vec_env`` (None: :meth:`vec_env_for`'s)."""
-        vec_env = vec_env or self.vec_env_for(env_id, env_kwargs)
-        return make_env(
-            env_id, n_envs, seed, env_kwargs, vec_env, self.negative_actions, monitor_dir
-        )
+        kind = vec_env or self.vec_env_for(env_id, env_kwargs)
+        return make_env(env_id, n_envs, seed, env_kwargs, kind, self.negative_actions, monitor_dir)
 
     def evaluate(self, agent: PolicyPredictor, env: VecEnv, n_episodes: int) -> EpisodeStats:
         """``evaluate_agent`` acting as this agent acts (``deterministic``, ``action_masks``)."""
@@ -193,8 +191,7 @@ ALGOS: dict[str, AlgoSpec] = {
 
 
 #: The agent of the main job (``negdl-train`` on its defaults), the generalist the bench trains
-#: on the scene mix and the specialist it trains on each named scene: on validation episodes it
-#: made no collisions on the default scene, where the unshielded agent made 0.4 per episode.
+#: on the scene mix and the specialist it trains on each named scene.
 MAIN_ALGO = "neg-reward-dqn-shielded"
 
 

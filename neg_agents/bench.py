@@ -1,14 +1,13 @@
 """Benchmark the negative agents against SB3's DQN, the planner and two baselines over seeds and
 scenes (obstacle counts of ``NegCollision-v0``, the crowd variant, the scene mix and probes).
 
-``run_bench`` writes into ``out_dir`` ``bench.csv`` (one row per agent, scene and seed, plus the
-agents evaluated on scenes they did not train on), ``bench_curves.csv`` (the learning curves),
-``bench.md`` (``bench_report``), ``learning_curves.png`` and
-``performance_profile.png``. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
-(:func:`run_trial`), whose folders ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` hold each
-run's record, rows, log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos.
-The tables are rewritten after every finished run; a bench started again runs only what has not
-finished; on Ctrl-C ``run_bench`` raises ``negdl.interrupt.Stopped``.
+``run_bench`` writes ``bench.csv`` (one row per agent, scene and seed, plus the agents evaluated
+on scenes they did not train on), ``bench_curves.csv`` (the learning curves), ``bench.md``,
+``learning_curves.png`` and ``performance_profile.png`` into ``out_dir``, rewritten after every
+finished run. It is a sweep (``negdl.sweeps``) of runs, one agent x scene x seed
+(:func:`run_trial`), each in ``<tensorboard_dir>/<scene>/<agent>/s<seed>`` with its record, rows,
+log, TensorBoard events, ``monitor.csv``, ``evaluations.npz`` and videos; started again, it runs
+only what has not finished; on Ctrl-C ``run_bench`` raises ``negdl.interrupt.Stopped``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import functools
 import re
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,14 +68,10 @@ class Scenario:
     env_id: str
     env_kwargs: tuple[tuple[str, Any], ...] = ()
 
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.env_kwargs)
-
     def make_kwargs(self, args: BenchConfig) -> dict[str, Any]:
         """The env options runs of ``args`` make this scene with (its episode length too)."""
         steps = {} if args.episode_steps == 500 else {"max_episode_steps": args.episode_steps}
-        return {**self.kwargs, **steps}
+        return dict(self.env_kwargs, **steps)
 
     @property
     def name(self) -> str:
@@ -213,7 +208,7 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
     scenario = every[trial.params["scenario"]]
     algo, seed = trial.params["algo"], trial.params["seed"]
     spec = get_algo(algo)
-    evaluate_on = evaluation_scenarios(args) if args.transfer and spec.trainable else [scenario]
+    evaluate_on = [scenario]
     # SB3 numbers its TensorBoard folder beside the trial's (s0_1): a rerun starts it afresh.
     for stale in trial.dir.parent.glob(f"{trial.dir.name}_*"):
         if re.fullmatch(rf"{re.escape(trial.dir.name)}_\d+", stale.name) and stale.is_dir():
@@ -231,30 +226,27 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
     if spec.trainable:
         vec_env = args.train.vec_env
         if vec_env in (None, "native"):  # unless the agent needs single envs
-            vec_env = spec.vec_env_for(scenario.env_id, scenario.kwargs)
+            vec_env = spec.vec_env_for(scenario.env_id, dict(scenario.env_kwargs))
         steps = args.mix_timesteps if scenario.env_id == MIX_ENV_ID else args.train.total_timesteps
+        run_config = TrainConfig(
+            algo=algo,
+            env_id=scenario.env_id,
+            env_kwargs=scenario.make_kwargs(args),
+            seed=seed,
+            tensorboard_log=args.tensorboard_dir,
+            tb_log_name=tb_name,
+            log_dir=str(log_dir),
+            video_freq=0,  # one clip, of the trained agent
+            **args.train.settings(),
+        )
         # The same number of learning-curve points on every scene; the sweep's bar is the one
         # progress bar.
-        eval_freq = args.train.eval_freq * steps // args.train.total_timesteps
-        settings = replace(
-            args.train,
+        result = train_agent(
+            run_config,
             total_timesteps=steps,
             vec_env=vec_env,
-            eval_freq=eval_freq,
+            eval_freq=args.train.eval_freq * steps // args.train.total_timesteps,
             progress_bar=False,
-        )
-        result = train_agent(
-            TrainConfig(
-                algo=algo,
-                env_id=scenario.env_id,
-                env_kwargs=scenario.make_kwargs(args),
-                seed=seed,
-                tensorboard_log=args.tensorboard_dir,
-                tb_log_name=tb_name,
-                log_dir=str(log_dir),
-                video_freq=0,  # one clip, of the trained agent
-                **settings.settings(),
-            )
         )
         model, logger, curve = result.model, result.model.logger, result.history
         # SB3 logs time/fps only when episodes end; record the whole run's throughput too.
@@ -268,23 +260,17 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
             "train_collisions_per_1k": result.train_collisions_per_1k,
         }
         close_env(model)
+        # A policy built on ObstacleSetExtractor moves to other scenes without retraining.
+        extractor = model.policy_kwargs.get("features_extractor_class")
+        if args.transfer and extractor is ObstacleSetExtractor:
+            evaluate_on = list(every.values())
     else:
         logger = configure(str(log_dir), ["tensorboard"])
-    transferable = (
-        model is not None
-        and model.policy_kwargs.get("features_extractor_class") is ObstacleSetExtractor
-    )
     rows = []
     for target in evaluate_on:
-        if model is not None and target != scenario and not transferable:
-            continue
         # The held-out test episodes, the same for every agent whatever envs it acts in.
-        env = spec.make_env(
-            target.env_id,
-            min(TEST_ENVS, args.final_episodes),
-            args.test_seed,
-            target.make_kwargs(args),
-        )
+        n_envs = min(TEST_ENVS, args.final_episodes)
+        env = spec.make_env(target.env_id, n_envs, args.test_seed, target.make_kwargs(args))
         if model is None:
             agent = spec.make_baseline(env, seed)
         else:

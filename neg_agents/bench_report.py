@@ -66,24 +66,15 @@ def label(row: dict[str, Any]) -> str:
     """The agent's name in a table: ``algo`` where it trained (or for a baseline), ``algo,
     trained on <scene>`` for a policy moved from the scene it trained on."""
     trained_on = row.get("trained_on") or ""
-    return (
-        row["algo"]
-        if trained_on in ("", row["scene"])
-        else f"{row['algo']}, trained on {trained_on}"
-    )
+    if trained_on in ("", row["scene"]):
+        return row["algo"]
+    return f"{row['algo']}, trained on {trained_on}"
 
 
 def metric_values(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> list[float]:
     """The numbers of ``key`` in the rows of agent ``name`` (see :func:`label`) on ``scene``."""
-    return [
-        float(r[key])
-        for r in rows
-        if label(r) == name
-        and r["scene"] == scene
-        and key in r
-        and r[key] not in ("", None)
-        and not math.isnan(float(r[key]))
-    ]
+    found = [r.get(key) for r in rows if label(r) == name and r["scene"] == scene]
+    return [float(v) for v in found if v not in ("", None) and not math.isnan(float(v))]
 
 
 def _mean(rows: Sequence[dict[str, Any]], name: str, scene: str, key: str) -> float | None:
@@ -132,29 +123,27 @@ def _curve_stability(
     )
 
 
-def _targets(
-    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]]
-) -> list[tuple[str, str, bool]]:
-    """Issue 19's targets as (target, measured, met), judged from the rows and curves (means
-    over seeds); targets whose rows are missing are left out."""
-    judged = []
+def target_lines(
+    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Issue 19's targets as a table (target, measured, met or missed), judged from the rows and
+    curves (means over seeds); targets whose rows are missing are left out, and the table is
+    empty when all are."""
+    judged: list[tuple[str, str, bool]] = []
     for name, scene, key, bound, kind in TARGETS:
         value = _mean(rows, name, scene, key)
         if value is None:
             continue
         seeds = len(metric_values(rows, name, scene, key))
         measured = f"{value:.2f} (mean of {seeds} seeds)"
-        if kind == "planner":
-            planner = _mean(rows, "planner", scene, key)
-            if planner is None:
-                continue
+        if kind != "planner":
+            words = "at most" if kind == "max" else "at least"
+            target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
+            judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
+        elif (planner := _mean(rows, "planner", scene, key)) is not None:
             limit = bound * planner
             target = f"{name} on {scene}, return at least {bound:g}x the planner's ({limit:.2f})"
             judged.append((target, measured, value >= limit))
-            continue
-        words = "at most" if kind == "max" else "at least"
-        target = f"{name} on {scene}, {key.replace('_', ' ')} {words} {bound:g}"
-        judged.append((target, measured, value <= bound if kind == "max" else value >= bound))
     worst = metric_values(rows, MAIN_ALGO, DEFAULT_SCENE, "collisions_per_episode")
     if worst:
         target = f"{MAIN_ALGO} on {DEFAULT_SCENE}, every seed at most 0.2 collisions per episode"
@@ -185,15 +174,6 @@ def _targets(
     for algo, scene in ((MAIN_ALGO, DEFAULT_SCENE), (MAIN_ALGO, MIX_SCENE)):
         if stability := _curve_stability(curves, algo, scene):
             judged.append(stability)
-    return judged
-
-
-def target_lines(
-    rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]] = ()
-) -> list[str]:
-    """Issue 19's targets as a table (target, measured, met or missed); empty when no target's
-    rows are there."""
-    judged = _targets(rows, curves)
     if not judged:
         return []
     return [
@@ -251,8 +231,7 @@ def _time_sentence(meta: dict[str, Any]) -> str:
 def bench_markdown(
     rows: Sequence[dict[str, Any]], meta: dict[str, Any], curves: Sequence[dict[str, Any]] = ()
 ) -> str:
-    """The report: the scene table, one table per scene, the targets, and how the numbers were
-    made."""
+    """The report: the scene table, one table per scene, the targets, how the numbers were made."""
     status = "" if meta["complete"] else " (incomplete: the run was still going or was interrupted)"
     mix = meta.get("mix_timesteps")
     lines = [
@@ -280,14 +259,14 @@ def bench_markdown(
         "",
         *scene_table(rows),
     ]
+    headers = ["collisions / episode", "return", "return / planner"]
+    headers += [header for _, header, _ in COLUMNS]
     for scene in dict.fromkeys(r["scene"] for r in rows):
         here = [r for r in rows if r["scene"] == scene]
         # Agents where they trained first, then those moved here from another scene.
         names = dict.fromkeys(label(r) for r in sorted(here, key=lambda r: label(r) != r["algo"]))
         seeds = sorted({r["seed"] for r in here})
         lines += ["", f"**{scene}** (seeds {', '.join(map(str, seeds))})", ""]
-        headers = ["collisions / episode", "return", "return / planner"]
-        headers += [header for _, header, _ in COLUMNS]
         lines.append("| agent | " + " | ".join(headers) + " |")
         lines.append("| --- |" + " ---: |" * len(headers))
         for name in names:
@@ -318,9 +297,7 @@ def plot_learning_curves(
     import matplotlib.pyplot as plt
 
     native = [r for r in rows if r.get("trained_on") in ("", r["scene"])]
-    every = list(dict.fromkeys(p["scene"] for p in curves)) or list(
-        dict.fromkeys(r["scene"] for r in native)
-    )
+    every = list(dict.fromkeys(point["scene"] for point in curves or native))
     metrics: tuple[tuple[str, str], ...] = (
         ("return", "return per episode"),
         ("collisions_per_episode", "collisions per episode"),
@@ -330,13 +307,8 @@ def plot_learning_curves(
     fig, axes = plt.subplots(
         len(every), len(metrics), figsize=(5.5 * len(metrics), 3.4 * len(every)), squeeze=False
     )
-    colours = dict(
-        zip(
-            dict.fromkeys(r["algo"] for r in native),
-            matplotlib.color_sequences["tab10"],
-            strict=False,
-        )
-    )
+    algos = dict.fromkeys(r["algo"] for r in native)
+    colours = dict(zip(algos, matplotlib.color_sequences["tab10"], strict=False))
     for i, scenario in enumerate(every):
         for j, (key, title) in enumerate(metrics):
             ax = axes[i][j]
@@ -351,13 +323,9 @@ def plot_learning_curves(
                 ax.plot(xs, mean, label=algo, color=colours[algo])
                 ax.fill_between(xs, mean - std, mean + std, color=colours[algo], alpha=0.2)
             for algo in colours:
-                if (
-                    algo not in by_step
-                    and (value := _mean(native, algo, scenario, key)) is not None
-                ):
-                    ax.axhline(
-                        value, linestyle="--", color=colours[algo], label=f"{algo} (baseline)"
-                    )
+                value = _mean(native, algo, scenario, key)
+                if algo not in by_step and value is not None:
+                    ax.axhline(value, ls="--", color=colours[algo], label=f"{algo} (baseline)")
             if key == "collisions_per_episode":
                 ax.set_yscale("symlog", linthresh=1.0)
                 ax.set_ylim(bottom=0)  # the std band of a count can dip below 0; counts cannot

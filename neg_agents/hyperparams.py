@@ -1,18 +1,17 @@
 """Default hyperparameters of every agent, in one place.
 
 Tuned on ``NegCollision-v0`` for 200,000 env steps on a CPU (measurements in the README and
-``docs/agents/``); every DQN variant shares :data:`DQN_HYPERPARAMS` and, on NegCollision envs,
+``docs/agents/``). Every DQN variant shares :data:`DQN_HYPERPARAMS` and, on NegCollision envs,
 :data:`EXTRACTOR_KWARGS`, so that comparisons between them are fair, but for what
-:data:`ALGO_HYPERPARAMS` changes (the rules, the shield, the main job's one gradient step per
-vector step and its preference for staying, the unshielded learners' decaying learning rate);
-MaskablePPO has its own (:data:`MASKABLE_PPO_HYPERPARAMS`). The negative-reward DQN's output head is
-``NonPositiveDQNPolicy``'s default (``neg_reward_dqn.policies.DEFAULT_HEAD``).
-``zoo/dqn.yml`` (for rl-zoo3) is generated from this module:
-``python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml``.
+:data:`ALGO_HYPERPARAMS` changes; MaskablePPO has its own (:data:`MASKABLE_PPO_HYPERPARAMS`).
+The negative-reward DQN's output head is ``NonPositiveDQNPolicy``'s default
+(``neg_reward_dqn.policies.DEFAULT_HEAD``). ``zoo/dqn.yml`` (for rl-zoo3) is generated from this
+module: ``python -m neg_agents.hyperparams > neg_agents/zoo/dqn.yml``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 #: Constructor arguments shared by all DQN variants (SB3 DQN argument names).
@@ -41,9 +40,8 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "policy_kwargs": {"net_arch": [64, 64]},
 }
 
-#: Constructor arguments of sb3-contrib's MaskablePPO (PPO argument names): short rollouts
-#: (4,096 steps over the 64 envs) so that 100,000 steps give some 25 updates, the DQNs' short
-#: horizon.
+#: Constructor arguments of sb3-contrib's MaskablePPO (PPO argument names): short rollouts (4,096
+#: steps over the 64 envs) so that 100,000 steps give some 25 updates, the DQNs' short horizon.
 MASKABLE_PPO_HYPERPARAMS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "n_steps": 64,
@@ -54,9 +52,6 @@ MASKABLE_PPO_HYPERPARAMS: dict[str, Any] = {
     "ent_coef": 0.01,
     "policy_kwargs": {"net_arch": [128, 128]},
 }
-
-#: Algorithms that are not DQN variants, with their own base arguments.
-BASE_HYPERPARAMS: dict[str, dict[str, Any]] = {"maskable-ppo": MASKABLE_PPO_HYPERPARAMS}
 
 
 #: Arguments of ``ObstacleSetExtractor``, the features extractor every DQN variant uses on
@@ -70,14 +65,13 @@ EXTRACTOR_KWARGS: dict[str, Any] = {"hidden": 32, "pooling": "sum+max", "reach_s
 #: noise of the best, 0.1's (-0.39 vs -0.37, docs/agents/neg_action_margin.md).
 NEG_ACTION_RULE: dict[str, Any] = {"margin": 0.05, "num_forbidden": 1, "prefer": 4}
 
-#: The learning rate of the DQNs that learn without the env's masks (SB3's too, so that its
-#: comparisons with the negdl agents stay fair): it falls linearly to 0 (rl-zoo3's ``lin_``). At
-#: a constant rate their final policy is wherever the last updates left it. On validation
-#: episodes (seeds 0-2, from 500,000), constant vs decaying: neg-reward-dqn 0.78 vs 0.17
-#: collisions per episode (docs/agents/schedule_check_unshielded.md), neg-action-dqn 0.20 vs
-#: 0.07 (neg_action_settings.md). The shielded agents keep the constant rate: decaying it made
-#: the generalist worse at 30 obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54,
-#: seed 0).
+#: The learning rate of the DQNs that learn without the env's masks (SB3's too, to keep its
+#: comparisons fair) falls linearly to 0 (rl-zoo3's ``lin_``): at a constant rate their final
+#: policy is wherever the last updates left it. Constant vs decaying on validation episodes (seeds
+#: 0-2, from 500,000): neg-reward-dqn 0.78 vs 0.17 collisions per episode
+#: (docs/agents/schedule_check_unshielded.md), neg-action-dqn 0.20 vs 0.07
+#: (neg_action_settings.md). The shielded agents keep the constant rate: decaying it made the
+#: generalist worse at 30 obstacles and among large ones (-0.93 vs -0.72, -0.72 vs -0.54, seed 0).
 DECAYING_LEARNING_RATE = {"learning_rate": f"lin_{DQN_HYPERPARAMS['learning_rate']}"}
 
 #: Extra constructor arguments of particular algorithms (by ``neg_agents.algos`` name).
@@ -124,13 +118,10 @@ N_TIMESTEPS = 200_000
 
 def hyperparams_for(algo: str) -> dict[str, Any]:
     """Constructor arguments for ``algo`` (a fresh copy, safe to modify)."""
-    base, extra = BASE_HYPERPARAMS.get(algo, DQN_HYPERPARAMS), ALGO_HYPERPARAMS.get(algo, {})
-    params = {**base, **extra}
-    params["policy_kwargs"] = {
-        key: list(value) if isinstance(value, list) else value
-        for key, value in {**base["policy_kwargs"], **extra.get("policy_kwargs", {})}.items()
-    }
-    return params
+    base = MASKABLE_PPO_HYPERPARAMS if algo == "maskable-ppo" else DQN_HYPERPARAMS
+    extra = ALGO_HYPERPARAMS.get(algo, {})
+    policy_kwargs = {**base["policy_kwargs"], **extra.get("policy_kwargs", {})}
+    return copy.deepcopy({**base, **extra, "policy_kwargs": policy_kwargs})
 
 
 def zoo_yaml(env_id: str = "NegCollision-v0") -> str:

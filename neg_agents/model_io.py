@@ -35,11 +35,8 @@ CONFIG_NAME = "config.json"
 def write_config(config: dict[str, Any], run_dir: str | Path) -> Path:
     """Write ``config.json`` into ``run_dir`` (created if needed), whole or not at all; return
     its path."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(
-        run_dir / CONFIG_NAME, json.dumps(config, indent=2, default=str) + "\n"
-    )
+    text = json.dumps(config, indent=2, default=str) + "\n"
+    return write_text_atomic(Path(run_dir) / CONFIG_NAME, text)
 
 
 #: What a model's predictions and further training need besides its weights and its run's
@@ -52,8 +49,7 @@ def save_run(model: BaseAlgorithm, config: dict[str, Any], run_dir: str | Path) 
     """Write ``model.zip`` (SB3's format) and ``config.json`` (``config``, the run's settings,
     plus the model's ``MODEL_STATE``) into ``run_dir``, each whole or not at all; return the
     model path."""
-    run_dir = Path(run_dir)
-    path = save_model(model, run_dir / "model.zip")
+    path = save_model(model, Path(run_dir) / "model.zip")
     state = {name: getattr(model, name) for name in MODEL_STATE if hasattr(model, name)}
     write_config({**config, "model_state": state}, run_dir)
     return path
@@ -85,16 +81,14 @@ def resolve_run(
     :raises ValueError: no algorithm given and no ``config.json`` to read it from.
     """
     baseline = algo is not None and not get_algo(algo).trainable
-    config = read_config(model_path) if model_path is not None and not baseline else None
-    algo = algo or (config or {}).get("algo")
+    config = (read_config(model_path) if model_path is not None and not baseline else None) or {}
+    algo = algo or config.get("algo")
     if algo is None:
         raise ValueError(
             f"no config.json beside {model_path}: pass --algo (and --env-id/--env-kwargs if not the defaults)"
         )
-    env_id = env_id or (config or {}).get("env_id") or "NegCollision-v0"
-    if not env_kwargs:
-        env_kwargs = (config or {}).get("env_kwargs", {})
-    return algo, env_id, dict(env_kwargs)
+    env_id = env_id or config.get("env_id") or "NegCollision-v0"
+    return algo, env_id, dict(env_kwargs or config.get("env_kwargs", {}))
 
 
 def load_policy(

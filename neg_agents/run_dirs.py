@@ -15,15 +15,6 @@ from pathlib import Path
 from neg_agents.model_io import CONFIG_NAME
 
 
-def check_run_name(run_name: str) -> str:
-    """A run name is one folder name: not empty, no path separators, not ``.`` or ``..``."""
-    if not run_name or run_name in (".", "..") or re.search(r"[/\\]", run_name):
-        raise ValueError(
-            f"run name must be a plain folder name (no '/', not '.' or '..'), got {run_name!r}"
-        )
-    return run_name
-
-
 def new_run_dir(
     out_dir: str | Path,
     algo: str,
@@ -59,7 +50,11 @@ def new_run_dir(
                 return run_dir
             except FileExistsError:
                 n += 1
-    run_dir = base / check_run_name(run_name)
+    if not run_name or run_name in (".", "..") or re.search(r"[/\\]", run_name):
+        raise ValueError(
+            f"run name must be a plain folder name (no '/', not '.' or '..'), got {run_name!r}"
+        )
+    run_dir = base / run_name
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise ValueError(

@@ -107,9 +107,8 @@ class TrainConfig(TrainSettings):
     fields, keyword-only); constructing one checks them. It is also ``negdl-train``'s command
     line (each field a flag) and what ``config.json`` records.
 
-    :param algo: agent to train: neg-reward-dqn-shielded (the default, ``MAIN_ALGO``),
-        neg-reward-dqn, neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]),
-        dqn-negative-actions or dqn (``neg_agents.ALGOS``).
+    :param algo: agent to train (``neg_agents.ALGOS``): neg-reward-dqn(-shielded),
+        neg-action-dqn(-shielded), maskable-ppo (negdl[contrib]), dqn-negative-actions or dqn.
     :param env_id: registered Gymnasium env id.
     :param env_kwargs: env options, e.g. ``{"num_obstacles": 30}`` (on the command line
         name=value, e.g. num_obstacles=30 obstacle_speed=0.02).
@@ -188,25 +187,21 @@ def check_hyperparams(model_class: type[BaseAlgorithm], params: dict[str, Any]) 
                 defaults.setdefault(name, parameter.default)
         if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             break
-    accepted = set(defaults)
-    for name in params:
+    for name, value in params.items():
         if name in RUN_SETTINGS:
             raise ValueError(f"{name} is a setting of the run, not a hyperparameter; set it there")
-        if name not in accepted:
+        if name not in defaults:
             raise ValueError(
                 f"unknown hyperparameter {name!r} for {model_class.__name__}; it takes: "
-                f"{', '.join(sorted(accepted - set(RUN_SETTINGS)))}"
+                f"{', '.join(sorted(set(defaults) - set(RUN_SETTINGS)))}"
             )
-        # Of the type of its default (a number may be a schedule or SB3's (n, unit) frequency),
-        # so a typo such as n_epochs=abc is one clear error; ranges are the algorithm's checks.
-        value, default = params[name], defaults[name]
-        if name == "learning_rate":  # may be "lin_<rate>": check_dqn_arguments checks it below
-            continue
-        if isinstance(default, bool):
+        # Of the type of its default (a number may be a schedule, SB3's (n, unit) frequency or,
+        # for learning_rate, "lin_<rate>", which check_dqn_arguments checks), so a typo such as
+        # n_epochs=abc is one clear error; ranges are the algorithm's checks.
+        schedule = callable(value) or isinstance(value, tuple) or name == "learning_rate"
+        if isinstance(defaults[name], bool):
             check_bool(name, value)
-        elif isinstance(default, (int, float)) and not (
-            callable(value) or isinstance(value, tuple)
-        ):
+        elif isinstance(defaults[name], (int, float)) and not schedule:
             check_number(name, value, allow_inf=True)
     check_dqn_arguments(params)
 
@@ -241,9 +236,8 @@ class TrainResult:
     @property
     def steps_per_s(self) -> float:
         """Env steps per second of training (updates included, evaluations not)."""
-        return (
-            self.model.num_timesteps / self.train_time_s if self.train_time_s > 0 else float("nan")
-        )
+        seconds = self.train_time_s
+        return self.model.num_timesteps / seconds if seconds > 0 else float("nan")
 
     def summary(self) -> str:
         """One line: wall time, training time, throughput and the last evaluation."""
@@ -282,20 +276,12 @@ def train_agent(
     :raises ValueError: an env without discrete actions or Box observations, a bad setting.
     :raises negdl.resources.MemoryLimitError: the replay buffer would not fit in memory.
     """
-    if isinstance(config, TrainConfig):
-        config = replace(config, **settings)
-    else:
-        config = TrainConfig(**{"algo": config, **settings})
+    config = replace(TrainConfig(config) if isinstance(config, str) else config, **settings)
     spec = get_algo(config.algo)
     if config.capture_video and config.log_dir is None:
         raise ValueError("capture_video needs log_dir, the folder the videos go to")
     env = spec.make_env(
-        config.env_id,
-        config.n_envs,
-        config.seed,
-        config.env_kwargs,
-        config.vec_env,
-        monitor_dir=config.log_dir,
+        config.env_id, config.n_envs, config.seed, config.env_kwargs, config.vec_env, config.log_dir
     )
     try:
         model = build_model(config, env)
@@ -330,11 +316,10 @@ def train_agent(
         tb_log_name=config.tb_log_name or config.algo,
         progress_bar=config.progress_bar,
     )
-    wall = time.perf_counter() - start
     result = TrainResult(
         model,
         {**hyperparams_for(config.algo), **config.hyperparams},
-        wall_time_s=wall,
+        wall_time_s=time.perf_counter() - start,
         interrupted=stopper.stopped_at is not None,
         train_collisions=counter.total,
     )

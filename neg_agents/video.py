@@ -4,6 +4,7 @@ Pillow (a core dependency), MP4 with the ``video`` extra."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,7 @@ def _gif_palette() -> Any:
         rendering.HUD_BACKGROUND,
         rendering.HUD_TEXT,
     ]
-    cube = [
-        (r, g, b) for r in range(0, 256, 51) for g in range(0, 256, 51) for b in range(0, 256, 51)
-    ]
+    cube = list(itertools.product(range(0, 256, 51), repeat=3))
     greys = [(v, v, v) for v in np.linspace(0, 255, 256 - len(own) - len(cube)).round().astype(int)]
     palette = Image.new("P", (1, 1))
     palette.putpalette([int(channel) for colour in own + greys + cube for channel in colour])

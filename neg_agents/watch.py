@@ -64,30 +64,25 @@ def watch_agent(
 
     :param algo: the agent name (``neg_agents.ALGOS``); random and stay need no model.
     :param model_path: the saved model of a trained agent.
-    :param env_id: registered env id.
-    :param env_kwargs: env options.
     :param options: episodes, seed, pacing, output file, size and device (``WatchOptions``).
     """
-    output, size, seed = options.output, options.size, options.seed
     check_int("episodes", options.episodes, 1)
     check_int("max_steps", options.max_steps, 0)
     check_int("fps", options.fps, 1, 1000)
-    check_int("seed", seed, 0)
+    check_int("seed", options.seed, 0)
     env_kwargs = dict(env_kwargs or {})
-    if size is not None:
-        env_kwargs["window_size"] = check_int("size", size, 64, 4096)
-    if output is not None:
-        check_out_file("output", output)
-        check_video_path(output)
+    if options.size is not None:
+        env_kwargs["window_size"] = check_int("size", options.size, 64, 4096)
+    if options.output is not None:
+        check_out_file("output", options.output)
+        check_video_path(options.output)
     spec = get_algo(algo)
     check_env_options(env_id, env_kwargs).close()
-    return play_agent(
-        lambda env: load_policy(algo, model_path, env, seed, options.device),
-        spec,
-        env_id,
-        env_kwargs,
-        options,
-    )
+
+    def policy(env: gym.Env) -> PolicyPredictor:
+        return load_policy(algo, model_path, env, options.seed, options.device)
+
+    return play_agent(policy, spec, env_id, env_kwargs, options)
 
 
 def play_agent(
@@ -116,9 +111,8 @@ def play_agent(
     if spec.negative_actions:
         env = neg_envs.NegativeActionWrapper(env)
     try:
-        act = spec.actor(
-            agent if hasattr(agent, "predict") else agent(env), env, options.deterministic
-        )
+        predictor = agent if hasattr(agent, "predict") else agent(env)
+        act = spec.actor(predictor, env, options.deterministic)
         play = functools.partial(
             play_episodes, env, act, options.episodes, options.seed, options.max_steps
         )

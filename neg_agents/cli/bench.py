@@ -5,11 +5,9 @@
     negdl-bench --workers 2                           # two runs at once, in local processes
     negdl-bench --backend ray --address auto          # every run a Ray task on a cluster
 
-Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir
-(see ``neg_agents.bench``), rewritten after every finished run. Started again, it runs only
-the runs that have not finished (--no-resume: all of them). Ctrl-C (or SIGTERM) drops the runs
-in flight, keeps the finished ones' files and exits with status 130 (143); a second Ctrl-C
-aborts at once.
+Writes bench.csv, bench_curves.csv, bench.md and learning_curves.png into --out-dir (see
+``neg_agents.bench``), rewritten after every finished run. Started again, it runs only the runs
+that have not finished (--no-resume: all of them). Ctrl-C: see docs/guide/reliability.md.
 """
 
 from __future__ import annotations
@@ -17,22 +15,20 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from neg_agents.bench import BenchConfig, run_bench
 from negdl.cli import run_main
 
 
-def run(config: BenchConfig, command: str) -> Path:
-    """Run the bench (``run_main`` turns a Ctrl-C's ``Stopped`` into status 130)."""
-    path = run_bench(config, command)
-    print(f"wrote {path}")  # inside run_main, which ends quietly when the reader has gone
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     command = "negdl-bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    run_main("negdl-bench", BenchConfig, lambda config: run(config, command), argv)
+
+    def run(config: BenchConfig) -> None:
+        # Inside run_main, which turns a Ctrl-C's Stopped into status 130 and ends quietly when
+        # the reader has gone.
+        print(f"wrote {run_bench(config, command)}")
+
+    run_main("negdl-bench", BenchConfig, run, argv)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ monitor.csv, evaluations.npz and checkpoints, in a folder of its own.
 
 Each run gets a new folder, ``runs/train/<algo>/<env-id>_<n>`` (rl-zoo3's layout), printed at
 the start and the end; nothing is overwritten unless ``--run-name NAME --overwrite`` says so.
-Ctrl-C (or SIGTERM) stops training at the next step and saves the model so far with its
-config.json, marked ``"interrupted": true``; the command then exits with status 130 (143). A
-second Ctrl-C aborts at once.
+Ctrl-C saves the model so far, marked ``"interrupted": true`` (docs/guide/reliability.md).
 """
 
 from __future__ import annotations
@@ -31,15 +29,13 @@ from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.interrupt import StopOnSignal
 
-#: negdl-train's defaults where they differ from the library's: a progress bar.
-CLI_TRAIN_DEFAULTS = TrainConfig(progress_bar=True)
-
 
 @dataclass
 class Args:
     """Train a negative agent (or SB3's DQN) and save it with the config that made it."""
 
-    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = CLI_TRAIN_DEFAULTS
+    # negdl-train's defaults where they differ from the library's: a progress bar.
+    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig(progress_bar=True)
     """the run's settings (``neg_agents.TrainConfig``), each its own flag"""
     out_dir: str = "runs/train"
     """runs go to <out_dir>/<algo>/<env_id>_<n>/, n counting up from 1 (model.zip, config.json, monitor.csv, evaluations.npz, tensorboard/)"""
@@ -62,22 +58,18 @@ class Args:
 def run(args: Args) -> Path:
     """Train as ``args`` says in a new run folder; return the folder."""
     config = args.train
-    for flag, path in (
-        ("--out-dir", args.out_dir),
-        ("--tensorboard-dir", config.tensorboard_log),
-        ("--checkpoint-dir", args.checkpoint_dir),
-    ):
-        check_out_dir(flag, path)
+    check_out_dir("--out-dir", args.out_dir)
+    check_out_dir("--tensorboard-dir", config.tensorboard_log)
+    check_out_dir("--checkpoint-dir", args.checkpoint_dir)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    spec = get_algo(config.algo)
-    if config.vec_env is None:
-        config = replace(config, vec_env=spec.vec_env_for(config.env_id, config.env_kwargs))
     check_env_options(config.env_id, config.env_kwargs).close()  # before making a folder
     run_dir = new_run_dir(args.out_dir, config.algo, config.env_id, args.run_name, args.overwrite)
     print(f"training {config.algo} on {config.env_id}: run folder {run_dir}", flush=True)
+    preferred = get_algo(config.algo).vec_env_for(config.env_id, config.env_kwargs)
     config = replace(
         config,
+        vec_env=config.vec_env or preferred,
         log_dir=str(run_dir),
         tensorboard_log=config.tensorboard_log or str(run_dir / "tensorboard"),
     )
@@ -88,8 +80,8 @@ def run(args: Args) -> Path:
             run_dir,
             args.checkpoint_freq,
             args.checkpoint_dir,
-            extra=extra,
-            should_stop=lambda: stop.requested,
+            extra,
+            lambda: stop.requested,
         )
     saved = f"the run in {run_dir} (model.zip, config.json)"
     if result.interrupted:
