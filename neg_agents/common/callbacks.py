@@ -75,12 +75,9 @@ class CollisionEvalCallback(BaseCallback):
         super().__init__(verbose)
         if episode_seed is not None:
             check_int("episode_seed", episode_seed, 0)
-        self.episode_seed = episode_seed
-        check_int("eval_freq", eval_freq, 1)
-        check_int("n_eval_episodes", n_eval_episodes, 1)
-        self.eval_env = eval_env
-        self.eval_freq = eval_freq
-        self.n_eval_episodes = n_eval_episodes
+        self.eval_env, self.episode_seed = eval_env, episode_seed
+        self.eval_freq = check_int("eval_freq", eval_freq, 1)
+        self.n_eval_episodes = check_int("n_eval_episodes", n_eval_episodes, 1)
         if spec is None:
             from neg_agents.algos import AlgoSpec  # imports this package
 
@@ -133,7 +130,8 @@ class CollisionEvalCallback(BaseCallback):
 
 class EvalVideoCallback(BaseCallback):
     """Every ``config.video_freq`` env steps (if > 0), and when training ends, record one short
-    evaluation episode of the current policy (``--capture-video``, MP4) into ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
+    evaluation episode of the current policy (``--capture-video``, MP4) into
+    ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
 
     :param config: the training run (env, ``video_freq``, ``video_length``, ``log_dir``).
     :param spec: the agent: how it acts, as in training (see ``record_evaluation_video``).

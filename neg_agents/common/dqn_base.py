@@ -30,10 +30,6 @@ from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
 from negdl.devices import resolve_device
 
-#: Attributes where ``NegDQNBase`` keeps lookups made once per policy (never saved).
-CACHES = ("_training_mode_modules", "_policy_parameters")
-
-
 #: NegDQNBase's defaults for SB3's DQN arguments (SB3's own for the others).
 DEFAULTS = {name: value for name, value in H.items() if name != "policy_kwargs"}
 
@@ -60,9 +56,6 @@ class NegDQNBase(DQN):
     :param kwargs: SB3's DQN arguments; :data:`neg_agents.hyperparams.DQN_HYPERPARAMS` holds
         the defaults. Each is checked before anything is built (``check_dqn_arguments``), and
         the replay buffer must fit in memory (``negdl.resources``).
-
-    ``load`` (SB3's, which unpickles) needs ``allow_pickle=True``: saved runs load with
-    ``neg_agents.model_io.load_agent``.
     """
 
     action_space: spaces.Discrete  # DQN's only action space
@@ -86,13 +79,8 @@ class NegDQNBase(DQN):
         self.shield = shield
         if policy_kwargs is None:
             policy_kwargs = copy.deepcopy(H["policy_kwargs"])
-        super().__init__(
-            policy,
-            env,
-            policy_kwargs=collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS),
-            device=device,
-            **kwargs,
-        )
+        policy_kwargs = collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS)
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, device=device, **kwargs)
 
     def _setup_model(self) -> None:
         self.shield = bool(self.__dict__.get("shield", False))  # files saved before it: False
@@ -259,7 +247,8 @@ class NegDQNBase(DQN):
     def _excluded_save_params(self) -> list[str]:
         # The lookups train and predict cache, and the shield's generator, are rebuilt when the
         # model is built, never saved.
-        return [*super()._excluded_save_params(), *CACHES, "_shield_rng"]
+        cached = ["_training_mode_modules", "_policy_parameters", "_shield_rng"]
+        return [*super()._excluded_save_params(), *cached]
 
     def _check_policy_class(self, required: type[DQNPolicy], why: str) -> None:
         """Refuse a policy class (resolved from its alias by SB3) that breaks the agent's idea."""
@@ -275,21 +264,17 @@ def sample_allowed_rows(masks: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return (rng.random(masks.shape) * masks).argmax(axis=1)
 
 
-#: Devices with a fused (one kernel per step) Adam in torch.
-FUSED_ADAM_DEVICES = ("cpu", "cuda")
-
-
 def fused_adam(policy: DQNPolicy) -> th.optim.Optimizer:
-    """The policy's optimizer, as torch's fused Adam (one kernel per step, about 3x faster for
-    these networks, equal within float rounding) when it is a fresh, plain Adam whose
-    ``optimizer_kwargs`` choose no implementation; any other optimizer unchanged."""
+    """The policy's optimizer, as torch's fused Adam (one kernel per step, equal within float
+    rounding) when it is a fresh, plain Adam whose ``optimizer_kwargs`` choose no implementation;
+    any other optimizer unchanged."""
     optimizer = policy.optimizer
     chosen = {"foreach", "fused", "differentiable", "capturable"} & set(policy.optimizer_kwargs)
     if (
         type(optimizer) is not th.optim.Adam
         or chosen
         or optimizer.state
-        or policy.device.type not in FUSED_ADAM_DEVICES
+        or policy.device.type not in ("cpu", "cuda")  # where torch has a fused Adam
         or len(optimizer.param_groups) != 1
     ):
         return optimizer

@@ -76,19 +76,14 @@ def make_env(
             raise ValueError(
                 f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
             )
+        filename = None
         if monitor_dir is not None:
             Path(monitor_dir).mkdir(parents=True, exist_ok=True)
-        venv = VecMonitor(
-            SB3VecEnvAdapter(
-                gym.make_vec(
-                    env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs
-                )
-            ),
-            filename=str(Path(monitor_dir) / "monitor.csv") if monitor_dir is not None else None,
-            info_keywords=MONITOR_INFO_KEYS,
-        )
-        venv.seed(seed)
-        return venv
+            filename = str(Path(monitor_dir) / "monitor.csv")
+        venv = gym.make_vec(env_id, n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        monitored = VecMonitor(SB3VecEnvAdapter(venv), filename, info_keywords=MONITOR_INFO_KEYS)
+        monitored.seed(seed)
+        return monitored
     return make_vec_env(
         functools.partial(make_in_worker, importable_id(env_id))
         if vec_env == "subproc"
@@ -142,11 +137,9 @@ def importable_id(env_id: str) -> str:
 def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | None:
     """The ``CollisionConfig`` of a ``NegCollision`` env (an id, a ``gym.Env`` however wrapped,
     or any ``VecEnv`` of them), or None for any other env."""
-    if env is None:
+    if env is None or (isinstance(env, str) and env not in gym.registry):
         return None
     if isinstance(env, str):
-        if env not in gym.registry:
-            return None
         probe = gym.make(env)
         try:
             return collision_config(probe)

@@ -23,27 +23,22 @@ AGENT_FEATURES = 4
 
 
 class ObstacleSetExtractor(BaseFeaturesExtractor):
-    """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets).
+    """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets: Zaheer et
+    al. 2017, https://arxiv.org/abs/1703.06114).
 
-    Each obstacle becomes a short vector of agent-relative numbers (see
-    :meth:`obstacle_features`): its direction and the gap left before contact, its velocity, and
-    when, where and how closely it passes a staying agent. Lengths are in agent steps and gaps
-    are measured from contact (agent radius + obstacle radius), so an obstacle two steps from
-    contact looks the same whatever the radii. A relevance weight falls from 1 to 0 as the
-    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared
-    weights embeds every obstacle; the weighted embeddings are pooled (sum and/or max) and joined
-    with the agent's distances to the walls. Reordering the obstacles does not change the
-    output, the parameters do not depend on the number of obstacles, and obstacles out of reach
-    contribute nothing, so one trained policy runs on any obstacle count and on both observation
-    layouts (Deep Sets: Zaheer et al. 2017, https://arxiv.org/abs/1703.06114).
+    Each obstacle becomes agent-relative numbers (:meth:`features`), lengths in agent steps and
+    gaps measured from contact (agent radius + obstacle radius), so an obstacle two steps from
+    contact looks the same whatever the radii; a relevance weight falls from 1 to 0 as it gets
+    farther than ``reach_steps`` steps of closing speed. One MLP with shared weights embeds every
+    obstacle; the weighted embeddings are pooled and joined with the agent's distances to the
+    walls. The output ignores the obstacles' order, the parameters their number, and obstacles
+    out of reach add nothing, so one policy runs on any obstacle count and either layout.
 
-    The layout cannot be read from the observation's shape alone (2 + 4N and 2 + 5k collide), so
-    it is an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an
-    env's ``CollisionConfig``, as the negdl agents do by default. In the ``nearest_radii`` layout
-    the scene's radii are part of the observation: the contact distance and the walls are then
-    read per observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy
-    acts in scenes of every size (``NegCollisionMix-v0``), and moves to any fixed scene with
-    ``neg_agents.model_io.transfer_model``.
+    The layout cannot be read from the observation's shape (2 + 4N and 2 + 5k collide), so it is
+    an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an env's
+    ``CollisionConfig``. In ``nearest_radii`` the contact distance and the walls are read per
+    observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy acts in
+    scenes of every size (``NegCollisionMix-v0``).
 
     :param observation_space: the env's ``Box`` observation space.
     :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)), ``"nearest"``
@@ -185,11 +180,9 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     def forward(self, observations: th.Tensor) -> th.Tensor:
         """The pooled embeddings of the obstacles, then the agent's distances to the walls.
 
-        Only obstacles in reach (relevance > 0) get features and go through the MLP: the
+        Only obstacles in reach (relevance > 0), most often a few, go through the MLP: the
         others' embeddings are 0, which adds nothing to the sum, and the embeddings are >= 0
-        (ReLU times a relevance in [0, 1]), so a 0 changes no maximum either. Most obstacles
-        of a scene are out of reach, so this saves most of a training step's arithmetic, and the
-        per-call overhead of small tensor operations, not arithmetic, bounds a step.
+        (ReLU times a relevance in [0, 1]), so a 0 changes no maximum either.
         """
         batch = observations.shape[0]
         contact, reach, agent_radius = self.geometry(observations)
@@ -244,28 +237,18 @@ def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dic
 def collision_policy_kwargs(
     policy_kwargs: dict[str, Any] | None, env: Any, **extractor_defaults: Any
 ) -> dict[str, Any]:
-    """``policy_kwargs`` for an agent on ``env``, with :class:`ObstacleSetExtractor` on NegCollision envs.
-
-    On a ``NegCollision`` env (see ``collision_config``) a ``policy_kwargs`` without a
-    ``features_extractor_class`` gets :class:`ObstacleSetExtractor`, and the extractor's missing
-    geometry arguments (observation layout, contact distance, speeds) are read from the env's
-    config; arguments already given are kept. Other envs get ``policy_kwargs`` unchanged (SB3's
-    flat MLP). Pass ``features_extractor_class=FlattenExtractor`` for a flat MLP on NegCollision.
-
-    :param policy_kwargs: the policy arguments asked for (None: none).
-    :param env: an env id, ``gym.Env`` or ``VecEnv`` (None when SB3 loads a model: unchanged).
-    :param extractor_defaults: extractor arguments used unless ``policy_kwargs`` sets them
-        (e.g. ``hidden``, ``pooling``).
-    """
+    """``policy_kwargs`` (None: none) for an agent on ``env`` (an id, ``gym.Env`` or ``VecEnv``;
+    None when SB3 loads a model). On a ``NegCollision`` env the features extractor defaults to
+    :class:`ObstacleSetExtractor` (``features_extractor_class=FlattenExtractor``: SB3's flat
+    MLP), whose arguments missing from ``policy_kwargs`` come from ``extractor_defaults``
+    (``hidden``, ``pooling``, ...) and the env's geometry; other envs get it unchanged."""
     kwargs = dict(policy_kwargs or {})
     config = collision_config(env)
     extractor = kwargs.get("features_extractor_class", ObstacleSetExtractor if config else None)
     if config is None or extractor is not ObstacleSetExtractor:
         return kwargs
-    given = dict(kwargs.get("features_extractor_kwargs") or {})
+    defaults = collision_extractor_kwargs(config, **extractor_defaults)
+    given = kwargs.get("features_extractor_kwargs") or {}
     kwargs["features_extractor_class"] = ObstacleSetExtractor
-    kwargs["features_extractor_kwargs"] = {
-        **collision_extractor_kwargs(config, **extractor_defaults),
-        **given,
-    }
+    kwargs["features_extractor_kwargs"] = {**defaults, **given}
     return kwargs

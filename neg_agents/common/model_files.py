@@ -77,10 +77,9 @@ def load_pickled(
     with warnings.catch_warnings():
         # SB3 warns that the saved NStepReplayBuffer ignores n_steps: its saved kwargs keep it.
         warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
-        loaded: Any = BaseAlgorithm.load.__func__(  # type: ignore[attr-defined]
+        return BaseAlgorithm.load.__func__(  # type: ignore[attr-defined]
             algo_class, path, env=env, device=device, **kwargs
         )
-    return loaded
 
 
 def check_spaces(model: BaseAlgorithm, env: Any, source: str = "the model") -> None:

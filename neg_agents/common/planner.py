@@ -172,8 +172,7 @@ class CollisionPlanner(Predictor):
         if len(configs) != 1:
             raise ValueError("the planner's envs must share one CollisionConfig")
         self.config: CollisionConfig = configs.pop()
-        self.observation_space = self.config.observation_space()
-        self.action_space = self.config.action_space()
+        super().__init__(self.config.observation_space(), self.config.action_space())
         self.num_scenes = sum(len(sim.agent) for sim in self.simulations)
         # Obstacles are moved with the env's own arithmetic on a scratch simulation.
         self._scratch = CollisionSimulation(self.config, self.num_scenes)

@@ -12,19 +12,11 @@ from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 
 from neg_agents.common.masks import MaskablePolicy
-from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, NonPositiveHead, make_head
+from neg_agents.neg_reward_dqn.heads import HEADS, NonPositiveHead
 from negdl.checks import check_int, check_number
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
 DEFAULT_HEAD = "clamp"
-
-__all__ = [
-    "DEFAULT_HEAD",
-    "HEADS",
-    "NegativeSoftplus",
-    "NonPositiveDQNPolicy",
-    "NonPositiveQNetwork",
-]
 
 
 class NonPositiveQNetwork(QNetwork):
@@ -38,7 +30,9 @@ class NonPositiveQNetwork(QNetwork):
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        head = make_head(q_head)
+        if q_head not in HEADS:
+            raise ValueError(f"q_head must be one of {sorted(HEADS)}, got {q_head!r}")
+        head = HEADS[q_head]()
         self.q_head = q_head
         outputs = int(self.action_space.n) + head.extra_outputs
         self.q_net = nn.Sequential(
@@ -57,7 +51,7 @@ class NonPositiveQNetwork(QNetwork):
         hidden = self.extract_features(observation, self.features_extractor)
         for layer in body:
             hidden = layer(hidden)
-        return cast(NonPositiveHead, head).preference(hidden)  # make_head's, built in __init__
+        return cast(NonPositiveHead, head).preference(hidden)  # built in __init__
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.preferences(observation).argmax(dim=1).reshape(-1)
