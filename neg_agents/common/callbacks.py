@@ -40,12 +40,10 @@ NPZ_FIELDS = {
 
 
 class CollisionEvalCallback(BaseCallback):
-    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
-
-    Logs ``EVAL_TENSORBOARD_KEYS``; ``history`` keeps the rows (with ``timesteps``) and
-    ``eval_time_s`` the wall time spent evaluating. With ``log_path`` it also writes every
-    evaluation so far to ``<log_path>/evaluations.npz`` as SB3's ``EvalCallback`` does
-    (``timesteps``, ``results``, ``ep_lengths``), plus ``collisions`` and ``moves`` per episode.
+    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration),
+    log ``EVAL_TENSORBOARD_KEYS`` and keep the row (with ``timesteps``) in ``history``;
+    ``eval_time_s`` is the wall time spent evaluating. With ``log_path`` every evaluation so far
+    goes to ``<log_path>/evaluations.npz`` as SB3's ``EvalCallback`` writes it, plus ``NPZ_FIELDS``.
 
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
@@ -172,13 +170,10 @@ class EvalVideoCallback(BaseCallback):
 
 
 class TrainingCollisions(BaseCallback):
-    """Count the collisions the agent makes while it learns: every training env step's
-    ``info["collisions"]``, summed over the parallel envs (exploration and warm-up included).
-
-    A punishment-only agent pays for each collision it learns from; safe-RL suites report this
-    cost of training beside the final return. Logged as ``rollout/collisions_total`` and
-    ``rollout/collisions_per_1k_steps`` at every step, and written once more at the end.
-    """
+    """Count the collisions the agent makes while it learns (exploration and warm-up included),
+    the cost of training safe-RL suites report beside the final return: every training env
+    step's ``info["collisions"]``, summed over the parallel envs, logged as
+    ``rollout/collisions_total`` and ``rollout/collisions_per_1k_steps``."""
 
     def __init__(self) -> None:
         super().__init__()

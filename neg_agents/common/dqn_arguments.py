@@ -1,10 +1,6 @@
-"""Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built.
-
-SB3's DQN stores what it is given: ``gamma=1.5`` or ``batch_size=0`` train without a word,
-``buffer_size=0`` silently becomes 1, and a replay buffer far beyond memory is allocated after a
-mere warning. ``NegDQNBase`` runs both checks when it is built, ``TrainConfig`` and
-``build_model`` for every DQN, SB3's included.
-"""
+"""Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built:
+SB3's DQN trains on ``gamma=1.5`` or ``batch_size=0`` without a word, turns ``buffer_size=0`` into
+1 and allocates a replay buffer far beyond memory after a mere warning."""
 
 from __future__ import annotations
 
@@ -20,9 +16,6 @@ from stable_baselines3.common.utils import LinearSchedule
 from negdl.checks import ArgumentTypeError, check_bool, check_int, check_number
 from negdl.resources import check_memory, memory_limit
 
-#: ``train_freq`` units SB3 knows.
-TRAIN_FREQ_UNITS = ("step", "episode")
-
 #: A learning rate written ``"lin_<start>"`` falls linearly from ``start`` to 0 over training,
 #: rl-zoo3's convention (a run then ends on settled weights, not wherever its last steps left them).
 LINEAR_PREFIX = "lin_"
@@ -31,10 +24,8 @@ LINEAR_PREFIX = "lin_"
 def sb3_learning_rate(value: Any) -> float | Schedule:
     """What SB3's algorithms take for a ``learning_rate`` hyperparameter, checked: a number > 0
     (constant), a schedule (a callable of the progress remaining, 1 at the start and 0 at the
-    end: > 0 at the start, >= 0 at the end) or ``"lin_<start>"`` (linear from ``start`` to 0).
-
-    :raises ValueError: anything else (``TypeError`` for a value of the wrong type).
-    """
+    end: > 0 at the start, >= 0 at the end) or ``"lin_<start>"``; else ``ValueError`` (or
+    ``TypeError`` for a value of the wrong type)."""
     if isinstance(value, str):
         try:
             start = float(value[len(LINEAR_PREFIX) :]) if value.startswith(LINEAR_PREFIX) else 0
@@ -63,7 +54,7 @@ def _check_train_freq(value: Any) -> None:
             )
         frequency, unit = value[0], getattr(value[1], "value", value[1])
     check_int("train_freq", frequency, 1)
-    if unit not in TRAIN_FREQ_UNITS:
+    if unit not in ("step", "episode"):
         raise ValueError(f"train_freq's unit must be 'step' or 'episode', got {unit!r}")
 
 
@@ -108,10 +99,8 @@ CHECKS: dict[str, Any] = {
 
 
 def check_dqn_arguments(arguments: Mapping[str, Any]) -> None:
-    """Raise a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad argument.
-
-    :param arguments: DQN constructor arguments by name; names without a check are ignored.
-    """
+    """Raise a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad argument of
+    ``arguments`` (DQN constructor arguments by name; names without a check are ignored)."""
     for name, check in CHECKS.items():
         if name in arguments:
             check(arguments[name])

@@ -210,8 +210,7 @@ class NegDQNBase(DQN):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's ``DQN.train`` step for step (the same minibatches, TD target, loss, clipping and
-        log keys; ``tests/agents/test_dqn_base.py`` checks it), bootstrapping on
-        :meth:`next_state_values`, with less Python per step."""
+        log keys), bootstrapping on :meth:`next_state_values`, with less Python per step."""
         policy = self.policy
         self.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)

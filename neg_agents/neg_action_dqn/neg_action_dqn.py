@@ -18,23 +18,18 @@ from neg_agents.neg_action_dqn.policies import (
 
 
 class NegActionDQN(NegDQNBase):
-    """DQN whose policy knows which actions are bad and never picks one of them.
+    """DQN whose policy knows which actions are bad and never picks one of them: "where no action
+    is right, pick the one that is least wrong" (negative actions, the negdl brief, section 2;
+    related: action elimination, Zahavy et al. 2018, https://arxiv.org/abs/1809.02121).
 
     The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`) forbids the
     ``num_forbidden`` lowest-valued actions and every action more than ``margin`` below the best
-    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed:
-    "where no action is right, pick the one that is least wrong".
-
-    - acting: ``predict(obs)`` applies the rule; ``deterministic=True`` returns the best action.
-    - exploration (epsilon of DQN's schedule) samples among all but the ``num_forbidden`` worst
-      actions; the first ``learning_starts`` steps are uniform, as in every SB3 algorithm.
-    - with ``shield=True`` (or masks given to ``predict``) the rule ranks only the actions the
-      env's ``action_masks()`` allows.
-    - TD target: ``V(s')`` is the target network's value of the rule's choice (expected SARSA
-      for this policy), not the greedy max.
-
-    Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
-    2018, https://arxiv.org/abs/1809.02121).
+    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed;
+    ``predict(obs, deterministic=True)`` returns the best action. Exploration (DQN's epsilon)
+    samples among all but the ``num_forbidden`` worst actions, after ``learning_starts`` uniform
+    steps as in every SB3 algorithm. With ``shield=True`` (or masks given to ``predict``) the rule
+    ranks only the actions the env's ``action_masks()`` allows. The TD target's ``V(s')`` is the
+    target network's value of the rule's choice (expected SARSA for this policy).
 
     :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
     :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.

@@ -24,8 +24,8 @@ class NonPositiveQNetwork(QNetwork):
     Q-value it acts on or bootstraps from <= 0: when every reward is <= 0, so is every true action
     value, and the head removes answers that can only be wrong.
 
-    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
-        ``"clamp"``); the other arguments are ``QNetwork``'s.
+    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS`; the other arguments
+        are ``QNetwork``'s.
     """
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
@@ -61,13 +61,11 @@ class NonPositiveQNetwork(QNetwork):
 
 
 class NonPositiveDQNPolicy(MaskablePolicy):
-    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`
-    (``q_head``: its output head), so acting and the TD target see the same prior.
-
-    It acts greedily, but for ``prefer``: that action (e.g. ``STAY``, 4, on NegCollision, the
-    one that costs nothing) is taken wherever it is allowed and valued within ``prefer_margin``
-    of the best, so that differences of value the network cannot resolve do not make the agent
-    move. The TD target stays the greedy one (the max over the target network's values).
+    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`, so
+    acting and the TD target see the same prior. It acts greedily, but takes ``prefer`` (e.g.
+    ``STAY``, 4, on NegCollision, which costs nothing) wherever it is allowed and valued within
+    ``prefer_margin`` of the best, so that differences of value the network cannot resolve do not
+    make the agent move; the TD target stays the greedy max.
 
     :param q_head: the output head (see :class:`NonPositiveQNetwork`).
     :param prefer: the action preferred on near-ties, an index of the action space, or None
