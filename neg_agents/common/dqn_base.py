@@ -35,15 +35,11 @@ DEFAULTS = {name: value for name, value in H.items() if name != "policy_kwargs"}
 
 
 class NegDQNBase(DQN):
-    """SB3's DQN with defaults tuned for ``NegCollision-v0`` and an overridable bootstrap value.
+    """SB3's DQN (Mnih et al. 2015, https://www.nature.com/articles/nature14236) with defaults
+    tuned for ``NegCollision-v0`` and an overridable bootstrap value: subclasses change how the
+    value of the next state is estimated (e.g. under a policy that forbids actions) in
+    :meth:`next_state_values`; replay, n-step returns, loss, clipping and logging are SB3's.
 
-    Subclasses change how the value of the next state is estimated (e.g. under a policy that
-    forbids actions) by overriding :meth:`next_state_values`; everything else (replay, n-step
-    returns, Huber loss, gradient clipping, target updates, logging keys) is SB3's DQN
-    (Mnih et al. 2015, https://www.nature.com/articles/nature14236).
-
-    :param policy: the policy class or its alias (``"MlpPolicy"``).
-    :param env: the environment (``gym.Env``, ``VecEnv`` or a registered id).
     :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``); on a
         NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
         ``EXTRACTOR_KWARGS`` and the env's geometry (``collision_policy_kwargs``).
@@ -123,12 +119,9 @@ class NegDQNBase(DQN):
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``DQN.predict`` (epsilon-greedy unless ``deterministic``), refusing observations
-        with NaN or infinite values.
-
-        :param action_masks: ``(n_envs, n_actions)`` (or ``(n_actions,)``) bools, True where an
-            action is allowed (e.g. the env's ``action_masks()``): the greedy action is the
-            best allowed one, and exploration samples among the allowed ones. None: no mask.
-        """
+        with NaN or infinite values; with ``action_masks`` (``(n_envs, n_actions)`` or
+        ``(n_actions,)`` bools, True where allowed, e.g. the env's ``action_masks()``) both the
+        greedy choice and exploration keep to the allowed actions."""
         values = observation.values() if isinstance(observation, dict) else [observation]
         for value in values:
             array = np.asarray(value)
@@ -235,12 +228,11 @@ class NegDQNBase(DQN):
         self.logger.record("train/loss", np.mean(losses))
 
     def set_training_mode(self, mode: bool) -> None:
-        """``self.policy.set_training_mode(mode)`` from a module list made once per policy:
-        SB3 switches modes several times per env step, and ``nn.Module.train``'s recursion is a
-        visible share of a step this small (the target network keeps its evaluation mode)."""
+        """``self.policy.set_training_mode(mode)`` from a module list made once per policy (the
+        target network keeps its evaluation mode): SB3 switches modes several times per env step,
+        and ``nn.Module.train``'s recursion is a visible share of a step this small."""
         for module in self._training_mode_modules:
-            # What nn.Module.train sets, minus Module.__setattr__'s checks for parameters,
-            # buffers and submodules, which a bool is not.
+            # nn.Module.train without Module.__setattr__'s checks, which a bool does not need.
             object.__setattr__(module, "training", mode)
 
     def _excluded_save_params(self) -> list[str]:

@@ -47,19 +47,15 @@ def make_env(
     negative_actions: bool = False,
     monitor_dir: str | Path | None = None,
 ) -> VecEnv:
-    """A monitored ``VecEnv`` of ``n_envs`` copies of ``env_id``, sub-env ``i`` seeded ``seed + i``.
+    """A monitored ``VecEnv`` of ``n_envs`` (>= 1) copies of ``env_id`` made with ``env_kwargs``,
+    sub-env ``i`` seeded ``seed + i`` (``seed`` >= 0; None: unseeded).
 
-    With ``monitor_dir``, finished episodes go to SB3 ``Monitor`` files there (``load_results``
-    reads them): ``<i>.monitor.csv`` per sub-env, rl-zoo3's layout, or one ``monitor.csv`` for
-    ``"native"``; columns ``r``, ``l``, ``t`` and ``cumulative_collisions``.
-
-    :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
-    :param n_envs: number of parallel envs, >= 1.
-    :param seed: base seed, any integer >= 0 (None: unseeded).
-    :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
     :param vec_env: one of :data:`VEC_ENV_KINDS`.
-    :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
-    :param monitor_dir: folder for the episode files (None: episodes are counted, not written).
+    :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with
+        ``"native"``).
+    :param monitor_dir: folder for SB3 ``Monitor`` files of the finished episodes (columns ``r``,
+        ``l``, ``t``, ``cumulative_collisions``; ``load_results`` reads them), ``<i>.monitor.csv``
+        per sub-env as rl-zoo3 lays them out, one ``monitor.csv`` with ``"native"`` (None: none).
     """
     check_int("n_envs", n_envs, 1)
     if seed is not None:
@@ -126,9 +122,7 @@ def importable_id(env_id: str) -> str:
     """``env_id`` in Gymnasium's ``"module:EnvId"`` form (its entry point's module), so that
     ``gym.make`` imports the package that registers the id in a worker process that imported
     nothing; ids already in that form or without an import path as entry point unchanged."""
-    if ":" in env_id:
-        return env_id
-    entry_point = gym.spec(env_id).entry_point
+    entry_point = None if ":" in env_id else gym.spec(env_id).entry_point
     if not isinstance(entry_point, str) or ":" not in entry_point:
         return env_id
     return f"{entry_point.partition(':')[0]}:{env_id}"

@@ -218,11 +218,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
 
 
 def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dict[str, Any]:
-    """``features_extractor_kwargs`` of :class:`ObstacleSetExtractor` for an env with ``config``.
-
-    :param config: the env's ``CollisionConfig`` (``env.unwrapped.config``).
-    :param overrides: extractor arguments to set as well (``hidden``, ``pooling``, ...).
-    """
+    """``features_extractor_kwargs`` of :class:`ObstacleSetExtractor` for an env with ``config``
+    (``env.unwrapped.config``), plus ``overrides`` (``hidden``, ``pooling``, ...)."""
     return {
         "observation": config.observation,
         # Upper bounds where the radii vary (nearest_radii reads the scene's from observations).

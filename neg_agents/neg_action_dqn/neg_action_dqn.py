@@ -79,11 +79,8 @@ class NegActionDQN(NegDQNBase):
             )
         self.rule.check_actions(int(self.action_space.n))
         kwargs = dict(self.policy_kwargs)
-        for name, value in (
-            ("rule", self.rule),
-            ("margin", self.margin),
-            ("num_forbidden", self.num_forbidden),
-        ):
+        expected = {"rule": self.rule, "margin": self.margin, "num_forbidden": self.num_forbidden}
+        for name, value in expected.items():
             given = kwargs.pop(name, value)
             if given != value:
                 raise ValueError(

@@ -123,16 +123,6 @@ class NegActionDQNPolicy(MaskablePolicy):
         self.rule = rule
         self.exploration_rate = 0.0
 
-    def forbidden_actions(
-        self, q_values: th.Tensor, exploring: th.Tensor | None = None
-    ) -> th.Tensor:
-        """The rule applied to ``q_values``; rows flagged in ``exploring`` forbid only the worst."""
-        forbidden = self.rule(q_values)
-        if exploring is not None and bool(exploring.any()):
-            worst_only = forbidden_actions(q_values, math.inf, self.rule.num_forbidden)
-            forbidden = th.where(exploring[:, None], worst_only, forbidden)
-        return forbidden
-
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.choose(self.q_net(obs), deterministic)
 
@@ -141,8 +131,12 @@ class NegActionDQNPolicy(MaskablePolicy):
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)
         exploring = th.rand(q_values.shape[0], device=q_values.device) < self.exploration_rate
+        forbidden = self.rule(q_values)
+        if bool(exploring.any()):  # exploring rows forbid only the worst
+            worst_only = forbidden_actions(q_values, math.inf, self.rule.num_forbidden)
+            forbidden = th.where(exploring[:, None], worst_only, forbidden)
         # Actions a mask ruled out (-inf, see masked_predict) stay out when exploring too.
-        allowed = ~self.forbidden_actions(q_values, exploring) & (q_values > -math.inf)
+        allowed = ~forbidden & (q_values > -math.inf)
         # Exploring rows stay uniform: preferring one action there would not explore.
         return th.where(exploring, sample_allowed(allowed), self.rule.choose(allowed))
 
