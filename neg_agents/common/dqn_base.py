@@ -236,8 +236,7 @@ class NegDQNBase(DQN):
             object.__setattr__(module, "training", mode)
 
     def _excluded_save_params(self) -> list[str]:
-        # The lookups train and predict cache, and the shield's generator, are rebuilt when the
-        # model is built, never saved.
+        # Rebuilt with the model, never saved: what train and predict cache, the shield's rng.
         cached = ["_training_mode_modules", "_policy_parameters", "_shield_rng"]
         return [*super()._excluded_save_params(), *cached]
 

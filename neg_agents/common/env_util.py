@@ -95,9 +95,7 @@ def make_env(
 
 
 def preferred_vec_env(
-    env_id: str,
-    negative_actions: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
+    env_id: str, negative_actions: bool = False, env_kwargs: dict[str, Any] | None = None
 ) -> str:
     """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version and the agent
     acts on it directly (not through ``NegativeActionWrapper``, which wraps single envs) with

@@ -11,8 +11,6 @@ from stable_baselines3.common.vec_env import VecEnv
 from neg_envs.episodes import Episode, EpisodeStats
 from negdl.checks import check_int
 
-__all__ = ["EpisodeStats", "evaluate_agent"]
-
 
 def predicted(agent: PolicyPredictor, obs: Any, deterministic: bool, masks: Any) -> Any:
     """``agent.predict``'s actions for ``obs``, passing ``action_masks=masks`` unless None (for

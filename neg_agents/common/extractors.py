@@ -91,8 +91,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         self.lead, self.per_obstacle = lead, per_obstacle
         self.num_slots = (size - lead) // per_obstacle
         self.reach_steps, self.top_speed = float(reach_steps), float(top_speed)
-        # Lengths are measured in agent steps, so that scenes with other radii look alike
-        # wherever the gap to contact is the same.
         self.agent_step, self.agent_radius = float(agent_step), float(agent_radius)
         self.contact = float(contact_distance) / self.agent_step
         # Observed velocity * velocity_unit = agent steps covered in reach_steps steps.
@@ -100,10 +98,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         # Beyond this many agent steps an obstacle cannot touch the agent in reach_steps steps.
         self.reach = self.contact + reach_steps * (1.0 + float(top_speed) / self.agent_step)
         self.embed = nn.Sequential(
-            nn.Linear(OBSTACLE_FEATURES, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
+            nn.Linear(OBSTACLE_FEATURES, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
         )
 
     def geometry(self, observations: th.Tensor) -> tuple[Any, Any, Any]:

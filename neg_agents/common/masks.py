@@ -12,9 +12,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 
 def masked_scores(
-    policy: DQNPolicy,
-    observation: np.ndarray | dict[str, np.ndarray],
-    action_masks: Any,
+    policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
 ) -> tuple[th.Tensor, bool, np.ndarray]:
     """What the policy ranks actions by ``(batch, n)`` (the Q-network's ``preferences`` where it
     has them, else its Q-values), -inf where ``action_masks`` is False; whether the observation
