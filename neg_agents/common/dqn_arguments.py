@@ -120,19 +120,17 @@ def check_replay_buffer_memory(
 ) -> None:
     """Raise ``negdl.resources.MemoryLimitError`` if SB3's replay buffer of ``buffer_size``
     transitions would not fit in memory."""
-    obs = (
-        spaces.flatdim(observation_space) * np.dtype(observation_space.dtype or np.float32).itemsize
-    )
-    actions = (
-        max(spaces.flatdim(action_space), 1) * np.dtype(action_space.dtype or np.int64).itemsize
-    )
+    obs_values = spaces.flatdim(observation_space)
+    obs = obs_values * np.dtype(observation_space.dtype or np.float32).itemsize
+    action_bytes = np.dtype(action_space.dtype or np.int64).itemsize
+    actions = max(spaces.flatdim(action_space), 1) * action_bytes
     # Observations and next observations (one array with optimize_memory_usage), actions, and
     # the reward, done and timeout floats.
     per_transition = obs * (1 if optimize_memory_usage else 2) + actions + 3 * 4
     fitting = memory_limit()[0] // per_transition
     check_memory(
         buffer_size * per_transition,
-        f"the replay buffer (buffer_size {buffer_size:,} x {spaces.flatdim(observation_space):,}-value "
+        f"the replay buffer (buffer_size {buffer_size:,} x {obs_values:,}-value "
         f"observations{'' if optimize_memory_usage else ' x 2'})",
         f"lower buffer_size (at most {fitting:,} fit), or use a smaller observation, e.g. "
         "NegCollision's observation='nearest', whose size does not grow with num_obstacles",

@@ -80,15 +80,14 @@ def make_env(
         monitored = VecMonitor(SB3VecEnvAdapter(venv), filename, info_keywords=MONITOR_INFO_KEYS)
         monitored.seed(seed)
         return monitored
+    subproc = vec_env == "subproc"
     return make_vec_env(
-        functools.partial(make_in_worker, importable_id(env_id))
-        if vec_env == "subproc"
-        else env_id,
+        functools.partial(make_in_worker, importable_id(env_id)) if subproc else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
-        vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+        vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
         monitor_kwargs={"info_keywords": MONITOR_INFO_KEYS},
     )

@@ -40,7 +40,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
     observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy acts in
     scenes of every size (``NegCollisionMix-v0``).
 
-    :param observation_space: the env's ``Box`` observation space.
     :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)), ``"nearest"``
         (agent x, y, then k x (present, rel x, rel y, vx, vy)) or ``"nearest_radii"`` (agent
         x, y, agent radius and obstacle radius / ``MAX_RADIUS``, then as ``nearest``); see
@@ -124,11 +123,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             return slots, offset, th.ones_like(slots[..., :1])
         return slots, slots[..., 1:3], slots[..., :1]
 
-    def velocities(self, slots: th.Tensor) -> th.Tensor:
-        """The obstacles' velocities in ``slots`` (``(..., per_obstacle)``), in agent steps per
-        ``reach_steps`` steps, ``(..., 2)``."""
-        return slots[..., -2:] * self.velocity_unit
-
     def features(self, relative: th.Tensor, velocity: th.Tensor, contact: Any) -> th.Tensor:
         """``(..., OBSTACLE_FEATURES)`` for obstacles at ``relative`` with ``velocity`` (agent
         steps, ``(..., 2)`` each) and the contact distance ``contact`` (agent steps, a number or
@@ -169,7 +163,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         if th.is_tensor(reach):
             contact, reach = contact[:, None], reach[:, None]
         slots, offset, present = self.obstacle_slots(observations)
-        features = self.features(offset / self.agent_step, self.velocities(slots), contact)
+        velocity = slots[..., -2:] * self.velocity_unit
+        features = self.features(offset / self.agent_step, velocity, contact)
         return th.cat([features, self.relevance(offset, present, reach)], dim=-1)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
@@ -194,7 +189,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             contact, kept_reach = contact.index_select(0, rows), reach.index_select(0, rows)
         else:
             kept_reach = reach
-        inputs = self.features(relative, self.velocities(kept_slots), contact)
+        inputs = self.features(relative, kept_slots[..., -2:] * self.velocity_unit, contact)
         inputs = th.clamp(inputs, -kept_reach, kept_reach)
         first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
         hidden = th.relu(F.linear(inputs, first.weight, first.bias))

@@ -31,14 +31,10 @@ class NegActionDQN(NegDQNBase):
     ranks only the actions the env's ``action_masks()`` allows. The TD target's ``V(s')`` is the
     target network's value of the rule's choice (expected SARSA for this policy).
 
-    :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
-    :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.
-    :param margin: see :class:`ForbiddingRule` (``inf``: only ``num_forbidden`` decides).
-    :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    :param prefer: the action taken whenever the rule allows it (None: uniform, the source's
-        rule). The three make one :class:`ForbiddingRule`, ``self.rule``, which the policy
-        applies and ``save``/``load`` round-trip.
-    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`.
+    ``margin``, ``num_forbidden`` (0 to n - 1) and ``prefer`` (None: uniform, the source's rule)
+    make one :class:`ForbiddingRule` (their meaning), ``self.rule``, which the policy applies and
+    ``save``/``load`` round-trip. ``policy`` is ``"MlpPolicy"`` or a ``NegActionDQNPolicy``
+    subclass; every other argument is :class:`~neg_agents.common.dqn_base.NegDQNBase`'s.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}

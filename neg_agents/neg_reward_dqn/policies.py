@@ -111,12 +111,8 @@ class NonPositiveDQNPolicy(MaskablePolicy):
         return NonPositiveQNetwork(**net_args, q_head=self.q_head).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {
-            **super()._get_constructor_parameters(),
-            "q_head": self.q_head,
-            "prefer": self.prefer,
-            "prefer_margin": self.prefer_margin,
-        }
+        own = {"q_head": self.q_head, "prefer": self.prefer, "prefer_margin": self.prefer_margin}
+        return {**super()._get_constructor_parameters(), **own}
 
 
 MlpPolicy = NonPositiveDQNPolicy
