@@ -56,9 +56,8 @@ class RandomAgent(Predictor):
         self.rng = np.random.default_rng(seed)
 
     def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
-        return self.action_space.start + self.rng.integers(
-            self.action_space.n, size=len(observations)
-        )
+        draws = self.rng.integers(self.action_space.n, size=len(observations))
+        return self.action_space.start + draws
 
 
 class ConstantAgent(Predictor):

@@ -70,9 +70,8 @@ class NegActionDQN(NegDQNBase):
             NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
         )
         if "margin" in self.__dict__:  # saved before ForbiddingRule, as two attributes
-            self.rule = ForbiddingRule(
-                self.__dict__.pop("margin"), self.__dict__.pop("num_forbidden")
-            )
+            saved = self.__dict__
+            self.rule = ForbiddingRule(saved.pop("margin"), saved.pop("num_forbidden"))
         self.rule.check_actions(int(self.action_space.n))
         kwargs = dict(self.policy_kwargs)
         expected = {"rule": self.rule, "margin": self.margin, "num_forbidden": self.num_forbidden}

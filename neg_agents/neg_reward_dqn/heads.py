@@ -1,11 +1,5 @@
-"""Output heads that map a Q-network's last linear layer to action values <= 0.
-
-A head has ``extra_outputs`` (how many more numbers than actions it needs from the last linear
-layer); its ``forward`` turns ``(batch, n_actions + extra_outputs)`` into ``(batch, n_actions)``
-values that are never positive where the agent uses them (acting and the TD target), and its
-``preference`` says which action the greedy policy takes (the values, unless ties need breaking).
-How the heads compare: ``docs/guide/agents.md``, the ablation.
-"""
+"""Output heads that map a Q-network's last linear layer to action values <= 0; how they compare:
+``docs/guide/agents.md``, the ablation."""
 
 from __future__ import annotations
 
@@ -15,7 +9,10 @@ from torch.nn import functional as F
 
 
 class NonPositiveHead(nn.Module):
-    """Base of the heads: ``preference`` ranks actions by their values."""
+    """Base of the heads. A head's ``forward`` turns ``(batch, n_actions + extra_outputs)`` (the
+    last linear layer) into ``(batch, n_actions)`` values never positive where the agent uses them
+    (acting and the TD target); ``preference`` says which action the greedy policy takes (by
+    default the values; heads that tie break the ties)."""
 
     extra_outputs = 0
 

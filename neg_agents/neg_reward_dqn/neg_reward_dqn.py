@@ -51,11 +51,8 @@ class NegRewardDQN(NegDQNBase):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        original = (
-            self._vec_normalize_env.get_original_reward()
-            if self._vec_normalize_env is not None
-            else reward
-        )
+        normalize = self._vec_normalize_env
+        original = reward if normalize is None else normalize.get_original_reward()
         positive = np.flatnonzero(np.asarray(original) > 0)
         if positive.size:
             i = int(positive[0])
