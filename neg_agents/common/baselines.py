@@ -9,9 +9,15 @@ from gymnasium import spaces
 
 class Predictor:
     """SB3's ``PolicyPredictor`` protocol for agents that choose actions in numpy (the
-    baselines, the planner); subclasses choose the actions of a batch in :meth:`_actions`."""
+    baselines, the planner) in a ``Discrete`` action space; subclasses choose the actions of a
+    batch in :meth:`_actions`."""
 
-    observation_space: spaces.Space
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(
+                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
+            )
+        self.observation_space, self.action_space = observation_space, action_space
 
     def predict(
         self,
@@ -36,18 +42,7 @@ class Predictor:
         raise NotImplementedError
 
 
-class _FixedPolicy(Predictor):
-    """A policy blind to what it observes, in a ``Discrete`` action space."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(
-                f"{type(self).__name__} needs a Discrete action space, got {action_space}"
-            )
-        self.observation_space, self.action_space = observation_space, action_space
-
-
-class RandomAgent(_FixedPolicy):
+class RandomAgent(Predictor):
     """Picks every action uniformly at random, reproducibly from ``seed``, in the env's
     ``Discrete`` ``action_space`` (``observation_space`` tells batches from single obs)."""
 
@@ -61,12 +56,11 @@ class RandomAgent(_FixedPolicy):
         self.rng = np.random.default_rng(seed)
 
     def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
-        return self.action_space.start + self.rng.integers(
-            self.action_space.n, size=len(observations)
-        )
+        draws = self.rng.integers(self.action_space.n, size=len(observations))
+        return self.action_space.start + draws
 
 
-class ConstantAgent(_FixedPolicy):
+class ConstantAgent(Predictor):
     """Always takes ``action`` (``NegCollision``'s stay is 4), which must be in ``action_space``."""
 
     def __init__(

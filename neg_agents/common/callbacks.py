@@ -40,12 +40,10 @@ NPZ_FIELDS = {
 
 
 class CollisionEvalCallback(BaseCallback):
-    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration).
-
-    Logs ``EVAL_TENSORBOARD_KEYS``; ``history`` keeps the rows (with ``timesteps``) and
-    ``eval_time_s`` the wall time spent evaluating. With ``log_path`` it also writes every
-    evaluation so far to ``<log_path>/evaluations.npz`` as SB3's ``EvalCallback`` does
-    (``timesteps``, ``results``, ``ep_lengths``), plus ``collisions`` and ``moves`` per episode.
+    """Every ``eval_freq`` env steps, evaluate the model's policy (without epsilon exploration),
+    log ``EVAL_TENSORBOARD_KEYS`` and keep the row (with ``timesteps``) in ``history``;
+    ``eval_time_s`` is the wall time spent evaluating. With ``log_path`` every evaluation so far
+    goes to ``<log_path>/evaluations.npz`` as SB3's ``EvalCallback`` writes it, plus ``NPZ_FIELDS``.
 
     :param eval_env: a ``VecEnv`` of single collision envs (see ``evaluate_agent``).
     :param eval_freq: env steps (summed over training envs) between evaluations, >= 1.
@@ -75,12 +73,9 @@ class CollisionEvalCallback(BaseCallback):
         super().__init__(verbose)
         if episode_seed is not None:
             check_int("episode_seed", episode_seed, 0)
-        self.episode_seed = episode_seed
-        check_int("eval_freq", eval_freq, 1)
-        check_int("n_eval_episodes", n_eval_episodes, 1)
-        self.eval_env = eval_env
-        self.eval_freq = eval_freq
-        self.n_eval_episodes = n_eval_episodes
+        self.eval_env, self.episode_seed = eval_env, episode_seed
+        self.eval_freq = check_int("eval_freq", eval_freq, 1)
+        self.n_eval_episodes = check_int("n_eval_episodes", n_eval_episodes, 1)
         if spec is None:
             from neg_agents.algos import AlgoSpec  # imports this package
 
@@ -133,7 +128,8 @@ class CollisionEvalCallback(BaseCallback):
 
 class EvalVideoCallback(BaseCallback):
     """Every ``config.video_freq`` env steps (if > 0), and when training ends, record one short
-    evaluation episode of the current policy (``--capture-video``, MP4) into ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
+    evaluation episode of the current policy (``--capture-video``, MP4) into
+    ``<config.log_dir>/videos/eval-<env steps>-steps-episode-0.mp4``.
 
     :param config: the training run (env, ``video_freq``, ``video_length``, ``log_dir``).
     :param spec: the agent: how it acts, as in training (see ``record_evaluation_video``).
@@ -174,13 +170,10 @@ class EvalVideoCallback(BaseCallback):
 
 
 class TrainingCollisions(BaseCallback):
-    """Count the collisions the agent makes while it learns: every training env step's
-    ``info["collisions"]``, summed over the parallel envs (exploration and warm-up included).
-
-    A punishment-only agent pays for each collision it learns from; safe-RL suites report this
-    cost of training beside the final return. Logged as ``rollout/collisions_total`` and
-    ``rollout/collisions_per_1k_steps`` at every step, and written once more at the end.
-    """
+    """Count the collisions the agent makes while it learns (exploration and warm-up included),
+    the cost of training safe-RL suites report beside the final return: every training env
+    step's ``info["collisions"]``, summed over the parallel envs, logged as
+    ``rollout/collisions_total`` and ``rollout/collisions_per_1k_steps``."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,10 +1,6 @@
-"""Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built.
-
-SB3's DQN stores what it is given: ``gamma=1.5`` or ``batch_size=0`` train without a word,
-``buffer_size=0`` silently becomes 1, and a replay buffer far beyond memory is allocated after a
-mere warning. ``NegDQNBase`` runs both checks when it is built, ``TrainConfig`` and
-``build_model`` for every DQN, SB3's included.
-"""
+"""Checks of DQN's constructor arguments and of its replay buffer's size, before anything is built:
+SB3's DQN trains on ``gamma=1.5`` or ``batch_size=0`` without a word, turns ``buffer_size=0`` into
+1 and allocates a replay buffer far beyond memory after a mere warning."""
 
 from __future__ import annotations
 
@@ -20,9 +16,6 @@ from stable_baselines3.common.utils import LinearSchedule
 from negdl.checks import ArgumentTypeError, check_bool, check_int, check_number
 from negdl.resources import check_memory, memory_limit
 
-#: ``train_freq`` units SB3 knows.
-TRAIN_FREQ_UNITS = ("step", "episode")
-
 #: A learning rate written ``"lin_<start>"`` falls linearly from ``start`` to 0 over training,
 #: rl-zoo3's convention (a run then ends on settled weights, not wherever its last steps left them).
 LINEAR_PREFIX = "lin_"
@@ -31,10 +24,8 @@ LINEAR_PREFIX = "lin_"
 def sb3_learning_rate(value: Any) -> float | Schedule:
     """What SB3's algorithms take for a ``learning_rate`` hyperparameter, checked: a number > 0
     (constant), a schedule (a callable of the progress remaining, 1 at the start and 0 at the
-    end: > 0 at the start, >= 0 at the end) or ``"lin_<start>"`` (linear from ``start`` to 0).
-
-    :raises ValueError: anything else (``TypeError`` for a value of the wrong type).
-    """
+    end: > 0 at the start, >= 0 at the end) or ``"lin_<start>"``; else ``ValueError`` (or
+    ``TypeError`` for a value of the wrong type)."""
     if isinstance(value, str):
         try:
             start = float(value[len(LINEAR_PREFIX) :]) if value.startswith(LINEAR_PREFIX) else 0
@@ -63,7 +54,7 @@ def _check_train_freq(value: Any) -> None:
             )
         frequency, unit = value[0], getattr(value[1], "value", value[1])
     check_int("train_freq", frequency, 1)
-    if unit not in TRAIN_FREQ_UNITS:
+    if unit not in ("step", "episode"):
         raise ValueError(f"train_freq's unit must be 'step' or 'episode', got {unit!r}")
 
 
@@ -108,10 +99,8 @@ CHECKS: dict[str, Any] = {
 
 
 def check_dqn_arguments(arguments: Mapping[str, Any]) -> None:
-    """Raise a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad argument.
-
-    :param arguments: DQN constructor arguments by name; names without a check are ignored.
-    """
+    """Raise a ``ValueError`` (``TypeError`` for a wrong type) naming the first bad argument of
+    ``arguments`` (DQN constructor arguments by name; names without a check are ignored)."""
     for name, check in CHECKS.items():
         if name in arguments:
             check(arguments[name])
@@ -131,19 +120,17 @@ def check_replay_buffer_memory(
 ) -> None:
     """Raise ``negdl.resources.MemoryLimitError`` if SB3's replay buffer of ``buffer_size``
     transitions would not fit in memory."""
-    obs = (
-        spaces.flatdim(observation_space) * np.dtype(observation_space.dtype or np.float32).itemsize
-    )
-    actions = (
-        max(spaces.flatdim(action_space), 1) * np.dtype(action_space.dtype or np.int64).itemsize
-    )
+    obs_values = spaces.flatdim(observation_space)
+    obs = obs_values * np.dtype(observation_space.dtype or np.float32).itemsize
+    action_bytes = np.dtype(action_space.dtype or np.int64).itemsize
+    actions = max(spaces.flatdim(action_space), 1) * action_bytes
     # Observations and next observations (one array with optimize_memory_usage), actions, and
     # the reward, done and timeout floats.
     per_transition = obs * (1 if optimize_memory_usage else 2) + actions + 3 * 4
     fitting = memory_limit()[0] // per_transition
     check_memory(
         buffer_size * per_transition,
-        f"the replay buffer (buffer_size {buffer_size:,} x {spaces.flatdim(observation_space):,}-value "
+        f"the replay buffer (buffer_size {buffer_size:,} x {obs_values:,}-value "
         f"observations{'' if optimize_memory_usage else ' x 2'})",
         f"lower buffer_size (at most {fitting:,} fit), or use a smaller observation, e.g. "
         "NegCollision's observation='nearest', whose size does not grow with num_obstacles",

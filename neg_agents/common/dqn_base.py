@@ -30,24 +30,16 @@ from neg_agents.hyperparams import AGENT_DEVICE, EXTRACTOR_KWARGS
 from neg_agents.hyperparams import DQN_HYPERPARAMS as H
 from negdl.devices import resolve_device
 
-#: Attributes where ``NegDQNBase`` keeps lookups made once per policy (never saved).
-CACHES = ("_training_mode_modules", "_policy_parameters")
-
-
 #: NegDQNBase's defaults for SB3's DQN arguments (SB3's own for the others).
 DEFAULTS = {name: value for name, value in H.items() if name != "policy_kwargs"}
 
 
 class NegDQNBase(DQN):
-    """SB3's DQN with defaults tuned for ``NegCollision-v0`` and an overridable bootstrap value.
+    """SB3's DQN (Mnih et al. 2015, https://www.nature.com/articles/nature14236) with defaults
+    tuned for ``NegCollision-v0`` and an overridable bootstrap value: subclasses change how the
+    value of the next state is estimated (e.g. under a policy that forbids actions) in
+    :meth:`next_state_values`; replay, n-step returns, loss, clipping and logging are SB3's.
 
-    Subclasses change how the value of the next state is estimated (e.g. under a policy that
-    forbids actions) by overriding :meth:`next_state_values`; everything else (replay, n-step
-    returns, Huber loss, gradient clipping, target updates, logging keys) is SB3's DQN
-    (Mnih et al. 2015, https://www.nature.com/articles/nature14236).
-
-    :param policy: the policy class or its alias (``"MlpPolicy"``).
-    :param env: the environment (``gym.Env``, ``VecEnv`` or a registered id).
     :param policy_kwargs: policy arguments (None: ``DQN_HYPERPARAMS["policy_kwargs"]``); on a
         NegCollision env the features extractor defaults to ``ObstacleSetExtractor`` with
         ``EXTRACTOR_KWARGS`` and the env's geometry (``collision_policy_kwargs``).
@@ -60,9 +52,6 @@ class NegDQNBase(DQN):
     :param kwargs: SB3's DQN arguments; :data:`neg_agents.hyperparams.DQN_HYPERPARAMS` holds
         the defaults. Each is checked before anything is built (``check_dqn_arguments``), and
         the replay buffer must fit in memory (``negdl.resources``).
-
-    ``load`` (SB3's, which unpickles) needs ``allow_pickle=True``: saved runs load with
-    ``neg_agents.model_io.load_agent``.
     """
 
     action_space: spaces.Discrete  # DQN's only action space
@@ -86,13 +75,8 @@ class NegDQNBase(DQN):
         self.shield = shield
         if policy_kwargs is None:
             policy_kwargs = copy.deepcopy(H["policy_kwargs"])
-        super().__init__(
-            policy,
-            env,
-            policy_kwargs=collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS),
-            device=device,
-            **kwargs,
-        )
+        policy_kwargs = collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS)
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, device=device, **kwargs)
 
     def _setup_model(self) -> None:
         self.shield = bool(self.__dict__.get("shield", False))  # files saved before it: False
@@ -135,12 +119,9 @@ class NegDQNBase(DQN):
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``DQN.predict`` (epsilon-greedy unless ``deterministic``), refusing observations
-        with NaN or infinite values.
-
-        :param action_masks: ``(n_envs, n_actions)`` (or ``(n_actions,)``) bools, True where an
-            action is allowed (e.g. the env's ``action_masks()``): the greedy action is the
-            best allowed one, and exploration samples among the allowed ones. None: no mask.
-        """
+        with NaN or infinite values; with ``action_masks`` (``(n_envs, n_actions)`` or
+        ``(n_actions,)`` bools, True where allowed, e.g. the env's ``action_masks()``) both the
+        greedy choice and exploration keep to the allowed actions."""
         values = observation.values() if isinstance(observation, dict) else [observation]
         for value in values:
             array = np.asarray(value)
@@ -222,8 +203,7 @@ class NegDQNBase(DQN):
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's ``DQN.train`` step for step (the same minibatches, TD target, loss, clipping and
-        log keys; ``tests/agents/test_dqn_base.py`` checks it), bootstrapping on
-        :meth:`next_state_values`, with less Python per step."""
+        log keys), bootstrapping on :meth:`next_state_values`, with less Python per step."""
         policy = self.policy
         self.set_training_mode(True)
         self._update_learning_rate(policy.optimizer)
@@ -248,18 +228,17 @@ class NegDQNBase(DQN):
         self.logger.record("train/loss", np.mean(losses))
 
     def set_training_mode(self, mode: bool) -> None:
-        """``self.policy.set_training_mode(mode)`` from a module list made once per policy:
-        SB3 switches modes several times per env step, and ``nn.Module.train``'s recursion is a
-        visible share of a step this small (the target network keeps its evaluation mode)."""
+        """``self.policy.set_training_mode(mode)`` from a module list made once per policy (the
+        target network keeps its evaluation mode): SB3 switches modes several times per env step,
+        and ``nn.Module.train``'s recursion is a visible share of a step this small."""
         for module in self._training_mode_modules:
-            # What nn.Module.train sets, minus Module.__setattr__'s checks for parameters,
-            # buffers and submodules, which a bool is not.
+            # nn.Module.train without Module.__setattr__'s checks, which a bool does not need.
             object.__setattr__(module, "training", mode)
 
     def _excluded_save_params(self) -> list[str]:
-        # The lookups train and predict cache, and the shield's generator, are rebuilt when the
-        # model is built, never saved.
-        return [*super()._excluded_save_params(), *CACHES, "_shield_rng"]
+        # Rebuilt with the model, never saved: what train and predict cache, the shield's rng.
+        cached = ["_training_mode_modules", "_policy_parameters", "_shield_rng"]
+        return [*super()._excluded_save_params(), *cached]
 
     def _check_policy_class(self, required: type[DQNPolicy], why: str) -> None:
         """Refuse a policy class (resolved from its alias by SB3) that breaks the agent's idea."""
@@ -275,21 +254,17 @@ def sample_allowed_rows(masks: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return (rng.random(masks.shape) * masks).argmax(axis=1)
 
 
-#: Devices with a fused (one kernel per step) Adam in torch.
-FUSED_ADAM_DEVICES = ("cpu", "cuda")
-
-
 def fused_adam(policy: DQNPolicy) -> th.optim.Optimizer:
-    """The policy's optimizer, as torch's fused Adam (one kernel per step, about 3x faster for
-    these networks, equal within float rounding) when it is a fresh, plain Adam whose
-    ``optimizer_kwargs`` choose no implementation; any other optimizer unchanged."""
+    """The policy's optimizer, as torch's fused Adam (one kernel per step, equal within float
+    rounding) when it is a fresh, plain Adam whose ``optimizer_kwargs`` choose no implementation;
+    any other optimizer unchanged."""
     optimizer = policy.optimizer
     chosen = {"foreach", "fused", "differentiable", "capturable"} & set(policy.optimizer_kwargs)
     if (
         type(optimizer) is not th.optim.Adam
         or chosen
         or optimizer.state
-        or policy.device.type not in FUSED_ADAM_DEVICES
+        or policy.device.type not in ("cpu", "cuda")  # where torch has a fused Adam
         or len(optimizer.param_groups) != 1
     ):
         return optimizer

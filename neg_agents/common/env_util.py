@@ -47,19 +47,15 @@ def make_env(
     negative_actions: bool = False,
     monitor_dir: str | Path | None = None,
 ) -> VecEnv:
-    """A monitored ``VecEnv`` of ``n_envs`` copies of ``env_id``, sub-env ``i`` seeded ``seed + i``.
+    """A monitored ``VecEnv`` of ``n_envs`` (>= 1) copies of ``env_id`` made with ``env_kwargs``,
+    sub-env ``i`` seeded ``seed + i`` (``seed`` >= 0; None: unseeded).
 
-    With ``monitor_dir``, finished episodes go to SB3 ``Monitor`` files there (``load_results``
-    reads them): ``<i>.monitor.csv`` per sub-env, rl-zoo3's layout, or one ``monitor.csv`` for
-    ``"native"``; columns ``r``, ``l``, ``t`` and ``cumulative_collisions``.
-
-    :param env_id: a registered Gymnasium id, e.g. ``"NegCollision-v0"``.
-    :param n_envs: number of parallel envs, >= 1.
-    :param seed: base seed, any integer >= 0 (None: unseeded).
-    :param env_kwargs: options for ``gym.make`` (e.g. ``{"num_obstacles": 30}``).
     :param vec_env: one of :data:`VEC_ENV_KINDS`.
-    :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with ``"native"``).
-    :param monitor_dir: folder for the episode files (None: episodes are counted, not written).
+    :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with
+        ``"native"``).
+    :param monitor_dir: folder for SB3 ``Monitor`` files of the finished episodes (columns ``r``,
+        ``l``, ``t``, ``cumulative_collisions``; ``load_results`` reads them), ``<i>.monitor.csv``
+        per sub-env as rl-zoo3 lays them out, one ``monitor.csv`` with ``"native"`` (None: none).
     """
     check_int("n_envs", n_envs, 1)
     if seed is not None:
@@ -76,37 +72,29 @@ def make_env(
             raise ValueError(
                 f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
             )
+        filename = None
         if monitor_dir is not None:
             Path(monitor_dir).mkdir(parents=True, exist_ok=True)
-        venv = VecMonitor(
-            SB3VecEnvAdapter(
-                gym.make_vec(
-                    env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs
-                )
-            ),
-            filename=str(Path(monitor_dir) / "monitor.csv") if monitor_dir is not None else None,
-            info_keywords=MONITOR_INFO_KEYS,
-        )
-        venv.seed(seed)
-        return venv
+            filename = str(Path(monitor_dir) / "monitor.csv")
+        venv = gym.make_vec(env_id, n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        monitored = VecMonitor(SB3VecEnvAdapter(venv), filename, info_keywords=MONITOR_INFO_KEYS)
+        monitored.seed(seed)
+        return monitored
+    subproc = vec_env == "subproc"
     return make_vec_env(
-        functools.partial(make_in_worker, importable_id(env_id))
-        if vec_env == "subproc"
-        else env_id,
+        functools.partial(make_in_worker, importable_id(env_id)) if subproc else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=env_kwargs,
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
-        vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+        vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
         monitor_kwargs={"info_keywords": MONITOR_INFO_KEYS},
     )
 
 
 def preferred_vec_env(
-    env_id: str,
-    negative_actions: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
+    env_id: str, negative_actions: bool = False, env_kwargs: dict[str, Any] | None = None
 ) -> str:
     """``"native"`` when ``env_id`` has a natively batched ``neg_envs`` version and the agent
     acts on it directly (not through ``NegativeActionWrapper``, which wraps single envs) with
@@ -131,9 +119,7 @@ def importable_id(env_id: str) -> str:
     """``env_id`` in Gymnasium's ``"module:EnvId"`` form (its entry point's module), so that
     ``gym.make`` imports the package that registers the id in a worker process that imported
     nothing; ids already in that form or without an import path as entry point unchanged."""
-    if ":" in env_id:
-        return env_id
-    entry_point = gym.spec(env_id).entry_point
+    entry_point = None if ":" in env_id else gym.spec(env_id).entry_point
     if not isinstance(entry_point, str) or ":" not in entry_point:
         return env_id
     return f"{entry_point.partition(':')[0]}:{env_id}"
@@ -142,11 +128,9 @@ def importable_id(env_id: str) -> str:
 def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | None:
     """The ``CollisionConfig`` of a ``NegCollision`` env (an id, a ``gym.Env`` however wrapped,
     or any ``VecEnv`` of them), or None for any other env."""
-    if env is None:
+    if env is None or (isinstance(env, str) and env not in gym.registry):
         return None
     if isinstance(env, str):
-        if env not in gym.registry:
-            return None
         probe = gym.make(env)
         try:
             return collision_config(probe)

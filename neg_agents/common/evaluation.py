@@ -11,8 +11,6 @@ from stable_baselines3.common.vec_env import VecEnv
 from neg_envs.episodes import Episode, EpisodeStats
 from negdl.checks import check_int
 
-__all__ = ["EpisodeStats", "evaluate_agent"]
-
 
 def predicted(agent: PolicyPredictor, obs: Any, deterministic: bool, masks: Any) -> Any:
     """``agent.predict``'s actions for ``obs``, passing ``action_masks=masks`` unless None (for
@@ -28,16 +26,13 @@ def evaluate_agent(
     deterministic: bool = True,
     action_masks: bool = False,
 ) -> EpisodeStats:
-    """Run ``n_episodes`` full episodes of ``agent`` on ``env`` and count what happened.
+    """Run ``n_episodes`` (>= 1) full episodes of ``agent`` (anything with SB3's ``predict``) on
+    ``env`` (a ``VecEnv`` whose infos carry ``collisions`` and ``moved``) and count what happened.
 
     All sub-envs step together (one batched ``predict`` per step); episodes are split evenly
     over them before starting (as SB3's ``evaluate_policy`` does), so short episodes do not
     crowd out long ones. One episode at a time, e.g. on screen: ``neg_envs.episodes.play_episodes``.
 
-    :param agent: anything with SB3's ``predict`` (a model or a baseline).
-    :param env: a ``VecEnv`` of single envs whose infos carry ``collisions`` and ``moved``.
-    :param n_episodes: episodes to finish, >= 1.
-    :param deterministic: passed to ``agent.predict``.
     :param action_masks: pass the envs' ``action_masks()`` to ``predict`` (maskable agents).
     """
     check_int("n_episodes", n_episodes, 1)

@@ -23,29 +23,23 @@ AGENT_FEATURES = 4
 
 
 class ObstacleSetExtractor(BaseFeaturesExtractor):
-    """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets).
+    """Permutation-invariant features of a ``NegCollision`` observation (Deep Sets: Zaheer et
+    al. 2017, https://arxiv.org/abs/1703.06114).
 
-    Each obstacle becomes a short vector of agent-relative numbers (see
-    :meth:`obstacle_features`): its direction and the gap left before contact, its velocity, and
-    when, where and how closely it passes a staying agent. Lengths are in agent steps and gaps
-    are measured from contact (agent radius + obstacle radius), so an obstacle two steps from
-    contact looks the same whatever the radii. A relevance weight falls from 1 to 0 as the
-    obstacle gets farther than ``reach_steps`` steps of closing speed. One MLP with shared
-    weights embeds every obstacle; the weighted embeddings are pooled (sum and/or max) and joined
-    with the agent's distances to the walls. Reordering the obstacles does not change the
-    output, the parameters do not depend on the number of obstacles, and obstacles out of reach
-    contribute nothing, so one trained policy runs on any obstacle count and on both observation
-    layouts (Deep Sets: Zaheer et al. 2017, https://arxiv.org/abs/1703.06114).
+    Each obstacle becomes agent-relative numbers (:meth:`features`), lengths in agent steps and
+    gaps measured from contact (agent radius + obstacle radius), so an obstacle two steps from
+    contact looks the same whatever the radii; a relevance weight falls from 1 to 0 as it gets
+    farther than ``reach_steps`` steps of closing speed. One MLP with shared weights embeds every
+    obstacle; the weighted embeddings are pooled and joined with the agent's distances to the
+    walls. The output ignores the obstacles' order, the parameters their number, and obstacles
+    out of reach add nothing, so one policy runs on any obstacle count and either layout.
 
-    The layout cannot be read from the observation's shape alone (2 + 4N and 2 + 5k collide), so
-    it is an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an
-    env's ``CollisionConfig``, as the negdl agents do by default. In the ``nearest_radii`` layout
-    the scene's radii are part of the observation: the contact distance and the walls are then
-    read per observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy
-    acts in scenes of every size (``NegCollisionMix-v0``), and moves to any fixed scene with
-    ``neg_agents.model_io.transfer_model``.
+    The layout cannot be read from the observation's shape (2 + 4N and 2 + 5k collide), so it is
+    an argument: :func:`collision_extractor_kwargs` fills every geometry argument from an env's
+    ``CollisionConfig``. In ``nearest_radii`` the contact distance and the walls are read per
+    observation (``contact_distance`` and ``agent_radius`` are ignored), so one policy acts in
+    scenes of every size (``NegCollisionMix-v0``).
 
-    :param observation_space: the env's ``Box`` observation space.
     :param observation: ``"absolute"`` (agent x, y, then N x (x, y, vx, vy)), ``"nearest"``
         (agent x, y, then k x (present, rel x, rel y, vx, vy)) or ``"nearest_radii"`` (agent
         x, y, agent radius and obstacle radius / ``MAX_RADIUS``, then as ``nearest``); see
@@ -96,8 +90,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         self.lead, self.per_obstacle = lead, per_obstacle
         self.num_slots = (size - lead) // per_obstacle
         self.reach_steps, self.top_speed = float(reach_steps), float(top_speed)
-        # Lengths are measured in agent steps, so that scenes with other radii look alike
-        # wherever the gap to contact is the same.
         self.agent_step, self.agent_radius = float(agent_step), float(agent_radius)
         self.contact = float(contact_distance) / self.agent_step
         # Observed velocity * velocity_unit = agent steps covered in reach_steps steps.
@@ -105,10 +97,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         # Beyond this many agent steps an obstacle cannot touch the agent in reach_steps steps.
         self.reach = self.contact + reach_steps * (1.0 + float(top_speed) / self.agent_step)
         self.embed = nn.Sequential(
-            nn.Linear(OBSTACLE_FEATURES, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
+            nn.Linear(OBSTACLE_FEATURES, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
         )
 
     def geometry(self, observations: th.Tensor) -> tuple[Any, Any, Any]:
@@ -133,11 +122,6 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             offset = slots[..., :2] - observations[:, None, :2]
             return slots, offset, th.ones_like(slots[..., :1])
         return slots, slots[..., 1:3], slots[..., :1]
-
-    def velocities(self, slots: th.Tensor) -> th.Tensor:
-        """The obstacles' velocities in ``slots`` (``(..., per_obstacle)``), in agent steps per
-        ``reach_steps`` steps, ``(..., 2)``."""
-        return slots[..., -2:] * self.velocity_unit
 
     def features(self, relative: th.Tensor, velocity: th.Tensor, contact: Any) -> th.Tensor:
         """``(..., OBSTACLE_FEATURES)`` for obstacles at ``relative`` with ``velocity`` (agent
@@ -179,17 +163,16 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
         if th.is_tensor(reach):
             contact, reach = contact[:, None], reach[:, None]
         slots, offset, present = self.obstacle_slots(observations)
-        features = self.features(offset / self.agent_step, self.velocities(slots), contact)
+        velocity = slots[..., -2:] * self.velocity_unit
+        features = self.features(offset / self.agent_step, velocity, contact)
         return th.cat([features, self.relevance(offset, present, reach)], dim=-1)
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         """The pooled embeddings of the obstacles, then the agent's distances to the walls.
 
-        Only obstacles in reach (relevance > 0) get features and go through the MLP: the
+        Only obstacles in reach (relevance > 0), most often a few, go through the MLP: the
         others' embeddings are 0, which adds nothing to the sum, and the embeddings are >= 0
-        (ReLU times a relevance in [0, 1]), so a 0 changes no maximum either. Most obstacles
-        of a scene are out of reach, so this saves most of a training step's arithmetic, and the
-        per-call overhead of small tensor operations, not arithmetic, bounds a step.
+        (ReLU times a relevance in [0, 1]), so a 0 changes no maximum either.
         """
         batch = observations.shape[0]
         contact, reach, agent_radius = self.geometry(observations)
@@ -206,7 +189,7 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
             contact, kept_reach = contact.index_select(0, rows), reach.index_select(0, rows)
         else:
             kept_reach = reach
-        inputs = self.features(relative, self.velocities(kept_slots), contact)
+        inputs = self.features(relative, kept_slots[..., -2:] * self.velocity_unit, contact)
         inputs = th.clamp(inputs, -kept_reach, kept_reach)
         first, second = cast(nn.Linear, self.embed[0]), cast(nn.Linear, self.embed[2])
         hidden = th.relu(F.linear(inputs, first.weight, first.bias))
@@ -225,11 +208,8 @@ class ObstacleSetExtractor(BaseFeaturesExtractor):
 
 
 def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dict[str, Any]:
-    """``features_extractor_kwargs`` of :class:`ObstacleSetExtractor` for an env with ``config``.
-
-    :param config: the env's ``CollisionConfig`` (``env.unwrapped.config``).
-    :param overrides: extractor arguments to set as well (``hidden``, ``pooling``, ...).
-    """
+    """``features_extractor_kwargs`` of :class:`ObstacleSetExtractor` for an env with ``config``
+    (``env.unwrapped.config``), plus ``overrides`` (``hidden``, ``pooling``, ...)."""
     return {
         "observation": config.observation,
         # Upper bounds where the radii vary (nearest_radii reads the scene's from observations).
@@ -244,28 +224,18 @@ def collision_extractor_kwargs(config: CollisionConfig, **overrides: Any) -> dic
 def collision_policy_kwargs(
     policy_kwargs: dict[str, Any] | None, env: Any, **extractor_defaults: Any
 ) -> dict[str, Any]:
-    """``policy_kwargs`` for an agent on ``env``, with :class:`ObstacleSetExtractor` on NegCollision envs.
-
-    On a ``NegCollision`` env (see ``collision_config``) a ``policy_kwargs`` without a
-    ``features_extractor_class`` gets :class:`ObstacleSetExtractor`, and the extractor's missing
-    geometry arguments (observation layout, contact distance, speeds) are read from the env's
-    config; arguments already given are kept. Other envs get ``policy_kwargs`` unchanged (SB3's
-    flat MLP). Pass ``features_extractor_class=FlattenExtractor`` for a flat MLP on NegCollision.
-
-    :param policy_kwargs: the policy arguments asked for (None: none).
-    :param env: an env id, ``gym.Env`` or ``VecEnv`` (None when SB3 loads a model: unchanged).
-    :param extractor_defaults: extractor arguments used unless ``policy_kwargs`` sets them
-        (e.g. ``hidden``, ``pooling``).
-    """
+    """``policy_kwargs`` (None: none) for an agent on ``env`` (an id, ``gym.Env`` or ``VecEnv``;
+    None when SB3 loads a model). On a ``NegCollision`` env the features extractor defaults to
+    :class:`ObstacleSetExtractor` (``features_extractor_class=FlattenExtractor``: SB3's flat
+    MLP), whose arguments missing from ``policy_kwargs`` come from ``extractor_defaults``
+    (``hidden``, ``pooling``, ...) and the env's geometry; other envs get it unchanged."""
     kwargs = dict(policy_kwargs or {})
     config = collision_config(env)
     extractor = kwargs.get("features_extractor_class", ObstacleSetExtractor if config else None)
     if config is None or extractor is not ObstacleSetExtractor:
         return kwargs
-    given = dict(kwargs.get("features_extractor_kwargs") or {})
+    defaults = collision_extractor_kwargs(config, **extractor_defaults)
+    given = kwargs.get("features_extractor_kwargs") or {}
     kwargs["features_extractor_class"] = ObstacleSetExtractor
-    kwargs["features_extractor_kwargs"] = {
-        **collision_extractor_kwargs(config, **extractor_defaults),
-        **given,
-    }
+    kwargs["features_extractor_kwargs"] = {**defaults, **given}
     return kwargs

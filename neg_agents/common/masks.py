@@ -12,14 +12,11 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 
 def masked_scores(
-    policy: DQNPolicy,
-    observation: np.ndarray | dict[str, np.ndarray],
-    action_masks: Any,
+    policy: DQNPolicy, observation: np.ndarray | dict[str, np.ndarray], action_masks: Any
 ) -> tuple[th.Tensor, bool, np.ndarray]:
-    """What the policy ranks actions by ``(batch, n)``, with the actions ``action_masks`` forbids
-    (False) at -inf; whether the observation was a batch; the masks as ``(batch, n)`` bools.
-    The ranking is the Q-network's ``preferences`` where it has them (the non-positive heads
-    break ties there), else its Q-values.
+    """What the policy ranks actions by ``(batch, n)`` (the Q-network's ``preferences`` where it
+    has them, else its Q-values), -inf where ``action_masks`` is False; whether the observation
+    was a batch; the masks as ``(batch, n)`` bools.
 
     :raises ValueError: dict observations, masks of the wrong shape or a row allowing nothing.
     """
@@ -36,11 +33,8 @@ def masked_scores(
     masks = masks.reshape(-1, n)
     with th.no_grad():
         scores = getattr(policy.q_net, "preferences", policy.q_net)(obs)
-    return (
-        scores.masked_fill(~th.as_tensor(masks, device=scores.device), -th.inf),
-        vectorized,
-        masks,
-    )
+    allowed = th.as_tensor(masks, device=scores.device)
+    return scores.masked_fill(~allowed, -th.inf), vectorized, masks
 
 
 class MaskablePolicy(DQNPolicy):

@@ -1,10 +1,6 @@
-"""What negdl reads from a stable-baselines3 model file: its weights, never its pickles.
-
-SB3's ``model.zip`` holds the weights and a ``data`` JSON whose other entries (policy class,
-spaces, schedules...) are cloudpickled, which SB3's ``load`` unpickles: a crafted file runs any
-code it likes. negdl never reads ``data``: :func:`load_weights` reads only tensors
-(``torch.load(weights_only=True)``); :func:`load_pickled` is SB3's loader, for trusted files.
-"""
+"""What negdl reads from a stable-baselines3 model file: its weights, never its pickles (SB3's
+``load`` unpickles the ``data`` entries, policy class, spaces, schedules..., so a crafted file
+runs any code it likes). :func:`load_pickled` is SB3's loader, for trusted files."""
 
 from __future__ import annotations
 
@@ -42,11 +38,8 @@ def save_model(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
 
 def load_weights(model: BaseAlgorithm, path: Path, device: th.device | str, name: str) -> None:
     """Set every parameter of ``model`` (the agent ``name``) to those saved in ``path``, reading
-    nothing but tensors.
-
-    :raises UnsafeModelFileError: the weights hold a pickled object that is not a tensor.
-    :raises ValueError: not a model file, or weights of another network.
-    """
+    nothing but tensors: ``UnsafeModelFileError`` for a pickled object that is not a tensor,
+    ``ValueError`` for a file that is not a model or holds another network's weights."""
     try:
         model.set_parameters(str(path), exact_match=True, device=device)
     except pickle.UnpicklingError as error:
@@ -77,10 +70,9 @@ def load_pickled(
     with warnings.catch_warnings():
         # SB3 warns that the saved NStepReplayBuffer ignores n_steps: its saved kwargs keep it.
         warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored because a custom")
-        loaded: Any = BaseAlgorithm.load.__func__(  # type: ignore[attr-defined]
+        return BaseAlgorithm.load.__func__(  # type: ignore[attr-defined]
             algo_class, path, env=env, device=device, **kwargs
         )
-    return loaded
 
 
 def check_spaces(model: BaseAlgorithm, env: Any, source: str = "the model") -> None:

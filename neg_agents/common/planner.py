@@ -27,11 +27,10 @@ def collision_simulations(
     env: gym.Env | gym.vector.VectorEnv | VecEnv,
 ) -> list[CollisionSimulation]:
     """The simulations that hold the state of ``env``'s scenes, in the order of its sub-envs:
-    a ``NegCollision`` env (however wrapped), a ``NegCollisionVectorEnv``, or an SB3 ``VecEnv``
-    of either that runs in this process (``VecEnvWrapper``s such as ``VecMonitor`` included).
+    a ``NegCollision`` env (however wrapped), a ``NegCollisionVectorEnv``, or an in-process SB3
+    ``VecEnv`` of either (``VecEnvWrapper``s such as ``VecMonitor`` included).
 
-    :raises TypeError: a ``SubprocVecEnv``, envs wrapped in ``NegativeActionWrapper`` (the
-        planner names the action to take), or anything that is not a NegCollision env.
+    :raises TypeError: for anything else (e.g. a ``SubprocVecEnv``, ``NegativeActionWrapper``).
     """
     while isinstance(env, VecEnvWrapper):
         env = env.venv
@@ -151,11 +150,9 @@ def preferred_action(costs: np.ndarray) -> int:
 
 class CollisionPlanner(Predictor):
     """Receding-horizon planner that reads the exact state of the envs it acts in: the
-    model-based limit in negdl's tables (learning agents see only observations).
-
-    At every step it predicts the obstacles ``horizon`` steps ahead with the env's own physics,
-    finds the least punishment for each first action (:func:`plan_costs`), takes the cheapest
-    (staying on ties), and plans again at the next step. It follows SB3's ``predict``
+    model-based limit in negdl's tables. At every step it predicts the obstacles ``horizon``
+    steps ahead with the env's own physics, finds the least punishment for each first action
+    (:func:`plan_costs`) and takes the cheapest (staying on ties). It follows SB3's ``predict``
     protocol; each observation must come from the envs it was built on (checked).
 
     :param env: the env(s) it acts in (see :func:`collision_simulations`).
@@ -172,8 +169,7 @@ class CollisionPlanner(Predictor):
         if len(configs) != 1:
             raise ValueError("the planner's envs must share one CollisionConfig")
         self.config: CollisionConfig = configs.pop()
-        self.observation_space = self.config.observation_space()
-        self.action_space = self.config.action_space()
+        super().__init__(self.config.observation_space(), self.config.action_space())
         self.num_scenes = sum(len(sim.agent) for sim in self.simulations)
         # Obstacles are moved with the env's own arithmetic on a scratch simulation.
         self._scratch = CollisionSimulation(self.config, self.num_scenes)
@@ -208,11 +204,8 @@ class CollisionPlanner(Predictor):
         return costs
 
     def _actions(self, observations: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
-        """The planned action of every scene (the observations only check that the planner
-        reads the right envs: ``(B, obs_size)`` for every scene, or the one scene's).
-
-        :raises ValueError: if the observations do not come from the planner's envs.
-        """
+        """The planned action of every scene; the observations (``(B, obs_size)``, or the one
+        scene's) only check that the planner reads the right envs, else ``ValueError``."""
         rows = observations.reshape(-1, self.config.obs_size)
         agents = np.concatenate([sim.agent for sim in self.simulations])
         if rows.shape != (self.num_scenes, self.config.obs_size) or not np.allclose(

@@ -1,11 +1,6 @@
-"""The extractor as of negdl 0.1, kept as the benchmark's baseline and the tests' reference.
-
-The forward pass of ``ObstacleSetExtractor`` at commit e73a05e, before it was rewritten for
-speed, on the current class's constructor (so a seed gives the same weights).
-``scripts/bench_training.py`` measures "today's training path" with it, and tests check that the
-current extractor computes the same outputs: do not change its ``obstacle_features`` and
-``forward``. Nothing outside the benchmark and the tests imports this module.
-"""
+"""The extractor as of negdl 0.1 (commit e73a05e), the baseline of ``scripts/bench_training.py``
+("today's training path") and the tests' reference: do not change its ``obstacle_features`` and
+``forward``."""
 
 from __future__ import annotations
 
@@ -15,20 +10,14 @@ from neg_agents.common.extractors import ObstacleSetExtractor
 
 
 class ReferenceObstacleSetExtractor(ObstacleSetExtractor):
-    """negdl 0.1's ``ObstacleSetExtractor`` forward pass, frozen: the same features and outputs
-    as :class:`~neg_agents.common.extractors.ObstacleSetExtractor` (up to float rounding), in
-    the tensor operations of negdl 0.1. It reads the ``"absolute"`` and ``"nearest"`` layouts
-    (negdl 0.1 had no ``"nearest_radii"``); its arguments are ``ObstacleSetExtractor``'s.
-    """
+    """negdl 0.1's ``ObstacleSetExtractor`` forward pass, frozen, on the current class's
+    constructor and arguments (so a seed gives the same weights): the same outputs up to float
+    rounding, for the ``"absolute"`` and ``"nearest"`` layouts (0.1 had no ``"nearest_radii"``)."""
 
     layouts = ("absolute", "nearest")
 
     def obstacle_features(self, observations: th.Tensor) -> th.Tensor:
-        """``(batch, slots, OBSTACLE_FEATURES + 1)`` per obstacle, lengths in agent steps: the
-        direction to it (2) and the gap left before contact (1), its velocity per
-        ``reach_steps`` steps (2), and when (1, a share of ``reach_steps``), in which direction
-        (2) and with what gap (1) it passes closest to a staying agent. Last: its relevance in
-        [0, 1] (0 for an empty ``nearest`` slot or an obstacle out of reach)."""
+        """:meth:`ObstacleSetExtractor.obstacle_features`, as negdl 0.1 computed them."""
         agent = observations[:, :2]
         if self.observation == "absolute":
             slots = observations[:, 2:].reshape(-1, self.num_slots, 4)

@@ -1,11 +1,8 @@
-"""Minibatches from SB3's n-step replay buffer, drawn as SB3 draws them but with fewer calls.
-
-A training step of the negdl agents is a few small tensor operations, so SB3's
-``NStepReplayBuffer.sample`` (some 30 numpy calls, a temporary write into the buffer and a copy
-of every array) is a sizeable share of it. :func:`sample_replay` returns exactly what it returns
-for the same state of numpy's global generator, through flat indices and without another copy;
-other buffers and ``VecNormalize`` go through SB3's own ``sample``.
-"""
+"""Minibatches from SB3's n-step replay buffer, drawn as SB3 draws them but with fewer calls:
+SB3's ``NStepReplayBuffer.sample`` (some 30 numpy calls, a temporary write into the buffer and a
+copy of every array) is a sizeable share of a training step this small. :func:`sample_replay`
+returns exactly what it returns for the same state of numpy's global generator; other buffers and
+``VecNormalize`` go through SB3's own ``sample``."""
 
 from __future__ import annotations
 

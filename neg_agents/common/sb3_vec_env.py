@@ -12,8 +12,6 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 #: Per-step info arrays copied into SB3's per-env info dicts when present.
 INFO_KEYS = ("collisions", "cumulative_collisions", "moved", "cost")
-#: Vector-env methods that return one row per sub-env, split up by ``env_method``.
-BATCHED_METHODS = ("action_masks",)
 
 
 class SB3VecEnvAdapter(VecEnv):
@@ -49,11 +47,8 @@ class SB3VecEnvAdapter(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Store one action per sub-env, shape ``(num_envs,)`` (or ``(num_envs, 1)``, a column);
-        the vector env checks their dtype and range when stepped.
-
-        :raises ValueError: not exactly one action per sub-env.
-        """
+        """Store one action per sub-env, ``(num_envs,)`` or ``(num_envs, 1)`` (else
+        ``ValueError``); the vector env checks their dtype and range when stepped."""
         actions = np.asarray(actions)
         if actions.shape not in ((self.num_envs,), (self.num_envs, 1)):
             raise ValueError(
@@ -92,7 +87,7 @@ class SB3VecEnvAdapter(VecEnv):
         self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs
     ) -> list[Any]:
         result = getattr(self.vector_env, method_name)(*method_args, **method_kwargs)
-        if method_name in BATCHED_METHODS:
+        if method_name == "action_masks":  # one row per sub-env
             return [result[i] for i in self._get_indices(indices)]
         return [result for _ in self._get_indices(indices)]
 

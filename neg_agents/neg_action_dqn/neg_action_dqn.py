@@ -18,32 +18,23 @@ from neg_agents.neg_action_dqn.policies import (
 
 
 class NegActionDQN(NegDQNBase):
-    """DQN whose policy knows which actions are bad and never picks one of them.
+    """DQN whose policy knows which actions are bad and never picks one of them: "where no action
+    is right, pick the one that is least wrong" (negative actions, the negdl brief, section 2;
+    related: action elimination, Zahavy et al. 2018, https://arxiv.org/abs/1809.02121).
 
     The rule (:class:`~neg_agents.neg_action_dqn.policies.ForbiddingRule`) forbids the
     ``num_forbidden`` lowest-valued actions and every action more than ``margin`` below the best
-    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed:
-    "where no action is right, pick the one that is least wrong".
+    (never the best), then takes ``prefer`` if allowed, else samples uniformly among the allowed;
+    ``predict(obs, deterministic=True)`` returns the best action. Exploration (DQN's epsilon)
+    samples among all but the ``num_forbidden`` worst actions, after ``learning_starts`` uniform
+    steps as in every SB3 algorithm. With ``shield=True`` (or masks given to ``predict``) the rule
+    ranks only the actions the env's ``action_masks()`` allows. The TD target's ``V(s')`` is the
+    target network's value of the rule's choice (expected SARSA for this policy).
 
-    - acting: ``predict(obs)`` applies the rule; ``deterministic=True`` returns the best action.
-    - exploration (epsilon of DQN's schedule) samples among all but the ``num_forbidden`` worst
-      actions; the first ``learning_starts`` steps are uniform, as in every SB3 algorithm.
-    - with ``shield=True`` (or masks given to ``predict``) the rule ranks only the actions the
-      env's ``action_masks()`` allows.
-    - TD target: ``V(s')`` is the target network's value of the rule's choice (expected SARSA
-      for this policy), not the greedy max.
-
-    Negative actions: the negdl brief, section 2; related: action elimination (Zahavy et al.
-    2018, https://arxiv.org/abs/1809.02121).
-
-    :param policy: ``"MlpPolicy"`` or a subclass of ``NegActionDQNPolicy``.
-    :param env: the environment (``GymEnv``, ``VecEnv`` or registered id); Discrete actions.
-    :param margin: see :class:`ForbiddingRule` (``inf``: only ``num_forbidden`` decides).
-    :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    :param prefer: the action taken whenever the rule allows it (None: uniform, the source's
-        rule). The three make one :class:`ForbiddingRule`, ``self.rule``, which the policy
-        applies and ``save``/``load`` round-trip.
-    :param kwargs: every other argument of :class:`~neg_agents.common.dqn_base.NegDQNBase`.
+    ``margin``, ``num_forbidden`` (0 to n - 1) and ``prefer`` (None: uniform, the source's rule)
+    make one :class:`ForbiddingRule` (their meaning), ``self.rule``, which the policy applies and
+    ``save``/``load`` round-trip. ``policy`` is ``"MlpPolicy"`` or a ``NegActionDQNPolicy``
+    subclass; every other argument is :class:`~neg_agents.common.dqn_base.NegDQNBase`'s.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
@@ -79,16 +70,12 @@ class NegActionDQN(NegDQNBase):
             NegActionDQNPolicy, "it is the policy that applies the forbidding rule"
         )
         if "margin" in self.__dict__:  # saved before ForbiddingRule, as two attributes
-            self.rule = ForbiddingRule(
-                self.__dict__.pop("margin"), self.__dict__.pop("num_forbidden")
-            )
+            saved = self.__dict__
+            self.rule = ForbiddingRule(saved.pop("margin"), saved.pop("num_forbidden"))
         self.rule.check_actions(int(self.action_space.n))
         kwargs = dict(self.policy_kwargs)
-        for name, value in (
-            ("rule", self.rule),
-            ("margin", self.margin),
-            ("num_forbidden", self.num_forbidden),
-        ):
+        expected = {"rule": self.rule, "margin": self.margin, "num_forbidden": self.num_forbidden}
+        for name, value in expected.items():
             given = kwargs.pop(name, value)
             if given != value:
                 raise ValueError(

@@ -14,14 +14,9 @@ from neg_agents.common.masks import MaskablePolicy
 
 
 def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) -> th.Tensor:
-    """The forbidding rule, ``(batch, n)`` bools: the ``num_forbidden`` lowest-valued actions and
-    those more than ``margin`` below the best are forbidden, never the best (first on ties).
-
-    :param q_values: ``(batch, n)`` action values.
-    :param margin: how far below the best an action may be and still be allowed, >= 0
-        (``inf``: only ``num_forbidden`` decides).
-    :param num_forbidden: how many of the worst actions are always forbidden, 0 to n - 1.
-    """
+    """The forbidding rule on ``q_values`` ``(batch, n)``, as ``(batch, n)`` bools: the
+    ``num_forbidden`` lowest-valued actions and those more than ``margin`` below the best are
+    forbidden, never the best (first on ties). See :class:`ForbiddingRule` for the arguments."""
     best = q_values.argmax(dim=1, keepdim=True)
     forbidden = q_values < q_values.gather(1, best) - margin
     if num_forbidden > 0:
@@ -29,6 +24,11 @@ def forbidden_actions(q_values: th.Tensor, margin: float, num_forbidden: int) ->
         ranked = q_values.scatter(1, best, math.inf).argsort(dim=1, stable=True)
         forbidden.scatter_(1, ranked[:, :num_forbidden], True)
     return forbidden.scatter(1, best, False)
+
+
+def _is_index(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 0 (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def sample_allowed(allowed: th.Tensor) -> th.Tensor:
@@ -55,26 +55,15 @@ class ForbiddingRule:
     prefer: int | None = None
 
     def __post_init__(self) -> None:
-        margin, num_forbidden = self.margin, self.num_forbidden
-        if (
-            isinstance(margin, bool)
-            or not isinstance(margin, (int, float))
-            or math.isnan(margin)
-            or margin < 0
-        ):
+        margin = self.margin
+        # `not margin >= 0` refuses NaN as well.
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
             raise ValueError(f"margin must be a number >= 0 (inf allowed), got {margin!r}")
-        if (
-            isinstance(num_forbidden, bool)
-            or not isinstance(num_forbidden, int)
-            or num_forbidden < 0
-        ):
-            raise ValueError(f"num_forbidden must be an integer >= 0, got {num_forbidden!r}")
+        if not _is_index(self.num_forbidden):
+            raise ValueError(f"num_forbidden must be an integer >= 0, got {self.num_forbidden!r}")
         object.__setattr__(self, "margin", float(margin))
-        prefer = self.prefer
-        if prefer is not None and (
-            isinstance(prefer, bool) or not isinstance(prefer, int) or prefer < 0
-        ):
-            raise ValueError(f"prefer must be None or an action index >= 0, got {prefer!r}")
+        if self.prefer is not None and not _is_index(self.prefer):
+            raise ValueError(f"prefer must be None or an action index >= 0, got {self.prefer!r}")
 
     def check_actions(self, n_actions: int) -> None:
         """Raise a ``ValueError`` unless at least one of ``n_actions`` actions stays allowed
@@ -134,16 +123,6 @@ class NegActionDQNPolicy(MaskablePolicy):
         self.rule = rule
         self.exploration_rate = 0.0
 
-    def forbidden_actions(
-        self, q_values: th.Tensor, exploring: th.Tensor | None = None
-    ) -> th.Tensor:
-        """The rule applied to ``q_values``; rows flagged in ``exploring`` forbid only the worst."""
-        forbidden = self.rule(q_values)
-        if exploring is not None and bool(exploring.any()):
-            worst_only = forbidden_actions(q_values, math.inf, self.rule.num_forbidden)
-            forbidden = th.where(exploring[:, None], worst_only, forbidden)
-        return forbidden
-
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.choose(self.q_net(obs), deterministic)
 
@@ -152,8 +131,12 @@ class NegActionDQNPolicy(MaskablePolicy):
         if deterministic:
             return q_values.argmax(dim=1).reshape(-1)
         exploring = th.rand(q_values.shape[0], device=q_values.device) < self.exploration_rate
+        forbidden = self.rule(q_values)
+        if bool(exploring.any()):  # exploring rows forbid only the worst
+            worst_only = forbidden_actions(q_values, math.inf, self.rule.num_forbidden)
+            forbidden = th.where(exploring[:, None], worst_only, forbidden)
         # Actions a mask ruled out (-inf, see masked_predict) stay out when exploring too.
-        allowed = ~self.forbidden_actions(q_values, exploring) & (q_values > -math.inf)
+        allowed = ~forbidden & (q_values > -math.inf)
         # Exploring rows stay uniform: preferring one action there would not explore.
         return th.where(exploring, sample_allowed(allowed), self.rule.choose(allowed))
 

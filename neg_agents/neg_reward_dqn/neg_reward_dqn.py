@@ -20,10 +20,10 @@ class NegRewardDQN(NegDQNBase):
     """Deep Q-Network for punishment-only environments (every reward <= 0).
 
     No reward is positive, so no return and no true Q-value is: the Q-network encodes that prior
-    with a non-positive output head (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`,
-    by default the clamp head, see ``neg_reward_dqn.heads``). A positive reward raises
+    with a non-positive output head
+    (:class:`~neg_agents.neg_reward_dqn.policies.NonPositiveQNetwork`). A positive reward raises
     :class:`PositiveRewardError`: wrap such an env in ``neg_envs.PunishmentOnlyWrapper`` first.
-    Punishment-only learning: the negative-reward DQN of the negdl brief, section 2.
+    The negative-reward DQN of the negdl brief, section 2.
 
     The arguments are :class:`~neg_agents.common.dqn_base.NegDQNBase`'s; ``policy`` must be
     ``"MlpPolicy"`` or a subclass of ``NonPositiveDQNPolicy``.
@@ -51,11 +51,8 @@ class NegRewardDQN(NegDQNBase):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        original = (
-            self._vec_normalize_env.get_original_reward()
-            if self._vec_normalize_env is not None
-            else reward
-        )
+        normalize = self._vec_normalize_env
+        original = reward if normalize is None else normalize.get_original_reward()
         positive = np.flatnonzero(np.asarray(original) > 0)
         if positive.size:
             i = int(positive[0])

@@ -12,19 +12,11 @@ from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
 
 from neg_agents.common.masks import MaskablePolicy
-from neg_agents.neg_reward_dqn.heads import HEADS, NegativeSoftplus, NonPositiveHead, make_head
+from neg_agents.neg_reward_dqn.heads import HEADS, NonPositiveHead
 from negdl.checks import check_int, check_number
 
 #: The head ``NonPositiveDQNPolicy`` uses unless told otherwise.
 DEFAULT_HEAD = "clamp"
-
-__all__ = [
-    "DEFAULT_HEAD",
-    "HEADS",
-    "NegativeSoftplus",
-    "NonPositiveDQNPolicy",
-    "NonPositiveQNetwork",
-]
 
 
 class NonPositiveQNetwork(QNetwork):
@@ -32,13 +24,15 @@ class NonPositiveQNetwork(QNetwork):
     Q-value it acts on or bootstraps from <= 0: when every reward is <= 0, so is every true action
     value, and the head removes answers that can only be wrong.
 
-    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS` (default
-        ``"clamp"``); the other arguments are ``QNetwork``'s.
+    :param q_head: a name in :data:`~neg_agents.neg_reward_dqn.heads.HEADS`; the other arguments
+        are ``QNetwork``'s.
     """
 
     def __init__(self, *args: Any, q_head: str = DEFAULT_HEAD, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        head = make_head(q_head)
+        if q_head not in HEADS:
+            raise ValueError(f"q_head must be one of {sorted(HEADS)}, got {q_head!r}")
+        head = HEADS[q_head]()
         self.q_head = q_head
         outputs = int(self.action_space.n) + head.extra_outputs
         self.q_net = nn.Sequential(
@@ -57,7 +51,7 @@ class NonPositiveQNetwork(QNetwork):
         hidden = self.extract_features(observation, self.features_extractor)
         for layer in body:
             hidden = layer(hidden)
-        return cast(NonPositiveHead, head).preference(hidden)  # make_head's, built in __init__
+        return cast(NonPositiveHead, head).preference(hidden)  # built in __init__
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self.preferences(observation).argmax(dim=1).reshape(-1)
@@ -67,13 +61,11 @@ class NonPositiveQNetwork(QNetwork):
 
 
 class NonPositiveDQNPolicy(MaskablePolicy):
-    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`
-    (``q_head``: its output head), so acting and the TD target see the same prior.
-
-    It acts greedily, but for ``prefer``: that action (e.g. ``STAY``, 4, on NegCollision, the
-    one that costs nothing) is taken wherever it is allowed and valued within ``prefer_margin``
-    of the best, so that differences of value the network cannot resolve do not make the agent
-    move. The TD target stays the greedy one (the max over the target network's values).
+    """``DQNPolicy`` whose online and target networks are both :class:`NonPositiveQNetwork`, so
+    acting and the TD target see the same prior. It acts greedily, but takes ``prefer`` (e.g.
+    ``STAY``, 4, on NegCollision, which costs nothing) wherever it is allowed and valued within
+    ``prefer_margin`` of the best, so that differences of value the network cannot resolve do not
+    make the agent move; the TD target stays the greedy max.
 
     :param q_head: the output head (see :class:`NonPositiveQNetwork`).
     :param prefer: the action preferred on near-ties, an index of the action space, or None
@@ -119,12 +111,8 @@ class NonPositiveDQNPolicy(MaskablePolicy):
         return NonPositiveQNetwork(**net_args, q_head=self.q_head).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {
-            **super()._get_constructor_parameters(),
-            "q_head": self.q_head,
-            "prefer": self.prefer,
-            "prefer_margin": self.prefer_margin,
-        }
+        own = {"q_head": self.q_head, "prefer": self.prefer, "prefer_margin": self.prefer_margin}
+        return {**super()._get_constructor_parameters(), **own}
 
 
 MlpPolicy = NonPositiveDQNPolicy
