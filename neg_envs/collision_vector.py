@@ -101,11 +101,12 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
                 )
         if not self._started and not mask.all():
             raise RuntimeError("the first reset must reset every sub-env")
-        for i in np.flatnonzero(mask):
+        indices = np.flatnonzero(mask)
+        for i in indices:
             if seeds[i] is not None or not self._started:
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
         self._started = True
-        self._reset_envs(np.flatnonzero(mask))
+        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool))
 
@@ -114,9 +115,6 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
         autoreset: in the new episode)."""
         self._check_started("action_masks")
         return self._sim.allowed_actions()
-
-    def _reset_envs(self, indices: np.ndarray) -> None:
-        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
 
     def step(self, actions: Any):
         self._check_started("step")
@@ -145,7 +143,7 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
             final_info=final_info,
             _final_info=final_mask.copy(),
         )
-        self._reset_envs(done)
+        self._sim.reset_scenes(done, [self._rngs[i] for i in done])
         obs[done] = self._sim.observe()[done]
 
     def _validated(self, actions: Any) -> np.ndarray:
@@ -167,5 +165,4 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
     ) -> dict[str, Any]:
         info = core.step_info(collisions, cumulative, moved)
         everywhere = np.ones(self.num_envs, dtype=bool)
-        info.update({f"_{key}": everywhere for key in list(info)})
-        return info
+        return info | {f"_{key}": everywhere for key in info}

@@ -1,13 +1,10 @@
 """The runner of a sweep: its trials, where their records go, and how a restarted sweep resumes.
 
-A :class:`Sweep` is a trial function, a :class:`~negdl.sweeps.grid.Grid` and a results folder;
-each grid point is a :class:`~negdl.trials.Trial` whose name (``"seed{seed}"`` -> ``seed0``) is
-its folder. :meth:`Sweep.run` runs the unfinished trials on a backend
-(:mod:`negdl.sweep_backends`): a finished trial's record (``trial.json``: parameters, settings,
-time, machine, tables) and its tables as CSV are written as soon as it ends, so a restarted
-sweep runs only the rest (a record made with other ``settings`` is an error, not reused); a
-trial that raises is reported and the others go on; the first Ctrl-C or SIGTERM drops the
-trials in flight and raises :class:`~negdl.interrupt.Stopped`.
+A finished trial's record (``trial.json``: parameters, settings, time, machine, tables) and its
+tables as CSV are written as soon as it ends, so a restarted sweep runs only the rest (a record
+made with other ``settings`` is an error, not reused); a trial that raises is reported and the
+others go on; the first Ctrl-C or SIGTERM drops the trials in flight and raises
+:class:`~negdl.interrupt.Stopped`.
 """
 
 from __future__ import annotations
@@ -231,9 +228,8 @@ class Sweep:
 
     def _finished_record(self, trial: Trial, settings: Mapping[str, Any]) -> dict | None:
         """The trial's record if it finished (with other settings: an error), else None."""
-        path = trial.dir / RECORD_NAME
         try:
-            record = json.loads(path.read_text())
+            record = json.loads((trial.dir / RECORD_NAME).read_text())
         except (OSError, ValueError):
             return None
         if record.get("status") != "finished" or record.get("params") != plain(dict(trial.params)):
@@ -252,11 +248,7 @@ class Sweep:
         return record
 
     def _record(
-        self,
-        outcome: TrialOutcome,
-        settings: Mapping[str, Any],
-        result: SweepResult,
-        bar: tqdm,
+        self, outcome: TrialOutcome, settings: Mapping[str, Any], result: SweepResult, bar: tqdm
     ) -> None:
         """Write the outcome's record and tables, and report it."""
         trial = outcome.trial
@@ -269,7 +261,6 @@ class Sweep:
             "host": outcome.host,
             "ended": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
-        trial.dir.mkdir(parents=True, exist_ok=True)
         if outcome.failed:
             result.failed[trial.name] = outcome.error or ""
             record["error"] = outcome.error
