@@ -406,8 +406,7 @@ class CollisionSimulation:
             self._fields = self._obs[:, 2:].reshape(batch, n, 4).transpose(2, 0, 1)
         self._pos, self._vel = self.obstacles[:2], self.obstacles[2:]
         # Flat views of the (contiguous) position and velocity planes for fixing wall hits.
-        self._flat_pos = self._pos.reshape(-1)
-        self._flat_vel = self._vel.reshape(-1)
+        self._flat_pos, self._flat_vel = self._pos.reshape(-1), self._vel.reshape(-1)
         self.steps = np.zeros(batch, dtype=np.int64)
         self.cumulative_collisions = np.zeros(batch, dtype=np.int64)
         self.episode_return = np.zeros(batch, dtype=DTYPE)
@@ -620,11 +619,9 @@ class CollisionSimulation:
             nearest = np.take_along_axis(nearest, order, axis=1)
             shown_slots = slots[:, :shown]
             shown_slots[..., 0] = 1.0
-            for axis in range(2):
-                position = np.take_along_axis(self.obstacles[axis], nearest, axis=1)
-                velocity = np.take_along_axis(self.obstacles[2 + axis], nearest, axis=1)
-                shown_slots[..., 1 + axis] = position - self.agent[:, axis, None]
-                shown_slots[..., 3 + axis] = velocity / cfg.velocity_divisor
+            picked = np.take_along_axis(self.obstacles, nearest[None], axis=2)  # (4, B, shown)
+            shown_slots[..., 1:3] = np.moveaxis(picked[:2] - self._agent_planes, 0, -1)
+            shown_slots[..., 3:5] = np.moveaxis(picked[2:] / cfg.velocity_divisor, 0, -1)
             if cfg.varies:
                 np.nan_to_num(shown_slots, copy=False, nan=0.0)
                 shown_slots[..., 0] = np.arange(shown) < self.counts[:, None]

@@ -17,14 +17,13 @@ from negdl.resources import check_memory
 class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
     """``num_envs`` collision envs stepped together, with same-step autoreset.
 
-    ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards and
-    observations are ``NegCollisionEnv``'s: with the same seeds and actions, sub-env ``i``
+    ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards, info
+    and observations are ``NegCollisionEnv``'s: with the same seeds and actions, sub-env ``i``
     reproduces the single env's trajectory exactly; ``reset(seed=s)`` seeds sub-env ``i`` with
     ``s + i`` as ``SyncVectorEnv`` does. An ended episode is reset within the same step: the
     observation returned is the new episode's, and ``info["final_obs"]``/``["final_info"]``
     (masks ``_final_obs``/``_final_info``) hold the ended one's last observation and info, with
-    its ``episode_return``. Per-step info: ``collisions``, ``cumulative_collisions``, ``moved``,
-    ``cost``. ``action_masks()`` is ``(num_envs, num_actions)``, ``NegCollisionEnv``'s rule.
+    its ``episode_return``. ``action_masks()`` is ``(num_envs, num_actions)``.
 
     :param num_envs: number of sub-envs, 1 to 1,000,000.
     :param max_episode_steps: steps before truncation, >= 1.

@@ -4,8 +4,7 @@ Each field's docstring becomes its ``--help`` text. On top of tyro: ``parse_args
 ``ValueError`` from the dataclass's checks into one ``prog: error: ...`` line (status 2);
 ``run_main`` does the same for a failed run (``ValueError``, ``OSError``, ``UserError``), reports
 a signal's stop (``negdl.interrupt.Stopped``, status 130/143) or an unhandled Ctrl-C (130), and
-ends quietly with 141 when the reader closes the output (``--help | head``);
-``parse_options`` reads ``name=value`` items; ``check_*`` refuse unusable paths before any work.
+ends quietly with 141 when the reader closes the output (``--help | head``).
 
 Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
