@@ -26,11 +26,10 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
     truncate it after 500 steps. ``info``: ``collisions`` (this step), ``cumulative_collisions``,
     ``moved``, ``cost`` (= collisions, for safe-RL tooling).
 
-    ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids the moves into a wall
-    the agent touches and every action that would touch more obstacles at the next step than
-    the best one (computed exactly); with ``mask_horizon`` H > 1, of those left, the ones that,
-    repeated, would touch an obstacle within H steps sooner than another. At least one action
-    stays allowed.
+    ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids the moves into a wall the
+    agent touches and every action that would touch more obstacles at the next step than the best
+    one (computed exactly); with ``mask_horizon`` H > 1, of those left, the ones that, repeated,
+    would touch an obstacle within H steps sooner than another. At least one action stays allowed.
 
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     :param window_size: side of the rendered arena in pixels, 64 to 4096 (frames are a HUD
