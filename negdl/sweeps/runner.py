@@ -76,7 +76,6 @@ class SweepResult:
     failed: dict[str, str] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    root: Path = Path(".")
     backend: str = ""
     slots: int = 1
 
@@ -173,7 +172,7 @@ class Sweep:
         backend = backend or InProcess()
         trials = self.trials()
         settings = plain(dict(self.settings))
-        result = SweepResult(trials, root=Path(self.root), slots=backend.slots)
+        result = SweepResult(trials, slots=backend.slots)
         for trial in trials:
             record = self._finished_record(trial, settings) if resume else None
             if record is not None:
