@@ -268,8 +268,7 @@ class Sweep:
                     write_csv(rows, trial.dir / f"{table}.csv")
             record["tables"] = outcome.tables
             result.finished[trial.name] = outcome.tables
-            if math.isfinite(outcome.seconds):
-                result.seconds[trial.name] = outcome.seconds
+            result.seconds[trial.name] = outcome.seconds  # only failed_outcome has no time
             if outcome.output:
                 bar.write(outcome.output.rstrip("\n"))
         # Written last and whole: its "finished" is what a restarted sweep trusts.
