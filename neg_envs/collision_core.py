@@ -31,7 +31,7 @@ MAX_SPEED = 0.1
 MAX_K_NEAREST = 1024
 MAX_MASK_HORIZON = 50
 #: Steps ``action_masks()`` looks ahead unless told; the one-step mask lets an agent step where
-#: every action soon touches an obstacle, and 8 steps left the generalist fewer collisions than 5.
+#: every action soon touches an obstacle; with 8 steps rather than 5 the generalist collided less.
 DEFAULT_MASK_HORIZON = 8
 #: Obstacles start at least this many contact distances away from the agent.
 SPAWN_CLEARANCE = 2.0
