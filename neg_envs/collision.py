@@ -26,11 +26,10 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
     truncate it after 500 steps. ``info``: ``collisions`` (this step), ``cumulative_collisions``,
     ``moved``, ``cost`` (= collisions, for safe-RL tooling).
 
-    ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids the moves into a wall
-    the agent touches and every action that would touch more obstacles at the next step than
-    the best one (computed exactly); with ``mask_horizon`` H > 1, of those left, the ones that,
-    repeated, would touch an obstacle within H steps sooner than another. At least one action
-    stays allowed.
+    ``action_masks()`` (what sb3-contrib's ``MaskablePPO`` reads) forbids the moves into a wall the
+    agent touches and every action that would touch more obstacles at the next step than the best
+    one (computed exactly); with ``mask_horizon`` H > 1, of those left, the ones that, repeated,
+    would touch an obstacle within H steps sooner than another. At least one action stays allowed.
 
     :param render_mode: ``None``, ``"human"`` or ``"rgb_array"``.
     :param window_size: side of the rendered arena in pixels, 64 to 4096 (frames are a HUD
@@ -69,7 +68,7 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
         self._facing = core.RIGHT
         if self.render_mode == "human":
             self.render()
-        return self._sim.observe()[0], self._info(0, False)
+        return self._sim.observe()[0], core.step_info(0, self.cumulative_collisions, False)
 
     def step(self, action: Any):
         self._check_started("step")
@@ -79,8 +78,8 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
             self._facing = action
         if self.render_mode == "human":
             self.render()
-        obs = self._sim.observe()[0]
-        return obs, reward, terminated, False, self._info(collisions, moved)
+        info = core.step_info(collisions, self.cumulative_collisions, moved)
+        return self._sim.observe()[0], reward, terminated, False, info
 
     def action_masks(self) -> np.ndarray:
         """The actions allowed now, ``(num_actions,)`` bool (the rule is in the class docstring)."""
@@ -92,9 +91,6 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
         from neg_envs.keyboard import keys_to_action
 
         return keys_to_action(self.config.allow_stay)
-
-    def _info(self, collisions: int, moved: bool) -> dict[str, Any]:
-        return core.step_info(collisions, self.cumulative_collisions, moved)
 
     @property
     def steps(self) -> int:

@@ -17,14 +17,13 @@ from negdl.resources import check_memory
 class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
     """``num_envs`` collision envs stepped together, with same-step autoreset.
 
-    ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards and
-    observations are ``NegCollisionEnv``'s: with the same seeds and actions, sub-env ``i``
+    ``gym.make_vec("NegCollision-v0", num_envs=1024)`` returns one. Dynamics, rewards, info
+    and observations are ``NegCollisionEnv``'s: with the same seeds and actions, sub-env ``i``
     reproduces the single env's trajectory exactly; ``reset(seed=s)`` seeds sub-env ``i`` with
     ``s + i`` as ``SyncVectorEnv`` does. An ended episode is reset within the same step: the
     observation returned is the new episode's, and ``info["final_obs"]``/``["final_info"]``
     (masks ``_final_obs``/``_final_info``) hold the ended one's last observation and info, with
-    its ``episode_return``. Per-step info: ``collisions``, ``cumulative_collisions``, ``moved``,
-    ``cost``. ``action_masks()`` is ``(num_envs, num_actions)``, ``NegCollisionEnv``'s rule.
+    its ``episode_return``. ``action_masks()`` is ``(num_envs, num_actions)``.
 
     :param num_envs: number of sub-envs, 1 to 1,000,000.
     :param max_episode_steps: steps before truncation, >= 1.
@@ -101,11 +100,12 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
                 )
         if not self._started and not mask.all():
             raise RuntimeError("the first reset must reset every sub-env")
-        for i in np.flatnonzero(mask):
+        indices = np.flatnonzero(mask)
+        for i in indices:
             if seeds[i] is not None or not self._started:
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
         self._started = True
-        self._reset_envs(np.flatnonzero(mask))
+        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
         zeros = np.zeros(self.num_envs, dtype=np.int64)
         return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool))
 
@@ -114,9 +114,6 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
         autoreset: in the new episode)."""
         self._check_started("action_masks")
         return self._sim.allowed_actions()
-
-    def _reset_envs(self, indices: np.ndarray) -> None:
-        self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
 
     def step(self, actions: Any):
         self._check_started("step")
@@ -145,7 +142,7 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
             final_info=final_info,
             _final_info=final_mask.copy(),
         )
-        self._reset_envs(done)
+        self._sim.reset_scenes(done, [self._rngs[i] for i in done])
         obs[done] = self._sim.observe()[done]
 
     def _validated(self, actions: Any) -> np.ndarray:
@@ -167,5 +164,4 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
     ) -> dict[str, Any]:
         info = core.step_info(collisions, cumulative, moved)
         everywhere = np.ones(self.num_envs, dtype=bool)
-        info.update({f"_{key}": everywhere for key in list(info)})
-        return info
+        return info | {f"_{key}": everywhere for key in info}

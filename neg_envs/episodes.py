@@ -40,7 +40,6 @@ class EpisodeStats:
     lengths: list[int] = field(default_factory=list)
 
     def add(self, episode: Episode) -> None:
-        """Append a finished episode."""
         self.returns.append(episode.total_return)
         self.collisions.append(episode.collisions)
         self.moves.append(episode.moves)

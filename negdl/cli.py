@@ -4,8 +4,7 @@ Each field's docstring becomes its ``--help`` text. On top of tyro: ``parse_args
 ``ValueError`` from the dataclass's checks into one ``prog: error: ...`` line (status 2);
 ``run_main`` does the same for a failed run (``ValueError``, ``OSError``, ``UserError``), reports
 a signal's stop (``negdl.interrupt.Stopped``, status 130/143) or an unhandled Ctrl-C (130), and
-ends quietly with 141 when the reader closes the output (``--help | head``);
-``parse_options`` reads ``name=value`` items; ``check_*`` refuse unusable paths before any work.
+ends quietly with 141 when the reader closes the output (``--help | head``).
 
 Scripts end with ``if __name__ == "__main__": run_main("<name>.py", Args, main)``.
 """
@@ -42,10 +41,7 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, prog: str | None
         # top-level class) or the parse-error hook (a nested config) they reach this handler.
         with _nested_errors_raised():
             return tyro.cli(
-                functools.partial(cls),
-                args=argv,
-                prog=prog,
-                config=(tyro.conf.DisallowNone,),
+                functools.partial(cls), args=argv, prog=prog, config=(tyro.conf.DisallowNone,)
             )
     except (ValueError, UserError) as error:  # UserError: e.g. a value of the wrong type
         print(f"{prog}: error: {error}", file=sys.stderr)
@@ -92,10 +88,7 @@ NAME_VALUE_OPTIONS = tyro.constructors.PrimitiveConstructorSpec(
 
 
 def run_main(
-    prog: str,
-    args_class: type[T],
-    run: Callable[[T], Any],
-    argv: Sequence[str] | None = None,
+    prog: str, args_class: type[T], run: Callable[[T], Any], argv: Sequence[str] | None = None
 ) -> Any:
     """Parse ``argv`` into ``args_class`` and call ``run`` with it, ending a failure as the
     module docstring says (print what the command reports inside ``run``, so that a closed
@@ -130,10 +123,8 @@ def _quiet_closed_stdout() -> None:
     except (AttributeError, OSError, ValueError):  # replaced by a test's capture: nothing to do
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fileno)
-    finally:
-        os.close(devnull)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def check_out_dir(name: str, path: str | Path | None) -> None:
@@ -142,9 +133,8 @@ def check_out_dir(name: str, path: str | Path | None) -> None:
     if path is None:
         return
     folder = Path(path)
-    for existing in (folder, *folder.parents):
-        if existing.exists():
-            break
+    ancestors = (folder, *folder.parents)
+    existing = next((part for part in ancestors if part.exists()), ancestors[-1])
     if not existing.is_dir():
         what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
         raise ValueError(f"{name} {str(path)!r} {what}; give a folder")

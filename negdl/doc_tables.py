@@ -26,8 +26,7 @@ def markdown_tables(text: str) -> list[str]:
 def csv_table(path: Path) -> str:
     """A csv file as one markdown table, its first row the header."""
     with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    header, body = rows[0], rows[1:]
+        header, *body = csv.reader(handle)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines) + "\n"

@@ -16,8 +16,7 @@ terminated, exit status ``128 + signal`` (130 for SIGINT, 143 for SIGTERM). The 
         stop.exit(f"kept {len(rows)} rows in {out / 'results.csv'}")
 
 Library code raises :class:`Stopped` instead, which ``negdl.cli.run_main`` reports the same way.
-Messages go to the terminal's stderr (``sys.__stderr__``) even while a trial's output is sent to
-its log. Worker processes should ignore SIGINT (Ctrl-C reaches the whole process group).
+Worker processes should ignore SIGINT (Ctrl-C reaches the whole process group).
 """
 
 from __future__ import annotations

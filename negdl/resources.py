@@ -9,6 +9,7 @@ Code about to allocate much estimates the size and calls :func:`check_memory`, w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -53,16 +54,13 @@ def parse_bytes(text: str) -> int:
 
 def available_memory() -> int:
     """Bytes of memory available to new allocations now (``MemAvailable`` on Linux)."""
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 2**63 - 1  # unknown: no limit rather than a wrong one
+    return 2**63 - 1  # unknown: no limit rather than a wrong one
 
 
 def memory_limit() -> tuple[int, str]:

@@ -134,10 +134,10 @@ def execute_trial(function: Callable[[Trial], Any], trial: Trial) -> TrialOutcom
     return TrialOutcome(trial, tables, error, seconds, output.getvalue(), socket.gethostname())
 
 
-def failed_outcome(trial: Trial, error: BaseException | str) -> TrialOutcome:
+def failed_outcome(trial: Trial, error: BaseException) -> TrialOutcome:
     """The outcome of a trial that could not run or report back (its worker died, it was
     cancelled): the error alone stands in for its traceback (the driver's stack says nothing)."""
-    text = error if isinstance(error, str) else "".join(traceback.format_exception_only(error))
+    text = "".join(traceback.format_exception_only(error))
     return TrialOutcome(trial, None, text, math.nan, "", "")
 
 

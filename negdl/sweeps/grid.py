@@ -11,17 +11,6 @@ from typing import Any
 PLAIN_TYPES = (bool, int, float, str)
 
 
-def _check_value(axis: str, value: Any) -> None:
-    parts = value if isinstance(value, tuple) else (value,)
-    if not all(isinstance(part, PLAIN_TYPES) for part in parts) or any(
-        isinstance(part, float) and not math.isfinite(part) for part in parts
-    ):
-        raise ValueError(
-            f"grid axis {axis!r}: values must be numbers, text or bools (or tuples of them), "
-            f"got {value!r}"
-        )
-
-
 class Grid:
     """Every combination of named values (distinct numbers, text, bools or tuples of them), the
     first axis varying slowest: ``Grid(n=(10, 30), seed=(0, 1))`` is (10, 0), (10, 1), (30, 0),
@@ -34,7 +23,14 @@ class Grid:
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
                 raise ValueError(f"grid axis {axis!r} needs a non-empty sequence, got {values!r}")
             for value in values:
-                _check_value(axis, value)
+                parts = value if isinstance(value, tuple) else (value,)
+                if not all(isinstance(part, PLAIN_TYPES) for part in parts) or any(
+                    isinstance(part, float) and not math.isfinite(part) for part in parts
+                ):
+                    raise ValueError(
+                        f"grid axis {axis!r}: values must be numbers, text or bools (or tuples "
+                        f"of them), got {value!r}"
+                    )
             if len(set(values)) != len(values):
                 raise ValueError(f"grid axis {axis!r} repeats a value: {list(values)}")
         self.axes: dict[str, tuple[Any, ...]] = {axis: tuple(v) for axis, v in axes.items()}

@@ -22,14 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from negdl.checks import check_bool, check_choice, check_int, check_number
-from negdl.sweep_backends import (
-    BACKEND_NAMES,
-    Backend,
-    InProcess,
-    ProcessPool,
-    Ray,
-    ray_available,
-)
+from negdl.sweep_backends import BACKEND_NAMES, Backend, InProcess, ProcessPool, Ray, ray_available
 from negdl.sweeps.grid import Grid
 from negdl.sweeps.runner import Sweep, SweepResult, plain
 from negdl.trials import Trial
@@ -109,7 +102,6 @@ class SweepOptions:
         return self.backend or ("processes" if self.workers > 1 else "in-process")
 
     def make_backend(self) -> Backend:
-        """The backend these options ask for."""
         if self.sweep_backend == "ray":
             return Ray(self.address, self.cpus_per_trial, self.gpus_per_trial)
         if self.sweep_backend == "processes":
@@ -133,11 +125,7 @@ class SweepOptions:
         )
 
     def run_reported(
-        self,
-        sweep: Sweep,
-        prog: str,
-        progress: bool,
-        report: Callable[[SweepResult], None],
+        self, sweep: Sweep, prog: str, progress: bool, report: Callable[[SweepResult], None]
     ) -> SweepResult:
         """:meth:`run_sweep` with ``report`` (which writes the tables of the trials finished so
         far) after each finished trial and once more at the end, then ``raise_for_failures``."""

@@ -1,13 +1,10 @@
 """The runner of a sweep: its trials, where their records go, and how a restarted sweep resumes.
 
-A :class:`Sweep` is a trial function, a :class:`~negdl.sweeps.grid.Grid` and a results folder;
-each grid point is a :class:`~negdl.trials.Trial` whose name (``"seed{seed}"`` -> ``seed0``) is
-its folder. :meth:`Sweep.run` runs the unfinished trials on a backend
-(:mod:`negdl.sweep_backends`): a finished trial's record (``trial.json``: parameters, settings,
-time, machine, tables) and its tables as CSV are written as soon as it ends, so a restarted
-sweep runs only the rest (a record made with other ``settings`` is an error, not reused); a
-trial that raises is reported and the others go on; the first Ctrl-C or SIGTERM drops the
-trials in flight and raises :class:`~negdl.interrupt.Stopped`.
+A finished trial's record (``trial.json``: parameters, settings, time, machine, tables) and its
+tables as CSV are written as soon as it ends, so a restarted sweep runs only the rest (a record
+made with other ``settings`` is an error, not reused); a trial that raises is reported and the
+others go on; the first Ctrl-C or SIGTERM drops the trials in flight and raises
+:class:`~negdl.interrupt.Stopped`.
 """
 
 from __future__ import annotations
@@ -44,14 +41,8 @@ class _NameFormatter(string.Formatter):
 
 def _check_names(names: Sequence[str]) -> None:
     for name in names:
-        parts = PurePosixPath(name).parts
-        if (
-            not parts
-            or name.startswith("/")
-            or any(part in (".", "..") for part in parts)
-            or "\\" in name
-            or "\0" in name
-        ):
+        parts = PurePosixPath(name).parts  # "." parts are dropped: "." itself has none
+        if not parts or name.startswith("/") or ".." in parts or "\\" in name or "\0" in name:
             raise ValueError(
                 f"trial name {name!r} must be a relative path without '.' or '..' parts"
             )
@@ -85,7 +76,6 @@ class SweepResult:
     failed: dict[str, str] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    root: Path = Path(".")
     backend: str = ""
     slots: int = 1
 
@@ -182,7 +172,7 @@ class Sweep:
         backend = backend or InProcess()
         trials = self.trials()
         settings = plain(dict(self.settings))
-        result = SweepResult(trials, root=Path(self.root), slots=backend.slots)
+        result = SweepResult(trials, slots=backend.slots)
         for trial in trials:
             record = self._finished_record(trial, settings) if resume else None
             if record is not None:
@@ -231,9 +221,8 @@ class Sweep:
 
     def _finished_record(self, trial: Trial, settings: Mapping[str, Any]) -> dict | None:
         """The trial's record if it finished (with other settings: an error), else None."""
-        path = trial.dir / RECORD_NAME
         try:
-            record = json.loads(path.read_text())
+            record = json.loads((trial.dir / RECORD_NAME).read_text())
         except (OSError, ValueError):
             return None
         if record.get("status") != "finished" or record.get("params") != plain(dict(trial.params)):
@@ -252,11 +241,7 @@ class Sweep:
         return record
 
     def _record(
-        self,
-        outcome: TrialOutcome,
-        settings: Mapping[str, Any],
-        result: SweepResult,
-        bar: tqdm,
+        self, outcome: TrialOutcome, settings: Mapping[str, Any], result: SweepResult, bar: tqdm
     ) -> None:
         """Write the outcome's record and tables, and report it."""
         trial = outcome.trial
@@ -269,7 +254,6 @@ class Sweep:
             "host": outcome.host,
             "ended": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
-        trial.dir.mkdir(parents=True, exist_ok=True)
         if outcome.failed:
             result.failed[trial.name] = outcome.error or ""
             record["error"] = outcome.error
@@ -284,8 +268,7 @@ class Sweep:
                     write_csv(rows, trial.dir / f"{table}.csv")
             record["tables"] = outcome.tables
             result.finished[trial.name] = outcome.tables
-            if math.isfinite(outcome.seconds):
-                result.seconds[trial.name] = outcome.seconds
+            result.seconds[trial.name] = outcome.seconds  # only failed_outcome has no time
             if outcome.output:
                 bar.write(outcome.output.rstrip("\n"))
         # Written last and whole: its "finished" is what a restarted sweep trusts.
