@@ -5,18 +5,12 @@ path, and the env and the policy's forward alone as upper bounds.
     python scripts/bench_training.py --device cuda --threads 4
     python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
-Rows, each trained for ``--total-timesteps`` env steps: ``today's path``, what ``negdl-train
---algo dqn`` ran in negdl 0.1 (SB3's ``DQN`` with ``reference_extractor`` on ``TODAY_N_ENVS``
-envs and ``TODAY_HYPERPARAMS``), the baseline of the speed-up column; on negdl-train's defaults
-``dqn`` (SB3's DQN, current extractor), ``neg-reward-dqn``, the main job and ``neg-action-dqn``;
-with ``--agent-n-envs`` or ``--hyperparams``, ``neg-reward-dqn`` once more on that schedule.
-
-A row's rate is taken over the steps after the exploration decay (the last 80 % of a run,
-where the policy acts on 95 % of the steps), excluding building the model. Upper bounds: the env
-alone (random actions through the same vec env), one forward of the policy at the acting and at
-the training batch, and one gradient step, each as the env steps per second training would reach
-if it did nothing else. Repetitions interleave the rows and the table shows medians, so load on a
-shared machine hurts every row alike.
+Today's path, the baseline of the speed-up columns, is what ``negdl-train --algo dqn`` ran in
+negdl 0.1: SB3's ``DQN`` with ``reference_extractor`` on negdl 0.1's schedule. A row's rate is
+taken over the steps after the exploration decay (the last 80 % of a run, where the policy acts
+on 95 % of the steps), excluding building the model; an upper bound is the env steps per second
+training would reach if it did nothing else. Repetitions interleave the rows and the table shows
+medians, so load on a shared machine hurts every row alike.
 """
 
 from __future__ import annotations
@@ -29,12 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-import neg_envs  # noqa: F401  (registers the ids)
+import neg_envs  # registers the ids
 from neg_agents.algos import MAIN_ALGO
 from neg_agents.common.env_util import make_env
 from neg_agents.common.extractors import collision_extractor_kwargs
@@ -122,8 +115,7 @@ class SteadyTimer(BaseCallback):
         self.end = (time.perf_counter(), time.process_time(), self.num_timesteps)
 
     def rates(self) -> Rate:
-        """Env steps per wall second and per CPU second between start and end (nan if the run
-        never got there)."""
+        """Env steps per wall and per CPU second from start to end (nan if it never started)."""
         if self.start is None or self.end is None or self.end[2] <= self.start[2]:
             return Rate(float("nan"), float("nan"))
         steps = self.end[2] - self.start[2]
@@ -132,13 +124,12 @@ class SteadyTimer(BaseCallback):
 
 def reference_policy_kwargs() -> dict[str, Any]:
     """negdl 0.1's policy arguments on the default scene, with the frozen extractor."""
-    env = gym.make(ENV_ID)
-    config = env.unwrapped.config
-    env.close()
     return {
         **hyperparams_for("dqn")["policy_kwargs"],
         "features_extractor_class": ReferenceObstacleSetExtractor,
-        "features_extractor_kwargs": collision_extractor_kwargs(config, **EXTRACTOR_KWARGS),
+        "features_extractor_kwargs": collision_extractor_kwargs(
+            neg_envs.CollisionConfig(), **EXTRACTOR_KWARGS
+        ),
     }
 
 
@@ -310,15 +301,14 @@ def main(args: Args) -> None:
         # Each repetition starts at another row, so no row always runs first or after the same one.
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            config = rows[name]
-            rate, model = train_rate(config)
+            rate, model = train_rate(rows[name])
             rates[name].append(rate)
             print(
                 f"repetition {repeat + 1}/{args.repeats}: {name}: {rate.wall:,.0f} env steps/s "
                 f"({rate.cpu:,.0f} per CPU second)",
                 flush=True,
             )
-            if name == TODAY or config.algo == "neg-reward-dqn":
+            if name == TODAY or rows[name].algo == "neg-reward-dqn":
                 label = "today's path" if name == TODAY else name
                 for bound, value in bound_rates(model, args).items():
                     bounds.setdefault(f"{bound}: {label}", []).append(value)

@@ -2,11 +2,9 @@
 
 Every check prints PASS or FAIL with the numbers behind it, and the exit code is non-zero when
 one fails; on the CPU the CUDA-only checks are skipped, so the script is smoke-tested there.
-Checks: a Trainer replaying a captured CUDA graph trains like the eager one (SGD with momentum,
-Adam with ``capturable=True``, a short last batch, a negation switched between epochs); a step
-that cannot be captured warns and trains eagerly; K stacked models equal K separate runs
-(float64); CBOMF seeds trained stacked equal seeds trained one after another (float32); step
-rates of ResNet18 in fp32 vs float16 AMP and of the MNIST net eager vs captured.
+Checks: captured vs eager Trainer, the eager fallback of a step that cannot be captured, stacked
+models and CBOMF seeds vs separate runs; rates of ResNet18 in fp32 vs AMP, the MNIST net eager vs
+captured.
 
     python scripts/gpu_check.py --data-dir ../shared/data --out gpu_check.md
 """
@@ -102,8 +100,8 @@ def train_single(
     device: torch.device,
     capture: str,
     optimizer: Callable[[nn.Module], torch.optim.Optimizer],
-    reducer: LossReducer | None = None,
     switch_negation: bool = False,
+    reducer: LossReducer | None = None,
 ) -> tuple[list[float], nn.Module, Trainer]:
     torch.manual_seed(0)
     model = mnist_net()
@@ -133,10 +131,8 @@ def check_captured_trainer(report: Report, data: LabelledImages, device: torch.d
     }
     for name, optimizer in optimizers.items():
         for switch in (False, True):
-            eager_losses, eager, _ = train_single(data, device, "off", optimizer, None, switch)
-            losses, captured, trainer = train_single(
-                data, device, "cuda-graph", optimizer, None, switch
-            )
+            eager_losses, eager, _ = train_single(data, device, "off", optimizer, switch)
+            losses, captured, trainer = train_single(data, device, "cuda-graph", optimizer, switch)
             difference = max_difference(eager, captured)
             loss_gap = max(abs(a - b) for a, b in zip(losses, eager_losses, strict=True))
             graphs = trainer.captured.recordings
@@ -160,10 +156,11 @@ def check_uncapturable_falls_back(
     report: Report, data: LabelledImages, device: torch.device
 ) -> None:
     sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.05)  # noqa: E731
-    _, eager, _ = train_single(data, device, "off", sgd, AboveMeanReducer())
+    reducer = AboveMeanReducer()
+    _, eager, _ = train_single(data, device, "off", sgd, reducer=reducer)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, captured, trainer = train_single(data, device, "cuda-graph", sgd, AboveMeanReducer())
+        _, captured, trainer = train_single(data, device, "cuda-graph", sgd, reducer=reducer)
     warned = any("could not be captured" in str(w.message) for w in caught)
     difference = max_difference(eager, captured)
     report.check(
@@ -240,8 +237,7 @@ def check_cbomf(
     )
 
 
-def step_rate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
-    batch = (images, labels)
+def step_rate(trainer: Trainer, batch: tuple[torch.Tensor, torch.Tensor], steps: int) -> float:
     for _ in range(10):  # warm-up, capture
         trainer.step(batch)
     if trainer.device.type == "cuda":
@@ -253,7 +249,7 @@ def step_rate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, step
             trainer.step(batch)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)
-        rates.append(steps * len(labels) / (time.perf_counter() - start))
+        rates.append(steps * len(batch[1]) / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
@@ -290,7 +286,7 @@ def measure_rates(report: Report, device: torch.device, steps: int) -> None:
                 options=TrainerOptions(amp=amp, capture=capture),
             )
             model.train()
-            rate = step_rate(trainer, images, labels, steps)
+            rate = step_rate(trainer, (images, labels), steps)
             report.add(f"| {name} | {label} ({trainer.capture}) | {rate:,.0f} |")
     parameters = sum(p.numel() for p in cifar_resnet18().parameters())
     report.add(
