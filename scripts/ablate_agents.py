@@ -55,10 +55,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dqn, flat MLP": ("dqn", {"features_extractor_class": FlattenExtractor}),
 }
 #: Observation layouts: name -> env options.
-OBSERVATIONS: dict[str, dict[str, Any]] = {
-    "absolute": {},
-    "nearest": {"observation": "nearest"},
-}
+OBSERVATIONS: dict[str, dict[str, Any]] = {"absolute": {}, "nearest": {"observation": "nearest"}}
 METRICS = (
     ("collisions_per_episode", "collisions", 2),
     ("moves_per_episode", "moves", 0),

@@ -163,7 +163,7 @@ def conventional_rate(
     return timed(run, args, device)
 
 
-def project_pipeline(
+def project_rate(
     data: LabelledImages,
     args: Args,
     device: torch.device,
@@ -172,11 +172,11 @@ def project_pipeline(
     capture: str = "off",
     amp: bool = False,
     channels_last: bool = True,
-) -> Callable[[int], int]:
-    """The project's trainer on tensors already on the device (moved once, untimed): ``Trainer``
-    for one MNIST net, ``StackedTrainer`` for ``models`` copies, each with its own shuffle. With
-    ``frozen`` the heads train on features cached once by the frozen extractors, as the CBOMF
-    modes do; the one-off extraction is timed separately."""
+) -> float:
+    """Samples/s of the project's trainer on tensors already on the device (moved once, untimed):
+    ``Trainer`` for one MNIST net, ``StackedTrainer`` for ``models`` copies, each with its own
+    shuffle. With ``frozen`` the heads train on features cached once by the frozen extractors, as
+    the CBOMF modes do; the one-off extraction is timed separately."""
     torch.manual_seed(args.seed)
     nets = [mnist_net().to(device) for _ in range(models)]
     on_device = data.to(device)
@@ -232,7 +232,7 @@ def project_pipeline(
             samples += batch[1].numel()  # labels: (B,) or (K, B)
         return samples
 
-    return run
+    return timed(run, args, device, models)
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:
@@ -266,10 +266,10 @@ def main(args: Args) -> None:
         lines.insert(1, f"Machine ({device.type}): {machine}.")
         cuda = device.type == "cuda"
         capture, default = ("auto", "captured CUDA graph") if cuda else ("off", "eager")
+        total = f"{default} (total over the models)"
 
         def rate(models: int = 1, device: torch.device = device, **options: Any) -> float:
-            run = project_pipeline(data, args, device, models, **options)
-            return timed(run, args, device, models)
+            return project_rate(data, args, device, models, **options)
 
         per_sample = "per-sample Dataset + DataLoader"
         tensor = "tensor pipeline, channels-last,"
@@ -284,9 +284,7 @@ def main(args: Args) -> None:
             if args.compile:
                 full[f'{tensor} torch.compile(mode="reduce-overhead")'] = rate(capture="compile")
         for k in filter(None, args.stack_sizes):
-            full[f"{k} models stacked, {default} (total over the models)"] = rate(
-                k, capture=capture
-            )
+            full[f"{k} models stacked, {total}"] = rate(k, capture=capture)
         frozen = {
             f"{per_sample}, frozen extractor run every batch (conventional)": conventional_rate(
                 data, args, device, frozen=True
@@ -299,11 +297,10 @@ def main(args: Args) -> None:
         if cuda:
             frozen["head on cached features, eager fp32"] = rate(frozen=True)
         frozen[f"head on cached features, {default} (project default)"] = head_rate
-        frozen[f"head on cached features, one-off extraction spread over {epochs} epochs"] = (
-            amortised
-        )
+        spread = f"head on cached features, one-off extraction spread over {epochs} epochs"
+        frozen[spread] = amortised
         for k in filter(None, args.stack_sizes):
-            name = f"{k} heads stacked on their cached features, {default} (total over the models)"
+            name = f"{k} heads stacked on their cached features, {total}"
             frozen[name] = rate(k, frozen=True, capture=capture)
         for training, rows in (
             ("full network (SN, phase 1)", full),

@@ -52,10 +52,6 @@ class Rate(NamedTuple):
     wall: float
     cpu: float
 
-    def times(self, factor: float) -> Rate:
-        """The rate of ``factor`` times as many env steps per call."""
-        return Rate(self.wall * factor, self.cpu * factor)
-
 
 @dataclass
 class Args:
@@ -178,15 +174,15 @@ def train_rate(config: TrainConfig) -> tuple[Rate, Any]:
     return timer.rates(), result.model
 
 
-def calls_per_second(call: Callable[[], Any], seconds: float) -> Rate:
+def env_steps_per_second(call: Callable[[], Any], env_steps: float, seconds: float) -> Rate:
     """How often ``call`` runs per wall and per CPU second, over about ``seconds`` (after one
-    warm-up call)."""
+    warm-up call), times the ``env_steps`` one call serves."""
     call()
     calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < seconds:
         call()
         calls += 1
-    return Rate(calls / elapsed, calls / (time.process_time() - cpu))
+    return Rate(calls / elapsed * env_steps, calls / (time.process_time() - cpu) * env_steps)
 
 
 def env_rate(args: Args) -> Rate:
@@ -195,9 +191,9 @@ def env_rate(args: Args) -> Rate:
     env.reset()
     actions = np.random.default_rng(args.seed).integers(4, size=(64, args.n_envs))
     batches = itertools.cycle(actions)
-    rate = calls_per_second(lambda: env.step(next(batches)), args.bound_seconds)
+    rate = env_steps_per_second(lambda: env.step(next(batches)), args.n_envs, args.bound_seconds)
     env.close()
-    return rate.times(args.n_envs)
+    return rate
 
 
 def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
@@ -213,14 +209,14 @@ def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
     training = torch.as_tensor(observations.reshape(-1, *space.shape), device=model.device)
 
     def rate(call: Callable[[], Any], env_steps: float) -> Rate:
-        """The rate of ``call`` (CUDA synchronised) times the ``env_steps`` one call serves."""
+        """``env_steps_per_second`` of ``call``, CUDA synchronised."""
 
         def synced() -> None:
             call()
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
 
-        return calls_per_second(synced, args.bound_seconds).times(env_steps)
+        return env_steps_per_second(synced, env_steps, args.bound_seconds)
 
     @torch.no_grad()
     def forward(obs: torch.Tensor) -> None:

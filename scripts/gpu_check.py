@@ -171,7 +171,7 @@ def check_uncapturable_falls_back(
     )
 
 
-def check_stacked(report: Report, data: LabelledImages, device: torch.device, capture: str) -> None:
+def check_stacked(report: Report, data: LabelledImages, device: torch.device) -> None:
     seeds = (0, 1, 2)
     images = data.images.double()
 
@@ -184,7 +184,7 @@ def check_stacked(report: Report, data: LabelledImages, device: torch.device, ca
         models,
         lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5),
         context=RunContext(device, progress=False),
-        options=TrainerOptions(capture=capture),
+        options=TrainerOptions(capture="auto"),
     )
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     trainer.fit((images, data.labels), 2, generators)
@@ -308,7 +308,7 @@ def main(args: Args) -> None:
         check_uncapturable_falls_back(report, data, device)
     else:
         report.add("- SKIP captured-step checks: they need CUDA")
-    check_stacked(report, data, device, "auto")
+    check_stacked(report, data, device)
     check_cbomf(report, data, device, args.cbomf_modes)
     measure_rates(report, device, args.rate_steps)
     report.add("", f"{report.failed} check(s) failed.")

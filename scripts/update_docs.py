@@ -46,9 +46,7 @@ def load_jobs(path: Path) -> dict[str, Job]:
         if not line[0].isspace():
             name, description = line.split(": ", 1)
             jobs[name] = Job(description)
-            continue
-        words = shlex.split(line)
-        if words[0] == "copy":
+        elif (words := shlex.split(line))[0] == "copy":
             jobs[name].copies.append(tuple(words[1:]))
         else:
             jobs[name].commands.append((PYTHON if words[0] == "python" else words[0], *words[1:]))
