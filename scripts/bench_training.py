@@ -6,11 +6,8 @@ path, and the env and the policy's forward alone as upper bounds.
     python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
 Today's path, the baseline of the speed-up columns, is what ``negdl-train --algo dqn`` ran in
-negdl 0.1: SB3's ``DQN`` with ``reference_extractor`` on negdl 0.1's schedule. A row's rate is
-taken over the steps after the exploration decay (the last 80 % of a run, where the policy acts
-on 95 % of the steps), excluding building the model; an upper bound is the env steps per second
-training would reach if it did nothing else. Repetitions interleave the rows and the table shows
-medians, so load on a shared machine hurts every row alike.
+negdl 0.1: SB3's ``DQN`` with ``reference_extractor`` on negdl 0.1's schedule. Rates leave out
+building the model and the exploration decay (the policy acts on 95 % of the steps after it).
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ captured.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -99,7 +100,7 @@ def train_single(
     data: LabelledImages,
     device: torch.device,
     capture: str,
-    optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+    optimizer: Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer],
     switch_negation: bool = False,
     reducer: LossReducer | None = None,
 ) -> tuple[list[float], nn.Module, Trainer]:
@@ -107,7 +108,7 @@ def train_single(
     model = mnist_net()
     trainer = Trainer(
         model,
-        optimizer(model),
+        optimizer(model.parameters()),
         reducer=reducer,
         context=RunContext(device, progress=False),
         options=TrainerOptions(capture=capture, capture_key=lambda: model.negate),
@@ -124,10 +125,8 @@ def train_single(
 
 def check_captured_trainer(report: Report, data: LabelledImages, device: torch.device) -> None:
     optimizers = {
-        "SGD momentum": lambda model: torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5),
-        "Adam capturable": lambda model: torch.optim.Adam(
-            model.parameters(), lr=1e-3, capturable=True
-        ),
+        "SGD momentum": functools.partial(torch.optim.SGD, lr=0.05, momentum=0.5),
+        "Adam capturable": functools.partial(torch.optim.Adam, lr=1e-3, capturable=True),
     }
     for name, optimizer in optimizers.items():
         for switch in (False, True):
@@ -155,7 +154,7 @@ class AboveMeanReducer(LossReducer):
 def check_uncapturable_falls_back(
     report: Report, data: LabelledImages, device: torch.device
 ) -> None:
-    sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.05)  # noqa: E731
+    sgd = functools.partial(torch.optim.SGD, lr=0.05)
     reducer = AboveMeanReducer()
     _, eager, _ = train_single(data, device, "off", sgd, reducer=reducer)
     with warnings.catch_warnings(record=True) as caught:
