@@ -149,10 +149,9 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "neg-action-dqn": TrainConfig("neg-action-dqn", **common),
     }
     agent_n_envs = args.agent_n_envs or args.n_envs
-    schedule = [
-        *([f"n_envs={agent_n_envs}"] if agent_n_envs != args.n_envs else []),
-        *args.hyperparams,
-    ]
+    schedule = list(args.hyperparams)
+    if agent_n_envs != args.n_envs:
+        schedule.insert(0, f"n_envs={agent_n_envs}")
     if schedule:
         overrides = parse_options(args.hyperparams, "hyperparameter")
         rows[f"neg-reward-dqn ({' '.join(schedule)})"] = TrainConfig(

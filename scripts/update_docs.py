@@ -114,8 +114,7 @@ def shown(command: tuple[str, ...]) -> str:
 def write_tables() -> None:
     """Rewrite the quoted tables of the README and the site's pages from the files in docs/,
     and the site's home page from the README."""
-    home = REPO / "docs" / "index.md"
-    home.write_text(doc_tables.home_page((REPO / "README.md").read_text()))
+    (REPO / "docs" / "index.md").write_text(doc_tables.home_page((REPO / "README.md").read_text()))
     for page in doc_tables.pages(REPO):
         text = page.read_text()
         filled = doc_tables.fill(text, REPO / "docs")
