@@ -11,8 +11,7 @@ defaults in ``neg_agents/hyperparams.py`` only where their name says:
 - ``neg-reward-dqn``: the defaults (non-positive ``q_head`` of ``NonPositiveDQNPolicy``).
 - ``neg-reward-dqn, <head> head``: another non-positive head (``-|x|``, ``-softplus``, dueling).
 - ``dqn``: SB3's DQN, same extractor and settings, an unconstrained linear head.
-- ``..., flat MLP``: SB3's ``FlattenExtractor`` instead of ``ObstacleSetExtractor`` (the
-  policy before issue 8).
+- ``..., flat MLP``: SB3's ``FlattenExtractor`` instead of ``ObstacleSetExtractor``.
 
 Writes ``ablation.csv`` (one row per variant, observation and seed) and ``ablation.md``, both
 rewritten after every run; ``python scripts/update_docs.py --jobs agents-ablation`` puts them in
@@ -40,6 +39,7 @@ from neg_agents.training import train_agent
 from negdl.checks import check_int
 from negdl.cli import check_out_dir, run_main
 from negdl.results import machine_description, mean_std, write_csv, write_text_atomic
+from supervised.cli.common import check_known
 
 #: Variant name -> (agent, policy_kwargs changed from the defaults).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -55,10 +55,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dqn, flat MLP": ("dqn", {"features_extractor_class": FlattenExtractor}),
 }
 #: Observation layouts: name -> env options.
-OBSERVATIONS: dict[str, dict[str, Any]] = {
-    "absolute": {},
-    "nearest": {"observation": "nearest"},
-}
+OBSERVATIONS: dict[str, dict[str, Any]] = {"absolute": {}, "nearest": {"observation": "nearest"}}
 METRICS = (
     ("collisions_per_episode", "collisions", 2),
     ("moves_per_episode", "moves", 0),
@@ -147,14 +144,8 @@ def markdown(rows: list[dict[str, Any]], args: Args, wall: float) -> str:
 
 def run(args: Args) -> None:
     """Train and evaluate the grid."""
-    unknown = [v for v in args.variants if v not in VARIANTS] + [
-        o for o in args.observations if o not in OBSERVATIONS
-    ]
-    if unknown:
-        raise ValueError(
-            f"unknown variant(s)/observation(s) {unknown}; variants: {list(VARIANTS)}, "
-            f"observations: {list(OBSERVATIONS)}"
-        )
+    check_known("variant", args.variants, VARIANTS)
+    check_known("observation", args.observations, OBSERVATIONS)
     if not args.seeds or not args.variants or not args.observations:
         raise ValueError("give at least one seed, variant and observation")
     for seed in args.seeds:

@@ -2,13 +2,11 @@
 ``Dataset`` + ``DataLoader`` pipeline, measured in the same run on the same data.
 
 The conventional pipeline is what the source (and torchvision's MNIST) does: each sample is a
-PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``, in
-the default memory format. The project pipeline keeps the split as a tensor on the device,
-batches by indexing and trains channels-last through ``Trainer`` (also measured without
-channels-last, and on CUDA with float16 AMP, a captured CUDA graph (the default there) and
-``torch.compile(mode="reduce-overhead")``); ``StackedTrainer`` rows train K models at once
-(samples/s summed over them). Project rows time ``step`` over the source's batches (the batch
-gather included); the warm-up before each measurement holds any capture or compilation.
+PIL image turned into a normalised tensor in ``__getitem__``, collated by a ``DataLoader``. The
+project pipeline keeps the split as a tensor on the device, batches by indexing and trains
+through ``Trainer`` (``StackedTrainer``: K models at once, samples/s summed over them) with the
+settings each row names. Project rows time ``step`` over the source's batches (the batch gather
+included); the warm-up before each measurement holds any capture or compilation.
 
     python scripts/bench_supervised.py --download     # writes runs/supervised/bench.md
 """
@@ -110,11 +108,9 @@ def load_pixels(args: Args) -> tuple[LabelledImages, str]:
 
 
 def timed(run: Callable[[int], int], args: Args, device: torch.device, models: int = 1) -> float:
-    """Median samples/s of ``run(steps)`` (which returns the samples it trained on), after a warm-up.
-
-    A stack of ``models`` runs ``steps / models`` timed steps, so that every measurement covers
-    about the same number of samples (the warm-up keeps its step count: it holds the capture).
-    """
+    """Median samples/s of ``run(steps)`` (which returns the samples it trained on), after a
+    warm-up. A stack of ``models`` runs ``steps / models`` timed steps, so that every measurement
+    covers about the same samples (the warm-up keeps its step count: it holds the capture)."""
     rates = []
     for _ in range(args.repeats):
         run(args.warmup_steps)
@@ -128,14 +124,12 @@ def timed(run: Callable[[int], int], args: Args, device: torch.device, models: i
     return statistics.median(rates)
 
 
-def conventional(
+def conventional_rate(
     data: LabelledImages, args: Args, device: torch.device, frozen: bool
-) -> Callable[[int], int]:
-    """The per-sample Dataset + DataLoader loop (the dataset standardises, so the model does not).
-
-    With ``frozen`` the extractor is frozen as in phase 2 of HN/NR/ALT/TP: every batch still
-    runs through it, only the head trains.
-    """
+) -> float:
+    """Samples/s of the per-sample Dataset + DataLoader loop (the dataset standardises, so the
+    model does not); ``frozen`` freezes the extractor as phase 2 of HN/NR/ALT/TP does: every
+    batch still runs through it, only the head trains."""
     torch.manual_seed(args.seed)
     model = mnist_net().to(device)
     model.extractor.standardize = torch.nn.Identity()
@@ -166,10 +160,10 @@ def conventional(
             samples += len(labels)
         return samples
 
-    return run
+    return timed(run, args, device)
 
 
-def project_pipeline(
+def project_rate(
     data: LabelledImages,
     args: Args,
     device: torch.device,
@@ -178,13 +172,11 @@ def project_pipeline(
     capture: str = "off",
     amp: bool = False,
     channels_last: bool = True,
-) -> Callable[[int], int]:
-    """The project's trainer on tensors already on the device (moved once, untimed): ``Trainer``
-    for one MNIST net, ``StackedTrainer`` for ``models`` copies, each with its own shuffle.
-
-    With ``frozen`` the heads train on features cached once by the frozen extractors, as the
-    CBOMF modes do; the one-off extraction is timed separately.
-    """
+) -> float:
+    """Samples/s of the project's trainer on tensors already on the device (moved once, untimed):
+    ``Trainer`` for one MNIST net, ``StackedTrainer`` for ``models`` copies, each with its own
+    shuffle. With ``frozen`` the heads train on features cached once by the frozen extractors, as
+    the CBOMF modes do; the one-off extraction is timed separately."""
     torch.manual_seed(args.seed)
     nets = [mnist_net().to(device) for _ in range(models)]
     on_device = data.to(device)
@@ -233,15 +225,14 @@ def project_pipeline(
     )
 
     def run(steps: int) -> int:
-        """``trainer.step`` over the next ``steps`` batches; returns the samples trained on
-        (over every model of a stack)."""
+        """``trainer.step`` over the next ``steps`` batches; the samples trained on (all models)."""
         samples = 0
         for batch in itertools.islice(batches, steps):
             trainer.step(batch)
             samples += batch[1].numel()  # labels: (B,) or (K, B)
         return samples
 
-    return run
+    return timed(run, args, device, models)
 
 
 def extraction_rate(data: LabelledImages, device: torch.device) -> float:
@@ -275,17 +266,15 @@ def main(args: Args) -> None:
         lines.insert(1, f"Machine ({device.type}): {machine}.")
         cuda = device.type == "cuda"
         capture, default = ("auto", "captured CUDA graph") if cuda else ("off", "eager")
+        total = f"{default} (total over the models)"
 
         def rate(models: int = 1, device: torch.device = device, **options: Any) -> float:
-            run = project_pipeline(data, args, device, models, **options)
-            return timed(run, args, device, models)
+            return project_rate(data, args, device, models, **options)
 
-        conventional_rows = "per-sample Dataset + DataLoader"
+        per_sample = "per-sample Dataset + DataLoader"
         tensor = "tensor pipeline, channels-last,"
         full = {
-            f"{conventional_rows} (conventional)": timed(
-                conventional(data, args, device, frozen=False), args, device
-            ),
+            f"{per_sample} (conventional)": conventional_rate(data, args, device, frozen=False),
             "tensor pipeline, default memory format, eager fp32": rate(channels_last=False),
             f"{tensor} eager fp32" + ("" if cuda else " (project default)"): rate(),
         }
@@ -295,12 +284,10 @@ def main(args: Args) -> None:
             if args.compile:
                 full[f'{tensor} torch.compile(mode="reduce-overhead")'] = rate(capture="compile")
         for k in filter(None, args.stack_sizes):
-            full[f"{k} models stacked, {default} (total over the models)"] = rate(
-                k, capture=capture
-            )
+            full[f"{k} models stacked, {total}"] = rate(k, capture=capture)
         frozen = {
-            f"{conventional_rows}, frozen extractor run every batch (conventional)": timed(
-                conventional(data, args, device, frozen=True), args, device
+            f"{per_sample}, frozen extractor run every batch (conventional)": conventional_rate(
+                data, args, device, frozen=True
             )
         }
         head_rate = rate(frozen=True, capture=capture)
@@ -310,11 +297,10 @@ def main(args: Args) -> None:
         if cuda:
             frozen["head on cached features, eager fp32"] = rate(frozen=True)
         frozen[f"head on cached features, {default} (project default)"] = head_rate
-        frozen[f"head on cached features, one-off extraction spread over {epochs} epochs"] = (
-            amortised
-        )
+        spread = f"head on cached features, one-off extraction spread over {epochs} epochs"
+        frozen[spread] = amortised
         for k in filter(None, args.stack_sizes):
-            name = f"{k} heads stacked on their cached features, {default} (total over the models)"
+            name = f"{k} heads stacked on their cached features, {total}"
             frozen[name] = rate(k, frozen=True, capture=capture)
         for training, rows in (
             ("full network (SN, phase 1)", full),

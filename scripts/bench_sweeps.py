@@ -95,7 +95,6 @@ def bench_command(args: Args, backend: str, out_dir: Path) -> list[str]:
 
 def main(args: Args) -> None:
     measured: list[dict] = []
-    outcomes: dict[str, list[dict[str, str]]] = {}
     for round_ in range(1, args.rounds + 1):
         for backend in args.backends:
             out_dir = Path(args.work_dir) / f"{backend}_round{round_}"
@@ -111,9 +110,6 @@ def main(args: Args) -> None:
             with open(out_dir / "bench.csv") as handle:
                 rows = list(csv.DictReader(handle))
             trained = [float(r["train_time_s"]) for r in rows if r["train_time_s"] != "nan"]
-            outcomes[f"{backend} {round_}"] = [
-                {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows
-            ]
             measured.append(
                 {
                     "backend": backend,
@@ -123,16 +119,19 @@ def main(args: Args) -> None:
                     "train": statistics.mean(trained) if trained else float("nan"),
                     "load": (load_before, os.getloadavg()[0]),
                     "command": shlex.join(command),
+                    "outcome": [
+                        {k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows
+                    ],
                 }
             )
             print(f"{backend}, round {round_}: {seconds:.1f} s", flush=True)
-    write_table(args, measured, outcomes)
+    write_table(args, measured)
     print(f"wrote {args.out}")
 
 
-def write_table(args: Args, measured: list[dict], outcomes: dict[str, list]) -> None:
+def write_table(args: Args, measured: list[dict]) -> None:
     """The markdown report of the timed runs."""
-    same = all(rows == next(iter(outcomes.values())) for rows in outcomes.values())
+    same = all(m["outcome"] == measured[0]["outcome"] for m in measured)
     reference = statistics.median(
         m["seconds"] for m in measured if m["backend"] == args.backends[0]
     )

@@ -5,18 +5,9 @@ path, and the env and the policy's forward alone as upper bounds.
     python scripts/bench_training.py --device cuda --threads 4
     python scripts/bench_training.py --agent-n-envs 32 --hyperparams batch_size=512   # + a schedule
 
-Rows, each trained for ``--total-timesteps`` env steps: ``today's path``, what ``negdl-train
---algo dqn`` ran in negdl 0.1 (SB3's ``DQN`` with ``reference_extractor`` on ``TODAY_N_ENVS``
-envs and ``TODAY_HYPERPARAMS``), the baseline of the speed-up column; on negdl-train's defaults
-``dqn`` (SB3's DQN, current extractor), ``neg-reward-dqn``, the main job and ``neg-action-dqn``;
-with ``--agent-n-envs`` or ``--hyperparams``, ``neg-reward-dqn`` once more on that schedule.
-
-A row's rate is taken over the steps after the exploration decay (the last 80 % of a run,
-where the policy acts on 95 % of the steps), excluding building the model. Upper bounds: the env
-alone (random actions through the same vec env), one forward of the policy at the acting and at
-the training batch, and one gradient step, each as the env steps per second training would reach
-if it did nothing else. Repetitions interleave the rows and the table shows medians, so load on a
-shared machine hurts every row alike.
+Today's path, the baseline of the speed-up columns, is what ``negdl-train --algo dqn`` ran in
+negdl 0.1: SB3's ``DQN`` with ``reference_extractor`` on negdl 0.1's schedule. Rates leave out
+building the model and the exploration decay (the policy acts on 95 % of the steps after it).
 """
 
 from __future__ import annotations
@@ -29,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-import neg_envs  # noqa: F401  (registers the ids)
+import neg_envs  # registers the ids
 from neg_agents.algos import MAIN_ALGO
 from neg_agents.common.env_util import make_env
 from neg_agents.common.extractors import collision_extractor_kwargs
@@ -58,10 +48,6 @@ class Rate(NamedTuple):
 
     wall: float
     cpu: float
-
-    def times(self, factor: float) -> Rate:
-        """The rate of ``factor`` times as many env steps per call."""
-        return Rate(self.wall * factor, self.cpu * factor)
 
 
 @dataclass
@@ -122,8 +108,7 @@ class SteadyTimer(BaseCallback):
         self.end = (time.perf_counter(), time.process_time(), self.num_timesteps)
 
     def rates(self) -> Rate:
-        """Env steps per wall second and per CPU second between start and end (nan if the run
-        never got there)."""
+        """Env steps per wall and per CPU second from start to end (nan if it never started)."""
         if self.start is None or self.end is None or self.end[2] <= self.start[2]:
             return Rate(float("nan"), float("nan"))
         steps = self.end[2] - self.start[2]
@@ -132,13 +117,12 @@ class SteadyTimer(BaseCallback):
 
 def reference_policy_kwargs() -> dict[str, Any]:
     """negdl 0.1's policy arguments on the default scene, with the frozen extractor."""
-    env = gym.make(ENV_ID)
-    config = env.unwrapped.config
-    env.close()
     return {
         **hyperparams_for("dqn")["policy_kwargs"],
         "features_extractor_class": ReferenceObstacleSetExtractor,
-        "features_extractor_kwargs": collision_extractor_kwargs(config, **EXTRACTOR_KWARGS),
+        "features_extractor_kwargs": collision_extractor_kwargs(
+            neg_envs.CollisionConfig(), **EXTRACTOR_KWARGS
+        ),
     }
 
 
@@ -165,10 +149,9 @@ def training_rows(args: Args) -> dict[str, TrainConfig]:
         "neg-action-dqn": TrainConfig("neg-action-dqn", **common),
     }
     agent_n_envs = args.agent_n_envs or args.n_envs
-    schedule = [
-        *([f"n_envs={agent_n_envs}"] if agent_n_envs != args.n_envs else []),
-        *args.hyperparams,
-    ]
+    schedule = list(args.hyperparams)
+    if agent_n_envs != args.n_envs:
+        schedule.insert(0, f"n_envs={agent_n_envs}")
     if schedule:
         overrides = parse_options(args.hyperparams, "hyperparameter")
         rows[f"neg-reward-dqn ({' '.join(schedule)})"] = TrainConfig(
@@ -187,15 +170,15 @@ def train_rate(config: TrainConfig) -> tuple[Rate, Any]:
     return timer.rates(), result.model
 
 
-def calls_per_second(call: Callable[[], Any], seconds: float) -> Rate:
+def env_steps_per_second(call: Callable[[], Any], env_steps: float, seconds: float) -> Rate:
     """How often ``call`` runs per wall and per CPU second, over about ``seconds`` (after one
-    warm-up call)."""
+    warm-up call), times the ``env_steps`` one call serves."""
     call()
     calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < seconds:
         call()
         calls += 1
-    return Rate(calls / elapsed, calls / (time.process_time() - cpu))
+    return Rate(calls / elapsed * env_steps, calls / (time.process_time() - cpu) * env_steps)
 
 
 def env_rate(args: Args) -> Rate:
@@ -204,9 +187,9 @@ def env_rate(args: Args) -> Rate:
     env.reset()
     actions = np.random.default_rng(args.seed).integers(4, size=(64, args.n_envs))
     batches = itertools.cycle(actions)
-    rate = calls_per_second(lambda: env.step(next(batches)), args.bound_seconds)
+    rate = env_steps_per_second(lambda: env.step(next(batches)), args.n_envs, args.bound_seconds)
     env.close()
-    return rate.times(args.n_envs)
+    return rate
 
 
 def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
@@ -222,14 +205,14 @@ def bound_rates(model: Any, args: Args) -> dict[str, Rate]:
     training = torch.as_tensor(observations.reshape(-1, *space.shape), device=model.device)
 
     def rate(call: Callable[[], Any], env_steps: float) -> Rate:
-        """The rate of ``call`` (CUDA synchronised) times the ``env_steps`` one call serves."""
+        """``env_steps_per_second`` of ``call``, CUDA synchronised."""
 
         def synced() -> None:
             call()
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
 
-        return calls_per_second(synced, args.bound_seconds).times(env_steps)
+        return env_steps_per_second(synced, env_steps, args.bound_seconds)
 
     @torch.no_grad()
     def forward(obs: torch.Tensor) -> None:
@@ -310,15 +293,14 @@ def main(args: Args) -> None:
         # Each repetition starts at another row, so no row always runs first or after the same one.
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            config = rows[name]
-            rate, model = train_rate(config)
+            rate, model = train_rate(rows[name])
             rates[name].append(rate)
             print(
                 f"repetition {repeat + 1}/{args.repeats}: {name}: {rate.wall:,.0f} env steps/s "
                 f"({rate.cpu:,.0f} per CPU second)",
                 flush=True,
             )
-            if name == TODAY or config.algo == "neg-reward-dqn":
+            if name == TODAY or rows[name].algo == "neg-reward-dqn":
                 label = "today's path" if name == TODAY else name
                 for bound, value in bound_rates(model, args).items():
                     bounds.setdefault(f"{bound}: {label}", []).append(value)

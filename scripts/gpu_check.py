@@ -2,21 +2,20 @@
 
 Every check prints PASS or FAIL with the numbers behind it, and the exit code is non-zero when
 one fails; on the CPU the CUDA-only checks are skipped, so the script is smoke-tested there.
-Checks: a Trainer replaying a captured CUDA graph trains like the eager one (SGD with momentum,
-Adam with ``capturable=True``, a short last batch, a negation switched between epochs); a step
-that cannot be captured warns and trains eagerly; K stacked models equal K separate runs
-(float64); CBOMF seeds trained stacked equal seeds trained one after another (float32); step
-rates of ResNet18 in fp32 vs float16 AMP and of the MNIST net eager vs captured.
+Checks: captured vs eager Trainer, the eager fallback of a step that cannot be captured, stacked
+models and CBOMF seeds vs separate runs; rates of ResNet18 in fp32 vs AMP, the MNIST net eager vs
+captured.
 
     python scripts/gpu_check.py --data-dir ../shared/data --out gpu_check.md
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -101,15 +100,15 @@ def train_single(
     data: LabelledImages,
     device: torch.device,
     capture: str,
-    optimizer: Callable[[nn.Module], torch.optim.Optimizer],
-    reducer: LossReducer | None = None,
+    optimizer: Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer],
     switch_negation: bool = False,
+    reducer: LossReducer | None = None,
 ) -> tuple[list[float], nn.Module, Trainer]:
     torch.manual_seed(0)
     model = mnist_net()
     trainer = Trainer(
         model,
-        optimizer(model),
+        optimizer(model.parameters()),
         reducer=reducer,
         context=RunContext(device, progress=False),
         options=TrainerOptions(capture=capture, capture_key=lambda: model.negate),
@@ -126,17 +125,13 @@ def train_single(
 
 def check_captured_trainer(report: Report, data: LabelledImages, device: torch.device) -> None:
     optimizers = {
-        "SGD momentum": lambda model: torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5),
-        "Adam capturable": lambda model: torch.optim.Adam(
-            model.parameters(), lr=1e-3, capturable=True
-        ),
+        "SGD momentum": functools.partial(torch.optim.SGD, lr=0.05, momentum=0.5),
+        "Adam capturable": functools.partial(torch.optim.Adam, lr=1e-3, capturable=True),
     }
     for name, optimizer in optimizers.items():
         for switch in (False, True):
-            eager_losses, eager, _ = train_single(data, device, "off", optimizer, None, switch)
-            losses, captured, trainer = train_single(
-                data, device, "cuda-graph", optimizer, None, switch
-            )
+            eager_losses, eager, _ = train_single(data, device, "off", optimizer, switch)
+            losses, captured, trainer = train_single(data, device, "cuda-graph", optimizer, switch)
             difference = max_difference(eager, captured)
             loss_gap = max(abs(a - b) for a, b in zip(losses, eager_losses, strict=True))
             graphs = trainer.captured.recordings
@@ -159,11 +154,12 @@ class AboveMeanReducer(LossReducer):
 def check_uncapturable_falls_back(
     report: Report, data: LabelledImages, device: torch.device
 ) -> None:
-    sgd = lambda model: torch.optim.SGD(model.parameters(), lr=0.05)  # noqa: E731
-    _, eager, _ = train_single(data, device, "off", sgd, AboveMeanReducer())
+    sgd = functools.partial(torch.optim.SGD, lr=0.05)
+    reducer = AboveMeanReducer()
+    _, eager, _ = train_single(data, device, "off", sgd, reducer=reducer)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, captured, trainer = train_single(data, device, "cuda-graph", sgd, AboveMeanReducer())
+        _, captured, trainer = train_single(data, device, "cuda-graph", sgd, reducer=reducer)
     warned = any("could not be captured" in str(w.message) for w in caught)
     difference = max_difference(eager, captured)
     report.check(
@@ -174,7 +170,7 @@ def check_uncapturable_falls_back(
     )
 
 
-def check_stacked(report: Report, data: LabelledImages, device: torch.device, capture: str) -> None:
+def check_stacked(report: Report, data: LabelledImages, device: torch.device) -> None:
     seeds = (0, 1, 2)
     images = data.images.double()
 
@@ -187,7 +183,7 @@ def check_stacked(report: Report, data: LabelledImages, device: torch.device, ca
         models,
         lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5),
         context=RunContext(device, progress=False),
-        options=TrainerOptions(capture=capture),
+        options=TrainerOptions(capture="auto"),
     )
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     trainer.fit((images, data.labels), 2, generators)
@@ -240,8 +236,7 @@ def check_cbomf(
     )
 
 
-def step_rate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, steps: int) -> float:
-    batch = (images, labels)
+def step_rate(trainer: Trainer, batch: tuple[torch.Tensor, torch.Tensor], steps: int) -> float:
     for _ in range(10):  # warm-up, capture
         trainer.step(batch)
     if trainer.device.type == "cuda":
@@ -253,7 +248,7 @@ def step_rate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, step
             trainer.step(batch)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)
-        rates.append(steps * len(labels) / (time.perf_counter() - start))
+        rates.append(steps * len(batch[1]) / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
@@ -290,7 +285,7 @@ def measure_rates(report: Report, device: torch.device, steps: int) -> None:
                 options=TrainerOptions(amp=amp, capture=capture),
             )
             model.train()
-            rate = step_rate(trainer, images, labels, steps)
+            rate = step_rate(trainer, (images, labels), steps)
             report.add(f"| {name} | {label} ({trainer.capture}) | {rate:,.0f} |")
     parameters = sum(p.numel() for p in cifar_resnet18().parameters())
     report.add(
@@ -312,7 +307,7 @@ def main(args: Args) -> None:
         check_uncapturable_falls_back(report, data, device)
     else:
         report.add("- SKIP captured-step checks: they need CUDA")
-    check_stacked(report, data, device, "auto")
+    check_stacked(report, data, device)
     check_cbomf(report, data, device, args.cbomf_modes)
     measure_rates(report, device, args.rate_steps)
     report.add("", f"{report.failed} check(s) failed.")

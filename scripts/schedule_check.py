@@ -91,8 +91,7 @@ def train_config(args: Args, schedule: str, seed: int) -> TrainConfig:
 
 def run_one(args: Args, schedule: str, seed: int) -> dict[str, float]:
     """Train on ``schedule`` with ``seed``; its speed and validation results."""
-    config = train_config(args, schedule, seed)
-    result = train_agent(config)
+    result = train_agent(train_config(args, schedule, seed))
     result.model.get_env().close()
     spec = get_algo(args.algo)
     env = spec.make_env(args.env_id, min(EVAL_ENVS, args.episodes), args.episode_seed)

@@ -46,9 +46,7 @@ def load_jobs(path: Path) -> dict[str, Job]:
         if not line[0].isspace():
             name, description = line.split(": ", 1)
             jobs[name] = Job(description)
-            continue
-        words = shlex.split(line)
-        if words[0] == "copy":
+        elif (words := shlex.split(line))[0] == "copy":
             jobs[name].copies.append(tuple(words[1:]))
         else:
             jobs[name].commands.append((PYTHON if words[0] == "python" else words[0], *words[1:]))
@@ -116,8 +114,7 @@ def shown(command: tuple[str, ...]) -> str:
 def write_tables() -> None:
     """Rewrite the quoted tables of the README and the site's pages from the files in docs/,
     and the site's home page from the README."""
-    home = REPO / "docs" / "index.md"
-    home.write_text(doc_tables.home_page((REPO / "README.md").read_text()))
+    (REPO / "docs" / "index.md").write_text(doc_tables.home_page((REPO / "README.md").read_text()))
     for page in doc_tables.pages(REPO):
         text = page.read_text()
         filled = doc_tables.fill(text, REPO / "docs")
