@@ -37,11 +37,13 @@ def format_number(value: float, digits: int = 2) -> str:
 
 
 def write_csv(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
-    """Write rows (dicts with the same keys) to ``path`` as CSV (atomically)."""
+    """Write rows (dicts) to ``path`` as CSV (atomically). The columns are every row's keys in
+    first-seen order; a row without one of them (a baseline's training figures) leaves it empty."""
     if not rows:
         raise ValueError("no rows to write")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     return write_text_atomic(path, buffer.getvalue())

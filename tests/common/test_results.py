@@ -42,6 +42,10 @@ def test_mean_std_and_markdown_table(tmp_path: Path) -> None:
         assert list(csv.DictReader(handle))[3] == {"set": "cut", "mode": "SN", "acc": "50.0"}
     with pytest.raises(ValueError, match="no rows"):
         write_csv([], tmp_path / "empty.csv")
+    # A row may lack keys a later row has (the bench's baselines before a trained agent).
+    path = write_csv([{"algo": "random"}, {"algo": "dqn", "train_collisions": 3}], path)
+    with open(path) as handle:
+        assert handle.read().splitlines() == ["algo,train_collisions", "random,", "dqn,3"]
     assert "torch" in machine_description(torch.device("cpu"))
 
 
