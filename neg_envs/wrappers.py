@@ -14,16 +14,18 @@ from neg_envs.collision_core import validate_action
 from negdl.checks import check_choice, check_number
 
 
-class NegativeActionWrapper(gym.Wrapper):
+class NegativeActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The agent says which action *not* to take; one of the others is executed.
 
     Action ``k`` means "do not do k": one of the other ``n - 1`` actions runs, drawn uniformly
     from the wrapped env's seeded ``np_random``; ``info["executed_action"]`` says which. Works on
-    any ``Discrete(n)`` action space with ``n >= 2``.
+    any ``Discrete(n)`` action space with ``n >= 2``. It records its arguments (none) as
+    Gymnasium's wrappers do, so ``gym.make(env.spec)`` and ``check_env`` can rebuild it.
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         space = env.action_space
         if not isinstance(space, spaces.Discrete):
             raise TypeError(f"NegativeActionWrapper needs a Discrete action space, got {space}")
@@ -56,14 +58,15 @@ class NegativeActionWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class PunishmentOnlyWrapper(gym.Wrapper):
+class PunishmentOnlyWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Turn any env's (scalar) reward into a punishment that is never positive.
 
     ``mode="shift"``: ``r - max_reward`` (the largest reward a step can give; one above it
     raises, it is never clipped), which keeps the ranking of policies for fixed-length episodes;
     ``"negative_part"``: ``min(r, 0)``. As ending early can look attractive when every step is
     punished, ``termination_penalty`` (>= 0) is charged when an episode terminates (not when it
-    is truncated), e.g. 1 for CartPole with ``max_reward=1``.
+    is truncated), e.g. 1 for CartPole with ``max_reward=1``. Its arguments are recorded, as
+    Gymnasium's wrappers do, so ``gym.make(env.spec)`` and ``check_env`` can rebuild it.
     """
 
     MODES = ("shift", "negative_part")
@@ -75,7 +78,10 @@ class PunishmentOnlyWrapper(gym.Wrapper):
         max_reward: float | None = None,
         termination_penalty: float = 0.0,
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, mode=mode, max_reward=max_reward, termination_penalty=termination_penalty
+        )
+        gym.Wrapper.__init__(self, env)
         check_choice("mode", mode, self.MODES)
         if mode == "shift":
             if max_reward is None:

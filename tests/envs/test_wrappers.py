@@ -111,3 +111,23 @@ def test_shift_rule_rejects_rewards_above_the_bound():
 def test_punishment_wrapper_validates(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PunishmentOnlyWrapper(gym.make("CartPole-v1"), **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:.*is different from the unwrapped version")
+def test_wrapped_envs_can_be_rebuilt_from_their_spec():
+    # gym.make(env.spec) (what check_env does) raised "wrapper does not inherit from
+    # RecordConstructorArgs, therefore, the wrapper cannot be recreated".
+    from gymnasium.utils.env_checker import check_env
+
+    env = PunishmentOnlyWrapper(
+        NegativeActionWrapper(gym.make("NegCollision-v0", num_obstacles=3)),
+        mode="shift",
+        max_reward=0.0,
+        termination_penalty=2.0,
+    )
+    rebuilt = gym.make(env.spec)
+    assert isinstance(rebuilt, PunishmentOnlyWrapper)
+    assert isinstance(rebuilt.env, NegativeActionWrapper)
+    assert (rebuilt.mode, rebuilt.max_reward, rebuilt.termination_penalty) == ("shift", 0.0, 2.0)
+    assert rebuilt.unwrapped.config.num_obstacles == 3
+    check_env(env, skip_render_check=True)
