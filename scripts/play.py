@@ -24,8 +24,8 @@ class Args:
 
     env_id: str = "NegCollision-v0"
     """registered environment id"""
-    num_obstacles: int = 10
-    """number of moving obstacles"""
+    num_obstacles: int | None = None
+    """number of moving obstacles (default: the env's own: 10 for NegCollision-v0, 300 for NegCollisionCrowd-v0, a new count every episode for NegCollisionMix-v0)"""
     seed: int = 0
     """seed of the first episode"""
     episodes: int = 3
@@ -41,7 +41,8 @@ class Args:
         check_int("--seed", self.seed, 0)
         check_int("--episodes", self.episodes, 1)
         check_int("--max-steps", self.max_steps, 0)
-        neg_envs.CollisionConfig(num_obstacles=self.num_obstacles)
+        if self.num_obstacles is not None:
+            neg_envs.CollisionConfig(num_obstacles=self.num_obstacles)
 
 
 def keyboard_player(keys_to_action: dict[tuple[int, ...], int]):
@@ -62,7 +63,9 @@ def keyboard_player(keys_to_action: dict[tuple[int, ...], int]):
 
 
 def main(args: Args) -> None:
-    env = gym.make(args.env_id, render_mode="human", num_obstacles=args.num_obstacles)
+    # Only an explicit --num-obstacles overrides the registered scene's count.
+    scene = {} if args.num_obstacles is None else {"num_obstacles": args.num_obstacles}
+    env = gym.make(args.env_id, render_mode="human", **scene)
     player = keyboard_player(env.get_wrapper_attr("get_keys_to_action")())
     for k, episode in enumerate(
         play_episodes(env, player, args.episodes, args.seed, args.max_steps)

@@ -1,11 +1,30 @@
 """The environment scripts (play, bench_env, render_frame) and update_docs.py run end to end (as subprocesses, headless)."""
 
+from ..conftest import import_script
+
 
 def test_play_runs_headless(run_script):
     out = run_script(
         "play.py", "--episodes", "2", "--max-steps", "5", "--num-obstacles", "3"
     ).stdout
     assert out.count("return") == 2 and "steps 5" in out
+
+
+def test_play_keeps_the_registered_scene_unless_told(monkeypatch):
+    # --num-obstacles defaulted to 10 and was always passed, so --env-id NegCollisionCrowd-v0
+    # played 10 obstacles, not the crowd's 300, and NegCollisionMix-v0 lost its varying count.
+    play = import_script("play")
+    counts = []
+
+    def no_episodes(env, *args, **kwargs):
+        counts.append(env.unwrapped.config.num_obstacles)
+        return iter(())
+
+    monkeypatch.setattr(play, "play_episodes", no_episodes)
+    for env_id in ("NegCollision-v0", "NegCollisionCrowd-v0", "NegCollisionMix-v0"):
+        play.main(play.Args(env_id=env_id))
+    play.main(play.Args(env_id="NegCollisionCrowd-v0", num_obstacles=5))
+    assert counts == [10, 300, (0, 300), 5]
 
 
 def test_bench_env_writes_its_table(run_script, tmp_path):
