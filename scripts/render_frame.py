@@ -45,9 +45,12 @@ def main(args: Args) -> None:
         env.step(3)
     scene = env.unwrapped
     positions = scene.obstacle_positions
-    # Put the nearest obstacle just inside contact distance, up and to the right of the bird.
+    # Put the nearest obstacle just inside contact distance, up and to the right of the bird
+    # (to the left once the bird is at the right wall, where that would leave the arena).
     nearest = int(np.argmin(((positions - scene.agent_position) ** 2).sum(axis=1)))
-    offset = 0.9 * scene.config.contact_distance / np.sqrt(2)
+    offset = np.full(2, 0.9 * scene.config.contact_distance / np.sqrt(2))
+    beyond = scene.agent_position + offset > 1.0 - scene.config.obstacle_radius
+    offset[beyond] = -offset[beyond]
     positions[nearest] = scene.agent_position + offset
     scene.set_state(scene.agent_position, positions, scene.obstacle_velocities)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

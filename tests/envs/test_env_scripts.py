@@ -53,6 +53,14 @@ def test_render_frame_writes_the_readme_picture(run_script, tmp_path):
     assert width == 128 and height > 128  # the arena and the HUD band above it
 
 
+def test_render_frame_with_the_bird_at_the_right_wall(run_script, tmp_path):
+    # From --steps 24 on the bird reaches the right wall, and the obstacle placed up and to its
+    # right left the arena: set_state refused it ("must lie in the unit square").
+    png = tmp_path / "frame.png"
+    run_script("render_frame.py", "--out", str(png), "--window-size", "64", "--steps", "499")
+    assert png.is_file()
+
+
 def test_update_docs_lists_and_dry_runs_its_jobs(run_script):
     listed = run_script("update_docs.py", "--list").stdout
     assert "envs-bench:" in listed and "python scripts/bench_env.py" in listed
