@@ -24,6 +24,9 @@ HUD_TEXT = (255, 255, 255)
 #: The widest HUD line the renderer plans for (it decides between one line and three).
 _HUD_TEMPLATE = ("step 00000", "collisions 000000", "return -000000.00")
 _HUD_GAP = "    "
+#: Open renderers using each pygame module (pygame's state is global to the process): a module
+#: is quit when the last renderer using it closes, not while another env still draws with it.
+_users = {"font": 0, "display": 0}
 
 
 class CollisionRenderer:
@@ -37,9 +40,13 @@ class CollisionRenderer:
         self.size = window_size
         self.render_mode = render_mode
         self.fps = fps
-        # Only display and font: pygame.init() would also open the audio device.
-        pygame.display.init()
-        pygame.font.init()
+        # Only display (for a window) and font: pygame.init() would also open the audio device.
+        self._modules: tuple[str, ...] = (
+            ("font", "display") if render_mode == "human" else ("font",)
+        )
+        for module in self._modules:
+            getattr(pygame, module).init()
+            _users[module] += 1
         self.font = pygame.font.Font(None, max(14, window_size // 24))
         one_line = self.font.size(_HUD_GAP.join(_HUD_TEMPLATE))[0] + 12 <= window_size
         self.hud_lines = 1 if one_line else len(_HUD_TEMPLATE)
@@ -127,5 +134,9 @@ class CollisionRenderer:
         pg.draw.circle(arena, BLACK, pt(0.55, -0.2), max(1.5, 0.12 * r))  # eye
 
     def close(self) -> None:
-        self._pg.display.quit()
-        self._pg.font.quit()
+        """Release this renderer (again: nothing); pygame's modules stay up for the others."""
+        for module in self._modules:
+            _users[module] -= 1
+            if _users[module] == 0:
+                getattr(self._pg, module).quit()
+        self._modules = ()

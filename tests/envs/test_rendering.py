@@ -98,3 +98,23 @@ def test_render_without_mode_warns():
     env.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
         assert env.render() is None
+
+
+@pytest.mark.parametrize("first_mode", ["rgb_array", "human"])
+def test_closing_one_env_leaves_the_others_rendering(first_mode):
+    # close() quit pygame's font and display modules for the whole process, so every other
+    # env's next render() raised "pygame.error: Library not initialized".
+    from neg_envs import rendering
+
+    users = dict(rendering._users)  # renderers other tests left open count too
+    first = gym.make("NegCollision-v0", render_mode=first_mode)
+    other = gym.make("NegCollision-v0", render_mode="rgb_array", window_size=64)
+    first.reset(seed=0)
+    other.reset(seed=0)
+    first.render()
+    reference = other.render()
+    first.close()
+    first.close()
+    np.testing.assert_array_equal(other.render(), reference)
+    other.close()
+    assert rendering._users == users
