@@ -107,7 +107,8 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
         self._started = True
         self._sim.reset_scenes(indices, [self._rngs[i] for i in indices])
         zeros = np.zeros(self.num_envs, dtype=np.int64)
-        return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool))
+        # Like SyncVectorEnv: info is flagged (``_key``) only for the sub-envs reset.
+        return self._sim.observe(), self._step_info(zeros, zeros, zeros.astype(bool), mask.copy())
 
     def action_masks(self) -> np.ndarray:
         """The actions allowed in every sub-env now, ``(num_envs, num_actions)`` bool (after an
@@ -133,9 +134,10 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
         final_obs = np.full(self.num_envs, None, dtype=object)
         for i in done:
             final_obs[i] = obs[i].copy()
-        final_info = {key: value.copy() for key, value in info.items()}
+        # The ended episodes' values, flagged (``_key``) for those sub-envs only, as in SyncVectorEnv.
+        final_info = {key: value.copy() for key, value in info.items() if not key.startswith("_")}
         final_info["episode_return"] = self._sim.episode_return.copy()
-        final_info["_episode_return"] = final_mask.copy()
+        final_info |= {f"_{key}": final_mask.copy() for key in list(final_info)}
         info.update(
             final_obs=final_obs,
             _final_obs=final_mask,
@@ -160,8 +162,13 @@ class NegCollisionVectorEnv(core.SimulationEnv, VectorEnv):
         return actions
 
     def _step_info(
-        self, collisions: np.ndarray, cumulative: np.ndarray, moved: np.ndarray
+        self,
+        collisions: np.ndarray,
+        cumulative: np.ndarray,
+        moved: np.ndarray,
+        where: np.ndarray | None = None,
     ) -> dict[str, Any]:
+        """The info dict, each key flagged (``_key``) for the sub-envs ``where`` (default: all)."""
         info = core.step_info(collisions, cumulative, moved)
-        everywhere = np.ones(self.num_envs, dtype=bool)
-        return info | {f"_{key}": everywhere for key in info}
+        where = np.ones(self.num_envs, dtype=bool) if where is None else where
+        return info | {f"_{key}": where for key in info}

@@ -130,3 +130,22 @@ def test_unknown_reset_options_are_rejected():
     ):
         vector.reset(seed=0, options={"resetmask": np.array([True, False])})
     vector.reset(seed=0, options={"reset_mask": np.array([True, True])})
+
+
+def test_info_flags_only_the_sub_envs_it_describes():
+    # final_info flagged ("_collisions" ...) every sub-env, not only those whose episode ended,
+    # and a masked reset's info flagged sub-envs it did not reset (their counts shown as 0);
+    # SyncVectorEnv flags only the sub-envs each entry is about.
+    vector = NegCollisionVectorEnv(num_envs=3, max_episode_steps=2, num_obstacles=2)
+    _, info = vector.reset(seed=0)
+    assert info["_collisions"].all()
+    vector.step(np.zeros(3, dtype=np.int64))
+    _, info = vector.reset(options={"reset_mask": np.array([False, True, False])})
+    for key in ("collisions", "cumulative_collisions", "moved", "cost"):
+        np.testing.assert_array_equal(info[f"_{key}"], [False, True, False])
+    _, _, _, truncated, info = vector.step(np.zeros(3, dtype=np.int64))
+    np.testing.assert_array_equal(truncated, [True, False, True])
+    assert info["_collisions"].all()  # this step's info: every sub-env stepped
+    final = info["final_info"]
+    for key in ("collisions", "cumulative_collisions", "moved", "cost", "episode_return"):
+        np.testing.assert_array_equal(final[f"_{key}"], [True, False, True])
