@@ -60,6 +60,12 @@ class CollisionRenderer:
         # Drawing into a subsurface clips to it: a disc at the arena's top edge stays out of the HUD.
         self.arena = self.canvas.subsurface((0, self.hud_height, window_size, window_size))
 
+    @property
+    def usable(self) -> bool:
+        """Whether pygame's modules it draws with are still up: ``pygame.quit()`` elsewhere
+        (``gymnasium.utils.play.play`` ends with it) leaves this renderer unable to draw."""
+        return all(getattr(self._pg, module).get_init() for module in self._modules)
+
     def _to_px(self, xy: np.ndarray) -> np.ndarray:
         """World (y up) to arena pixels (y down)."""
         return np.stack([xy[..., 0] * self.size, (1.0 - xy[..., 1]) * self.size], axis=-1)

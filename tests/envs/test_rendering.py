@@ -118,3 +118,19 @@ def test_closing_one_env_leaves_the_others_rendering(first_mode):
     np.testing.assert_array_equal(other.render(), reference)
     other.close()
     assert rendering._users == users
+
+
+@pytest.mark.parametrize("mode", ["rgb_array", "human"])
+def test_render_after_pygame_was_quit_elsewhere(mode):
+    # gymnasium.utils.play.play(env) ends with pygame.quit() without closing the env, so a
+    # second play(env) (or any render after the first) raised "Library not initialized".
+    import pygame
+
+    env = gym.make("NegCollision-v0", render_mode=mode, window_size=64)
+    env.reset(seed=0)
+    first = env.render()
+    pygame.quit()
+    again = env.render()
+    if mode == "rgb_array":
+        np.testing.assert_array_equal(again, first)
+    env.close()
