@@ -47,14 +47,15 @@ def single_env_rate(env: gym.Env, seconds: float, seed: int) -> float:
     actions = rng.integers(env.action_space.n, size=4096).tolist()
     env.reset(seed=seed)
     steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while True:  # at least one round of steps, however short ``seconds`` is (a rate of 0 divides)
         for action in actions[:512]:
             _, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 env.reset()
         steps += 512
         actions = actions[512:] + actions[:512]
-    return steps / (time.perf_counter() - start)
+        if time.perf_counter() - start >= seconds:
+            return steps / (time.perf_counter() - start)
 
 
 def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> float:
@@ -63,10 +64,11 @@ def vector_env_rate(env: gym.vector.VectorEnv, seconds: float, seed: int) -> flo
     actions = rng.integers(env.single_action_space.n, size=(64, env.num_envs))
     env.reset(seed=seed)
     calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while True:  # at least one call, however short ``seconds`` is
         env.step(actions[calls % 64])
         calls += 1
-    return calls * env.num_envs / (time.perf_counter() - start)
+        if time.perf_counter() - start >= seconds:
+            return calls * env.num_envs / (time.perf_counter() - start)
 
 
 def main(args: Args) -> None:

@@ -43,6 +43,17 @@ def test_bench_env_writes_its_table(run_script, tmp_path):
     assert rows[0].startswith("| CartPole-v1 (gym.make) |") and rows[0].endswith("| 1.00x | - |")
 
 
+def test_bench_env_rates_are_positive_however_short_the_time():
+    # --seconds 1e-9 (valid: > 0) measured no step at all, a rate of 0, and the table's ratio
+    # to CartPole-v1 raised ZeroDivisionError.
+    import gymnasium as gym
+
+    bench_env = import_script("bench_env")
+    assert bench_env.single_env_rate(gym.make("CartPole-v1"), 1e-12, 0) > 0
+    vector = gym.make_vec("NegCollision-v0", num_envs=2)
+    assert bench_env.vector_env_rate(vector, 1e-12, 0) > 0
+
+
 def test_render_frame_writes_the_readme_picture(run_script, tmp_path):
     from PIL import Image
 
