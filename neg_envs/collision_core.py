@@ -165,8 +165,10 @@ class CollisionConfig:
         if self.max_density is not None:
             if not self.varies:
                 raise ValueError(
-                    "max_density caps the obstacle count of scenes that vary per episode; "
-                    "give num_obstacles (or a radius) as a (low, high) range, or leave it None"
+                    f"max_density={self.max_density!r} caps the obstacle count of scenes that "
+                    "vary per episode, but num_obstacles and both radii are fixed; give one as a "
+                    "(low, high) range, or pass max_density=None (NegCollisionMix-v0 sets it, "
+                    "so fixing its scene needs max_density=None too)"
                 )
             density = check_number("max_density", self.max_density, 0.0, 1.0, low_open=True)
             object.__setattr__(self, "max_density", density)

@@ -143,3 +143,13 @@ def test_max_density_caps_the_count_to_what_the_radii_leave_room_for():
 def test_max_density_is_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gym.make("NegCollision-v0", **kwargs)
+
+
+def test_fixing_the_mix_scene_says_max_density_comes_with_it():
+    # The mix registers max_density=0.4; fixing its count and radii raised "... or leave it
+    # None" about a parameter the user never gave.
+    fixed = {"num_obstacles": 10, "obstacle_radius": 0.03, "agent_radius": 0.02}
+    with pytest.raises(ValueError, match=r"max_density=0\.4 .*pass max_density=None"):
+        gym.make("NegCollisionMix-v0", **fixed)
+    env = gym.make("NegCollisionMix-v0", max_density=None, **fixed)
+    assert env.reset(seed=0)[0].shape == env.observation_space.shape
