@@ -177,8 +177,6 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
             )
             return None
         self._check_started("render")
-        if self._renderer is not None and not self._renderer.usable:
-            self.close()  # pygame was quit under it (gymnasium's play() ends so): start afresh
         if self._renderer is None:
             from neg_envs.rendering import CollisionRenderer
 

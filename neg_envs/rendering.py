@@ -27,6 +27,15 @@ _HUD_GAP = "    "
 #: Open renderers using each pygame module (pygame's state is global to the process): a module
 #: is quit when the last renderer using it closes, not while another env still draws with it.
 _users = {"font": 0, "display": 0}
+#: How often ``pygame.quit()`` ran (``gymnasium.utils.play.play`` ends with it): it frees every
+#: font, and drawing with one made before crashes the process, even once pygame is up again.
+_pygame_quits = [0]
+#: The count at which ``_count_pygame_quit`` was last registered (pygame forgets it at a quit).
+_counted_from = [-1]
+
+
+def _count_pygame_quit() -> None:
+    _pygame_quits[0] += 1
 
 
 class CollisionRenderer:
@@ -47,24 +56,37 @@ class CollisionRenderer:
         for module in self._modules:
             getattr(pygame, module).init()
             _users[module] += 1
-        self.font = pygame.font.Font(None, max(14, window_size // 24))
-        one_line = self.font.size(_HUD_GAP.join(_HUD_TEMPLATE))[0] + 12 <= window_size
+        self.font_size = max(14, window_size // 24)
+        self._font_made_after = -1  # the _pygame_quits count when the font was made
+        font = self._font()
+        one_line = font.size(_HUD_GAP.join(_HUD_TEMPLATE))[0] + 12 <= window_size
         self.hud_lines = 1 if one_line else len(_HUD_TEMPLATE)
-        self.hud_height = self.hud_lines * self.font.get_linesize() + 8
-        frame_size = (window_size, window_size + self.hud_height)
+        self.line_height = font.get_linesize()
+        self.hud_height = self.hud_lines * self.line_height + 8
+        self.canvas = pygame.Surface((window_size, window_size + self.hud_height))
         if render_mode == "human":
-            pygame.display.set_caption("NegCollision")
-            self.window = pygame.display.set_mode(frame_size)
+            self._open_window()
             self.clock = pygame.time.Clock()
-        self.canvas = pygame.Surface(frame_size)
         # Drawing into a subsurface clips to it: a disc at the arena's top edge stays out of the HUD.
         self.arena = self.canvas.subsurface((0, self.hud_height, window_size, window_size))
 
-    @property
-    def usable(self) -> bool:
-        """Whether pygame's modules it draws with are still up: ``pygame.quit()`` elsewhere
-        (``gymnasium.utils.play.play`` ends with it) leaves this renderer unable to draw."""
-        return all(getattr(self._pg, module).get_init() for module in self._modules)
+    def _font(self) -> Any:
+        """The HUD font, made again (and pygame's font module started again) when
+        ``pygame.quit()`` ran elsewhere since it was made."""
+        pg = self._pg
+        if self._font_made_after != _pygame_quits[0] or not pg.font.get_init():
+            if not pg.font.get_init():
+                pg.font.init()
+            self.font = pg.font.Font(None, self.font_size)
+            self._font_made_after = _pygame_quits[0]
+            if _counted_from[0] != _pygame_quits[0]:
+                pg.register_quit(_count_pygame_quit)
+                _counted_from[0] = _pygame_quits[0]
+        return self.font
+
+    def _open_window(self) -> None:
+        self._pg.display.set_caption("NegCollision")
+        self.window = self._pg.display.set_mode(self.canvas.get_size())
 
     def _to_px(self, xy: np.ndarray) -> np.ndarray:
         """World (y up) to arena pixels (y down)."""
@@ -96,11 +118,12 @@ class CollisionRenderer:
                 pg.draw.circle(self.arena, OBSTACLE, (x, y), radius_px)
         self._draw_bird(self._to_px(agent), agent_radius * self.size, heading, bool(contacts.any()))
         lines = [_HUD_GAP.join(hud)] if self.hud_lines == 1 else list(hud)
+        font = self._font()
         for row, text in enumerate(lines):
-            self.canvas.blit(
-                self.font.render(text, True, HUD_TEXT), (6, 4 + row * self.font.get_linesize())
-            )
+            self.canvas.blit(font.render(text, True, HUD_TEXT), (6, 4 + row * self.line_height))
         if self.render_mode == "human":
+            if pg.display.get_surface() is not self.window:  # pygame was quit under it
+                self._open_window()
             pg.event.pump()
             self.window.blit(self.canvas, (0, 0))
             pg.display.flip()

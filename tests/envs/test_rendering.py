@@ -123,14 +123,33 @@ def test_closing_one_env_leaves_the_others_rendering(first_mode):
 @pytest.mark.parametrize("mode", ["rgb_array", "human"])
 def test_render_after_pygame_was_quit_elsewhere(mode):
     # gymnasium.utils.play.play(env) ends with pygame.quit() without closing the env, so a
-    # second play(env) (or any render after the first) raised "Library not initialized".
-    import pygame
+    # second play(env), or any later render, raised "Library not initialized"; and a font kept
+    # across pygame.quit() and a new pygame.init() crashes the process (hence a subprocess).
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    env = gym.make("NegCollision-v0", render_mode=mode, window_size=64)
-    env.reset(seed=0)
-    first = env.render()
+    script = f"""
+import gymnasium as gym, numpy as np, pygame, neg_envs
+first = gym.make("NegCollision-v0", render_mode={mode!r})
+other = gym.make("NegCollision-v0", render_mode="rgb_array", window_size=128)
+first.reset(seed=0)
+other.reset(seed=0)
+first.render()
+frame = other.render()
+for restart in (pygame.font.init, pygame.display.init):
     pygame.quit()
-    again = env.render()
-    if mode == "rgb_array":
-        np.testing.assert_array_equal(again, first)
-    env.close()
+    first.render()
+    assert np.array_equal(other.render(), frame)
+    restart()
+    first.render()
+    assert np.array_equal(other.render(), frame)
+first.close()
+other.close()
+print("rendered")
+"""
+    repo = Path(__file__).resolve().parents[2]  # this checkout's neg_envs, not an installed one
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=120
+    )
+    assert result.returncode == 0 and "rendered" in result.stdout, result.stderr[-2000:]
