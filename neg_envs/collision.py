@@ -198,6 +198,11 @@ class NegCollisionEnv(core.SimulationEnv, gym.Env):
             ),
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For ``copy.deepcopy`` and pickle: a copy opens a renderer of its own when it renders
+        (pygame's objects cannot be copied)."""
+        return self.__dict__ | {"_renderer": None}
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()

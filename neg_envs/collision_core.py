@@ -388,7 +388,32 @@ class CollisionSimulation:
     ``counts``, ``agent_radius`` and ``obstacle_radius`` ``(B,)`` describe each scene (a scene's
     obstacles are its first ``counts[b]`` slots, the others NaN). Buffers and views are made
     once: at one scene numpy's per-call overhead, not arithmetic, is what a step costs.
+    A copy or pickle (``copy.deepcopy(env)``) holds these arrays and makes its views anew.
     """
+
+    #: The arrays that hold the state; buffers and views are made from them and ``cfg``.
+    _STATE = (
+        "agent",
+        "obstacles",
+        "dist2",
+        "counts",
+        "agent_radius",
+        "obstacle_radius",
+        "steps",
+        "cumulative_collisions",
+        "episode_return",
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The views (and the memoryviews, which cannot be pickled) are left out: copied, a
+        # view would no longer share its base's memory.
+        return {"cfg": self.cfg} | {name: getattr(self, name) for name in self._STATE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["cfg"], len(state["agent"]))  # type: ignore[misc]
+        for name in self._STATE:
+            getattr(self, name)[...] = state[name]
+        self.geometry_changed()
 
     def __init__(self, cfg: CollisionConfig, batch: int) -> None:
         n = cfg.max_obstacles

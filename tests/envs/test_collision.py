@@ -272,3 +272,36 @@ def test_unknown_reset_options_are_rejected():
         env.reset(options=["reset_mask"])
     with pytest.raises(ValueError, match="unknown reset option"):
         gym.make("NegCollision-v0").reset(options={"difficulty": 2})  # through the wrappers too
+
+
+@pytest.mark.parametrize("kwargs", [{}, dict(neg_envs.MIX_KWARGS)])
+def test_copied_and_pickled_envs_continue_the_same_trajectory_on_their_own(kwargs):
+    # copy.deepcopy(env) and pickle (AsyncVectorEnv.get_attr("simulation") too) raised "cannot
+    # pickle memoryview objects"; and a copied view would not share its base's memory.
+    import copy
+    import pickle
+
+    env = gym.make("NegCollision-v0", render_mode="rgb_array", window_size=64, **kwargs)
+    env.reset(seed=3)
+    env.render()
+    for action in range(5):
+        env.step(action)
+    copies = [copy.deepcopy(env), pickle.loads(pickle.dumps(env))]
+    for t in range(20):
+        obs, reward, *_ = env.step(t % 5)
+        for other in copies:
+            other_obs, other_reward, *_ = other.step(t % 5)
+            np.testing.assert_array_equal(other_obs, obs)
+            assert other_reward == reward
+            np.testing.assert_array_equal(
+                other.unwrapped.action_masks(), env.unwrapped.action_masks()
+            )
+    for other in copies:
+        np.testing.assert_array_equal(other.render(), env.render())
+        other.close()
+    vector = gym.make_vec("NegCollision-v0", num_envs=2, max_episode_steps=4, **kwargs)
+    vector.reset(seed=0)
+    vector_copy = copy.deepcopy(vector)
+    for t in range(10):
+        actions = np.array([t % 5, 4])
+        np.testing.assert_array_equal(vector_copy.step(actions)[0], vector.step(actions)[0])
