@@ -52,7 +52,7 @@ class Args(RunOptions):
     models_dir: str = "runs/synergy/mnist"
     """folder with seed<k>/<model>/model.pt checkpoints written by negdl-synergy"""
     models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
-    """models of the FGSM sweep, the transfer matrix and the ensembles"""
+    """models of the FGSM sweep, the transfer matrix and the ensembles (those need three: each is the models but the donor)"""
     eps_values: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     """FGSM sweep budgets (L-inf, pixels in [0, 1])"""
     pgd_eps: float = 0.1
@@ -85,6 +85,13 @@ class Args(RunOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
+        for name, values in (
+            ("models", self.models),
+            ("suite_models", self.suite_models),
+            ("suite_attacks", self.suite_attacks),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"give each of --{name.replace('_', '-')} once, got {values}")
         check_int("suite_subset", self.suite_subset, 0)
         super().__post_init__()
 
@@ -209,7 +216,9 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         tables["suite"].append({**row, "mean_l2": round(l2, 4), "seconds": seconds})
         writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
 
-    for donor, model in models.items():
+    # Each ensemble is the models but the donor: two members at least, so three models.
+    donors = models if len(models) > 2 else {}
+    for donor, model in donors.items():
         fgsm = FGSM(model, args.ensemble_eps, batch_size=args.batch_size)
         adversarial = adversarial_set(fgsm, test)
         members = {name: member for name, member in models.items() if name != donor}
@@ -269,14 +278,22 @@ def write_report(args: Args, report: Report) -> None:
     text += section(
         f"Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, "
         "50 steps)",
-        markdown_table(suite_rows, "attack", "model", "accuracy"),
-        "",
-        f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
+        *(
+            [
+                markdown_table(suite_rows, "attack", "model", "accuracy"),
+                "",
+                f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
+            ]
+            if suite_rows
+            else ["(not run: --suite-attacks or --suite-models is empty)"]
+        ),
     )
     text += section(
         f"Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor "
         "is left out of the ensemble)",
-        markdown_table(ensemble_rows, "donor", "ensemble", "accuracy"),
+        markdown_table(ensemble_rows, "donor", "ensemble", "accuracy")
+        if ensemble_rows
+        else "(not run: an ensemble of the models but the donor needs at least three --models)",
     )
     text += section("Wall time (seconds)", markdown_table(timing_rows, "task", "model", "seconds"))
     if source_lines:

@@ -15,9 +15,10 @@ import tyro
 from PIL import Image
 
 from negdl.cli import parse_args
-from supervised.checkpoints import load_checkpoint
+from supervised.checkpoints import load_checkpoint, save_checkpoint
 from supervised.data import DataFileError
 from supervised.models import mnist_net
+from supervised.synergy import model_metadata
 
 from ..conftest import import_script, run_in_repo
 
@@ -236,6 +237,39 @@ def test_robustness_script_needs_synergy_models_and_cifar_gets_its_defaults(
         robustness.run(args)
     cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
     assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
+
+
+def test_robustness_script_with_two_models_and_no_attack_suite(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    # Two models (the least it takes) leave each donor's ensemble one member, which crashed the
+    # trial, and an empty suite crashed the report ("no rows to write").
+    robustness = import_script("robustness")
+    for seed, name in ((3, "normal"), (3, "negative"), (7, "normal"), (7, "negative")):
+        metadata = {**model_metadata(mnist_net(), "mnist", 10, "relu"), "dataset": "mnist"}
+        save_checkpoint(
+            tmp_path / "models" / f"seed{seed}" / name / "model.pt", mnist_net(), None, metadata
+        )
+    out = tmp_path / "out"
+    argv = "--models normal negative --suite-models normal --suite-attacks --seeds 3 7"
+    argv += " --test-subset 16 --eps-values 0.1 --pgd-steps 1 --no-progress --threads 1"
+    extra = ["--models-dir", str(tmp_path / "models"), "--data-dir", str(mnist_root)]
+    args = parse_args(robustness.Args, [*argv.split(), *extra, "--out-dir", str(out)])
+    (out / "mnist").mkdir(parents=True)
+    (out / "mnist" / "suite.csv").write_text("from an earlier run\n")
+    robustness.run(args)
+    assert len(csv_rows(out / "mnist" / "transfer.csv")) == 2 * 2 * 2
+    assert (
+        not (out / "mnist" / "suite.csv").exists()
+        and not (out / "mnist" / "ensembles.csv").exists()
+    )
+    text = (out / "mnist" / "results.md").read_text()
+    assert (
+        "needs at least three --models" in text
+        and "--suite-attacks or --suite-models is empty" in text
+    )
+    with pytest.raises(ValueError, match="give each of --models once"):
+        robustness.Args(models=("normal", "normal", "NR"), suite_models=("normal",))
 
 
 def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
