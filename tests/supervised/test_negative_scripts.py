@@ -128,3 +128,28 @@ def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
     assert "| TSN | 93.84 | 90.50 | 90.50 | 0 of 2 | 2 |" in report
     assert "| TSN-N | diverged | - | - | 2 of 2 | nan |" in report
     assert "| TSN-N |" not in report.split("## Compared")[0]
+
+
+def test_negative_labels_keeps_rates_that_round_to_one_percent_apart(tmp_path: Path) -> None:
+    # 0.125 and 0.12 were both "noise12": the sweep refused its own trial names, and the
+    # report's "12%" column would have averaged the two rates together.
+    script = import_script("negative_labels")
+    assert script.trial_name({"noise": 0.2, "seed": 0}) == "noise20/seed0"  # as before
+    names = [script.trial_name({"noise": rate, "seed": 3}) for rate in (0.125, 0.12, 0.005, 0.0)]
+    assert names == ["noise12.5/seed3", "noise12/seed3", "noise0.5/seed3", "noise0/seed3"]
+    rows = [
+        {
+            "noise": rate,
+            "method": "CE",
+            "seed": 0,
+            "accuracy": accuracy,
+            "kept": "",
+            "kept_clean": "",
+        }
+        for rate, accuracy in ((0.125, 50.0), (0.12, 70.0), (0.999, 10.0))
+    ]
+    script.write_report(script.Args(), Report({"results": rows}, tmp_path, torch.device("cpu"), 60))
+    report = (tmp_path / "results.md").read_text()
+    assert (
+        "| method | 12.5% | 12% | 99.9% |" in report and "| CE | 50.00 | 70.00 | 10.00 |" in report
+    )
