@@ -10,6 +10,7 @@ import torch
 from supervised.cli.common import Report
 
 from ..conftest import import_script, run_in_repo
+from .conftest import learnable_data
 
 SMOKE = "--no-progress --threads 1 --test-subset 48"
 
@@ -153,3 +154,15 @@ def test_negative_labels_keeps_rates_that_round_to_one_percent_apart(tmp_path: P
     assert (
         "| method | 12.5% | 12% | 99.9% |" in report and "| CE | 50.00 | 70.00 | 10.00 |" in report
     )
+
+
+def test_negative_aware_splits_off_digits_5_9_only_for_the_held_out_source() -> None:
+    # A test subset of digits 5-9 alone (--test-subset 1: MNIST's first test digit is a 7)
+    # failed even with --sources noise: "every sample is of a held-out class".
+    script = import_script("negative_aware")
+    data = learnable_data(64)
+    high = data.subset(data.labels >= 5)
+    args = script.Args(sources=("noise",), progress=False)
+    args.splits = lambda _dataset: (data, high)  # type: ignore[method-assign]
+    _, train_high, plans = script.load_plans(args, torch.device("cpu"))
+    assert train_high is None and [plan[0] for plan in plans] == ["baseline 0-9", "OE noise 0-9"]
