@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from supervised.cli.common import Report
@@ -166,3 +167,17 @@ def test_negative_aware_splits_off_digits_5_9_only_for_the_held_out_source() -> 
     args.splits = lambda _dataset: (data, high)  # type: ignore[method-assign]
     _, train_high, plans = script.load_plans(args, torch.device("cpu"))
     assert train_high is None and [plan[0] for plan in plans] == ["baseline 0-9", "OE noise 0-9"]
+
+
+def test_ohem_refuses_a_top_k_above_the_short_last_batch_before_training(
+    mnist_root: Path,
+) -> None:
+    # 100 images in batches of 64 end on a batch of 36: --top-k 50 failed there, mid-trial,
+    # after the other variants had trained (so does --top-k 40 on all of MNIST: 60000 % 64 = 32).
+    script = import_script("ohem")
+    args = script.Args(top_k=(8, 50), train_subset=100, data_dir=str(mnist_root), progress=False)
+    with pytest.raises(ValueError, match="--top-k 50 needs every batch .* last batch of 36"):
+        script.load_data(args, torch.device("cpu"))
+    args = script.Args(top_k=(36,), train_subset=100, data_dir=str(mnist_root), progress=False)
+    train, _ = script.load_data(args, torch.device("cpu"))
+    assert len(train) == 100
