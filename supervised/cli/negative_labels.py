@@ -50,6 +50,8 @@ class Args(TrainRunOptions):
     """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 
     def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("give at least one method with --methods")
         check_known("method", self.methods, NOISE_METHODS)
         bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
         if bad:

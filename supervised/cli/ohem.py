@@ -47,6 +47,8 @@ class Args(TrainRunOptions):
     """CBOMF's hyperparameters (SGD, epochs of each phase, feature caching); each variant replaces its reducer (and learning rate)"""
 
     def __post_init__(self) -> None:
+        if not self.modes:
+            raise ValueError("give at least one mode with --modes")
         check_known("CBOMF mode", self.modes, MODES)
         if any(scale <= 0 for scale in self.mean_lr_scales):
             raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")

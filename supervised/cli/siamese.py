@@ -60,6 +60,8 @@ class Args(TrainRunOptions):
     """triplet training's hyperparameters (flags without a prefix: --epochs, --margin, ...)"""
 
     def __post_init__(self) -> None:
+        if not self.schedules and not self.pml_reference:
+            raise ValueError("nothing to train: give --schedules, or leave --pml-reference on")
         for name in self.schedules:
             schedule_variants(name)
         check_int("k", self.k, 1)

@@ -106,6 +106,11 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
         ("ohem", ["--top-k", "0"], "k must be a positive"),
         ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
+        # Nothing to train: these failed inside the trial, or (siamese) in the report.
+        ("cbomf", ["--modes"], "give at least one mode with --modes"),
+        ("ohem", ["--modes"], "give at least one mode with --modes"),
+        ("negative_labels", ["--methods"], "give at least one method with --methods"),
+        ("siamese", ["--schedules", "--no-pml-reference"], "nothing to train: give --schedules"),
     ],
 )
 def test_scripts_reject_bad_arguments(
