@@ -65,6 +65,11 @@ class Args(TrainRunOptions):
         for name in self.schedules:
             schedule_variants(name)
         check_int("k", self.k, 1)
+        if self.schedules and self.train_subset and self.k > self.train_subset:
+            raise ValueError(
+                f"--k {self.k} neighbours need at least that many references, but the training "
+                f"images (the references) are --train-subset {self.train_subset}"
+            )
         super().__post_init__()  # --data-dir, --download
 
 

@@ -99,6 +99,8 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("siamese", ["--margin", "-1"], "margin must be >= 0"),
         ("siamese", ["--schedules", "TSN-P>TSN"], "unknown schedule 'TSN-P>TSN'"),
         ("siamese", ["--miner", "easy"], "miner must be one of None, 'all'"),
+        # Failed only after training: k-NN over fewer references than k.
+        ("siamese", ["--k", "300", "--train-subset", "256"], "--k 300 neighbours need at least"),
         ("negative_labels", ["--noise-rates", "0.2", "1.0"], "noise rates must be in [0, 1)"),
         ("negative_labels", ["--methods", "SelPL"], "unknown method(s) ['SelPL']"),
         ("negative_aware", ["--sources", "cifar100"], "unknown negative source(s) ['cifar100']"),
