@@ -108,6 +108,9 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
         ("ohem", ["--top-k", "0"], "k must be a positive"),
         ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
+        # PIL's "unknown file extension: " after the grid was drawn.
+        ("occlusion_grid", ["--out", "runs/grid"], "needs an image file name, e.g. ending in .png"),
+        ("occlusion_grid", ["--out", "grid.txt"], "needs an image file name"),
         # Nothing to train: these failed inside the trial, or (siamese) in the report.
         ("cbomf", ["--modes"], "give at least one mode with --modes"),
         ("ohem", ["--modes"], "give at least one mode with --modes"),
