@@ -37,7 +37,7 @@ from supervised.data import LabelledImages
 from supervised.evaluation import accuracy, evaluate, predict_models
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
 from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix
-from supervised.synergy import model_from_metadata
+from supervised.synergy import check_model_metadata, model_from_metadata
 
 #: A trial's result tables, also the names of their CSV files.
 TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
@@ -108,13 +108,21 @@ def checkpoint(args: Args, seed: int, name: str) -> Path:
 
 
 def models_dataset(args: Args) -> str:
-    """The dataset every checkpoint of every seed was trained on (an error if one is missing
-    or they differ), checked before any trial runs."""
-    datasets = {
-        read_metadata(checkpoint(args, seed, name)).get("dataset", "mnist")
-        for seed in args.seeds
-        for name in args.models
-    }
+    """The dataset every checkpoint of every seed was trained on (an error if one is missing,
+    does not describe its model or they differ), checked before any trial runs."""
+    datasets = set()
+    for seed in args.seeds:
+        for name in args.models:
+            path = checkpoint(args, seed, name)
+            metadata = read_metadata(path)
+            try:
+                check_model_metadata(metadata)
+            except ValueError as error:  # e.g. a negdl-cbomf checkpoint: no architecture
+                raise ValueError(
+                    f"{path}: {error}; negdl-robustness attacks the checkpoints negdl-synergy "
+                    "saves (its --extra-modes add CBOMF modes)"
+                ) from None
+            datasets.add(metadata.get("dataset", "mnist"))
     if len(datasets) != 1:
         raise ValueError(f"the models come from different datasets {sorted(datasets)}")
     return datasets.pop()

@@ -282,6 +282,23 @@ def test_robustness_script_with_two_models_and_no_attack_suite(
         robustness.Args(models=("normal", "normal", "NR"), suite_models=("normal",))
 
 
+def test_robustness_script_refuses_cbomf_checkpoints_before_any_trial(tmp_path: Path) -> None:
+    # negdl-cbomf's checkpoints do not name their architecture: each trial failed on its own.
+    robustness = import_script("robustness")
+    for name in ("SN", "NR"):
+        metadata = {"mode": name, "seed": 0, "dataset": "mnist"}
+        save_checkpoint(
+            tmp_path / "cbomf" / "seed0" / name / "model.pt", mnist_net(), None, metadata
+        )
+    argv = ["--models", "SN", "NR", "--suite-models", "SN", "--models-dir", str(tmp_path / "cbomf")]
+    args = parse_args(robustness.Args, [*argv, "--out-dir", str(tmp_path / "out")])
+    with pytest.raises(
+        ValueError, match=r"SN/model.pt: checkpoint metadata lacks .* negdl-synergy"
+    ):
+        robustness.run(args)
+    assert not (tmp_path / "out").exists()
+
+
 def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
     root = tmp_path / "data"
     synthetic.write_cifar_archive(root, per_batch=8)
