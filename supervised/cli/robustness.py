@@ -41,6 +41,8 @@ from supervised.synergy import check_model_metadata, model_from_metadata
 
 #: A trial's result tables, also the names of their CSV files.
 TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
+#: How the plot names the datasets negdl-synergy trains on.
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 # The source's MNIST white-box FGSM accuracies (%), SN vs NR, as quoted in the brief, section 5.
 SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.07}}
 
@@ -146,7 +148,9 @@ def load_test(args: Args, device: torch.device) -> LabelledImages:
     return args.test_split(models_dataset(args)).to(device)
 
 
-def sweep_plot(accuracies: dict[tuple[str, float], list[float]], path: Path) -> None:
+def sweep_plot(
+    accuracies: dict[tuple[str, float], list[float]], path: Path, dataset: str = "mnist"
+) -> None:
     """Accuracy against eps, one line per model, mean ± std of ``accuracies[model, eps]``."""
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
@@ -158,7 +162,7 @@ def sweep_plot(accuracies: dict[tuple[str, float], list[float]], path: Path) -> 
         axis.errorbar(eps_values, means, yerr=spread, marker="o", capsize=3, label=model)
     axis.set_xlabel("FGSM eps (L-inf, pixels in [0, 1])")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title("White-box FGSM on MNIST")
+    axis.set_title(f"White-box FGSM on {DATASET_NAMES.get(dataset, dataset)}")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -249,24 +253,26 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     dataset = models_dataset(args)  # a missing checkpoint before any data is read
-    args.run_seeds("negdl-robustness", run_seed, load_test, write_report, subfolder=dataset)
+    report = functools.partial(write_report, dataset=dataset)
+    args.run_seeds("negdl-robustness", run_seed, load_test, report, subfolder=dataset)
 
 
-def write_report(args: Args, report: Report) -> None:
-    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
+def write_report(args: Args, report: Report, dataset: str = "mnist") -> None:
+    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far (``dataset``:
+    the models'; the source's numbers are MNIST's, so only MNIST is compared with them)."""
     sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
         report.tables[table] for table in TABLES
     )
     ours: dict[tuple[str, float], list[float]] = defaultdict(list)
     for row in sweep_rows:
         ours[row["model"], row["eps"]].append(row["accuracy"])
-    sweep_plot(ours, report.out_dir / "fgsm.png")
+    sweep_plot(ours, report.out_dir / "fgsm.png", dataset)
     images = sweep_rows and timing_rows[0]["images"]
     source_lines = [
         f"| {model} | {eps:g} | {source:.2f} | {mean_std(ours[model, eps])} |"
         for model, by_eps in SOURCE_FGSM.items()
         for eps, source in by_eps.items()
-        if (model, eps) in ours
+        if (model, eps) in ours and dataset == "mnist"
     ]
     suite_l2 = [row["mean_l2"] for row in suite_rows if row["attack"] == "CW"]
     text = report.head(

@@ -11,11 +11,13 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 import tyro
 from PIL import Image
 
 from negdl.cli import parse_args
 from supervised.checkpoints import load_checkpoint, save_checkpoint
+from supervised.cli.common import Report
 from supervised.data import DataFileError
 from supervised.models import mnist_net
 from supervised.synergy import model_metadata
@@ -297,6 +299,23 @@ def test_robustness_script_refuses_cbomf_checkpoints_before_any_trial(tmp_path: 
     ):
         robustness.run(args)
     assert not (tmp_path / "out").exists()
+
+
+def test_robustness_report_compares_only_mnist_models_with_the_source(tmp_path: Path) -> None:
+    # The source's FGSM numbers are MNIST's: CIFAR-10 models were set beside them too, under a
+    # plot titled "on MNIST".
+    robustness = import_script("robustness")
+    fgsm = [{"seed": 0, "model": model, "eps": 0.1, "accuracy": 50.0} for model in ("normal", "NR")]
+    transfer = [{"seed": 0, "donor": "normal", "target": "NR", "accuracy": 40.0}]
+    timings = [{"seed": 0, "task": "FGSM sweep", "model": "normal", "images": 8, "seconds": 1.0}]
+    tables = {"fgsm": fgsm, "transfer": transfer, "suite": [], "ensembles": [], "timings": timings}
+    args = robustness.Args(models=("normal", "NR"), suite_models=("normal",))
+    for dataset, compared in (("cifar10", False), ("mnist", True)):
+        out = tmp_path / dataset
+        robustness.write_report(args, Report(tables, out, torch.device("cpu"), 1), dataset)
+        text = (out / "results.md").read_text()
+        assert ("Compared with the source (MNIST FGSM" in text) == compared
+        assert "| normal | 0.1 | 77.34 | 50.00 |" in text or not compared
 
 
 def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
