@@ -81,7 +81,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def check_test_sets(test_sets: Mapping[str, object]) -> None:
-    """Refuse no test set at all, or one that is not :class:`LabelledImages`."""
+    """Refuse no test set at all, or one that is not :class:`LabelledImages` or is empty."""
     if not test_sets:
         raise ValueError("evaluation needs at least one named test set")
     for name, data in test_sets.items():
@@ -90,6 +90,8 @@ def check_test_sets(test_sets: Mapping[str, object]) -> None:
                 f"test set {name!r} must be LabelledImages, got {type(data).__name__}; "
                 "wrap tensors as LabelledImages(images, labels, classes)"
             )
+        if not len(data):
+            raise ValueError(f"test set {name!r} is empty: an accuracy needs at least one image")
 
 
 def _splits_into_features(model: nn.Module) -> TypeGuard[FeatureClassifier]:

@@ -287,20 +287,26 @@ def model_metadata(
     return {**metadata, "kind": "synergy", "rule": rule.rule_name, "rule_config": rule.config()}
 
 
-def model_from_metadata(metadata: dict) -> NegatableClassifier:
-    """An untrained model of the architecture :func:`model_metadata` describes, ready for
-    :func:`supervised.checkpoints.load_checkpoint`; synergy models come with a frozen extractor."""
+def check_model_metadata(metadata: dict) -> None:
+    """Raise ``ValueError`` unless ``metadata`` describes a model as :func:`model_metadata`
+    does (without building it)."""
     missing = {"arch", "num_classes", "activation", "kind"} - metadata.keys()
     if missing:
         raise ValueError(
             f"checkpoint metadata lacks {sorted(missing)}; save it with model_metadata"
         )
+    if metadata["kind"] not in ("classifier", "synergy"):
+        raise ValueError(f"unknown model kind {metadata['kind']!r}; expected classifier or synergy")
+
+
+def model_from_metadata(metadata: dict) -> NegatableClassifier:
+    """An untrained model of the architecture :func:`model_metadata` describes, ready for
+    :func:`supervised.checkpoints.load_checkpoint`; synergy models come with a frozen extractor."""
+    check_model_metadata(metadata)
     base = make_classifier(metadata["arch"], metadata["num_classes"], metadata["activation"])
     if metadata["kind"] == "classifier":
         base.set_negation(metadata.get("negate", False))
         return base
-    if metadata["kind"] != "synergy":
-        raise ValueError(f"unknown model kind {metadata['kind']!r}; expected classifier or synergy")
     synergy = synergy_from_classifier(base, 0)
     synergy.freeze_extractor()
     rule = make_join_rule(metadata["rule"], **metadata.get("rule_config", {}))

@@ -63,6 +63,8 @@ class Args(TrainRunOptions):
     """train all seeds as one trial, each phase in one stacked step (same results up to rounding); when not given, on CUDA, where it is faster, and off on the CPU, where separate runs measured faster"""
 
     def __post_init__(self) -> None:
+        if not self.modes:
+            raise ValueError("give at least one mode with --modes")
         check_known("CBOMF mode", self.modes, MODES)
         if self.dataset != "mnist" and self.dataset.removeprefix("emnist-") not in EMNIST_CLASSES:
             raise ValueError(

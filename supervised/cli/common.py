@@ -62,9 +62,14 @@ class Report:
         ]
 
     def write(self, text: Sequence[str]) -> None:
-        """Write each table to ``<out_dir>/<table>.csv`` and ``text`` to ``results.md``."""
+        """Write each table to ``<out_dir>/<table>.csv`` (an empty one: no file) and ``text`` to
+        ``results.md``."""
         for name, rows in self.tables.items():
-            write_csv(rows, self.out_dir / f"{name}.csv")
+            path = self.out_dir / f"{name}.csv"
+            if rows:
+                write_csv(rows, path)
+            else:  # e.g. no attack suite asked for; a file from an earlier run would mislead
+                path.unlink(missing_ok=True)
         write_text_atomic(self.out_dir / "results.md", "\n".join(text) + "\n")
 
 

@@ -62,25 +62,27 @@ class Args(TrainRunOptions):
         super().__post_init__()  # --data-dir, --download
 
 
-def load_plans(args: Args, device: torch.device) -> tuple[dict, torch.Tensor, list[tuple]]:
-    """The transforms, the digits 5-9 training negatives and every model's plan: (model name,
-    in-distribution training set, negative source name or None, test set, negatives)."""
+def load_plans(args: Args, device: torch.device) -> tuple[dict, torch.Tensor | None, list[tuple]]:
+    """The transforms, the digits 5-9 training negatives (None without the held-out source) and
+    every model's plan: (model name, in-distribution training set, negative source name or
+    None, test set, negatives)."""
     train, test = (split.to(device) for split in args.splits("mnist"))
     transforms = {name: make_negative_source(name) for name in TRANSFORM_SOURCES}
-    held_out = HeldOutClasses()
     # Held-out negatives of every kind from the test split; digits 0-4 models also meet 5-9.
     _, test_negatives = negative_test_sets(test, transforms)
-    test_low, test_high = held_out.split(test)
-    _, low_negatives = negative_test_sets(test_low, transforms)
-    low_negatives["held-out"] = test_high
-    train_low, train_high = held_out.split(train)
     plans: list[tuple] = [("baseline 0-9", train, None, test, test_negatives)]
     plans += [
         (f"OE {name} 0-9", train, name, test, test_negatives)
         for name in TRANSFORM_SOURCES
         if name in args.sources
     ]
-    if "held-out" in args.sources:
+    train_high = None
+    if "held-out" in args.sources:  # split only then: a subset may lack digits 0-4 or 5-9
+        held_out = HeldOutClasses()
+        test_low, test_high = held_out.split(test)
+        _, low_negatives = negative_test_sets(test_low, transforms)
+        low_negatives["held-out"] = test_high
+        train_low, train_high = held_out.split(train)
         plans += [
             ("baseline 0-4", train_low, None, test_low, low_negatives),
             ("OE held-out 0-4", train_low, "held-out", test_low, low_negatives),

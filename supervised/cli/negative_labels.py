@@ -50,6 +50,8 @@ class Args(TrainRunOptions):
     """training hyperparameters (flags without a prefix: --epochs, --nl-epochs, ...)"""
 
     def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("give at least one method with --methods")
         check_known("method", self.methods, NOISE_METHODS)
         bad = [rate for rate in self.noise_rates if not 0.0 <= rate < 1.0]
         if bad:
@@ -63,9 +65,15 @@ def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, Labelle
     return train.to(device), test.to(device)
 
 
+def percent(rate: float) -> str:
+    """A noise rate in percent, to as many decimals as it has (up to 6): ``20`` for 0.2,
+    ``12.5`` for 0.125, so that distinct rates keep distinct names and columns."""
+    return f"{100 * rate:.6f}".rstrip("0").rstrip(".")
+
+
 def trial_name(params: dict) -> str:
-    """``noise20/seed0`` for noise rate 0.2 and seed 0."""
-    return f"noise{round(100 * params['noise'])}/seed{params['seed']}"
+    """``noise20/seed0`` for noise rate 0.2 and seed 0 (``noise12.5/seed0`` for 0.125)."""
+    return f"noise{percent(params['noise'])}/seed{params['seed']}"
 
 
 def run_noisy(args: Args, trial: Trial) -> dict[str, list[dict]]:
@@ -108,7 +116,7 @@ def run(args: Args) -> None:
 
 
 def write_report(args: Args, report: Report) -> None:
-    shown = [{**row, "noise %": f"{round(100 * row['noise'])}%"} for row in report.rows]
+    shown = [{**row, "noise %": f"{percent(row['noise'])}%"} for row in report.rows]
     selection = [row for row in shown if row["kept"] != ""]
     config = args.training
     text = report.head(

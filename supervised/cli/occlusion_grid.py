@@ -43,6 +43,12 @@ class Args(DataOptions):
         check_int("--scale", self.scale, 1, 64)
         check_int("--seed", self.seed, 0)
         check_out_file("--out", self.out)
+        extensions = Image.registered_extensions()
+        if extensions.get(Path(self.out).suffix.lower()) not in Image.SAVE:
+            raise ValueError(
+                f"--out {self.out!r} needs an image file name, e.g. ending in .png (a format "
+                "Pillow writes, named by the extension)"
+            )
         super().__post_init__()  # --data-dir, --download
 
 

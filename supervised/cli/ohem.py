@@ -47,6 +47,8 @@ class Args(TrainRunOptions):
     """CBOMF's hyperparameters (SGD, epochs of each phase, feature caching); each variant replaces its reducer (and learning rate)"""
 
     def __post_init__(self) -> None:
+        if not self.modes:
+            raise ValueError("give at least one mode with --modes")
         check_known("CBOMF mode", self.modes, MODES)
         if any(scale <= 0 for scale in self.mean_lr_scales):
             raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
@@ -67,9 +69,25 @@ class Args(TrainRunOptions):
         return variants
 
 
+def check_top_k(args: Args, samples: int) -> None:
+    """Refuse a ``--top-k`` above the smallest batch of ``samples`` training images (the short
+    last one) before any training: OHEM cannot keep k losses of fewer than k."""
+    batch = args.cbomf.batch_size
+    smallest = samples % batch or batch
+    too_large = [k for k in args.top_k if k > smallest]
+    if too_large:
+        raise ValueError(
+            f"--top-k {' '.join(map(str, too_large))} needs every batch to hold that many samples, but {samples} "
+            f"training images in batches of {batch} leave a last batch of {smallest}; choose "
+            f"k <= {smallest}, or a --train-subset or --cbomf.batch-size that divides evenly"
+        )
+
+
 def load_data(args: Args, device: torch.device) -> tuple[LabelledImages, dict]:
-    """The training split and the named test sets on ``device``."""
+    """The training split and the named test sets on ``device`` (``--top-k`` checked against
+    the training split's batches)."""
     train, test = args.splits("mnist")
+    check_top_k(args, len(train))
     occlusions = {**mnist_cuts(), **corner_occlusions([0.5])}
     return train.to(device), partial_test_sets(test, occlusions, device=device)
 

@@ -37,10 +37,12 @@ from supervised.data import LabelledImages
 from supervised.evaluation import accuracy, evaluate, predict_models
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
 from supervised.robustness import adversarial_set, fgsm_sweep, transfer_matrix
-from supervised.synergy import model_from_metadata
+from supervised.synergy import check_model_metadata, model_from_metadata
 
 #: A trial's result tables, also the names of their CSV files.
 TABLES = ("fgsm", "transfer", "suite", "ensembles", "timings")
+#: How the plot names the datasets negdl-synergy trains on.
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 # The source's MNIST white-box FGSM accuracies (%), SN vs NR, as quoted in the brief, section 5.
 SOURCE_FGSM = {"normal": {0.1: 77.34, 0.15: 47.23}, "NR": {0.1: 81.35, 0.15: 53.07}}
 
@@ -52,7 +54,7 @@ class Args(RunOptions):
     models_dir: str = "runs/synergy/mnist"
     """folder with seed<k>/<model>/model.pt checkpoints written by negdl-synergy"""
     models: tuple[str, ...] = ("normal", "NR", "negative", "synergy", "trained-synergy")
-    """models of the FGSM sweep, the transfer matrix and the ensembles"""
+    """models of the FGSM sweep, the transfer matrix and the ensembles (those need three: each is the models but the donor)"""
     eps_values: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     """FGSM sweep budgets (L-inf, pixels in [0, 1])"""
     pgd_eps: float = 0.1
@@ -85,6 +87,13 @@ class Args(RunOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
+        for name, values in (
+            ("models", self.models),
+            ("suite_models", self.suite_models),
+            ("suite_attacks", self.suite_attacks),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"give each of --{name.replace('_', '-')} once, got {values}")
         check_int("suite_subset", self.suite_subset, 0)
         super().__post_init__()
 
@@ -101,13 +110,21 @@ def checkpoint(args: Args, seed: int, name: str) -> Path:
 
 
 def models_dataset(args: Args) -> str:
-    """The dataset every checkpoint of every seed was trained on (an error if one is missing
-    or they differ), checked before any trial runs."""
-    datasets = {
-        read_metadata(checkpoint(args, seed, name)).get("dataset", "mnist")
-        for seed in args.seeds
-        for name in args.models
-    }
+    """The dataset every checkpoint of every seed was trained on (an error if one is missing,
+    does not describe its model or they differ), checked before any trial runs."""
+    datasets = set()
+    for seed in args.seeds:
+        for name in args.models:
+            path = checkpoint(args, seed, name)
+            metadata = read_metadata(path)
+            try:
+                check_model_metadata(metadata)
+            except ValueError as error:  # e.g. a negdl-cbomf checkpoint: no architecture
+                raise ValueError(
+                    f"{path}: {error}; negdl-robustness attacks the checkpoints negdl-synergy "
+                    "saves (its --extra-modes add CBOMF modes)"
+                ) from None
+            datasets.add(metadata.get("dataset", "mnist"))
     if len(datasets) != 1:
         raise ValueError(f"the models come from different datasets {sorted(datasets)}")
     return datasets.pop()
@@ -131,7 +148,9 @@ def load_test(args: Args, device: torch.device) -> LabelledImages:
     return args.test_split(models_dataset(args)).to(device)
 
 
-def sweep_plot(accuracies: dict[tuple[str, float], list[float]], path: Path) -> None:
+def sweep_plot(
+    accuracies: dict[tuple[str, float], list[float]], path: Path, dataset: str = "mnist"
+) -> None:
     """Accuracy against eps, one line per model, mean ± std of ``accuracies[model, eps]``."""
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
@@ -143,7 +162,7 @@ def sweep_plot(accuracies: dict[tuple[str, float], list[float]], path: Path) -> 
         axis.errorbar(eps_values, means, yerr=spread, marker="o", capsize=3, label=model)
     axis.set_xlabel("FGSM eps (L-inf, pixels in [0, 1])")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title("White-box FGSM on MNIST")
+    axis.set_title(f"White-box FGSM on {DATASET_NAMES.get(dataset, dataset)}")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -209,7 +228,9 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
         tables["suite"].append({**row, "mean_l2": round(l2, 4), "seconds": seconds})
         writer.add_scalar(f"suite/{attack_name}/{name}", value, 0)
 
-    for donor, model in models.items():
+    # Each ensemble is the models but the donor: two members at least, so three models.
+    donors = models if len(models) > 2 else {}
+    for donor, model in donors.items():
         fgsm = FGSM(model, args.ensemble_eps, batch_size=args.batch_size)
         adversarial = adversarial_set(fgsm, test)
         members = {name: member for name, member in models.items() if name != donor}
@@ -232,24 +253,26 @@ def run_seed(args: Args, trial: Trial) -> dict[str, list[dict]]:
 
 def run(args: Args) -> None:
     dataset = models_dataset(args)  # a missing checkpoint before any data is read
-    args.run_seeds("negdl-robustness", run_seed, load_test, write_report, subfolder=dataset)
+    report = functools.partial(write_report, dataset=dataset)
+    args.run_seeds("negdl-robustness", run_seed, load_test, report, subfolder=dataset)
 
 
-def write_report(args: Args, report: Report) -> None:
-    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far."""
+def write_report(args: Args, report: Report, dataset: str = "mnist") -> None:
+    """Rewrite every CSV, results.md and fgsm.png from the sweep's rows so far (``dataset``:
+    the models'; the source's numbers are MNIST's, so only MNIST is compared with them)."""
     sweep_rows, transfer_rows, suite_rows, ensemble_rows, timing_rows = (
         report.tables[table] for table in TABLES
     )
     ours: dict[tuple[str, float], list[float]] = defaultdict(list)
     for row in sweep_rows:
         ours[row["model"], row["eps"]].append(row["accuracy"])
-    sweep_plot(ours, report.out_dir / "fgsm.png")
+    sweep_plot(ours, report.out_dir / "fgsm.png", dataset)
     images = sweep_rows and timing_rows[0]["images"]
     source_lines = [
         f"| {model} | {eps:g} | {source:.2f} | {mean_std(ours[model, eps])} |"
         for model, by_eps in SOURCE_FGSM.items()
         for eps, source in by_eps.items()
-        if (model, eps) in ours
+        if (model, eps) in ours and dataset == "mnist"
     ]
     suite_l2 = [row["mean_l2"] for row in suite_rows if row["attack"] == "CW"]
     text = report.head(
@@ -269,14 +292,22 @@ def write_report(args: Args, report: Report) -> None:
     text += section(
         f"Attack suite at eps {args.suite_eps:g} (torchattacks 3.5.1 defaults otherwise; CW: c 1, "
         "50 steps)",
-        markdown_table(suite_rows, "attack", "model", "accuracy"),
-        "",
-        f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
+        *(
+            [
+                markdown_table(suite_rows, "attack", "model", "accuracy"),
+                "",
+                f"CW's mean L2 perturbation norm: {mean_std(suite_l2, 3)}.",
+            ]
+            if suite_rows
+            else ["(not run: --suite-attacks or --suite-models is empty)"]
+        ),
     )
     text += section(
         f"Max-ensemble vs averaging under transferred FGSM (eps {args.ensemble_eps:g}; the donor "
         "is left out of the ensemble)",
-        markdown_table(ensemble_rows, "donor", "ensemble", "accuracy"),
+        markdown_table(ensemble_rows, "donor", "ensemble", "accuracy")
+        if ensemble_rows
+        else "(not run: an ensemble of the models but the donor needs at least three --models)",
     )
     text += section("Wall time (seconds)", markdown_table(timing_rows, "task", "model", "seconds"))
     if source_lines:

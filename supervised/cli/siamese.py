@@ -60,9 +60,16 @@ class Args(TrainRunOptions):
     """triplet training's hyperparameters (flags without a prefix: --epochs, --margin, ...)"""
 
     def __post_init__(self) -> None:
+        if not self.schedules and not self.pml_reference:
+            raise ValueError("nothing to train: give --schedules, or leave --pml-reference on")
         for name in self.schedules:
             schedule_variants(name)
         check_int("k", self.k, 1)
+        if self.schedules and self.train_subset and self.k > self.train_subset:
+            raise ValueError(
+                f"--k {self.k} neighbours need at least that many references, but the training "
+                f"images (the references) are --train-subset {self.train_subset}"
+            )
         super().__post_init__()  # --data-dir, --download
 
 

@@ -157,6 +157,7 @@ BAD_VALUES = {
     "fit generator seed": (lambda: trainer().fit(tiny_data(), 1, generator=0), ValueError, "generator must be a torch.Generator or None, got int"),
     "evaluate batch_size 0": (lambda: evaluate(mnist_net(), {"full": labelled()}, batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
     "evaluate plain tensors": (lambda: evaluate(mnist_net(), {"full": images()}), ValueError, "test set 'full' must be LabelledImages, got Tensor"),
+    "evaluate empty test set": (lambda: evaluate(mnist_net(), {"none": labelled().subset(slice(0, 0))}), ValueError, "test set 'none' is empty"),
     "phase epochs fractional": (lambda: Phase(1.5), TypeError, "epochs must be an integer >= 0, got float 1.5"),
     "train_modes modes as one string": (lambda: train_modes("SN", mnist_net, labelled()), ValueError, r"modes must be a non-empty list of mode names, e.g. \['SN'\], got 'SN'"),
     "train_modes negative seed": (lambda: train_modes(["SN"], mnist_net, labelled(), seeds=(-1,)), ValueError, "seed must be an integer >= 0, got -1"),

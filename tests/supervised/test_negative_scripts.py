@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from supervised.cli.common import Report
 
 from ..conftest import import_script, run_in_repo
+from .conftest import learnable_data
 
 SMOKE = "--no-progress --threads 1 --test-subset 48"
 
@@ -128,3 +130,54 @@ def test_siamese_report_counts_diverged_runs(tmp_path: Path) -> None:
     assert "| TSN | 93.84 | 90.50 | 90.50 | 0 of 2 | 2 |" in report
     assert "| TSN-N | diverged | - | - | 2 of 2 | nan |" in report
     assert "| TSN-N |" not in report.split("## Compared")[0]
+
+
+def test_negative_labels_keeps_rates_that_round_to_one_percent_apart(tmp_path: Path) -> None:
+    # 0.125 and 0.12 were both "noise12": the sweep refused its own trial names, and the
+    # report's "12%" column would have averaged the two rates together.
+    script = import_script("negative_labels")
+    assert script.trial_name({"noise": 0.2, "seed": 0}) == "noise20/seed0"  # as before
+    names = [script.trial_name({"noise": rate, "seed": 3}) for rate in (0.125, 0.12, 0.005, 0.0)]
+    assert names == ["noise12.5/seed3", "noise12/seed3", "noise0.5/seed3", "noise0/seed3"]
+    rows = [
+        {
+            "noise": rate,
+            "method": "CE",
+            "seed": 0,
+            "accuracy": accuracy,
+            "kept": "",
+            "kept_clean": "",
+        }
+        for rate, accuracy in ((0.125, 50.0), (0.12, 70.0), (0.999, 10.0))
+    ]
+    script.write_report(script.Args(), Report({"results": rows}, tmp_path, torch.device("cpu"), 60))
+    report = (tmp_path / "results.md").read_text()
+    assert (
+        "| method | 12.5% | 12% | 99.9% |" in report and "| CE | 50.00 | 70.00 | 10.00 |" in report
+    )
+
+
+def test_negative_aware_splits_off_digits_5_9_only_for_the_held_out_source() -> None:
+    # A test subset of digits 5-9 alone (--test-subset 1: MNIST's first test digit is a 7)
+    # failed even with --sources noise: "every sample is of a held-out class".
+    script = import_script("negative_aware")
+    data = learnable_data(64)
+    high = data.subset(data.labels >= 5)
+    args = script.Args(sources=("noise",), progress=False)
+    args.splits = lambda _dataset: (data, high)  # type: ignore[method-assign]
+    _, train_high, plans = script.load_plans(args, torch.device("cpu"))
+    assert train_high is None and [plan[0] for plan in plans] == ["baseline 0-9", "OE noise 0-9"]
+
+
+def test_ohem_refuses_a_top_k_above_the_short_last_batch_before_training(
+    mnist_root: Path,
+) -> None:
+    # 100 images in batches of 64 end on a batch of 36: --top-k 50 failed there, mid-trial,
+    # after the other variants had trained (so does --top-k 40 on all of MNIST: 60000 % 64 = 32).
+    script = import_script("ohem")
+    args = script.Args(top_k=(8, 50), train_subset=100, data_dir=str(mnist_root), progress=False)
+    with pytest.raises(ValueError, match="--top-k 50 needs every batch .* last batch of 36"):
+        script.load_data(args, torch.device("cpu"))
+    args = script.Args(top_k=(36,), train_subset=100, data_dir=str(mnist_root), progress=False)
+    train, _ = script.load_data(args, torch.device("cpu"))
+    assert len(train) == 100

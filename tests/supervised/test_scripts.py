@@ -11,13 +11,16 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 import tyro
 from PIL import Image
 
 from negdl.cli import parse_args
-from supervised.checkpoints import load_checkpoint
+from supervised.checkpoints import load_checkpoint, save_checkpoint
+from supervised.cli.common import Report
 from supervised.data import DataFileError
 from supervised.models import mnist_net
+from supervised.synergy import model_metadata
 
 from ..conftest import import_script, run_in_repo
 
@@ -98,6 +101,8 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("siamese", ["--margin", "-1"], "margin must be >= 0"),
         ("siamese", ["--schedules", "TSN-P>TSN"], "unknown schedule 'TSN-P>TSN'"),
         ("siamese", ["--miner", "easy"], "miner must be one of None, 'all'"),
+        # Failed only after training: k-NN over fewer references than k.
+        ("siamese", ["--k", "300", "--train-subset", "256"], "--k 300 neighbours need at least"),
         ("negative_labels", ["--noise-rates", "0.2", "1.0"], "noise rates must be in [0, 1)"),
         ("negative_labels", ["--methods", "SelPL"], "unknown method(s) ['SelPL']"),
         ("negative_aware", ["--sources", "cifar100"], "unknown negative source(s) ['cifar100']"),
@@ -105,6 +110,14 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("ohem", ["--fractions", "1.5"], "fraction must be in (0, 1]"),
         ("ohem", ["--top-k", "0"], "k must be a positive"),
         ("ohem", ["--mean-lr-scales", "0"], "mean_lr_scales must be positive"),
+        # PIL's "unknown file extension: " after the grid was drawn.
+        ("occlusion_grid", ["--out", "runs/grid"], "needs an image file name, e.g. ending in .png"),
+        ("occlusion_grid", ["--out", "grid.txt"], "needs an image file name"),
+        # Nothing to train: these failed inside the trial, or (siamese) in the report.
+        ("cbomf", ["--modes"], "give at least one mode with --modes"),
+        ("ohem", ["--modes"], "give at least one mode with --modes"),
+        ("negative_labels", ["--methods"], "give at least one method with --methods"),
+        ("siamese", ["--schedules", "--no-pml-reference"], "nothing to train: give --schedules"),
     ],
 )
 def test_scripts_reject_bad_arguments(
@@ -236,6 +249,73 @@ def test_robustness_script_needs_synergy_models_and_cifar_gets_its_defaults(
         robustness.run(args)
     cifar = parse_args(synergy.Args, ["--dataset", "cifar10", "--arch", "resnet18"])
     assert (cifar.lr, cifar.momentum, cifar.batch_size) == (0.001, 0.9, 4)
+
+
+def test_robustness_script_with_two_models_and_no_attack_suite(
+    mnist_root: Path, tmp_path: Path
+) -> None:
+    # Two models (the least it takes) leave each donor's ensemble one member, which crashed the
+    # trial, and an empty suite crashed the report ("no rows to write").
+    robustness = import_script("robustness")
+    for seed, name in ((3, "normal"), (3, "negative"), (7, "normal"), (7, "negative")):
+        metadata = {**model_metadata(mnist_net(), "mnist", 10, "relu"), "dataset": "mnist"}
+        save_checkpoint(
+            tmp_path / "models" / f"seed{seed}" / name / "model.pt", mnist_net(), None, metadata
+        )
+    out = tmp_path / "out"
+    argv = "--models normal negative --suite-models normal --suite-attacks --seeds 3 7"
+    argv += " --test-subset 16 --eps-values 0.1 --pgd-steps 1 --no-progress --threads 1"
+    extra = ["--models-dir", str(tmp_path / "models"), "--data-dir", str(mnist_root)]
+    args = parse_args(robustness.Args, [*argv.split(), *extra, "--out-dir", str(out)])
+    (out / "mnist").mkdir(parents=True)
+    (out / "mnist" / "suite.csv").write_text("from an earlier run\n")
+    robustness.run(args)
+    assert len(csv_rows(out / "mnist" / "transfer.csv")) == 2 * 2 * 2
+    assert (
+        not (out / "mnist" / "suite.csv").exists()
+        and not (out / "mnist" / "ensembles.csv").exists()
+    )
+    text = (out / "mnist" / "results.md").read_text()
+    assert (
+        "needs at least three --models" in text
+        and "--suite-attacks or --suite-models is empty" in text
+    )
+    with pytest.raises(ValueError, match="give each of --models once"):
+        robustness.Args(models=("normal", "normal", "NR"), suite_models=("normal",))
+
+
+def test_robustness_script_refuses_cbomf_checkpoints_before_any_trial(tmp_path: Path) -> None:
+    # negdl-cbomf's checkpoints do not name their architecture: each trial failed on its own.
+    robustness = import_script("robustness")
+    for name in ("SN", "NR"):
+        metadata = {"mode": name, "seed": 0, "dataset": "mnist"}
+        save_checkpoint(
+            tmp_path / "cbomf" / "seed0" / name / "model.pt", mnist_net(), None, metadata
+        )
+    argv = ["--models", "SN", "NR", "--suite-models", "SN", "--models-dir", str(tmp_path / "cbomf")]
+    args = parse_args(robustness.Args, [*argv, "--out-dir", str(tmp_path / "out")])
+    with pytest.raises(
+        ValueError, match=r"SN/model.pt: checkpoint metadata lacks .* negdl-synergy"
+    ):
+        robustness.run(args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_robustness_report_compares_only_mnist_models_with_the_source(tmp_path: Path) -> None:
+    # The source's FGSM numbers are MNIST's: CIFAR-10 models were set beside them too, under a
+    # plot titled "on MNIST".
+    robustness = import_script("robustness")
+    fgsm = [{"seed": 0, "model": model, "eps": 0.1, "accuracy": 50.0} for model in ("normal", "NR")]
+    transfer = [{"seed": 0, "donor": "normal", "target": "NR", "accuracy": 40.0}]
+    timings = [{"seed": 0, "task": "FGSM sweep", "model": "normal", "images": 8, "seconds": 1.0}]
+    tables = {"fgsm": fgsm, "transfer": transfer, "suite": [], "ensembles": [], "timings": timings}
+    args = robustness.Args(models=("normal", "NR"), suite_models=("normal",))
+    for dataset, compared in (("cifar10", False), ("mnist", True)):
+        out = tmp_path / dataset
+        robustness.write_report(args, Report(tables, out, torch.device("cpu"), 1), dataset)
+        text = (out / "results.md").read_text()
+        assert ("Compared with the source (MNIST FGSM" in text) == compared
+        assert "| normal | 0.1 | 77.34 | 50.00 |" in text or not compared
 
 
 def test_synergy_script_on_cifar_files(synthetic, tmp_path: Path) -> None:
