@@ -25,7 +25,8 @@ class Args:
     env_id: str = "NegCollision-v0"
     """registered environment id"""
     num_obstacles: int | None = None
-    """number of moving obstacles (default: the env's own: 10 for NegCollision-v0, 300 for NegCollisionCrowd-v0, a new count every episode for NegCollisionMix-v0)"""
+    """number of moving obstacles; when not given, the env's own (10 for NegCollision-v0, 300 for
+    NegCollisionCrowd-v0, a new count every episode for NegCollisionMix-v0)"""
     seed: int = 0
     """seed of the first episode"""
     episodes: int = 3
