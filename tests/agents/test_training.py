@@ -242,3 +242,17 @@ def test_a_linear_learning_rate_falls_to_zero_over_training_and_loads_from_confi
     assert 0 <= model.policy.optimizer.param_groups[0]["lr"] < 2e-5
     loaded = load_agent(save_run(model, asdict(config), tmp_path))
     assert loaded.lr_schedule(0.5) == pytest.approx(1e-3)
+
+
+def test_make_env_monitors_an_env_that_is_not_a_negcollision_env(tmp_path):
+    """The monitor's cumulative_collisions column is for NegCollision envs only: on another env
+    (negdl-train --algo dqn --env-id CartPole-v1) it raised a KeyError at the first episode's
+    end, whose info has no such key."""
+    env = make_env("CartPole-v1", 2, seed=0, monitor_dir=tmp_path)
+    env.reset()
+    finished = 0
+    while finished < 2:
+        _, _, dones, _ = env.step(np.zeros(2, dtype=int))  # always left: short episodes
+        finished += int(dones.sum())
+    env.close()
+    assert "cumulative_collisions" not in (tmp_path / "0.monitor.csv").read_text()
