@@ -142,6 +142,9 @@ def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | No
             probe.close()
     try:
         if isinstance(env, VecEnv):
+            # Asked first: get_attr of a missing attribute ends a SubprocVecEnv's workers.
+            if not env.has_attr("config"):
+                return None
             config = env.get_attr("config", indices=[0])[0]
         else:
             config = env.get_wrapper_attr("config")
