@@ -30,7 +30,7 @@ from neg_agents.common.dqn_arguments import (
     check_replay_buffer_memory,
     sb3_learning_rate,
 )
-from neg_agents.common.env_util import VEC_ENV_KINDS
+from neg_agents.common.env_util import VEC_ENV_KINDS, collision_config
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import (
     AGENT_DEVICE,
@@ -284,6 +284,13 @@ def train_agent(
         config.env_id, config.n_envs, config.seed, config.env_kwargs, config.vec_env, config.log_dir
     )
     try:
+        if (config.eval_freq or config.capture_video) and collision_config(env) is None:
+            # Checked before training, which would otherwise end at the first evaluation.
+            raise ValueError(
+                f"evaluations and videos count the collisions and moves of NegCollision envs; "
+                f"{config.env_id} is not one: train on it with eval_freq=0 (--eval-freq 0) "
+                "and without capture_video"
+            )
         model = build_model(config, env)
     except BaseException:
         env.close()

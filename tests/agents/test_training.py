@@ -104,6 +104,8 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
         ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
+        # Evaluations count collisions: on another env training ended at the first one.
+        ({"algo": "dqn", "env_id": "CartPole-v1", "eval_freq": 5}, "--eval-freq 0"),
         (
             {"algo": "dqn", "hyperparams": {"learning_rat": 1.0}},
             "unknown hyperparameter 'learning_rat'",
