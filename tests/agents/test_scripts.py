@@ -339,6 +339,15 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys, algo):
     assert out.count("collisions") == 2 and "steps 3" in out
 
 
+def test_watch_refuses_an_env_that_is_not_a_negcollision_env(tmp_path, capsys):
+    """Episodes count collisions and moves: on CartPole-v1 watch died of KeyError 'collisions'."""
+    with pytest.raises(SystemExit, match="CartPole-v1 is not one"):
+        watch.main(
+            ["--algo", "random", "--env-id", "CartPole-v1", "--output", str(tmp_path / "x.gif")]
+        )
+    assert not (tmp_path / "x.gif").exists()
+
+
 def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path, monkeypatch):
     real_find_spec = importlib.util.find_spec
 
