@@ -358,6 +358,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "total_timesteps": args.train.total_timesteps,
             "final_episodes": args.final_episodes,
             "test_seed": args.test_seed,
+            "episode_steps": args.episode_steps,
             "mix_timesteps": args.mix_timesteps if args.mix else None,
             "eval_episodes": args.train.eval_episodes,
             "n_envs": args.train.n_envs,

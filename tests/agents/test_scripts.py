@@ -298,6 +298,7 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
         and " ± " in scene.split("| neg-reward-dqn | ")[1].split("|")[0]
     )
     assert "held-out test episodes" in markdown and "1,000,000" in markdown
+    assert "(40 steps each," in markdown  # --episode-steps, not the registered 500
     assert "collisions while learning" in markdown and "Machine:" in markdown
     assert "**Across seeds**" in markdown
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
