@@ -284,6 +284,7 @@ def train_agent(
         config.env_id, config.n_envs, config.seed, config.env_kwargs, config.vec_env, config.log_dir
     )
     try:
+        model = build_model(config, env)
         if (config.eval_freq or config.capture_video) and collision_config(env) is None:
             # Checked before training, which would otherwise end at the first evaluation.
             raise ValueError(
@@ -291,7 +292,6 @@ def train_agent(
                 f"{config.env_id} is not one: train on it with eval_freq=0 (--eval-freq 0) "
                 "and without capture_video"
             )
-        model = build_model(config, env)
     except BaseException:
         env.close()
         raise
