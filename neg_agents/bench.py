@@ -237,14 +237,13 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
             tb_log_name=tb_name,
             log_dir=str(log_dir),
             video_freq=0,  # one clip, of the trained agent
-            **args.train.settings(),
+            **{**args.train.settings(), "vec_env": vec_env},
         )
         # The same number of learning-curve points on every scene; the sweep's bar is the one
         # progress bar.
         result = train_agent(
             run_config,
             total_timesteps=steps,
-            vec_env=vec_env,
             eval_freq=args.train.eval_freq * steps // args.train.total_timesteps,
             progress_bar=False,
         )

@@ -61,21 +61,13 @@ def make_env(
     check_int("n_envs", n_envs, 1)
     if seed is not None:
         check_int("seed", seed, 0)
-    check_choice("vec_env", vec_env, VEC_ENV_KINDS)
     probe = check_env_options(env_id, env_kwargs)
+    check_vec_env(env_id, vec_env, negative_actions)
     # Monitor needs its info keys at every episode's end: only NegCollision envs have them.
     info_keys = MONITOR_INFO_KEYS if collision_config(probe) is not None else ()
     probe.close()
     env_kwargs = dict(env_kwargs or {})
     if vec_env == "native":
-        if negative_actions:
-            raise ValueError(
-                "NegativeActionWrapper wraps single envs; use vec_env='dummy' or 'subproc' with negative actions"
-            )
-        if gym.spec(env_id).vector_entry_point is None:
-            raise ValueError(
-                f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
-            )
         filename = None
         if monitor_dir is not None:
             Path(monitor_dir).mkdir(parents=True, exist_ok=True)
@@ -95,6 +87,23 @@ def make_env(
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
         monitor_kwargs={"info_keywords": info_keys},
     )
+
+
+def check_vec_env(env_id: str, vec_env: str, negative_actions: bool = False) -> None:
+    """Raise a ``ValueError`` unless ``vec_env`` (one of :data:`VEC_ENV_KINDS`) can step
+    ``env_id`` (an unregistered id is left to :func:`check_env_options`), through
+    ``NegativeActionWrapper`` if ``negative_actions``."""
+    check_choice("vec_env", vec_env, VEC_ENV_KINDS)
+    if vec_env != "native":
+        return
+    if negative_actions:
+        raise ValueError(
+            "NegativeActionWrapper wraps single envs; use vec_env='dummy' or 'subproc' with negative actions"
+        )
+    if env_id in gym.registry and gym.spec(env_id).vector_entry_point is None:
+        raise ValueError(
+            f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
+        )
 
 
 def preferred_vec_env(

@@ -147,6 +147,22 @@ def test_train_config_checks_its_settings_when_built():
             TrainConfig(**settings)
 
 
+def test_a_vec_env_the_agent_cannot_step_is_refused_with_the_config(tmp_path, capsys):
+    """Refused when make_env ran, negdl-train had made the run's folder by then: a rerun under
+    the same --run-name then needed --overwrite."""
+    from neg_agents.cli import train
+
+    with pytest.raises(ValueError, match="NegativeActionWrapper wraps single envs"):
+        TrainConfig("dqn-negative-actions", vec_env="native")
+    with pytest.raises(ValueError, match="MountainCar-v0 has no natively batched version"):
+        TrainConfig("dqn", env_id="MountainCar-v0", vec_env="native")
+    argv = ["--algo", "dqn-negative-actions", "--vec-env", "native", "--out-dir", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        train.main([*argv, "--run-name", "r1"])
+    assert "wraps single envs" in capsys.readouterr().err
+    assert not (tmp_path / "dqn-negative-actions" / "r1").exists()
+
+
 def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_envs():
     from neg_agents.common.env_util import preferred_vec_env
 
