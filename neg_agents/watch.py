@@ -100,7 +100,9 @@ def play_agent(
         planner reads the env it acts in).
     """
     output, fps = options.output, options.fps
-    env = gym.make(env_id, render_mode="rgb_array" if output else "human", **(env_kwargs or {}))
+    # Where the frames go decides the render mode, whatever env_kwargs (e.g. a run's) say.
+    render_mode = "rgb_array" if output else "human"
+    env = gym.make(env_id, **{**(env_kwargs or {}), "render_mode": render_mode})
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ValueError(

@@ -349,6 +349,17 @@ def test_watch_refuses_an_env_that_is_not_a_negcollision_env(tmp_path, capsys):
     assert not (tmp_path / "x.gif").exists()
 
 
+def test_watch_and_videos_choose_the_render_mode_whatever_the_env_options_say(tmp_path, capsys):
+    """A run trained with --env-kwargs render_mode=rgb_array: its videos (--capture-video) and
+    negdl-watch died of TypeError: make() got multiple values for keyword argument 'render_mode'."""
+    watch.main(
+        ["--algo", "stay", "--env-kwargs", "render_mode=human", "--max-steps", "2"]
+        + ["--output", str(tmp_path / "x.gif")]
+    )
+    assert (tmp_path / "x.gif").stat().st_size > 0
+    assert "wrote 3 frames" in capsys.readouterr().out
+
+
 def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path, monkeypatch):
     real_find_spec = importlib.util.find_spec
 
