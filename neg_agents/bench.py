@@ -113,11 +113,11 @@ class BenchConfig(SweepOptions):
     seeds: tuple[int, ...] = (0, 1, 2)
     """seeds; each trained agent is trained once per seed and scene it trains on"""
     num_obstacles: tuple[int, ...] = (10, 30)
-    """obstacle counts of the env, each a scene agents train on"""
+    """obstacle counts of the env, each a scene: every trained agent trains on the first, the specialist_algos on each"""
     env_id: str = "NegCollision-v0"
     """registered env id (num_obstacles is passed as an env option)"""
     crowd: bool = True
-    """also train every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    """also train the specialist_algos on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
     mix: bool = True
     """also train the mix_algos on NegCollisionMix-v0 (a new scene every episode): generalists"""
     mix_algos: tuple[str, ...] = (MAIN_ALGO,)
