@@ -113,11 +113,11 @@ class BenchConfig(SweepOptions):
     seeds: tuple[int, ...] = (0, 1, 2)
     """seeds; each trained agent is trained once per seed and scene it trains on"""
     num_obstacles: tuple[int, ...] = (10, 30)
-    """obstacle counts of the env, each a scene agents train on"""
+    """obstacle counts of the env, each a scene: every trained agent trains on the first, the specialist_algos on each"""
     env_id: str = "NegCollision-v0"
     """registered env id (num_obstacles is passed as an env option)"""
     crowd: bool = True
-    """also train every agent on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
+    """also train the specialist_algos on NegCollisionCrowd-v0 (300 obstacles, the 16 nearest observed)"""
     mix: bool = True
     """also train the mix_algos on NegCollisionMix-v0 (a new scene every episode): generalists"""
     mix_algos: tuple[str, ...] = (MAIN_ALGO,)
@@ -237,14 +237,13 @@ def run_trial(args: BenchConfig, trial: Trial) -> dict[str, list[dict[str, Any]]
             tb_log_name=tb_name,
             log_dir=str(log_dir),
             video_freq=0,  # one clip, of the trained agent
-            **args.train.settings(),
+            **{**args.train.settings(), "vec_env": vec_env},
         )
         # The same number of learning-curve points on every scene; the sweep's bar is the one
         # progress bar.
         result = train_agent(
             run_config,
             total_timesteps=steps,
-            vec_env=vec_env,
             eval_freq=args.train.eval_freq * steps // args.train.total_timesteps,
             progress_bar=False,
         )
@@ -358,6 +357,7 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
             "total_timesteps": args.train.total_timesteps,
             "final_episodes": args.final_episodes,
             "test_seed": args.test_seed,
+            "episode_steps": args.episode_steps,
             "mix_timesteps": args.mix_timesteps if args.mix else None,
             "eval_episodes": args.train.eval_episodes,
             "n_envs": args.train.n_envs,

@@ -234,18 +234,22 @@ def bench_markdown(
     """The report: the scene table, one table per scene, the targets, how the numbers were made."""
     status = "" if meta["complete"] else " (incomplete: the run was still going or was interrupted)"
     mix = meta.get("mix_timesteps")
+    vec_env = meta.get("vec_env", "dummy")
+    if vec_env == "native":  # the one kind swapped for the single envs the wrapper needs
+        vec_env += "; dummy for agents acting through NegativeActionWrapper"
     lines = [
         f"Command: `{meta['command']}`{status}",
         "",
         f"Machine: {meta['machine']}. {_time_sentence(meta)} Each trained agent: "
         f"{meta['total_timesteps']:,} env steps on {meta['n_envs']} envs"
         + (f" ({mix:,} on {MIX_SCENE}, the generalists)" if mix else "")
-        + f" ({meta.get('vec_env', 'dummy')}; dummy for agents acting through NegativeActionWrapper); "
+        + f" ({vec_env}); "
         "training wall time excludes the periodic evaluations of the learning curves, which use "
         f"the same {meta.get('eval_episodes', '?')} validation episodes at every point (seeds from "
         "10,000 + the training seed). "
         f"Every row is measured on the same {meta['final_episodes']} held-out test episodes per scene "
-        f"(500 steps each, seeds from {meta.get('test_seed', '?'):,}), which no training, tuning or "
+        f"({meta.get('episode_steps', 500)} steps each, seeds from {meta.get('test_seed', '?'):,}), "
+        "which no training, tuning or "
         "model selection ever saw; mean over seeds, ± the mean 95% confidence half-width over "
         "episodes. The planner, random and stay train nothing (the planner and stay are "
         "deterministic: one run). Rows 'trained on ...' are agents trained on another scene and "

@@ -30,7 +30,7 @@ from neg_agents.common.dqn_arguments import (
     check_replay_buffer_memory,
     sb3_learning_rate,
 )
-from neg_agents.common.env_util import VEC_ENV_KINDS
+from neg_agents.common.env_util import VEC_ENV_KINDS, check_vec_env, collision_config
 from neg_agents.common.extractors import collision_policy_kwargs
 from neg_agents.hyperparams import (
     AGENT_DEVICE,
@@ -155,6 +155,8 @@ class TrainConfig(TrainSettings):
         super().__post_init__()
         check_int("verbose", self.verbose, 0, 2)
         check_hyperparams(spec.algorithm, {**hyperparams_for(self.algo), **self.hyperparams})
+        if self.vec_env is not None:  # before negdl-train makes the run's folder
+            check_vec_env(self.env_id, self.vec_env, spec.negative_actions)
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             raise ValueError(f"log_dir must be a folder name or None, got {self.log_dir!r}")
         if self.capture_video:
@@ -285,6 +287,13 @@ def train_agent(
     )
     try:
         model = build_model(config, env)
+        if (config.eval_freq or config.capture_video) and collision_config(env) is None:
+            # Checked before training, which would otherwise end at the first evaluation.
+            raise ValueError(
+                f"evaluations and videos count the collisions and moves of NegCollision envs; "
+                f"{config.env_id} is not one: train on it with eval_freq=0 (--eval-freq 0) "
+                "and without capture_video"
+            )
     except BaseException:
         env.close()
         raise

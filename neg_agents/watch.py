@@ -17,7 +17,7 @@ from stable_baselines3.common.type_aliases import PolicyPredictor
 
 import neg_envs
 from neg_agents.algos import AlgoSpec, get_algo
-from neg_agents.common.env_util import check_env_options
+from neg_agents.common.env_util import check_env_options, collision_config
 from neg_agents.hyperparams import AGENT_DEVICE
 from neg_agents.model_io import load_policy
 from neg_agents.video import check_video_capture, check_video_path, open_video
@@ -100,11 +100,19 @@ def play_agent(
         planner reads the env it acts in).
     """
     output, fps = options.output, options.fps
-    env = gym.make(env_id, render_mode="rgb_array" if output else "human", **(env_kwargs or {}))
+    # Where the frames go decides the render mode, whatever env_kwargs (e.g. a run's) say.
+    render_mode = "rgb_array" if output else "human"
+    env = gym.make(env_id, **{**(env_kwargs or {}), "render_mode": render_mode})
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise ValueError(
             f"{spec.name} acts in envs with discrete actions; {env_id} has {env.action_space}"
+        )
+    if collision_config(env) is None:  # each episode counts the collisions and moves it made
+        env.close()
+        raise ValueError(
+            f"agents are watched on NegCollision envs, whose steps report collisions and moves; "
+            f"{env_id} is not one"
         )
     # On the instance: the class's metadata dict is shared by every env.
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}

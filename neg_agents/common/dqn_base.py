@@ -77,6 +77,12 @@ class NegDQNBase(DQN):
             policy_kwargs = copy.deepcopy(H["policy_kwargs"])
         policy_kwargs = collision_policy_kwargs(policy_kwargs, env, **EXTRACTOR_KWARGS)
         super().__init__(policy, env, policy_kwargs=policy_kwargs, device=device, **kwargs)
+        # Asked now, not at the first step of learning, where the masks are first read.
+        if shield and self.env is not None and not self.env.has_attr("action_masks"):
+            raise ValueError(
+                "shield=True acts among the actions the env's action_masks() allows, and this env "
+                "has no action_masks() (NegCollision envs have it): pass shield=False"
+            )
 
     def _setup_model(self) -> None:
         self.shield = bool(self.__dict__.get("shield", False))  # files saved before it: False

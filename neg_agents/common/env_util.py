@@ -54,30 +54,26 @@ def make_env(
     :param negative_actions: wrap each env in ``neg_envs.NegativeActionWrapper`` (not with
         ``"native"``).
     :param monitor_dir: folder for SB3 ``Monitor`` files of the finished episodes (columns ``r``,
-        ``l``, ``t``, ``cumulative_collisions``; ``load_results`` reads them), ``<i>.monitor.csv``
-        per sub-env as rl-zoo3 lays them out, one ``monitor.csv`` with ``"native"`` (None: none).
+        ``l``, ``t``, and ``cumulative_collisions`` on NegCollision envs; ``load_results`` reads
+        them), ``<i>.monitor.csv`` per sub-env as rl-zoo3 lays them out, one ``monitor.csv``
+        with ``"native"`` (None: none).
     """
     check_int("n_envs", n_envs, 1)
     if seed is not None:
         check_int("seed", seed, 0)
-    check_choice("vec_env", vec_env, VEC_ENV_KINDS)
-    check_env_options(env_id, env_kwargs).close()
+    probe = check_env_options(env_id, env_kwargs)
+    check_vec_env(env_id, vec_env, negative_actions)
+    # Monitor needs its info keys at every episode's end: only NegCollision envs have them.
+    info_keys = MONITOR_INFO_KEYS if collision_config(probe) is not None else ()
+    probe.close()
     env_kwargs = dict(env_kwargs or {})
     if vec_env == "native":
-        if negative_actions:
-            raise ValueError(
-                "NegativeActionWrapper wraps single envs; use vec_env='dummy' or 'subproc' with negative actions"
-            )
-        if gym.spec(env_id).vector_entry_point is None:
-            raise ValueError(
-                f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
-            )
         filename = None
         if monitor_dir is not None:
             Path(monitor_dir).mkdir(parents=True, exist_ok=True)
             filename = str(Path(monitor_dir) / "monitor.csv")
         venv = gym.make_vec(env_id, n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-        monitored = VecMonitor(SB3VecEnvAdapter(venv), filename, info_keywords=MONITOR_INFO_KEYS)
+        monitored = VecMonitor(SB3VecEnvAdapter(venv), filename, info_keywords=info_keys)
         monitored.seed(seed)
         return monitored
     subproc = vec_env == "subproc"
@@ -89,8 +85,25 @@ def make_env(
         wrapper_class=neg_envs.NegativeActionWrapper if negative_actions else None,
         vec_env_cls=SubprocVecEnv if subproc else DummyVecEnv,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
-        monitor_kwargs={"info_keywords": MONITOR_INFO_KEYS},
+        monitor_kwargs={"info_keywords": info_keys},
     )
+
+
+def check_vec_env(env_id: str, vec_env: str, negative_actions: bool = False) -> None:
+    """Raise a ``ValueError`` unless ``vec_env`` (one of :data:`VEC_ENV_KINDS`) can step
+    ``env_id`` (an unregistered id is left to :func:`check_env_options`), through
+    ``NegativeActionWrapper`` if ``negative_actions``."""
+    check_choice("vec_env", vec_env, VEC_ENV_KINDS)
+    if vec_env != "native":
+        return
+    if negative_actions:
+        raise ValueError(
+            "NegativeActionWrapper wraps single envs; use vec_env='dummy' or 'subproc' with negative actions"
+        )
+    if env_id in gym.registry and gym.spec(env_id).vector_entry_point is None:
+        raise ValueError(
+            f"{env_id} has no natively batched version; use vec_env='dummy' or 'subproc'"
+        )
 
 
 def preferred_vec_env(
@@ -138,6 +151,9 @@ def collision_config(env: gym.Env | VecEnv | str | None) -> CollisionConfig | No
             probe.close()
     try:
         if isinstance(env, VecEnv):
+            # Asked first: get_attr of a missing attribute ends a SubprocVecEnv's workers.
+            if not env.has_attr("config"):
+                return None
             config = env.get_attr("config", indices=[0])[0]
         else:
             config = env.get_wrapper_attr("config")

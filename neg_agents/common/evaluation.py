@@ -36,6 +36,11 @@ def evaluate_agent(
     :param action_masks: pass the envs' ``action_masks()`` to ``predict`` (maskable agents).
     """
     check_int("n_episodes", n_episodes, 1)
+    if not isinstance(env, VecEnv):
+        raise TypeError(
+            f"evaluate_agent steps a VecEnv, e.g. neg_agents.make_env(env_id, n_envs), not "
+            f"{type(env).__name__}; one episode at a time: neg_envs.episodes.play_episodes"
+        )
     n_envs = env.num_envs
     quota = np.array([(n_episodes + i) // n_envs for i in range(n_envs)], dtype=int)
     done_count = np.zeros(n_envs, dtype=int)

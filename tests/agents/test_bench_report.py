@@ -1,7 +1,7 @@
 """The bench report's targets table, judged from hand-made rows."""
 
 from neg_agents.algos import MAIN_ALGO
-from neg_agents.bench_report import DEFAULT_SCENE, MIX_SCENE, target_lines
+from neg_agents.bench_report import DEFAULT_SCENE, MIX_SCENE, bench_markdown, target_lines
 
 
 def row(algo, seed, collisions, ret, moves, trained_on="", scene=DEFAULT_SCENE, **more):
@@ -54,3 +54,14 @@ def test_targets_table_judges_means_every_seed_and_moves():
 
 def test_no_rows_no_targets_table():
     assert target_lines([row("random", 0, 40.0, -45.0, 400)]) == []
+
+
+def test_the_report_says_which_envs_the_agents_stepped():
+    """With --vec-env subproc every agent steps subproc envs; the report said the agents acting
+    through NegativeActionWrapper stepped dummy ones, which only replace native ones."""
+    meta = {"command": "negdl-bench", "machine": "m", "wall_time_s": 1.0, "complete": True}
+    meta.update(total_timesteps=10, n_envs=2, final_episodes=2, test_seed=1_000_000)
+    native = bench_markdown([], {**meta, "vec_env": "native"})
+    assert "(native; dummy for agents acting through NegativeActionWrapper)" in native
+    subproc = bench_markdown([], {**meta, "vec_env": "subproc"})
+    assert "(subproc);" in subproc and "dummy for agents" not in subproc

@@ -238,3 +238,17 @@ def test_fast_extractor_trains_as_the_reference_and_seeds_reproduce_a_run(small_
     np.testing.assert_array_equal(run(), run())  # the same seed, the same run
     fast = run(ObstacleSetExtractor)
     np.testing.assert_allclose(fast, run(ReferenceObstacleSetExtractor), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo_class", [NegRewardDQN, NegActionDQN])
+def test_the_shield_needs_an_env_with_action_masks(algo_class):
+    """On an env without action_masks() shield=True died at the first step of learning with
+    AttributeError: wrapper Monitor has no attribute 'action_masks'."""
+    with pytest.raises(ValueError, match=r"has no action_masks\(\).*pass shield=False"):
+        algo_class("MlpPolicy", make_env("CartPole-v1", 1, seed=0), shield=True, **TINY)
+    # Batched, single and through NegativeActionWrapper, NegCollision envs have them.
+    for env in (
+        make_env("NegCollision-v0", 2, seed=0, vec_env="native"),
+        make_env("NegCollision-v0", 1, seed=0, negative_actions=True),
+    ):
+        algo_class("MlpPolicy", env, shield=True, **TINY)

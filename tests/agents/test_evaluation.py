@@ -84,3 +84,10 @@ def test_eval_callback_replays_the_same_episodes_when_given_an_episode_seed(epis
 def test_eval_callback_rejects_a_negative_episode_seed(vec_env):
     with pytest.raises(ValueError, match="episode_seed"):
         CollisionEvalCallback(vec_env, episode_seed=-1)
+
+
+def test_evaluate_agent_asks_for_a_vec_env():
+    """A single gym.Env died of AttributeError: 'TimeLimit' object has no attribute 'num_envs'."""
+    env = gym.make("NegCollision-v0")
+    with pytest.raises(TypeError, match=r"steps a VecEnv, e.g. neg_agents.make_env"):
+        evaluate_agent(ConstantAgent(env.observation_space, env.action_space, 4), env, 1)

@@ -139,3 +139,15 @@ def test_collision_config_is_found_through_ids_wrappers_and_vec_envs():
         assert collision_config(env) == expected
     assert collision_config("NegCollisionCrowd-v0").num_obstacles == 300
     assert collision_config("CartPole-v1") is None and collision_config(None) is None
+
+
+def test_collision_config_of_other_envs_in_worker_processes_is_none_and_keeps_them_alive():
+    """get_attr of an attribute a SubprocVecEnv's env lacks ends its worker: negdl-train --algo
+    dqn --env-id CartPole-v1 --vec-env subproc died there (exit 141, a worker's traceback)."""
+    env = make_env("CartPole-v1", 1, seed=0, vec_env="subproc")
+    try:
+        assert collision_config(env) is None
+        env.reset()
+        env.step(np.zeros(1, dtype=int))  # the worker still answers
+    finally:
+        env.close()

@@ -201,7 +201,8 @@ def test_save_load_keeps_the_preferred_action(vec_env, tmp_path):
 @pytest.mark.parametrize(
     ("prefer", "match"),
     [
-        ({"prefer": 5}, "prefer must be an integer"),
+        # Say how to drop the main job's preference for stay on an env without it.
+        ({"prefer": 5}, r"prefer must be an integer.*pass policy_kwargs=dict\(prefer=None\)"),
         ({"prefer": True}, "prefer must be an integer"),
         ({"prefer": 4, "prefer_margin": -0.1}, "prefer_margin must be a finite number"),
     ],

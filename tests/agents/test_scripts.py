@@ -298,6 +298,7 @@ def test_bench_writes_the_scene_table_csv_markdown_plots_and_tensorboard(tmp_pat
         and " ± " in scene.split("| neg-reward-dqn | ")[1].split("|")[0]
     )
     assert "held-out test episodes" in markdown and "1,000,000" in markdown
+    assert "(40 steps each," in markdown  # --episode-steps, not the registered 500
     assert "collisions while learning" in markdown and "Machine:" in markdown
     assert "**Across seeds**" in markdown
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
@@ -337,6 +338,26 @@ def test_watch_plays_a_baseline_in_a_window(monkeypatch, capsys, algo):
     watch.main(["--algo", algo, "--max-steps", "3", "--fps", "1000", "--episodes", "2"])
     out = capsys.readouterr().out
     assert out.count("collisions") == 2 and "steps 3" in out
+
+
+def test_watch_refuses_an_env_that_is_not_a_negcollision_env(tmp_path, capsys):
+    """Episodes count collisions and moves: on CartPole-v1 watch died of KeyError 'collisions'."""
+    with pytest.raises(SystemExit, match="CartPole-v1 is not one"):
+        watch.main(
+            ["--algo", "random", "--env-id", "CartPole-v1", "--output", str(tmp_path / "x.gif")]
+        )
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_watch_and_videos_choose_the_render_mode_whatever_the_env_options_say(tmp_path, capsys):
+    """A run trained with --env-kwargs render_mode=rgb_array: its videos (--capture-video) and
+    negdl-watch died of TypeError: make() got multiple values for keyword argument 'render_mode'."""
+    watch.main(
+        ["--algo", "stay", "--env-kwargs", "render_mode=human", "--max-steps", "2"]
+        + ["--output", str(tmp_path / "x.gif")]
+    )
+    assert (tmp_path / "x.gif").stat().st_size > 0
+    assert "wrote 3 frames" in capsys.readouterr().out
 
 
 def test_watch_asks_for_the_video_extra_before_playing(trained, tmp_path, monkeypatch):

@@ -104,6 +104,8 @@ def test_negative_actions_need_single_envs(small_env_kwargs):
         ({"algo": "dqn", "env_id": "NoSuchEnv-v0"}, "unknown env id"),
         ({"algo": "dqn", "env_kwargs": {"num_obstacle": 3}}, "bad option"),
         ({"algo": "dqn", "vec_env": "threads"}, "vec_env must be one of"),
+        # Evaluations count collisions: on another env training ended at the first one.
+        ({"algo": "dqn", "env_id": "CartPole-v1", "eval_freq": 5}, "--eval-freq 0"),
         (
             {"algo": "dqn", "hyperparams": {"learning_rat": 1.0}},
             "unknown hyperparameter 'learning_rat'",
@@ -143,6 +145,22 @@ def test_train_config_checks_its_settings_when_built():
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**settings)
+
+
+def test_a_vec_env_the_agent_cannot_step_is_refused_with_the_config(tmp_path, capsys):
+    """Refused when make_env ran, negdl-train had made the run's folder by then: a rerun under
+    the same --run-name then needed --overwrite."""
+    from neg_agents.cli import train
+
+    with pytest.raises(ValueError, match="NegativeActionWrapper wraps single envs"):
+        TrainConfig("dqn-negative-actions", vec_env="native")
+    with pytest.raises(ValueError, match="MountainCar-v0 has no natively batched version"):
+        TrainConfig("dqn", env_id="MountainCar-v0", vec_env="native")
+    argv = ["--algo", "dqn-negative-actions", "--vec-env", "native", "--out-dir", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        train.main([*argv, "--run-name", "r1"])
+    assert "wraps single envs" in capsys.readouterr().err
+    assert not (tmp_path / "dqn-negative-actions" / "r1").exists()
 
 
 def test_negdl_train_steps_the_native_batched_env_unless_the_agent_needs_single_envs():
@@ -242,3 +260,17 @@ def test_a_linear_learning_rate_falls_to_zero_over_training_and_loads_from_confi
     assert 0 <= model.policy.optimizer.param_groups[0]["lr"] < 2e-5
     loaded = load_agent(save_run(model, asdict(config), tmp_path))
     assert loaded.lr_schedule(0.5) == pytest.approx(1e-3)
+
+
+def test_make_env_monitors_an_env_that_is_not_a_negcollision_env(tmp_path):
+    """The monitor's cumulative_collisions column is for NegCollision envs only: on another env
+    (negdl-train --algo dqn --env-id CartPole-v1) it raised a KeyError at the first episode's
+    end, whose info has no such key."""
+    env = make_env("CartPole-v1", 2, seed=0, monitor_dir=tmp_path)
+    env.reset()
+    finished = 0
+    while finished < 2:
+        _, _, dones, _ = env.step(np.zeros(2, dtype=int))  # always left: short episodes
+        finished += int(dones.sum())
+    env.close()
+    assert "cumulative_collisions" not in (tmp_path / "0.monitor.csv").read_text()
