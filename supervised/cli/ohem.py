@@ -19,7 +19,14 @@ from negdl.results import markdown_table
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
+from supervised.cli.common import (
+    Report,
+    TrainRunOptions,
+    accuracy_rows,
+    check_distinct,
+    check_known,
+    section,
+)
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.models import mnist_net
@@ -52,6 +59,9 @@ class Args(TrainRunOptions):
         check_known("CBOMF mode", self.modes, MODES)
         if any(scale <= 0 for scale in self.mean_lr_scales):
             raise ValueError(f"mean_lr_scales must be positive, got {self.mean_lr_scales}")
+        check_distinct("mean_lr_scales", self.mean_lr_scales)
+        check_distinct("fractions", self.fractions)
+        check_distinct("top_k", self.top_k)
         self.variants()  # validates fractions and k
         super().__post_init__()  # --data-dir, --download
 

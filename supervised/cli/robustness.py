@@ -32,7 +32,7 @@ from negdl.results import markdown_table, mean_std
 from negdl.trials import Trial
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack
 from supervised.checkpoints import load_checkpoint, read_metadata
-from supervised.cli.common import Report, RunOptions, check_known, section
+from supervised.cli.common import Report, RunOptions, check_distinct, check_known, section
 from supervised.data import LabelledImages
 from supervised.evaluation import accuracy, evaluate, predict_models
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule
@@ -87,13 +87,9 @@ class Args(RunOptions):
             raise ValueError("pgd_alpha, pgd_steps and batch_size must be positive")
         if len(self.models) < 2 or not set(self.suite_models) <= set(self.models):
             raise ValueError("need at least two models, and suite_models must be among models")
-        for name, values in (
-            ("models", self.models),
-            ("suite_models", self.suite_models),
-            ("suite_attacks", self.suite_attacks),
-        ):
-            if len(set(values)) != len(values):
-                raise ValueError(f"give each of --{name.replace('_', '-')} once, got {values}")
+        check_distinct("models", self.models)
+        check_distinct("suite_models", self.suite_models)
+        check_distinct("suite_attacks", self.suite_attacks)
         check_int("suite_subset", self.suite_subset, 0)
         super().__post_init__()
 

@@ -26,7 +26,14 @@ from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
+from supervised.cli.common import (
+    Report,
+    TrainRunOptions,
+    accuracy_rows,
+    check_distinct,
+    check_known,
+    section,
+)
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.evaluation import evaluate_models
@@ -110,6 +117,7 @@ class Args(TrainRunOptions):
         check_known("CBOMF mode", self.extra_modes, MODES)
         if any(omega < 0 for omega in self.omegas):
             raise ValueError(f"omegas must be >= 0, got {self.omegas}")
+        check_distinct("omegas", self.omegas)
         if self.fusion_epochs <= 0 or self.rescued_examples < 0:
             raise ValueError("fusion_epochs must be positive and rescued_examples >= 0")
         self.config()  # validates the hyperparameters

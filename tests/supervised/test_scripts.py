@@ -118,6 +118,11 @@ def test_cbomf_script_stacked_smoke(mnist_root: Path, tmp_path: Path) -> None:
         ("ohem", ["--modes"], "give at least one mode with --modes"),
         ("negative_labels", ["--methods"], "give at least one method with --methods"),
         ("siamese", ["--schedules", "--no-pml-reference"], "nothing to train: give --schedules"),
+        # Variants named by their value: one silently replaced the other.
+        ("ohem", ["--fractions", "0.5", "0.5000001"], "give each of --fractions once"),
+        ("ohem", ["--top-k", "8", "8"], "give each of --top-k once"),
+        ("ohem", ["--mean-lr-scales", "2", "2.0"], "give each of --mean-lr-scales once"),
+        ("synergy", ["--omegas", "0.5", "0.5"], "give each of --omegas once"),
     ],
 )
 def test_scripts_reject_bad_arguments(
