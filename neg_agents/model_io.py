@@ -76,7 +76,8 @@ def resolve_run(
 ) -> tuple[str, str, dict[str, Any]]:
     """The agent name, env id and env options to use with a saved model: what is not given
     comes from the ``config.json`` beside ``model_path``, the env id falling back on
-    ``NegCollision-v0``. Baselines need no model.
+    ``NegCollision-v0``; ``env_kwargs`` go on top of the run's (a layout the model was trained
+    on stays unless changed). Baselines need no model.
 
     :raises ValueError: no algorithm given and no ``config.json`` to read it from.
     """
@@ -88,7 +89,7 @@ def resolve_run(
             f"no config.json beside {model_path}: pass --algo (and --env-id/--env-kwargs if not the defaults)"
         )
     env_id = env_id or config.get("env_id") or "NegCollision-v0"
-    return algo, env_id, dict(env_kwargs or config.get("env_kwargs", {}))
+    return algo, env_id, {**config.get("env_kwargs", {}), **(env_kwargs or {})}
 
 
 def load_policy(

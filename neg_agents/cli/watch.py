@@ -36,7 +36,7 @@ class Args:
     env_id: str | None = None
     """env id, read from config.json when not given (else NegCollision-v0)"""
     env_kwargs: tuple[str, ...] = ()
-    """env options as name=value, read from config.json when not given"""
+    """env options as name=value, on top of those in config.json"""
     watch: Annotated[WatchOptions, tyro.conf.OmitArgPrefixes] = WatchOptions()
     """how to play (``neg_agents.watch.WatchOptions``), each its own flag"""
 

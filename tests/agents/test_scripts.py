@@ -18,7 +18,7 @@ from neg_agents.algos import MAIN_ALGO
 from neg_agents.bench import PROBE_SCENES, BenchConfig
 from neg_agents.cli import bench, train, watch
 from neg_agents.hyperparams import NEG_ACTION_RULE
-from neg_agents.model_io import load_agent
+from neg_agents.model_io import load_agent, resolve_run
 from negdl.cli import parse_args
 
 from ..conftest import import_script
@@ -197,6 +197,15 @@ def test_watch_writes_a_gif_and_prints_the_episode(trained, tmp_path, run_script
     assert "return" in result.stdout and "collisions" in result.stdout
     with Image.open(gif) as image:
         assert image.n_frames == 21
+
+
+def test_watch_env_options_go_on_top_of_the_runs(trained):
+    # They replaced the run's: --env-kwargs max_episode_steps=10 dropped num_obstacles=3.
+    algo, env_id, env_kwargs = resolve_run(
+        trained / "model.zip", env_kwargs={"max_episode_steps": 10}
+    )
+    assert (algo, env_id) == ("neg-action-dqn", "NegCollision-v0")
+    assert env_kwargs == {"num_obstacles": 3, "max_episode_steps": 10, "window_size": 64}
 
 
 def test_watch_fails_clearly_on_bad_model_files(trained, tmp_path, capsys):
