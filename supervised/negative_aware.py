@@ -239,7 +239,10 @@ class HeldOutClasses(NegativeSource):
                 f"the negative set is empty: no sample of the held-out classes {self.classes}"
             )
         if negative.all():
-            raise ValueError("every sample is of a held-out class; nothing is left to train on")
+            raise ValueError(
+                f"every sample is of a held-out class {self.classes}: the split has no sample of "
+                "the other classes (a train or test subset too small to hold one?)"
+            )
         kept = [c for c in range(data.num_classes) if c not in self.classes]
         relabel = torch.full((data.num_classes,), -1, dtype=torch.long, device=data.labels.device)
         relabel[kept] = torch.arange(len(kept), device=data.labels.device)

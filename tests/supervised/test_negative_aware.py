@@ -86,6 +86,8 @@ def test_negative_sources() -> None:
     assert len(held) == 4
     with pytest.raises(ValueError, match="the negative set is empty"):
         HeldOutClasses([2]).split(ones.subset(ones.labels != 2))
+    with pytest.raises(ValueError, match=r"held-out class \(1, 3\): the split has no sample"):
+        HeldOutClasses([1, 3]).split(ones.subset(ones.labels % 2 == 1))
     with pytest.raises(ValueError, match=r"not all in \[0, 4\)"):
         HeldOutClasses([7]).split(ones)
     with pytest.raises(ValueError, match="negative source must be one of .*got 'cifar'"):
