@@ -345,6 +345,8 @@ def run_bench(args: BenchConfig, command: str = "negdl-bench") -> Path:
         write_csv(rows, out / "bench.csv")
         if curves:
             write_csv(curves, out / "bench_curves.csv")
+        else:  # an earlier run's in this folder would read as this one's
+            (out / "bench_curves.csv").unlink(missing_ok=True)
         meta = {
             "command": command,
             "machine": machine,

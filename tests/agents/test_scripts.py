@@ -423,6 +423,19 @@ def test_train_saves_the_model_so_far_on_ctrl_c(tmp_path, interrupt_script):
     assert model.num_timesteps == config["num_timesteps"]
 
 
+def test_a_bench_of_baselines_leaves_no_earlier_runs_learning_curves(tmp_path):
+    (tmp_path / "bench_curves.csv").write_text("scene,algo,seed,timesteps,return\nold,dqn,0,1,-1\n")
+    bench.main(
+        [
+            *("--algos", "random", "--seeds", "0", "--num-obstacles", "3", "--no-crowd"),
+            *("--no-mix", "--no-probes", "--final-episodes", "1", "--episode-steps", "5"),
+            *("--out-dir", str(tmp_path), "--tensorboard-dir", str(tmp_path / "tb")),
+            "--no-progress-bar",
+        ]
+    )
+    assert (tmp_path / "bench.csv").exists() and not (tmp_path / "bench_curves.csv").exists()
+
+
 def test_bench_keeps_the_finished_runs_on_ctrl_c(tmp_path, interrupt_script):
     result = interrupt_script(
         "neg_agents.cli.bench",
