@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
@@ -94,3 +95,14 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     if not known:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_distinct(option: str, values: Sequence[object]) -> None:
+    """Refuse an option that gives one value twice, numbers compared by the ``:g`` names their
+    runs get (values equal to 6 significant digits would share a run, one replacing the other)."""
+    names = [f"{value:g}" if isinstance(value, float) else str(value) for value in values]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"give each of --{option.replace('_', '-')} once (numbers must differ in their first 6 "
+            f"significant digits), got {list(values)}"
+        )

@@ -33,17 +33,6 @@ def check_known(what: str, names: Sequence[str], known: Collection[str]) -> None
         raise ValueError(f"unknown {what}(s) {unknown}; choose from {list(known)}")
 
 
-def check_distinct(option: str, values: Sequence[object]) -> None:
-    """Refuse an option that gives one value twice, numbers compared by the ``:g`` names their
-    runs get (values equal to 6 significant digits would share a run, one replacing the other)."""
-    names = [f"{value:g}" if isinstance(value, float) else str(value) for value in values]
-    if len(set(names)) != len(names):
-        raise ValueError(
-            f"give each of --{option.replace('_', '-')} once (numbers must differ in their first 6 "
-            f"significant digits), got {list(values)}"
-        )
-
-
 @dataclass
 class Report:
     """What a study's report is written from: the finished trials' rows by table, and where and

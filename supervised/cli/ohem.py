@@ -14,19 +14,13 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from negdl.checks import check_distinct
 from negdl.cli import run_main
 from negdl.results import markdown_table
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, evaluate_modes, train_modes
-from supervised.cli.common import (
-    Report,
-    TrainRunOptions,
-    accuracy_rows,
-    check_distinct,
-    check_known,
-    section,
-)
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.models import mnist_net

@@ -26,13 +26,13 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from negdl.checks import check_int
+from negdl.checks import check_distinct, check_int
 from negdl.cli import run_main
 from negdl.results import markdown_table, mean_std
 from negdl.trials import Trial
 from supervised.attacks import ATTACKS, FGSM, PGD, make_attack
 from supervised.checkpoints import load_checkpoint, read_metadata
-from supervised.cli.common import Report, RunOptions, check_distinct, check_known, section
+from supervised.cli.common import Report, RunOptions, check_known, section
 from supervised.data import LabelledImages
 from supervised.evaluation import accuracy, evaluate, predict_models
 from supervised.join_rules import MeanProbabilityRule, MostConfidentRule

@@ -20,20 +20,14 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from negdl.checks import check_distinct
 from negdl.cli import run_main
 from negdl.results import comparison_table, markdown_table
 from negdl.trials import Trial
 from negdl.writers import TensorBoardWriters
 from supervised.cbomf import MODES, CBOMFConfig, train_modes
 from supervised.checkpoints import save_checkpoint
-from supervised.cli.common import (
-    Report,
-    TrainRunOptions,
-    accuracy_rows,
-    check_distinct,
-    check_known,
-    section,
-)
+from supervised.cli.common import Report, TrainRunOptions, accuracy_rows, check_known, section
 from supervised.context import RunContext
 from supervised.data import LabelledImages
 from supervised.evaluation import evaluate_models
