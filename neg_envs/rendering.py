@@ -27,15 +27,21 @@ _HUD_GAP = "    "
 #: Open renderers using each pygame module (pygame's state is global to the process): a module
 #: is quit when the last renderer using it closes, not while another env still draws with it.
 _users = {"font": 0, "display": 0}
-#: How often ``pygame.quit()`` ran (``gymnasium.utils.play.play`` ends with it): it frees every
-#: font, and drawing with one made before crashes the process, even once pygame is up again.
-_pygame_quits = [0]
-#: The count at which ``_count_pygame_quit`` was last registered (pygame forgets it at a quit).
-_counted_from = [-1]
+#: The HUD fonts by size, shared by the renderers. ``pygame.quit()`` (``gymnasium.utils.play.play``
+#: ends with it) or the font module's quit frees them, and drawing with a freed font crashes the
+#: process, so either empties this cache.
+_fonts: dict[int, Any] = {}
 
 
-def _count_pygame_quit() -> None:
-    _pygame_quits[0] += 1
+def _hud_font(pygame: Any, size: int) -> Any:
+    """The HUD font of ``size``, made (and pygame's font module started) if need be."""
+    if not pygame.font.get_init():
+        pygame.font.init()
+    if not _fonts:  # the first font since pygame started: empty the cache when it quits
+        pygame.register_quit(_fonts.clear)
+    if size not in _fonts:
+        _fonts[size] = pygame.font.Font(None, size)
+    return _fonts[size]
 
 
 class CollisionRenderer:
@@ -57,8 +63,7 @@ class CollisionRenderer:
             getattr(pygame, module).init()
             _users[module] += 1
         self.font_size = max(14, window_size // 24)
-        self._font_made_after = -1  # the _pygame_quits count when the font was made
-        font = self._font()
+        font = _hud_font(pygame, self.font_size)
         one_line = font.size(_HUD_GAP.join(_HUD_TEMPLATE))[0] + 12 <= window_size
         self.hud_lines = 1 if one_line else len(_HUD_TEMPLATE)
         self.line_height = font.get_linesize()
@@ -69,20 +74,6 @@ class CollisionRenderer:
             self.clock = pygame.time.Clock()
         # Drawing into a subsurface clips to it: a disc at the arena's top edge stays out of the HUD.
         self.arena = self.canvas.subsurface((0, self.hud_height, window_size, window_size))
-
-    def _font(self) -> Any:
-        """The HUD font, made again (and pygame's font module started again) when
-        ``pygame.quit()`` ran elsewhere since it was made."""
-        pg = self._pg
-        if self._font_made_after != _pygame_quits[0] or not pg.font.get_init():
-            if not pg.font.get_init():
-                pg.font.init()
-            self.font = pg.font.Font(None, self.font_size)
-            self._font_made_after = _pygame_quits[0]
-            if _counted_from[0] != _pygame_quits[0]:
-                pg.register_quit(_count_pygame_quit)
-                _counted_from[0] = _pygame_quits[0]
-        return self.font
 
     def _open_window(self) -> None:
         self._pg.display.set_caption("NegCollision")
@@ -118,7 +109,7 @@ class CollisionRenderer:
                 pg.draw.circle(self.arena, OBSTACLE, (x, y), radius_px)
         self._draw_bird(self._to_px(agent), agent_radius * self.size, heading, bool(contacts.any()))
         lines = [_HUD_GAP.join(hud)] if self.hud_lines == 1 else list(hud)
-        font = self._font()
+        font = _hud_font(pg, self.font_size)
         for row, text in enumerate(lines):
             self.canvas.blit(font.render(text, True, HUD_TEXT), (6, 4 + row * self.line_height))
         if self.render_mode == "human":
@@ -167,5 +158,7 @@ class CollisionRenderer:
         for module in self._modules:
             _users[module] -= 1
             if _users[module] == 0:
+                if module == "font":
+                    _fonts.clear()
                 getattr(self._pg, module).quit()
         self._modules = ()
