@@ -89,13 +89,13 @@ class NonPositiveDQNPolicy(MaskablePolicy):
         self.q_head = q_head
         super().__init__(*args, **kwargs)
         n_actions = int(self.action_space.n)
-        if prefer is not None and check_int("prefer", prefer, 0) >= n_actions:
+        self.prefer = None if prefer is None else check_int("prefer", prefer, 0)
+        if self.prefer is not None and self.prefer >= n_actions:
             raise ValueError(
                 f"prefer must be an integer in [0, {n_actions - 1}] or None, got {prefer}: the "
                 f"env has {n_actions} actions (without stay, allow_stay=False, pass "
                 "policy_kwargs=dict(prefer=None))"
             )
-        self.prefer = prefer
         self.prefer_margin = check_number("prefer_margin", prefer_margin, 0)
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
